@@ -1,0 +1,215 @@
+// Every message that crosses a WebSocket between a node-target and the control plane, declared
+// once. Control messages are JSON text frames with a `t` discriminant; payload travels in binary
+// frames of at most FRAME_MAX bytes (header included) under credit-based flow control.
+//
+// Flow control: a Durable Object gets no send backpressure from the runtime, so each direction
+// has a byte window. A target grants its group PUT_WINDOW bytes when it connects and returns
+// credit as it writes frames to disk; the group never has more uncredited bytes outstanding
+// towards one target. For reads the group grants each selected target the chunk's size in its
+// `select-get`, so no target sends payload the group did not ask for.
+
+import type { Chid, Nhid, TargetId, Uvid } from "./ids.ts";
+
+export const FRAME_MAX = 1024 * 1024;
+export const FRAME_HEADER = 16;
+export const FRAME_PAYLOAD_MAX = FRAME_MAX - FRAME_HEADER;
+/** Bytes a target lets a group send it before crediting more. Must exceed the largest chunk. */
+export const PUT_WINDOW = 16 * 1024 * 1024;
+
+/** What a target puts: a payload chunk, or a version manifest filed under its name. */
+export type StoredKind = "chunk" | "vm";
+
+export interface PutItem {
+  kind: StoredKind;
+  chid: Chid;
+  size: number;
+  /** For a version manifest: the name and version it is filed under. */
+  nhid?: Nhid;
+  uvid?: Uvid;
+}
+
+export type Bid =
+  | { item: number; bid: "have" }
+  | { item: number; bid: "accept"; window: [number, number] }
+  | { item: number; bid: "refuse"; reason: string };
+
+// ---- target -> cluster ----
+export interface RegisterMsg {
+  t: "register";
+  id: TargetId;
+  location: string;
+  capacity: number;
+  free: number;
+  chunks: number;
+  bytes: number;
+}
+export interface HeartbeatMsg {
+  t: "heartbeat";
+  free: number;
+  chunks: number;
+  bytes: number;
+  queue: number;
+}
+
+// ---- cluster -> target ----
+export interface MembershipMsg {
+  t: "membership";
+  epoch: number;
+  groupCount: number;
+  groups: number[];
+}
+
+// ---- group -> target ----
+export interface ProposePutMsg {
+  t: "propose-put";
+  txn: number;
+  items: PutItem[];
+}
+/** The items (indexes into the proposal) this target was selected to receive. */
+export interface SelectPutMsg {
+  t: "select-put";
+  txn: number;
+  items: number[];
+}
+/** Not selected (or the transaction ended): drop any reservation for this txn. */
+export interface ReleaseMsg {
+  t: "release";
+  txn: number;
+}
+export interface ProposeGetMsg {
+  t: "propose-get";
+  txn: number;
+  chid: Chid;
+}
+/** Ask for the newest version manifest of a name, or one exact version. */
+export interface ProposeGetVmMsg {
+  t: "propose-get-vm";
+  txn: number;
+  nhid: Nhid;
+  uvid: Uvid | null;
+}
+export interface SelectGetMsg {
+  t: "select-get";
+  txn: number;
+  /** Payload credit granted for this transfer, in bytes. */
+  credit: number;
+}
+
+// ---- target -> group ----
+export interface HelloMsg {
+  t: "hello";
+  id: TargetId;
+  location: string;
+}
+export interface BidPutMsg {
+  t: "bid-put";
+  txn: number;
+  bids: Bid[];
+}
+export interface BidGetMsg {
+  t: "bid-get";
+  txn: number;
+  have: boolean;
+  size: number;
+  /** Bytes queued for sending on this target: a busier target bids later. */
+  queue: number;
+}
+export interface BidGetVmMsg {
+  t: "bid-get-vm";
+  txn: number;
+  /** Newest (or the exact requested) version held, with its manifest's CHID and size. */
+  uvid: Uvid | null;
+  chid: Chid | null;
+  size: number;
+}
+export interface SavedMsg {
+  t: "saved";
+  txn: number;
+  item: number;
+}
+export interface SaveFailedMsg {
+  t: "save-failed";
+  txn: number;
+  item: number;
+  reason: string;
+}
+export interface GetFailedMsg {
+  t: "get-failed";
+  txn: number;
+  reason: string;
+}
+/** Return of payload credit (target -> group for puts). */
+export interface CreditMsg {
+  t: "credit";
+  bytes: number;
+}
+
+export type ToTargetFromCluster = MembershipMsg;
+export type ToClusterFromTarget = RegisterMsg | HeartbeatMsg;
+export type ToTarget = ProposePutMsg | SelectPutMsg | ReleaseMsg | ProposeGetMsg | ProposeGetVmMsg | SelectGetMsg;
+export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg;
+
+// ---- binary payload frames ----
+// Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.
+export const FRAME_PUT_DATA = 1;
+export const FRAME_GET_DATA = 2;
+export const FLAG_LAST = 1;
+
+export interface FrameHeader {
+  kind: number;
+  last: boolean;
+  item: number;
+  txn: number;
+  offset: number;
+  total: number;
+}
+
+export function encodeFrame(h: FrameHeader, payload: Uint8Array): Uint8Array {
+  if (payload.length > FRAME_PAYLOAD_MAX) throw new Error(`frame payload ${payload.length} exceeds ${FRAME_PAYLOAD_MAX}`);
+  const out = new Uint8Array(FRAME_HEADER + payload.length);
+  const v = new DataView(out.buffer);
+  v.setUint8(0, h.kind);
+  v.setUint8(1, h.last ? FLAG_LAST : 0);
+  v.setUint16(2, h.item);
+  v.setUint32(4, h.txn);
+  v.setUint32(8, h.offset);
+  v.setUint32(12, h.total);
+  out.set(payload, FRAME_HEADER);
+  return out;
+}
+
+export function decodeFrame(frame: Uint8Array): { header: FrameHeader; payload: Uint8Array } {
+  if (frame.length < FRAME_HEADER) throw new Error(`short frame: ${frame.length} bytes`);
+  const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  return {
+    header: {
+      kind: v.getUint8(0),
+      last: (v.getUint8(1) & FLAG_LAST) !== 0,
+      item: v.getUint16(2),
+      txn: v.getUint32(4),
+      offset: v.getUint32(8),
+      total: v.getUint32(12),
+    },
+    payload: frame.subarray(FRAME_HEADER),
+  };
+}
+
+/** Split a chunk into frames; a zero-length chunk still sends one (last) frame. */
+export function* framesOf(kind: number, txn: number, item: number, bytes: Uint8Array): Generator<Uint8Array> {
+  let offset = 0;
+  do {
+    const end = Math.min(bytes.length, offset + FRAME_PAYLOAD_MAX);
+    yield encodeFrame(
+      { kind, last: end === bytes.length, item, txn, offset, total: bytes.length },
+      bytes.subarray(offset, end),
+    );
+    offset = end;
+  } while (offset < bytes.length);
+}
+
+// ---- HTTP paths on the gateway that targets connect to (never S3: bucket names cannot start with '_') ----
+export const CLUSTER_CONNECT_PATH = "/_cluster/connect";
+export const GROUP_CONNECT_PREFIX = "/_cluster/groups/";
+export const TARGET_ID_HEADER = "x-target-id";
+export const TARGET_LOCATION_HEADER = "x-target-location";
+export const JOIN_SECRET_HEADER = "x-join-secret";

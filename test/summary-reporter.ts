@@ -1,0 +1,23 @@
+import type { Reporter, TestModule } from "vitest/node";
+
+// CI reads the last line of the test output: "N passed, N failed" (", N skipped" when any).
+export default class SummaryReporter implements Reporter {
+  onTestRunEnd(modules: ReadonlyArray<TestModule>, errors: ReadonlyArray<unknown>): void {
+    let passed = 0;
+    let failed = 0;
+    let skipped = 0;
+    for (const mod of modules) {
+      for (const test of mod.children.allTests()) {
+        const state = test.result().state;
+        if (state === "passed") passed++;
+        else if (state === "failed") failed++;
+        else skipped++;
+      }
+      // A file that failed to load has no tests but must not pass silently.
+      if (mod.state() === "failed" && [...mod.children.allTests()].length === 0) failed++;
+    }
+    failed += errors.length;
+    const tail = skipped > 0 ? `, ${skipped} skipped` : "";
+    process.stdout.write(`\n${passed} passed, ${failed} failed${tail}\n`);
+  }
+}

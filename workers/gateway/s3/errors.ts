@@ -1,0 +1,60 @@
+// Every S3 error code the gateway returns, with its HTTP status, declared once. Handlers throw an
+// S3Error; the entry point turns it into the XML body S3 sends.
+
+const STATUS = {
+  AccessDenied: 403,
+  BadDigest: 400,
+  BucketAlreadyExists: 409,
+  BucketAlreadyOwnedByYou: 409,
+  BucketNotEmpty: 409,
+  EntityTooLarge: 400,
+  IncompleteBody: 400,
+  InternalError: 500,
+  InvalidAccessKeyId: 403,
+  InvalidArgument: 400,
+  InvalidBucketName: 400,
+  InvalidDigest: 400,
+  InvalidRange: 416,
+  InvalidRequest: 400,
+  KeyTooLongError: 400,
+  MalformedXML: 400,
+  MethodNotAllowed: 405,
+  MissingContentLength: 411,
+  MissingSecurityHeader: 400,
+  NoSuchBucket: 404,
+  NoSuchKey: 404,
+  NotImplemented: 501,
+  PreconditionFailed: 412,
+  RequestTimeTooSkewed: 403,
+  ServiceUnavailable: 503,
+  SignatureDoesNotMatch: 403,
+  XAmzContentSHA256Mismatch: 400,
+  XAmzContentChecksumMismatch: 400,
+  AuthorizationHeaderMalformed: 400,
+  AuthorizationQueryParametersError: 400,
+  ExpiredToken: 400,
+  InvalidObjectState: 403,
+} as const;
+
+export type S3ErrorCode = keyof typeof STATUS;
+
+export class S3Error extends Error {
+  readonly code: S3ErrorCode;
+  readonly status: number;
+  /** Extra elements S3 puts in the error body (e.g. BucketName, Key, RangeRequested). */
+  readonly details: Record<string, string>;
+  /** Extra response headers (e.g. Content-Range on 416, Retry-After on 503). */
+  readonly headers: Record<string, string>;
+
+  constructor(code: S3ErrorCode, message: string, details: Record<string, string> = {}, headers: Record<string, string> = {}) {
+    super(message);
+    this.code = code;
+    this.status = STATUS[code];
+    this.details = details;
+    this.headers = headers;
+  }
+}
+
+export function statusOf(code: S3ErrorCode): number {
+  return STATUS[code];
+}
