@@ -42,6 +42,8 @@ export interface RegisterMsg {
   free: number;
   chunks: number;
   bytes: number;
+  /** Groups (under the last known group count) this target holds chunks or manifests for. */
+  held: number[];
 }
 export interface HeartbeatMsg {
   t: "heartbeat";
@@ -49,6 +51,7 @@ export interface HeartbeatMsg {
   chunks: number;
   bytes: number;
   queue: number;
+  held: number[];
 }
 
 // ---- cluster -> target ----

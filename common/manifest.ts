@@ -1,0 +1,135 @@
+// Version manifest (VM): the metadata of one object version and its ordered, non-overlapping
+// chunk references (or the body itself, inline, for small objects). Its canonical encoding is
+// what gets hashed into the VM's CHID, so two encoders must never disagree on the bytes: keys
+// are sorted, there is no whitespace, numbers are integers, and the encoder rejects anything
+// that would not round-trip.
+
+import { asChid, chidOf, isUvid, type Chid, type Uvid } from "./ids.ts";
+
+export const MANIFEST_FORMAT = 1;
+
+/** A chunk reference: logical offset and length in the object, and the chunk's content id. */
+export interface ChunkRef {
+  offset: number;
+  length: number;
+  chid: Chid;
+}
+
+/** What the gateway supplies: everything except the version id, which the owning group stamps. */
+export interface VersionBody {
+  tenant: string;
+  bucket: string;
+  key: string;
+  size: number;
+  /** Hex MD5 of the body (S3's ETag for a single-part upload), without quotes. */
+  etag: string;
+  contentType: string;
+  /** x-amz-meta-* pairs, names lowercased without the prefix. */
+  userMeta: Record<string, string>;
+  /** Standard headers stored with the object and returned on GET: cache-control, content-disposition, ... */
+  httpMeta: Record<string, string>;
+  chunks: ChunkRef[];
+  /** The whole body, base64, when it is small enough to live in the manifest. */
+  inline: string | null;
+  deleteMarker: boolean;
+  /** Access key that wrote this version. */
+  creator: string;
+}
+
+export interface VersionManifest extends VersionBody {
+  format: number;
+  uvid: Uvid;
+  /** Milliseconds since the epoch, from the UVID's stamp: S3's Last-Modified. */
+  created: number;
+}
+
+function canonical(value: unknown): string {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isSafeInteger(value)) throw new Error(`manifest numbers must be safe integers, got ${value}`);
+      return String(value);
+    case "object": {
+      if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`).join(",")}}`;
+    }
+    default:
+      throw new Error(`cannot encode ${typeof value} in a manifest`);
+  }
+}
+
+/** Chunk refs are stored as [offset, length, chid] triples: a 1 GiB object has ~1,000 of them. */
+export function encodeManifest(vm: VersionManifest): Uint8Array {
+  validateManifest(vm);
+  const wire = {
+    ...vm,
+    chunks: vm.chunks.map((c) => [c.offset, c.length, c.chid]),
+  };
+  return new TextEncoder().encode(canonical(wire));
+}
+
+export function decodeManifest(bytes: Uint8Array): VersionManifest {
+  const raw = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+  const chunks = (raw.chunks as [number, number, string][]).map(([offset, length, chid]) => ({
+    offset,
+    length,
+    chid: asChid(chid),
+  }));
+  const vm = { ...(raw as unknown as VersionManifest), chunks };
+  validateManifest(vm);
+  return vm;
+}
+
+export async function manifestChid(bytes: Uint8Array): Promise<Chid> {
+  return chidOf(bytes);
+}
+
+export function validateManifest(vm: VersionManifest): void {
+  if (vm.format !== MANIFEST_FORMAT) throw new Error(`unknown manifest format ${vm.format}`);
+  if (!isUvid(vm.uvid)) throw new Error(`bad uvid ${vm.uvid}`);
+  if (vm.inline !== null && vm.chunks.length > 0) throw new Error("a manifest is either inline or chunked");
+  let expected = 0;
+  for (const c of vm.chunks) {
+    if (c.offset !== expected) throw new Error(`chunk refs must be contiguous: expected offset ${expected}, got ${c.offset}`);
+    if (c.length <= 0) throw new Error("chunk refs must be non-empty");
+    expected += c.length;
+  }
+  if (vm.inline === null && !vm.deleteMarker && expected !== vm.size) {
+    throw new Error(`chunk refs cover ${expected} bytes but size is ${vm.size}`);
+  }
+}
+
+/** The chunk refs that overlap the byte range [start, end). */
+export function chunksInRange(chunks: ChunkRef[], start: number, end: number): ChunkRef[] {
+  // Refs are contiguous and sorted: binary-search the first one that ends after `start`.
+  let lo = 0;
+  let hi = chunks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = chunks[mid]!;
+    if (c.offset + c.length <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: ChunkRef[] = [];
+  for (let i = lo; i < chunks.length && chunks[i]!.offset < end; i++) out.push(chunks[i]!);
+  return out;
+}
+
+export function base64Encode(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export function base64Decode(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}

@@ -1,0 +1,123 @@
+// The target's link to the Cluster object: register with a report of what it holds, heartbeat,
+// and follow the group membership the cluster assigns by keeping one GroupLink per group.
+
+import type { TargetId } from "../common/ids.ts";
+import {
+  CLUSTER_CONNECT_PATH,
+  GROUP_CONNECT_PREFIX,
+  JOIN_SECRET_HEADER,
+  TARGET_ID_HEADER,
+  TARGET_LOCATION_HEADER,
+  type ToClusterFromTarget,
+  type ToTargetFromCluster,
+} from "../common/protocol.ts";
+import { GroupLink, type TargetContext } from "./group-link.ts";
+import { log } from "./log.ts";
+import { ReconnectingSocket } from "./socket.ts";
+
+const HEARTBEAT_MS = 2_000;
+
+export interface ClusterLinkOptions {
+  gateway: string;
+  joinSecret: string;
+  id: TargetId;
+  location: string;
+  capacity: number;
+}
+
+export class ClusterLink {
+  private readonly opts: ClusterLinkOptions;
+  private readonly ctx: TargetContext;
+  private readonly socket: ReconnectingSocket;
+  private readonly groups = new Map<number, GroupLink>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  /** Group count of the last membership seen; kept in the data directory across restarts. */
+  private groupCount: number | null;
+  private readonly headers: Record<string, string>;
+  private readonly onGroupCount: (g: number) => void;
+
+  constructor(opts: ClusterLinkOptions, ctx: TargetContext, groupCount: number | null, onGroupCount: (g: number) => void) {
+    this.opts = opts;
+    this.ctx = ctx;
+    this.groupCount = groupCount;
+    this.onGroupCount = onGroupCount;
+    this.headers = {
+      [TARGET_ID_HEADER]: opts.id,
+      [TARGET_LOCATION_HEADER]: opts.location,
+      [JOIN_SECRET_HEADER]: opts.joinSecret,
+    };
+    this.socket = new ReconnectingSocket("cluster", wsUrl(opts.gateway, CLUSTER_CONNECT_PATH), this.headers, {
+      onOpen: (ws) => {
+        void this.report().then((m) => ws.send(JSON.stringify(m)));
+        this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS);
+      },
+      onText: (_ws, msg) => this.onMessage(msg as ToTargetFromCluster),
+      onBinary: () => {},
+      onClose: () => {},
+    });
+  }
+
+  private async report(): Promise<ToClusterFromTarget> {
+    return {
+      t: "register",
+      id: this.opts.id,
+      location: this.opts.location,
+      capacity: this.opts.capacity,
+      free: await this.ctx.store.freeBytes(this.opts.capacity),
+      chunks: this.ctx.store.stats.chunks,
+      bytes: this.ctx.store.stats.bytes,
+      held: this.held(),
+    };
+  }
+
+  private held(): number[] {
+    return this.groupCount === null ? [] : this.ctx.store.heldGroups(this.groupCount);
+  }
+
+  private async beat(): Promise<void> {
+    const ws = this.socket.socket;
+    if (!ws) return;
+    const msg: ToClusterFromTarget = {
+      t: "heartbeat",
+      free: await this.ctx.store.freeBytes(this.opts.capacity),
+      chunks: this.ctx.store.stats.chunks,
+      bytes: this.ctx.store.stats.bytes,
+      queue: this.ctx.queue.bytes,
+      held: this.held(),
+    };
+    ws.send(JSON.stringify(msg));
+  }
+
+  private onMessage(msg: ToTargetFromCluster): void {
+    if (msg.t !== "membership") return;
+    if (msg.groupCount !== this.groupCount) {
+      this.groupCount = msg.groupCount;
+      this.onGroupCount(msg.groupCount);
+    }
+    const wanted = new Set(msg.groups);
+    for (const [g, link] of this.groups) {
+      if (!wanted.has(g)) {
+        link.close();
+        this.groups.delete(g);
+      }
+    }
+    for (const g of wanted) {
+      if (this.groups.has(g)) continue;
+      const url = wsUrl(this.opts.gateway, `${GROUP_CONNECT_PREFIX}${g}/connect`);
+      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location }));
+    }
+    log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
+  }
+
+  close(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const link of this.groups.values()) link.close();
+    this.socket.close();
+  }
+}
+
+function wsUrl(gateway: string, path: string): string {
+  const u = new URL(path, gateway);
+  u.protocol = u.protocol === "https:" || u.protocol === "wss:" ? "wss:" : "ws:";
+  return u.toString();
+}

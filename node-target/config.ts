@@ -1,0 +1,57 @@
+// A target's identity lives in its data directory: the id is made once, at init, and never
+// changes, so the cluster recognises the same disk after a restart or a move to another host.
+
+import { randomUUID } from "node:crypto";
+import { mkdir, readFile, writeFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import type { TargetId } from "../common/ids.ts";
+
+export interface TargetIdentity {
+  id: TargetId;
+  location: string;
+  /** Bytes this target may use. */
+  capacity: number;
+  created: string;
+  /** Group count of the cluster it last joined: needed to report held groups before joining again. */
+  groupCount?: number;
+}
+
+const FILE = "target.json";
+
+/** Location paths are /region/zone/rack/host/device: the shared prefix says how correlated two targets are. */
+export function validateLocation(location: string): string {
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(location)) {
+    throw new Error(`location must look like /region/zone/rack/host/device, got "${location}"`);
+  }
+  return location;
+}
+
+export async function loadIdentity(dataDir: string): Promise<TargetIdentity | null> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, FILE), "utf8")) as TargetIdentity;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** Create the data directory and identity if absent; update location/capacity if given. */
+export async function initIdentity(dataDir: string, location: string, capacity: number): Promise<TargetIdentity> {
+  await mkdir(dataDir, { recursive: true });
+  const existing = await loadIdentity(dataDir);
+  const identity: TargetIdentity = {
+    ...existing,
+    id: existing?.id ?? (randomUUID() as TargetId),
+    location: validateLocation(location),
+    capacity,
+    created: existing?.created ?? new Date().toISOString(),
+  };
+  await saveIdentity(dataDir, identity);
+  return identity;
+}
+
+export async function saveIdentity(dataDir: string, identity: TargetIdentity): Promise<void> {
+  const tmp = join(dataDir, `${FILE}.tmp`);
+  await writeFile(tmp, JSON.stringify(identity, null, 2) + "\n");
+  await rename(tmp, join(dataDir, FILE));
+}

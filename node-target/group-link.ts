@@ -1,0 +1,210 @@
+// The target's side of the seed-001 transactions with one negotiating group: it bids honestly
+// from what it holds, its queue and its free space, receives the payload it was selected for,
+// and serves the chunks and version manifests it holds.
+
+import type WebSocket from "ws";
+import type { Chid, Nhid, Uvid } from "../common/ids.ts";
+import {
+  FRAME_GET_DATA,
+  FRAME_PUT_DATA,
+  PUT_WINDOW,
+  decodeFrame,
+  framesOf,
+  type Bid,
+  type PutItem,
+  type ToGroup,
+  type ToTarget,
+} from "../common/protocol.ts";
+import { log } from "./log.ts";
+import { ReconnectingSocket, sendAsync } from "./socket.ts";
+import type { ChunkStore, PendingWrite } from "./store.ts";
+
+/** Assumed sustained write rate for the acceptance windows we bid; refined by measurement later. */
+const WRITE_RATE_BYTES_PER_MS = 200_000;
+/** Space kept free beyond what a bid would use. */
+const FREE_RESERVE = 64 * 1024 * 1024;
+
+interface PutTxn {
+  items: PutItem[];
+  writes: Map<number, PendingWrite>;
+  /** Per-item promise chain: frames of one item are written in arrival order. */
+  chains: Map<number, Promise<void>>;
+}
+
+interface GetTxn {
+  path: string;
+  chid: Chid;
+}
+
+export interface TargetContext {
+  store: ChunkStore;
+  capacity: number;
+  /** Bytes accepted but not yet written, across all groups: what a new bid must queue behind. */
+  queue: { bytes: number };
+}
+
+export class GroupLink {
+  readonly group: number;
+  private readonly ctx: TargetContext;
+  private readonly socket: ReconnectingSocket;
+  private puts = new Map<number, PutTxn>();
+  private gets = new Map<number, GetTxn>();
+
+  constructor(group: number, url: string, headers: Record<string, string>, ctx: TargetContext, hello: ToGroup) {
+    this.group = group;
+    this.ctx = ctx;
+    this.socket = new ReconnectingSocket(`group-${group}`, url, headers, {
+      onOpen: (ws) => {
+        this.send(ws, hello);
+        this.send(ws, { t: "credit", bytes: PUT_WINDOW });
+      },
+      onText: (ws, msg) => void this.onText(ws, msg as ToTarget).catch((e) => log("error", "message handling failed", { group, error: String(e) })),
+      onBinary: (ws, data) => this.onBinary(ws, data),
+      onClose: () => this.dropAll(),
+    });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private send(ws: WebSocket, msg: ToGroup): void {
+    ws.send(JSON.stringify(msg));
+  }
+
+  private async onText(ws: WebSocket, msg: ToTarget): Promise<void> {
+    switch (msg.t) {
+      case "propose-put": {
+        const txn: PutTxn = { items: msg.items, writes: new Map(), chains: new Map() };
+        this.puts.set(msg.txn, txn);
+        const bids = await Promise.all(msg.items.map((item, i) => this.bidPut(item, i)));
+        this.send(ws, { t: "bid-put", txn: msg.txn, bids });
+        return;
+      }
+      case "select-put": {
+        const txn = this.puts.get(msg.txn);
+        if (!txn) return;
+        for (const i of msg.items) {
+          const item = txn.items[i]!;
+          txn.writes.set(i, this.ctx.store.beginWrite(item.chid, item.size, this.finalPath(item), item.nhid ?? item.chid));
+          this.ctx.queue.bytes += item.size;
+        }
+        return;
+      }
+      case "release": {
+        await this.releasePut(msg.txn);
+        this.gets.delete(msg.txn);
+        return;
+      }
+      case "propose-get": {
+        const path = this.ctx.store.chunkPath(msg.chid);
+        const have = await this.ctx.store.hasChunk(msg.chid);
+        if (have) this.gets.set(msg.txn, { path, chid: msg.chid });
+        this.send(ws, { t: "bid-get", txn: msg.txn, have, size: 0, queue: this.ctx.queue.bytes });
+        return;
+      }
+      case "propose-get-vm": {
+        const vm = await this.ctx.store.findVm(msg.nhid, msg.uvid);
+        if (vm) this.gets.set(msg.txn, { path: this.ctx.store.vmPath(msg.nhid, vm.uvid, vm.chid), chid: vm.chid });
+        this.send(ws, {
+          t: "bid-get-vm",
+          txn: msg.txn,
+          uvid: vm?.uvid ?? null,
+          chid: vm?.chid ?? null,
+          size: vm?.size ?? 0,
+        });
+        return;
+      }
+      case "select-get": {
+        const get = this.gets.get(msg.txn);
+        this.gets.delete(msg.txn);
+        if (!get) {
+          this.send(ws, { t: "get-failed", txn: msg.txn, reason: "no such transaction" });
+          return;
+        }
+        const bytes = await this.ctx.store.readVerified(get.path, get.chid);
+        if (!bytes) {
+          this.send(ws, { t: "get-failed", txn: msg.txn, reason: `copy of ${get.chid} missing or corrupt` });
+          return;
+        }
+        if (bytes.length > msg.credit) {
+          this.send(ws, { t: "get-failed", txn: msg.txn, reason: `chunk is ${bytes.length} bytes, credit ${msg.credit}` });
+          return;
+        }
+        for (const frame of framesOf(FRAME_GET_DATA, msg.txn, 0, bytes)) await sendAsync(ws, frame);
+        return;
+      }
+    }
+  }
+
+  private finalPath(item: PutItem): string {
+    if (item.kind === "vm") return this.ctx.store.vmPath(item.nhid as Nhid, item.uvid as Uvid, item.chid);
+    return this.ctx.store.chunkPath(item.chid);
+  }
+
+  private async bidPut(item: PutItem, i: number): Promise<Bid> {
+    const have =
+      item.kind === "vm"
+        ? await this.ctx.store.hasVm(item.nhid as Nhid, item.uvid as Uvid, item.chid)
+        : await this.ctx.store.hasChunk(item.chid);
+    if (have) return { item: i, bid: "have" };
+    const free = await this.ctx.store.freeBytes(this.ctx.capacity);
+    if (free < item.size + FREE_RESERVE) return { item: i, bid: "refuse", reason: `only ${free} bytes free` };
+    const t0 = Date.now() + Math.ceil(this.ctx.queue.bytes / WRITE_RATE_BYTES_PER_MS);
+    return { item: i, bid: "accept", window: [t0, t0 + Math.ceil(item.size / WRITE_RATE_BYTES_PER_MS)] };
+  }
+
+  private onBinary(ws: WebSocket, data: Buffer): void {
+    const { header, payload } = decodeFrame(data);
+    if (header.kind !== FRAME_PUT_DATA) return;
+    const txn = this.puts.get(header.txn);
+    const write = txn?.writes.get(header.item);
+    if (!txn || !write) {
+      // Not selected or already released: still return the credit, or the group's window shrinks forever.
+      this.send(ws, { t: "credit", bytes: data.length });
+      return;
+    }
+    const prev = txn.chains.get(header.item) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      await write.write(header.offset, payload);
+      this.send(ws, { t: "credit", bytes: data.length });
+      if (!header.last) return;
+      this.ctx.queue.bytes -= write.size;
+      txn.writes.delete(header.item);
+      try {
+        await write.commit();
+        this.send(ws, { t: "saved", txn: header.txn, item: header.item });
+      } catch (e) {
+        log("warn", "save failed", { group: this.group, chid: write.chid, error: String(e) });
+        this.send(ws, { t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
+      }
+    });
+    txn.chains.set(
+      header.item,
+      next.catch((e) => {
+        log("warn", "frame write failed", { group: this.group, chid: write.chid, error: String(e) });
+        txn.writes.delete(header.item);
+        this.ctx.queue.bytes -= write.size;
+        void write.abort();
+        this.send(ws, { t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
+      }),
+    );
+  }
+
+  private async releasePut(txnId: number): Promise<void> {
+    const txn = this.puts.get(txnId);
+    if (!txn) return;
+    this.puts.delete(txnId);
+    await Promise.all(txn.chains.values());
+    for (const w of txn.writes.values()) {
+      this.ctx.queue.bytes -= w.size;
+      await w.abort();
+    }
+  }
+
+  /** A dropped link ends every transaction on it: the group retries elsewhere. */
+  private dropAll(): void {
+    for (const id of [...this.puts.keys()]) void this.releasePut(id);
+    this.gets.clear();
+  }
+}

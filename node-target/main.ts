@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// node-target: the storage agent on a host. It dials the gateway (no inbound port), registers
+// its data directory with the cluster, and serves the groups it is assigned to.
+
+import { parseArgs } from "node:util";
+import { ClusterLink } from "./cluster-link.ts";
+import { initIdentity, loadIdentity, saveIdentity } from "./config.ts";
+import { log, setLogFields } from "./log.ts";
+import { ChunkStore } from "./store.ts";
+
+const USAGE = `usage: node-target <command> [options]
+
+commands:
+  init   create (or update) a data directory's identity
+  run    serve a data directory (initialising it first if --location is given)
+
+options:
+  --data-dir <path>     data directory (required)
+  --location <path>     failure-domain path, e.g. /local/zone-a/rack-1/host-1/disk-0
+  --capacity <bytes>    bytes this target may use (default 100 GiB)
+  --gateway <url>       gateway URL (default http://127.0.0.1:8787, env GATEWAY_URL)
+  --join-secret <s>     shared join secret (env JOIN_SECRET)
+  --help                show this help
+`;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      "data-dir": { type: "string" },
+      location: { type: "string" },
+      capacity: { type: "string" },
+      gateway: { type: "string" },
+      "join-secret": { type: "string" },
+      help: { type: "boolean" },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    process.exit(values.help ? 0 : 2);
+  }
+  const dataDir = values["data-dir"];
+  if (!dataDir) throw new Error("--data-dir is required");
+  const capacity = Number(values.capacity ?? 100 * 2 ** 30);
+
+  let identity = await loadIdentity(dataDir);
+  if (command === "init" || (values.location && (!identity || identity.location !== values.location || identity.capacity !== capacity))) {
+    if (!values.location) throw new Error("--location is required to initialise a data directory");
+    identity = await initIdentity(dataDir, values.location, capacity);
+  }
+  if (command === "init") {
+    process.stdout.write(JSON.stringify(identity) + "\n");
+    return;
+  }
+  if (command !== "run") throw new Error(`unknown command ${command}\n${USAGE}`);
+  if (!identity) throw new Error(`${dataDir} is not initialised: run 'node-target init --location ...' first`);
+
+  setLogFields({ target: identity.id, location: identity.location });
+  const store = new ChunkStore(dataDir);
+  await store.open();
+  log("info", "target starting", { data_dir: dataDir, chunks: store.stats.chunks, bytes: store.stats.bytes });
+
+  const joinSecret = values["join-secret"] ?? process.env.JOIN_SECRET;
+  if (!joinSecret) throw new Error("--join-secret or JOIN_SECRET is required");
+  const link = new ClusterLink(
+    {
+      gateway: values.gateway ?? process.env.GATEWAY_URL ?? "http://127.0.0.1:8787",
+      joinSecret,
+      id: identity.id,
+      location: identity.location,
+      capacity: identity.capacity,
+    },
+    { store, capacity: identity.capacity, queue: { bytes: 0 } },
+    identity.groupCount ?? null,
+    (groupCount) => void saveIdentity(dataDir, { ...identity!, groupCount }),
+  );
+  const stop = (sig: string) => {
+    log("info", "target stopping", { signal: sig });
+    link.close();
+    setTimeout(() => process.exit(0), 50).unref();
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+main().catch((e) => {
+  log("error", "fatal", { error: e instanceof Error ? e.message : String(e) });
+  process.exit(1);
+});

@@ -1,0 +1,236 @@
+// Starts a local cluster: the Worker and its Durable Objects under `wrangler dev` (state on disk),
+// and node-target processes on loopback, each with its own data directory and location. Used by
+// `npm start`, the integration tests and the benchmarks, so all three run the same thing.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export const DEFAULTS = {
+  port: 8787,
+  region: "us-east-1",
+  accessKey: "LOCALACCESSKEY000001",
+  secretKey: "local-secret-key-change-me",
+  joinSecret: "local-join-secret",
+};
+
+/** Three zones × two hosts: enough distinct failure domains for R=3. */
+export const LOCAL_LOCATIONS = ["a", "b", "c"].flatMap((z) => [1, 2].map((h) => `/local/zone-${z}/rack-1/host-${h}/disk-0`));
+
+export interface ClusterOptions {
+  port?: number;
+  dataDir: string;
+  accessKey?: string;
+  secretKey?: string;
+  joinSecret?: string;
+  locations?: string[];
+  /** Extra wrangler vars, e.g. { REPLICAS: "1" }. */
+  vars?: Record<string, string>;
+  /** Echo process output (npm start) or keep it for diagnostics only (tests). */
+  echo?: boolean;
+}
+
+export interface RunningTarget {
+  index: number;
+  location: string;
+  dataDir: string;
+  proc: ChildProcess | null;
+  /** Groups the cluster assigned and the groups whose link is up, from the target's logs. */
+  assigned: Set<number>;
+  linked: Set<number>;
+}
+
+export class LocalCluster {
+  readonly endpoint: string;
+  readonly region = DEFAULTS.region;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  readonly targets: RunningTarget[];
+  private wrangler: ChildProcess | null = null;
+  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo">> & { vars: Record<string, string>; echo: boolean };
+  /** Last lines of every process's output, for error messages. */
+  readonly logTail: string[] = [];
+
+  constructor(opts: ClusterOptions) {
+    this.opts = {
+      port: opts.port ?? DEFAULTS.port,
+      dataDir: resolve(opts.dataDir),
+      accessKey: opts.accessKey ?? DEFAULTS.accessKey,
+      secretKey: opts.secretKey ?? DEFAULTS.secretKey,
+      joinSecret: opts.joinSecret ?? DEFAULTS.joinSecret,
+      locations: opts.locations ?? LOCAL_LOCATIONS,
+      vars: opts.vars ?? {},
+      echo: opts.echo ?? false,
+    };
+    this.endpoint = `http://127.0.0.1:${this.opts.port}`;
+    this.accessKey = this.opts.accessKey;
+    this.secretKey = this.opts.secretKey;
+    this.targets = this.opts.locations.map((location, index) => ({
+      index,
+      location,
+      dataDir: join(this.opts.dataDir, "targets", `target-${index}`),
+      proc: null,
+      assigned: new Set(),
+      linked: new Set(),
+    }));
+  }
+
+  private remember(prefix: string, line: string): void {
+    this.logTail.push(`${prefix} ${line}`);
+    if (this.logTail.length > 200) this.logTail.shift();
+    if (this.opts.echo) process.stdout.write(`${prefix} ${line}\n`);
+  }
+
+  async start(): Promise<void> {
+    await this.startGateway();
+    for (const t of this.targets) this.startTarget(t.index);
+    await this.waitForTargets();
+  }
+
+  async startGateway(): Promise<void> {
+    mkdirSync(join(this.opts.dataDir, "wrangler"), { recursive: true });
+    const vars = {
+      S3_ACCESS_KEY: this.opts.accessKey,
+      S3_SECRET_KEY: this.opts.secretKey,
+      JOIN_SECRET: this.opts.joinSecret,
+      ...this.opts.vars,
+    };
+    const args = [
+      join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"),
+      "dev",
+      "--config", join(ROOT, "wrangler.toml"),
+      "--ip", "127.0.0.1",
+      "--port", String(this.opts.port),
+      "--inspector-port", "0",
+      "--persist-to", join(this.opts.dataDir, "wrangler"),
+      "--show-interactive-dev-session=false",
+      "--log-level", this.opts.echo ? "info" : "warn",
+      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    ];
+    const proc = spawn(process.execPath, args, {
+      cwd: ROOT,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, X_LOCAL_OBSERVABILITY: "false", WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "1", NO_COLOR: "1" },
+    });
+    this.wrangler = proc;
+    for (const s of [proc.stdout!, proc.stderr!]) createInterface({ input: s }).on("line", (l) => this.remember("[gateway]", l));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null) throw new Error(`wrangler dev exited with ${proc.exitCode}:\n${this.logTail.join("\n")}`);
+      try {
+        const res = await fetch(`${this.endpoint}/`, { signal: AbortSignal.timeout(2_000) });
+        await res.arrayBuffer();
+        return;
+      } catch {
+        await sleep(200);
+      }
+    }
+    throw new Error(`gateway did not answer on ${this.endpoint} within 60 s:\n${this.logTail.join("\n")}`);
+  }
+
+  startTarget(index: number): void {
+    const t = this.targets[index]!;
+    if (t.proc && t.proc.exitCode === null) return;
+    t.assigned.clear();
+    t.linked.clear();
+    const proc = spawn(
+      process.execPath,
+      [
+        join(ROOT, "node-target", "main.ts"),
+        "run",
+        "--data-dir", t.dataDir,
+        "--location", t.location,
+        "--gateway", this.endpoint,
+        "--join-secret", this.opts.joinSecret,
+      ],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } },
+    );
+    t.proc = proc;
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+      this.remember(`[target-${index}]`, line);
+      try {
+        const ev = JSON.parse(line) as { msg?: string; groups?: number[]; link?: string };
+        if (ev.msg === "membership" && ev.groups) {
+          t.assigned = new Set(ev.groups);
+        } else if (ev.msg === "link up" && ev.link?.startsWith("group-")) {
+          t.linked.add(Number(ev.link.slice(6)));
+        } else if (ev.msg === "link down, redialling" && ev.link?.startsWith("group-")) {
+          t.linked.delete(Number(ev.link.slice(6)));
+        }
+      } catch {
+        // not a log line of ours
+      }
+    });
+    createInterface({ input: proc.stderr! }).on("line", (l) => this.remember(`[target-${index}]`, l));
+  }
+
+  /** Wait until every running target has a link up to each group it was assigned. */
+  async waitForTargets(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const running = this.targets.filter((t) => t.proc && t.proc.exitCode === null);
+      if (running.every((t) => t.assigned.size > 0 && [...t.assigned].every((g) => t.linked.has(g)))) {
+        // Let groups see the last connections before clients arrive.
+        await sleep(300);
+        return;
+      }
+      await sleep(100);
+    }
+    throw new Error(`targets did not connect within ${timeoutMs} ms:\n${this.logTail.slice(-40).join("\n")}`);
+  }
+
+  /** Kill one target abruptly (SIGKILL): what a crashed host looks like to the cluster. */
+  async killTarget(index: number): Promise<void> {
+    const t = this.targets[index]!;
+    if (!t.proc || t.proc.exitCode !== null) return;
+    const exited = new Promise((r) => t.proc!.once("exit", r));
+    t.proc.kill("SIGKILL");
+    await exited;
+    t.proc = null;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.targets.map(async (t) => {
+        if (!t.proc || t.proc.exitCode !== null) return;
+        const exited = new Promise((r) => t.proc!.once("exit", r));
+        t.proc.kill("SIGTERM");
+        await Promise.race([exited, sleep(5_000)]);
+        if (t.proc.exitCode === null) t.proc.kill("SIGKILL");
+        t.proc = null;
+      }),
+    );
+    const w = this.wrangler;
+    if (w && w.exitCode === null && w.pid) {
+      const exited = new Promise((r) => w.once("exit", r));
+      // wrangler runs workerd as a child: signal the whole process group we created.
+      try {
+        process.kill(-w.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      await Promise.race([exited, sleep(10_000)]);
+      if (w.exitCode === null) {
+        try {
+          process.kill(-w.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+    this.wrangler = null;
+  }
+
+  gatewayPid(): number | undefined {
+    return this.wrangler?.pid;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

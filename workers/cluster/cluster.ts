@@ -1,0 +1,165 @@
+// The Cluster object: the registry of targets, their liveness, and group membership. Targets
+// hold a WebSocket to it (hibernatable, so an idle cluster costs nothing); membership is
+// recomputed only when a target it has never seen registers, so restarts move nothing.
+//
+// A group's writers are its assigned members. Its readers are the writers plus any target that
+// reports holding data for the group from an earlier membership: data stays reachable when
+// membership changes, until re-replication (issue 6) moves it.
+
+import { DurableObject } from "cloudflare:workers";
+import type { TargetId } from "../../common/ids.ts";
+import { assignGroups } from "../../common/placement.ts";
+import type { MembershipMsg, ToClusterFromTarget } from "../../common/protocol.ts";
+import { configOf, type Env } from "../shared/env.ts";
+
+export interface TargetStatus {
+  id: TargetId;
+  location: string;
+  capacity: number;
+  free: number;
+  chunks: number;
+  bytes: number;
+  live: boolean;
+  lastSeen: number;
+  groups: number[];
+}
+
+export interface GroupView {
+  epoch: number;
+  writers: { id: TargetId; location: string }[];
+  readers: { id: TargetId; location: string }[];
+}
+
+interface Attachment {
+  id: TargetId;
+  location: string;
+}
+
+export class Cluster extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS targets (
+      id TEXT PRIMARY KEY, location TEXT NOT NULL, capacity INTEGER NOT NULL, free INTEGER NOT NULL,
+      chunks INTEGER NOT NULL, bytes INTEGER NOT NULL, held TEXT NOT NULL DEFAULT '[]',
+      registered INTEGER NOT NULL, last_seen INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS membership (grp INTEGER PRIMARY KEY, members TEXT NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    // Answer pings without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade") !== "websocket") return new Response("expected a WebSocket", { status: 426 });
+    const id = request.headers.get("x-target-id") as TargetId;
+    const location = request.headers.get("x-target-location") ?? "";
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    // One socket per target: a reconnecting target replaces its stale socket.
+    for (const ws of this.ctx.getWebSockets(id)) ws.close(4000, "replaced by a newer connection");
+    this.ctx.acceptWebSocket(server, [id]);
+    server.serializeAttachment({ id, location } satisfies Attachment);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (typeof message !== "string") return;
+    const att = ws.deserializeAttachment() as Attachment;
+    const msg = JSON.parse(message) as ToClusterFromTarget;
+    const now = Date.now();
+    if (msg.t === "register") {
+      const known = this.sql.exec("SELECT id FROM targets WHERE id = ?", att.id).toArray().length > 0;
+      this.sql.exec(
+        `INSERT INTO targets (id, location, capacity, free, chunks, bytes, held, registered, last_seen)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET location = excluded.location, capacity = excluded.capacity,
+           free = excluded.free, chunks = excluded.chunks, bytes = excluded.bytes, held = excluded.held,
+           last_seen = excluded.last_seen`,
+        att.id, msg.location, msg.capacity, msg.free, msg.chunks, msg.bytes, JSON.stringify(msg.held), now, now,
+      );
+      if (!known || this.epoch() === 0) this.recomputeMembership();
+      ws.send(JSON.stringify(this.membershipFor(att.id)));
+    } else if (msg.t === "heartbeat") {
+      this.sql.exec(
+        "UPDATE targets SET free = ?, chunks = ?, bytes = ?, held = ?, last_seen = ? WHERE id = ?",
+        msg.free, msg.chunks, msg.bytes, JSON.stringify(msg.held), now, att.id,
+      );
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    ws.close();
+  }
+
+  private epoch(): number {
+    const row = this.sql.exec("SELECT v FROM meta WHERE k = 'epoch'").toArray()[0];
+    return row ? Number(row.v) : 0;
+  }
+
+  private recomputeMembership(): void {
+    const cfg = configOf(this.env);
+    const targets = this.sql.exec("SELECT id, location FROM targets ORDER BY id").toArray() as { id: string; location: string }[];
+    const groups = assignGroups(targets, cfg.groupCount, cfg.groupMembers);
+    this.sql.exec("DELETE FROM membership");
+    groups.forEach((members, g) => this.sql.exec("INSERT INTO membership (grp, members) VALUES (?, ?)", g, JSON.stringify(members)));
+    const epoch = this.epoch() + 1;
+    this.sql.exec("INSERT INTO meta (k, v) VALUES ('epoch', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", String(epoch));
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (att) ws.send(JSON.stringify(this.membershipFor(att.id)));
+    }
+  }
+
+  private membersByGroup(): Map<number, TargetId[]> {
+    const out = new Map<number, TargetId[]>();
+    for (const row of this.sql.exec("SELECT grp, members FROM membership").toArray()) {
+      out.set(Number(row.grp), JSON.parse(String(row.members)) as TargetId[]);
+    }
+    return out;
+  }
+
+  private heldBy(id: TargetId): number[] {
+    const row = this.sql.exec("SELECT held FROM targets WHERE id = ?", id).toArray()[0];
+    return row ? (JSON.parse(String(row.held)) as number[]) : [];
+  }
+
+  private membershipFor(id: TargetId): MembershipMsg {
+    const groups = new Set<number>(this.heldBy(id));
+    for (const [g, members] of this.membersByGroup()) if (members.includes(id)) groups.add(g);
+    return { t: "membership", epoch: this.epoch(), groupCount: configOf(this.env).groupCount, groups: [...groups].sort((a, b) => a - b) };
+  }
+
+  /** Who may be asked to store (writers) and to serve (readers) for one group. */
+  async groupView(g: number): Promise<GroupView> {
+    const writers = this.membersByGroup().get(g) ?? [];
+    const rows = this.sql.exec("SELECT id, location, held FROM targets").toArray() as { id: TargetId; location: string; held: string }[];
+    const loc = new Map(rows.map((r) => [r.id, r.location]));
+    const readers = new Set<TargetId>(writers);
+    for (const r of rows) if ((JSON.parse(r.held) as number[]).includes(g)) readers.add(r.id);
+    const view = (ids: Iterable<TargetId>) => [...ids].map((id) => ({ id, location: loc.get(id) ?? "" }));
+    return { epoch: this.epoch(), writers: view(writers), readers: view(readers) };
+  }
+
+  async status(): Promise<{ epoch: number; targets: TargetStatus[] }> {
+    const live = new Set(this.ctx.getWebSockets().map((ws) => (ws.deserializeAttachment() as Attachment | null)?.id));
+    const byGroup = this.membersByGroup();
+    const targets = this.sql.exec("SELECT * FROM targets ORDER BY location").toArray().map((r) => {
+      const id = r.id as TargetId;
+      const groups = [...byGroup].filter(([, m]) => m.includes(id)).map(([g]) => g);
+      return {
+        id,
+        location: String(r.location),
+        capacity: Number(r.capacity),
+        free: Number(r.free),
+        chunks: Number(r.chunks),
+        bytes: Number(r.bytes),
+        live: live.has(id),
+        lastSeen: Number(r.last_seen),
+        groups,
+      };
+    });
+    return { epoch: this.epoch(), targets };
+  }
+}

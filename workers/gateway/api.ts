@@ -1,0 +1,80 @@
+// The S3 API: authenticate, route to one typed operation, dispatch to its handler, and turn
+// every failure into the XML error S3 would send.
+
+import { configOf, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { lookupCredential } from "./auth/credentials.ts";
+import { verifyRequest } from "./auth/sigv4.ts";
+import { route, type Endpoint } from "./router.ts";
+import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets } from "./s3/bucket.ts";
+import type { RequestContext } from "./s3/context.ts";
+import { deleteObject } from "./s3/delete.ts";
+import { S3Error } from "./s3/errors.ts";
+import { listObjectsV1, listObjectsV2 } from "./s3/list.ts";
+import { getObject } from "./s3/object-get.ts";
+import { putObject } from "./s3/object-put.ts";
+import { errorResponse } from "./s3/xml.ts";
+
+function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
+  switch (ep.op) {
+    case "ListBuckets":
+      return listBuckets(ctx);
+    case "CreateBucket":
+      return createBucket(ctx, ep.bucket);
+    case "HeadBucket":
+      return headBucket(ctx, ep.bucket);
+    case "DeleteBucket":
+      return deleteBucket(ctx, ep.bucket);
+    case "GetBucketLocation":
+      return getBucketLocation(ctx, ep.bucket);
+    case "ListObjects":
+      return listObjectsV1(ctx, ep.bucket);
+    case "ListObjectsV2":
+      return listObjectsV2(ctx, ep.bucket);
+    case "PutObject":
+      return putObject(ctx, ep.bucket, ep.key);
+    case "GetObject":
+      return getObject(ctx, ep.bucket, ep.key, false);
+    case "HeadObject":
+      return getObject(ctx, ep.bucket, ep.key, true);
+    case "DeleteObject":
+      return deleteObject(ctx, ep.bucket, ep.key);
+  }
+}
+
+/** Map anything thrown to an S3Error; failures from groups and shards carry their cause in the message. */
+function asS3Error(e: unknown): S3Error {
+  if (e instanceof S3Error) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const at = msg.indexOf(UNAVAILABLE);
+  if (at >= 0) return new S3Error("ServiceUnavailable", msg.slice(at + UNAVAILABLE.length), {}, { "retry-after": "1" });
+  return new S3Error("InternalError", `We encountered an internal error: ${msg}`);
+}
+
+export async function handleS3(req: Request, env: Env, exec: ExecutionContext): Promise<Response> {
+  const url = new URL(req.url);
+  const requestId = crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase();
+  try {
+    const cfg = configOf(env);
+    let tenant = "";
+    const auth = await verifyRequest(req, url, {
+      region: env.S3_REGION,
+      lookupSecret: (ak) => {
+        const c = lookupCredential(env, ak);
+        if (c) tenant = c.tenant;
+        return c?.secret ?? null;
+      },
+    });
+    const ep = await route(req, url);
+    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, waitUntil: (p) => exec.waitUntil(p) };
+    const res = await dispatch(ctx, ep);
+    const out = new Response(res.body, res);
+    out.headers.set("x-amz-request-id", requestId);
+    return out;
+  } catch (e) {
+    const err = asS3Error(e);
+    if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message }));
+    // Drain an unread request body so the client is not left writing into a closed socket.
+    if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
+    return errorResponse(err, decodeURIComponent(url.pathname), requestId, req.method === "HEAD");
+  }
+}

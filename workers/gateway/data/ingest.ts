@@ -1,0 +1,117 @@
+// The write half of the data path: read a body in large pieces, cut it into content-defined
+// chunks, name each by its SHA-256, and put each chunk to its group while the next ones are
+// being read and hashed. The MD5 (ETag) and, when the client signed it, the SHA-256 of the whole
+// body are computed on the way. At most IN_FLIGHT_BYTES of chunks are held at once, so memory
+// does not grow with the object.
+
+import { Chunker } from "../../../common/chunker.ts";
+import { chidOf, groupOf, toHex } from "../../../common/ids.ts";
+import type { ChunkRef } from "../../../common/manifest.ts";
+import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
+
+const READ_PIECE = 1024 * 1024;
+const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+
+export interface IngestResult {
+  size: number;
+  md5: string;
+  /** Hex SHA-256 of the body, when asked for. */
+  sha256: string | null;
+  chunks: ChunkRef[];
+  /** The body itself when it is small enough to live in the manifest. */
+  inline: Uint8Array | null;
+}
+
+type Reader = { read(): Promise<{ done: boolean; value?: Uint8Array }> };
+
+/** Prefer a BYOB reader that fills large buffers; fall back for streams that are not byte streams. */
+function piecewiseReader(body: ReadableStream<Uint8Array>): Reader {
+  let byob: ReadableStreamBYOBReader | null = null;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    return body.getReader();
+  }
+  let buf = new ArrayBuffer(READ_PIECE);
+  return {
+    async read() {
+      const r = await byob!.readAtLeast(READ_PIECE / 2, new Uint8Array(buf, 0, READ_PIECE));
+      const value = r.value as Uint8Array | undefined;
+      // The read transferred our buffer; reuse the one it came back in.
+      if (value) buf = value.buffer as ArrayBuffer;
+      return { done: r.done, value };
+    },
+  };
+}
+
+export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, wantSha256: boolean): Promise<IngestResult> {
+  const md5 = new crypto.DigestStream("MD5");
+  const md5w = md5.getWriter();
+  const sha = wantSha256 ? new crypto.DigestStream("SHA-256") : null;
+  const shaw = sha?.getWriter() ?? null;
+  const chunker = new Chunker(cfg.chunk);
+  const refs: ChunkRef[] = [];
+  let offset = 0;
+  let inFlight = 0;
+  const pending = new Set<Promise<void>>();
+  let failure: unknown = null;
+  let tail: Uint8Array[] = [];
+
+  const dispatch = async (chunk: Uint8Array): Promise<void> => {
+    const chid = await chidOf(chunk);
+    refs.push({ offset, length: chunk.length, chid });
+    offset += chunk.length;
+    while (inFlight > 0 && inFlight + chunk.length > IN_FLIGHT_BYTES && failure === null) await Promise.race(pending);
+    if (failure !== null) throw failure;
+    const g = groupOf(chid, cfg.groupCount);
+    inFlight += chunk.length;
+    const p: Promise<void> = groupStub(env, g)
+      .putChunks(g, [{ chid, bytes: chunk }])
+      .catch((e: unknown) => {
+        failure ??= e;
+      })
+      .finally(() => {
+        inFlight -= chunk.length;
+        pending.delete(p);
+      });
+    pending.add(p);
+  };
+
+  let size = 0;
+  if (body) {
+    const reader = piecewiseReader(body);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (value && value.length > 0) {
+        size += value.length;
+        await md5w.write(value);
+        if (shaw) await shaw.write(value);
+        for (const c of chunker.push(value)) await dispatch(c);
+      }
+      if (done) break;
+    }
+  }
+  tail = chunker.finish();
+  let inline: Uint8Array | null = null;
+  if (refs.length === 0 && size <= cfg.inlineMax) {
+    inline = new Uint8Array(size);
+    let at = 0;
+    for (const t of tail) {
+      inline.set(t, at);
+      at += t.length;
+    }
+  } else {
+    for (const c of tail) await dispatch(c);
+  }
+  await Promise.all(pending);
+  if (failure !== null) throw failure;
+  await md5w.close();
+  if (shaw) await shaw.close();
+  return {
+    size,
+    md5: toHex(new Uint8Array(await md5.digest)),
+    sha256: sha ? toHex(new Uint8Array(await sha.digest)) : null,
+    chunks: refs,
+    inline,
+  };
+}

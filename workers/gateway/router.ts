@@ -1,0 +1,87 @@
+// Turns a request into one typed S3 operation (Garage's `Endpoint`): nothing else parses the
+// URL. Path-style addressing: /bucket/key. itty-router matches the raw (still percent-encoded)
+// path; bucket and key are decoded exactly once, here.
+
+import { Router } from "itty-router";
+import { S3Error } from "./s3/errors.ts";
+
+export type Endpoint =
+  | { op: "ListBuckets" }
+  | { op: "CreateBucket"; bucket: string }
+  | { op: "HeadBucket"; bucket: string }
+  | { op: "DeleteBucket"; bucket: string }
+  | { op: "GetBucketLocation"; bucket: string }
+  | { op: "ListObjects"; bucket: string }
+  | { op: "ListObjectsV2"; bucket: string }
+  | { op: "PutObject"; bucket: string; key: string }
+  | { op: "GetObject"; bucket: string; key: string }
+  | { op: "HeadObject"; bucket: string; key: string }
+  | { op: "DeleteObject"; bucket: string; key: string };
+
+/** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
+const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "versioning", "versions", "uploads", "website", "encryption", "logging", "notification", "replication", "object-lock", "delete", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "uploads", "uploadId", "retention", "legal-hold", "torrent", "restore", "select", "attributes", "versionId", "partNumber"];
+
+function notImplemented(what: string): never {
+  throw new S3Error("NotImplemented", `${what} is not implemented by this gateway yet`);
+}
+
+function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): Endpoint {
+  for (const sub of UNIMPLEMENTED_BUCKET) if (q.has(sub)) notImplemented(`?${sub}`);
+  switch (method) {
+    case "GET":
+      if (q.has("location")) return { op: "GetBucketLocation", bucket };
+      return q.get("list-type") === "2" ? { op: "ListObjectsV2", bucket } : { op: "ListObjects", bucket };
+    case "PUT":
+      return { op: "CreateBucket", bucket };
+    case "HEAD":
+      return { op: "HeadBucket", bucket };
+    case "DELETE":
+      return { op: "DeleteBucket", bucket };
+    case "POST":
+      return notImplemented("POST on a bucket");
+    default:
+      throw new S3Error("MethodNotAllowed", `${method} is not allowed on a bucket`);
+  }
+}
+
+function objectEndpoint(method: string, bucket: string, key: string, q: URLSearchParams, headers: Headers): Endpoint {
+  for (const sub of UNIMPLEMENTED_OBJECT) if (q.has(sub)) notImplemented(`?${sub}`);
+  switch (method) {
+    case "GET":
+      return { op: "GetObject", bucket, key };
+    case "HEAD":
+      return { op: "HeadObject", bucket, key };
+    case "PUT":
+      if (headers.has("x-amz-copy-source")) notImplemented("CopyObject");
+      return { op: "PutObject", bucket, key };
+    case "DELETE":
+      return { op: "DeleteObject", bucket, key };
+    default:
+      throw new S3Error("MethodNotAllowed", `${method} is not allowed on an object`);
+  }
+}
+
+function decode(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new S3Error("InvalidRequest", `the ${what} in the path is not valid percent-encoded UTF-8`);
+  }
+}
+
+type Routed = (req: Request & { params: Record<string, string> }, url: URL) => Endpoint;
+const router = Router<Request & { params: Record<string, string> }, [URL]>();
+router.all("/", ((req) => {
+  if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on the service`);
+  return { op: "ListBuckets" };
+}) as Routed);
+router.all("/:bucket", ((req, url) => bucketEndpoint(req.method, decode(req.params.bucket!, "bucket"), url.searchParams)) as Routed);
+router.all("/:bucket/:key+", ((req, url) =>
+  objectEndpoint(req.method, decode(req.params.bucket!, "bucket"), decode(req.params.key!, "key"), url.searchParams, req.headers)) as Routed);
+
+export async function route(req: Request, url: URL): Promise<Endpoint> {
+  const ep = (await router.fetch(req, url)) as Endpoint | undefined;
+  if (!ep) throw new S3Error("InvalidRequest", `cannot route ${req.method} ${url.pathname}`);
+  return ep;
+}

@@ -1,0 +1,65 @@
+// Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
+
+import { shardStub, tenantStub } from "../../shared/env.ts";
+import { requireBucket, type RequestContext } from "./context.ts";
+import { S3Error } from "./errors.ts";
+import { isoTime, xmlResponse } from "./xml.ts";
+
+/** S3's rules for bucket names (DNS-compatible, the only ones new buckets may use). */
+export function validateBucketName(name: string): void {
+  const ok =
+    name.length >= 3 &&
+    name.length <= 63 &&
+    /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name) &&
+    !name.includes("..") &&
+    !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
+    !name.startsWith("xn--") &&
+    !name.endsWith("-s3alias");
+  if (!ok) throw new S3Error("InvalidBucketName", "The specified bucket is not valid", { BucketName: name });
+}
+
+export async function listBuckets(ctx: RequestContext): Promise<Response> {
+  const buckets = await tenantStub(ctx.env, ctx.tenant).listBuckets();
+  return xmlResponse("ListAllMyBucketsResult", {
+    Owner: { ID: ctx.tenant, DisplayName: ctx.tenant },
+    Buckets: { Bucket: buckets.map((b) => ({ Name: b.name, CreationDate: isoTime(b.created) })) },
+  });
+}
+
+export async function createBucket(ctx: RequestContext, bucket: string): Promise<Response> {
+  validateBucketName(bucket);
+  // The body may name a LocationConstraint; there is one region, so read it only to drain it.
+  if (ctx.req.body) await ctx.req.arrayBuffer();
+  const created = await tenantStub(ctx.env, ctx.tenant).createBucket(bucket);
+  if (!created) throw new S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", { BucketName: bucket });
+  return new Response(null, { status: 200, headers: { location: `/${bucket}` } });
+}
+
+export async function headBucket(ctx: RequestContext, bucket: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  return new Response(null, { status: 200, headers: { "x-amz-bucket-region": ctx.env.S3_REGION } });
+}
+
+export async function getBucketLocation(ctx: RequestContext, bucket: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  // us-east-1 is reported as an empty constraint, as S3 does.
+  const region = ctx.env.S3_REGION === "us-east-1" ? "" : ctx.env.S3_REGION;
+  return new Response(`<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${region}</LocationConstraint>`, {
+    headers: { "content-type": "application/xml" },
+  });
+}
+
+/**
+ * Refused while any shard lists a current object in the bucket. A PUT racing this check can
+ * land in a bucket that is being deleted; the object then stays listed by name and the bucket
+ * can be recreated to reach it (documented in docs/architecture.md).
+ */
+export async function deleteBucket(ctx: RequestContext, bucket: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  const nonEmpty = await Promise.all(
+    Array.from({ length: ctx.cfg.shardCount }, (_, s) => shardStub(ctx.env, s).hasObjects(ctx.tenant, bucket)),
+  );
+  if (nonEmpty.some(Boolean)) throw new S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", { BucketName: bucket });
+  await tenantStub(ctx.env, ctx.tenant).deleteBucket(bucket);
+  return new Response(null, { status: 204 });
+}

@@ -1,0 +1,40 @@
+// What every S3 handler is given: the authenticated caller, the request, and the cluster.
+
+import type { Nhid } from "../../../common/ids.ts";
+import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
+import type { ClusterConfig, Env } from "../../shared/env.ts";
+import { tenantStub } from "../../shared/env.ts";
+import type { AuthContext } from "../auth/sigv4.ts";
+import { S3Error } from "./errors.ts";
+
+export interface RequestContext {
+  env: Env;
+  cfg: ClusterConfig;
+  req: Request;
+  url: URL;
+  requestId: string;
+  auth: AuthContext;
+  tenant: string;
+  waitUntil(p: Promise<unknown>): void;
+}
+
+/** Where a name lives: its NHID, the group that owns it and the manifest shard that lists it. */
+export interface NamePlace {
+  nhid: Nhid;
+  group: number;
+  shard: number;
+}
+
+export async function placeOf(ctx: RequestContext, bucket: string, key: string): Promise<NamePlace> {
+  const nhid = await nhidOf(ctx.tenant, bucket, key);
+  return { nhid, group: groupOf(nhid, ctx.cfg.groupCount), shard: shardOf(nhid, ctx.cfg.shardCount) };
+}
+
+export async function requireBucket(ctx: RequestContext, bucket: string): Promise<void> {
+  const info = await tenantStub(ctx.env, ctx.tenant).getBucket(bucket);
+  if (!info) throw new S3Error("NoSuchBucket", "The specified bucket does not exist", { BucketName: bucket });
+}
+
+export function validateKey(key: string): void {
+  if (new TextEncoder().encode(key).length > 1024) throw new S3Error("KeyTooLongError", "Your key is too long (1024 bytes at most)");
+}

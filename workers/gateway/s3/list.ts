@@ -1,0 +1,130 @@
+// ListObjects (v1) and ListObjectsV2: every manifest shard lists its slice from the same
+// cursor, and the pages are merged in UTF-8 key order (common prefixes deduplicated, since the
+// keys under one prefix spread over every shard).
+
+import { compareKeys } from "../../../common/keys.ts";
+import type { ListEntry, ListPage } from "../../manifest-shard/listing.ts";
+import { shardStub } from "../../shared/env.ts";
+import { requireBucket, type RequestContext } from "./context.ts";
+import { S3Error } from "./errors.ts";
+import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
+
+const MAX_KEYS = 1000;
+
+interface Merged {
+  entries: ListEntry[];
+  truncated: boolean;
+}
+
+const entryKey = (e: ListEntry) => (e.kind === "object" ? e.key : e.prefix);
+
+export async function listMerged(ctx: RequestContext, bucket: string, prefix: string, delimiter: string, after: string, limit: number): Promise<Merged> {
+  const pages: ListPage[] = await Promise.all(
+    Array.from({ length: ctx.cfg.shardCount }, (_, s) => shardStub(ctx.env, s).list({ tenant: ctx.tenant, bucket, prefix, delimiter, after, limit })),
+  );
+  const all = pages.flatMap((p) => p.entries).sort((a, b) => compareKeys(entryKey(a), entryKey(b)));
+  const entries: ListEntry[] = [];
+  for (const e of all) {
+    const last = entries[entries.length - 1];
+    if (last && last.kind === "prefix" && e.kind === "prefix" && last.prefix === e.prefix) continue;
+    entries.push(e);
+  }
+  // A shard that stopped at `limit` may hold keys that sort before another shard's later ones,
+  // so only the first `limit` merged entries are certain.
+  const truncated = entries.length > limit || pages.some((p) => p.truncated);
+  return { entries: entries.slice(0, limit), truncated };
+}
+
+function maxKeysOf(q: URLSearchParams): number {
+  const raw = q.get("max-keys");
+  if (raw === null) return MAX_KEYS;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range", { ArgumentName: "max-keys", ArgumentValue: raw });
+  return Math.min(n, MAX_KEYS);
+}
+
+function encodingOf(q: URLSearchParams): (s: string) => string {
+  const enc = q.get("encoding-type");
+  if (enc === null) return (s) => s;
+  if (enc !== "url") throw new S3Error("InvalidArgument", "Invalid Encoding Method specified in Request", { ArgumentName: "encoding-type", ArgumentValue: enc });
+  // S3 url-encodes like application/x-www-form-urlencoded but keeps '/'.
+  return (s) => encodeURIComponent(s).replace(/%2F/g, "/").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function contents(entries: ListEntry[], enc: (s: string) => string): { Contents: XmlNode[]; CommonPrefixes: XmlNode[] } {
+  const Contents: XmlNode[] = [];
+  const CommonPrefixes: XmlNode[] = [];
+  for (const e of entries) {
+    if (e.kind === "prefix") CommonPrefixes.push({ Prefix: enc(e.prefix) });
+    else Contents.push({ Key: enc(e.key), LastModified: isoTime(e.lastModified), ETag: `"${e.etag}"`, Size: e.size, StorageClass: "STANDARD" });
+  }
+  return { Contents, CommonPrefixes };
+}
+
+function encodeToken(cursor: string): string {
+  return btoa(String.fromCharCode(...new TextEncoder().encode(cursor))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function decodeToken(token: string): string {
+  try {
+    const bin = atob(token.replace(/-/g, "+").replace(/_/g, "/"));
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch {
+    throw new S3Error("InvalidArgument", "The continuation token provided is incorrect", { ArgumentName: "continuation-token" });
+  }
+}
+
+export async function listObjectsV2(ctx: RequestContext, bucket: string): Promise<Response> {
+  const q = ctx.url.searchParams;
+  const prefix = q.get("prefix") ?? "";
+  const delimiter = q.get("delimiter") ?? "";
+  const maxKeys = maxKeysOf(q);
+  const enc = encodingOf(q);
+  const token = q.get("continuation-token");
+  const startAfter = q.get("start-after") ?? "";
+  await requireBucket(ctx, bucket);
+  let after = startAfter;
+  if (token !== null) {
+    const t = decodeToken(token);
+    if (compareKeys(t, after) > 0) after = t;
+  }
+  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, after, maxKeys);
+  const last = entries[entries.length - 1];
+  return xmlResponse("ListBucketResult", {
+    Name: bucket,
+    Prefix: enc(prefix),
+    Delimiter: delimiter ? enc(delimiter) : null,
+    MaxKeys: maxKeys,
+    KeyCount: entries.length,
+    IsTruncated: truncated,
+    EncodingType: q.get("encoding-type"),
+    ContinuationToken: token,
+    NextContinuationToken: truncated && last ? encodeToken(entryKey(last)) : null,
+    StartAfter: q.has("start-after") ? enc(startAfter) : null,
+    ...contents(entries, enc),
+  });
+}
+
+export async function listObjectsV1(ctx: RequestContext, bucket: string): Promise<Response> {
+  const q = ctx.url.searchParams;
+  const prefix = q.get("prefix") ?? "";
+  const delimiter = q.get("delimiter") ?? "";
+  const maxKeys = maxKeysOf(q);
+  const enc = encodingOf(q);
+  const marker = q.get("marker") ?? "";
+  await requireBucket(ctx, bucket);
+  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, marker, maxKeys);
+  const last = entries[entries.length - 1];
+  return xmlResponse("ListBucketResult", {
+    Name: bucket,
+    Prefix: enc(prefix),
+    Marker: enc(marker),
+    // S3 sends NextMarker only when a delimiter is given; clients otherwise use the last key.
+    NextMarker: truncated && delimiter && last ? enc(entryKey(last)) : null,
+    MaxKeys: maxKeys,
+    Delimiter: delimiter ? enc(delimiter) : null,
+    EncodingType: q.get("encoding-type"),
+    IsTruncated: truncated,
+    ...contents(entries, enc),
+  });
+}

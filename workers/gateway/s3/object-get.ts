@@ -1,0 +1,111 @@
+// GetObject and HeadObject: find the newest version through the name's group, answer
+// conditional and range requests as S3 does, and stream the chunks in order.
+
+import type { VersionManifest } from "../../../common/manifest.ts";
+import { groupStub } from "../../shared/env.ts";
+import { objectBody } from "../data/read.ts";
+import { placeOf, requireBucket, type RequestContext } from "./context.ts";
+import { S3Error } from "./errors.ts";
+import { httpTime } from "./xml.ts";
+
+export interface ByteRange {
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
+/**
+ * Parse a Range header against an object size. Returns null when the header is absent or not a
+ * single byte range we understand (served as a plain 200, as S3 does); throws InvalidRange (416)
+ * when it is well-formed but cannot be satisfied.
+ */
+export function parseRange(header: string | null, size: number): ByteRange | null {
+  if (header === null) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  const unsatisfiable = () =>
+    new S3Error("InvalidRange", "The requested range is not satisfiable", { RangeRequested: header, ActualObjectSize: String(size) }, { "content-range": `bytes */${size}` });
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) throw unsatisfiable();
+    return { start: Math.max(0, size - n), end: size };
+  }
+  const start = Number(m[1]);
+  if (m[2] !== "" && Number(m[2]) < start) return null;
+  if (start >= size) throw unsatisfiable();
+  const end = m[2] === "" ? size : Math.min(size, Number(m[2]) + 1);
+  return { start, end };
+}
+
+function etagMatches(list: string, etag: string): boolean {
+  return list.split(",").some((t) => {
+    const v = t.trim();
+    return v === "*" || v === etag || v === `W/${etag}` || v.replace(/^"|"$/g, "") === etag.replace(/^"|"$/g, "");
+  });
+}
+
+/** RFC 7232 evaluation in S3's order; returns the status to answer with, or null to proceed. */
+export function evaluateConditions(headers: Headers, etag: string, lastModified: number): 304 | 412 | null {
+  const ifMatch = headers.get("if-match");
+  const ifNoneMatch = headers.get("if-none-match");
+  const ifModifiedSince = headers.get("if-modified-since");
+  const ifUnmodifiedSince = headers.get("if-unmodified-since");
+  // Compare at one-second precision: HTTP dates carry no milliseconds.
+  const lm = Math.floor(lastModified / 1000) * 1000;
+  if (ifMatch !== null) {
+    if (!etagMatches(ifMatch, etag)) return 412;
+  } else if (ifUnmodifiedSince !== null) {
+    const t = Date.parse(ifUnmodifiedSince);
+    if (!Number.isNaN(t) && lm > t) return 412;
+  }
+  if (ifNoneMatch !== null) {
+    if (etagMatches(ifNoneMatch, etag)) return 304;
+  } else if (ifModifiedSince !== null) {
+    const t = Date.parse(ifModifiedSince);
+    if (!Number.isNaN(t) && lm <= t) return 304;
+  }
+  return null;
+}
+
+function objectHeaders(vm: VersionManifest): Headers {
+  const h = new Headers({
+    etag: `"${vm.etag}"`,
+    "last-modified": httpTime(vm.created),
+    "content-type": vm.contentType,
+    "accept-ranges": "bytes",
+  });
+  for (const [k, v] of Object.entries(vm.httpMeta)) h.set(k, v);
+  for (const [k, v] of Object.entries(vm.userMeta)) h.set(`x-amz-meta-${k}`, v);
+  return h;
+}
+
+export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {
+  const bucketCheck = requireBucket(ctx, bucket);
+  bucketCheck.catch(() => {});
+  const place = await placeOf(ctx, bucket, key);
+  const vmP = groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, null);
+  vmP.catch(() => {});
+  await bucketCheck;
+  const vm = await vmP;
+  if (!vm || vm.deleteMarker) throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
+
+  const headers = objectHeaders(vm);
+  const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
+  if (cond === 304) return new Response(null, { status: 304, headers });
+  if (cond === 412) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-Match" });
+
+  const range = parseRange(ctx.req.headers.get("range"), vm.size);
+  const start = range?.start ?? 0;
+  const end = range?.end ?? vm.size;
+  headers.set("content-length", String(end - start));
+  if (range) headers.set("content-range", `bytes ${start}-${end - 1}/${vm.size}`);
+  const status = range ? 206 : 200;
+  if (head || end === start) return new Response(head ? null : new Uint8Array(0), { status, headers });
+
+  const source = objectBody(ctx.env, ctx.cfg, vm, start, end);
+  // Fail with a status while we still can: wait for the first chunk before sending headers.
+  await source.ready;
+  const { readable, writable } = new FixedLengthStream(end - start);
+  ctx.waitUntil(source.stream.pipeTo(writable).catch(() => {}));
+  return new Response(readable, { status, headers });
+}

@@ -1,0 +1,282 @@
+// A negotiating group. Edge runtimes have no multicast, so this object *is* the multicast group:
+// each member target holds an outbound WebSocket to it, and it fans proposals out, collects
+// bids, selects, relays payload and gathers acks (transfer.ts). It is also the single writer for
+// the names that hash to it: it stamps their versions (versions.ts) and hands each version record
+// to the name's manifest shard before the write is acknowledged.
+
+import { DurableObject } from "cloudflare:workers";
+import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
+import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
+import { decodeFrame, PUT_WINDOW, type ToGroup } from "../../common/protocol.ts";
+import { parseUvid } from "../../common/ids.ts";
+import type { GroupView } from "../cluster/cluster.ts";
+import { recordOf } from "../manifest-shard/records.ts";
+import { clusterStub, configOf, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { Member } from "./member.ts";
+import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
+import { VersionBook } from "./versions.ts";
+
+interface Attachment {
+  id: TargetId;
+  location: string;
+}
+
+const VIEW_TTL_MS = 10_000;
+/** Largest version manifest we accept back from a target. */
+const VM_MAX_BYTES = 32 * 1024 * 1024;
+const VM_CACHE_ENTRIES = 2048;
+const OUTBOX_RETRY_MS = 1_000;
+
+export interface PutVersionResult {
+  uvid: Uvid;
+  created: number;
+}
+
+export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
+  private readonly members = new Map<TargetId, Member>();
+  private readonly txns = new Map<number, TxnHandler>();
+  private nextTxn = 1;
+  private view: { at: number; v: GroupView } | null = null;
+  private readonly book: VersionBook;
+  /** Newest manifest of recently used names; a cache only, the names table is the truth. */
+  private readonly vmCache = new Map<Nhid, VersionManifest>();
+  private group = -1;
+  /** Stamped versions not yet committed: the cutoff we promise shards must stay below them. */
+  private readonly inflight = new Set<Uvid>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.book = new VersionBook(ctx.storage.sql);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
+    const g = ctx.storage.sql.exec("SELECT v FROM meta WHERE k = 'group'").toArray()[0];
+    if (g) this.group = Number(g.v);
+    // After hibernation the sockets survive but memory does not: rebuild the member table.
+    for (const ws of ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (att) this.members.set(att.id, new Member(att.id, att.location, ws, PUT_WINDOW));
+    }
+  }
+
+  private setGroup(g: number): void {
+    if (this.group === g) return;
+    if (this.group !== -1) throw new Error(`this object is group ${this.group}, not ${g}`);
+    this.group = g;
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (k, v) VALUES ('group', ?)", String(g));
+  }
+
+  // ---- TxnHost ----
+  open(handler: TxnHandler): number {
+    const id = this.nextTxn;
+    this.nextTxn = (this.nextTxn % 0xffffffff) + 1;
+    this.txns.set(id, handler);
+    return id;
+  }
+
+  close(txn: number): void {
+    this.txns.delete(txn);
+  }
+
+  // ---- membership ----
+  private async groupView(force = false): Promise<GroupView> {
+    if (!force && this.view && Date.now() - this.view.at < VIEW_TTL_MS) return this.view.v;
+    const v = await clusterStub(this.env).groupView(this.group);
+    this.view = { at: Date.now(), v };
+    return v;
+  }
+
+  private async live(role: "writers" | "readers"): Promise<Member[]> {
+    const v = await this.groupView();
+    const ids = new Set(v[role].map((m) => m.id));
+    return [...this.members.values()].filter((m) => ids.has(m.id) && !m.gone);
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade") !== "websocket") return new Response("expected a WebSocket", { status: 426 });
+    this.setGroup(Number(request.headers.get("x-group")));
+    const id = request.headers.get("x-target-id") as TargetId;
+    const location = request.headers.get("x-target-location") ?? "";
+    const view = await this.groupView(true);
+    if (!view.readers.some((m) => m.id === id)) {
+      return new Response(`target ${id} is not a member of group ${this.group}`, { status: 403 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [id]);
+    server.serializeAttachment({ id, location } satisfies Attachment);
+    const old = this.members.get(id);
+    if (old) this.drop(old, "replaced by a newer connection");
+    // Credit starts at zero: the target grants its window in its first message.
+    this.members.set(id, new Member(id, location, server, 0));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private memberOf(ws: WebSocket): Member | null {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    const m = att ? this.members.get(att.id) : undefined;
+    return m && m.ws === ws ? m : null;
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const member = this.memberOf(ws);
+    if (!member) return;
+    if (typeof message === "string") {
+      const msg = JSON.parse(message) as ToGroup;
+      if (msg.t === "credit") member.grant(msg.bytes);
+      else if (msg.t !== "hello") this.txns.get(msg.txn)?.onMessage(member, msg);
+      return;
+    }
+    const { header, payload } = decodeFrame(new Uint8Array(message));
+    this.txns.get(header.txn)?.onFrame(member, header, payload);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    const m = this.memberOf(ws);
+    if (m) this.drop(m, `closed (${code} ${reason})`);
+    ws.close();
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    const m = this.memberOf(ws);
+    if (m) this.drop(m, `error: ${String(error)}`);
+  }
+
+  private drop(m: Member, reason: string): void {
+    m.markGone(reason);
+    if (this.members.get(m.id) === m) this.members.delete(m.id);
+    for (const t of this.txns.values()) t.onGone(m);
+  }
+
+  // ---- RPC: chunks ----
+
+  /** Put chunk (seed 001) for every item, R replicas each. */
+  async putChunks(g: number, items: { chid: Chid; bytes: Uint8Array }[]): Promise<void> {
+    this.setGroup(g);
+    const cfg = configOf(this.env);
+    const writers = await this.live("writers");
+    await putTransaction(
+      this,
+      writers,
+      items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
+      cfg.replicas,
+    );
+  }
+
+  /** Get chunk (seed 001): the bytes, verified against the CHID, or an error if no good copy is reachable. */
+  async getChunk(g: number, chid: Chid): Promise<Uint8Array> {
+    this.setGroup(g);
+    const cfg = configOf(this.env);
+    const readers = await this.live("readers");
+    const got = await getTransaction(this, readers, (txn) => ({ t: "propose-get", txn, chid }), chid, cfg.chunk.max);
+    if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds chunk ${chid}`);
+    return got.bytes;
+  }
+
+  // ---- RPC: versions ----
+
+  /**
+   * Put version manifest: stamp the version, store its manifest on R targets, then record it and
+   * hand its record to the name's manifest shard. Returns only when the shard has it, so a GET
+   * or a listing right after sees the new version.
+   */
+  async putVersion(g: number, nhid: Nhid, shard: number, body: VersionBody): Promise<PutVersionResult> {
+    this.setGroup(g);
+    const cfg = configOf(this.env);
+    const uvid = this.book.stamp(g);
+    const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
+    const bytes = encodeManifest(vm);
+    const vmChid = await chidOf(bytes);
+    this.inflight.add(uvid);
+    try {
+      const writers = await this.live("writers");
+      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas);
+      this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker }, shard, recordOf(vm, vmChid));
+    } finally {
+      this.inflight.delete(uvid);
+    }
+    const cur = this.book.current(nhid);
+    if (cur?.uvid === uvid) this.cache(nhid, vm);
+    await this.flushOutbox();
+    return { uvid, created: vm.created };
+  }
+
+  /** Delete: stamp a delete marker, unless the name has no current version (then nothing to do). */
+  async deleteName(g: number, nhid: Nhid, shard: number, marker: VersionBody): Promise<PutVersionResult | null> {
+    this.setGroup(g);
+    const cur = this.book.current(nhid);
+    if (!cur || cur.deleteMarker) return null;
+    return this.putVersion(g, nhid, shard, marker);
+  }
+
+  /** The newest version of a name (null if it has none), or one exact version. */
+  async getVersion(g: number, nhid: Nhid, uvid: Uvid | null = null): Promise<VersionManifest | null> {
+    this.setGroup(g);
+    let want = uvid;
+    let expect: Chid | null = null;
+    if (want === null) {
+      const cur = this.book.current(nhid);
+      if (!cur) return null;
+      want = cur.uvid;
+      expect = cur.vmChid;
+    }
+    const cached = this.vmCache.get(nhid);
+    if (cached && cached.uvid === want) {
+      this.cache(nhid, cached);
+      return cached;
+    }
+    const readers = await this.live("readers");
+    const got = await getTransaction(this, readers, (txn) => ({ t: "propose-get-vm", txn, nhid, uvid: want }), expect, VM_MAX_BYTES);
+    if (!got) {
+      if (expect) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds version ${want} of this name`);
+      return null;
+    }
+    const vm = decodeManifest(got.bytes);
+    if (uvid === null) this.cache(nhid, vm);
+    return vm;
+  }
+
+  private cache(nhid: Nhid, vm: VersionManifest): void {
+    this.vmCache.delete(nhid);
+    this.vmCache.set(nhid, vm);
+    if (this.vmCache.size > VM_CACHE_ENTRIES) this.vmCache.delete(this.vmCache.keys().next().value!);
+  }
+
+  /** Deliver queued version records to their shards; what fails stays queued and is retried by alarm. */
+  private async flushOutbox(): Promise<void> {
+    const pending = this.book.pending();
+    if (pending.length === 0) return;
+    const byShard = new Map<number, typeof pending>();
+    for (const p of pending) byShard.set(p.shard, [...(byShard.get(p.shard) ?? []), p]);
+    const failures: string[] = [];
+    await Promise.all(
+      [...byShard].map(async ([s, items]) => {
+        const records = items.map((i) => i.record);
+        try {
+          await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.cutoff() });
+          this.book.delivered(s, records.map((r) => r.uvid));
+        } catch (e) {
+          failures.push(`shard ${s}: ${String(e)}`);
+        }
+      }),
+    );
+    if (failures.length > 0) {
+      await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
+      throw new Error(`${UNAVAILABLE}version stored but its record is not yet listed (${failures.join("; ")})`);
+    }
+  }
+
+  /** "No version earlier than this will ever come from me": below every in-flight stamp and the clock. */
+  private cutoff(): Uvid {
+    let low = this.book.floor(this.group);
+    for (const u of this.inflight) if (u < low) low = u;
+    return low;
+  }
+
+  override async alarm(): Promise<void> {
+    await this.flushOutbox().catch(() => {});
+  }
+
+  /** Live members and their locations, for status pages and tests. */
+  async liveMembers(): Promise<{ id: TargetId; location: string }[]> {
+    return [...this.members.values()].map((m) => ({ id: m.id, location: m.location }));
+  }
+}

@@ -1,0 +1,70 @@
+// One connected target as a group sees it: its socket and the payload credit it has granted.
+// A Durable Object gets no backpressure from WebSocket.send, so every payload frame waits here
+// for credit; a slow target makes its sender wait instead of making the object's memory grow.
+
+import type { TargetId } from "../../common/ids.ts";
+import type { ToTarget } from "../../common/protocol.ts";
+
+interface Waiter {
+  need: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class Member {
+  readonly id: TargetId;
+  readonly location: string;
+  readonly ws: WebSocket;
+  private credit = 0;
+  private waiters: Waiter[] = [];
+  private goneReason: string | null = null;
+
+  constructor(id: TargetId, location: string, ws: WebSocket, initialCredit: number) {
+    this.id = id;
+    this.location = location;
+    this.ws = ws;
+    this.credit = initialCredit;
+  }
+
+  get gone(): boolean {
+    return this.goneReason !== null;
+  }
+
+  send(msg: ToTarget): void {
+    if (this.goneReason === null) this.ws.send(JSON.stringify(msg));
+  }
+
+  grant(bytes: number): void {
+    this.credit += bytes;
+    while (this.waiters.length > 0 && this.credit >= this.waiters[0]!.need) {
+      const w = this.waiters.shift()!;
+      this.credit -= w.need;
+      w.resolve();
+    }
+  }
+
+  /** Wait until `bytes` of credit are available and take them. FIFO, so frames keep their order. */
+  acquire(bytes: number): Promise<void> {
+    if (this.goneReason !== null) return Promise.reject(new Error(`target ${this.id} is gone: ${this.goneReason}`));
+    if (this.waiters.length === 0 && this.credit >= bytes) {
+      this.credit -= bytes;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ need: bytes, resolve, reject }));
+  }
+
+  /** Send one payload frame once credit allows. */
+  async sendFrame(frame: Uint8Array): Promise<void> {
+    await this.acquire(frame.length);
+    if (this.goneReason !== null) throw new Error(`target ${this.id} is gone: ${this.goneReason}`);
+    this.ws.send(frame);
+  }
+
+  markGone(reason: string): void {
+    if (this.goneReason !== null) return;
+    this.goneReason = reason;
+    const err = new Error(`target ${this.id} is gone: ${reason}`);
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+  }
+}

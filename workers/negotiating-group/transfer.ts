@@ -1,0 +1,252 @@
+// The seed-001 transactions as a group runs them over its members' WebSockets: propose to every
+// live member, collect bids, select, move the payload in credited frames, and gather acks.
+
+import { chidOf, type Chid } from "../../common/ids.ts";
+import { selectReplicas, type Offer } from "../../common/placement.ts";
+import {
+  FRAME_PUT_DATA,
+  framesOf,
+  type Bid,
+  type FrameHeader,
+  type PutItem,
+  type ToGroup,
+  type ToTarget,
+} from "../../common/protocol.ts";
+import { UNAVAILABLE } from "../shared/env.ts";
+import type { Member } from "./member.ts";
+
+const BID_TIMEOUT_MS = 5_000;
+const SAVE_TIMEOUT_MS = 60_000;
+const GET_TIMEOUT_MS = 30_000;
+
+/** What a transaction needs from its group: a way to route replies to it by transaction id. */
+export interface TxnHost {
+  open(handler: TxnHandler): number;
+  close(txn: number): void;
+}
+
+export interface TxnHandler {
+  onMessage(from: Member, msg: ToGroup): void;
+  onFrame(from: Member, header: FrameHeader, payload: Uint8Array): void;
+  onGone(member: Member): void;
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Wait for one reply from each member (or its departure), up to a deadline. */
+class BidCollector<B> {
+  private readonly replies = new Map<Member, B | null>();
+  private readonly done = deferred<void>();
+  private readonly members: readonly Member[];
+
+  constructor(members: readonly Member[]) {
+    this.members = members;
+    if (members.length === 0) this.done.resolve();
+  }
+
+  record(from: Member, bid: B | null): void {
+    if (!this.members.includes(from) || this.replies.has(from)) return;
+    this.replies.set(from, bid);
+    if (this.replies.size === this.members.length) this.done.resolve();
+  }
+
+  async wait(): Promise<Map<Member, B | null>> {
+    await withTimeout(this.done.promise, BID_TIMEOUT_MS, "bids").catch(() => {});
+    return this.replies;
+  }
+}
+
+export interface PutPayload {
+  item: PutItem;
+  bytes: Uint8Array;
+}
+
+/**
+ * Put chunk / put version manifest: store every item on `replicas` distinct members (counting
+ * those that already hold it), least correlated first. Resolves when every item is confirmed
+ * saved on enough members; retries on other bidders when a selected one fails.
+ */
+export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number): Promise<{ stored: number; present: number }> {
+  if (members.length < replicas) {
+    throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
+  }
+  const bids = new BidCollector<Bid[]>(members);
+  // saved[(member,item)] promises, created at selection time.
+  const acks = new Map<string, ReturnType<typeof deferred<void>>>();
+  const key = (m: Member, i: number) => `${m.id}/${i}`;
+  const handler: TxnHandler = {
+    onMessage(from, msg) {
+      if (msg.t === "bid-put") bids.record(from, msg.bids);
+      else if (msg.t === "saved") acks.get(key(from, msg.item))?.resolve();
+      else if (msg.t === "save-failed") acks.get(key(from, msg.item))?.reject(new Error(`target ${from.id}: ${msg.reason}`));
+    },
+    onFrame() {},
+    onGone(member) {
+      bids.record(member, null);
+      for (let i = 0; i < payloads.length; i++) acks.get(key(member, i))?.reject(new Error(`target ${member.id} disconnected`));
+    },
+  };
+  const txn = host.open(handler);
+  const proposal: ToTarget = { t: "propose-put", txn, items: payloads.map((p) => p.item) };
+  try {
+    for (const m of members) m.send(proposal);
+    const replies = await bids.wait();
+
+    // Per item: who has it, who offered, who is chosen.
+    const plan = payloads.map((_, i) => {
+      const holders: Member[] = [];
+      const offers: (Offer & { member: Member })[] = [];
+      for (const [m, b] of replies) {
+        const bid = b?.find((x) => x.item === i);
+        if (!bid || m.gone) continue;
+        if (bid.bid === "have") holders.push(m);
+        else if (bid.bid === "accept") offers.push({ id: m.id, location: m.location, start: bid.window[0], member: m });
+      }
+      return { holders, offers, tried: new Set<Member>() };
+    });
+
+    let stored = 0;
+    let present = 0;
+    const work = payloads.map(async (p, i) => {
+      const { holders, offers, tried } = plan[i]!;
+      let confirmed = holders.length;
+      present += Math.min(confirmed, replicas);
+      const confirmedLocations = holders.map((h) => h.location);
+      while (confirmed < replicas) {
+        const remaining = offers.filter((o) => !tried.has(o.member) && !o.member.gone);
+        const picked = selectReplicas(confirmedLocations, remaining, replicas - confirmed) as (Offer & { member: Member })[];
+        if (picked.length === 0) {
+          throw new Error(`${UNAVAILABLE}could only place ${confirmed} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted`);
+        }
+        for (const o of picked) {
+          tried.add(o.member);
+          acks.set(key(o.member, i), deferred<void>());
+          o.member.send({ t: "select-put", txn, items: [i] });
+        }
+        const sent = sendPayload(txn, i, p.bytes, picked.map((o) => o.member));
+        const results = await Promise.allSettled(
+          picked.map((o) => Promise.all([sent.get(o.member)!, withTimeout(acks.get(key(o.member, i))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`)])),
+        );
+        results.forEach((r, j) => {
+          if (r.status === "fulfilled") {
+            confirmed++;
+            stored++;
+            confirmedLocations.push(picked[j]!.location);
+          }
+        });
+      }
+    });
+    await Promise.all(work);
+    return { stored, present };
+  } finally {
+    for (const m of members) m.send({ t: "release", txn });
+    host.close(txn);
+  }
+}
+
+/** Send one item's frames to several targets; each target's send completes independently. */
+function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: Member[]): Map<Member, Promise<void>> {
+  const frames = [...framesOf(FRAME_PUT_DATA, txn, item, bytes)];
+  const out = new Map<Member, Promise<void>>();
+  for (const t of targets) {
+    out.set(
+      t,
+      (async () => {
+        for (const f of frames) await t.sendFrame(f);
+      })(),
+    );
+  }
+  return out;
+}
+
+interface GetBid {
+  member: Member;
+  chid: Chid | null;
+  queue: number;
+}
+
+/**
+ * Get chunk / get version manifest: ask every reader, pick the least busy that has it, receive
+ * its frames, and check the bytes hash to the expected CHID; a bad or failed copy moves on to
+ * the next holder, so a corrupt replica is never returned.
+ */
+export async function getTransaction(
+  host: TxnHost,
+  members: readonly Member[],
+  proposal: (txn: number) => ToTarget,
+  expect: Chid | null,
+  maxBytes: number,
+): Promise<{ bytes: Uint8Array; chid: Chid } | null> {
+  if (members.length === 0) throw new Error(`${UNAVAILABLE}no target of this group is live`);
+  const bids = new BidCollector<GetBid>(members);
+  let current: { member: Member; buf: Uint8Array | null; received: number; done: ReturnType<typeof deferred<Uint8Array>> } | null = null;
+  const handler: TxnHandler = {
+    onMessage(from, msg) {
+      if (msg.t === "bid-get") bids.record(from, msg.have ? { member: from, chid: expect, queue: msg.queue } : null);
+      else if (msg.t === "bid-get-vm") bids.record(from, msg.chid ? { member: from, chid: msg.chid, queue: 0 } : null);
+      else if (msg.t === "get-failed" && current?.member === from) current.done.reject(new Error(`target ${from.id}: ${msg.reason}`));
+    },
+    onFrame(from, header, payload) {
+      if (!current || current.member !== from) return;
+      if (header.total > maxBytes) {
+        current.done.reject(new Error(`target ${from.id} sent ${header.total} bytes, more than the ${maxBytes} granted`));
+        return;
+      }
+      current.buf ??= new Uint8Array(header.total);
+      if (header.offset !== current.received || header.offset + payload.length > header.total) {
+        current.done.reject(new Error(`target ${from.id} sent a frame out of order`));
+        return;
+      }
+      current.buf.set(payload, header.offset);
+      current.received += payload.length;
+      if (header.last) current.done.resolve(current.buf.subarray(0, current.received));
+    },
+    onGone(member) {
+      bids.record(member, null);
+      if (current?.member === member) current.done.reject(new Error(`target ${member.id} disconnected`));
+    },
+  };
+  const txn = host.open(handler);
+  try {
+    const msg = proposal(txn);
+    for (const m of members) m.send(msg);
+    const replies = await bids.wait();
+    const offers = [...replies.values()].filter((b): b is GetBid => b !== null && !b.member.gone);
+    offers.sort((a, b) => a.queue - b.queue);
+    const errors: string[] = [];
+    for (const offer of offers) {
+      const want = expect ?? offer.chid!;
+      current = { member: offer.member, buf: null, received: 0, done: deferred<Uint8Array>() };
+      offer.member.send({ t: "select-get", txn, credit: maxBytes });
+      try {
+        const bytes = await withTimeout(current.done.promise, GET_TIMEOUT_MS, "chunk delivery");
+        const actual = await chidOf(bytes);
+        if (actual === want) return { bytes, chid: actual };
+        errors.push(`target ${offer.member.id} returned bytes hashing to ${actual}, not ${want}`);
+      } catch (e) {
+        errors.push(String(e instanceof Error ? e.message : e));
+      }
+    }
+    if (offers.length === 0) return null;
+    throw new Error(`${UNAVAILABLE}every copy failed: ${errors.join("; ")}`);
+  } finally {
+    for (const m of members) m.send({ t: "release", txn });
+    host.close(txn);
+  }
+}

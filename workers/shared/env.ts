@@ -1,0 +1,73 @@
+// The bindings and settings every part of the Worker sees (wrangler.toml [vars] and secrets).
+
+import type { Cluster } from "../cluster/cluster.ts";
+import type { ManifestShard } from "../manifest-shard/shard.ts";
+import type { NegotiatingGroup } from "../negotiating-group/group.ts";
+import type { TenantDirectory } from "../tenant/directory.ts";
+
+export interface Env {
+  GROUP: DurableObjectNamespace<NegotiatingGroup>;
+  SHARD: DurableObjectNamespace<ManifestShard>;
+  CLUSTER: DurableObjectNamespace<Cluster>;
+  TENANT: DurableObjectNamespace<TenantDirectory>;
+  S3_REGION: string;
+  GROUP_COUNT: string;
+  SHARD_COUNT: string;
+  REPLICAS: string;
+  GROUP_MEMBERS: string;
+  CHUNK_MIN: string;
+  CHUNK_AVG: string;
+  CHUNK_MAX: string;
+  INLINE_MAX: string;
+  S3_ACCESS_KEY: string;
+  S3_SECRET_KEY: string;
+  JOIN_SECRET: string;
+}
+
+export interface ClusterConfig {
+  groupCount: number;
+  shardCount: number;
+  replicas: number;
+  groupMembers: number;
+  chunk: { min: number; avg: number; max: number };
+  inlineMax: number;
+}
+
+function int(env: Env, name: keyof Env, min: number): number {
+  const v = Number(env[name]);
+  if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}, got "${String(env[name])}"`);
+  return v;
+}
+
+export function configOf(env: Env): ClusterConfig {
+  const replicas = int(env, "REPLICAS", 1);
+  const groupMembers = int(env, "GROUP_MEMBERS", 1);
+  if (groupMembers < replicas) throw new Error(`GROUP_MEMBERS (${groupMembers}) must be >= REPLICAS (${replicas})`);
+  return {
+    groupCount: int(env, "GROUP_COUNT", 1),
+    shardCount: int(env, "SHARD_COUNT", 1),
+    replicas,
+    groupMembers,
+    chunk: { min: int(env, "CHUNK_MIN", 64), avg: int(env, "CHUNK_AVG", 128), max: int(env, "CHUNK_MAX", 256) },
+    inlineMax: int(env, "INLINE_MAX", 0),
+  };
+}
+
+export function groupStub(env: Env, g: number): DurableObjectStub<NegotiatingGroup> {
+  return env.GROUP.get(env.GROUP.idFromName(`group-${g}`));
+}
+
+export function shardStub(env: Env, s: number): DurableObjectStub<ManifestShard> {
+  return env.SHARD.get(env.SHARD.idFromName(`shard-${s}`));
+}
+
+export function clusterStub(env: Env): DurableObjectStub<Cluster> {
+  return env.CLUSTER.get(env.CLUSTER.idFromName("cluster"));
+}
+
+export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantDirectory> {
+  return env.TENANT.get(env.TENANT.idFromName(`tenant-${tenant}`));
+}
+
+/** Errors that cross RPC keep only their message: this prefix marks "retry later" (HTTP 503). */
+export const UNAVAILABLE = "ServiceUnavailable: ";

@@ -1,0 +1,41 @@
+// A tenant's directory: its buckets. One object per tenant, so bucket names are scoped to
+// the tenant (two tenants may each have a bucket "photos"); see docs/architecture.md.
+
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../shared/env.ts";
+
+export interface BucketInfo {
+  name: string;
+  created: number;
+}
+
+export class TenantDirectory extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created INTEGER NOT NULL)");
+  }
+
+  /** Create a bucket; false if it already exists. */
+  async createBucket(name: string): Promise<boolean> {
+    const before = this.sql.exec("SELECT 1 FROM buckets WHERE name = ?", name).toArray().length;
+    if (before > 0) return false;
+    this.sql.exec("INSERT INTO buckets (name, created) VALUES (?, ?)", name, Date.now());
+    return true;
+  }
+
+  async getBucket(name: string): Promise<BucketInfo | null> {
+    const row = this.sql.exec("SELECT name, created FROM buckets WHERE name = ?", name).toArray()[0];
+    return row ? { name: String(row.name), created: Number(row.created) } : null;
+  }
+
+  async listBuckets(): Promise<BucketInfo[]> {
+    return this.sql.exec("SELECT name, created FROM buckets ORDER BY name").toArray().map((r) => ({ name: String(r.name), created: Number(r.created) }));
+  }
+
+  async deleteBucket(name: string): Promise<boolean> {
+    return this.sql.exec("DELETE FROM buckets WHERE name = ?", name).rowsWritten > 0;
+  }
+}
