@@ -197,22 +197,24 @@ export async function stringToSign(amzDate: string, scope: string, canonicalRequ
 // ---------------------------------------------------------------------------------------------
 // Crypto
 
-export async function sha256Hex(data: string | Uint8Array<ArrayBuffer>): Promise<string> {
-  const bytes = typeof data === "string" ? utf8(data) : data;
-  return hex(await crypto.subtle.digest("SHA-256", bytes));
+// The DOM lib (Node build) types BufferSource as ArrayBuffer-backed only, while workers-types
+// hand out Uint8Array<ArrayBufferLike> everywhere; request bytes are never SharedArrayBuffer-backed.
+function bufferSource(data: string | Uint8Array): Uint8Array<ArrayBuffer> {
+  return typeof data === "string" ? utf8(data) : (data as Uint8Array<ArrayBuffer>);
 }
 
-async function hmacKey(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  return hex(await crypto.subtle.digest("SHA-256", bufferSource(data)));
+}
+
+async function hmacKey(raw: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", bufferSource(raw), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
 }
 
 /** HMAC-SHA256; a CryptoKey (e.g. a derived signing key) avoids re-importing the key. */
-export async function hmacSha256(
-  key: CryptoKey | Uint8Array<ArrayBuffer> | string,
-  data: string | Uint8Array<ArrayBuffer>,
-): Promise<Uint8Array<ArrayBuffer>> {
+export async function hmacSha256(key: CryptoKey | Uint8Array | string, data: string | Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   const k = typeof key === "string" ? await hmacKey(utf8(key)) : key instanceof Uint8Array ? await hmacKey(key) : key;
-  return new Uint8Array(await crypto.subtle.sign("HMAC", k, typeof data === "string" ? utf8(data) : data));
+  return new Uint8Array(await crypto.subtle.sign("HMAC", k, bufferSource(data)));
 }
 
 /**
@@ -256,6 +258,22 @@ export function parseAmzDate(s: string): Date | null {
 
 // ---------------------------------------------------------------------------------------------
 // Client side: signing and presigning
+
+// A benchmark client signs thousands of requests per second under one scope; re-deriving the
+// key would cost four extra HMACs and a key import each time.
+const clientKeys = new Map<string, Promise<CryptoKey>>();
+
+function clientSigningKey(secret: string, date: string, region: string, service: string): Promise<CryptoKey> {
+  const id = `${date}\n${region}\n${service}\n${secret}`;
+  let p = clientKeys.get(id);
+  if (!p) {
+    if (clientKeys.size >= 16) clientKeys.delete(clientKeys.keys().next().value!);
+    p = deriveSigningKey(secret, date, region, service);
+    p.catch(() => clientKeys.delete(id));
+    clientKeys.set(id, p);
+  }
+  return p;
+}
 
 /** Headers a signer leaves out because proxies and HTTP stacks add or rewrite them. */
 const UNSIGNABLE = new Set([
@@ -315,7 +333,7 @@ export async function signRequest(input: SignRequestInput): Promise<SignedHeader
     pairs,
     input.payloadHash,
   );
-  const key = await deriveSigningKey(input.secretKey, amzDate.slice(0, 8), input.region, service);
+  const key = await clientSigningKey(input.secretKey, amzDate.slice(0, 8), input.region, service);
   const signature = await signHex(key, await stringToSign(amzDate, scope, creq));
   return {
     authorization: `${ALGORITHM} Credential=${input.accessKey}/${scope}, SignedHeaders=${canonicalHeaders(pairs).signedHeaders}, Signature=${signature}`,
@@ -367,7 +385,7 @@ export async function presignUrl(input: PresignInput): Promise<string> {
     pairs,
     UNSIGNED_PAYLOAD,
   );
-  const key = await deriveSigningKey(input.secretKey, amzDate.slice(0, 8), input.region, service);
+  const key = await clientSigningKey(input.secretKey, amzDate.slice(0, 8), input.region, service);
   const signature = await signHex(key, await stringToSign(amzDate, scope, creq));
   added.push(["X-Amz-Signature", signature]);
   const extra = added.map(([k, v]) => `${k}=${uriEncode(v, true)}`).join("&");

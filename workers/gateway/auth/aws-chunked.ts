@@ -144,6 +144,7 @@ class Decoder {
   private readonly checksums = new Map<string, Checksum>();
   private readonly signed: boolean;
   private readonly hasTrailer: boolean;
+  private readonly declared: Set<string>;
   /** Count of enqueued pieces, so the pull loop knows when it produced something. */
   emitted = 0;
   private readonly ctx: AwsChunkedContext;
@@ -155,8 +156,11 @@ class Decoder {
     this.signed = ctx.mode !== "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
     this.hasTrailer = ctx.mode !== "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
     this.previousSignature = ctx.auth.seedSignature;
-    for (const name of ctx.trailerNames) {
-      const n = name.trim().toLowerCase();
+    // Tolerate the raw x-amz-trailer value ("a, b") being passed as a single name.
+    this.declared = new Set(
+      ctx.trailerNames.flatMap((t) => t.split(",")).map((t) => t.trim().toLowerCase()).filter((t) => t !== ""),
+    );
+    for (const n of this.declared) {
       if (!n.startsWith("x-amz-checksum-")) continue;
       const c = newChecksum(n);
       if (!c) throw new S3Error("InvalidRequest", `Unsupported checksum algorithm in x-amz-trailer: ${n}`);
@@ -319,7 +323,7 @@ class Decoder {
       this.trailerSignature = value;
       return;
     }
-    if (!this.ctx.trailerNames.some((t) => t.trim().toLowerCase() === name)) {
+    if (!this.declared.has(name)) {
       throw new S3Error("InvalidRequest", `The trailing header ${name} was not declared in x-amz-trailer`);
     }
     this.trailerLines.push([name, value]);

@@ -123,7 +123,7 @@ function parseAuthorizationHeader(header: string): Parsed {
     throw headerMalformed(`the authorization mechanism "${algorithm}" is not supported; expecting "${ALGORITHM}"`);
   }
   const fields = new Map<string, string>();
-  for (const part of h.slice(sp + 1).split(",")) {
+  for (const part of sp < 0 ? [] : h.slice(sp + 1).split(",")) {
     const p = part.trim();
     if (p === "") continue;
     const eq = p.indexOf("=");
