@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// npm run bench [-- --replicas 1|3] [--client minimal|sdk|both] [--quick]
+//
+// Starts a fresh local cluster (wrangler dev + 6 node-targets, state in a temp dir) and prints
+// PUT/GET throughput and latency for the workloads named in issue 2, with a minimal SigV4
+// client (fetch + UNSIGNED-PAYLOAD) and with @aws-sdk/client-s3, plus the peak RSS of workerd
+// and of each target. Never run by CI: timings belong here, not in tests.
+
+import { GetObjectCommand, PutObjectCommand, S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
+import { LocalCluster } from "../scripts/cluster.ts";
+import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
+
+const MiB = 1024 * 1024;
+const { values } = parseArgs({
+  options: {
+    replicas: { type: "string", default: "1" },
+    client: { type: "string", default: "both" },
+    quick: { type: "boolean", default: false },
+  },
+});
+
+interface Client {
+  name: string;
+  put(key: string, body: Uint8Array): Promise<void>;
+  get(key: string): Promise<number>;
+}
+
+function minimalClient(c: LocalCluster, bucket: string): Client {
+  return {
+    name: "minimal SigV4",
+    async put(key, body) {
+      const url = `${c.endpoint}/${bucket}/${key}`;
+      const h = await signRequest({ method: "PUT", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region });
+      const res = await fetch(url, { method: "PUT", body, headers: { ...h, "content-length": String(body.length) } });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`PUT ${key}: ${res.status}`);
+    },
+    async get(key) {
+      const url = `${c.endpoint}/${bucket}/${key}`;
+      const h = await signRequest({ method: "GET", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region });
+      const res = await fetch(url, { headers: h });
+      let n = 0;
+      for await (const piece of res.body!) n += (piece as Uint8Array).length;
+      if (res.status !== 200) throw new Error(`GET ${key}: ${res.status}`);
+      return n;
+    },
+  };
+}
+
+function sdkClient(c: LocalCluster, bucket: string): Client {
+  const s3 = new S3Client({ endpoint: c.endpoint, region: c.region, forcePathStyle: true, credentials: { accessKeyId: c.accessKey, secretAccessKey: c.secretKey } });
+  return {
+    name: "@aws-sdk/client-s3",
+    async put(key, body) {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    },
+    async get(key) {
+      const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      let n = 0;
+      for await (const piece of r.Body as AsyncIterable<Uint8Array>) n += piece.length;
+      return n;
+    },
+  };
+}
+
+interface Result {
+  ops: number;
+  bytes: number;
+  seconds: number;
+  latencies: number[];
+}
+
+async function run(concurrency: number, count: number, op: (i: number) => Promise<number>): Promise<Result> {
+  const latencies: number[] = [];
+  let next = 0;
+  let bytes = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const s = performance.now();
+        const n = await op(i);
+        bytes += n;
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  return { ops: count, bytes, seconds: (performance.now() - t0) / 1000, latencies };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+function report(label: string, r: Result): void {
+  const mbps = r.bytes / 1e6 / r.seconds;
+  const ops = r.ops / r.seconds;
+  process.stdout.write(
+    `${label.padEnd(44)} ${mbps.toFixed(1).padStart(8)} MB/s ${ops.toFixed(0).padStart(7)} ops/s   p50 ${pct(r.latencies, 50).toFixed(1).padStart(7)} ms   p99 ${pct(r.latencies, 99).toFixed(1).padStart(7)} ms\n`,
+  );
+}
+
+/** Peak resident set (VmHWM) of a process, in MiB. */
+function peakRss(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** workerd runs as a descendant of the wrangler process we started. */
+function workerdPids(root: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+      if (pgrp === root && cmd.includes("workerd")) out.push(Number(d));
+    } catch {
+      // process went away
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const replicas = values.replicas!;
+  const dir = mkdtempSync(join(tmpdir(), "edgestore-bench-"));
+  const cluster = new LocalCluster({ port: await freePort(), dataDir: dir, vars: { REPLICAS: replicas } });
+  process.stdout.write(`starting a local cluster (R=${replicas}, 6 targets) in ${dir}...\n`);
+  await cluster.start();
+  try {
+    const sdk = new S3Client({ endpoint: cluster.endpoint, region: cluster.region, forcePathStyle: true, credentials: { accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey } });
+    await sdk.send(new CreateBucketCommand({ Bucket: "bench" }));
+    const clients = [
+      ...(values.client === "sdk" ? [] : [minimalClient(cluster, "bench")]),
+      ...(values.client === "minimal" ? [] : [sdkClient(cluster, "bench")]),
+    ];
+    const n1 = values.quick ? 32 : 256;
+    const n4k = values.quick ? 500 : 3000;
+    const n64 = values.quick ? 2 : 4;
+    // Distinct random bodies so deduplication cannot flatter the figures.
+    const oneMiB = Array.from({ length: n1 }, (_, i) => pseudoRandom(MiB, 1000 + i));
+    const big = Array.from({ length: n64 }, (_, i) => pseudoRandom(64 * MiB, 5000 + i));
+    const small = Array.from({ length: 64 }, (_, i) => pseudoRandom(4096, 9000 + i));
+    process.stdout.write(`\nR=${replicas}; sizes are decimal MB/s of object bytes; latencies per request\n`);
+    for (const [ci, c] of clients.entries()) {
+      process.stdout.write(`\n== ${c.name}\n`);
+      const tag = `c${ci}`;
+      for (const conc of [1, 8]) {
+        report(`PUT ${n1} x 1 MiB, concurrency ${conc}`, await run(conc, n1, async (i) => (await c.put(`${tag}/1m-${conc}/${i}`, oneMiB[i]!), MiB)));
+        report(`GET ${n1} x 1 MiB, concurrency ${conc}`, await run(conc, n1, (i) => c.get(`${tag}/1m-${conc}/${i}`)));
+      }
+      report(`PUT ${n64} x 64 MiB, concurrency 1`, await run(1, n64, async (i) => (await c.put(`${tag}/64m/${i}`, big[i]!), 64 * MiB)));
+      report(`GET ${n64} x 64 MiB, concurrency 1`, await run(1, n64, (i) => c.get(`${tag}/64m/${i}`)));
+      report(`PUT ${n4k} x 4 KiB, concurrency 16`, await run(16, n4k, async (i) => (await c.put(`${tag}/4k/${i}`, small[i % small.length]!), 4096)));
+      report(`GET ${n4k} x 4 KiB, concurrency 16`, await run(16, n4k, (i) => c.get(`${tag}/4k/${i}`)));
+    }
+    process.stdout.write(`\npeak RSS (VmHWM)\n`);
+    const wpid = cluster.gatewayPid();
+    for (const pid of wpid ? workerdPids(wpid) : []) process.stdout.write(`  workerd pid ${pid}: ${peakRss(pid)?.toFixed(0)} MiB\n`);
+    for (const t of cluster.targets) {
+      const pid = t.proc?.pid;
+      process.stdout.write(`  target ${t.index} ${t.location}: ${pid ? peakRss(pid)?.toFixed(0) : "?"} MiB\n`);
+    }
+  } finally {
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
