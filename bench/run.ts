@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --replicas 1|3] [--client minimal|sdk|both] [--quick]
+// npm run bench [-- --replicas 1|3] [--client minimal|sdk|both] [--quick] [--gib]
 //
 // Starts a fresh local cluster (wrangler dev + 6 node-targets, state in a temp dir) and prints
 // PUT/GET throughput and latency for the workloads named in issue 2, with a minimal SigV4
@@ -7,6 +7,8 @@
 // and of each target. Never run by CI: timings belong here, not in tests.
 
 import { GetObjectCommand, PutObjectCommand, S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { Agent, request } from "node:http";
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     replicas: { type: "string", default: "1" },
     client: { type: "string", default: "both" },
     quick: { type: "boolean", default: false },
+    gib: { type: "boolean", default: false },
   },
 });
 
@@ -30,25 +33,30 @@ interface Client {
   get(key: string): Promise<number>;
 }
 
+/** A minimal SigV4 client on node:http with keep-alive: the least client-side CPU per request. */
 function minimalClient(c: LocalCluster, bucket: string): Client {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const send = async (method: string, key: string, body?: Uint8Array): Promise<number> => {
+    const url = `${c.endpoint}/${bucket}/${key}`;
+    const headers: Record<string, string> = await signRequest({ method, url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region }) as unknown as Record<string, string>;
+    if (body) headers["content-length"] = String(body.length);
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method, headers, agent }, (res) => {
+        let n = 0;
+        res.on("data", (d: Buffer) => (n += d.length));
+        res.on("end", () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`${method} ${key}: ${res.statusCode}`))));
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  };
   return {
-    name: "minimal SigV4",
+    name: "minimal SigV4 (node:http)",
     async put(key, body) {
-      const url = `${c.endpoint}/${bucket}/${key}`;
-      const h = await signRequest({ method: "PUT", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region });
-      const res = await fetch(url, { method: "PUT", body, headers: { ...h, "content-length": String(body.length) } });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`PUT ${key}: ${res.status}`);
+      await send("PUT", key, body);
     },
-    async get(key) {
-      const url = `${c.endpoint}/${bucket}/${key}`;
-      const h = await signRequest({ method: "GET", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region });
-      const res = await fetch(url, { headers: h });
-      let n = 0;
-      for await (const piece of res.body!) n += (piece as Uint8Array).length;
-      if (res.status !== 200) throw new Error(`GET ${key}: ${res.status}`);
-      return n;
-    },
+    get: (key) => send("GET", key),
   };
 }
 
@@ -133,6 +141,47 @@ function workerdPids(root: number): number[] {
   return out;
 }
 
+/**
+ * A 1 GiB object streamed up and down without the client holding it: the peak RSS printed
+ * afterwards shows whether the Worker, the groups and the targets held it either.
+ */
+async function oneGiB(c: LocalCluster): Promise<void> {
+  const size = 1024 * MiB;
+  const piece = 4 * MiB;
+  const md5Up = createHash("md5");
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(ctrl) {
+      if (sent === size) return ctrl.close();
+      const p = pseudoRandom(piece, 77_000 + sent / piece);
+      md5Up.update(p);
+      sent += p.length;
+      ctrl.enqueue(p);
+    },
+  });
+  const url = `${c.endpoint}/bench/one-gib`;
+  let h = await signRequest({ method: "PUT", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region });
+  let t = performance.now();
+  const res = await fetch(url, { method: "PUT", body, headers: { ...h, "content-length": String(size) }, duplex: "half" } as RequestInit);
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`1 GiB PUT: ${res.status}`);
+  process.stdout.write(`PUT 1 GiB streamed                           ${(size / 1e6 / ((performance.now() - t) / 1000)).toFixed(1).padStart(8)} MB/s\n`);
+  h = await signRequest({ method: "GET", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region });
+  t = performance.now();
+  const got = await fetch(url, { headers: { ...h } });
+  const md5Down = createHash("md5");
+  let n = 0;
+  for await (const p of got.body as unknown as AsyncIterable<Uint8Array>) {
+    md5Down.update(p as Uint8Array);
+    n += (p as Uint8Array).length;
+  }
+  process.stdout.write(`GET 1 GiB streamed                           ${(n / 1e6 / ((performance.now() - t) / 1000)).toFixed(1).padStart(8)} MB/s\n`);
+  const up = md5Up.digest("hex");
+  const down = md5Down.digest("hex");
+  if (n !== size || up !== down) throw new Error(`1 GiB round trip differs: ${n} bytes, md5 ${down} vs ${up}`);
+  process.stdout.write(`1 GiB round trip byte-exact (md5 ${up})\n`);
+}
+
 async function main(): Promise<void> {
   const replicas = values.replicas!;
   const dir = mkdtempSync(join(tmpdir(), "edgestore-bench-"));
@@ -150,11 +199,11 @@ async function main(): Promise<void> {
     const n4k = values.quick ? 500 : 3000;
     const n64 = values.quick ? 2 : 4;
     // Distinct random bodies so deduplication cannot flatter the figures.
-    const oneMiB = Array.from({ length: n1 }, (_, i) => pseudoRandom(MiB, 1000 + i));
-    const big = Array.from({ length: n64 }, (_, i) => pseudoRandom(64 * MiB, 5000 + i));
+    const oneMiB = values.gib ? [] : Array.from({ length: n1 }, (_, i) => pseudoRandom(MiB, 1000 + i));
+    const big = values.gib ? [] : Array.from({ length: n64 }, (_, i) => pseudoRandom(64 * MiB, 5000 + i));
     const small = Array.from({ length: 64 }, (_, i) => pseudoRandom(4096, 9000 + i));
     process.stdout.write(`\nR=${replicas}; sizes are decimal MB/s of object bytes; latencies per request\n`);
-    for (const [ci, c] of clients.entries()) {
+    for (const [ci, c] of values.gib ? [] : clients.entries()) {
       process.stdout.write(`\n== ${c.name}\n`);
       const tag = `c${ci}`;
       for (const conc of [1, 8]) {
@@ -166,6 +215,7 @@ async function main(): Promise<void> {
       report(`PUT ${n4k} x 4 KiB, concurrency 16`, await run(16, n4k, async (i) => (await c.put(`${tag}/4k/${i}`, small[i % small.length]!), 4096)));
       report(`GET ${n4k} x 4 KiB, concurrency 16`, await run(16, n4k, (i) => c.get(`${tag}/4k/${i}`)));
     }
+    if (values.gib) await oneGiB(cluster);
     process.stdout.write(`\npeak RSS (VmHWM)\n`);
     const wpid = cluster.gatewayPid();
     for (const pid of wpid ? workerdPids(wpid) : []) process.stdout.write(`  workerd pid ${pid}: ${peakRss(pid)?.toFixed(0)} MiB\n`);

@@ -107,6 +107,8 @@ export function validateManifest(vm: VersionManifest): void {
 
 /** The chunk refs that overlap the byte range [start, end). */
 export function chunksInRange(chunks: ChunkRef[], start: number, end: number): ChunkRef[] {
+  // An empty range overlaps nothing, even strictly inside a chunk.
+  if (start >= end) return [];
   // Refs are contiguous and sorted: binary-search the first one that ends after `start`.
   let lo = 0;
   let hi = chunks.length;

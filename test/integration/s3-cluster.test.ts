@@ -114,7 +114,7 @@ describe("authentication", () => {
       secretKey: cluster.secretKey,
       region: cluster.region,
     });
-    return fetch(url, { method: "PUT", body, headers: { ...headers, "content-length": String(body.length) } });
+    return fetch(url, { method: "PUT", body: body as Uint8Array<ArrayBuffer>, headers: { ...headers, "content-length": String(body.length) } });
   }
 
   it("accepts UNSIGNED-PAYLOAD and a correct signed payload hash", async () => {

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { assignGroups, correlation, selectReplicas, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
+
+const loc = (zone: string, host: number, disk = 0) => `/local/zone-${zone}/rack-1/host-${host}/disk-${disk}`;
+
+// 3 zones x 2 hosts, ids deliberately not in zone order.
+const TARGETS: Placeable[] = [
+  { id: "t5", location: loc("a", 1) },
+  { id: "t2", location: loc("a", 2) },
+  { id: "t4", location: loc("b", 1) },
+  { id: "t0", location: loc("b", 2) },
+  { id: "t3", location: loc("c", 1) },
+  { id: "t1", location: loc("c", 2) },
+];
+const zoneOf = new Map(TARGETS.map((t) => [t.id, t.location.split("/")[2]]));
+
+describe("sharedDepth and correlation", () => {
+  it("counts shared leading path components, ignoring empty ones", () => {
+    expect(sharedDepth(loc("a", 1), loc("a", 1))).toBe(5);
+    expect(sharedDepth(loc("a", 1, 0), loc("a", 1, 1))).toBe(4);
+    expect(sharedDepth(loc("a", 1), loc("a", 2))).toBe(3);
+    expect(sharedDepth(loc("a", 1), loc("b", 1))).toBe(1);
+    expect(sharedDepth("/x/y", "/z/y")).toBe(0);
+    expect(sharedDepth("/local/zone-a/", "local//zone-a")).toBe(2);
+    expect(sharedDepth("", loc("a", 1))).toBe(0);
+  });
+
+  it("is the deepest match against anything chosen, and -1 against nothing", () => {
+    expect(correlation(loc("a", 1), [])).toBe(-1);
+    expect(correlation(loc("a", 1), [loc("b", 1), loc("a", 2)])).toBe(3);
+    expect(correlation(loc("a", 1), [loc("b", 1), loc("c", 2)])).toBe(1);
+  });
+});
+
+describe("assignGroups", () => {
+  const groups = assignGroups(TARGETS, 8, 4);
+
+  it("fills every group with distinct members from all three zones", () => {
+    expect(groups).toHaveLength(8);
+    for (const g of groups) {
+      expect(g).toHaveLength(4);
+      expect(new Set(g).size).toBe(4);
+      expect(new Set(g.map((id) => zoneOf.get(id)))).toEqual(new Set(["zone-a", "zone-b", "zone-c"]));
+    }
+  });
+
+  it("balances load: each of 6 targets serves 5 or 6 of the 32 slots", () => {
+    const load = new Map<string, number>();
+    for (const g of groups) for (const id of g) load.set(id, (load.get(id) ?? 0) + 1);
+    expect([...load.keys()].sort()).toEqual(TARGETS.map((t) => t.id).sort());
+    for (const n of load.values()) expect(n === 5 || n === 6).toBe(true);
+  });
+
+  it("is deterministic whatever the input order", () => {
+    expect(assignGroups([...TARGETS].reverse(), 8, 4)).toEqual(groups);
+    const shuffled = [TARGETS[3]!, TARGETS[0]!, TARGETS[5]!, TARGETS[1]!, TARGETS[4]!, TARGETS[2]!];
+    expect(assignGroups(shuffled, 8, 4)).toEqual(groups);
+  });
+
+  it("uses every target once per group when there are fewer targets than members", () => {
+    const two = TARGETS.slice(0, 2);
+    const out = assignGroups(two, 3, 4);
+    expect(out).toHaveLength(3);
+    for (const g of out) expect([...g].sort()).toEqual(["t2", "t5"]);
+    expect(assignGroups([], 2, 4)).toEqual([[], []]);
+  });
+});
+
+describe("selectReplicas", () => {
+  const offer = (id: string, location: string, start: number): Offer => ({ id, location, start });
+
+  it("prefers distinct zones over an earlier window", () => {
+    const offers = [offer("a1", loc("a", 1), 0), offer("a2", loc("a", 2), 1), offer("b1", loc("b", 1), 50), offer("c1", loc("c", 1), 90)];
+    expect(selectReplicas([], offers, 3).map((o) => o.id)).toEqual(["a1", "b1", "c1"]);
+  });
+
+  it("breaks ties between equally correlated offers by earliest window", () => {
+    const offers = [offer("b-late", loc("b", 1), 30), offer("b-early", loc("b", 2), 10), offer("c", loc("c", 1), 20)];
+    expect(selectReplicas([loc("a", 1)], offers, 1).map((o) => o.id)).toEqual(["b-early"]);
+  });
+
+  it("counts holders as already chosen: avoids their zones", () => {
+    // a-disk1 shares a host with a holder; b1 only a zone.
+    const offers = [offer("a-disk1", loc("a", 1, 1), 0), offer("b1", loc("b", 1), 5), offer("c1", loc("c", 1), 9)];
+    expect(selectReplicas([loc("a", 1), loc("b", 2)], offers, 1).map((o) => o.id)).toEqual(["c1"]);
+    expect(selectReplicas([loc("a", 1), loc("b", 2)], offers, 2).map((o) => o.id)).toEqual(["c1", "b1"]);
+  });
+
+  it("returns what is available when fewer offers than needed, and nothing for need 0", () => {
+    const offers = [offer("a1", loc("a", 1), 0)];
+    expect(selectReplicas([], offers, 3).map((o) => o.id)).toEqual(["a1"]);
+    expect(selectReplicas([], offers, 0)).toEqual([]);
+    expect(offers).toHaveLength(1);
+  });
+});
