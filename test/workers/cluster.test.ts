@@ -1,0 +1,91 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Cluster } from "../../workers/cluster/cluster.ts";
+
+let n = 0;
+// A fresh cluster per test: storage is not assumed to be reset between tests.
+const freshCluster = () => env.CLUSTER.get(env.CLUSTER.idFromName(`cluster-test-${n++}`));
+
+const loc = (zone: string, host: number) => `/local/zone-${zone}/rack-1/host-${host}/disk-0`;
+const TARGETS = [
+  { id: "t-a1", location: loc("a", 1) },
+  { id: "t-a2", location: loc("a", 2) },
+  { id: "t-b1", location: loc("b", 1) },
+  { id: "t-b2", location: loc("b", 2) },
+  { id: "t-c1", location: loc("c", 1) },
+  { id: "t-c2", location: loc("c", 2) },
+];
+
+/** Store targets as a first registration would, then recompute membership. */
+function register(stub: DurableObjectStub<Cluster>, held: Record<string, number[]> = {}): Promise<void> {
+  return runInDurableObject(stub, (instance, state) => {
+    const now = Date.now();
+    for (const t of TARGETS) {
+      state.storage.sql.exec(
+        `INSERT INTO targets (id, location, capacity, free, chunks, bytes, held, registered, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        t.id, t.location, 1 << 30, 1 << 30, 0, 0, JSON.stringify(held[t.id] ?? []), now, now,
+      );
+    }
+    // Private: registration is a WebSocket message; call what it calls.
+    (instance as unknown as { recomputeMembership(): void }).recomputeMembership();
+  });
+}
+
+describe("Cluster.groupView", () => {
+  it("has no writers or readers on an empty cluster", async () => {
+    const cluster = freshCluster();
+    expect(await cluster.groupView(0)).toEqual({ epoch: 0, writers: [], readers: [] });
+    expect(await cluster.groupView(7)).toEqual({ epoch: 0, writers: [], readers: [] });
+  });
+
+  it("returns the assigned members as writers, with their locations", async () => {
+    const cluster = freshCluster();
+    await register(cluster);
+    const locationOf = new Map(TARGETS.map((t) => [t.id, t.location]));
+    const membership = await runInDurableObject(cluster, (_i, state) =>
+      new Map(state.storage.sql.exec("SELECT grp, members FROM membership").toArray().map((r) => [Number(r.grp), JSON.parse(String(r.members)) as string[]])),
+    );
+    // GROUP_COUNT and GROUP_MEMBERS in wrangler.toml.
+    expect(membership.size).toBe(8);
+    for (let g = 0; g < 8; g++) {
+      const view = await cluster.groupView(g);
+      expect(view.epoch).toBe(1);
+      expect(view.writers.map((w) => w.id)).toEqual(membership.get(g));
+      expect(view.writers).toHaveLength(4);
+      for (const w of view.writers) expect(w.location).toBe(locationOf.get(w.id));
+      expect(new Set(view.writers.map((w) => w.location.split("/")[2])).size).toBe(3);
+      // Nobody holds older data yet: readers are exactly the writers.
+      expect(view.readers).toEqual(view.writers);
+    }
+  });
+
+  it("adds targets that hold data for the group from an earlier membership to its readers only", async () => {
+    const cluster = freshCluster();
+    await register(cluster);
+    const before = await cluster.groupView(5);
+    const outsider = TARGETS.find((t) => !before.writers.some((w) => w.id === t.id))!;
+    const insider = before.writers[0]!;
+    // As a heartbeat would report it.
+    await runInDurableObject(cluster, (_i, state) => {
+      state.storage.sql.exec("UPDATE targets SET held = ? WHERE id = ?", JSON.stringify([5, 6]), outsider.id);
+      state.storage.sql.exec("UPDATE targets SET held = ? WHERE id = ?", JSON.stringify([5]), insider.id);
+    });
+    const view = await cluster.groupView(5);
+    expect(view.writers).toEqual(before.writers);
+    expect(view.readers.map((r) => r.id).sort()).toEqual([...before.writers.map((w) => w.id), outsider.id].sort());
+    expect(view.readers.find((r) => r.id === outsider.id)?.location).toBe(outsider.location);
+    // A group the outsider does not hold is unaffected.
+    const other = await cluster.groupView(4);
+    expect(other.readers.map((r) => r.id).sort()).toEqual(other.writers.map((w) => w.id).sort());
+  });
+
+  it("reports held data even for a group with no members", async () => {
+    const cluster = freshCluster();
+    await register(cluster, { "t-a1": [3] });
+    await runInDurableObject(cluster, (_i, state) => state.storage.sql.exec("DELETE FROM membership WHERE grp = 3"));
+    const view = await cluster.groupView(3);
+    expect(view.writers).toEqual([]);
+    expect(view.readers).toEqual([{ id: "t-a1", location: loc("a", 1) }]);
+  });
+});

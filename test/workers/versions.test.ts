@@ -1,0 +1,127 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { formatUvid, nhidOf, parseUvid, type Chid, type Uvid } from "../../common/ids.ts";
+import type { VersionRecord } from "../../workers/manifest-shard/records.ts";
+import { VersionBook } from "../../workers/negotiating-group/versions.ts";
+
+let n = 0;
+// A fresh group object per test: storage is not assumed to be reset between tests.
+const freshGroup = () => env.GROUP.get(env.GROUP.idFromName(`group-0-versions-${n++}`));
+
+function withBook<R>(stub: ReturnType<typeof freshGroup>, fn: (book: VersionBook, sql: SqlStorage) => R | Promise<R>): Promise<R> {
+  return runInDurableObject(stub, (_instance, state) => fn(new VersionBook(state.storage.sql), state.storage.sql));
+}
+
+const chid = (c: string) => c.repeat(64) as Chid;
+
+function record(key: string, uvid: Uvid): VersionRecord {
+  return {
+    tenant: "t",
+    bucket: "b",
+    key,
+    uvid,
+    deleteMarker: false,
+    size: 1,
+    etag: "e",
+    lastModified: parseUvid(uvid).ms,
+    contentType: "text/plain",
+    vmChid: chid("a"),
+    creator: "AK",
+  };
+}
+
+describe("VersionBook stamps", () => {
+  it("strictly increase even when `now` repeats or goes backwards", async () => {
+    await withBook(freshGroup(), (book) => {
+      const nows = [1000, 1000, 1000, 999, 500, 1001, 1001, 2000, 1500, 2000];
+      const stamps = nows.map((now) => book.stamp(3, now));
+      for (let i = 1; i < stamps.length; i++) expect(stamps[i]! > stamps[i - 1]!).toBe(true);
+      expect(new Set(stamps).size).toBe(stamps.length);
+      expect(parseUvid(stamps[0]!)).toEqual({ ms: 1000, seq: 0, group: 3 });
+      expect(parseUvid(stamps[4]!)).toEqual({ ms: 1000, seq: 4, group: 3 });
+      // A clock that catches up resets the sequence.
+      expect(parseUvid(stamps[7]!)).toEqual({ ms: 2000, seq: 0, group: 3 });
+    });
+  });
+
+  it("persist: a new VersionBook on the same storage never reuses or precedes a stamp", async () => {
+    const stub = freshGroup();
+    const last = await withBook(stub, (book) => {
+      book.stamp(1, 5000);
+      return book.stamp(1, 5000);
+    });
+    const next = await withBook(stub, (book) => book.stamp(1, 10));
+    expect(next > last).toBe(true);
+    expect(parseUvid(next)).toEqual({ ms: 5000, seq: 2, group: 1 });
+  });
+
+  it("floor is above every stamp already issued", async () => {
+    await withBook(freshGroup(), (book) => {
+      const future = Date.now() + 60_000;
+      const s = book.stamp(7, future);
+      const floor = book.floor(7);
+      expect(floor > s).toBe(true);
+      expect(book.stamp(0, 0) >= floor).toBe(true);
+    });
+  });
+});
+
+describe("VersionBook names and outbox", () => {
+  it("commit keeps the newest uvid per name, whatever the order commits arrive in", async () => {
+    const nhid = await nhidOf("t", "b", "k");
+    const other = await nhidOf("t", "b", "other");
+    const u = [formatUvid({ ms: 1, seq: 0, group: 0 }), formatUvid({ ms: 2, seq: 0, group: 0 }), formatUvid({ ms: 2, seq: 1, group: 0 })];
+    const orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]];
+    for (const order of orders) {
+      await withBook(freshGroup(), (book) => {
+        expect(book.current(nhid)).toBeNull();
+        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2 }, 0, record("k", u[i]!));
+        expect(book.current(nhid)).toEqual({ uvid: u[2], vmChid: chid("2"), deleteMarker: true });
+        expect(book.current(other)).toBeNull();
+      });
+    }
+  });
+
+  it("queues every committed record once, lists pending in uvid order, and drops what was delivered", async () => {
+    const nA = await nhidOf("t", "b", "a");
+    const nB = await nhidOf("t", "b", "b");
+    const u1 = formatUvid({ ms: 10, seq: 0, group: 0 });
+    const u2 = formatUvid({ ms: 11, seq: 0, group: 0 });
+    const u3 = formatUvid({ ms: 12, seq: 0, group: 0 });
+    await withBook(freshGroup(), (book) => {
+      expect(book.pending()).toEqual([]);
+      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false }, 2, record("b", u3));
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false }, 1, record("a", u1));
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false }, 1, record("a", u2));
+      // A retried commit must not queue a second copy.
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false }, 1, record("a", u2));
+
+      expect(book.pending()).toEqual([
+        { shard: 1, record: record("a", u1) },
+        { shard: 1, record: record("a", u2) },
+        { shard: 2, record: record("b", u3) },
+      ]);
+      expect(book.pending(2).map((p) => p.record.uvid)).toEqual([u1, u2]);
+
+      // Delivery is per shard: the wrong shard removes nothing.
+      book.delivered(2, [u1]);
+      expect(book.pending()).toHaveLength(3);
+      book.delivered(1, [u1, u2]);
+      expect(book.pending()).toEqual([{ shard: 2, record: record("b", u3) }]);
+      book.delivered(2, [u3]);
+      expect(book.pending()).toEqual([]);
+    });
+  });
+
+  it("outbox survives a new VersionBook on the same storage", async () => {
+    const stub = freshGroup();
+    const nhid = await nhidOf("t", "b", "k");
+    const u = formatUvid({ ms: 42, seq: 0, group: 0 });
+    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false }, 3, record("k", u)));
+    await withBook(stub, (book) => {
+      expect(book.pending()).toEqual([{ shard: 3, record: record("k", u) }]);
+      expect(book.current(nhid)?.uvid).toBe(u);
+    });
+  });
+});
