@@ -5,8 +5,9 @@
 // of this name" is one directory listing.
 
 import { createHash, type Hash } from "node:crypto";
+import { existsSync, statfsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import { log } from "./log.ts";
 
@@ -85,11 +86,20 @@ export class PendingWrite {
   }
 }
 
+async function fsyncDir(path: string): Promise<void> {
+  const dh = await open(path, "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
 export class ChunkStore {
   readonly dir: string;
   readonly stats: StoreStats = { chunks: 0, bytes: 0 };
   private tmpSeq = 0;
-  private readonly knownDirs = new Set<string>();
+  private readonly fanDirs = new Set<string>();
   fsyncMsTotal = 0;
   fsyncCount = 0;
   /** First 4 bytes of every stored CHID and NHID: enough to say which groups we hold data for. */
@@ -149,6 +159,19 @@ export class ChunkStore {
     }
   }
 
+  hasChunkSync(chid: Chid): boolean {
+    return existsSync(this.chunkPath(chid));
+  }
+
+  hasVmSync(nhid: Nhid, uvid: Uvid, chid: Chid): boolean {
+    return existsSync(this.vmPath(nhid, uvid, chid));
+  }
+
+  freeBytesSync(capacity: number): number {
+    const fs = statfsSync(this.dir);
+    return Math.max(0, Math.min(Number(fs.bavail) * Number(fs.bsize), capacity - this.stats.bytes));
+  }
+
   async hasVm(nhid: Nhid, uvid: Uvid, chid: Chid): Promise<boolean> {
     try {
       await stat(this.vmPath(nhid, uvid, chid));
@@ -163,20 +186,26 @@ export class ChunkStore {
     return new PendingWrite(this, chid, size, finalPath, tmp, prefixSource);
   }
 
-  /** rename into place, then fsync the directory so the name itself survives a crash. */
+  /**
+   * rename into place, then fsync the directory so the name itself survives a crash. A directory
+   * made just now must also be recorded in its parent, so every new level is fsynced from the
+   * top down.
+   */
   async placeFile(tmpPath: string, finalPath: string): Promise<void> {
-    const dir = finalPath.slice(0, finalPath.lastIndexOf("/"));
-    if (!this.knownDirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
-      this.knownDirs.add(dir);
+    const dir = dirname(finalPath);
+    if (!this.fanDirs.has(dir)) {
+      const firstCreated = await mkdir(dir, { recursive: true });
+      if (firstCreated !== undefined) {
+        for (let d = dirname(firstCreated); ; d = join(d, relative(d, dir).split(sep)[0]!)) {
+          await fsyncDir(d);
+          if (d === dirname(dir)) break;
+        }
+      }
+      // Chunk fan-out directories are few (256); per-name manifest directories are not cached.
+      if (dir.startsWith(join(this.dir, "chunks"))) this.fanDirs.add(dir);
     }
     await rename(tmpPath, finalPath);
-    const dh = await open(dir, "r");
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await fsyncDir(dir);
   }
 
   recordFsync(ms: number): void {
