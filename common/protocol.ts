@@ -74,6 +74,15 @@ export interface SelectPutMsg {
   txn: number;
   items: number[];
 }
+/**
+ * Proposal and selection in one, for small items: store these and expect their frames next.
+ * The target answers per item with `saved` (including "already held") or `save-failed`.
+ */
+export interface PutEagerMsg {
+  t: "put-eager";
+  txn: number;
+  items: PutItem[];
+}
 /** Not selected (or the transaction ended): drop any reservation for this txn. */
 export interface ReleaseMsg {
   t: "release";
@@ -149,7 +158,7 @@ export interface CreditMsg {
 
 export type ToTargetFromCluster = MembershipMsg;
 export type ToClusterFromTarget = RegisterMsg | HeartbeatMsg;
-export type ToTarget = ProposePutMsg | SelectPutMsg | ReleaseMsg | ProposeGetMsg | ProposeGetVmMsg | SelectGetMsg;
+export type ToTarget = ProposePutMsg | PutEagerMsg | SelectPutMsg | ReleaseMsg | ProposeGetMsg | ProposeGetVmMsg | SelectGetMsg;
 export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg;
 
 // ---- binary payload frames ----

@@ -81,6 +81,24 @@ export class GroupLink {
         this.send(ws, { t: "bid-put", txn: msg.txn, bids });
         return;
       }
+      case "put-eager": {
+        // Decided synchronously (small items only), so the frames that follow this message
+        // always find their write reserved or know it was declined.
+        const txn: PutTxn = { items: msg.items, writes: new Map(), chains: new Map() };
+        this.puts.set(msg.txn, txn);
+        msg.items.forEach((item, i) => {
+          const bid = this.bidPutSync(item, i);
+          if (bid.bid === "accept") {
+            txn.writes.set(i, this.ctx.store.beginWrite(item.chid, item.size, this.finalPath(item), item.nhid ?? item.chid));
+            this.ctx.queue.bytes += item.size;
+          } else if (bid.bid === "have") {
+            this.send(ws, { t: "saved", txn: msg.txn, item: i });
+          } else {
+            this.send(ws, { t: "save-failed", txn: msg.txn, item: i, reason: `refused: ${bid.reason}` });
+          }
+        });
+        return;
+      }
       case "select-put": {
         const txn = this.puts.get(msg.txn);
         if (!txn) return;
@@ -140,6 +158,17 @@ export class GroupLink {
   private finalPath(item: PutItem): string {
     if (item.kind === "vm") return this.ctx.store.vmPath(item.nhid as Nhid, item.uvid as Uvid, item.chid);
     return this.ctx.store.chunkPath(item.chid);
+  }
+
+  private bidPutSync(item: PutItem, i: number): Bid {
+    const have =
+      item.kind === "vm"
+        ? this.ctx.store.hasVmSync(item.nhid as Nhid, item.uvid as Uvid, item.chid)
+        : this.ctx.store.hasChunkSync(item.chid);
+    if (have) return { item: i, bid: "have" };
+    const free = this.ctx.store.freeBytesSync(this.ctx.capacity);
+    if (free < item.size + FREE_RESERVE) return { item: i, bid: "refuse", reason: `only ${free} bytes free` };
+    return { item: i, bid: "accept", window: [Date.now(), Date.now()] };
   }
 
   private async bidPut(item: PutItem, i: number): Promise<Bid> {

@@ -78,14 +78,86 @@ export interface PutPayload {
 }
 
 /**
+ * Version manifests up to this size skip the bid round: the group picks targets itself and
+ * sends the payload with the selection. Bidding exists to schedule bulk transfers and to find
+ * existing copies; a manifest is small and unique to its version (no copy can exist elsewhere),
+ * so the extra round trip buys nothing. Chunks always negotiate, or dedup would be lost. A
+ * target that refuses or fails falls back to the negotiated path below.
+ */
+export const EAGER_MAX = 64 * 1024;
+
+interface ItemState {
+  /** Members confirmed to hold the item, with their locations. */
+  confirmed: Map<Member, string>;
+  tried: Set<Member>;
+}
+
+/**
  * Put chunk / put version manifest: store every item on `replicas` distinct members (counting
  * those that already hold it), least correlated first. Resolves when every item is confirmed
  * saved on enough members; retries on other bidders when a selected one fails.
  */
-export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number): Promise<{ stored: number; present: number }> {
+export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number): Promise<void> {
   if (members.length < replicas) {
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
+  const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
+  if (payloads.every((p) => p.item.kind === "vm" && p.bytes.length <= EAGER_MAX)) {
+    await eagerRound(host, members, payloads, replicas, state);
+    if (state.every((s) => s.confirmed.size >= replicas)) return;
+  }
+  await negotiatedRound(host, members, payloads, replicas, state);
+}
+
+/** Rotate the starting member so that eager puts spread over the group. */
+let eagerTurn = 0;
+
+async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[]): Promise<void> {
+  const rotated = members.map((m, i) => ({ id: m.id, location: m.location, start: (i - eagerTurn + members.length) % members.length, member: m }));
+  eagerTurn = (eagerTurn + 1) % 1_000_000;
+  const picked = selectReplicas([], rotated, replicas) as (Offer & { member: Member })[];
+  const acks = new Map<string, ReturnType<typeof deferred<void>>>();
+  const key = (m: Member, i: number) => `${m.id}/${i}`;
+  const handler: TxnHandler = {
+    onMessage(from, msg) {
+      if (msg.t === "saved") acks.get(key(from, msg.item))?.resolve();
+      else if (msg.t === "save-failed") acks.get(key(from, msg.item))?.reject(new Error(`target ${from.id}: ${msg.reason}`));
+    },
+    onFrame() {},
+    onGone(member) {
+      for (let i = 0; i < payloads.length; i++) acks.get(key(member, i))?.reject(new Error(`target ${member.id} disconnected`));
+    },
+  };
+  const txn = host.open(handler);
+  try {
+    const items = payloads.map((p) => p.item);
+    for (const o of picked) {
+      for (let i = 0; i < payloads.length; i++) {
+        acks.set(key(o.member, i), deferred<void>());
+        state[i]!.tried.add(o.member);
+      }
+      o.member.send({ t: "put-eager", txn, items });
+    }
+    const sends = payloads.map((p, i) => sendPayload(txn, i, p.bytes, picked.map((o) => o.member)));
+    await Promise.all(
+      payloads.flatMap((_, i) =>
+        picked.map(async (o) => {
+          try {
+            await Promise.all([sends[i]!.get(o.member)!, withTimeout(acks.get(key(o.member, i))!.promise, SAVE_TIMEOUT_MS, "eager save")]);
+            state[i]!.confirmed.set(o.member, o.location);
+          } catch {
+            // The negotiated round places what is missing.
+          }
+        }),
+      ),
+    );
+  } finally {
+    for (const o of picked) o.member.send({ t: "release", txn });
+    host.close(txn);
+  }
+}
+
+async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[]): Promise<void> {
   const bids = new BidCollector<Bid[]>(members);
   // saved[(member,item)] promises, created at selection time.
   const acks = new Map<string, ReturnType<typeof deferred<void>>>();
@@ -108,34 +180,27 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
     for (const m of members) m.send(proposal);
     const replies = await bids.wait();
 
-    // Per item: who has it, who offered, who is chosen.
-    const plan = payloads.map((_, i) => {
-      const holders: Member[] = [];
+    const work = payloads.map(async (p, i) => {
+      const st = state[i]!;
       const offers: (Offer & { member: Member })[] = [];
       for (const [m, b] of replies) {
         const bid = b?.find((x) => x.item === i);
         if (!bid || m.gone) continue;
-        if (bid.bid === "have") holders.push(m);
-        else if (bid.bid === "accept") offers.push({ id: m.id, location: m.location, start: bid.window[0], member: m });
+        if (bid.bid === "have") {
+          st.confirmed.set(m, m.location);
+          st.tried.add(m);
+        } else if (bid.bid === "accept" && !st.tried.has(m)) {
+          offers.push({ id: m.id, location: m.location, start: bid.window[0], member: m });
+        }
       }
-      return { holders, offers, tried: new Set<Member>() };
-    });
-
-    let stored = 0;
-    let present = 0;
-    const work = payloads.map(async (p, i) => {
-      const { holders, offers, tried } = plan[i]!;
-      let confirmed = holders.length;
-      present += Math.min(confirmed, replicas);
-      const confirmedLocations = holders.map((h) => h.location);
-      while (confirmed < replicas) {
-        const remaining = offers.filter((o) => !tried.has(o.member) && !o.member.gone);
-        const picked = selectReplicas(confirmedLocations, remaining, replicas - confirmed) as (Offer & { member: Member })[];
+      while (st.confirmed.size < replicas) {
+        const remaining = offers.filter((o) => !st.tried.has(o.member) && !o.member.gone);
+        const picked = selectReplicas([...st.confirmed.values()], remaining, replicas - st.confirmed.size) as (Offer & { member: Member })[];
         if (picked.length === 0) {
-          throw new Error(`${UNAVAILABLE}could only place ${confirmed} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted`);
+          throw new Error(`${UNAVAILABLE}could only place ${st.confirmed.size} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted`);
         }
         for (const o of picked) {
-          tried.add(o.member);
+          st.tried.add(o.member);
           acks.set(key(o.member, i), deferred<void>());
           o.member.send({ t: "select-put", txn, items: [i] });
         }
@@ -144,16 +209,11 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
           picked.map((o) => Promise.all([sent.get(o.member)!, withTimeout(acks.get(key(o.member, i))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`)])),
         );
         results.forEach((r, j) => {
-          if (r.status === "fulfilled") {
-            confirmed++;
-            stored++;
-            confirmedLocations.push(picked[j]!.location);
-          }
+          if (r.status === "fulfilled") st.confirmed.set(picked[j]!.member, picked[j]!.location);
         });
       }
     });
     await Promise.all(work);
-    return { stored, present };
   } finally {
     for (const m of members) m.send({ t: "release", txn });
     host.close(txn);
