@@ -162,6 +162,10 @@ describe("evaluateConditions", () => {
     for (const v of ['"other"', "other", '""']) expect(evalWith({ "if-match": v })).toBe(412);
   });
 
+  it("If-Match compares strongly: a weak tag never matches", () => {
+    expect(evalWith({ "if-match": 'W/"0123abcd"' })).toBe(412);
+  });
+
   it("If-None-Match answers 304 on a match (quoted, unquoted, *), proceeds otherwise", () => {
     for (const v of ['"0123abcd"', "0123abcd", "*", '"x","0123abcd"', 'W/"0123abcd"']) expect(evalWith({ "if-none-match": v })).toBe(304);
     expect(evalWith({ "if-none-match": '"other"' })).toBeNull();
@@ -240,7 +244,7 @@ describe("validateBucketName", () => {
   });
 
   it("rejects everything else with InvalidBucketName", () => {
-    for (const n of ["ab", "a".repeat(64), "ABC", "Bucket", "-abc", "abc-", ".abc", "abc.", "a..b", "a_b", "a b", "192.168.1.1", "xn--abc", "abc-s3alias", "", "é-bucket"]) {
+    for (const n of ["ab", "a".repeat(64), "ABC", "Bucket", "-abc", "abc-", ".abc", "abc.", "a..b", "a_b", "a b", "192.168.1.1", "xn--abc", "abc-s3alias", "sthree-abc", "amzn-s3-demo-abc", "abc--ol-s3", "abc--x-s3", "abc.mrap", "", "é-bucket"]) {
       const err = caught(() => validateBucketName(n));
       expect(err.code).toBe("InvalidBucketName");
       expect(err.status).toBe(400);

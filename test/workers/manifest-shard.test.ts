@@ -166,6 +166,13 @@ describe("ManifestShard listing", () => {
     expect(names((await shard.list(q({ delimiter: "/", after: "q" }))).entries)).toEqual([]);
   });
 
+  it("reports a prefix again when start-after is a key inside it and keys remain beyond it", async () => {
+    const shard = freshShard();
+    await shard.applyRecords([rec("p/001", uvid(1)), rec("p/002", uvid(2)), rec("p/003", uvid(3)), rec("q", uvid(4))], cutoff(10));
+    expect(names((await shard.list(q({ delimiter: "/", after: "p/002" }))).entries)).toEqual(["[p/]", "q"]);
+    expect(names((await shard.list(q({ delimiter: "/", after: "p/003" }))).entries)).toEqual(["q"]);
+  });
+
   it("pages with limit and truncated, each page resuming after the last entry", async () => {
     const shard = freshShard();
     const keys = ["k1", "k2", "k3", "k4", "k5"];

@@ -32,10 +32,12 @@ export function listCurrent(sql: SqlStorage, q: ListQuery): ListPage {
   // Rows strictly after `cursor` (exclusive) or from `from` (inclusive).
   let cursor: string | null = q.after || null;
   let from: string | null = q.prefix || null;
-  // Resuming after a common prefix: skip everything beneath it.
+  // Resuming after a common prefix (a continuation token is the last key or prefix returned):
+  // skip everything beneath it. A start-after key inside a prefix is an ordinary cursor, so the
+  // prefix is still reported if keys remain under it past that point.
   if (cursor !== null) {
     const cp = commonPrefixOf(cursor, q.prefix, q.delimiter);
-    if (cp !== null) {
+    if (cp !== null && cp === cursor) {
       cursor = null;
       from = prefixSuccessor(cp);
       if (from === null) return { entries, truncated: false };

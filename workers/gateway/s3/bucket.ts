@@ -13,8 +13,8 @@ export function validateBucketName(name: string): void {
     /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name) &&
     !name.includes("..") &&
     !/^\d+\.\d+\.\d+\.\d+$/.test(name) &&
-    !name.startsWith("xn--") &&
-    !name.endsWith("-s3alias");
+    !["xn--", "sthree-", "amzn-s3-demo-"].some((p) => name.startsWith(p)) &&
+    !["-s3alias", "--ol-s3", "--x-s3", ".mrap"].some((s) => name.endsWith(s));
   if (!ok) throw new S3Error("InvalidBucketName", "The specified bucket is not valid", { BucketName: name });
 }
 

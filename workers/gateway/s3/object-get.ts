@@ -37,10 +37,20 @@ export function parseRange(header: string | null, size: number): ByteRange | nul
   return { start, end };
 }
 
-function etagMatches(list: string, etag: string): boolean {
+/**
+ * RFC 7232: If-Match compares strongly (a weak W/ tag never matches), If-None-Match weakly.
+ * Quotes are optional on the client's side, as S3 accepts both forms.
+ */
+function etagMatches(list: string, etag: string, weak: boolean): boolean {
+  const bare = etag.replace(/^"|"$/g, "");
   return list.split(",").some((t) => {
-    const v = t.trim();
-    return v === "*" || v === etag || v === `W/${etag}` || v.replace(/^"|"$/g, "") === etag.replace(/^"|"$/g, "");
+    let v = t.trim();
+    if (v === "*") return true;
+    if (v.startsWith("W/")) {
+      if (!weak) return false;
+      v = v.slice(2);
+    }
+    return v.replace(/^"|"$/g, "") === bare;
   });
 }
 
@@ -53,13 +63,13 @@ export function evaluateConditions(headers: Headers, etag: string, lastModified:
   // Compare at one-second precision: HTTP dates carry no milliseconds.
   const lm = Math.floor(lastModified / 1000) * 1000;
   if (ifMatch !== null) {
-    if (!etagMatches(ifMatch, etag)) return 412;
+    if (!etagMatches(ifMatch, etag, false)) return 412;
   } else if (ifUnmodifiedSince !== null) {
     const t = Date.parse(ifUnmodifiedSince);
     if (!Number.isNaN(t) && lm > t) return 412;
   }
   if (ifNoneMatch !== null) {
-    if (etagMatches(ifNoneMatch, etag)) return 304;
+    if (etagMatches(ifNoneMatch, etag, true)) return 304;
   } else if (ifModifiedSince !== null) {
     const t = Date.parse(ifModifiedSince);
     if (!Number.isNaN(t) && lm <= t) return 304;
