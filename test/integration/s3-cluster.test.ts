@@ -15,6 +15,9 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
@@ -227,6 +230,39 @@ describe("objects", () => {
       expect(new Set(copies).size).toBe(1);
     }
     expect(sameBytes((await get("dedup/b.bin")).bytes, b)).toBe(true);
+  });
+});
+
+describe("integrity", () => {
+  it("never serves a corrupt replica: with two of three copies of every chunk damaged, GET is byte-exact", async () => {
+    const body = pseudoRandom(6 * MiB, 2024);
+    const before = chunkFiles(cluster);
+    await put("integrity/obj", body);
+    const mine = [...chunkFiles(cluster).keys()].filter((k) => !before.has(k));
+    expect(mine.length).toBeGreaterThan(0);
+    for (const chid of mine) {
+      const copies = cluster.targets.map((t) => join(t.dataDir, "chunks", chid.slice(0, 2), chid)).filter((p) => existsSync(p));
+      expect(copies.length).toBe(3);
+      for (const p of copies.slice(0, 2)) {
+        const b = readFileSync(p);
+        const mid = b.length >> 1;
+        b[mid] = b[mid]! ^ 0x5a;
+        writeFileSync(p, b);
+      }
+    }
+    for (let i = 0; i < 3; i++) expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
+  });
+
+  it("refuses a target that does not present the join secret", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`${cluster.endpoint.replace("http", "ws")}/_cluster/connect`, {
+        headers: { "x-target-id": "00000000-0000-4000-8000-000000000000", "x-target-location": "/x/y", "x-join-secret": "wrong" },
+      });
+      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on("open", () => reject(new Error("connected with a wrong join secret")));
+      ws.on("error", () => {});
+    });
+    expect(status).toBe(403);
   });
 });
 
