@@ -14,6 +14,7 @@ import { recordOf } from "../manifest-shard/records.ts";
 import { clusterStub, configOf, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
+import { readItems } from "./payload.ts";
 import { VersionBook } from "./versions.ts";
 
 interface Attachment {
@@ -148,15 +149,22 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
 
   // ---- RPC: chunks ----
 
-  /** Put chunk (seed 001) for every item, R replicas each. */
-  async putChunks(g: number, items: { chid: Chid; bytes: Uint8Array }[]): Promise<void> {
+  /**
+   * Put chunk (seed 001) for every item, R replicas each. `payload` carries the items' bytes back
+   * to back; it is read while the bid round runs.
+   */
+  async putChunks(g: number, items: { chid: Chid; size: number }[], payload: ReadableStream<Uint8Array>): Promise<void> {
     this.setGroup(g);
     const cfg = configOf(this.env);
+    for (const it of items) {
+      if (it.size > cfg.chunk.max) throw new Error(`chunk ${it.chid} is ${it.size} bytes, more than CHUNK_MAX ${cfg.chunk.max}`);
+    }
+    const bytes = readItems(payload, items.map((it) => it.size));
     const writers = await this.live("writers");
     await putTransaction(
       this,
       writers,
-      items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
+      items.map((it, i) => ({ item: { kind: "chunk", chid: it.chid, size: it.size }, bytes: bytes[i]! })),
       cfg.replicas,
     );
   }
@@ -188,7 +196,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.inflight.add(uvid);
     try {
       const writers = await this.live("writers");
-      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas);
+      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes: Promise.resolve(bytes) }], cfg.replicas);
       this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker }, shard, recordOf(vm, vmChid));
     } finally {
       this.inflight.delete(uvid);

@@ -74,7 +74,8 @@ class BidCollector<B> {
 
 export interface PutPayload {
   item: PutItem;
-  bytes: Uint8Array;
+  /** Resolves when the item's bytes have arrived; the bid round does not wait for it. */
+  bytes: Promise<Uint8Array>;
 }
 
 /**
@@ -102,7 +103,7 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
-  if (payloads.every((p) => p.item.kind === "vm" && p.bytes.length <= EAGER_MAX)) {
+  if (payloads.every((p) => p.item.kind === "vm" && p.item.size <= EAGER_MAX)) {
     await eagerRound(host, members, payloads, replicas, state);
     if (state.every((s) => s.confirmed.size >= replicas)) return;
   }
@@ -221,14 +222,14 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
 }
 
 /** Send one item's frames to several targets; each target's send completes independently. */
-function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: Member[]): Map<Member, Promise<void>> {
-  const frames = [...framesOf(FRAME_PUT_DATA, txn, item, bytes)];
+function sendPayload(txn: number, item: number, bytes: Promise<Uint8Array>, targets: Member[]): Map<Member, Promise<void>> {
+  const frames = bytes.then((b) => [...framesOf(FRAME_PUT_DATA, txn, item, b)]);
   const out = new Map<Member, Promise<void>>();
   for (const t of targets) {
     out.set(
       t,
       (async () => {
-        for (const f of frames) await t.sendFrame(f);
+        for (const f of await frames) await t.sendFrame(f);
       })(),
     );
   }

@@ -7,6 +7,7 @@
 import { Chunker } from "../../../common/chunker.ts";
 import { chidOf, groupOf, toHex } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
+import { streamOf } from "../../negotiating-group/payload.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 const READ_PIECE = 1024 * 1024;
@@ -66,7 +67,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     const g = groupOf(chid, cfg.groupCount);
     inFlight += chunk.length;
     const p: Promise<void> = groupStub(env, g)
-      .putChunks(g, [{ chid, bytes: chunk }])
+      .putChunks(g, [{ chid, size: chunk.length }], streamOf(chunk))
       .catch((e: unknown) => {
         failure ??= e;
       })
