@@ -310,21 +310,27 @@ export interface SignedHeaders {
   "x-amz-content-sha256": string;
 }
 
+/** The client's headers a signature covers, lowercased, with `host` always among them. */
+function headersToSign(headers: Record<string, string> | undefined, url: URL, setBySigner: string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  let hasHost = false;
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const n = name.toLowerCase();
+    if (UNSIGNABLE.has(n) || setBySigner.includes(n)) continue;
+    if (n === "host") hasHost = true;
+    pairs.push([n, value]);
+  }
+  if (!hasHost) pairs.push(["host", url.host]);
+  return pairs;
+}
+
 /** Header-form SigV4: returns the headers to add to the request. */
 export async function signRequest(input: SignRequestInput): Promise<SignedHeaders> {
   const url = typeof input.url === "string" ? new URL(input.url) : input.url;
   const service = input.service ?? "s3";
   const amzDate = amzDateOf(input.date ?? new Date());
   const scope = credentialScope(amzDate.slice(0, 8), input.region, service);
-  const pairs: [string, string][] = [];
-  let hasHost = false;
-  for (const [name, value] of Object.entries(input.headers ?? {})) {
-    const n = name.toLowerCase();
-    if (UNSIGNABLE.has(n) || n === "x-amz-date" || n === "x-amz-content-sha256") continue;
-    if (n === "host") hasHost = true;
-    pairs.push([n, value]);
-  }
-  if (!hasHost) pairs.push(["host", url.host]);
+  const pairs = headersToSign(input.headers, url, ["x-amz-date", "x-amz-content-sha256"]);
   pairs.push(["x-amz-date", amzDate], ["x-amz-content-sha256", input.payloadHash]);
   const creq = canonicalRequest(
     input.method.toUpperCase(),
@@ -362,15 +368,7 @@ export async function presignUrl(input: PresignInput): Promise<string> {
   const service = input.service ?? "s3";
   const amzDate = amzDateOf(input.date ?? new Date());
   const scope = credentialScope(amzDate.slice(0, 8), input.region, service);
-  const pairs: [string, string][] = [];
-  let hasHost = false;
-  for (const [name, value] of Object.entries(input.headers ?? {})) {
-    const n = name.toLowerCase();
-    if (UNSIGNABLE.has(n)) continue;
-    if (n === "host") hasHost = true;
-    pairs.push([n, value]);
-  }
-  if (!hasHost) pairs.push(["host", url.host]);
+  const pairs = headersToSign(input.headers, url, []);
   const added: [string, string][] = [
     ["X-Amz-Algorithm", ALGORITHM],
     ["X-Amz-Credential", `${input.accessKey}/${scope}`],

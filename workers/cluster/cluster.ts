@@ -9,16 +9,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { TargetId } from "../../common/ids.ts";
 import { assignGroups } from "../../common/placement.ts";
-import type { MembershipMsg, ToClusterFromTarget } from "../../common/protocol.ts";
+import type { MembershipMsg, RegisterMsg, ToClusterFromTarget } from "../../common/protocol.ts";
 import { configOf, type Env } from "../shared/env.ts";
 
-export interface TargetStatus {
-  id: TargetId;
-  location: string;
-  capacity: number;
-  free: number;
-  chunks: number;
-  bytes: number;
+export interface TargetStatus extends Pick<RegisterMsg, "id" | "location" | "capacity" | "free" | "chunks" | "bytes"> {
   live: boolean;
   lastSeen: number;
   groups: number[];
