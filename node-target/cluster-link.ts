@@ -63,7 +63,7 @@ export class ClusterLink {
       id: this.opts.id,
       location: this.opts.location,
       capacity: this.opts.capacity,
-      free: await this.ctx.store.freeBytes(this.opts.capacity),
+      free: this.ctx.store.freeBytes(this.opts.capacity),
       chunks: this.ctx.store.stats.chunks,
       bytes: this.ctx.store.stats.bytes,
       held: this.held(),
@@ -79,7 +79,7 @@ export class ClusterLink {
     if (!ws) return;
     const msg: ToClusterFromTarget = {
       t: "heartbeat",
-      free: await this.ctx.store.freeBytes(this.opts.capacity),
+      free: this.ctx.store.freeBytes(this.opts.capacity),
       chunks: this.ctx.store.stats.chunks,
       bytes: this.ctx.store.stats.bytes,
       queue: this.ctx.queue.bytes,

@@ -6,7 +6,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import { log } from "./log.ts";
@@ -86,6 +86,8 @@ export class PendingWrite {
   }
 }
 
+const FREE_TTL_MS = 1_000;
+
 async function fsyncDir(path: string): Promise<void> {
   const dh = await open(path, "r");
   try {
@@ -100,6 +102,7 @@ export class ChunkStore {
   readonly stats: StoreStats = { chunks: 0, bytes: 0 };
   private tmpSeq = 0;
   private readonly fanDirs = new Set<string>();
+  private freeCache: { at: number; disk: number; bytesAtCheck: number } | null = null;
   fsyncMsTotal = 0;
   fsyncCount = 0;
   /** First 4 bytes of every stored CHID and NHID: enough to say which groups we hold data for. */
@@ -165,20 +168,6 @@ export class ChunkStore {
 
   hasVmSync(nhid: Nhid, uvid: Uvid, chid: Chid): boolean {
     return existsSync(this.vmPath(nhid, uvid, chid));
-  }
-
-  freeBytesSync(capacity: number): number {
-    const fs = statfsSync(this.dir);
-    return Math.max(0, Math.min(Number(fs.bavail) * Number(fs.bsize), capacity - this.stats.bytes));
-  }
-
-  async hasVm(nhid: Nhid, uvid: Uvid, chid: Chid): Promise<boolean> {
-    try {
-      await stat(this.vmPath(nhid, uvid, chid));
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   beginWrite(chid: Chid, size: number, finalPath: string, prefixSource: string): PendingWrite {
@@ -259,9 +248,17 @@ export class ChunkStore {
     return best;
   }
 
-  async freeBytes(capacity: number): Promise<number> {
-    const fs = await statfs(this.dir);
-    const diskFree = Number(fs.bavail) * Number(fs.bsize);
-    return Math.max(0, Math.min(diskFree, capacity - this.stats.bytes));
+  /**
+   * Bytes this target may still take. Every bid asks, so the filesystem is asked at most every
+   * FREE_TTL_MS; bytes written since are subtracted, so the answer only errs on the safe side.
+   */
+  freeBytes(capacity: number): number {
+    const now = Date.now();
+    if (this.freeCache === null || now - this.freeCache.at > FREE_TTL_MS) {
+      const fs = statfsSync(this.dir);
+      this.freeCache = { at: now, disk: Number(fs.bavail) * Number(fs.bsize), bytesAtCheck: this.stats.bytes };
+    }
+    const disk = this.freeCache.disk - (this.stats.bytes - this.freeCache.bytesAtCheck);
+    return Math.max(0, Math.min(disk, capacity - this.stats.bytes));
   }
 }

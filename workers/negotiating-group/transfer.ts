@@ -74,8 +74,7 @@ class BidCollector<B> {
 
 export interface PutPayload {
   item: PutItem;
-  /** Resolves when the item's bytes have arrived; the bid round does not wait for it. */
-  bytes: Promise<Uint8Array>;
+  bytes: Uint8Array;
 }
 
 /**
@@ -191,7 +190,9 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
           st.confirmed.set(m, m.location);
           st.tried.add(m);
         } else if (bid.bid === "accept" && !st.tried.has(m)) {
-          offers.push({ id: m.id, location: m.location, start: bid.window[0], member: m });
+          // Equal windows are common (idle targets): break ties by rotation, or the quickest
+          // bidder would take every chunk.
+          offers.push({ id: m.id, location: m.location, start: bid.window[0] + ((members.indexOf(m) + txn) % members.length) / members.length, member: m });
         }
       }
       while (st.confirmed.size < replicas) {
@@ -222,14 +223,14 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
 }
 
 /** Send one item's frames to several targets; each target's send completes independently. */
-function sendPayload(txn: number, item: number, bytes: Promise<Uint8Array>, targets: Member[]): Map<Member, Promise<void>> {
-  const frames = bytes.then((b) => [...framesOf(FRAME_PUT_DATA, txn, item, b)]);
+function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: Member[]): Map<Member, Promise<void>> {
+  const frames = [...framesOf(FRAME_PUT_DATA, txn, item, bytes)];
   const out = new Map<Member, Promise<void>>();
   for (const t of targets) {
     out.set(
       t,
       (async () => {
-        for (const f of await frames) await t.sendFrame(f);
+        for (const f of frames) await t.sendFrame(f);
       })(),
     );
   }
@@ -289,7 +290,9 @@ export async function getTransaction(
     for (const m of members) m.send(msg);
     const replies = await bids.wait();
     const offers = [...replies.values()].filter((b): b is GetBid => b !== null && !b.member.gone);
-    offers.sort((a, b) => a.queue - b.queue);
+    // Least busy first; idle holders tie, so rotate among them or the quickest bidder serves all.
+    const turn = (b: GetBid) => (members.indexOf(b.member) + txn) % members.length;
+    offers.sort((a, b) => a.queue - b.queue || turn(a) - turn(b));
     const errors: string[] = [];
     for (const offer of offers) {
       const want = expect ?? offer.chid!;

@@ -7,7 +7,6 @@
 import { Chunker } from "../../../common/chunker.ts";
 import { chidOf, groupOf, toHex } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
-import { streamOf } from "../../negotiating-group/payload.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 const READ_PIECE = 1024 * 1024;
@@ -67,7 +66,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     const g = groupOf(chid, cfg.groupCount);
     inFlight += chunk.length;
     const p: Promise<void> = groupStub(env, g)
-      .putChunks(g, [{ chid, size: chunk.length }], streamOf(chunk))
+      .putChunks(g, [{ chid, bytes: chunk }])
       .catch((e: unknown) => {
         failure ??= e;
       })

@@ -7,7 +7,7 @@ import { base64Decode, chunksInRange, type VersionManifest } from "../../../comm
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 /** Chunks fetched ahead of the one being sent: overlaps group round trips with sending. */
-const PREFETCH = 3;
+const PREFETCH = 6;
 
 export interface BodySource {
   /** Resolves once the first piece is available, so a failure can still become an error status. */
