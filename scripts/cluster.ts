@@ -1,6 +1,7 @@
-// Starts a local cluster: the Worker and its Durable Objects under `wrangler dev` (state on disk),
-// and node-target processes on loopback, each with its own data directory and location. Used by
-// `npm start`, the integration tests and the benchmarks, so all three run the same thing.
+// Starts a local cluster: the Worker and its Durable Objects in workerd (through Miniflare by
+// default, or under `wrangler dev`; state on disk either way), and node-target processes on
+// loopback, each with its own data directory and location. Used by `npm start`, the
+// integration tests and the benchmarks, so all three run the same thing.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -32,7 +33,16 @@ export interface ClusterOptions {
   vars?: Record<string, string>;
   /** Echo process output (npm start) or keep it for diagnostics only (tests). */
   echo?: boolean;
+  /**
+   * How the gateway Worker runs: "miniflare" (workerd via Miniflare, scripts/gateway-host.ts:
+   * no dev proxy in the data path) or "wrangler-dev" (hot reload and inspector, slower).
+   */
+  runtime?: GatewayRuntime;
+  /** Miniflare runtime only: serve the DevTools protocol on this port (profiling). */
+  inspectorPort?: number;
 }
+
+export type GatewayRuntime = "miniflare" | "wrangler-dev";
 
 export interface RunningTarget {
   index: number;
@@ -50,8 +60,13 @@ export class LocalCluster {
   readonly accessKey: string;
   readonly secretKey: string;
   readonly targets: RunningTarget[];
-  private wrangler: ChildProcess | null = null;
-  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo">> & { vars: Record<string, string>; echo: boolean };
+  private gateway: ChildProcess | null = null;
+  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort">> & {
+    vars: Record<string, string>;
+    echo: boolean;
+    runtime: GatewayRuntime;
+    inspectorPort: number | null;
+  };
   /** Last lines of every process's output, for error messages. */
   readonly logTail: string[] = [];
 
@@ -65,6 +80,8 @@ export class LocalCluster {
       locations: opts.locations ?? LOCAL_LOCATIONS,
       vars: opts.vars ?? {},
       echo: opts.echo ?? false,
+      runtime: opts.runtime ?? "miniflare",
+      inspectorPort: opts.inspectorPort ?? null,
     };
     this.endpoint = `http://127.0.0.1:${this.opts.port}`;
     this.accessKey = this.opts.accessKey;
@@ -99,29 +116,35 @@ export class LocalCluster {
       JOIN_SECRET: this.opts.joinSecret,
       ...this.opts.vars,
     };
-    const args = [
-      join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"),
-      "dev",
-      "--config", join(ROOT, "wrangler.toml"),
-      "--ip", "127.0.0.1",
-      "--port", String(this.opts.port),
-      "--inspector-port", "0",
-      "--persist-to", join(this.opts.dataDir, "wrangler"),
-      "--show-interactive-dev-session=false",
-      "--log-level", this.opts.echo ? "info" : "warn",
-      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-    ];
+    const varArgs = Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+    const persistTo = join(this.opts.dataDir, "wrangler");
+    const args =
+      this.opts.runtime === "wrangler-dev"
+        ? [
+            join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"),
+            "dev",
+            "--config", join(ROOT, "wrangler.toml"),
+            "--ip", "127.0.0.1",
+            "--port", String(this.opts.port),
+            "--inspector-port", "0",
+            "--persist-to", persistTo,
+            "--show-interactive-dev-session=false",
+            "--log-level", this.opts.echo ? "info" : "warn",
+            ...varArgs,
+          ]
+        : [join(ROOT, "scripts", "gateway-host.ts"), "--port", String(this.opts.port), "--persist-to", persistTo, ...(this.opts.echo ? ["--verbose"] : []),
+            ...(this.opts.inspectorPort ? ["--inspector-port", String(this.opts.inspectorPort)] : []), ...varArgs];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, X_LOCAL_OBSERVABILITY: "false", WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "1", NO_COLOR: "1" },
     });
-    this.wrangler = proc;
+    this.gateway = proc;
     for (const s of [proc.stdout!, proc.stderr!]) createInterface({ input: s }).on("line", (l) => this.remember("[gateway]", l));
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new Error(`wrangler dev exited with ${proc.exitCode}:\n${this.logTail.join("\n")}`);
+      if (proc.exitCode !== null) throw new Error(`the gateway (${this.opts.runtime}) exited with ${proc.exitCode}:\n${this.logTail.join("\n")}`);
       try {
         const res = await fetch(`${this.endpoint}/`, { signal: AbortSignal.timeout(2_000) });
         await res.arrayBuffer();
@@ -205,10 +228,10 @@ export class LocalCluster {
         t.proc = null;
       }),
     );
-    const w = this.wrangler;
+    const w = this.gateway;
     if (w && w.exitCode === null && w.pid) {
       const exited = new Promise((r) => w.once("exit", r));
-      // wrangler runs workerd as a child: signal the whole process group we created.
+      // Both runtimes run workerd as a child: signal the whole process group we created.
       try {
         process.kill(-w.pid, "SIGTERM");
       } catch {
@@ -223,11 +246,11 @@ export class LocalCluster {
         }
       }
     }
-    this.wrangler = null;
+    this.gateway = null;
   }
 
   gatewayPid(): number | undefined {
-    return this.wrangler?.pid;
+    return this.gateway?.pid;
   }
 }
 

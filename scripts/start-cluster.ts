@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // npm start: the whole local cluster in one command. State lives under .data/ (git-ignored),
 // so a restart finds every object again. Ctrl-C stops every process this started.
+// `npm run dev` (this with --wrangler-dev) runs the gateway under `wrangler dev` instead of
+// directly on Miniflare: hot reload and the DevTools inspector, at the cost of wrangler's
+// request proxy (see scripts/gateway-host.ts). Both keep their state in the same place.
 
 import { DEFAULTS, LocalCluster } from "./cluster.ts";
 
@@ -12,6 +15,7 @@ const cluster = new LocalCluster({
   secretKey: process.env.S3_SECRET_KEY ?? DEFAULTS.secretKey,
   joinSecret: process.env.JOIN_SECRET ?? DEFAULTS.joinSecret,
   echo: process.env.CLUSTER_LOGS === "1",
+  runtime: process.argv.includes("--wrangler-dev") ? "wrangler-dev" : "miniflare",
 });
 
 let stopping = false;
