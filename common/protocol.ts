@@ -12,7 +12,12 @@ import type { Chid, Nhid, TargetId, Uvid } from "./ids.ts";
 
 export const FRAME_MAX = 1024 * 1024;
 export const FRAME_HEADER = 16;
-export const FRAME_PAYLOAD_MAX = FRAME_MAX - FRAME_HEADER;
+/**
+ * A multiple of 4096, not FRAME_MAX - FRAME_HEADER: a target reads a frame's payload from disk
+ * straight into place behind its header (O_DIRECT needs 4 KiB-aligned file offsets), so serving
+ * a chunk copies nothing in user space.
+ */
+export const FRAME_PAYLOAD_MAX = FRAME_MAX - 4096;
 /** Bytes a target lets a group send it before crediting more. Must exceed the largest chunk. */
 export const PUT_WINDOW = 16 * 1024 * 1024;
 
@@ -106,6 +111,26 @@ export interface SelectGetMsg {
   /** Payload credit granted for this transfer, in bytes. */
   credit: number;
 }
+/** One stored item on a target: a chunk by CHID, or a version manifest by name and version. */
+export type StoredRef = { kind: "chunk"; chid: Chid } | { kind: "vm"; chid: Chid; nhid: Nhid; uvid: Uvid };
+/**
+ * Get without a bid round, from a target the group already knows holds the item: send it now
+ * (GET_DATA frames) or answer get-failed. The group falls back to proposing when it fails.
+ */
+export interface FetchMsg {
+  t: "fetch";
+  txn: number;
+  ref: StoredRef;
+  credit: number;
+}
+/**
+ * The bytes this target sent did not hash to their name: check the copy and quarantine it if it
+ * is bad. Targets do not re-hash before serving; the group's check on receipt is the gate.
+ */
+export interface BadCopyMsg {
+  t: "bad-copy";
+  ref: StoredRef;
+}
 
 // ---- target -> group ----
 export interface HelloMsg {
@@ -158,7 +183,16 @@ export interface CreditMsg {
 
 export type ToTargetFromCluster = MembershipMsg;
 export type ToClusterFromTarget = RegisterMsg | HeartbeatMsg;
-export type ToTarget = ProposePutMsg | PutEagerMsg | SelectPutMsg | ReleaseMsg | ProposeGetMsg | ProposeGetVmMsg | SelectGetMsg;
+export type ToTarget =
+  | ProposePutMsg
+  | PutEagerMsg
+  | SelectPutMsg
+  | ReleaseMsg
+  | ProposeGetMsg
+  | ProposeGetVmMsg
+  | SelectGetMsg
+  | FetchMsg
+  | BadCopyMsg;
 export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg;
 
 // ---- binary payload frames ----
@@ -176,16 +210,21 @@ export interface FrameHeader {
   total: number;
 }
 
-export function encodeFrame(h: FrameHeader, payload: Uint8Array): Uint8Array {
-  if (payload.length > FRAME_PAYLOAD_MAX) throw new Error(`frame payload ${payload.length} exceeds ${FRAME_PAYLOAD_MAX}`);
-  const out = new Uint8Array(FRAME_HEADER + payload.length);
-  const v = new DataView(out.buffer);
+/** Write a frame header into the first FRAME_HEADER bytes of `at`. */
+export function writeFrameHeader(at: Uint8Array, h: FrameHeader): void {
+  const v = new DataView(at.buffer, at.byteOffset, FRAME_HEADER);
   v.setUint8(0, h.kind);
   v.setUint8(1, h.last ? FLAG_LAST : 0);
   v.setUint16(2, h.item);
   v.setUint32(4, h.txn);
   v.setUint32(8, h.offset);
   v.setUint32(12, h.total);
+}
+
+export function encodeFrame(h: FrameHeader, payload: Uint8Array): Uint8Array {
+  if (payload.length > FRAME_PAYLOAD_MAX) throw new Error(`frame payload ${payload.length} exceeds ${FRAME_PAYLOAD_MAX}`);
+  const out = new Uint8Array(FRAME_HEADER + payload.length);
+  writeFrameHeader(out, h);
   out.set(payload, FRAME_HEADER);
   return out;
 }

@@ -9,7 +9,6 @@ import {
   FRAME_PUT_DATA,
   PUT_WINDOW,
   decodeFrame,
-  framesOf,
   type Bid,
   type PutItem,
   type ToGroup,
@@ -23,6 +22,12 @@ import type { ChunkStore, PendingWrite } from "./store.ts";
 const WRITE_RATE_BYTES_PER_MS = 200_000;
 /** Space kept free beyond what a bid would use. */
 const FREE_RESERVE = 64 * 1024 * 1024;
+/**
+ * Credit goes back in batches of this much (or at the end of an item), not per frame: each
+ * credit message is an event on the group's thread. Far below PUT_WINDOW, so the group always
+ * has room for the next frame while credit is held back.
+ */
+const CREDIT_BATCH = 4 * 1024 * 1024;
 
 interface PutTxn {
   items: PutItem[];
@@ -49,6 +54,7 @@ export class GroupLink {
   private readonly socket: ReconnectingSocket;
   private puts = new Map<number, PutTxn>();
   private gets = new Map<number, GetTxn>();
+  private creditOwed = 0;
 
   constructor(group: number, url: string, headers: Record<string, string>, ctx: TargetContext, hello: ToGroup) {
     this.group = group;
@@ -60,7 +66,11 @@ export class GroupLink {
       },
       onText: (ws, msg) => void this.onText(ws, msg as ToTarget).catch((e) => log("error", "message handling failed", { group, error: String(e) })),
       onBinary: (ws, data) => this.onBinary(ws, data),
-      onClose: () => this.dropAll(),
+      onClose: () => {
+        // A new connection starts from a fresh window.
+        this.creditOwed = 0;
+        this.dropAll();
+      },
     });
   }
 
@@ -140,18 +150,39 @@ export class GroupLink {
           this.send(ws, { t: "get-failed", txn: msg.txn, reason: "no such transaction" });
           return;
         }
-        const bytes = await this.ctx.store.readVerified(get.path, get.chid);
-        if (!bytes) {
-          this.send(ws, { t: "get-failed", txn: msg.txn, reason: `copy of ${get.chid} missing or corrupt` });
-          return;
-        }
-        if (bytes.length > msg.credit) {
-          this.send(ws, { t: "get-failed", txn: msg.txn, reason: `chunk is ${bytes.length} bytes, credit ${msg.credit}` });
-          return;
-        }
-        for (const frame of framesOf(FRAME_GET_DATA, msg.txn, 0, bytes)) await sendAsync(ws, frame);
+        await this.serve(ws, msg.txn, get.path, get.chid, msg.credit);
         return;
       }
+      case "fetch": {
+        await this.serve(ws, msg.txn, this.ctx.store.pathOf(msg.ref), msg.ref.chid, msg.credit);
+        return;
+      }
+      case "bad-copy": {
+        // readVerified quarantines the copy if it really is bad; a good one stays.
+        const path = this.ctx.store.pathOf(msg.ref);
+        const ok = (await this.ctx.store.readVerified(path, msg.ref.chid)) !== null;
+        log(ok ? "warn" : "error", "group reported a bad copy", { group: this.group, chid: msg.ref.chid, still_good: ok });
+        return;
+      }
+    }
+  }
+
+  /** Send a stored item as GET_DATA frames, or get-failed. */
+  private async serve(ws: WebSocket, txn: number, path: string, chid: Chid, credit: number): Promise<void> {
+    const read = await this.ctx.store.readFrames(path, chid, FRAME_GET_DATA, txn, 0);
+    if (!read) {
+      this.send(ws, { t: "get-failed", txn, reason: `no copy of ${chid} here` });
+      return;
+    }
+    try {
+      if (read.size > credit) {
+        this.send(ws, { t: "get-failed", txn, reason: `item is ${read.size} bytes, credit ${credit}` });
+        return;
+      }
+      // The group granted credit for the whole item, so every frame may go at once.
+      await Promise.all(read.frames.map((frame) => sendAsync(ws, frame)));
+    } finally {
+      read.release();
     }
   }
 
@@ -184,13 +215,21 @@ export class GroupLink {
     const write = txn?.writes.get(header.item);
     if (!txn || !write) {
       // Not selected or already released: still return the credit, or the group's window shrinks forever.
-      this.send(ws, { t: "credit", bytes: data.length });
+      this.returnCredit(ws, data.length, true);
       return;
     }
     const prev = txn.chains.get(header.item) ?? Promise.resolve();
     const next = prev.then(async () => {
-      await write.write(header.offset, payload);
-      this.send(ws, { t: "credit", bytes: data.length });
+      // An earlier frame of this item failed (and said so): drop the rest, keep the window.
+      if (txn.writes.get(header.item) !== write) {
+        this.returnCredit(ws, data.length, true);
+        return;
+      }
+      try {
+        await write.write(header.offset, payload);
+      } finally {
+        this.returnCredit(ws, data.length, header.last);
+      }
       if (!header.last) return;
       this.ctx.queue.bytes -= write.size;
       txn.writes.delete(header.item);
@@ -206,12 +245,21 @@ export class GroupLink {
       header.item,
       next.catch((e) => {
         log("warn", "frame write failed", { group: this.group, chid: write.chid, error: String(e) });
-        txn.writes.delete(header.item);
-        this.ctx.queue.bytes -= write.size;
+        if (txn.writes.get(header.item) === write) {
+          txn.writes.delete(header.item);
+          this.ctx.queue.bytes -= write.size;
+        }
         void write.abort();
         this.send(ws, { t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
       }),
     );
+  }
+
+  private returnCredit(ws: WebSocket, bytes: number, now: boolean): void {
+    this.creditOwed += bytes;
+    if (!now && this.creditOwed < CREDIT_BATCH) return;
+    this.send(ws, { t: "credit", bytes: this.creditOwed });
+    this.creditOwed = 0;
   }
 
   private async releasePut(txnId: number): Promise<void> {

@@ -20,6 +20,7 @@ options:
   --capacity <bytes>    bytes this target may use (default 100 GiB)
   --gateway <url>       gateway URL (default http://127.0.0.1:8787, env GATEWAY_URL)
   --join-secret <s>     shared join secret (env JOIN_SECRET)
+  --no-direct-io        buffered file I/O even where O_DIRECT works (default: direct where it works)
   --help                show this help
 `;
 
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
       capacity: { type: "string" },
       gateway: { type: "string" },
       "join-secret": { type: "string" },
+      "no-direct-io": { type: "boolean" },
       help: { type: "boolean" },
     },
   });
@@ -57,9 +59,9 @@ async function main(): Promise<void> {
   if (!identity) throw new Error(`${dataDir} is not initialised: run 'node-target init --location ...' first`);
 
   setLogFields({ target: identity.id, location: identity.location });
-  const store = new ChunkStore(dataDir);
+  const store = new ChunkStore(dataDir, { directIo: !values["no-direct-io"] });
   await store.open();
-  log("info", "target starting", { data_dir: dataDir, chunks: store.stats.chunks, bytes: store.stats.bytes });
+  log("info", "target starting", { data_dir: dataDir, chunks: store.stats.chunks, bytes: store.stats.bytes, direct_io: store.io.direct });
 
   const joinSecret = values["join-secret"] ?? process.env.JOIN_SECRET;
   if (!joinSecret) throw new Error("--join-secret or JOIN_SECRET is required");

@@ -39,7 +39,15 @@ export class ReconnectingSocket {
 
   private dial(): void {
     if (this.closed) return;
-    const ws = new WebSocket(this.url, { headers: this.headers, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(this.url, {
+      headers: this.headers,
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024 * 1024,
+      // An all-zero masking key makes ws send our buffers as they are instead of copying each
+      // frame to mask it. Masking protects proxies from script in a browser choosing the bytes
+      // on the wire; this client is not a browser and the bytes are its own.
+      generateMask: (mask: Buffer) => void mask.fill(0),
+    });
     ws.binaryType = "nodebuffer";
     this.ws = ws;
     ws.on("open", () => {

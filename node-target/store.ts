@@ -6,9 +6,11 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
+import { FRAME_HEADER, FRAME_PAYLOAD_MAX, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
+import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
 
 export interface StoreStats {
@@ -22,9 +24,15 @@ export interface VmEntry {
   size: number;
 }
 
-/** A write in progress: bytes go to a tmp file as they arrive and are hashed on the way. */
+/**
+ * A write in progress: bytes are hashed as they arrive and staged in one aligned pool block,
+ * which goes to the tmp file whenever it fills (see block-io.ts).
+ */
 export class PendingWrite {
-  private offset = 0;
+  private received = 0;
+  private flushed = 0;
+  private stage: Buffer | null = null;
+  private staged = 0;
   private hash: Hash = createHash("sha256");
   private fh: FileHandle | null = null;
   private readonly store: ChunkStore;
@@ -45,25 +53,42 @@ export class PendingWrite {
   }
 
   async write(offset: number, bytes: Uint8Array): Promise<void> {
-    if (offset !== this.offset) throw new Error(`out-of-order frame: expected offset ${this.offset}, got ${offset}`);
-    if (this.offset + bytes.length > this.size) throw new Error(`chunk larger than announced ${this.size} bytes`);
-    this.fh ??= await open(this.tmpPath, "w");
+    if (offset !== this.received) throw new Error(`out-of-order frame: expected offset ${this.received}, got ${offset}`);
+    if (this.received + bytes.length > this.size) throw new Error(`chunk larger than announced ${this.size} bytes`);
+    const io = this.store.io;
+    this.fh ??= await io.openForWrite(this.tmpPath);
+    this.stage ??= await io.pool.acquire();
     this.hash.update(bytes);
-    let done = 0;
-    while (done < bytes.length) {
-      const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, this.offset + done);
-      done += bytesWritten;
+    this.received += bytes.length;
+    for (let at = 0; at < bytes.length; ) {
+      const n = Math.min(BLOCK - this.staged, bytes.length - at);
+      this.stage.set(bytes.subarray(at, at + n), this.staged);
+      this.staged += n;
+      at += n;
+      if (this.staged === BLOCK) {
+        await io.writeBlock(this.fh, this.stage, BLOCK, this.flushed);
+        this.flushed += BLOCK;
+        this.staged = 0;
+      }
     }
-    this.offset += bytes.length;
   }
 
   /** Verify, fsync, and move into place. Throws (and removes the tmp file) on any mismatch. */
   async commit(): Promise<void> {
     try {
-      if (this.offset !== this.size) throw new Error(`short chunk: got ${this.offset} of ${this.size} bytes`);
+      if (this.received !== this.size) throw new Error(`short chunk: got ${this.received} of ${this.size} bytes`);
       const actual = this.hash.digest("hex");
       if (actual !== this.chid) throw new Error(`hash mismatch: bytes hash to ${actual}`);
-      this.fh ??= await open(this.tmpPath, "w");
+      const io = this.store.io;
+      this.fh ??= await io.openForWrite(this.tmpPath);
+      if (this.staged > 0) {
+        await io.writeBlock(this.fh, this.stage!, this.staged, this.flushed);
+        this.flushed += this.staged;
+        this.staged = 0;
+      }
+      // A direct write pads the last block; the file keeps exactly the chunk's bytes.
+      if (io.direct && this.size % ALIGN !== 0) await this.fh.truncate(this.size);
+      this.releaseStage();
       const t0 = performance.now();
       await this.fh.sync();
       await this.fh.close();
@@ -80,10 +105,24 @@ export class PendingWrite {
   }
 
   async abort(): Promise<void> {
+    this.releaseStage();
     if (this.fh) await this.fh.close().catch(() => {});
     this.fh = null;
     await rm(this.tmpPath, { force: true });
   }
+
+  private releaseStage(): void {
+    if (this.stage) this.store.io.pool.release(this.stage);
+    this.stage = null;
+  }
+}
+
+/** A stored chunk read and verified, laid out as ready-to-send frames in pool blocks. */
+export interface FramedRead {
+  size: number;
+  frames: Uint8Array[];
+  /** Return the blocks to the pool; call once every frame has been handed to the socket. */
+  release(): void;
 }
 
 const FREE_TTL_MS = 1_000;
@@ -108,14 +147,25 @@ export class ChunkStore {
   /** First 4 bytes of every stored CHID and NHID: enough to say which groups we hold data for. */
   private readonly prefixes = new Set<number>();
 
-  constructor(dir: string) {
+  #io: BlockIo | null = null;
+  private readonly directIo: boolean;
+
+  /** `directIo: false` forces buffered I/O (for filesystems whose O_DIRECT misbehaves). */
+  constructor(dir: string, opts: { directIo?: boolean } = {}) {
     this.dir = dir;
+    this.directIo = opts.directIo ?? true;
   }
 
-  /** Sweep unfinished writes and count what is stored. */
+  get io(): BlockIo {
+    if (!this.#io) throw new Error("chunk store used before open()");
+    return this.#io;
+  }
+
+  /** Sweep unfinished writes, set up direct I/O, and count what is stored. */
   async open(): Promise<void> {
     await rm(join(this.dir, "tmp"), { recursive: true, force: true });
     await mkdir(join(this.dir, "tmp"), { recursive: true });
+    this.#io = await BlockIo.open(join(this.dir, "tmp"), this.directIo);
     await mkdir(join(this.dir, "chunks"), { recursive: true });
     await mkdir(join(this.dir, "vms"), { recursive: true });
     for (const fan of await readdir(join(this.dir, "chunks"))) {
@@ -139,6 +189,10 @@ export class ChunkStore {
     const out = new Set<number>();
     for (const p of this.prefixes) out.add(p % groupCount);
     return [...out].sort((a, b) => a - b);
+  }
+
+  pathOf(ref: StoredRef): string {
+    return ref.kind === "chunk" ? this.chunkPath(ref.chid) : this.vmPath(ref.nhid, ref.uvid, ref.chid);
   }
 
   chunkPath(chid: Chid): string {
@@ -203,23 +257,68 @@ export class ChunkStore {
   }
 
   /**
-   * Read a stored chunk and check it against its name. A copy that fails the check is moved
-   * to quarantine/ (never served, never bid as "have") and reported as missing.
+   * Read a stored item into frames of `kind` for `txn`. Each frame's payload is read from disk
+   * straight behind its header, so nothing is copied before the socket. Serving does not verify
+   * (`verify` false): the group hashes what it receives and reports a bad copy (bad-copy), so a
+   * second hash here would only double the CPU per byte served. With `verify`, a copy that fails
+   * the check is moved to quarantine/ (never served, never bid as "have") and reported as
+   * missing (null). Missing files are null either way.
    */
-  async readVerified(path: string, chid: Chid): Promise<Uint8Array | null> {
-    let bytes: Buffer;
+  async readFrames(path: string, chid: Chid, kind: number, txn: number, item: number, verify = false): Promise<FramedRead | null> {
+    let fh: FileHandle;
     try {
-      bytes = await readFile(path);
+      fh = await this.io.openForRead(path);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw e;
     }
-    const actual = createHash("sha256").update(bytes).digest("hex");
-    if (actual !== chid) {
-      await this.quarantine(path, `stored bytes hash to ${actual}`);
-      return null;
+    const blocks: Buffer[] = [];
+    const release = () => {
+      for (const b of blocks.splice(0)) this.io.pool.release(b);
+    };
+    try {
+      const size = (await fh.stat()).size;
+      const hash = verify ? createHash("sha256") : null;
+      const frames: Uint8Array[] = [];
+      for (let offset = 0; offset < size || frames.length === 0; offset += FRAME_PAYLOAD_MAX) {
+        const len = Math.min(FRAME_PAYLOAD_MAX, size - offset);
+        const block = await this.io.pool.acquire();
+        blocks.push(block);
+        const got = await this.io.readInto(fh, block, ALIGN, len, offset);
+        if (got !== len) throw new Error(`${path} changed while being read: ${got} of ${len} bytes at ${offset}`);
+        const payload = block.subarray(ALIGN, ALIGN + len);
+        hash?.update(payload);
+        const frame = block.subarray(ALIGN - FRAME_HEADER, ALIGN + len);
+        writeFrameHeader(frame, { kind, last: offset + len >= size, item, txn, offset, total: size });
+        frames.push(frame);
+      }
+      const actual = hash?.digest("hex") ?? chid;
+      if (actual !== chid) {
+        release();
+        await this.quarantine(path, `stored bytes hash to ${actual}`);
+        return null;
+      }
+      return { size, frames, release };
+    } catch (e) {
+      release();
+      throw e;
+    } finally {
+      await fh.close().catch(() => {});
     }
-    return bytes;
+  }
+
+  /** The stored bytes, verified (a copy; for checks and tools, not the serving path). */
+  async readVerified(path: string, chid: Chid): Promise<Uint8Array | null> {
+    const r = await this.readFrames(path, chid, 0, 0, 0, true);
+    if (!r) return null;
+    const out = new Uint8Array(r.size);
+    let at = 0;
+    for (const f of r.frames) {
+      out.set(f.subarray(FRAME_HEADER), at);
+      at += f.length - FRAME_HEADER;
+    }
+    r.release();
+    return out;
   }
 
   private async quarantine(path: string, reason: string): Promise<void> {

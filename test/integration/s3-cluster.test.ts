@@ -1,6 +1,6 @@
-// The running cluster, for real: wrangler dev (workerd) with its Durable Objects, six node-target
-// processes writing real files, real WebSockets between them, driven by @aws-sdk/client-s3.
-// Nothing is mocked. The tests run in order: the last ones kill a target and restart the cluster.
+// The running cluster, for real: workerd (through Miniflare, as npm start runs it) with its
+// Durable Objects, six node-target processes writing real files, real WebSockets between them,
+// driven by @aws-sdk/client-s3. Nothing is mocked. The tests run in order: the last ones kill a target and restart the cluster.
 
 import {
   CreateBucketCommand,
@@ -22,7 +22,7 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
-import type { LocalCluster } from "../../scripts/cluster.ts";
+import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -242,6 +242,7 @@ describe("integrity", () => {
     await put("integrity/obj", body);
     const mine = [...chunkFiles(cluster).keys()].filter((k) => !before.has(k));
     expect(mine.length).toBeGreaterThan(0);
+    const damaged: string[] = [];
     for (const chid of mine) {
       const copies = cluster.targets.map((t) => join(t.dataDir, "chunks", chid.slice(0, 2), chid)).filter((p) => existsSync(p));
       expect(copies.length).toBe(3);
@@ -250,9 +251,22 @@ describe("integrity", () => {
         const mid = b.length >> 1;
         b[mid] = b[mid]! ^ 0x5a;
         writeFileSync(p, b);
+        damaged.push(p);
       }
     }
     for (let i = 0; i < 3; i++) expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
+    // Every bad copy a group received was reported to its target (bad-copy), which checked it
+    // and moved it to quarantine; reads rotate over holders, so a few more GETs meet them all.
+    const left = () => damaged.filter((p) => existsSync(p)).length;
+    for (let i = 0; i < 10 && left() > 0; i++) {
+      expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
+      await sleep(50);
+    }
+    expect(left()).toBe(0);
+    for (const chid of mine) {
+      const good = cluster.targets.filter((t) => existsSync(join(t.dataDir, "chunks", chid.slice(0, 2), chid)));
+      expect(good.length).toBe(1);
+    }
   });
 
   it("refuses a target that does not present the join secret", async () => {

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Chid, Nhid, Uvid } from "../../common/ids.ts";
+import { decodeFrame, FRAME_GET_DATA, FRAME_MAX, FRAME_PAYLOAD_MAX } from "../../common/protocol.ts";
 import { ChunkStore } from "../../node-target/store.ts";
 import { pseudoRandom, removeDir } from "./helpers.ts";
 
@@ -100,5 +101,50 @@ describe("node-target chunk store", () => {
     expect((await store.findVm(nhid, versions[2]!))?.uvid).toBe(versions[2]);
     expect(await store.findVm("cd".repeat(32) as Nhid, null)).toBeNull();
     expect(store.heldGroups(8)).toEqual([parseInt(nhid.slice(0, 8), 16) % 8]);
+  });
+
+  // Sizes around the 4 KiB direct-I/O alignment, the 1 MiB staging block and the frame payload.
+  const AWKWARD = [0, 1, 4095, 4096, 4097, FRAME_PAYLOAD_MAX - 1, FRAME_PAYLOAD_MAX, FRAME_PAYLOAD_MAX + 1, 1024 * 1024, 1024 * 1024 + 3, 3 * 1024 * 1024 + 77];
+
+  async function roundTrips(s: ChunkStore): Promise<void> {
+    for (const [i, size] of AWKWARD.entries()) {
+      const bytes = pseudoRandom(size, 100 + i);
+      const chid = chidOf(bytes);
+      const w = s.beginWrite(chid, size, s.chunkPath(chid), chid);
+      // Arrive in frame-sized pieces, as from a group.
+      for (let off = 0; off < size; off += FRAME_PAYLOAD_MAX) await w.write(off, bytes.subarray(off, off + FRAME_PAYLOAD_MAX));
+      await w.commit();
+      expect(readFileSync(s.chunkPath(chid)).length).toBe(size);
+      const read = (await s.readFrames(s.chunkPath(chid), chid, FRAME_GET_DATA, 42, 0))!;
+      expect(read.size).toBe(size);
+      const joined = Buffer.concat(
+        read.frames.map((f, k) => {
+          expect(f.length).toBeLessThanOrEqual(FRAME_MAX);
+          const { header, payload } = decodeFrame(f);
+          expect(header).toEqual({ kind: FRAME_GET_DATA, last: k === read.frames.length - 1, item: 0, txn: 42, offset: k * FRAME_PAYLOAD_MAX, total: size });
+          return Buffer.from(payload);
+        }),
+      );
+      expect(Buffer.compare(joined, Buffer.from(bytes))).toBe(0);
+      read.release();
+    }
+    expect(s.io.pool.outstanding).toBe(0);
+  }
+
+  it("writes and serves chunks of every awkward size with direct I/O, and returns every buffer", async () => {
+    expect(store.io.direct).toBe(true);
+    await roundTrips(store);
+  });
+
+  it("gives the same results with buffered I/O (filesystems without O_DIRECT, or --no-direct-io)", async () => {
+    const other = mkdtempSync(join(tmpdir(), "edgestore-store-buffered-"));
+    try {
+      const s = new ChunkStore(other, { directIo: false });
+      await s.open();
+      expect(s.io.direct).toBe(false);
+      await roundTrips(s);
+    } finally {
+      removeDir(other);
+    }
   });
 });

@@ -11,7 +11,8 @@ import { decodeFrame, PUT_WINDOW, type ToGroup } from "../../common/protocol.ts"
 import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf } from "../manifest-shard/records.ts";
-import { clusterStub, configOf, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { LocationCache } from "./locations.ts";
 import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
 import { VersionBook } from "./versions.ts";
@@ -26,8 +27,6 @@ const VIEW_TTL_MS = 10_000;
 const VM_MAX_BYTES = 32 * 1024 * 1024;
 const VM_CACHE_ENTRIES = 2048;
 const OUTBOX_RETRY_MS = 1_000;
-/** One putChunks call carries at most this much payload, so an RPC argument stays far below its 32 MiB cap. */
-export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 export interface PutVersionResult {
   uvid: Uvid;
@@ -45,6 +44,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private group = -1;
   /** Stamped versions not yet committed: the cutoff we promise shards must stay below them. */
   private readonly inflight = new Set<Uvid>();
+  private readonly locations = new LocationCache();
+  /** Socket -> member, so a message costs no attachment deserialization. */
+  private readonly bySocket = new WeakMap<WebSocket, Member>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -55,7 +57,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     // After hibernation the sockets survive but memory does not: rebuild the member table.
     for (const ws of ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as Attachment | null;
-      if (att) this.members.set(att.id, new Member(att.id, att.location, ws, PUT_WINDOW));
+      if (att) this.addMember(new Member(att.id, att.location, ws, PUT_WINDOW));
     }
   }
 
@@ -108,14 +110,18 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const old = this.members.get(id);
     if (old) this.drop(old, "replaced by a newer connection");
     // Credit starts at zero: the target grants its window in its first message.
-    this.members.set(id, new Member(id, location, server, 0));
+    this.addMember(new Member(id, location, server, 0));
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  private addMember(m: Member): void {
+    this.members.set(m.id, m);
+    this.bySocket.set(m.ws, m);
+  }
+
   private memberOf(ws: WebSocket): Member | null {
-    const att = ws.deserializeAttachment() as Attachment | null;
-    const m = att ? this.members.get(att.id) : undefined;
-    return m && m.ws === ws ? m : null;
+    const m = this.bySocket.get(ws);
+    return m && this.members.get(m.id) === m ? m : null;
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -168,12 +174,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     }
     if (total > MAX_BATCH_BYTES) throw new Error(`a batch of ${total} bytes exceeds ${MAX_BATCH_BYTES}`);
     const writers = await this.live("writers");
-    await putTransaction(
+    const holders = await putTransaction(
       this,
       writers,
       items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
       cfg.replicas,
     );
+    items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
   }
 
   /** Get chunk (seed 001): the bytes, verified against the CHID, or an error if no good copy is reachable. */
@@ -181,8 +188,22 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(g);
     const cfg = configOf(this.env);
     const readers = await this.live("readers");
-    const got = await getTransaction(this, readers, (txn) => ({ t: "propose-get", txn, chid }), chid, cfg.chunk.max);
+    const ref = { kind: "chunk", chid } as const;
+    // Known holders first, starting from a different one each time to spread the reads.
+    const known = this.locations.holders(chid).flatMap((id) => {
+      const m = this.members.get(id);
+      return m && readers.includes(m) ? [m] : [];
+    });
+    const got = await getTransaction(this, readers, {
+      propose: (txn) => ({ t: "propose-get", txn, chid }),
+      refOf: () => ref,
+      expect: chid,
+      maxBytes: cfg.chunk.max,
+      known: { members: known, ref },
+    });
     if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds chunk ${chid}`);
+    for (const m of got.failed) this.locations.remove(chid, m.id);
+    this.locations.add(chid, got.holders.map((m) => m.id));
     return got.bytes;
   }
 
@@ -239,7 +260,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       return cached;
     }
     const readers = await this.live("readers");
-    const got = await getTransaction(this, readers, (txn) => ({ t: "propose-get-vm", txn, nhid, uvid: want }), expect, VM_MAX_BYTES);
+    const exact = want;
+    const got = await getTransaction(this, readers, {
+      propose: (txn) => ({ t: "propose-get-vm", txn, nhid, uvid: exact }),
+      refOf: (bid) => ({ kind: "vm", chid: bid.chid, nhid, uvid: bid.uvid ?? exact }),
+      expect,
+      maxBytes: VM_MAX_BYTES,
+    });
     if (!got) {
       if (expect) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds version ${want} of this name`);
       return null;

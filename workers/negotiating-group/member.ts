@@ -30,8 +30,8 @@ export class Member {
     return this.goneReason !== null;
   }
 
-  send(msg: ToTarget): void {
-    if (this.goneReason === null) this.ws.send(JSON.stringify(msg));
+  send(msg: ToTarget | string): void {
+    if (this.goneReason === null) this.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
   }
 
   grant(bytes: number): void {
@@ -67,4 +67,10 @@ export class Member {
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
   }
+}
+
+/** The same control message to several members, encoded once. */
+export function broadcast(members: Iterable<Member>, msg: ToTarget): void {
+  const text = JSON.stringify(msg);
+  for (const m of members) m.send(text);
 }

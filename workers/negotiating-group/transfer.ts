@@ -1,7 +1,7 @@
 // The seed-001 transactions as a group runs them over its members' WebSockets: propose to every
 // live member, collect bids, select, move the payload in credited frames, and gather acks.
 
-import { chidOf, type Chid } from "../../common/ids.ts";
+import { chidOf, type Chid, type Uvid } from "../../common/ids.ts";
 import { selectReplicas, type Offer } from "../../common/placement.ts";
 import {
   FRAME_PUT_DATA,
@@ -9,11 +9,12 @@ import {
   type Bid,
   type FrameHeader,
   type PutItem,
+  type StoredRef,
   type ToGroup,
   type ToTarget,
 } from "../../common/protocol.ts";
 import { UNAVAILABLE } from "../shared/env.ts";
-import type { Member } from "./member.ts";
+import { broadcast, type Member } from "./member.ts";
 
 const BID_TIMEOUT_MS = 5_000;
 const SAVE_TIMEOUT_MS = 60_000;
@@ -95,18 +96,21 @@ interface ItemState {
 /**
  * Put chunk / put version manifest: store every item on `replicas` distinct members (counting
  * those that already hold it), least correlated first. Resolves when every item is confirmed
- * saved on enough members; retries on other bidders when a selected one fails.
+ * saved on enough members, with the members that hold each item; retries on other bidders when
+ * a selected one fails.
  */
-export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number): Promise<void> {
+export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number): Promise<Member[][]> {
   if (members.length < replicas) {
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
+  const holders = () => state.map((s) => [...s.confirmed.keys()]);
   if (payloads.every((p) => p.item.kind === "vm" && p.item.size <= EAGER_MAX)) {
     await eagerRound(host, members, payloads, replicas, state);
-    if (state.every((s) => s.confirmed.size >= replicas)) return;
+    if (state.every((s) => s.confirmed.size >= replicas)) return holders();
   }
   await negotiatedRound(host, members, payloads, replicas, state);
+  return holders();
 }
 
 /** Rotate the starting member so that eager puts spread over the group. */
@@ -152,7 +156,7 @@ async function eagerRound(host: TxnHost, members: readonly Member[], payloads: r
       ),
     );
   } finally {
-    for (const o of picked) o.member.send({ t: "release", txn });
+    broadcast(picked.map((o) => o.member), { t: "release", txn });
     host.close(txn);
   }
 }
@@ -177,7 +181,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
   const txn = host.open(handler);
   const proposal: ToTarget = { t: "propose-put", txn, items: payloads.map((p) => p.item) };
   try {
-    for (const m of members) m.send(proposal);
+    broadcast(members, proposal);
     const replies = await bids.wait();
 
     const work = payloads.map(async (p, i) => {
@@ -217,7 +221,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
     });
     await Promise.all(work);
   } finally {
-    for (const m of members) m.send({ t: "release", txn });
+    broadcast(members, { t: "release", txn });
     host.close(txn);
   }
 }
@@ -237,37 +241,56 @@ function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: Memb
   return out;
 }
 
-interface GetBid {
+export interface GetBid {
   member: Member;
-  chid: Chid | null;
+  chid: Chid;
+  /** For a version manifest: the version the bidder holds. */
+  uvid: Uvid | null;
   queue: number;
 }
 
+export interface GetRequest {
+  /** The proposal every reader is asked to bid on. */
+  propose(txn: number): ToTarget;
+  /** The stored item a bid offers, to name it in fetch and bad-copy messages. */
+  refOf(bid: GetBid): StoredRef;
+  /** The CHID the bytes must hash to, when the caller knows it. */
+  expect: Chid | null;
+  maxBytes: number;
+  /** Members believed to hold `ref`: each is asked with a fetch, without a bid round, first. */
+  known?: { members: readonly Member[]; ref: StoredRef };
+}
+
+export interface GetResult {
+  bytes: Uint8Array;
+  chid: Chid;
+  from: Member;
+  /** Members seen to hold the item (the sender, and every "have" bidder). */
+  holders: Member[];
+  /** Known members that failed to deliver it. */
+  failed: Member[];
+}
+
 /**
- * Get chunk / get version manifest: ask every reader, pick the least busy that has it, receive
- * its frames, and check the bytes hash to the expected CHID; a bad or failed copy moves on to
- * the next holder, so a corrupt replica is never returned.
+ * Get chunk / get version manifest. Known holders are asked first, one `fetch` each; otherwise
+ * (or when they fail) every other reader is asked to bid and the least busy holder is selected.
+ * Whatever arrives is hashed against the expected CHID: a bad copy is reported to its holder
+ * (bad-copy) and the next one is tried, so corrupt bytes are never returned.
  */
-export async function getTransaction(
-  host: TxnHost,
-  members: readonly Member[],
-  proposal: (txn: number) => ToTarget,
-  expect: Chid | null,
-  maxBytes: number,
-): Promise<{ bytes: Uint8Array; chid: Chid } | null> {
+export async function getTransaction(host: TxnHost, members: readonly Member[], req: GetRequest): Promise<GetResult | null> {
   if (members.length === 0) throw new Error(`${UNAVAILABLE}no target of this group is live`);
-  const bids = new BidCollector<GetBid>(members);
+  let bids: BidCollector<GetBid> | null = null;
   let current: { member: Member; buf: Uint8Array | null; received: number; done: ReturnType<typeof deferred<Uint8Array>> } | null = null;
   const handler: TxnHandler = {
     onMessage(from, msg) {
-      if (msg.t === "bid-get") bids.record(from, msg.have ? { member: from, chid: expect, queue: msg.queue } : null);
-      else if (msg.t === "bid-get-vm") bids.record(from, msg.chid ? { member: from, chid: msg.chid, queue: 0 } : null);
+      if (msg.t === "bid-get") bids?.record(from, msg.have && req.expect ? { member: from, chid: req.expect, uvid: null, queue: msg.queue } : null);
+      else if (msg.t === "bid-get-vm") bids?.record(from, msg.chid ? { member: from, chid: msg.chid, uvid: msg.uvid, queue: 0 } : null);
       else if (msg.t === "get-failed" && current?.member === from) current.done.reject(new Error(`target ${from.id}: ${msg.reason}`));
     },
     onFrame(from, header, payload) {
       if (!current || current.member !== from) return;
-      if (header.total > maxBytes) {
-        current.done.reject(new Error(`target ${from.id} sent ${header.total} bytes, more than the ${maxBytes} granted`));
+      if (header.total > req.maxBytes) {
+        current.done.reject(new Error(`target ${from.id} sent ${header.total} bytes, more than the ${req.maxBytes} granted`));
         return;
       }
       current.buf ??= new Uint8Array(header.total);
@@ -280,37 +303,63 @@ export async function getTransaction(
       if (header.last) current.done.resolve(current.buf.subarray(0, current.received));
     },
     onGone(member) {
-      bids.record(member, null);
+      bids?.record(member, null);
       if (current?.member === member) current.done.reject(new Error(`target ${member.id} disconnected`));
     },
   };
   const txn = host.open(handler);
+  const errors: string[] = [];
+  const tried = new Set<Member>();
+  const failed: Member[] = [];
+  let asked: Member[] = [];
+
+  // One delivery from one member; null (with the reason in `errors`) if it fails or is bad.
+  const receive = async (member: Member, ask: ToTarget, ref: StoredRef): Promise<Uint8Array | null> => {
+    tried.add(member);
+    const attempt = { member, buf: null, received: 0, done: deferred<Uint8Array>() };
+    current = attempt;
+    member.send(ask);
+    try {
+      const bytes = await withTimeout(attempt.done.promise, GET_TIMEOUT_MS, "delivery");
+      const actual = await chidOf(bytes);
+      if (actual === ref.chid) return bytes;
+      errors.push(`target ${member.id} returned bytes hashing to ${actual}, not ${ref.chid}`);
+      member.send({ t: "bad-copy", ref });
+    } catch (e) {
+      errors.push(String(e instanceof Error ? e.message : e));
+    } finally {
+      if (current === attempt) current = null;
+    }
+    return null;
+  };
+
   try {
-    const msg = proposal(txn);
-    for (const m of members) m.send(msg);
-    const replies = await bids.wait();
-    const offers = [...replies.values()].filter((b): b is GetBid => b !== null && !b.member.gone);
-    // Least busy first; idle holders tie, so rotate among them or the quickest bidder serves all.
-    const turn = (b: GetBid) => (members.indexOf(b.member) + txn) % members.length;
-    offers.sort((a, b) => a.queue - b.queue || turn(a) - turn(b));
-    const errors: string[] = [];
-    for (const offer of offers) {
-      const want = expect ?? offer.chid!;
-      current = { member: offer.member, buf: null, received: 0, done: deferred<Uint8Array>() };
-      offer.member.send({ t: "select-get", txn, credit: maxBytes });
-      try {
-        const bytes = await withTimeout(current.done.promise, GET_TIMEOUT_MS, "chunk delivery");
-        const actual = await chidOf(bytes);
-        if (actual === want) return { bytes, chid: actual };
-        errors.push(`target ${offer.member.id} returned bytes hashing to ${actual}, not ${want}`);
-      } catch (e) {
-        errors.push(String(e instanceof Error ? e.message : e));
+    for (const m of req.known?.members ?? []) {
+      if (m.gone || !members.includes(m)) continue;
+      const ref = req.known!.ref;
+      const bytes = await receive(m, { t: "fetch", txn, ref, credit: req.maxBytes }, ref);
+      if (bytes) return { bytes, chid: ref.chid, from: m, holders: [m], failed };
+      failed.push(m);
+    }
+    asked = members.filter((m) => !tried.has(m) && !m.gone);
+    if (asked.length > 0) {
+      bids = new BidCollector<GetBid>(asked);
+      broadcast(asked, req.propose(txn));
+      const replies = await bids.wait();
+      const offers = [...replies.values()].filter((b): b is GetBid => b !== null && !b.member.gone);
+      // Least busy first; idle holders tie, so rotate among them or the quickest bidder serves all.
+      const turn = (b: GetBid) => (members.indexOf(b.member) + txn) % members.length;
+      offers.sort((a, b) => a.queue - b.queue || turn(a) - turn(b));
+      for (const offer of offers) {
+        const ref = req.refOf(offer);
+        const bytes = await receive(offer.member, { t: "select-get", txn, credit: req.maxBytes }, ref);
+        if (bytes) return { bytes, chid: ref.chid, from: offer.member, holders: offers.map((o) => o.member), failed };
       }
     }
-    if (offers.length === 0) return null;
+    if (errors.length === 0) return null;
     throw new Error(`${UNAVAILABLE}every copy failed: ${errors.join("; ")}`);
   } finally {
-    for (const m of members) m.send({ t: "release", txn });
+    if (asked.length > 0) broadcast(asked, { t: "release", txn });
     host.close(txn);
   }
 }

@@ -71,3 +71,6 @@ export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantDi
 
 /** Errors that cross RPC keep only their message: this prefix marks "retry later" (HTTP 503). */
 export const UNAVAILABLE = "ServiceUnavailable: ";
+
+/** One putChunks call carries at most this much payload, so an RPC argument stays far below its 32 MiB cap. */
+export const MAX_BATCH_BYTES = 16 * 1024 * 1024;

@@ -5,9 +5,9 @@
 // does not grow with the object.
 
 import { Chunker } from "../../../common/chunker.ts";
-import { chidOf, groupOf, toHex } from "../../../common/ids.ts";
+import { chidOf, groupOf, toHex, type Chid } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
-import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
+import { groupStub, MAX_BATCH_BYTES, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 const READ_PIECE = 1024 * 1024;
 const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
@@ -57,6 +57,33 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   let failure: unknown = null;
   let tail: Uint8Array[] = [];
 
+  // Natural batching: a group gets at most one putChunks call at a time from this request; the
+  // chunks cut for it meanwhile wait and go together in its next call, so one proposal and one
+  // bid round cover them all. An idle group gets each chunk at once, so nothing waits for a
+  // batch to fill.
+  const queues = new Map<number, { busy: boolean; chunks: { chid: Chid; bytes: Uint8Array }[] }>();
+  const flush = (g: number): void => {
+    const q = queues.get(g)!;
+    if (q.busy || q.chunks.length === 0) return;
+    let bytes = 0;
+    let n = 0;
+    while (n < q.chunks.length && (n === 0 || bytes + q.chunks[n]!.bytes.length <= MAX_BATCH_BYTES)) bytes += q.chunks[n++]!.bytes.length;
+    const batch = q.chunks.splice(0, n);
+    q.busy = true;
+    const p: Promise<void> = groupStub(env, g)
+      .putChunks(g, batch)
+      .catch((e: unknown) => {
+        failure ??= e;
+      })
+      .finally(() => {
+        inFlight -= bytes;
+        q.busy = false;
+        pending.delete(p);
+        flush(g);
+      });
+    pending.add(p);
+  };
+
   const dispatch = async (chunk: Uint8Array): Promise<void> => {
     const chid = await chidOf(chunk);
     refs.push({ offset, length: chunk.length, chid });
@@ -65,16 +92,10 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     if (failure !== null) throw failure;
     const g = groupOf(chid, cfg.groupCount);
     inFlight += chunk.length;
-    const p: Promise<void> = groupStub(env, g)
-      .putChunks(g, [{ chid, bytes: chunk }])
-      .catch((e: unknown) => {
-        failure ??= e;
-      })
-      .finally(() => {
-        inFlight -= chunk.length;
-        pending.delete(p);
-      });
-    pending.add(p);
+    let q = queues.get(g);
+    if (!q) queues.set(g, (q = { busy: false, chunks: [] }));
+    q.chunks.push({ chid, bytes: chunk });
+    flush(g);
   };
 
   let size = 0;
@@ -103,7 +124,8 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   } else {
     for (const c of tail) await dispatch(c);
   }
-  await Promise.all(pending);
+  // A finishing call starts its group's next batch, so wait until nothing is pending at all.
+  while (pending.size > 0) await Promise.all(pending);
   if (failure !== null) throw failure;
   await md5w.close();
   if (shaw) await shaw.close();
