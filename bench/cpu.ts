@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "edgestore-cpu-"));
   const cluster = new LocalCluster({ port: await freePort(), dataDir: dir, vars: { REPLICAS: values.replicas!, ...vars }, echo: values.echo });
   process.stdout.write(`starting a local cluster (R=${values.replicas}) in ${dir}...\n`);
+  cluster.stopOnSignal();
   await cluster.start();
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const send = async (method: string, path: string, body?: Uint8Array): Promise<number> => {
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
     let targets = 0;
     for (const [k, ms] of cpu) {
       if (k.startsWith("target-")) targets += ms;
-      else if (ms === 0) continue;
+      else if (ms <= 0) continue;
       else process.stdout.write(`  ${k.padEnd(22)} ${(ms / mb).toFixed(2)} ms/MB  ${((ms / (count * rounds)) * 1000).toFixed(0)} µs/op\n`);
     }
     process.stdout.write(`  ${"targets (sum)".padEnd(22)} ${(targets / mb).toFixed(2)} ms/MB  ${((targets / (count * rounds)) * 1000).toFixed(0)} µs/op\n`);

@@ -187,6 +187,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "edgestore-bench-"));
   const cluster = new LocalCluster({ port: await freePort(), dataDir: dir, vars: { REPLICAS: replicas } });
   process.stdout.write(`starting a local cluster (R=${replicas}, 6 targets) in ${dir}...\n`);
+  cluster.stopOnSignal();
   await cluster.start();
   try {
     const sdk = new S3Client({ endpoint: cluster.endpoint, region: cluster.region, forcePathStyle: true, credentials: { accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey } });

@@ -11,6 +11,7 @@ import {
   decodeFrame,
   type Bid,
   type PutItem,
+  type StoredRef,
   type ToGroup,
   type ToTarget,
 } from "../common/protocol.ts";
@@ -30,6 +31,8 @@ const FREE_RESERVE = 64 * 1024 * 1024;
 const CREDIT_BATCH = 4 * 1024 * 1024;
 
 interface PutTxn {
+  /** An eager put ends when its last write does: the group sends no release for it. */
+  eager: boolean;
   items: PutItem[];
   writes: Map<number, PendingWrite>;
   /** Per-item promise chain: frames of one item are written in arrival order. */
@@ -37,8 +40,7 @@ interface PutTxn {
 }
 
 interface GetTxn {
-  path: string;
-  chid: Chid;
+  ref: StoredRef;
 }
 
 export interface TargetContext {
@@ -85,7 +87,7 @@ export class GroupLink {
   private async onText(ws: WebSocket, msg: ToTarget): Promise<void> {
     switch (msg.t) {
       case "propose-put": {
-        const txn: PutTxn = { items: msg.items, writes: new Map(), chains: new Map() };
+        const txn: PutTxn = { eager: false, items: msg.items, writes: new Map(), chains: new Map() };
         this.puts.set(msg.txn, txn);
         const bids = msg.items.map((item, i) => this.bidPut(item, i));
         this.send(ws, { t: "bid-put", txn: msg.txn, bids });
@@ -94,12 +96,12 @@ export class GroupLink {
       case "put-eager": {
         // Decided synchronously (small items only), so the frames that follow this message
         // always find their write reserved or know it was declined.
-        const txn: PutTxn = { items: msg.items, writes: new Map(), chains: new Map() };
+        const txn: PutTxn = { eager: true, items: msg.items, writes: new Map(), chains: new Map() };
         this.puts.set(msg.txn, txn);
         msg.items.forEach((item, i) => {
           const bid = this.bidPut(item, i);
           if (bid.bid === "accept") {
-            txn.writes.set(i, this.ctx.store.beginWrite(item.chid, item.size, this.finalPath(item), item.nhid ?? item.chid));
+            txn.writes.set(i, this.ctx.store.beginWrite(refOf(item), item.size));
             this.ctx.queue.bytes += item.size;
           } else if (bid.bid === "have") {
             this.send(ws, { t: "saved", txn: msg.txn, item: i });
@@ -107,6 +109,7 @@ export class GroupLink {
             this.send(ws, { t: "save-failed", txn: msg.txn, item: i, reason: `refused: ${bid.reason}` });
           }
         });
+        if (txn.writes.size === 0) this.puts.delete(msg.txn);
         return;
       }
       case "select-put": {
@@ -114,7 +117,7 @@ export class GroupLink {
         if (!txn) return;
         for (const i of msg.items) {
           const item = txn.items[i]!;
-          txn.writes.set(i, this.ctx.store.beginWrite(item.chid, item.size, this.finalPath(item), item.nhid ?? item.chid));
+          txn.writes.set(i, this.ctx.store.beginWrite(refOf(item), item.size));
           this.ctx.queue.bytes += item.size;
         }
         return;
@@ -125,15 +128,14 @@ export class GroupLink {
         return;
       }
       case "propose-get": {
-        const path = this.ctx.store.chunkPath(msg.chid);
         const have = await this.ctx.store.hasChunk(msg.chid);
-        if (have) this.gets.set(msg.txn, { path, chid: msg.chid });
+        if (have) this.gets.set(msg.txn, { ref: { kind: "chunk", chid: msg.chid } });
         this.send(ws, { t: "bid-get", txn: msg.txn, have, size: 0, queue: this.ctx.queue.bytes });
         return;
       }
       case "propose-get-vm": {
-        const vm = await this.ctx.store.findVm(msg.nhid, msg.uvid);
-        if (vm) this.gets.set(msg.txn, { path: this.ctx.store.vmPath(msg.nhid, vm.uvid, vm.chid), chid: vm.chid });
+        const vm = this.ctx.store.findVm(msg.nhid, msg.uvid);
+        if (vm) this.gets.set(msg.txn, { ref: { kind: "vm", nhid: msg.nhid, uvid: vm.uvid, chid: vm.chid } });
         this.send(ws, {
           t: "bid-get-vm",
           txn: msg.txn,
@@ -150,17 +152,16 @@ export class GroupLink {
           this.send(ws, { t: "get-failed", txn: msg.txn, reason: "no such transaction" });
           return;
         }
-        await this.serve(ws, msg.txn, get.path, get.chid, msg.credit);
+        await this.serve(ws, msg.txn, get.ref, msg.credit);
         return;
       }
       case "fetch": {
-        await this.serve(ws, msg.txn, this.ctx.store.pathOf(msg.ref), msg.ref.chid, msg.credit);
+        await this.serve(ws, msg.txn, msg.ref, msg.credit);
         return;
       }
       case "bad-copy": {
         // readVerified quarantines the copy if it really is bad; a good one stays.
-        const path = this.ctx.store.pathOf(msg.ref);
-        const ok = (await this.ctx.store.readVerified(path, msg.ref.chid)) !== null;
+        const ok = (await this.ctx.store.readVerified(msg.ref)) !== null;
         log(ok ? "warn" : "error", "group reported a bad copy", { group: this.group, chid: msg.ref.chid, still_good: ok });
         return;
       }
@@ -168,10 +169,10 @@ export class GroupLink {
   }
 
   /** Send a stored item as GET_DATA frames, or get-failed. */
-  private async serve(ws: WebSocket, txn: number, path: string, chid: Chid, credit: number): Promise<void> {
-    const read = await this.ctx.store.readFrames(path, chid, FRAME_GET_DATA, txn, 0);
+  private async serve(ws: WebSocket, txn: number, ref: StoredRef, credit: number): Promise<void> {
+    const read = await this.ctx.store.readFrames(ref, FRAME_GET_DATA, txn, 0);
     if (!read) {
-      this.send(ws, { t: "get-failed", txn, reason: `no copy of ${chid} here` });
+      this.send(ws, { t: "get-failed", txn, reason: `no copy of ${ref.kind} ${ref.chid} here` });
       return;
     }
     try {
@@ -186,22 +187,13 @@ export class GroupLink {
     }
   }
 
-  private finalPath(item: PutItem): string {
-    if (item.kind === "vm") return this.ctx.store.vmPath(item.nhid as Nhid, item.uvid as Uvid, item.chid);
-    return this.ctx.store.chunkPath(item.chid);
-  }
-
   /**
    * An honest bid from what this target holds, its free space and its queue. Synchronous (stat,
    * cached statfs): a put-eager's frames follow its message at once and must find the decision
    * made, and a bid is cheaper without a round through the thread pool.
    */
   private bidPut(item: PutItem, i: number): Bid {
-    const have =
-      item.kind === "vm"
-        ? this.ctx.store.hasVmSync(item.nhid as Nhid, item.uvid as Uvid, item.chid)
-        : this.ctx.store.hasChunkSync(item.chid);
-    if (have) return { item: i, bid: "have" };
+    if (this.ctx.store.has(refOf(item))) return { item: i, bid: "have" };
     const free = this.ctx.store.freeBytes(this.ctx.capacity);
     if (free < item.size + FREE_RESERVE) return { item: i, bid: "refuse", reason: `only ${free} bytes free` };
     const t0 = Date.now() + Math.ceil(this.ctx.queue.bytes / WRITE_RATE_BYTES_PER_MS);
@@ -233,6 +225,7 @@ export class GroupLink {
       if (!header.last) return;
       this.ctx.queue.bytes -= write.size;
       txn.writes.delete(header.item);
+      if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
       try {
         await write.commit();
         this.send(ws, { t: "saved", txn: header.txn, item: header.item });
@@ -248,6 +241,7 @@ export class GroupLink {
         if (txn.writes.get(header.item) === write) {
           txn.writes.delete(header.item);
           this.ctx.queue.bytes -= write.size;
+          if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
         }
         void write.abort();
         this.send(ws, { t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
@@ -278,4 +272,11 @@ export class GroupLink {
     for (const id of [...this.puts.keys()]) void this.releasePut(id);
     this.gets.clear();
   }
+}
+
+/** The stored item a put proposal names. */
+function refOf(item: PutItem): StoredRef {
+  if (item.kind === "chunk") return { kind: "chunk", chid: item.chid };
+  if (!item.nhid || !item.uvid) throw new Error(`manifest ${item.chid} proposed without its name and version`);
+  return { kind: "vm", chid: item.chid, nhid: item.nhid, uvid: item.uvid };
 }

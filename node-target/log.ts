@@ -14,3 +14,11 @@ export function log(level: Level, msg: string, extra: Record<string, unknown> = 
   if (quiet && (level === "info" || level === "debug")) return;
   process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields, ...extra }) + "\n");
 }
+
+// Node's own warnings become log lines too, instead of free text on stderr. node:sqlite (the
+// manifest log) announces itself as experimental on every start; that one is expected.
+process.removeAllListeners("warning");
+process.on("warning", (w) => {
+  if (w.name === "ExperimentalWarning" && /SQLite/i.test(w.message)) return;
+  log("warn", "runtime warning", { name: w.name, message: w.message });
+});

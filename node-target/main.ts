@@ -80,6 +80,7 @@ async function main(): Promise<void> {
   const stop = (sig: string) => {
     log("info", "target stopping", { signal: sig });
     link.close();
+    store.close();
     setTimeout(() => process.exit(0), 50).unref();
   };
   process.on("SIGINT", () => stop("SIGINT"));

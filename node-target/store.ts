@@ -1,32 +1,32 @@
-// The chunk store on one data directory. A chunk file is named by its CHID and only ever
-// appears under that name after its bytes were hashed and matched, written and fsynced: a
-// partial or corrupt write stays in tmp/ and is swept at the next start. Version manifests
-// are chunks too, filed under their name (NHID) and version (UVID) so that "newest version
-// of this name" is one directory listing.
+// The store on one data directory. A chunk file is named by its CHID and only ever appears
+// under that name after its bytes were hashed and matched, written and fsynced: a partial or
+// corrupt write stays in tmp/ and is swept at the next start. Version manifests, small and one
+// per version, are rows of the manifest log (vm-log.ts) filed under their name (NHID) and
+// version (UVID), checked against their CHID the same way before they are written.
 
 import { createHash, type Hash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { dirname, join, relative, sep } from "node:path";
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, FRAME_PAYLOAD_MAX, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
+import { VmLog, type VmEntry } from "./vm-log.ts";
+
+export type { VmEntry } from "./vm-log.ts";
 
 export interface StoreStats {
+  /** Chunk files. */
   chunks: number;
+  /** Bytes of chunks and manifests. */
   bytes: number;
 }
 
-export interface VmEntry {
-  uvid: Uvid;
-  chid: Chid;
-  size: number;
-}
-
 /**
- * A write in progress: bytes are hashed as they arrive and staged in one aligned pool block,
- * which goes to the tmp file whenever it fills (see block-io.ts).
+ * A write in progress: bytes are hashed as they arrive. A chunk's are staged in one aligned
+ * pool block, which goes to its tmp file whenever it fills (see block-io.ts); a manifest's are
+ * kept (manifests are small) and become one row of the manifest log at commit.
  */
 export class PendingWrite {
   private received = 0;
@@ -35,30 +35,36 @@ export class PendingWrite {
   private staged = 0;
   private hash: Hash = createHash("sha256");
   private fh: FileHandle | null = null;
+  private readonly kept: Uint8Array | null;
   private readonly store: ChunkStore;
-  readonly tmpPath: string;
-  readonly chid: Chid;
+  private readonly tmpPath: string;
+  readonly ref: StoredRef;
   readonly size: number;
-  readonly finalPath: string;
-  /** The id whose group this write belongs to: the CHID, or the NHID for a version manifest. */
-  readonly prefixSource: string;
 
-  constructor(store: ChunkStore, chid: Chid, size: number, finalPath: string, tmpPath: string, prefixSource: string) {
+  constructor(store: ChunkStore, ref: StoredRef, size: number, tmpPath: string) {
     this.store = store;
-    this.chid = chid;
+    this.ref = ref;
     this.size = size;
-    this.finalPath = finalPath;
     this.tmpPath = tmpPath;
-    this.prefixSource = prefixSource;
+    this.kept = ref.kind === "vm" ? new Uint8Array(size) : null;
+  }
+
+  get chid(): Chid {
+    return this.ref.chid;
   }
 
   async write(offset: number, bytes: Uint8Array): Promise<void> {
     if (offset !== this.received) throw new Error(`out-of-order frame: expected offset ${this.received}, got ${offset}`);
-    if (this.received + bytes.length > this.size) throw new Error(`chunk larger than announced ${this.size} bytes`);
+    if (this.received + bytes.length > this.size) throw new Error(`item larger than announced ${this.size} bytes`);
+    this.hash.update(bytes);
+    if (this.kept) {
+      this.kept.set(bytes, this.received);
+      this.received += bytes.length;
+      return;
+    }
     const io = this.store.io;
     this.fh ??= await io.openForWrite(this.tmpPath);
     this.stage ??= await io.pool.acquire();
-    this.hash.update(bytes);
     this.received += bytes.length;
     for (let at = 0; at < bytes.length; ) {
       const n = Math.min(BLOCK - this.staged, bytes.length - at);
@@ -73,42 +79,50 @@ export class PendingWrite {
     }
   }
 
-  /** Verify, fsync, and move into place. Throws (and removes the tmp file) on any mismatch. */
+  /** Verify, make durable, and put in place. Throws (and leaves nothing behind) on any mismatch. */
   async commit(): Promise<void> {
     try {
-      if (this.received !== this.size) throw new Error(`short chunk: got ${this.received} of ${this.size} bytes`);
+      if (this.received !== this.size) throw new Error(`short item: got ${this.received} of ${this.size} bytes`);
       const actual = this.hash.digest("hex");
-      if (actual !== this.chid) throw new Error(`hash mismatch: bytes hash to ${actual}`);
-      const io = this.store.io;
-      this.fh ??= await io.openForWrite(this.tmpPath);
-      if (this.staged > 0) {
-        await io.writeBlock(this.fh, this.stage!, this.staged, this.flushed);
-        this.flushed += this.staged;
-        this.staged = 0;
-      }
-      // A direct write pads the last block; the file keeps exactly the chunk's bytes.
-      if (io.direct && this.size % ALIGN !== 0) await this.fh.truncate(this.size);
-      this.releaseStage();
+      if (actual !== this.ref.chid) throw new Error(`hash mismatch: bytes hash to ${actual}`);
       const t0 = performance.now();
-      await this.fh.sync();
-      await this.fh.close();
-      this.fh = null;
-      await this.store.placeFile(this.tmpPath, this.finalPath);
+      if (this.ref.kind === "vm") {
+        await this.store.vms.put(this.ref.nhid, this.ref.uvid, this.ref.chid, this.kept!);
+      } else {
+        await this.commitFile();
+        this.store.stats.chunks++;
+      }
       this.store.recordFsync(performance.now() - t0);
-      this.store.stats.chunks++;
       this.store.stats.bytes += this.size;
-      this.store.notePrefix(this.prefixSource);
+      this.store.notePrefix(this.ref.kind === "vm" ? this.ref.nhid : this.ref.chid);
     } catch (e) {
       await this.abort();
       throw e;
     }
   }
 
+  private async commitFile(): Promise<void> {
+    const io = this.store.io;
+    this.fh ??= await io.openForWrite(this.tmpPath);
+    if (this.staged > 0) {
+      await io.writeBlock(this.fh, this.stage!, this.staged, this.flushed);
+      this.flushed += this.staged;
+      this.staged = 0;
+    }
+    // A direct write pads the last block; the file keeps exactly the chunk's bytes.
+    if (io.direct && this.size % ALIGN !== 0) await this.fh.truncate(this.size);
+    this.releaseStage();
+    await this.fh.sync();
+    await this.fh.close();
+    this.fh = null;
+    await this.store.placeFile(this.tmpPath, this.store.chunkPath(this.ref.chid));
+  }
+
   async abort(): Promise<void> {
     this.releaseStage();
     if (this.fh) await this.fh.close().catch(() => {});
     this.fh = null;
-    await rm(this.tmpPath, { force: true });
+    if (!this.kept) await rm(this.tmpPath, { force: true });
   }
 
   private releaseStage(): void {
@@ -117,7 +131,7 @@ export class PendingWrite {
   }
 }
 
-/** A stored chunk read and verified, laid out as ready-to-send frames in pool blocks. */
+/** A stored item, laid out as ready-to-send frames in pool blocks. */
 export interface FramedRead {
   size: number;
   frames: Uint8Array[];
@@ -148,6 +162,7 @@ export class ChunkStore {
   private readonly prefixes = new Set<number>();
 
   #io: BlockIo | null = null;
+  #vms: VmLog | null = null;
   private readonly directIo: boolean;
 
   /** `directIo: false` forces buffered I/O (for filesystems whose O_DIRECT misbehaves). */
@@ -157,17 +172,21 @@ export class ChunkStore {
   }
 
   get io(): BlockIo {
-    if (!this.#io) throw new Error("chunk store used before open()");
+    if (!this.#io) throw new Error("store used before open()");
     return this.#io;
   }
 
-  /** Sweep unfinished writes, set up direct I/O, and count what is stored. */
+  get vms(): VmLog {
+    if (!this.#vms) throw new Error("store used before open()");
+    return this.#vms;
+  }
+
+  /** Sweep unfinished writes, set up direct I/O and the manifest log, and count what is stored. */
   async open(): Promise<void> {
     await rm(join(this.dir, "tmp"), { recursive: true, force: true });
     await mkdir(join(this.dir, "tmp"), { recursive: true });
     this.#io = await BlockIo.open(join(this.dir, "tmp"), this.directIo);
     await mkdir(join(this.dir, "chunks"), { recursive: true });
-    await mkdir(join(this.dir, "vms"), { recursive: true });
     for (const fan of await readdir(join(this.dir, "chunks"))) {
       for (const name of await readdir(join(this.dir, "chunks", fan))) {
         const s = await stat(join(this.dir, "chunks", fan, name));
@@ -176,9 +195,40 @@ export class ChunkStore {
         this.notePrefix(name);
       }
     }
-    for (const fan of await readdir(join(this.dir, "vms"))) {
-      for (const nhid of await readdir(join(this.dir, "vms", fan))) this.notePrefix(nhid);
+    this.#vms = new VmLog(join(this.dir, "manifests.sqlite"));
+    await this.importManifestFiles();
+    this.stats.bytes += this.vms.bytes();
+    for (const p of this.vms.namePrefixes()) this.prefixes.add(p);
+  }
+
+  /**
+   * Data directories written before the manifest log kept one file per manifest under
+   * vms/<aa>/<nhid>/<uvid>-<chid>: move each verified one into the log, then drop the tree.
+   */
+  private async importManifestFiles(): Promise<void> {
+    const root = join(this.dir, "vms");
+    if (!existsSync(root)) return;
+    let moved = 0;
+    for (const fan of await readdir(root)) {
+      for (const nhid of await readdir(join(root, fan))) {
+        for (const name of await readdir(join(root, fan, nhid))) {
+          const [uvid, chid] = name.split("-") as [Uvid, Chid];
+          const bytes = await readFile(join(root, fan, nhid, name));
+          if (createHash("sha256").update(bytes).digest("hex") !== chid) {
+            log("error", "corrupt manifest file not imported", { path: join(root, fan, nhid, name) });
+            continue;
+          }
+          await this.vms.put(nhid as Nhid, uvid, chid, bytes);
+          moved++;
+        }
+      }
     }
+    await rm(root, { recursive: true, force: true });
+    log("info", "manifest files moved into the manifest log", { count: moved });
+  }
+
+  close(): void {
+    this.#vms?.close();
   }
 
   notePrefix(id: string): void {
@@ -191,20 +241,13 @@ export class ChunkStore {
     return [...out].sort((a, b) => a - b);
   }
 
-  pathOf(ref: StoredRef): string {
-    return ref.kind === "chunk" ? this.chunkPath(ref.chid) : this.vmPath(ref.nhid, ref.uvid, ref.chid);
-  }
-
   chunkPath(chid: Chid): string {
     return join(this.dir, "chunks", chid.slice(0, 2), chid);
   }
 
-  vmDir(nhid: Nhid): string {
-    return join(this.dir, "vms", nhid.slice(0, 2), nhid);
-  }
-
-  vmPath(nhid: Nhid, uvid: Uvid, chid: Chid): string {
-    return join(this.vmDir(nhid), `${uvid}-${chid}`);
+  /** Whether this exact item is held (a stat, or one index lookup for a manifest). */
+  has(ref: StoredRef): boolean {
+    return ref.kind === "vm" ? this.vms.has(ref.nhid, ref.uvid, ref.chid) : existsSync(this.chunkPath(ref.chid));
   }
 
   async hasChunk(chid: Chid): Promise<boolean> {
@@ -216,36 +259,23 @@ export class ChunkStore {
     }
   }
 
-  hasChunkSync(chid: Chid): boolean {
-    return existsSync(this.chunkPath(chid));
+  /** The newest manifest held for a name, or the exact version asked for. */
+  findVm(nhid: Nhid, uvid: Uvid | null): VmEntry | null {
+    return this.vms.find(nhid, uvid);
   }
 
-  hasVmSync(nhid: Nhid, uvid: Uvid, chid: Chid): boolean {
-    return existsSync(this.vmPath(nhid, uvid, chid));
+  beginWrite(ref: StoredRef, size: number): PendingWrite {
+    const tmp = join(this.dir, "tmp", `${process.pid}-${++this.tmpSeq}-${ref.chid.slice(0, 16)}`);
+    return new PendingWrite(this, ref, size, tmp);
   }
 
-  beginWrite(chid: Chid, size: number, finalPath: string, prefixSource: string): PendingWrite {
-    const tmp = join(this.dir, "tmp", `${process.pid}-${++this.tmpSeq}-${chid.slice(0, 16)}`);
-    return new PendingWrite(this, chid, size, finalPath, tmp, prefixSource);
-  }
-
-  /**
-   * rename into place, then fsync the directory so the name itself survives a crash. A directory
-   * made just now must also be recorded in its parent, so every new level is fsynced from the
-   * top down.
-   */
+  /** rename into place, then fsync the directory so the name itself survives a crash. */
   async placeFile(tmpPath: string, finalPath: string): Promise<void> {
     const dir = dirname(finalPath);
     if (!this.fanDirs.has(dir)) {
-      const firstCreated = await mkdir(dir, { recursive: true });
-      if (firstCreated !== undefined) {
-        for (let d = dirname(firstCreated); ; d = join(d, relative(d, dir).split(sep)[0]!)) {
-          await fsyncDir(d);
-          if (d === dirname(dir)) break;
-        }
-      }
-      // Chunk fan-out directories are few (256); per-name manifest directories are not cached.
-      if (dir.startsWith(join(this.dir, "chunks"))) this.fanDirs.add(dir);
+      // A fan-out directory made just now must be recorded in its parent too.
+      if ((await mkdir(dir, { recursive: true })) !== undefined) await fsyncDir(dirname(dir));
+      this.fanDirs.add(dir);
     }
     await rename(tmpPath, finalPath);
     await fsyncDir(dir);
@@ -257,59 +287,77 @@ export class ChunkStore {
   }
 
   /**
-   * Read a stored item into frames of `kind` for `txn`. Each frame's payload is read from disk
-   * straight behind its header, so nothing is copied before the socket. Serving does not verify
-   * (`verify` false): the group hashes what it receives and reports a bad copy (bad-copy), so a
-   * second hash here would only double the CPU per byte served. With `verify`, a copy that fails
-   * the check is moved to quarantine/ (never served, never bid as "have") and reported as
-   * missing (null). Missing files are null either way.
+   * Read a stored item into frames of `kind` for `txn`. A chunk frame's payload is read from
+   * disk straight behind its header, so nothing is copied before the socket. Serving does not
+   * verify (`verify` false): the group hashes what it receives and reports a bad copy
+   * (bad-copy), so a second hash here would only double the CPU per byte served. With `verify`,
+   * a copy that fails the check is quarantined (never served, never bid as "have") and reported
+   * as missing (null). A missing item is null either way.
    */
-  async readFrames(path: string, chid: Chid, kind: number, txn: number, item: number, verify = false): Promise<FramedRead | null> {
-    let fh: FileHandle;
-    try {
-      fh = await this.io.openForRead(path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw e;
-    }
+  async readFrames(ref: StoredRef, kind: number, txn: number, item: number, verify = false): Promise<FramedRead | null> {
     const blocks: Buffer[] = [];
     const release = () => {
       for (const b of blocks.splice(0)) this.io.pool.release(b);
     };
-    try {
-      const size = (await fh.stat()).size;
-      const hash = verify ? createHash("sha256") : null;
-      const frames: Uint8Array[] = [];
+    const hash = verify ? createHash("sha256") : null;
+    const frames: Uint8Array[] = [];
+    // Fills frame after frame: `fill(block, at, len, offset)` puts `len` bytes of the item from
+    // `offset` at block[at..] and returns how many it put.
+    const build = async (size: number, fill: (block: Buffer, at: number, len: number, offset: number) => Promise<number>): Promise<void> => {
       for (let offset = 0; offset < size || frames.length === 0; offset += FRAME_PAYLOAD_MAX) {
         const len = Math.min(FRAME_PAYLOAD_MAX, size - offset);
         const block = await this.io.pool.acquire();
         blocks.push(block);
-        const got = await this.io.readInto(fh, block, ALIGN, len, offset);
-        if (got !== len) throw new Error(`${path} changed while being read: ${got} of ${len} bytes at ${offset}`);
+        const got = await fill(block, ALIGN, len, offset);
+        if (got !== len) throw new Error(`${ref.kind} ${ref.chid} changed while being read: ${got} of ${len} bytes at ${offset}`);
         const payload = block.subarray(ALIGN, ALIGN + len);
         hash?.update(payload);
         const frame = block.subarray(ALIGN - FRAME_HEADER, ALIGN + len);
         writeFrameHeader(frame, { kind, last: offset + len >= size, item, txn, offset, total: size });
         frames.push(frame);
       }
-      const actual = hash?.digest("hex") ?? chid;
-      if (actual !== chid) {
-        release();
-        await this.quarantine(path, `stored bytes hash to ${actual}`);
-        return null;
+    };
+    let size: number;
+    try {
+      if (ref.kind === "vm") {
+        const bytes = this.vms.read(ref.nhid, ref.uvid, ref.chid);
+        if (!bytes) return null;
+        size = bytes.length;
+        await build(size, async (block, at, len, offset) => {
+          block.set(bytes.subarray(offset, offset + len), at);
+          return len;
+        });
+      } else {
+        let fh: FileHandle;
+        try {
+          fh = await this.io.openForRead(this.chunkPath(ref.chid));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+          throw e;
+        }
+        try {
+          size = (await fh.stat()).size;
+          await build(size, (block, at, len, offset) => this.io.readInto(fh, block, at, len, offset));
+        } finally {
+          await fh.close().catch(() => {});
+        }
       }
-      return { size, frames, release };
     } catch (e) {
       release();
       throw e;
-    } finally {
-      await fh.close().catch(() => {});
     }
+    const actual = hash?.digest("hex") ?? ref.chid;
+    if (actual !== ref.chid) {
+      release();
+      await this.quarantine(ref, `stored bytes hash to ${actual}`);
+      return null;
+    }
+    return { size, frames, release };
   }
 
   /** The stored bytes, verified (a copy; for checks and tools, not the serving path). */
-  async readVerified(path: string, chid: Chid): Promise<Uint8Array | null> {
-    const r = await this.readFrames(path, chid, 0, 0, 0, true);
+  async readVerified(ref: StoredRef): Promise<Uint8Array | null> {
+    const r = await this.readFrames(ref, 0, 0, 0, true);
     if (!r) return null;
     const out = new Uint8Array(r.size);
     let at = 0;
@@ -321,30 +369,18 @@ export class ChunkStore {
     return out;
   }
 
-  private async quarantine(path: string, reason: string): Promise<void> {
+  private async quarantine(ref: StoredRef, reason: string): Promise<void> {
+    if (ref.kind === "vm") {
+      this.vms.quarantine(ref.nhid, ref.uvid, ref.chid, reason);
+      log("error", "corrupt manifest quarantined", { nhid: ref.nhid, uvid: ref.uvid, chid: ref.chid, reason });
+      return;
+    }
+    const path = this.chunkPath(ref.chid);
     const qdir = join(this.dir, "quarantine");
     await mkdir(qdir, { recursive: true });
-    const dest = join(qdir, `${Date.now()}-${path.split("/").pop()}`);
+    const dest = join(qdir, `${Date.now()}-${ref.chid}`);
     await rename(path, dest).catch(() => rm(path, { force: true }));
     log("error", "corrupt copy quarantined", { path, reason, moved_to: dest });
-  }
-
-  /** The newest version manifest held for a name, or the exact one asked for. */
-  async findVm(nhid: Nhid, uvid: Uvid | null): Promise<VmEntry | null> {
-    let names: string[];
-    try {
-      names = await readdir(this.vmDir(nhid));
-    } catch {
-      return null;
-    }
-    let best: VmEntry | null = null;
-    for (const n of names) {
-      const [u, c] = n.split("-") as [Uvid, Chid];
-      if (uvid !== null && u !== uvid) continue;
-      if (best === null || u > best.uvid) best = { uvid: u, chid: c, size: 0 };
-    }
-    if (best) best.size = (await stat(this.vmPath(nhid, best.uvid, best.chid))).size;
-    return best;
   }
 
   /**

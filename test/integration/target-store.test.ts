@@ -1,18 +1,23 @@
-// The node-target chunk store on real files in a temporary directory: a chunk only ever appears
-// under its name after its bytes hashed to that name, corrupt copies are never returned, and an
-// interrupted write leaves nothing behind after a restart.
+// The node-target store on real files in a temporary directory: a chunk only ever appears under
+// its name after its bytes hashed to that name, a manifest only becomes a row after the same
+// check, corrupt copies are never returned, and an interrupted write leaves nothing behind
+// after a restart.
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Chid, Nhid, Uvid } from "../../common/ids.ts";
-import { decodeFrame, FRAME_GET_DATA, FRAME_MAX, FRAME_PAYLOAD_MAX } from "../../common/protocol.ts";
+import { decodeFrame, FRAME_GET_DATA, FRAME_MAX, FRAME_PAYLOAD_MAX, type StoredRef } from "../../common/protocol.ts";
 import { ChunkStore } from "../../node-target/store.ts";
 import { pseudoRandom, removeDir } from "./helpers.ts";
 
 const chidOf = (b: Uint8Array) => createHash("sha256").update(b).digest("hex") as Chid;
+const chunk = (chid: Chid): StoredRef => ({ kind: "chunk", chid });
+const NHID = "ab".repeat(32) as Nhid;
+const uvidOf = (n: number) => `${String(n).padStart(12, "0")}000000000a` as Uvid;
 let dir: string;
 let store: ChunkStore;
 
@@ -22,22 +27,33 @@ beforeEach(async () => {
   await store.open();
 });
 
-afterEach(() => removeDir(dir));
+afterEach(() => {
+  store.close();
+  removeDir(dir);
+});
 
-async function writeChunk(bytes: Uint8Array, chid = chidOf(bytes), pieces = 3): Promise<void> {
-  const w = store.beginWrite(chid, bytes.length, store.chunkPath(chid), chid);
+async function writeItem(s: ChunkStore, ref: StoredRef, bytes: Uint8Array, pieces = 3): Promise<void> {
+  const w = s.beginWrite(ref, bytes.length);
   const step = Math.ceil(bytes.length / pieces) || 1;
   for (let off = 0; off < bytes.length; off += step) await w.write(off, bytes.subarray(off, off + step));
   await w.commit();
 }
 
-describe("node-target chunk store", () => {
+const writeChunk = (bytes: Uint8Array, chid = chidOf(bytes)) => writeItem(store, chunk(chid), bytes);
+
+function manifest(n: number): { ref: StoredRef; bytes: Uint8Array } {
+  const bytes = new TextEncoder().encode(`{"v":${n}}`);
+  return { ref: { kind: "vm", nhid: NHID, uvid: uvidOf(n), chid: chidOf(bytes) }, bytes };
+}
+
+describe("node-target store: chunks", () => {
   it("stores a chunk under its CHID, written in pieces, and reads it back verified", async () => {
     const bytes = pseudoRandom(300_000, 1);
     await writeChunk(bytes);
     const chid = chidOf(bytes);
     expect(await store.hasChunk(chid)).toBe(true);
-    expect(Buffer.compare(Buffer.from((await store.readVerified(store.chunkPath(chid), chid))!), Buffer.from(bytes))).toBe(0);
+    expect(store.has(chunk(chid))).toBe(true);
+    expect(Buffer.compare(Buffer.from((await store.readVerified(chunk(chid)))!), Buffer.from(bytes))).toBe(0);
     expect(store.stats).toEqual({ chunks: 1, bytes: bytes.length });
   });
 
@@ -52,10 +68,10 @@ describe("node-target chunk store", () => {
   it("refuses a short or overlong write", async () => {
     const bytes = pseudoRandom(5_000, 4);
     const chid = chidOf(bytes);
-    const short = store.beginWrite(chid, bytes.length, store.chunkPath(chid), chid);
+    const short = store.beginWrite(chunk(chid), bytes.length);
     await short.write(0, bytes.subarray(0, 100));
-    await expect(short.commit()).rejects.toThrow(/short chunk/);
-    const long = store.beginWrite(chid, 10, store.chunkPath(chid), chid);
+    await expect(short.commit()).rejects.toThrow(/short item/);
+    const long = store.beginWrite(chunk(chid), 10);
     await expect(long.write(0, bytes)).rejects.toThrow(/larger than announced/);
     await long.abort();
     expect(existsSync(store.chunkPath(chid))).toBe(false);
@@ -69,7 +85,7 @@ describe("node-target chunk store", () => {
     const damaged = readFileSync(path);
     damaged[12_345] = damaged[12_345]! ^ 0xff;
     writeFileSync(path, damaged);
-    expect(await store.readVerified(path, chid)).toBeNull();
+    expect(await store.readVerified(chunk(chid))).toBeNull();
     expect(existsSync(path)).toBe(false);
     expect(readdirSync(join(dir, "quarantine")).length).toBe(1);
     expect(await store.hasChunk(chid)).toBe(false);
@@ -78,29 +94,17 @@ describe("node-target chunk store", () => {
   it("sweeps unfinished writes at start and recounts what is stored", async () => {
     const bytes = pseudoRandom(20_000, 6);
     await writeChunk(bytes);
-    const unfinished = store.beginWrite(chidOf(pseudoRandom(9, 7)), 9, "/nonexistent", "00");
+    const m = manifest(1);
+    await writeItem(store, m.ref, m.bytes);
+    const unfinished = store.beginWrite(chunk(chidOf(pseudoRandom(9, 7))), 9);
     await unfinished.write(0, pseudoRandom(5, 7));
     expect(readdirSync(join(dir, "tmp")).length).toBe(1);
-    const reopened = new ChunkStore(dir);
-    await reopened.open();
+    store.close();
+    store = new ChunkStore(dir);
+    await store.open();
     expect(readdirSync(join(dir, "tmp"))).toEqual([]);
-    expect(reopened.stats).toEqual({ chunks: 1, bytes: bytes.length });
-  });
-
-  it("files version manifests by name and version, and finds the newest or an exact one", async () => {
-    const nhid = "ab".repeat(32) as Nhid;
-    const versions = ["000000000001000000000000", "000000000003000000000000", "000000000002000000000000"].map((u) => u.slice(0, 22) as Uvid);
-    for (const [i, uvid] of versions.entries()) {
-      const vm = new TextEncoder().encode(`{"v":${i}}`);
-      const chid = chidOf(vm);
-      const w = store.beginWrite(chid, vm.length, store.vmPath(nhid, uvid, chid), nhid);
-      await w.write(0, vm);
-      await w.commit();
-    }
-    expect((await store.findVm(nhid, null))?.uvid).toBe(versions[1]);
-    expect((await store.findVm(nhid, versions[2]!))?.uvid).toBe(versions[2]);
-    expect(await store.findVm("cd".repeat(32) as Nhid, null)).toBeNull();
-    expect(store.heldGroups(8)).toEqual([parseInt(nhid.slice(0, 8), 16) % 8]);
+    expect(store.stats).toEqual({ chunks: 1, bytes: bytes.length + m.bytes.length });
+    expect(store.heldGroups(8).sort()).toEqual([...new Set([chidOf(bytes), NHID].map((id) => parseInt(id.slice(0, 8), 16) % 8))].sort());
   });
 
   // Sizes around the 4 KiB direct-I/O alignment, the 1 MiB staging block and the frame payload.
@@ -109,13 +113,13 @@ describe("node-target chunk store", () => {
   async function roundTrips(s: ChunkStore): Promise<void> {
     for (const [i, size] of AWKWARD.entries()) {
       const bytes = pseudoRandom(size, 100 + i);
-      const chid = chidOf(bytes);
-      const w = s.beginWrite(chid, size, s.chunkPath(chid), chid);
+      const ref = chunk(chidOf(bytes));
+      const w = s.beginWrite(ref, size);
       // Arrive in frame-sized pieces, as from a group.
       for (let off = 0; off < size; off += FRAME_PAYLOAD_MAX) await w.write(off, bytes.subarray(off, off + FRAME_PAYLOAD_MAX));
       await w.commit();
-      expect(readFileSync(s.chunkPath(chid)).length).toBe(size);
-      const read = (await s.readFrames(s.chunkPath(chid), chid, FRAME_GET_DATA, 42, 0))!;
+      expect(readFileSync(s.chunkPath(ref.chid)).length).toBe(size);
+      const read = (await s.readFrames(ref, FRAME_GET_DATA, 42, 0))!;
       expect(read.size).toBe(size);
       const joined = Buffer.concat(
         read.frames.map((f, k) => {
@@ -138,13 +142,76 @@ describe("node-target chunk store", () => {
 
   it("gives the same results with buffered I/O (filesystems without O_DIRECT, or --no-direct-io)", async () => {
     const other = mkdtempSync(join(tmpdir(), "edgestore-store-buffered-"));
+    const s = new ChunkStore(other, { directIo: false });
     try {
-      const s = new ChunkStore(other, { directIo: false });
       await s.open();
       expect(s.io.direct).toBe(false);
       await roundTrips(s);
     } finally {
+      s.close();
       removeDir(other);
     }
+  });
+});
+
+describe("node-target store: version manifests", () => {
+  it("files manifests by name and version, and finds the newest or an exact one", async () => {
+    for (const n of [1, 3, 2]) {
+      const m = manifest(n);
+      await writeItem(store, m.ref, m.bytes, 1);
+    }
+    expect(store.findVm(NHID, null)?.uvid).toBe(uvidOf(3));
+    expect(store.findVm(NHID, uvidOf(2))?.uvid).toBe(uvidOf(2));
+    expect(store.findVm(NHID, uvidOf(2))?.size).toBe(manifest(2).bytes.length);
+    expect(store.findVm("cd".repeat(32) as Nhid, null)).toBeNull();
+    expect(store.heldGroups(8)).toEqual([parseInt(NHID.slice(0, 8), 16) % 8]);
+    const read = (await store.readFrames(manifest(2).ref, FRAME_GET_DATA, 7, 0))!;
+    expect(Buffer.from(decodeFrame(read.frames[0]!).payload).toString()).toBe('{"v":2}');
+    read.release();
+  });
+
+  it("refuses a manifest whose bytes do not hash to its name", async () => {
+    const m = manifest(4);
+    const bad = { ...m.ref, chid: chidOf(new TextEncoder().encode("other")) } as StoredRef;
+    await expect(writeItem(store, bad, m.bytes)).rejects.toThrow(/hash mismatch/);
+    expect(store.has(bad)).toBe(false);
+  });
+
+  it("commits manifests that arrive together in one transaction, each durable when acknowledged", async () => {
+    const before = store.vms.commits;
+    const ms = Array.from({ length: 20 }, (_, i) => manifest(100 + i));
+    await Promise.all(ms.map((m) => writeItem(store, m.ref, m.bytes, 1)));
+    expect(store.vms.commits - before).toBeLessThan(ms.length);
+    for (const m of ms) expect(store.has(m.ref)).toBe(true);
+    // Another connection to the database sees every row: they are committed, not just queued.
+    const db = new DatabaseSync(join(dir, "manifests.sqlite"));
+    expect(Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n)).toBe(ms.length);
+    db.close();
+  });
+
+  it("quarantines a manifest that fails its check and no longer serves or bids it", async () => {
+    const m = manifest(5);
+    await writeItem(store, m.ref, m.bytes);
+    const db = new DatabaseSync(join(dir, "manifests.sqlite"));
+    db.prepare("UPDATE vm SET bytes = ? WHERE uvid = ?").run(new TextEncoder().encode('{"v":6}'), uvidOf(5));
+    db.close();
+    expect(await store.readVerified(m.ref)).toBeNull();
+    expect(store.has(m.ref)).toBe(false);
+    expect(store.findVm(NHID, uvidOf(5))).toBeNull();
+  });
+
+  it("moves manifest files of an older data directory into the log, verified", async () => {
+    store.close();
+    const m = manifest(8);
+    const ref = m.ref as Extract<StoredRef, { kind: "vm" }>;
+    const legacy = join(dir, "vms", NHID.slice(0, 2), NHID);
+    mkdirSync(legacy, { recursive: true });
+    writeFileSync(join(legacy, `${ref.uvid}-${ref.chid}`), m.bytes);
+    writeFileSync(join(legacy, `${uvidOf(9)}-${ref.chid}`), new TextEncoder().encode("damaged"));
+    store = new ChunkStore(dir);
+    await store.open();
+    expect(existsSync(join(dir, "vms"))).toBe(false);
+    expect(store.findVm(NHID, null)?.uvid).toBe(uvidOf(8));
+    expect(Buffer.from((await store.readVerified(m.ref))!).toString()).toBe('{"v":8}');
   });
 });

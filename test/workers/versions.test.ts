@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { formatUvid, nhidOf, parseUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import type { VersionRecord } from "../../workers/manifest-shard/records.ts";
-import { VersionBook } from "../../workers/negotiating-group/versions.ts";
+import { CLOCK_LEASE_MS, VersionBook } from "../../workers/negotiating-group/versions.ts";
 
 let n = 0;
 // A fresh group object per test: storage is not assumed to be reset between tests.
@@ -53,7 +53,21 @@ describe("VersionBook stamps", () => {
     });
     const next = await withBook(stub, (book) => book.stamp(1, 10));
     expect(next > last).toBe(true);
-    expect(parseUvid(next)).toEqual({ ms: 5000, seq: 2, group: 1 });
+    // The clock is leased: a restart resumes just past the lease, never more than it ahead.
+    expect(parseUvid(next).ms).toBeGreaterThan(5000);
+    expect(parseUvid(next).ms).toBeLessThanOrEqual(5000 + CLOCK_LEASE_MS + 1);
+  });
+
+  it("writes the clock a few times a second, not once per stamp", async () => {
+    await withBook(freshGroup(), (book, sql) => {
+      const read = () => Number(sql.exec("SELECT ms FROM clock WHERE k = 0").one().ms);
+      book.stamp(0, 1000);
+      const lease = read();
+      for (let i = 0; i < 50; i++) book.stamp(0, 1000 + i);
+      expect(read()).toBe(lease);
+      book.stamp(0, lease + 1);
+      expect(read()).toBe(lease + 1 + CLOCK_LEASE_MS);
+    });
   });
 
   it("floor is above every stamp already issued", async () => {
@@ -111,6 +125,27 @@ describe("VersionBook names and outbox", () => {
       expect(book.pending()).toEqual([{ shard: 2, record: record("b", u3) }]);
       book.delivered(2, [u3]);
       expect(book.pending()).toEqual([]);
+    });
+  });
+
+  it("forgets delivered rows in the next commit, and sends them again after a restart before that", async () => {
+    const stub = freshGroup();
+    const nA = await nhidOf("t", "b", "a");
+    const u1 = formatUvid({ ms: 20, seq: 0, group: 0 });
+    const u2 = formatUvid({ ms: 21, seq: 0, group: 0 });
+    const rows = (sql: SqlStorage) => sql.exec("SELECT uvid FROM outbox ORDER BY uvid").toArray().map((r) => r.uvid);
+    await withBook(stub, (book, sql) => {
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false }, 1, record("a", u1));
+      book.delivered(1, [u1]);
+      expect(book.pending()).toEqual([]);
+      expect(rows(sql)).toEqual([u1]);
+    });
+    await withBook(stub, (book, sql) => {
+      // The restart lost the note that u1 was delivered: it goes again (harmless, idempotent).
+      expect(book.pending().map((p) => p.record.uvid)).toEqual([u1]);
+      book.delivered(1, [u1]);
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false }, 1, record("a", u2));
+      expect(rows(sql)).toEqual([u2]);
     });
   });
 

@@ -13,6 +13,7 @@ import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf } from "../manifest-shard/records.ts";
 import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { LocationCache } from "./locations.ts";
+import { ShardFeed } from "./shard-feed.ts";
 import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
 import { VersionBook } from "./versions.ts";
@@ -45,6 +46,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   /** Stamped versions not yet committed: the cutoff we promise shards must stay below them. */
   private readonly inflight = new Set<Uvid>();
   private readonly locations = new LocationCache();
+  private readonly feed = new ShardFeed(async (s, records) => {
+    await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.cutoff() });
+    this.book.delivered(s, records.map((r) => r.uvid));
+  });
   /** Socket -> member, so a message costs no attachment deserialization. */
   private readonly bySocket = new WeakMap<WebSocket, Member>();
 
@@ -59,6 +64,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const att = ws.deserializeAttachment() as Attachment | null;
       if (att) this.addMember(new Member(att.id, att.location, ws, PUT_WINDOW));
     }
+    // Records of an earlier life that no shard confirmed: the alarm hands them over.
+    if (this.book.pending(1).length > 0) void ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
   }
 
   private setGroup(g: number): void {
@@ -221,17 +228,24 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
     const bytes = encodeManifest(vm);
     const vmChid = await chidOf(bytes);
+    const record = recordOf(vm, vmChid);
     this.inflight.add(uvid);
     try {
       const writers = await this.live("writers");
       await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas);
-      this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker }, shard, recordOf(vm, vmChid));
+      this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker }, shard, record);
     } finally {
       this.inflight.delete(uvid);
     }
     const cur = this.book.current(nhid);
     if (cur?.uvid === uvid) this.cache(nhid, vm);
-    await this.flushOutbox();
+    try {
+      await this.feed.deliver(shard, record);
+    } catch (e) {
+      // The record stays in the outbox; the alarm delivers it.
+      await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
+      throw new Error(`${UNAVAILABLE}version stored but its record is not yet listed (shard ${shard}: ${String(e)})`);
+    }
     return { uvid, created: vm.created };
   }
 
@@ -282,27 +296,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (this.vmCache.size > VM_CACHE_ENTRIES) this.vmCache.delete(this.vmCache.keys().next().value!);
   }
 
-  /** Deliver queued version records to their shards; what fails stays queued and is retried by alarm. */
+  /** Deliver every record still in the outbox; what fails stays there and is retried by alarm. */
   private async flushOutbox(): Promise<void> {
     const pending = this.book.pending();
     if (pending.length === 0) return;
-    const byShard = new Map<number, typeof pending>();
-    for (const p of pending) byShard.set(p.shard, [...(byShard.get(p.shard) ?? []), p]);
-    const failures: string[] = [];
-    await Promise.all(
-      [...byShard].map(async ([s, items]) => {
-        const records = items.map((i) => i.record);
-        try {
-          await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.cutoff() });
-          this.book.delivered(s, records.map((r) => r.uvid));
-        } catch (e) {
-          failures.push(`shard ${s}: ${String(e)}`);
-        }
-      }),
-    );
-    if (failures.length > 0) {
+    const results = await Promise.allSettled(pending.map((p) => this.feed.deliver(p.shard, p.record)));
+    if (results.some((r) => r.status === "rejected") || this.book.pending(1).length > 0) {
       await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
-      throw new Error(`${UNAVAILABLE}version stored but its record is not yet listed (${failures.join("; ")})`);
     }
   }
 

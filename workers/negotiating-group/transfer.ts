@@ -156,7 +156,10 @@ async function eagerRound(host: TxnHost, members: readonly Member[], payloads: r
       ),
     );
   } finally {
-    broadcast(picked.map((o) => o.member), { t: "release", txn });
+    // A target ends an eager put by itself once its writes are done; only one that did not
+    // confirm everything (failed, timed out) may still hold state for it.
+    const unsure = picked.filter((o) => state.some((s) => !s.confirmed.has(o.member)));
+    broadcast(unsure.map((o) => o.member), { t: "release", txn });
     host.close(txn);
   }
 }

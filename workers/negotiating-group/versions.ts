@@ -2,6 +2,12 @@
 // runs backwards (persisted, so a restart cannot reuse or precede a stamp), remembers the newest
 // committed version of each name, and keeps an outbox of version records not yet applied by
 // their manifest shard.
+//
+// The clock is persisted as a lease, not per stamp: storage holds a time that no stamp issued
+// so far exceeds, moved CLOCK_LEASE_MS ahead whenever a stamp reaches it. A stamp is then a
+// storage write only a few times a second instead of once per PUT; after a restart stamps
+// start just past the lease, so they may run up to CLOCK_LEASE_MS ahead of the wall clock.
+// Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
 import { formatUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
 import type { VersionRecord } from "../manifest-shard/records.ts";
@@ -12,34 +18,47 @@ export interface NameRow {
   deleteMarker: boolean;
 }
 
+export const CLOCK_LEASE_MS = 100;
+
 export class VersionBook {
   private readonly sql: SqlStorage;
+  /** No stamp issued so far, before or after any restart, has a time above this. */
+  private leaseUntil: number;
+  /** The last stamp issued by this instance (or, after a restart, just past the lease). */
+  private lastMs: number;
+  private lastSeq: number;
+  /** Delivered outbox rows, deleted in the next commit's transaction. */
+  private readonly forget = new Map<string, { shard: number; uvid: Uvid }>();
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS clock (k INTEGER PRIMARY KEY CHECK (k = 0), ms INTEGER NOT NULL, seq INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS names (nhid TEXT PRIMARY KEY, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS outbox (uvid TEXT NOT NULL, shard INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (shard, uvid))`);
+    // `ms` bounds every stamp issued before (older data: it is the last stamp itself).
+    const row = sql.exec("SELECT ms FROM clock WHERE k = 0").toArray()[0];
+    this.leaseUntil = row ? Number(row.ms) : 0;
+    this.lastMs = row ? this.leaseUntil + 1 : 0;
+    this.lastSeq = -1;
   }
 
   /** Next version id: wall-clock milliseconds, or the last stamp's plus a sequence step if the clock lags. */
   stamp(group: number, now: number = Date.now()): Uvid {
-    const last = this.sql.exec("SELECT ms, seq FROM clock WHERE k = 0").toArray()[0];
-    let ms = now;
-    let seq = 0;
-    if (last && Number(last.ms) >= now) {
-      ms = Number(last.ms);
-      seq = Number(last.seq) + 1;
+    const ms = Math.max(now, this.lastMs);
+    const seq = ms === this.lastMs ? this.lastSeq + 1 : 0;
+    this.lastMs = ms;
+    this.lastSeq = seq;
+    if (ms > this.leaseUntil) {
+      this.leaseUntil = ms + CLOCK_LEASE_MS;
+      this.sql.exec("INSERT INTO clock (k, ms, seq) VALUES (0, ?, 0) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms", this.leaseUntil);
     }
-    this.sql.exec("INSERT INTO clock (k, ms, seq) VALUES (0, ?, ?) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms, seq = excluded.seq", ms, seq);
     return formatUvid({ ms, seq, group });
   }
 
   /** The smallest version id this clock could still stamp. */
   floor(group: number): Uvid {
-    const last = this.sql.exec("SELECT ms, seq FROM clock WHERE k = 0").toArray()[0];
-    const ms = Math.max(Date.now(), last ? Number(last.ms) : 0);
-    const seq = last && Number(last.ms) === ms ? Number(last.seq) + 1 : 0;
+    const ms = Math.max(Date.now(), this.lastMs);
+    const seq = ms === this.lastMs ? this.lastSeq + 1 : 0;
     return formatUvid({ ms, seq, group: 0 });
   }
 
@@ -51,6 +70,8 @@ export class VersionBook {
 
   /** Record a committed version and queue its record for the shard, in one storage transaction. */
   commit(nhid: Nhid, row: NameRow, shard: number, record: VersionRecord): void {
+    for (const f of this.forget.values()) this.sql.exec("DELETE FROM outbox WHERE shard = ? AND uvid = ?", f.shard, f.uvid);
+    this.forget.clear();
     this.sql.exec(
       `INSERT INTO names (nhid, uvid, vm_chid, delete_marker) VALUES (?, ?, ?, ?)
        ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker
@@ -60,14 +81,21 @@ export class VersionBook {
     this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
   }
 
+  /** Records not yet known to be applied by their shard, oldest first. */
   pending(limit = 500): { shard: number; record: VersionRecord }[] {
     return this.sql
-      .exec("SELECT shard, record FROM outbox ORDER BY uvid LIMIT ?", limit)
+      .exec("SELECT shard, uvid, record FROM outbox ORDER BY uvid LIMIT ?", limit + this.forget.size)
       .toArray()
+      .filter((r) => !this.forget.has(`${Number(r.shard)}/${String(r.uvid)}`))
+      .slice(0, limit)
       .map((r) => ({ shard: Number(r.shard), record: JSON.parse(String(r.record)) as VersionRecord }));
   }
 
+  /**
+   * The shard has applied these. Their rows go with the next commit's transaction: should the
+   * object restart first, they are sent again, and applying a record twice changes nothing.
+   */
   delivered(shard: number, uvids: readonly Uvid[]): void {
-    for (const u of uvids) this.sql.exec("DELETE FROM outbox WHERE shard = ? AND uvid = ?", shard, u);
+    for (const uvid of uvids) this.forget.set(`${shard}/${uvid}`, { shard, uvid });
   }
 }

@@ -24,18 +24,23 @@ export interface IngestResult {
 
 type Reader = { read(): Promise<{ done: boolean; value?: Uint8Array }> };
 
-/** Prefer a BYOB reader that fills large buffers; fall back for streams that are not byte streams. */
-function piecewiseReader(body: ReadableStream<Uint8Array>): Reader {
+/**
+ * Prefer a BYOB reader that fills large buffers; fall back for streams that are not byte
+ * streams. The buffer is no larger than the body needs: a new ArrayBuffer is zeroed, and a
+ * 1 MiB one for a 4 KiB PUT was measurable.
+ */
+function piecewiseReader(body: ReadableStream<Uint8Array>, sizeHint: number): Reader {
   let byob: ReadableStreamBYOBReader | null = null;
   try {
     byob = body.getReader({ mode: "byob" });
   } catch {
     return body.getReader();
   }
-  let buf = new ArrayBuffer(READ_PIECE);
+  const piece = Math.max(1, Math.min(READ_PIECE, sizeHint));
+  let buf = new ArrayBuffer(piece);
   return {
     async read() {
-      const r = await byob!.readAtLeast(READ_PIECE / 2, new Uint8Array(buf, 0, READ_PIECE));
+      const r = await byob!.readAtLeast(Math.ceil(piece / 2), new Uint8Array(buf, 0, piece));
       const value = r.value as Uint8Array | undefined;
       // The read transferred our buffer; reuse the one it came back in.
       if (value) buf = value.buffer as ArrayBuffer;
@@ -44,7 +49,8 @@ function piecewiseReader(body: ReadableStream<Uint8Array>): Reader {
   };
 }
 
-export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, wantSha256: boolean): Promise<IngestResult> {
+/** `sizeHint` is the declared length; it only sizes read buffers (the body is counted, not trusted). */
+export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, wantSha256: boolean, sizeHint = READ_PIECE): Promise<IngestResult> {
   const md5 = new crypto.DigestStream("MD5");
   const md5w = md5.getWriter();
   const sha = wantSha256 ? new crypto.DigestStream("SHA-256") : null;
@@ -100,7 +106,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
 
   let size = 0;
   if (body) {
-    const reader = piecewiseReader(body);
+    const reader = piecewiseReader(body, sizeHint);
     for (;;) {
       const { done, value } = await reader.read();
       if (value && value.length > 0) {

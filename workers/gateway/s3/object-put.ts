@@ -89,7 +89,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
     }).stream;
   }
   const signedHash = /^[0-9a-f]{64}$/i.test(payloadHash) ? payloadHash.toLowerCase() : null;
-  const result = await ingest(ctx.env, ctx.cfg, body, signedHash !== null);
+  const result = await ingest(ctx.env, ctx.cfg, body, signedHash !== null, length);
   if (result.size !== length) {
     throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
   }
