@@ -8,17 +8,19 @@
 // the targets, the client). On a 2-core machine every process competes for the same cores, so
 // CPU per MB, not one process's speed, is what bounds throughput. With --perf it also records
 // a system-wide `perf` profile (Debian's linux-perf) to /tmp/edgestore-perf.data, with JIT
-// symbols for the Worker. Never run by CI: timings belong here, not in tests.
+// symbols for the Worker; the V8 flag that needs has been seen to leave hot Worker code
+// unoptimised, so take throughput from a run without --perf. Never run by CI: timings belong
+// here, not in tests.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
 import { LocalCluster, sleep } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
+import { MinimalHttp } from "./http-client.ts";
 
 const { values } = parseArgs({
   options: {
@@ -83,21 +85,13 @@ async function main(): Promise<void> {
   process.stdout.write(`starting a local cluster (R=${values.replicas}) in ${dir}...\n`);
   cluster.stopOnSignal();
   await cluster.start();
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const http = new MinimalHttp(cluster.endpoint);
   const send = async (method: string, path: string, body?: Uint8Array): Promise<number> => {
     const url = `${cluster.endpoint}${path}`;
     const headers = (await signRequest({ method, url, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region })) as unknown as Record<string, string>;
-    if (body) headers["content-length"] = String(body.length);
-    return new Promise((resolve, reject) => {
-      const req = request(url, { method, headers, agent }, (res) => {
-        let n = 0;
-        res.on("data", (d: Buffer) => (n += d.length));
-        res.on("end", () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`${method} ${path}: ${res.statusCode}`))));
-        res.on("error", reject);
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
+    const r = await http.send(method, path, headers, body ?? null);
+    if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${r.body?.toString() ?? ""}`);
+    return r.length;
   };
   try {
     await send("PUT", "/cpu");
@@ -155,6 +149,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${"all".padEnd(22)} ${(total / mb).toFixed(2)} ms/MB\n`);
     if (values.perf) process.stdout.write(`\nperf profile of the last round: perf report -i /tmp/edgestore-perf.data --no-children --sort pid,sym\n`);
   } finally {
+    http.close();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }

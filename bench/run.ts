@@ -3,12 +3,11 @@
 //
 // Starts a fresh local cluster (wrangler dev + 6 node-targets, state in a temp dir) and prints
 // PUT/GET throughput and latency for the workloads named in issue 2, with a minimal SigV4
-// client (fetch + UNSIGNED-PAYLOAD) and with @aws-sdk/client-s3, plus the peak RSS of workerd
+// client (raw keep-alive HTTP/1.1, UNSIGNED-PAYLOAD) and with @aws-sdk/client-s3, plus the peak RSS of workerd
 // and of each target. Never run by CI: timings belong here, not in tests.
 
 import { GetObjectCommand, PutObjectCommand, S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { Agent, request } from "node:http";
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import { parseArgs } from "node:util";
 import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
 import { LocalCluster } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
+import { MinimalHttp } from "./http-client.ts";
 
 const MiB = 1024 * 1024;
 const { values } = parseArgs({
@@ -33,30 +33,26 @@ interface Client {
   get(key: string): Promise<number>;
 }
 
-/** A minimal SigV4 client on node:http with keep-alive: the least client-side CPU per request. */
-function minimalClient(c: LocalCluster, bucket: string): Client {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+/**
+ * A minimal SigV4 client: UNSIGNED-PAYLOAD signatures over keep-alive connections with reused
+ * read buffers (http-client.ts), the least client-side CPU per request.
+ */
+function minimalClient(c: LocalCluster, bucket: string): Client & { close(): void } {
+  const http = new MinimalHttp(c.endpoint);
   const send = async (method: string, key: string, body?: Uint8Array): Promise<number> => {
-    const url = `${c.endpoint}/${bucket}/${key}`;
-    const headers: Record<string, string> = await signRequest({ method, url, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region }) as unknown as Record<string, string>;
-    if (body) headers["content-length"] = String(body.length);
-    return new Promise((resolve, reject) => {
-      const req = request(url, { method, headers, agent }, (res) => {
-        let n = 0;
-        res.on("data", (d: Buffer) => (n += d.length));
-        res.on("end", () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`${method} ${key}: ${res.statusCode}`))));
-        res.on("error", reject);
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
+    const path = `/${bucket}/${key}`;
+    const headers = (await signRequest({ method, url: `${c.endpoint}${path}`, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region })) as unknown as Record<string, string>;
+    const r = await http.send(method, path, headers, body ?? null);
+    if (r.status !== 200) throw new Error(`${method} ${key}: ${r.status} ${r.body?.toString() ?? ""}`);
+    return r.length;
   };
   return {
-    name: "minimal SigV4 (node:http)",
+    name: "minimal SigV4 client (raw keep-alive HTTP/1.1)",
     async put(key, body) {
       await send("PUT", key, body);
     },
     get: (key) => send("GET", key),
+    close: () => http.close(),
   };
 }
 
@@ -199,20 +195,34 @@ async function main(): Promise<void> {
     const n1 = values.quick ? 32 : 256;
     const n4k = values.quick ? 500 : 3000;
     const n64 = values.quick ? 2 : 4;
-    // Distinct random bodies so deduplication cannot flatter the figures.
-    const oneMiB = values.gib ? [] : Array.from({ length: n1 }, (_, i) => pseudoRandom(MiB, 1000 + i));
-    const big = values.gib ? [] : Array.from({ length: n64 }, (_, i) => pseudoRandom(64 * MiB, 5000 + i));
-    const small = Array.from({ length: 64 }, (_, i) => pseudoRandom(4096, 9000 + i));
+    // Fresh random bodies for every PUT phase (every client, every concurrency), so that
+    // deduplication against an earlier phase cannot flatter a figure.
+    let seed = 1;
+    const fresh = (n: number, size: number) => Array.from({ length: n }, () => pseudoRandom(size, seed++ * 7919));
+    const small = fresh(64, 4096);
     process.stdout.write(`\nR=${replicas}; sizes are decimal MB/s of object bytes; latencies per request\n`);
+    if (!values.gib) {
+      // Warm up (JIT, connections, buffer pools) so the first measured phase is not the cold one.
+      const warm = clients[0]!;
+      const w = fresh(16, MiB);
+      await run(4, 16, async (i) => (await warm.put(`warm/1m/${i}`, w[i]!), MiB));
+      await run(4, 16, (i) => warm.get(`warm/1m/${i}`));
+      await run(16, 400, async (i) => (await warm.put(`warm/4k/${i}`, small[i % small.length]!), 4096));
+      await run(16, 400, (i) => warm.get(`warm/4k/${i}`));
+    }
     for (const [ci, c] of values.gib ? [] : clients.entries()) {
       process.stdout.write(`\n== ${c.name}\n`);
       const tag = `c${ci}`;
       for (const conc of [1, 8]) {
-        report(`PUT ${n1} x 1 MiB, concurrency ${conc}`, await run(conc, n1, async (i) => (await c.put(`${tag}/1m-${conc}/${i}`, oneMiB[i]!), MiB)));
+        const bodies = fresh(n1, MiB);
+        report(`PUT ${n1} x 1 MiB, concurrency ${conc}`, await run(conc, n1, async (i) => (await c.put(`${tag}/1m-${conc}/${i}`, bodies[i]!), MiB)));
         report(`GET ${n1} x 1 MiB, concurrency ${conc}`, await run(conc, n1, (i) => c.get(`${tag}/1m-${conc}/${i}`)));
       }
+      const big = fresh(n64, 64 * MiB);
       report(`PUT ${n64} x 64 MiB, concurrency 1`, await run(1, n64, async (i) => (await c.put(`${tag}/64m/${i}`, big[i]!), 64 * MiB)));
       report(`GET ${n64} x 64 MiB, concurrency 1`, await run(1, n64, (i) => c.get(`${tag}/64m/${i}`)));
+      // Small bodies repeat (64 distinct): they are stored inline in their manifests, so there
+      // is nothing to deduplicate.
       report(`PUT ${n4k} x 4 KiB, concurrency 16`, await run(16, n4k, async (i) => (await c.put(`${tag}/4k/${i}`, small[i % small.length]!), 4096)));
       report(`GET ${n4k} x 4 KiB, concurrency 16`, await run(16, n4k, (i) => c.get(`${tag}/4k/${i}`)));
     }
