@@ -114,19 +114,24 @@ async function main(): Promise<void> {
       }
       const before = new Map([...procs].map(([k, pid]) => [k, cpuMs(pid)]));
       let next = 0;
+      const lat: number[] = [];
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
           for (let i = next++; i < count; i = next++) {
+            const s = performance.now();
             if (isPut) await send("PUT", `/cpu/r${r}-${i}`, bodies[i % distinct]);
             else await send("GET", `/cpu/obj-${i}`);
+            lat.push(performance.now() - s);
           }
         }),
       );
       const secs = (performance.now() - t0) / 1000;
+      lat.sort((a, b) => a - b);
+      const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!.toFixed(1);
       for (const [k, pid] of procs) cpu.set(k, cpu.get(k)! + cpuMs(pid) - before.get(k)!);
       rates.push((count * size) / 1e6 / secs);
-      process.stdout.write(`round ${r + 1}: ${rates.at(-1)!.toFixed(1)} MB/s, ${(count / secs).toFixed(0)} ops/s\n`);
+      process.stdout.write(`round ${r + 1}: ${rates.at(-1)!.toFixed(1)} MB/s, ${(count / secs).toFixed(0)} ops/s, latency p10 ${q(0.1)} p50 ${q(0.5)} p90 ${q(0.9)} p99 ${q(0.99)} ms\n`);
     }
     if (perf) {
       perf.kill("SIGINT");

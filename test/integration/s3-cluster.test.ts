@@ -392,6 +392,31 @@ describe("failures and restarts", () => {
     expect(sameBytes((await get("after-kill/obj")).bytes, body)).toBe(true);
   });
 
+  it("never makes a failed PUT visible: a chunk that cannot be placed leaves no version behind", async () => {
+    // With two of six targets down, groups that had both among their four members are below
+    // R=3 writers: a multi-chunk object almost surely meets one of them.
+    await cluster.killTarget(2);
+    const failed: string[] = [];
+    for (let i = 0; i < 6 && failed.length === 0; i++) {
+      const key = `half/obj-${i}`;
+      const body = pseudoRandom(24 * MiB, 4242 + i);
+      try {
+        await put(key, body);
+        expect(sameBytes((await get(key)).bytes, body)).toBe(true);
+      } catch (e) {
+        expect((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(503);
+        acked.delete(key);
+        failed.push(key);
+      }
+    }
+    expect(failed.length).toBeGreaterThan(0);
+    for (const key of failed) {
+      expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: "itest", Key: key })))).toEqual({ name: "NotFound", status: 404 });
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: "itest", Prefix: key }));
+      expect(listed.KeyCount).toBe(0);
+    }
+  });
+
   it("keeps everything across a full cluster restart", async () => {
     await cluster.stop();
     await cluster.start();

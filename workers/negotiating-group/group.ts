@@ -220,8 +220,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Put version manifest: stamp the version, store its manifest on R targets, then record it and
    * hand its record to the name's manifest shard. Returns only when the shard has it, so a GET
    * or a listing right after sees the new version.
+   *
+   * `chunksStored`, when given, is the caller's own promise that the object's chunks are saved
+   * (a function stub: calling it reaches back into the gateway's request). The manifest is put
+   * while the caller waits for its last chunks, and nothing is committed unless that resolves,
+   * so a version never names a chunk that is not stored.
    */
-  async putVersion(g: number, nhid: Nhid, shard: number, body: VersionBody): Promise<PutVersionResult> {
+  async putVersion(g: number, nhid: Nhid, shard: number, body: VersionBody, chunksStored: (() => Promise<void>) | null = null): Promise<PutVersionResult> {
     this.setGroup(g);
     const cfg = configOf(this.env);
     const uvid = this.book.stamp(g);
@@ -232,7 +237,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.inflight.add(uvid);
     try {
       const writers = await this.live("writers");
-      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas);
+      await Promise.all([
+        putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas),
+        chunksStored?.(),
+      ]);
       this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker }, shard, record);
     } finally {
       this.inflight.delete(uvid);

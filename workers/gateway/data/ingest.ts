@@ -20,6 +20,12 @@ export interface IngestResult {
   chunks: ChunkRef[];
   /** The body itself when it is small enough to live in the manifest. */
   inline: Uint8Array | null;
+  /**
+   * Resolves when every chunk is confirmed on R targets, rejects if any put failed. The body is
+   * fully read and hashed when ingest returns, but the last chunks may still be on their way,
+   * so the caller can put the version manifest meanwhile and commit it only after this.
+   */
+  stored: Promise<void>;
 }
 
 type Reader = { read(): Promise<{ done: boolean; value?: Uint8Array }> };
@@ -62,7 +68,7 @@ async function ingestSmall(body: ReadableStream<Uint8Array>, wantSha256: boolean
     crypto.subtle.digest("MD5", bytes),
     wantSha256 ? crypto.subtle.digest("SHA-256", bytes) : Promise.resolve(null),
   ]);
-  return { size: bytes.length, md5: toHex(new Uint8Array(md5)), sha256: sha ? toHex(new Uint8Array(sha)) : null, chunks: [], inline: bytes };
+  return { size: bytes.length, md5: toHex(new Uint8Array(md5)), sha256: sha ? toHex(new Uint8Array(sha)) : null, chunks: [], inline: bytes, stored: Promise.resolve() };
 }
 
 /** `sizeHint` is the declared length; it only chooses the path and sizes read buffers (the body is counted, not trusted). */
@@ -154,8 +160,12 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     for (const c of tail) await dispatch(c);
   }
   // A finishing call starts its group's next batch, so wait until nothing is pending at all.
-  while (pending.size > 0) await Promise.all(pending);
-  if (failure !== null) throw failure;
+  const stored = (async () => {
+    while (pending.size > 0) await Promise.all(pending);
+    if (failure !== null) throw failure;
+  })();
+  // The caller may find the body bad and never wait for this: do not let it go unhandled.
+  stored.catch(() => {});
   await md5w.close();
   if (shaw) await shaw.close();
   return {
@@ -164,5 +174,6 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     sha256: sha ? toHex(new Uint8Array(await sha.digest)) : null,
     chunks: refs,
     inline,
+    stored,
   };
 }

@@ -118,6 +118,12 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
     deleteMarker: false,
     creator: ctx.auth.accessKey,
   };
-  await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody);
+  // The manifest goes to its targets while the last chunks are still being saved; the group
+  // commits the version only once `chunksStored` resolves (a callback over RPC into this request).
+  const chunksStored = () => result.stored;
+  await Promise.all([
+    result.stored,
+    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, result.chunks.length > 0 ? chunksStored : null),
+  ]);
   return new Response(null, { status: 200, headers: { etag: `"${result.md5}"` } });
 }
