@@ -115,3 +115,82 @@ export function u64ToBase64(value: bigint): string {
   new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), false);
   return bytesToBase64(b);
 }
+
+// ---- Combining CRCs (zlib's crc32_combine method, generalised to any width) ----------------
+// crc(A ++ B) = crc(A) · x^(8·|B|) mod P  xor  crc(B), in the reflected bit order the CRCs use.
+// A multipart upload's full-object CRC is built from its parts' CRCs and sizes this way, so
+// completing it reads no data.
+
+interface Gf2 {
+  /** The reflected polynomial. */
+  poly: bigint;
+  /** x^0 in reflected form: the top bit. */
+  one: bigint;
+  /** x^(2^k) mod P, k = 0..63. */
+  x2n: bigint[];
+}
+
+function gf2(poly: bigint, width: number): Gf2 {
+  const one = 1n << BigInt(width - 1);
+  const g: Gf2 = { poly, one, x2n: [] };
+  let p = one >> 1n; // x^1
+  for (let k = 0; k < 64; k++) {
+    g.x2n.push(p);
+    p = multModP(g, p, p);
+  }
+  return g;
+}
+
+/** a·b mod P, reflected. */
+function multModP(g: Gf2, a: bigint, b: bigint): bigint {
+  let m = g.one;
+  let p = 0n;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1n)) === 0n) break;
+    }
+    m >>= 1n;
+    b = b & 1n ? (b >> 1n) ^ g.poly : b >> 1n;
+  }
+  return p;
+}
+
+/** x^(n·2^k) mod P. */
+function x2nModP(g: Gf2, n: bigint, k: number): bigint {
+  let p = g.one;
+  while (n) {
+    if (n & 1n) p = multModP(g, g.x2n[k & 63]!, p);
+    n >>= 1n;
+    k++;
+  }
+  return p;
+}
+
+const GF_CRC32 = gf2(0xedb88320n, 32);
+const GF_CRC32C = gf2(0x82f63b78n, 32);
+const GF_CRC64NVME = gf2(0x9a6c9329ac4bc9b5n, 64);
+
+function combine(g: Gf2, crcA: bigint, crcB: bigint, lengthB: number): bigint {
+  return multModP(g, x2nModP(g, BigInt(lengthB), 3), crcA) ^ crcB;
+}
+
+/** CRC-32 of A ++ B from CRC-32(A), CRC-32(B) and |B|. */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  return Number(combine(GF_CRC32, BigInt(crcA >>> 0), BigInt(crcB >>> 0), lengthB));
+}
+
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  return Number(combine(GF_CRC32C, BigInt(crcA >>> 0), BigInt(crcB >>> 0), lengthB));
+}
+
+export function crc64nvmeCombine(crcA: bigint, crcB: bigint, lengthB: number): bigint {
+  return combine(GF_CRC64NVME, crcA, crcB, lengthB);
+}
+
+export function base64ToBytes(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}

@@ -15,6 +15,19 @@ export interface ChunkRef {
   chid: Chid;
 }
 
+export type ChecksumAlgorithm = "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1" | "SHA256";
+
+/**
+ * An S3 additional checksum kept with a version: base64 of the big-endian value, as S3 sends
+ * it. FULL_OBJECT covers the whole body; COMPOSITE (multipart) is the checksum of the parts'
+ * checksums, shown with a "-N" suffix.
+ */
+export interface ObjectChecksum {
+  algorithm: ChecksumAlgorithm;
+  value: string;
+  type: "FULL_OBJECT" | "COMPOSITE";
+}
+
 /** What the gateway supplies: everything except the version id, which the owning group stamps. */
 export interface VersionBody {
   tenant: string;
@@ -34,6 +47,10 @@ export interface VersionBody {
   deleteMarker: boolean;
   /** Access key that wrote this version. */
   creator: string;
+  /** The additional checksum the client sent (or asked for), if any. */
+  checksum?: ObjectChecksum;
+  /** For a multipart object: each part's size, in order (GET ?partNumber=N, x-amz-mp-parts-count). */
+  parts?: number[];
 }
 
 export interface VersionManifest extends VersionBody {
@@ -102,6 +119,9 @@ export function validateManifest(vm: VersionManifest): void {
   }
   if (vm.inline === null && !vm.deleteMarker && expected !== vm.size) {
     throw new Error(`chunk refs cover ${expected} bytes but size is ${vm.size}`);
+  }
+  if (vm.parts !== undefined && vm.parts.reduce((a, b) => a + b, 0) !== vm.size) {
+    throw new Error(`parts add up to ${vm.parts.reduce((a, b) => a + b, 0)} bytes but size is ${vm.size}`);
   }
 }
 

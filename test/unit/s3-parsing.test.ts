@@ -58,13 +58,16 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["versioning", "uploads", "versions", "acl", "policy", "delete", "lifecycle"]) {
+    for (const sub of ["versioning", "versions", "acl", "policy", "delete", "lifecycle"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");
         expect(err.status).toBe(501);
       }
     }
+    // ?uploads is served for GET only; no other method may fall through to another operation.
+    expect(await routeOf("/b?uploads")).toEqual({ op: "ListMultipartUploads", bucket: "b" });
+    for (const method of ["PUT", "POST", "DELETE"]) expect((await routeError("/b?uploads", method)).code).toBe("NotImplemented");
   });
 });
 
@@ -104,11 +107,23 @@ describe("route: object operations", () => {
   });
 
   it("answers NotImplemented for unsupported object subresources and CopyObject", async () => {
-    for (const q of ["uploads", "uploadId=1", "partNumber=1", "versionId=x", "tagging", "acl"]) {
+    for (const q of ["uploads", "versionId=x", "tagging", "acl"]) {
       expect((await routeError(`/b/k?${q}`, "GET")).code).toBe("NotImplemented");
     }
-    expect((await routeError("/b/k?uploads", "POST")).code).toBe("NotImplemented");
     expect((await routeError("/b/k", "PUT", { "x-amz-copy-source": "/b/other" })).code).toBe("NotImplemented");
+    expect((await routeError("/b/k?partNumber=1&uploadId=u", "PUT", { "x-amz-copy-source": "/b/other" })).code).toBe("NotImplemented");
+  });
+
+  it("routes the multipart operations, with part numbers checked", async () => {
+    expect(await routeOf("/b/k?uploads", "POST")).toEqual({ op: "CreateMultipartUpload", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?partNumber=7&uploadId=u1", "PUT")).toEqual({ op: "UploadPart", bucket: "b", key: "k", uploadId: "u1", partNumber: 7 });
+    expect(await routeOf("/b/k?uploadId=u1", "POST")).toEqual({ op: "CompleteMultipartUpload", bucket: "b", key: "k", uploadId: "u1" });
+    expect(await routeOf("/b/k?uploadId=u1", "DELETE")).toEqual({ op: "AbortMultipartUpload", bucket: "b", key: "k", uploadId: "u1" });
+    expect(await routeOf("/b/k?uploadId=u1")).toEqual({ op: "ListParts", bucket: "b", key: "k", uploadId: "u1" });
+    // GET ?partNumber is a ranged GetObject.
+    expect(await routeOf("/b/k?partNumber=2")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
+    for (const n of ["0", "10001", "x", "-1"]) expect((await routeError(`/b/k?partNumber=${n}&uploadId=u`, "PUT")).code).toBe("InvalidArgument");
+    expect((await routeError("/b/k?partNumber=1", "PUT")).code).toBe("InvalidRequest");
   });
 
   it("ignores query parameters that select no operation", async () => {

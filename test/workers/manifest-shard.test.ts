@@ -207,3 +207,24 @@ describe("ManifestShard listing", () => {
     expect(p2.truncated).toBe(false);
   });
 });
+
+describe("ManifestShard multipart uploads", () => {
+  const up = (key: string, id: string, initiated: number, open: boolean, u: number) =>
+    ({ kind: "upload", tenant: "t1", bucket: "b1", key, uploadId: id, uvid: uvid(u), initiated, open, creator: "AK" }) as const;
+  const uq = (over: Record<string, unknown> = {}) => ({ tenant: "t1", bucket: "b1", prefix: "", delimiter: "", keyMarker: "", uploadIdMarker: "", limit: 1000, ...over });
+  const ids = (p: { entries: { kind: string; uploadId?: string; prefix?: string }[] }) => p.entries.map((e) => (e.kind === "upload" ? e.uploadId : `[${e.prefix}]`));
+
+  it("lists open uploads by key, then initiation time, and a closed one never comes back", async () => {
+    const shard = freshShard();
+    await shard.applyRecords([up("k", "late", 20, true, 1), up("k", "early", 10, true, 2), up("a/x", "ax", 5, true, 3), up("z", "gone", 1, true, 4)], cutoff(5));
+    await shard.applyRecords([up("z", "gone", 1, false, 6)], cutoff(6));
+    // A repeated "open" after the close (a redelivered batch) does not resurrect it.
+    await shard.applyRecords([up("z", "gone", 1, true, 4)], cutoff(6));
+    expect(ids(await shard.listUploads(uq()))).toEqual(["ax", "early", "late"]);
+    expect(ids(await shard.listUploads(uq({ delimiter: "/" })))).toEqual(["[a/]", "early", "late"]);
+    expect(ids(await shard.listUploads(uq({ keyMarker: "k", uploadIdMarker: "early" })))).toEqual(["late"]);
+    expect(ids(await shard.listUploads(uq({ keyMarker: "k" })))).toEqual([]);
+    const first = await shard.listUploads(uq({ limit: 2 }));
+    expect([ids(first), first.truncated]).toEqual([["ax", "early"], true]);
+  });
+});

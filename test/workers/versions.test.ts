@@ -90,8 +90,8 @@ describe("VersionBook names and outbox", () => {
     for (const order of orders) {
       await withBook(freshGroup(), (book) => {
         expect(book.current(nhid)).toBeNull();
-        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2 }, 0, record("k", u[i]!));
-        expect(book.current(nhid)).toEqual({ uvid: u[2], vmChid: chid("2"), deleteMarker: true });
+        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2, etag: null }, 0, record("k", u[i]!));
+        expect(book.current(nhid)).toEqual({ uvid: u[2], vmChid: chid("2"), deleteMarker: true, etag: null });
         expect(book.current(other)).toBeNull();
       });
     }
@@ -105,11 +105,11 @@ describe("VersionBook names and outbox", () => {
     const u3 = formatUvid({ ms: 12, seq: 0, group: 0 });
     await withBook(freshGroup(), (book) => {
       expect(book.pending()).toEqual([]);
-      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false }, 2, record("b", u3));
-      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false }, 1, record("a", u1));
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false }, 1, record("a", u2));
+      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false, etag: null }, 2, record("b", u3));
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null }, 1, record("a", u1));
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null }, 1, record("a", u2));
       // A retried commit must not queue a second copy.
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false }, 1, record("a", u2));
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null }, 1, record("a", u2));
 
       expect(book.pending()).toEqual([
         { shard: 1, record: record("a", u1) },
@@ -135,7 +135,7 @@ describe("VersionBook names and outbox", () => {
     const u2 = formatUvid({ ms: 21, seq: 0, group: 0 });
     const rows = (sql: SqlStorage) => sql.exec("SELECT uvid FROM outbox ORDER BY uvid").toArray().map((r) => r.uvid);
     await withBook(stub, (book, sql) => {
-      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false }, 1, record("a", u1));
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null }, 1, record("a", u1));
       book.delivered(1, [u1]);
       expect(book.pending()).toEqual([]);
       expect(rows(sql)).toEqual([u1]);
@@ -144,7 +144,7 @@ describe("VersionBook names and outbox", () => {
       // The restart lost the note that u1 was delivered: it goes again (harmless, idempotent).
       expect(book.pending().map((p) => p.record.uvid)).toEqual([u1]);
       book.delivered(1, [u1]);
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false }, 1, record("a", u2));
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null }, 1, record("a", u2));
       expect(rows(sql)).toEqual([u2]);
     });
   });
@@ -153,7 +153,7 @@ describe("VersionBook names and outbox", () => {
     const stub = freshGroup();
     const nhid = await nhidOf("t", "b", "k");
     const u = formatUvid({ ms: 42, seq: 0, group: 0 });
-    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false }, 3, record("k", u)));
+    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false, etag: null }, 3, record("k", u)));
     await withBook(stub, (book) => {
       expect(book.pending()).toEqual([{ shard: 3, record: record("k", u) }]);
       expect(book.current(nhid)?.uvid).toBe(u);

@@ -10,6 +10,7 @@ import type { RequestContext } from "./s3/context.ts";
 import { deleteObject } from "./s3/delete.ts";
 import { S3Error } from "./s3/errors.ts";
 import { listObjectsV1, listObjectsV2 } from "./s3/list.ts";
+import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from "./s3/multipart.ts";
 import { getObject } from "./s3/object-get.ts";
 import { putObject } from "./s3/object-put.ts";
 import { errorResponse } from "./s3/xml.ts";
@@ -38,6 +39,18 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return getObject(ctx, ep.bucket, ep.key, true);
     case "DeleteObject":
       return deleteObject(ctx, ep.bucket, ep.key);
+    case "ListMultipartUploads":
+      return listMultipartUploads(ctx, ep.bucket);
+    case "CreateMultipartUpload":
+      return createMultipartUpload(ctx, ep.bucket, ep.key);
+    case "UploadPart":
+      return uploadPart(ctx, ep.bucket, ep.key, ep.uploadId, ep.partNumber);
+    case "CompleteMultipartUpload":
+      return completeMultipartUpload(ctx, ep.bucket, ep.key, ep.uploadId);
+    case "AbortMultipartUpload":
+      return abortMultipartUpload(ctx, ep.bucket, ep.key, ep.uploadId);
+    case "ListParts":
+      return listParts(ctx, ep.bucket, ep.key, ep.uploadId);
   }
 }
 

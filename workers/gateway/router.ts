@@ -16,11 +16,26 @@ export type Endpoint =
   | { op: "PutObject"; bucket: string; key: string }
   | { op: "GetObject"; bucket: string; key: string }
   | { op: "HeadObject"; bucket: string; key: string }
-  | { op: "DeleteObject"; bucket: string; key: string };
+  | { op: "DeleteObject"; bucket: string; key: string }
+  | { op: "ListMultipartUploads"; bucket: string }
+  | { op: "CreateMultipartUpload"; bucket: string; key: string }
+  | { op: "UploadPart"; bucket: string; key: string; uploadId: string; partNumber: number }
+  | { op: "CompleteMultipartUpload"; bucket: string; key: string; uploadId: string }
+  | { op: "AbortMultipartUpload"; bucket: string; key: string; uploadId: string }
+  | { op: "ListParts"; bucket: string; key: string; uploadId: string };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "versioning", "versions", "uploads", "website", "encryption", "logging", "notification", "replication", "object-lock", "delete", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
-const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "uploads", "uploadId", "retention", "legal-hold", "torrent", "restore", "select", "attributes", "versionId", "partNumber"];
+const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "versioning", "versions", "website", "encryption", "logging", "notification", "replication", "object-lock", "delete", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes", "versionId"];
+
+/** S3's part numbers: 1 to 10,000. */
+export function partNumberOf(raw: string | null): number {
+  const n = Number(raw);
+  if (raw === null || !/^\d+$/.test(raw) || n < 1 || n > 10_000) {
+    throw new S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive", { ArgumentName: "partNumber", ArgumentValue: raw ?? "" });
+  }
+  return n;
+}
 
 function notImplemented(what: string): never {
   throw new S3Error("NotImplemented", `${what} is not implemented by this gateway yet`);
@@ -28,9 +43,12 @@ function notImplemented(what: string): never {
 
 function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): Endpoint {
   for (const sub of UNIMPLEMENTED_BUCKET) if (q.has(sub)) notImplemented(`?${sub}`);
+  // A subresource we serve for one method only must not fall through to another operation.
+  if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
   switch (method) {
     case "GET":
       if (q.has("location")) return { op: "GetBucketLocation", bucket };
+      if (q.has("uploads")) return { op: "ListMultipartUploads", bucket };
       return q.get("list-type") === "2" ? { op: "ListObjectsV2", bucket } : { op: "ListObjects", bucket };
     case "PUT":
       return { op: "CreateBucket", bucket };
@@ -47,15 +65,29 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
 
 function objectEndpoint(method: string, bucket: string, key: string, q: URLSearchParams, headers: Headers): Endpoint {
   for (const sub of UNIMPLEMENTED_OBJECT) if (q.has(sub)) notImplemented(`?${sub}`);
+  const uploadId = q.get("uploadId");
+  if (q.has("uploads") && method !== "POST") notImplemented(`${method} ?uploads on an object`);
   switch (method) {
     case "GET":
+      if (uploadId !== null) return { op: "ListParts", bucket, key, uploadId };
       return { op: "GetObject", bucket, key };
     case "HEAD":
+      if (uploadId !== null) throw new S3Error("MethodNotAllowed", "HEAD is not allowed with ?uploadId");
       return { op: "HeadObject", bucket, key };
     case "PUT":
+      if (uploadId !== null || q.has("partNumber")) {
+        if (uploadId === null) throw new S3Error("InvalidRequest", "A part upload needs an uploadId");
+        if (headers.has("x-amz-copy-source")) notImplemented("UploadPartCopy");
+        return { op: "UploadPart", bucket, key, uploadId, partNumber: partNumberOf(q.get("partNumber")) };
+      }
       if (headers.has("x-amz-copy-source")) notImplemented("CopyObject");
       return { op: "PutObject", bucket, key };
+    case "POST":
+      if (q.has("uploads")) return { op: "CreateMultipartUpload", bucket, key };
+      if (uploadId !== null) return { op: "CompleteMultipartUpload", bucket, key, uploadId };
+      throw new S3Error("MethodNotAllowed", "POST on an object needs ?uploads or ?uploadId");
     case "DELETE":
+      if (uploadId !== null) return { op: "AbortMultipartUpload", bucket, key, uploadId };
       return { op: "DeleteObject", bucket, key };
     default:
       throw new S3Error("MethodNotAllowed", `${method} is not allowed on an object`);

@@ -1,11 +1,14 @@
-// A version record: what a manifest shard learns about one version from the group that
-// stamped it. Records are immutable and uniquely named by (tenant, bucket, key, uvid), so
-// applying one twice changes nothing.
+// What a manifest shard learns from the group that owns a name, in one outbox: version records
+// (one per version, immutable, uniquely named by (tenant, bucket, key, uvid)) and upload records
+// (a multipart upload opened or closed, for ListMultipartUploads). Applying either twice
+// changes nothing.
 
 import type { Chid, Uvid } from "../../common/ids.ts";
 import type { VersionManifest } from "../../common/manifest.ts";
 
 export interface VersionRecord {
+  /** Absent in records written before upload records existed. */
+  kind?: "version";
   tenant: string;
   bucket: string;
   key: string;
@@ -17,6 +20,29 @@ export interface VersionRecord {
   contentType: string;
   vmChid: Chid;
   creator: string;
+}
+
+/**
+ * A multipart upload opened (open) or finished, completed or aborted (closed). `uvid` is a stamp
+ * of the group that owns the name: it orders the two and names the record in the outbox.
+ */
+export interface UploadRecord {
+  kind: "upload";
+  tenant: string;
+  bucket: string;
+  key: string;
+  uploadId: string;
+  uvid: Uvid;
+  /** When the upload was created, ms since the epoch. */
+  initiated: number;
+  open: boolean;
+  creator: string;
+}
+
+export type ShardRecord = VersionRecord | UploadRecord;
+
+export function isUploadRecord(r: ShardRecord): r is UploadRecord {
+  return r.kind === "upload";
 }
 
 export function recordOf(vm: VersionManifest, vmChid: Chid): VersionRecord {

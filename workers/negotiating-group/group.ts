@@ -6,16 +6,19 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
-import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
+import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
 import { decodeFrame, PUT_WINDOW, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
-import { recordOf } from "../manifest-shard/records.ts";
+import { recordOf, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
+import type { Refusal } from "../shared/refusal.ts";
 import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { LocationCache } from "./locations.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
+import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, type WriteCondition } from "./complete.ts";
+import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook } from "./versions.ts";
 
 interface Attachment {
@@ -40,6 +43,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private nextTxn = 1;
   private view: { at: number; v: GroupView } | null = null;
   private readonly book: VersionBook;
+  private readonly uploads: UploadBook;
   /** Newest manifest of recently used names; a cache only, the names table is the truth. */
   private readonly vmCache = new Map<Nhid, VersionManifest>();
   private group = -1;
@@ -56,6 +60,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.book = new VersionBook(ctx.storage.sql);
+    this.uploads = new UploadBook(ctx.storage.sql);
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     const g = ctx.storage.sql.exec("SELECT v FROM meta WHERE k = 'group'").toArray()[0];
     if (g) this.group = Number(g.v);
@@ -225,9 +230,34 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * (a function stub: calling it reaches back into the gateway's request). The manifest is put
    * while the caller waits for its last chunks, and nothing is committed unless that resolves,
    * so a version never names a chunk that is not stored.
+   *
+   * `condition` makes it a conditional write (If-None-Match: * or If-Match: etag): it is checked
+   * when the call arrives and again, synchronously, just before the commit, so of two racing
+   * writers at most one whose condition held can commit.
    */
-  async putVersion(g: number, nhid: Nhid, shard: number, body: VersionBody, chunksStored: (() => Promise<void>) | null = null): Promise<PutVersionResult> {
+  async putVersion(
+    g: number,
+    nhid: Nhid,
+    shard: number,
+    body: VersionBody,
+    chunksStored: (() => Promise<void>) | null = null,
+    condition: WriteCondition | null = null,
+  ): Promise<PutVersionResult | Refusal> {
     this.setGroup(g);
+    return this.storeVersion(g, nhid, shard, body, chunksStored, condition);
+  }
+
+  private async storeVersion(
+    g: number,
+    nhid: Nhid,
+    shard: number,
+    body: VersionBody,
+    chunksStored: (() => Promise<void>) | null,
+    condition: WriteCondition | null,
+    beforeCommit: () => void = () => {},
+  ): Promise<PutVersionResult | Refusal> {
+    const early = conditionFails(condition, this.book.current(nhid));
+    if (early) return early;
     const cfg = configOf(this.env);
     const uvid = this.book.stamp(g);
     const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
@@ -241,20 +271,99 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas),
         chunksStored?.(),
       ]);
-      this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker }, shard, record);
+      // From here to the commit nothing awaits: no other write on this name can slip between
+      // the condition and the commit.
+      const late = conditionFails(condition, this.book.current(nhid));
+      if (late) return late;
+      beforeCommit();
+      this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag }, shard, record);
     } finally {
       this.inflight.delete(uvid);
     }
     const cur = this.book.current(nhid);
     if (cur?.uvid === uvid) this.cache(nhid, vm);
+    await this.deliver(shard, record);
+    return { uvid, created: vm.created };
+  }
+
+  /** Hand a committed record to its shard; on failure it stays in the outbox for the alarm, and the caller hears 503. */
+  private async deliver(shard: number, record: ShardRecord): Promise<void> {
     try {
       await this.feed.deliver(shard, record);
     } catch (e) {
-      // The record stays in the outbox; the alarm delivers it.
       await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
-      throw new Error(`${UNAVAILABLE}version stored but its record is not yet listed (shard ${shard}: ${String(e)})`);
+      throw new Error(`${UNAVAILABLE}stored, but not yet listed (shard ${shard}: ${String(e)})`);
     }
-    return { uvid, created: vm.created };
+  }
+
+  // ---- RPC: multipart uploads ----
+
+  async createUpload(g: number, nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
+    this.setGroup(g);
+    const uploadId = newUploadId();
+    const uvid = this.book.stamp(g);
+    const initiated = parseUvid(uvid).ms;
+    this.uploads.create(nhid, { ...info, uploadId, initiated });
+    const record: UploadRecord = { kind: "upload", tenant: info.tenant, bucket: info.bucket, key: info.key, uploadId, uvid, initiated, open: true, creator: info.creator };
+    this.book.queue(shard, record);
+    await this.deliver(shard, record);
+    return { uploadId, initiated };
+  }
+
+  /** Record a part whose chunks are stored (replacing one of the same number). */
+  async putPart(g: number, nhid: Nhid, uploadId: string, part: Omit<PartRow, "uploaded">): Promise<{ uploaded: number } | Refusal> {
+    this.setGroup(g);
+    if (!this.uploads.get(nhid, uploadId)) return noSuchUpload(uploadId);
+    const uploaded = Date.now();
+    this.uploads.putPart(uploadId, { ...part, uploaded });
+    return { uploaded };
+  }
+
+  async listParts(g: number, nhid: Nhid, uploadId: string, after: number, limit: number): Promise<{ upload: UploadInfo; parts: PartSummary[]; truncated: boolean } | Refusal> {
+    this.setGroup(g);
+    const upload = this.uploads.get(nhid, uploadId);
+    if (!upload) return noSuchUpload(uploadId);
+    const parts = this.uploads.summaries(uploadId, after, limit + 1);
+    return { upload, parts: parts.slice(0, limit), truncated: parts.length > limit };
+  }
+
+  /**
+   * Complete: check the listed parts against those uploaded, and commit one version whose chunk
+   * list is the parts' lists end to end. No byte is read or written.
+   */
+  async completeUpload(
+    g: number,
+    nhid: Nhid,
+    shard: number,
+    uploadId: string,
+    listed: ListedPart[],
+    condition: WriteCondition | null,
+  ): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal> {
+    this.setGroup(g);
+    const upload = this.uploads.get(nhid, uploadId);
+    if (!upload) return noSuchUpload(uploadId);
+    const assembled = await assemble(upload, listed, this.uploads.parts(uploadId, listed.map((p) => p.partNumber)));
+    if ("refused" in assembled) return assembled;
+    const closed: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.book.stamp(g), initiated: upload.initiated, open: false, creator: upload.creator };
+    const result = await this.storeVersion(g, nhid, shard, assembled.body, null, condition, () => {
+      // In the version's own transaction: the upload ends exactly when the object appears.
+      this.uploads.drop(uploadId);
+      this.book.queue(shard, closed);
+    });
+    if ("refused" in result) return result;
+    void this.feed.deliver(shard, closed).catch(() => this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS));
+    return { ...result, etag: assembled.body.etag, checksum: assembled.body.checksum ?? null };
+  }
+
+  async abortUpload(g: number, nhid: Nhid, shard: number, uploadId: string): Promise<Refusal | null> {
+    this.setGroup(g);
+    const upload = this.uploads.get(nhid, uploadId);
+    if (!upload) return noSuchUpload(uploadId);
+    this.uploads.drop(uploadId);
+    const record: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.book.stamp(g), initiated: upload.initiated, open: false, creator: upload.creator };
+    this.book.queue(shard, record);
+    await this.deliver(shard, record);
+    return null;
   }
 
   /** Delete: stamp a delete marker, unless the name has no current version (then nothing to do). */
@@ -262,7 +371,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(g);
     const cur = this.book.current(nhid);
     if (!cur || cur.deleteMarker) return null;
-    return this.putVersion(g, nhid, shard, marker);
+    const r = await this.storeVersion(g, nhid, shard, marker, null, null);
+    if ("refused" in r) throw new Error(`unexpected refusal of a delete marker: ${r.message}`);
+    return r;
   }
 
   /** The newest version of a name (null if it has none), or one exact version. */

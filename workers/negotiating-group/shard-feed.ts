@@ -1,14 +1,14 @@
-// Hands version records to their manifest shards. Per shard, at most one applyRecords call from
+// Hands version and upload records to their manifest shards. Per shard, at most one applyRecords call from
 // this group is in flight; records committed meanwhile wait and go together in the next call,
 // so concurrent PUTs on one group share one call and one shard transaction instead of paying
 // one each, and an idle group's record goes at once.
 
-import type { VersionRecord } from "../manifest-shard/records.ts";
+import type { ShardRecord } from "../manifest-shard/records.ts";
 
-export type SendBatch = (shard: number, records: VersionRecord[]) => Promise<void>;
+export type SendBatch = (shard: number, records: ShardRecord[]) => Promise<void>;
 
 interface Waiting {
-  record: VersionRecord;
+  record: ShardRecord;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -22,7 +22,7 @@ export class ShardFeed {
   }
 
   /** Resolves once the shard has applied `record` (in some batch), rejects if that batch failed. */
-  deliver(shard: number, record: VersionRecord): Promise<void> {
+  deliver(shard: number, record: ShardRecord): Promise<void> {
     let q = this.queues.get(shard);
     if (!q) this.queues.set(shard, (q = { busy: false, waiting: [] }));
     const done = new Promise<void>((resolve, reject) => q.waiting.push({ record, resolve, reject }));

@@ -10,12 +10,14 @@
 // Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
 import { formatUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
-import type { VersionRecord } from "../manifest-shard/records.ts";
+import type { ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
 
 export interface NameRow {
   uvid: Uvid;
   vmChid: Chid;
   deleteMarker: boolean;
+  /** The version's ETag (hex, "-N" for multipart), for conditional writes; null in rows from before it was kept. */
+  etag: string | null;
 }
 
 export const CLOCK_LEASE_MS = 100;
@@ -34,6 +36,8 @@ export class VersionBook {
     this.sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS clock (k INTEGER PRIMARY KEY CHECK (k = 0), ms INTEGER NOT NULL, seq INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS names (nhid TEXT PRIMARY KEY, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL)`);
+    // Added later; older rows read as null.
+    if (!sql.exec("PRAGMA table_info(names)").toArray().some((c) => c.name === "etag")) sql.exec("ALTER TABLE names ADD COLUMN etag TEXT");
     sql.exec(`CREATE TABLE IF NOT EXISTS outbox (uvid TEXT NOT NULL, shard INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (shard, uvid))`);
     // `ms` bounds every stamp issued before (older data: it is the last stamp itself).
     const row = sql.exec("SELECT ms FROM clock WHERE k = 0").toArray()[0];
@@ -63,32 +67,43 @@ export class VersionBook {
   }
 
   current(nhid: Nhid): NameRow | null {
-    const row = this.sql.exec("SELECT uvid, vm_chid, delete_marker FROM names WHERE nhid = ?", nhid).toArray()[0];
+    const row = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM names WHERE nhid = ?", nhid).toArray()[0];
     if (!row) return null;
-    return { uvid: row.uvid as Uvid, vmChid: row.vm_chid as Chid, deleteMarker: Number(row.delete_marker) === 1 };
+    return { uvid: row.uvid as Uvid, vmChid: row.vm_chid as Chid, deleteMarker: Number(row.delete_marker) === 1, etag: row.etag === null ? null : String(row.etag) };
   }
 
   /** Record a committed version and queue its record for the shard, in one storage transaction. */
   commit(nhid: Nhid, row: NameRow, shard: number, record: VersionRecord): void {
-    for (const f of this.forget.values()) this.sql.exec("DELETE FROM outbox WHERE shard = ? AND uvid = ?", f.shard, f.uvid);
-    this.forget.clear();
+    this.forgetDelivered();
     this.sql.exec(
-      `INSERT INTO names (nhid, uvid, vm_chid, delete_marker) VALUES (?, ?, ?, ?)
-       ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker
+      `INSERT INTO names (nhid, uvid, vm_chid, delete_marker, etag) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker,
+         etag = excluded.etag
        WHERE excluded.uvid > names.uvid`,
-      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0,
+      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag,
     );
     this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
   }
 
   /** Records not yet known to be applied by their shard, oldest first. */
-  pending(limit = 500): { shard: number; record: VersionRecord }[] {
+  pending(limit = 500): { shard: number; record: ShardRecord }[] {
     return this.sql
       .exec("SELECT shard, uvid, record FROM outbox ORDER BY uvid LIMIT ?", limit + this.forget.size)
       .toArray()
       .filter((r) => !this.forget.has(`${Number(r.shard)}/${String(r.uvid)}`))
       .slice(0, limit)
-      .map((r) => ({ shard: Number(r.shard), record: JSON.parse(String(r.record)) as VersionRecord }));
+      .map((r) => ({ shard: Number(r.shard), record: JSON.parse(String(r.record)) as ShardRecord }));
+  }
+
+  /** Queue a record that goes with no name change (an upload opened or closed). */
+  queue(shard: number, record: ShardRecord): void {
+    this.forgetDelivered();
+    this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
+  }
+
+  private forgetDelivered(): void {
+    for (const f of this.forget.values()) this.sql.exec("DELETE FROM outbox WHERE shard = ? AND uvid = ?", f.shard, f.uvid);
+    this.forget.clear();
   }
 
   /**

@@ -9,8 +9,8 @@
 // trailing checksums are checked at end of input, and a failure errors the stream instead of
 // closing it, so a consumer that commits only on a clean close never stores a bad object.
 
-import { crc32, crc32c, crc64nvme, bytesToBase64, u32ToBase64, u64ToBase64 } from "../../../common/checksums.ts";
 import { EMPTY_SHA256, constantTimeEqual, hex, signHex, utf8 } from "../../../common/sigv4.ts";
+import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer } from "../s3/checksum.ts";
 import { S3Error } from "../s3/errors.ts";
 import type { AuthContext } from "./sigv4.ts";
 
@@ -42,67 +42,6 @@ const MAX_LINE = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
 const CR = 0x0d;
 const LF = 0x0a;
-
-interface Checksum {
-  update(data: Uint8Array): void | Promise<void>;
-  /** Base64 of the big-endian checksum, as S3 transmits it. */
-  result(): Promise<string>;
-}
-
-function crcChecksum(fn: (d: Uint8Array, prev: number) => number): Checksum {
-  let v = 0;
-  return {
-    update: (d) => {
-      v = fn(d, v);
-    },
-    result: async () => u32ToBase64(v),
-  };
-}
-
-function digestChecksum(algorithm: "SHA-1" | "SHA-256"): Checksum {
-  // Streaming digest without holding the object: workerd only (the decoder never runs in Node).
-  const ds = new crypto.DigestStream(algorithm);
-  const writer = ds.getWriter();
-  return {
-    update: (d) => writer.write(d),
-    result: async () => {
-      await writer.close();
-      return bytesToBase64(new Uint8Array(await ds.digest));
-    },
-  };
-}
-
-function newChecksum(trailerName: string): Checksum | null {
-  switch (trailerName) {
-    case "x-amz-checksum-crc32":
-      return crcChecksum(crc32);
-    case "x-amz-checksum-crc32c":
-      return crcChecksum(crc32c);
-    case "x-amz-checksum-crc64nvme": {
-      let v = 0n;
-      return {
-        update: (d) => {
-          v = crc64nvme(d, v);
-        },
-        result: async () => u64ToBase64(v),
-      };
-    }
-    case "x-amz-checksum-sha1":
-      return digestChecksum("SHA-1");
-    case "x-amz-checksum-sha256":
-      return digestChecksum("SHA-256");
-    default:
-      return null;
-  }
-}
-
-const ALGORITHM_LABEL: Record<string, string> = {
-  "x-amz-checksum-crc32": "CRC32",
-  "x-amz-checksum-crc32c": "CRC32C",
-  "x-amz-checksum-crc64nvme": "CRC64NVME",
-  "x-amz-checksum-sha1": "SHA1",
-  "x-amz-checksum-sha256": "SHA256",
-};
 
 function malformed(what: string): S3Error {
   return new S3Error("InvalidRequest", `Malformed aws-chunked body: ${what}`);
@@ -141,7 +80,7 @@ class Decoder {
   private trailerBytes = 0;
   private readonly trailerLines: [string, string][] = [];
   private trailerSignature: string | null = null;
-  private readonly checksums = new Map<string, Checksum>();
+  private readonly checksums = new Map<string, Checksummer>();
   private readonly signed: boolean;
   private readonly hasTrailer: boolean;
   private readonly declared: Set<string>;
@@ -162,9 +101,9 @@ class Decoder {
     );
     for (const n of this.declared) {
       if (!n.startsWith("x-amz-checksum-")) continue;
-      const c = newChecksum(n);
-      if (!c) throw new S3Error("InvalidRequest", `Unsupported checksum algorithm in x-amz-trailer: ${n}`);
-      this.checksums.set(n, c);
+      const a = algorithmOfHeader(n);
+      if (!a) throw new S3Error("InvalidRequest", `Unsupported checksum algorithm in x-amz-trailer: ${n}`);
+      this.checksums.set(n, newChecksummer(a));
     }
   }
 
@@ -254,10 +193,7 @@ class Decoder {
         throw new S3Error("InvalidRequest", `The trailing header ${name} declared in x-amz-trailer was not sent`);
       }
       const actual = await c.result();
-      if (sent !== actual) {
-        const label = ALGORITHM_LABEL[name] ?? name;
-        throw new S3Error("BadDigest", `The ${label} you specified did not match the calculated checksum.`);
-      }
+      if (sent !== actual) throw badDigest(algorithmOfHeader(name)!);
     }
     return trailers;
   }

@@ -8,6 +8,7 @@ import { Chunker } from "../../../common/chunker.ts";
 import { chidOf, groupOf, toHex, type Chid } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
 import { groupStub, MAX_BATCH_BYTES, type ClusterConfig, type Env } from "../../shared/env.ts";
+import { checksumOf, newChecksummer, type ChecksumAlgorithm } from "../s3/checksum.ts";
 
 const READ_PIECE = 1024 * 1024;
 const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
@@ -17,6 +18,8 @@ export interface IngestResult {
   md5: string;
   /** Hex SHA-256 of the body, when asked for. */
   sha256: string | null;
+  /** Base64 of the additional checksum asked for (x-amz-checksum-*), if any. */
+  checksum: string | null;
   chunks: ChunkRef[];
   /** The body itself when it is small enough to live in the manifest. */
   inline: Uint8Array | null;
@@ -62,28 +65,48 @@ function piecewiseReader(body: ReadableStream<Uint8Array>, sizeHint: number): Re
  * one. The read is bounded: the runtime delivers no more than Content-Length, and the
  * aws-chunked decoder no more than the decoded length.
  */
-async function ingestSmall(body: ReadableStream<Uint8Array>, wantSha256: boolean): Promise<IngestResult> {
+async function ingestSmall(body: ReadableStream<Uint8Array>, opts: IngestOptions): Promise<IngestResult> {
   const bytes = new Uint8Array(await new Response(body).arrayBuffer());
-  const [md5, sha] = await Promise.all([
+  const [md5, sha, checksum] = await Promise.all([
     crypto.subtle.digest("MD5", bytes),
-    wantSha256 ? crypto.subtle.digest("SHA-256", bytes) : Promise.resolve(null),
+    opts.sha256 ? crypto.subtle.digest("SHA-256", bytes) : Promise.resolve(null),
+    opts.checksum ? checksumOf(opts.checksum, bytes) : Promise.resolve(null),
   ]);
-  return { size: bytes.length, md5: toHex(new Uint8Array(md5)), sha256: sha ? toHex(new Uint8Array(sha)) : null, chunks: [], inline: bytes, stored: Promise.resolve() };
+  return {
+    size: bytes.length,
+    md5: toHex(new Uint8Array(md5)),
+    sha256: sha ? toHex(new Uint8Array(sha)) : null,
+    checksum,
+    chunks: [],
+    inline: bytes,
+    stored: Promise.resolve(),
+  };
 }
 
-/** `sizeHint` is the declared length; it only chooses the path and sizes read buffers (the body is counted, not trusted). */
-export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, wantSha256: boolean, sizeHint = READ_PIECE): Promise<IngestResult> {
-  if (body && sizeHint <= cfg.inlineMax) {
-    const small = await ingestSmall(body, wantSha256);
+export interface IngestOptions {
+  /** Compute the SHA-256 of the whole body (a signed payload hash to check). */
+  sha256: boolean;
+  /** The declared length: it only chooses the path and sizes read buffers (the body is counted, not trusted). */
+  sizeHint: number;
+  /** An additional checksum to compute over the body. */
+  checksum: ChecksumAlgorithm | null;
+  /** Never keep the body inline, whatever its size (a part of a multipart upload). */
+  noInline?: boolean;
+}
+
+export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, opts: IngestOptions): Promise<IngestResult> {
+  if (body && opts.sizeHint <= cfg.inlineMax && !opts.noInline) {
+    const small = await ingestSmall(body, opts);
     // A body longer than declared is refused by the caller's length check; it is still only
     // kept inline if it fits.
     if (small.size <= cfg.inlineMax) return small;
-    return ingest(env, cfg, new Response(small.inline).body, wantSha256, small.size);
+    return ingest(env, cfg, new Response(small.inline).body, { ...opts, sizeHint: small.size });
   }
   const md5 = new crypto.DigestStream("MD5");
   const md5w = md5.getWriter();
-  const sha = wantSha256 ? new crypto.DigestStream("SHA-256") : null;
+  const sha = opts.sha256 ? new crypto.DigestStream("SHA-256") : null;
   const shaw = sha?.getWriter() ?? null;
+  const extra = opts.checksum ? newChecksummer(opts.checksum) : null;
   const chunker = new Chunker(cfg.chunk);
   const refs: ChunkRef[] = [];
   let offset = 0;
@@ -135,13 +158,14 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
 
   let size = 0;
   if (body) {
-    const reader = piecewiseReader(body, sizeHint);
+    const reader = piecewiseReader(body, opts.sizeHint);
     for (;;) {
       const { done, value } = await reader.read();
       if (value && value.length > 0) {
         size += value.length;
         await md5w.write(value);
         if (shaw) await shaw.write(value);
+        if (extra) await extra.update(value);
         for (const c of chunker.push(value)) await dispatch(c);
       }
       if (done) break;
@@ -149,7 +173,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   }
   tail = chunker.finish();
   let inline: Uint8Array | null = null;
-  if (refs.length === 0 && size <= cfg.inlineMax) {
+  if (refs.length === 0 && size <= cfg.inlineMax && !opts.noInline) {
     inline = new Uint8Array(size);
     let at = 0;
     for (const t of tail) {
@@ -172,6 +196,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     size,
     md5: toHex(new Uint8Array(await md5.digest)),
     sha256: sha ? toHex(new Uint8Array(await sha.digest)) : null,
+    checksum: extra ? await extra.result() : null,
     chunks: refs,
     inline,
     stored,

@@ -1,6 +1,8 @@
 // Every S3 error code the gateway returns, with its HTTP status, declared once. Handlers throw an
 // S3Error; the entry point turns it into the XML body S3 sends.
 
+import type { Refusal } from "../../shared/refusal.ts";
+
 const STATUS = {
   AccessDenied: 403,
   BadDigest: 400,
@@ -8,12 +10,16 @@ const STATUS = {
   BucketAlreadyOwnedByYou: 409,
   BucketNotEmpty: 409,
   EntityTooLarge: 400,
+  EntityTooSmall: 400,
   IncompleteBody: 400,
   InternalError: 500,
   InvalidAccessKeyId: 403,
   InvalidArgument: 400,
   InvalidBucketName: 400,
   InvalidDigest: 400,
+  InvalidPart: 400,
+  InvalidPartNumber: 416,
+  InvalidPartOrder: 400,
   InvalidRange: 416,
   InvalidRequest: 400,
   KeyTooLongError: 400,
@@ -23,6 +29,7 @@ const STATUS = {
   MissingSecurityHeader: 400,
   NoSuchBucket: 404,
   NoSuchKey: 404,
+  NoSuchUpload: 404,
   NotImplemented: 501,
   PreconditionFailed: 412,
   RequestTimeTooSkewed: 403,
@@ -57,4 +64,9 @@ export class S3Error extends Error {
 
 export function statusOf(code: S3ErrorCode): number {
   return STATUS[code];
+}
+
+/** A group's refusal (shared/refusal.ts) as the S3 error of the same code. */
+export function refused(r: Refusal): never {
+  throw new S3Error(r.refused, r.message, r.details ?? {});
 }

@@ -4,8 +4,10 @@
 import type { VersionManifest } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
+import { checksumResponseHeaders } from "./checksum.ts";
 import { placeOf, requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
+import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
 
 export interface ByteRange {
@@ -77,6 +79,21 @@ export function evaluateConditions(headers: Headers, etag: string, lastModified:
   return null;
 }
 
+/**
+ * GET/HEAD ?partNumber=N: the bytes of part N, as a range. A single-part object has one part,
+ * the whole object. x-amz-mp-parts-count is sent only for a multipart object, as S3 does.
+ */
+function partRange(vm: VersionManifest, raw: string, hasRange: boolean, headers: Headers): ByteRange {
+  if (hasRange) throw new S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter");
+  const n = partNumberOf(raw);
+  const sizes = vm.parts ?? [vm.size];
+  if (n > sizes.length) throw new S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", { PartNumberRequested: String(n), ActualPartCount: String(sizes.length) });
+  if (vm.parts) headers.set("x-amz-mp-parts-count", String(vm.parts.length));
+  let start = 0;
+  for (let i = 0; i < n - 1; i++) start += sizes[i]!;
+  return { start, end: start + sizes[n - 1]! };
+}
+
 function objectHeaders(vm: VersionManifest): Headers {
   const h = new Headers({
     etag: `"${vm.etag}"`,
@@ -104,11 +121,14 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   if (cond === 304) return new Response(null, { status: 304, headers });
   if (cond === 412) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-Match" });
 
-  const range = parseRange(ctx.req.headers.get("range"), vm.size);
+  const partParam = ctx.url.searchParams.get("partNumber");
+  const range = partParam !== null ? partRange(vm, partParam, ctx.req.headers.get("range") !== null, headers) : parseRange(ctx.req.headers.get("range"), vm.size);
   const start = range?.start ?? 0;
   const end = range?.end ?? vm.size;
   headers.set("content-length", String(end - start));
-  if (range) headers.set("content-range", `bytes ${start}-${end - 1}/${vm.size}`);
+  if (range && end > start) headers.set("content-range", `bytes ${start}-${end - 1}/${vm.size}`);
+  // A checksum describes the whole object, so a range gets none (as S3).
+  else for (const [k, v] of Object.entries(checksumResponseHeaders(vm.checksum, ctx.req.headers))) headers.set(k, v);
   const status = range ? 206 : 200;
   if (head || end === start) return new Response(head ? null : new Uint8Array(0), { status, headers });
 

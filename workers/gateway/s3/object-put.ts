@@ -7,9 +7,12 @@ import { base64Encode, type VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { decodeAwsChunked, type AwsChunkedMode } from "../auth/aws-chunked.ts";
 import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "../auth/sigv4.ts";
-import { ingest } from "../data/ingest.ts";
+import { ingest, type IngestResult } from "../data/ingest.ts";
+import type { WriteCondition } from "../../negotiating-group/complete.ts";
+import { isRefusal } from "../../shared/refusal.ts";
+import { badDigest, headerOf, requestedChecksum, type RequestedChecksum } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
+import { refused, S3Error } from "./errors.ts";
 
 /** Standard headers S3 keeps with an object and returns on GET/HEAD. */
 export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -37,7 +40,7 @@ export function metadataOf(headers: Headers): { userMeta: Record<string, string>
   return { userMeta, httpMeta };
 }
 
-function declaredLength(ctx: RequestContext, streaming: boolean): number {
+export function declaredLength(ctx: RequestContext, streaming: boolean): number {
   const h = ctx.req.headers;
   const raw = streaming ? h.get("x-amz-decoded-content-length") : h.get("content-length");
   if (raw === null) {
@@ -63,6 +66,58 @@ function contentMd5(headers: Headers): string | null {
   return [...bytes].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * A conditional write (S3 since 2024): If-None-Match: * creates only if the key has no current
+ * object, If-Match: <etag> replaces only that version. Enforced by the name's group.
+ */
+export function writeConditionOf(h: Headers): WriteCondition | null {
+  const none = h.get("if-none-match");
+  const match = h.get("if-match");
+  if (none !== null && match !== null) throw new S3Error("NotImplemented", "If-Match and If-None-Match together are not supported on writes");
+  if (none !== null) {
+    if (none.trim() !== "*") throw new S3Error("NotImplemented", "A header you provided implies functionality that is not implemented: If-None-Match on a write accepts only *");
+    return { ifNoneMatch: true };
+  }
+  return match !== null ? { ifMatch: match.trim() } : null;
+}
+
+/**
+ * The request's body as object bytes: aws-chunked framing decoded and verified (chunk
+ * signatures, trailing checksums) as it streams, and the checksum the request declares.
+ */
+export function requestBody(
+  ctx: RequestContext,
+  streaming: boolean,
+  length: number,
+): { body: ReadableStream<Uint8Array> | null; trailers: Promise<Record<string, string>> | null; checksum: RequestedChecksum | null } {
+  const h = ctx.req.headers;
+  const trailerNames = (h.get("x-amz-trailer") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const checksum = requestedChecksum(h, trailerNames);
+  if (!streaming) {
+    if (checksum?.trailer) throw new S3Error("InvalidRequest", "x-amz-trailer needs an aws-chunked body");
+    return { body: ctx.req.body, trailers: null, checksum };
+  }
+  const payloadHash = ctx.auth.payloadHash;
+  if (![STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER].includes(payloadHash)) {
+    throw new S3Error("InvalidArgument", `unsupported x-amz-content-sha256 value ${payloadHash}`);
+  }
+  if (!ctx.req.body) throw new S3Error("IncompleteBody", "aws-chunked request has no body");
+  const decoded = decodeAwsChunked(ctx.req.body, { mode: payloadHash as AwsChunkedMode, decodedLength: length, auth: ctx.auth, trailerNames });
+  decoded.trailers.catch(() => {});
+  return { body: decoded.stream, trailers: decoded.trailers, checksum };
+}
+
+/** The additional checksum to keep: checked against a header value, or the verified trailer. */
+export async function verifiedChecksum(requested: RequestedChecksum | null, result: IngestResult, trailers: Promise<Record<string, string>> | null): Promise<string | null> {
+  if (!requested) return null;
+  if (requested.trailer) {
+    // The decoder has already compared it with what it computed; a mismatch errored the body.
+    return (await trailers!)[headerOf(requested.algorithm)] ?? null;
+  }
+  if (requested.expected !== null && requested.expected !== result.checksum) throw badDigest(requested.algorithm);
+  return result.checksum;
+}
+
 export async function putObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
   validateKey(key);
   const bucketCheck = requireBucket(ctx, bucket);
@@ -72,24 +127,17 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   const streaming = payloadHash.startsWith("STREAMING-");
   const length = declaredLength(ctx, streaming);
   const md5Expected = contentMd5(h);
+  const condition = writeConditionOf(h);
   const { userMeta, httpMeta } = metadataOf(h);
   await bucketCheck;
 
-  let body = ctx.req.body;
-  if (streaming) {
-    if (![STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER].includes(payloadHash)) {
-      throw new S3Error("InvalidArgument", `unsupported x-amz-content-sha256 value ${payloadHash}`);
-    }
-    if (!body) throw new S3Error("IncompleteBody", "aws-chunked request has no body");
-    body = decodeAwsChunked(body, {
-      mode: payloadHash as AwsChunkedMode,
-      decodedLength: length,
-      auth: ctx.auth,
-      trailerNames: (h.get("x-amz-trailer") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean),
-    }).stream;
-  }
+  const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
   const signedHash = /^[0-9a-f]{64}$/i.test(payloadHash) ? payloadHash.toLowerCase() : null;
-  const result = await ingest(ctx.env, ctx.cfg, body, signedHash !== null, length);
+  const result = await ingest(ctx.env, ctx.cfg, body, {
+    sha256: signedHash !== null,
+    sizeHint: length,
+    checksum: requested && !requested.trailer ? requested.algorithm : null,
+  });
   if (result.size !== length) {
     throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
   }
@@ -102,6 +150,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   if (md5Expected !== null && md5Expected !== result.md5) {
     throw new S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.");
   }
+  const checksum = await verifiedChecksum(requested, result, trailers);
 
   const place = await placeOf(ctx, bucket, key);
   const vbody: VersionBody = {
@@ -117,13 +166,20 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
     inline: result.inline ? base64Encode(result.inline) : null,
     deleteMarker: false,
     creator: ctx.auth.accessKey,
+    ...(checksum ? { checksum: { algorithm: requested!.algorithm, value: checksum, type: "FULL_OBJECT" as const } } : {}),
   };
   // The manifest goes to its targets while the last chunks are still being saved; the group
   // commits the version only once `chunksStored` resolves (a callback over RPC into this request).
   const chunksStored = () => result.stored;
-  await Promise.all([
+  const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, result.chunks.length > 0 ? chunksStored : null),
+    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, result.chunks.length > 0 ? chunksStored : null, condition),
   ]);
-  return new Response(null, { status: 200, headers: { etag: `"${result.md5}"` } });
+  if (isRefusal(put)) refused(put);
+  const out: Record<string, string> = { etag: `"${result.md5}"` };
+  if (checksum) {
+    out[headerOf(requested!.algorithm)] = checksum;
+    out["x-amz-checksum-type"] = "FULL_OBJECT";
+  }
+  return new Response(null, { status: 200, headers: out });
 }

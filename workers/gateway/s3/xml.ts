@@ -52,3 +52,114 @@ export function isoTime(ms: number): string {
 export function httpTime(ms: number): string {
   return new Date(ms).toUTCString();
 }
+
+// ---- Reading request documents (CompleteMultipartUpload, DeleteObjects, ...) ----
+// S3 request bodies are small element trees: no attributes we need (xmlns is ignored), no
+// mixed content, no DTDs. A tree is enough, and no XML library is: workerd has no DOMParser.
+
+export interface XmlElement {
+  name: string;
+  children: XmlElement[];
+  text: string;
+}
+
+const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+function unescapeXml(s: string): string {
+  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
+    e.startsWith("#x") ? String.fromCodePoint(parseInt(e.slice(2), 16)) : e.startsWith("#") ? String.fromCodePoint(parseInt(e.slice(1), 10)) : ENTITIES[e]!,
+  );
+}
+
+/** Parse a request document; throws MalformedXML (as S3) on anything that is not well-formed. */
+export function parseXml(text: string, malformed: () => Error): XmlElement {
+  let i = 0;
+  const skipSpace = () => {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+  };
+  const skipMisc = () => {
+    for (;;) {
+      skipSpace();
+      if (text.startsWith("<?", i)) {
+        const e = text.indexOf("?>", i);
+        if (e < 0) throw malformed();
+        i = e + 2;
+      } else if (text.startsWith("<!--", i)) {
+        const e = text.indexOf("-->", i);
+        if (e < 0) throw malformed();
+        i = e + 3;
+      } else return;
+    }
+  };
+  const element = (depth: number): XmlElement => {
+    if (depth > 32 || text[i] !== "<") throw malformed();
+    const m = /^<([A-Za-z_][\w.:-]*)((?:\s+[\w.:-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>/.exec(text.slice(i, i + 4096));
+    if (!m) throw malformed();
+    i += m[0].length;
+    const el: XmlElement = { name: m[1]!.replace(/^.*:/, ""), children: [], text: "" };
+    if (m[3] === "/") return el;
+    for (;;) {
+      const lt = text.indexOf("<", i);
+      if (lt < 0) throw malformed();
+      el.text += unescapeXml(text.slice(i, lt));
+      i = lt;
+      if (text.startsWith("<!--", i)) {
+        const e = text.indexOf("-->", i);
+        if (e < 0) throw malformed();
+        i = e + 3;
+      } else if (text.startsWith("<![CDATA[", i)) {
+        const e = text.indexOf("]]>", i);
+        if (e < 0) throw malformed();
+        el.text += text.slice(i + 9, e);
+        i = e + 3;
+      } else if (text.startsWith("</", i)) {
+        const close = /^<\/([A-Za-z_][\w.:-]*)\s*>/.exec(text.slice(i, i + 1024));
+        if (!close || close[1] !== m[1]) throw malformed();
+        i += close[0].length;
+        return el;
+      } else {
+        el.children.push(element(depth + 1));
+      }
+    }
+  };
+  skipMisc();
+  const root = element(0);
+  skipMisc();
+  if (i !== text.length) throw malformed();
+  return root;
+}
+
+export function childrenNamed(el: XmlElement, name: string): XmlElement[] {
+  return el.children.filter((c) => c.name === name);
+}
+
+/** Text of the first child of that name, or null. */
+export function childText(el: XmlElement, name: string): string | null {
+  const c = el.children.find((x) => x.name === name);
+  return c ? c.text : null;
+}
+
+/** A request body as text, refusing more than `max` bytes. */
+export async function readXmlBody(req: Request, max: number, tooLarge: () => Error): Promise<string> {
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return new TextDecoder().decode(all);
+}

@@ -1,0 +1,242 @@
+// Multipart upload: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+// AbortMultipartUpload, ListParts and ListMultipartUploads. Parts are chunked and deduplicated
+// like any body; the name's group keeps the upload and its parts, and completing it joins the
+// parts' chunk lists into one version manifest: no byte is copied.
+
+import { compareKeys } from "../../../common/keys.ts";
+import type { UploadEntry, UploadPage } from "../../manifest-shard/uploads.ts";
+import type { ListedPart } from "../../negotiating-group/complete.ts";
+import { groupStub, shardStub } from "../../shared/env.ts";
+import { isRefusal } from "../../shared/refusal.ts";
+import { ingest } from "../data/ingest.ts";
+import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
+import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { refused, S3Error } from "./errors.ts";
+import { declaredLength, metadataOf, requestBody, verifiedChecksum, writeConditionOf } from "./object-put.ts";
+import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
+
+/** Largest single part S3 accepts. */
+const PART_MAX = 5 * 1024 ** 3;
+const MAX_PARTS_LISTED = 1000;
+const MAX_UPLOADS_LISTED = 1000;
+/** A CompleteMultipartUpload body for 10,000 parts with checksums stays well under this. */
+const COMPLETE_BODY_MAX = 4 * 1024 * 1024;
+
+function owner(ctx: RequestContext): XmlNode {
+  return { ID: ctx.tenant, DisplayName: ctx.tenant };
+}
+
+export async function createMultipartUpload(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+  validateKey(key);
+  await requireBucket(ctx, bucket);
+  const h = ctx.req.headers;
+  const { userMeta, httpMeta } = metadataOf(h);
+  const alg = h.get("x-amz-checksum-algorithm");
+  const typeRaw = h.get("x-amz-checksum-type");
+  let checksum: { algorithm: ReturnType<typeof parseAlgorithm>; type: "FULL_OBJECT" | "COMPOSITE" } | null = null;
+  if (alg !== null) {
+    const algorithm = parseAlgorithm(alg);
+    // S3's defaults: CRC64NVME only combines (full object); the others default to composite.
+    const type = (typeRaw?.toUpperCase() ?? (algorithm === "CRC64NVME" ? "FULL_OBJECT" : "COMPOSITE")) as "FULL_OBJECT" | "COMPOSITE";
+    if (type !== "FULL_OBJECT" && type !== "COMPOSITE") throw new S3Error("InvalidRequest", `Value for x-amz-checksum-type header is invalid: ${typeRaw}`);
+    if (type === "FULL_OBJECT" && (algorithm === "SHA1" || algorithm === "SHA256")) {
+      throw new S3Error("InvalidRequest", `The FULL_OBJECT checksum type cannot be used with the ${algorithm} checksum algorithm.`);
+    }
+    if (type === "COMPOSITE" && algorithm === "CRC64NVME") {
+      throw new S3Error("InvalidRequest", "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm.");
+    }
+    checksum = { algorithm, type };
+  } else if (typeRaw !== null) {
+    throw new S3Error("InvalidRequest", "x-amz-checksum-type requires x-amz-checksum-algorithm");
+  }
+  const place = await placeOf(ctx, bucket, key);
+  const { uploadId } = await groupStub(ctx.env, place.group).createUpload(place.group, place.nhid, place.shard, {
+    tenant: ctx.tenant,
+    bucket,
+    key,
+    creator: ctx.auth.accessKey,
+    contentType: h.get("content-type") ?? "binary/octet-stream",
+    userMeta,
+    httpMeta,
+    checksum,
+  });
+  const headers: Record<string, string> = {};
+  if (checksum) {
+    headers["x-amz-checksum-algorithm"] = checksum.algorithm;
+    headers["x-amz-checksum-type"] = checksum.type;
+  }
+  return xmlResponse("InitiateMultipartUploadResult", { Bucket: bucket, Key: key, UploadId: uploadId }, 200, headers);
+}
+
+export async function uploadPart(ctx: RequestContext, bucket: string, key: string, uploadId: string, partNumber: number): Promise<Response> {
+  validateKey(key);
+  const bucketCheck = requireBucket(ctx, bucket);
+  bucketCheck.catch(() => {});
+  const streaming = ctx.auth.payloadHash.startsWith("STREAMING-");
+  const length = declaredLength(ctx, streaming);
+  if (length > PART_MAX) throw new S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size (5 GiB for a part)");
+  await bucketCheck;
+  const place = await placeOf(ctx, bucket, key);
+  const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
+  const signedHash = /^[0-9a-f]{64}$/i.test(ctx.auth.payloadHash) ? ctx.auth.payloadHash.toLowerCase() : null;
+  // Parts are never inline: completing joins chunk lists, so every part must have one.
+  const result = await ingest(ctx.env, ctx.cfg, body, { sha256: signedHash !== null, sizeHint: length, checksum: requested && !requested.trailer ? requested.algorithm : null, noInline: true });
+  if (result.size !== length) {
+    throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
+  }
+  if (signedHash !== null && result.sha256 !== signedHash) {
+    throw new S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
+  }
+  const md5Header = ctx.req.headers.get("content-md5");
+  if (md5Header !== null && md5Header.trim() !== btoa(result.md5.match(/../g)!.map((x) => String.fromCharCode(parseInt(x, 16))).join(""))) {
+    throw new S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.");
+  }
+  const checksum = await verifiedChecksum(requested, result, trailers);
+  await result.stored;
+  const r = await groupStub(ctx.env, place.group).putPart(place.group, place.nhid, uploadId, {
+    partNumber,
+    etag: result.md5,
+    size: result.size,
+    chunks: result.chunks,
+    checksum,
+  });
+  if (isRefusal(r)) refused(r);
+  const headers: Record<string, string> = { etag: `"${result.md5}"` };
+  if (checksum && requested) headers[headerOf(requested.algorithm)] = checksum;
+  return new Response(null, { status: 200, headers });
+}
+
+/** The parts a CompleteMultipartUpload body lists. */
+function listedParts(xml: string): ListedPart[] {
+  const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
+  const root = parseXml(xml, malformed);
+  if (root.name !== "CompleteMultipartUpload") throw malformed();
+  return childrenNamed(root, "Part").map((p) => {
+    const n = childText(p, "PartNumber");
+    const etag = childText(p, "ETag");
+    if (n === null || etag === null || !/^\d+$/.test(n.trim())) throw malformed();
+    let checksum: string | null = null;
+    for (const a of CHECKSUM_ALGORITHMS) {
+      const v = childText(p, `Checksum${a}`);
+      if (v !== null) checksum = v.trim();
+    }
+    return { partNumber: Number(n.trim()), etag: etag.trim(), checksum };
+  });
+}
+
+export async function completeMultipartUpload(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {
+  validateKey(key);
+  await requireBucket(ctx, bucket);
+  const xml = await readXmlBody(ctx.req, COMPLETE_BODY_MAX, () => new S3Error("EntityTooLarge", "The CompleteMultipartUpload document is too large"));
+  const parts = listedParts(xml);
+  const place = await placeOf(ctx, bucket, key);
+  const r = await groupStub(ctx.env, place.group).completeUpload(place.group, place.nhid, place.shard, uploadId, parts, writeConditionOf(ctx.req.headers));
+  if (isRefusal(r)) refused(r);
+  const body: XmlNode = { Location: `${ctx.url.origin}/${bucket}/${encodeURI(key)}`, Bucket: bucket, Key: key, ETag: `"${r.etag}"` };
+  const headers: Record<string, string> = {};
+  if (r.checksum) {
+    body[`Checksum${r.checksum.algorithm}`] = r.checksum.value;
+    body.ChecksumType = r.checksum.type;
+    headers[headerOf(r.checksum.algorithm)] = r.checksum.value;
+    headers["x-amz-checksum-type"] = r.checksum.type;
+  }
+  return xmlResponse("CompleteMultipartUploadResult", body, 200, headers);
+}
+
+export async function abortMultipartUpload(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  const place = await placeOf(ctx, bucket, key);
+  const r = await groupStub(ctx.env, place.group).abortUpload(place.group, place.nhid, place.shard, uploadId);
+  if (r) refused(r);
+  return new Response(null, { status: 204 });
+}
+
+function intParam(q: URLSearchParams, name: string, dflt: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === null) return dflt;
+  if (!/^\d+$/.test(raw)) throw new S3Error("InvalidArgument", `Provided ${name} not an integer or within integer range`, { ArgumentName: name, ArgumentValue: raw });
+  return Math.min(Number(raw), max);
+}
+
+export async function listParts(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  const q = ctx.url.searchParams;
+  const maxParts = intParam(q, "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED);
+  const marker = intParam(q, "part-number-marker", 0, 10_000);
+  const place = await placeOf(ctx, bucket, key);
+  const r = await groupStub(ctx.env, place.group).listParts(place.group, place.nhid, uploadId, marker, maxParts);
+  if (isRefusal(r)) refused(r);
+  const alg = r.upload.checksum?.algorithm;
+  const last = r.parts[r.parts.length - 1];
+  return xmlResponse("ListPartsResult", {
+    Bucket: bucket,
+    Key: key,
+    UploadId: uploadId,
+    PartNumberMarker: marker,
+    NextPartNumberMarker: last ? last.partNumber : marker,
+    MaxParts: maxParts,
+    IsTruncated: r.truncated,
+    ChecksumAlgorithm: alg ?? null,
+    ChecksumType: r.upload.checksum?.type ?? null,
+    Part: r.parts.map((p) => ({
+      PartNumber: p.partNumber,
+      LastModified: isoTime(p.uploaded),
+      ETag: `"${p.etag}"`,
+      Size: p.size,
+      ...(alg && p.checksum ? { [`Checksum${alg}`]: p.checksum } : {}),
+    })),
+    Initiator: owner(ctx),
+    Owner: owner(ctx),
+    StorageClass: "STANDARD",
+  });
+}
+
+const entryKey = (e: UploadEntry) => (e.kind === "upload" ? e.key : e.prefix);
+
+function compareEntries(a: UploadEntry, b: UploadEntry): number {
+  const k = compareKeys(entryKey(a), entryKey(b));
+  if (k !== 0 || a.kind !== "upload" || b.kind !== "upload") return k;
+  return a.initiated - b.initiated || (a.uploadId < b.uploadId ? -1 : a.uploadId > b.uploadId ? 1 : 0);
+}
+
+export async function listMultipartUploads(ctx: RequestContext, bucket: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  const q = ctx.url.searchParams;
+  const prefix = q.get("prefix") ?? "";
+  const delimiter = q.get("delimiter") ?? "";
+  const keyMarker = q.get("key-marker") ?? "";
+  const uploadIdMarker = keyMarker ? (q.get("upload-id-marker") ?? "") : "";
+  const maxUploads = intParam(q, "max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED);
+  const pages: UploadPage[] = await Promise.all(
+    Array.from({ length: ctx.cfg.shardCount }, (_, s) =>
+      shardStub(ctx.env, s).listUploads({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, uploadIdMarker, limit: maxUploads }),
+    ),
+  );
+  const all = pages.flatMap((p) => p.entries).sort(compareEntries);
+  const entries: UploadEntry[] = [];
+  for (const e of all) {
+    const last = entries[entries.length - 1];
+    if (last && last.kind === "prefix" && e.kind === "prefix" && last.prefix === e.prefix) continue;
+    entries.push(e);
+  }
+  const truncated = entries.length > maxUploads || pages.some((p) => p.truncated);
+  const page = entries.slice(0, maxUploads);
+  const last = page[page.length - 1];
+  return xmlResponse("ListMultipartUploadsResult", {
+    Bucket: bucket,
+    KeyMarker: keyMarker,
+    UploadIdMarker: uploadIdMarker,
+    NextKeyMarker: truncated && last ? entryKey(last) : null,
+    NextUploadIdMarker: truncated && last?.kind === "upload" ? last.uploadId : null,
+    Delimiter: delimiter || null,
+    Prefix: prefix,
+    MaxUploads: maxUploads,
+    IsTruncated: truncated,
+    Upload: page.flatMap((e) =>
+      e.kind === "upload"
+        ? [{ Key: e.key, UploadId: e.uploadId, Initiator: { ID: e.creator, DisplayName: e.creator }, Owner: owner(ctx), StorageClass: "STANDARD", Initiated: isoTime(e.initiated) }]
+        : [],
+    ),
+    CommonPrefixes: page.flatMap((e) => (e.kind === "prefix" ? [{ Prefix: e.prefix }] : [])),
+  });
+}

@@ -1,0 +1,91 @@
+// Multipart uploads in progress on the names a group owns: the upload (its metadata, fixed at
+// creation) and each part uploaded so far (its MD5, size, checksum and chunk references).
+// Parts point at chunks already stored; completing an upload only concatenates references.
+
+import type { Nhid } from "../../common/ids.ts";
+import type { ChecksumAlgorithm, ChunkRef } from "../../common/manifest.ts";
+
+export interface UploadInfo {
+  uploadId: string;
+  tenant: string;
+  bucket: string;
+  key: string;
+  initiated: number;
+  creator: string;
+  contentType: string;
+  userMeta: Record<string, string>;
+  httpMeta: Record<string, string>;
+  /** The checksum asked for at creation: every part must carry one, and the object gets one. */
+  checksum: { algorithm: ChecksumAlgorithm; type: "FULL_OBJECT" | "COMPOSITE" } | null;
+}
+
+export interface PartRow {
+  partNumber: number;
+  /** Hex MD5 of the part. */
+  etag: string;
+  size: number;
+  /** Offsets relative to the start of the part. */
+  chunks: ChunkRef[];
+  /** Base64 checksum of the part, in the upload's algorithm. */
+  checksum: string | null;
+  uploaded: number;
+}
+
+export type PartSummary = Omit<PartRow, "chunks">;
+
+export class UploadBook {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS uploads (upload_id TEXT PRIMARY KEY, nhid TEXT NOT NULL, info TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS parts (
+      upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL,
+      chunks TEXT NOT NULL, checksum TEXT, uploaded INTEGER NOT NULL, PRIMARY KEY (upload_id, part_number))`);
+  }
+
+  create(nhid: Nhid, info: UploadInfo): void {
+    this.sql.exec("INSERT INTO uploads (upload_id, nhid, info) VALUES (?, ?, ?)", info.uploadId, nhid, JSON.stringify(info));
+  }
+
+  /** The upload, if it is in progress on this name. */
+  get(nhid: Nhid, uploadId: string): UploadInfo | null {
+    const row = this.sql.exec("SELECT info FROM uploads WHERE upload_id = ? AND nhid = ?", uploadId, nhid).toArray()[0];
+    return row ? (JSON.parse(String(row.info)) as UploadInfo) : null;
+  }
+
+  /** Store a part, replacing one of the same number. */
+  putPart(uploadId: string, p: PartRow): void {
+    this.sql.exec(
+      `INSERT INTO parts (upload_id, part_number, etag, size, chunks, checksum, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(upload_id, part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size, chunks = excluded.chunks,
+         checksum = excluded.checksum, uploaded = excluded.uploaded`,
+      uploadId, p.partNumber, p.etag, p.size, JSON.stringify(p.chunks.map((c) => [c.offset, c.length, c.chid])), p.checksum, p.uploaded,
+    );
+  }
+
+  /** Parts after `afterPartNumber`, in order, without their chunk lists. */
+  summaries(uploadId: string, afterPartNumber: number, limit: number): PartSummary[] {
+    return this.sql
+      .exec("SELECT part_number, etag, size, checksum, uploaded FROM parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?", uploadId, afterPartNumber, limit)
+      .toArray()
+      .map((r) => ({ partNumber: Number(r.part_number), etag: String(r.etag), size: Number(r.size), checksum: r.checksum === null ? null : String(r.checksum), uploaded: Number(r.uploaded) }));
+  }
+
+  /** The parts with these numbers (those that exist), with their chunk lists. */
+  parts(uploadId: string, numbers: readonly number[]): Map<number, PartRow> {
+    const out = new Map<number, PartRow>();
+    for (const n of numbers) {
+      const r = this.sql.exec("SELECT etag, size, chunks, checksum, uploaded FROM parts WHERE upload_id = ? AND part_number = ?", uploadId, n).toArray()[0];
+      if (!r) continue;
+      const chunks = (JSON.parse(String(r.chunks)) as [number, number, string][]).map(([offset, length, chid]) => ({ offset, length, chid })) as ChunkRef[];
+      out.set(n, { partNumber: n, etag: String(r.etag), size: Number(r.size), chunks, checksum: r.checksum === null ? null : String(r.checksum), uploaded: Number(r.uploaded) });
+    }
+    return out;
+  }
+
+  drop(uploadId: string): void {
+    this.sql.exec("DELETE FROM parts WHERE upload_id = ?", uploadId);
+    this.sql.exec("DELETE FROM uploads WHERE upload_id = ?", uploadId);
+  }
+}
