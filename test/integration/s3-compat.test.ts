@@ -5,6 +5,7 @@
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
@@ -14,6 +15,9 @@ import {
   ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
+  UploadPartCopyCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
   type ChecksumAlgorithm,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -305,5 +309,116 @@ describe("conditional writes", () => {
     });
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "cond/cas", UploadId, MultipartUpload: parts, IfMatch: second.ETag }));
     expect(await (await s3.send(new GetObjectCommand({ Bucket: B, Key: "cond/cas" }))).Body!.transformToString()).toBe("mp");
+  });
+});
+
+describe("copy", () => {
+  it("CopyObject writes no chunk data, keeps metadata with COPY and takes new with REPLACE", async () => {
+    const body = pseudoRandom(9 * MiB + 5, 111);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "copy/src", Body: body, ContentType: "image/png", Metadata: { camera: "x1" }, CacheControl: "max-age=5" }));
+    const before = chunkFiles(cluster);
+    const r = await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/dst", CopySource: `${B}/copy/src` }));
+    expect(r.CopyObjectResult?.ETag).toBe(`"${md5(body)}"`);
+    expect(chunkFiles(cluster).size).toBe(before.size);
+    const dst = await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/dst" }));
+    expect([dst.ContentType, dst.Metadata, dst.CacheControl]).toEqual(["image/png", { camera: "x1" }, "max-age=5"]);
+    expect(sameBytes(await bodyBytes(dst.Body), body)).toBe(true);
+
+    await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/dst2", CopySource: `/${B}/copy/src`, MetadataDirective: "REPLACE", ContentType: "text/plain", Metadata: { a: "b" } }));
+    const dst2 = await s3.send(new HeadObjectCommand({ Bucket: B, Key: "copy/dst2" }));
+    expect([dst2.ContentType, dst2.Metadata, dst2.CacheControl]).toEqual(["text/plain", { a: "b" }, undefined]);
+  });
+
+  it("a copy is independent: deleting or overwriting the source leaves it whole", async () => {
+    const body = pseudoRandom(3 * MiB, 112);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "copy/indep-src", Body: body }));
+    await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/indep-dst", CopySource: `${B}/copy/indep-src` }));
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "copy/indep-src", Body: "replaced" }));
+    await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "copy/indep-src" }));
+    const dst = await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/indep-dst" }));
+    expect(sameBytes(await bodyBytes(dst.Body), body)).toBe(true);
+  });
+
+  it("honours the copy-source conditions and refuses what S3 refuses", async () => {
+    const put = await s3.send(new PutObjectCommand({ Bucket: B, Key: "copy/cond", Body: "hello" }));
+    const copy = (extra: Record<string, unknown>) => s3Error(s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/cond-dst", CopySource: `${B}/copy/cond`, ...extra })));
+    expect(await copy({ CopySourceIfMatch: '"nope"' })).toEqual({ name: "PreconditionFailed", status: 412 });
+    expect(await copy({ CopySourceIfNoneMatch: put.ETag })).toEqual({ name: "PreconditionFailed", status: 412 });
+    expect(await copy({ CopySourceIfUnmodifiedSince: new Date(Date.now() - 3_600_000) })).toEqual({ name: "PreconditionFailed", status: 412 });
+    expect(await copy({ CopySourceIfModifiedSince: new Date(Date.now() + 3_600_000) })).toEqual({ name: "PreconditionFailed", status: 412 });
+    await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/cond-dst", CopySource: `${B}/copy/cond`, CopySourceIfMatch: put.ETag }));
+    expect(await s3Error(s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/x", CopySource: `${B}/copy/missing` })))).toEqual({ name: "NoSuchKey", status: 404 });
+    expect(await s3Error(s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/cond", CopySource: `${B}/copy/cond` })))).toEqual({ name: "InvalidRequest", status: 400 });
+    expect(await s3Error(s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/x", CopySource: `no-such-bucket/copy/cond` })))).toEqual({ name: "NoSuchBucket", status: 404 });
+  });
+
+  it("copies a key that needs URL encoding, and a specific version of the source", async () => {
+    const key = "copy/ünï cødé/a+b%c";
+    const first = await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: "one" }));
+    const v1 = (await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/enc-dst", CopySource: encodeURIComponent(`${B}/${key}`) }))).CopySourceVersionId!;
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: "two" }));
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/enc-dst" }))).Body!.transformToString()).toBe("one");
+    // The version the first copy came from, though the key has moved on.
+    await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/enc-old", CopySource: `${encodeURIComponent(`${B}/${key}`)}?versionId=${v1}` }));
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/enc-old" }))).Body!.transformToString()).toBe("one");
+    expect(first.ETag).toBe(`"${md5(new TextEncoder().encode("one"))}"`);
+  });
+
+  it("UploadPartCopy builds parts from ranges of an existing object", async () => {
+    const src = pseudoRandom(12 * MiB + 10, 113);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "copy/big", Body: src }));
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "copy/assembled" }));
+    const ranges: [number, number][] = [[0, 6 * MiB - 1], [6 * MiB, src.length - 1]];
+    const parts = [];
+    for (const [i, [a, b]] of ranges.entries()) {
+      const r = await s3.send(new UploadPartCopyCommand({ Bucket: B, Key: "copy/assembled", UploadId, PartNumber: i + 1, CopySource: `${B}/copy/big`, CopySourceRange: `bytes=${a}-${b}` }));
+      expect(r.CopyPartResult?.ETag).toBe(`"${md5(src.subarray(a, b + 1))}"`);
+      parts.push({ PartNumber: i + 1, ETag: r.CopyPartResult!.ETag! });
+    }
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "copy/assembled", UploadId, MultipartUpload: { Parts: parts } }));
+    const got = await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/assembled" }));
+    expect(sameBytes(await bodyBytes(got.Body), src)).toBe(true);
+    expect(await s3Error(s3.send(new UploadPartCopyCommand({ Bucket: B, Key: "copy/assembled2", UploadId: "nope", PartNumber: 1, CopySource: `${B}/copy/big`, CopySourceRange: `bytes=0-${src.length}` })))).toEqual({
+      name: "InvalidRange",
+      status: 416,
+    });
+  });
+});
+
+describe("DeleteObjects", () => {
+  it("deletes up to 1,000 keys in one request, verbose and quiet, with the SDK's checksum", async () => {
+    const keys = Array.from({ length: 1000 }, (_, i) => `del/k-${String(i).padStart(4, "0")}`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = next++; i < 300; i = next++) await s3.send(new PutObjectCommand({ Bucket: B, Key: keys[i], Body: keys[i] }));
+      }),
+    );
+    // 300 exist, 700 do not: deleting a missing key succeeds too, as in S3.
+    const verbose = await s3.send(new DeleteObjectsCommand({ Bucket: B, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+    expect(verbose.Deleted?.length).toBe(1000);
+    expect(verbose.Errors ?? []).toEqual([]);
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: B, Prefix: "del/" }))).KeyCount).toBe(0);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "del/quiet", Body: "q" }));
+    const quiet = await s3.send(new DeleteObjectsCommand({ Bucket: B, Delete: { Objects: [{ Key: "del/quiet" }], Quiet: true } }));
+    expect(quiet.Deleted ?? []).toEqual([]);
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "del/quiet" })))).toMatchObject({ status: 404 });
+  });
+
+  it("reports per-key errors, and refuses more than 1,000 keys or a body without an integrity check", async () => {
+    const r = await s3.send(new DeleteObjectsCommand({ Bucket: B, Delete: { Objects: [{ Key: "del/a" }, { Key: "x".repeat(1100) }] } }));
+    expect(r.Deleted?.map((d) => d.Key)).toEqual(["del/a"]);
+    expect(r.Errors?.map((e) => e.Code)).toEqual(["KeyTooLongError"]);
+    expect(await s3Error(s3.send(new DeleteObjectsCommand({ Bucket: B, Delete: { Objects: Array.from({ length: 1001 }, (_, i) => ({ Key: `k${i}` })) } })))).toEqual({
+      name: "MalformedXML",
+      status: 400,
+    });
+    const url = `${cluster.endpoint}/${B}?delete`;
+    const xml = `<Delete><Object><Key>del/a</Key></Object></Delete>`;
+    const { signRequest, UNSIGNED_PAYLOAD } = await import("../../common/sigv4.ts");
+    const headers = await signRequest({ method: "POST", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    const res = await fetch(url, { method: "POST", body: xml, headers: headers as unknown as Record<string, string> });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("<Code>InvalidRequest</Code>");
   });
 });

@@ -58,7 +58,7 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["versioning", "versions", "acl", "policy", "delete", "lifecycle"]) {
+    for (const sub of ["versioning", "versions", "acl", "policy", "lifecycle"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");
@@ -68,6 +68,8 @@ describe("route: service and bucket operations", () => {
     // ?uploads is served for GET only; no other method may fall through to another operation.
     expect(await routeOf("/b?uploads")).toEqual({ op: "ListMultipartUploads", bucket: "b" });
     for (const method of ["PUT", "POST", "DELETE"]) expect((await routeError("/b?uploads", method)).code).toBe("NotImplemented");
+    expect(await routeOf("/b?delete", "POST")).toEqual({ op: "DeleteObjects", bucket: "b" });
+    for (const method of ["GET", "PUT", "DELETE"]) expect((await routeError("/b?delete", method)).code).toBe("NotImplemented");
   });
 });
 
@@ -106,12 +108,15 @@ describe("route: object operations", () => {
     expect((await routeError("/b/%FF")).code).toBe("InvalidRequest");
   });
 
-  it("answers NotImplemented for unsupported object subresources and CopyObject", async () => {
+  it("answers NotImplemented for unsupported object subresources", async () => {
     for (const q of ["uploads", "versionId=x", "tagging", "acl"]) {
       expect((await routeError(`/b/k?${q}`, "GET")).code).toBe("NotImplemented");
     }
-    expect((await routeError("/b/k", "PUT", { "x-amz-copy-source": "/b/other" })).code).toBe("NotImplemented");
-    expect((await routeError("/b/k?partNumber=1&uploadId=u", "PUT", { "x-amz-copy-source": "/b/other" })).code).toBe("NotImplemented");
+  });
+
+  it("routes a PUT with x-amz-copy-source to CopyObject or UploadPartCopy", async () => {
+    expect(await routeOf("/b/k", "PUT", { "x-amz-copy-source": "/b/other" })).toEqual({ op: "CopyObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?partNumber=3&uploadId=u", "PUT", { "x-amz-copy-source": "/b/other" })).toEqual({ op: "UploadPartCopy", bucket: "b", key: "k", uploadId: "u", partNumber: 3 });
   });
 
   it("routes the multipart operations, with part numbers checked", async () => {

@@ -7,7 +7,8 @@ import { verifyRequest } from "./auth/sigv4.ts";
 import { route, type Endpoint } from "./router.ts";
 import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets } from "./s3/bucket.ts";
 import type { RequestContext } from "./s3/context.ts";
-import { deleteObject } from "./s3/delete.ts";
+import { copyObject, uploadPartCopy } from "./s3/copy.ts";
+import { deleteObject, deleteObjects } from "./s3/delete.ts";
 import { S3Error } from "./s3/errors.ts";
 import { listObjectsV1, listObjectsV2 } from "./s3/list.ts";
 import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from "./s3/multipart.ts";
@@ -51,6 +52,12 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return abortMultipartUpload(ctx, ep.bucket, ep.key, ep.uploadId);
     case "ListParts":
       return listParts(ctx, ep.bucket, ep.key, ep.uploadId);
+    case "DeleteObjects":
+      return deleteObjects(ctx, ep.bucket);
+    case "CopyObject":
+      return copyObject(ctx, ep.bucket, ep.key);
+    case "UploadPartCopy":
+      return uploadPartCopy(ctx, ep.bucket, ep.key, ep.uploadId, ep.partNumber);
   }
 }
 

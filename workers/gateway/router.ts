@@ -22,10 +22,13 @@ export type Endpoint =
   | { op: "UploadPart"; bucket: string; key: string; uploadId: string; partNumber: number }
   | { op: "CompleteMultipartUpload"; bucket: string; key: string; uploadId: string }
   | { op: "AbortMultipartUpload"; bucket: string; key: string; uploadId: string }
-  | { op: "ListParts"; bucket: string; key: string; uploadId: string };
+  | { op: "ListParts"; bucket: string; key: string; uploadId: string }
+  | { op: "CopyObject"; bucket: string; key: string }
+  | { op: "DeleteObjects"; bucket: string }
+  | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "versioning", "versions", "website", "encryption", "logging", "notification", "replication", "object-lock", "delete", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "versioning", "versions", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
 const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes", "versionId"];
 
 /** S3's part numbers: 1 to 10,000. */
@@ -45,6 +48,7 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
   for (const sub of UNIMPLEMENTED_BUCKET) if (q.has(sub)) notImplemented(`?${sub}`);
   // A subresource we serve for one method only must not fall through to another operation.
   if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
+  if (q.has("delete") && method !== "POST") notImplemented(`${method} ?delete on a bucket`);
   switch (method) {
     case "GET":
       if (q.has("location")) return { op: "GetBucketLocation", bucket };
@@ -57,6 +61,7 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
     case "DELETE":
       return { op: "DeleteBucket", bucket };
     case "POST":
+      if (q.has("delete")) return { op: "DeleteObjects", bucket };
       return notImplemented("POST on a bucket");
     default:
       throw new S3Error("MethodNotAllowed", `${method} is not allowed on a bucket`);
@@ -77,10 +82,11 @@ function objectEndpoint(method: string, bucket: string, key: string, q: URLSearc
     case "PUT":
       if (uploadId !== null || q.has("partNumber")) {
         if (uploadId === null) throw new S3Error("InvalidRequest", "A part upload needs an uploadId");
-        if (headers.has("x-amz-copy-source")) notImplemented("UploadPartCopy");
-        return { op: "UploadPart", bucket, key, uploadId, partNumber: partNumberOf(q.get("partNumber")) };
+        const partNumber = partNumberOf(q.get("partNumber"));
+        if (headers.has("x-amz-copy-source")) return { op: "UploadPartCopy", bucket, key, uploadId, partNumber };
+        return { op: "UploadPart", bucket, key, uploadId, partNumber };
       }
-      if (headers.has("x-amz-copy-source")) notImplemented("CopyObject");
+      if (headers.has("x-amz-copy-source")) return { op: "CopyObject", bucket, key };
       return { op: "PutObject", bucket, key };
     case "POST":
       if (q.has("uploads")) return { op: "CreateMultipartUpload", bucket, key };

@@ -8,15 +8,13 @@ import type { UploadEntry, UploadPage } from "../../manifest-shard/uploads.ts";
 import type { ListedPart } from "../../negotiating-group/complete.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { ingest } from "../data/ingest.ts";
+import type { IngestResult } from "../data/ingest.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
-import { declaredLength, metadataOf, requestBody, verifiedChecksum, writeConditionOf } from "./object-put.ts";
+import { metadataOf, receiveBody, writeConditionOf, type ReceivedBody } from "./object-put.ts";
 import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
 
-/** Largest single part S3 accepts. */
-const PART_MAX = 5 * 1024 ** 3;
 const MAX_PARTS_LISTED = 1000;
 const MAX_UPLOADS_LISTED = 1000;
 /** A CompleteMultipartUpload body for 10,000 parts with checksums stays well under this. */
@@ -72,37 +70,33 @@ export async function uploadPart(ctx: RequestContext, bucket: string, key: strin
   validateKey(key);
   const bucketCheck = requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
-  const streaming = ctx.auth.payloadHash.startsWith("STREAMING-");
-  const length = declaredLength(ctx, streaming);
-  if (length > PART_MAX) throw new S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size (5 GiB for a part)");
-  await bucketCheck;
-  const place = await placeOf(ctx, bucket, key);
-  const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
-  const signedHash = /^[0-9a-f]{64}$/i.test(ctx.auth.payloadHash) ? ctx.auth.payloadHash.toLowerCase() : null;
   // Parts are never inline: completing joins chunk lists, so every part must have one.
-  const result = await ingest(ctx.env, ctx.cfg, body, { sha256: signedHash !== null, sizeHint: length, checksum: requested && !requested.trailer ? requested.algorithm : null, noInline: true });
-  if (result.size !== length) {
-    throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
-  }
-  if (signedHash !== null && result.sha256 !== signedHash) {
-    throw new S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
-  }
-  const md5Header = ctx.req.headers.get("content-md5");
-  if (md5Header !== null && md5Header.trim() !== btoa(result.md5.match(/../g)!.map((x) => String.fromCharCode(parseInt(x, 16))).join(""))) {
-    throw new S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.");
-  }
-  const checksum = await verifiedChecksum(requested, result, trailers);
+  const { result, checksum } = await receiveBody(ctx, true, bucketCheck);
+  return recordPart(ctx, bucket, key, uploadId, partNumber, result, checksum);
+}
+
+/** A part whose chunks are being stored becomes part `partNumber` of the upload once they are. */
+export async function recordPart(
+  ctx: RequestContext,
+  bucket: string,
+  key: string,
+  uploadId: string,
+  partNumber: number,
+  result: IngestResult,
+  checksum: ReceivedBody["checksum"],
+): Promise<Response> {
+  const place = await placeOf(ctx, bucket, key);
   await result.stored;
   const r = await groupStub(ctx.env, place.group).putPart(place.group, place.nhid, uploadId, {
     partNumber,
     etag: result.md5,
     size: result.size,
     chunks: result.chunks,
-    checksum,
+    checksum: checksum?.value ?? null,
   });
   if (isRefusal(r)) refused(r);
   const headers: Record<string, string> = { etag: `"${result.md5}"` };
-  if (checksum && requested) headers[headerOf(requested.algorithm)] = checksum;
+  if (checksum) headers[headerOf(checksum.algorithm)] = checksum.value;
   return new Response(null, { status: 200, headers });
 }
 

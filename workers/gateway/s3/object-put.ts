@@ -10,7 +10,7 @@ import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER 
 import { ingest, type IngestResult } from "../data/ingest.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { badDigest, headerOf, requestedChecksum, type RequestedChecksum } from "./checksum.ts";
+import { badDigest, headerOf, requestedChecksum, type ChecksumAlgorithm, type RequestedChecksum } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 
@@ -18,8 +18,8 @@ import { refused, S3Error } from "./errors.ts";
 export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
 const USER_META_MAX = 2048;
-/** Largest single PUT S3 accepts. */
-const PUT_MAX = 5 * 1024 ** 3;
+/** Largest single PUT (and part) S3 accepts. */
+export const PUT_MAX = 5 * 1024 ** 3;
 
 export function metadataOf(headers: Headers): { userMeta: Record<string, string>; httpMeta: Record<string, string> } {
   const userMeta: Record<string, string> = {};
@@ -118,25 +118,31 @@ export async function verifiedChecksum(requested: RequestedChecksum | null, resu
   return result.checksum;
 }
 
-export async function putObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  validateKey(key);
-  const bucketCheck = requireBucket(ctx, bucket);
-  bucketCheck.catch(() => {});
+/** A body received and checked: length, signed SHA-256, Content-MD5, additional checksum. */
+export interface ReceivedBody {
+  result: IngestResult;
+  /** The verified additional checksum (base64) and its algorithm, if the request had one. */
+  checksum: { algorithm: ChecksumAlgorithm; value: string } | null;
+}
+
+/**
+ * Read a PUT's body into chunks and check everything the request declared about it. Every
+ * check runs before the caller commits anything, so a bad body leaves only unreferenced chunks.
+ */
+export async function receiveBody(ctx: RequestContext, noInline: boolean, beforeRead: Promise<unknown> = Promise.resolve()): Promise<ReceivedBody> {
   const h = ctx.req.headers;
   const payloadHash = ctx.auth.payloadHash;
   const streaming = payloadHash.startsWith("STREAMING-");
   const length = declaredLength(ctx, streaming);
   const md5Expected = contentMd5(h);
-  const condition = writeConditionOf(h);
-  const { userMeta, httpMeta } = metadataOf(h);
-  await bucketCheck;
-
+  await beforeRead;
   const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
   const signedHash = /^[0-9a-f]{64}$/i.test(payloadHash) ? payloadHash.toLowerCase() : null;
   const result = await ingest(ctx.env, ctx.cfg, body, {
     sha256: signedHash !== null,
     sizeHint: length,
     checksum: requested && !requested.trailer ? requested.algorithm : null,
+    noInline,
   });
   if (result.size !== length) {
     throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
@@ -150,7 +156,18 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   if (md5Expected !== null && md5Expected !== result.md5) {
     throw new S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.");
   }
-  const checksum = await verifiedChecksum(requested, result, trailers);
+  const value = await verifiedChecksum(requested, result, trailers);
+  return { result, checksum: value && requested ? { algorithm: requested.algorithm, value } : null };
+}
+
+export async function putObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+  validateKey(key);
+  const bucketCheck = requireBucket(ctx, bucket);
+  bucketCheck.catch(() => {});
+  const h = ctx.req.headers;
+  const condition = writeConditionOf(h);
+  const { userMeta, httpMeta } = metadataOf(h);
+  const { result, checksum } = await receiveBody(ctx, false, bucketCheck);
 
   const place = await placeOf(ctx, bucket, key);
   const vbody: VersionBody = {
@@ -166,7 +183,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
     inline: result.inline ? base64Encode(result.inline) : null,
     deleteMarker: false,
     creator: ctx.auth.accessKey,
-    ...(checksum ? { checksum: { algorithm: requested!.algorithm, value: checksum, type: "FULL_OBJECT" as const } } : {}),
+    ...(checksum ? { checksum: { ...checksum, type: "FULL_OBJECT" as const } } : {}),
   };
   // The manifest goes to its targets while the last chunks are still being saved; the group
   // commits the version only once `chunksStored` resolves (a callback over RPC into this request).
@@ -178,7 +195,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"` };
   if (checksum) {
-    out[headerOf(requested!.algorithm)] = checksum;
+    out[headerOf(checksum.algorithm)] = checksum.value;
     out["x-amz-checksum-type"] = "FULL_OBJECT";
   }
   return new Response(null, { status: 200, headers: out });

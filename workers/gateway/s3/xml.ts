@@ -141,7 +141,12 @@ export function childText(el: XmlElement, name: string): string | null {
 
 /** A request body as text, refusing more than `max` bytes. */
 export async function readXmlBody(req: Request, max: number, tooLarge: () => Error): Promise<string> {
-  if (!req.body) return "";
+  return new TextDecoder().decode(await readBounded(req, max, tooLarge));
+}
+
+/** A small request body whole, refusing more than `max` bytes (without reading them). */
+export async function readBounded(req: Request, max: number, tooLarge: () => Error): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const parts: Uint8Array[] = [];
   let n = 0;
@@ -161,5 +166,5 @@ export async function readXmlBody(req: Request, max: number, tooLarge: () => Err
     all.set(p, at);
     at += p.length;
   }
-  return new TextDecoder().decode(all);
+  return all;
 }

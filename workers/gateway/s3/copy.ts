@@ -1,0 +1,152 @@
+// CopyObject and UploadPartCopy.
+//
+// CopyObject writes no chunk data: the copy is a new, independent version manifest of the
+// destination name that references the source's chunks (seed 002: no identity is shared
+// between the two names, so deleting either never needs to find the other). UploadPartCopy
+// reads the source range and puts it as a part through the ordinary chunking path: its MD5 is
+// the part's ETag, and content-defined chunking realigns within a chunk or two, so the interior
+// chunks deduplicate against the source's and only the edges are stored anew.
+
+import type { Uvid } from "../../../common/ids.ts";
+import { isUvid } from "../../../common/ids.ts";
+import type { VersionBody, VersionManifest } from "../../../common/manifest.ts";
+import { groupStub } from "../../shared/env.ts";
+import { isRefusal } from "../../shared/refusal.ts";
+import { ingest } from "../data/ingest.ts";
+import { objectBody } from "../data/read.ts";
+import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { refused, S3Error } from "./errors.ts";
+import { recordPart } from "./multipart.ts";
+import { evaluateConditions } from "./object-get.ts";
+import { metadataOf, PUT_MAX, writeConditionOf } from "./object-put.ts";
+import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
+
+export interface CopySource {
+  bucket: string;
+  key: string;
+  versionId: string | null;
+}
+
+/** x-amz-copy-source: "bucket/key" or "/bucket/key", URL-encoded, optionally "?versionId=…". */
+export function parseCopySource(raw: string): CopySource {
+  const bad = () => new S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey", { ArgumentName: "x-amz-copy-source", ArgumentValue: raw });
+  const q = raw.indexOf("?");
+  const path = q < 0 ? raw : raw.slice(0, q);
+  const query = q < 0 ? "" : raw.slice(q + 1);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path.replace(/^\//, ""));
+  } catch {
+    throw bad();
+  }
+  const slash = decoded.indexOf("/");
+  if (slash <= 0 || slash === decoded.length - 1) throw bad();
+  const versionId = new URLSearchParams(query).get("versionId");
+  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), versionId };
+}
+
+/** The source version, checked against the x-amz-copy-source-if-* conditions. */
+async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<VersionManifest> {
+  await requireBucket(ctx, src.bucket);
+  const place = await placeOf(ctx, src.bucket, src.key);
+  let uvid: Uvid | null = null;
+  if (src.versionId !== null) {
+    if (!isUvid(src.versionId)) throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "versionId", ArgumentValue: src.versionId });
+    uvid = src.versionId;
+  }
+  const vm = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, uvid);
+  if (!vm || vm.deleteMarker || vm.key !== src.key || vm.bucket !== src.bucket) {
+    if (uvid !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: src.key, VersionId: src.versionId ?? "" });
+    throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: src.key });
+  }
+  // The copy-source conditions are GET's conditions under other names; S3 answers 412 for all.
+  const h = ctx.req.headers;
+  const cond = new Headers();
+  for (const [from, to] of [
+    ["x-amz-copy-source-if-match", "if-match"],
+    ["x-amz-copy-source-if-none-match", "if-none-match"],
+    ["x-amz-copy-source-if-modified-since", "if-modified-since"],
+    ["x-amz-copy-source-if-unmodified-since", "if-unmodified-since"],
+  ] as const) {
+    const v = h.get(from);
+    if (v !== null) cond.set(to, v);
+  }
+  if (evaluateConditions(cond, `"${vm.etag}"`, vm.created) !== null) {
+    throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "x-amz-copy-source-if-*" });
+  }
+  return vm;
+}
+
+export async function copyObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+  validateKey(key);
+  const h = ctx.req.headers;
+  const src = parseCopySource(h.get("x-amz-copy-source")!);
+  const directive = (h.get("x-amz-metadata-directive") ?? "COPY").toUpperCase();
+  if (directive !== "COPY" && directive !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown metadata directive.", { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive });
+  const condition = writeConditionOf(h);
+  await requireBucket(ctx, bucket);
+  const vm = await sourceVersion(ctx, src);
+  if (vm.size > PUT_MAX) {
+    throw new S3Error("InvalidRequest", `The specified copy source is larger than the maximum allowable size for a copy source: ${PUT_MAX}`);
+  }
+  if (src.bucket === bucket && src.key === key && directive === "COPY" && src.versionId === null) {
+    throw new S3Error(
+      "InvalidRequest",
+      "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+    );
+  }
+  const meta = directive === "REPLACE" ? { ...metadataOf(h), contentType: h.get("content-type") ?? "binary/octet-stream" } : { userMeta: vm.userMeta, httpMeta: vm.httpMeta, contentType: vm.contentType };
+  // The same chunks (or the same inline body), ETag, parts and checksum: only the name and the
+  // metadata are new.
+  const body: VersionBody = {
+    tenant: ctx.tenant,
+    bucket,
+    key,
+    size: vm.size,
+    etag: vm.etag,
+    contentType: meta.contentType,
+    userMeta: meta.userMeta,
+    httpMeta: meta.httpMeta,
+    chunks: vm.chunks,
+    inline: vm.inline,
+    deleteMarker: false,
+    creator: ctx.auth.accessKey,
+    ...(vm.checksum ? { checksum: vm.checksum } : {}),
+    ...(vm.parts ? { parts: vm.parts } : {}),
+  };
+  const place = await placeOf(ctx, bucket, key);
+  const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, null, condition);
+  if (isRefusal(put)) refused(put);
+  const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };
+  if (vm.checksum) {
+    result[`Checksum${vm.checksum.algorithm}`] = vm.checksum.value;
+    result.ChecksumType = vm.checksum.type;
+  }
+  return xmlResponse("CopyObjectResult", result, 200, { "x-amz-copy-source-version-id": vm.uvid });
+}
+
+/** x-amz-copy-source-range: "bytes=first-last", inclusive, within the source. */
+function copyRange(raw: string | null, size: number): { start: number; end: number } {
+  if (raw === null) return { start: 0, end: size };
+  const m = /^bytes=(\d+)-(\d+)$/.exec(raw.trim());
+  if (!m || Number(m[2]) < Number(m[1])) throw new S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy", { ArgumentName: "x-amz-copy-source-range", ArgumentValue: raw });
+  const start = Number(m[1]);
+  const end = Number(m[2]) + 1;
+  if (end > size) throw new S3Error("InvalidRange", "The requested range is not satisfiable", { RangeRequested: raw, ActualObjectSize: String(size) });
+  return { start, end };
+}
+
+export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: string, uploadId: string, partNumber: number): Promise<Response> {
+  validateKey(key);
+  const h = ctx.req.headers;
+  const src = parseCopySource(h.get("x-amz-copy-source")!);
+  await requireBucket(ctx, bucket);
+  const vm = await sourceVersion(ctx, src);
+  const { start, end } = copyRange(h.get("x-amz-copy-source-range"), vm.size);
+  if (end - start > PUT_MAX) throw new S3Error("InvalidRequest", `A part copied may be at most ${PUT_MAX} bytes`);
+  const source = objectBody(ctx.env, ctx.cfg, vm, start, end);
+  await source.ready;
+  const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true });
+  const res = await recordPart(ctx, bucket, key, uploadId, partNumber, result, null);
+  return xmlResponse("CopyPartResult", { ETag: res.headers.get("etag"), LastModified: isoTime(Date.now()) }, 200, { "x-amz-copy-source-version-id": vm.uvid });
+}
