@@ -18,6 +18,10 @@ import {
   UploadPartCopyCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  DeleteBucketCommand,
+  GetBucketVersioningCommand,
+  ListObjectVersionsCommand,
+  PutBucketVersioningCommand,
   type ChecksumAlgorithm,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -353,13 +357,17 @@ describe("copy", () => {
   });
 
   it("copies a key that needs URL encoding, and a specific version of the source", async () => {
+    const VB = "compat-copy-versions";
+    await s3.send(new CreateBucketCommand({ Bucket: VB }));
+    await s3.send(new PutBucketVersioningCommand({ Bucket: VB, VersioningConfiguration: { Status: "Enabled" } }));
     const key = "copy/ünï cødé/a+b%c";
-    const first = await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: "one" }));
-    const v1 = (await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/enc-dst", CopySource: encodeURIComponent(`${B}/${key}`) }))).CopySourceVersionId!;
-    await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: "two" }));
+    const first = await s3.send(new PutObjectCommand({ Bucket: VB, Key: key, Body: "one" }));
+    const copied = await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/enc-dst", CopySource: encodeURIComponent(`${VB}/${key}`) }));
+    expect(copied.CopySourceVersionId).toBe(first.VersionId);
+    await s3.send(new PutObjectCommand({ Bucket: VB, Key: key, Body: "two" }));
     expect(await (await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/enc-dst" }))).Body!.transformToString()).toBe("one");
     // The version the first copy came from, though the key has moved on.
-    await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/enc-old", CopySource: `${encodeURIComponent(`${B}/${key}`)}?versionId=${v1}` }));
+    await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/enc-old", CopySource: `${encodeURIComponent(`${VB}/${key}`)}?versionId=${first.VersionId}` }));
     expect(await (await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/enc-old" }))).Body!.transformToString()).toBe("one");
     expect(first.ETag).toBe(`"${md5(new TextEncoder().encode("one"))}"`);
   });
@@ -420,5 +428,116 @@ describe("DeleteObjects", () => {
     const res = await fetch(url, { method: "POST", body: xml, headers: headers as unknown as Record<string, string> });
     expect(res.status).toBe(400);
     expect(await res.text()).toContain("<Code>InvalidRequest</Code>");
+  });
+});
+
+describe("versioning", () => {
+  const VB = "compat-versions";
+  const text = async (p: Promise<{ Body?: { transformToString(): Promise<string> } }>) => (await p).Body!.transformToString();
+  beforeAll(async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: VB }));
+  });
+
+  it("starts unversioned, with an empty configuration, no version ids, and deletes that remove", async () => {
+    expect((await s3.send(new GetBucketVersioningCommand({ Bucket: VB }))).Status).toBeUndefined();
+    const put = await s3.send(new PutObjectCommand({ Bucket: VB, Key: "u/k", Body: "v1" }));
+    expect(put.VersionId).toBeUndefined();
+    await s3.send(new PutObjectCommand({ Bucket: VB, Key: "u/k", Body: "v2" }));
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "u/" }));
+    // Overwriting replaced the null version: one version, "null".
+    expect(versions.Versions?.map((v) => [v.Key, v.VersionId, v.IsLatest])).toEqual([["u/k", "null", true]]);
+    await s3.send(new DeleteObjectCommand({ Bucket: VB, Key: "u/k" }));
+    const after = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "u/" }));
+    expect([after.Versions ?? [], after.DeleteMarkers ?? []]).toEqual([[], []]);
+  });
+
+  it("keeps every version while enabled, each readable by id, newest current", async () => {
+    await s3.send(new PutBucketVersioningCommand({ Bucket: VB, VersioningConfiguration: { Status: "Enabled" } }));
+    expect((await s3.send(new GetBucketVersioningCommand({ Bucket: VB }))).Status).toBe("Enabled");
+    const ids: string[] = [];
+    for (const body of ["a", "bb", "ccc"]) ids.push((await s3.send(new PutObjectCommand({ Bucket: VB, Key: "e/k", Body: body }))).VersionId!);
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.every((id) => id !== "null")).toBe(true);
+    expect(await text(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k" })))).toBe("ccc");
+    expect(await text(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k", VersionId: ids[0] })))).toBe("a");
+    const head = await s3.send(new HeadObjectCommand({ Bucket: VB, Key: "e/k", VersionId: ids[1] }));
+    expect([head.ContentLength, head.VersionId]).toEqual([2, ids[1]]);
+    const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "e/" }));
+    expect(listed.Versions?.map((v) => [v.VersionId, v.IsLatest, v.Size])).toEqual([
+      [ids[2], true, 3],
+      [ids[1], false, 2],
+      [ids[0], false, 1],
+    ]);
+    expect(await s3Error(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k", VersionId: "0".repeat(22) })))).toEqual({ name: "NoSuchVersion", status: 404 });
+    expect(await s3Error(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k", VersionId: "not-a-version" })))).toEqual({ name: "InvalidArgument", status: 400 });
+  });
+
+  it("a delete makes a delete marker; deleting the marker by id brings the object back", async () => {
+    const del = await s3.send(new DeleteObjectCommand({ Bucket: VB, Key: "e/k" }));
+    expect(del.DeleteMarker).toBe(true);
+    expect(await s3Error(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k" })))).toEqual({ name: "NoSuchKey", status: 404 });
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: VB, Prefix: "e/" }))).KeyCount).toBe(0);
+    const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "e/" }));
+    expect(listed.DeleteMarkers?.map((m) => [m.VersionId, m.IsLatest])).toEqual([[del.VersionId, true]]);
+    expect(listed.Versions?.length).toBe(3);
+    // Asking for the marker itself is 405 in S3.
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: VB, Key: "e/k", VersionId: del.VersionId })))).toMatchObject({ status: 405 });
+    const undo = await s3.send(new DeleteObjectCommand({ Bucket: VB, Key: "e/k", VersionId: del.VersionId }));
+    expect([undo.DeleteMarker, undo.VersionId]).toEqual([true, del.VersionId]);
+    expect(await text(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k" })))).toBe("ccc");
+    // Removing the current version by id makes the previous one current.
+    const newest = listed.Versions![0]!.VersionId!;
+    await s3.send(new DeleteObjectCommand({ Bucket: VB, Key: "e/k", VersionId: newest }));
+    expect(await text(s3.send(new GetObjectCommand({ Bucket: VB, Key: "e/k" })))).toBe("bb");
+  });
+
+  it("suspended: writes replace the null version and keep the versions made while enabled", async () => {
+    await s3.send(new PutObjectCommand({ Bucket: VB, Key: "s/k", Body: "kept" }));
+    await s3.send(new PutBucketVersioningCommand({ Bucket: VB, VersioningConfiguration: { Status: "Suspended" } }));
+    const n1 = await s3.send(new PutObjectCommand({ Bucket: VB, Key: "s/k", Body: "null-1" }));
+    expect(n1.VersionId).toBe("null");
+    await s3.send(new PutObjectCommand({ Bucket: VB, Key: "s/k", Body: "null-2" }));
+    const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "s/" }));
+    expect(listed.Versions?.map((v) => v.VersionId).filter((id) => id === "null")).toEqual(["null"]);
+    expect(listed.Versions?.length).toBe(2);
+    expect(await text(s3.send(new GetObjectCommand({ Bucket: VB, Key: "s/k", VersionId: "null" })))).toBe("null-2");
+    const del = await s3.send(new DeleteObjectCommand({ Bucket: VB, Key: "s/k" }));
+    expect([del.DeleteMarker, del.VersionId]).toEqual([true, "null"]);
+    const after = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "s/" }));
+    expect(after.DeleteMarkers?.map((m) => m.VersionId)).toEqual(["null"]);
+    expect(after.Versions?.map((v) => v.VersionId).includes("null")).toBe(false);
+    await s3.send(new PutBucketVersioningCommand({ Bucket: VB, VersioningConfiguration: { Status: "Enabled" } }));
+  });
+
+  it("lists versions in pages with key and version-id markers and under a delimiter", async () => {
+    for (const k of ["p/a", "p/b", "p/dir/x"]) for (let i = 0; i < 3; i++) await s3.send(new PutObjectCommand({ Bucket: VB, Key: k, Body: `${k}-${i}` }));
+    const seen: [string, string][] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      const r = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "p/", MaxKeys: 2, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker }));
+      for (const v of r.Versions ?? []) seen.push([v.Key!, v.VersionId!]);
+      if (!r.IsTruncated) break;
+      keyMarker = r.NextKeyMarker;
+      versionIdMarker = r.NextVersionIdMarker;
+    }
+    expect(seen.length).toBe(9);
+    expect(new Set(seen.map((s) => s.join(" "))).size).toBe(9);
+    expect(seen.map((s) => s[0])).toEqual(["p/a", "p/a", "p/a", "p/b", "p/b", "p/b", "p/dir/x", "p/dir/x", "p/dir/x"]);
+    const rolled = await s3.send(new ListObjectVersionsCommand({ Bucket: VB, Prefix: "p/", Delimiter: "/" }));
+    expect(rolled.CommonPrefixes?.map((c) => c.Prefix)).toEqual(["p/dir/"]);
+    expect(rolled.Versions?.length).toBe(6);
+  });
+
+  it("DeleteObjects removes versions by id, and a bucket with versions is not empty", async () => {
+    const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: VB }));
+    const all = [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].map((v) => ({ Key: v.Key!, VersionId: v.VersionId! }));
+    expect(await s3Error(s3.send(new DeleteBucketCommand({ Bucket: VB })))).toEqual({ name: "BucketNotEmpty", status: 409 });
+    const r = await s3.send(new DeleteObjectsCommand({ Bucket: VB, Delete: { Objects: all } }));
+    expect(r.Errors ?? []).toEqual([]);
+    expect(r.Deleted?.length).toBe(all.length);
+    const empty = await s3.send(new ListObjectVersionsCommand({ Bucket: VB }));
+    expect([empty.Versions ?? [], empty.DeleteMarkers ?? []]).toEqual([[], []]);
+    await s3.send(new DeleteBucketCommand({ Bucket: VB }));
   });
 });

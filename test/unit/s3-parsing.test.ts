@@ -58,7 +58,7 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["versioning", "versions", "acl", "policy", "lifecycle"]) {
+    for (const sub of ["acl", "policy", "lifecycle", "cors", "tagging"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");
@@ -69,6 +69,10 @@ describe("route: service and bucket operations", () => {
     expect(await routeOf("/b?uploads")).toEqual({ op: "ListMultipartUploads", bucket: "b" });
     for (const method of ["PUT", "POST", "DELETE"]) expect((await routeError("/b?uploads", method)).code).toBe("NotImplemented");
     expect(await routeOf("/b?delete", "POST")).toEqual({ op: "DeleteObjects", bucket: "b" });
+    expect(await routeOf("/b?versioning")).toEqual({ op: "GetBucketVersioning", bucket: "b" });
+    expect(await routeOf("/b?versioning", "PUT")).toEqual({ op: "PutBucketVersioning", bucket: "b" });
+    expect(await routeOf("/b?versions")).toEqual({ op: "ListObjectVersions", bucket: "b" });
+    for (const method of ["POST", "DELETE"]) expect((await routeError("/b?versioning", method)).code).toBe("NotImplemented");
     for (const method of ["GET", "PUT", "DELETE"]) expect((await routeError("/b?delete", method)).code).toBe("NotImplemented");
   });
 });
@@ -109,7 +113,7 @@ describe("route: object operations", () => {
   });
 
   it("answers NotImplemented for unsupported object subresources", async () => {
-    for (const q of ["uploads", "versionId=x", "tagging", "acl"]) {
+    for (const q of ["uploads", "tagging", "acl", "retention"]) {
       expect((await routeError(`/b/k?${q}`, "GET")).code).toBe("NotImplemented");
     }
   });

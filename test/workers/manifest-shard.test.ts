@@ -79,18 +79,23 @@ describe("ManifestShard records", () => {
     expect((await a.list(q())).entries).toMatchObject([{ key: "k", size: 3 }]);
   });
 
-  it("a delete marker hides the key from listings and hasObjects; a later put shows it again", async () => {
+  it("a delete marker hides the key from listings, but the bucket is not empty until its versions are removed", async () => {
     const shard = freshShard();
+    const removal = (key: string, target: Uvid, u: number) => ({ kind: "removal" as const, tenant: "t1", bucket: "b1", key, uvid: uvid(u), target });
     await shard.applyRecords([rec("gone", uvid(1)), rec("kept", uvid(1))], cutoff(1));
     await shard.applyRecords([rec("gone", uvid(2), { deleteMarker: true, size: 0 })], cutoff(2));
     expect(names((await shard.list(q())).entries)).toEqual(["kept"]);
-    expect(await shard.hasObjects("t1", "b1")).toBe(true);
     await shard.applyRecords([rec("kept", uvid(3), { deleteMarker: true, size: 0 })], cutoff(3));
     expect((await shard.list(q())).entries).toEqual([]);
-    expect(await shard.hasObjects("t1", "b1")).toBe(false);
+    // S3's rule for DeleteBucket: versions and delete markers count.
+    expect(await shard.hasObjects("t1", "b1")).toBe(true);
     await shard.applyRecords([rec("gone", uvid(4))], cutoff(4));
     expect(names((await shard.list(q())).entries)).toEqual(["gone"]);
-    expect(await shard.hasObjects("t1", "b1")).toBe(true);
+    await shard.applyRecords(
+      [removal("gone", uvid(1), 5), removal("gone", uvid(2), 6), removal("gone", uvid(4), 7), removal("kept", uvid(1), 8), removal("kept", uvid(3), 9)],
+      cutoff(9),
+    );
+    expect(await shard.hasObjects("t1", "b1")).toBe(false);
   });
 
   it("an older put arriving after a delete marker does not resurrect the key", async () => {
@@ -98,7 +103,18 @@ describe("ManifestShard records", () => {
     await shard.applyRecords([rec("k", uvid(5), { deleteMarker: true })], cutoff(5));
     await shard.applyRecords([rec("k", uvid(4))], cutoff(5));
     expect((await shard.list(q())).entries).toEqual([]);
-    expect(await shard.hasObjects("t1", "b1")).toBe(false);
+  });
+
+  it("removing the current version makes the next newest current; a record redelivered after its removal stays removed", async () => {
+    const shard = freshShard();
+    const removal = (target: Uvid, u: number) => ({ kind: "removal" as const, tenant: "t1", bucket: "b1", key: "r", uvid: uvid(u), target });
+    await shard.applyRecords([rec("r", uvid(1), { size: 1 }), rec("r", uvid(2), { size: 2 })], cutoff(2));
+    await shard.applyRecords([removal(uvid(2), 3)], cutoff(3));
+    expect((await shard.list(q())).entries).toMatchObject([{ key: "r", size: 1 }]);
+    await shard.applyRecords([rec("r", uvid(2), { size: 2 })], cutoff(3));
+    expect((await shard.list(q())).entries).toMatchObject([{ key: "r", size: 1 }]);
+    const versions = await shard.listVersions({ tenant: "t1", bucket: "b1", prefix: "", delimiter: "", keyMarker: "", versionIdMarker: "", limit: 100 });
+    expect(versions.entries.map((e) => (e.kind === "version" ? [e.uvid, e.isLatest] : e.prefix))).toEqual([[uvid(1), true]]);
   });
 
   it("never shows keys of other tenants or buckets", async () => {
@@ -112,9 +128,9 @@ describe("ManifestShard records", () => {
     expect(names((await shard.list(q({ bucket: "b2" }))).entries)).toEqual(["other-bucket"]);
     expect(await shard.hasObjects("t1", "b3")).toBe(false);
     expect(await shard.hasObjects("t3", "b1")).toBe(false);
-    await shard.applyRecords([rec("mine", uvid(2), { deleteMarker: true })], cutoff(2));
-    expect(await shard.hasObjects("t1", "b1")).toBe(false);
+    expect(await shard.hasObjects("t1", "b1")).toBe(true);
     expect(await shard.hasObjects("t2", "b1")).toBe(true);
+    expect(await shard.hasObjects("t2", "b3")).toBe(false);
   });
 });
 

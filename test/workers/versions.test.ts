@@ -14,6 +14,8 @@ function withBook<R>(stub: ReturnType<typeof freshGroup>, fn: (book: VersionBook
 }
 
 const chid = (c: string) => c.repeat(64) as Chid;
+let removals = 0;
+const removal = (target: Uvid) => ({ kind: "removal" as const, tenant: "t", bucket: "b", key: "k", uvid: formatUvid({ ms: 9_000_000 + removals++, seq: 0, group: 0 }), target });
 
 function record(key: string, uvid: Uvid): VersionRecord {
   return {
@@ -90,7 +92,7 @@ describe("VersionBook names and outbox", () => {
     for (const order of orders) {
       await withBook(freshGroup(), (book) => {
         expect(book.current(nhid)).toBeNull();
-        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2, etag: null }, 0, record("k", u[i]!));
+        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2, etag: null, isNull: false }, 0, record("k", u[i]!), removal);
         expect(book.current(nhid)).toEqual({ uvid: u[2], vmChid: chid("2"), deleteMarker: true, etag: null });
         expect(book.current(other)).toBeNull();
       });
@@ -105,11 +107,11 @@ describe("VersionBook names and outbox", () => {
     const u3 = formatUvid({ ms: 12, seq: 0, group: 0 });
     await withBook(freshGroup(), (book) => {
       expect(book.pending()).toEqual([]);
-      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false, etag: null }, 2, record("b", u3));
-      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null }, 1, record("a", u1));
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null }, 1, record("a", u2));
+      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false, etag: null, isNull: false }, 2, record("b", u3), removal);
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u1), removal);
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u2), removal);
       // A retried commit must not queue a second copy.
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null }, 1, record("a", u2));
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u2), removal);
 
       expect(book.pending()).toEqual([
         { shard: 1, record: record("a", u1) },
@@ -135,7 +137,7 @@ describe("VersionBook names and outbox", () => {
     const u2 = formatUvid({ ms: 21, seq: 0, group: 0 });
     const rows = (sql: SqlStorage) => sql.exec("SELECT uvid FROM outbox ORDER BY uvid").toArray().map((r) => r.uvid);
     await withBook(stub, (book, sql) => {
-      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null }, 1, record("a", u1));
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u1), removal);
       book.delivered(1, [u1]);
       expect(book.pending()).toEqual([]);
       expect(rows(sql)).toEqual([u1]);
@@ -144,7 +146,7 @@ describe("VersionBook names and outbox", () => {
       // The restart lost the note that u1 was delivered: it goes again (harmless, idempotent).
       expect(book.pending().map((p) => p.record.uvid)).toEqual([u1]);
       book.delivered(1, [u1]);
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null }, 1, record("a", u2));
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u2), removal);
       expect(rows(sql)).toEqual([u2]);
     });
   });
@@ -153,10 +155,58 @@ describe("VersionBook names and outbox", () => {
     const stub = freshGroup();
     const nhid = await nhidOf("t", "b", "k");
     const u = formatUvid({ ms: 42, seq: 0, group: 0 });
-    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false, etag: null }, 3, record("k", u)));
+    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false, etag: null, isNull: false }, 3, record("k", u), removal));
     await withBook(stub, (book) => {
       expect(book.pending()).toEqual([{ shard: 3, record: record("k", u) }]);
       expect(book.current(nhid)?.uvid).toBe(u);
+    });
+  });
+});
+
+describe("VersionBook versions of a name", () => {
+  const v = (ms: number) => formatUvid({ ms, seq: 0, group: 0 });
+  const row = (u: Uvid, isNull: boolean, deleteMarker = false) => ({ uvid: u, vmChid: chid("d"), deleteMarker, etag: `e${u.slice(8, 12)}`, isNull });
+
+  it("keeps one null version, the newest stamped, whatever order the commits arrive in", async () => {
+    const nhid = await nhidOf("t", "b", "nulls");
+    await withBook(freshGroup(), (book, sql) => {
+      book.commit(nhid, row(v(30), true), 0, record("nulls", v(30)), removal);
+      // An older stamp committing late is superseded at once.
+      book.commit(nhid, row(v(20), true), 0, record("nulls", v(20)), removal);
+      book.commit(nhid, row(v(40), false), 0, record("nulls", v(40)), removal);
+      expect(book.find(nhid, "null")?.uvid).toBe(v(30));
+      expect(book.find(nhid, v(20))).toBeNull();
+      expect(book.current(nhid)?.uvid).toBe(v(40));
+      book.commit(nhid, row(v(50), true), 0, record("nulls", v(50)), removal);
+      expect(book.find(nhid, "null")?.uvid).toBe(v(50));
+      expect(book.find(nhid, v(40))?.isNull).toBe(false);
+      // The shard hears of both removals.
+      const removed = sql.exec("SELECT record FROM outbox").toArray().map((r) => JSON.parse(String(r.record))).filter((r) => r.kind === "removal").map((r) => r.target);
+      expect(removed.sort()).toEqual([v(20), v(30)]);
+    });
+  });
+
+  it("removing the current version makes the newest remaining one current, or none", async () => {
+    const nhid = await nhidOf("t", "b", "rm");
+    await withBook(freshGroup(), (book) => {
+      book.commit(nhid, row(v(1), false), 0, record("rm", v(1)), removal);
+      book.commit(nhid, row(v(2), false, true), 0, record("rm", v(2)), removal);
+      expect(book.current(nhid)).toMatchObject({ uvid: v(2), deleteMarker: true });
+      book.remove(nhid, v(2), 0, removal);
+      expect(book.current(nhid)).toMatchObject({ uvid: v(1), deleteMarker: false });
+      book.remove(nhid, v(1), 0, removal);
+      expect(book.current(nhid)).toBeNull();
+    });
+  });
+
+  it("treats a name written before versions were kept as having its current version as the null version", async () => {
+    const nhid = await nhidOf("t", "b", "old");
+    await withBook(freshGroup(), (book, sql) => {
+      sql.exec("INSERT INTO names (nhid, uvid, vm_chid, delete_marker, etag) VALUES (?, ?, ?, 0, 'x')", nhid, v(7), chid("e"));
+      expect(book.find(nhid, "null")?.uvid).toBe(v(7));
+      book.commit(nhid, row(v(8), true), 0, record("old", v(8)), removal);
+      expect(book.find(nhid, v(7))).toBeNull();
+      expect(book.current(nhid)?.uvid).toBe(v(8));
     });
   });
 });

@@ -5,12 +5,12 @@ import { configOf, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
 import { route, type Endpoint } from "./router.ts";
-import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets } from "./s3/bucket.ts";
+import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
 import { S3Error } from "./s3/errors.ts";
-import { listObjectsV1, listObjectsV2 } from "./s3/list.ts";
+import { listObjectsV1, listObjectsV2, listObjectVersions } from "./s3/list.ts";
 import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from "./s3/multipart.ts";
 import { getObject } from "./s3/object-get.ts";
 import { putObject } from "./s3/object-put.ts";
@@ -52,6 +52,12 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return abortMultipartUpload(ctx, ep.bucket, ep.key, ep.uploadId);
     case "ListParts":
       return listParts(ctx, ep.bucket, ep.key, ep.uploadId);
+    case "GetBucketVersioning":
+      return getBucketVersioning(ctx, ep.bucket);
+    case "PutBucketVersioning":
+      return putBucketVersioning(ctx, ep.bucket);
+    case "ListObjectVersions":
+      return listObjectVersions(ctx, ep.bucket);
     case "DeleteObjects":
       return deleteObjects(ctx, ep.bucket);
     case "CopyObject":

@@ -25,11 +25,14 @@ export type Endpoint =
   | { op: "ListParts"; bucket: string; key: string; uploadId: string }
   | { op: "CopyObject"; bucket: string; key: string }
   | { op: "DeleteObjects"; bucket: string }
+  | { op: "GetBucketVersioning"; bucket: string }
+  | { op: "PutBucketVersioning"; bucket: string }
+  | { op: "ListObjectVersions"; bucket: string }
   | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "versioning", "versions", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
-const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes", "versionId"];
+const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes"];
 
 /** S3's part numbers: 1 to 10,000. */
 export function partNumberOf(raw: string | null): number {
@@ -49,10 +52,17 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
   // A subresource we serve for one method only must not fall through to another operation.
   if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
   if (q.has("delete") && method !== "POST") notImplemented(`${method} ?delete on a bucket`);
+  if (q.has("versions") && method !== "GET") notImplemented(`${method} ?versions on a bucket`);
+  if (q.has("versioning")) {
+    if (method === "GET") return { op: "GetBucketVersioning", bucket };
+    if (method === "PUT") return { op: "PutBucketVersioning", bucket };
+    notImplemented(`${method} ?versioning on a bucket`);
+  }
   switch (method) {
     case "GET":
       if (q.has("location")) return { op: "GetBucketLocation", bucket };
       if (q.has("uploads")) return { op: "ListMultipartUploads", bucket };
+      if (q.has("versions")) return { op: "ListObjectVersions", bucket };
       return q.get("list-type") === "2" ? { op: "ListObjectsV2", bucket } : { op: "ListObjects", bucket };
     case "PUT":
       return { op: "CreateBucket", bucket };

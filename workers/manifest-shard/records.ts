@@ -20,6 +20,22 @@ export interface VersionRecord {
   contentType: string;
   vmChid: Chid;
   creator: string;
+  /** S3's null version (written while the bucket was not versioning). Absent means false. */
+  isNull?: boolean;
+}
+
+/**
+ * A version is gone for good (deleted by id, or an unversioned overwrite or delete): it leaves
+ * listings of versions, and if it was current the name's newest remaining version becomes
+ * current. `uvid` stamps the removal itself; `target` is the version removed.
+ */
+export interface RemovalRecord {
+  kind: "removal";
+  tenant: string;
+  bucket: string;
+  key: string;
+  uvid: Uvid;
+  target: Uvid;
 }
 
 /**
@@ -39,13 +55,17 @@ export interface UploadRecord {
   creator: string;
 }
 
-export type ShardRecord = VersionRecord | UploadRecord;
+export type ShardRecord = VersionRecord | UploadRecord | RemovalRecord;
 
 export function isUploadRecord(r: ShardRecord): r is UploadRecord {
   return r.kind === "upload";
 }
 
-export function recordOf(vm: VersionManifest, vmChid: Chid): VersionRecord {
+export function isRemovalRecord(r: ShardRecord): r is RemovalRecord {
+  return r.kind === "removal";
+}
+
+export function recordOf(vm: VersionManifest, vmChid: Chid, isNull: boolean): VersionRecord {
   return {
     tenant: vm.tenant,
     bucket: vm.bucket,
@@ -58,6 +78,7 @@ export function recordOf(vm: VersionManifest, vmChid: Chid): VersionRecord {
     contentType: vm.contentType,
     vmChid,
     creator: vm.creator,
+    ...(isNull ? { isNull: true } : {}),
   };
 }
 

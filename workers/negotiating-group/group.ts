@@ -10,7 +10,8 @@ import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, t
 import { decodeFrame, PUT_WINDOW, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
-import { recordOf, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
+import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
+import { versionIdOf, type Versioning } from "../shared/versioning.ts";
 import type { Refusal } from "../shared/refusal.ts";
 import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { LocationCache } from "./locations.ts";
@@ -19,7 +20,7 @@ import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
 import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, type WriteCondition } from "./complete.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
-import { VersionBook } from "./versions.ts";
+import { VersionBook, type VersionRow } from "./versions.ts";
 
 interface Attachment {
   id: TargetId;
@@ -35,6 +36,14 @@ const OUTBOX_RETRY_MS = 1_000;
 export interface PutVersionResult {
   uvid: Uvid;
   created: number;
+  /** S3's version id: the UVID, or "null" for a null version. */
+  versionId: string;
+}
+
+/** A version as a GET sees it: its manifest, and whether it is the name's null version. */
+export interface StoredVersion {
+  vm: VersionManifest;
+  isNull: boolean;
 }
 
 export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
@@ -44,8 +53,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private view: { at: number; v: GroupView } | null = null;
   private readonly book: VersionBook;
   private readonly uploads: UploadBook;
-  /** Newest manifest of recently used names; a cache only, the names table is the truth. */
-  private readonly vmCache = new Map<Nhid, VersionManifest>();
+  /** Current version of recently used names; a cache only, the names table is the truth. */
+  private readonly vmCache = new Map<Nhid, StoredVersion>();
   private group = -1;
   /** Stamped versions not yet committed: the cutoff we promise shards must stay below them. */
   private readonly inflight = new Set<Uvid>();
@@ -240,11 +249,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     nhid: Nhid,
     shard: number,
     body: VersionBody,
+    versioning: Versioning,
     chunksStored: (() => Promise<void>) | null = null,
     condition: WriteCondition | null = null,
   ): Promise<PutVersionResult | Refusal> {
     this.setGroup(g);
-    return this.storeVersion(g, nhid, shard, body, chunksStored, condition);
+    return this.storeVersion(g, nhid, shard, body, versioning, chunksStored, condition);
   }
 
   private async storeVersion(
@@ -252,10 +262,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     nhid: Nhid,
     shard: number,
     body: VersionBody,
+    versioning: Versioning,
     chunksStored: (() => Promise<void>) | null,
     condition: WriteCondition | null,
     beforeCommit: () => void = () => {},
   ): Promise<PutVersionResult | Refusal> {
+    const isNull = versioning !== "Enabled";
     const early = conditionFails(condition, this.book.current(nhid));
     if (early) return early;
     const cfg = configOf(this.env);
@@ -263,7 +275,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
     const bytes = encodeManifest(vm);
     const vmChid = await chidOf(bytes);
-    const record = recordOf(vm, vmChid);
+    const record = recordOf(vm, vmChid, isNull);
+    let removed: RemovalRecord[] = [];
     this.inflight.add(uvid);
     try {
       const writers = await this.live("writers");
@@ -276,14 +289,19 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const late = conditionFails(condition, this.book.current(nhid));
       if (late) return late;
       beforeCommit();
-      this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag }, shard, record);
+      removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull }, shard, record, this.removalOf(body));
     } finally {
       this.inflight.delete(uvid);
     }
     const cur = this.book.current(nhid);
-    if (cur?.uvid === uvid) this.cache(nhid, vm);
-    await this.deliver(shard, record);
-    return { uvid, created: vm.created };
+    if (cur?.uvid === uvid) this.cache(nhid, { vm, isNull });
+    await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
+    return { uvid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
+  }
+
+  /** Makes removal records for versions of this name, each with a stamp of its own. */
+  private removalOf(name: { tenant: string; bucket: string; key: string }): (target: Uvid) => RemovalRecord {
+    return (target) => ({ kind: "removal", tenant: name.tenant, bucket: name.bucket, key: name.key, uvid: this.book.stamp(this.group), target });
   }
 
   /** Hand a committed record to its shard; on failure it stays in the outbox for the alarm, and the caller hears 503. */
@@ -338,6 +356,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     uploadId: string,
     listed: ListedPart[],
     condition: WriteCondition | null,
+    versioning: Versioning,
   ): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal> {
     this.setGroup(g);
     const upload = this.uploads.get(nhid, uploadId);
@@ -345,7 +364,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const assembled = await assemble(upload, listed, this.uploads.parts(uploadId, listed.map((p) => p.partNumber)));
     if ("refused" in assembled) return assembled;
     const closed: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.book.stamp(g), initiated: upload.initiated, open: false, creator: upload.creator };
-    const result = await this.storeVersion(g, nhid, shard, assembled.body, null, condition, () => {
+    const result = await this.storeVersion(g, nhid, shard, assembled.body, versioning, null, condition, () => {
       // In the version's own transaction: the upload ends exactly when the object appears.
       this.uploads.drop(uploadId);
       this.book.queue(shard, closed);
@@ -366,52 +385,71 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     return null;
   }
 
-  /** Delete: stamp a delete marker, unless the name has no current version (then nothing to do). */
-  async deleteName(g: number, nhid: Nhid, shard: number, marker: VersionBody): Promise<PutVersionResult | null> {
+  /**
+   * DeleteObject without a version id. Versioning enabled: a new delete marker. Suspended: a
+   * delete marker as the null version (replacing the old null version). Unversioned: the
+   * current (null) version is removed, and no marker is written.
+   */
+  async deleteName(g: number, nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean }> {
     this.setGroup(g);
-    const cur = this.book.current(nhid);
-    if (!cur || cur.deleteMarker) return null;
-    const r = await this.storeVersion(g, nhid, shard, marker, null, null);
+    if (versioning === "Unversioned") {
+      const cur = this.book.current(nhid);
+      if (!cur) return { versionId: null, deleteMarker: false };
+      const removed = this.book.remove(nhid, cur.uvid, shard, this.removalOf(marker));
+      this.vmCache.delete(nhid);
+      await Promise.all(removed.map((r) => this.deliver(shard, r)));
+      return { versionId: null, deleteMarker: false };
+    }
+    const r = await this.storeVersion(g, nhid, shard, marker, versioning, null, null);
     if ("refused" in r) throw new Error(`unexpected refusal of a delete marker: ${r.message}`);
-    return r;
+    return { versionId: r.versionId, deleteMarker: true };
   }
 
-  /** The newest version of a name (null if it has none), or one exact version. */
-  async getVersion(g: number, nhid: Nhid, uvid: Uvid | null = null): Promise<VersionManifest | null> {
+  /** DeleteObject with a version id: that version (or delete marker) is gone for good; null if there was none. */
+  async deleteVersion(g: number, nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | null> {
     this.setGroup(g);
-    let want = uvid;
-    let expect: Chid | null = null;
-    if (want === null) {
+    const row = this.book.find(nhid, versionId);
+    if (!row) return null;
+    const removed = this.book.remove(nhid, row.uvid, shard, this.removalOf(name));
+    this.vmCache.delete(nhid);
+    await Promise.all(removed.map((r) => this.deliver(shard, r)));
+    return { versionId: versionIdOf(row.uvid, row.isNull), deleteMarker: row.deleteMarker };
+  }
+
+  /** The current version of a name (null if it has none), or one version by id ("null" for the null version). */
+  async getVersion(g: number, nhid: Nhid, versionId: Uvid | "null" | null = null): Promise<StoredVersion | null> {
+    this.setGroup(g);
+    let row: VersionRow | null;
+    if (versionId === null) {
       const cur = this.book.current(nhid);
       if (!cur) return null;
-      want = cur.uvid;
-      expect = cur.vmChid;
+      const cached = this.vmCache.get(nhid);
+      if (cached && cached.vm.uvid === cur.uvid) {
+        this.cache(nhid, cached);
+        return cached;
+      }
+      row = this.book.find(nhid, cur.uvid);
+    } else {
+      row = this.book.find(nhid, versionId);
     }
-    const cached = this.vmCache.get(nhid);
-    if (cached && cached.uvid === want) {
-      this.cache(nhid, cached);
-      return cached;
-    }
+    if (!row) return null;
+    const want = row.uvid;
     const readers = await this.live("readers");
-    const exact = want;
     const got = await getTransaction(this, readers, {
-      propose: (txn) => ({ t: "propose-get-vm", txn, nhid, uvid: exact }),
-      refOf: (bid) => ({ kind: "vm", chid: bid.chid, nhid, uvid: bid.uvid ?? exact }),
-      expect,
+      propose: (txn) => ({ t: "propose-get-vm", txn, nhid, uvid: want }),
+      refOf: (bid) => ({ kind: "vm", chid: bid.chid, nhid, uvid: bid.uvid ?? want }),
+      expect: row.vmChid,
       maxBytes: VM_MAX_BYTES,
     });
-    if (!got) {
-      if (expect) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds version ${want} of this name`);
-      return null;
-    }
-    const vm = decodeManifest(got.bytes);
-    if (uvid === null) this.cache(nhid, vm);
-    return vm;
+    if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds version ${want} of this name`);
+    const stored: StoredVersion = { vm: decodeManifest(got.bytes), isNull: row.isNull };
+    if (this.book.isCurrent(nhid, want)) this.cache(nhid, stored);
+    return stored;
   }
 
-  private cache(nhid: Nhid, vm: VersionManifest): void {
+  private cache(nhid: Nhid, v: StoredVersion): void {
     this.vmCache.delete(nhid);
-    this.vmCache.set(nhid, vm);
+    this.vmCache.set(nhid, v);
     if (this.vmCache.size > VM_CACHE_ENTRIES) this.vmCache.delete(this.vmCache.keys().next().value!);
   }
 

@@ -1,7 +1,11 @@
 // The group as initiator for the names it owns: it stamps version ids from a clock that never
-// runs backwards (persisted, so a restart cannot reuse or precede a stamp), remembers the newest
-// committed version of each name, and keeps an outbox of version records not yet applied by
-// their manifest shard.
+// runs backwards (persisted, so a restart cannot reuse or precede a stamp), keeps every live
+// version of each name (and which is current), and keeps an outbox of the records its manifest
+// shards have not applied yet.
+//
+// S3's "null" version: a version written while its bucket is not versioning (unversioned or
+// suspended) is the name's null version, and writing another one removes the previous one.
+// Versions written while versioning is enabled are kept until deleted by id.
 //
 // The clock is persisted as a lease, not per stamp: storage holds a time that no stamp issued
 // so far exceeds, moved CLOCK_LEASE_MS ahead whenever a stamp reaches it. A stamp is then a
@@ -10,7 +14,7 @@
 // Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
 import { formatUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
-import type { ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
+import type { RemovalRecord, ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
 
 export interface NameRow {
   uvid: Uvid;
@@ -19,6 +23,14 @@ export interface NameRow {
   /** The version's ETag (hex, "-N" for multipart), for conditional writes; null in rows from before it was kept. */
   etag: string | null;
 }
+
+export interface VersionRow extends NameRow {
+  /** S3's null version of the name (written while the bucket was not versioning). */
+  isNull: boolean;
+}
+
+/** Makes the record that tells the shard a version is gone. */
+export type RemovalOf = (removed: Uvid) => RemovalRecord;
 
 export const CLOCK_LEASE_MS = 100;
 
@@ -39,6 +51,11 @@ export class VersionBook {
     // Added later; older rows read as null.
     if (!sql.exec("PRAGMA table_info(names)").toArray().some((c) => c.name === "etag")) sql.exec("ALTER TABLE names ADD COLUMN etag TEXT");
     sql.exec(`CREATE TABLE IF NOT EXISTS outbox (uvid TEXT NOT NULL, shard INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (shard, uvid))`);
+    // Every live version of every name. Names written before this table existed have their
+    // current version here as the null version once first touched (see versionsOf).
+    sql.exec(`CREATE TABLE IF NOT EXISTS versions (
+      nhid TEXT NOT NULL, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL,
+      etag TEXT, is_null INTEGER NOT NULL, PRIMARY KEY (nhid, uvid))`);
     // `ms` bounds every stamp issued before (older data: it is the last stamp itself).
     const row = sql.exec("SELECT ms FROM clock WHERE k = 0").toArray()[0];
     this.leaseUntil = row ? Number(row.ms) : 0;
@@ -72,17 +89,85 @@ export class VersionBook {
     return { uvid: row.uvid as Uvid, vmChid: row.vm_chid as Chid, deleteMarker: Number(row.delete_marker) === 1, etag: row.etag === null ? null : String(row.etag) };
   }
 
-  /** Record a committed version and queue its record for the shard, in one storage transaction. */
-  commit(nhid: Nhid, row: NameRow, shard: number, record: VersionRecord): void {
-    this.forgetDelivered();
+  /** Older data: a name with a current version but no versions rows gets it as its null version. */
+  private migrate(nhid: Nhid): void {
+    if (this.sql.exec("SELECT 1 FROM versions WHERE nhid = ? LIMIT 1", nhid).toArray().length > 0) return;
+    const cur = this.current(nhid);
+    if (!cur) return;
+    this.sql.exec("INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null) VALUES (?, ?, ?, ?, ?, 1)", nhid, cur.uvid, cur.vmChid, cur.deleteMarker ? 1 : 0, cur.etag);
+  }
+
+  /** The name's current version is its newest live one. */
+  private refreshCurrent(nhid: Nhid): void {
+    const top = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM versions WHERE nhid = ? ORDER BY uvid DESC LIMIT 1", nhid).toArray()[0];
+    if (!top) {
+      this.sql.exec("DELETE FROM names WHERE nhid = ?", nhid);
+      return;
+    }
     this.sql.exec(
       `INSERT INTO names (nhid, uvid, vm_chid, delete_marker, etag) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker,
-         etag = excluded.etag
-       WHERE excluded.uvid > names.uvid`,
-      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag,
+       ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker, etag = excluded.etag`,
+      nhid, String(top.uvid), String(top.vm_chid), Number(top.delete_marker), top.etag === null ? null : String(top.etag),
+    );
+  }
+
+  private rowOf(r: Record<string, SqlStorageValue>): VersionRow {
+    return { uvid: r.uvid as Uvid, vmChid: r.vm_chid as Chid, deleteMarker: Number(r.delete_marker) === 1, etag: r.etag === null ? null : String(r.etag), isNull: Number(r.is_null) === 1 };
+  }
+
+  /** A live version by id, or the name's null version. */
+  find(nhid: Nhid, versionId: Uvid | "null"): VersionRow | null {
+    this.migrate(nhid);
+    const r =
+      versionId === "null"
+        ? this.sql.exec("SELECT * FROM versions WHERE nhid = ? AND is_null = 1 ORDER BY uvid DESC LIMIT 1", nhid).toArray()[0]
+        : this.sql.exec("SELECT * FROM versions WHERE nhid = ? AND uvid = ?", nhid, versionId).toArray()[0];
+    return r ? this.rowOf(r) : null;
+  }
+
+  /** Whether this version is the name's current one. */
+  isCurrent(nhid: Nhid, uvid: Uvid): boolean {
+    return this.current(nhid)?.uvid === uvid;
+  }
+
+  /**
+   * Record a committed version and queue its record for the shard, in one storage transaction.
+   * A new null version removes the name's previous one (S3's overwrite of the null version).
+   */
+  commit(nhid: Nhid, row: VersionRow, shard: number, record: VersionRecord, removalOf: RemovalOf): RemovalRecord[] {
+    this.forgetDelivered();
+    this.migrate(nhid);
+    this.sql.exec(
+      "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null) VALUES (?, ?, ?, ?, ?, ?)",
+      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0,
     );
     this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
+    const removed: RemovalRecord[] = [];
+    if (row.isNull) {
+      // Only the newest-stamped null version stays. Commits may arrive out of stamp order, so
+      // the one just written is the one to go if a newer null version committed first.
+      const nulls = this.sql.exec("SELECT uvid FROM versions WHERE nhid = ? AND is_null = 1 ORDER BY uvid DESC", nhid).toArray();
+      for (const o of nulls.slice(1)) removed.push(...this.dropRow(nhid, o.uvid as Uvid, shard, removalOf));
+    }
+    this.refreshCurrent(nhid);
+    return removed;
+  }
+
+  /** Permanently remove one version (DeleteObject with a version id, or an unversioned delete). */
+  remove(nhid: Nhid, uvid: Uvid, shard: number, removalOf: RemovalOf): RemovalRecord[] {
+    this.forgetDelivered();
+    this.migrate(nhid);
+    const removed = this.dropRow(nhid, uvid, shard, removalOf);
+    this.refreshCurrent(nhid);
+    return removed;
+  }
+
+  /** The removal records queued (none if the version was not there). */
+  private dropRow(nhid: Nhid, uvid: Uvid, shard: number, removalOf: RemovalOf): RemovalRecord[] {
+    if (this.sql.exec("DELETE FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid).rowsWritten === 0) return [];
+    const removal = removalOf(uvid);
+    this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", removal.uvid, shard, JSON.stringify(removal));
+    return [removal];
   }
 
   /** Records not yet known to be applied by their shard, oldest first. */

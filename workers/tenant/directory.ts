@@ -3,10 +3,12 @@
 
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
+import type { Versioning } from "../shared/versioning.ts";
 
 export interface BucketInfo {
   name: string;
   created: number;
+  versioning: Versioning;
 }
 
 export class TenantDirectory extends DurableObject<Env> {
@@ -16,6 +18,13 @@ export class TenantDirectory extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec("CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created INTEGER NOT NULL)");
+    if (!this.sql.exec("PRAGMA table_info(buckets)").toArray().some((c) => c.name === "versioning")) {
+      this.sql.exec("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT 'Unversioned'");
+    }
+  }
+
+  private infoOf(r: Record<string, SqlStorageValue>): BucketInfo {
+    return { name: String(r.name), created: Number(r.created), versioning: String(r.versioning) as Versioning };
   }
 
   /** Create a bucket; false if it already exists. */
@@ -27,12 +36,17 @@ export class TenantDirectory extends DurableObject<Env> {
   }
 
   async getBucket(name: string): Promise<BucketInfo | null> {
-    const row = this.sql.exec("SELECT name, created FROM buckets WHERE name = ?", name).toArray()[0];
-    return row ? { name: String(row.name), created: Number(row.created) } : null;
+    const row = this.sql.exec("SELECT name, created, versioning FROM buckets WHERE name = ?", name).toArray()[0];
+    return row ? this.infoOf(row) : null;
   }
 
   async listBuckets(): Promise<BucketInfo[]> {
-    return this.sql.exec("SELECT name, created FROM buckets ORDER BY name").toArray().map((r) => ({ name: String(r.name), created: Number(r.created) }));
+    return this.sql.exec("SELECT name, created, versioning FROM buckets ORDER BY name").toArray().map((r) => this.infoOf(r));
+  }
+
+  /** Enabled or Suspended; a bucket never returns to Unversioned. False if there is no such bucket. */
+  async setVersioning(name: string, status: "Enabled" | "Suspended"): Promise<boolean> {
+    return this.sql.exec("UPDATE buckets SET versioning = ? WHERE name = ?", status, name).rowsWritten > 0;
   }
 
   async deleteBucket(name: string): Promise<boolean> {

@@ -1,9 +1,10 @@
-// Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
+// Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
+// GetBucketVersioning and PutBucketVersioning.
 
 import { shardStub, tenantStub } from "../../shared/env.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
-import { isoTime, xmlResponse } from "./xml.ts";
+import { childText, isoTime, parseXml, readXmlBody, xmlResponse } from "./xml.ts";
 
 /** S3's rules for bucket names (DNS-compatible, the only ones new buckets may use). */
 export function validateBucketName(name: string): void {
@@ -62,4 +63,22 @@ export async function deleteBucket(ctx: RequestContext, bucket: string): Promise
   if (nonEmpty.some(Boolean)) throw new S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", { BucketName: bucket });
   await tenantStub(ctx.env, ctx.tenant).deleteBucket(bucket);
   return new Response(null, { status: 204 });
+}
+
+export async function getBucketVersioning(ctx: RequestContext, bucket: string): Promise<Response> {
+  const info = await requireBucket(ctx, bucket);
+  // A bucket that never versioned answers an empty configuration, as S3 does.
+  return xmlResponse("VersioningConfiguration", { Status: info.versioning === "Unversioned" ? null : info.versioning });
+}
+
+export async function putBucketVersioning(ctx: RequestContext, bucket: string): Promise<Response> {
+  await requireBucket(ctx, bucket);
+  const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
+  const root = parseXml(await readXmlBody(ctx.req, 64 * 1024, malformed), malformed);
+  if (root.name !== "VersioningConfiguration") throw malformed();
+  const status = childText(root, "Status")?.trim();
+  if (childText(root, "MfaDelete")?.trim() === "Enabled") throw new S3Error("NotImplemented", "MFA Delete is not supported");
+  if (status !== "Enabled" && status !== "Suspended") throw malformed();
+  await tenantStub(ctx.env, ctx.tenant).setVersioning(bucket, status);
+  return new Response(null, { status: 200 });
 }

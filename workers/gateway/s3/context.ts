@@ -4,6 +4,7 @@ import type { Nhid } from "../../../common/ids.ts";
 import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import type { ClusterConfig, Env } from "../../shared/env.ts";
 import { tenantStub } from "../../shared/env.ts";
+import type { BucketInfo } from "../../tenant/directory.ts";
 import type { AuthContext } from "../auth/sigv4.ts";
 import { S3Error } from "./errors.ts";
 
@@ -30,9 +31,10 @@ export async function placeOf(ctx: RequestContext, bucket: string, key: string):
   return { nhid, group: groupOf(nhid, ctx.cfg.groupCount), shard: shardOf(nhid, ctx.cfg.shardCount) };
 }
 
-export async function requireBucket(ctx: RequestContext, bucket: string): Promise<void> {
+export async function requireBucket(ctx: RequestContext, bucket: string): Promise<BucketInfo> {
   const info = await tenantStub(ctx.env, ctx.tenant).getBucket(bucket);
   if (!info) throw new S3Error("NoSuchBucket", "The specified bucket does not exist", { BucketName: bucket });
+  return info;
 }
 
 export function validateKey(key: string): void {

@@ -7,8 +7,6 @@
 // the part's ETag, and content-defined chunking realigns within a chunk or two, so the interior
 // chunks deduplicate against the source's and only the edges are stored anew.
 
-import type { Uvid } from "../../../common/ids.ts";
-import { isUvid } from "../../../common/ids.ts";
 import type { VersionBody, VersionManifest } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
@@ -17,7 +15,7 @@ import { objectBody } from "../data/read.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { recordPart } from "./multipart.ts";
-import { evaluateConditions } from "./object-get.ts";
+import { evaluateConditions, versionHeader, versionIdParam } from "./object-get.ts";
 import { metadataOf, PUT_MAX, writeConditionOf } from "./object-put.ts";
 import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
 
@@ -45,20 +43,27 @@ export function parseCopySource(raw: string): CopySource {
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), versionId };
 }
 
+interface Source {
+  vm: VersionManifest;
+  /** The source's version id as the response names it (none in a bucket that never versioned). */
+  versionHeader: Record<string, string>;
+}
+
 /** The source version, checked against the x-amz-copy-source-if-* conditions. */
-async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<VersionManifest> {
-  await requireBucket(ctx, src.bucket);
+async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<Source> {
+  const info = await requireBucket(ctx, src.bucket);
   const place = await placeOf(ctx, src.bucket, src.key);
-  let uvid: Uvid | null = null;
-  if (src.versionId !== null) {
-    if (!isUvid(src.versionId)) throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "versionId", ArgumentValue: src.versionId });
-    uvid = src.versionId;
-  }
-  const vm = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, uvid);
-  if (!vm || vm.deleteMarker || vm.key !== src.key || vm.bucket !== src.bucket) {
-    if (uvid !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: src.key, VersionId: src.versionId ?? "" });
+  const versionId = versionIdParam(src.versionId);
+  const stored = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
+  if (!stored || stored.vm.deleteMarker) {
+    // A delete marker cannot be copied: S3 answers as if the key (or version) were absent.
+    if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: src.key, VersionId: versionId });
     throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: src.key });
   }
+  const vm = stored.vm;
+  const vh = versionHeader(info, vm.uvid, stored.isNull);
+  const versionHeaderOut: Record<string, string> = {};
+  if (vh["x-amz-version-id"]) versionHeaderOut["x-amz-copy-source-version-id"] = vh["x-amz-version-id"];
   // The copy-source conditions are GET's conditions under other names; S3 answers 412 for all.
   const h = ctx.req.headers;
   const cond = new Headers();
@@ -74,7 +79,7 @@ async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<Vers
   if (evaluateConditions(cond, `"${vm.etag}"`, vm.created) !== null) {
     throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "x-amz-copy-source-if-*" });
   }
-  return vm;
+  return { vm, versionHeader: versionHeaderOut };
 }
 
 export async function copyObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
@@ -84,8 +89,8 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   const directive = (h.get("x-amz-metadata-directive") ?? "COPY").toUpperCase();
   if (directive !== "COPY" && directive !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown metadata directive.", { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive });
   const condition = writeConditionOf(h);
-  await requireBucket(ctx, bucket);
-  const vm = await sourceVersion(ctx, src);
+  const info = await requireBucket(ctx, bucket);
+  const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   if (vm.size > PUT_MAX) {
     throw new S3Error("InvalidRequest", `The specified copy source is larger than the maximum allowable size for a copy source: ${PUT_MAX}`);
   }
@@ -115,14 +120,14 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
     ...(vm.parts ? { parts: vm.parts } : {}),
   };
   const place = await placeOf(ctx, bucket, key);
-  const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, null, condition);
+  const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, info.versioning, null, condition);
   if (isRefusal(put)) refused(put);
   const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };
   if (vm.checksum) {
     result[`Checksum${vm.checksum.algorithm}`] = vm.checksum.value;
     result.ChecksumType = vm.checksum.type;
   }
-  return xmlResponse("CopyObjectResult", result, 200, { "x-amz-copy-source-version-id": vm.uvid });
+  return xmlResponse("CopyObjectResult", result, 200, { ...sourceHeader, ...versionHeader(info, put.uvid, put.versionId === "null") });
 }
 
 /** x-amz-copy-source-range: "bytes=first-last", inclusive, within the source. */
@@ -141,12 +146,12 @@ export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: s
   const h = ctx.req.headers;
   const src = parseCopySource(h.get("x-amz-copy-source")!);
   await requireBucket(ctx, bucket);
-  const vm = await sourceVersion(ctx, src);
+  const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   const { start, end } = copyRange(h.get("x-amz-copy-source-range"), vm.size);
   if (end - start > PUT_MAX) throw new S3Error("InvalidRequest", `A part copied may be at most ${PUT_MAX} bytes`);
   const source = objectBody(ctx.env, ctx.cfg, vm, start, end);
   await source.ready;
   const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true });
   const res = await recordPart(ctx, bucket, key, uploadId, partNumber, result, null);
-  return xmlResponse("CopyPartResult", { ETag: res.headers.get("etag"), LastModified: isoTime(Date.now()) }, 200, { "x-amz-copy-source-version-id": vm.uvid });
+  return xmlResponse("CopyPartResult", { ETag: res.headers.get("etag"), LastModified: isoTime(Date.now()) }, 200, sourceHeader);
 }

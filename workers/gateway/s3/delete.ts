@@ -1,11 +1,15 @@
-// DeleteObject and DeleteObjects: a delete is a new version of the name, a delete marker,
-// stamped and recorded by the name's group like any other. Deleting a name that has no current
-// version is a no-op that still succeeds, as S3 does.
+// DeleteObject and DeleteObjects. Without a version id, what a delete does depends on the
+// bucket's versioning (see the group's deleteName): a new delete marker (enabled), a delete
+// marker as the null version (suspended), or removal of the null version (unversioned). With a
+// version id, that version is removed for good. Deleting what is not there succeeds, as in S3.
 
 import type { VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { checksumOf, requestedChecksum, badDigest } from "./checksum.ts";
+import type { Uvid } from "../../../common/ids.ts";
+import type { BucketInfo } from "../../tenant/directory.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { versionIdParam } from "./object-get.ts";
 import { S3Error } from "./errors.ts";
 import { childrenNamed, childText, parseXml, readBounded, xmlResponse, type XmlNode } from "./xml.ts";
 
@@ -16,13 +20,29 @@ const DELETE_CONCURRENCY = 16;
 
 export async function deleteObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
   validateKey(key);
-  await requireBucket(ctx, bucket);
-  await deleteKey(ctx, bucket, key);
-  return new Response(null, { status: 204 });
+  const versionId = versionIdParam(ctx.url.searchParams.get("versionId"));
+  const info = await requireBucket(ctx, bucket);
+  const r = await deleteKey(ctx, info, bucket, key, versionId);
+  const headers: Record<string, string> = {};
+  if (r.versionId !== null) headers["x-amz-version-id"] = r.versionId;
+  if (r.deleteMarker) headers["x-amz-delete-marker"] = "true";
+  return new Response(null, { status: 204, headers });
 }
 
-async function deleteKey(ctx: RequestContext, bucket: string, key: string): Promise<void> {
+interface Deleted {
+  /** The version removed or the delete marker made; null when no version id applies (unversioned). */
+  versionId: string | null;
+  /** A delete marker was made, or the version removed was one. */
+  deleteMarker: boolean;
+}
+
+async function deleteKey(ctx: RequestContext, info: BucketInfo, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<Deleted> {
   const place = await placeOf(ctx, bucket, key);
+  if (versionId !== null) {
+    // A version that is not there is already deleted: S3 answers success.
+    const r = await groupStub(ctx.env, place.group).deleteVersion(place.group, place.nhid, place.shard, { tenant: ctx.tenant, bucket, key }, versionId);
+    return r ?? { versionId, deleteMarker: false };
+  }
   const marker: VersionBody = {
     tenant: ctx.tenant,
     bucket,
@@ -37,7 +57,7 @@ async function deleteKey(ctx: RequestContext, bucket: string, key: string): Prom
     deleteMarker: true,
     creator: ctx.auth.accessKey,
   };
-  await groupStub(ctx.env, place.group).deleteName(place.group, place.nhid, place.shard, marker);
+  return groupStub(ctx.env, place.group).deleteName(place.group, place.nhid, place.shard, marker, info.versioning);
 }
 
 /**
@@ -62,7 +82,7 @@ async function checkedBody(ctx: RequestContext): Promise<string> {
 }
 
 export async function deleteObjects(ctx: RequestContext, bucket: string): Promise<Response> {
-  await requireBucket(ctx, bucket);
+  const info = await requireBucket(ctx, bucket);
   const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
   const root = parseXml(await checkedBody(ctx), malformed);
   if (root.name !== "Delete") throw malformed();
@@ -84,14 +104,19 @@ export async function deleteObjects(ctx: RequestContext, bucket: string): Promis
       for (let i = next++; i < objects.length; i = next++) {
         const { key, versionId } = objects[i]!;
         try {
-          if (versionId !== null) throw new S3Error("NotImplemented", "Deleting a specific version is not implemented yet");
           validateKey(key);
-          await deleteKey(ctx, bucket, key);
-          outcome[i] = { ok: true, Key: key };
+          const r = await deleteKey(ctx, info, bucket, key, versionIdParam(versionId));
+          outcome[i] = {
+            ok: true,
+            Key: key,
+            VersionId: versionId,
+            DeleteMarker: r.deleteMarker ? true : null,
+            DeleteMarkerVersionId: r.deleteMarker && versionId === null ? r.versionId : null,
+          };
         } catch (e) {
           // One key's failure is that key's error, not the request's.
           const err = e instanceof S3Error ? e : new S3Error("InternalError", String(e instanceof Error ? e.message : e));
-          outcome[i] = { ok: false, Key: key, Code: err.code, Message: err.message };
+          outcome[i] = { ok: false, Key: key, VersionId: versionId, Code: err.code, Message: err.message };
         }
       }
     }),

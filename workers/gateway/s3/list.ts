@@ -1,9 +1,12 @@
-// ListObjects (v1) and ListObjectsV2: every manifest shard lists its slice from the same
-// cursor, and the pages are merged in UTF-8 key order (common prefixes deduplicated, since the
-// keys under one prefix spread over every shard).
+// ListObjects (v1), ListObjectsV2 and ListObjectVersions: every manifest shard lists its slice
+// from the same cursor, and the pages are merged in UTF-8 key order (common prefixes
+// deduplicated, since the keys under one prefix spread over every shard).
 
+import { isUvid } from "../../../common/ids.ts";
 import { compareKeys } from "../../../common/keys.ts";
 import type { ListEntry, ListPage } from "../../manifest-shard/listing.ts";
+import type { VersionEntry, VersionPage } from "../../manifest-shard/versions.ts";
+import { versionIdOf } from "../../shared/versioning.ts";
 import { shardStub } from "../../shared/env.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
@@ -126,5 +129,67 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string): Promis
     EncodingType: q.get("encoding-type"),
     IsTruncated: truncated,
     ...contents(entries, enc),
+  });
+}
+
+const versionEntryKey = (e: VersionEntry) => (e.kind === "version" ? e.key : e.prefix);
+
+function compareVersionEntries(a: VersionEntry, b: VersionEntry): number {
+  const k = compareKeys(versionEntryKey(a), versionEntryKey(b));
+  if (k !== 0 || a.kind !== "version" || b.kind !== "version") return k;
+  // Newest first within a key.
+  return a.uvid < b.uvid ? 1 : a.uvid > b.uvid ? -1 : 0;
+}
+
+export async function listObjectVersions(ctx: RequestContext, bucket: string): Promise<Response> {
+  const q = ctx.url.searchParams;
+  const prefix = q.get("prefix") ?? "";
+  const delimiter = q.get("delimiter") ?? "";
+  const maxKeys = maxKeysOf(q);
+  const enc = encodingOf(q);
+  const keyMarker = q.get("key-marker") ?? "";
+  const versionIdMarker = keyMarker ? (q.get("version-id-marker") ?? "") : "";
+  if (versionIdMarker && versionIdMarker !== "null" && !isUvid(versionIdMarker)) {
+    throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "version-id-marker", ArgumentValue: versionIdMarker });
+  }
+  await requireBucket(ctx, bucket);
+  const pages: VersionPage[] = await Promise.all(
+    Array.from({ length: ctx.cfg.shardCount }, (_, s) =>
+      shardStub(ctx.env, s).listVersions({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, versionIdMarker, limit: maxKeys }),
+    ),
+  );
+  const all = pages.flatMap((p) => p.entries).sort(compareVersionEntries);
+  const entries: VersionEntry[] = [];
+  for (const e of all) {
+    const last = entries[entries.length - 1];
+    if (last && last.kind === "prefix" && e.kind === "prefix" && last.prefix === e.prefix) continue;
+    entries.push(e);
+  }
+  const truncated = entries.length > maxKeys || pages.some((p) => p.truncated);
+  const page = entries.slice(0, maxKeys);
+  const last = page[page.length - 1];
+  const owner = { ID: ctx.tenant, DisplayName: ctx.tenant };
+  const Version: XmlNode[] = [];
+  const DeleteMarker: XmlNode[] = [];
+  for (const e of page) {
+    if (e.kind !== "version") continue;
+    const common = { Key: enc(e.key), VersionId: versionIdOf(e.uvid, e.isNull), IsLatest: e.isLatest, LastModified: isoTime(e.lastModified), Owner: owner };
+    if (e.deleteMarker) DeleteMarker.push(common);
+    else Version.push({ ...common, ETag: `"${e.etag}"`, Size: e.size, StorageClass: "STANDARD" });
+  }
+  return xmlResponse("ListVersionsResult", {
+    Name: bucket,
+    Prefix: enc(prefix),
+    KeyMarker: enc(keyMarker),
+    VersionIdMarker: versionIdMarker,
+    NextKeyMarker: truncated && last ? enc(versionEntryKey(last)) : null,
+    NextVersionIdMarker: truncated && last?.kind === "version" ? versionIdOf(last.uvid, last.isNull) : null,
+    MaxKeys: maxKeys,
+    Delimiter: delimiter ? enc(delimiter) : null,
+    EncodingType: q.get("encoding-type"),
+    IsTruncated: truncated,
+    Version,
+    DeleteMarker,
+    CommonPrefixes: page.flatMap((e) => (e.kind === "prefix" ? [{ Prefix: enc(e.prefix) }] : [])),
   });
 }

@@ -12,6 +12,7 @@ import type { IngestResult } from "../data/ingest.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
+import { versionHeader } from "./object-get.ts";
 import { metadataOf, receiveBody, writeConditionOf, type ReceivedBody } from "./object-put.ts";
 import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
 
@@ -120,14 +121,14 @@ function listedParts(xml: string): ListedPart[] {
 
 export async function completeMultipartUpload(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {
   validateKey(key);
-  await requireBucket(ctx, bucket);
+  const info = await requireBucket(ctx, bucket);
   const xml = await readXmlBody(ctx.req, COMPLETE_BODY_MAX, () => new S3Error("EntityTooLarge", "The CompleteMultipartUpload document is too large"));
   const parts = listedParts(xml);
   const place = await placeOf(ctx, bucket, key);
-  const r = await groupStub(ctx.env, place.group).completeUpload(place.group, place.nhid, place.shard, uploadId, parts, writeConditionOf(ctx.req.headers));
+  const r = await groupStub(ctx.env, place.group).completeUpload(place.group, place.nhid, place.shard, uploadId, parts, writeConditionOf(ctx.req.headers), info.versioning);
   if (isRefusal(r)) refused(r);
   const body: XmlNode = { Location: `${ctx.url.origin}/${bucket}/${encodeURI(key)}`, Bucket: bucket, Key: key, ETag: `"${r.etag}"` };
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...versionHeader(info, r.uvid, r.versionId === "null") };
   if (r.checksum) {
     body[`Checksum${r.checksum.algorithm}`] = r.checksum.value;
     body.ChecksumType = r.checksum.type;

@@ -9,6 +9,9 @@ import { placeOf, requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
+import { isUvid, type Uvid } from "../../../common/ids.ts";
+import type { BucketInfo } from "../../tenant/directory.ts";
+import { versionIdOf } from "../../shared/versioning.ts";
 
 export interface ByteRange {
   start: number;
@@ -106,17 +109,41 @@ function objectHeaders(vm: VersionManifest): Headers {
   return h;
 }
 
+/** ?versionId=: a UVID or "null"; anything else is refused as S3 refuses it. */
+export function versionIdParam(raw: string | null): Uvid | "null" | null {
+  if (raw === null) return null;
+  if (raw === "null" || isUvid(raw)) return raw as Uvid | "null";
+  throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "versionId", ArgumentValue: raw });
+}
+
+/** x-amz-version-id for a version: none in a bucket that never versioned, "null" for a null version. */
+export function versionHeader(info: BucketInfo, uvid: string, isNull: boolean): Record<string, string> {
+  return info.versioning === "Unversioned" ? {} : { "x-amz-version-id": versionIdOf(uvid, isNull) };
+}
+
 export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {
+  const versionId = versionIdParam(ctx.url.searchParams.get("versionId"));
   const bucketCheck = requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
   const place = await placeOf(ctx, bucket, key);
-  const vmP = groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, null);
+  const vmP = groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
   vmP.catch(() => {});
-  await bucketCheck;
-  const vm = await vmP;
-  if (!vm || vm.deleteMarker) throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
+  const info = await bucketCheck;
+  const stored = await vmP;
+  if (!stored) {
+    if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key, VersionId: versionId });
+    throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
+  }
+  const { vm, isNull } = stored;
+  if (vm.deleteMarker) {
+    // S3: the current version is a delete marker -> 404; a delete marker asked for by id -> 405.
+    const h = { "x-amz-delete-marker": "true", ...versionHeader(info, vm.uvid, isNull) };
+    if (versionId !== null) throw new S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.", { Method: ctx.req.method, ResourceType: "DeleteMarker" }, h);
+    throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key }, h);
+  }
 
   const headers = objectHeaders(vm);
+  for (const [k, v] of Object.entries(versionHeader(info, vm.uvid, isNull))) headers.set(k, v);
   const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
   if (cond === 304) return new Response(null, { status: 304, headers });
   if (cond === 412) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-Match" });

@@ -13,6 +13,7 @@ import { isRefusal } from "../../shared/refusal.ts";
 import { badDigest, headerOf, requestedChecksum, type ChecksumAlgorithm, type RequestedChecksum } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
+import { versionHeader } from "./object-get.ts";
 
 /** Standard headers S3 keeps with an object and returns on GET/HEAD. */
 export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -188,12 +189,13 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   // The manifest goes to its targets while the last chunks are still being saved; the group
   // commits the version only once `chunksStored` resolves (a callback over RPC into this request).
   const chunksStored = () => result.stored;
+  const info = await bucketCheck;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, result.chunks.length > 0 ? chunksStored : null, condition),
+    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, info.versioning, result.chunks.length > 0 ? chunksStored : null, condition),
   ]);
   if (isRefusal(put)) refused(put);
-  const out: Record<string, string> = { etag: `"${result.md5}"` };
+  const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };
   if (checksum) {
     out[headerOf(checksum.algorithm)] = checksum.value;
     out["x-amz-checksum-type"] = "FULL_OBJECT";
