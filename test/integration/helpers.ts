@@ -88,3 +88,14 @@ export async function bodyBytes(body: unknown): Promise<Uint8Array> {
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }
+
+/** The S3 error code and HTTP status a request failed with, as the SDK reports them. */
+export async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { name: string; $metadata?: { httpStatusCode?: number } };
+    return { name: err.name, status: err.$metadata?.httpStatusCode };
+  }
+  throw new Error("expected the request to fail");
+}

@@ -23,7 +23,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { s3Error, bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 let cluster: LocalCluster;
@@ -41,16 +41,6 @@ async function put(key: string, body: Uint8Array, extra: Record<string, unknown>
 async function get(key: string, range?: string) {
   const r = await s3.send(new GetObjectCommand({ Bucket: "itest", Key: key, Range: range }));
   return { res: r, bytes: await bodyBytes(r.Body) };
-}
-
-async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as { name: string; $metadata?: { httpStatusCode?: number } };
-    return { name: err.name, status: err.$metadata?.httpStatusCode };
-  }
-  throw new Error("expected the request to fail");
 }
 
 beforeAll(async () => {

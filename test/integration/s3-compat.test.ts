@@ -30,7 +30,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { s3Error, bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 let cluster: LocalCluster;
@@ -48,16 +48,6 @@ afterAll(async () => {
   await cluster?.stop();
   if (dir) removeDir(dir);
 });
-
-export async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as { name: string; $metadata?: { httpStatusCode?: number } };
-    return { name: err.name, status: err.$metadata?.httpStatusCode };
-  }
-  throw new Error("expected the request to fail");
-}
 
 /** Base64 checksums of `b` computed here, independently of the gateway. */
 function expected(alg: ChecksumAlgorithm, b: Uint8Array): string {

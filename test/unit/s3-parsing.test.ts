@@ -58,7 +58,7 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["acl", "policy", "lifecycle", "cors", "tagging"]) {
+    for (const sub of ["policy", "lifecycle", "cors", "tagging"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");
@@ -74,6 +74,38 @@ describe("route: service and bucket operations", () => {
     expect(await routeOf("/b?versions")).toEqual({ op: "ListObjectVersions", bucket: "b" });
     for (const method of ["POST", "DELETE"]) expect((await routeError("/b?versioning", method)).code).toBe("NotImplemented");
     for (const method of ["GET", "PUT", "DELETE"]) expect((await routeError("/b?delete", method)).code).toBe("NotImplemented");
+  });
+
+  it("routes ?acl on buckets and objects for GET and PUT only", async () => {
+    expect(await routeOf("/b?acl")).toEqual({ op: "GetBucketAcl", bucket: "b" });
+    expect(await routeOf("/b?acl", "PUT")).toEqual({ op: "PutBucketAcl", bucket: "b" });
+    expect(await routeOf("/b/k?acl")).toEqual({ op: "GetObjectAcl", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?acl", "PUT")).toEqual({ op: "PutObjectAcl", bucket: "b", key: "k" });
+    for (const method of ["POST", "DELETE"]) {
+      expect((await routeError("/b?acl", method)).code).toBe("NotImplemented");
+      expect((await routeError("/b/k?acl", method)).code).toBe("NotImplemented");
+    }
+  });
+});
+
+describe("route: virtual-hosted-style addressing", () => {
+  const vhost = (host: string, path: string, method = "GET") => {
+    const url = new URL(`http://${host}${path}`);
+    return route(new Request(url, { method }), url, "s3.example.test");
+  };
+
+  it("takes the bucket from the host under the base domain", async () => {
+    expect(await vhost("photos.s3.example.test", "/")).toEqual({ op: "ListObjects", bucket: "photos" });
+    expect(await vhost("photos.s3.example.test:8787", "/a%20b/c", "PUT")).toEqual({ op: "PutObject", bucket: "photos", key: "a b/c" });
+    expect(await vhost("Photos.S3.Example.Test", "/?versioning")).toEqual({ op: "GetBucketVersioning", bucket: "photos" });
+    expect(await vhost("my.dotted.bucket.s3.example.test", "//k")).toEqual({ op: "GetObject", bucket: "my.dotted.bucket", key: "/k" });
+  });
+
+  it("falls back to path style for the domain itself and for other hosts", async () => {
+    expect(await vhost("s3.example.test", "/")).toEqual({ op: "ListBuckets" });
+    expect(await vhost("s3.example.test", "/b/k")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await vhost("127.0.0.1:8787", "/b/k")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await vhost("evils3.example.test", "/b")).toEqual({ op: "ListObjects", bucket: "b" });
   });
 });
 
@@ -105,6 +137,9 @@ describe("route: object operations", () => {
     expect(await routeOf("/b/dir/", "PUT")).toEqual({ op: "PutObject", bucket: "b", key: "dir/" });
     expect(await routeOf("/b/a//b")).toEqual({ op: "GetObject", bucket: "b", key: "a//b" });
     expect(await routeOf("/b//k")).toEqual({ op: "GetObject", bucket: "b", key: "/k" });
+    expect(await routeOf("/b//", "PUT")).toEqual({ op: "PutObject", bucket: "b", key: "/" });
+    expect(await routeOf("/b///")).toEqual({ op: "GetObject", bucket: "b", key: "//" });
+    expect(await routeOf("/b/%2F")).toEqual({ op: "GetObject", bucket: "b", key: "/" });
   });
 
   it("rejects a path that is not valid percent-encoded UTF-8", async () => {
@@ -113,7 +148,7 @@ describe("route: object operations", () => {
   });
 
   it("answers NotImplemented for unsupported object subresources", async () => {
-    for (const q of ["uploads", "tagging", "acl", "retention"]) {
+    for (const q of ["uploads", "tagging", "retention"]) {
       expect((await routeError(`/b/k?${q}`, "GET")).code).toBe("NotImplemented");
     }
   });

@@ -5,6 +5,7 @@ import { configOf, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
 import { route, type Endpoint } from "./router.ts";
+import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from "./s3/acl.ts";
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
@@ -58,6 +59,14 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return putBucketVersioning(ctx, ep.bucket);
     case "ListObjectVersions":
       return listObjectVersions(ctx, ep.bucket);
+    case "GetBucketAcl":
+      return getBucketAcl(ctx, ep.bucket);
+    case "PutBucketAcl":
+      return putBucketAcl(ctx, ep.bucket);
+    case "GetObjectAcl":
+      return getObjectAcl(ctx, ep.bucket, ep.key);
+    case "PutObjectAcl":
+      return putObjectAcl(ctx, ep.bucket, ep.key);
     case "DeleteObjects":
       return deleteObjects(ctx, ep.bucket);
     case "CopyObject":
@@ -90,7 +99,7 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
         return c?.secret ?? null;
       },
     });
-    const ep = await route(req, url);
+    const ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
     const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, waitUntil: (p) => exec.waitUntil(p) };
     const res = await dispatch(ctx, ep);
     const out = new Response(res.body, res);

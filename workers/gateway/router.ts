@@ -1,6 +1,7 @@
 // Turns a request into one typed S3 operation (Garage's `Endpoint`): nothing else parses the
-// URL. Path-style addressing: /bucket/key. itty-router matches the raw (still percent-encoded)
-// path; bucket and key are decoded exactly once, here.
+// URL. Path-style addressing (/bucket/key), and virtual-hosted style (bucket.<domain>/key) when
+// S3_BASE_DOMAIN is set. itty-router matches the raw (still percent-encoded) path; bucket and
+// key are decoded exactly once, here.
 
 import { Router } from "itty-router";
 import { S3Error } from "./s3/errors.ts";
@@ -28,11 +29,15 @@ export type Endpoint =
   | { op: "GetBucketVersioning"; bucket: string }
   | { op: "PutBucketVersioning"; bucket: string }
   | { op: "ListObjectVersions"; bucket: string }
+  | { op: "GetBucketAcl"; bucket: string }
+  | { op: "PutBucketAcl"; bucket: string }
+  | { op: "GetObjectAcl"; bucket: string; key: string }
+  | { op: "PutObjectAcl"; bucket: string; key: string }
   | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["acl", "cors", "lifecycle", "policy", "tagging", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
-const UNIMPLEMENTED_OBJECT = ["acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes"];
+const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "tagging", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_OBJECT = ["tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes"];
 
 /** S3's part numbers: 1 to 10,000. */
 export function partNumberOf(raw: string | null): number {
@@ -53,6 +58,11 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
   if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
   if (q.has("delete") && method !== "POST") notImplemented(`${method} ?delete on a bucket`);
   if (q.has("versions") && method !== "GET") notImplemented(`${method} ?versions on a bucket`);
+  if (q.has("acl")) {
+    if (method === "GET") return { op: "GetBucketAcl", bucket };
+    if (method === "PUT") return { op: "PutBucketAcl", bucket };
+    notImplemented(`${method} ?acl on a bucket`);
+  }
   if (q.has("versioning")) {
     if (method === "GET") return { op: "GetBucketVersioning", bucket };
     if (method === "PUT") return { op: "PutBucketVersioning", bucket };
@@ -82,6 +92,11 @@ function objectEndpoint(method: string, bucket: string, key: string, q: URLSearc
   for (const sub of UNIMPLEMENTED_OBJECT) if (q.has(sub)) notImplemented(`?${sub}`);
   const uploadId = q.get("uploadId");
   if (q.has("uploads") && method !== "POST") notImplemented(`${method} ?uploads on an object`);
+  if (q.has("acl")) {
+    if (method === "GET") return { op: "GetObjectAcl", bucket, key };
+    if (method === "PUT") return { op: "PutObjectAcl", bucket, key };
+    notImplemented(`${method} ?acl on an object`);
+  }
   switch (method) {
     case "GET":
       if (uploadId !== null) return { op: "ListParts", bucket, key, uploadId };
@@ -118,17 +133,49 @@ function decode(raw: string, what: string): string {
   }
 }
 
+/**
+ * The raw (percent-encoded) key of a path-style request: everything after "/bucket/", taken
+ * from the path itself rather than a route parameter, so keys with empty segments ("a//b",
+ * "/") survive. Null when the path names the bucket alone.
+ */
+function rawKeyOf(pathname: string, rawBucket: string): string | null {
+  const rest = pathname.slice(1 + rawBucket.length);
+  return rest === "" || rest === "/" ? null : rest.slice(1);
+}
+
 type Routed = (req: Request & { params: Record<string, string> }, url: URL) => Endpoint;
 const router = Router<Request & { params: Record<string, string> }, [URL]>();
 router.all("/", ((req) => {
   if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on the service`);
   return { op: "ListBuckets" };
 }) as Routed);
-router.all("/:bucket", ((req, url) => bucketEndpoint(req.method, decode(req.params.bucket!, "bucket"), url.searchParams)) as Routed);
-router.all("/:bucket/:key+", ((req, url) =>
-  objectEndpoint(req.method, decode(req.params.bucket!, "bucket"), decode(req.params.key!, "key"), url.searchParams, req.headers)) as Routed);
+const named: Routed = (req, url) => {
+  const raw = req.params.bucket!;
+  const bucket = decode(raw, "bucket");
+  const key = rawKeyOf(url.pathname, raw);
+  return key === null ? bucketEndpoint(req.method, bucket, url.searchParams) : objectEndpoint(req.method, bucket, decode(key, "key"), url.searchParams, req.headers);
+};
+router.all("/:bucket", named);
+router.all("/:bucket/:key+", named);
 
-export async function route(req: Request, url: URL): Promise<Endpoint> {
+/**
+ * Virtual-hosted-style addressing, when a base domain is configured: "bucket.<domain>/key" is
+ * "/bucket/key". A host that is the domain itself, or not under it, is path-style.
+ */
+export function bucketOfHost(host: string, baseDomain: string): string | null {
+  const h = host.toLowerCase().replace(/:\d+$/, "");
+  const d = baseDomain.toLowerCase();
+  if (!d || !h.endsWith(`.${d}`)) return null;
+  const bucket = h.slice(0, h.length - d.length - 1);
+  return bucket === "" ? null : bucket;
+}
+
+export async function route(req: Request, url: URL, baseDomain = ""): Promise<Endpoint> {
+  const vhost = bucketOfHost(req.headers.get("host") ?? url.host, baseDomain);
+  if (vhost !== null) {
+    const key = url.pathname === "/" ? null : url.pathname.slice(1);
+    return key === null ? bucketEndpoint(req.method, vhost, url.searchParams) : objectEndpoint(req.method, vhost, decode(key, "key"), url.searchParams, req.headers);
+  }
   const ep = (await router.fetch(req, url)) as Endpoint | undefined;
   if (!ep) throw new S3Error("InvalidRequest", `cannot route ${req.method} ${url.pathname}`);
   return ep;

@@ -22,6 +22,8 @@ export interface Env {
   S3_ACCESS_KEY: string;
   S3_SECRET_KEY: string;
   JOIN_SECRET: string;
+  /** Virtual-hosted-style addressing: requests to "<bucket>.<this domain>" name the bucket by host. Empty: path-style only. */
+  S3_BASE_DOMAIN?: string;
 }
 
 export interface ClusterConfig {

@@ -2,6 +2,7 @@
 // GetBucketVersioning and PutBucketVersioning.
 
 import { shardStub, tenantStub } from "../../shared/env.ts";
+import { refuseAclGrants } from "./acl.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
 import { childText, isoTime, parseXml, readXmlBody, xmlResponse } from "./xml.ts";
@@ -29,6 +30,7 @@ export async function listBuckets(ctx: RequestContext): Promise<Response> {
 
 export async function createBucket(ctx: RequestContext, bucket: string): Promise<Response> {
   validateBucketName(bucket);
+  refuseAclGrants(ctx.req.headers, true);
   // The body may name a LocationConstraint; there is one region, so read it only to drain it.
   if (ctx.req.body) await ctx.req.arrayBuffer();
   const created = await tenantStub(ctx.env, ctx.tenant).createBucket(bucket);

@@ -12,6 +12,7 @@ import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { ingest } from "../data/ingest.ts";
 import { objectBody } from "../data/read.ts";
+import { refuseAclGrants } from "./acl.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { recordPart } from "./multipart.ts";
@@ -89,6 +90,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   const directive = (h.get("x-amz-metadata-directive") ?? "COPY").toUpperCase();
   if (directive !== "COPY" && directive !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown metadata directive.", { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive });
   const condition = writeConditionOf(h);
+  refuseAclGrants(h);
   const info = await requireBucket(ctx, bucket);
   const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   if (vm.size > PUT_MAX) {

@@ -4,6 +4,7 @@
 import type { Refusal } from "../../shared/refusal.ts";
 
 const STATUS = {
+  AccessControlListNotSupported: 400,
   AccessDenied: 403,
   BadDigest: 400,
   BucketAlreadyExists: 409,
@@ -15,6 +16,7 @@ const STATUS = {
   InternalError: 500,
   InvalidAccessKeyId: 403,
   InvalidArgument: 400,
+  InvalidBucketAclWithObjectOwnership: 400,
   InvalidBucketName: 400,
   InvalidDigest: 400,
   InvalidPart: 400,
@@ -23,6 +25,7 @@ const STATUS = {
   InvalidRange: 416,
   InvalidRequest: 400,
   KeyTooLongError: 400,
+  MalformedACLError: 400,
   MalformedXML: 400,
   MethodNotAllowed: 405,
   MissingContentLength: 411,

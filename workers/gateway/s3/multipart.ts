@@ -9,6 +9,7 @@ import type { ListedPart } from "../../negotiating-group/complete.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import type { IngestResult } from "../data/ingest.ts";
+import { refuseAclGrants } from "./acl.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
@@ -29,6 +30,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
   validateKey(key);
   await requireBucket(ctx, bucket);
   const h = ctx.req.headers;
+  refuseAclGrants(h);
   const { userMeta, httpMeta } = metadataOf(h);
   const alg = h.get("x-amz-checksum-algorithm");
   const typeRaw = h.get("x-amz-checksum-type");

@@ -109,6 +109,19 @@ function objectHeaders(vm: VersionManifest): Headers {
   return h;
 }
 
+/**
+ * The response-* query parameters of a signed GET or HEAD replace the stored header of that
+ * name in this one response (S3's "response header overrides"), so a presigned link can make a
+ * browser download under another name or type without rewriting the object.
+ */
+const RESPONSE_OVERRIDES = ["content-type", "content-language", "expires", "cache-control", "content-disposition", "content-encoding"];
+function applyResponseOverrides(headers: Headers, q: URLSearchParams): void {
+  for (const name of RESPONSE_OVERRIDES) {
+    const v = q.get(`response-${name}`);
+    if (v !== null) headers.set(name, v);
+  }
+}
+
 /** ?versionId=: a UVID or "null"; anything else is refused as S3 refuses it. */
 export function versionIdParam(raw: string | null): Uvid | "null" | null {
   if (raw === null) return null;
@@ -144,6 +157,7 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
 
   const headers = objectHeaders(vm);
   for (const [k, v] of Object.entries(versionHeader(info, vm.uvid, isNull))) headers.set(k, v);
+  applyResponseOverrides(headers, ctx.url.searchParams);
   const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
   if (cond === 304) return new Response(null, { status: 304, headers });
   if (cond === 412) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-Match" });
