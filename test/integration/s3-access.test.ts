@@ -7,17 +7,23 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketTaggingCommand,
+  DeleteObjectTaggingCommand,
   GetBucketAclCommand,
   GetBucketLocationCommand,
+  GetBucketCorsCommand,
   GetBucketTaggingCommand,
   GetObjectAclCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
   PutBucketAclCommand,
   PutObjectAclCommand,
+  PutBucketTaggingCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   DeleteObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
@@ -202,6 +208,37 @@ describe("?acl and ?location", () => {
   });
 });
 
+describe("options a write cannot keep", () => {
+  it("every object has an empty tag set: it can be read and cleared, and setting tags is refused", async () => {
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "tags/k", Body: "x" }));
+    expect((await s3.send(new GetObjectTaggingCommand({ Bucket: B, Key: "tags/k" }))).TagSet).toEqual([]);
+    await s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/k", Tagging: { TagSet: [] } }));
+    await s3.send(new DeleteObjectTaggingCommand({ Bucket: B, Key: "tags/k" }));
+    const refused = { name: "NotImplemented", status: 501 };
+    expect(await s3Error(s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/k", Tagging: { TagSet: [{ Key: "team", Value: "a" }] } })))).toEqual(refused);
+    expect(await s3Error(s3.send(new GetObjectTaggingCommand({ Bucket: B, Key: "tags/missing" })))).toEqual({ name: "NoSuchKey", status: 404 });
+    expect(await s3Error(s3.send(new PutObjectCommand({ Bucket: B, Key: "tags/tagged", Body: "x", Tagging: "team=a" })))).toEqual(refused);
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "tags/tagged" })))).toMatchObject({ status: 404 });
+    // A bucket without tags answers NoSuchTagSet, as S3 does.
+    expect(await s3Error(s3.send(new GetBucketTaggingCommand({ Bucket: B })))).toEqual({ name: "NoSuchTagSet", status: 404 });
+    await s3.send(new DeleteBucketTaggingCommand({ Bucket: B }));
+    expect(await s3Error(s3.send(new PutBucketTaggingCommand({ Bucket: B, Tagging: { TagSet: [{ Key: "team", Value: "a" }] } })))).toEqual(refused);
+  });
+
+  it("refuses server-side encryption, object lock and other storage classes, storing nothing", async () => {
+    const put = (extra: Record<string, unknown>) => s3Error(s3.send(new PutObjectCommand({ Bucket: B, Key: "opt/k", Body: "x", ...extra })));
+    expect(await put({ ServerSideEncryption: "AES256" })).toEqual({ name: "NotImplemented", status: 501 });
+    expect(await put({ ServerSideEncryption: "aws:kms", SSEKMSKeyId: "key" })).toEqual({ name: "NotImplemented", status: 501 });
+    expect(await put({ ObjectLockMode: "COMPLIANCE", ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000) })).toEqual({ name: "InvalidRequest", status: 400 });
+    expect(await put({ StorageClass: "GLACIER" })).toEqual({ name: "NotImplemented", status: 501 });
+    expect(await put({ StorageClass: "NO_SUCH_CLASS" })).toEqual({ name: "InvalidStorageClass", status: 400 });
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "opt/k" })))).toMatchObject({ status: 404 });
+    expect(await s3Error(s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "opt/mp", ServerSideEncryption: "AES256" })))).toEqual({ name: "NotImplemented", status: 501 });
+    expect(await s3Error(s3.send(new CreateBucketCommand({ Bucket: "opt-locked-bucket", ObjectLockEnabledForBucket: true })))).toEqual({ name: "NotImplemented", status: 501 });
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "opt/k", Body: "x", StorageClass: "STANDARD" }));
+  });
+});
+
 describe("listing edge cases", () => {
   const put = (key: string) => s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: key }));
   const keysOf = (r: { Contents?: { Key?: string }[] }) => (r.Contents ?? []).map((c) => c.Key!);
@@ -354,7 +391,7 @@ describe("request validation", () => {
   });
 
   it("answers an operation it does not implement with 501 NotImplemented as S3 XML", async () => {
-    expect(await s3Error(s3.send(new GetBucketTaggingCommand({ Bucket: B })))).toEqual({ name: "NotImplemented", status: 501 });
+    expect(await s3Error(s3.send(new GetBucketCorsCommand({ Bucket: B })))).toEqual({ name: "NotImplemented", status: 501 });
     const res = await signed("GET", `/${B}?website`, {});
     expect(res.status).toBe(501);
     const text = await res.text();

@@ -58,7 +58,7 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["policy", "lifecycle", "cors", "tagging"]) {
+    for (const sub of ["policy", "lifecycle", "cors", "website"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");
@@ -74,6 +74,16 @@ describe("route: service and bucket operations", () => {
     expect(await routeOf("/b?versions")).toEqual({ op: "ListObjectVersions", bucket: "b" });
     for (const method of ["POST", "DELETE"]) expect((await routeError("/b?versioning", method)).code).toBe("NotImplemented");
     for (const method of ["GET", "PUT", "DELETE"]) expect((await routeError("/b?delete", method)).code).toBe("NotImplemented");
+  });
+
+  it("routes ?tagging on buckets and objects for GET, PUT and DELETE", async () => {
+    expect(await routeOf("/b?tagging")).toEqual({ op: "GetBucketTagging", bucket: "b" });
+    expect(await routeOf("/b?tagging", "PUT")).toEqual({ op: "PutBucketTagging", bucket: "b" });
+    expect(await routeOf("/b?tagging", "DELETE")).toEqual({ op: "DeleteBucketTagging", bucket: "b" });
+    expect(await routeOf("/b/k?tagging")).toEqual({ op: "GetObjectTagging", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?tagging", "PUT")).toEqual({ op: "PutObjectTagging", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?tagging", "DELETE")).toEqual({ op: "DeleteObjectTagging", bucket: "b", key: "k" });
+    expect((await routeError("/b/k?tagging", "POST")).code).toBe("NotImplemented");
   });
 
   it("routes ?acl on buckets and objects for GET and PUT only", async () => {
@@ -148,7 +158,7 @@ describe("route: object operations", () => {
   });
 
   it("answers NotImplemented for unsupported object subresources", async () => {
-    for (const q of ["uploads", "tagging", "retention"]) {
+    for (const q of ["uploads", "retention", "legal-hold", "torrent"]) {
       expect((await routeError(`/b/k?${q}`, "GET")).code).toBe("NotImplemented");
     }
   });

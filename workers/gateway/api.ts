@@ -6,6 +6,7 @@ import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
 import { route, type Endpoint } from "./router.ts";
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from "./s3/acl.ts";
+import { deleteBucketTagging, deleteObjectTagging, getBucketTagging, getObjectTagging, putBucketTagging, putObjectTagging } from "./s3/tagging.ts";
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
@@ -67,6 +68,18 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return getObjectAcl(ctx, ep.bucket, ep.key);
     case "PutObjectAcl":
       return putObjectAcl(ctx, ep.bucket, ep.key);
+    case "GetBucketTagging":
+      return getBucketTagging(ctx, ep.bucket);
+    case "PutBucketTagging":
+      return putBucketTagging(ctx, ep.bucket);
+    case "DeleteBucketTagging":
+      return deleteBucketTagging(ctx, ep.bucket);
+    case "GetObjectTagging":
+      return getObjectTagging(ctx, ep.bucket, ep.key);
+    case "PutObjectTagging":
+      return putObjectTagging(ctx, ep.bucket, ep.key);
+    case "DeleteObjectTagging":
+      return deleteObjectTagging(ctx, ep.bucket, ep.key);
     case "DeleteObjects":
       return deleteObjects(ctx, ep.bucket);
     case "CopyObject":

@@ -33,11 +33,17 @@ export type Endpoint =
   | { op: "PutBucketAcl"; bucket: string }
   | { op: "GetObjectAcl"; bucket: string; key: string }
   | { op: "PutObjectAcl"; bucket: string; key: string }
+  | { op: "GetBucketTagging"; bucket: string }
+  | { op: "PutBucketTagging"; bucket: string }
+  | { op: "DeleteBucketTagging"; bucket: string }
+  | { op: "GetObjectTagging"; bucket: string; key: string }
+  | { op: "PutObjectTagging"; bucket: string; key: string }
+  | { op: "DeleteObjectTagging"; bucket: string; key: string }
   | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "tagging", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
-const UNIMPLEMENTED_OBJECT = ["tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes"];
+const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select", "attributes"];
 
 /** S3's part numbers: 1 to 10,000. */
 export function partNumberOf(raw: string | null): number {
@@ -62,6 +68,12 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
     if (method === "GET") return { op: "GetBucketAcl", bucket };
     if (method === "PUT") return { op: "PutBucketAcl", bucket };
     notImplemented(`${method} ?acl on a bucket`);
+  }
+  if (q.has("tagging")) {
+    if (method === "GET") return { op: "GetBucketTagging", bucket };
+    if (method === "PUT") return { op: "PutBucketTagging", bucket };
+    if (method === "DELETE") return { op: "DeleteBucketTagging", bucket };
+    notImplemented(`${method} ?tagging on a bucket`);
   }
   if (q.has("versioning")) {
     if (method === "GET") return { op: "GetBucketVersioning", bucket };
@@ -96,6 +108,12 @@ function objectEndpoint(method: string, bucket: string, key: string, q: URLSearc
     if (method === "GET") return { op: "GetObjectAcl", bucket, key };
     if (method === "PUT") return { op: "PutObjectAcl", bucket, key };
     notImplemented(`${method} ?acl on an object`);
+  }
+  if (q.has("tagging")) {
+    if (method === "GET") return { op: "GetObjectTagging", bucket, key };
+    if (method === "PUT") return { op: "PutObjectTagging", bucket, key };
+    if (method === "DELETE") return { op: "DeleteObjectTagging", bucket, key };
+    notImplemented(`${method} ?tagging on an object`);
   }
   switch (method) {
     case "GET":

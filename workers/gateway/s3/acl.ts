@@ -5,23 +5,15 @@
 // granting FULL_CONTROL to the owner alone); any other grant is refused as AWS refuses it in
 // such a bucket, never silently dropped.
 
-import { groupStub } from "../../shared/env.ts";
-import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
+import { subresourceVersion } from "./object-get.ts";
 import { esc, readXmlBody } from "./xml.ts";
 
 function ownerPolicy(ctx: RequestContext): Response {
   const owner = { ID: esc(ctx.tenant), DisplayName: esc(ctx.tenant) };
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Owner><ID>${owner.ID}</ID><DisplayName>${owner.DisplayName}</DisplayName></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>${owner.ID}</ID><DisplayName>${owner.DisplayName}</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>`;
   return new Response(body, { headers: { "content-type": "application/xml" } });
-}
-
-async function requireObject(ctx: RequestContext, bucket: string, key: string): Promise<void> {
-  validateKey(key);
-  await requireBucket(ctx, bucket);
-  const place = await placeOf(ctx, bucket, key);
-  const v = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, null);
-  if (!v || v.vm.deleteMarker) throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
 }
 
 const OWNER_ONLY_CANNED = new Set(["private", "bucket-owner-full-control"]);
@@ -60,13 +52,14 @@ export async function putBucketAcl(ctx: RequestContext, bucket: string): Promise
 }
 
 export async function getObjectAcl(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  await requireObject(ctx, bucket, key);
-  return ownerPolicy(ctx);
+  const res = ownerPolicy(ctx);
+  for (const [k, v] of Object.entries(await subresourceVersion(ctx, bucket, key))) res.headers.set(k, v);
+  return res;
 }
 
 export async function putObjectAcl(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  await requireObject(ctx, bucket, key);
+  const headers = await subresourceVersion(ctx, bucket, key);
   await checkOwnerOnly(ctx);
-  return new Response(null, { status: 200 });
+  return new Response(null, { status: 200, headers });
 }
 

@@ -2,9 +2,9 @@
 // GetBucketVersioning and PutBucketVersioning.
 
 import { shardStub, tenantStub } from "../../shared/env.ts";
-import { refuseAclGrants } from "./acl.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
+import { refuseUnkeptBucketOptions } from "./write-options.ts";
 import { childText, isoTime, parseXml, readXmlBody, xmlResponse } from "./xml.ts";
 
 /** S3's rules for bucket names (DNS-compatible, the only ones new buckets may use). */
@@ -30,7 +30,7 @@ export async function listBuckets(ctx: RequestContext): Promise<Response> {
 
 export async function createBucket(ctx: RequestContext, bucket: string): Promise<Response> {
   validateBucketName(bucket);
-  refuseAclGrants(ctx.req.headers, true);
+  refuseUnkeptBucketOptions(ctx.req.headers);
   // The body may name a LocationConstraint; there is one region, so read it only to drain it.
   if (ctx.req.body) await ctx.req.arrayBuffer();
   const created = await tenantStub(ctx.env, ctx.tenant).createBucket(bucket);

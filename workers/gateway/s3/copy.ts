@@ -12,13 +12,13 @@ import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { ingest } from "../data/ingest.ts";
 import { objectBody } from "../data/read.ts";
-import { refuseAclGrants } from "./acl.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { recordPart } from "./multipart.ts";
-import { evaluateConditions, versionHeader, versionIdParam } from "./object-get.ts";
+import { evaluateConditions, existingVersion, versionHeader, versionIdParam } from "./object-get.ts";
 import { metadataOf, PUT_MAX, writeConditionOf } from "./object-put.ts";
 import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
+import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
 export interface CopySource {
   bucket: string;
@@ -52,17 +52,9 @@ interface Source {
 
 /** The source version, checked against the x-amz-copy-source-if-* conditions. */
 async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<Source> {
-  const info = await requireBucket(ctx, src.bucket);
-  const place = await placeOf(ctx, src.bucket, src.key);
-  const versionId = versionIdParam(src.versionId);
-  const stored = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
-  if (!stored || stored.vm.deleteMarker) {
-    // A delete marker cannot be copied: S3 answers as if the key (or version) were absent.
-    if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: src.key, VersionId: versionId });
-    throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: src.key });
-  }
-  const vm = stored.vm;
-  const vh = versionHeader(info, vm.uvid, stored.isNull);
+  // A delete marker cannot be copied: S3 answers as if the key (or version) were absent.
+  const { info, vm, isNull } = await existingVersion(ctx, src.bucket, src.key, versionIdParam(src.versionId));
+  const vh = versionHeader(info, vm.uvid, isNull);
   const versionHeaderOut: Record<string, string> = {};
   if (vh["x-amz-version-id"]) versionHeaderOut["x-amz-copy-source-version-id"] = vh["x-amz-version-id"];
   // The copy-source conditions are GET's conditions under other names; S3 answers 412 for all.
@@ -90,7 +82,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   const directive = (h.get("x-amz-metadata-directive") ?? "COPY").toUpperCase();
   if (directive !== "COPY" && directive !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown metadata directive.", { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive });
   const condition = writeConditionOf(h);
-  refuseAclGrants(h);
+  refuseUnkeptWriteOptions(h);
   const info = await requireBucket(ctx, bucket);
   const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   if (vm.size > PUT_MAX) {

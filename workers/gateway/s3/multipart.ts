@@ -9,13 +9,13 @@ import type { ListedPart } from "../../negotiating-group/complete.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import type { IngestResult } from "../data/ingest.ts";
-import { refuseAclGrants } from "./acl.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { versionHeader } from "./object-get.ts";
 import { metadataOf, receiveBody, writeConditionOf, type ReceivedBody } from "./object-put.ts";
 import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
+import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
 const MAX_PARTS_LISTED = 1000;
 const MAX_UPLOADS_LISTED = 1000;
@@ -30,7 +30,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
   validateKey(key);
   await requireBucket(ctx, bucket);
   const h = ctx.req.headers;
-  refuseAclGrants(h);
+  refuseUnkeptWriteOptions(h);
   const { userMeta, httpMeta } = metadataOf(h);
   const alg = h.get("x-amz-checksum-algorithm");
   const typeRaw = h.get("x-amz-checksum-type");

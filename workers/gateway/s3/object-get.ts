@@ -5,7 +5,7 @@ import type { VersionManifest } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
 import { checksumResponseHeaders } from "./checksum.ts";
-import { placeOf, requireBucket, type RequestContext } from "./context.ts";
+import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
@@ -132,6 +132,29 @@ export function versionIdParam(raw: string | null): Uvid | "null" | null {
 /** x-amz-version-id for a version: none in a bucket that never versioned, "null" for a null version. */
 export function versionHeader(info: BucketInfo, uvid: string, isNull: boolean): Record<string, string> {
   return info.versioning === "Unversioned" ? {} : { "x-amz-version-id": versionIdOf(uvid, isNull) };
+}
+
+/**
+ * A version that can be read: the current one, or the one asked for by id. Absent, or a delete
+ * marker, is NoSuchKey (NoSuchVersion when asked for by id), as S3 answers for sub-resources
+ * and copy sources.
+ */
+export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<{ info: BucketInfo; vm: VersionManifest; isNull: boolean }> {
+  validateKey(key);
+  const info = await requireBucket(ctx, bucket);
+  const place = await placeOf(ctx, bucket, key);
+  const stored = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
+  if (!stored || stored.vm.deleteMarker) {
+    if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key, VersionId: versionId });
+    throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
+  }
+  return { info, vm: stored.vm, isNull: stored.isNull };
+}
+
+/** For a sub-resource of an object (?acl, ?tagging): the version named by ?versionId must exist; its version header, as S3 echoes it. */
+export async function subresourceVersion(ctx: RequestContext, bucket: string, key: string): Promise<Record<string, string>> {
+  const { info, vm, isNull } = await existingVersion(ctx, bucket, key, versionIdParam(ctx.url.searchParams.get("versionId")));
+  return versionHeader(info, vm.uvid, isNull);
 }
 
 export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {

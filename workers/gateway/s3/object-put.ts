@@ -10,11 +10,11 @@ import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER 
 import { ingest, type IngestResult } from "../data/ingest.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { refuseAclGrants } from "./acl.ts";
 import { badDigest, headerOf, requestedChecksum, type ChecksumAlgorithm, type RequestedChecksum } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { versionHeader } from "./object-get.ts";
+import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
 /** Standard headers S3 keeps with an object and returns on GET/HEAD. */
 export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -168,7 +168,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   bucketCheck.catch(() => {});
   const h = ctx.req.headers;
   const condition = writeConditionOf(h);
-  refuseAclGrants(h);
+  refuseUnkeptWriteOptions(h);
   const { userMeta, httpMeta } = metadataOf(h);
   const { result, checksum } = await receiveBody(ctx, false, bucketCheck);
 
