@@ -98,6 +98,18 @@ function asS3Error(e: unknown): S3Error {
   return new S3Error("InternalError", `We encountered an internal error: ${msg}`);
 }
 
+/**
+ * S3 answers byte for byte, but the Workers platform gzips responses whose content type looks
+ * compressible when the client accepts gzip. Clients such as rclone ask for gzip only to stop
+ * their HTTP library from decoding, and then take the body as it comes: a gzipped object or
+ * error would be corrupt to them. A response that already names its encoding is left alone,
+ * so one with none is marked identity (an object stored with a Content-Encoding keeps it).
+ */
+function asSent(res: Response): Response {
+  if (res.body !== null && !res.headers.has("content-encoding")) res.headers.set("content-encoding", "identity");
+  return res;
+}
+
 export async function handleS3(req: Request, env: Env, exec: ExecutionContext): Promise<Response> {
   const url = new URL(req.url);
   const requestId = crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase();
@@ -117,12 +129,12 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     const res = await dispatch(ctx, ep);
     const out = new Response(res.body, res);
     out.headers.set("x-amz-request-id", requestId);
-    return out;
+    return asSent(out);
   } catch (e) {
     const err = asS3Error(e);
     if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message }));
     // Drain an unread request body so the client is not left writing into a closed socket.
     if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
-    return errorResponse(err, decodeURIComponent(url.pathname), requestId, req.method === "HEAD");
+    return asSent(errorResponse(err, decodeURIComponent(url.pathname), requestId, req.method === "HEAD"));
   }
 }

@@ -288,6 +288,17 @@ async function verifyQueryForm(
   return finish(req, url, p, canonicalQuery, payloadHash, amzDate, opts, true);
 }
 
+/**
+ * The Accept-Encoding the client sent. The Workers runtime replaces the header with its own
+ * ("br, gzip") before the Worker sees it and keeps the original in `request.cf`; clients such as
+ * rclone sign the header, so only the original verifies. "" in `cf` means the client sent none.
+ */
+function clientAcceptEncoding(req: Request): string | null {
+  const original = (req as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
+  if (original !== undefined) return original;
+  return req.headers.get("accept-encoding");
+}
+
 function checkSignedHeaders(req: Request, signed: string[], presigned: boolean): void {
   if (!signed.includes("host")) {
     if (presigned) throw queryMalformed("Query-string authentication version 4 requires the host header to be signed.");
@@ -327,7 +338,7 @@ async function finish(
   }
 
   const headerPairs: [string, string][] = p.signedHeaders.map((name) => {
-    const v = req.headers.get(name);
+    const v = name === "accept-encoding" ? clientAcceptEncoding(req) : req.headers.get(name);
     // The Host header is not always exposed on a constructed Request; the URL carries it.
     if (v === null && name === "host") return [name, url.host];
     return [name, v ?? ""];
