@@ -2,7 +2,7 @@
 // one key by initiation time (then id), rolled up into common prefixes under a delimiter. The
 // gateway merges the shards' pages the same way listings are merged.
 
-import { commonPrefixOf, prefixSuccessor } from "../../common/keys.ts";
+import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface UploadQuery {
   tenant: string;
@@ -24,76 +24,35 @@ export interface UploadPage {
   truncated: boolean;
 }
 
-const BATCH = 256;
-
 export function listUploads(sql: SqlStorage, q: UploadQuery): UploadPage {
-  const entries: UploadEntry[] = [];
-  const upper = q.prefix ? prefixSuccessor(q.prefix) : null;
-  // Position: uploads of key `atKey` after (initiated, id) `atUpload`, then keys after `atKey`.
-  let atKey: string | null = q.keyMarker || null;
-  let atUpload: { initiated: number; id: string } | null = null;
-  if (atKey !== null && q.uploadIdMarker) {
+  type At = { initiated: number; id: string };
+  // An upload-id marker positions within the marker key's uploads; one that names no upload of
+  // it is ignored, and the walk starts after the whole key.
+  let start: At | null = null;
+  if (q.keyMarker && q.uploadIdMarker) {
     const m = sql
-      .exec("SELECT initiated FROM uploads WHERE tenant = ? AND bucket = ? AND key = ? AND upload_id = ?", q.tenant, q.bucket, atKey, q.uploadIdMarker)
+      .exec("SELECT initiated FROM uploads WHERE tenant = ? AND bucket = ? AND key = ? AND upload_id = ?", q.tenant, q.bucket, q.keyMarker, q.uploadIdMarker)
       .toArray()[0];
-    if (m) atUpload = { initiated: Number(m.initiated), id: q.uploadIdMarker };
+    if (m) start = { initiated: Number(m.initiated), id: q.uploadIdMarker };
   }
-  let from: string | null = q.prefix || null;
-  if (atKey !== null && atUpload === null) {
-    const cp = commonPrefixOf(atKey, q.prefix, q.delimiter);
-    if (cp !== null && cp === atKey) {
-      atKey = null;
-      from = prefixSuccessor(cp);
-      if (from === null) return { entries, truncated: false };
-    }
-  }
-  for (;;) {
-    const conds = ["tenant = ?", "bucket = ?", "open = 1"];
-    const args: (string | number)[] = [q.tenant, q.bucket];
-    if (atKey !== null) {
-      if (atUpload !== null) {
-        conds.push("(key > ? OR (key = ? AND (initiated > ? OR (initiated = ? AND upload_id > ?))))");
-        args.push(atKey, atKey, atUpload.initiated, atUpload.initiated, atUpload.id);
-      } else {
-        conds.push("key > ?");
-        args.push(atKey);
-      }
-    }
-    if (from !== null) {
-      conds.push("key >= ?");
-      args.push(from);
-    }
-    if (upper !== null) {
-      conds.push("key < ?");
-      args.push(upper);
-    }
-    const rows = sql
-      .exec(
-        `SELECT key, upload_id, initiated, creator FROM uploads WHERE ${conds.join(" AND ")} ORDER BY key, initiated, upload_id LIMIT ?`,
-        ...args,
-        BATCH,
-      )
-      .toArray();
-    if (rows.length === 0) return { entries, truncated: false };
-    let rolled = false;
-    for (const row of rows) {
-      const key = String(row.key);
-      if (entries.length === q.limit) return { entries, truncated: true };
-      const cp = commonPrefixOf(key, q.prefix, q.delimiter);
-      if (cp !== null) {
-        entries.push({ kind: "prefix", prefix: cp });
-        const next = prefixSuccessor(cp);
-        if (next === null) return { entries, truncated: false };
-        atKey = null;
-        atUpload = null;
-        from = next;
-        rolled = true;
-        break;
-      }
-      entries.push({ kind: "upload", key, uploadId: String(row.upload_id), initiated: Number(row.initiated), creator: String(row.creator) });
-      atKey = key;
-      atUpload = { initiated: Number(row.initiated), id: String(row.upload_id) };
-    }
-    if (!rolled && rows.length < BATCH) return { entries, truncated: false };
-  }
+  return walkRolledUp<Record<string, SqlStorageValue>, At, Extract<UploadEntry, { kind: "upload" }>>(
+    {
+      prefix: q.prefix,
+      delimiter: q.delimiter,
+      limit: q.limit,
+      fetch(pos, upper, n) {
+        const conds = ["tenant = ?", "bucket = ?", "open = 1"];
+        const args: (string | number)[] = [q.tenant, q.bucket];
+        const w = pos.within;
+        keyBounds("key", pos, upper, w && { sql: "(initiated > ? OR (initiated = ? AND upload_id > ?))", args: [w.initiated, w.initiated, w.id] }, conds, args);
+        return sql
+          .exec(`SELECT key, upload_id, initiated, creator FROM uploads WHERE ${conds.join(" AND ")} ORDER BY key, initiated, upload_id LIMIT ?`, ...args, n)
+          .toArray();
+      },
+      key: (row) => String(row.key),
+      within: (row) => ({ initiated: Number(row.initiated), id: String(row.upload_id) }),
+      entry: (row, key) => ({ kind: "upload", key, uploadId: String(row.upload_id), initiated: Number(row.initiated), creator: String(row.creator) }),
+    },
+    { key: q.keyMarker || null, within: start },
+  );
 }

@@ -2,7 +2,7 @@
 // key's versions newest first, delete markers included, rolled up into common prefixes under a
 // delimiter. The gateway merges the shards' pages.
 
-import { commonPrefixOf, prefixSuccessor } from "../../common/keys.ts";
+import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface VersionQuery {
   tenant: string;
@@ -36,79 +36,42 @@ export interface VersionPage {
   truncated: boolean;
 }
 
-const BATCH = 256;
-
 export function listVersions(sql: SqlStorage, q: VersionQuery): VersionPage {
-  const entries: VersionEntry[] = [];
-  const upper = q.prefix ? prefixSuccessor(q.prefix) : null;
-  // Position: versions of `atKey` older than `atUvid`, then keys after `atKey`.
-  let atKey: string | null = q.keyMarker || null;
-  let atUvid: string | null = null;
-  if (atKey !== null && q.versionIdMarker) {
+  // A version-id marker positions within the marker key's versions (newest first); "null" is
+  // the key's null version, and a marker that names none starts after the whole key.
+  let start: string | null = null;
+  if (q.keyMarker && q.versionIdMarker) {
     if (q.versionIdMarker === "null") {
       const m = sql
-        .exec("SELECT uvid FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND is_null = 1 AND removed = 0 ORDER BY uvid DESC LIMIT 1", q.tenant, q.bucket, atKey)
+        .exec("SELECT uvid FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND is_null = 1 AND removed = 0 ORDER BY uvid DESC LIMIT 1", q.tenant, q.bucket, q.keyMarker)
         .toArray()[0];
-      atUvid = m ? String(m.uvid) : null;
+      start = m ? String(m.uvid) : null;
     } else {
-      atUvid = q.versionIdMarker;
+      start = q.versionIdMarker;
     }
   }
-  let from: string | null = q.prefix || null;
-  if (atKey !== null && atUvid === null) {
-    const cp = commonPrefixOf(atKey, q.prefix, q.delimiter);
-    if (cp !== null && cp === atKey) {
-      atKey = null;
-      from = prefixSuccessor(cp);
-      if (from === null) return { entries, truncated: false };
-    }
-  }
-  for (;;) {
-    const conds = ["v.tenant = ?", "v.bucket = ?", "v.removed = 0"];
-    const args: (string | number)[] = [q.tenant, q.bucket];
-    if (atKey !== null) {
-      if (atUvid !== null) {
-        conds.push("(v.key > ? OR (v.key = ? AND v.uvid < ?))");
-        args.push(atKey, atKey, atUvid);
-      } else {
-        conds.push("v.key > ?");
-        args.push(atKey);
-      }
-    }
-    if (from !== null) {
-      conds.push("v.key >= ?");
-      args.push(from);
-    }
-    if (upper !== null) {
-      conds.push("v.key < ?");
-      args.push(upper);
-    }
-    const rows = sql
-      .exec(
-        `SELECT v.key, v.uvid, v.is_null, v.delete_marker, v.size, v.etag, v.last_modified, v.creator, (c.uvid = v.uvid) AS latest
-         FROM versions v LEFT JOIN current c ON c.tenant = v.tenant AND c.bucket = v.bucket AND c.key = v.key
-         WHERE ${conds.join(" AND ")} ORDER BY v.key, v.uvid DESC LIMIT ?`,
-        ...args,
-        BATCH,
-      )
-      .toArray();
-    if (rows.length === 0) return { entries, truncated: false };
-    let rolled = false;
-    for (const row of rows) {
-      const key = String(row.key);
-      if (entries.length === q.limit) return { entries, truncated: true };
-      const cp = commonPrefixOf(key, q.prefix, q.delimiter);
-      if (cp !== null) {
-        entries.push({ kind: "prefix", prefix: cp });
-        const next = prefixSuccessor(cp);
-        if (next === null) return { entries, truncated: false };
-        atKey = null;
-        atUvid = null;
-        from = next;
-        rolled = true;
-        break;
-      }
-      entries.push({
+  return walkRolledUp<Record<string, SqlStorageValue>, string, Extract<VersionEntry, { kind: "version" }>>(
+    {
+      prefix: q.prefix,
+      delimiter: q.delimiter,
+      limit: q.limit,
+      fetch(pos, upper, n) {
+        const conds = ["v.tenant = ?", "v.bucket = ?", "v.removed = 0"];
+        const args: (string | number)[] = [q.tenant, q.bucket];
+        keyBounds("v.key", pos, upper, pos.within === null ? null : { sql: "v.uvid < ?", args: [pos.within] }, conds, args);
+        return sql
+          .exec(
+            `SELECT v.key, v.uvid, v.is_null, v.delete_marker, v.size, v.etag, v.last_modified, v.creator, (c.uvid = v.uvid) AS latest
+             FROM versions v LEFT JOIN current c ON c.tenant = v.tenant AND c.bucket = v.bucket AND c.key = v.key
+             WHERE ${conds.join(" AND ")} ORDER BY v.key, v.uvid DESC LIMIT ?`,
+            ...args,
+            n,
+          )
+          .toArray();
+      },
+      key: (row) => String(row.key),
+      within: (row) => String(row.uvid),
+      entry: (row, key) => ({
         kind: "version",
         key,
         uvid: String(row.uvid),
@@ -119,10 +82,8 @@ export function listVersions(sql: SqlStorage, q: VersionQuery): VersionPage {
         etag: String(row.etag),
         lastModified: Number(row.last_modified),
         creator: String(row.creator),
-      });
-      atKey = key;
-      atUvid = String(row.uvid);
-    }
-    if (!rolled && rows.length < BATCH) return { entries, truncated: false };
-  }
+      }),
+    },
+    { key: q.keyMarker || null, within: start },
+  );
 }
