@@ -42,7 +42,7 @@ describe("ManifestShard records", () => {
       runInDurableObject(shard, (_i, state) => ({
         versions: state.storage.sql.exec("SELECT * FROM versions ORDER BY key, uvid").toArray(),
         current: state.storage.sql.exec("SELECT * FROM current ORDER BY key").toArray(),
-        cutoffs: state.storage.sql.exec("SELECT * FROM cutoffs").toArray(),
+        sources: state.storage.sql.exec("SELECT * FROM sources").toArray(),
       }));
     const first = await dump();
     const listed = await shard.list(q());

@@ -72,13 +72,45 @@ describe("VersionBook stamps", () => {
     });
   });
 
-  it("floor is above every stamp already issued", async () => {
+  it("the cutoff is above every stamp already issued and let go, and below the next", async () => {
     await withBook(freshGroup(), (book) => {
       const future = Date.now() + 60_000;
       const s = book.stamp(7, future);
-      const floor = book.floor(7);
-      expect(floor > s).toBe(true);
-      expect(book.stamp(0, 0) >= floor).toBe(true);
+      book.release(s);
+      const cutoff = book.cutoffFor(0, []);
+      expect(cutoff > s).toBe(true);
+      expect(book.stamp(0, 0) >= cutoff).toBe(true);
+    });
+  });
+
+  it("a stamp holds every shard's cutoff until its record is queued; a record holds its shard's until applied", async () => {
+    const nhid = await nhidOf("t", "b", "held");
+    await withBook(freshGroup(), (book) => {
+      const u = book.stamp(0);
+      expect(book.cutoffFor(0, [])).toBe(u);
+      expect(book.cutoffFor(3, [])).toBe(u);
+      book.commit(nhid, { uvid: u, vmChid: chid("h"), deleteMarker: false, etag: null, isNull: false }, 1, record("held", u), removal);
+      // Queued for shard 1: shard 0's cutoff is free, shard 1's waits for the record.
+      expect(book.cutoffFor(0, []) > u).toBe(true);
+      expect(book.cutoffFor(1, [])).toBe(u);
+      // A batch that carries the record may promise past it.
+      expect(book.cutoffFor(1, [record("held", u)]) > u).toBe(true);
+      book.delivered(1, [u]);
+      expect(book.cutoffFor(1, []) > u).toBe(true);
+    });
+  });
+
+  it("records a restart finds in the outbox hold their shard's cutoff", async () => {
+    const nhid = await nhidOf("t", "b", "restart");
+    const stub = freshGroup();
+    let u = "" as Uvid;
+    await withBook(stub, (book) => {
+      u = book.stamp(0);
+      book.commit(nhid, { uvid: u, vmChid: chid("r"), deleteMarker: false, etag: null, isNull: false }, 2, record("restart", u), removal);
+    });
+    await withBook(stub, (book) => {
+      expect(book.cutoffFor(2, [])).toBe(u);
+      expect(book.cutoffFor(0, []) > u).toBe(true);
     });
   });
 });

@@ -1,6 +1,9 @@
 // Listing the current objects of a bucket from one shard, in UTF-8 key order, rolling keys up
-// into common prefixes under a delimiter (rolled-walk.ts).
+// into common prefixes under a delimiter (rolled-walk.ts): now, from the table of current
+// versions, or as of a time, from the versions themselves (as-of.ts).
 
+import type { Uvid } from "../../common/ids.ts";
+import { newestAt } from "./as-of.ts";
 import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface ListQuery {
@@ -23,17 +26,24 @@ export interface ListPage {
   truncated: boolean;
 }
 
-export function listCurrent(sql: SqlStorage, q: ListQuery): ListPage {
+/** `bound`: list as of the time just before it (see as-of.ts); absent: now. */
+export function listCurrent(sql: SqlStorage, q: ListQuery, bound?: Uvid): ListPage {
   return walkRolledUp<Record<string, SqlStorageValue>, null, Extract<ListEntry, { kind: "object" }>>(
     {
       prefix: q.prefix,
       delimiter: q.delimiter,
       limit: q.limit,
       fetch(pos, upper, n) {
-        const conds = ["tenant = ?", "bucket = ?", "delete_marker = 0"];
+        const conds = ["tenant = ?", "bucket = ?"];
         const args: (string | number)[] = [q.tenant, q.bucket];
         keyBounds("key", pos, upper, null, conds, args);
-        return sql.exec(`SELECT key, size, etag, last_modified FROM current WHERE ${conds.join(" AND ")} ORDER BY key LIMIT ?`, ...args, n).toArray();
+        if (bound === undefined) {
+          conds.push("delete_marker = 0");
+          return sql.exec(`SELECT key, size, etag, last_modified FROM current WHERE ${conds.join(" AND ")} ORDER BY key LIMIT ?`, ...args, n).toArray();
+        }
+        conds.push(newestAt("versions"), "delete_marker = 0");
+        args.push(bound, bound, bound, bound);
+        return sql.exec(`SELECT key, size, etag, last_modified FROM versions WHERE ${conds.join(" AND ")} ORDER BY key LIMIT ?`, ...args, n).toArray();
       },
       key: (row) => String(row.key),
       within: () => null,

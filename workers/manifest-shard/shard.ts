@@ -1,17 +1,26 @@
 // A manifest shard: one slice of the namespace manifest (seed 000). It holds every version
 // record of the names that hash to it, the current version of each name for listings, the
 // multipart uploads in progress on those names, and the cutoff each initiating group has
-// promised.
+// promised (sources.ts), which says how far back its answers as of a time are complete.
 
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../shared/env.ts";
+import type { Uvid } from "../../common/ids.ts";
+import { configOf, groupStub, type Env } from "../shared/env.ts";
+import { versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { isRemovalRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type SourceCutoff, type UploadRecord, type VersionRecord } from "./records.ts";
+import { SourceBook, type SourceState } from "./sources.ts";
 import { listVersions, type VersionPage, type VersionQuery } from "./versions.ts";
 import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
 
+/** How long a shard waits between asking lagging groups to advance. */
+const ADVANCE_RETRY_MS = 50;
+/** The longest a point-in-time answer may wait for completeness. */
+export const AS_OF_WAIT_MAX_MS = 30_000;
+
 export class ManifestShard extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly sources: SourceBook;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -25,33 +34,49 @@ export class ManifestShard extends DurableObject<Env> {
       tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
       delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
       PRIMARY KEY (tenant, bucket, key))`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS cutoffs (grp INTEGER PRIMARY KEY, cutoff TEXT NOT NULL)`);
     // Added with versioning; older rows are null versions that were never removed.
     const cols = new Set(this.sql.exec("PRAGMA table_info(versions)").toArray().map((c) => String(c.name)));
     if (!cols.has("is_null")) this.sql.exec("ALTER TABLE versions ADD COLUMN is_null INTEGER NOT NULL DEFAULT 1");
     if (!cols.has("removed")) this.sql.exec("ALTER TABLE versions ADD COLUMN removed INTEGER NOT NULL DEFAULT 0");
+    // The removal's stamp, for reads as of a time; null in rows removed before it was kept.
+    if (!cols.has("removed_at")) this.sql.exec("ALTER TABLE versions ADD COLUMN removed_at TEXT");
+    // A removal that arrived before the version it removes (their batches can be applied out of
+    // order when one is retried): applied when the version comes.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS early_removals (
+      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, target TEXT NOT NULL, uvid TEXT NOT NULL,
+      PRIMARY KEY (tenant, bucket, key, target))`);
     // Multipart uploads by key; a closed one stays as a tombstone so that a late, repeated
     // "open" cannot bring it back.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS uploads (
       tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL,
       initiated INTEGER NOT NULL, creator TEXT NOT NULL, open INTEGER NOT NULL,
       PRIMARY KEY (tenant, bucket, key, upload_id))`);
+    this.sources = new SourceBook(this.sql);
+    const changed = this.sources.expect(configOf(env).groupCount);
+    if (changed.added.length + changed.removed.length > 0 && changed.added.length !== configOf(env).groupCount) {
+      console.log(JSON.stringify({ event: "shard-sources-changed", added: changed.added, removed: changed.removed }));
+    }
   }
 
-  /** Apply a batch of records from one group. Idempotent: a record or batch applied twice changes nothing. */
-  async applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<void> {
+  /**
+   * Apply a batch of records from one group. Idempotent: a record or batch applied twice changes
+   * nothing. A batch from a group this shard does not expect is refused whole (answered, not
+   * thrown, so that the group can say why): applying it would let its records arrive after a
+   * point-in-time answer that did not wait for them.
+   */
+  async applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string } | null> {
+    if (!this.sources.expects(source.group)) {
+      return { refused: `this shard expects records from groups 0..${this.sources.all().length - 1}, not from group ${source.group}: GROUP_COUNT differs between the group and the shard` };
+    }
     this.ctx.storage.transactionSync(() => {
       for (const r of records) {
         if (isUploadRecord(r)) this.applyUpload(r);
         else if (isRemovalRecord(r)) this.applyRemoval(r);
         else this.applyVersion(r);
       }
-      // Cutoffs only move forward.
-      this.sql.exec(
-        `INSERT INTO cutoffs (grp, cutoff) VALUES (?, ?) ON CONFLICT(grp) DO UPDATE SET cutoff = excluded.cutoff WHERE excluded.cutoff > cutoffs.cutoff`,
-        source.group, source.cutoff,
-      );
+      this.sources.promise(source.group, source.cutoff);
     });
+    return null;
   }
 
   private applyUpload(r: UploadRecord): void {
@@ -75,12 +100,24 @@ export class ManifestShard extends DurableObject<Env> {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified, r.contentType, r.vmChid, r.creator, r.isNull ? 1 : 0,
     );
+    const early = this.sql
+      .exec("DELETE FROM early_removals WHERE tenant = ? AND bucket = ? AND key = ? AND target = ? RETURNING uvid", r.tenant, r.bucket, r.key, r.uvid)
+      .toArray()[0];
+    if (early) this.markRemoved(r.tenant, r.bucket, r.key, r.uvid, String(early.uvid));
     this.refreshCurrent(r.tenant, r.bucket, r.key);
   }
 
   private applyRemoval(r: RemovalRecord): void {
-    this.sql.exec("UPDATE versions SET removed = 1 WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ?", r.tenant, r.bucket, r.key, r.target);
+    if (!this.markRemoved(r.tenant, r.bucket, r.key, r.target, r.uvid)) {
+      const known = this.sql.exec("SELECT 1 FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ?", r.tenant, r.bucket, r.key, r.target).toArray().length > 0;
+      if (!known) this.sql.exec("INSERT OR IGNORE INTO early_removals (tenant, bucket, key, target, uvid) VALUES (?, ?, ?, ?, ?)", r.tenant, r.bucket, r.key, r.target, r.uvid);
+    }
     this.refreshCurrent(r.tenant, r.bucket, r.key);
+  }
+
+  /** Whether a version row changed (false if it was already removed, or is not here yet). */
+  private markRemoved(tenant: string, bucket: string, key: string, target: string, at: string): boolean {
+    return this.sql.exec("UPDATE versions SET removed = 1, removed_at = ? WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ? AND removed = 0", at, tenant, bucket, key, target).rowsWritten > 0;
   }
 
   /**
@@ -104,16 +141,49 @@ export class ManifestShard extends DurableObject<Env> {
     );
   }
 
-  async listVersions(q: VersionQuery): Promise<VersionPage> {
-    return listVersions(this.sql, q);
+  /** `bound`: as of the time just before it (call `settle` first); absent: now. */
+  async listVersions(q: VersionQuery, bound?: Uvid): Promise<VersionPage> {
+    return listVersions(this.sql, q, bound);
   }
 
   async listUploads(q: UploadQuery): Promise<UploadPage> {
     return listUploads(this.sql, q);
   }
 
-  async list(q: ListQuery): Promise<ListPage> {
-    return listCurrent(this.sql, q);
+  /** `bound`: as of the time just before it (call `settle` first); absent: now. */
+  async list(q: ListQuery, bound?: Uvid): Promise<ListPage> {
+    return listCurrent(this.sql, q, bound);
+  }
+
+  /** The version of a key current just before `bound`, delete marker included (call `settle` first). */
+  async versionAt(tenant: string, bucket: string, key: string, bound: Uvid): Promise<VersionAt | null> {
+    return versionAt(this.sql, tenant, bucket, key, bound);
+  }
+
+  /**
+   * Waits, up to `waitMs`, until every expected source (or only group `only`, for one name's
+   * answer) has promised past `bound`, asking each lagging group to advance its cutoff. Returns
+   * the groups still lagging: none means answers below the bound are complete and final.
+   * `shard` is this shard's own number, which the groups address it by.
+   */
+  async settle(shard: number, bound: Uvid, waitMs: number, only?: number): Promise<{ lagging: number[] }> {
+    const deadline = Date.now() + Math.min(Math.max(waitMs, 0), AS_OF_WAIT_MAX_MS);
+    for (;;) {
+      const lagging = this.sources.lagging(bound, only);
+      if (lagging.length === 0 || Date.now() >= deadline) return { lagging };
+      // An idle group answers in one round trip; one that cannot (unreachable, or a write of
+      // its stamped before the bound still in flight) is asked again until the deadline.
+      const asked = Promise.allSettled(lagging.map((g) => groupStub(this.env, g).advanceCutoff(g, shard)));
+      await Promise.race([asked, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      if (this.sources.lagging(bound, only).length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, Math.min(ADVANCE_RETRY_MS, Math.max(0, deadline - Date.now()))));
+      }
+    }
+  }
+
+  /** The expected sources and their cutoffs, for status and tests. */
+  async sourceStates(): Promise<SourceState[]> {
+    return this.sources.all();
   }
 
   /** Whether a bucket has anything in this shard: a version of any key, delete markers included (S3's rule for DeleteBucket). */

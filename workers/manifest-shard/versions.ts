@@ -2,6 +2,8 @@
 // key's versions newest first, delete markers included, rolled up into common prefixes under a
 // delimiter. The gateway merges the shards' pages.
 
+import type { Uvid } from "../../common/ids.ts";
+import { existsAt } from "./as-of.ts";
 import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface VersionQuery {
@@ -36,14 +38,20 @@ export interface VersionPage {
   truncated: boolean;
 }
 
-export function listVersions(sql: SqlStorage, q: VersionQuery): VersionPage {
+/**
+ * `bound`: the versions that existed just before it, IsLatest as it was then (see as-of.ts);
+ * absent: the versions not removed, IsLatest now.
+ */
+export function listVersions(sql: SqlStorage, q: VersionQuery, bound?: Uvid): VersionPage {
+  const live = bound === undefined;
+  const exists = live ? { sql: "v.removed = 0", args: [] } : { sql: existsAt("v"), args: [bound, bound] };
   // A version-id marker positions within the marker key's versions (newest first); "null" is
   // the key's null version, and a marker that names none starts after the whole key.
   let start: string | null = null;
   if (q.keyMarker && q.versionIdMarker) {
     if (q.versionIdMarker === "null") {
       const m = sql
-        .exec("SELECT uvid FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND is_null = 1 AND removed = 0 ORDER BY uvid DESC LIMIT 1", q.tenant, q.bucket, q.keyMarker)
+        .exec(`SELECT uvid FROM versions v WHERE tenant = ? AND bucket = ? AND key = ? AND is_null = 1 AND ${exists.sql} ORDER BY uvid DESC LIMIT 1`, q.tenant, q.bucket, q.keyMarker, ...exists.args)
         .toArray()[0];
       start = m ? String(m.uvid) : null;
     } else {
@@ -56,18 +64,18 @@ export function listVersions(sql: SqlStorage, q: VersionQuery): VersionPage {
       delimiter: q.delimiter,
       limit: q.limit,
       fetch(pos, upper, n) {
-        const conds = ["v.tenant = ?", "v.bucket = ?", "v.removed = 0"];
-        const args: (string | number)[] = [q.tenant, q.bucket];
+        const conds = ["v.tenant = ?", "v.bucket = ?", exists.sql];
+        const args: (string | number)[] = [q.tenant, q.bucket, ...exists.args];
         keyBounds("v.key", pos, upper, pos.within === null ? null : { sql: "v.uvid < ?", args: [pos.within] }, conds, args);
-        return sql
-          .exec(
-            `SELECT v.key, v.uvid, v.is_null, v.delete_marker, v.size, v.etag, v.last_modified, v.creator, (c.uvid = v.uvid) AS latest
-             FROM versions v LEFT JOIN current c ON c.tenant = v.tenant AND c.bucket = v.bucket AND c.key = v.key
-             WHERE ${conds.join(" AND ")} ORDER BY v.key, v.uvid DESC LIMIT ?`,
-            ...args,
-            n,
-          )
-          .toArray();
+        const cols = "v.key, v.uvid, v.is_null, v.delete_marker, v.size, v.etag, v.last_modified, v.creator";
+        const order = `WHERE ${conds.join(" AND ")} ORDER BY v.key, v.uvid DESC LIMIT ?`;
+        if (live) {
+          return sql
+            .exec(`SELECT ${cols}, (c.uvid = v.uvid) AS latest FROM versions v LEFT JOIN current c ON c.tenant = v.tenant AND c.bucket = v.bucket AND c.key = v.key ${order}`, ...args, n)
+            .toArray();
+        }
+        const latest = `(v.uvid = (SELECT MAX(w.uvid) FROM versions w WHERE w.tenant = v.tenant AND w.bucket = v.bucket AND w.key = v.key AND ${existsAt("w")}))`;
+        return sql.exec(`SELECT ${cols}, ${latest} AS latest FROM versions v ${order}`, bound, bound, ...args, n).toArray();
       },
       key: (row) => String(row.key),
       within: (row) => String(row.uvid),

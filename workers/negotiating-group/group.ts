@@ -56,11 +56,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   /** Current version of recently used names; a cache only, the names table is the truth. */
   private readonly vmCache = new Map<Nhid, StoredVersion>();
   private group = -1;
-  /** Stamped versions not yet committed: the cutoff we promise shards must stay below them. */
-  private readonly inflight = new Set<Uvid>();
   private readonly locations = new LocationCache();
   private readonly feed = new ShardFeed(async (s, records) => {
-    await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.cutoff() });
+    const refusal = await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.book.cutoffFor(s, records) });
+    if (refusal) throw new Error(refusal.refused);
     this.book.delivered(s, records.map((r) => r.uvid));
   });
   /** Socket -> member, so a message costs no attachment deserialization. */
@@ -277,7 +276,6 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const vmChid = await chidOf(bytes);
     const record = recordOf(vm, vmChid, isNull);
     let removed: RemovalRecord[] = [];
-    this.inflight.add(uvid);
     try {
       const writers = await this.live("writers");
       await Promise.all([
@@ -291,7 +289,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       beforeCommit();
       removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull }, shard, record, this.removalOf(body));
     } finally {
-      this.inflight.delete(uvid);
+      // A no-op once committed: the record in the outbox holds the cutoff from then on.
+      this.book.release(uvid);
     }
     const cur = this.book.current(nhid);
     if (cur?.uvid === uvid) this.cache(nhid, { vm, isNull });
@@ -321,9 +320,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const uploadId = newUploadId();
     const uvid = this.book.stamp(g);
     const initiated = parseUvid(uvid).ms;
-    this.uploads.create(nhid, { ...info, uploadId, initiated });
     const record: UploadRecord = { kind: "upload", tenant: info.tenant, bucket: info.bucket, key: info.key, uploadId, uvid, initiated, open: true, creator: info.creator };
-    this.book.queue(shard, record);
+    try {
+      this.uploads.create(nhid, { ...info, uploadId, initiated });
+      this.book.queue(shard, record);
+    } finally {
+      this.book.release(uvid);
+    }
     await this.deliver(shard, record);
     return { uploadId, initiated };
   }
@@ -364,11 +367,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const assembled = await assemble(upload, listed, this.uploads.parts(uploadId, listed.map((p) => p.partNumber)));
     if ("refused" in assembled) return assembled;
     const closed: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.book.stamp(g), initiated: upload.initiated, open: false, creator: upload.creator };
-    const result = await this.storeVersion(g, nhid, shard, assembled.body, versioning, null, condition, () => {
-      // In the version's own transaction: the upload ends exactly when the object appears.
-      this.uploads.drop(uploadId);
-      this.book.queue(shard, closed);
-    });
+    let result: PutVersionResult | Refusal;
+    try {
+      result = await this.storeVersion(g, nhid, shard, assembled.body, versioning, null, condition, () => {
+        // In the version's own transaction: the upload ends exactly when the object appears.
+        this.uploads.drop(uploadId);
+        this.book.queue(shard, closed);
+      });
+    } finally {
+      this.book.release(closed.uvid);
+    }
     if ("refused" in result) return result;
     void this.feed.deliver(shard, closed).catch(() => this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS));
     return { ...result, etag: assembled.body.etag, checksum: assembled.body.checksum ?? null };
@@ -433,18 +441,30 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       row = this.book.find(nhid, versionId);
     }
     if (!row) return null;
-    const want = row.uvid;
+    const stored: StoredVersion = { vm: await this.fetchManifest(g, nhid, row.uvid, row.vmChid), isNull: row.isNull };
+    if (this.book.isCurrent(nhid, row.uvid)) this.cache(nhid, stored);
+    return stored;
+  }
+
+  /**
+   * A version the caller already located (a manifest shard's record, for a read as of a time):
+   * it may no longer be live here (removed since), but its manifest is still on the targets.
+   */
+  async readVersion(g: number, nhid: Nhid, uvid: Uvid, vmChid: Chid): Promise<VersionManifest> {
+    this.setGroup(g);
+    return this.fetchManifest(g, nhid, uvid, vmChid);
+  }
+
+  private async fetchManifest(g: number, nhid: Nhid, want: Uvid, vmChid: Chid): Promise<VersionManifest> {
     const readers = await this.live("readers");
     const got = await getTransaction(this, readers, {
       propose: (txn) => ({ t: "propose-get-vm", txn, nhid, uvid: want }),
       refOf: (bid) => ({ kind: "vm", chid: bid.chid, nhid, uvid: bid.uvid ?? want }),
-      expect: row.vmChid,
+      expect: vmChid,
       maxBytes: VM_MAX_BYTES,
     });
     if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds version ${want} of this name`);
-    const stored: StoredVersion = { vm: decodeManifest(got.bytes), isNull: row.isNull };
-    if (this.book.isCurrent(nhid, want)) this.cache(nhid, stored);
-    return stored;
+    return decodeManifest(got.bytes);
   }
 
   private cache(nhid: Nhid, v: StoredVersion): void {
@@ -463,11 +483,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     }
   }
 
-  /** "No version earlier than this will ever come from me": below every in-flight stamp and the clock. */
-  private cutoff(): Uvid {
-    let low = this.book.floor(this.group);
-    for (const u of this.inflight) if (u < low) low = u;
-    return low;
+  /**
+   * A shard asks an idle group to move its cutoff: one batch (empty, or with whatever was queued)
+   * carrying the cutoff of now. Resolves once the shard has applied it.
+   */
+  async advanceCutoff(g: number, shard: number): Promise<void> {
+    this.setGroup(g);
+    await this.feed.advance(shard);
   }
 
   override async alarm(): Promise<void> {

@@ -15,6 +15,7 @@
 
 import { formatUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
 import type { RemovalRecord, ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
+import { CutoffTracker } from "./cutoff.ts";
 
 export interface NameRow {
   uvid: Uvid;
@@ -43,6 +44,8 @@ export class VersionBook {
   private lastSeq: number;
   /** Delivered outbox rows, deleted in the next commit's transaction. */
   private readonly forget = new Map<string, { shard: number; uvid: Uvid }>();
+  /** What the cutoff sent to each shard must stay below. */
+  private readonly cutoffs = new CutoffTracker();
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
@@ -61,9 +64,15 @@ export class VersionBook {
     this.leaseUntil = row ? Number(row.ms) : 0;
     this.lastMs = row ? this.leaseUntil + 1 : 0;
     this.lastSeq = -1;
+    // Records of an earlier life that no shard confirmed hold the cutoff back like any other.
+    for (const r of sql.exec("SELECT shard, uvid FROM outbox").toArray()) this.cutoffs.queued(Number(r.shard), r.uvid as Uvid);
   }
 
-  /** Next version id: wall-clock milliseconds, or the last stamp's plus a sequence step if the clock lags. */
+  /**
+   * Next version id: wall-clock milliseconds, or the last stamp's plus a sequence step if the
+   * clock lags. The stamp holds every shard's cutoff below it until its record is queued or
+   * the stamp is released.
+   */
   stamp(group: number, now: number = Date.now()): Uvid {
     const ms = Math.max(now, this.lastMs);
     const seq = ms === this.lastMs ? this.lastSeq + 1 : 0;
@@ -73,14 +82,31 @@ export class VersionBook {
       this.leaseUntil = ms + CLOCK_LEASE_MS;
       this.sql.exec("INSERT INTO clock (k, ms, seq) VALUES (0, ?, 0) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms", this.leaseUntil);
     }
-    return formatUvid({ ms, seq, group });
+    const uvid = formatUvid({ ms, seq, group });
+    this.cutoffs.hold(uvid);
+    return uvid;
+  }
+
+  /** The stamp will make no record (its write failed or was refused). */
+  release(uvid: Uvid): void {
+    this.cutoffs.release(uvid);
   }
 
   /** The smallest version id this clock could still stamp. */
-  floor(group: number): Uvid {
+  private floor(): Uvid {
     const ms = Math.max(Date.now(), this.lastMs);
     const seq = ms === this.lastMs ? this.lastSeq + 1 : 0;
     return formatUvid({ ms, seq, group: 0 });
+  }
+
+  /** "No record earlier than this will ever come from me" for a batch to `shard` carrying `sending`. */
+  cutoffFor(shard: number, sending: readonly ShardRecord[]): Uvid {
+    return this.cutoffs.cutoffFor(shard, this.floor(), new Set(sending.map((r) => r.uvid)));
+  }
+
+  private enqueue(shard: number, record: ShardRecord): void {
+    this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
+    this.cutoffs.queued(shard, record.uvid);
   }
 
   current(nhid: Nhid): NameRow | null {
@@ -141,7 +167,7 @@ export class VersionBook {
       "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null) VALUES (?, ?, ?, ?, ?, ?)",
       nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0,
     );
-    this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
+    this.enqueue(shard, record);
     const removed: RemovalRecord[] = [];
     if (row.isNull) {
       // Only the newest-stamped null version stays. Commits may arrive out of stamp order, so
@@ -166,7 +192,7 @@ export class VersionBook {
   private dropRow(nhid: Nhid, uvid: Uvid, shard: number, removalOf: RemovalOf): RemovalRecord[] {
     if (this.sql.exec("DELETE FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid).rowsWritten === 0) return [];
     const removal = removalOf(uvid);
-    this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", removal.uvid, shard, JSON.stringify(removal));
+    this.enqueue(shard, removal);
     return [removal];
   }
 
@@ -183,7 +209,7 @@ export class VersionBook {
   /** Queue a record that goes with no name change (an upload opened or closed). */
   queue(shard: number, record: ShardRecord): void {
     this.forgetDelivered();
-    this.sql.exec("INSERT OR IGNORE INTO outbox (uvid, shard, record) VALUES (?, ?, ?)", record.uvid, shard, JSON.stringify(record));
+    this.enqueue(shard, record);
   }
 
   private forgetDelivered(): void {
@@ -196,6 +222,7 @@ export class VersionBook {
    * object restart first, they are sent again, and applying a record twice changes nothing.
    */
   delivered(shard: number, uvids: readonly Uvid[]): void {
+    this.cutoffs.applied(shard, uvids);
     for (const uvid of uvids) this.forget.set(`${shard}/${uvid}`, { shard, uvid });
   }
 }

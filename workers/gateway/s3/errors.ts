@@ -37,6 +37,7 @@ const STATUS = {
   NoSuchUpload: 404,
   NoSuchVersion: 404,
   NotImplemented: 501,
+  PointInTimeIncomplete: 503,
   PreconditionFailed: 412,
   RequestTimeTooSkewed: 403,
   ServiceUnavailable: 503,

@@ -8,6 +8,7 @@ import type { ListEntry, ListPage } from "../../manifest-shard/listing.ts";
 import type { VersionEntry, VersionPage } from "../../manifest-shard/versions.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { shardStub } from "../../shared/env.ts";
+import { asOfHeaders, asOfOf, settleAll, type AsOf } from "./as-of.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
 import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
@@ -21,9 +22,10 @@ interface Merged {
 
 const entryKey = (e: ListEntry) => (e.kind === "object" ? e.key : e.prefix);
 
-export async function listMerged(ctx: RequestContext, bucket: string, prefix: string, delimiter: string, after: string, limit: number): Promise<Merged> {
+/** `asOf`: as of that time (its completeness already settled); null: now. */
+export async function listMerged(ctx: RequestContext, bucket: string, prefix: string, delimiter: string, after: string, limit: number, asOf: AsOf | null = null): Promise<Merged> {
   const pages: ListPage[] = await Promise.all(
-    Array.from({ length: ctx.cfg.shardCount }, (_, s) => shardStub(ctx.env, s).list({ tenant: ctx.tenant, bucket, prefix, delimiter, after, limit })),
+    Array.from({ length: ctx.cfg.shardCount }, (_, s) => shardStub(ctx.env, s).list({ tenant: ctx.tenant, bucket, prefix, delimiter, after, limit }, asOf?.bound)),
   );
   const all = pages.flatMap((p) => p.entries).sort((a, b) => compareKeys(entryKey(a), entryKey(b)));
   const entries: ListEntry[] = [];
@@ -64,6 +66,18 @@ function contents(entries: ListEntry[], enc: (s: string) => string): { Contents:
   return { Contents, CommonPrefixes };
 }
 
+/** A listing's point in time, settled before any shard lists (so every page is complete). */
+async function settledAsOf(ctx: RequestContext): Promise<AsOf | null> {
+  const a = asOfOf(ctx);
+  if (a) await settleAll(ctx, a);
+  return a;
+}
+
+function withAsOf(res: Response, a: AsOf | null): Response {
+  if (a) for (const [k, v] of Object.entries(asOfHeaders(a))) res.headers.set(k, v);
+  return res;
+}
+
 function encodeToken(cursor: string): string {
   return btoa(String.fromCharCode(...new TextEncoder().encode(cursor))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
@@ -86,14 +100,15 @@ export async function listObjectsV2(ctx: RequestContext, bucket: string): Promis
   const token = q.get("continuation-token");
   const startAfter = q.get("start-after") ?? "";
   await requireBucket(ctx, bucket);
+  const asOf = await settledAsOf(ctx);
   let after = startAfter;
   if (token !== null) {
     const t = decodeToken(token);
     if (compareKeys(t, after) > 0) after = t;
   }
-  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, after, maxKeys);
+  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, after, maxKeys, asOf);
   const last = entries[entries.length - 1];
-  return xmlResponse("ListBucketResult", {
+  return withAsOf(xmlResponse("ListBucketResult", {
     Name: bucket,
     Prefix: enc(prefix),
     Delimiter: delimiter ? enc(delimiter) : null,
@@ -105,7 +120,7 @@ export async function listObjectsV2(ctx: RequestContext, bucket: string): Promis
     NextContinuationToken: truncated && last ? encodeToken(entryKey(last)) : null,
     StartAfter: q.has("start-after") ? enc(startAfter) : null,
     ...contents(entries, enc),
-  });
+  }), asOf);
 }
 
 export async function listObjectsV1(ctx: RequestContext, bucket: string): Promise<Response> {
@@ -116,9 +131,10 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string): Promis
   const enc = encodingOf(q);
   const marker = q.get("marker") ?? "";
   await requireBucket(ctx, bucket);
-  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, marker, maxKeys);
+  const asOf = await settledAsOf(ctx);
+  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, marker, maxKeys, asOf);
   const last = entries[entries.length - 1];
-  return xmlResponse("ListBucketResult", {
+  return withAsOf(xmlResponse("ListBucketResult", {
     Name: bucket,
     Prefix: enc(prefix),
     Marker: enc(marker),
@@ -129,7 +145,7 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string): Promis
     EncodingType: q.get("encoding-type"),
     IsTruncated: truncated,
     ...contents(entries, enc),
-  });
+  }), asOf);
 }
 
 const versionEntryKey = (e: VersionEntry) => (e.kind === "version" ? e.key : e.prefix);
@@ -153,9 +169,10 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string): P
     throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "version-id-marker", ArgumentValue: versionIdMarker });
   }
   await requireBucket(ctx, bucket);
+  const asOf = await settledAsOf(ctx);
   const pages: VersionPage[] = await Promise.all(
     Array.from({ length: ctx.cfg.shardCount }, (_, s) =>
-      shardStub(ctx.env, s).listVersions({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, versionIdMarker, limit: maxKeys }),
+      shardStub(ctx.env, s).listVersions({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, versionIdMarker, limit: maxKeys }, asOf?.bound),
     ),
   );
   const all = pages.flatMap((p) => p.entries).sort(compareVersionEntries);
@@ -177,7 +194,7 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string): P
     if (e.deleteMarker) DeleteMarker.push(common);
     else Version.push({ ...common, ETag: `"${e.etag}"`, Size: e.size, StorageClass: "STANDARD" });
   }
-  return xmlResponse("ListVersionsResult", {
+  return withAsOf(xmlResponse("ListVersionsResult", {
     Name: bucket,
     Prefix: enc(prefix),
     KeyMarker: enc(keyMarker),
@@ -191,5 +208,5 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string): P
     Version,
     DeleteMarker,
     CommonPrefixes: page.flatMap((e) => (e.kind === "prefix" ? [{ Prefix: enc(e.prefix) }] : [])),
-  });
+  }), asOf);
 }

@@ -1,15 +1,18 @@
-// GetObject and HeadObject: find the newest version through the name's group, answer
-// conditional and range requests as S3 does, and stream the chunks in order.
+// GetObject and HeadObject: find the newest version through the name's group (or, as of a
+// time, through the name's manifest shard), answer conditional and range requests as S3 does,
+// and stream the chunks in order.
 
 import type { VersionManifest } from "../../../common/manifest.ts";
-import { groupStub } from "../../shared/env.ts";
+import type { StoredVersion } from "../../negotiating-group/group.ts";
+import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
+import { asOfHeaders, asOfOf, settleName, type AsOf } from "./as-of.ts";
 import { checksumResponseHeaders } from "./checksum.ts";
-import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
-import { isUvid, type Uvid } from "../../../common/ids.ts";
+import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 
@@ -157,12 +160,23 @@ export async function subresourceVersion(ctx: RequestContext, bucket: string, ke
   return versionHeader(info, vm.uvid, isNull);
 }
 
+/** The version of a name current at a point in time, once that answer is final (as-of.ts). */
+async function versionAsOf(ctx: RequestContext, bucket: string, key: string, place: NamePlace, asOf: AsOf): Promise<StoredVersion | null> {
+  await settleName(ctx, place, asOf);
+  const at = await shardStub(ctx.env, place.shard).versionAt(ctx.tenant, bucket, key, asOf.bound);
+  if (!at) return null;
+  const vm = await groupStub(ctx.env, place.group).readVersion(place.group, place.nhid, at.uvid, at.vmChid as Chid);
+  return { vm, isNull: at.isNull };
+}
+
 export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {
   const versionId = versionIdParam(ctx.url.searchParams.get("versionId"));
+  const asOf = asOfOf(ctx);
+  if (asOf && versionId !== null) throw new S3Error("InvalidArgument", "A version id already names one version: as-of cannot be combined with it", { ArgumentName: "as-of" });
   const bucketCheck = requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
   const place = await placeOf(ctx, bucket, key);
-  const vmP = groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
+  const vmP = asOf ? versionAsOf(ctx, bucket, key, place, asOf) : groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
   vmP.catch(() => {});
   const info = await bucketCheck;
   const stored = await vmP;
@@ -179,7 +193,7 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   }
 
   const headers = objectHeaders(vm);
-  for (const [k, v] of Object.entries(versionHeader(info, vm.uvid, isNull))) headers.set(k, v);
+  for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...(asOf ? asOfHeaders(asOf) : {}) })) headers.set(k, v);
   applyResponseOverrides(headers, ctx.url.searchParams);
   const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
   if (cond === 304) return new Response(null, { status: 304, headers });
