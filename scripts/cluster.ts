@@ -217,7 +217,21 @@ export class LocalCluster {
     t.proc = null;
   }
 
+  /**
+   * Freeze (SIGSTOP) or thaw (SIGCONT) target processes: what a hung host looks like to the
+   * cluster — its connections stay open, and it answers nothing until it resumes.
+   */
+  freezeTargets(indexes: number[], frozen: boolean): void {
+    for (const i of indexes) this.targets[i]?.proc?.kill(frozen ? "SIGSTOP" : "SIGCONT");
+  }
+
+  get targetCount(): number {
+    return this.targets.length;
+  }
+
   async stop(): Promise<void> {
+    // A frozen target cannot act on SIGTERM.
+    this.freezeTargets(this.targets.map((_, i) => i), false);
     await Promise.all(
       this.targets.map(async (t) => {
         if (!t.proc || t.proc.exitCode !== null) return;

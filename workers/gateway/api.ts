@@ -10,6 +10,8 @@ import { deleteBucketTagging, deleteObjectTagging, getBucketTagging, getObjectTa
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
+import { queryVersions } from "./ext/query.ts";
+import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
 import { S3Error } from "./s3/errors.ts";
 import { listObjectsV1, listObjectsV2, listObjectVersions } from "./s3/list.ts";
@@ -82,6 +84,24 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return deleteObjectTagging(ctx, ep.bucket, ep.key);
     case "DeleteObjects":
       return deleteObjects(ctx, ep.bucket);
+    case "CreateSnapshot":
+      return createSnapshot(ctx);
+    case "ListSnapshots":
+      return listSnapshots(ctx);
+    case "GetSnapshot":
+      return getSnapshot(ctx, ep.id);
+    case "EditSnapshot":
+      return editSnapshot(ctx, ep.id);
+    case "CommitSnapshot":
+      return commitSnapshot(ctx, ep.id);
+    case "AbortSnapshot":
+      return abortSnapshot(ctx, ep.id);
+    case "DeleteSnapshot":
+      return deleteSnapshot(ctx, ep.id);
+    case "RestoreSnapshot":
+      return restoreSnapshot(ctx, ep.id);
+    case "QueryVersions":
+      return queryVersions(ctx);
     case "CopyObject":
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":

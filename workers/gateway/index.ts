@@ -8,6 +8,7 @@ import { handleTargetConnect, isTargetPath } from "./targets.ts";
 export { Cluster } from "../cluster/cluster.ts";
 export { ManifestShard } from "../manifest-shard/shard.ts";
 export { NegotiatingGroup } from "../negotiating-group/group.ts";
+export { SnapshotCatalog } from "../snapshots/catalog.ts";
 export { TenantDirectory } from "../tenant/directory.ts";
 
 export default {

@@ -39,7 +39,18 @@ export type Endpoint =
   | { op: "GetObjectTagging"; bucket: string; key: string }
   | { op: "PutObjectTagging"; bucket: string; key: string }
   | { op: "DeleteObjectTagging"; bucket: string; key: string }
-  | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number };
+  | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number }
+  // Extensions beyond S3 (docs/snapshots.md), on paths no bucket can have: bucket names start
+  // with a letter or digit.
+  | { op: "CreateSnapshot" }
+  | { op: "ListSnapshots" }
+  | { op: "GetSnapshot"; id: string }
+  | { op: "EditSnapshot"; id: string }
+  | { op: "DeleteSnapshot"; id: string }
+  | { op: "CommitSnapshot"; id: string }
+  | { op: "AbortSnapshot"; id: string }
+  | { op: "RestoreSnapshot"; id: string }
+  | { op: "QueryVersions" };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
 const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
@@ -173,6 +184,36 @@ const named: Routed = (req, url) => {
   const key = rawKeyOf(url.pathname, raw);
   return key === null ? bucketEndpoint(req.method, bucket, url.searchParams) : objectEndpoint(req.method, bucket, decode(key, "key"), url.searchParams, req.headers);
 };
+router.all("/_snapshots", ((req) => {
+  if (req.method === "POST") return { op: "CreateSnapshot" };
+  if (req.method === "GET") return { op: "ListSnapshots" };
+  throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_snapshots`);
+}) as Routed);
+router.all("/_snapshots/:id", ((req) => {
+  const id = decode(req.params.id!, "snapshot id");
+  if (req.method === "GET") return { op: "GetSnapshot", id };
+  if (req.method === "PATCH") return { op: "EditSnapshot", id };
+  if (req.method === "DELETE") return { op: "DeleteSnapshot", id };
+  throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a snapshot`);
+}) as Routed);
+router.all("/_snapshots/:id/:action", ((req) => {
+  const id = decode(req.params.id!, "snapshot id");
+  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a snapshot action`);
+  switch (req.params.action) {
+    case "commit":
+      return { op: "CommitSnapshot", id };
+    case "abort":
+      return { op: "AbortSnapshot", id };
+    case "restore":
+      return { op: "RestoreSnapshot", id };
+    default:
+      throw new S3Error("InvalidRequest", `unknown snapshot action ${req.params.action}: commit, abort or restore`);
+  }
+}) as Routed);
+router.all("/_query", ((req) => {
+  if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_query`);
+  return { op: "QueryVersions" };
+}) as Routed);
 router.all("/:bucket", named);
 router.all("/:bucket/:key+", named);
 

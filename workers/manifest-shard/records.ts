@@ -22,6 +22,8 @@ export interface VersionRecord {
   creator: string;
   /** S3's null version (written while the bucket was not versioning). Absent means false. */
   isNull?: boolean;
+  /** x-amz-meta-* pairs (names without the prefix), for metadata qualifiers. Absent: none, or a record from before they were kept. */
+  meta?: Record<string, string>;
 }
 
 /**
@@ -79,6 +81,7 @@ export function recordOf(vm: VersionManifest, vmChid: Chid, isNull: boolean): Ve
     vmChid,
     creator: vm.creator,
     ...(isNull ? { isNull: true } : {}),
+    ...(Object.keys(vm.userMeta).length > 0 ? { meta: vm.userMeta } : {}),
   };
 }
 

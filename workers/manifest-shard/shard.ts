@@ -9,6 +9,7 @@ import { configOf, groupStub, type Env } from "../shared/env.ts";
 import { versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { isRemovalRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type SourceCutoff, type UploadRecord, type VersionRecord } from "./records.ts";
+import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
 import { SourceBook, type SourceState } from "./sources.ts";
 import { listVersions, type VersionPage, type VersionQuery } from "./versions.ts";
 import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
@@ -40,6 +41,8 @@ export class ManifestShard extends DurableObject<Env> {
     if (!cols.has("removed")) this.sql.exec("ALTER TABLE versions ADD COLUMN removed INTEGER NOT NULL DEFAULT 0");
     // The removal's stamp, for reads as of a time; null in rows removed before it was kept.
     if (!cols.has("removed_at")) this.sql.exec("ALTER TABLE versions ADD COLUMN removed_at TEXT");
+    // User metadata as JSON, for metadata qualifiers; null: none, or a row from before it was kept.
+    if (!cols.has("meta")) this.sql.exec("ALTER TABLE versions ADD COLUMN meta TEXT");
     // A removal that arrived before the version it removes (their batches can be applied out of
     // order when one is retried): applied when the version comes.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS early_removals (
@@ -96,9 +99,9 @@ export class ManifestShard extends DurableObject<Env> {
 
   private applyVersion(r: VersionRecord): void {
     this.sql.exec(
-      `INSERT OR IGNORE INTO versions (tenant, bucket, key, uvid, delete_marker, size, etag, last_modified, content_type, vm_chid, creator, is_null, removed)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-      r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified, r.contentType, r.vmChid, r.creator, r.isNull ? 1 : 0,
+      `INSERT OR IGNORE INTO versions (tenant, bucket, key, uvid, delete_marker, size, etag, last_modified, content_type, vm_chid, creator, is_null, removed, meta)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+      r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified, r.contentType, r.vmChid, r.creator, r.isNull ? 1 : 0, r.meta ? JSON.stringify(r.meta) : null,
     );
     const early = this.sql
       .exec("DELETE FROM early_removals WHERE tenant = ? AND bucket = ? AND key = ? AND target = ? RETURNING uvid", r.tenant, r.bucket, r.key, r.uvid)
@@ -179,6 +182,11 @@ export class ManifestShard extends DurableObject<Env> {
         await new Promise((r) => setTimeout(r, Math.min(ADVANCE_RETRY_MS, Math.max(0, deadline - Date.now()))));
       }
     }
+  }
+
+  /** Versions matching a selection (snapshots, queries), in (bucket, key, newest first) order. Settle first for a selection as of a time. */
+  async select(sel: Selection, after: SelectCursor | null, limit: number): Promise<SelectPage> {
+    return selectVersions(this.sql, sel, after, limit);
   }
 
   /** The expected sources and their cutoffs, for status and tests. */

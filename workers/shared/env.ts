@@ -3,6 +3,7 @@
 import type { Cluster } from "../cluster/cluster.ts";
 import type { ManifestShard } from "../manifest-shard/shard.ts";
 import type { NegotiatingGroup } from "../negotiating-group/group.ts";
+import type { SnapshotCatalog } from "../snapshots/catalog.ts";
 import type { TenantDirectory } from "../tenant/directory.ts";
 
 export interface Env {
@@ -10,6 +11,7 @@ export interface Env {
   SHARD: DurableObjectNamespace<ManifestShard>;
   CLUSTER: DurableObjectNamespace<Cluster>;
   TENANT: DurableObjectNamespace<TenantDirectory>;
+  SNAPSHOTS: DurableObjectNamespace<SnapshotCatalog>;
   S3_REGION: string;
   GROUP_COUNT: string;
   SHARD_COUNT: string;
@@ -22,6 +24,8 @@ export interface Env {
   S3_ACCESS_KEY: string;
   S3_SECRET_KEY: string;
   JOIN_SECRET: string;
+  /** Keys opaque manifest tokens (snapshot tokens). */
+  TOKEN_KEY: string;
   /** Virtual-hosted-style addressing: requests to "<bucket>.<this domain>" name the bucket by host. Empty: path-style only. */
   S3_BASE_DOMAIN?: string;
 }
@@ -69,6 +73,10 @@ export function clusterStub(env: Env): DurableObjectStub<Cluster> {
 
 export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantDirectory> {
   return env.TENANT.get(env.TENANT.idFromName(`tenant-${tenant}`));
+}
+
+export function snapshotCatalogStub(env: Env, tenant: string): DurableObjectStub<SnapshotCatalog> {
+  return env.SNAPSHOTS.get(env.SNAPSHOTS.idFromName(`snapshots-${tenant}`));
 }
 
 /** Errors that cross RPC keep only their message: this prefix marks "retry later" (HTTP 503). */

@@ -27,14 +27,25 @@ function param(ctx: RequestContext, query: string, header: string): string | nul
   return ctx.url.searchParams.get(query) ?? ctx.req.headers.get(header);
 }
 
+/** An ISO 8601 time or milliseconds since the epoch, as ms. */
+export function parseTime(raw: string, name: string): number {
+  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    throw new S3Error("InvalidArgument", `${name} must be an ISO 8601 time or milliseconds since the epoch`, { ArgumentName: name, ArgumentValue: raw });
+  }
+  return ms;
+}
+
+/** A point in time with the wait the caller allows for it. */
+export function asOfAt(ms: number, waitMs: number): AsOf {
+  return { ms, bound: formatUvid({ ms: ms + 1, seq: 0, group: 0 }), waitMs };
+}
+
 /** The request's point in time, or null for an ordinary (current) read. */
 export function asOfOf(ctx: RequestContext): AsOf | null {
   const raw = param(ctx, "as-of", "x-edgestore-as-of");
   if (raw === null) return null;
-  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isSafeInteger(ms) || ms < 0) {
-    throw new S3Error("InvalidArgument", "as-of must be an ISO 8601 time or milliseconds since the epoch", { ArgumentName: "as-of", ArgumentValue: raw });
-  }
+  const ms = parseTime(raw, "as-of");
   const waitRaw = param(ctx, "as-of-wait", "x-edgestore-as-of-wait");
   let waitMs = AS_OF_WAIT_DEFAULT_MS;
   if (waitRaw !== null) {
@@ -43,7 +54,7 @@ export function asOfOf(ctx: RequestContext): AsOf | null {
       throw new S3Error("InvalidArgument", `as-of-wait must be whole milliseconds, at most ${AS_OF_WAIT_MAX_MS}`, { ArgumentName: "as-of-wait", ArgumentValue: waitRaw });
     }
   }
-  return { ms, bound: formatUvid({ ms: ms + 1, seq: 0, group: 0 }), waitMs };
+  return asOfAt(ms, waitMs);
 }
 
 /** Echoed on every point-in-time answer, so a client sees which time it got. */

@@ -75,6 +75,33 @@ async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<Sour
   return { vm, versionHeader: versionHeaderOut };
 }
 
+/**
+ * A new, independent version body for `name` with the same content as `vm`: the same chunks (or
+ * inline body), ETag, parts and checksum; only the name, the metadata and the creator are new.
+ * CopyObject and a snapshot restore write these: no data is read or copied.
+ */
+export function sameContent(
+  vm: VersionManifest,
+  name: { tenant: string; bucket: string; key: string },
+  creator: string,
+  meta: { userMeta: Record<string, string>; httpMeta: Record<string, string>; contentType: string } = vm,
+): VersionBody {
+  return {
+    ...name,
+    size: vm.size,
+    etag: vm.etag,
+    contentType: meta.contentType,
+    userMeta: meta.userMeta,
+    httpMeta: meta.httpMeta,
+    chunks: vm.chunks,
+    inline: vm.inline,
+    deleteMarker: false,
+    creator,
+    ...(vm.checksum ? { checksum: vm.checksum } : {}),
+    ...(vm.parts ? { parts: vm.parts } : {}),
+  };
+}
+
 export async function copyObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
   validateKey(key);
   const h = ctx.req.headers;
@@ -95,24 +122,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
     );
   }
   const meta = directive === "REPLACE" ? { ...metadataOf(h), contentType: h.get("content-type") ?? "binary/octet-stream" } : { userMeta: vm.userMeta, httpMeta: vm.httpMeta, contentType: vm.contentType };
-  // The same chunks (or the same inline body), ETag, parts and checksum: only the name and the
-  // metadata are new.
-  const body: VersionBody = {
-    tenant: ctx.tenant,
-    bucket,
-    key,
-    size: vm.size,
-    etag: vm.etag,
-    contentType: meta.contentType,
-    userMeta: meta.userMeta,
-    httpMeta: meta.httpMeta,
-    chunks: vm.chunks,
-    inline: vm.inline,
-    deleteMarker: false,
-    creator: ctx.auth.accessKey,
-    ...(vm.checksum ? { checksum: vm.checksum } : {}),
-    ...(vm.parts ? { parts: vm.parts } : {}),
-  };
+  const body = sameContent(vm, { tenant: ctx.tenant, bucket, key }, ctx.auth.accessKey, meta);
   const place = await placeOf(ctx, bucket, key);
   const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, info.versioning, null, condition);
   if (isRefusal(put)) refused(put);

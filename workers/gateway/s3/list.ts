@@ -8,6 +8,7 @@ import type { ListEntry, ListPage } from "../../manifest-shard/listing.ts";
 import type { VersionEntry, VersionPage } from "../../manifest-shard/versions.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { shardStub } from "../../shared/env.ts";
+import { listSnapshotBucket, openSnapshot, type OpenSnapshot } from "../ext/snapshot-read.ts";
 import { asOfHeaders, asOfOf, settleAll, type AsOf } from "./as-of.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
@@ -66,6 +67,23 @@ function contents(entries: ListEntry[], enc: (s: string) => string): { Contents:
   return { Contents, CommonPrefixes };
 }
 
+/** ?snapshot=: list through a committed snapshot instead of the live namespace. */
+async function snapshotOf(ctx: RequestContext): Promise<OpenSnapshot | null> {
+  const id = ctx.url.searchParams.get("snapshot");
+  if (id === null) return null;
+  if (asOfOf(ctx)) throw new S3Error("InvalidArgument", "A snapshot already has its time: as-of cannot be combined with snapshot", { ArgumentName: "as-of" });
+  return openSnapshot(ctx, id);
+}
+
+/** The page of entries a listing answers: through a snapshot, as of a time, or now. */
+async function listingPage(ctx: RequestContext, bucket: string, prefix: string, delimiter: string, after: string, limit: number): Promise<Merged & { asOf: AsOf | null; snapshot: string | null }> {
+  const snap = await snapshotOf(ctx);
+  if (snap) return { ...(await listSnapshotBucket(ctx, snap, bucket, prefix, delimiter, after, limit)), asOf: null, snapshot: snap.info.id };
+  await requireBucket(ctx, bucket);
+  const asOf = await settledAsOf(ctx);
+  return { ...(await listMerged(ctx, bucket, prefix, delimiter, after, limit, asOf)), asOf, snapshot: null };
+}
+
 /** A listing's point in time, settled before any shard lists (so every page is complete). */
 async function settledAsOf(ctx: RequestContext): Promise<AsOf | null> {
   const a = asOfOf(ctx);
@@ -73,8 +91,9 @@ async function settledAsOf(ctx: RequestContext): Promise<AsOf | null> {
   return a;
 }
 
-function withAsOf(res: Response, a: AsOf | null): Response {
+function withAsOf(res: Response, a: AsOf | null, snapshot: string | null = null): Response {
   if (a) for (const [k, v] of Object.entries(asOfHeaders(a))) res.headers.set(k, v);
+  if (snapshot) res.headers.set("x-edgestore-snapshot", snapshot);
   return res;
 }
 
@@ -99,14 +118,12 @@ export async function listObjectsV2(ctx: RequestContext, bucket: string): Promis
   const enc = encodingOf(q);
   const token = q.get("continuation-token");
   const startAfter = q.get("start-after") ?? "";
-  await requireBucket(ctx, bucket);
-  const asOf = await settledAsOf(ctx);
   let after = startAfter;
   if (token !== null) {
     const t = decodeToken(token);
     if (compareKeys(t, after) > 0) after = t;
   }
-  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, after, maxKeys, asOf);
+  const { entries, truncated, asOf, snapshot } = await listingPage(ctx, bucket, prefix, delimiter, after, maxKeys);
   const last = entries[entries.length - 1];
   return withAsOf(xmlResponse("ListBucketResult", {
     Name: bucket,
@@ -120,7 +137,7 @@ export async function listObjectsV2(ctx: RequestContext, bucket: string): Promis
     NextContinuationToken: truncated && last ? encodeToken(entryKey(last)) : null,
     StartAfter: q.has("start-after") ? enc(startAfter) : null,
     ...contents(entries, enc),
-  }), asOf);
+  }), asOf, snapshot);
 }
 
 export async function listObjectsV1(ctx: RequestContext, bucket: string): Promise<Response> {
@@ -130,9 +147,7 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string): Promis
   const maxKeys = maxKeysOf(q);
   const enc = encodingOf(q);
   const marker = q.get("marker") ?? "";
-  await requireBucket(ctx, bucket);
-  const asOf = await settledAsOf(ctx);
-  const { entries, truncated } = await listMerged(ctx, bucket, prefix, delimiter, marker, maxKeys, asOf);
+  const { entries, truncated, asOf, snapshot } = await listingPage(ctx, bucket, prefix, delimiter, marker, maxKeys);
   const last = entries[entries.length - 1];
   return withAsOf(xmlResponse("ListBucketResult", {
     Name: bucket,
@@ -145,7 +160,7 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string): Promis
     EncodingType: q.get("encoding-type"),
     IsTruncated: truncated,
     ...contents(entries, enc),
-  }), asOf);
+  }), asOf, snapshot);
 }
 
 const versionEntryKey = (e: VersionEntry) => (e.kind === "version" ? e.key : e.prefix);
@@ -168,6 +183,7 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string): P
   if (versionIdMarker && versionIdMarker !== "null" && !isUvid(versionIdMarker)) {
     throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "version-id-marker", ArgumentValue: versionIdMarker });
   }
+  if (q.has("snapshot")) throw new S3Error("InvalidArgument", "A snapshot holds one version per key: list it with ListObjects or ListObjectsV2", { ArgumentName: "snapshot" });
   await requireBucket(ctx, bucket);
   const asOf = await settledAsOf(ctx);
   const pages: VersionPage[] = await Promise.all(

@@ -6,6 +6,7 @@ import type { VersionManifest } from "../../../common/manifest.ts";
 import type { StoredVersion } from "../../negotiating-group/group.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
+import { entryOf, openSnapshot } from "../ext/snapshot-read.ts";
 import { asOfHeaders, asOfOf, settleName, type AsOf } from "./as-of.ts";
 import { checksumResponseHeaders } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
@@ -133,7 +134,7 @@ export function versionIdParam(raw: string | null): Uvid | "null" | null {
 }
 
 /** x-amz-version-id for a version: none in a bucket that never versioned, "null" for a null version. */
-export function versionHeader(info: BucketInfo, uvid: string, isNull: boolean): Record<string, string> {
+export function versionHeader(info: Pick<BucketInfo, "versioning">, uvid: string, isNull: boolean): Record<string, string> {
   return info.versioning === "Unversioned" ? {} : { "x-amz-version-id": versionIdOf(uvid, isNull) };
 }
 
@@ -169,14 +170,31 @@ async function versionAsOf(ctx: RequestContext, bucket: string, key: string, pla
   return { vm, isNull: at.isNull };
 }
 
+/** The version a snapshot holds for a name (readable while the snapshot exists, whatever happened to the name since). */
+async function versionInSnapshot(ctx: RequestContext, bucket: string, key: string, place: NamePlace, id: string): Promise<StoredVersion | null> {
+  const snap = await openSnapshot(ctx, id);
+  const e = await entryOf(ctx, snap, bucket, key);
+  if (!e) return null;
+  const vm = await groupStub(ctx.env, place.group).readVersion(place.group, place.nhid, e.uvid, e.vmChid as Chid);
+  return { vm, isNull: e.isNull };
+}
+
 export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {
   const versionId = versionIdParam(ctx.url.searchParams.get("versionId"));
   const asOf = asOfOf(ctx);
-  if (asOf && versionId !== null) throw new S3Error("InvalidArgument", "A version id already names one version: as-of cannot be combined with it", { ArgumentName: "as-of" });
-  const bucketCheck = requireBucket(ctx, bucket);
+  const snapshot = ctx.url.searchParams.get("snapshot");
+  if ((asOf || snapshot !== null) && versionId !== null) throw new S3Error("InvalidArgument", "A version id already names one version: as-of and snapshot cannot be combined with it", { ArgumentName: asOf ? "as-of" : "snapshot" });
+  if (asOf && snapshot !== null) throw new S3Error("InvalidArgument", "A snapshot already has its time: as-of cannot be combined with snapshot", { ArgumentName: "as-of" });
+  // A snapshot is read even if its bucket was deleted since; its versions are shown by id.
+  const bucketCheck: Promise<Pick<BucketInfo, "versioning">> = snapshot !== null ? Promise.resolve({ versioning: "Enabled" }) : requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
   const place = await placeOf(ctx, bucket, key);
-  const vmP = asOf ? versionAsOf(ctx, bucket, key, place, asOf) : groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
+  const vmP =
+    snapshot !== null
+      ? versionInSnapshot(ctx, bucket, key, place, snapshot)
+      : asOf
+        ? versionAsOf(ctx, bucket, key, place, asOf)
+        : groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
   vmP.catch(() => {});
   const info = await bucketCheck;
   const stored = await vmP;
@@ -193,7 +211,8 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   }
 
   const headers = objectHeaders(vm);
-  for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...(asOf ? asOfHeaders(asOf) : {}) })) headers.set(k, v);
+  const extra = { ...(asOf ? asOfHeaders(asOf) : {}), ...(snapshot !== null ? { "x-edgestore-snapshot": snapshot } : {}) };
+  for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...extra })) headers.set(k, v);
   applyResponseOverrides(headers, ctx.url.searchParams);
   const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
   if (cond === 304) return new Response(null, { status: 304, headers });

@@ -1,0 +1,36 @@
+// Parsing what selects versions: masks ("bucket/key-pattern", tenant-scoped) and metadata
+// qualifiers. Patterns are globs: `*` any run of characters including `/`, `?` one character,
+// `[...]` a class (SQLite GLOB, case-sensitive).
+
+import type { Mask, Qualifier } from "../../manifest-shard/select.ts";
+import { bad } from "./json.ts";
+
+const BUCKET_PATTERN = /^[a-z0-9.\-*?[\]^!]+$/;
+const KEY_PATTERN_MAX = 1024;
+
+/** "photos/2025/*.jpg": bucket "photos", key pattern "2025/*.jpg"; "photos" alone: every key. */
+export function parseMask(raw: unknown, field = "masks"): Mask {
+  if (typeof raw !== "string" || raw === "") throw bad(field, "a mask is a non-empty string \"bucket/key-pattern\"");
+  const slash = raw.indexOf("/");
+  const bucket = slash < 0 ? raw : raw.slice(0, slash);
+  const key = slash < 0 ? "*" : raw.slice(slash + 1);
+  if (!BUCKET_PATTERN.test(bucket)) throw bad(field, `"${bucket}" is not a bucket name or pattern`);
+  if (new TextEncoder().encode(key).length > KEY_PATTERN_MAX) throw bad(field, `a key pattern is at most ${KEY_PATTERN_MAX} bytes`);
+  return { bucket, key: key === "" ? "*" : key };
+}
+
+export function maskText(m: Mask): string {
+  return `${m.bucket}/${m.key}`;
+}
+
+/** {"name": "content-type" | "x-amz-meta-<name>", "value": "..."}; the name is case-insensitive, as HTTP headers are. */
+export function parseQualifier(raw: unknown, field = "qualifiers"): Qualifier {
+  if (typeof raw !== "object" || raw === null) throw bad(field, 'a qualifier is {"name": ..., "value": ...}');
+  const { name, value } = raw as { name?: unknown; value?: unknown };
+  if (typeof name !== "string" || typeof value !== "string") throw bad(field, "a qualifier's name and value are strings");
+  const n = name.toLowerCase();
+  if (n !== "content-type" && !(n.startsWith("x-amz-meta-") && n.length > "x-amz-meta-".length)) {
+    throw bad(field, `"${name}": a qualifier names content-type or an x-amz-meta-* header`);
+  }
+  return { name: n, value };
+}

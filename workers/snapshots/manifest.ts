@@ -1,0 +1,87 @@
+// The snapshot manifest: immutable, stored in the cluster as blobs (chunks like any other), in
+// pages of entries sorted by (bucket, key), and a root naming the definition and every page.
+// The token is keyed (HMAC with TOKEN_KEY) over the root's SHA-256, so it names the manifest
+// exactly without exposing a chunk id; entries name versions, and only the gateway ever sees
+// the version manifests they point to.
+
+import type { Uvid } from "../../common/ids.ts";
+import type { StoredBlob } from "../gateway/data/blob.ts";
+import type { Mask, Qualifier, Selected } from "../manifest-shard/select.ts";
+
+export type { StoredBlob };
+
+export const MANIFEST_FORMAT = 1;
+/** Entries per page: a page is a few hundred KiB, read whole to find one entry. */
+export const PAGE_ENTRIES = 1000;
+
+export type SnapshotEntry = Omit<Selected, "creator">;
+
+export interface PageRef {
+  /** [bucket, key] of the page's first and last entries, to find a page without reading it. */
+  first: [string, string];
+  last: [string, string];
+  count: number;
+  blob: StoredBlob;
+}
+
+export interface SnapshotRoot {
+  format: number;
+  tenant: string;
+  id: string;
+  at: number;
+  masks: Mask[];
+  qualifiers: Qualifier[];
+  objects: number;
+  bytes: number;
+  pages: PageRef[];
+}
+
+type Row = [string, string, string, string, 0 | 1, number, string, number, string];
+
+export function encodePage(entries: readonly SnapshotEntry[]): Uint8Array {
+  const rows: Row[] = entries.map((e) => [e.bucket, e.key, e.uvid, e.vmChid, e.isNull ? 1 : 0, e.size, e.etag, e.lastModified, e.contentType]);
+  return new TextEncoder().encode(JSON.stringify({ format: MANIFEST_FORMAT, entries: rows }));
+}
+
+export function decodePage(bytes: Uint8Array): SnapshotEntry[] {
+  const page = JSON.parse(new TextDecoder().decode(bytes)) as { format: number; entries: Row[] };
+  if (page.format !== MANIFEST_FORMAT) throw new Error(`snapshot page format ${page.format} is not ${MANIFEST_FORMAT}`);
+  return page.entries.map(([bucket, key, uvid, vmChid, isNull, size, etag, lastModified, contentType]) => ({
+    bucket,
+    key,
+    uvid: uvid as Uvid,
+    vmChid,
+    isNull: isNull === 1,
+    size,
+    etag,
+    lastModified,
+    contentType,
+  }));
+}
+
+/** Canonical: fixed field order, so the same snapshot always encodes to the same bytes. */
+export function encodeRoot(r: SnapshotRoot): Uint8Array {
+  const canonical: SnapshotRoot = {
+    format: r.format,
+    tenant: r.tenant,
+    id: r.id,
+    at: r.at,
+    masks: r.masks.map((m) => ({ bucket: m.bucket, key: m.key })),
+    qualifiers: r.qualifiers.map((q) => ({ name: q.name, value: q.value })),
+    objects: r.objects,
+    bytes: r.bytes,
+    pages: r.pages.map((p): PageRef => ({ first: [p.first[0], p.first[1]], last: [p.last[0], p.last[1]], count: p.count, blob: { size: p.blob.size, chunks: p.blob.chunks.map((c) => ({ offset: c.offset, length: c.length, chid: c.chid })) } })),
+  };
+  return new TextEncoder().encode(JSON.stringify(canonical));
+}
+
+export async function snapshotToken(key: string, rootSha256: string): Promise<string> {
+  const k = await crypto.subtle.importKey("raw", new TextEncoder().encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(`snapshot-manifest:${rootSha256}`)));
+  return "st1_" + btoa(String.fromCharCode(...mac)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Order of entries: bucket, then key, in UTF-8 byte order (as listings). */
+export function compareEntryKeys(a: readonly [string, string], b: readonly [string, string], cmp: (x: string, y: string) => number): number {
+  return a[0] === b[0] ? cmp(a[1], b[1]) : cmp(a[0], b[0]);
+}
