@@ -8,7 +8,7 @@
 
 import { GetObjectCommand, PutObjectCommand, S3Client, CreateBucketCommand } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -16,6 +16,7 @@ import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
 import { LocalCluster } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
 import { MinimalHttp } from "./http-client.ts";
+import { peakRss, report, run, workerdPids } from "./measure.ts";
 
 const MiB = 1024 * 1024;
 const { values } = parseArgs({
@@ -70,71 +71,6 @@ function sdkClient(c: LocalCluster, bucket: string): Client {
       return n;
     },
   };
-}
-
-interface Result {
-  ops: number;
-  bytes: number;
-  seconds: number;
-  latencies: number[];
-}
-
-async function run(concurrency: number, count: number, op: (i: number) => Promise<number>): Promise<Result> {
-  const latencies: number[] = [];
-  let next = 0;
-  let bytes = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < count; i = next++) {
-        const s = performance.now();
-        const n = await op(i);
-        bytes += n;
-        latencies.push(performance.now() - s);
-      }
-    }),
-  );
-  return { ops: count, bytes, seconds: (performance.now() - t0) / 1000, latencies };
-}
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-
-function report(label: string, r: Result): void {
-  const mbps = r.bytes / 1e6 / r.seconds;
-  const ops = r.ops / r.seconds;
-  process.stdout.write(
-    `${label.padEnd(44)} ${mbps.toFixed(1).padStart(8)} MB/s ${ops.toFixed(0).padStart(7)} ops/s   p50 ${pct(r.latencies, 50).toFixed(1).padStart(7)} ms   p99 ${pct(r.latencies, 99).toFixed(1).padStart(7)} ms\n`,
-  );
-}
-
-/** Peak resident set (VmHWM) of a process, in MiB. */
-function peakRss(pid: number): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-/** workerd runs as a descendant of the wrangler process we started. */
-function workerdPids(root: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
-      if (pgrp === root && cmd.includes("workerd")) out.push(Number(d));
-    } catch {
-      // process went away
-    }
-  }
-  return out;
 }
 
 /**

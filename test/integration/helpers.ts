@@ -99,3 +99,19 @@ export async function s3Error(p: Promise<unknown>): Promise<{ name: string; stat
   }
   throw new Error("expected the request to fail");
 }
+
+/**
+ * Adds query parameters to an SDK command's request before it is signed: how a client passes
+ * the gateway's extension parameters (as-of, snapshot) through @aws-sdk/client-s3.
+ */
+export function withQuery<C extends { middlewareStack: { add: (...a: never[]) => void } }>(cmd: C, params: Record<string, string | number | undefined>): C {
+  const add = cmd.middlewareStack.add as unknown as (mw: unknown, opts: { step: string; name: string }) => void;
+  add(
+    (next: (a: unknown) => Promise<unknown>) => async (args: { request: { query: Record<string, string> } }) => {
+      for (const [k, v] of Object.entries(params)) if (v !== undefined) args.request.query[k] = String(v);
+      return next(args);
+    },
+    { step: "build", name: "withQuery" },
+  );
+  return cmd;
+}

@@ -20,7 +20,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseUvid } from "../../common/ids.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, removeDir, s3Error, startTestCluster } from "./helpers.ts";
+import { bodyBytes, clientFor, removeDir, s3Error, startTestCluster, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -39,18 +39,9 @@ afterAll(async () => {
   if (dir) removeDir(dir);
 });
 
-/** Adds the point-in-time parameters to a command's query before it is signed. */
+/** The point-in-time parameters on a command. */
 function asOf<C extends { middlewareStack: { add: (...a: never[]) => void } }>(cmd: C, t: number | string, waitMs?: number): C {
-  const add = cmd.middlewareStack.add as unknown as (mw: unknown, opts: { step: string; name: string }) => void;
-  add(
-    (next: (a: unknown) => Promise<unknown>) => async (args: { request: { query: Record<string, string> } }) => {
-      args.request.query["as-of"] = String(t);
-      if (waitMs !== undefined) args.request.query["as-of-wait"] = String(waitMs);
-      return next(args);
-    },
-    { step: "build", name: "asOf" },
-  );
-  return cmd;
+  return withQuery(cmd, { "as-of": t, "as-of-wait": waitMs });
 }
 
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions, ExtensionError } from "../../client/extensions.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -65,14 +65,7 @@ async function throughSnapshot(snapshot: string, bucket: string, prefix = ""): P
 }
 
 function withSnapshot<C extends { middlewareStack: { add: (...a: never[]) => void } }>(cmd: C, snapshot: string): C {
-  (cmd.middlewareStack.add as unknown as (mw: unknown, o: object) => void)(
-    (next: (a: unknown) => Promise<unknown>) => async (args: { request: { query: Record<string, string> } }) => {
-      args.request.query.snapshot = snapshot;
-      return next(args);
-    },
-    { step: "build", name: "snapshot" },
-  );
-  return cmd;
+  return withQuery(cmd, { snapshot });
 }
 
 describe("a snapshot, built as a transaction", () => {

@@ -1,24 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { route, type Endpoint } from "../../workers/gateway/router.ts";
 import { validateBucketName } from "../../workers/gateway/s3/bucket.ts";
+import { route } from "../../workers/gateway/router.ts";
 import { S3Error } from "../../workers/gateway/s3/errors.ts";
 import { evaluateConditions, parseRange } from "../../workers/gateway/s3/object-get.ts";
 import { errorResponse, esc } from "../../workers/gateway/s3/xml.ts";
-
-function routeOf(path: string, method = "GET", headers: Record<string, string> = {}): Promise<Endpoint> {
-  const url = new URL(`http://gateway.test${path}`);
-  return route(new Request(url, { method, headers }), url);
-}
-
-function caught(fn: () => unknown): S3Error {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(S3Error);
-    return e as S3Error;
-  }
-  throw new Error("expected an S3Error");
-}
+import { caught, routeOf } from "./s3-errors.ts";
 
 async function routeError(path: string, method = "GET", headers: Record<string, string> = {}): Promise<S3Error> {
   try {

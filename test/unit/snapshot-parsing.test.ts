@@ -3,25 +3,10 @@
 import { describe, expect, it } from "vitest";
 import { formatUvid, type Chid } from "../../common/ids.ts";
 import { maskText, parseMask, parseQualifier } from "../../workers/gateway/ext/selection.ts";
-import { route, type Endpoint } from "../../workers/gateway/router.ts";
 import { parseTime } from "../../workers/gateway/s3/as-of.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
 import { decodePage, encodePage, encodeRoot, snapshotToken, type SnapshotEntry } from "../../workers/snapshots/manifest.ts";
+import { caught, routeOf } from "./s3-errors.ts";
 
-function routeOf(path: string, method = "GET"): Promise<Endpoint> {
-  const url = new URL(`http://gateway.test${path}`);
-  return route(new Request(url, { method }), url);
-}
-
-function caught(fn: () => unknown): S3Error {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(S3Error);
-    return e as S3Error;
-  }
-  throw new Error("expected an S3Error");
-}
 
 describe("extension routes", () => {
   it("routes the snapshot and query API on paths no bucket can have", async () => {

@@ -2,11 +2,13 @@
 // Durable Objects in workerd: shards with their SQLite storage, and real group objects
 // answering a shard's request to advance their cutoff.
 
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { formatUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import type { ListEntry, ListQuery } from "../../workers/manifest-shard/listing.ts";
 import type { RemovalRecord, VersionRecord } from "../../workers/manifest-shard/records.ts";
+import { SourceBook } from "../../workers/manifest-shard/sources.ts";
 import type { VersionQuery } from "../../workers/manifest-shard/versions.ts";
 
 let n = 0;
@@ -30,6 +32,19 @@ describe("a shard's sources", () => {
     const states = await freshShard().sourceStates();
     expect(states.map((s) => s.group)).toEqual(Array.from({ length: GROUPS }, (_, g) => g));
     expect(states.every((s) => s.cutoff === "")).toBe(true);
+  });
+
+  it("changes its expected set explicitly when the group count changes: new groups start with no promise", async () => {
+    const shard = freshShard();
+    await shard.applyRecords([], { group: 1, cutoff: uvid(40) });
+    await runInDurableObject(shard, (_i, state) => {
+      const book = new SourceBook(state.storage.sql);
+      expect(book.expect(GROUPS + 2)).toEqual({ added: [GROUPS, GROUPS + 1], removed: [] });
+      expect(book.lagging(at(10)).includes(GROUPS + 1)).toBe(true);
+      expect(book.expect(2)).toEqual({ added: [], removed: Array.from({ length: GROUPS }, (_, g) => g + 2) });
+      expect(book.all().map((s) => [s.group, s.cutoff])).toEqual([[0, ""], [1, uvid(40)]]);
+      expect(book.expects(5)).toBe(false);
+    });
   });
 
   it("keeps each group's cutoff, only ever moving it forward", async () => {
