@@ -21,6 +21,7 @@ import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
 import { LocalCluster, sleep } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
 import { MinimalHttp } from "./http-client.ts";
+import { cpuMs } from "./measure.ts";
 
 const { values } = parseArgs({
   options: {
@@ -45,16 +46,6 @@ const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
 const isPut = values.workload === "put";
 const vars = Object.fromEntries(values.var!.map((kv) => kv.split("=") as [string, string]));
-
-function cpuMs(pid: number): number {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
 
 /** Every process of ours, by role: workerd and its host under the gateway's group, targets, this client. */
 function processes(c: LocalCluster): Map<string, number> {

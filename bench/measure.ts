@@ -87,3 +87,14 @@ export async function runFor(concurrency: number, seconds: number, op: (i: numbe
   );
   return { ops: latencies.length, bytes, seconds: (performance.now() - t0) / 1000, latencies };
 }
+
+/** CPU time (user + system) a process has used, in ms. */
+export function cpuMs(pid: number): number {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

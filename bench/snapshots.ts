@@ -18,7 +18,7 @@ import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
 import { LocalCluster } from "../scripts/cluster.ts";
 import { freePort } from "../test/integration/helpers.ts";
 import { MinimalHttp } from "./http-client.ts";
-import { peakRss, pct, report, run, runFor, workerdPids } from "./measure.ts";
+import { cpuMs, peakRss, pct, report, run, runFor, workerdPids } from "./measure.ts";
 
 const { values } = parseArgs({
   options: {
@@ -71,16 +71,21 @@ async function main(): Promise<void> {
 
     // Snapshot creation: all N objects.
     const commits: number[] = [];
+    const cpu: number[] = [];
+    const workerd = workerdPids(cluster.gatewayPid()!);
+    const workerdCpu = () => workerd.reduce((sum, pid) => sum + cpuMs(pid), 0);
     let objects = 0;
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const s = await ext.createSnapshot({ masks: ["lib/*"] });
       t = performance.now();
+      const c0 = workerdCpu();
       const c = await ext.commitSnapshot(s.id, 30_000);
       commits.push(performance.now() - t);
+      cpu.push(workerdCpu() - c0);
       objects = c.objects ?? 0;
       await ext.deleteSnapshot(s.id);
     }
-    log(`snapshot of ${objects} objects: commit (develop + select + store manifest) p50 ${pct(commits, 50).toFixed(0)} ms, min ${Math.min(...commits).toFixed(0)} ms`);
+    log(`snapshot of ${objects} objects: commit (develop + select + store manifest) p50 ${pct(commits, 50).toFixed(0)} ms, min ${Math.min(...commits).toFixed(0)} ms; workerd CPU p50 ${pct(cpu, 50).toFixed(0)} ms`);
 
     // Query: names ending in .mp3.
     const first: number[] = [];

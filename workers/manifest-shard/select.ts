@@ -9,7 +9,7 @@
 
 import type { Uvid } from "../../common/ids.ts";
 import { prefixSuccessor } from "../../common/keys.ts";
-import { existsAt, newestAt } from "./as-of.ts";
+import { existsAt } from "./as-of.ts";
 
 export interface Mask {
   bucket: string;
@@ -85,7 +85,11 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
   let cursor = after;
   let scanned = 0;
   for (;;) {
-    const conds = ["v.tenant = ?", "v.delete_marker = 0"];
+    // As of a bound, a key's current version is the first existing one in uvid DESC order; it is
+    // picked here rather than by a correlated MAX per row (several times cheaper), and may be a
+    // delete marker, which hides the key.
+    const firstPerKey = s.which === "current" && s.bound !== undefined;
+    const conds = firstPerKey ? ["v.tenant = ?"] : ["v.tenant = ?", "v.delete_marker = 0"];
     const args: (string | number)[] = [s.tenant];
     conds.push(`(${s.masks.map(() => "(v.bucket GLOB ? AND v.key GLOB ?)").join(" OR ")})`);
     for (const m of s.masks) args.push(m.bucket, m.key);
@@ -99,8 +103,8 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
       }
     }
     if (s.bound !== undefined) {
-      conds.push(s.which === "current" ? newestAt("v") : existsAt("v"));
-      args.push(...(s.which === "current" ? [s.bound, s.bound, s.bound, s.bound] : [s.bound, s.bound]));
+      conds.push(existsAt("v"));
+      args.push(s.bound, s.bound);
     } else if (s.which === "current") {
       conds.push("v.removed = 0", "v.uvid = (SELECT c.uvid FROM current c WHERE c.tenant = v.tenant AND c.bucket = v.bucket AND c.key = v.key)");
     } else {
@@ -119,7 +123,7 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
     if (s.sizeMax !== undefined) conds.push("v.size <= ?"), args.push(s.sizeMax);
     const rows = sql
       .exec(
-        `SELECT v.bucket, v.key, v.uvid, v.vm_chid, v.is_null, v.size, v.etag, v.last_modified, v.content_type, v.creator, v.meta
+        `SELECT v.bucket, v.key, v.uvid, v.vm_chid, v.is_null, v.size, v.etag, v.last_modified, v.content_type, v.creator, v.meta, v.delete_marker
          FROM versions v WHERE ${conds.join(" AND ")} ORDER BY v.bucket, v.key, v.uvid DESC LIMIT ?`,
         ...args,
         BATCH,
@@ -127,11 +131,15 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
       .toArray();
     for (const row of rows) {
       scanned++;
-      cursor = { bucket: String(row.bucket), key: String(row.key), uvid: String(row.uvid) };
+      const bucket = String(row.bucket);
+      const key = String(row.key);
+      if (firstPerKey && cursor && cursor.bucket === bucket && cursor.key === key) continue;
+      cursor = { bucket, key, uvid: String(row.uvid) };
+      if (firstPerKey && Number(row.delete_marker) === 1) continue;
       if (!qualifies(row, s.qualifiers)) continue;
       entries.push({
-        bucket: String(row.bucket),
-        key: String(row.key),
+        bucket,
+        key,
         uvid: row.uvid as Uvid,
         vmChid: String(row.vm_chid),
         isNull: Number(row.is_null) === 1,
