@@ -11,6 +11,7 @@ import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, hea
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { queryVersions } from "./ext/query.ts";
+import { openSession } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
 import { S3Error } from "./s3/errors.ts";
@@ -102,6 +103,8 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return restoreSnapshot(ctx, ep.id);
     case "QueryVersions":
       return queryVersions(ctx);
+    case "OpenSession":
+      return openSession(ctx);
     case "CopyObject":
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":
@@ -147,6 +150,8 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     const ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
     const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, waitUntil: (p) => exec.waitUntil(p) };
     const res = await dispatch(ctx, ep);
+    // A WebSocket answer goes out as it is: it has no body to mark, and copying it would lose the socket.
+    if (res.status === 101) return res;
     const out = new Response(res.body, res);
     out.headers.set("x-amz-request-id", requestId);
     return asSent(out);

@@ -9,6 +9,7 @@ export { Cluster } from "../cluster/cluster.ts";
 export { ManifestShard } from "../manifest-shard/shard.ts";
 export { NegotiatingGroup } from "../negotiating-group/group.ts";
 export { SnapshotCatalog } from "../snapshots/catalog.ts";
+export { EditSessionHost } from "./session/host.ts";
 export { TenantDirectory } from "../tenant/directory.ts";
 
 export default {

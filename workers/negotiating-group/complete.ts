@@ -12,7 +12,8 @@ import type { NameRow } from "./versions.ts";
 /** S3's minimum size of every part but the last. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
-export type WriteCondition = { ifNoneMatch: true } | { ifMatch: string };
+/** If-None-Match: *, If-Match: etag, or (editing sessions) "this version is still current". */
+export type WriteCondition = { ifNoneMatch: true } | { ifMatch: string } | { ifVersion: string };
 
 /** Whether a conditional write may go ahead against the name's current version. */
 export function conditionFails(c: WriteCondition | null, cur: NameRow | null): Refusal | null {
@@ -20,6 +21,9 @@ export function conditionFails(c: WriteCondition | null, cur: NameRow | null): R
   const live = cur !== null && !cur.deleteMarker ? cur : null;
   if ("ifNoneMatch" in c) {
     return live ? refusal("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-None-Match" }) : null;
+  }
+  if ("ifVersion" in c) {
+    return live && live.uvid === c.ifVersion ? null : refusal("PreconditionFailed", "The version the edit was based on is no longer current", { Condition: "if-version" });
   }
   const want = c.ifMatch.replace(/^"|"$/g, "");
   if (!live) return refusal("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-Match" });

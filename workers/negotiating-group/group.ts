@@ -12,9 +12,10 @@ import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
-import type { Refusal } from "../shared/refusal.ts";
+import { refusal, type Refusal } from "../shared/refusal.ts";
 import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { LocationCache } from "./locations.ts";
+import { LeaseBook } from "./leases.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
@@ -35,6 +36,8 @@ const OUTBOX_RETRY_MS = 1_000;
 
 export interface PutVersionResult {
   uvid: Uvid;
+  /** The version manifest's CHID (internal: tokens are made from it, clients never see it). */
+  vmChid: Chid;
   created: number;
   /** S3's version id: the UVID, or "null" for a null version. */
   versionId: string;
@@ -53,13 +56,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private view: { at: number; v: GroupView } | null = null;
   private readonly book: VersionBook;
   private readonly uploads: UploadBook;
+  private readonly leases: LeaseBook;
   /** Current version of recently used names; a cache only, the names table is the truth. */
   private readonly vmCache = new Map<Nhid, StoredVersion>();
   private group = -1;
   private readonly locations = new LocationCache();
   private readonly feed = new ShardFeed(async (s, records) => {
-    const refusal = await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.book.cutoffFor(s, records) });
-    if (refusal) throw new Error(refusal.refused);
+    const refused = await shardStub(this.env, s).applyRecords(records, { group: this.group, cutoff: this.book.cutoffFor(s, records) });
+    if (refused) throw new Error(refused.refused);
     this.book.delivered(s, records.map((r) => r.uvid));
   });
   /** Socket -> member, so a message costs no attachment deserialization. */
@@ -69,6 +73,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     super(ctx, env);
     this.book = new VersionBook(ctx.storage.sql);
     this.uploads = new UploadBook(ctx.storage.sql);
+    this.leases = new LeaseBook(ctx.storage.sql);
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     const g = ctx.storage.sql.exec("SELECT v FROM meta WHERE k = 'group'").toArray()[0];
     if (g) this.group = Number(g.v);
@@ -265,9 +270,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     chunksStored: (() => Promise<void>) | null,
     condition: WriteCondition | null,
     beforeCommit: () => void = () => {},
+    guard: () => Refusal | null = () => null,
   ): Promise<PutVersionResult | Refusal> {
     const isNull = versioning !== "Enabled";
-    const early = conditionFails(condition, this.book.current(nhid));
+    const early = conditionFails(condition, this.book.current(nhid)) ?? guard();
     if (early) return early;
     const cfg = configOf(this.env);
     const uvid = this.book.stamp(g);
@@ -284,7 +290,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       ]);
       // From here to the commit nothing awaits: no other write on this name can slip between
       // the condition and the commit.
-      const late = conditionFails(condition, this.book.current(nhid));
+      const late = conditionFails(condition, this.book.current(nhid)) ?? guard();
       if (late) return late;
       beforeCommit();
       removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull }, shard, record, this.removalOf(body));
@@ -295,7 +301,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const cur = this.book.current(nhid);
     if (cur?.uvid === uvid) this.cache(nhid, { vm, isNull });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
-    return { uvid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
+    return { uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
   }
 
   /** Makes removal records for versions of this name, each with a stamp of its own. */
@@ -311,6 +317,31 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
       throw new Error(`${UNAVAILABLE}stored, but not yet listed (shard ${shard}: ${String(e)})`);
     }
+  }
+
+  // ---- RPC: editing sessions ----
+
+  /** Take (or renew) the lease on a name for an editing session; false while another session holds it. */
+  async leaseName(g: number, nhid: Nhid, holder: string, ttlMs: number): Promise<boolean> {
+    this.setGroup(g);
+    return this.leases.acquire(nhid, holder, ttlMs);
+  }
+
+  async releaseName(g: number, nhid: Nhid, holder: string): Promise<void> {
+    this.setGroup(g);
+    this.leases.release(nhid, holder);
+  }
+
+  /**
+   * Commit a session's pending version: a put of its manifest that goes ahead only while the
+   * session still holds the name's lease (checked on arrival and again just before the commit)
+   * and its condition holds. The lease ends with the commit.
+   */
+  async commitEdit(g: number, nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, condition: WriteCondition | null, holder: string): Promise<PutVersionResult | Refusal> {
+    this.setGroup(g);
+    const held = () => (this.leases.holds(nhid, holder) ? null : refusal("KeyLeased", "This session's lease on the key has run out, and another session may have taken it: start the edit again"));
+    const r = await this.storeVersion(g, nhid, shard, body, versioning, null, condition, () => this.leases.release(nhid, holder), held);
+    return r;
   }
 
   // ---- RPC: multipart uploads ----

@@ -3,6 +3,7 @@
 import type { Cluster } from "../cluster/cluster.ts";
 import type { ManifestShard } from "../manifest-shard/shard.ts";
 import type { NegotiatingGroup } from "../negotiating-group/group.ts";
+import type { EditSessionHost } from "../gateway/session/host.ts";
 import type { SnapshotCatalog } from "../snapshots/catalog.ts";
 import type { TenantDirectory } from "../tenant/directory.ts";
 
@@ -12,6 +13,7 @@ export interface Env {
   CLUSTER: DurableObjectNamespace<Cluster>;
   TENANT: DurableObjectNamespace<TenantDirectory>;
   SNAPSHOTS: DurableObjectNamespace<SnapshotCatalog>;
+  SESSIONS: DurableObjectNamespace<EditSessionHost>;
   S3_REGION: string;
   GROUP_COUNT: string;
   SHARD_COUNT: string;

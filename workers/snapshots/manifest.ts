@@ -1,6 +1,6 @@
 // The snapshot manifest: immutable, stored in the cluster as blobs (chunks like any other), in
 // pages of entries sorted by (bucket, key), and a root naming the definition and every page.
-// The token is keyed (HMAC with TOKEN_KEY) over the root's SHA-256, so it names the manifest
+// The token (shared/tokens.ts) is keyed (HMAC with TOKEN_KEY) over the root's SHA-256, so it names the manifest
 // exactly without exposing a chunk id; entries name versions, and only the gateway ever sees
 // the version manifests they point to.
 
@@ -9,6 +9,7 @@ import type { StoredBlob } from "../gateway/data/blob.ts";
 import type { Mask, Qualifier, Selected } from "../manifest-shard/select.ts";
 
 export type { StoredBlob };
+export { snapshotToken } from "../shared/tokens.ts";
 
 export const MANIFEST_FORMAT = 1;
 /** Entries per page: a page is a few hundred KiB, read whole to find one entry. */
@@ -73,12 +74,6 @@ export function encodeRoot(r: SnapshotRoot): Uint8Array {
     pages: r.pages.map((p): PageRef => ({ first: [p.first[0], p.first[1]], last: [p.last[0], p.last[1]], count: p.count, blob: { size: p.blob.size, chunks: p.blob.chunks.map((c) => ({ offset: c.offset, length: c.length, chid: c.chid })) } })),
   };
   return new TextEncoder().encode(JSON.stringify(canonical));
-}
-
-export async function snapshotToken(key: string, rootSha256: string): Promise<string> {
-  const k = await crypto.subtle.importKey("raw", new TextEncoder().encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(`snapshot-manifest:${rootSha256}`)));
-  return "st1_" + btoa(String.fromCharCode(...mac)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 /** Order of entries: bucket, then key, in UTF-8 byte order (as listings). */

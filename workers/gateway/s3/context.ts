@@ -19,6 +19,9 @@ export interface RequestContext {
   waitUntil(p: Promise<unknown>): void;
 }
 
+/** What naming a tenant's bucket or object needs: also what an editing session (a Durable Object, not a request) has. */
+export type NameScope = Pick<RequestContext, "env" | "cfg" | "tenant">;
+
 /** Where a name lives: its NHID, the group that owns it and the manifest shard that lists it. */
 export interface NamePlace {
   nhid: Nhid;
@@ -26,12 +29,12 @@ export interface NamePlace {
   shard: number;
 }
 
-export async function placeOf(ctx: RequestContext, bucket: string, key: string): Promise<NamePlace> {
+export async function placeOf(ctx: NameScope, bucket: string, key: string): Promise<NamePlace> {
   const nhid = await nhidOf(ctx.tenant, bucket, key);
   return { nhid, group: groupOf(nhid, ctx.cfg.groupCount), shard: shardOf(nhid, ctx.cfg.shardCount) };
 }
 
-export async function requireBucket(ctx: RequestContext, bucket: string): Promise<BucketInfo> {
+export async function requireBucket(ctx: NameScope, bucket: string): Promise<BucketInfo> {
   const info = await tenantStub(ctx.env, ctx.tenant).getBucket(bucket);
   if (!info) throw new S3Error("NoSuchBucket", "The specified bucket does not exist", { BucketName: bucket });
   return info;

@@ -26,6 +26,7 @@ const STATUS = {
   InvalidRequest: 400,
   InvalidSnapshotState: 409,
   InvalidStorageClass: 400,
+  KeyLeased: 409,
   KeyTooLongError: 400,
   MalformedACLError: 400,
   MalformedJSON: 400,

@@ -2,7 +2,8 @@
 // time, through the name's manifest shard), answer conditional and range requests as S3 does,
 // and stream the chunks in order.
 
-import type { VersionManifest } from "../../../common/manifest.ts";
+import { encodeManifest, type VersionManifest } from "../../../common/manifest.ts";
+import { manifestToken, payloadToken } from "../../shared/tokens.ts";
 import type { StoredVersion } from "../../negotiating-group/group.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
@@ -13,7 +14,7 @@ import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContex
 import { S3Error } from "./errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
-import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
+import { chidOf, isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 
@@ -213,6 +214,10 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   const headers = objectHeaders(vm);
   const extra = { ...(asOf ? asOfHeaders(asOf) : {}), ...(snapshot !== null ? { "x-edgestore-snapshot": snapshot } : {}) };
   for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...extra })) headers.set(k, v);
+  if (ctx.req.headers.get("x-edgestore-tokens") === "true") {
+    headers.set("x-edgestore-manifest-token", await manifestToken(ctx.env.TOKEN_KEY, await chidOf(encodeManifest(vm))));
+    headers.set("x-edgestore-payload-token", await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline));
+  }
   applyResponseOverrides(headers, ctx.url.searchParams);
   const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
   if (cond === 304) return new Response(null, { status: 304, headers });

@@ -19,7 +19,7 @@ import { refuseUnkeptWriteOptions } from "./write-options.ts";
 /** Standard headers S3 keeps with an object and returns on GET/HEAD. */
 export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
-const USER_META_MAX = 2048;
+export const USER_META_MAX = 2048;
 /** Largest single PUT (and part) S3 accepts. */
 export const PUT_MAX = 5 * 1024 ** 3;
 

@@ -1,0 +1,269 @@
+// Chunk-aware editing sessions (issue 5, points 1, 2 and 4's tokens) on a real local cluster:
+// the client (client/session.ts) over a real signed WebSocket to the gateway, real targets
+// storing the chunks, @aws-sdk/client-s3 to read what was committed. Nothing is mocked.
+
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EditingSession, SessionError } from "../../client/session.ts";
+import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
+import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
+
+let cluster: LocalCluster;
+let dir: string;
+let s3: S3Client;
+const B = "edits";
+const MiB = 1024 * 1024;
+
+beforeAll(async () => {
+  ({ cluster, dir } = await startTestCluster());
+  s3 = clientFor(cluster);
+  await s3.send(new CreateBucketCommand({ Bucket: B }));
+  await s3.send(new PutBucketVersioningCommand({ Bucket: B, VersioningConfiguration: { Status: "Enabled" } }));
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  if (dir) removeDir(dir);
+});
+
+const open = () => EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
+const concat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+};
+/** Distinct chunk ids stored on the targets. */
+const chunkIds = () => new Set(chunkFiles(cluster).keys());
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof SessionError) return e.code;
+    throw e;
+  }
+  throw new Error("expected the command to fail");
+}
+
+describe("an editing session", () => {
+  it("builds a new object from writes and metadata, invisible until it commits, with tokens", async () => {
+    const s = await open();
+    try {
+      const e = await s.begin({ bucket: B, key: "new.bin", base: null, mode: "replace" });
+      const a = pseudoRandom(300_000, 1);
+      const b = pseudoRandom(200_000, 2);
+      await e.write(0, a);
+      await e.write(a.length, b);
+      await e.meta({ "content-type": "application/x-test", "x-amz-meta-owner": "ana" });
+      expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "new.bin" })))).toMatchObject({ status: 404 });
+      const c = await e.commit();
+      expect(c.size).toBe(500_000);
+      expect(c.etag).toMatch(/^"[0-9a-f]{32}-\d+"$/);
+      expect(c.manifestToken).toMatch(/^mt1_[A-Za-z0-9_-]{43}$/);
+      expect(c.payloadToken).toMatch(/^pt1_[A-Za-z0-9_-]{43}$/);
+      expect(sameBytes(await get("new.bin"), concat(a, b))).toBe(true);
+      const head = await s3.send(new HeadObjectCommand({ Bucket: B, Key: "new.bin" }));
+      expect([head.ContentType, head.Metadata, head.VersionId, head.ETag]).toEqual(["application/x-test", { owner: "ana" }, c.versionId, c.etag]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("appends to a base version, and refuses a write anywhere but the end in append mode", async () => {
+    const base = pseudoRandom(5000, 3);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "log.txt", Body: base }));
+    const s = await open();
+    try {
+      const e = await s.begin({ bucket: B, key: "log.txt", mode: "append" });
+      expect(e.size).toBe(5000);
+      expect(await failure(e.write(10, new Uint8Array(5)))).toBe("InvalidArgument");
+      const more = pseudoRandom(7000, 4);
+      await e.write(5000, more);
+      await e.commit();
+      expect(sameBytes(await get("log.txt"), concat(base, more))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("writes over kept content in the middle of a large object, re-storing only the chunks it cuts", async () => {
+    const base = pseudoRandom(6 * MiB + 123, 5);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "big.bin", Body: base }));
+    const before = chunkIds();
+    const s = await open();
+    try {
+      const e = await s.begin({ bucket: B, key: "big.bin", mode: "random" });
+      const patch = pseudoRandom(1000, 6);
+      const at = 3 * MiB + 17;
+      await e.write(at, patch);
+      const c = await e.commit();
+      const want = base.slice();
+      want.set(patch, at);
+      expect(c.size).toBe(base.length);
+      expect(sameBytes(await get("big.bin"), want)).toBe(true);
+      // The cut chunk's kept head and tail, and the patch: at most four new chunks (two if the
+      // patch lands on a boundary), whatever the object's size.
+      const added = [...chunkIds()].filter((id) => !before.has(id));
+      expect(added.length).toBeGreaterThan(0);
+      expect(added.length).toBeLessThanOrEqual(4);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("truncates inside a chunk, and extends with zeros", async () => {
+    const base = pseudoRandom(2 * MiB, 7);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "cut.bin", Body: base }));
+    const s = await open();
+    try {
+      const e = await s.begin({ bucket: B, key: "cut.bin", mode: "random" });
+      await e.truncate(MiB + 5);
+      await e.commit();
+      expect(sameBytes(await get("cut.bin"), base.subarray(0, MiB + 5))).toBe(true);
+      const f = await s.begin({ bucket: B, key: "cut.bin", mode: "random" });
+      await f.truncate(MiB + 5 + 3000);
+      await f.write(MiB + 5 + 3000 + 10, new Uint8Array([1, 2, 3]));
+      await f.commit();
+      expect(sameBytes(await get("cut.bin"), concat(base.subarray(0, MiB + 5), new Uint8Array(3010), new Uint8Array([1, 2, 3])))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("sync sends only what changed: an edited 8 MiB object costs a few chunks, not the object", async () => {
+    const base = pseudoRandom(8 * MiB, 8);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "doc.bin", Body: base }));
+    const edited = concat(base.subarray(0, 100_000), pseudoRandom(1000, 9), base.subarray(100_000, 5 * MiB), pseudoRandom(500, 10), base.subarray(5 * MiB + 500));
+    const s = await open();
+    try {
+      const e = await s.begin({ bucket: B, key: "doc.bin", mode: "replace" });
+      const r = await e.sync(edited);
+      expect(r.reused).toBeGreaterThan(0);
+      // Two edits, each touching one or two chunks of at most CHUNK_MAX (4 MiB, avg 1 MiB).
+      expect(r.sent).toBeLessThan(edited.length / 2);
+      await e.commit();
+      expect(sameBytes(await get("doc.bin"), edited)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a metadata-only edit keeps the payload token and changes the manifest token", async () => {
+    const s = await open();
+    try {
+      const a = await s.begin({ bucket: B, key: "tok.bin", base: null, mode: "replace" });
+      await a.write(0, pseudoRandom(100_000, 11));
+      const c1 = await a.commit();
+      const b = await s.begin({ bucket: B, key: "tok.bin", mode: "random" });
+      await b.meta({ "x-amz-meta-note": "relabelled" });
+      const c2 = await b.commit();
+      expect(c2.payloadToken).toBe(c1.payloadToken);
+      expect(c2.manifestToken).not.toBe(c1.manifestToken);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("sessions own their pending versions", () => {
+  it("closing the connection aborts: nothing becomes visible, and the key is free for the next session", async () => {
+    const s = await open();
+    const e = await s.begin({ bucket: B, key: "abandoned.bin", base: null, mode: "replace" });
+    await e.write(0, pseudoRandom(50_000, 12));
+    await s.close();
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "abandoned.bin" })))).toMatchObject({ status: 404 });
+    const t = await open();
+    try {
+      // The lease goes with the closed session: released when the gateway sees the close (a
+      // moment after the client does), not after the lease's 60 s expiry.
+      const t0 = Date.now();
+      let f = null;
+      for (let i = 0; i < 50 && !f; i++) {
+        f = await t.begin({ bucket: B, key: "abandoned.bin", base: null, mode: "replace" }).catch((e: SessionError) => (e.code === "KeyLeased" ? null : Promise.reject(e)));
+        if (!f) await sleep(50);
+      }
+      expect(f).not.toBeNull();
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      await f!.abort();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("only one session may hold a pending version of a key", async () => {
+    const [s, t] = await Promise.all([open(), open()]);
+    try {
+      const e = await s.begin({ bucket: B, key: "contended", base: null, mode: "replace" });
+      expect(await failure(t.begin({ bucket: B, key: "contended", base: null, mode: "replace" }))).toBe("KeyLeased");
+      await e.write(0, new Uint8Array([1]));
+      await e.commit();
+      const f = await t.begin({ bucket: B, key: "contended", mode: "append" });
+      await f.write(1, new Uint8Array([2]));
+      await f.commit();
+      expect([...(await get("contended"))]).toEqual([1, 2]);
+    } finally {
+      await Promise.all([s.close(), t.close()]);
+    }
+  });
+
+  it("if-absent and if-version are decided by the name's group at commit", async () => {
+    const s = await open();
+    try {
+      const e = await s.begin({ bucket: B, key: "cond-new", base: null, mode: "replace", ifAbsent: true });
+      await e.write(0, new Uint8Array([1]));
+      await s3.send(new PutObjectCommand({ Bucket: B, Key: "cond-new", Body: "someone else" }));
+      expect(await failure(e.commit())).toBe("PreconditionFailed");
+      expect(new TextDecoder().decode(await get("cond-new"))).toBe("someone else");
+
+      const v1 = await s3.send(new PutObjectCommand({ Bucket: B, Key: "cond-cas", Body: "v1" }));
+      const f = await s.begin({ bucket: B, key: "cond-cas", mode: "append", ifVersion: v1.VersionId });
+      await f.write(2, new TextEncoder().encode("+edit"));
+      await s3.send(new PutObjectCommand({ Bucket: B, Key: "cond-cas", Body: "v2" }));
+      expect(await failure(f.commit())).toBe("PreconditionFailed");
+      const g = await s.begin({ bucket: B, key: "cond-cas", mode: "append", ifVersion: (await s3.send(new HeadObjectCommand({ Bucket: B, Key: "cond-cas" }))).VersionId });
+      await g.write(2, new TextEncoder().encode("+edit"));
+      await g.commit();
+      expect(new TextDecoder().decode(await get("cond-cas"))).toBe("v2+edit");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("refuses a bad session with S3's error, and an unsigned one", async () => {
+    const s = await open();
+    try {
+      expect(await failure(s.begin({ bucket: "no-such-bucket", key: "k", base: null, mode: "replace" }))).toBe("NoSuchBucket");
+      expect(await failure(s.begin({ bucket: B, key: "k", base: "0000000000000000000000", mode: "replace" }))).toBe("NoSuchVersion");
+      expect(await failure(s.begin({ bucket: B, key: "k", base: null, mode: "sideways" as never }))).toBe("InvalidArgument");
+    } finally {
+      await s.close();
+    }
+    const bad = EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: "wrong" });
+    await expect(bad).rejects.toMatchObject({ code: "SignatureDoesNotMatch" });
+  });
+});
+
+describe("tokens on HEAD and GET", () => {
+  it("are given when asked with x-edgestore-tokens, and match what the commit said", async () => {
+    const s = await open();
+    let committed: { manifestToken: string; payloadToken: string };
+    try {
+      const e = await s.begin({ bucket: B, key: "asked.bin", base: null, mode: "replace" });
+      await e.write(0, pseudoRandom(70_000, 13));
+      committed = await e.commit();
+    } finally {
+      await s.close();
+    }
+    const url = `${cluster.endpoint}/${B}/asked.bin`;
+    const { signRequest, UNSIGNED_PAYLOAD } = await import("../../common/sigv4.ts");
+    const headers = { "x-edgestore-tokens": "true" };
+    const auth = await signRequest({ method: "HEAD", url, headers, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    const res = await fetch(url, { method: "HEAD", headers: { ...headers, ...auth } });
+    expect(res.headers.get("x-edgestore-manifest-token")).toBe(committed.manifestToken);
+    expect(res.headers.get("x-edgestore-payload-token")).toBe(committed.payloadToken);
+    expect(createHash("md5").update(await get("asked.bin")).digest("hex")).toBe(createHash("md5").update(pseudoRandom(70_000, 13)).digest("hex"));
+  });
+});

@@ -1,0 +1,284 @@
+// A pending version in an editing session (seed 003): it starts from a base version's content
+// and metadata (or from nothing), takes edits, and is invisible to everyone until it commits
+// as one new version of its name. Edits never touch the base: chunks are immutable, so an edit
+// makes a new chunk list that keeps every chunk it does not change, and re-stores only the
+// kept part of a chunk it cuts through. The session holds the name's lease in its group, so no
+// other session can have a pending version of the same key meanwhile.
+
+import { groupOf, type Chid } from "../../../common/ids.ts";
+import { base64Decode, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
+import type { EditMode } from "../../../common/session-protocol.ts";
+import type { WriteCondition } from "../../negotiating-group/complete.ts";
+import { groupStub } from "../../shared/env.ts";
+import { isRefusal } from "../../shared/refusal.ts";
+import { manifestToken, payloadToken } from "../../shared/tokens.ts";
+import type { Versioning } from "../../shared/versioning.ts";
+import { ingest } from "../data/ingest.ts";
+import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
+import { refused, S3Error } from "../s3/errors.ts";
+import { versionIdParam } from "../s3/object-get.ts";
+import { STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
+import { cutAt, cutTo, placed } from "./splice.ts";
+
+/** Who edits: the tenant's scope, and the access key that will be each version's creator. */
+export type SessionScope = NameScope & { accessKey: string };
+
+/** A lease outlives a gateway that died with the session open by at most this. */
+export const LEASE_TTL_MS = 60_000;
+
+export interface Committed {
+  versionId: string | null;
+  etag: string;
+  size: number;
+  manifestToken: string;
+  payloadToken: string;
+}
+
+async function md5Hex(s: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("MD5", new TextEncoder().encode(s)));
+  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new Response(bytes).body!;
+}
+
+/** `length` zero bytes, a MiB at a time (they deduplicate to one chunk per distinct size). */
+function zeros(length: number): ReadableStream<Uint8Array> {
+  let left = length;
+  return new ReadableStream({
+    pull(c) {
+      if (left === 0) return c.close();
+      const n = Math.min(left, 1 << 20);
+      left -= n;
+      c.enqueue(new Uint8Array(n));
+    },
+  });
+}
+
+export class PendingVersion {
+  private readonly ctx: SessionScope;
+  readonly bucket: string;
+  readonly key: string;
+  private readonly place: NamePlace;
+  private readonly mode: EditMode;
+  private readonly versioning: Versioning;
+  private readonly condition: WriteCondition | null;
+  private readonly holder: string;
+  readonly baseVersionId: string | null;
+  size = 0;
+  private chunks: ChunkRef[] = [];
+  private contentType = "binary/octet-stream";
+  private userMeta: Record<string, string> = {};
+  private httpMeta: Record<string, string> = {};
+  /** Chunk ids this session may write by reference: its base's and its own, never another tenant's. */
+  private readonly known = new Map<string, number>();
+
+  private constructor(ctx: SessionScope, o: { bucket: string; key: string; place: NamePlace; mode: EditMode; versioning: Versioning; condition: WriteCondition | null; holder: string; baseVersionId: string | null }) {
+    this.ctx = ctx;
+    this.bucket = o.bucket;
+    this.key = o.key;
+    this.place = o.place;
+    this.mode = o.mode;
+    this.versioning = o.versioning;
+    this.condition = o.condition;
+    this.holder = o.holder;
+    this.baseVersionId = o.baseVersionId;
+  }
+
+  static async open(
+    ctx: SessionScope,
+    cmd: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string },
+    holder: string,
+  ): Promise<PendingVersion> {
+    validateKey(cmd.key);
+    if (!["replace", "append", "random"].includes(cmd.mode)) throw new S3Error("InvalidArgument", `mode is replace, append or random, not ${String(cmd.mode)}`);
+    const info = await requireBucket(ctx, cmd.bucket);
+    const place = await placeOf(ctx, cmd.bucket, cmd.key);
+    const g = groupStub(ctx.env, place.group);
+    if (!(await g.leaseName(place.group, place.nhid, holder, LEASE_TTL_MS))) {
+      throw new S3Error("KeyLeased", `Another session holds a pending version of ${cmd.key}`, { Key: cmd.key });
+    }
+    try {
+      let base: { vm: VersionManifest; isNull: boolean } | null = null;
+      const baseRef = cmd.base === undefined ? "current" : cmd.base;
+      if (baseRef !== null) {
+        const versionId = baseRef === "current" ? null : versionIdParam(baseRef);
+        base = await g.getVersion(place.group, place.nhid, versionId);
+        if (versionId !== null && (!base || base.vm.deleteMarker)) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: cmd.key, VersionId: baseRef });
+        if (base?.vm.deleteMarker) base = null;
+      }
+      const condition: WriteCondition | null = cmd.ifAbsent ? { ifNoneMatch: true } : cmd.ifVersion ? { ifVersion: String(versionIdParam(cmd.ifVersion)) } : null;
+      const p = new PendingVersion(ctx, {
+        bucket: cmd.bucket,
+        key: cmd.key,
+        place,
+        mode: cmd.mode,
+        versioning: info.versioning,
+        condition,
+        holder,
+        baseVersionId: base ? (base.isNull ? "null" : base.vm.uvid) : null,
+      });
+      if (base) await p.inherit(base.vm, cmd.mode !== "replace");
+      return p;
+    } catch (e) {
+      await g.releaseName(place.group, place.nhid, holder).catch(() => {});
+      throw e;
+    }
+  }
+
+  private async inherit(vm: VersionManifest, content: boolean): Promise<void> {
+    this.contentType = vm.contentType;
+    this.userMeta = { ...vm.userMeta };
+    this.httpMeta = { ...vm.httpMeta };
+    // The base's chunks can be written by reference even when its content is not kept (replace
+    // mode): a client re-sending a changed object then sends only what the base lacks.
+    for (const c of vm.chunks) this.known.set(c.chid, c.length);
+    if (!content) return;
+    if (vm.inline !== null) {
+      // A small base lives inside its manifest: give it a chunk so edits can cut it like any other.
+      this.chunks = await this.store(bytesStream(base64Decode(vm.inline)), vm.size, 0);
+    } else {
+      this.chunks = vm.chunks.map((c) => ({ ...c }));
+    }
+    this.size = vm.size;
+  }
+
+  /** Chunk and store a region's bytes (on R targets before this resolves), placed at `at`. */
+  private async store(body: ReadableStream<Uint8Array>, length: number, at: number): Promise<ChunkRef[]> {
+    const r = await ingest(this.ctx.env, this.ctx.cfg, body, { sha256: false, sizeHint: length, checksum: null, noInline: true });
+    await r.stored;
+    if (r.size !== length) throw new S3Error("IncompleteBody", `expected ${length} bytes of payload, got ${r.size}`);
+    for (const c of r.chunks) this.known.set(c.chid, c.length);
+    return placed(r.chunks, at);
+  }
+
+  private async chunkBytes(c: ChunkRef): Promise<Uint8Array> {
+    const g = groupOf(c.chid, this.ctx.cfg.groupCount);
+    return groupStub(this.ctx.env, g).getChunk(g, c.chid);
+  }
+
+  private checkOffset(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new S3Error("InvalidArgument", "offset and length are whole numbers");
+    if (this.mode === "append" && offset !== this.size) throw new S3Error("InvalidArgument", `append mode writes at the end (${this.size}), not at ${offset}`);
+  }
+
+  /**
+   * Put `middle` (new payload, or chunks named by reference) over [a, a+length): keep what is
+   * outside, re-store the kept edges of chunks cut through, and zero-fill a gap past the end.
+   */
+  private async splice(a: number, length: number, middle: (at: number) => Promise<ChunkRef[]>): Promise<void> {
+    if (a > this.size) {
+      const gap = await this.store(zeros(a - this.size), a - this.size, this.size);
+      this.chunks = [...this.chunks, ...gap];
+      this.size = a;
+    }
+    const b = a + length;
+    const cut = cutAt(this.chunks, a, b);
+    const [left, right] = await Promise.all([cut.left ? this.chunkBytes(cut.left) : null, cut.right ? this.chunkBytes(cut.right) : null]);
+    const mid = await middle(a);
+    const leftKept = cut.left && left ? await this.store(bytesStream(left.subarray(0, a - cut.left.offset)), a - cut.left.offset, cut.left.offset) : [];
+    const rightKept = cut.right && right ? await this.store(bytesStream(right.subarray(b - cut.right.offset)), cut.right.offset + cut.right.length - b, b) : [];
+    this.chunks = [...cut.before, ...leftKept, ...mid, ...rightKept, ...cut.after];
+    this.size = Math.max(this.size, b);
+  }
+
+  async write(offset: number, length: number, payload: ReadableStream<Uint8Array>): Promise<void> {
+    this.checkOffset(offset, length);
+    if (length === 0) return;
+    await this.splice(offset, length, (at) => this.store(payload, length, at));
+  }
+
+  /** Write by reference content this session already knows (the probe's "stored"); false if it does not know it. */
+  async writeKnown(offset: number, length: number, sha256: string): Promise<boolean> {
+    this.checkOffset(offset, length);
+    if (this.known.get(sha256) !== length || length === 0) return false;
+    await this.splice(offset, length, async (at) => [{ offset: at, length, chid: sha256 as Chid }]);
+    return true;
+  }
+
+  async truncate(size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new S3Error("InvalidArgument", "size is a whole number");
+    if (this.mode === "append" && size < this.size) throw new S3Error("InvalidArgument", "append mode cannot shorten the object");
+    if (size >= this.size) {
+      if (size > this.size) this.chunks = [...this.chunks, ...(await this.store(zeros(size - this.size), size - this.size, this.size))];
+      this.size = size;
+      return;
+    }
+    const { kept, cut } = cutTo(this.chunks, size);
+    const tail = cut ? await this.store(bytesStream((await this.chunkBytes(cut)).subarray(0, size - cut.offset)), size - cut.offset, cut.offset) : [];
+    this.chunks = [...kept, ...tail];
+    this.size = size;
+  }
+
+  setMeta(set: Record<string, string>, del: string[]): void {
+    const userMeta = { ...this.userMeta };
+    const httpMeta = { ...this.httpMeta };
+    let contentType = this.contentType;
+    const apply = (raw: string, value: string | null) => {
+      const name = raw.toLowerCase();
+      if (name === "content-type") contentType = value ?? "binary/octet-stream";
+      else if (name.startsWith("x-amz-meta-") && name.length > "x-amz-meta-".length) {
+        if (value === null) delete userMeta[name.slice("x-amz-meta-".length)];
+        else userMeta[name.slice("x-amz-meta-".length)] = value;
+      } else if (STORED_HEADERS.includes(name)) {
+        if (value === null) delete httpMeta[name];
+        else httpMeta[name] = value;
+      } else throw new S3Error("InvalidArgument", `${raw}: metadata is content-type, x-amz-meta-* or one of ${STORED_HEADERS.join(", ")}`);
+    };
+    for (const [k, v] of Object.entries(set)) apply(k, String(v));
+    for (const k of del) apply(k, null);
+    const bytes = Object.entries(userMeta).reduce((n, [k, v]) => n + new TextEncoder().encode(k + v).length, 0);
+    if (bytes > USER_META_MAX) throw new S3Error("InvalidArgument", `user metadata is ${bytes} bytes; S3 allows ${USER_META_MAX}`);
+    this.userMeta = userMeta;
+    this.httpMeta = httpMeta;
+    this.contentType = contentType;
+  }
+
+  /**
+   * An edited object's ETag cannot be the MD5 of its body without reading all of it, so it is
+   * "<md5 of the chunk list>-<chunk count>", the form S3 clients already treat as opaque
+   * (multipart). An empty object's is the MD5 of nothing, as S3's.
+   */
+  private async etag(): Promise<string> {
+    if (this.size === 0) return "d41d8cd98f00b204e9800998ecf8427e";
+    return `${await md5Hex(this.chunks.map((c) => `${c.offset}+${c.length}=${c.chid}`).join(","))}-${this.chunks.length}`;
+  }
+
+  async commit(): Promise<Committed> {
+    const etag = await this.etag();
+    const body: VersionBody = {
+      tenant: this.ctx.tenant,
+      bucket: this.bucket,
+      key: this.key,
+      size: this.size,
+      etag,
+      contentType: this.contentType,
+      userMeta: this.userMeta,
+      httpMeta: this.httpMeta,
+      chunks: this.size === 0 ? [] : this.chunks,
+      inline: null,
+      deleteMarker: false,
+      creator: this.ctx.accessKey,
+    };
+    const r = await groupStub(this.ctx.env, this.place.group).commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder);
+    if (isRefusal(r)) refused(r);
+    return {
+      versionId: this.versioning === "Unversioned" ? null : r.versionId,
+      etag: `"${etag}"`,
+      size: this.size,
+      manifestToken: await manifestToken(this.ctx.env.TOKEN_KEY, r.vmChid),
+      payloadToken: await payloadToken(this.ctx.env.TOKEN_KEY, body.size, body.chunks, null),
+    };
+  }
+
+  /** Keep the lease while the session lives. */
+  async renew(): Promise<boolean> {
+    return groupStub(this.ctx.env, this.place.group).leaseName(this.place.group, this.place.nhid, this.holder, LEASE_TTL_MS);
+  }
+
+  /** Drop the pending version: nothing of it was ever visible; its new chunks are referenced by nothing. */
+  async abort(): Promise<void> {
+    await groupStub(this.ctx.env, this.place.group).releaseName(this.place.group, this.place.nhid, this.holder);
+  }
+}

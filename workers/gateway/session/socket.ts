@@ -1,0 +1,193 @@
+// The editing session's WebSocket on the gateway (common/session-protocol.ts). The connection
+// owns the session: commands run one at a time in arrival order, a write's payload is the
+// binary frames that follow it, and closing the socket aborts every pending version it holds
+// (releasing their leases). Frames are not acknowledged one by one, so a client keeps memory
+// bounded by waiting for "written" (client/session.ts does); a client that sends more than
+// BUFFER_MAX ahead of what has been stored is cut off.
+
+import { SESSION_FRAME_MAX, type ClientCommand, type ServerAnswer } from "../../../common/session-protocol.ts";
+import { S3Error } from "../s3/errors.ts";
+import { LEASE_TTL_MS, PendingVersion, type SessionScope } from "./pending.ts";
+
+/** Payload received but not yet stored, at most. */
+const BUFFER_MAX = 64 * 1024 * 1024;
+const RENEW_EVERY_MS = LEASE_TTL_MS / 3;
+
+/** A write's payload as a stream fed by the socket's binary frames. */
+class Payload {
+  remaining: number;
+  private readonly queue: Uint8Array[] = [];
+  private wake: (() => void) | null = null;
+  private failed: Error | null = null;
+  private dropping = false;
+  readonly stream: ReadableStream<Uint8Array>;
+  buffered = 0;
+
+  constructor(length: number) {
+    this.remaining = length;
+    let left = length;
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: async (c) => {
+        while (this.queue.length === 0 && this.failed === null && left > 0) await new Promise<void>((r) => (this.wake = r));
+        if (this.failed) return c.error(this.failed);
+        if (left === 0) return c.close();
+        const piece = this.queue.shift()!;
+        this.buffered -= piece.length;
+        left -= piece.length;
+        c.enqueue(piece);
+        if (left === 0) c.close();
+      },
+    });
+  }
+
+  push(frame: Uint8Array): void {
+    if (this.dropping) {
+      this.remaining -= frame.length;
+      return;
+    }
+    this.queue.push(frame);
+    this.buffered += frame.length;
+    this.remaining -= frame.length;
+    this.wake?.();
+    this.wake = null;
+  }
+
+  /** The write failed: its remaining frames are still the protocol's, but nobody reads them. */
+  discard(): void {
+    this.dropping = true;
+    this.queue.length = 0;
+    this.buffered = 0;
+  }
+
+  fail(e: Error): void {
+    this.failed = e;
+    this.wake?.();
+    this.wake = null;
+  }
+}
+
+export class EditSession {
+  private readonly ctx: SessionScope;
+  private readonly ws: WebSocket;
+  private readonly id = crypto.randomUUID();
+  private readonly pending = new Map<string, PendingVersion>();
+  private chain: Promise<void> = Promise.resolve();
+  private payload: Payload | null = null;
+  private closed = false;
+  private readonly renewal: ReturnType<typeof setInterval>;
+  readonly done: Promise<void>;
+
+  constructor(ctx: SessionScope, ws: WebSocket) {
+    this.ctx = ctx;
+    this.ws = ws;
+    let end!: () => void;
+    this.done = new Promise((r) => (end = r));
+    ws.addEventListener("message", (ev) => this.onMessage(ev.data));
+    const close = () => void this.close().finally(end);
+    ws.addEventListener("close", close);
+    ws.addEventListener("error", close);
+    this.renewal = setInterval(() => {
+      for (const p of this.pending.values()) void p.renew().catch(() => {});
+    }, RENEW_EVERY_MS);
+    this.send({ op: "hello", chunking: ctx.cfg.chunk, frameMax: SESSION_FRAME_MAX });
+  }
+
+  private send(a: ServerAnswer): void {
+    if (!this.closed) this.ws.send(JSON.stringify(a));
+  }
+
+  private fatal(code: string, message: string): void {
+    this.send({ op: "error", txn: null, code, message });
+    this.payload?.fail(new Error(message));
+    this.ws.close(1008, message.slice(0, 120));
+    void this.close();
+  }
+
+  private onMessage(data: string | ArrayBuffer): void {
+    if (typeof data !== "string") {
+      const frame = new Uint8Array(data);
+      const p = this.payload;
+      if (!p) return this.fatal("InvalidRequest", "a binary frame arrived with no write waiting for payload");
+      if (frame.length > p.remaining) return this.fatal("InvalidRequest", `a write's payload ran ${frame.length - p.remaining} bytes past its length`);
+      p.push(frame);
+      if (p.remaining === 0) this.payload = null;
+      if (p.buffered > BUFFER_MAX) this.fatal("InvalidRequest", `more than ${BUFFER_MAX} bytes sent ahead of what is stored: wait for "written"`);
+      return;
+    }
+    let cmd: ClientCommand;
+    try {
+      cmd = JSON.parse(data) as ClientCommand;
+    } catch {
+      return this.fatal("MalformedJSON", "a command is one JSON object per text frame");
+    }
+    if (this.payload) return this.fatal("InvalidRequest", `a command arrived while ${this.payload.remaining} bytes of a write's payload were still due`);
+    let payload: Payload | null = null;
+    if (cmd.op === "write") {
+      if (!Number.isSafeInteger(cmd.length) || cmd.length < 0) return this.fatal("InvalidArgument", "a write's length is a whole number");
+      payload = new Payload(cmd.length);
+      if (cmd.length > 0) this.payload = payload;
+    }
+    this.chain = this.chain.then(() => this.run(cmd, payload));
+  }
+
+  private async run(cmd: ClientCommand, payload: Payload | null): Promise<void> {
+    const txn = "txn" in cmd ? String(cmd.txn) : null;
+    try {
+      if (cmd.op === "new") {
+        if (this.pending.has(cmd.txn)) throw new S3Error("InvalidRequest", `txn ${cmd.txn} is already open in this session`);
+        const p = await PendingVersion.open(this.ctx, cmd, this.id);
+        if (this.closed) return void (await p.abort());
+        this.pending.set(cmd.txn, p);
+        return this.send({ op: "ready", txn: cmd.txn, size: p.size, baseVersionId: p.baseVersionId });
+      }
+      const p = this.pending.get(String(txn));
+      if (!p) throw new S3Error("InvalidRequest", `no pending version ${String(txn)} in this session`);
+      switch (cmd.op) {
+        case "write":
+          await p.write(cmd.offset, cmd.length, payload!.stream);
+          return this.send({ op: "written", txn: cmd.txn, size: p.size });
+        case "probe": {
+          const stored = await p.writeKnown(cmd.offset, cmd.length, String(cmd.sha256).toLowerCase());
+          return this.send({ op: "probed", txn: cmd.txn, stored, size: p.size });
+        }
+        case "truncate":
+          await p.truncate(cmd.size);
+          return this.send({ op: "truncated", txn: cmd.txn, size: p.size });
+        case "meta":
+          p.setMeta(cmd.set ?? {}, cmd.delete ?? []);
+          return this.send({ op: "meta-set", txn: cmd.txn });
+        case "commit": {
+          this.pending.delete(cmd.txn);
+          try {
+            return this.send({ op: "committed", txn: cmd.txn, ...(await p.commit()) });
+          } catch (e) {
+            await p.abort().catch(() => {});
+            throw e;
+          }
+        }
+        case "abort":
+          this.pending.delete(cmd.txn);
+          await p.abort();
+          return this.send({ op: "aborted", txn: cmd.txn });
+        default:
+          throw new S3Error("InvalidRequest", `unknown command ${String((cmd as { op: unknown }).op)}`);
+      }
+    } catch (e) {
+      // A write that failed still owns its frames: let them drain into nothing.
+      payload?.discard();
+      const err = e instanceof S3Error ? e : new S3Error("InternalError", String(e));
+      this.send({ op: "error", txn, code: err.code, message: err.message });
+    }
+  }
+
+  /** The connection is gone: every pending version is aborted and its lease released. */
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.renewal);
+    this.payload?.fail(new Error("the session closed"));
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    await Promise.allSettled(all.map((p) => p.abort()));
+  }
+}
