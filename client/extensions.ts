@@ -60,6 +60,18 @@ export interface QueryFilter {
   continuationToken?: string;
 }
 
+export interface Validation {
+  /** Whether the token given names what is stored now (null: no token given). */
+  token: "matches" | "differs" | null;
+  tokenKind?: "manifest" | "payload" | "snapshot";
+  /** intact: every item has R good copies; repaired: bad or missing copies were found and restored; damaged: some item is below R; lost: some item has no good copy. */
+  state: "intact" | "repaired" | "damaged" | "lost";
+  items: number;
+  copies: { good: number; bad: number };
+  repaired: number;
+  lost: number;
+}
+
 /** An error the gateway answered, with S3's code (e.g. PointInTimeIncomplete, NoSuchSnapshot). */
 export class ExtensionError extends Error {
   readonly status: number;
@@ -129,6 +141,15 @@ export class EdgestoreExtensions {
   /** New versions in `toBucket` naming the same chunks as the snapshot's (optionally one bucket's, under one prefix, renamed to `toPrefix`). */
   restoreSnapshot(id: string, opts: { bucket?: string; prefix?: string; toBucket?: string; toPrefix?: string }): Promise<{ restored: number; bytes: number }> {
     return this.call("POST", `/_snapshots/${encodeURIComponent(id)}/restore`, opts);
+  }
+
+  /**
+   * Ask the cluster whether a version (or a whole snapshot) is still what `token` names, and
+   * intact: the targets re-hash their copies in place and repair from good ones; only the
+   * verdict comes back.
+   */
+  validate(subject: { bucket: string; key: string; versionId?: string } | { snapshot: string }, token?: string): Promise<Validation> {
+    return this.call("POST", "/_validate", { ...subject, ...(token === undefined ? {} : { token }) });
   }
 
   query(f: QueryFilter): Promise<{ versions: QueriedVersion[]; isTruncated: boolean; nextContinuationToken: string | null }> {

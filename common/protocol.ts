@@ -132,6 +132,16 @@ export interface BadCopyMsg {
   ref: StoredRef;
 }
 
+/**
+ * Re-hash these stored items here and answer which are intact (validation and repair without
+ * moving any payload): a bad copy is quarantined as on a bad read.
+ */
+export interface VerifyMsg {
+  t: "verify";
+  txn: number;
+  refs: StoredRef[];
+}
+
 // ---- target -> group ----
 export interface HelloMsg {
   t: "hello";
@@ -175,6 +185,13 @@ export interface GetFailedMsg {
   txn: number;
   reason: string;
 }
+/** One answer per ref of a verify, in order. */
+export interface VerifiedMsg {
+  t: "verified";
+  txn: number;
+  results: CopyState[];
+}
+export type CopyState = "ok" | "bad" | "missing";
 /** Return of payload credit (target -> group for puts). */
 export interface CreditMsg {
   t: "credit";
@@ -192,8 +209,9 @@ export type ToTarget =
   | ProposeGetVmMsg
   | SelectGetMsg
   | FetchMsg
-  | BadCopyMsg;
-export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg;
+  | BadCopyMsg
+  | VerifyMsg;
+export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg;
 
 // ---- binary payload frames ----
 // Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.

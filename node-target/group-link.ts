@@ -10,6 +10,7 @@ import {
   PUT_WINDOW,
   decodeFrame,
   type Bid,
+  type CopyState,
   type PutItem,
   type StoredRef,
   type ToGroup,
@@ -157,6 +158,17 @@ export class GroupLink {
       }
       case "fetch": {
         await this.serve(ws, msg.txn, msg.ref, msg.credit);
+        return;
+      }
+      case "verify": {
+        // One at a time, in order: a verify re-reads whole items, and a scrub-like burst should
+        // not crowd out serving.
+        const results: CopyState[] = [];
+        for (const ref of msg.refs) {
+          if (!this.ctx.store.has(ref)) results.push("missing");
+          else results.push((await this.ctx.store.readVerified(ref)) !== null ? "ok" : "bad");
+        }
+        this.send(ws, { t: "verified", txn: msg.txn, results });
         return;
       }
       case "bad-copy": {

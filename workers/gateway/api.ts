@@ -11,6 +11,7 @@ import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, hea
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { queryVersions } from "./ext/query.ts";
+import { validate } from "./ext/validate.ts";
 import { openSession } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
@@ -105,6 +106,8 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return queryVersions(ctx);
     case "OpenSession":
       return openSession(ctx);
+    case "Validate":
+      return validate(ctx);
     case "CopyObject":
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":

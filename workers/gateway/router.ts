@@ -51,7 +51,8 @@ export type Endpoint =
   | { op: "AbortSnapshot"; id: string }
   | { op: "RestoreSnapshot"; id: string }
   | { op: "QueryVersions" }
-  | { op: "OpenSession" };
+  | { op: "OpenSession" }
+  | { op: "Validate" };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
 const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
@@ -210,6 +211,10 @@ router.all("/_snapshots/:id/:action", ((req) => {
     default:
       throw new S3Error("InvalidRequest", `unknown snapshot action ${req.params.action}: commit, abort or restore`);
   }
+}) as Routed);
+router.all("/_validate", ((req) => {
+  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_validate`);
+  return { op: "Validate" };
 }) as Routed);
 router.all("/_session", ((req) => {
   if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_session: open a WebSocket`);

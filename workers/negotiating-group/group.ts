@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, PUT_WINDOW, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, PUT_WINDOW, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
@@ -16,6 +16,7 @@ import { refusal, type Refusal } from "../shared/refusal.ts";
 import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { LocationCache } from "./locations.ts";
 import { LeaseBook } from "./leases.ts";
+import { verifyTransaction } from "./verify.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { Member } from "./member.ts";
 import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
@@ -33,6 +34,13 @@ const VIEW_TTL_MS = 10_000;
 const VM_MAX_BYTES = 32 * 1024 * 1024;
 const VM_CACHE_ENTRIES = 2048;
 const OUTBOX_RETRY_MS = 1_000;
+
+/** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
+export interface ItemVerdict {
+  good: number;
+  bad: number;
+  repaired: number;
+}
 
 export interface PutVersionResult {
   uvid: Uvid;
@@ -317,6 +325,38 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
       throw new Error(`${UNAVAILABLE}stored, but not yet listed (shard ${shard}: ${String(e)})`);
     }
+  }
+
+  // ---- RPC: validation ----
+
+  /**
+   * Validate items in place (seed 003): every live target re-hashes its own copies, and an item
+   * with fewer than R good copies but at least one is copied back up to R from a good one
+   * (check, then copy only what is missing). Nothing is sent to the caller but the counts.
+   */
+  async verifyItems(g: number, refs: StoredRef[]): Promise<ItemVerdict[]> {
+    this.setGroup(g);
+    const cfg = configOf(this.env);
+    const readers = await this.live("readers");
+    const checks = await verifyTransaction(this, readers, refs);
+    const writers = await this.live("writers");
+    return Promise.all(
+      refs.map(async (ref, i): Promise<ItemVerdict> => {
+        const { good, bad } = checks[i]!;
+        const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
+        if (good.length === 0 || good.length >= cfg.replicas) return verdict;
+        try {
+          const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
+          const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
+          const holders = await putTransaction(this, writers, [{ item, bytes }], cfg.replicas);
+          verdict.repaired = Math.max(0, holders[0]!.length - good.length);
+          if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
+        } catch {
+          // Left as it is: the verdict says how many good copies remain.
+        }
+        return verdict;
+      }),
+    );
   }
 
   // ---- RPC: editing sessions ----

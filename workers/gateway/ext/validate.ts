@@ -1,0 +1,133 @@
+// Validation against a kept token (seed 003): is what the cluster stores for a version, or for a
+// whole snapshot, still exactly what the token names, and intact? The targets re-hash their own
+// copies in place (negotiating-group/verify.ts) and damaged items are repaired from good
+// copies; the client receives only the verdict, a few hundred bytes whatever the size.
+//
+//   POST /_validate {"bucket", "key", "versionId"?, "token"?}   or   {"snapshot", "token"?}
+
+import { chidOf, groupOf, nhidOf, type Chid, type Uvid } from "../../../common/ids.ts";
+import { encodeManifest, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
+import type { StoredRef } from "../../../common/protocol.ts";
+import type { ItemVerdict } from "../../negotiating-group/group.ts";
+import { groupStub } from "../../shared/env.ts";
+import { manifestToken, payloadToken } from "../../shared/tokens.ts";
+import { existingVersion, versionIdParam } from "../s3/object-get.ts";
+import type { RequestContext } from "../s3/context.ts";
+import { S3Error } from "../s3/errors.ts";
+import { bad, jsonResponse, optionalString, readJson } from "./json.ts";
+import { allEntries, openSnapshot } from "./snapshot-read.ts";
+
+/** Refs per verify call: one message to each target, answered after it re-read them all. */
+const REFS_PER_CALL = 256;
+
+interface Tally {
+  items: number;
+  good: number;
+  bad: number;
+  repaired: number;
+  /** Items with fewer than R good copies after repair, and with none at all. */
+  short: number;
+  lost: number;
+}
+
+const emptyTally = (): Tally => ({ items: 0, good: 0, bad: 0, repaired: 0, short: 0, lost: 0 });
+
+/** Verifies items in their groups, in parallel across groups, and adds up the verdicts. */
+async function verify(ctx: RequestContext, items: { group: number; ref: StoredRef }[], tally: Tally): Promise<void> {
+  const byGroup = new Map<number, StoredRef[]>();
+  for (const it of items) {
+    const list = byGroup.get(it.group) ?? [];
+    list.push(it.ref);
+    byGroup.set(it.group, list);
+  }
+  await Promise.all(
+    [...byGroup].map(async ([g, refs]) => {
+      for (let i = 0; i < refs.length; i += REFS_PER_CALL) {
+        const verdicts: ItemVerdict[] = await groupStub(ctx.env, g).verifyItems(g, refs.slice(i, i + REFS_PER_CALL));
+        for (const v of verdicts) {
+          tally.items++;
+          tally.good += v.good;
+          tally.bad += v.bad;
+          tally.repaired += v.repaired;
+          if (v.good === 0) tally.lost++;
+          else if (v.good + v.repaired < ctx.cfg.replicas) tally.short++;
+        }
+      }
+    }),
+  );
+}
+
+function chunkItems(ctx: RequestContext, chunks: readonly ChunkRef[], seen: Set<string>): { group: number; ref: StoredRef }[] {
+  const out: { group: number; ref: StoredRef }[] = [];
+  for (const c of chunks) {
+    if (seen.has(c.chid)) continue;
+    seen.add(c.chid);
+    out.push({ group: groupOf(c.chid, ctx.cfg.groupCount), ref: { kind: "chunk", chid: c.chid } });
+  }
+  return out;
+}
+
+/** A version's manifest and chunks, as items to verify. */
+async function versionItems(ctx: RequestContext, bucket: string, key: string, vm: VersionManifest, vmChid: Chid, seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
+  const nhid = await nhidOf(ctx.tenant, bucket, key);
+  return [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }, ...chunkItems(ctx, vm.chunks, seen)];
+}
+
+function stateOf(t: Tally): string {
+  if (t.lost > 0) return "lost";
+  if (t.short > 0) return "damaged";
+  return t.bad > 0 || t.repaired > 0 ? "repaired" : "intact";
+}
+
+function answer(t: Tally, token: string | null, matches: string | null, subject: Record<string, unknown>): Response {
+  return jsonResponse({
+    ...subject,
+    token: token === null ? null : matches === null ? "differs" : "matches",
+    ...(matches ? { tokenKind: matches } : {}),
+    state: stateOf(t),
+    items: t.items,
+    copies: { good: t.good, bad: t.bad },
+    repaired: t.repaired,
+    lost: t.lost,
+  });
+}
+
+export async function validate(ctx: RequestContext): Promise<Response> {
+  const body = await readJson(ctx.req);
+  const token = optionalString(body, "token") ?? null;
+  const snapshot = optionalString(body, "snapshot");
+  const tally = emptyTally();
+  const seen = new Set<string>();
+  if (snapshot !== undefined) {
+    const snap = await openSnapshot(ctx, snapshot);
+    const blobs = [snap.layout.root, ...snap.layout.pages.map((p) => p.blob)];
+    await verify(ctx, blobs.flatMap((b) => chunkItems(ctx, b.chunks, seen)), tally);
+    let batch: { group: number; ref: StoredRef }[] = [];
+    for await (const e of allEntries(ctx, snap, null, "")) {
+      const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);
+      const g = groupOf(nhid, ctx.cfg.groupCount);
+      const vm = await groupStub(ctx.env, g).readVersion(g, nhid, e.uvid, e.vmChid as Chid);
+      batch.push(...(await versionItems(ctx, e.bucket, e.key, vm, e.vmChid as Chid, seen)));
+      if (batch.length >= REFS_PER_CALL * 4) {
+        await verify(ctx, batch, tally);
+        batch = [];
+      }
+    }
+    await verify(ctx, batch, tally);
+    return answer(tally, token, token !== null && token === snap.info.token ? "snapshot" : null, { snapshot });
+  }
+  const bucket = optionalString(body, "bucket");
+  const key = optionalString(body, "key");
+  if (bucket === undefined || key === undefined) throw bad("bucket", "validate names a bucket and key (and optionally versionId), or a snapshot");
+  const versionId = versionIdParam(optionalString(body, "versionId") ?? null);
+  const { vm, isNull } = await existingVersion(ctx, bucket, key, versionId);
+  const vmChid = await chidOf(encodeManifest(vm));
+  let matches: string | null = null;
+  if (token !== null) {
+    if (token === (await manifestToken(ctx.env.TOKEN_KEY, vmChid))) matches = "manifest";
+    else if (token === (await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline))) matches = "payload";
+  }
+  await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, seen), tally);
+  if (tally.items === 0) throw new S3Error("InternalError", "validation checked nothing");
+  return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : (vm.uvid as Uvid) });
+}
