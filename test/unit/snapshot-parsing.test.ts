@@ -19,6 +19,9 @@ describe("extension routes", () => {
     expect(await routeOf("/_snapshots/snap-1/abort", "POST")).toEqual({ op: "AbortSnapshot", id: "snap-1" });
     expect(await routeOf("/_snapshots/snap-1/restore", "POST")).toEqual({ op: "RestoreSnapshot", id: "snap-1" });
     expect(await routeOf("/_query")).toEqual({ op: "QueryVersions" });
+    expect(await routeOf("/_session")).toEqual({ op: "OpenSession" });
+    expect(await routeOf("/_validate", "POST")).toEqual({ op: "Validate" });
+    await expect(routeOf("/_validate")).rejects.toMatchObject({ code: "MethodNotAllowed" });
     await expect(routeOf("/_snapshots/snap-1/explode", "POST")).rejects.toMatchObject({ code: "InvalidRequest" });
     await expect(routeOf("/_snapshots", "PUT")).rejects.toMatchObject({ code: "MethodNotAllowed" });
     // A bucket is still a bucket.
