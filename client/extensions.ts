@@ -152,6 +152,11 @@ export class EdgestoreExtensions {
     return this.call("POST", "/_validate", { ...subject, ...(token === undefined ? {} : { token }) });
   }
 
+  /** Change a version's replication count (null: back to the cluster's default); its tokens do not change. */
+  setReplicas(subject: { bucket: string; key: string; versionId?: string }, replicas: number | null): Promise<{ replicas: number; state: string; items: number; copies: { good: number; bad: number }; added: number }> {
+    return this.call("POST", "/_replicas", { ...subject, replicas });
+  }
+
   query(f: QueryFilter): Promise<{ versions: QueriedVersion[]; isTruncated: boolean; nextContinuationToken: string | null }> {
     const q: Record<string, string> = {};
     const set = (k: string, v: string | number | undefined) => v !== undefined && (q[k] = String(v));

@@ -107,3 +107,46 @@ describe("validation", () => {
     expect((await ext.validate({ snapshot: s.id }, "st1_other")).token).toBe("differs");
   });
 });
+
+describe("replication count per version", () => {
+  async function putWith(key: string, body: Uint8Array, replicas: string): Promise<Response> {
+    const url = `${cluster.endpoint}/${B}/${key}`;
+    const headers = { "x-edgestore-replicas": replicas, "content-length": String(body.length) };
+    const auth = await signRequest({ method: "PUT", url, headers, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    return fetch(url, { method: "PUT", headers: { ...headers, ...auth }, body: body as Uint8Array<ArrayBuffer> });
+  }
+
+  async function headReplicas(key: string): Promise<string | null> {
+    const url = `${cluster.endpoint}/${B}/${key}`;
+    const auth = await signRequest({ method: "HEAD", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    return (await fetch(url, { method: "HEAD", headers: { ...auth } })).headers.get("x-edgestore-replicas");
+  }
+
+  it("is set on PUT, honoured by placement, changed later without changing the tokens, and honoured by repair", async () => {
+    const before = new Set(chunkFiles(cluster).keys());
+    const res = await putWith("one-copy.bin", pseudoRandom(2 * 1024 * 1024, 90), "1");
+    expect(res.status).toBe(200);
+    const mine = [...chunkFiles(cluster)].filter(([c]) => !before.has(c));
+    expect(mine.length).toBeGreaterThan(0);
+    for (const [chid] of mine) expect(copiesOf(chid)).toHaveLength(1);
+    expect(await headReplicas("one-copy.bin")).toBe("1");
+    const tokens = await tokensOf("one-copy.bin");
+    expect(await ext.validate({ bucket: B, key: "one-copy.bin" })).toMatchObject({ state: "intact", repaired: 0 });
+
+    const r = await ext.setReplicas({ bucket: B, key: "one-copy.bin" }, 3);
+    expect(r).toMatchObject({ replicas: 3, state: "repaired" });
+    expect(r.added).toBe(2 * r.items);
+    for (const [chid] of mine) expect(copiesOf(chid)).toHaveLength(3);
+    expect(await headReplicas("one-copy.bin")).toBe("3");
+    expect(await tokensOf("one-copy.bin")).toEqual(tokens);
+    expect(await ext.validate({ bucket: B, key: "one-copy.bin" }, tokens.manifest)).toMatchObject({ token: "matches", state: "intact", copies: { good: 3 * r.items, bad: 0 } });
+  });
+
+  it("refuses a count outside 1..GROUP_MEMBERS with InvalidArgument", async () => {
+    for (const bad of ["0", "9", "two"]) {
+      const res = await putWith("bad-count", new Uint8Array(10), bad);
+      expect(res.status).toBe(400);
+      expect(await res.text()).toMatch(/<Code>InvalidArgument<\/Code>/);
+    }
+  });
+});

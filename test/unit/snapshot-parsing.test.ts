@@ -21,6 +21,7 @@ describe("extension routes", () => {
     expect(await routeOf("/_query")).toEqual({ op: "QueryVersions" });
     expect(await routeOf("/_session")).toEqual({ op: "OpenSession" });
     expect(await routeOf("/_validate", "POST")).toEqual({ op: "Validate" });
+    expect(await routeOf("/_replicas", "POST")).toEqual({ op: "SetReplicas" });
     await expect(routeOf("/_validate")).rejects.toMatchObject({ code: "MethodNotAllowed" });
     await expect(routeOf("/_snapshots/snap-1/explode", "POST")).rejects.toMatchObject({ code: "InvalidRequest" });
     await expect(routeOf("/_snapshots", "PUT")).rejects.toMatchObject({ code: "MethodNotAllowed" });

@@ -11,7 +11,7 @@ import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, hea
 import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { queryVersions } from "./ext/query.ts";
-import { validate } from "./ext/validate.ts";
+import { setReplicas, validate } from "./ext/validate.ts";
 import { openSession } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
@@ -108,6 +108,8 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return openSession(ctx);
     case "Validate":
       return validate(ctx);
+    case "SetReplicas":
+      return setReplicas(ctx);
     case "CopyObject":
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":

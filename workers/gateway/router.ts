@@ -52,7 +52,8 @@ export type Endpoint =
   | { op: "RestoreSnapshot"; id: string }
   | { op: "QueryVersions" }
   | { op: "OpenSession" }
-  | { op: "Validate" };
+  | { op: "Validate" }
+  | { op: "SetReplicas" };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
 const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
@@ -215,6 +216,10 @@ router.all("/_snapshots/:id/:action", ((req) => {
 router.all("/_validate", ((req) => {
   if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_validate`);
   return { op: "Validate" };
+}) as Routed);
+router.all("/_replicas", ((req) => {
+  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_replicas`);
+  return { op: "SetReplicas" };
 }) as Routed);
 router.all("/_session", ((req) => {
   if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_session: open a WebSocket`);

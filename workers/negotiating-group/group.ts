@@ -55,6 +55,8 @@ export interface PutVersionResult {
 export interface StoredVersion {
   vm: VersionManifest;
   isNull: boolean;
+  /** The version's replication count (kept outside its manifest); absent where the version was found by record (as of a time, through a snapshot). */
+  replicas?: number;
 }
 
 export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
@@ -197,7 +199,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * holds it whole to hash it, and measured on one workerd thread a 64 MiB object's chunks cost
    * ~0 ms as arguments against ~230 ms as RPC byte streams (docs/performance.md).
    */
-  async putChunks(g: number, items: { chid: Chid; bytes: Uint8Array }[]): Promise<void> {
+  async putChunks(g: number, items: { chid: Chid; bytes: Uint8Array }[], replicas: number | null = null): Promise<void> {
     this.setGroup(g);
     const cfg = configOf(this.env);
     let total = 0;
@@ -211,7 +213,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       this,
       writers,
       items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
-      cfg.replicas,
+      replicas ?? cfg.replicas,
     );
     items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
   }
@@ -264,9 +266,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     versioning: Versioning,
     chunksStored: (() => Promise<void>) | null = null,
     condition: WriteCondition | null = null,
+    replicas: number | null = null,
   ): Promise<PutVersionResult | Refusal> {
     this.setGroup(g);
-    return this.storeVersion(g, nhid, shard, body, versioning, chunksStored, condition);
+    return this.storeVersion(g, nhid, shard, body, versioning, chunksStored, condition, undefined, undefined, replicas);
   }
 
   private async storeVersion(
@@ -279,6 +282,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     condition: WriteCondition | null,
     beforeCommit: () => void = () => {},
     guard: () => Refusal | null = () => null,
+    replicas: number | null = null,
   ): Promise<PutVersionResult | Refusal> {
     const isNull = versioning !== "Enabled";
     const early = conditionFails(condition, this.book.current(nhid)) ?? guard();
@@ -293,7 +297,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     try {
       const writers = await this.live("writers");
       await Promise.all([
-        putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], cfg.replicas),
+        putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas),
         chunksStored?.(),
       ]);
       // From here to the commit nothing awaits: no other write on this name can slip between
@@ -301,13 +305,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const late = conditionFails(condition, this.book.current(nhid)) ?? guard();
       if (late) return late;
       beforeCommit();
-      removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull }, shard, record, this.removalOf(body));
+      removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
     } finally {
       // A no-op once committed: the record in the outbox holds the cutoff from then on.
       this.book.release(uvid);
     }
     const cur = this.book.current(nhid);
-    if (cur?.uvid === uvid) this.cache(nhid, { vm, isNull });
+    if (cur?.uvid === uvid) this.cache(nhid, { vm, isNull, replicas: replicas ?? cfg.replicas });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
     return { uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
   }
@@ -334,9 +338,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * with fewer than R good copies but at least one is copied back up to R from a good one
    * (check, then copy only what is missing). Nothing is sent to the caller but the counts.
    */
-  async verifyItems(g: number, refs: StoredRef[]): Promise<ItemVerdict[]> {
+  async verifyItems(g: number, refs: StoredRef[], replicas: number | null = null): Promise<ItemVerdict[]> {
     this.setGroup(g);
     const cfg = configOf(this.env);
+    const want = replicas ?? cfg.replicas;
     const readers = await this.live("readers");
     const checks = await verifyTransaction(this, readers, refs);
     const writers = await this.live("writers");
@@ -344,11 +349,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       refs.map(async (ref, i): Promise<ItemVerdict> => {
         const { good, bad } = checks[i]!;
         const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
-        if (good.length === 0 || good.length >= cfg.replicas) return verdict;
+        if (good.length === 0 || good.length >= want) return verdict;
         try {
           const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          const holders = await putTransaction(this, writers, [{ item, bytes }], cfg.replicas);
+          const holders = await putTransaction(this, writers, [{ item, bytes }], want);
           verdict.repaired = Math.max(0, holders[0]!.length - good.length);
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
         } catch {
@@ -357,6 +362,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         return verdict;
       }),
     );
+  }
+
+  /** Change a version's replication count: its manifest (and so its tokens) stays as it is. */
+  async setVersionReplicas(g: number, nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null> {
+    this.setGroup(g);
+    const row = versionId === null ? (() => { const cur = this.book.current(nhid); return cur ? this.book.find(nhid, cur.uvid) : null; })() : this.book.find(nhid, versionId);
+    if (!row || row.deleteMarker) return null;
+    this.book.setReplicas(nhid, row.uvid, replicas);
+    this.vmCache.delete(nhid);
+    return { uvid: row.uvid };
   }
 
   // ---- RPC: editing sessions ----
@@ -512,7 +527,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       row = this.book.find(nhid, versionId);
     }
     if (!row) return null;
-    const stored: StoredVersion = { vm: await this.fetchManifest(g, nhid, row.uvid, row.vmChid), isNull: row.isNull };
+    const stored: StoredVersion = { vm: await this.fetchManifest(g, nhid, row.uvid, row.vmChid), isNull: row.isNull, replicas: row.replicas ?? configOf(this.env).replicas };
     if (this.book.isCurrent(nhid, row.uvid)) this.cache(nhid, stored);
     return stored;
   }

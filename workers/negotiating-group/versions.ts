@@ -28,6 +28,8 @@ export interface NameRow {
 export interface VersionRow extends NameRow {
   /** S3's null version of the name (written while the bucket was not versioning). */
   isNull: boolean;
+  /** Replicas asked for this version, kept outside its manifest (its token does not change with it); null: the cluster's R. */
+  replicas?: number | null;
 }
 
 /** Makes the record that tells the shard a version is gone. */
@@ -59,6 +61,7 @@ export class VersionBook {
     sql.exec(`CREATE TABLE IF NOT EXISTS versions (
       nhid TEXT NOT NULL, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL,
       etag TEXT, is_null INTEGER NOT NULL, PRIMARY KEY (nhid, uvid))`);
+    if (!sql.exec("PRAGMA table_info(versions)").toArray().some((c) => c.name === "replicas")) sql.exec("ALTER TABLE versions ADD COLUMN replicas INTEGER");
     // `ms` bounds every stamp issued before (older data: it is the last stamp itself).
     const row = sql.exec("SELECT ms FROM clock WHERE k = 0").toArray()[0];
     this.leaseUntil = row ? Number(row.ms) : 0;
@@ -138,7 +141,14 @@ export class VersionBook {
   }
 
   private rowOf(r: Record<string, SqlStorageValue>): VersionRow {
-    return { uvid: r.uvid as Uvid, vmChid: r.vm_chid as Chid, deleteMarker: Number(r.delete_marker) === 1, etag: r.etag === null ? null : String(r.etag), isNull: Number(r.is_null) === 1 };
+    return {
+      uvid: r.uvid as Uvid,
+      vmChid: r.vm_chid as Chid,
+      deleteMarker: Number(r.delete_marker) === 1,
+      etag: r.etag === null ? null : String(r.etag),
+      isNull: Number(r.is_null) === 1,
+      replicas: r.replicas === null || r.replicas === undefined ? null : Number(r.replicas),
+    };
   }
 
   /** A live version by id, or the name's null version. */
@@ -149,6 +159,11 @@ export class VersionBook {
         ? this.sql.exec("SELECT * FROM versions WHERE nhid = ? AND is_null = 1 ORDER BY uvid DESC LIMIT 1", nhid).toArray()[0]
         : this.sql.exec("SELECT * FROM versions WHERE nhid = ? AND uvid = ?", nhid, versionId).toArray()[0];
     return r ? this.rowOf(r) : null;
+  }
+
+  /** Change a live version's replication count (null: back to the cluster's R); false if there is no such version. */
+  setReplicas(nhid: Nhid, uvid: Uvid, replicas: number | null): boolean {
+    return this.sql.exec("UPDATE versions SET replicas = ? WHERE nhid = ? AND uvid = ?", replicas, nhid, uvid).rowsWritten > 0;
   }
 
   /** Whether this version is the name's current one. */
@@ -164,8 +179,8 @@ export class VersionBook {
     this.forgetDelivered();
     this.migrate(nhid);
     this.sql.exec(
-      "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null) VALUES (?, ?, ?, ?, ?, ?)",
-      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0,
+      "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null, replicas) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0, row.replicas ?? null,
     );
     this.enqueue(shard, record);
     const removed: RemovalRecord[] = [];

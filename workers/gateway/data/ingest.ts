@@ -92,6 +92,8 @@ export interface IngestOptions {
   checksum: ChecksumAlgorithm | null;
   /** Never keep the body inline, whatever its size (a part of a multipart upload). */
   noInline?: boolean;
+  /** Copies of each chunk (x-edgestore-replicas); absent: the cluster's R. */
+  replicas?: number | null;
 }
 
 export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, opts: IngestOptions): Promise<IngestResult> {
@@ -129,7 +131,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     const batch = q.chunks.splice(0, n);
     q.busy = true;
     const p: Promise<void> = groupStub(env, g)
-      .putChunks(g, batch)
+      .putChunks(g, batch, opts.replicas ?? null)
       .catch((e: unknown) => {
         failure ??= e;
       })

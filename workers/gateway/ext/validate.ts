@@ -12,6 +12,7 @@ import type { ItemVerdict } from "../../negotiating-group/group.ts";
 import { groupStub } from "../../shared/env.ts";
 import { manifestToken, payloadToken } from "../../shared/tokens.ts";
 import { existingVersion, versionIdParam } from "../s3/object-get.ts";
+import { replicasOf } from "../s3/object-put.ts";
 import type { RequestContext } from "../s3/context.ts";
 import { S3Error } from "../s3/errors.ts";
 import { bad, jsonResponse, optionalString, readJson } from "./json.ts";
@@ -33,7 +34,7 @@ interface Tally {
 const emptyTally = (): Tally => ({ items: 0, good: 0, bad: 0, repaired: 0, short: 0, lost: 0 });
 
 /** Verifies items in their groups, in parallel across groups, and adds up the verdicts. */
-async function verify(ctx: RequestContext, items: { group: number; ref: StoredRef }[], tally: Tally): Promise<void> {
+async function verify(ctx: RequestContext, items: { group: number; ref: StoredRef }[], tally: Tally, replicas: number = ctx.cfg.replicas): Promise<void> {
   const byGroup = new Map<number, StoredRef[]>();
   for (const it of items) {
     const list = byGroup.get(it.group) ?? [];
@@ -43,14 +44,14 @@ async function verify(ctx: RequestContext, items: { group: number; ref: StoredRe
   await Promise.all(
     [...byGroup].map(async ([g, refs]) => {
       for (let i = 0; i < refs.length; i += REFS_PER_CALL) {
-        const verdicts: ItemVerdict[] = await groupStub(ctx.env, g).verifyItems(g, refs.slice(i, i + REFS_PER_CALL));
+        const verdicts: ItemVerdict[] = await groupStub(ctx.env, g).verifyItems(g, refs.slice(i, i + REFS_PER_CALL), replicas);
         for (const v of verdicts) {
           tally.items++;
           tally.good += v.good;
           tally.bad += v.bad;
           tally.repaired += v.repaired;
           if (v.good === 0) tally.lost++;
-          else if (v.good + v.repaired < ctx.cfg.replicas) tally.short++;
+          else if (v.good + v.repaired < replicas) tally.short++;
         }
       }
     }),
@@ -120,14 +121,39 @@ export async function validate(ctx: RequestContext): Promise<Response> {
   const key = optionalString(body, "key");
   if (bucket === undefined || key === undefined) throw bad("bucket", "validate names a bucket and key (and optionally versionId), or a snapshot");
   const versionId = versionIdParam(optionalString(body, "versionId") ?? null);
-  const { vm, isNull } = await existingVersion(ctx, bucket, key, versionId);
+  const { vm, isNull, replicas } = await existingVersion(ctx, bucket, key, versionId);
   const vmChid = await chidOf(encodeManifest(vm));
   let matches: string | null = null;
   if (token !== null) {
     if (token === (await manifestToken(ctx.env.TOKEN_KEY, vmChid))) matches = "manifest";
     else if (token === (await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline))) matches = "payload";
   }
-  await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, seen), tally);
+  await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, seen), tally, replicas);
   if (tally.items === 0) throw new S3Error("InternalError", "validation checked nothing");
-  return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : (vm.uvid as Uvid) });
+  return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : (vm.uvid as Uvid), replicas });
+}
+
+/**
+ * POST /_replicas {"bucket", "key", "versionId"?, "replicas"}: change a version's replication
+ * count without changing its manifest (its tokens stay the same), then restore every item to
+ * the new count from good copies. Copies beyond a lowered count stay until space reclamation
+ * trims them (issue 6).
+ */
+export async function setReplicas(ctx: RequestContext): Promise<Response> {
+  const body = await readJson(ctx.req);
+  const bucket = optionalString(body, "bucket");
+  const key = optionalString(body, "key");
+  if (bucket === undefined || key === undefined) throw bad("bucket", "name a bucket and key");
+  const raw = body.replicas;
+  const replicas = raw === null ? null : replicasOf(String(raw), ctx.cfg);
+  const versionId = versionIdParam(optionalString(body, "versionId") ?? null);
+  const { vm, isNull } = await existingVersion(ctx, bucket, key, versionId);
+  const nhid = await nhidOf(ctx.tenant, bucket, key);
+  const g = groupOf(nhid, ctx.cfg.groupCount);
+  const set = await groupStub(ctx.env, g).setVersionReplicas(g, nhid, isNull ? "null" : vm.uvid, replicas);
+  if (!set) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key });
+  const tally = emptyTally();
+  const want = replicas ?? ctx.cfg.replicas;
+  await verify(ctx, await versionItems(ctx, bucket, key, vm, await chidOf(encodeManifest(vm)), new Set()), tally, want);
+  return jsonResponse({ bucket, key, versionId: isNull ? "null" : vm.uvid, replicas: want, state: stateOf(tally), items: tally.items, copies: { good: tally.good, bad: tally.bad }, added: tally.repaired });
 }

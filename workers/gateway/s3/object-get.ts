@@ -144,7 +144,7 @@ export function versionHeader(info: Pick<BucketInfo, "versioning">, uvid: string
  * marker, is NoSuchKey (NoSuchVersion when asked for by id), as S3 answers for sub-resources
  * and copy sources.
  */
-export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<{ info: BucketInfo; vm: VersionManifest; isNull: boolean }> {
+export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<{ info: BucketInfo; vm: VersionManifest; isNull: boolean; replicas: number }> {
   validateKey(key);
   const info = await requireBucket(ctx, bucket);
   const place = await placeOf(ctx, bucket, key);
@@ -153,7 +153,7 @@ export async function existingVersion(ctx: RequestContext, bucket: string, key: 
     if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key, VersionId: versionId });
     throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
   }
-  return { info, vm: stored.vm, isNull: stored.isNull };
+  return { info, vm: stored.vm, isNull: stored.isNull, replicas: stored.replicas ?? ctx.cfg.replicas };
 }
 
 /** For a sub-resource of an object (?acl, ?tagging): the version named by ?versionId must exist; its version header, as S3 echoes it. */
@@ -212,7 +212,11 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   }
 
   const headers = objectHeaders(vm);
-  const extra = { ...(asOf ? asOfHeaders(asOf) : {}), ...(snapshot !== null ? { "x-edgestore-snapshot": snapshot } : {}) };
+  const extra = {
+    ...(asOf ? asOfHeaders(asOf) : {}),
+    ...(snapshot !== null ? { "x-edgestore-snapshot": snapshot } : {}),
+    ...(stored.replicas !== undefined ? { "x-edgestore-replicas": String(stored.replicas) } : {}),
+  };
   for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...extra })) headers.set(k, v);
   if (ctx.req.headers.get("x-edgestore-tokens") === "true") {
     headers.set("x-edgestore-manifest-token", await manifestToken(ctx.env.TOKEN_KEY, await chidOf(encodeManifest(vm))));

@@ -131,7 +131,20 @@ export interface ReceivedBody {
  * Read a PUT's body into chunks and check everything the request declared about it. Every
  * check runs before the caller commits anything, so a bad body leaves only unreferenced chunks.
  */
-export async function receiveBody(ctx: RequestContext, noInline: boolean, beforeRead: Promise<unknown> = Promise.resolve()): Promise<ReceivedBody> {
+/**
+ * x-edgestore-replicas: copies of this version's chunks and manifest, at least 1 and at most
+ * GROUP_MEMBERS (a group has no more targets). Kept outside the manifest; null: the cluster's R.
+ */
+export function replicasOf(raw: string | null, cfg: { groupMembers: number }): number | null {
+  if (raw === null) return null;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > cfg.groupMembers) {
+    throw new S3Error("InvalidArgument", `x-edgestore-replicas must be a whole number from 1 to ${cfg.groupMembers} (GROUP_MEMBERS)`, { ArgumentName: "x-edgestore-replicas", ArgumentValue: raw });
+  }
+  return n;
+}
+
+export async function receiveBody(ctx: RequestContext, noInline: boolean, beforeRead: Promise<unknown> = Promise.resolve(), replicas: number | null = null): Promise<ReceivedBody> {
   const h = ctx.req.headers;
   const payloadHash = ctx.auth.payloadHash;
   const streaming = payloadHash.startsWith("STREAMING-");
@@ -145,6 +158,7 @@ export async function receiveBody(ctx: RequestContext, noInline: boolean, before
     sizeHint: length,
     checksum: requested && !requested.trailer ? requested.algorithm : null,
     noInline,
+    replicas,
   });
   if (result.size !== length) {
     throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
@@ -170,7 +184,8 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   const condition = writeConditionOf(h);
   refuseUnkeptWriteOptions(h);
   const { userMeta, httpMeta } = metadataOf(h);
-  const { result, checksum } = await receiveBody(ctx, false, bucketCheck);
+  const replicas = replicasOf(h.get("x-edgestore-replicas"), ctx.cfg);
+  const { result, checksum } = await receiveBody(ctx, false, bucketCheck, replicas);
 
   const place = await placeOf(ctx, bucket, key);
   const vbody: VersionBody = {
@@ -194,7 +209,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   const info = await bucketCheck;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, info.versioning, result.chunks.length > 0 ? chunksStored : null, condition),
+    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, info.versioning, result.chunks.length > 0 ? chunksStored : null, condition, replicas),
   ]);
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };
