@@ -28,7 +28,23 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-export class EditingSession {
+/** What carries commands: a WebSocket (EditingSession) or one HTTP request each (HttpEditingSession). */
+export interface CommandChannel {
+  call(cmd: ClientCommand, payload?: Uint8Array): Promise<ServerAnswer>;
+  chunker(): Chunker;
+}
+
+/** Start a pending version on either kind of session. */
+async function beginOn(
+  ch: CommandChannel,
+  txn: string,
+  o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string },
+): Promise<PendingEdit> {
+  const a = (await ch.call({ op: "new", txn, ...o })) as Extract<ServerAnswer, { op: "ready" }>;
+  return new PendingEdit(ch, txn, a.size, a.baseVersionId);
+}
+
+export class EditingSession implements CommandChannel {
   private readonly ws: WebSocket;
   private readonly waiting: Waiter[] = [];
   private failure: Error | null = null;
@@ -84,10 +100,8 @@ export class EditingSession {
   }
 
   /** A pending version of `key`, from `base` ("current", a version id, or null for none). */
-  async begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string }): Promise<PendingEdit> {
-    const txn = `t${this.nextTxn++}`;
-    const a = (await this.call({ op: "new", txn, ...o })) as Extract<ServerAnswer, { op: "ready" }>;
-    return new PendingEdit(this, txn, a.size, a.baseVersionId);
+  begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string }): Promise<PendingEdit> {
+    return beginOn(this, `t${this.nextTxn++}`, o);
   }
 
   /** Closing the connection aborts every pending version it holds. */
@@ -104,13 +118,67 @@ export class EditingSession {
   }
 }
 
+/**
+ * The HTTP form, for clients that cannot hold a WebSocket: POST /_sessions opens it, each
+ * command is one POST /_sessions/{id} (the command in x-edgestore-command, a write's payload as
+ * the body), DELETE ends it. Unused for 5 minutes, the session expires and aborts what it holds.
+ */
+export class HttpEditingSession implements CommandChannel {
+  private readonly creds: Credentials;
+  readonly id: string;
+  private readonly chunking: { min: number; avg: number; max: number };
+  private nextTxn = 1;
+
+  private constructor(creds: Credentials, id: string, chunking: { min: number; avg: number; max: number }) {
+    this.creds = creds;
+    this.id = id;
+    this.chunking = chunking;
+  }
+
+  private static async request(creds: Credentials, method: string, path: string, headers: Record<string, string>, body?: Uint8Array): Promise<Response> {
+    const url = new URL(path, creds.endpoint);
+    const auth = await signRequest({ method, url, headers, payloadHash: UNSIGNED_PAYLOAD, accessKey: creds.accessKeyId, secretKey: creds.secretAccessKey, region: creds.region });
+    const res = await fetch(url, { method, headers: { ...headers, ...auth }, ...(body ? { body: body as Uint8Array<ArrayBuffer> } : {}) });
+    if (!res.ok) {
+      const text = await res.text();
+      throw new SessionError(/<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? String(res.status), /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? text);
+    }
+    return res;
+  }
+
+  /** `chunking` as the gateway's (wrangler.toml CHUNK_*): only sync needs it. */
+  static async open(creds: Credentials, chunking = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 }): Promise<HttpEditingSession> {
+    const res = await HttpEditingSession.request(creds, "POST", "/_sessions", {});
+    const { session } = (await res.json()) as { session: string };
+    return new HttpEditingSession(creds, session, chunking);
+  }
+
+  async call(cmd: ClientCommand, payload?: Uint8Array): Promise<ServerAnswer> {
+    const res = await HttpEditingSession.request(this.creds, "POST", `/_sessions/${this.id}`, { "x-edgestore-command": JSON.stringify(cmd) }, payload);
+    return (await res.json()) as ServerAnswer;
+  }
+
+  chunker(): Chunker {
+    return new Chunker(this.chunking);
+  }
+
+  begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string }): Promise<PendingEdit> {
+    return beginOn(this, `t${this.nextTxn++}`, o);
+  }
+
+  /** End the session: every pending version it holds is aborted. */
+  async close(): Promise<void> {
+    await HttpEditingSession.request(this.creds, "DELETE", `/_sessions/${this.id}`, {});
+  }
+}
+
 export class PendingEdit {
-  private readonly s: EditingSession;
+  private readonly s: CommandChannel;
   readonly txn: string;
   size: number;
   readonly baseVersionId: string | null;
 
-  constructor(s: EditingSession, txn: string, size: number, baseVersionId: string | null) {
+  constructor(s: CommandChannel, txn: string, size: number, baseVersionId: string | null) {
     this.s = s;
     this.txn = txn;
     this.size = size;

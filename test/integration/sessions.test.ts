@@ -5,7 +5,7 @@
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EditingSession, SessionError } from "../../client/session.ts";
+import { EditingSession, HttpEditingSession, SessionError } from "../../client/session.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
 
@@ -16,7 +16,8 @@ const B = "edits";
 const MiB = 1024 * 1024;
 
 beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster());
+  // HTTP-form sessions expire after 2 idle seconds here, so that expiry can be seen.
+  ({ cluster, dir } = await startTestCluster({ vars: { SESSION_TTL_SECONDS: "2" } }));
   s3 = clientFor(cluster);
   await s3.send(new CreateBucketCommand({ Bucket: B }));
   await s3.send(new PutBucketVersioningCommand({ Bucket: B, VersioningConfiguration: { Status: "Enabled" } }));
@@ -265,5 +266,87 @@ describe("tokens on HEAD and GET", () => {
     expect(res.headers.get("x-edgestore-manifest-token")).toBe(committed.manifestToken);
     expect(res.headers.get("x-edgestore-payload-token")).toBe(committed.payloadToken);
     expect(createHash("md5").update(await get("asked.bin")).digest("hex")).toBe(createHash("md5").update(pseudoRandom(70_000, 13)).digest("hex"));
+  });
+});
+
+describe("the HTTP form of a session", () => {
+  const creds = () => ({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+
+  it("edits and commits one command per request, with the pending version kept between them", async () => {
+    const s = await HttpEditingSession.open(creds());
+    const e = await s.begin({ bucket: B, key: "http.bin", base: null, mode: "replace" });
+    const a = pseudoRandom(3 * MiB, 20);
+    const b = pseudoRandom(123_456, 21);
+    await e.write(0, a);
+    await e.write(a.length, b);
+    await e.meta({ "x-amz-meta-via": "http" });
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "http.bin" })))).toMatchObject({ status: 404 });
+    const c = await e.commit();
+    expect(c.manifestToken).toMatch(/^mt1_/);
+    expect(sameBytes(await get("http.bin"), concat(a, b))).toBe(true);
+    // And sync, which needs the chunking: the client is told it at open.
+    const f = await s.begin({ bucket: B, key: "http.bin", mode: "replace" });
+    const edited = concat(a.subarray(0, 200_000), pseudoRandom(10, 22), a.subarray(200_000), b);
+    const r = await f.sync(edited);
+    expect(r.reused).toBeGreaterThan(0);
+    expect(r.sent).toBeLessThan(edited.length);
+    await f.commit();
+    expect(sameBytes(await get("http.bin"), edited)).toBe(true);
+    await s.close();
+  });
+
+  it("shares leases with WebSocket sessions, and ending it aborts and frees the key", async () => {
+    const ws = await open();
+    const s = await HttpEditingSession.open(creds());
+    try {
+      const held = await ws.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" });
+      expect(await failure(s.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" }))).toBe("KeyLeased");
+      await held.abort();
+      const e = await s.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" });
+      await e.write(0, new Uint8Array([9]));
+      await s.close();
+      expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "shared-lease" })))).toMatchObject({ status: 404 });
+      const again = await ws.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" });
+      await again.abort();
+      expect(await failure(s.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("expires when unused for its TTL, aborting what it held", async () => {
+    const s = await HttpEditingSession.open(creds());
+    const e = await s.begin({ bucket: B, key: "expiring", base: null, mode: "replace" });
+    await e.write(0, new Uint8Array([1, 2, 3]));
+    // TTL 2 s here; the alarm runs at expiry. Bounded wait for the key to come free.
+    let free = false;
+    const ws = await open();
+    try {
+      for (let i = 0; i < 40 && !free; i++) {
+        await sleep(250);
+        const t = await ws.begin({ bucket: B, key: "expiring", base: null, mode: "replace" }).catch(() => null);
+        if (t) (free = true), await t.abort();
+      }
+    } finally {
+      await ws.close();
+    }
+    expect(free).toBe(true);
+    expect(await failure(e.commit())).toBe("NoSuchSession");
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "expiring" })))).toMatchObject({ status: 404 });
+  });
+
+  it("refuses an unknown session, and a write payload signed with a hash it would not check", async () => {
+    const fake = await HttpEditingSession.open(creds());
+    await fake.close();
+    expect(await failure(fake.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
+    const url = `${cluster.endpoint}/_sessions/not-an-id`;
+    const { signRequest } = await import("../../common/sigv4.ts");
+    const body = new Uint8Array([1, 2, 3]);
+    const hash = createHash("sha256").update(body).digest("hex");
+    const headers = { "x-edgestore-command": JSON.stringify({ op: "write", txn: "t1", offset: 0, length: 3 }) };
+    const auth = await signRequest({ method: "POST", url, headers, payloadHash: hash, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    const res = await fetch(url, { method: "POST", headers: { ...headers, ...auth }, body });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/<Code>InvalidRequest<\/Code>/);
   });
 });

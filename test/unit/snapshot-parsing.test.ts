@@ -22,6 +22,9 @@ describe("extension routes", () => {
     expect(await routeOf("/_session")).toEqual({ op: "OpenSession" });
     expect(await routeOf("/_validate", "POST")).toEqual({ op: "Validate" });
     expect(await routeOf("/_replicas", "POST")).toEqual({ op: "SetReplicas" });
+    expect(await routeOf("/_sessions", "POST")).toEqual({ op: "CreateHttpSession" });
+    expect(await routeOf("/_sessions/abc", "POST")).toEqual({ op: "SessionCommand", id: "abc" });
+    expect(await routeOf("/_sessions/abc", "DELETE")).toEqual({ op: "EndHttpSession", id: "abc" });
     await expect(routeOf("/_validate")).rejects.toMatchObject({ code: "MethodNotAllowed" });
     await expect(routeOf("/_snapshots/snap-1/explode", "POST")).rejects.toMatchObject({ code: "InvalidRequest" });
     await expect(routeOf("/_snapshots", "PUT")).rejects.toMatchObject({ code: "MethodNotAllowed" });

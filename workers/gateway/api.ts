@@ -12,7 +12,7 @@ import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { queryVersions } from "./ext/query.ts";
 import { setReplicas, validate } from "./ext/validate.ts";
-import { openSession } from "./session/host.ts";
+import { createHttpSession, endHttpSession, openSession, sessionCommand } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
 import { S3Error } from "./s3/errors.ts";
@@ -110,6 +110,12 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return validate(ctx);
     case "SetReplicas":
       return setReplicas(ctx);
+    case "CreateHttpSession":
+      return createHttpSession(ctx);
+    case "SessionCommand":
+      return sessionCommand(ctx, ep.id);
+    case "EndHttpSession":
+      return endHttpSession(ctx, ep.id);
     case "CopyObject":
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":

@@ -53,7 +53,10 @@ export type Endpoint =
   | { op: "QueryVersions" }
   | { op: "OpenSession" }
   | { op: "Validate" }
-  | { op: "SetReplicas" };
+  | { op: "SetReplicas" }
+  | { op: "CreateHttpSession" }
+  | { op: "SessionCommand"; id: string }
+  | { op: "EndHttpSession"; id: string };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
 const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
@@ -220,6 +223,16 @@ router.all("/_validate", ((req) => {
 router.all("/_replicas", ((req) => {
   if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_replicas`);
   return { op: "SetReplicas" };
+}) as Routed);
+router.all("/_sessions", ((req) => {
+  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_sessions`);
+  return { op: "CreateHttpSession" };
+}) as Routed);
+router.all("/_sessions/:id", ((req) => {
+  const id = decode(req.params.id!, "session id");
+  if (req.method === "POST") return { op: "SessionCommand", id };
+  if (req.method === "DELETE") return { op: "EndHttpSession", id };
+  throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a session`);
 }) as Routed);
 router.all("/_session", ((req) => {
   if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_session: open a WebSocket`);

@@ -28,6 +28,8 @@ export interface Env {
   JOIN_SECRET: string;
   /** Keys opaque manifest tokens (snapshot tokens). */
   TOKEN_KEY: string;
+  /** An HTTP-form editing session unused this long expires (default 300). */
+  SESSION_TTL_SECONDS?: string;
   /** Virtual-hosted-style addressing: requests to "<bucket>.<this domain>" name the bucket by host. Empty: path-style only. */
   S3_BASE_DOMAIN?: string;
 }

@@ -36,6 +36,7 @@ const STATUS = {
   MissingSecurityHeader: 400,
   NoSuchBucket: 404,
   NoSuchKey: 404,
+  NoSuchSession: 404,
   NoSuchSnapshot: 404,
   NoSuchTagSet: 404,
   NoSuchUpload: 404,

@@ -56,6 +56,24 @@ function zeros(length: number): ReadableStream<Uint8Array> {
   });
 }
 
+/** Everything a pending version is, as plain data: an HTTP session keeps it in storage between requests. */
+export interface PendingState {
+  bucket: string;
+  key: string;
+  place: NamePlace;
+  mode: EditMode;
+  versioning: Versioning;
+  condition: WriteCondition | null;
+  holder: string;
+  baseVersionId: string | null;
+  size: number;
+  chunks: ChunkRef[];
+  contentType: string;
+  userMeta: Record<string, string>;
+  httpMeta: Record<string, string>;
+  known: [string, number][];
+}
+
 export class PendingVersion {
   private readonly ctx: SessionScope;
   readonly bucket: string;
@@ -243,6 +261,36 @@ export class PendingVersion {
   private async etag(): Promise<string> {
     if (this.size === 0) return "d41d8cd98f00b204e9800998ecf8427e";
     return `${await md5Hex(this.chunks.map((c) => `${c.offset}+${c.length}=${c.chid}`).join(","))}-${this.chunks.length}`;
+  }
+
+  toState(): PendingState {
+    return {
+      bucket: this.bucket,
+      key: this.key,
+      place: this.place,
+      mode: this.mode,
+      versioning: this.versioning,
+      condition: this.condition,
+      holder: this.holder,
+      baseVersionId: this.baseVersionId,
+      size: this.size,
+      chunks: this.chunks,
+      contentType: this.contentType,
+      userMeta: this.userMeta,
+      httpMeta: this.httpMeta,
+      known: [...this.known],
+    };
+  }
+
+  static fromState(ctx: SessionScope, st: PendingState): PendingVersion {
+    const p = new PendingVersion(ctx, st);
+    p.size = st.size;
+    p.chunks = st.chunks;
+    p.contentType = st.contentType;
+    p.userMeta = st.userMeta;
+    p.httpMeta = st.httpMeta;
+    for (const [k, v] of st.known) p.known.set(k, v);
+    return p;
   }
 
   async commit(): Promise<Committed> {

@@ -7,7 +7,8 @@
 
 import { SESSION_FRAME_MAX, type ClientCommand, type ServerAnswer } from "../../../common/session-protocol.ts";
 import { S3Error } from "../s3/errors.ts";
-import { LEASE_TTL_MS, PendingVersion, type SessionScope } from "./pending.ts";
+import { SessionCommands } from "./commands.ts";
+import { LEASE_TTL_MS, type SessionScope } from "./pending.ts";
 
 /** Payload received but not yet stored, at most. */
 const BUFFER_MAX = 64 * 1024 * 1024;
@@ -69,8 +70,7 @@ class Payload {
 export class EditSession {
   private readonly ctx: SessionScope;
   private readonly ws: WebSocket;
-  private readonly id = crypto.randomUUID();
-  private readonly pending = new Map<string, PendingVersion>();
+  private readonly commands: SessionCommands;
   private chain: Promise<void> = Promise.resolve();
   private payload: Payload | null = null;
   private closed = false;
@@ -80,15 +80,14 @@ export class EditSession {
   constructor(ctx: SessionScope, ws: WebSocket) {
     this.ctx = ctx;
     this.ws = ws;
+    this.commands = new SessionCommands(ctx, crypto.randomUUID());
     let end!: () => void;
     this.done = new Promise((r) => (end = r));
     ws.addEventListener("message", (ev) => this.onMessage(ev.data));
     const close = () => void this.close().finally(end);
     ws.addEventListener("close", close);
     ws.addEventListener("error", close);
-    this.renewal = setInterval(() => {
-      for (const p of this.pending.values()) void p.renew().catch(() => {});
-    }, RENEW_EVERY_MS);
+    this.renewal = setInterval(() => void this.commands.renew(), RENEW_EVERY_MS);
     this.send({ op: "hello", chunking: ctx.cfg.chunk, frameMax: SESSION_FRAME_MAX });
   }
 
@@ -131,52 +130,16 @@ export class EditSession {
   }
 
   private async run(cmd: ClientCommand, payload: Payload | null): Promise<void> {
-    const txn = "txn" in cmd ? String(cmd.txn) : null;
     try {
-      if (cmd.op === "new") {
-        if (this.pending.has(cmd.txn)) throw new S3Error("InvalidRequest", `txn ${cmd.txn} is already open in this session`);
-        const p = await PendingVersion.open(this.ctx, cmd, this.id);
-        if (this.closed) return void (await p.abort());
-        this.pending.set(cmd.txn, p);
-        return this.send({ op: "ready", txn: cmd.txn, size: p.size, baseVersionId: p.baseVersionId });
-      }
-      const p = this.pending.get(String(txn));
-      if (!p) throw new S3Error("InvalidRequest", `no pending version ${String(txn)} in this session`);
-      switch (cmd.op) {
-        case "write":
-          await p.write(cmd.offset, cmd.length, payload!.stream);
-          return this.send({ op: "written", txn: cmd.txn, size: p.size });
-        case "probe": {
-          const stored = await p.writeKnown(cmd.offset, cmd.length, String(cmd.sha256).toLowerCase());
-          return this.send({ op: "probed", txn: cmd.txn, stored, size: p.size });
-        }
-        case "truncate":
-          await p.truncate(cmd.size);
-          return this.send({ op: "truncated", txn: cmd.txn, size: p.size });
-        case "meta":
-          p.setMeta(cmd.set ?? {}, cmd.delete ?? []);
-          return this.send({ op: "meta-set", txn: cmd.txn });
-        case "commit": {
-          this.pending.delete(cmd.txn);
-          try {
-            return this.send({ op: "committed", txn: cmd.txn, ...(await p.commit()) });
-          } catch (e) {
-            await p.abort().catch(() => {});
-            throw e;
-          }
-        }
-        case "abort":
-          this.pending.delete(cmd.txn);
-          await p.abort();
-          return this.send({ op: "aborted", txn: cmd.txn });
-        default:
-          throw new S3Error("InvalidRequest", `unknown command ${String((cmd as { op: unknown }).op)}`);
-      }
+      const answer = await this.commands.execute(cmd, payload?.stream ?? null);
+      // A pending version opened while the socket closed has nobody to answer to.
+      if (this.closed) return void (await this.commands.abortAll());
+      this.send(answer);
     } catch (e) {
       // A write that failed still owns its frames: let them drain into nothing.
       payload?.discard();
       const err = e instanceof S3Error ? e : new S3Error("InternalError", String(e));
-      this.send({ op: "error", txn, code: err.code, message: err.message });
+      this.send({ op: "error", txn: "txn" in cmd ? String(cmd.txn) : null, code: err.code, message: err.message });
     }
   }
 
@@ -186,8 +149,6 @@ export class EditSession {
     this.closed = true;
     clearInterval(this.renewal);
     this.payload?.fail(new Error("the session closed"));
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    await Promise.allSettled(all.map((p) => p.abort()));
+    await this.commands.abortAll();
   }
 }
