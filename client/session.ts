@@ -6,6 +6,7 @@
 
 import { createHash } from "node:crypto";
 import WebSocket from "ws";
+import { compress } from "../common/chunk-encoding.ts";
 import { Chunker } from "../common/chunker.ts";
 import { SESSION_PATH, type ClientCommand, type EditMode, type ServerAnswer } from "../common/session-protocol.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
@@ -188,6 +189,17 @@ export class PendingEdit {
   async write(offset: number, bytes: Uint8Array): Promise<void> {
     const a = (await this.s.call({ op: "write", txn: this.txn, offset, length: bytes.length }, bytes)) as Extract<ServerAnswer, { op: "written" }>;
     this.size = a.size;
+  }
+
+  /**
+   * Write one chunk compressed here (gzip or deflate-raw), so only the compressed bytes cross
+   * the network; the cluster stores it as sent and GETs return it decompressed.
+   */
+  async writeCompressed(offset: number, bytes: Uint8Array, enc: "gzip" | "deflate-raw" = "deflate-raw"): Promise<number> {
+    const packed = await compress(bytes, enc);
+    const a = (await this.s.call({ op: "write", txn: this.txn, offset, length: bytes.length, enc, stored: packed.length }, packed)) as Extract<ServerAnswer, { op: "written" }>;
+    this.size = a.size;
+    return packed.length;
   }
 
   /** Writes by reference if the session knows this exact content; true if nothing had to be sent. */

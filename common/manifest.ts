@@ -9,10 +9,21 @@ import { asChid, chidOf, isUvid, type Chid, type Uvid } from "./ids.ts";
 export const MANIFEST_FORMAT = 1;
 
 /** A chunk reference: logical offset and length in the object, and the chunk's content id. */
+/** How a chunk's bytes are stored, when compressed (the runtime's native CompressionStream formats). */
+export type ChunkEncoding = "gzip" | "deflate-raw";
+
 export interface ChunkRef {
   offset: number;
+  /** Logical (uncompressed) length. */
   length: number;
+  /** SHA-256 of the stored bytes: compressed ones, for a compressed chunk. */
   chid: Chid;
+  /** Stored compressed with this; absent: stored as it is. */
+  enc?: ChunkEncoding;
+  /** Stored (compressed) length, with `enc`. */
+  stored?: number;
+  /** SHA-256 (hex) of the logical bytes, with `enc`: what a client that chunks alike fingerprints. */
+  raw?: string;
 }
 
 export type ChecksumAlgorithm = "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1" | "SHA256";
@@ -81,23 +92,29 @@ function canonical(value: unknown): string {
   }
 }
 
-/** Chunk refs are stored as [offset, length, chid] triples: a 1 GiB object has ~1,000 of them. */
+export type ChunkWire = [number, number, string] | [number, number, string, ChunkEncoding, number, string];
+
+/** Chunk refs are stored as [offset, length, chid] triples (plus enc and stored length when compressed): a 1 GiB object has ~1,000 of them. */
+export function chunkToWire(c: ChunkRef): ChunkWire {
+  return c.enc ? [c.offset, c.length, c.chid, c.enc, c.stored!, c.raw!] : [c.offset, c.length, c.chid];
+}
+
+export function chunkFromWire([offset, length, chid, enc, stored, raw]: ChunkWire | [number, number, string, ChunkEncoding?, number?, string?]): ChunkRef {
+  return { offset, length, chid: asChid(chid), ...(enc ? { enc, stored: stored!, raw: raw! } : {}) };
+}
+
 export function encodeManifest(vm: VersionManifest): Uint8Array {
   validateManifest(vm);
   const wire = {
     ...vm,
-    chunks: vm.chunks.map((c) => [c.offset, c.length, c.chid]),
+    chunks: vm.chunks.map(chunkToWire),
   };
   return new TextEncoder().encode(canonical(wire));
 }
 
 export function decodeManifest(bytes: Uint8Array): VersionManifest {
   const raw = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
-  const chunks = (raw.chunks as [number, number, string][]).map(([offset, length, chid]) => ({
-    offset,
-    length,
-    chid: asChid(chid),
-  }));
+  const chunks = (raw.chunks as ChunkWire[]).map(chunkFromWire);
   const vm = { ...(raw as unknown as VersionManifest), chunks };
   validateManifest(vm);
   return vm;

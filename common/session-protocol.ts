@@ -31,8 +31,12 @@ export type ClientCommand =
       /** Commit only if this is still the key's current version then. */
       ifVersion?: string;
     }
-  /** Payload for [offset, offset+length) follows in binary frames (unless `sha256` matched a probe). */
-  | { op: "write"; txn: string; offset: number; length: number }
+  /**
+   * Payload for [offset, offset+length) follows in binary frames. Pre-compressed: `enc` names
+   * the format and `stored` the compressed length (what the frames carry); the payload is then
+   * one chunk, stored as sent (at most CHUNK_MAX logical bytes).
+   */
+  | { op: "write"; txn: string; offset: number; length: number; enc?: "gzip" | "deflate-raw"; stored?: number }
   /**
    * Before sending a payload: its SHA-256 (hex). If this tenant already stores exactly that
    * content, it is written by reference and nothing is sent ("stored"); otherwise "send".

@@ -129,7 +129,7 @@ export async function assemble(upload: UploadInfo, listed: ListedPart[], uploade
   const md5s = new Uint8Array(16 * parts.length);
   let offset = 0;
   parts.forEach((p, i) => {
-    for (const c of p.chunks) chunks.push({ offset: offset + c.offset, length: c.length, chid: c.chid });
+    for (const c of p.chunks) chunks.push({ ...c, offset: offset + c.offset });
     offset += p.size;
     for (let k = 0; k < 16; k++) md5s[i * 16 + k] = parseInt(p.etag.slice(k * 2, k * 2 + 2), 16);
   });

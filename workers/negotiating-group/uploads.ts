@@ -3,7 +3,7 @@
 // Parts point at chunks already stored; completing an upload only concatenates references.
 
 import type { Nhid } from "../../common/ids.ts";
-import type { ChecksumAlgorithm, ChunkRef } from "../../common/manifest.ts";
+import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkRef, type ChunkWire } from "../../common/manifest.ts";
 
 export interface UploadInfo {
   uploadId: string;
@@ -60,7 +60,7 @@ export class UploadBook {
       `INSERT INTO parts (upload_id, part_number, etag, size, chunks, checksum, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(upload_id, part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size, chunks = excluded.chunks,
          checksum = excluded.checksum, uploaded = excluded.uploaded`,
-      uploadId, p.partNumber, p.etag, p.size, JSON.stringify(p.chunks.map((c) => [c.offset, c.length, c.chid])), p.checksum, p.uploaded,
+      uploadId, p.partNumber, p.etag, p.size, JSON.stringify(p.chunks.map(chunkToWire)), p.checksum, p.uploaded,
     );
   }
 
@@ -78,7 +78,7 @@ export class UploadBook {
     for (const n of numbers) {
       const r = this.sql.exec("SELECT etag, size, chunks, checksum, uploaded FROM parts WHERE upload_id = ? AND part_number = ?", uploadId, n).toArray()[0];
       if (!r) continue;
-      const chunks = (JSON.parse(String(r.chunks)) as [number, number, string][]).map(([offset, length, chid]) => ({ offset, length, chid })) as ChunkRef[];
+      const chunks = (JSON.parse(String(r.chunks)) as ChunkWire[]).map(chunkFromWire);
       out.set(n, { partNumber: n, etag: String(r.etag), size: Number(r.size), chunks, checksum: r.checksum === null ? null : String(r.checksum), uploaded: Number(r.uploaded) });
     }
     return out;

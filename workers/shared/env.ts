@@ -28,6 +28,8 @@ export interface Env {
   JOIN_SECRET: string;
   /** Keys opaque manifest tokens (snapshot tokens). */
   TOKEN_KEY: string;
+  /** "auto" (default): store a chunk compressed where that saves 10% or more; "off": never. */
+  COMPRESS_CHUNKS?: string;
   /** An HTTP-form editing session unused this long expires (default 300). */
   SESSION_TTL_SECONDS?: string;
   /** Virtual-hosted-style addressing: requests to "<bucket>.<this domain>" name the bucket by host. Empty: path-style only. */
@@ -41,6 +43,8 @@ export interface ClusterConfig {
   groupMembers: number;
   chunk: { min: number; avg: number; max: number };
   inlineMax: number;
+  /** Compress chunks where that saves space (COMPRESS_CHUNKS = "auto", the default) or never ("off"). */
+  compress: boolean;
 }
 
 function int(env: Env, name: keyof Env, min: number): number {
@@ -60,6 +64,7 @@ export function configOf(env: Env): ClusterConfig {
     groupMembers,
     chunk: { min: int(env, "CHUNK_MIN", 64), avg: int(env, "CHUNK_AVG", 128), max: int(env, "CHUNK_MAX", 256) },
     inlineMax: int(env, "INLINE_MAX", 0),
+    compress: (env.COMPRESS_CHUNKS ?? "auto") !== "off",
   };
 }
 

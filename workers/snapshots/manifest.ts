@@ -71,7 +71,7 @@ export function encodeRoot(r: SnapshotRoot): Uint8Array {
     qualifiers: r.qualifiers.map((q) => ({ name: q.name, value: q.value })),
     objects: r.objects,
     bytes: r.bytes,
-    pages: r.pages.map((p): PageRef => ({ first: [p.first[0], p.first[1]], last: [p.last[0], p.last[1]], count: p.count, blob: { size: p.blob.size, chunks: p.blob.chunks.map((c) => ({ offset: c.offset, length: c.length, chid: c.chid })) } })),
+    pages: r.pages.map((p): PageRef => ({ first: [p.first[0], p.first[1]], last: [p.last[0], p.last[1]], count: p.count, blob: { size: p.blob.size, chunks: p.blob.chunks.map((c) => ({ offset: c.offset, length: c.length, chid: c.chid, ...(c.enc ? { enc: c.enc, stored: c.stored, raw: c.raw } : {}) })) } })),
   };
   return new TextEncoder().encode(JSON.stringify(canonical));
 }

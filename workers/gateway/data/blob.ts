@@ -4,6 +4,7 @@
 
 import { groupOf } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
+import { logicalBytes } from "../../../common/chunk-encoding.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 import { ingest } from "./ingest.ts";
 
@@ -21,7 +22,9 @@ export async function storeBlob(env: Env, cfg: ClusterConfig, bytes: Uint8Array)
 
 /** The blob's bytes, every chunk verified against its CHID by its group. */
 export async function readBlob(env: Env, cfg: ClusterConfig, blob: StoredBlob): Promise<Uint8Array> {
-  const parts = await Promise.all(blob.chunks.map((c) => groupStub(env, groupOf(c.chid, cfg.groupCount)).getChunk(groupOf(c.chid, cfg.groupCount), c.chid)));
+  const parts = await Promise.all(
+    blob.chunks.map(async (c) => logicalBytes(c, await groupStub(env, groupOf(c.chid, cfg.groupCount)).getChunk(groupOf(c.chid, cfg.groupCount), c.chid))),
+  );
   const out = new Uint8Array(blob.size);
   let at = 0;
   for (const p of parts) {

@@ -7,6 +7,7 @@
 import { Chunker } from "../../../common/chunker.ts";
 import { chidOf, groupOf, toHex, type Chid } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
+import { compressIfWorth } from "../../../common/chunk-encoding.ts";
 import { groupStub, MAX_BATCH_BYTES, type ClusterConfig, type Env } from "../../shared/env.ts";
 import { checksumOf, newChecksummer, type ChecksumAlgorithm } from "../s3/checksum.ts";
 
@@ -144,17 +145,20 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     pending.add(p);
   };
 
-  const dispatch = async (chunk: Uint8Array): Promise<void> => {
+  const dispatch = async (raw: Uint8Array): Promise<void> => {
+    // Stored compressed where that saves space; the CHID names the stored bytes either way.
+    const packed = cfg.compress ? await compressIfWorth(raw) : null;
+    const chunk = packed ?? raw;
     const chid = await chidOf(chunk);
-    refs.push({ offset, length: chunk.length, chid });
-    offset += chunk.length;
+    refs.push(packed ? { offset, length: raw.length, chid, enc: "deflate-raw", stored: packed.length, raw: await chidOf(raw) } : { offset, length: raw.length, chid });
+    offset += raw.length;
     while (inFlight > 0 && inFlight + chunk.length > IN_FLIGHT_BYTES && failure === null) await Promise.race(pending);
     if (failure !== null) throw failure;
     const g = groupOf(chid, cfg.groupCount);
     inFlight += chunk.length;
     let q = queues.get(g);
     if (!q) queues.set(g, (q = { busy: false, chunks: [] }));
-    q.chunks.push({ chid, bytes: chunk });
+    q.chunks.push({ chid, bytes: chunk as Uint8Array<ArrayBuffer> });
     flush(g);
   };
 

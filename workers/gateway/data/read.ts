@@ -4,6 +4,7 @@
 
 import { groupOf } from "../../../common/ids.ts";
 import { base64Decode, chunksInRange, type VersionManifest } from "../../../common/manifest.ts";
+import { logicalBytes } from "../../../common/chunk-encoding.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 /** Chunks fetched ahead of the one being sent: overlaps group round trips with sending. */
@@ -50,10 +51,10 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
           controller.close();
           return;
         }
-        const bytes = await queue.shift()!;
+        const stored = await queue.shift()!;
         const ref = refs[sent++]!;
         fill();
-        if (bytes.length !== ref.length) throw new Error(`chunk ${ref.chid} is ${bytes.length} bytes, manifest says ${ref.length}`);
+        const bytes = await logicalBytes(ref, stored);
         const s = Math.max(start, ref.offset) - ref.offset;
         const e = Math.min(end, ref.offset + ref.length) - ref.offset;
         controller.enqueue(bytes.subarray(s, e));

@@ -31,7 +31,8 @@ export class SessionCommands {
     switch (cmd.op) {
       case "write":
         if (!payload) throw new S3Error("InvalidRequest", "a write needs its payload");
-        await p.write(cmd.offset, cmd.length, payload);
+        if (cmd.enc !== undefined) await p.writeEncoded(cmd.offset, cmd.length, cmd.enc, cmd.stored ?? -1, payload);
+        else await p.write(cmd.offset, cmd.length, payload);
         return { op: "written", txn, size: p.size };
       case "probe":
         return { op: "probed", txn, stored: await p.writeKnown(cmd.offset, cmd.length, String(cmd.sha256).toLowerCase()), size: p.size };

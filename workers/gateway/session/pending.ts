@@ -5,8 +5,9 @@
 // kept part of a chunk it cuts through. The session holds the name's lease in its group, so no
 // other session can have a pending version of the same key meanwhile.
 
-import { groupOf, type Chid } from "../../../common/ids.ts";
-import { base64Decode, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
+import { CHUNK_ENCODINGS, decompress, logicalBytes } from "../../../common/chunk-encoding.ts";
+import { chidOf, groupOf, type Chid } from "../../../common/ids.ts";
+import { base64Decode, type ChunkEncoding, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
 import type { EditMode } from "../../../common/session-protocol.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { groupStub } from "../../shared/env.ts";
@@ -71,7 +72,7 @@ export interface PendingState {
   contentType: string;
   userMeta: Record<string, string>;
   httpMeta: Record<string, string>;
-  known: [string, number][];
+  known: [string, Omit<ChunkRef, "offset">][];
 }
 
 export class PendingVersion {
@@ -89,8 +90,12 @@ export class PendingVersion {
   private contentType = "binary/octet-stream";
   private userMeta: Record<string, string> = {};
   private httpMeta: Record<string, string> = {};
-  /** Chunk ids this session may write by reference: its base's and its own, never another tenant's. */
-  private readonly known = new Map<string, number>();
+  /**
+   * Chunks this session may write by reference, by the SHA-256 of their logical bytes (what a
+   * client fingerprints; the CHID itself for an uncompressed chunk): its base's and its own,
+   * never another tenant's.
+   */
+  private readonly known = new Map<string, Omit<ChunkRef, "offset">>();
 
   private constructor(ctx: SessionScope, o: { bucket: string; key: string; place: NamePlace; mode: EditMode; versioning: Versioning; condition: WriteCondition | null; holder: string; baseVersionId: string | null }) {
     this.ctx = ctx;
@@ -151,7 +156,7 @@ export class PendingVersion {
     this.httpMeta = { ...vm.httpMeta };
     // The base's chunks can be written by reference even when its content is not kept (replace
     // mode): a client re-sending a changed object then sends only what the base lacks.
-    for (const c of vm.chunks) this.known.set(c.chid, c.length);
+    for (const c of vm.chunks) this.remember(c);
     if (!content) return;
     if (vm.inline !== null) {
       // A small base lives inside its manifest: give it a chunk so edits can cut it like any other.
@@ -167,13 +172,19 @@ export class PendingVersion {
     const r = await ingest(this.ctx.env, this.ctx.cfg, body, { sha256: false, sizeHint: length, checksum: null, noInline: true });
     await r.stored;
     if (r.size !== length) throw new S3Error("IncompleteBody", `expected ${length} bytes of payload, got ${r.size}`);
-    for (const c of r.chunks) this.known.set(c.chid, c.length);
+    for (const c of r.chunks) this.remember(c);
     return placed(r.chunks, at);
+  }
+
+  /** A chunk's logical bytes (decompressed, for a compressed one). */
+  private remember(c: ChunkRef): void {
+    const { offset: _offset, ...ref } = c;
+    this.known.set(c.enc ? c.raw! : c.chid, ref);
   }
 
   private async chunkBytes(c: ChunkRef): Promise<Uint8Array> {
     const g = groupOf(c.chid, this.ctx.cfg.groupCount);
-    return groupStub(this.ctx.env, g).getChunk(g, c.chid);
+    return logicalBytes(c, await groupStub(this.ctx.env, g).getChunk(g, c.chid));
   }
 
   private checkOffset(offset: number, length: number): void {
@@ -207,11 +218,37 @@ export class PendingVersion {
     await this.splice(offset, length, (at) => this.store(payload, length, at));
   }
 
+  /**
+   * A chunk the client compressed itself: stored as sent, after checking that it decompresses to
+   * exactly `length` bytes. Its CHID names the compressed bytes, as for any compressed chunk.
+   */
+  async writeEncoded(offset: number, length: number, enc: string, stored: number, payload: ReadableStream<Uint8Array>): Promise<void> {
+    this.checkOffset(offset, length);
+    if (!CHUNK_ENCODINGS.includes(enc as ChunkEncoding)) throw new S3Error("InvalidArgument", `enc is one of ${CHUNK_ENCODINGS.join(", ")}, not ${enc}`);
+    if (length < 1 || length > this.ctx.cfg.chunk.max) throw new S3Error("InvalidArgument", `a pre-compressed write is one chunk: 1 to ${this.ctx.cfg.chunk.max} logical bytes`);
+    const bytes = new Uint8Array(await new Response(payload).arrayBuffer());
+    if (bytes.length !== stored) throw new S3Error("IncompleteBody", `expected ${stored} stored bytes, got ${bytes.length}`);
+    let logical: Uint8Array;
+    try {
+      logical = await decompress(bytes, enc as ChunkEncoding);
+    } catch (e) {
+      throw new S3Error("InvalidRequest", `the payload is not valid ${enc}: ${String(e)}`);
+    }
+    if (logical.length !== length) throw new S3Error("InvalidRequest", `the payload decompresses to ${logical.length} bytes, not ${length}`);
+    const chid = await chidOf(bytes);
+    const g = groupOf(chid, this.ctx.cfg.groupCount);
+    await groupStub(this.ctx.env, g).putChunks(g, [{ chid, bytes }]);
+    const ref: ChunkRef = { offset, length, chid, enc: enc as ChunkEncoding, stored, raw: await chidOf(logical) };
+    this.remember(ref);
+    await this.splice(offset, length, async (at) => [{ ...ref, offset: at }]);
+  }
+
   /** Write by reference content this session already knows (the probe's "stored"); false if it does not know it. */
   async writeKnown(offset: number, length: number, sha256: string): Promise<boolean> {
     this.checkOffset(offset, length);
-    if (this.known.get(sha256) !== length || length === 0) return false;
-    await this.splice(offset, length, async (at) => [{ offset: at, length, chid: sha256 as Chid }]);
+    const known = this.known.get(sha256);
+    if (!known || known.length !== length || length === 0) return false;
+    await this.splice(offset, length, async (at) => [{ ...known, offset: at }]);
     return true;
   }
 

@@ -122,9 +122,10 @@ export class EditSession {
     if (this.payload) return this.fatal("InvalidRequest", `a command arrived while ${this.payload.remaining} bytes of a write's payload were still due`);
     let payload: Payload | null = null;
     if (cmd.op === "write") {
-      if (!Number.isSafeInteger(cmd.length) || cmd.length < 0) return this.fatal("InvalidArgument", "a write's length is a whole number");
-      payload = new Payload(cmd.length);
-      if (cmd.length > 0) this.payload = payload;
+      const carried = cmd.enc !== undefined ? cmd.stored : cmd.length;
+      if (!Number.isSafeInteger(carried) || carried! < 0) return this.fatal("InvalidArgument", "a write's length (or, pre-compressed, its stored length) is a whole number");
+      payload = new Payload(carried!);
+      if (carried! > 0) this.payload = payload;
     }
     this.chain = this.chain.then(() => this.run(cmd, payload));
   }

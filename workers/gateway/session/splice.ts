@@ -33,7 +33,7 @@ export function cutAt(chunks: readonly ChunkRef[], a: number, b: number): Cut {
 
 /** Chunk refs stored for a region starting at `base`, moved to their place in the object. */
 export function placed(refs: readonly ChunkRef[], base: number): ChunkRef[] {
-  return refs.map((r) => ({ offset: r.offset + base, length: r.length, chid: r.chid }));
+  return refs.map((r) => ({ ...r, offset: r.offset + base }));
 }
 
 /** The chunks of content cut to `size`: those wholly below it, and the one it cuts through (if any). */
