@@ -91,21 +91,27 @@ export class EdgestoreExtensions {
     this.creds = creds;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, query: Record<string, string> = {}): Promise<T> {
+  /** A signed request; an error answer is thrown as an ExtensionError with S3's code. */
+  private async raw(method: string, path: string, query: Record<string, string> = {}, body?: unknown): Promise<Response> {
     const url = new URL(path, this.creds.endpoint);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const payload = body === undefined ? "" : JSON.stringify(body);
     const headers: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
     const auth = await signRequest({ method, url, headers, payloadHash: await sha256Hex(payload), accessKey: this.creds.accessKeyId, secretKey: this.creds.secretAccessKey, region: this.creds.region });
     const res = await fetch(url, { method, headers: { ...headers, ...auth }, ...(body === undefined ? {} : { body: payload }) });
-    if (res.status === 204) return undefined as T;
-    const text = await res.text();
     if (!res.ok) {
+      const text = await res.text();
       const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? "Unknown";
       const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? text;
       throw new ExtensionError(res.status, code, message);
     }
-    return JSON.parse(text) as T;
+    return res;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, query: Record<string, string> = {}): Promise<T> {
+    const res = await this.raw(method, path, query, body);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
   }
 
   /** A pending snapshot of the versions current at `at` (default now) matching the masks ("bucket/pattern") and qualifiers. */
@@ -155,6 +161,22 @@ export class EdgestoreExtensions {
   /** Change a version's replication count (null: back to the cluster's default); its tokens do not change. */
   setReplicas(subject: { bucket: string; key: string; versionId?: string }, replicas: number | null): Promise<{ replicas: number; state: string; items: number; copies: { good: number; bad: number }; added: number }> {
     return this.call("POST", "/_replicas", { ...subject, replicas });
+  }
+
+  /** A version's chunk layout: offsets, logical and stored lengths, encodings (never chunk ids). */
+  chunkLayout(bucket: string, key: string, versionId?: string): Promise<{ size: number; chunks: { index: number; offset: number; length: number; encoding: "gzip" | "deflate-raw" | null; storedLength: number }[] }> {
+    return this.call("GET", `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`, undefined, { chunks: "", ...(versionId ? { versionId } : {}) });
+  }
+
+  /** One chunk's bytes as stored: compressed (encoding says how) or as they are ("identity"). */
+  async storedChunk(bucket: string, key: string, index: number): Promise<{ encoding: string; offset: number; length: number; bytes: Uint8Array }> {
+    const res = await this.raw("GET", `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`, { chunk: String(index) });
+    return {
+      encoding: res.headers.get("x-edgestore-chunk-encoding") ?? "identity",
+      offset: Number(res.headers.get("x-edgestore-chunk-offset")),
+      length: Number(res.headers.get("x-edgestore-chunk-length")),
+      bytes: new Uint8Array(await res.arrayBuffer()),
+    };
   }
 
   query(f: QueryFilter): Promise<{ versions: QueriedVersion[]; isTruncated: boolean; nextContinuationToken: string | null }> {

@@ -3,7 +3,7 @@
 // a client may send chunks it compressed itself. @aws-sdk/client-s3 and client/session.ts.
 
 import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync, inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError } from "../../client/session.ts";
@@ -141,5 +141,27 @@ describe("compression in editing sessions", () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe("the stored form of chunks", () => {
+  it("lists a version's chunk layout without chunk ids, and hands out a chunk compressed as stored", async () => {
+    const ext = new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+    const body = texty(3 * MiB, 30);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "dir/layout.txt", Body: body }));
+    const layout = await ext.chunkLayout(B, "dir/layout.txt");
+    expect(layout.size).toBe(body.length);
+    expect(JSON.stringify(layout)).not.toMatch(/[0-9a-f]{64}/);
+    expect(layout.chunks.reduce((n, c) => n + c.length, 0)).toBe(body.length);
+    const packed = layout.chunks.find((c) => c.encoding === "deflate-raw")!;
+    expect(packed.storedLength).toBeLessThan(packed.length);
+    const got = await ext.storedChunk(B, "dir/layout.txt", packed.index);
+    expect([got.encoding, got.offset, got.length, got.bytes.length]).toEqual(["deflate-raw", packed.offset, packed.length, packed.storedLength]);
+    expect(sameBytes(inflateRawSync(got.bytes), body.subarray(packed.offset, packed.offset + packed.length))).toBe(true);
+    // A client's gzip chunk comes back as it was sent.
+    const pre = await ext.chunkLayout(B, "pre.txt");
+    const gz = await ext.storedChunk(B, "pre.txt", pre.chunks.findIndex((c) => c.encoding === "gzip"));
+    expect(gunzipSync(gz.bytes).length).toBe(gz.length);
+    await expect(ext.storedChunk(B, "pre.txt", 99)).rejects.toMatchObject({ code: "InvalidArgument" });
   });
 });

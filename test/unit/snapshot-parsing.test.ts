@@ -23,6 +23,8 @@ describe("extension routes", () => {
     expect(await routeOf("/_validate", "POST")).toEqual({ op: "Validate" });
     expect(await routeOf("/_replicas", "POST")).toEqual({ op: "SetReplicas" });
     expect(await routeOf("/_sessions", "POST")).toEqual({ op: "CreateHttpSession" });
+    expect(await routeOf("/b/k?chunks")).toEqual({ op: "GetChunkLayout", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?chunk=3")).toEqual({ op: "GetStoredChunk", bucket: "b", key: "k" });
     expect(await routeOf("/_sessions/abc", "POST")).toEqual({ op: "SessionCommand", id: "abc" });
     expect(await routeOf("/_sessions/abc", "DELETE")).toEqual({ op: "EndHttpSession", id: "abc" });
     await expect(routeOf("/_validate")).rejects.toMatchObject({ code: "MethodNotAllowed" });

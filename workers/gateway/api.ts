@@ -12,6 +12,7 @@ import type { RequestContext } from "./s3/context.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { queryVersions } from "./ext/query.ts";
 import { setReplicas, validate } from "./ext/validate.ts";
+import { getChunkLayout, getStoredChunk } from "./ext/chunk-form.ts";
 import { createHttpSession, endHttpSession, openSession, sessionCommand } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
@@ -110,6 +111,10 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return validate(ctx);
     case "SetReplicas":
       return setReplicas(ctx);
+    case "GetChunkLayout":
+      return getChunkLayout(ctx, ep.bucket, ep.key);
+    case "GetStoredChunk":
+      return getStoredChunk(ctx, ep.bucket, ep.key);
     case "CreateHttpSession":
       return createHttpSession(ctx);
     case "SessionCommand":

@@ -54,6 +54,8 @@ export type Endpoint =
   | { op: "OpenSession" }
   | { op: "Validate" }
   | { op: "SetReplicas" }
+  | { op: "GetChunkLayout"; bucket: string; key: string }
+  | { op: "GetStoredChunk"; bucket: string; key: string }
   | { op: "CreateHttpSession" }
   | { op: "SessionCommand"; id: string }
   | { op: "EndHttpSession"; id: string };
@@ -135,6 +137,8 @@ function objectEndpoint(method: string, bucket: string, key: string, q: URLSearc
   switch (method) {
     case "GET":
       if (uploadId !== null) return { op: "ListParts", bucket, key, uploadId };
+      if (q.has("chunks")) return { op: "GetChunkLayout", bucket, key };
+      if (q.has("chunk")) return { op: "GetStoredChunk", bucket, key };
       return { op: "GetObject", bucket, key };
     case "HEAD":
       if (uploadId !== null) throw new S3Error("MethodNotAllowed", "HEAD is not allowed with ?uploadId");

@@ -1,0 +1,50 @@
+// A version's chunks as they are stored (seed 003: "a client that asks for it may get the
+// stored compressed form"): the layout — offsets, logical and stored lengths, encodings, never
+// chunk ids — and one chunk's stored bytes, compressed as they are on the targets. A client
+// that relays or caches compressed data takes it without a decompress-recompress round.
+//
+//   GET /{bucket}/{key}?chunks[&versionId=]      → JSON layout
+//   GET /{bucket}/{key}?chunk=N[&versionId=]     → chunk N's stored bytes
+
+import { groupOf } from "../../../common/ids.ts";
+import { base64Decode } from "../../../common/manifest.ts";
+import { groupStub } from "../../shared/env.ts";
+import type { RequestContext } from "../s3/context.ts";
+import { S3Error } from "../s3/errors.ts";
+import { existingVersion, versionHeader, versionIdParam } from "../s3/object-get.ts";
+import { jsonResponse } from "./json.ts";
+
+async function version(ctx: RequestContext, bucket: string, key: string) {
+  return existingVersion(ctx, bucket, key, versionIdParam(ctx.url.searchParams.get("versionId")));
+}
+
+export async function getChunkLayout(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+  const { info, vm, isNull } = await version(ctx, bucket, key);
+  const chunks =
+    vm.inline !== null
+      ? [{ index: 0, offset: 0, length: vm.size, encoding: null, storedLength: vm.size }]
+      : vm.chunks.map((c, index) => ({ index, offset: c.offset, length: c.length, encoding: c.enc ?? null, storedLength: c.enc ? c.stored! : c.length }));
+  const res = jsonResponse({ size: vm.size, chunks });
+  for (const [k, v] of Object.entries(versionHeader(info, vm.uvid, isNull))) res.headers.set(k, v);
+  return res;
+}
+
+export async function getStoredChunk(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+  const raw = ctx.url.searchParams.get("chunk")!;
+  const { info, vm, isNull } = await version(ctx, bucket, key);
+  const count = vm.inline !== null ? 1 : vm.chunks.length;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n >= count) throw new S3Error("InvalidArgument", `chunk is a whole number below ${count} (the version's chunk count)`, { ArgumentName: "chunk", ArgumentValue: raw });
+  const headers: Record<string, string> = { "content-type": "application/octet-stream", ...versionHeader(info, vm.uvid, isNull) };
+  if (vm.inline !== null) {
+    const bytes = base64Decode(vm.inline);
+    return new Response(bytes, { headers: { ...headers, "x-edgestore-chunk-encoding": "identity", "x-edgestore-chunk-offset": "0", "x-edgestore-chunk-length": String(bytes.length) } });
+  }
+  const ref = vm.chunks[n]!;
+  const g = groupOf(ref.chid, ctx.cfg.groupCount);
+  // The group returns only bytes that hash to the CHID: what is sent is verified.
+  const stored = await groupStub(ctx.env, g).getChunk(g, ref.chid);
+  return new Response(stored, {
+    headers: { ...headers, "x-edgestore-chunk-encoding": ref.enc ?? "identity", "x-edgestore-chunk-offset": String(ref.offset), "x-edgestore-chunk-length": String(ref.length) },
+  });
+}
