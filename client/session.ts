@@ -39,7 +39,7 @@ export interface CommandChannel {
 async function beginOn(
   ch: CommandChannel,
   txn: string,
-  o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string },
+  o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string; replicas?: number },
 ): Promise<PendingEdit> {
   const a = (await ch.call({ op: "new", txn, ...o })) as Extract<ServerAnswer, { op: "ready" }>;
   return new PendingEdit(ch, txn, a.size, a.baseVersionId);
@@ -101,7 +101,7 @@ export class EditingSession implements CommandChannel {
   }
 
   /** A pending version of `key`, from `base` ("current", a version id, or null for none). */
-  begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string }): Promise<PendingEdit> {
+  begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string; replicas?: number }): Promise<PendingEdit> {
     return beginOn(this, `t${this.nextTxn++}`, o);
   }
 
@@ -163,7 +163,7 @@ export class HttpEditingSession implements CommandChannel {
     return new Chunker(this.chunking);
   }
 
-  begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string }): Promise<PendingEdit> {
+  begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string; replicas?: number }): Promise<PendingEdit> {
     return beginOn(this, `t${this.nextTxn++}`, o);
   }
 

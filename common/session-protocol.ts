@@ -30,6 +30,8 @@ export type ClientCommand =
       ifAbsent?: boolean;
       /** Commit only if this is still the key's current version then. */
       ifVersion?: string;
+      /** Copies of what this version stores anew (1..GROUP_MEMBERS); absent: the cluster's R. */
+      replicas?: number;
     }
   /**
    * Payload for [offset, offset+length) follows in binary frames. Pre-compressed: `enc` names

@@ -146,6 +146,25 @@ describe("replication count per version", () => {
     expect(v.copies.good).toBeGreaterThanOrEqual(3 * r.items);
   });
 
+  it("is set for a session's new version too, on the chunks the session stores", async () => {
+    const { EditingSession } = await import("../../client/session.ts");
+    const s = await EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+    try {
+      const before = new Set(chunkFiles(cluster).keys());
+      const e = await s.begin({ bucket: B, key: "edited-once.bin", base: null, mode: "replace", replicas: 2 });
+      await e.write(0, pseudoRandom(1_500_000, 91));
+      await e.commit();
+      const mine = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+      expect(mine.length).toBeGreaterThan(0);
+      for (const chid of mine) expect(copiesOf(chid)).toHaveLength(2);
+      expect(await headReplicas("edited-once.bin")).toBe("2");
+      const bad = await s.begin({ bucket: B, key: "edited-twice.bin", base: null, mode: "replace", replicas: 0 }).catch((x: { code: string }) => x.code);
+      expect(bad).toBe("InvalidArgument");
+    } finally {
+      await s.close();
+    }
+  });
+
   it("refuses a count outside 1..GROUP_MEMBERS with InvalidArgument", async () => {
     for (const bad of ["0", "9", "two"]) {
       const res = await putWith("bad-count", new Uint8Array(10), bad);

@@ -392,10 +392,19 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * session still holds the name's lease (checked on arrival and again just before the commit)
    * and its condition holds. The lease ends with the commit.
    */
-  async commitEdit(g: number, nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, condition: WriteCondition | null, holder: string): Promise<PutVersionResult | Refusal> {
+  async commitEdit(
+    g: number,
+    nhid: Nhid,
+    shard: number,
+    body: VersionBody,
+    versioning: Versioning,
+    condition: WriteCondition | null,
+    holder: string,
+    replicas: number | null = null,
+  ): Promise<PutVersionResult | Refusal> {
     this.setGroup(g);
     const held = () => (this.leases.holds(nhid, holder) ? null : refusal("KeyLeased", "This session's lease on the key has run out, and another session may have taken it: start the edit again"));
-    const r = await this.storeVersion(g, nhid, shard, body, versioning, null, condition, () => this.leases.release(nhid, holder), held);
+    const r = await this.storeVersion(g, nhid, shard, body, versioning, null, condition, () => this.leases.release(nhid, holder), held, replicas);
     return r;
   }
 

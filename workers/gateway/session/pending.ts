@@ -18,7 +18,7 @@ import { ingest } from "../data/ingest.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused, S3Error } from "../s3/errors.ts";
 import { versionIdParam } from "../s3/object-get.ts";
-import { STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
+import { replicasOf, STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
 import { cutAt, cutTo, placed } from "./splice.ts";
 
 /** Who edits: the tenant's scope, and the access key that will be each version's creator. */
@@ -66,6 +66,7 @@ export interface PendingState {
   versioning: Versioning;
   condition: WriteCondition | null;
   holder: string;
+  replicas: number | null;
   baseVersionId: string | null;
   size: number;
   chunks: ChunkRef[];
@@ -84,6 +85,7 @@ export class PendingVersion {
   private readonly versioning: Versioning;
   private readonly condition: WriteCondition | null;
   private readonly holder: string;
+  private readonly replicas: number | null;
   readonly baseVersionId: string | null;
   size = 0;
   private chunks: ChunkRef[] = [];
@@ -97,7 +99,10 @@ export class PendingVersion {
    */
   private readonly known = new Map<string, Omit<ChunkRef, "offset">>();
 
-  private constructor(ctx: SessionScope, o: { bucket: string; key: string; place: NamePlace; mode: EditMode; versioning: Versioning; condition: WriteCondition | null; holder: string; baseVersionId: string | null }) {
+  private constructor(
+    ctx: SessionScope,
+    o: { bucket: string; key: string; place: NamePlace; mode: EditMode; versioning: Versioning; condition: WriteCondition | null; holder: string; replicas: number | null; baseVersionId: string | null },
+  ) {
     this.ctx = ctx;
     this.bucket = o.bucket;
     this.key = o.key;
@@ -106,15 +111,17 @@ export class PendingVersion {
     this.versioning = o.versioning;
     this.condition = o.condition;
     this.holder = o.holder;
+    this.replicas = o.replicas;
     this.baseVersionId = o.baseVersionId;
   }
 
   static async open(
     ctx: SessionScope,
-    cmd: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string },
+    cmd: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string; replicas?: number },
     holder: string,
   ): Promise<PendingVersion> {
     validateKey(cmd.key);
+    const replicas = cmd.replicas === undefined ? null : replicasOf(String(cmd.replicas), ctx.cfg);
     if (!["replace", "append", "random"].includes(cmd.mode)) throw new S3Error("InvalidArgument", `mode is replace, append or random, not ${String(cmd.mode)}`);
     const info = await requireBucket(ctx, cmd.bucket);
     const place = await placeOf(ctx, cmd.bucket, cmd.key);
@@ -140,6 +147,7 @@ export class PendingVersion {
         versioning: info.versioning,
         condition,
         holder,
+        replicas,
         baseVersionId: base ? (base.isNull ? "null" : base.vm.uvid) : null,
       });
       if (base) await p.inherit(base.vm, cmd.mode !== "replace");
@@ -169,7 +177,7 @@ export class PendingVersion {
 
   /** Chunk and store a region's bytes (on R targets before this resolves), placed at `at`. */
   private async store(body: ReadableStream<Uint8Array>, length: number, at: number): Promise<ChunkRef[]> {
-    const r = await ingest(this.ctx.env, this.ctx.cfg, body, { sha256: false, sizeHint: length, checksum: null, noInline: true });
+    const r = await ingest(this.ctx.env, this.ctx.cfg, body, { sha256: false, sizeHint: length, checksum: null, noInline: true, replicas: this.replicas });
     await r.stored;
     if (r.size !== length) throw new S3Error("IncompleteBody", `expected ${length} bytes of payload, got ${r.size}`);
     for (const c of r.chunks) this.remember(c);
@@ -237,7 +245,7 @@ export class PendingVersion {
     if (logical.length !== length) throw new S3Error("InvalidRequest", `the payload decompresses to ${logical.length} bytes, not ${length}`);
     const chid = await chidOf(bytes);
     const g = groupOf(chid, this.ctx.cfg.groupCount);
-    await groupStub(this.ctx.env, g).putChunks(g, [{ chid, bytes }]);
+    await groupStub(this.ctx.env, g).putChunks(g, [{ chid, bytes }], this.replicas);
     const ref: ChunkRef = { offset, length, chid, enc: enc as ChunkEncoding, stored, raw: await chidOf(logical) };
     this.remember(ref);
     await this.splice(offset, length, async (at) => [{ ...ref, offset: at }]);
@@ -309,6 +317,7 @@ export class PendingVersion {
       versioning: this.versioning,
       condition: this.condition,
       holder: this.holder,
+      replicas: this.replicas,
       baseVersionId: this.baseVersionId,
       size: this.size,
       chunks: this.chunks,
@@ -346,7 +355,7 @@ export class PendingVersion {
       deleteMarker: false,
       creator: this.ctx.accessKey,
     };
-    const r = await groupStub(this.ctx.env, this.place.group).commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder);
+    const r = await groupStub(this.ctx.env, this.place.group).commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder, this.replicas);
     if (isRefusal(r)) refused(r);
     return {
       versionId: this.versioning === "Unversioned" ? null : r.versionId,
