@@ -2,7 +2,7 @@
 // own copies, a corrupted or deleted copy on disk is found and repaired from a good one, and
 // only the verdict travels to the client. Corruption is real: bytes flipped in a chunk file.
 
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
 import { existsSync, openSync, closeSync, readSync, writeSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -163,6 +163,27 @@ describe("replication count per version", () => {
     } finally {
       await s.close();
     }
+  });
+
+  it("is set for a multipart upload at creation, and honoured by every part and the completed object", async () => {
+    const create = new CreateMultipartUploadCommand({ Bucket: B, Key: "mp-one.bin" });
+    create.middlewareStack.add(
+      (next) => async (args) => {
+        (args.request as { headers: Record<string, string> }).headers["x-edgestore-replicas"] = "1";
+        return next(args);
+      },
+      { step: "build", name: "replicasHeader" },
+    );
+    const { UploadId } = await s3.send(create);
+    const before = new Set(chunkFiles(cluster).keys());
+    const parts = [pseudoRandom(5 * 1024 * 1024, 92), pseudoRandom(1024 * 1024, 93)];
+    const etags: string[] = [];
+    for (const [i, p] of parts.entries()) etags.push((await s3.send(new UploadPartCommand({ Bucket: B, Key: "mp-one.bin", UploadId, PartNumber: i + 1, Body: p }))).ETag!);
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp-one.bin", UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
+    const mine = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+    expect(mine.length).toBeGreaterThan(1);
+    for (const chid of mine) expect(copiesOf(chid)).toHaveLength(1);
+    expect(await headReplicas("mp-one.bin")).toBe("1");
   });
 
   it("refuses a count outside 1..GROUP_MEMBERS with InvalidArgument", async () => {

@@ -427,6 +427,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   }
 
   /** Record a part whose chunks are stored (replacing one of the same number). */
+  /** The replication count an upload asked for (null: the cluster's R), or a refusal if there is no such upload. */
+  async uploadReplicas(g: number, nhid: Nhid, uploadId: string): Promise<{ replicas: number | null } | Refusal> {
+    this.setGroup(g);
+    const upload = this.uploads.get(nhid, uploadId);
+    return upload ? { replicas: upload.replicas ?? null } : noSuchUpload(uploadId);
+  }
+
   async putPart(g: number, nhid: Nhid, uploadId: string, part: Omit<PartRow, "uploaded">): Promise<{ uploaded: number } | Refusal> {
     this.setGroup(g);
     if (!this.uploads.get(nhid, uploadId)) return noSuchUpload(uploadId);
@@ -464,11 +471,22 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const closed: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.book.stamp(g), initiated: upload.initiated, open: false, creator: upload.creator };
     let result: PutVersionResult | Refusal;
     try {
-      result = await this.storeVersion(g, nhid, shard, assembled.body, versioning, null, condition, () => {
-        // In the version's own transaction: the upload ends exactly when the object appears.
-        this.uploads.drop(uploadId);
-        this.book.queue(shard, closed);
-      });
+      result = await this.storeVersion(
+        g,
+        nhid,
+        shard,
+        assembled.body,
+        versioning,
+        null,
+        condition,
+        () => {
+          // In the version's own transaction: the upload ends exactly when the object appears.
+          this.uploads.drop(uploadId);
+          this.book.queue(shard, closed);
+        },
+        undefined,
+        upload.replicas ?? null,
+      );
     } finally {
       this.book.release(closed.uvid);
     }

@@ -17,6 +17,8 @@ export interface UploadInfo {
   httpMeta: Record<string, string>;
   /** The checksum asked for at creation: every part must carry one, and the object gets one. */
   checksum: { algorithm: ChecksumAlgorithm; type: "FULL_OBJECT" | "COMPOSITE" } | null;
+  /** x-edgestore-replicas at creation: copies of every part's chunks and of the object's manifest. */
+  replicas?: number | null;
 }
 
 export interface PartRow {

@@ -14,7 +14,7 @@ import { ingest } from "../data/ingest.ts";
 import { objectBody } from "../data/read.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
-import { recordPart } from "./multipart.ts";
+import { recordPart, uploadReplicas } from "./multipart.ts";
 import { evaluateConditions, existingVersion, versionHeader, versionIdParam } from "./object-get.ts";
 import { metadataOf, PUT_MAX, writeConditionOf } from "./object-put.ts";
 import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
@@ -155,7 +155,7 @@ export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: s
   if (end - start > PUT_MAX) throw new S3Error("InvalidRequest", `A part copied may be at most ${PUT_MAX} bytes`);
   const source = objectBody(ctx.env, ctx.cfg, vm, start, end);
   await source.ready;
-  const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true });
+  const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true, replicas: await uploadReplicas(ctx, bucket, key, uploadId) });
   const res = await recordPart(ctx, bucket, key, uploadId, partNumber, result, null);
   return xmlResponse("CopyPartResult", { ETag: res.headers.get("etag"), LastModified: isoTime(Date.now()) }, 200, sourceHeader);
 }

@@ -13,7 +13,7 @@ import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { versionHeader } from "./object-get.ts";
-import { metadataOf, receiveBody, writeConditionOf, type ReceivedBody } from "./object-put.ts";
+import { metadataOf, receiveBody, replicasOf, writeConditionOf, type ReceivedBody } from "./object-put.ts";
 import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
@@ -60,6 +60,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
     userMeta,
     httpMeta,
     checksum,
+    replicas: replicasOf(h.get("x-edgestore-replicas"), ctx.cfg),
   });
   const headers: Record<string, string> = {};
   if (checksum) {
@@ -73,9 +74,20 @@ export async function uploadPart(ctx: RequestContext, bucket: string, key: strin
   validateKey(key);
   const bucketCheck = requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
+  // The part's chunks get the upload's replication count: asked for while the bucket is checked.
+  const replicas = uploadReplicas(ctx, bucket, key, uploadId);
+  replicas.catch(() => {});
   // Parts are never inline: completing joins chunk lists, so every part must have one.
-  const { result, checksum } = await receiveBody(ctx, true, bucketCheck);
+  const { result, checksum } = await receiveBody(ctx, true, Promise.all([bucketCheck, replicas]), await replicas);
   return recordPart(ctx, bucket, key, uploadId, partNumber, result, checksum);
+}
+
+/** The replication count the upload was created with (NoSuchUpload if there is none). */
+export async function uploadReplicas(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<number | null> {
+  const place = await placeOf(ctx, bucket, key);
+  const r = await groupStub(ctx.env, place.group).uploadReplicas(place.group, place.nhid, uploadId);
+  if (isRefusal(r)) refused(r);
+  return r.replicas;
 }
 
 /** A part whose chunks are being stored becomes part `partNumber` of the upload once they are. */
