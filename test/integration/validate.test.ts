@@ -186,6 +186,20 @@ describe("replication count per version", () => {
     expect(await headReplicas("mp-one.bin")).toBe("1");
   });
 
+  it("is set on a copy, raising the shared chunks' copies to it", async () => {
+    const before = new Set(chunkFiles(cluster).keys());
+    expect((await putWith("copy-src.bin", pseudoRandom(1_500_000, 94), "1")).status).toBe(200);
+    const mine = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+    for (const chid of mine) expect(copiesOf(chid)).toHaveLength(1);
+    const url = `${cluster.endpoint}/${B}/copy-dst.bin`;
+    const headers = { "x-amz-copy-source": `/${B}/copy-src.bin`, "x-edgestore-replicas": "3" };
+    const auth = await signRequest({ method: "PUT", url, headers, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    expect((await fetch(url, { method: "PUT", headers: { ...headers, ...auth } })).status).toBe(200);
+    for (const chid of mine) expect(copiesOf(chid).length).toBeGreaterThanOrEqual(3);
+    expect(await headReplicas("copy-dst.bin")).toBe("3");
+    expect(await headReplicas("copy-src.bin")).toBe("1");
+  });
+
   it("refuses a count outside 1..GROUP_MEMBERS with InvalidArgument", async () => {
     for (const bad of ["0", "9", "two"]) {
       const res = await putWith("bad-count", new Uint8Array(10), bad);

@@ -74,6 +74,14 @@ async function versionItems(ctx: RequestContext, bucket: string, key: string, vm
   return [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }, ...chunkItems(ctx, vm.chunks, seen)];
 }
 
+/**
+ * Bring chunks up to `replicas` good copies (a copy that asks for more than its source had):
+ * each group re-checks its copies and adds what is missing from a good one.
+ */
+export async function ensureReplicas(ctx: RequestContext, chunks: readonly ChunkRef[], replicas: number): Promise<void> {
+  await verify(ctx, chunkItems(ctx, chunks, new Set()), emptyTally(), replicas);
+}
+
 function stateOf(t: Tally): string {
   if (t.lost > 0) return "lost";
   if (t.short > 0) return "damaged";

@@ -16,7 +16,8 @@ import { placeOf, requireBucket, validateKey, type RequestContext } from "./cont
 import { refused, S3Error } from "./errors.ts";
 import { recordPart, uploadReplicas } from "./multipart.ts";
 import { evaluateConditions, existingVersion, versionHeader, versionIdParam } from "./object-get.ts";
-import { metadataOf, PUT_MAX, writeConditionOf } from "./object-put.ts";
+import { metadataOf, PUT_MAX, replicasOf, writeConditionOf } from "./object-put.ts";
+import { ensureReplicas } from "../ext/validate.ts";
 import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
@@ -124,7 +125,11 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   const meta = directive === "REPLACE" ? { ...metadataOf(h), contentType: h.get("content-type") ?? "binary/octet-stream" } : { userMeta: vm.userMeta, httpMeta: vm.httpMeta, contentType: vm.contentType };
   const body = sameContent(vm, { tenant: ctx.tenant, bucket, key }, ctx.auth.accessKey, meta);
   const place = await placeOf(ctx, bucket, key);
-  const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, info.versioning, null, condition);
+  // A copy shares its source's chunks: a replication count of its own raises their copies to
+  // it (never lowers them) before the copy commits, so the copy never has fewer than it asked.
+  const replicas = replicasOf(h.get("x-edgestore-replicas"), ctx.cfg);
+  if (replicas !== null) await ensureReplicas(ctx, vm.chunks, replicas);
+  const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, info.versioning, null, condition, replicas);
   if (isRefusal(put)) refused(put);
   const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };
   if (vm.checksum) {
