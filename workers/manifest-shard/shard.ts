@@ -55,8 +55,10 @@ export class ManifestShard extends DurableObject<Env> {
       initiated INTEGER NOT NULL, creator TEXT NOT NULL, open INTEGER NOT NULL,
       PRIMARY KEY (tenant, bucket, key, upload_id))`);
     this.sources = new SourceBook(this.sql);
-    const changed = this.sources.expect(configOf(env).groupCount);
-    if (changed.added.length + changed.removed.length > 0 && changed.added.length !== configOf(env).groupCount) {
+    const groups = configOf(env).groupCount;
+    const changed = this.sources.expect(groups);
+    // A new shard adds every group at once: only a change to an existing set is news.
+    if (changed.removed.length > 0 || (changed.added.length > 0 && changed.added.length !== groups)) {
       console.log(JSON.stringify({ event: "shard-sources-changed", added: changed.added, removed: changed.removed }));
     }
   }

@@ -54,6 +54,8 @@ export interface PutVersionResult {
 /** A version as a GET sees it: its manifest, and whether it is the name's null version. */
 export interface StoredVersion {
   vm: VersionManifest;
+  /** The manifest's CHID (internal: tokens and validation are made from it, clients never see it). */
+  vmChid: Chid;
   isNull: boolean;
   /** The version's replication count (kept outside its manifest); absent where the version was found by record (as of a time, through a snapshot). */
   replicas?: number;
@@ -311,7 +313,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       this.book.release(uvid);
     }
     const cur = this.book.current(nhid);
-    if (cur?.uvid === uvid) this.cache(nhid, { vm, isNull, replicas: replicas ?? cfg.replicas });
+    if (cur?.uvid === uvid) this.cache(nhid, { vm, vmChid, isNull, replicas: replicas ?? cfg.replicas });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
     return { uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
   }
@@ -554,7 +556,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       row = this.book.find(nhid, versionId);
     }
     if (!row) return null;
-    const stored: StoredVersion = { vm: await this.fetchManifest(g, nhid, row.uvid, row.vmChid), isNull: row.isNull, replicas: row.replicas ?? configOf(this.env).replicas };
+    const stored: StoredVersion = { vm: await this.fetchManifest(g, nhid, row.uvid, row.vmChid), vmChid: row.vmChid, isNull: row.isNull, replicas: row.replicas ?? configOf(this.env).replicas };
     if (this.book.isCurrent(nhid, row.uvid)) this.cache(nhid, stored);
     return stored;
   }

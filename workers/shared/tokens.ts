@@ -19,8 +19,13 @@ export async function manifestToken(key: string, vmChid: string): Promise<string
   return `mt1_${await mac(key, `version-manifest:${vmChid}`)}`;
 }
 
+/** A chunk list as text, one form for everything that hashes a list (tokens, edited ETags). */
+export function chunkListText(chunks: readonly ChunkRef[]): string {
+  return chunks.map((c) => `${c.offset}+${c.length}=${c.chid}`).join(",");
+}
+
 /** A version's payload alone: its size and chunk list (or inline body), whatever its metadata. */
 export async function payloadToken(key: string, size: number, chunks: readonly ChunkRef[], inline: string | null): Promise<string> {
-  const body = inline !== null ? `inline:${inline}` : chunks.map((c) => `${c.offset}+${c.length}=${c.chid}`).join(",");
+  const body = inline !== null ? `inline:${inline}` : chunkListText(chunks);
   return `pt1_${await mac(key, `payload:${size}:${body}`)}`;
 }

@@ -81,16 +81,10 @@ export async function* entriesOf(ctx: RequestContext, snap: OpenSnapshot, bucket
 
 /** Every entry, optionally of one bucket and key prefix, in (bucket, key) order. */
 export async function* allEntries(ctx: RequestContext, snap: OpenSnapshot, bucket: string | null, prefix: string): AsyncGenerator<SnapshotEntry> {
-  for (let i = bucket === null ? 0 : pageFrom(snap, [bucket, prefix]); i < snap.layout.pages.length; i++) {
+  if (bucket !== null) return yield* entriesOf(ctx, snap, bucket, prefix, "");
+  for (let i = 0; i < snap.layout.pages.length; i++) {
     if (i + 1 < snap.layout.pages.length) void page(ctx, snap, i + 1).catch(() => {});
-    for (const e of await page(ctx, snap, i)) {
-      if (bucket !== null && e.bucket !== bucket) {
-        if (compareKeys(e.bucket, bucket) > 0) return;
-        continue;
-      }
-      if (!e.key.startsWith(prefix)) continue;
-      yield e;
-    }
+    for (const e of await page(ctx, snap, i)) if (e.key.startsWith(prefix)) yield e;
     snap.pages.delete(i);
   }
 }

@@ -5,8 +5,8 @@
 //
 //   POST /_validate {"bucket", "key", "versionId"?, "token"?}   or   {"snapshot", "token"?}
 
-import { chidOf, groupOf, nhidOf, type Chid, type Uvid } from "../../../common/ids.ts";
-import { encodeManifest, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
+import { groupOf, nhidOf, type Chid, type Uvid } from "../../../common/ids.ts";
+import type { ChunkRef, VersionManifest } from "../../../common/manifest.ts";
 import type { StoredRef } from "../../../common/protocol.ts";
 import type { ItemVerdict } from "../../negotiating-group/group.ts";
 import { groupStub } from "../../shared/env.ts";
@@ -129,8 +129,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
   const key = optionalString(body, "key");
   if (bucket === undefined || key === undefined) throw bad("bucket", "validate names a bucket and key (and optionally versionId), or a snapshot");
   const versionId = versionIdParam(optionalString(body, "versionId") ?? null);
-  const { vm, isNull, replicas } = await existingVersion(ctx, bucket, key, versionId);
-  const vmChid = await chidOf(encodeManifest(vm));
+  const { vm, vmChid, isNull, replicas } = await existingVersion(ctx, bucket, key, versionId);
   let matches: string | null = null;
   if (token !== null) {
     if (token === (await manifestToken(ctx.env.TOKEN_KEY, vmChid))) matches = "manifest";
@@ -155,13 +154,13 @@ export async function setReplicas(ctx: RequestContext): Promise<Response> {
   const raw = body.replicas;
   const replicas = raw === null ? null : replicasOf(String(raw), ctx.cfg);
   const versionId = versionIdParam(optionalString(body, "versionId") ?? null);
-  const { vm, isNull } = await existingVersion(ctx, bucket, key, versionId);
+  const { vm, vmChid, isNull } = await existingVersion(ctx, bucket, key, versionId);
   const nhid = await nhidOf(ctx.tenant, bucket, key);
   const g = groupOf(nhid, ctx.cfg.groupCount);
   const set = await groupStub(ctx.env, g).setVersionReplicas(g, nhid, isNull ? "null" : vm.uvid, replicas);
   if (!set) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key });
   const tally = emptyTally();
   const want = replicas ?? ctx.cfg.replicas;
-  await verify(ctx, await versionItems(ctx, bucket, key, vm, await chidOf(encodeManifest(vm)), new Set()), tally, want);
+  await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, new Set()), tally, want);
   return jsonResponse({ bucket, key, versionId: isNull ? "null" : vm.uvid, replicas: want, state: stateOf(tally), items: tally.items, copies: { good: tally.good, bad: tally.bad }, added: tally.repaired });
 }

@@ -75,10 +75,9 @@ export async function uploadPart(ctx: RequestContext, bucket: string, key: strin
   const bucketCheck = requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
   // The part's chunks get the upload's replication count: asked for while the bucket is checked.
-  const replicas = uploadReplicas(ctx, bucket, key, uploadId);
-  replicas.catch(() => {});
+  const replicas = await uploadReplicas(ctx, bucket, key, uploadId);
   // Parts are never inline: completing joins chunk lists, so every part must have one.
-  const { result, checksum } = await receiveBody(ctx, true, Promise.all([bucketCheck, replicas]), await replicas);
+  const { result, checksum } = await receiveBody(ctx, true, bucketCheck, replicas);
   return recordPart(ctx, bucket, key, uploadId, partNumber, result, checksum);
 }
 

@@ -2,7 +2,7 @@
 // time, through the name's manifest shard), answer conditional and range requests as S3 does,
 // and stream the chunks in order.
 
-import { encodeManifest, type VersionManifest } from "../../../common/manifest.ts";
+import type { VersionManifest } from "../../../common/manifest.ts";
 import { manifestToken, payloadToken } from "../../shared/tokens.ts";
 import type { StoredVersion } from "../../negotiating-group/group.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
@@ -14,7 +14,7 @@ import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContex
 import { S3Error } from "./errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
-import { chidOf, isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
+import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 
@@ -144,7 +144,7 @@ export function versionHeader(info: Pick<BucketInfo, "versioning">, uvid: string
  * marker, is NoSuchKey (NoSuchVersion when asked for by id), as S3 answers for sub-resources
  * and copy sources.
  */
-export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<{ info: BucketInfo; vm: VersionManifest; isNull: boolean; replicas: number }> {
+export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<{ info: BucketInfo; vm: VersionManifest; vmChid: Chid; isNull: boolean; replicas: number }> {
   validateKey(key);
   const info = await requireBucket(ctx, bucket);
   const place = await placeOf(ctx, bucket, key);
@@ -153,7 +153,7 @@ export async function existingVersion(ctx: RequestContext, bucket: string, key: 
     if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key, VersionId: versionId });
     throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
   }
-  return { info, vm: stored.vm, isNull: stored.isNull, replicas: stored.replicas ?? ctx.cfg.replicas };
+  return { info, vm: stored.vm, vmChid: stored.vmChid, isNull: stored.isNull, replicas: stored.replicas ?? ctx.cfg.replicas };
 }
 
 /** For a sub-resource of an object (?acl, ?tagging): the version named by ?versionId must exist; its version header, as S3 echoes it. */
@@ -168,7 +168,7 @@ async function versionAsOf(ctx: RequestContext, bucket: string, key: string, pla
   const at = await shardStub(ctx.env, place.shard).versionAt(ctx.tenant, bucket, key, asOf.bound);
   if (!at) return null;
   const vm = await groupStub(ctx.env, place.group).readVersion(place.group, place.nhid, at.uvid, at.vmChid as Chid);
-  return { vm, isNull: at.isNull };
+  return { vm, vmChid: at.vmChid as Chid, isNull: at.isNull };
 }
 
 /** The version a snapshot holds for a name (readable while the snapshot exists, whatever happened to the name since). */
@@ -177,7 +177,7 @@ async function versionInSnapshot(ctx: RequestContext, bucket: string, key: strin
   const e = await entryOf(ctx, snap, bucket, key);
   if (!e) return null;
   const vm = await groupStub(ctx.env, place.group).readVersion(place.group, place.nhid, e.uvid, e.vmChid as Chid);
-  return { vm, isNull: e.isNull };
+  return { vm, vmChid: e.vmChid as Chid, isNull: e.isNull };
 }
 
 export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {
@@ -219,7 +219,7 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   };
   for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...extra })) headers.set(k, v);
   if (ctx.req.headers.get("x-edgestore-tokens") === "true") {
-    headers.set("x-edgestore-manifest-token", await manifestToken(ctx.env.TOKEN_KEY, await chidOf(encodeManifest(vm))));
+    headers.set("x-edgestore-manifest-token", await manifestToken(ctx.env.TOKEN_KEY, stored.vmChid));
     headers.set("x-edgestore-payload-token", await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline));
   }
   applyResponseOverrides(headers, ctx.url.searchParams);

@@ -12,7 +12,7 @@ import type { EditMode } from "../../../common/session-protocol.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { manifestToken, payloadToken } from "../../shared/tokens.ts";
+import { chunkListText, manifestToken, payloadToken } from "../../shared/tokens.ts";
 import type { Versioning } from "../../shared/versioning.ts";
 import { ingest } from "../data/ingest.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
@@ -305,7 +305,7 @@ export class PendingVersion {
    */
   private async etag(): Promise<string> {
     if (this.size === 0) return "d41d8cd98f00b204e9800998ecf8427e";
-    return `${await md5Hex(this.chunks.map((c) => `${c.offset}+${c.length}=${c.chid}`).join(","))}-${this.chunks.length}`;
+    return `${await md5Hex(chunkListText(this.chunks))}-${this.chunks.length}`;
   }
 
   toState(): PendingState {
