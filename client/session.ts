@@ -1,4 +1,4 @@
-// A client for chunk-aware editing sessions (common/session-protocol.ts, docs/sessions.md):
+// A client for chunk-aware editing sessions (common/session-protocol.ts, docs/chunk-aware-api.md):
 // open a session over a signed WebSocket, start pending versions from a base, edit them, and
 // commit. `sync` sends only what changed: it cuts the new content with the gateway's own
 // content-defined chunking and, for each chunk, asks first whether the session already knows
