@@ -164,17 +164,21 @@ export class EdgestoreExtensions {
   }
 
   /** A version's chunk layout: offsets, logical and stored lengths, encodings (never chunk ids). */
-  chunkLayout(bucket: string, key: string, versionId?: string): Promise<{ size: number; chunks: { index: number; offset: number; length: number; encoding: "gzip" | "deflate-raw" | null; storedLength: number }[] }> {
+  chunkLayout(bucket: string, key: string, versionId?: string): Promise<{ size: number; chunks: { index: number; offset: number; length: number; encoding: "gzip" | "deflate-raw" | null; storedLength: number; skip?: number; whole?: number }[] }> {
     return this.call("GET", `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`, undefined, { chunks: "", ...(versionId ? { versionId } : {}) });
   }
 
-  /** One chunk's bytes as stored: compressed (encoding says how) or as they are ("identity"). */
-  async storedChunk(bucket: string, key: string, index: number): Promise<{ encoding: string; offset: number; length: number; bytes: Uint8Array }> {
+  /**
+   * One chunk's bytes as stored: compressed (encoding says how) or as they are ("identity").
+   * For a slice, the whole chunk: the version's bytes are [skip, skip+length) of its logical form.
+   */
+  async storedChunk(bucket: string, key: string, index: number): Promise<{ encoding: string; offset: number; length: number; skip?: number; whole?: number; bytes: Uint8Array }> {
     const res = await this.raw("GET", `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`, { chunk: String(index) });
     return {
       encoding: res.headers.get("x-edgestore-chunk-encoding") ?? "identity",
       offset: Number(res.headers.get("x-edgestore-chunk-offset")),
       length: Number(res.headers.get("x-edgestore-chunk-length")),
+      ...(res.headers.has("x-edgestore-chunk-whole") ? { skip: Number(res.headers.get("x-edgestore-chunk-skip")), whole: Number(res.headers.get("x-edgestore-chunk-whole")) } : {}),
       bytes: new Uint8Array(await res.arrayBuffer()),
     };
   }

@@ -21,11 +21,12 @@ export function decompress(bytes: Uint8Array, enc: ChunkEncoding): Promise<Uint8
   return through(bytes, new DecompressionStream(enc) as unknown as { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> });
 }
 
-/** A chunk's logical bytes from its stored ones, checked against the ref's logical length. */
+/** The logical bytes a ref names (a slice's part only) from its chunk's stored ones, checked against the chunk's logical length. */
 export async function logicalBytes(ref: ChunkRef, stored: Uint8Array): Promise<Uint8Array> {
   const bytes = ref.enc ? await decompress(stored, ref.enc) : stored;
-  if (bytes.length !== ref.length) throw new Error(`chunk ${ref.chid} is ${bytes.length} bytes, its ref says ${ref.length}`);
-  return bytes;
+  const whole = ref.whole ?? ref.length;
+  if (bytes.length !== whole) throw new Error(`chunk ${ref.chid} is ${bytes.length} bytes, its ref says ${whole}`);
+  return ref.whole === undefined ? bytes : bytes.subarray(ref.skip!, ref.skip! + ref.length);
 }
 
 /** Keep a compressed form only if it saves at least this much. */

@@ -24,6 +24,22 @@ export interface ChunkRef {
   stored?: number;
   /** SHA-256 (hex) of the logical bytes, with `enc`: what a client that chunks alike fingerprints. */
   raw?: string;
+  /**
+   * A slice: the ref names the chunk's logical bytes [skip, skip+length), of `whole` in all.
+   * An edit that cuts through a chunk keeps the parts it does not change as slices of it, so
+   * a 4 KiB write stores 4 KiB whatever the chunk size. Absent: the ref is the whole chunk.
+   */
+  skip?: number;
+  whole?: number;
+}
+
+/** The part of `c` that covers the object's bytes [from, to), which must lie within it. */
+export function sliceOf(c: ChunkRef, from: number, to: number): ChunkRef {
+  const skip = (c.skip ?? 0) + (from - c.offset);
+  const whole = c.whole ?? c.length;
+  const { skip: _s, whole: _w, ...ref } = c;
+  if (skip === 0 && to - from === whole) return { ...ref, offset: from, length: whole };
+  return { ...ref, offset: from, length: to - from, skip, whole };
 }
 
 export type ChecksumAlgorithm = "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1" | "SHA256";
@@ -92,15 +108,22 @@ function canonical(value: unknown): string {
   }
 }
 
-export type ChunkWire = [number, number, string] | [number, number, string, ChunkEncoding, number, string];
+export type ChunkWire =
+  | [number, number, string]
+  | [number, number, string, ChunkEncoding, number, string]
+  | [number, number, string, ChunkEncoding | null, number | null, string | null, number, number];
 
-/** Chunk refs are stored as [offset, length, chid] triples (plus enc and stored length when compressed): a 1 GiB object has ~1,000 of them. */
+/**
+ * Chunk refs are stored as [offset, length, chid] triples (plus enc, stored length and raw hash
+ * when compressed, plus skip and whole for a slice): a 1 GiB object has ~1,000 of them.
+ */
 export function chunkToWire(c: ChunkRef): ChunkWire {
+  if (c.whole !== undefined) return [c.offset, c.length, c.chid, c.enc ?? null, c.enc ? c.stored! : null, c.enc ? c.raw! : null, c.skip!, c.whole];
   return c.enc ? [c.offset, c.length, c.chid, c.enc, c.stored!, c.raw!] : [c.offset, c.length, c.chid];
 }
 
-export function chunkFromWire([offset, length, chid, enc, stored, raw]: ChunkWire | [number, number, string, ChunkEncoding?, number?, string?]): ChunkRef {
-  return { offset, length, chid: asChid(chid), ...(enc ? { enc, stored: stored!, raw: raw! } : {}) };
+export function chunkFromWire([offset, length, chid, enc, stored, raw, skip, whole]: ChunkWire | [number, number, string, (ChunkEncoding | null)?, (number | null)?, (string | null)?, number?, number?]): ChunkRef {
+  return { offset, length, chid: asChid(chid), ...(enc ? { enc, stored: stored!, raw: raw! } : {}), ...(whole !== undefined ? { skip: skip!, whole } : {}) };
 }
 
 export function encodeManifest(vm: VersionManifest): Uint8Array {
@@ -132,6 +155,9 @@ export function validateManifest(vm: VersionManifest): void {
   for (const c of vm.chunks) {
     if (c.offset !== expected) throw new Error(`chunk refs must be contiguous: expected offset ${expected}, got ${c.offset}`);
     if (c.length <= 0) throw new Error("chunk refs must be non-empty");
+    if (c.whole !== undefined && !(Number.isSafeInteger(c.skip) && c.skip! >= 0 && c.skip! + c.length <= c.whole)) {
+      throw new Error(`a slice must lie within its chunk: skip ${String(c.skip)} + length ${c.length} > ${c.whole}`);
+    }
     expected += c.length;
   }
   if (vm.inline === null && !vm.deleteMarker && expected !== vm.size) {

@@ -5,6 +5,7 @@
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, HttpEditingSession, SessionError } from "../../client/session.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
@@ -29,6 +30,7 @@ afterAll(async () => {
 });
 
 const open = () => EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
 const concat = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -90,7 +92,7 @@ describe("an editing session", () => {
     }
   });
 
-  it("writes over kept content in the middle of a large object, re-storing only the chunks it cuts", async () => {
+  it("writes over kept content in the middle of a large object, storing only the write", async () => {
     const base = pseudoRandom(6 * MiB + 123, 5);
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "big.bin", Body: base }));
     const before = chunkIds();
@@ -105,11 +107,15 @@ describe("an editing session", () => {
       want.set(patch, at);
       expect(c.size).toBe(base.length);
       expect(sameBytes(await get("big.bin"), want)).toBe(true);
-      // The cut chunk's kept head and tail, and the patch: at most four new chunks (two if the
-      // patch lands on a boundary), whatever the object's size.
+      // The cut chunk's head and tail stay as slices of it: the patch is the one new chunk,
+      // whatever the object's size, and the layout shows the slices.
       const added = [...chunkIds()].filter((id) => !before.has(id));
-      expect(added.length).toBeGreaterThan(0);
-      expect(added.length).toBeLessThanOrEqual(4);
+      expect(added.length).toBe(1);
+      const layout = await ext().chunkLayout(B, "big.bin");
+      const patched = layout.chunks.findIndex((ch) => ch.offset === at);
+      expect(layout.chunks[patched]!.length).toBe(1000);
+      expect(layout.chunks[patched - 1]!.skip).toBe(0);
+      expect(layout.chunks[patched + 1]!.skip).toBe(at + 1000 - layout.chunks[patched - 1]!.offset);
     } finally {
       await s.close();
     }
@@ -121,9 +127,12 @@ describe("an editing session", () => {
     const s = await open();
     try {
       const e = await s.begin({ bucket: B, key: "cut.bin", mode: "random" });
+      const before = chunkIds();
       await e.truncate(MiB + 5);
       await e.commit();
       expect(sameBytes(await get("cut.bin"), base.subarray(0, MiB + 5))).toBe(true);
+      // The chunk cut is kept as a slice, not read and re-stored.
+      expect([...chunkIds()].filter((id) => !before.has(id))).toEqual([]);
       const f = await s.begin({ bucket: B, key: "cut.bin", mode: "random" });
       await f.truncate(MiB + 5 + 3000);
       await f.write(MiB + 5 + 3000 + 10, new Uint8Array([1, 2, 3]));

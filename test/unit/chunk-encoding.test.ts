@@ -47,4 +47,20 @@ describe("chunk compression", () => {
     expect(chunkFromWire(chunkToWire(plain))).toEqual(plain);
     expect(chunkFromWire(chunkToWire(packed))).toEqual(packed);
   });
+
+  it("keeps a slice's place in its chunk on the wire, compressed or not", () => {
+    const plain: ChunkRef = { offset: 5, length: 10, chid: "a".repeat(64) as Chid, skip: 3, whole: 40 };
+    const packed: ChunkRef = { offset: 10, length: 100, chid: "c".repeat(64) as Chid, enc: "gzip", stored: 40, raw: "d".repeat(64), skip: 0, whole: 200 };
+    expect(chunkToWire(plain)).toEqual([5, 10, plain.chid, null, null, null, 3, 40]);
+    expect(chunkFromWire(chunkToWire(plain))).toEqual(plain);
+    expect(chunkFromWire(chunkToWire(packed))).toEqual(packed);
+  });
+
+  it("reads a slice's part of its chunk, checking the chunk's whole length", async () => {
+    const t = text(50_000);
+    const ref: ChunkRef = { offset: 0, length: 1000, chid: "a".repeat(64) as Chid, enc: "deflate-raw", stored: 0, raw: "b".repeat(64), skip: 20_000, whole: t.length };
+    expect(await logicalBytes(ref, await compress(t, "deflate-raw"))).toEqual(t.subarray(20_000, 21_000));
+    expect(await logicalBytes({ offset: 0, length: 7, chid: ref.chid, skip: 3, whole: 12 }, t.subarray(0, 12))).toEqual(t.subarray(3, 10));
+    await expect(logicalBytes({ ...ref, whole: 49_999 }, await compress(t, "deflate-raw"))).rejects.toThrow(/50000 bytes/);
+  });
 });

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import type { Chid } from "../../common/ids.ts";
-import type { ChunkRef } from "../../common/manifest.ts";
+import { sliceOf, type ChunkRef } from "../../common/manifest.ts";
 import { cutAt, cutTo, placed } from "../../workers/gateway/session/splice.ts";
 
 const ref = (offset: number, length: number, c: string): ChunkRef => ({ offset, length, chid: c.repeat(64) as Chid });
@@ -50,5 +50,22 @@ describe("cutTo and placed", () => {
       [100, 4],
       [104, 6],
     ]);
+  });
+});
+
+describe("sliceOf", () => {
+  it("names the part of a chunk an edit keeps, by its place in the chunk", () => {
+    const b = ref(10, 20, "b");
+    expect(sliceOf(b, 10, 14)).toEqual({ ...b, offset: 10, length: 4, skip: 0, whole: 20 });
+    const right = sliceOf(b, 22, 30);
+    expect(right).toEqual({ ...b, offset: 22, length: 8, skip: 12, whole: 20 });
+    // A slice of a slice stays relative to the chunk, not to the first slice.
+    expect(sliceOf(right, 25, 27)).toEqual({ ...b, offset: 25, length: 2, skip: 15, whole: 20 });
+  });
+
+  it("gives back a plain ref when the part is the whole chunk", () => {
+    const b = ref(10, 20, "b");
+    expect(sliceOf(b, 10, 30)).toEqual(b);
+    expect(sliceOf({ ...b, offset: 40, length: 20, skip: 0, whole: 20 }, 40, 60)).toEqual({ ...b, offset: 40 });
   });
 });

@@ -21,7 +21,9 @@ export async function manifestToken(key: string, vmChid: string): Promise<string
 
 /** A chunk list as text, one form for everything that hashes a list (tokens, edited ETags). */
 export function chunkListText(chunks: readonly ChunkRef[]): string {
-  return chunks.map((c) => `${c.offset}+${c.length}=${c.chid}`).join(",");
+  // A slice adds where it lies in its chunk; whole-chunk refs read as they always did, so tokens
+  // given before slices existed stay valid.
+  return chunks.map((c) => `${c.offset}+${c.length}=${c.chid}${c.whole !== undefined ? `@${c.skip}/${c.whole}` : ""}`).join(",");
 }
 
 /** A version's payload alone: its size and chunk list (or inline body), whatever its metadata. */

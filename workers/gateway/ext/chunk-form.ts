@@ -4,7 +4,8 @@
 // that relays or caches compressed data takes it without a decompress-recompress round.
 //
 //   GET /{bucket}/{key}?chunks[&versionId=]      → JSON layout
-//   GET /{bucket}/{key}?chunk=N[&versionId=]     → chunk N's stored bytes
+//   GET /{bucket}/{key}?chunk=N[&versionId=]     → chunk N's stored bytes (a slice: the whole
+//                                                  chunk, with x-edgestore-chunk-skip/-whole)
 
 import { groupOf } from "../../../common/ids.ts";
 import { base64Decode } from "../../../common/manifest.ts";
@@ -23,7 +24,15 @@ export async function getChunkLayout(ctx: RequestContext, bucket: string, key: s
   const chunks =
     vm.inline !== null
       ? [{ index: 0, offset: 0, length: vm.size, encoding: null, storedLength: vm.size }]
-      : vm.chunks.map((c, index) => ({ index, offset: c.offset, length: c.length, encoding: c.enc ?? null, storedLength: c.enc ? c.stored! : c.length }));
+      : vm.chunks.map((c, index) => ({
+          index,
+          offset: c.offset,
+          length: c.length,
+          encoding: c.enc ?? null,
+          storedLength: c.enc ? c.stored! : (c.whole ?? c.length),
+          // A slice: these bytes are [skip, skip+length) of a chunk of `whole` logical bytes.
+          ...(c.whole !== undefined ? { skip: c.skip!, whole: c.whole } : {}),
+        }));
   const res = jsonResponse({ size: vm.size, chunks });
   for (const [k, v] of Object.entries(versionHeader(info, vm.uvid, isNull))) res.headers.set(k, v);
   return res;
@@ -45,6 +54,12 @@ export async function getStoredChunk(ctx: RequestContext, bucket: string, key: s
   // The group returns only bytes that hash to the CHID: what is sent is verified.
   const stored = await groupStub(ctx.env, g).getChunk(g, ref.chid);
   return new Response(stored, {
-    headers: { ...headers, "x-edgestore-chunk-encoding": ref.enc ?? "identity", "x-edgestore-chunk-offset": String(ref.offset), "x-edgestore-chunk-length": String(ref.length) },
+    headers: {
+      ...headers,
+      ...(ref.whole !== undefined ? { "x-edgestore-chunk-skip": String(ref.skip!), "x-edgestore-chunk-whole": String(ref.whole) } : {}),
+      "x-edgestore-chunk-encoding": ref.enc ?? "identity",
+      "x-edgestore-chunk-offset": String(ref.offset),
+      "x-edgestore-chunk-length": String(ref.length),
+    },
   });
 }

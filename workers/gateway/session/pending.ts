@@ -1,13 +1,13 @@
 // A pending version in an editing session (seed 003): it starts from a base version's content
 // and metadata (or from nothing), takes edits, and is invisible to everyone until it commits
 // as one new version of its name. Edits never touch the base: chunks are immutable, so an edit
-// makes a new chunk list that keeps every chunk it does not change, and re-stores only the
-// kept part of a chunk it cuts through. The session holds the name's lease in its group, so no
+// makes a new chunk list that keeps every chunk it does not change, and keeps the unchanged
+// part of a chunk it cuts through as a slice of that chunk: an edit stores its own bytes only. The session holds the name's lease in its group, so no
 // other session can have a pending version of the same key meanwhile.
 
-import { CHUNK_ENCODINGS, decompress, logicalBytes } from "../../../common/chunk-encoding.ts";
+import { CHUNK_ENCODINGS, decompress } from "../../../common/chunk-encoding.ts";
 import { chidOf, groupOf, type Chid } from "../../../common/ids.ts";
-import { base64Decode, type ChunkEncoding, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
+import { base64Decode, sliceOf, type ChunkEncoding, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
 import type { EditMode } from "../../../common/session-protocol.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { groupStub } from "../../shared/env.ts";
@@ -184,15 +184,11 @@ export class PendingVersion {
     return placed(r.chunks, at);
   }
 
-  /** A chunk's logical bytes (decompressed, for a compressed one). */
+  /** A whole chunk, by the hash of its logical bytes; a slice's hash is not its chunk's, so it cannot be probed. */
   private remember(c: ChunkRef): void {
+    if (c.whole !== undefined) return;
     const { offset: _offset, ...ref } = c;
     this.known.set(c.enc ? c.raw! : c.chid, ref);
-  }
-
-  private async chunkBytes(c: ChunkRef): Promise<Uint8Array> {
-    const g = groupOf(c.chid, this.ctx.cfg.groupCount);
-    return logicalBytes(c, await groupStub(this.ctx.env, g).getChunk(g, c.chid));
   }
 
   private checkOffset(offset: number, length: number): void {
@@ -212,10 +208,10 @@ export class PendingVersion {
     }
     const b = a + length;
     const cut = cutAt(this.chunks, a, b);
-    const [left, right] = await Promise.all([cut.left ? this.chunkBytes(cut.left) : null, cut.right ? this.chunkBytes(cut.right) : null]);
     const mid = await middle(a);
-    const leftKept = cut.left && left ? await this.store(bytesStream(left.subarray(0, a - cut.left.offset)), a - cut.left.offset, cut.left.offset) : [];
-    const rightKept = cut.right && right ? await this.store(bytesStream(right.subarray(b - cut.right.offset)), cut.right.offset + cut.right.length - b, b) : [];
+    // The kept edges of cut chunks become slices of them: nothing is read or re-stored.
+    const leftKept = cut.left ? [sliceOf(cut.left, cut.left.offset, a)] : [];
+    const rightKept = cut.right ? [sliceOf(cut.right, b, cut.right.offset + cut.right.length)] : [];
     this.chunks = [...cut.before, ...leftKept, ...mid, ...rightKept, ...cut.after];
     this.size = Math.max(this.size, b);
   }
@@ -269,8 +265,7 @@ export class PendingVersion {
       return;
     }
     const { kept, cut } = cutTo(this.chunks, size);
-    const tail = cut ? await this.store(bytesStream((await this.chunkBytes(cut)).subarray(0, size - cut.offset)), size - cut.offset, cut.offset) : [];
-    this.chunks = [...kept, ...tail];
+    this.chunks = cut ? [...kept, sliceOf(cut, cut.offset, size)] : kept;
     this.size = size;
   }
 

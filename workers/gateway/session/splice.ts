@@ -1,7 +1,7 @@
 // Where an edit lands in a pending version's chunk list. Chunks are immutable, so an edit over
-// [a, b) keeps every chunk wholly outside it, drops every chunk wholly inside it, and must
-// re-store the kept part of a chunk it cuts through at either edge (read-modify-write, done
-// here on the server so the client never handles a chunk).
+// [a, b) keeps every chunk wholly outside it, drops every chunk wholly inside it, and keeps the
+// unchanged part of a chunk it cuts through at either edge as a slice of it (manifest.ts
+// sliceOf): on the server, so the client never handles a chunk, and without re-storing bytes.
 
 import type { ChunkRef } from "../../../common/manifest.ts";
 
