@@ -32,7 +32,18 @@ export type ClientCommand =
       ifVersion?: string;
       /** Copies of what this version stores anew (1..GROUP_MEMBERS); absent: the cluster's R. */
       replicas?: number;
+      /** Add this pending version to an open fork: it then commits only with the fork's merge. */
+      fork?: string;
     }
+  /**
+   * Fork a set of objects: a pending version of each key (base: its current version, or none),
+   * named `${fork}/${key}` as a txn, edited like any other. `merge` commits them all at once —
+   * one shared stamp, so a read as of any time and any snapshot holds all of them or none — if
+   * none of the keys changed since the fork; `abandon` drops them all.
+   */
+  | { op: "fork"; fork: string; bucket: string; keys: string[]; mode?: EditMode }
+  | { op: "merge"; fork: string }
+  | { op: "abandon"; fork: string }
   /**
    * Payload for [offset, offset+length) follows in binary frames. Pre-compressed: `enc` names
    * the format and `stored` the compressed length (what the frames carry); the payload is then
@@ -70,5 +81,12 @@ export type ServerAnswer =
       payloadToken: string;
     }
   | { op: "aborted"; txn: string }
+  | { op: "forked"; fork: string; versions: { key: string; txn: string; size: number; baseVersionId: string | null }[] }
+  | {
+      op: "merged";
+      fork: string;
+      versions: { key: string; txn: string; versionId: string | null; etag: string; size: number; manifestToken: string; payloadToken: string }[];
+    }
+  | { op: "abandoned"; fork: string }
   /** A command failed: S3's error code. The pending version is unchanged (or gone, if the code says so). */
   | { op: "error"; txn: string | null; code: string; message: string };

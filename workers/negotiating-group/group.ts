@@ -23,6 +23,7 @@ import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from ".
 import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, type WriteCondition } from "./complete.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook, type VersionRow } from "./versions.ts";
+import { MergeBook, type MergeItem } from "./merges.ts";
 
 interface Attachment {
   id: TargetId;
@@ -34,6 +35,8 @@ const VIEW_TTL_MS = 10_000;
 const VM_MAX_BYTES = 32 * 1024 * 1024;
 const VM_CACHE_ENTRIES = 2048;
 const OUTBOX_RETRY_MS = 1_000;
+/** An undecided merge whose coordinator went silent this long is dropped (a session's lease lasts 60 s). */
+const MERGE_UNDECIDED_MS = 60_000;
 
 /** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
 export interface ItemVerdict {
@@ -69,6 +72,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly book: VersionBook;
   private readonly uploads: UploadBook;
   private readonly leases: LeaseBook;
+  private readonly merges: MergeBook;
   /** Current version of recently used names; a cache only, the names table is the truth. */
   private readonly vmCache = new Map<Nhid, StoredVersion>();
   private group = -1;
@@ -86,6 +90,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.book = new VersionBook(ctx.storage.sql);
     this.uploads = new UploadBook(ctx.storage.sql);
     this.leases = new LeaseBook(ctx.storage.sql);
+    this.merges = new MergeBook(ctx.storage.sql);
+    // A prepared merge's held stamp lives in memory: hold it again, and let the alarm finish or drop it.
+    const prepared = this.merges.all();
+    for (const r of prepared) this.book.hold(r.hold);
+    if (prepared.length > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     const g = ctx.storage.sql.exec("SELECT v FROM meta WHERE k = 'group'").toArray()[0];
     if (g) this.group = Number(g.v);
@@ -287,7 +296,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     replicas: number | null = null,
   ): Promise<PutVersionResult | Refusal> {
     const isNull = versioning !== "Enabled";
-    const early = conditionFails(condition, this.book.current(nhid)) ?? guard();
+    const inMerge = () => (this.merges.preparedIn(nhid) ? refusal("OperationAborted", "A conflicting operation (a fork's merge) is in progress against this key. Please try again.", { Key: body.key }) : null);
+    const early = inMerge() ?? conditionFails(condition, this.book.current(nhid)) ?? guard();
     if (early) return early;
     const cfg = configOf(this.env);
     const uvid = this.book.stamp(g);
@@ -304,7 +314,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       ]);
       // From here to the commit nothing awaits: no other write on this name can slip between
       // the condition and the commit.
-      const late = conditionFails(condition, this.book.current(nhid)) ?? guard();
+      const late = inMerge() ?? conditionFails(condition, this.book.current(nhid)) ?? guard();
       if (late) return late;
       beforeCommit();
       removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
@@ -408,6 +418,105 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const held = () => (this.leases.holds(nhid, holder) ? null : refusal("KeyLeased", "This session's lease on the key has run out, and another session may have taken it: start the edit again"));
     const r = await this.storeVersion(g, nhid, shard, body, versioning, null, condition, () => this.leases.release(nhid, holder), held, replicas);
     return r;
+  }
+
+  // ---- RPC: a fork's merge (merges.ts) ----
+
+  /**
+   * Phase one: every item's condition and lease hold, and none is in another merge; then the
+   * names are prepared and one stamp is held for them. Nothing is prepared if anything fails.
+   */
+  async prepareMerge(g: number, merge: string, items: MergeItem[]): Promise<{ hold: Uvid } | Refusal> {
+    this.setGroup(g);
+    for (const it of items) {
+      const other = this.merges.preparedIn(it.nhid);
+      if (other !== null) return refusal("OperationAborted", "Another merge is in progress against this key", { Key: it.body.key });
+      const failed = conditionFails(it.condition, this.book.current(it.nhid));
+      if (failed) return { ...failed, details: { ...failed.details, Key: it.body.key } };
+      if (!this.leases.holds(it.nhid, it.holder)) return refusal("KeyLeased", "This session's lease on the key has run out: start the fork again", { Key: it.body.key });
+    }
+    const hold = this.book.stamp(g);
+    this.merges.prepare(merge, hold, items);
+    await this.alarmBy(Date.now() + MERGE_UNDECIDED_MS + OUTBOX_RETRY_MS);
+    return { hold };
+  }
+
+  /** A stamp above every held one of a merge (`atLeast` ms): the shared stamp its versions carry. */
+  async mergeStamp(g: number, atLeast: number): Promise<Uvid> {
+    this.setGroup(g);
+    const uvid = this.book.stamp(g, atLeast);
+    // Only the prepared groups' held stamps guard the cutoffs: this one names, it does not hold.
+    this.book.release(uvid);
+    return uvid;
+  }
+
+  /** Phase two: record the decision, then write every prepared version under the shared stamp. */
+  async commitMerge(g: number, merge: string, stamp: Uvid, nhids: Nhid[]): Promise<{ nhid: Nhid; vmChid: Chid; versionId: string }[]> {
+    this.setGroup(g);
+    this.merges.decide(merge, stamp);
+    // Should the writes below fail, the alarm finishes them: the decision is already durable.
+    await this.alarmBy(Date.now() + 5 * OUTBOX_RETRY_MS);
+    const now = await this.finishMerge(merge);
+    // A repeated call (the first answer was lost) finds the versions written already.
+    return nhids.map((nhid) => {
+      const done = now.find((r) => r.nhid === nhid);
+      if (done) return done;
+      const row = this.book.find(nhid, stamp);
+      if (!row) throw new Error(`merge ${merge}: no version ${stamp} of ${nhid}`);
+      return { nhid, vmChid: row.vmChid, versionId: versionIdOf(stamp, row.isNull) };
+    });
+  }
+
+  /** Drop an undecided merge (another group refused, or the session went away). */
+  async abortMerge(g: number, merge: string): Promise<void> {
+    this.setGroup(g);
+    const rows = this.merges.rows(merge);
+    if (this.merges.abort(merge)) for (const h of new Set(rows.map((r) => r.hold))) this.book.release(h);
+  }
+
+  private async finishMerge(merge: string): Promise<{ nhid: Nhid; vmChid: Chid; versionId: string }[]> {
+    const rows = this.merges.rows(merge);
+    const cfg = configOf(this.env);
+    const out: { nhid: Nhid; vmChid: Chid; versionId: string }[] = [];
+    const deliveries: [number, ShardRecord][] = [];
+    for (const r of rows) {
+      const { nhid, shard, body, versioning, holder, replicas } = r.item;
+      const uvid = r.decided!;
+      const isNull = versioning !== "Enabled";
+      const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
+      const bytes = encodeManifest(vm);
+      const vmChid = await chidOf(bytes);
+      const record = recordOf(vm, vmChid, isNull);
+      const writers = await this.live("writers");
+      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas);
+      this.book.witness(uvid);
+      const removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: false, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
+      this.leases.release(nhid, holder);
+      this.merges.done(nhid);
+      this.vmCache.delete(nhid);
+      deliveries.push([shard, record], ...removed.map((x): [number, ShardRecord] => [shard, x]));
+      out.push({ nhid, vmChid, versionId: versionIdOf(uvid, isNull) });
+    }
+    for (const h of new Set(rows.map((r) => r.hold))) this.book.release(h);
+    await Promise.all(deliveries.map(([s, rec]) => this.deliver(s, rec)));
+    return out;
+  }
+
+  /** Finish decided merges, drop undecided ones whose coordinator is gone. */
+  private async settleMerges(): Promise<void> {
+    const byMerge = new Map<string, { decided: boolean; at: number }>();
+    for (const r of this.merges.all()) byMerge.set(r.merge, { decided: r.decided !== null, at: r.at });
+    for (const [merge, m] of byMerge) {
+      if (m.decided) await this.finishMerge(merge);
+      else if (Date.now() - m.at > MERGE_UNDECIDED_MS) await this.abortMerge(this.group, merge);
+      else await this.alarmBy(m.at + MERGE_UNDECIDED_MS + OUTBOX_RETRY_MS);
+    }
+  }
+
+  /** Ask for the alarm no later than `at`, never postponing an earlier one (the outbox's). */
+  private async alarmBy(at: number): Promise<void> {
+    const cur = await this.ctx.storage.getAlarm();
+    if (cur === null || cur > at) await this.ctx.storage.setAlarm(at);
   }
 
   // ---- RPC: multipart uploads ----
@@ -608,6 +717,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   }
 
   override async alarm(): Promise<void> {
+    await this.settleMerges().catch(async () => this.alarmBy(Date.now() + OUTBOX_RETRY_MS));
     await this.flushOutbox().catch(() => {});
   }
 

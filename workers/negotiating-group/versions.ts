@@ -13,7 +13,7 @@
 // start just past the lease, so they may run up to CLOCK_LEASE_MS ahead of the wall clock.
 // Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
-import { formatUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
+import { formatUvid, parseUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
 import type { RemovalRecord, ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
 import { CutoffTracker } from "./cutoff.ts";
 
@@ -88,6 +88,27 @@ export class VersionBook {
     const uvid = formatUvid({ ms, seq, group });
     this.cutoffs.hold(uvid);
     return uvid;
+  }
+
+  /** Hold a stamp again after a restart (a prepared merge's): memory did not survive, the row did. */
+  hold(uvid: Uvid): void {
+    this.cutoffs.hold(uvid);
+  }
+
+  /**
+   * Another group stamped a version this group writes (a merge's shared stamp): move the clock
+   * past it, so a later write of the same name is stamped after it.
+   */
+  witness(uvid: Uvid): void {
+    const { ms, seq } = parseUvid(uvid);
+    if (ms > this.lastMs || (ms === this.lastMs && seq > this.lastSeq)) {
+      this.lastMs = ms;
+      this.lastSeq = seq;
+    }
+    if (this.lastMs > this.leaseUntil) {
+      this.leaseUntil = this.lastMs + CLOCK_LEASE_MS;
+      this.sql.exec("INSERT INTO clock (k, ms, seq) VALUES (0, ?, 0) ON CONFLICT(k) DO UPDATE SET ms = excluded.ms", this.leaseUntil);
+    }
   }
 
   /** The stamp will make no record (its write failed or was refused). */

@@ -27,6 +27,7 @@ const STATUS = {
   InvalidSnapshotState: 409,
   InvalidStorageClass: 400,
   KeyLeased: 409,
+  OperationAborted: 409,
   KeyTooLongError: 400,
   MalformedACLError: 400,
   MalformedJSON: 400,

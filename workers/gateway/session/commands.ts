@@ -4,7 +4,11 @@
 
 import type { ClientCommand, ServerAnswer } from "../../../common/session-protocol.ts";
 import { S3Error } from "../s3/errors.ts";
+import { mergeFork } from "./merge.ts";
 import { PendingVersion, type SessionScope } from "./pending.ts";
+
+/** Keys in one fork, at most: every one is a lease and a pending version held by the session. */
+const FORK_MAX_KEYS = 1000;
 
 export class SessionCommands {
   private readonly ctx: SessionScope;
@@ -21,9 +25,28 @@ export class SessionCommands {
   async execute(cmd: ClientCommand, payload: ReadableStream<Uint8Array> | null): Promise<ServerAnswer> {
     if (cmd.op === "new") {
       if (this.pending.has(cmd.txn)) throw new S3Error("InvalidRequest", `txn ${cmd.txn} is already open in this session`);
+      if (cmd.fork !== undefined && this.forkMembers(cmd.fork).length === 0) throw new S3Error("InvalidRequest", `no fork ${cmd.fork} in this session`);
       const p = await PendingVersion.open(this.ctx, cmd, this.holder);
+      if (cmd.fork !== undefined) p.joinFork(cmd.fork);
       this.pending.set(cmd.txn, p);
       return { op: "ready", txn: cmd.txn, size: p.size, baseVersionId: p.baseVersionId };
+    }
+    if (cmd.op === "fork") return this.fork(cmd);
+    if (cmd.op === "merge" || cmd.op === "abandon") {
+      const members = this.forkMembers(cmd.fork);
+      if (members.length === 0) throw new S3Error("InvalidRequest", `no fork ${cmd.fork} in this session`);
+      for (const [txn] of members) this.pending.delete(txn);
+      if (cmd.op === "abandon") {
+        await Promise.allSettled(members.map(([, p]) => p.abort()));
+        return { op: "abandoned", fork: cmd.fork };
+      }
+      try {
+        const versions = await mergeFork(this.ctx, `${this.holder}/${cmd.fork}`, members);
+        return { op: "merged", fork: cmd.fork, versions };
+      } catch (e) {
+        await Promise.allSettled(members.map(([, p]) => p.abort()));
+        throw e;
+      }
     }
     const txn = "txn" in cmd ? String(cmd.txn) : "";
     const p = this.pending.get(txn);
@@ -43,6 +66,7 @@ export class SessionCommands {
         p.setMeta(cmd.set ?? {}, cmd.delete ?? []);
         return { op: "meta-set", txn };
       case "commit":
+        if (p.fork !== null) throw new S3Error("InvalidRequest", `${txn} is part of fork ${p.fork}: merge or abandon the fork`);
         this.pending.delete(txn);
         try {
           return { op: "committed", txn, ...(await p.commit()) };
@@ -51,12 +75,39 @@ export class SessionCommands {
           throw e;
         }
       case "abort":
+        if (p.fork !== null) throw new S3Error("InvalidRequest", `${txn} is part of fork ${p.fork}: abandon the fork`);
         this.pending.delete(txn);
         await p.abort();
         return { op: "aborted", txn };
       default:
         throw new S3Error("InvalidRequest", `unknown command ${String((cmd as { op: unknown }).op)}`);
     }
+  }
+
+  private forkMembers(fork: string): [string, PendingVersion][] {
+    return [...this.pending].filter(([, p]) => p.fork === fork);
+  }
+
+  /** A pending version of each key, all in one fork; if any cannot be had, none is kept. */
+  private async fork(cmd: Extract<ClientCommand, { op: "fork" }>): Promise<ServerAnswer> {
+    if (typeof cmd.fork !== "string" || cmd.fork === "" || this.forkMembers(cmd.fork).length > 0) throw new S3Error("InvalidRequest", "fork needs a name not already open in this session");
+    if (!Array.isArray(cmd.keys) || cmd.keys.length === 0 || cmd.keys.length > FORK_MAX_KEYS) throw new S3Error("InvalidArgument", `a fork has 1 to ${FORK_MAX_KEYS} keys`);
+    if (new Set(cmd.keys).size !== cmd.keys.length) throw new S3Error("InvalidArgument", "a fork names each key once");
+    const opened: [string, PendingVersion][] = [];
+    try {
+      for (const key of cmd.keys) {
+        const txn = `${cmd.fork}/${key}`;
+        if (this.pending.has(txn)) throw new S3Error("InvalidRequest", `txn ${txn} is already open in this session`);
+        const p = await PendingVersion.open(this.ctx, { bucket: cmd.bucket, key, base: "current", mode: cmd.mode ?? "random" }, this.holder);
+        p.joinFork(cmd.fork);
+        opened.push([txn, p]);
+      }
+    } catch (e) {
+      await Promise.allSettled(opened.map(([, p]) => p.abort()));
+      throw e;
+    }
+    for (const [txn, p] of opened) this.pending.set(txn, p);
+    return { op: "forked", fork: cmd.fork, versions: opened.map(([txn, p]) => ({ key: p.key, txn, size: p.size, baseVersionId: p.baseVersionId })) };
   }
 
   /** Keep every lease while the session lives. */

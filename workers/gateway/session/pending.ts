@@ -10,6 +10,7 @@ import { chidOf, groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, sliceOf, type ChunkEncoding, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
 import type { EditMode } from "../../../common/session-protocol.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
+import type { MergeItem } from "../../negotiating-group/merges.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { chunkListText, manifestToken, payloadToken } from "../../shared/tokens.ts";
@@ -74,6 +75,8 @@ export interface PendingState {
   userMeta: Record<string, string>;
   httpMeta: Record<string, string>;
   known: [string, Omit<ChunkRef, "offset">][];
+  fork?: string | null;
+  baseUvid?: string | null;
 }
 
 export class PendingVersion {
@@ -83,10 +86,14 @@ export class PendingVersion {
   private readonly place: NamePlace;
   private readonly mode: EditMode;
   private readonly versioning: Versioning;
-  private readonly condition: WriteCondition | null;
+  private condition: WriteCondition | null;
   private readonly holder: string;
   private readonly replicas: number | null;
   readonly baseVersionId: string | null;
+  /** The fork this version belongs to (it commits only with the fork's merge), or null. */
+  fork: string | null = null;
+  /** The base's stamp (its version id, or what a null version's "null" stands for). */
+  private baseUvid: string | null = null;
   size = 0;
   private chunks: ChunkRef[] = [];
   private contentType = "binary/octet-stream";
@@ -150,6 +157,7 @@ export class PendingVersion {
         replicas,
         baseVersionId: base ? (base.isNull ? "null" : base.vm.uvid) : null,
       });
+      p.baseUvid = base?.vm.uvid ?? null;
       if (base) await p.inherit(base.vm, cmd.mode !== "replace");
       return p;
     } catch (e) {
@@ -320,6 +328,8 @@ export class PendingVersion {
       userMeta: this.userMeta,
       httpMeta: this.httpMeta,
       known: [...this.known],
+      fork: this.fork,
+      baseUvid: this.baseUvid,
     };
   }
 
@@ -331,12 +341,42 @@ export class PendingVersion {
     p.userMeta = st.userMeta;
     p.httpMeta = st.httpMeta;
     for (const [k, v] of st.known) p.known.set(k, v);
+    p.fork = st.fork ?? null;
+    p.baseUvid = st.baseUvid ?? null;
     return p;
   }
 
-  async commit(): Promise<Committed> {
+  /**
+   * Join a fork: the version then commits only with the fork's merge, and only if its base is
+   * still the key's current version then (or the key still has none, if it had none).
+   */
+  joinFork(fork: string): void {
+    this.fork = fork;
+    this.condition = this.baseUvid === null ? { ifNoneMatch: true } : { ifVersion: this.baseUvid };
+  }
+
+  /** What the name's group needs to write this version in a merge. */
+  async mergeItem(): Promise<{ group: number; item: MergeItem }> {
+    return {
+      group: this.place.group,
+      item: { nhid: this.place.nhid, shard: this.place.shard, body: await this.body(), versioning: this.versioning, condition: this.condition, holder: this.holder, replicas: this.replicas },
+    };
+  }
+
+  /** The answer to a commit (or to a merge, per version) once the group wrote it. */
+  async committed(body: VersionBody, versionId: string, vmChid: Chid): Promise<Committed> {
+    return {
+      versionId: this.versioning === "Unversioned" ? null : versionId,
+      etag: `"${body.etag}"`,
+      size: body.size,
+      manifestToken: await manifestToken(this.ctx.env.TOKEN_KEY, vmChid),
+      payloadToken: await payloadToken(this.ctx.env.TOKEN_KEY, body.size, body.chunks, null),
+    };
+  }
+
+  private async body(): Promise<VersionBody> {
     const etag = await this.etag();
-    const body: VersionBody = {
+    return {
       tenant: this.ctx.tenant,
       bucket: this.bucket,
       key: this.key,
@@ -350,15 +390,13 @@ export class PendingVersion {
       deleteMarker: false,
       creator: this.ctx.accessKey,
     };
+  }
+
+  async commit(): Promise<Committed> {
+    const body = await this.body();
     const r = await groupStub(this.ctx.env, this.place.group).commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder, this.replicas);
     if (isRefusal(r)) refused(r);
-    return {
-      versionId: this.versioning === "Unversioned" ? null : r.versionId,
-      etag: `"${etag}"`,
-      size: this.size,
-      manifestToken: await manifestToken(this.ctx.env.TOKEN_KEY, r.vmChid),
-      payloadToken: await payloadToken(this.ctx.env.TOKEN_KEY, body.size, body.chunks, null),
-    };
+    return this.committed(body, r.versionId, r.vmChid);
   }
 
   /** Keep the lease while the session lives. */

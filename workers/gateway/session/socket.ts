@@ -140,7 +140,8 @@ export class EditSession {
       // A write that failed still owns its frames: let them drain into nothing.
       payload?.discard();
       const err = e instanceof S3Error ? e : new S3Error("InternalError", String(e));
-      this.send({ op: "error", txn: "txn" in cmd ? String(cmd.txn) : null, code: err.code, message: err.message });
+      // A fork's commands answer under the fork's name: a null txn would mean the session failed.
+      this.send({ op: "error", txn: "txn" in cmd ? String(cmd.txn) : "fork" in cmd ? String(cmd.fork) : null, code: err.code, message: err.message });
     }
   }
 

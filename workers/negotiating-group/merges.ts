@@ -1,0 +1,83 @@
+// The group's half of a fork's merge (seed 003's fork-edit-merge): a two-phase commit across
+// the groups that own the fork's names, so that every merged version carries one shared stamp.
+//
+// prepare: the group checks each name's condition and lease, marks the name prepared (plain
+// writes to it are refused with OperationAborted until the merge ends) and takes one held
+// stamp. The held stamp keeps every cutoff this group sends below it, so no shard can be told
+// "complete" past the merge's stamp before its records arrive.
+// commit: the coordinator picks the shared stamp above every group's held one; each group
+// records that decision durably first, then writes the versions under it. A decided merge is
+// finished by the alarm if the write fails; an undecided one older than the lease is dropped
+// (its session died between the phases).
+
+import type { Nhid, Uvid } from "../../common/ids.ts";
+import type { VersionBody } from "../../common/manifest.ts";
+import type { Versioning } from "../shared/versioning.ts";
+import type { WriteCondition } from "./complete.ts";
+
+/** One pending version of a fork, as the coordinator hands it to the name's group. */
+export interface MergeItem {
+  nhid: Nhid;
+  shard: number;
+  body: VersionBody;
+  versioning: Versioning;
+  condition: WriteCondition | null;
+  holder: string;
+  replicas: number | null;
+}
+
+export interface PreparedRow {
+  item: MergeItem;
+  merge: string;
+  hold: Uvid;
+  decided: Uvid | null;
+  at: number;
+}
+
+export class MergeBook {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS prepared (
+      nhid TEXT PRIMARY KEY, merge TEXT NOT NULL, hold TEXT NOT NULL, item TEXT NOT NULL, decided TEXT, at INTEGER NOT NULL)`);
+  }
+
+  /** The merge a name is prepared in, if any. */
+  preparedIn(nhid: Nhid): string | null {
+    const r = this.sql.exec("SELECT merge FROM prepared WHERE nhid = ?", nhid).toArray()[0];
+    return r ? String(r.merge) : null;
+  }
+
+  prepare(merge: string, hold: Uvid, items: readonly MergeItem[], now = Date.now()): void {
+    for (const it of items) this.sql.exec("INSERT INTO prepared (nhid, merge, hold, item, decided, at) VALUES (?, ?, ?, ?, NULL, ?)", it.nhid, merge, hold, JSON.stringify(it), now);
+  }
+
+  /** Record the decision before acting on it: from here the merge is finished, never undone. */
+  decide(merge: string, stamp: Uvid): void {
+    this.sql.exec("UPDATE prepared SET decided = ? WHERE merge = ?", stamp, merge);
+  }
+
+  rows(merge: string): PreparedRow[] {
+    return this.sql.exec("SELECT merge, hold, item, decided, at FROM prepared WHERE merge = ?", merge).toArray().map(rowOf);
+  }
+
+  all(): PreparedRow[] {
+    return this.sql.exec("SELECT merge, hold, item, decided, at FROM prepared").toArray().map(rowOf);
+  }
+
+  done(nhid: Nhid): void {
+    this.sql.exec("DELETE FROM prepared WHERE nhid = ?", nhid);
+  }
+
+  /** Drop an undecided merge; false if it was decided (it must then be finished instead). */
+  abort(merge: string): boolean {
+    if (this.sql.exec("SELECT 1 FROM prepared WHERE merge = ? AND decided IS NOT NULL LIMIT 1", merge).toArray().length > 0) return false;
+    this.sql.exec("DELETE FROM prepared WHERE merge = ?", merge);
+    return true;
+  }
+}
+
+function rowOf(r: Record<string, SqlStorageValue>): PreparedRow {
+  return { merge: String(r.merge), hold: r.hold as Uvid, item: JSON.parse(String(r.item)) as MergeItem, decided: r.decided === null ? null : (r.decided as Uvid), at: Number(r.at) };
+}
