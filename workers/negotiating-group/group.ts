@@ -296,7 +296,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     replicas: number | null = null,
   ): Promise<PutVersionResult | Refusal> {
     const isNull = versioning !== "Enabled";
-    const inMerge = () => (this.merges.preparedIn(nhid) ? refusal("OperationAborted", "A conflicting operation (a fork's merge) is in progress against this key. Please try again.", { Key: body.key }) : null);
+    const inMerge = () => this.inMerge(nhid, body.key);
     const early = inMerge() ?? conditionFails(condition, this.book.current(nhid)) ?? guard();
     if (early) return early;
     const cfg = configOf(this.env);
@@ -326,6 +326,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (cur?.uvid === uvid) this.cache(nhid, { vm, vmChid, isNull, replicas: replicas ?? cfg.replicas });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
     return { uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
+  }
+
+  /** A write to a name a merge has prepared would overtake the merge: S3's answer to a conflicting operation. */
+  private inMerge(nhid: Nhid, key: string): Refusal | null {
+    return this.merges.preparedIn(nhid) ? refusal("OperationAborted", "A conflicting operation (a fork's merge) is in progress against this key. Please try again.", { Key: key }) : null;
   }
 
   /** Makes removal records for versions of this name, each with a stamp of its own. */
@@ -622,8 +627,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * delete marker as the null version (replacing the old null version). Unversioned: the
    * current (null) version is removed, and no marker is written.
    */
-  async deleteName(g: number, nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean }> {
+  async deleteName(g: number, nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal> {
     this.setGroup(g);
+    const merging = this.inMerge(nhid, marker.key);
+    if (merging) return merging;
     if (versioning === "Unversioned") {
       const cur = this.book.current(nhid);
       if (!cur) return { versionId: null, deleteMarker: false };
@@ -633,13 +640,15 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       return { versionId: null, deleteMarker: false };
     }
     const r = await this.storeVersion(g, nhid, shard, marker, versioning, null, null);
-    if ("refused" in r) throw new Error(`unexpected refusal of a delete marker: ${r.message}`);
+    if ("refused" in r) return r;
     return { versionId: r.versionId, deleteMarker: true };
   }
 
   /** DeleteObject with a version id: that version (or delete marker) is gone for good; null if there was none. */
-  async deleteVersion(g: number, nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | null> {
+  async deleteVersion(g: number, nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null> {
     this.setGroup(g);
+    const merging = this.inMerge(nhid, name.key);
+    if (merging) return merging;
     const row = this.book.find(nhid, versionId);
     if (!row) return null;
     const removed = this.book.remove(nhid, row.uvid, shard, this.removalOf(name));

@@ -5,12 +5,13 @@
 
 import type { VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
+import { isRefusal } from "../../shared/refusal.ts";
 import { checksumOf, requestedChecksum, badDigest } from "./checksum.ts";
 import type { Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { versionIdParam } from "./object-get.ts";
-import { S3Error } from "./errors.ts";
+import { refused, S3Error } from "./errors.ts";
 import { childrenNamed, childText, parseXml, readBounded, xmlResponse, type XmlNode } from "./xml.ts";
 
 /** S3's limit on keys per DeleteObjects request. */
@@ -41,6 +42,7 @@ async function deleteKey(ctx: RequestContext, info: BucketInfo, bucket: string, 
   if (versionId !== null) {
     // A version that is not there is already deleted: S3 answers success.
     const r = await groupStub(ctx.env, place.group).deleteVersion(place.group, place.nhid, place.shard, { tenant: ctx.tenant, bucket, key }, versionId);
+    if (isRefusal(r)) refused(r);
     return r ?? { versionId, deleteMarker: false };
   }
   const marker: VersionBody = {
@@ -57,7 +59,9 @@ async function deleteKey(ctx: RequestContext, info: BucketInfo, bucket: string, 
     deleteMarker: true,
     creator: ctx.auth.accessKey,
   };
-  return groupStub(ctx.env, place.group).deleteName(place.group, place.nhid, place.shard, marker, info.versioning);
+  const r = await groupStub(ctx.env, place.group).deleteName(place.group, place.nhid, place.shard, marker, info.versioning);
+  if (isRefusal(r)) refused(r);
+  return r;
 }
 
 /**
