@@ -2,7 +2,9 @@
 // open a session over a signed WebSocket, start pending versions from a base, edit them, and
 // commit. `sync` sends only what changed: it cuts the new content with the gateway's own
 // content-defined chunking and, for each chunk, asks first whether the session already knows
-// it; only chunks the base does not have cross the network. Runs in Node (the `ws` package).
+// it; only chunks the base does not have cross the network. `syncStream` and `writeStream` do
+// the same for content that arrives in pieces, holding a few chunks rather than the whole
+// object. Runs in Node (the `ws` package).
 
 import { createHash } from "node:crypto";
 import WebSocket from "ws";
@@ -33,6 +35,57 @@ interface Waiter {
 export interface CommandChannel {
   call(cmd: ClientCommand, payload?: Uint8Array): Promise<ServerAnswer>;
   chunker(): Chunker;
+  /**
+   * The gateway runs commands in the order they were sent and answers them in that order, so
+   * several may be in flight at once. Only the WebSocket form can promise that: HTTP requests
+   * sent together may reach the session in any order.
+   */
+  readonly ordered?: boolean;
+}
+
+/** How far a streaming sync has got: bytes the gateway has placed, payload bytes sent, chunks. */
+export interface SyncProgress {
+  done: number;
+  sent: number;
+  chunks: number;
+  reused: number;
+}
+
+export interface SyncOptions {
+  onProgress?: (p: SyncProgress) => void;
+  /**
+   * Most probes in flight at once (default 16). 1 never probes ahead of an answer; see
+   * PendingEdit.syncStream for what probing ahead costs.
+   */
+  window?: number;
+}
+
+/** Probes in flight never hold more than this many chunk bytes (with `window`, this bounds memory). */
+const PROBE_AHEAD_BYTES = 32 * 1024 * 1024;
+/** Payload sent but not yet "written", at most: well under the gateway's 64 MiB cut-off. */
+const WRITE_AHEAD_BYTES = 16 * 1024 * 1024;
+/** writeStream sends whole chunks in writes of about this size. */
+const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
+const SYNC_WINDOW = 16;
+
+/** A whole buffer as a source, a MiB at a time, so the chunker copies it out chunk by chunk. */
+async function* piecesOf(content: Uint8Array): AsyncGenerator<Uint8Array> {
+  const step = 1024 * 1024;
+  for (let at = 0; at < content.length; at += step) yield content.subarray(at, at + step);
+}
+
+function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+}
+
+/** An answer nobody may look at before it fails must not be an unhandled rejection. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
 }
 
 /** Start a pending version on either kind of session. */
@@ -46,6 +99,7 @@ async function beginOn(
 }
 
 export class EditingSession implements CommandChannel {
+  readonly ordered = true;
   private readonly ws: WebSocket;
   private readonly waiting: Waiter[] = [];
   private failure: Error | null = null;
@@ -148,7 +202,7 @@ export class HttpEditingSession implements CommandChannel {
   }
 
   /** `chunking` as the gateway's (wrangler.toml CHUNK_*): only sync needs it. */
-  static async open(creds: Credentials, chunking = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 }): Promise<HttpEditingSession> {
+  static async open(creds: Credentials, chunking = { min: 32 * 1024, avg: 128 * 1024, max: 512 * 1024 }): Promise<HttpEditingSession> {
     const res = await HttpEditingSession.request(creds, "POST", "/_sessions", {});
     const { session } = (await res.json()) as { session: string };
     return new HttpEditingSession(creds, session, chunking);
@@ -216,22 +270,141 @@ export class PendingEdit {
    * the new length. Returns how many payload bytes were sent. Meant for an edit begun in
    * "replace" mode: every chunk then lands at the end, and nothing is cut and re-stored.
    */
-  async sync(content: Uint8Array): Promise<{ sent: number; chunks: number; reused: number }> {
+  async sync(content: Uint8Array, opts: SyncOptions = {}): Promise<{ sent: number; chunks: number; reused: number }> {
+    const { sent, chunks, reused } = await this.syncStream(piecesOf(content), opts);
+    return { sent, chunks, reused };
+  }
+
+  /**
+   * sync, for content that arrives in pieces (a file stream, an HTTP body): it is chunked as it
+   * comes, and only the chunks whose probes are in flight and the writes not yet answered are
+   * held (at most about PROBE_AHEAD_BYTES + WRITE_AHEAD_BYTES).
+   *
+   * On a WebSocket, commands run in the order sent, so writes are never waited for one by one,
+   * and probes go out ahead of their answers: the window opens (1, 2, 4, … up to `window`)
+   * while answers say "stored" and closes to 1 at the first "send". Probing ahead has a price
+   * the gateway sets: a probe answered "stored" at an offset past the pending content's end
+   * zero-fills the gap first (pending.ts splice). That happens when a chunk k the session
+   * does not know is followed, within the window, by one it does; the write of chunk k then
+   * lands exactly over the zeros, so the content and its chunk list come out the same, and the
+   * only cost is a run of zeros the cluster stored for nothing (once per edited region, at most
+   * one chunk long, compressed to almost nothing where the cluster compresses). `window: 1`
+   * avoids it, at one round trip per chunk. A `probe` that declined instead of zero-filling
+   * would make the window free; the protocol has none yet.
+   */
+  async syncStream(source: AsyncIterable<Uint8Array>, opts: SyncOptions = {}): Promise<SyncProgress & { size: number }> {
+    const ordered = this.s.ordered === true;
+    const maxWindow = ordered ? Math.max(1, Math.floor(opts.window ?? SYNC_WINDOW)) : 1;
     const chunker = this.s.chunker();
+    const probes: { offset: number; bytes: Uint8Array; answer: Promise<ServerAnswer>; seq: number }[] = [];
+    const writes: { length: number; answer: Promise<ServerAnswer>; seq: number }[] = [];
+    const r: SyncProgress = { done: 0, sent: 0, chunks: 0, reused: 0 };
+    let window = 1;
     let offset = 0;
-    let sent = 0;
-    let reused = 0;
-    const pieces = [...chunker.push(content), ...chunker.finish()];
-    for (const piece of pieces) {
-      if (await this.probe(offset, piece)) reused++;
-      else {
-        await this.write(offset, piece);
-        sent += piece.length;
+    let probeBytes = 0;
+    let writeBytes = 0;
+    const progress = () => opts.onProgress?.({ ...r });
+    // Answers are looked at out of order (probes before the writes sent among them), so the
+    // size is taken only from an answer to a later command than the one it was last taken from.
+    let seq = 0;
+    let sizeSeq = -1;
+    const adopt = (n: number, size: number) => {
+      if (n > sizeSeq) (sizeSeq = n), (this.size = size);
+    };
+
+    const settleWrite = async () => {
+      const w = writes.shift()!;
+      const a = (await w.answer) as Extract<ServerAnswer, { op: "written" }>;
+      adopt(w.seq, a.size);
+      writeBytes -= w.length;
+      r.done += w.length;
+      progress();
+    };
+    const settleProbe = async () => {
+      const p = probes.shift()!;
+      probeBytes -= p.bytes.length;
+      const a = (await p.answer) as Extract<ServerAnswer, { op: "probed" }>;
+      adopt(p.seq, a.size);
+      if (a.stored) {
+        r.reused++;
+        r.done += p.bytes.length;
+        window = Math.min(window * 2, maxWindow);
+        return progress();
       }
-      offset += piece.length;
-    }
-    if (this.size !== content.length) await this.truncate(content.length);
-    return { sent, chunks: pieces.length, reused };
+      window = 1;
+      while (writes.length > 0 && writeBytes + p.bytes.length > WRITE_AHEAD_BYTES) await settleWrite();
+      const answer = quiet(this.s.call({ op: "write", txn: this.txn, offset: p.offset, length: p.bytes.length }, p.bytes));
+      writes.push({ length: p.bytes.length, answer, seq: seq++ });
+      writeBytes += p.bytes.length;
+      r.sent += p.bytes.length;
+      if (!ordered) await settleWrite();
+    };
+    const enqueue = async (bytes: Uint8Array) => {
+      while (probes.length > 0 && (probes.length >= window || probeBytes + bytes.length > PROBE_AHEAD_BYTES)) await settleProbe();
+      const sha256 = createHash("sha256").update(bytes).digest("hex");
+      const answer = quiet(this.s.call({ op: "probe", txn: this.txn, offset, length: bytes.length, sha256 }));
+      probes.push({ offset, bytes, answer, seq: seq++ });
+      probeBytes += bytes.length;
+      offset += bytes.length;
+      r.chunks++;
+    };
+
+    for await (const piece of source) for (const c of chunker.push(piece)) await enqueue(c);
+    for (const c of chunker.finish()) await enqueue(c);
+    while (probes.length > 0) await settleProbe();
+    while (writes.length > 0) await settleWrite();
+    if (this.size !== offset) await this.truncate(offset);
+    return { ...r, size: offset };
+  }
+
+  /**
+   * Write content that arrives in pieces at `offset` (append mode: the end), without holding it
+   * all: cut with the gateway's chunking and sent as writes of whole chunks, so the cluster
+   * chunks it as it would one write. In random mode over kept content, each write boundary
+   * inside a kept chunk re-stores part of it on the server (bounded: one chunk per batch).
+   */
+  async writeStream(offset: number, source: AsyncIterable<Uint8Array>, opts: { onProgress?: (p: { done: number; sent: number }) => void } = {}): Promise<{ written: number }> {
+    const ordered = this.s.ordered === true;
+    const chunker = this.s.chunker();
+    const writes: { length: number; answer: Promise<ServerAnswer> }[] = [];
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let at = offset;
+    let sent = 0;
+    let done = 0;
+    let writeBytes = 0;
+
+    const settle = async () => {
+      const w = writes.shift()!;
+      const a = (await w.answer) as Extract<ServerAnswer, { op: "written" }>;
+      this.size = a.size;
+      writeBytes -= w.length;
+      done += w.length;
+      opts.onProgress?.({ done, sent });
+    };
+    const flush = async () => {
+      if (batchBytes === 0) return;
+      const bytes = concatBytes(batch, batchBytes);
+      batch = [];
+      batchBytes = 0;
+      while (writes.length > 0 && writeBytes + bytes.length > WRITE_AHEAD_BYTES) await settle();
+      writes.push({ length: bytes.length, answer: quiet(this.s.call({ op: "write", txn: this.txn, offset: at, length: bytes.length }, bytes)) });
+      at += bytes.length;
+      writeBytes += bytes.length;
+      sent += bytes.length;
+      if (!ordered) await settle();
+    };
+    const add = async (c: Uint8Array) => {
+      if (batchBytes + c.length > WRITE_BATCH_BYTES) await flush();
+      batch.push(c);
+      batchBytes += c.length;
+    };
+
+    for await (const piece of source) for (const c of chunker.push(piece)) await add(c);
+    for (const c of chunker.finish()) await add(c);
+    await flush();
+    while (writes.length > 0) await settle();
+    return { written: at - offset };
   }
 
   async truncate(size: number): Promise<void> {

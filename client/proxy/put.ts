@@ -1,0 +1,204 @@
+// PutObject through an editing session: the proxy's reason to exist. The body is chunked here
+// as it arrives, each chunk is probed against the version it replaces, and only the chunks
+// that version lacks cross the wide-area link; the rest are written by reference. The new
+// version commits only after every check the request asked for (signed SHA-256, Content-MD5,
+// x-amz-checksum-*, length) passed, and is answered as S3 answers a PUT.
+//
+// A PUT is taken this way only when a session can do everything it asks: anything else (a
+// copy, ACLs, tags, encryption, object lock, If-Match, a body too small to have chunks worth
+// probing) is forwarded to the cluster unchanged, so S3's semantics never depend on which path
+// a request took.
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { EMPTY_SHA256, UNSIGNED_PAYLOAD, parseQuery, percentDecode } from "../../common/sigv4.ts";
+import { SessionError, type EditingSession, type PendingEdit } from "../session.ts";
+import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
+import { AwsChunkedDecoder, STREAMING_MODES } from "./aws-chunked.ts";
+import { BodyChecks } from "./body-checks.ts";
+import { ProxyError } from "./errors.ts";
+import { sendUpstream, type Transfer, type Upstream } from "./forward.ts";
+import { beginCounted, CountingChannel, type SessionPool } from "./sessions.ts";
+
+/** Standard headers S3 keeps with an object (the gateway's STORED_HEADERS). */
+const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
+/** Headers a session can honour, besides x-amz-meta-*; any other x-amz-* (or If-Match) sends the PUT to the cluster as it is. */
+const HONOURED = new Set([
+  "host", "authorization", "date", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "content-length", "transfer-encoding",
+  "content-type", "content-md5", ...STORED_HEADERS, "x-amz-decoded-content-length", "x-amz-trailer", "x-amz-sdk-checksum-algorithm",
+  "x-amz-checksum-algorithm", "x-amz-checksum-crc32", "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1",
+  "x-amz-checksum-sha256", "x-amz-user-agent", "x-amz-storage-class", "if-none-match", "x-edgestore-replicas",
+]);
+/** As S3: a single PUT is at most 5 GiB; the cluster says so itself. */
+const PUT_MAX = 5 * 1024 ** 3;
+
+export interface PutPlan {
+  bucket: string;
+  key: string;
+  /** The object's length (decoded, for aws-chunked). */
+  length: number;
+  payloadHash: string;
+  ifAbsent: boolean;
+  replicas: number | null;
+}
+
+export interface PutOutcome extends Transfer {
+  route: "session";
+  size: number;
+  chunks: number;
+  reused: number;
+  /** Payload bytes sent (what the commands and answers around them do not include). */
+  payload: number;
+}
+
+/** The request as a chunk-aware PutObject, or null if it is anything else (or asks for what a session cannot do). */
+export function planPut(req: IncomingMessage, headers: Record<string, string>, verified: Verified | null, minBytes: number): PutPlan | null {
+  if (req.method !== "PUT") return null;
+  const rawUrl = req.url ?? "/";
+  const q = rawUrl.indexOf("?");
+  const query = parseQuery(q < 0 ? "" : rawUrl.slice(q + 1));
+  if (query.some(([k, v]) => !(k === "x-id" && v === "PutObject") && !PRESIGN_PARAMS.includes(k))) return null;
+  const m = /^\/([^/]+)\/(.+)$/.exec(q < 0 ? rawUrl : rawUrl.slice(0, q));
+  if (!m) return null;
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith("x-amz-meta-")) continue;
+    if (HONOURED.has(name)) continue;
+    if (name.startsWith("x-amz-") || name.startsWith("x-edgestore-") || name === "if-match") return null;
+  }
+  if (headers["x-amz-storage-class"] !== undefined && headers["x-amz-storage-class"] !== "STANDARD") return null;
+  if (headers["if-none-match"] !== undefined && headers["if-none-match"].trim() !== "*") return null;
+  const replicasText = headers["x-edgestore-replicas"];
+  if (replicasText !== undefined && !/^\d+$/.test(replicasText)) return null;
+  const payloadHash = verified?.payloadHash ?? headers["x-amz-content-sha256"] ?? UNSIGNED_PAYLOAD;
+  const streaming = STREAMING_MODES.includes(payloadHash);
+  if (!streaming && payloadHash !== UNSIGNED_PAYLOAD && !/^[0-9a-f]{64}$/.test(payloadHash)) return null;
+  const lengthText = streaming ? headers["x-amz-decoded-content-length"] : headers["content-length"];
+  const length = lengthText === undefined ? NaN : Number(lengthText);
+  if (!Number.isSafeInteger(length) || length < minBytes || length > PUT_MAX) return null;
+  return {
+    bucket: percentDecode(m[1]!),
+    key: m[2]!.split("/").map(percentDecode).join("/"),
+    length,
+    payloadHash,
+    ifAbsent: headers["if-none-match"] !== undefined,
+    replicas: replicasText === undefined ? null : Number(replicasText),
+  };
+}
+
+/** A session's refusal as the S3 error it carries. */
+function asProxyError(e: unknown): ProxyError {
+  if (e instanceof ProxyError) return e;
+  if (e instanceof SessionError) return new ProxyError(e.code, e.message.slice(e.code.length + 2));
+  return new ProxyError("InternalError", `the proxy's session with the cluster failed: ${String((e as Error)?.message ?? e)}`);
+}
+
+/** The base version's x-amz-meta-* names: S3's PutObject replaces metadata, a replace-mode session inherits it. */
+async function baseMetaNames(up: Upstream, rawPath: string, versionId: string): Promise<string[]> {
+  const res = await sendUpstream(up, { method: "HEAD", pathAndQuery: `${rawPath}?versionId=${encodeURIComponent(versionId)}`, headers: {}, payloadHash: EMPTY_SHA256, body: null });
+  res.resume();
+  if (res.statusCode !== 200) return [];
+  return Object.keys(res.headers).filter((k) => k.startsWith("x-amz-meta-"));
+}
+
+/** What the new version's metadata is to be: exactly the request's, nothing left over from the base. */
+function metadataEdit(headers: Record<string, string>, baseMeta: string[]): { set: Record<string, string>; del: string[] } {
+  const set: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.startsWith("x-amz-meta-") || k === "content-type" || STORED_HEADERS.includes(k)) set[k] = v;
+  // aws-chunked is framing, not a property of the object.
+  if (set["content-encoding"] !== undefined) {
+    const enc = set["content-encoding"].split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");
+    if (enc.length > 0) set["content-encoding"] = enc.join(", ");
+    else delete set["content-encoding"];
+  }
+  const del = [...baseMeta, "content-type", ...STORED_HEADERS].filter((k) => set[k] === undefined);
+  return { set, del };
+}
+
+interface Ctx {
+  pool: SessionPool;
+  up: Upstream;
+  verified: Verified | null;
+  window: number | undefined;
+  requestId: string;
+}
+
+/**
+ * Run the PUT through a session and answer it. "fallback": the key is leased by another
+ * session (an editing client, another proxy), and the PUT should go to the cluster as it is;
+ * nothing of the body has been read then.
+ */
+export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan: PutPlan, headers: Record<string, string>, ctx: Ctx): Promise<PutOutcome | "fallback"> {
+  return ctx.pool.inTurn(`${plan.bucket}/${plan.key}`, async () => {
+    let { s, fresh } = await ctx.pool.acquire().catch((e) => {
+      throw asProxyError(e);
+    });
+    let ch = new CountingChannel(s);
+    const begin = () => beginCounted(ch, { bucket: plan.bucket, key: plan.key, mode: "replace", base: "current", ...(plan.ifAbsent ? { ifAbsent: true } : {}), ...(plan.replicas !== null ? { replicas: plan.replicas } : {}) });
+    let e: PendingEdit;
+    try {
+      e = await begin().catch(async (err) => {
+        // An idle session may have been closed by the far end: one retry on a new one.
+        if (fresh || !(err instanceof SessionError) || err.code !== "SessionClosed") throw err;
+        ctx.pool.release(s, false);
+        s = await ctx.pool.fresh();
+        fresh = true;
+        ch = new CountingChannel(s);
+        return begin();
+      });
+    } catch (err) {
+      const leased = err instanceof SessionError && err.code === "KeyLeased";
+      ctx.pool.release(s, leased);
+      if (leased) return "fallback";
+      throw asProxyError(err);
+    }
+    return run(req, res, plan, headers, ctx, s, ch, e);
+  });
+}
+
+async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, headers: Record<string, string>, ctx: Ctx, s: EditingSession, ch: CountingChannel, e: PendingEdit): Promise<PutOutcome> {
+  const rawUrl = req.url ?? "/";
+  const rawPath = rawUrl.split("?")[0]!;
+  let clientIn = 0;
+  let reusable = false;
+  try {
+    const baseMeta = e.baseVersionId === null ? Promise.resolve([]) : baseMetaNames(ctx.up, rawPath, e.baseVersionId);
+    baseMeta.catch(() => {});
+    const trailerNames = (headers["x-amz-trailer"] ?? "").split(",").map((x) => x.trim().toLowerCase()).filter(Boolean);
+    const checks = new BodyChecks((n) => headers[n], { payloadHash: plan.payloadHash, length: plan.length, trailerNames });
+    // Not destroyed on an early stop: the client is still owed an answer on this connection.
+    const raw = (async function* () {
+      for await (const d of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        clientIn += d.length;
+        yield d as Uint8Array;
+      }
+    })();
+    const decoder = STREAMING_MODES.includes(plan.payloadHash) ? new AwsChunkedDecoder({ mode: plan.payloadHash, signing: ctx.verified, decodedLength: plan.length }) : null;
+    const body = checks.tap(decoder ? decoder.decode(raw) : raw);
+    const r = await e.syncStream(body, ctx.window !== undefined ? { window: ctx.window } : {});
+    const checksum = checks.verify(decoder?.trailers ?? {});
+    const meta = metadataEdit(headers, await baseMeta);
+    if (Object.keys(meta.set).length > 0 || meta.del.length > 0) await e.meta(meta.set, meta.del);
+    const c = await e.commit();
+    reusable = true;
+    res.writeHead(200, {
+      etag: c.etag,
+      ...(c.versionId !== null ? { "x-amz-version-id": c.versionId } : {}),
+      ...checksum,
+      "x-amz-request-id": ctx.requestId,
+      "x-edgestore-bytes-sent": String(ch.payload),
+      "content-length": "0",
+    });
+    res.end();
+    return { route: "session", status: 200, clientIn, clientOut: 0, upstreamSent: ch.sent, upstreamReceived: ch.received, size: r.size, chunks: r.chunks, reused: r.reused, payload: ch.payload };
+  } catch (err) {
+    // Nothing of the pending version was ever visible; dropping it leaves only unreferenced chunks.
+    // (A commit that failed has already dropped it, so its abort is refused: the session is fine.)
+    reusable = await e.abort().then(
+      () => true,
+      (a) => a instanceof SessionError && a.code !== "SessionClosed",
+    );
+    const pe = asProxyError(err);
+    throw Object.assign(pe, { transfer: { route: "session", clientIn, upstreamSent: ch.sent, upstreamReceived: ch.received } });
+  } finally {
+    ctx.pool.release(s, reusable);
+  }
+}
