@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --replicas 1|3] [--client minimal|sdk|both] [--quick] [--gib]
+// npm run bench [-- --replicas 1|3] [--client minimal|sdk|both] [--quick] [--gib] [--var NAME=VALUE ...]
 //
 // Starts a fresh local cluster (wrangler dev + 6 node-targets, state in a temp dir) and prints
 // PUT/GET throughput and latency for the workloads named in issue 2, with a minimal SigV4
@@ -25,8 +25,11 @@ const { values } = parseArgs({
     client: { type: "string", default: "both" },
     quick: { type: "boolean", default: false },
     gib: { type: "boolean", default: false },
+    // Any wrangler.toml var for this run, e.g. --var CHUNK_AVG=65536 (repeatable).
+    var: { type: "string", multiple: true, default: [] },
   },
 });
+const extraVars = Object.fromEntries((values.var ?? []).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 
 interface Client {
   name: string;
@@ -117,7 +120,7 @@ async function oneGiB(c: LocalCluster): Promise<void> {
 async function main(): Promise<void> {
   const replicas = values.replicas!;
   const dir = mkdtempSync(join(tmpdir(), "edgestore-bench-"));
-  const cluster = new LocalCluster({ port: await freePort(), dataDir: dir, vars: { REPLICAS: replicas } });
+  const cluster = new LocalCluster({ port: await freePort(), dataDir: dir, vars: { REPLICAS: replicas, ...extraVars } });
   process.stdout.write(`starting a local cluster (R=${replicas}, 6 targets) in ${dir}...\n`);
   cluster.stopOnSignal();
   await cluster.start();

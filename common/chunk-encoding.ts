@@ -32,6 +32,11 @@ export async function logicalBytes(ref: ChunkRef, stored: Uint8Array): Promise<U
 /** Keep a compressed form only if it saves at least this much. */
 const WORTH = 0.9;
 const SAMPLE = 4096;
+/**
+ * Smaller chunks are stored as they are. Small files are most of a source tree's versions (issue
+ * 5's benchmark (b): with an 8 KiB floor the tree's median 6 KiB files were never compressed).
+ */
+const COMPRESS_MIN = 1024;
 /** Bits per byte above which a sample is taken as incompressible (random data is ~7.95, text ~4-5). */
 const ENTROPY_MAX = 7.2;
 
@@ -41,8 +46,8 @@ const ENTROPY_MAX = 7.2;
  * measured, a trial per chunk took 20% more Worker CPU per MB on incompressible PUTs.
  */
 function sampleEntropy(bytes: Uint8Array): number {
-  const mid = Math.max(0, Math.floor(bytes.length / 2) - SAMPLE / 2);
   const n = Math.min(SAMPLE, bytes.length);
+  const mid = Math.max(0, Math.floor(bytes.length / 2) - Math.floor(n / 2));
   const counts = new Uint32Array(256);
   for (let i = mid; i < mid + n; i++) counts[bytes[i]!]!++;
   let h = 0;
@@ -60,7 +65,7 @@ function sampleEntropy(bytes: Uint8Array): number {
  * from a sample's entropy and never compressed.
  */
 export async function compressIfWorth(bytes: Uint8Array): Promise<Uint8Array | null> {
-  if (bytes.length < SAMPLE * 2 || sampleEntropy(bytes) > ENTROPY_MAX) return null;
+  if (bytes.length < COMPRESS_MIN || sampleEntropy(bytes) > ENTROPY_MAX) return null;
   const packed = await compress(bytes, "deflate-raw");
   return packed.length <= bytes.length * WORTH ? packed : null;
 }

@@ -28,6 +28,10 @@ export interface ChunkerConfig {
   max: number;
 }
 
+/**
+ * A reference configuration: the one the pinned cut points in test/unit/chunker.test.ts and
+ * bench/chunker.ts use. The cluster's own comes from wrangler.toml (CHUNK_*).
+ */
 export const DEFAULT_CHUNKER: ChunkerConfig = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 };
 
 const MAX_CHUNK_LIMIT = 16 * 1024 * 1024;

@@ -118,8 +118,9 @@ describe("compression in editing sessions", () => {
     const s = await open();
     try {
       const e = await s.begin({ bucket: B, key: "pre.txt", base: null, mode: "replace" });
-      const a = texty(MiB, 6);
-      const b = texty(700_000, 7);
+      // Each is one chunk, so at most CHUNK_MAX (512 KiB) logical bytes.
+      const a = texty(400_000, 6);
+      const b = texty(300_000, 7);
       const sent = await e.writeCompressed(0, a, "deflate-raw");
       expect(sent).toBeLessThan(a.length / 2);
       await e.writeCompressed(a.length, b, "gzip");

@@ -7,10 +7,10 @@
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fork } from "../../client/fork.ts";
-import { EditingSession, SessionError } from "../../client/session.ts";
+import { SessionError } from "../../client/session.ts";
 import { groupOf, nhidOf, parseUvid } from "../../common/ids.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, removeDir, s3Error, startTestCluster, withQuery } from "./helpers.ts";
+import { bodyBytes, clientFor, openSession, removeDir, s3Error, sessionFailure, startTestCluster, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -31,22 +31,13 @@ afterAll(async () => {
   if (dir) removeDir(dir);
 });
 
-const open = () => EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+const open = () => openSession(cluster);
 const text = async (key: string, asOf?: number) => {
   const cmd = new GetObjectCommand({ Bucket: B, Key: key });
   return dec.decode(await bodyBytes((await s3.send(asOf === undefined ? cmd : withQuery(cmd, { "as-of": asOf, "as-of-wait": 10_000 }))).Body));
 };
 const put = (key: string, body: string) => s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SessionError) return e.code;
-    throw e;
-  }
-  throw new Error("expected a failure");
-}
 
 /** The tenant every test key lives in (one access key until issue 7: the default tenant). */
 async function groupsOf(keys: string[]): Promise<Set<number>> {
@@ -107,7 +98,7 @@ describe("fork-edit-merge", () => {
       for (const k of keys) await f.edit(k).write(0, enc.encode("v2"));
       // A plain PUT lands on one forked key before the merge.
       await put("conf/b", "changed by someone else");
-      expect(await code(f.merge())).toBe("PreconditionFailed");
+      expect(await sessionFailure(f.merge())).toBe("PreconditionFailed");
       expect(await text("conf/a")).toBe("v1 conf/a");
       expect(await text("conf/b")).toBe("changed by someone else");
       expect(await text("conf/c")).toBe("v1 conf/c");
@@ -125,7 +116,7 @@ describe("fork-edit-merge", () => {
     await f.edit("tmp/x").write(0, enc.encode("X"));
     await f.edit("tmp/y").write(0, enc.encode("Y"));
     // A fork's member is committed only by the merge.
-    expect(await code(f.edit("tmp/x").commit())).toBe("InvalidRequest");
+    expect(await sessionFailure(f.edit("tmp/x").commit())).toBe("InvalidRequest");
     await f.abandon();
     expect(await text("tmp/x")).toBe("x1");
     expect((await s3Error(text("tmp/y"))).name).toBe("NoSuchKey");
@@ -155,9 +146,9 @@ describe("fork-edit-merge", () => {
   it("refuses a fork of no keys, or of a key twice", async () => {
     const s = await open();
     try {
-      expect(await code(Fork.open(s, { fork: "bad", bucket: B, keys: [] }))).toBe("InvalidArgument");
-      expect(await code(Fork.open(s, { fork: "bad", bucket: B, keys: ["k", "k"] }))).toBe("InvalidArgument");
-      expect(await code(Fork.open(s, { fork: "bad", bucket: "no-such-bucket", keys: ["k"] }))).toBe("NoSuchBucket");
+      expect(await sessionFailure(Fork.open(s, { fork: "bad", bucket: B, keys: [] }))).toBe("InvalidArgument");
+      expect(await sessionFailure(Fork.open(s, { fork: "bad", bucket: B, keys: ["k", "k"] }))).toBe("InvalidArgument");
+      expect(await sessionFailure(Fork.open(s, { fork: "bad", bucket: "no-such-bucket", keys: ["k"] }))).toBe("NoSuchBucket");
     } finally {
       await s.close();
     }

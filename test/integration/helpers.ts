@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { EditingSession, SessionError } from "../../client/session.ts";
 import { LocalCluster, type ClusterOptions } from "../../scripts/cluster.ts";
 
 export async function freePort(): Promise<number> {
@@ -114,4 +115,20 @@ export function withQuery<C extends { middlewareStack: { add: (...a: never[]) =>
     { step: "build", name: "withQuery" },
   );
   return cmd;
+}
+
+/** An editing session on the cluster, as its configured key. */
+export function openSession(cluster: LocalCluster): Promise<EditingSession> {
+  return EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+}
+
+/** The S3 error code a session command failed with; throws if it did not fail. */
+export async function sessionFailure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof SessionError) return e.code;
+    throw e;
+  }
+  throw new Error("expected the command to fail");
 }

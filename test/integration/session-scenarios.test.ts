@@ -13,7 +13,7 @@ import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError, type PendingEdit } from "../../client/session.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clientFor, openSession, removeDir, s3Error, sameBytes, sessionFailure, pseudoRandom, startTestCluster } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 const creds = () => ({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
-const open = () => EditingSession.open(creds());
+const open = () => openSession(cluster);
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
 const concat = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -88,15 +88,6 @@ async function chidsOfVersion(key: string, versionId: string): Promise<Set<strin
   return out;
 }
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SessionError) return e.code;
-    throw e;
-  }
-  throw new Error("expected the command to fail");
-}
 
 /**
  * Begin an edit, retrying while another session's lease is still on the key: a bounded number
@@ -271,7 +262,7 @@ describe("a session whose connection drops", () => {
     const closed = new Promise<void>((r) => (s as unknown as { ws: WebSocket }).ws.once("close", () => r()));
     (s as unknown as { ws: WebSocket }).ws.terminate();
     await closed;
-    expect(await failure(e.commit())).toBe("SessionClosed");
+    expect(await sessionFailure(e.commit())).toBe("SessionClosed");
 
     // The leases go with the dropped connection.
     const t = await open();
@@ -356,7 +347,7 @@ describe("two sessions racing to create a key with if-absent", () => {
         const again = await beginWhenFree(sessions[0]!, { bucket: B, key, base: null, mode: "replace", ifAbsent: true });
         expect(again).not.toBeNull();
         await again!.write(0, content[1 - winner]!);
-        expect(await failure(again!.commit())).toBe("PreconditionFailed");
+        expect(await sessionFailure(again!.commit())).toBe("PreconditionFailed");
         expect(sameBytes(await get(key), content[winner]!)).toBe(true);
       } finally {
         await Promise.all(sessions.map((s) => s.close()));

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, HttpEditingSession, SessionError } from "../../client/session.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clientFor, openSession, removeDir, s3Error, sameBytes, sessionFailure, pseudoRandom, startTestCluster } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -29,7 +29,7 @@ afterAll(async () => {
   if (dir) removeDir(dir);
 });
 
-const open = () => EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+const open = () => openSession(cluster);
 const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
 const concat = (...parts: Uint8Array[]) => {
@@ -41,15 +41,6 @@ const concat = (...parts: Uint8Array[]) => {
 /** Distinct chunk ids stored on the targets. */
 const chunkIds = () => new Set(chunkFiles(cluster).keys());
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SessionError) return e.code;
-    throw e;
-  }
-  throw new Error("expected the command to fail");
-}
 
 describe("an editing session", () => {
   it("builds a new object from writes and metadata, invisible until it commits, with tokens", async () => {
@@ -82,7 +73,7 @@ describe("an editing session", () => {
     try {
       const e = await s.begin({ bucket: B, key: "log.txt", mode: "append" });
       expect(e.size).toBe(5000);
-      expect(await failure(e.write(10, new Uint8Array(5)))).toBe("InvalidArgument");
+      expect(await sessionFailure(e.write(10, new Uint8Array(5)))).toBe("InvalidArgument");
       const more = pseudoRandom(7000, 4);
       await e.write(5000, more);
       await e.commit();
@@ -207,7 +198,7 @@ describe("sessions own their pending versions", () => {
     const [s, t] = await Promise.all([open(), open()]);
     try {
       const e = await s.begin({ bucket: B, key: "contended", base: null, mode: "replace" });
-      expect(await failure(t.begin({ bucket: B, key: "contended", base: null, mode: "replace" }))).toBe("KeyLeased");
+      expect(await sessionFailure(t.begin({ bucket: B, key: "contended", base: null, mode: "replace" }))).toBe("KeyLeased");
       await e.write(0, new Uint8Array([1]));
       await e.commit();
       const f = await t.begin({ bucket: B, key: "contended", mode: "append" });
@@ -225,14 +216,14 @@ describe("sessions own their pending versions", () => {
       const e = await s.begin({ bucket: B, key: "cond-new", base: null, mode: "replace", ifAbsent: true });
       await e.write(0, new Uint8Array([1]));
       await s3.send(new PutObjectCommand({ Bucket: B, Key: "cond-new", Body: "someone else" }));
-      expect(await failure(e.commit())).toBe("PreconditionFailed");
+      expect(await sessionFailure(e.commit())).toBe("PreconditionFailed");
       expect(new TextDecoder().decode(await get("cond-new"))).toBe("someone else");
 
       const v1 = await s3.send(new PutObjectCommand({ Bucket: B, Key: "cond-cas", Body: "v1" }));
       const f = await s.begin({ bucket: B, key: "cond-cas", mode: "append", ifVersion: v1.VersionId });
       await f.write(2, new TextEncoder().encode("+edit"));
       await s3.send(new PutObjectCommand({ Bucket: B, Key: "cond-cas", Body: "v2" }));
-      expect(await failure(f.commit())).toBe("PreconditionFailed");
+      expect(await sessionFailure(f.commit())).toBe("PreconditionFailed");
       const g = await s.begin({ bucket: B, key: "cond-cas", mode: "append", ifVersion: (await s3.send(new HeadObjectCommand({ Bucket: B, Key: "cond-cas" }))).VersionId });
       await g.write(2, new TextEncoder().encode("+edit"));
       await g.commit();
@@ -245,9 +236,9 @@ describe("sessions own their pending versions", () => {
   it("refuses a bad session with S3's error, and an unsigned one", async () => {
     const s = await open();
     try {
-      expect(await failure(s.begin({ bucket: "no-such-bucket", key: "k", base: null, mode: "replace" }))).toBe("NoSuchBucket");
-      expect(await failure(s.begin({ bucket: B, key: "k", base: "0000000000000000000000", mode: "replace" }))).toBe("NoSuchVersion");
-      expect(await failure(s.begin({ bucket: B, key: "k", base: null, mode: "sideways" as never }))).toBe("InvalidArgument");
+      expect(await sessionFailure(s.begin({ bucket: "no-such-bucket", key: "k", base: null, mode: "replace" }))).toBe("NoSuchBucket");
+      expect(await sessionFailure(s.begin({ bucket: B, key: "k", base: "0000000000000000000000", mode: "replace" }))).toBe("NoSuchVersion");
+      expect(await sessionFailure(s.begin({ bucket: B, key: "k", base: null, mode: "sideways" as never }))).toBe("InvalidArgument");
     } finally {
       await s.close();
     }
@@ -309,7 +300,7 @@ describe("the HTTP form of a session", () => {
     const s = await HttpEditingSession.open(creds());
     try {
       const held = await ws.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" });
-      expect(await failure(s.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" }))).toBe("KeyLeased");
+      expect(await sessionFailure(s.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" }))).toBe("KeyLeased");
       await held.abort();
       const e = await s.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" });
       await e.write(0, new Uint8Array([9]));
@@ -317,7 +308,7 @@ describe("the HTTP form of a session", () => {
       expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "shared-lease" })))).toMatchObject({ status: 404 });
       const again = await ws.begin({ bucket: B, key: "shared-lease", base: null, mode: "replace" });
       await again.abort();
-      expect(await failure(s.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
+      expect(await sessionFailure(s.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
     } finally {
       await ws.close();
     }
@@ -340,14 +331,14 @@ describe("the HTTP form of a session", () => {
       await ws.close();
     }
     expect(free).toBe(true);
-    expect(await failure(e.commit())).toBe("NoSuchSession");
+    expect(await sessionFailure(e.commit())).toBe("NoSuchSession");
     expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "expiring" })))).toMatchObject({ status: 404 });
   });
 
   it("refuses an unknown session, and a write payload signed with a hash it would not check", async () => {
     const fake = await HttpEditingSession.open(creds());
     await fake.close();
-    expect(await failure(fake.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
+    expect(await sessionFailure(fake.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
     const url = `${cluster.endpoint}/_sessions/not-an-id`;
     const { signRequest } = await import("../../common/sigv4.ts");
     const body = new Uint8Array([1, 2, 3]);
