@@ -13,6 +13,22 @@ import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 // Before node:sqlite, so its "experimental" warning meets our handler rather than stderr.
 import "./log.ts";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
+
+/**
+ * A version manifest is a few hundred bytes of canonical JSON, most of it the same keys in the
+ * same order every time: deflate alone cannot see that within one small document, deflate
+ * with this dictionary can (a small file's manifest shrinks to about half). Rows say which
+ * form they hold (`enc`), so this text may never change: a new one needs a new `enc` value.
+ */
+const VM_DICTIONARY_V1 = Buffer.from(
+  '"checksum":{"algorithm":"CRC32C","type":"FULL_OBJECT","value":"=="},"parts":[],"application/octet-stream","application/json","text/plain",' +
+    '"image/jpeg","text/html","deflate-raw","gzip","userMeta":{},"uvid":"0000019","tenant":"default","size":' +
+    '{"bucket":"","chunks":[[0,,"","deflate-raw",,""]],"contentType":"binary/octet-stream","created":17,"creator":"","deleteMarker":false,' +
+    '"etag":"","format":1,"httpMeta":{},"inline":null,"key":"',
+);
+const ENC_RAW = 0;
+const ENC_DEFLATE_V1 = 1;
 
 export interface VmEntry {
   uvid: Uvid;
@@ -57,13 +73,18 @@ export class VmLog {
         at INTEGER NOT NULL, reason TEXT NOT NULL
       );
     `);
-    this.insert = this.db.prepare("INSERT OR IGNORE INTO vm (nhid, uvid, chid, bytes) VALUES (?, ?, ?, ?)");
+    // Added later: rows written before hold raw bytes (enc 0) and their size is their length.
+    const columns = this.db.prepare("PRAGMA table_info(vm)").all().map((c) => String(c.name));
+    if (!columns.includes("enc")) this.db.exec("ALTER TABLE vm ADD COLUMN enc INTEGER NOT NULL DEFAULT 0; ALTER TABLE vm ADD COLUMN size INTEGER");
+    const qColumns = this.db.prepare("PRAGMA table_info(quarantine)").all().map((c) => String(c.name));
+    if (!qColumns.includes("enc")) this.db.exec("ALTER TABLE quarantine ADD COLUMN enc INTEGER NOT NULL DEFAULT 0");
+    this.insert = this.db.prepare("INSERT OR IGNORE INTO vm (nhid, uvid, chid, bytes, enc, size) VALUES (?, ?, ?, ?, ?, ?)");
     this.exists = this.db.prepare("SELECT 1 FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
-    this.newest = this.db.prepare("SELECT uvid, chid, length(bytes) AS size FROM vm WHERE nhid = ? ORDER BY uvid DESC LIMIT 1");
-    this.exact = this.db.prepare("SELECT uvid, chid, length(bytes) AS size FROM vm WHERE nhid = ? AND uvid = ? LIMIT 1");
-    this.body = this.db.prepare("SELECT bytes FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
+    this.newest = this.db.prepare("SELECT uvid, chid, coalesce(size, length(bytes)) AS size FROM vm WHERE nhid = ? ORDER BY uvid DESC LIMIT 1");
+    this.exact = this.db.prepare("SELECT uvid, chid, coalesce(size, length(bytes)) AS size FROM vm WHERE nhid = ? AND uvid = ? LIMIT 1");
+    this.body = this.db.prepare("SELECT bytes, enc FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
     this.moveOut = this.db.prepare(
-      "INSERT INTO quarantine (nhid, uvid, chid, bytes, at, reason) SELECT nhid, uvid, chid, bytes, ?, ? FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?",
+      "INSERT INTO quarantine (nhid, uvid, chid, bytes, enc, at, reason) SELECT nhid, uvid, chid, bytes, enc, ?, ? FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?",
     );
     this.remove = this.db.prepare("DELETE FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
   }
@@ -86,7 +107,11 @@ export class VmLog {
     if (batch.length === 0) return;
     try {
       this.db.exec("BEGIN");
-      for (const p of batch) this.insert.run(p.nhid, p.uvid, p.chid, p.bytes);
+      for (const p of batch) {
+        const packed = deflateRawSync(p.bytes, { dictionary: VM_DICTIONARY_V1 });
+        if (packed.length < p.bytes.length) this.insert.run(p.nhid, p.uvid, p.chid, packed, ENC_DEFLATE_V1, p.bytes.length);
+        else this.insert.run(p.nhid, p.uvid, p.chid, p.bytes, ENC_RAW, p.bytes.length);
+      }
       this.db.exec("COMMIT");
       this.commits++;
     } catch (e) {
@@ -114,7 +139,16 @@ export class VmLog {
 
   read(nhid: Nhid, uvid: Uvid, chid: Chid): Uint8Array | null {
     const row = this.body.get(nhid, uvid, chid);
-    return row ? (row.bytes as Uint8Array) : null;
+    if (!row) return null;
+    const bytes = row.bytes as Uint8Array;
+    // Whatever the stored form, the caller gets (and checks against the CHID) the manifest's own bytes.
+    if (Number(row.enc) !== ENC_DEFLATE_V1) return bytes;
+    try {
+      return new Uint8Array(inflateRawSync(bytes, { dictionary: VM_DICTIONARY_V1 }));
+    } catch {
+      // A damaged row: its stored bytes fail the CHID check, and the caller quarantines it.
+      return bytes;
+    }
   }
 
   quarantine(nhid: Nhid, uvid: Uvid, chid: Chid, reason: string): void {

@@ -189,6 +189,25 @@ describe("node-target store: version manifests", () => {
     db.close();
   });
 
+  it("keeps a real version manifest compressed, half its size or less, and serves its exact bytes", async () => {
+    const vm = {
+      bucket: "photos", chunks: [[0, 6144, "c".repeat(64), "deflate-raw", 2300, "d".repeat(64)]], contentType: "binary/octet-stream", created: 1764633600000,
+      creator: "LOCALACCESSKEY000001", deleteMarker: false, etag: "0123456789abcdef0123456789abcdef", format: 1, httpMeta: {}, inline: null,
+      key: "src/d12/f1234.txt", size: 6144, tenant: "default", userMeta: {}, uvid: uvidOf(7),
+    };
+    const bytes = new TextEncoder().encode(JSON.stringify(vm));
+    const ref: StoredRef = { kind: "vm", nhid: NHID, uvid: uvidOf(7), chid: chidOf(bytes) };
+    await writeItem(store, ref, bytes);
+    const db = new DatabaseSync(join(dir, "manifests.sqlite"));
+    const row = db.prepare("SELECT length(bytes) AS stored, size, enc FROM vm WHERE uvid = ?").get(uvidOf(7))!;
+    db.close();
+    expect(Number(row.enc)).toBe(1);
+    expect(Number(row.size)).toBe(bytes.length);
+    expect(Number(row.stored)).toBeLessThanOrEqual(bytes.length / 2);
+    expect(store.findVm(NHID, uvidOf(7))?.size).toBe(bytes.length);
+    expect(Buffer.from((await store.readVerified(ref))!).equals(Buffer.from(bytes))).toBe(true);
+  });
+
   it("quarantines a manifest that fails its check and no longer serves or bids it", async () => {
     const m = manifest(5);
     await writeItem(store, m.ref, m.bytes);
