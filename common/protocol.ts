@@ -192,6 +192,15 @@ export interface VerifiedMsg {
   results: CopyState[];
 }
 export type CopyState = "ok" | "bad" | "missing";
+/**
+ * A target's own scrub found a copy it held damaged (and quarantined it): the group should
+ * restore the item's replica count from a good copy elsewhere (target -> group, unsolicited).
+ */
+export interface DamagedMsg {
+  t: "damaged";
+  ref: StoredRef;
+  reason: string;
+}
 /** Return of payload credit (target -> group for puts). */
 export interface CreditMsg {
   t: "credit";
@@ -211,7 +220,7 @@ export type ToTarget =
   | FetchMsg
   | BadCopyMsg
   | VerifyMsg;
-export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg;
+export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg;
 
 // ---- binary payload frames ----
 // Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.

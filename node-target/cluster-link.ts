@@ -1,7 +1,7 @@
 // The target's link to the Cluster object: register with a report of what it holds, heartbeat,
 // and follow the group membership the cluster assigns by keeping one GroupLink per group.
 
-import type { TargetId } from "../common/ids.ts";
+import { groupOf, type Chid, type TargetId } from "../common/ids.ts";
 import {
   CLUSTER_CONNECT_PATH,
   GROUP_CONNECT_PREFIX,
@@ -107,6 +107,12 @@ export class ClusterLink {
       this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location }));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
+  }
+
+  /** The link to the group that owns an id (a CHID or NHID), if this target is one of its members. */
+  linkFor(id: string): GroupLink | null {
+    if (this.groupCount === null) return null;
+    return this.groups.get(groupOf(id as Chid, this.groupCount)) ?? null;
   }
 
   close(): void {

@@ -77,6 +77,14 @@ export class GroupLink {
     });
   }
 
+  /** Tell the group a copy this target held is damaged; false if the link is down (the next pass reports it). */
+  reportDamaged(ref: StoredRef, reason: string): boolean {
+    const ws = this.socket.socket;
+    if (!ws) return false;
+    this.send(ws, { t: "damaged", ref, reason });
+    return true;
+  }
+
   close(): void {
     this.socket.close();
   }

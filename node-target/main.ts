@@ -3,6 +3,7 @@
 // its data directory with the cluster, and serves the groups it is assigned to.
 
 import { parseArgs } from "node:util";
+import { Scrubber } from "./scrub.ts";
 import { ClusterLink } from "./cluster-link.ts";
 import { initIdentity, loadIdentity, saveIdentity } from "./config.ts";
 import { log, setLogFields } from "./log.ts";
@@ -21,6 +22,8 @@ options:
   --gateway <url>       gateway URL (default http://127.0.0.1:8787, env GATEWAY_URL)
   --join-secret <s>     shared join secret (env JOIN_SECRET)
   --no-direct-io        buffered file I/O even where O_DIRECT works (default: direct where it works)
+  --scrub-rate <B/s>    re-verify stored data at most this fast (default 4194304; 0: no scrub)
+  --scrub-pause <ms>    pause between full scrub passes (default 3600000)
   --help                show this help
 `;
 
@@ -34,6 +37,8 @@ async function main(): Promise<void> {
       gateway: { type: "string" },
       "join-secret": { type: "string" },
       "no-direct-io": { type: "boolean" },
+      "scrub-rate": { type: "string" },
+      "scrub-pause": { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -77,8 +82,14 @@ async function main(): Promise<void> {
     identity.groupCount ?? null,
     (groupCount) => void saveIdentity(dataDir, { ...identity!, groupCount }),
   );
+  const scrubRate = Number(values["scrub-rate"] ?? 4 * 1024 * 1024);
+  const scrubPause = Number(values["scrub-pause"] ?? 3_600_000);
+  if (!(scrubRate >= 0) || !(scrubPause >= 0)) throw new Error("--scrub-rate and --scrub-pause are non-negative numbers");
+  const scrub = scrubRate > 0 ? new Scrubber(store, (ref, reason) => link.linkFor(ref.kind === "vm" ? ref.nhid : ref.chid)?.reportDamaged(ref, reason) ?? false, { rate: scrubRate, pauseMs: scrubPause }) : null;
+  scrub?.start();
   const stop = (sig: string) => {
     log("info", "target stopping", { signal: sig });
+    scrub?.stop();
     link.close();
     store.close();
     setTimeout(() => process.exit(0), 50).unref();

@@ -158,6 +158,14 @@ export class VmLog {
     this.db.exec("COMMIT");
   }
 
+  /** Manifests held, in key order after `after` (null: from the start), `limit` at a time: for the scrub. */
+  page(after: { nhid: Nhid; uvid: Uvid; chid: Chid } | null, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
+    const rows = after
+      ? this.db.prepare("SELECT nhid, uvid, chid FROM vm WHERE (nhid, uvid, chid) > (?, ?, ?) ORDER BY nhid, uvid, chid LIMIT ?").all(after.nhid, after.uvid, after.chid, limit)
+      : this.db.prepare("SELECT nhid, uvid, chid FROM vm ORDER BY nhid, uvid, chid LIMIT ?").all(limit);
+    return rows.map((r) => ({ nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, chid: r.chid as Chid }));
+  }
+
   /** First 4 bytes of every name held, as numbers: which groups this target holds manifests for. */
   namePrefixes(): number[] {
     return this.db

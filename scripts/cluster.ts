@@ -40,6 +40,8 @@ export interface ClusterOptions {
   runtime?: GatewayRuntime;
   /** Miniflare runtime only: serve the DevTools protocol on this port (profiling). */
   inspectorPort?: number;
+  /** Extra node-target options, e.g. ["--scrub-rate", "0"]. */
+  targetArgs?: string[];
 }
 
 export type GatewayRuntime = "miniflare" | "wrangler-dev";
@@ -82,6 +84,7 @@ export class LocalCluster {
       echo: opts.echo ?? false,
       runtime: opts.runtime ?? "miniflare",
       inspectorPort: opts.inspectorPort ?? null,
+      targetArgs: opts.targetArgs ?? [],
     };
     this.endpoint = `http://127.0.0.1:${this.opts.port}`;
     this.accessKey = this.opts.accessKey;
@@ -170,6 +173,7 @@ export class LocalCluster {
         "--location", t.location,
         "--gateway", this.endpoint,
         "--join-secret", this.opts.joinSecret,
+        ...this.opts.targetArgs,
       ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } },
     );

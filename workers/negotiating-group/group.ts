@@ -73,6 +73,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly uploads: UploadBook;
   private readonly leases: LeaseBook;
   private readonly merges: MergeBook;
+  /** Items with a background repair running (repairSoon). */
+  private readonly repairing = new Set<string>();
   /** Current version of recently used names; a cache only, the names table is the truth. */
   private readonly vmCache = new Map<Nhid, StoredVersion>();
   private group = -1;
@@ -176,6 +178,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (typeof message === "string") {
       const msg = JSON.parse(message) as ToGroup;
       if (msg.t === "credit") member.grant(msg.bytes);
+      else if (msg.t === "damaged") this.repairSoon(msg.ref, `target ${member.id}: ${msg.reason}`);
       else if (msg.t !== "hello") this.txns.get(msg.txn)?.onMessage(member, msg);
       return;
     }
@@ -249,8 +252,25 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     });
     if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds chunk ${chid}`);
     for (const m of got.failed) this.locations.remove(chid, m.id);
+    // A holder that could not serve it may hold a bad copy (it quarantines those) or none: restore R.
+    if (got.failed.length > 0) this.repairSoon(ref, `${got.failed.length} holder(s) failed a read`);
     this.locations.add(chid, got.holders.map((m) => m.id));
     return got.bytes;
+  }
+
+  /**
+   * Restore an item's replica count in the background (a target's scrub or a read found a bad
+   * or missing copy): the same check-then-copy as validation. One repair per item at a time.
+   * Restores to the cluster's R: a version's own count is known to its name's group, not here.
+   */
+  private repairSoon(ref: StoredRef, why: string): void {
+    const key = `${ref.kind}:${ref.chid}`;
+    if (this.repairing.has(key)) return;
+    this.repairing.add(key);
+    void this.verifyItems(this.group, [ref])
+      .then(([v]) => console.log(JSON.stringify({ msg: "repair", group: this.group, kind: ref.kind, chid: ref.chid, why, good: v?.good, bad: v?.bad, repaired: v?.repaired })))
+      .catch((e: unknown) => console.log(JSON.stringify({ msg: "repair failed", group: this.group, kind: ref.kind, chid: ref.chid, why, error: String(e) })))
+      .finally(() => this.repairing.delete(key));
   }
 
   // ---- RPC: versions ----
