@@ -142,6 +142,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     return [...this.members.values()].filter((m) => ids.has(m.id) && !m.gone);
   }
 
+  /** Live writers for a client's write: refused (503) below K live members (MIN_LIVE_TARGETS). */
+  private async clientWriters(): Promise<Member[]> {
+    const writers = await this.live("writers");
+    const k = configOf(this.env).minLive;
+    if (writers.length < k) throw new Error(`${UNAVAILABLE}only ${writers.length} targets of group ${this.group} are live; it takes writes while at least ${k} are (MIN_LIVE_TARGETS)`);
+    return writers;
+  }
+
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("upgrade") !== "websocket") return new Response("expected a WebSocket", { status: 426 });
     this.setGroup(Number(request.headers.get("x-group")));
@@ -222,7 +230,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       total += it.bytes.length;
     }
     if (total > MAX_BATCH_BYTES) throw new Error(`a batch of ${total} bytes exceeds ${MAX_BATCH_BYTES}`);
-    const writers = await this.live("writers");
+    const writers = await this.clientWriters();
     const holders = await putTransaction(
       this,
       writers,
@@ -327,7 +335,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const record = recordOf(vm, vmChid, isNull);
     let removed: RemovalRecord[] = [];
     try {
-      const writers = await this.live("writers");
+      const writers = await this.clientWriters();
       await Promise.all([
         putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas),
         chunksStored?.(),

@@ -23,6 +23,7 @@ export interface Env {
   CHUNK_AVG: string;
   CHUNK_MAX: string;
   INLINE_MAX: string;
+  MIN_LIVE_TARGETS?: string;
   S3_ACCESS_KEY: string;
   S3_SECRET_KEY: string;
   JOIN_SECRET: string;
@@ -45,6 +46,12 @@ export interface ClusterConfig {
   inlineMax: number;
   /** Compress chunks where that saves space (COMPRESS_CHUNKS = "auto", the default) or never ("off"). */
   compress: boolean;
+  /**
+   * K (seed 004): a group takes client writes only while at least this many of its members are
+   * live (REPLICAS <= K <= GROUP_MEMBERS). Above R, a write is refused before the group is one
+   * failure away from being unable to place R copies; repairs are never refused.
+   */
+  minLive: number;
 }
 
 function int(env: Env, name: keyof Env, min: number): number {
@@ -57,6 +64,8 @@ export function configOf(env: Env): ClusterConfig {
   const replicas = int(env, "REPLICAS", 1);
   const groupMembers = int(env, "GROUP_MEMBERS", 1);
   if (groupMembers < replicas) throw new Error(`GROUP_MEMBERS (${groupMembers}) must be >= REPLICAS (${replicas})`);
+  const minLive = env.MIN_LIVE_TARGETS ? int(env, "MIN_LIVE_TARGETS", replicas) : replicas;
+  if (minLive > groupMembers) throw new Error(`MIN_LIVE_TARGETS (${minLive}) must be between REPLICAS (${replicas}) and GROUP_MEMBERS (${groupMembers})`);
   return {
     groupCount: int(env, "GROUP_COUNT", 1),
     shardCount: int(env, "SHARD_COUNT", 1),
@@ -65,6 +74,7 @@ export function configOf(env: Env): ClusterConfig {
     chunk: { min: int(env, "CHUNK_MIN", 64), avg: int(env, "CHUNK_AVG", 128), max: int(env, "CHUNK_MAX", 256) },
     inlineMax: int(env, "INLINE_MAX", 0),
     compress: (env.COMPRESS_CHUNKS ?? "auto") !== "off",
+    minLive,
   };
 }
 
