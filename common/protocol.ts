@@ -142,6 +142,19 @@ export interface VerifyMsg {
   refs: StoredRef[];
 }
 
+/**
+ * List the items this target holds for the group (re-replication): chunks whose CHID, and
+ * manifests whose NHID, map to `group` of `groupCount`, in key order after `after`.
+ */
+export interface InventoryMsg {
+  t: "inventory";
+  txn: number;
+  group: number;
+  groupCount: number;
+  after: string | null;
+  limit: number;
+}
+
 // ---- target -> group ----
 export interface HelloMsg {
   t: "hello";
@@ -196,6 +209,13 @@ export type CopyState = "ok" | "bad" | "missing";
  * A target's own scrub found a copy it held damaged (and quarantined it): the group should
  * restore the item's replica count from a good copy elsewhere (target -> group, unsolicited).
  */
+/** One page of an inventory; `next` continues it, null at the end. */
+export interface InventoryPageMsg {
+  t: "inventory-page";
+  txn: number;
+  refs: StoredRef[];
+  next: string | null;
+}
 export interface DamagedMsg {
   t: "damaged";
   ref: StoredRef;
@@ -219,8 +239,9 @@ export type ToTarget =
   | SelectGetMsg
   | FetchMsg
   | BadCopyMsg
-  | VerifyMsg;
-export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg;
+  | VerifyMsg
+  | InventoryMsg;
+export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg;
 
 // ---- binary payload frames ----
 // Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.

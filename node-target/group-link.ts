@@ -179,6 +179,11 @@ export class GroupLink {
         this.send(ws, { t: "verified", txn: msg.txn, results });
         return;
       }
+      case "inventory": {
+        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, msg.after, Math.min(msg.limit, 4096));
+        this.send(ws, { t: "inventory-page", txn: msg.txn, refs: page.refs, next: page.next });
+        return;
+      }
       case "bad-copy": {
         // readVerified quarantines the copy if it really is bad; a good one stays.
         const ok = (await this.ctx.store.readVerified(msg.ref)) !== null;

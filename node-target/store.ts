@@ -8,7 +8,7 @@ import { createHash, type Hash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { Chid, Nhid, Uvid } from "../common/ids.ts";
+import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, FRAME_PAYLOAD_MAX, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
@@ -353,6 +353,44 @@ export class ChunkStore {
       return null;
     }
     return { size, frames, release };
+  }
+
+  /**
+   * A page of the items held for one group, in key order after `after` (chunks first, as
+   * "c:<chid>", then manifests, as "v:<nhid>/<uvid>/<chid>"): what a group asks its members for
+   * when it restores replica counts. Each page walks the chunk directories again; a group's
+   * re-replication is rare, and pages are large.
+   */
+  async inventory(group: number, groupCount: number, after: string | null, limit: number): Promise<{ refs: StoredRef[]; next: string | null }> {
+    const refs: StoredRef[] = [];
+    const key = (r: StoredRef) => (r.kind === "chunk" ? `c:${r.chid}` : `v:${r.nhid}/${r.uvid}/${r.chid}`);
+    if (after === null || after.startsWith("c:")) {
+      const from = after?.slice(2) ?? "";
+      const root = join(this.dir, "chunks");
+      for (const fan of (await readdir(root)).sort()) {
+        if (fan < from.slice(0, 2)) continue;
+        for (const name of (await readdir(join(root, fan))).sort()) {
+          if (name <= from || groupOf(name as Chid, groupCount) !== group) continue;
+          refs.push({ kind: "chunk", chid: name as Chid });
+          if (refs.length === limit) return { refs, next: key(refs[refs.length - 1]!) };
+        }
+      }
+    }
+    let cursor: { nhid: Nhid; uvid: Uvid; chid: Chid } | null = null;
+    if (after?.startsWith("v:")) {
+      const [nhid, uvid, chid] = after.slice(2).split("/") as [Nhid, Uvid, Chid];
+      cursor = { nhid, uvid, chid };
+    }
+    for (;;) {
+      const page = this.vms.page(cursor, 1024);
+      for (const v of page) {
+        if (groupOf(v.nhid, groupCount) !== group) continue;
+        refs.push({ kind: "vm", ...v });
+        if (refs.length === limit) return { refs, next: key(refs[refs.length - 1]!) };
+      }
+      if (page.length < 1024) return { refs, next: null };
+      cursor = page[page.length - 1]!;
+    }
   }
 
   /** The stored bytes, verified (a copy; for checks and tools, not the serving path). */

@@ -86,6 +86,14 @@ export async function bodyBytes(body: unknown): Promise<Uint8Array> {
   return (body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
 }
 
+/** The parts end to end, in one new array. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+}
+
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }

@@ -224,13 +224,12 @@ describe("objects", () => {
 });
 
 describe("integrity", () => {
-  it("never serves a corrupt replica: with two of three copies of every chunk damaged, GET is byte-exact", async () => {
+  it("never serves a corrupt replica, and repairs: with two of three copies of every chunk damaged, GET is byte-exact and R comes back", async () => {
     const body = pseudoRandom(6 * MiB, 2024);
     const before = chunkFiles(cluster);
     await put("integrity/obj", body);
     const mine = [...chunkFiles(cluster).keys()].filter((k) => !before.has(k));
     expect(mine.length).toBeGreaterThan(0);
-    const damaged: string[] = [];
     for (const chid of mine) {
       const copies = cluster.targets.map((t) => join(t.dataDir, "chunks", chid.slice(0, 2), chid)).filter((p) => existsSync(p));
       expect(copies.length).toBe(3);
@@ -239,22 +238,26 @@ describe("integrity", () => {
         const mid = b.length >> 1;
         b[mid] = b[mid]! ^ 0x5a;
         writeFileSync(p, b);
-        damaged.push(p);
       }
     }
     for (let i = 0; i < 3; i++) expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
-    // Every bad copy a group received was reported to its target (bad-copy), which checked it
-    // and moved it to quarantine; reads rotate over holders, so a few more GETs meet them all.
-    const left = () => damaged.filter((p) => existsSync(p)).length;
-    for (let i = 0; i < 10 && left() > 0; i++) {
+    // A read that met a bad copy had its target quarantine it and its group restore R (check,
+    // then copy from the good one); reads rotate over holders, so more GETs meet them all.
+    const good = (chid: string) =>
+      cluster.targets.filter((t) => {
+        const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
+        return existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid;
+      }).length;
+    const bad = (chid: string) =>
+      cluster.targets.filter((t) => {
+        const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
+        return existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") !== chid;
+      }).length;
+    for (let i = 0; i < 40 && !mine.every((c) => good(c) >= 3 && bad(c) === 0); i++) {
       expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
-      await sleep(50);
+      await sleep(100);
     }
-    expect(left()).toBe(0);
-    for (const chid of mine) {
-      const good = cluster.targets.filter((t) => existsSync(join(t.dataDir, "chunks", chid.slice(0, 2), chid)));
-      expect(good.length).toBe(1);
-    }
+    for (const chid of mine) expect([good(chid), bad(chid)]).toEqual([3, 0]);
   });
 
   it("refuses a target that does not present the join secret", async () => {

@@ -13,7 +13,7 @@ import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError, type PendingEdit } from "../../client/session.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, openSession, removeDir, s3Error, sameBytes, sessionFailure, pseudoRandom, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clientFor, concat, openSession, pseudoRandom, removeDir, s3Error, sameBytes, sessionFailure, startTestCluster } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -41,12 +41,6 @@ afterAll(async () => {
 const creds = () => ({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
 const open = () => openSession(cluster);
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
-  return out;
-};
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const keyPath = (key: string) => key.split("/").map(encodeURIComponent).join("/");
 

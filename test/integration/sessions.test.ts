@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, HttpEditingSession, SessionError } from "../../client/session.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, openSession, removeDir, s3Error, sameBytes, sessionFailure, pseudoRandom, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clientFor, concat, openSession, pseudoRandom, removeDir, s3Error, sameBytes, sessionFailure, startTestCluster } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -32,12 +32,6 @@ afterAll(async () => {
 const open = () => openSession(cluster);
 const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
-  return out;
-};
 /** Distinct chunk ids stored on the targets. */
 const chunkIds = () => new Set(chunkFiles(cluster).keys());
 

@@ -24,6 +24,7 @@ import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, t
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook, type VersionRow } from "./versions.ts";
 import { MergeBook, type MergeItem } from "./merges.ts";
+import { inventoryOf, underReplicated } from "./rereplicate.ts";
 
 interface Attachment {
   id: TargetId;
@@ -73,6 +74,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly uploads: UploadBook;
   private readonly leases: LeaseBook;
   private readonly merges: MergeBook;
+  /** Members that went away, and when: past the grace period their items are re-replicated. */
+  private readonly goneSince = new Map<TargetId, number>();
+  private sweeping = false;
   /** Items with a background repair running (repairSoon). */
   private readonly repairing = new Set<string>();
   /** Current version of recently used names; a cache only, the names table is the truth. */
@@ -171,6 +175,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   }
 
   private addMember(m: Member): void {
+    this.goneSince.delete(m.id);
     this.members.set(m.id, m);
     this.bySocket.set(m.ws, m);
   }
@@ -207,7 +212,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
 
   private drop(m: Member, reason: string): void {
     m.markGone(reason);
-    if (this.members.get(m.id) === m) this.members.delete(m.id);
+    if (this.members.get(m.id) === m) {
+      this.members.delete(m.id);
+      this.goneSince.set(m.id, Date.now());
+      void this.alarmBy(Date.now() + configOf(this.env).rereplicateAfterMs).catch(() => {});
+    }
     for (const t of this.txns.values()) t.onGone(m);
   }
 
@@ -546,6 +555,40 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     }
   }
 
+  /**
+   * Once a member has been gone for the grace period, restore R for every item of this group
+   * that now has fewer than R copies on live members (rereplicate.ts). A member that comes back
+   * before then costs nothing; one that comes back after finds its copies surplus (trimming
+   * them is reclamation's job).
+   */
+  private async rereplicateIfDue(): Promise<void> {
+    const cfg = configOf(this.env);
+    const due = [...this.goneSince].filter(([, t]) => Date.now() - t >= cfg.rereplicateAfterMs).map(([id]) => id);
+    if (due.length === 0 || this.sweeping || this.group < 0) {
+      const next = Math.min(...[...this.goneSince.values()].map((t) => t + cfg.rereplicateAfterMs));
+      if (Number.isFinite(next) && !this.sweeping) await this.alarmBy(Math.max(next, Date.now() + OUTBOX_RETRY_MS));
+      return;
+    }
+    this.sweeping = true;
+    const t0 = Date.now();
+    try {
+      const readers = await this.live("readers");
+      const inventories = await Promise.all(readers.map((m) => inventoryOf(this, m, this.group, cfg.groupCount)));
+      const short = underReplicated(inventories.filter((i): i is StoredRef[] => i !== null), cfg.replicas);
+      let repaired = 0;
+      let lost = 0;
+      // In batches, one after another: re-replication must not crowd out client traffic.
+      for (let i = 0; i < short.length; i += 64) {
+        const verdicts = await this.verifyItems(this.group, short.slice(i, i + 64).map((s) => s.ref));
+        for (const v of verdicts) (repaired += v.repaired), (lost += v.good === 0 ? 1 : 0);
+      }
+      for (const id of due) this.goneSince.delete(id);
+      console.log(JSON.stringify({ msg: "re-replicated", group: this.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   /** Ask for the alarm no later than `at`, never postponing an earlier one (the outbox's). */
   private async alarmBy(at: number): Promise<void> {
     const cur = await this.ctx.storage.getAlarm();
@@ -755,6 +798,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
 
   override async alarm(): Promise<void> {
     await this.settleMerges().catch(async () => this.alarmBy(Date.now() + OUTBOX_RETRY_MS));
+    await this.rereplicateIfDue().catch((e: unknown) => console.log(JSON.stringify({ msg: "re-replication failed", group: this.group, error: String(e) })));
     await this.flushOutbox().catch(() => {});
   }
 

@@ -24,6 +24,7 @@ export interface Env {
   CHUNK_MAX: string;
   INLINE_MAX: string;
   MIN_LIVE_TARGETS?: string;
+  REREPLICATE_AFTER_SECONDS?: string;
   S3_ACCESS_KEY: string;
   S3_SECRET_KEY: string;
   JOIN_SECRET: string;
@@ -52,6 +53,8 @@ export interface ClusterConfig {
    * failure away from being unable to place R copies; repairs are never refused.
    */
   minLive: number;
+  /** A member gone this long has its items re-replicated by each group it served (REREPLICATE_AFTER_SECONDS). */
+  rereplicateAfterMs: number;
 }
 
 function int(env: Env, name: keyof Env, min: number): number {
@@ -75,6 +78,7 @@ export function configOf(env: Env): ClusterConfig {
     inlineMax: int(env, "INLINE_MAX", 0),
     compress: (env.COMPRESS_CHUNKS ?? "auto") !== "off",
     minLive,
+    rereplicateAfterMs: (env.REREPLICATE_AFTER_SECONDS ? int(env, "REREPLICATE_AFTER_SECONDS", 0) : 300) * 1000,
   };
 }
 

@@ -1,0 +1,63 @@
+// Re-replication (issue 6, point 2), the group's half: when a member has been gone longer than
+// the grace period, find every item of this group that now has fewer than R copies on live
+// members and restore R. The group asks each live member for an inventory of what it holds for
+// the group (InventoryMsg, paged), counts holders per item, and hands the under-replicated
+// ones to the same check-then-copy as validation. Nothing scans other groups or other targets.
+
+import type { StoredRef, ToGroup } from "../../common/protocol.ts";
+import type { Member } from "./member.ts";
+import type { TxnHandler, TxnHost } from "./transfer.ts";
+
+const PAGE = 4096;
+const PAGE_TIMEOUT_MS = 30_000;
+
+type Page = Extract<ToGroup, { t: "inventory-page" }>;
+
+function onePage(host: TxnHost, member: Member, group: number, groupCount: number, after: string | null): Promise<Page | null> {
+  return new Promise((resolve) => {
+    const finish = (v: Page | null) => {
+      clearTimeout(timer);
+      host.close(txn);
+      resolve(v);
+    };
+    const handler: TxnHandler = {
+      onMessage(from, msg) {
+        if (from === member && msg.t === "inventory-page") finish(msg);
+      },
+      onFrame() {},
+      onGone(m) {
+        if (m === member) finish(null);
+      },
+    };
+    const txn = host.open(handler);
+    const timer = setTimeout(() => finish(null), PAGE_TIMEOUT_MS);
+    member.send({ t: "inventory", txn, group, groupCount, after, limit: PAGE });
+  });
+}
+
+/** Every item `member` holds for `group`; null if it went away or stopped answering. */
+export async function inventoryOf(host: TxnHost, member: Member, group: number, groupCount: number): Promise<StoredRef[] | null> {
+  const refs: StoredRef[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const page = await onePage(host, member, group, groupCount, after);
+    if (!page) return null;
+    refs.push(...page.refs);
+    if (page.next === null) return refs;
+    after = page.next;
+  }
+}
+
+/** Items with fewer than `want` holders among the inventories (each listed once). */
+export function underReplicated(inventories: readonly StoredRef[][], want: number): { ref: StoredRef; holders: number }[] {
+  const count = new Map<string, { ref: StoredRef; holders: number }>();
+  for (const inv of inventories) {
+    for (const ref of inv) {
+      const k = ref.kind === "chunk" ? `c:${ref.chid}` : `v:${ref.nhid}/${ref.uvid}/${ref.chid}`;
+      const e = count.get(k);
+      if (e) e.holders++;
+      else count.set(k, { ref, holders: 1 });
+    }
+  }
+  return [...count.values()].filter((e) => e.holders < want);
+}
