@@ -38,6 +38,9 @@ const VM_CACHE_ENTRIES = 2048;
 const OUTBOX_RETRY_MS = 1_000;
 /** An undecided merge whose coordinator went silent this long is dropped (a session's lease lasts 60 s). */
 const MERGE_UNDECIDED_MS = 60_000;
+/** Re-replication works through short items this many at a time, pausing between batches. */
+const REREPLICATE_BATCH = 16;
+const REREPLICATE_PAUSE_MS = 20;
 
 /** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
 export interface ItemVerdict {
@@ -577,10 +580,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const short = underReplicated(inventories.filter((i): i is StoredRef[] => i !== null), cfg.replicas);
       let repaired = 0;
       let lost = 0;
-      // In batches, one after another: re-replication must not crowd out client traffic.
-      for (let i = 0; i < short.length; i += 64) {
-        const verdicts = await this.verifyItems(this.group, short.slice(i, i + 64).map((s) => s.ref));
+      // Small batches, one after another, with a pause between them: this object serves the
+      // group's client reads and writes on the same thread, and must keep doing so.
+      for (let i = 0; i < short.length; i += REREPLICATE_BATCH) {
+        const verdicts = await this.verifyItems(this.group, short.slice(i, i + REREPLICATE_BATCH).map((s) => s.ref));
         for (const v of verdicts) (repaired += v.repaired), (lost += v.good === 0 ? 1 : 0);
+        await new Promise((r) => setTimeout(r, REREPLICATE_PAUSE_MS));
       }
       for (const id of due) this.goneSince.delete(id);
       console.log(JSON.stringify({ msg: "re-replicated", group: this.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
