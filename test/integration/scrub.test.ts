@@ -5,7 +5,7 @@
 
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
@@ -102,6 +102,22 @@ describe("a read that meets a damaged copy", () => {
     for (let i = 0; i < 60 && !restored; i++) {
       const got = await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "read.bin" }))).Body);
       expect(sameBytes(got, body)).toBe(true);
+      await sleep(100);
+      restored = goodCopies(victim.chid) === 3;
+    }
+    expect(restored).toBe(true);
+  });
+
+  it("restores a copy deleted from a target's disk once a read misses it", async () => {
+    const body = pseudoRandom(300_000, 73);
+    const before = new Set(chunkPaths().map((c) => c.chid));
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "deleted.bin", Body: body }));
+    const victim = chunkPaths().find((c) => !before.has(c.chid))!;
+    rmSync(victim.path);
+    expect(goodCopies(victim.chid)).toBe(2);
+    let restored = false;
+    for (let i = 0; i < 60 && !restored; i++) {
+      expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "deleted.bin" }))).Body), body)).toBe(true);
       await sleep(100);
       restored = goodCopies(victim.chid) === 3;
     }
