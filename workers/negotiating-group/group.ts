@@ -191,6 +191,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const member = this.memberOf(ws);
     if (!member) return;
+    member.heard();
     if (typeof message === "string") {
       const msg = JSON.parse(message) as ToGroup;
       if (msg.t === "credit") member.grant(msg.bytes);

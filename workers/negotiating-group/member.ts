@@ -18,6 +18,8 @@ export class Member {
   private credit = 0;
   private waiters: Waiter[] = [];
   private goneReason: string | null = null;
+  /** Until then the member counts as slow: it timed out, so reads ask others first. */
+  private slowUntil = 0;
 
   constructor(id: TargetId, location: string, ws: WebSocket, initialCredit: number) {
     this.id = id;
@@ -28,6 +30,20 @@ export class Member {
 
   get gone(): boolean {
     return this.goneReason !== null;
+  }
+
+  /** Timed out lately (a hung host keeps its socket open): skipped by reads while others can serve. */
+  get slow(): boolean {
+    return Date.now() < this.slowUntil;
+  }
+
+  markSlow(ms: number): void {
+    this.slowUntil = Date.now() + ms;
+  }
+
+  /** It spoke: whatever made it slow is over. */
+  heard(): void {
+    this.slowUntil = 0;
   }
 
   send(msg: ToTarget | string): void {

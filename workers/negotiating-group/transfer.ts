@@ -19,6 +19,14 @@ import { broadcast, type Member } from "./member.ts";
 const BID_TIMEOUT_MS = 5_000;
 const SAVE_TIMEOUT_MS = 60_000;
 const GET_TIMEOUT_MS = 30_000;
+/**
+ * A holder that has sent nothing of a chunk this long after being asked is taken as hung and
+ * the read goes to another copy; it is then skipped by reads for SLOW_MS, or until it speaks.
+ * A chunk is at most CHUNK_MAX (512 KiB): its first frame comes in milliseconds from a healthy
+ * target, so the bound is generous for a busy one.
+ */
+const FIRST_FRAME_TIMEOUT_MS = 2_000;
+const SLOW_MS = 30_000;
 
 /** What a transaction needs from its group: a way to route replies to it by transaction id. */
 export interface TxnHost {
@@ -69,6 +77,7 @@ class BidCollector<B> {
 
   async wait(): Promise<Map<Member, B | null>> {
     await withTimeout(this.done.promise, BID_TIMEOUT_MS, "bids").catch(() => {});
+    for (const m of this.members) if (!this.replies.has(m)) m.markSlow(SLOW_MS);
     return this.replies;
   }
 }
@@ -103,6 +112,10 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
   if (members.length < replicas) {
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
+  // Members that timed out lately are left out while enough others remain: a hung host would
+  // otherwise cost every write a bid timeout.
+  const healthy = members.filter((m) => !m.slow);
+  if (healthy.length >= replicas) members = healthy;
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
   const holders = () => state.map((s) => [...s.confirmed.keys()]);
   if (payloads.every((p) => p.item.kind === "vm" && p.item.size <= EAGER_MAX)) {
@@ -283,7 +296,7 @@ export interface GetResult {
 export async function getTransaction(host: TxnHost, members: readonly Member[], req: GetRequest): Promise<GetResult | null> {
   if (members.length === 0) throw new Error(`${UNAVAILABLE}no target of this group is live`);
   let bids: BidCollector<GetBid> | null = null;
-  let current: { member: Member; buf: Uint8Array | null; received: number; done: ReturnType<typeof deferred<Uint8Array>> } | null = null;
+  let current: { member: Member; buf: Uint8Array | null; received: number; done: ReturnType<typeof deferred<Uint8Array>>; started: ReturnType<typeof deferred<void>> } | null = null;
   const handler: TxnHandler = {
     onMessage(from, msg) {
       if (msg.t === "bid-get") bids?.record(from, msg.have && req.expect ? { member: from, chid: req.expect, uvid: null, queue: msg.queue } : null);
@@ -297,6 +310,7 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
         return;
       }
       current.buf ??= new Uint8Array(header.total);
+      current.started.resolve();
       if (header.offset !== current.received || header.offset + payload.length > header.total) {
         current.done.reject(new Error(`target ${from.id} sent a frame out of order`));
         return;
@@ -319,10 +333,14 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
   // One delivery from one member; null (with the reason in `errors`) if it fails or is bad.
   const receive = async (member: Member, ask: ToTarget, ref: StoredRef): Promise<Uint8Array | null> => {
     tried.add(member);
-    const attempt = { member, buf: null, received: 0, done: deferred<Uint8Array>() };
+    const attempt = { member, buf: null, received: 0, done: deferred<Uint8Array>(), started: deferred<void>() };
     current = attempt;
     member.send(ask);
     try {
+      await withTimeout(Promise.race([attempt.started.promise, attempt.done.promise]), FIRST_FRAME_TIMEOUT_MS, "the first frame").catch((e: unknown) => {
+        if (String(e).includes("timed out")) member.markSlow(SLOW_MS);
+        throw e;
+      });
       const bytes = await withTimeout(attempt.done.promise, GET_TIMEOUT_MS, "delivery");
       const actual = await chidOf(bytes);
       if (actual === ref.chid) return bytes;
@@ -338,13 +356,15 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
 
   try {
     for (const m of req.known?.members ?? []) {
-      if (m.gone || !members.includes(m)) continue;
+      if (m.gone || m.slow || !members.includes(m)) continue;
       const ref = req.known!.ref;
       const bytes = await receive(m, { t: "fetch", txn, ref, credit: req.maxBytes }, ref);
       if (bytes) return { bytes, chid: ref.chid, from: m, holders: [m], failed };
       failed.push(m);
     }
-    asked = members.filter((m) => !tried.has(m) && !m.gone);
+    const untried = members.filter((m) => !tried.has(m) && !m.gone);
+    // A slow member is asked only when no other can be.
+    asked = untried.some((m) => !m.slow) ? untried.filter((m) => !m.slow) : untried;
     if (asked.length > 0) {
       bids = new BidCollector<GetBid>(asked);
       broadcast(asked, req.propose(txn));
