@@ -68,6 +68,8 @@ export interface StoredVersion {
   replicas?: number;
 }
 
+const repairKey = (ref: StoredRef) => `${ref.kind}:${ref.chid}`;
+
 export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly members = new Map<TargetId, Member>();
   private readonly txns = new Map<number, TxnHandler>();
@@ -285,7 +287,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Restores to the cluster's R: a version's own count is known to its name's group, not here.
    */
   private repairSoon(ref: StoredRef, why: string): void {
-    const key = `${ref.kind}:${ref.chid}`;
+    const key = repairKey(ref);
     if (this.repairing.has(key)) return;
     this.repairing.add(key);
     void this.verifyItems(this.group, [ref])
@@ -408,14 +410,20 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         const { good, bad } = checks[i]!;
         const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
         if (good.length === 0 || good.length >= want) return verdict;
+        // This is the repair: a read below that meets the copy just quarantined must not start another.
+        const key = repairKey(ref);
+        const mine = !this.repairing.has(key);
+        this.repairing.add(key);
         try {
           const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          const holders = await putTransaction(this, writers, [{ item, bytes }], want);
+          const holders = await putTransaction(this, writers, [{ item, bytes }], want, { skipSlow: false });
           verdict.repaired = Math.max(0, holders[0]!.length - good.length);
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
         } catch {
           // Left as it is: the verdict says how many good copies remain.
+        } finally {
+          if (mine) this.repairing.delete(key);
         }
         return verdict;
       }),

@@ -108,14 +108,15 @@ interface ItemState {
  * saved on enough members, with the members that hold each item; retries on other bidders when
  * a selected one fails.
  */
-export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number): Promise<Member[][]> {
+export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, opts: { skipSlow?: boolean } = {}): Promise<Member[][]> {
   if (members.length < replicas) {
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
-  // Members that timed out lately are left out while enough others remain: a hung host would
-  // otherwise cost every write a bid timeout.
+  // Members that timed out lately are left out of a client's write while enough others remain:
+  // a hung host would otherwise cost every write a bid timeout. Not out of a repair: a copy the
+  // slow member already holds would go uncounted, and the repair would place one too many.
   const healthy = members.filter((m) => !m.slow);
-  if (healthy.length >= replicas) members = healthy;
+  if ((opts.skipSlow ?? true) && healthy.length >= replicas) members = healthy;
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
   const holders = () => state.map((s) => [...s.confirmed.keys()]);
   if (payloads.every((p) => p.item.kind === "vm" && p.item.size <= EAGER_MAX)) {
