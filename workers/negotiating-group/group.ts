@@ -24,7 +24,7 @@ import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, t
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook, type VersionRow } from "./versions.ts";
 import { MergeBook, type MergeItem } from "./merges.ts";
-import { inventoryOf, underReplicated } from "./rereplicate.ts";
+import { GoneBook, inventoryOf, underReplicated } from "./rereplicate.ts";
 
 interface Attachment {
   id: TargetId;
@@ -79,8 +79,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly uploads: UploadBook;
   private readonly leases: LeaseBook;
   private readonly merges: MergeBook;
-  /** Members that went away, and when: past the grace period their items are re-replicated. */
-  private readonly goneSince = new Map<TargetId, number>();
+  /**
+   * Members that went away, and when: past the grace period their items are re-replicated.
+   * Kept in storage (table `gone`), so an evicted or restarted group still knows.
+   */
+  private readonly goneSince: GoneBook;
   private sweeping = false;
   /** Items with a background repair running (repairSoon). */
   private readonly repairing = new Set<string>();
@@ -102,6 +105,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.uploads = new UploadBook(ctx.storage.sql);
     this.leases = new LeaseBook(ctx.storage.sql);
     this.merges = new MergeBook(ctx.storage.sql);
+    this.goneSince = new GoneBook(ctx.storage.sql);
+    if (this.goneSince.size > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
     // A prepared merge's held stamp lives in memory: hold it again, and let the alarm finish or drop it.
     const prepared = this.merges.all();
     for (const r of prepared) this.book.hold(r.hold);

@@ -4,6 +4,7 @@
 // the group (InventoryMsg, paged), counts holders per item, and hands the under-replicated
 // ones to the same check-then-copy as validation. Nothing scans other groups or other targets.
 
+import type { TargetId } from "../../common/ids.ts";
 import type { StoredRef, ToGroup } from "../../common/protocol.ts";
 import type { Member } from "./member.ts";
 import type { TxnHandler, TxnHost } from "./transfer.ts";
@@ -60,4 +61,38 @@ export function underReplicated(inventories: readonly StoredRef[][], want: numbe
     }
   }
   return [...count.values()].filter((e) => e.holders < want);
+}
+
+/** When each member that went away left, in the group's storage: a Map's surface over a table. */
+export class GoneBook {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS gone (id TEXT PRIMARY KEY, since INTEGER NOT NULL)");
+  }
+
+  get size(): number {
+    return Number(this.sql.exec("SELECT count(*) AS n FROM gone").one().n);
+  }
+
+  set(id: TargetId, since: number): void {
+    this.sql.exec("INSERT INTO gone (id, since) VALUES (?, ?) ON CONFLICT(id) DO NOTHING", id, since);
+  }
+
+  delete(id: TargetId): void {
+    this.sql.exec("DELETE FROM gone WHERE id = ?", id);
+  }
+
+  values(): number[] {
+    return this.sql.exec("SELECT since FROM gone").toArray().map((r) => Number(r.since));
+  }
+
+  [Symbol.iterator](): IterableIterator<[TargetId, number]> {
+    return this.sql
+      .exec("SELECT id, since FROM gone")
+      .toArray()
+      .map((r): [TargetId, number] => [r.id as TargetId, Number(r.since)])
+      [Symbol.iterator]();
+  }
 }
