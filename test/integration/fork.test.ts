@@ -4,32 +4,21 @@
 // client (client/fork.ts over client/session.ts) talks over a real signed WebSocket; reads go
 // through @aws-sdk/client-s3, including as-of reads on both sides of the merge's stamp.
 
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
 import { Fork } from "../../client/fork.ts";
 import { SessionError } from "../../client/session.ts";
 import { groupOf, nhidOf, parseUvid } from "../../common/ids.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, openSession, removeDir, s3Error, sessionFailure, startTestCluster, withQuery } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, openSession, s3Error, sessionFailure, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "forks";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster());
-  s3 = clientFor(cluster);
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-  await s3.send(new PutBucketVersioningCommand({ Bucket: B, VersioningConfiguration: { Status: "Enabled" } }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
-});
+clusterForSuite({ bucket: B, versioned: true }, (c) => ({ cluster, s3 } = c));
 
 const open = () => openSession(cluster);
 const text = async (key: string, asOf?: number) => {

@@ -1,11 +1,12 @@
 // Shared by the integration tests: a real local cluster on a free port in a temporary
 // directory, an S3 client pointed at it, and deterministic test data.
 
-import { S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import { LocalCluster, type ClusterOptions } from "../../scripts/cluster.ts";
 
@@ -30,6 +31,31 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
     throw e;
   }
   return { cluster, dir };
+}
+
+/**
+ * One real cluster for the enclosing suite (the file, or a describe): started before its tests
+ * with `bucket` created (versioned if asked), handed to `ready`, stopped and removed after.
+ */
+export function clusterForSuite(
+  opts: Partial<ClusterOptions> & { bucket: string; versioned?: boolean },
+  ready: (c: { cluster: LocalCluster; s3: S3Client }) => void,
+): void {
+  let started: { cluster: LocalCluster; dir: string } | null = null;
+  beforeAll(async () => {
+    const { bucket, versioned, ...clusterOpts } = opts;
+    started = await startTestCluster(clusterOpts);
+    const s3 = clientFor(started.cluster);
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    if (versioned) await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: "Enabled" } }));
+    ready({ cluster: started.cluster, s3 });
+  });
+  afterAll(async () => {
+    if (!started) return;
+    started.cluster.freezeTargets(started.cluster.targets.map((t) => t.index), false);
+    await started.cluster.stop();
+    removeDir(started.dir);
+  });
 }
 
 export function removeDir(dir: string): void {

@@ -4,27 +4,16 @@
 // and writes place their copies on the others. How long that takes is measured by `npm run
 // bench:hung-target`, not here. Real processes, nothing mocked.
 
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "hung";
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster());
-  s3 = clientFor(cluster);
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-});
-
-afterAll(async () => {
-  cluster?.freezeTargets([0], false);
-  await cluster?.stop();
-  if (dir) removeDir(dir);
-});
+clusterForSuite({ bucket: B }, (c) => ({ cluster, s3 } = c));
 
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
 

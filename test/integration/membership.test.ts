@@ -4,26 +4,16 @@
 // makes every group it served refuse — while reads go on; when the target is back, writes are
 // taken again. Nothing is mocked.
 
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "quorum";
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster({ vars: { MIN_LIVE_TARGETS: "4" } }));
-  s3 = clientFor(cluster);
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
-});
+clusterForSuite({ bucket: B, vars: { MIN_LIVE_TARGETS: "4" } }, (c) => ({ cluster, s3 } = c));
 
 async function putOutcome(key: string, body: Uint8Array): Promise<"ok" | string> {
   try {

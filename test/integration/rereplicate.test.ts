@@ -3,30 +3,20 @@
 // lists what its live members hold, and copies each chunk and version manifest the dead target
 // had back up to R = 3 on the live ones. Checked on the targets' disks; nothing is mocked.
 
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "rerep";
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster({ vars: { REREPLICATE_AFTER_SECONDS: "1" } }));
-  s3 = clientFor(cluster);
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
-});
+clusterForSuite({ bucket: B, vars: { REREPLICATE_AFTER_SECONDS: "1" } }, (c) => ({ cluster, s3 } = c));
 
 function chunksOf(t: number): string[] {
   const root = join(cluster.targets[t]!.dataDir, "chunks");

@@ -3,31 +3,22 @@
 // reported to its group, and replaced from a good copy — before any client reads it. The
 // scrub runs fast and often here (flags on the targets) so the test is short; nothing is mocked.
 
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "scrubbed";
 
 /** A cluster per describe: one scrubs fast, the other never does (so only reads can find damage). */
 function clusterWith(targetArgs: string[]): void {
-  beforeAll(async () => {
-    ({ cluster, dir } = await startTestCluster({ targetArgs }));
-    s3 = clientFor(cluster);
-    await s3.send(new CreateBucketCommand({ Bucket: B }));
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-    if (dir) removeDir(dir);
-  });
+  clusterForSuite({ bucket: B, targetArgs }, (c) => ({ cluster, s3 } = c));
 }
 
 /** Flip one byte in the middle of a file. */
