@@ -360,8 +360,8 @@ export class PendingEdit {
   /**
    * Write content that arrives in pieces at `offset` (append mode: the end), without holding it
    * all: cut with the gateway's chunking and sent as writes of whole chunks, so the cluster
-   * chunks it as it would one write. In random mode over kept content, each write boundary
-   * inside a kept chunk re-stores part of it on the server (bounded: one chunk per batch).
+   * chunks it as it would one write. In random mode over kept content, a write boundary inside
+   * a kept chunk leaves the rest of that chunk as a slice of it: only the written bytes are stored.
    */
   async writeStream(offset: number, source: AsyncIterable<Uint8Array>, opts: { onProgress?: (p: { done: number; sent: number }) => void } = {}): Promise<{ written: number }> {
     const ordered = this.s.ordered === true;
