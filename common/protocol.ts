@@ -113,6 +113,10 @@ export interface SelectGetMsg {
 }
 /** One stored item on a target: a chunk by CHID, or a version manifest by name and version. */
 export type StoredRef = { kind: "chunk"; chid: Chid } | { kind: "vm"; chid: Chid; nhid: Nhid; uvid: Uvid };
+/** One text per stored item, ordered chunks first, then manifests by name and version: an inventory's cursor. */
+export function storedRefKey(r: StoredRef): string {
+  return r.kind === "chunk" ? `c:${r.chid}` : `v:${r.nhid}/${r.uvid}/${r.chid}`;
+}
 /**
  * Get without a bid round, from a target the group already knows holds the item: send it now
  * (GET_DATA frames) or answer get-failed. The group falls back to proposing when it fails.

@@ -229,6 +229,44 @@ export async function deriveSigningKey(secret: string, date: string, region: str
   return hmacKey(kSigning);
 }
 
+// Deriving kSigning costs four HMAC imports+signs; a client reuses one scope all day.
+const KEY_CACHE_MAX = 64;
+const keyCache = new Map<string, Promise<CryptoKey>>();
+
+/** deriveSigningKey for S3, kept per (secret, date, region) in a small LRU. */
+export function cachedSigningKey(secret: string, date: string, region: string): Promise<CryptoKey> {
+  const id = `${date}\n${region}\n${secret}`;
+  const hit = keyCache.get(id);
+  if (hit) {
+    keyCache.delete(id);
+    keyCache.set(id, hit);
+    return hit;
+  }
+  const p = deriveSigningKey(secret, date, region, "s3");
+  p.catch(() => keyCache.delete(id));
+  keyCache.set(id, p);
+  if (keyCache.size > KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
+  return p;
+}
+
+/** The fields of a credential "<AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"; null if it has fewer than five. */
+export function parseCredential(value: string): { accessKey: string; date: string; region: string; service: string; terminator: string } | null {
+  const parts = value.split("/");
+  if (parts.length < 5) return null;
+  // The access key is everything before the last four fields.
+  const tail = parts.splice(parts.length - 4, 4);
+  return { accessKey: parts.join("/"), date: tail[0]!, region: tail[1]!, service: tail[2]!, terminator: tail[3]! };
+}
+
+/** SignedHeaders ("host;x-amz-date") as lowercase names, sorted. */
+export function splitSignedHeaders(v: string): string[] {
+  return v
+    .split(";")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== "")
+    .sort();
+}
+
 export async function signHex(signingKey: CryptoKey, text: string): Promise<string> {
   return hex(await hmacSha256(signingKey, text));
 }

@@ -9,7 +9,7 @@ import { existsSync, statfsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
-import { FRAME_HEADER, FRAME_PAYLOAD_MAX, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
+import { FRAME_HEADER, FRAME_PAYLOAD_MAX, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
 import { VmLog, type VmEntry } from "./vm-log.ts";
@@ -363,7 +363,6 @@ export class ChunkStore {
    */
   async inventory(group: number, groupCount: number, after: string | null, limit: number): Promise<{ refs: StoredRef[]; next: string | null }> {
     const refs: StoredRef[] = [];
-    const key = (r: StoredRef) => (r.kind === "chunk" ? `c:${r.chid}` : `v:${r.nhid}/${r.uvid}/${r.chid}`);
     if (after === null || after.startsWith("c:")) {
       const from = after?.slice(2) ?? "";
       const root = join(this.dir, "chunks");
@@ -372,7 +371,7 @@ export class ChunkStore {
         for (const name of (await readdir(join(root, fan))).sort()) {
           if (name <= from || groupOf(name as Chid, groupCount) !== group) continue;
           refs.push({ kind: "chunk", chid: name as Chid });
-          if (refs.length === limit) return { refs, next: key(refs[refs.length - 1]!) };
+          if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
         }
       }
     }
@@ -386,7 +385,7 @@ export class ChunkStore {
       for (const v of page) {
         if (groupOf(v.nhid, groupCount) !== group) continue;
         refs.push({ kind: "vm", ...v });
-        if (refs.length === limit) return { refs, next: key(refs[refs.length - 1]!) };
+        if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
       }
       if (page.length < 1024) return { refs, next: null };
       cursor = page[page.length - 1]!;

@@ -8,15 +8,17 @@ import {
   MAX_PRESIGN_EXPIRES,
   UNSIGNED_PAYLOAD,
   amzDateOf,
+  cachedSigningKey,
   canonicalQueryString,
   canonicalRequest,
   canonicalUri,
   constantTimeEqual,
   credentialScope,
-  deriveSigningKey,
   parseAmzDate,
+  parseCredential,
   parseQuery,
   signHex,
+  splitSignedHeaders,
   stringToSign,
 } from "../../common/sigv4.ts";
 import { ProxyError } from "./errors.ts";
@@ -41,21 +43,6 @@ export interface Verified {
 const MAX_SKEW_MS = 15 * 60 * 1000;
 export const PRESIGN_PARAMS = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"];
 
-// Deriving kSigning costs four HMACs and a key import; local clients sign under one scope a day.
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function signingKeyFor(secret: string, date: string, region: string): Promise<CryptoKey> {
-  const id = `${date}\n${region}\n${secret}`;
-  let k = keys.get(id);
-  if (!k) {
-    if (keys.size >= 8) keys.delete(keys.keys().next().value!);
-    k = deriveSigningKey(secret, date, region, "s3");
-    k.catch(() => keys.delete(id));
-    keys.set(id, k);
-  }
-  return k;
-}
-
 const signatureMismatch = () => new ProxyError("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
 
 interface Signed {
@@ -68,13 +55,6 @@ interface Signed {
   signature: string;
 }
 
-function credentialOf(value: string): Omit<Signed, "signedHeaders" | "signature"> | null {
-  const parts = value.split("/");
-  if (parts.length < 5) return null;
-  const tail = parts.splice(parts.length - 4, 4);
-  return { accessKey: parts.join("/"), date: tail[0]!, region: tail[1]!, service: tail[2]!, terminator: tail[3]! };
-}
-
 function authorizationOf(header: string): Signed {
   const h = header.trim();
   if (!h.startsWith(`${ALGORITHM} `)) throw new ProxyError("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.");
@@ -83,11 +63,11 @@ function authorizationOf(header: string): Signed {
     const eq = part.indexOf("=");
     if (eq > 0) fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
-  const cred = credentialOf(fields.get("Credential") ?? "");
+  const cred = parseCredential(fields.get("Credential") ?? "");
   const signedHeaders = fields.get("SignedHeaders");
   const signature = fields.get("Signature");
   if (!cred || signedHeaders === undefined || signature === undefined) throw new ProxyError("AuthorizationHeaderMalformed", "The authorization header is malformed");
-  return { ...cred, signedHeaders: signedHeaders.split(";").map((s) => s.trim().toLowerCase()).filter(Boolean), signature };
+  return { ...cred, signedHeaders: splitSignedHeaders(signedHeaders), signature };
 }
 
 function checkScope(s: Signed, key: LocalKey, amzDate: string): void {
@@ -127,7 +107,7 @@ export async function verifyLocal(method: string, rawUrl: string, headers: Recor
     payloadHash = hash;
     canonicalQuery = canonicalQueryString(query);
   } else if (presigned && authorization === undefined) {
-    const cred = credentialOf(param("X-Amz-Credential") ?? "");
+    const cred = parseCredential(param("X-Amz-Credential") ?? "");
     const date = param("X-Amz-Date") ?? "";
     const t = parseAmzDate(date);
     const expires = Number(param("X-Amz-Expires"));
@@ -136,7 +116,7 @@ export async function verifyLocal(method: string, rawUrl: string, headers: Recor
     }
     if (now.getTime() > t.getTime() + expires * 1000) throw new ProxyError("AccessDenied", "Request has expired");
     if (t.getTime() - now.getTime() > MAX_SKEW_MS) throw new ProxyError("AccessDenied", "Request is not valid yet");
-    signed = { ...cred, signedHeaders: (param("X-Amz-SignedHeaders") ?? "").split(";").map((s) => s.trim().toLowerCase()).filter(Boolean), signature: param("X-Amz-Signature") ?? "" };
+    signed = { ...cred, signedHeaders: splitSignedHeaders(param("X-Amz-SignedHeaders") ?? ""), signature: param("X-Amz-Signature") ?? "" };
     amzDate = date;
     payloadHash = UNSIGNED_PAYLOAD;
     canonicalQuery = canonicalQueryString(query.filter(([k]) => k !== "X-Amz-Signature"));
@@ -151,7 +131,7 @@ export async function verifyLocal(method: string, rawUrl: string, headers: Recor
   for (const name of signed.signedHeaders) for (const v of headers[name] ?? [""]) pairs.push([name, v]);
   const creq = canonicalRequest(method.toUpperCase(), canonicalUri(rawPath), canonicalQuery, pairs, payloadHash);
   const scope = credentialScope(signed.date, signed.region, "s3");
-  const signingKey = await signingKeyFor(key.secretAccessKey, signed.date, signed.region);
+  const signingKey = await cachedSigningKey(key.secretAccessKey, signed.date, signed.region);
   const expected = await signHex(signingKey, await stringToSign(amzDate, scope, creq));
   if (!constantTimeEqual(expected, signed.signature)) throw signatureMismatch();
   return { payloadHash: /^[0-9a-fA-F]{64}$/.test(payloadHash) ? payloadHash.toLowerCase() : payloadHash, signingKey, scope, amzDate, seedSignature: expected, presigned };

@@ -220,32 +220,24 @@ router.all("/_snapshots/:id/:action", ((req) => {
       throw new S3Error("InvalidRequest", `unknown snapshot action ${req.params.action}: commit, abort or restore`);
   }
 }) as Routed);
-router.all("/_validate", ((req) => {
-  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_validate`);
-  return { op: "Validate" };
-}) as Routed);
-router.all("/_replicas", ((req) => {
-  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_replicas`);
-  return { op: "SetReplicas" };
-}) as Routed);
-router.all("/_sessions", ((req) => {
-  if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_sessions`);
-  return { op: "CreateHttpSession" };
-}) as Routed);
+/** An extension path that answers one method and takes no parameters. */
+function onlyMethod(path: string, method: string, op: "Validate" | "SetReplicas" | "CreateHttpSession" | "OpenSession" | "QueryVersions", hint = ""): void {
+  router.all(path, ((req) => {
+    if (req.method !== method) throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on ${path}${hint}`);
+    return { op };
+  }) as Routed);
+}
+onlyMethod("/_validate", "POST", "Validate");
+onlyMethod("/_replicas", "POST", "SetReplicas");
+onlyMethod("/_sessions", "POST", "CreateHttpSession");
 router.all("/_sessions/:id", ((req) => {
   const id = decode(req.params.id!, "session id");
   if (req.method === "POST") return { op: "SessionCommand", id };
   if (req.method === "DELETE") return { op: "EndHttpSession", id };
   throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a session`);
 }) as Routed);
-router.all("/_session", ((req) => {
-  if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_session: open a WebSocket`);
-  return { op: "OpenSession" };
-}) as Routed);
-router.all("/_query", ((req) => {
-  if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_query`);
-  return { op: "QueryVersions" };
-}) as Routed);
+onlyMethod("/_session", "GET", "OpenSession", ": open a WebSocket");
+onlyMethod("/_query", "GET", "QueryVersions");
 router.all("/:bucket", named);
 router.all("/:bucket/:key+", named);
 

@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, PUT_WINDOW, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, PUT_WINDOW, storedRefKey, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
@@ -67,8 +67,6 @@ export interface StoredVersion {
   /** The version's replication count (kept outside its manifest); absent where the version was found by record (as of a time, through a snapshot). */
   replicas?: number;
 }
-
-const repairKey = (ref: StoredRef) => `${ref.kind}:${ref.chid}`;
 
 export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly members = new Map<TargetId, Member>();
@@ -280,8 +278,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     });
     if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds chunk ${chid}`);
     for (const m of got.failed) this.locations.remove(chid, m.id);
-    // A holder that could not serve it may hold a bad copy (it quarantines those) or none: restore R.
-    if (got.failed.length > 0) this.repairSoon(ref, `${got.failed.length} holder(s) failed a read`);
+    // A holder that answered but could not serve it held a bad copy (it quarantines those) or
+    // none: restore R. One that timed out is hung, not short of a copy: re-replication's business.
+    const broken = got.failed.filter((m) => !m.slow);
+    if (broken.length > 0) this.repairSoon(ref, `${broken.length} holder(s) failed a read`);
     this.locations.add(chid, got.holders.map((m) => m.id));
     return got.bytes;
   }
@@ -292,7 +292,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Restores to the cluster's R: a version's own count is known to its name's group, not here.
    */
   private repairSoon(ref: StoredRef, why: string): void {
-    const key = repairKey(ref);
+    const key = storedRefKey(ref);
     if (this.repairing.has(key)) return;
     this.repairing.add(key);
     void this.verifyItems(this.group, [ref])
@@ -416,7 +416,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
         if (good.length === 0 || good.length >= want) return verdict;
         // This is the repair: a read below that meets the copy just quarantined must not start another.
-        const key = repairKey(ref);
+        const key = storedRefKey(ref);
         const mine = !this.repairing.has(key);
         this.repairing.add(key);
         try {

@@ -5,7 +5,7 @@
 // ones to the same check-then-copy as validation. Nothing scans other groups or other targets.
 
 import type { TargetId } from "../../common/ids.ts";
-import type { StoredRef, ToGroup } from "../../common/protocol.ts";
+import { storedRefKey, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import type { Member } from "./member.ts";
 import type { TxnHandler, TxnHost } from "./transfer.ts";
 
@@ -54,7 +54,7 @@ export function underReplicated(inventories: readonly StoredRef[][], want: numbe
   const count = new Map<string, { ref: StoredRef; holders: number }>();
   for (const inv of inventories) {
     for (const ref of inv) {
-      const k = ref.kind === "chunk" ? `c:${ref.chid}` : `v:${ref.nhid}/${ref.uvid}/${ref.chid}`;
+      const k = storedRefKey(ref);
       const e = count.get(k);
       if (e) e.holders++;
       else count.set(k, { ref, holders: 1 });

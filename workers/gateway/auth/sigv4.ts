@@ -7,15 +7,17 @@ import {
   MAX_PRESIGN_EXPIRES,
   UNSIGNED_PAYLOAD,
   amzDateOf,
+  cachedSigningKey,
   canonicalQueryString,
   canonicalRequest,
   canonicalUri,
   constantTimeEqual,
   credentialScope,
-  deriveSigningKey,
   parseAmzDate,
+  parseCredential,
   parseQuery,
   signHex,
+  splitSignedHeaders,
   stringToSign,
 } from "../../../common/sigv4.ts";
 import { S3Error } from "../s3/errors.ts";
@@ -62,25 +64,6 @@ const PRESIGN_PARAMS = [
   "X-Amz-Signature",
 ] as const;
 
-// Deriving kSigning costs four HMAC imports+signs; a client reuses one scope all day.
-const KEY_CACHE_MAX = 64;
-const keyCache = new Map<string, Promise<CryptoKey>>();
-
-function cachedSigningKey(secret: string, date: string, region: string): Promise<CryptoKey> {
-  const id = `${date}\n${region}\n${secret}`;
-  const hit = keyCache.get(id);
-  if (hit) {
-    keyCache.delete(id);
-    keyCache.set(id, hit);
-    return hit;
-  }
-  const p = deriveSigningKey(secret, date, region, "s3");
-  p.catch(() => keyCache.delete(id));
-  keyCache.set(id, p);
-  if (keyCache.size > KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
-  return p;
-}
-
 interface Parsed {
   accessKey: string;
   date: string;
@@ -89,14 +72,6 @@ interface Parsed {
   terminator: string;
   signedHeaders: string[];
   signature: string;
-}
-
-function parseCredential(value: string): Omit<Parsed, "signedHeaders" | "signature"> | null {
-  const parts = value.split("/");
-  if (parts.length < 5) return null;
-  // The access key is everything before the last four fields.
-  const tail = parts.splice(parts.length - 4, 4);
-  return { accessKey: parts.join("/"), date: tail[0]!, region: tail[1]!, service: tail[2]!, terminator: tail[3]! };
 }
 
 function headerMalformed(reason: string, details: Record<string, string> = {}): S3Error {
@@ -141,14 +116,6 @@ function parseAuthorizationHeader(header: string): Parsed {
     throw headerMalformed(`the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`);
   }
   return { ...cred, signedHeaders: splitSignedHeaders(signedHeaders), signature };
-}
-
-function splitSignedHeaders(v: string): string[] {
-  return v
-    .split(";")
-    .map((s) => s.trim().toLowerCase())
-    .filter((s) => s !== "")
-    .sort();
 }
 
 function checkScope(p: Parsed, requestDay: string, opts: VerifyOptions, presigned: boolean): void {
