@@ -2,30 +2,20 @@
 // compressed (asserted on the targets' files), every read path returns the logical bytes, and
 // a client may send chunks it compressed itself. @aws-sdk/client-s3 and client/session.ts.
 
-import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
 import { gunzipSync, gzipSync, inflateRawSync } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "squeeze";
 const MiB = 1024 * 1024;
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster());
-  s3 = clientFor(cluster);
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
-});
+clusterForSuite({ bucket: B }, (c) => ({ cluster, s3 } = c));
 
 /** Text-like bytes: compressible, but not trivially (so chunk boundaries still vary). */
 function texty(size: number, seed: number): Uint8Array {

@@ -5,18 +5,17 @@
 // node-target processes store the chunks as files on disk (which the tests count), and
 // @aws-sdk/client-s3 reads back what was committed. Nothing is mocked.
 
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError, type PendingEdit } from "../../client/session.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, concat, openSession, pseudoRandom, removeDir, s3Error, sameBytes, sessionFailure, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 let ext: EdgestoreExtensions;
 const B = "scenarios";
@@ -25,17 +24,9 @@ const MiB = 1024 * KiB;
 /** The cluster's R (wrangler.toml REPLICAS, not overridden here): copies of every new chunk. */
 const REPLICAS = 3;
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster());
-  s3 = clientFor(cluster);
+clusterForSuite({ bucket: B, versioned: true }, (c) => {
+  ({ cluster, s3 } = c);
   ext = new EdgestoreExtensions(creds());
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-  await s3.send(new PutBucketVersioningCommand({ Bucket: B, VersioningConfiguration: { Status: "Enabled" } }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
 });
 
 const creds = () => ({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });

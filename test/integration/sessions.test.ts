@@ -2,32 +2,21 @@
 // the client (client/session.ts) over a real signed WebSocket to the gateway, real targets
 // storing the chunks, @aws-sdk/client-s3 to read what was committed. Nothing is mocked.
 
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, HttpEditingSession, SessionError } from "../../client/session.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, concat, openSession, pseudoRandom, removeDir, s3Error, sameBytes, sessionFailure, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 const B = "edits";
 const MiB = 1024 * 1024;
 
-beforeAll(async () => {
-  // HTTP-form sessions expire after 2 idle seconds here, so that expiry can be seen.
-  ({ cluster, dir } = await startTestCluster({ vars: { SESSION_TTL_SECONDS: "2" } }));
-  s3 = clientFor(cluster);
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-  await s3.send(new PutBucketVersioningCommand({ Bucket: B, VersioningConfiguration: { Status: "Enabled" } }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
-});
+// HTTP-form sessions expire after 2 idle seconds here, so that expiry can be seen.
+clusterForSuite({ bucket: B, versioned: true, vars: { SESSION_TTL_SECONDS: "2" } }, (c) => ({ cluster, s3 } = c));
 
 const open = () => openSession(cluster);
 const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });

@@ -2,31 +2,23 @@
 // own copies, a corrupted or deleted copy on disk is found and repaired from a good one, and
 // only the verdict travels to the client. Corruption is real: bytes flipped in a chunk file.
 
-import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
 import { existsSync, openSync, closeSync, readSync, writeSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { chunkFiles, clientFor, pseudoRandom, removeDir, startTestCluster } from "./helpers.ts";
+import { chunkFiles, clusterForSuite, pseudoRandom } from "./helpers.ts";
 
 let cluster: LocalCluster;
-let dir: string;
 let s3: S3Client;
 let ext: EdgestoreExtensions;
 const B = "kept";
 
-beforeAll(async () => {
-  ({ cluster, dir } = await startTestCluster());
-  s3 = clientFor(cluster);
+clusterForSuite({ bucket: B }, (c) => {
+  ({ cluster, s3 } = c);
   ext = new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
-  await s3.send(new CreateBucketCommand({ Bucket: B }));
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) removeDir(dir);
 });
 
 async function tokensOf(key: string): Promise<{ manifest: string; payload: string }> {
