@@ -159,6 +159,17 @@ export interface InventoryMsg {
   limit: number;
 }
 
+/**
+ * Delete these items: nothing references them any more (their group's back-references and
+ * holds say so). Unsolicited; answered with `reclaimed` once they are gone from disk. A target
+ * treats them as not held from the moment this arrives, so a put proposed after it on the same
+ * socket stores a fresh copy instead of counting the one being deleted.
+ */
+export interface ReclaimMsg {
+  t: "reclaim";
+  refs: StoredRef[];
+}
+
 // ---- target -> group ----
 export interface HelloMsg {
   t: "hello";
@@ -225,6 +236,12 @@ export interface DamagedMsg {
   ref: StoredRef;
   reason: string;
 }
+/** The items of a `reclaim` are gone from this target (or were never here); `bytes` freed. */
+export interface ReclaimedMsg {
+  t: "reclaimed";
+  refs: StoredRef[];
+  bytes: number;
+}
 /** Return of payload credit (target -> group for puts). */
 export interface CreditMsg {
   t: "credit";
@@ -244,8 +261,9 @@ export type ToTarget =
   | FetchMsg
   | BadCopyMsg
   | VerifyMsg
-  | InventoryMsg;
-export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg;
+  | InventoryMsg
+  | ReclaimMsg;
+export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg | ReclaimedMsg;
 
 // ---- binary payload frames ----
 // Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.

@@ -184,6 +184,14 @@ export class GroupLink {
         this.send(ws, { t: "inventory-page", txn: msg.txn, refs: page.refs, next: page.next });
         return;
       }
+      case "reclaim": {
+        // Every item stops being held before the first await: see ReclaimMsg.
+        const freed = msg.refs.map((ref) => this.ctx.store.remove(ref));
+        const bytes = (await Promise.all(freed)).reduce((a, b) => a + b, 0);
+        log("info", "reclaimed", { group: this.group, items: msg.refs.length, bytes });
+        this.send(ws, { t: "reclaimed", refs: msg.refs, bytes });
+        return;
+      }
       case "bad-copy": {
         // readVerified quarantines the copy if it really is bad; a good one stays.
         const ok = (await this.ctx.store.readVerified(msg.ref)) !== null;

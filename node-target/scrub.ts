@@ -65,6 +65,8 @@ export class Scrubber {
     const check = async (ref: StoredRef) => {
       if (this.stopped) return;
       this.retryReports();
+      // Deleted since the pass listed it (its group reclaimed it): gone on purpose, not damaged.
+      if (!this.store.has(ref)) return;
       const bytes = await this.store.readVerified(ref).catch(() => null);
       r.items++;
       if (bytes) r.bytes += bytes.length;

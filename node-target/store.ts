@@ -115,6 +115,7 @@ export class PendingWrite {
     await this.fh.sync();
     await this.fh.close();
     this.fh = null;
+    await this.store.removed(this.ref.chid);
     await this.store.placeFile(this.tmpPath, this.store.chunkPath(this.ref.chid));
   }
 
@@ -160,6 +161,12 @@ export class ChunkStore {
   fsyncCount = 0;
   /** First 4 bytes of every stored CHID and NHID: enough to say which groups we hold data for. */
   private readonly prefixes = new Set<number>();
+  /**
+   * Chunk files being deleted (reclaimed by their group). Such a chunk is not held from the
+   * moment the group's message arrives: it is neither bid as "have" nor served, and a new copy
+   * of it waits for the unlink before it is renamed into place.
+   */
+  private readonly removing = new Map<Chid, Promise<void>>();
 
   #io: BlockIo | null = null;
   #vms: VmLog | null = null;
@@ -247,10 +254,12 @@ export class ChunkStore {
 
   /** Whether this exact item is held (a stat, or one index lookup for a manifest). */
   has(ref: StoredRef): boolean {
-    return ref.kind === "vm" ? this.vms.has(ref.nhid, ref.uvid, ref.chid) : existsSync(this.chunkPath(ref.chid));
+    if (ref.kind === "vm") return this.vms.has(ref.nhid, ref.uvid, ref.chid);
+    return !this.removing.has(ref.chid) && existsSync(this.chunkPath(ref.chid));
   }
 
   async hasChunk(chid: Chid): Promise<boolean> {
+    if (this.removing.has(chid)) return false;
     try {
       await stat(this.chunkPath(chid));
       return true;
@@ -267,6 +276,41 @@ export class ChunkStore {
   beginWrite(ref: StoredRef, size: number): PendingWrite {
     const tmp = join(this.dir, "tmp", `${process.pid}-${++this.tmpSeq}-${ref.chid.slice(0, 16)}`);
     return new PendingWrite(this, ref, size, tmp);
+  }
+
+  /**
+   * Delete an item its group reclaimed (nothing references it any more): its space comes back.
+   * The item stops being held synchronously, before this returns its promise, so whatever the
+   * group sends after its reclaim message finds it gone. Resolves to the bytes freed.
+   */
+  remove(ref: StoredRef): Promise<number> {
+    if (ref.kind === "vm") {
+      const n = this.vms.drop(ref.nhid, ref.uvid, ref.chid);
+      this.stats.bytes -= n;
+      return Promise.resolve(n);
+    }
+    const path = this.chunkPath(ref.chid);
+    let freed = 0;
+    const done = (this.removing.get(ref.chid) ?? Promise.resolve())
+      .then(async () => {
+        const s = await stat(path).catch(() => null);
+        if (!s) return;
+        await rm(path, { force: true });
+        await fsyncDir(dirname(path));
+        freed = s.size;
+        this.stats.chunks--;
+        this.stats.bytes -= s.size;
+      })
+      .finally(() => {
+        if (this.removing.get(ref.chid) === done) this.removing.delete(ref.chid);
+      });
+    this.removing.set(ref.chid, done);
+    return done.then(() => freed);
+  }
+
+  /** Resolves once no delete of this chunk is in progress (a new copy must not be renamed under one). */
+  async removed(chid: Chid): Promise<void> {
+    await this.removing.get(chid)?.catch(() => {});
   }
 
   /** rename into place, then fsync the directory so the name itself survives a crash. */
@@ -295,6 +339,7 @@ export class ChunkStore {
    * as missing (null). A missing item is null either way.
    */
   async readFrames(ref: StoredRef, kind: number, txn: number, item: number, verify = false): Promise<FramedRead | null> {
+    if (ref.kind === "chunk" && this.removing.has(ref.chid)) return null;
     const blocks: Buffer[] = [];
     const release = () => {
       for (const b of blocks.splice(0)) this.io.pool.release(b);

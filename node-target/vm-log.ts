@@ -158,6 +158,14 @@ export class VmLog {
     this.db.exec("COMMIT");
   }
 
+  /** Delete a manifest its group reclaimed (its version was deleted); the bytes it took, 0 if it was not here. */
+  drop(nhid: Nhid, uvid: Uvid, chid: Chid): number {
+    const row = this.db.prepare("SELECT length(bytes) AS n FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?").get(nhid, uvid, chid);
+    if (!row) return 0;
+    this.remove.run(nhid, uvid, chid);
+    return Number(row.n);
+  }
+
   /** Manifests held, in key order after `after` (null: from the start), `limit` at a time: for the scrub. */
   page(after: { nhid: Nhid; uvid: Uvid; chid: Chid } | null, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
     const rows = after

@@ -5,7 +5,7 @@
 // to the name's manifest shard before the write is acknowledged.
 
 import { DurableObject } from "cloudflare:workers";
-import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
+import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
 import { decodeFrame, PUT_WINDOW, storedRefKey, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
@@ -13,7 +13,7 @@ import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
 import { refusal, type Refusal } from "../shared/refusal.ts";
-import { clusterStub, configOf, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { clusterStub, configOf, groupStub, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { LocationCache } from "./locations.ts";
 import { LeaseBook } from "./leases.ts";
 import { verifyTransaction } from "./verify.ts";
@@ -25,6 +25,9 @@ import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./u
 import { VersionBook, type VersionRow } from "./versions.ts";
 import { MergeBook, type MergeItem } from "./merges.ts";
 import { GoneBook, inventoryOf, underReplicated } from "./rereplicate.ts";
+import { partRef, RefBook, versionRef, type RefChange } from "./backrefs.ts";
+import { RefOutbox } from "./ref-outbox.ts";
+import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
 
 interface Attachment {
   id: TargetId;
@@ -41,6 +44,11 @@ const MERGE_UNDECIDED_MS = 60_000;
 /** Re-replication works through short items this many at a time, pausing between batches. */
 const REREPLICATE_BATCH = 16;
 const REREPLICATE_PAUSE_MS = 20;
+/** Chunks deleted, and removed versions expunged, per alarm round. */
+const RECLAIM_BATCH = 512;
+const EXPUNGE_BATCH = 64;
+/** A removed version whose manifest could not be read to expunge it is tried again this much later. */
+const EXPUNGE_RETRY_MS = 60_000;
 
 /** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
 export interface ItemVerdict {
@@ -82,6 +90,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Kept in storage (table `gone`), so an evicted or restarted group still knows.
    */
   private readonly goneSince: GoneBook;
+  /** Back-references and holds of the chunks this group owns (space reclamation, backrefs.ts). */
+  private readonly refs: RefBook;
+  /** Back-reference changes this group owes other groups' chunks (ref-outbox.ts). */
+  private readonly refOutbox: RefOutbox;
+  /** Removed versions waiting to be expunged, and snapshots' holds on versions (expunge.ts). */
+  private readonly expunges: ExpungeBook;
   private sweeping = false;
   /** Items with a background repair running (repairSoon). */
   private readonly repairing = new Set<string>();
@@ -99,7 +113,17 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.book = new VersionBook(ctx.storage.sql);
+    this.expunges = new ExpungeBook(ctx.storage.sql);
+    this.book = new VersionBook(ctx.storage.sql, (v) => {
+      const due = Date.now() + configOf(env).removedRetainMs;
+      this.expunges.schedule(v, due);
+      void this.alarmBy(due).catch(() => {});
+    });
+    this.refs = new RefBook(ctx.storage.sql);
+    this.refOutbox = new RefOutbox(ctx.storage.sql, async (g, changes) => {
+      if (g === this.group) this.applyChanges(changes);
+      else await groupStub(this.env, g).applyRefs(g, changes);
+    });
     this.uploads = new UploadBook(ctx.storage.sql);
     this.leases = new LeaseBook(ctx.storage.sql);
     this.merges = new MergeBook(ctx.storage.sql);
@@ -119,6 +143,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     }
     // Records of an earlier life that no shard confirmed: the alarm hands them over.
     if (this.book.pending(1).length > 0) void ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
+    if (this.refOutbox.waiting().length > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
   }
 
   private setGroup(g: number): void {
@@ -178,7 +203,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const old = this.members.get(id);
     if (old) this.drop(old, "replaced by a newer connection");
     // Credit starts at zero: the target grants its window in its first message.
-    this.addMember(new Member(id, location, server, 0));
+    const member = new Member(id, location, server, 0);
+    this.addMember(member);
+    // Deletions it missed while away go first, before any proposal can count a copy it must drop.
+    this.sendOwed(member);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -201,6 +229,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const msg = JSON.parse(message) as ToGroup;
       if (msg.t === "credit") member.grant(msg.bytes);
       else if (msg.t === "damaged") this.repairSoon(msg.ref, `target ${member.id}: ${msg.reason}`);
+      else if (msg.t === "reclaimed") this.refs.confirmed(member.id, msg.refs);
       else if (msg.t !== "hello") this.txns.get(msg.txn)?.onMessage(member, msg);
       return;
     }
@@ -248,6 +277,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       total += it.bytes.length;
     }
     if (total > MAX_BATCH_BYTES) throw new Error(`a batch of ${total} bytes exceeds ${MAX_BATCH_BYTES}`);
+    // Held before anything is proposed: a chunk being deleted is alive again from here, and its
+    // version's back-reference has until the hold runs out to arrive.
+    const until = Date.now() + cfg.chunkHoldMs;
+    this.refs.hold(items.map((it) => it.chid), until);
+    void this.alarmBy(until).catch(() => {});
     const writers = await this.clientWriters();
     const holders = await putTransaction(
       this,
@@ -293,7 +327,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    */
   private repairSoon(ref: StoredRef, why: string): void {
     const key = storedRefKey(ref);
-    if (this.repairing.has(key)) return;
+    if (this.repairing.has(key) || this.refs.reclaiming(ref)) return;
     this.repairing.add(key);
     void this.verifyItems(this.group, [ref])
       .then(([v]) => console.log(JSON.stringify({ msg: "repair", group: this.group, kind: ref.kind, chid: ref.chid, why, good: v?.good, bad: v?.bad, repaired: v?.repaired })))
@@ -364,12 +398,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       // the condition and the commit.
       const late = inMerge() ?? conditionFails(condition, this.book.current(nhid)) ?? guard();
       if (late) return late;
+      // The version's references are queued first: what beforeCommit drops (an upload's parts)
+      // then reaches each chunk group after them, so no chunk the version uses is ever without one.
+      this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount);
       beforeCommit();
       removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
     } finally {
       // A no-op once committed: the record in the outbox holds the cutoff from then on.
       this.book.release(uvid);
     }
+    this.pushRefs();
     const cur = this.book.current(nhid);
     if (cur?.uvid === uvid) this.cache(nhid, { vm, vmChid, isNull, replicas: replicas ?? cfg.replicas });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
@@ -550,6 +588,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas);
       this.book.witness(uvid);
       const removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: false, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
+      this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount);
       this.leases.release(nhid, holder);
       this.merges.done(nhid);
       this.vmCache.delete(nhid);
@@ -557,6 +596,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       out.push({ nhid, vmChid, versionId: versionIdOf(uvid, isNull) });
     }
     for (const h of new Set(rows.map((r) => r.hold))) this.book.release(h);
+    this.pushRefs();
     await Promise.all(deliveries.map(([s, rec]) => this.deliver(s, rec)));
     return out;
   }
@@ -591,7 +631,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     try {
       const readers = await this.live("readers");
       const inventories = await Promise.all(readers.map((m) => inventoryOf(this, m, this.group, cfg.groupCount)));
-      const short = underReplicated(inventories.filter((i): i is StoredRef[] => i !== null), cfg.replicas);
+      // Items being deleted (reclaimed, some member has yet to confirm) are not restored.
+      const short = underReplicated(inventories.filter((i): i is StoredRef[] => i !== null), cfg.replicas).filter((s) => !this.refs.reclaiming(s.ref));
       let repaired = 0;
       let lost = 0;
       // Small batches, one after another, with a pause between them: this object serves the
@@ -614,6 +655,143 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (cur === null || cur > at) await this.ctx.storage.setAlarm(at);
   }
 
+  // ---- space reclamation (backrefs.ts, ref-outbox.ts, expunge.ts) ----
+
+  /** Push queued reference changes now, in the background; what fails waits for the alarm. */
+  private pushRefs(): void {
+    void this.refOutbox.push().catch(() => this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {}));
+  }
+
+  private dropPartRefs(uploadId: string): void {
+    const groupCount = configOf(this.env).groupCount;
+    for (const [n, chids] of this.uploads.partChunks(uploadId)) this.refOutbox.queue("-", partRef(uploadId, n), chids, groupCount);
+  }
+
+  private applyChanges(changes: readonly RefChange[]): void {
+    const cfg = configOf(this.env);
+    const late = this.refs.apply(changes, Date.now(), cfg.reclaimGraceMs);
+    if (late.length > 0) console.log(JSON.stringify({ msg: "reference to a reclaimed chunk", group: this.group, chids: late.slice(0, 16), count: late.length }));
+    const next = this.refs.nextDue();
+    if (next !== null) void this.alarmBy(next).catch(() => {});
+  }
+
+  /**
+   * Another group's versions (or uploads, or a snapshot) start or stop using chunks of this
+   * group, in the order they happened there.
+   */
+  async applyRefs(g: number, changes: RefChange[]): Promise<void> {
+    this.setGroup(g);
+    this.applyChanges(changes);
+  }
+
+  /**
+   * Keep these chunks for a while (a copy or a session's commit names chunks it did not store):
+   * returns those already deleted, which a new version must not name. The rest cannot be
+   * deleted before the hold runs out, by when the new version's references are here.
+   */
+  async holdChunks(g: number, chids: Chid[]): Promise<Chid[]> {
+    this.setGroup(g);
+    const gone = new Set(this.refs.gone(chids));
+    const until = Date.now() + configOf(this.env).chunkHoldMs;
+    this.refs.hold(chids.filter((c) => !gone.has(c)), until);
+    void this.alarmBy(until).catch(() => {});
+    return [...gone];
+  }
+
+  /** A snapshot names these versions: keep their data until it lets go. Returns those already expunged. */
+  async holdVersions(g: number, holder: string, versions: RemovedVersion[]): Promise<RemovedVersion[]> {
+    this.setGroup(g);
+    const missing = versions.filter((v) => !this.book.find(v.nhid, v.uvid) && !this.expunges.retained(v.nhid, v.uvid));
+    const lost = new Set(missing.map((v) => `${v.nhid}/${v.uvid}`));
+    this.expunges.hold(holder, versions.filter((v) => !lost.has(`${v.nhid}/${v.uvid}`)));
+    return missing;
+  }
+
+  /** A snapshot is deleted: versions it alone kept, and that are no longer in the namespace, are expunged. */
+  async releaseVersions(g: number, holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void> {
+    this.setGroup(g);
+    const now = Date.now();
+    for (const v of this.expunges.release(holder, versions)) if (!this.book.find(v.nhid, v.uvid)) this.expunges.schedule(v, now);
+    await this.alarmBy(now);
+  }
+
+  /** Counts of the reclamation tables, for tests and status pages. */
+  async reclaimStatus(): Promise<{ backrefs: number; holds: number; reclaims: number; outbox: number; expunging: number }> {
+    const sql = this.ctx.storage.sql;
+    const n = (q: string) => Number(sql.exec(q).toArray()[0]!.n);
+    return { ...this.refs.counts(), outbox: n("SELECT count(*) AS n FROM ref_outbox"), expunging: n("SELECT count(*) AS n FROM expunge") };
+  }
+
+  /** Send a member the deletions it has not confirmed (on connect, and each reclamation round). */
+  private sendOwed(m: Member): void {
+    const owed = this.refs.pendingFor(m.id, 4096);
+    if (owed.length > 0) m.send({ t: "reclaim", refs: owed });
+  }
+
+  /** Delete, on every member that may hold them, chunks whose holds ran out with nothing referencing them. */
+  private async reclaimDue(): Promise<void> {
+    if (this.group < 0) return;
+    // The view first: from `due` to `reclaim` nothing may await, or a put could hold a chunk in between.
+    const view = await this.groupView(true);
+    const readers = view.readers.map((m) => m.id);
+    this.refs.forgetMembersExcept(readers);
+    const now = Date.now();
+    const due = this.refs.due(now, RECLAIM_BATCH);
+    if (due.length > 0) {
+      this.refs.reclaim(due.map((chid) => ({ kind: "chunk", chid })), readers, now);
+      for (const chid of due) this.locations.forget(chid);
+      console.log(JSON.stringify({ msg: "reclaiming chunks", group: this.group, count: due.length }));
+    }
+    for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+    const next = due.length === RECLAIM_BATCH ? now : this.refs.nextDue();
+    if (next !== null) await this.alarmBy(Math.max(next, now + 10));
+  }
+
+  /** Expunge removed versions past their retention: drop their chunks' references, delete their manifests. */
+  private async expungeDue(): Promise<void> {
+    if (this.group < 0) return;
+    const cfg = configOf(this.env);
+    const due = this.expunges.due(Date.now(), EXPUNGE_BATCH);
+    let done = 0;
+    for (const v of due) {
+      let chids: Chid[];
+      try {
+        chids = (await this.fetchManifest(this.group, v.nhid, v.uvid, v.vmChid)).chunks.map((c) => c.chid);
+      } catch (e) {
+        // Its chunks are known only from its manifest: without one, try later rather than guess.
+        console.log(JSON.stringify({ msg: "expunge postponed", group: this.group, uvid: v.uvid, error: String(e) }));
+        this.expunges.postpone(v, Date.now() + EXPUNGE_RETRY_MS);
+        continue;
+      }
+      const view = await this.groupView();
+      // A snapshot may have taken hold of it while its manifest was read.
+      if (!this.expunges.stillDue(v)) continue;
+      this.refOutbox.queue("-", versionRef(v.nhid, v.uvid), chids, cfg.groupCount);
+      this.refs.reclaim([{ kind: "vm", chid: v.vmChid, nhid: v.nhid, uvid: v.uvid }], view.readers.map((m) => m.id), Date.now());
+      this.expunges.done(v);
+      done++;
+    }
+    if (done > 0) {
+      for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+      console.log(JSON.stringify({ msg: "expunged", group: this.group, versions: done }));
+      await this.refOutbox.push();
+    }
+    const next = due.length === EXPUNGE_BATCH ? Date.now() : this.expunges.nextDue();
+    if (next !== null) await this.alarmBy(Math.max(next, Date.now() + 10));
+  }
+
+  /** Abort uploads older than UPLOAD_EXPIRE_SECONDS: their parts' chunks are reclaimed like any unreferenced ones. */
+  private async expireUploads(): Promise<void> {
+    const cfg = configOf(this.env);
+    const old = this.uploads.begunBefore(Date.now() - cfg.uploadExpireMs, 64);
+    for (const u of old) {
+      await this.abortUpload(this.group, u.nhid, shardOf(u.nhid, cfg.shardCount), u.info.uploadId);
+      console.log(JSON.stringify({ msg: "upload expired", group: this.group, uploadId: u.info.uploadId }));
+    }
+    const oldest = this.uploads.oldest();
+    if (oldest !== null) await this.alarmBy(Math.max(oldest + cfg.uploadExpireMs, Date.now() + OUTBOX_RETRY_MS));
+  }
+
   // ---- RPC: multipart uploads ----
 
   async createUpload(g: number, nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
@@ -629,6 +807,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       this.book.release(uvid);
     }
     await this.deliver(shard, record);
+    await this.alarmBy(initiated + configOf(this.env).uploadExpireMs);
     return { uploadId, initiated };
   }
 
@@ -644,7 +823,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(g);
     if (!this.uploads.get(nhid, uploadId)) return noSuchUpload(uploadId);
     const uploaded = Date.now();
+    // The part's chunks are referenced by the upload until it completes or is aborted; a part
+    // uploaded again drops the old part's chunks it does not use.
+    const groupCount = configOf(this.env).groupCount;
+    const ref = partRef(uploadId, part.partNumber);
+    const now = new Set(part.chunks.map((c) => c.chid));
+    const before = this.uploads.partChunks(uploadId).get(part.partNumber) ?? [];
     this.uploads.putPart(uploadId, { ...part, uploaded });
+    this.refOutbox.queue("+", ref, now, groupCount);
+    this.refOutbox.queue("-", ref, before.filter((c) => !now.has(c)), groupCount);
+    this.pushRefs();
     return { uploaded };
   }
 
@@ -687,6 +875,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         condition,
         () => {
           // In the version's own transaction: the upload ends exactly when the object appears.
+          this.dropPartRefs(uploadId);
           this.uploads.drop(uploadId);
           this.book.queue(shard, closed);
         },
@@ -705,7 +894,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(g);
     const upload = this.uploads.get(nhid, uploadId);
     if (!upload) return noSuchUpload(uploadId);
+    this.dropPartRefs(uploadId);
     this.uploads.drop(uploadId);
+    this.pushRefs();
     const record: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.book.stamp(g), initiated: upload.initiated, open: false, creator: upload.creator };
     this.book.queue(shard, record);
     await this.deliver(shard, record);
@@ -819,6 +1010,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     await this.settleMerges().catch(async () => this.alarmBy(Date.now() + OUTBOX_RETRY_MS));
     await this.rereplicateIfDue().catch((e: unknown) => console.log(JSON.stringify({ msg: "re-replication failed", group: this.group, error: String(e) })));
     await this.flushOutbox().catch(() => {});
+    const step = (what: string) => (e: unknown) => console.log(JSON.stringify({ msg: `${what} failed`, group: this.group, error: String(e) }));
+    await this.expireUploads().catch(step("upload expiry"));
+    await this.expungeDue().catch(step("expunge"));
+    await this.refOutbox.push().catch(async (e: unknown) => {
+      step("reference push")(e);
+      await this.alarmBy(Date.now() + OUTBOX_RETRY_MS);
+    });
+    await this.reclaimDue().catch(step("reclamation"));
   }
 
   /** Live members and their locations, for status pages and tests. */

@@ -48,6 +48,11 @@ export class LocationCache {
     if (e.ids.length === 0) this.map.delete(chid);
   }
 
+  /** The chunk is being deleted everywhere. */
+  forget(chid: Chid): void {
+    this.map.delete(chid);
+  }
+
   get size(): number {
     return this.map.size;
   }

@@ -2,7 +2,7 @@
 // creation) and each part uploaded so far (its MD5, size, checksum and chunk references).
 // Parts point at chunks already stored; completing an upload only concatenates references.
 
-import type { Nhid } from "../../common/ids.ts";
+import type { Chid, Nhid } from "../../common/ids.ts";
 import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkRef, type ChunkWire } from "../../common/manifest.ts";
 
 export interface UploadInfo {
@@ -84,6 +84,35 @@ export class UploadBook {
       out.set(n, { partNumber: n, etag: String(r.etag), size: Number(r.size), chunks, checksum: r.checksum === null ? null : String(r.checksum), uploaded: Number(r.uploaded) });
     }
     return out;
+  }
+
+  /** The chunk ids of every part uploaded so far (what the upload's back-references cover). */
+  partChunks(uploadId: string): Map<number, Chid[]> {
+    const out = new Map<number, Chid[]>();
+    for (const r of this.sql.exec("SELECT part_number, chunks FROM parts WHERE upload_id = ?", uploadId).toArray()) {
+      out.set(Number(r.part_number), (JSON.parse(String(r.chunks)) as ChunkWire[]).map((w) => chunkFromWire(w).chid));
+    }
+    return out;
+  }
+
+  /** Uploads begun before `before` (to be aborted: S3's AbortIncompleteMultipartUpload, always on). */
+  begunBefore(before: number, limit: number): { nhid: Nhid; info: UploadInfo }[] {
+    return this.sql
+      .exec("SELECT nhid, info FROM uploads")
+      .toArray()
+      .map((r) => ({ nhid: r.nhid as Nhid, info: JSON.parse(String(r.info)) as UploadInfo }))
+      .filter((u) => u.info.initiated < before)
+      .slice(0, limit);
+  }
+
+  /** When the oldest upload began, or null if there is none. */
+  oldest(): number | null {
+    let t: number | null = null;
+    for (const r of this.sql.exec("SELECT info FROM uploads").toArray()) {
+      const i = (JSON.parse(String(r.info)) as UploadInfo).initiated;
+      if (t === null || i < t) t = i;
+    }
+    return t;
   }
 
   drop(uploadId: string): void {

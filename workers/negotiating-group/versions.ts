@@ -49,8 +49,12 @@ export class VersionBook {
   /** What the cutoff sent to each shard must stay below. */
   private readonly cutoffs = new CutoffTracker();
 
-  constructor(sql: SqlStorage) {
+  /** Told of every version that leaves the namespace, in the transaction that removes it (its data goes later: expunge.ts). */
+  private readonly dropped: (v: { nhid: Nhid; uvid: Uvid; vmChid: Chid }) => void;
+
+  constructor(sql: SqlStorage, dropped: (v: { nhid: Nhid; uvid: Uvid; vmChid: Chid }) => void = () => {}) {
     this.sql = sql;
+    this.dropped = dropped;
     sql.exec(`CREATE TABLE IF NOT EXISTS clock (k INTEGER PRIMARY KEY CHECK (k = 0), ms INTEGER NOT NULL, seq INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS names (nhid TEXT PRIMARY KEY, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL)`);
     // Added later; older rows read as null.
@@ -226,7 +230,10 @@ export class VersionBook {
 
   /** The removal records queued (none if the version was not there). */
   private dropRow(nhid: Nhid, uvid: Uvid, shard: number, removalOf: RemovalOf): RemovalRecord[] {
-    if (this.sql.exec("DELETE FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid).rowsWritten === 0) return [];
+    const row = this.sql.exec("SELECT vm_chid FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid).toArray()[0];
+    if (!row) return [];
+    this.sql.exec("DELETE FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid);
+    this.dropped({ nhid, uvid, vmChid: row.vm_chid as Chid });
     const removal = removalOf(uvid);
     this.enqueue(shard, removal);
     return [removal];

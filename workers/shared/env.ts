@@ -25,6 +25,10 @@ export interface Env {
   INLINE_MAX: string;
   MIN_LIVE_TARGETS?: string;
   REREPLICATE_AFTER_SECONDS?: string;
+  CHUNK_HOLD_SECONDS?: string;
+  REMOVED_RETAIN_SECONDS?: string;
+  RECLAIM_GRACE_SECONDS?: string;
+  UPLOAD_EXPIRE_SECONDS?: string;
   S3_ACCESS_KEY: string;
   S3_SECRET_KEY: string;
   JOIN_SECRET: string;
@@ -55,12 +59,28 @@ export interface ClusterConfig {
   minLive: number;
   /** A member gone this long has its items re-replicated by each group it served (REREPLICATE_AFTER_SECONDS). */
   rereplicateAfterMs: number;
+  /** Space reclamation (docs/durability.md): how long a newly stored chunk is kept without a back-reference (CHUNK_HOLD_SECONDS). */
+  chunkHoldMs: number;
+  /** How long a removed version keeps its data for reads as of an earlier time before it is expunged (REMOVED_RETAIN_SECONDS). */
+  removedRetainMs: number;
+  /** How long a chunk whose last back-reference went waits before it is deleted (RECLAIM_GRACE_SECONDS). */
+  reclaimGraceMs: number;
+  /** A multipart upload neither completed nor aborted this long after it began is aborted (UPLOAD_EXPIRE_SECONDS). */
+  uploadExpireMs: number;
 }
 
 function int(env: Env, name: keyof Env, min: number): number {
   const v = Number(env[name]);
   if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}, got "${String(env[name])}"`);
   return v;
+}
+
+/** An optional setting in seconds (fractions allowed, so tests can run short), as milliseconds. */
+function seconds(env: Env, name: keyof Env, fallback: number): number {
+  if (!env[name]) return fallback * 1000;
+  const v = Number(env[name]);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`${name} must be a number of seconds >= 0, got "${String(env[name])}"`);
+  return Math.round(v * 1000);
 }
 
 export function configOf(env: Env): ClusterConfig {
@@ -78,7 +98,11 @@ export function configOf(env: Env): ClusterConfig {
     inlineMax: int(env, "INLINE_MAX", 0),
     compress: (env.COMPRESS_CHUNKS ?? "auto") !== "off",
     minLive,
-    rereplicateAfterMs: (env.REREPLICATE_AFTER_SECONDS ? int(env, "REREPLICATE_AFTER_SECONDS", 0) : 300) * 1000,
+    rereplicateAfterMs: seconds(env, "REREPLICATE_AFTER_SECONDS", 300),
+    chunkHoldMs: seconds(env, "CHUNK_HOLD_SECONDS", 86_400),
+    removedRetainMs: seconds(env, "REMOVED_RETAIN_SECONDS", 3_600),
+    reclaimGraceMs: seconds(env, "RECLAIM_GRACE_SECONDS", 600),
+    uploadExpireMs: seconds(env, "UPLOAD_EXPIRE_SECONDS", 7 * 86_400),
   };
 }
 

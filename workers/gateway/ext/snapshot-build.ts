@@ -3,6 +3,8 @@
 // masks and qualifiers, in (bucket, key) order; the streams are merged and cut into pages, each
 // stored as a blob as it fills, so memory holds one page per shard and one being written,
 // whatever the snapshot's size. Writers are never paused: the shards answer from records.
+// Each page's versions are held in their names' groups as the page is stored, and the pages'
+// own chunks are referenced once the root is: a committed snapshot keeps what it names.
 
 import { compareKeys } from "../../../common/keys.ts";
 import type { Selected, Selection, SelectCursor } from "../../manifest-shard/select.ts";
@@ -10,6 +12,7 @@ import { shardStub } from "../../shared/env.ts";
 import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
 import { encodePage, encodeRoot, MANIFEST_FORMAT, PAGE_ENTRIES, snapshotToken, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
 import { storeBlob } from "../data/blob.ts";
+import { holdPage, referenceLayout } from "./snapshot-hold.ts";
 import { asOfAt, settleAll } from "../s3/as-of.ts";
 import type { RequestContext } from "../s3/context.ts";
 
@@ -64,7 +67,7 @@ export async function buildSnapshot(ctx: RequestContext, info: SnapshotInfo, wai
     const at = pages.length;
     pages.push(null as unknown as PageRef);
     writes.push(
-      storeBlob(ctx.env, ctx.cfg, encodePage(entries)).then((blob) => {
+      Promise.all([storeBlob(ctx.env, ctx.cfg, encodePage(entries)), holdPage(ctx, info.id, entries)]).then(([blob]) => {
         pages[at] = { first: [entries[0]!.bucket, entries[0]!.key], last: [entries.at(-1)!.bucket, entries.at(-1)!.key], count: entries.length, blob: { size: blob.size, chunks: blob.chunks } };
       }),
     );
@@ -88,5 +91,7 @@ export async function buildSnapshot(ctx: RequestContext, info: SnapshotInfo, wai
     ctx.cfg,
     encodeRoot({ format: MANIFEST_FORMAT, tenant: ctx.tenant, id: info.id, at: info.at, masks: info.masks, qualifiers: info.qualifiers, objects, bytes, pages }),
   );
-  return { token: await snapshotToken(ctx.env.TOKEN_KEY, root.sha256), objects, bytes, layout: { root: { size: root.size, chunks: root.chunks }, pages } };
+  const layout: SnapshotLayout = { root: { size: root.size, chunks: root.chunks }, pages };
+  await referenceLayout(ctx, info.id, layout);
+  return { token: await snapshotToken(ctx.env.TOKEN_KEY, root.sha256), objects, bytes, layout };
 }

@@ -12,12 +12,14 @@ import { AS_OF_WAIT_MAX_MS } from "../../manifest-shard/shard.ts";
 import { parseTime } from "../s3/as-of.ts";
 import { requireBucket, validateKey, type RequestContext } from "../s3/context.ts";
 import { sameContent } from "../s3/copy.ts";
+import { holdNamedChunks } from "../data/references.ts";
 import { refused, S3Error } from "../s3/errors.ts";
 import { isoTime } from "../s3/xml.ts";
 import { bad, jsonResponse, optionalArray, optionalString, readJson } from "./json.ts";
 import { maskText, parseMask, parseQualifier } from "./selection.ts";
 import { buildSnapshot } from "./snapshot-build.ts";
 import { allEntries, openSnapshot } from "./snapshot-read.ts";
+import { releaseSnapshot } from "./snapshot-hold.ts";
 
 /** A commit waits this long for completeness through T unless told otherwise. */
 const COMMIT_WAIT_DEFAULT_MS = 10_000;
@@ -100,7 +102,10 @@ export async function commitSnapshot(ctx: RequestContext, id: string): Promise<R
   if (info.state === "committed") return jsonResponse(view(info));
   if (info.masks.length === 0) throw new S3Error("InvalidSnapshotState", `Snapshot ${id} has no mask: add one before committing`);
   const built = await buildSnapshot(ctx, info, waitMs);
-  return jsonResponse(view(orRefused((await catalog(ctx).commit(id, info.revision, built)) as SnapshotInfo | CatalogRefusal)));
+  const done = (await catalog(ctx).commit(id, info.revision, built)) as SnapshotInfo | CatalogRefusal;
+  // Edited meanwhile: this build will never be read, so what it holds goes back.
+  if ("refused" in done) await releaseSnapshot(ctx, { info, layout: built.layout, pages: new Map() });
+  return jsonResponse(view(orRefused(done)));
 }
 
 export async function abortSnapshot(ctx: RequestContext, id: string): Promise<Response> {
@@ -110,6 +115,10 @@ export async function abortSnapshot(ctx: RequestContext, id: string): Promise<Re
 }
 
 export async function deleteSnapshot(ctx: RequestContext, id: string): Promise<Response> {
+  const info = await catalog(ctx).get(id);
+  // Released before the catalog forgets it: an interrupted delete leaves a snapshot that can be
+  // deleted again, never versions held by nothing anyone can name.
+  if (info?.state === "committed") await releaseSnapshot(ctx, await openSnapshot(ctx, id));
   const r = await catalog(ctx).remove(id, false);
   if (r) throw new S3Error(r.refused, r.message);
   return new Response(null, { status: 204 });
@@ -143,7 +152,9 @@ export async function restoreSnapshot(ctx: RequestContext, id: string): Promise<
       const vm = await groupStub(ctx.env, g).readVersion(g, srcNhid, e.uvid, e.vmChid as Chid);
       const nhid = await nhidOf(ctx.tenant, toBucket, key);
       const tg = groupOf(nhid, ctx.cfg.groupCount);
-      const put = await groupStub(ctx.env, tg).putVersion(tg, nhid, shardOf(nhid, ctx.cfg.shardCount), sameContent(vm, { tenant: ctx.tenant, bucket: toBucket, key }, ctx.auth.accessKey), target.versioning);
+      const body = sameContent(vm, { tenant: ctx.tenant, bucket: toBucket, key }, ctx.auth.accessKey);
+      await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
+      const put = await groupStub(ctx.env, tg).putVersion(tg, nhid, shardOf(nhid, ctx.cfg.shardCount), body, target.versioning);
       if (isRefusal(put)) refused(put);
       restored++;
       bytes += e.size;

@@ -9,6 +9,7 @@
 
 import type { VersionBody, VersionManifest } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
+import { holdNamedChunks } from "../data/references.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { ingest } from "../data/ingest.ts";
 import { objectBody } from "../data/read.ts";
@@ -129,6 +130,9 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   // it (never lowers them) before the copy commits, so the copy never has fewer than it asked.
   const replicas = replicasOf(h.get("x-edgestore-replicas"), ctx.cfg);
   if (replicas !== null) await ensureReplicas(ctx, vm.chunks, replicas);
+  // The copy is a version of its own with references of its own (seed 002): deleting the source
+  // later never touches it. Until its references are in, a hold keeps the shared chunks.
+  await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
   const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, info.versioning, null, condition, replicas);
   if (isRefusal(put)) refused(put);
   const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };

@@ -16,6 +16,7 @@ import { isRefusal } from "../../shared/refusal.ts";
 import { chunkListText, manifestToken, payloadToken } from "../../shared/tokens.ts";
 import type { Versioning } from "../../shared/versioning.ts";
 import { ingest } from "../data/ingest.ts";
+import { holdNamedChunks } from "../data/references.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused, S3Error } from "../s3/errors.ts";
 import { versionIdParam } from "../s3/object-get.ts";
@@ -357,9 +358,11 @@ export class PendingVersion {
 
   /** What the name's group needs to write this version in a merge. */
   async mergeItem(): Promise<{ group: number; item: MergeItem }> {
+    const body = await this.body();
+    await holdNamedChunks(this.ctx.env, this.ctx.cfg, body.chunks);
     return {
       group: this.place.group,
-      item: { nhid: this.place.nhid, shard: this.place.shard, body: await this.body(), versioning: this.versioning, condition: this.condition, holder: this.holder, replicas: this.replicas },
+      item: { nhid: this.place.nhid, shard: this.place.shard, body, versioning: this.versioning, condition: this.condition, holder: this.holder, replicas: this.replicas },
     };
   }
 
@@ -394,6 +397,9 @@ export class PendingVersion {
 
   async commit(): Promise<Committed> {
     const body = await this.body();
+    // A session names its base's chunks, and chunks it stored long ago: hold them all until the
+    // commit's references arrive, and refuse if any was reclaimed meanwhile.
+    await holdNamedChunks(this.ctx.env, this.ctx.cfg, body.chunks);
     const r = await groupStub(this.ctx.env, this.place.group).commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder, this.replicas);
     if (isRefusal(r)) refused(r);
     return this.committed(body, r.versionId, r.vmChid);

@@ -1,0 +1,132 @@
+// The bookkeeping of space reclamation (workers/negotiating-group/backrefs.ts, expunge.ts,
+// ref-outbox.ts) in workerd against real Durable Object SQLite storage: when a chunk becomes
+// deletable, what a deletion owes each member, what a snapshot's hold keeps, and the order in
+// which reference changes leave a group. The end-to-end behaviour on real targets is
+// test/integration/reclaim.test.ts.
+
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { groupOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
+import { RefBook, type RefChange } from "../../workers/negotiating-group/backrefs.ts";
+import { ExpungeBook } from "../../workers/negotiating-group/expunge.ts";
+import { RefOutbox } from "../../workers/negotiating-group/ref-outbox.ts";
+
+let n = 0;
+const withSql = <T,>(fn: (sql: SqlStorage) => T | Promise<T>) =>
+  runInDurableObject(env.GROUP.get(env.GROUP.idFromName(`group-0-reclaim-${n++}`)), (_o, state) => fn(state.storage.sql));
+
+const chid = (c: string) => c.repeat(64).slice(0, 64) as Chid;
+const [A, B] = [chid("a"), chid("b")];
+const [T1, T2] = ["t1" as TargetId, "t2" as TargetId];
+
+describe("a group's back-references and holds", () => {
+  it("deletes a held chunk only once its hold ran out with nothing referencing it", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.hold([A, B], 1_000);
+      expect(book.due(999, 10)).toEqual([]);
+      book.apply([{ op: "+", ref: "v:x/1", chids: [A] }], 500, 100);
+      // A is referenced: its hold simply ends. B is due.
+      expect(book.due(1_000, 10)).toEqual([B]);
+      expect(book.nextDue()).toBe(1_000);
+      expect(book.counts()).toMatchObject({ backrefs: 1, holds: 1 });
+    });
+  });
+
+  it("holds a chunk whose last reference went for the grace period, and keeps one a second reference still uses", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.apply([{ op: "+", ref: "v:x/1", chids: [A] }, { op: "+", ref: "v:y/1", chids: [A] }], 0, 100);
+      book.apply([{ op: "-", ref: "v:x/1", chids: [A] }], 1_000, 100);
+      expect(book.due(10_000, 10)).toEqual([]);
+      book.apply([{ op: "-", ref: "v:y/1", chids: [A] }], 2_000, 100);
+      expect(book.due(2_099, 10)).toEqual([]);
+      expect(book.due(2_100, 10)).toEqual([A]);
+    });
+  });
+
+  it("never makes deletable a chunk whose dropped reference it never had (a version from before references)", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.apply([{ op: "-", ref: "v:old/1", chids: [A] }], 0, 0);
+      expect(book.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+      expect(book.nextDue()).toBeNull();
+    });
+  });
+
+  it("owes each member the deletion until it confirms, and a chunk stored again cancels what is still owed", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.reclaim([{ kind: "chunk", chid: A }, { kind: "chunk", chid: B }], [T1, T2], 5_000);
+      expect(book.pendingFor(T1, 10)).toHaveLength(2);
+      book.confirmed(T1, [{ kind: "chunk", chid: A }, { kind: "chunk", chid: B }]);
+      expect(book.pendingFor(T1, 10)).toEqual([]);
+      expect(book.pendingFor(T2, 10)).toHaveLength(2);
+      expect(book.gone([A, B])).toEqual([A, B]);
+      // A is put again: T2's stale copy of it is a good copy, no longer to be deleted.
+      book.hold([A], 9_000);
+      expect(book.pendingFor(T2, 10)).toEqual([{ kind: "chunk", chid: B }]);
+      expect(book.gone([A, B])).toEqual([B]);
+      expect(book.reclaiming({ kind: "chunk", chid: B })).toBe(true);
+      // A target that left the group will never be asked again.
+      book.forgetMembersExcept([T1]);
+      expect(book.reclaiming({ kind: "chunk", chid: B })).toBe(false);
+    });
+  });
+
+  it("reports a reference that arrives for a chunk already deleted", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.reclaim([{ kind: "chunk", chid: A }], [T1], 0);
+      expect(book.apply([{ op: "+", ref: "v:late/1", chids: [A, B] }], 1, 0)).toEqual([A]);
+    });
+  });
+});
+
+describe("removed versions and snapshot holds", () => {
+  const v = (u: string) => ({ nhid: "n".repeat(64) as Nhid, uvid: u as Uvid, vmChid: A });
+
+  it("expunges a removed version when due, unless a snapshot holds it; the last release frees it", async () => {
+    await withSql((sql) => {
+      const book = new ExpungeBook(sql);
+      book.hold("s:t/one", [v("1")]);
+      book.hold("s:t/two", [v("1")]);
+      book.schedule(v("1"), 100);
+      book.schedule(v("2"), 100);
+      expect(book.due(99, 10)).toEqual([]);
+      expect(book.due(100, 10)).toEqual([v("2")]);
+      // Held: it left the queue but its data stays.
+      expect(book.retained(v("1").nhid, v("1").uvid)).toBe(true);
+      expect(book.release("s:t/one", [v("1")])).toEqual([]);
+      expect(book.release("s:t/two", [v("1")])).toEqual([v("1")]);
+      expect(book.retained(v("1").nhid, v("1").uvid)).toBe(false);
+    });
+  });
+});
+
+describe("the reference outbox", () => {
+  it("splits changes by chunk group and sends each group's in order; a failed send keeps them for the next push", async () => {
+    await withSql(async (sql) => {
+      const sent: [number, RefChange[]][] = [];
+      let fail = true;
+      const outbox = new RefOutbox(sql, async (g, changes) => {
+        if (fail) throw new Error("unreachable");
+        sent.push([g, changes]);
+      });
+      const chids = Array.from({ length: 40 }, (_, i) => chid(i.toString(16).padStart(2, "0")));
+      outbox.queue("+", "v:x/1", chids, 4);
+      outbox.queue("-", "u:up/1", chids, 4);
+      await expect(outbox.push()).rejects.toThrow("unreachable");
+      fail = false;
+      await outbox.push();
+      expect(outbox.waiting()).toEqual([]);
+      const groups = new Set(chids.map((c) => groupOf(c, 4)));
+      expect(new Set(sent.map(([g]) => g))).toEqual(groups);
+      for (const [g, changes] of sent) {
+        expect(changes.map((c) => c.op)).toEqual(["+", "-"]);
+        expect(changes[0]!.chids.every((c) => groupOf(c, 4) === g)).toBe(true);
+      }
+    });
+  });
+});

@@ -1,0 +1,181 @@
+// Space reclamation, the chunk's side (seed 002). A group keeps, for every chunk it owns, the
+// back-references of whatever uses it (a version, an upload's part, a snapshot's page) and a
+// hold: a time limit set when the chunk is stored (or re-stored, or referenced again by a copy)
+// that keeps it until the references of its version arrive. A chunk with no back-reference and
+// no live hold is deleted from every member that may hold it. Who adds or drops a reference
+// pushes the change here (ref-outbox.ts); nothing scans another group or any shard, and nothing
+// ever has to find "every link to X": a copy is a version with references of its own.
+//
+// Deletion is a message, not a transaction: the group records, per item and member, that the
+// member must delete it (`reclaims`), sends `reclaim` to the live ones, and forgets a row when
+// that member answers. A member that is away gets its rows when it connects again. A chunk that
+// is stored again before every member answered cancels the rest: a stale copy of a chunk has the
+// very bytes its name promises, so it is a good copy again, not garbage.
+
+import type { Chid, TargetId } from "../../common/ids.ts";
+import { storedRefKey, type StoredRef } from "../../common/protocol.ts";
+
+export type RefOp = "+" | "-";
+
+/** One pushed change: `ref` now uses (+) or no longer uses (-) each of `chids`. */
+export interface RefChange {
+  op: RefOp;
+  ref: string;
+  chids: Chid[];
+}
+
+/** The back-reference a version puts on its chunks. */
+export function versionRef(nhid: string, uvid: string): string {
+  return `v:${nhid}/${uvid}`;
+}
+
+/** The back-reference of an upload's part (kept until the upload completes or is aborted). */
+export function partRef(uploadId: string, partNumber: number): string {
+  return `u:${uploadId}/${partNumber}`;
+}
+
+/** The back-reference a committed snapshot puts on the chunks of its own pages and root. */
+export function snapshotRef(tenant: string, id: string): string {
+  return `s:${tenant}/${id}`;
+}
+
+/** How long a deleted chunk's id is remembered, so a late copy of it can be told it is gone. */
+const TOMBSTONE_MS = 7 * 24 * 3600_000;
+
+export class RefBook {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS backrefs (chid TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (chid, ref)) WITHOUT ROWID");
+    sql.exec("CREATE TABLE IF NOT EXISTS holds (chid TEXT PRIMARY KEY, until INTEGER NOT NULL)");
+    sql.exec("CREATE INDEX IF NOT EXISTS holds_until ON holds (until)");
+    sql.exec("CREATE TABLE IF NOT EXISTS reclaims (member TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (member, key))");
+    sql.exec("CREATE INDEX IF NOT EXISTS reclaims_key ON reclaims (key)");
+    sql.exec("CREATE TABLE IF NOT EXISTS tombstones (chid TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+    sql.exec("CREATE INDEX IF NOT EXISTS tombstones_at ON tombstones (at)");
+  }
+
+  /** Keep these chunks at least until `until` (a put, a copy, a session's commit); they are alive again if they were being deleted. */
+  hold(chids: Iterable<Chid>, until: number): void {
+    for (const chid of new Set(chids)) {
+      this.sql.exec("INSERT INTO holds (chid, until) VALUES (?, ?) ON CONFLICT(chid) DO UPDATE SET until = max(until, excluded.until)", chid, until);
+      this.revive(chid);
+    }
+  }
+
+  /** Of these chunks, those deleted (and not stored again since): a version must not be made to name them. */
+  gone(chids: Iterable<Chid>): Chid[] {
+    return [...new Set(chids)].filter(
+      (c) => this.sql.exec("SELECT 1 FROM tombstones WHERE chid = ?", c).toArray().length > 0 && !this.referenced(c) && !this.held(c),
+    );
+  }
+
+  /**
+   * Apply pushed changes in order. A chunk whose last reference goes is held for `graceMs` more
+   * before it is deleted: the margin for a copy whose own references are still on their way.
+   * Returns the chunks a reference arrived for after they were deleted (a copy's references came
+   * later than the grace period allows: the caller reports them as lost).
+   */
+  apply(changes: readonly RefChange[], now: number, graceMs: number): Chid[] {
+    const late: Chid[] = [];
+    for (const c of changes) {
+      for (const chid of c.chids) {
+        if (c.op === "+") {
+          if (this.gone([chid]).length > 0) late.push(chid);
+          this.sql.exec("INSERT OR IGNORE INTO backrefs (chid, ref) VALUES (?, ?)", chid, c.ref);
+          this.revive(chid);
+        } else {
+          // Nothing to drop (a version from before references were kept): the chunk stays, since
+          // whatever else uses it may not have references here either.
+          if (this.sql.exec("DELETE FROM backrefs WHERE chid = ? AND ref = ?", chid, c.ref).rowsWritten === 0) continue;
+          if (!this.referenced(chid)) this.hold([chid], now + graceMs);
+        }
+      }
+    }
+    return late;
+  }
+
+  /** The earliest time a hold runs out (the alarm's next reclamation), or null. */
+  nextDue(): number | null {
+    const r = this.sql.exec("SELECT min(until) AS t FROM holds").toArray()[0];
+    return r && r.t !== null ? Number(r.t) : null;
+  }
+
+  /**
+   * Chunks whose hold ran out by `now` with nothing referencing them: to be deleted. Holds of
+   * chunks that are referenced simply end (their references keep them from now on).
+   */
+  due(now: number, limit: number): Chid[] {
+    const out: Chid[] = [];
+    for (const r of this.sql.exec("SELECT chid FROM holds WHERE until <= ? ORDER BY until LIMIT ?", now, limit).toArray()) {
+      const chid = r.chid as Chid;
+      if (this.referenced(chid)) this.sql.exec("DELETE FROM holds WHERE chid = ?", chid);
+      else out.push(chid);
+    }
+    return out;
+  }
+
+  /**
+   * Record that every one of `members` must delete these items, and forget the chunks' holds;
+   * the caller sends `reclaim` to the live members. A chunk's id is kept as a tombstone.
+   */
+  reclaim(refs: readonly StoredRef[], members: readonly TargetId[], now: number): void {
+    for (const ref of refs) {
+      if (ref.kind === "chunk") {
+        this.sql.exec("DELETE FROM holds WHERE chid = ?", ref.chid);
+        this.sql.exec("INSERT OR REPLACE INTO tombstones (chid, at) VALUES (?, ?)", ref.chid, now);
+      }
+      const key = storedRefKey(ref);
+      const text = JSON.stringify(ref);
+      for (const m of members) this.sql.exec("INSERT OR IGNORE INTO reclaims (member, key, ref) VALUES (?, ?, ?)", m, key, text);
+    }
+    this.sql.exec("DELETE FROM tombstones WHERE at < ?", now - TOMBSTONE_MS);
+  }
+
+  /** Deletions `member` has not confirmed yet (sent again when it connects). */
+  pendingFor(member: TargetId, limit: number): StoredRef[] {
+    return this.sql
+      .exec("SELECT ref FROM reclaims WHERE member = ? LIMIT ?", member, limit)
+      .toArray()
+      .map((r) => JSON.parse(String(r.ref)) as StoredRef);
+  }
+
+  /** `member` deleted these. */
+  confirmed(member: TargetId, refs: readonly StoredRef[]): void {
+    for (const ref of refs) this.sql.exec("DELETE FROM reclaims WHERE member = ? AND key = ?", member, storedRefKey(ref));
+  }
+
+  /** Deletions owed by targets that are no longer readers of this group: they will never be asked. */
+  forgetMembersExcept(members: readonly TargetId[]): void {
+    const keep = new Set<string>(members);
+    for (const r of this.sql.exec("SELECT DISTINCT member FROM reclaims").toArray()) {
+      if (!keep.has(String(r.member))) this.sql.exec("DELETE FROM reclaims WHERE member = ?", String(r.member));
+    }
+  }
+
+  /** Whether a delete of this item is still owed by some member (a repair must not bring it back). */
+  reclaiming(ref: StoredRef): boolean {
+    return this.sql.exec("SELECT 1 FROM reclaims WHERE key = ? LIMIT 1", storedRefKey(ref)).toArray().length > 0;
+  }
+
+  /** Back-references and holds, for tests and status: how many rows each chunk has. */
+  counts(): { backrefs: number; holds: number; reclaims: number } {
+    const n = (t: string) => Number(this.sql.exec(`SELECT count(*) AS n FROM ${t}`).toArray()[0]!.n);
+    return { backrefs: n("backrefs"), holds: n("holds"), reclaims: n("reclaims") };
+  }
+
+  private referenced(chid: Chid): boolean {
+    return this.sql.exec("SELECT 1 FROM backrefs WHERE chid = ? LIMIT 1", chid).toArray().length > 0;
+  }
+
+  private held(chid: Chid): boolean {
+    return this.sql.exec("SELECT 1 FROM holds WHERE chid = ?", chid).toArray().length > 0;
+  }
+
+  /** The chunk is in use again: any deletion still owed for it is void, and it is no longer gone. */
+  private revive(chid: Chid): void {
+    this.sql.exec("DELETE FROM reclaims WHERE key = ?", storedRefKey({ kind: "chunk", chid }));
+    this.sql.exec("DELETE FROM tombstones WHERE chid = ?", chid);
+  }
+}

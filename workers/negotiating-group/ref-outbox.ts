@@ -1,0 +1,89 @@
+// Space reclamation, the user's side: changes of back-references this group owes other groups
+// (a version it committed uses chunks; one it expunged no longer does; an upload's parts), kept
+// in its storage in the same transaction as the change that caused them, and pushed to each
+// chunk's group in order, batched per group. One call per destination group is in flight at a
+// time; what is queued meanwhile goes in the next call. A failed call leaves its rows for the
+// alarm. Order matters only between changes from the same group to the same group, and the
+// rows keep it (`seq`); a batch sent twice (a restart before its rows were deleted) is applied
+// twice in the same order, which changes nothing.
+
+import { groupOf, type Chid } from "../../common/ids.ts";
+import type { RefChange, RefOp } from "./backrefs.ts";
+
+/** Chunk ids per row, so that one version of any size never makes a row too large for storage. */
+const ROW_CHIDS = 2048;
+/** Chunk ids per call to a chunk group. */
+const CALL_CHIDS = 8192;
+
+export type SendChanges = (group: number, changes: RefChange[]) => Promise<void>;
+
+export class RefOutbox {
+  private readonly sql: SqlStorage;
+  private readonly send: SendChanges;
+  private readonly busy = new Set<number>();
+
+  constructor(sql: SqlStorage, send: SendChanges) {
+    this.sql = sql;
+    this.send = send;
+    sql.exec("CREATE TABLE IF NOT EXISTS ref_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, grp INTEGER NOT NULL, op TEXT NOT NULL, ref TEXT NOT NULL, chids TEXT NOT NULL)");
+    sql.exec("CREATE INDEX IF NOT EXISTS ref_outbox_grp ON ref_outbox (grp, seq)");
+  }
+
+  /** Queue `ref` using (+) or dropping (-) these chunks, split by their groups. Call inside the causing change's transaction. */
+  queue(op: RefOp, ref: string, chids: Iterable<Chid>, groupCount: number): number[] {
+    const byGroup = new Map<number, Chid[]>();
+    for (const c of new Set(chids)) {
+      const g = groupOf(c, groupCount);
+      const list = byGroup.get(g) ?? [];
+      list.push(c);
+      byGroup.set(g, list);
+    }
+    for (const [g, list] of byGroup) {
+      for (let i = 0; i < list.length; i += ROW_CHIDS) {
+        this.sql.exec("INSERT INTO ref_outbox (grp, op, ref, chids) VALUES (?, ?, ?, ?)", g, op, ref, JSON.stringify(list.slice(i, i + ROW_CHIDS)));
+      }
+    }
+    return [...byGroup.keys()];
+  }
+
+  /** Groups with changes waiting. */
+  waiting(): number[] {
+    return this.sql.exec("SELECT DISTINCT grp FROM ref_outbox").toArray().map((r) => Number(r.grp));
+  }
+
+  /**
+   * Push everything queued for these groups (all, by default). Resolves when their queues are
+   * empty; rejects with the first failure (those rows stay for a later push).
+   */
+  async push(groups: Iterable<number> = this.waiting()): Promise<void> {
+    await Promise.all([...new Set(groups)].map((g) => this.drain(g)));
+  }
+
+  private async drain(g: number): Promise<void> {
+    // The running drain re-reads the table after each call, so it takes these rows too.
+    if (this.busy.has(g)) return;
+    this.busy.add(g);
+    try {
+      for (;;) {
+        const rows = this.rows(g);
+        if (rows.length === 0) break;
+        await this.send(g, rows.map((r) => r.change));
+        for (const r of rows) this.sql.exec("DELETE FROM ref_outbox WHERE seq = ?", r.seq);
+      }
+    } finally {
+      this.busy.delete(g);
+    }
+  }
+
+  private rows(g: number): { seq: number; change: RefChange }[] {
+    const out: { seq: number; change: RefChange }[] = [];
+    let n = 0;
+    for (const r of this.sql.exec("SELECT seq, op, ref, chids FROM ref_outbox WHERE grp = ? ORDER BY seq LIMIT 64", g).toArray()) {
+      const chids = JSON.parse(String(r.chids)) as Chid[];
+      if (out.length > 0 && n + chids.length > CALL_CHIDS) break;
+      out.push({ seq: Number(r.seq), change: { op: r.op as RefOp, ref: String(r.ref), chids } });
+      n += chids.length;
+    }
+    return out;
+  }
+}
