@@ -107,6 +107,23 @@ describe("space reclamation", () => {
     expect(await eventually(allGone(chids))).toBe(true);
   });
 
+  it("keeps chunks stored again while, or after, they are reclaimed", async () => {
+    const body = pseudoRandom(700_000, 7012);
+    const chids = await newChunks(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "again-1", Body: body })));
+    await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "again-1" }));
+    expect(await eventually(allGone(chids))).toBe(true);
+    // After: stored afresh under a new name.
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "again-2", Body: body }));
+    expect(copies(chids).every((n) => n === 3)).toBe(true);
+    // While: deleted, and the same bytes put again before the deletion reaches the targets.
+    await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "again-2" }));
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "again-3", Body: body }));
+    // Past retention, grace and hold: the chunks stay, referenced by again-3.
+    await sleep(5000);
+    expect(copies(chids).every((n) => n === 3)).toBe(true);
+    expect(await readBack(B, "again-3", body)).toBe(true);
+  });
+
   it("keeps a copy whole after its source is deleted: the copy has references of its own", async () => {
     const body = pseudoRandom(600_000, 7003);
     const chids = await newChunks(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "source", Body: body })));

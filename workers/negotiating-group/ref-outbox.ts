@@ -12,8 +12,8 @@ import type { RefChange, RefOp } from "./backrefs.ts";
 
 /** Chunk ids per row, so that one version of any size never makes a row too large for storage. */
 const ROW_CHIDS = 2048;
-/** Chunk ids per call to a chunk group. */
-const CALL_CHIDS = 8192;
+/** Chunk ids per call to a chunk group (a push every few seconds carries every commit since). */
+const CALL_CHIDS = 16384;
 
 export type SendChanges = (group: number, changes: RefChange[]) => Promise<void>;
 
@@ -68,7 +68,7 @@ export class RefOutbox {
         const rows = this.rows(g);
         if (rows.length === 0) break;
         await this.send(g, rows.map((r) => r.change));
-        for (const r of rows) this.sql.exec("DELETE FROM ref_outbox WHERE seq = ?", r.seq);
+        this.sql.exec("DELETE FROM ref_outbox WHERE grp = ? AND seq <= ?", g, rows.at(-1)!.seq);
       }
     } finally {
       this.busy.delete(g);
@@ -78,7 +78,7 @@ export class RefOutbox {
   private rows(g: number): { seq: number; change: RefChange }[] {
     const out: { seq: number; change: RefChange }[] = [];
     let n = 0;
-    for (const r of this.sql.exec("SELECT seq, op, ref, chids FROM ref_outbox WHERE grp = ? ORDER BY seq LIMIT 64", g).toArray()) {
+    for (const r of this.sql.exec("SELECT seq, op, ref, chids FROM ref_outbox WHERE grp = ? ORDER BY seq LIMIT 2048", g).toArray()) {
       const chids = JSON.parse(String(r.chids)) as Chid[];
       if (out.length > 0 && n + chids.length > CALL_CHIDS) break;
       out.push({ seq: Number(r.seq), change: { op: r.op as RefOp, ref: String(r.ref), chids } });
