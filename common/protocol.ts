@@ -157,6 +157,8 @@ export interface InventoryMsg {
   groupCount: number;
   after: string | null;
   limit: number;
+  /** Only chunks written at or after this time (ms since the epoch), and no manifests: a group recovering holds it lost. */
+  since?: number;
 }
 
 /**

@@ -180,7 +180,7 @@ export class GroupLink {
         return;
       }
       case "inventory": {
-        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, msg.after, Math.min(msg.limit, 4096));
+        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, msg.after, Math.min(msg.limit, 4096), msg.since ?? null);
         this.send(ws, { t: "inventory-page", txn: msg.txn, refs: page.refs, next: page.next });
         return;
       }

@@ -406,7 +406,7 @@ export class ChunkStore {
    * when it restores replica counts. Each page walks the chunk directories again; a group's
    * re-replication is rare, and pages are large.
    */
-  async inventory(group: number, groupCount: number, after: string | null, limit: number): Promise<{ refs: StoredRef[]; next: string | null }> {
+  async inventory(group: number, groupCount: number, after: string | null, limit: number, since: number | null = null): Promise<{ refs: StoredRef[]; next: string | null }> {
     const refs: StoredRef[] = [];
     if (after === null || after.startsWith("c:")) {
       const from = after?.slice(2) ?? "";
@@ -415,11 +415,13 @@ export class ChunkStore {
         if (fan < from.slice(0, 2)) continue;
         for (const name of (await readdir(join(root, fan))).sort()) {
           if (name <= from || groupOf(name as Chid, groupCount) !== group) continue;
+          if (since !== null && ((await stat(join(root, fan, name)).catch(() => null))?.mtimeMs ?? 0) < since) continue;
           refs.push({ kind: "chunk", chid: name as Chid });
           if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
         }
       }
     }
+    if (since !== null) return { refs, next: null };
     let cursor: { nhid: Nhid; uvid: Uvid; chid: Chid } | null = null;
     if (after?.startsWith("v:")) {
       const [nhid, uvid, chid] = after.slice(2).split("/") as [Nhid, Uvid, Chid];

@@ -277,6 +277,20 @@ export class LocalCluster {
     process.once("SIGTERM", onSignal);
   }
 
+  /** SIGKILL the gateway (workerd and its host) with no warning, as a crash would; startGateway() brings it back on its persisted state. */
+  async killGateway(): Promise<void> {
+    const w = this.gateway;
+    this.gateway = null;
+    if (!w || w.exitCode !== null || !w.pid) return;
+    const exited = new Promise((r) => w.once("exit", r));
+    try {
+      process.kill(-w.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+    await Promise.race([exited, sleep(10_000)]);
+  }
+
   gatewayPid(): number | undefined {
     return this.gateway?.pid;
   }

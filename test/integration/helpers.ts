@@ -87,10 +87,11 @@ export function pseudoRandom(size: number, seed: number): Uint8Array {
   return out;
 }
 
-/** Every chunk file under the targets' data directories: name (CHID) -> sizes of its copies. */
-export function chunkFiles(cluster: LocalCluster): Map<string, number[]> {
+/** Every chunk file under the targets' data directories (all, or those given): name (CHID) -> sizes of its copies. */
+export function chunkFiles(cluster: LocalCluster, only: readonly number[] | null = null): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const t of cluster.targets) {
+    if (only !== null && !only.includes(t.index)) continue;
     const root = join(t.dataDir, "chunks");
     let fans: string[] = [];
     try {

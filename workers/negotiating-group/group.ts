@@ -47,6 +47,10 @@ const REREPLICATE_PAUSE_MS = 20;
 /** Chunks deleted, and removed versions expunged, per alarm round. */
 const RECLAIM_BATCH = 512;
 const EXPUNGE_BATCH = 64;
+/** How long recovery of lost holds waits for every writer of the group to be back. */
+const RECOVERY_WAIT_MS = 10 * 60_000;
+/** Targets' clocks may run behind the group's: recovery asks for chunks written this much before. */
+const CLOCK_MARGIN_MS = 10 * 60_000;
 /** Commits within this long share one reference push per chunk group. */
 const REF_PUSH_DELAY_MS = 5_000;
 /** A removed version whose manifest could not be read to expunge it is tried again this much later. */
@@ -147,7 +151,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     }
     // Records of an earlier life that no shard confirmed: the alarm hands them over.
     if (this.book.pending(1).length > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
-    if (this.refOutbox.waiting().length > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
+    if (this.refOutbox.waiting().length > 0 || this.refs.lostSince() !== null) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
   }
 
   private setGroup(g: number): void {
@@ -747,6 +751,36 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (owed.length > 0) m.send({ t: "reclaim", refs: owed });
   }
 
+  /**
+   * An earlier life of this object kept holds in memory it never wrote (backrefs.ts hold): the
+   * chunks its members stored since then, and that have no row here, are held now, so that
+   * those no version references are reclaimed like any other. Asks each member for only the
+   * chunks of this group written since (by file time, with a margin for clock skew); waits
+   * until every writer of the group is back, or gives up after RECOVERY_WAIT_MS (a leak).
+   */
+  private async recoverHolds(): Promise<void> {
+    const since = this.refs.lostSince();
+    if (since === null || this.group < 0) return;
+    const cfg = configOf(this.env);
+    const view = await this.groupView(true);
+    const readers = await this.live("readers");
+    const missing = view.writers.filter((w) => !readers.some((m) => m.id === w.id));
+    if (missing.length > 0 && Date.now() - since < RECOVERY_WAIT_MS) {
+      await this.alarmBy(Date.now() + 5 * OUTBOX_RETRY_MS);
+      return;
+    }
+    const inventories = await Promise.all(readers.map((m) => inventoryOf(this, m, this.group, cfg.groupCount, since - CLOCK_MARGIN_MS)));
+    if (inventories.some((i) => i === null)) {
+      await this.alarmBy(Date.now() + 5 * OUTBOX_RETRY_MS);
+      return;
+    }
+    const chids = inventories.flatMap((inv) => inv!.flatMap((r) => (r.kind === "chunk" ? [r.chid] : [])));
+    const held = this.refs.recovered(chids, Date.now() + cfg.chunkHoldMs);
+    console.log(JSON.stringify({ msg: "holds recovered", group: this.group, since, found: chids.length, held, members: readers.length, missing: missing.length }));
+    const next = this.refs.nextDue();
+    if (next !== null) await this.alarmBy(next);
+  }
+
   /** Delete, on every member that may hold them, chunks whose holds ran out with nothing referencing them. */
   private async reclaimDue(): Promise<void> {
     if (this.group < 0) return;
@@ -1034,6 +1068,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     // The alarm that fired is spent; each step below asks for the next one it needs.
     this.alarmAt = null;
     this.refs.flushHolds();
+    await this.recoverHolds().catch((e: unknown) => console.log(JSON.stringify({ msg: "hold recovery failed", group: this.group, error: String(e) })));
     await this.settleMerges().catch(async () => this.alarmBy(Date.now() + OUTBOX_RETRY_MS));
     await this.rereplicateIfDue().catch((e: unknown) => console.log(JSON.stringify({ msg: "re-replication failed", group: this.group, error: String(e) })));
     await this.flushOutbox().catch(() => {});

@@ -14,7 +14,7 @@ const PAGE_TIMEOUT_MS = 30_000;
 
 type Page = Extract<ToGroup, { t: "inventory-page" }>;
 
-function onePage(host: TxnHost, member: Member, group: number, groupCount: number, after: string | null): Promise<Page | null> {
+function onePage(host: TxnHost, member: Member, group: number, groupCount: number, after: string | null, since: number | null): Promise<Page | null> {
   return new Promise((resolve) => {
     const finish = (v: Page | null) => {
       clearTimeout(timer);
@@ -32,16 +32,16 @@ function onePage(host: TxnHost, member: Member, group: number, groupCount: numbe
     };
     const txn = host.open(handler);
     const timer = setTimeout(() => finish(null), PAGE_TIMEOUT_MS);
-    member.send({ t: "inventory", txn, group, groupCount, after, limit: PAGE });
+    member.send({ t: "inventory", txn, group, groupCount, after, limit: PAGE, ...(since === null ? {} : { since }) });
   });
 }
 
-/** Every item `member` holds for `group`; null if it went away or stopped answering. */
-export async function inventoryOf(host: TxnHost, member: Member, group: number, groupCount: number): Promise<StoredRef[] | null> {
+/** Every item `member` holds for `group` (with `since`: only chunks written since then); null if it went away or stopped answering. */
+export async function inventoryOf(host: TxnHost, member: Member, group: number, groupCount: number, since: number | null = null): Promise<StoredRef[] | null> {
   const refs: StoredRef[] = [];
   let after: string | null = null;
   for (;;) {
-    const page = await onePage(host, member, group, groupCount, after);
+    const page = await onePage(host, member, group, groupCount, after, since);
     if (!page) return null;
     refs.push(...page.refs);
     if (page.next === null) return refs;

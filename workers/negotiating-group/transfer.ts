@@ -332,13 +332,13 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
   let asked: Member[] = [];
 
   // One delivery from one member; null (with the reason in `errors`) if it fails or is bad.
-  const receive = async (member: Member, ask: ToTarget, ref: StoredRef): Promise<Uint8Array | null> => {
+  const receive = async (member: Member, ask: ToTarget, ref: StoredRef, patient = false): Promise<Uint8Array | null> => {
     tried.add(member);
     const attempt = { member, buf: null, received: 0, done: deferred<Uint8Array>(), started: deferred<void>() };
     current = attempt;
     member.send(ask);
     try {
-      await withTimeout(Promise.race([attempt.started.promise, attempt.done.promise]), FIRST_FRAME_TIMEOUT_MS, "the first frame").catch((e: unknown) => {
+      await withTimeout(Promise.race([attempt.started.promise, attempt.done.promise]), patient ? GET_TIMEOUT_MS : FIRST_FRAME_TIMEOUT_MS, "the first frame").catch((e: unknown) => {
         if (String(e).includes("timed out")) member.markSlow(SLOW_MS);
         throw e;
       });
@@ -365,20 +365,39 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
     }
     const untried = members.filter((m) => !tried.has(m) && !m.gone);
     // A slow member is asked only when no other can be.
-    asked = untried.some((m) => !m.slow) ? untried.filter((m) => !m.slow) : untried;
-    if (asked.length > 0) {
-      bids = new BidCollector<GetBid>(asked);
-      broadcast(asked, req.propose(txn));
+    const round = async (ask: Member[], patient: boolean): Promise<GetResult | null> => {
+      asked = [...new Set([...asked, ...ask])];
+      bids = new BidCollector<GetBid>(ask);
+      broadcast(ask, req.propose(txn));
       const replies = await bids.wait();
+      for (const [m, b] of replies) if (b === null) lacking.add(m);
       const offers = [...replies.values()].filter((b): b is GetBid => b !== null && !b.member.gone);
       // Least busy first; idle holders tie, so rotate among them or the quickest bidder serves all.
       const turn = (b: GetBid) => (members.indexOf(b.member) + txn) % members.length;
       offers.sort((a, b) => a.queue - b.queue || turn(a) - turn(b));
       for (const offer of offers) {
         const ref = req.refOf(offer);
-        const bytes = await receive(offer.member, { t: "select-get", txn, credit: req.maxBytes }, ref);
+        const bytes = await receive(offer.member, { t: "select-get", txn, credit: req.maxBytes }, ref, patient);
         if (bytes) return { bytes, chid: ref.chid, from: offer.member, holders: offers.map((o) => o.member), failed };
       }
+      return null;
+    };
+    const lacking = new Set<Member>();
+    const first = untried.some((m) => !m.slow) ? untried.filter((m) => !m.slow) : untried;
+    if (first.length > 0) {
+      const got = await round(first, false);
+      if (got) return got;
+    }
+    // Nobody served in time. Under load (targets busy writing, a kill's repair traffic) every
+    // holder can be slower to bid than the hung-target limits: ask once more every live member
+    // not asked to send yet that did not say it lacks the item, slow ones included, and wait as
+    // long as a delivery may take. (One asked already may still be sending on this txn: its
+    // frames would mix with a new stream.) A hung target costs this only when no one else
+    // holds the item.
+    const again = members.filter((m) => !m.gone && !lacking.has(m) && !tried.has(m));
+    if (again.length > 0) {
+      const got = await round(again, true);
+      if (got) return got;
     }
     if (errors.length === 0) return null;
     throw new Error(`${UNAVAILABLE}every copy failed: ${errors.join("; ")}`);

@@ -1,0 +1,123 @@
+// Fault injection (issue 6, "how it is shown") against the real local cluster, R = 3 on six
+// targets, bounded in time: a target killed (SIGKILL) in the middle of a large PUT and of GETs,
+// two of six killed at once, the gateway's workerd killed in the middle of writes and started
+// again on its persisted state. After each: every acknowledged object reads back byte-exact,
+// nothing unacknowledged is half-visible, and replica counts return to R. (That the disks come
+// back empty once everything is deleted after these faults does not hold yet: see the note in
+// docs/durability.md, "Not built yet".) Sizes are tens of MiB rather than the issue's
+// 1 GiB so that CI stays within minutes; `npm run bench:rereplicate` measures the large case.
+
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
+import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+
+let cluster: LocalCluster;
+let s3: S3Client;
+const B = "faults";
+
+clusterForSuite(
+  { bucket: B, vars: { REREPLICATE_AFTER_SECONDS: "1", CHUNK_HOLD_SECONDS: "3" } },
+  (c) => ({ cluster, s3 } = c),
+);
+
+/** What the test knows was acknowledged, by key. */
+const acked = new Map<string, Uint8Array>();
+
+async function put(key: string, body: Uint8Array): Promise<boolean> {
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
+    acked.set(key, body);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function read(key: string): Promise<Uint8Array | null> {
+  try {
+    return await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
+  } catch (e) {
+    if ((e as { name?: string }).name === "NoSuchKey") return null;
+    throw e;
+  }
+}
+
+async function allAckedReadBack(): Promise<void> {
+  for (const [key, body] of acked) expect(sameBytes((await read(key))!, body), key).toBe(true);
+}
+
+/** Copies of every chunk on the live targets' disks. */
+function liveCopies(live: readonly number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [chid, sizes] of chunkFiles(cluster, live)) out.set(chid, sizes.length);
+  return out;
+}
+
+async function eventually(done: () => boolean | Promise<boolean>, tries = 150): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await done()) return true;
+    await sleep(200);
+  }
+  return done();
+}
+
+const all = [0, 1, 2, 3, 4, 5];
+
+describe("fault injection", () => {
+  it("survives a target killed in the middle of a large PUT and of GETs", async () => {
+    const stored = pseudoRandom(16 * 2 ** 20, 8001);
+    expect(await put("stored.bin", stored)).toBe(true);
+    const big = pseudoRandom(48 * 2 ** 20, 8002);
+    const putting = put("big.bin", big);
+    const reading = Promise.all([0, 1, 2].map(() => read("stored.bin")));
+    await sleep(300);
+    await cluster.killTarget(2);
+    const ok = await putting;
+    // The GETs under way when a holder died finish from the other holders, byte-exact.
+    for (const r of await reading) expect(sameBytes(r!, stored)).toBe(true);
+    // Acknowledged: readable and exact. Not acknowledged: absent, or (committed just as it failed) exact.
+    const seen = await read("big.bin");
+    if (ok) expect(sameBytes(seen!, big)).toBe(true);
+    else if (seen) expect(sameBytes(seen, big)).toBe(true);
+    if (seen && !ok) acked.set("big.bin", big);
+    // R again on the five live targets, past the 1 s grace period.
+    const live = all.filter((i) => i !== 2);
+    expect(await eventually(() => [...liveCopies(live).values()].every((n) => n >= 3))).toBe(true);
+    await allAckedReadBack();
+    cluster.startTarget(2);
+    await cluster.waitForTargets();
+  });
+
+  it("loses nothing acknowledged when two of six targets are killed at once", async () => {
+    for (let i = 0; i < 6; i++) expect(await put(`two-${i}`, pseudoRandom(700_000, 8100 + i))).toBe(true);
+    await Promise.all([cluster.killTarget(0), cluster.killTarget(4)]);
+    await allAckedReadBack();
+    // A group that lost two of its four members cannot place R = 3 on its two left (members are
+    // not replaced yet: docs/durability.md); R is back once the two return with their copies.
+    cluster.startTarget(0);
+    cluster.startTarget(4);
+    await cluster.waitForTargets();
+    expect(await eventually(() => [...liveCopies(all).values()].every((n) => n >= 3))).toBe(true);
+    await allAckedReadBack();
+  });
+
+  it("keeps every acknowledged write, and shows no half-written one, when the gateway is killed mid-write and restarted", async () => {
+    const bodies = Array.from({ length: 8 }, (_, i) => pseudoRandom(3 * 2 ** 20, 8200 + i));
+    const writes = bodies.map((b, i) => put(`crash-${i}`, b));
+    await sleep(400);
+    await cluster.killGateway();
+    const results = await Promise.all(writes);
+    await cluster.startGateway();
+    await cluster.waitForTargets();
+    for (let i = 0; i < bodies.length; i++) {
+      const seen = await read(`crash-${i}`);
+      if (results[i]) expect(sameBytes(seen!, bodies[i]!)).toBe(true);
+      else if (seen) {
+        expect(sameBytes(seen, bodies[i]!)).toBe(true);
+        acked.set(`crash-${i}`, bodies[i]!);
+      }
+    }
+    await allAckedReadBack();
+  });
+});
