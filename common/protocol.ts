@@ -157,7 +157,7 @@ export interface InventoryMsg {
   groupCount: number;
   after: string | null;
   limit: number;
-  /** Only chunks written at or after this time (ms since the epoch), and no manifests: a group recovering holds it lost. */
+  /** Only chunks written, and manifests stamped, at or after this time (ms since the epoch): a group recovering what it knew only in memory. */
   since?: number;
 }
 

@@ -8,7 +8,7 @@ import { createHash, type Hash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
+import { formatUvid, groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, FRAME_PAYLOAD_MAX, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
@@ -404,7 +404,8 @@ export class ChunkStore {
    * A page of the items held for one group, in key order after `after` (chunks first, as
    * "c:<chid>", then manifests, as "v:<nhid>/<uvid>/<chid>"): what a group asks its members for
    * when it restores replica counts. Each page walks the chunk directories again; a group's
-   * re-replication is rare, and pages are large.
+   * re-replication is rare, and pages are large. With `since`: only chunk files written since
+   * then and manifests stamped since then (a group recovering what it knew only in memory).
    */
   async inventory(group: number, groupCount: number, after: string | null, limit: number, since: number | null = null): Promise<{ refs: StoredRef[]; next: string | null }> {
     const refs: StoredRef[] = [];
@@ -421,7 +422,12 @@ export class ChunkStore {
         }
       }
     }
-    if (since !== null) return { refs, next: null };
+    if (since !== null) {
+      // Manifests stamped since then, one page (the window of a crash is short): their UVIDs begin with the time.
+      const floor = formatUvid({ ms: Math.max(0, Math.floor(since)), seq: 0, group: 0 });
+      for (const v of this.vms.stampedSince(floor, limit)) if (groupOf(v.nhid, groupCount) === group) refs.push({ kind: "vm", ...v });
+      return { refs, next: null };
+    }
     let cursor: { nhid: Nhid; uvid: Uvid; chid: Chid } | null = null;
     if (after?.startsWith("v:")) {
       const [nhid, uvid, chid] = after.slice(2).split("/") as [Nhid, Uvid, Chid];

@@ -76,6 +76,8 @@ export class VmLog {
     // Added later: rows written before hold raw bytes (enc 0) and their size is their length.
     const columns = this.db.prepare("PRAGMA table_info(vm)").all().map((c) => String(c.name));
     if (!columns.includes("enc")) this.db.exec("ALTER TABLE vm ADD COLUMN enc INTEGER NOT NULL DEFAULT 0; ALTER TABLE vm ADD COLUMN size INTEGER");
+    // Which manifests were written since a time (a group recovering from a crash asks): a UVID begins with its time.
+    this.db.exec("CREATE INDEX IF NOT EXISTS vm_uvid ON vm (uvid)");
     const qColumns = this.db.prepare("PRAGMA table_info(quarantine)").all().map((c) => String(c.name));
     if (!qColumns.includes("enc")) this.db.exec("ALTER TABLE quarantine ADD COLUMN enc INTEGER NOT NULL DEFAULT 0");
     this.insert = this.db.prepare("INSERT OR IGNORE INTO vm (nhid, uvid, chid, bytes, enc, size) VALUES (?, ?, ?, ?, ?, ?)");
@@ -172,6 +174,14 @@ export class VmLog {
       ? this.db.prepare("SELECT nhid, uvid, chid FROM vm WHERE (nhid, uvid, chid) > (?, ?, ?) ORDER BY nhid, uvid, chid LIMIT ?").all(after.nhid, after.uvid, after.chid, limit)
       : this.db.prepare("SELECT nhid, uvid, chid FROM vm ORDER BY nhid, uvid, chid LIMIT ?").all(limit);
     return rows.map((r) => ({ nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, chid: r.chid as Chid }));
+  }
+
+  /** Manifests whose UVID is at or after `floor` (stamped since its time), oldest first. */
+  stampedSince(floor: Uvid, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
+    return this.db
+      .prepare("SELECT nhid, uvid, chid FROM vm WHERE uvid >= ? ORDER BY uvid LIMIT ?")
+      .all(floor, limit)
+      .map((r) => ({ nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, chid: r.chid as Chid }));
   }
 
   /** First 4 bytes of every name held, as numbers: which groups this target holds manifests for. */

@@ -101,8 +101,9 @@ export function chunkFiles(cluster: LocalCluster, only: readonly number[] | null
     }
     for (const fan of fans) {
       for (const name of readdirSync(join(root, fan))) {
-        const size = statSync(join(root, fan, name)).size;
-        out.set(name, [...(out.get(name) ?? []), size]);
+        // Deleted between the listing and the stat (a reclamation running meanwhile): gone.
+        const size = statSync(join(root, fan, name), { throwIfNoEntry: false })?.size;
+        if (size !== undefined) out.set(name, [...(out.get(name) ?? []), size]);
       }
     }
   }

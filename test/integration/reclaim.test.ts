@@ -19,6 +19,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { existsSync } from "node:fs";
+import { Readable } from "node:stream";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
@@ -122,6 +123,52 @@ describe("space reclamation", () => {
     await sleep(5000);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(B, "again-3", body)).toBe(true);
+  });
+
+  it("never acknowledges a write that outlasted its first chunks' hold without them", async () => {
+    // A client that sends 1.2 MB over ~4 s, twice the 2 s hold: its first chunks' holds run out
+    // (and are reclaimed) before the version commits. The write must then fail as a whole;
+    // if it is acknowledged, its data must all be there long after every hold ran out.
+    const body = pseudoRandom(1_200_000, 7013);
+    const piece = 60_000;
+    const slow = Readable.from(
+      (async function* () {
+        for (let at = 0; at < body.length; at += piece) {
+          yield body.subarray(at, at + piece);
+          await sleep(200);
+        }
+      })(),
+    );
+    const rows = manifestRows();
+    let acknowledged = true;
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: B, Key: "slow.bin", Body: slow, ContentLength: body.length }));
+    } catch (e) {
+      acknowledged = false;
+      expect((e as { name: string; $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(500);
+      expect((e as { name: string }).name).toBe("InternalError");
+    }
+    if (acknowledged) {
+      await sleep(4000);
+      expect(await readBack(B, "slow.bin", body)).toBe(true);
+    } else {
+      expect(await s3Error(s3.send(new GetObjectCommand({ Bucket: B, Key: "slow.bin" })))).toEqual({ name: "NoSuchKey", status: 404 });
+      // The manifest it had put while its last chunks were on their way is deleted again.
+      expect(await eventually(() => manifestRows() === rows)).toBe(true);
+    }
+    // A write well within its hold but past a quarter of it is held again and kept.
+    const medium = pseudoRandom(600_000, 7014);
+    const paced = Readable.from(
+      (async function* () {
+        for (let at = 0; at < medium.length; at += 100_000) {
+          yield medium.subarray(at, at + 100_000);
+          await sleep(150);
+        }
+      })(),
+    );
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "paced.bin", Body: paced, ContentLength: medium.length }));
+    await sleep(4000);
+    expect(await readBack(B, "paced.bin", medium)).toBe(true);
   });
 
   it("keeps a copy whole after its source is deleted: the copy has references of its own", async () => {

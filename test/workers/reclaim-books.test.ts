@@ -75,6 +75,27 @@ describe("a group's back-references and holds", () => {
     });
   });
 
+  it("leaves a marker for an earlier life while holds are in memory or a manifest write is uncommitted", async () => {
+    await withSql((sql) => {
+      const first = new RefBook(sql);
+      first.writing("u1");
+      const since = new RefBook(sql).lostSince();
+      expect(since).not.toBeNull();
+      // A flush with the write still in flight keeps a marker; once it is written, the flush clears it.
+      first.hold([A], 5_000);
+      first.flushHolds();
+      expect(new RefBook(sql).lostSince()).not.toBeNull();
+      first.written("u1");
+      first.flushHolds();
+      expect(new RefBook(sql).lostSince()).toBeNull();
+      // A manifest owed for deletion does not make a put's holds go to storage: only a deleted chunk does.
+      first.reclaim([{ kind: "vm", chid: A, nhid: "n" as Nhid, uvid: "0".repeat(22) as Uvid }], [T1], 10);
+      const fresh = new RefBook(sql);
+      fresh.hold([B], 9_000);
+      expect(fresh.unflushedHolds).toBe(1);
+    });
+  });
+
   it("reports a reference that arrives for a chunk already deleted", async () => {
     await withSql((sql) => {
       const book = new RefBook(sql);

@@ -50,6 +50,8 @@ export class RefBook {
   private readonly unflushed = new Map<Chid, number>();
   /** Since when holds of this instance have been in memory only (the marker in storage), or null. */
   private since: number | null = null;
+  /** Version manifests being written and not yet committed, by UVID: when each began. */
+  private readonly writes = new Map<string, number>();
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
@@ -77,10 +79,7 @@ export class RefBook {
       // when holds are in memory only: should this object restart before the flush, it finds
       // the marker and recovers them from its members (lostSince, recovered). Without
       // that a lost hold would leave a failed write's chunk with no row, kept for good.
-      if (this.unflushed.size === 0 && this.since === null) {
-        this.since = Date.now();
-        this.sql.exec("INSERT OR IGNORE INTO hold_marker (since) VALUES (?)", this.since);
-      }
+      this.mark();
       for (const c of chids) this.unflushed.set(c, Math.max(this.unflushed.get(c) ?? 0, until));
       return;
     }
@@ -93,18 +92,51 @@ export class RefBook {
     void this.revive(list);
   }
 
-  /** Write the holds kept in memory to storage (before any decision that reads holds). */
+  /**
+   * A version manifest is about to be written to the members, committed later (or never: the
+   * caller crashed, or its chunks failed). The same marker covers it: should this object
+   * restart before the commit, recovery finds the manifest on the members, stamped since the
+   * marker and unknown to the group, and deletes it. A write that fails without a restart is
+   * the caller's to delete.
+   */
+  writing(uvid: string): void {
+    this.mark();
+    this.writes.set(uvid, Date.now());
+  }
+
+  /** The manifest `writing` announced was committed, or deleted by the caller. */
+  written(uvid: string): void {
+    this.writes.delete(uvid);
+  }
+
+  /** In-memory state begins: the marker says since when (one storage write per flush, not per put). */
+  private mark(): void {
+    if (this.since !== null) return;
+    this.since = Date.now();
+    this.sql.exec("INSERT OR IGNORE INTO hold_marker (since) VALUES (?)", this.since);
+  }
+
+  /**
+   * Write the holds kept in memory to storage (before any decision that reads holds). The
+   * marker then moves up to the oldest manifest write still in flight, or goes.
+   */
   flushHolds(): void {
-    if (this.unflushed.size === 0) return;
-    const pairs = JSON.stringify([...this.unflushed]);
-    this.unflushed.clear();
-    this.sql.exec(
-      "INSERT INTO holds (chid, until) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true ON CONFLICT(chid) DO UPDATE SET until = max(until, excluded.until)",
-      pairs,
-    );
+    if (this.unflushed.size > 0) {
+      const pairs = JSON.stringify([...this.unflushed]);
+      this.unflushed.clear();
+      this.sql.exec(
+        "INSERT INTO holds (chid, until) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true ON CONFLICT(chid) DO UPDATE SET until = max(until, excluded.until)",
+        pairs,
+      );
+    }
+    if (this.since === null) return;
+    let oldest: number | null = null;
+    for (const t of this.writes.values()) oldest = oldest === null ? t : Math.min(oldest, t);
+    if (oldest === this.since) return;
     // A marker of an earlier life stays until its recovery is done.
-    if (this.since !== null) this.sql.exec("DELETE FROM hold_marker WHERE since = ?", this.since);
-    this.since = null;
+    this.sql.exec("DELETE FROM hold_marker WHERE since = ?", this.since);
+    this.since = oldest;
+    if (oldest !== null) this.sql.exec("INSERT OR IGNORE INTO hold_marker (since) VALUES (?)", oldest);
   }
 
   /**
@@ -209,7 +241,7 @@ export class RefBook {
    */
   reclaim(refs: readonly StoredRef[], members: readonly TargetId[], now: number): void {
     this.flushHolds();
-    this.deletedKnown = true;
+    if (refs.some((r) => r.kind === "chunk")) this.deletedKnown = true;
     for (const ref of refs) {
       if (ref.kind === "chunk") {
         this.sql.exec("DELETE FROM holds WHERE chid = ?", ref.chid);
@@ -283,7 +315,9 @@ export class RefBook {
    * has nothing to revive, and skipping two statements per put is measurable.
    */
   private anyDeleted(): boolean {
-    this.deletedKnown ??= this.sql.exec("SELECT 1 FROM tombstones LIMIT 1").toArray().length > 0 || this.owesAny();
+    // Manifests owed are not revived by a put: only chunks count.
+    this.deletedKnown ??=
+      this.sql.exec("SELECT 1 FROM tombstones LIMIT 1").toArray().length > 0 || this.sql.exec("SELECT 1 FROM reclaims WHERE key LIKE 'c:%' LIMIT 1").toArray().length > 0;
     return this.deletedKnown;
   }
 }

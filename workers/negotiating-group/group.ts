@@ -118,6 +118,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   });
   /** Socket -> member, so a message costs no attachment deserialization. */
   private readonly bySocket = new WeakMap<WebSocket, Member>();
+  /** When this instance started: a manifest stamped before and never committed is an earlier life's leftover. */
+  private readonly bornAt = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -397,12 +399,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const vmChid = await chidOf(bytes);
     const record = recordOf(vm, vmChid, isNull);
     let removed: RemovalRecord[] = [];
+    let stored: Promise<unknown> | null = null;
+    let committed = false;
     try {
       const writers = await this.clientWriters();
-      await Promise.all([
-        putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas),
-        chunksStored?.(),
-      ]);
+      this.refs.writing(uvid);
+      stored = putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas);
+      await Promise.all([stored, chunksStored?.()]);
       // From here to the commit nothing awaits: no other write on this name can slip between
       // the condition and the commit.
       const late = inMerge() ?? conditionFails(condition, this.book.current(nhid)) ?? guard();
@@ -412,15 +415,36 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount);
       beforeCommit();
       removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
+      committed = true;
+      this.refs.written(uvid);
     } finally {
       // A no-op once committed: the record in the outbox holds the cutoff from then on.
       this.book.release(uvid);
+      if (!committed && stored) void this.discardManifest({ kind: "vm", chid: vmChid, nhid, uvid }, stored);
     }
     this.pushRefs();
     const cur = this.book.current(nhid);
     if (cur?.uvid === uvid) this.cache(nhid, { vm, vmChid, isNull, replicas: replicas ?? cfg.replicas });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
     return { uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
+  }
+
+  /**
+   * The manifest of a version that was never committed (its chunks failed, its condition no
+   * longer held, the client went away): once its put has settled, whatever copies it left are
+   * deleted like an expunged version's. Nothing else can name it: its UVID was never given out.
+   */
+  private async discardManifest(ref: StoredRef & { kind: "vm" }, stored: Promise<unknown>): Promise<void> {
+    await stored.catch(() => {});
+    try {
+      const view = await this.groupView(true);
+      this.refs.reclaim([ref], view.readers.map((m) => m.id), Date.now());
+      this.refs.written(ref.uvid);
+      for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+    } catch (e) {
+      // Left to recovery's rules: it stays marked as written, so a restart finds and deletes it.
+      console.log(JSON.stringify({ msg: "uncommitted manifest not discarded", group: this.group, uvid: ref.uvid, error: String(e) }));
+    }
   }
 
   /** A write to a name a merge has prepared would overtake the merge: S3's answer to a conflicting operation. */
@@ -775,10 +799,31 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       return;
     }
     const chids = inventories.flatMap((inv) => inv!.flatMap((r) => (r.kind === "chunk" ? [r.chid] : [])));
+    const orphans = this.uncommittedManifests(inventories.flatMap((inv) => inv!));
+    if (orphans.length > 0) {
+      this.refs.reclaim(orphans, readers.map((m) => m.id), Date.now());
+      for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+    }
     const held = this.refs.recovered(chids, Date.now() + cfg.chunkHoldMs);
-    console.log(JSON.stringify({ msg: "holds recovered", group: this.group, since, found: chids.length, held, members: readers.length, missing: missing.length }));
+    console.log(JSON.stringify({ msg: "holds recovered", group: this.group, since, found: chids.length, held, orphans: orphans.length, members: readers.length, missing: missing.length }));
     const next = this.refs.nextDue();
     if (next !== null) await this.alarmBy(next);
+  }
+
+  /**
+   * Of the manifests members hold, those an earlier life of this object wrote and never
+   * committed: stamped before this one started, and neither a version, nor removed and kept
+   * for expunging, nor the decided write of a merge still to be finished.
+   */
+  private uncommittedManifests(found: readonly StoredRef[]): (StoredRef & { kind: "vm" })[] {
+    const merging = new Set(this.merges.all().flatMap((r) => (r.decided ? [r.decided] : [])));
+    const out = new Map<string, StoredRef & { kind: "vm" }>();
+    for (const r of found) {
+      if (r.kind !== "vm" || parseUvid(r.uvid).ms >= this.bornAt || merging.has(r.uvid)) continue;
+      if (this.book.find(r.nhid, r.uvid) || this.expunges.retained(r.nhid, r.uvid)) continue;
+      out.set(storedRefKey(r), r);
+    }
+    return [...out.values()];
   }
 
   /** Delete, on every member that may hold them, chunks whose holds ran out with nothing referencing them. */

@@ -10,6 +10,8 @@ import type { ChunkRef } from "../../../common/manifest.ts";
 import { compressIfWorth } from "../../../common/chunk-encoding.ts";
 import { groupStub, MAX_BATCH_BYTES, type ClusterConfig, type Env } from "../../shared/env.ts";
 import { checksumOf, newChecksummer, type ChecksumAlgorithm } from "../s3/checksum.ts";
+import { S3Error } from "../s3/errors.ts";
+import { holdChunksAgain } from "./references.ts";
 
 const READ_PIECE = 1024 * 1024;
 const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
@@ -84,6 +86,22 @@ async function ingestSmall(body: ReadableStream<Uint8Array>, opts: IngestOptions
   };
 }
 
+/**
+ * A chunk's hold runs from its put: the version's references must reach its group before the
+ * hold runs out, or it is reclaimed under an acknowledged write. A write that took more than a
+ * quarter of the hold (a slow client, a large body, a short CHUNK_HOLD_SECONDS) holds every
+ * chunk again first, which leaves the commit and the reference push at least 3/4 of a hold; a
+ * chunk already reclaimed fails the write instead of acknowledging a version without its data.
+ * Faster writes, nearly all of them, pay nothing.
+ */
+async function holdIfSlow(env: Env, cfg: ClusterConfig, refs: readonly ChunkRef[], firstPutAt: number | null): Promise<void> {
+  if (firstPutAt === null || Date.now() - firstPutAt <= cfg.chunkHoldMs / 4) return;
+  const gone = await holdChunksAgain(env, cfg, refs);
+  if (gone.length > 0) {
+    throw new S3Error("InternalError", `this write took longer than CHUNK_HOLD_SECONDS (${cfg.chunkHoldMs / 1000} s) and ${gone.length} of its chunks were reclaimed meanwhile: nothing was stored, send it again`);
+  }
+}
+
 export interface IngestOptions {
   /** Compute the SHA-256 of the whole body (a signed payload hash to check). */
   sha256: boolean;
@@ -117,6 +135,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   const pending = new Set<Promise<void>>();
   let failure: unknown = null;
   let tail: Uint8Array[] = [];
+  let firstPutAt: number | null = null;
 
   // Natural batching: a group gets at most one putChunks call at a time from this request; the
   // chunks cut for it meanwhile wait and go together in its next call, so one proposal and one
@@ -155,6 +174,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     while (inFlight > 0 && inFlight + chunk.length > IN_FLIGHT_BYTES && failure === null) await Promise.race(pending);
     if (failure !== null) throw failure;
     const g = groupOf(chid, cfg.groupCount);
+    firstPutAt ??= Date.now();
     inFlight += chunk.length;
     let q = queues.get(g);
     if (!q) queues.set(g, (q = { busy: false, chunks: [] }));
@@ -193,6 +213,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   const stored = (async () => {
     while (pending.size > 0) await Promise.all(pending);
     if (failure !== null) throw failure;
+    await holdIfSlow(env, cfg, refs, firstPutAt);
   })();
   // The caller may find the body bad and never wait for this: do not let it go unhandled.
   stored.catch(() => {});

@@ -1,6 +1,7 @@
 // The gateway's part in space reclamation (negotiating-group/backrefs.ts has the rules). A PUT
-// needs nothing from here: storing a chunk holds it, and the version's group pushes its
-// references when it commits. A new version that names chunks it did not store (a copy, a
+// needs little from here: storing a chunk holds it, and the version's group pushes its
+// references when it commits; only a write slow enough to eat into its first chunks' holds
+// holds them all again before it commits (ingest.ts). A new version that names chunks it did not store (a copy, a
 // snapshot's restore, a session's edit of a base) holds them first, and learns if any was
 // deleted meanwhile; a snapshot references its own pages and holds the versions it names.
 
@@ -22,13 +23,18 @@ function byGroup<T>(items: Iterable<T>, idOf: (t: T) => string, groupCount: numb
   return out;
 }
 
+/** Hold these chunks for another CHUNK_HOLD_SECONDS from now; returns those already reclaimed. */
+export async function holdChunksAgain(env: Env, cfg: ClusterConfig, chunks: readonly ChunkRef[]): Promise<Chid[]> {
+  const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
+  return (await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).holdChunks(g, chids)))).flat();
+}
+
 /**
  * Hold the chunks a new version will name until its own references arrive. Throws if any was
  * reclaimed already (its data is gone: the version must not be made).
  */
 export async function holdNamedChunks(env: Env, cfg: ClusterConfig, chunks: readonly ChunkRef[]): Promise<void> {
-  const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
-  const gone = (await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).holdChunks(g, chids)))).flat();
+  const gone = await holdChunksAgain(env, cfg, chunks);
   if (gone.length > 0) {
     throw new S3Error("InvalidObjectState", `${gone.length} chunk(s) of this object's data were reclaimed (nothing referenced them for longer than CHUNK_HOLD_SECONDS): write it again`);
   }
