@@ -177,6 +177,11 @@ export interface HelloMsg {
   t: "hello";
   id: TargetId;
   location: string;
+  /**
+   * Since it last served, this target lost data it cannot name (a crash check found damage, or
+   * fewer chunks than its journal knew of): the group recounts its items' copies and restores R.
+   */
+  lost?: boolean;
 }
 export interface BidPutMsg {
   t: "bid-put";

@@ -23,6 +23,8 @@ export interface ClusterLinkOptions {
   id: TargetId;
   location: string;
   capacity: number;
+  /** This start found data lost that it cannot name (run-journal.ts): every group it serves recounts its copies. */
+  lost?: boolean;
 }
 
 export class ClusterLink {
@@ -104,7 +106,7 @@ export class ClusterLink {
     for (const g of wanted) {
       if (this.groups.has(g)) continue;
       const url = wsUrl(this.opts.gateway, `${GROUP_CONNECT_PREFIX}${g}/connect`);
-      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location }));
+      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}) }));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
   }

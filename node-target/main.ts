@@ -7,6 +7,7 @@ import { Scrubber } from "./scrub.ts";
 import { ClusterLink } from "./cluster-link.ts";
 import { initIdentity, loadIdentity, saveIdentity } from "./config.ts";
 import { log, setLogFields } from "./log.ts";
+import { RunJournal } from "./run-journal.ts";
 import { ChunkStore } from "./store.ts";
 
 const USAGE = `usage: node-target <command> [options]
@@ -66,7 +67,9 @@ async function main(): Promise<void> {
   setLogFields({ target: identity.id, location: identity.location });
   const store = new ChunkStore(dataDir, { directIo: !values["no-direct-io"] });
   await store.open();
-  log("info", "target starting", { data_dir: dataDir, chunks: store.stats.chunks, bytes: store.stats.bytes, direct_io: store.io.direct });
+  const journal = new RunJournal(dataDir, store);
+  const started = await journal.begin();
+  log("info", "target starting", { data_dir: dataDir, chunks: store.stats.chunks, bytes: store.stats.bytes, direct_io: store.io.direct, unclean: started.unclean, lost: started.lost });
 
   const joinSecret = values["join-secret"] ?? process.env.JOIN_SECRET;
   if (!joinSecret) throw new Error("--join-secret or JOIN_SECRET is required");
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
       id: identity.id,
       location: identity.location,
       capacity: identity.capacity,
+      lost: started.lost,
     },
     { store, capacity: identity.capacity, queue: { bytes: 0 } },
     identity.groupCount ?? null,
@@ -91,8 +95,14 @@ async function main(): Promise<void> {
     log("info", "target stopping", { signal: sig });
     scrub?.stop();
     link.close();
-    store.close();
-    setTimeout(() => process.exit(0), 50).unref();
+    // The journal's clean mark goes last: a stop cut short before it is checked as a crash.
+    void journal
+      .end()
+      .catch((e) => log("warn", "journal not closed", { error: String(e) }))
+      .finally(() => {
+        store.close();
+        setTimeout(() => process.exit(0), 50).unref();
+      });
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));

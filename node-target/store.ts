@@ -470,6 +470,7 @@ export class ChunkStore {
     await mkdir(qdir, { recursive: true });
     const dest = join(qdir, `${Date.now()}-${ref.chid}`);
     await rename(path, dest).catch(() => rm(path, { force: true }));
+    this.stats.chunks--;
     log("error", "corrupt copy quarantined", { path, reason, moved_to: dest });
   }
 

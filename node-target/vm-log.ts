@@ -176,6 +176,12 @@ export class VmLog {
     return rows.map((r) => ({ nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, chid: r.chid as Chid }));
   }
 
+  /** Whether the log passes SQLite's integrity check (after an unclean stop). */
+  intact(): boolean {
+    const rows = this.db.prepare("PRAGMA quick_check").all();
+    return rows.length === 1 && String(Object.values(rows[0]!)[0]) === "ok";
+  }
+
   /** Manifests whose UVID is at or after `floor` (stamped since its time), oldest first. */
   stampedSince(floor: Uvid, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
     return this.db

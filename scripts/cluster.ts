@@ -221,6 +221,16 @@ export class LocalCluster {
     t.proc = null;
   }
 
+  /** Stop one target the way an operator does (SIGTERM): it closes its links and its journal cleanly. */
+  async stopTarget(index: number): Promise<void> {
+    const t = this.targets[index]!;
+    if (!t.proc || t.proc.exitCode !== null) return;
+    const exited = new Promise((r) => t.proc!.once("exit", r));
+    t.proc.kill("SIGTERM");
+    await exited;
+    t.proc = null;
+  }
+
   /**
    * Freeze (SIGSTOP) or thaw (SIGCONT) target processes: what a hung host looks like to the
    * cluster — its connections stay open, and it answers nothing until it resumes.

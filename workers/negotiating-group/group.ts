@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, PUT_WINDOW, storedRefKey, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, PUT_WINDOW, storedRefKey, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
@@ -226,6 +226,17 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.bySocket.set(m.ws, m);
   }
 
+  /**
+   * A member that lost data it cannot name (run-journal.ts on the target) is, for this group's
+   * items, like a member gone for good: recount every item's copies and restore R now.
+   */
+  private helloFrom(m: Member, msg: HelloMsg): void {
+    if (!msg.lost) return;
+    console.log(JSON.stringify({ msg: "member lost data: recounting copies", group: this.group, member: m.id }));
+    this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs);
+    void this.alarmBy(Date.now()).catch(() => {});
+  }
+
   private memberOf(ws: WebSocket): Member | null {
     const m = this.bySocket.get(ws);
     return m && this.members.get(m.id) === m ? m : null;
@@ -240,7 +251,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       if (msg.t === "credit") member.grant(msg.bytes);
       else if (msg.t === "damaged") this.repairSoon(msg.ref, `target ${member.id}: ${msg.reason}`);
       else if (msg.t === "reclaimed") this.refs.confirmed(member.id, msg.refs);
-      else if (msg.t !== "hello") this.txns.get(msg.txn)?.onMessage(member, msg);
+      else if (msg.t === "hello") this.helloFrom(member, msg);
+      else this.txns.get(msg.txn)?.onMessage(member, msg);
       return;
     }
     const { header, payload } = decodeFrame(new Uint8Array(message));

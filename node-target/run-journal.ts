@@ -1,0 +1,135 @@
+// Crash safety at start (issue 6, point 8). Chunk writes are safe by construction (bytes hashed,
+// written and fsynced in tmp/, renamed, directory fsynced; tmp/ swept at start: store.ts), so
+// what a power cut can still damage is what the disk or filesystem did not keep as promised,
+// and a data directory can lose files while the target is down. Neither can be named from the
+// inside afterwards, so the target keeps a journal, `run.json`: a run under way and, every
+// CHECKPOINT_MS, how many chunks it held then; a clean stop writes the final count.
+//
+// A start after a run that did not stop cleanly re-hashes what was written since the last
+// checkpoint (quarantining what fails) and checks the manifest log's integrity; any start finds
+// fewer chunks than the journal knew of is a loss. Either way the target reports it instead of
+// serving as if whole: it says `lost` in its hello to every group, and each group counts its
+// copies across members and restores R (the same sweep as for a member gone for good).
+
+import { readdir, readFile, rename, stat, writeFile, open } from "node:fs/promises";
+import { join } from "node:path";
+import type { Chid, Nhid, Uvid } from "../common/ids.ts";
+import { formatUvid } from "../common/ids.ts";
+import { log } from "./log.ts";
+import type { ChunkStore } from "./store.ts";
+
+const FILE = "run.json";
+/** How often a running target records its chunk count (and so how far back a crash check re-hashes). */
+export const CHECKPOINT_MS = 30_000;
+/** Writes finishing around a checkpoint, and clock steps: re-hash this much more. */
+const MARGIN_MS = 60_000;
+
+interface JournalState {
+  startedAt: number;
+  checkpointAt: number;
+  chunks: number;
+  clean: boolean;
+}
+
+export interface StartReport {
+  /** The previous run was not stopped cleanly (a crash, a kill, a power cut). */
+  unclean: boolean;
+  /** Items re-hashed because they were written since the last checkpoint before the crash. */
+  rechecked: number;
+  /** Of those, the ones that failed and were quarantined. */
+  damaged: number;
+  /** Chunks the journal knew of, and chunks found. */
+  expected: number | null;
+  found: number;
+  /** The manifest log failed its integrity check. */
+  manifestsDamaged: boolean;
+  /** Something was lost that the target cannot name: its groups must recount their copies. */
+  lost: boolean;
+}
+
+export class RunJournal {
+  private readonly path: string;
+  private readonly store: ChunkStore;
+  private timer: NodeJS.Timeout | null = null;
+  private startedAt = Date.now();
+
+  constructor(dataDir: string, store: ChunkStore) {
+    this.path = join(dataDir, FILE);
+    this.store = store;
+  }
+
+  /** Check the store against the journal (after store.open), then start journaling this run. */
+  async begin(): Promise<StartReport> {
+    const prev = await this.read();
+    const report: StartReport = { unclean: prev !== null && !prev.clean, rechecked: 0, damaged: 0, expected: prev?.chunks ?? null, found: 0, manifestsDamaged: false, lost: false };
+    if (report.unclean) {
+      const since = prev!.checkpointAt - MARGIN_MS;
+      await this.recheckSince(since, report);
+      report.manifestsDamaged = !this.store.vms.intact();
+    }
+    report.found = this.store.stats.chunks;
+    // A clean stop's count is exact; after a crash, deletions since the checkpoint may explain a
+    // shortfall, but a recount by the groups is cheap next to a copy silently missing.
+    const short = report.expected !== null && report.found < report.expected;
+    report.lost = report.damaged > 0 || report.manifestsDamaged || short;
+    if (report.unclean || report.lost) {
+      log(report.lost ? "error" : "warn", report.lost ? "data directory lost data: groups will recount and restore copies" : "previous run did not stop cleanly; data rechecked", { ...report });
+    }
+    this.startedAt = Date.now();
+    await this.write({ startedAt: this.startedAt, checkpointAt: this.startedAt, chunks: this.store.stats.chunks, clean: false });
+    this.timer = setInterval(() => void this.checkpoint().catch((e) => log("warn", "journal checkpoint failed", { error: String(e) })), CHECKPOINT_MS);
+    this.timer.unref();
+    return report;
+  }
+
+  /** A clean stop: the count now is exact. */
+  async end(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.write({ startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: true });
+  }
+
+  private async checkpoint(): Promise<void> {
+    await this.write({ startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: false });
+  }
+
+  /** Re-hash chunk files modified, and manifests stamped, since `since`; failures are quarantined by the store. */
+  private async recheckSince(since: number, report: StartReport): Promise<void> {
+    const root = join(this.store.dir, "chunks");
+    for (const fan of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(root, fan)).catch(() => [] as string[])) {
+        const s = await stat(join(root, fan, name)).catch(() => null);
+        if (!s || s.mtimeMs < since) continue;
+        report.rechecked++;
+        if (!(await this.store.readVerified({ kind: "chunk", chid: name as Chid }).catch(() => null))) report.damaged++;
+      }
+    }
+    const floor = formatUvid({ ms: Math.max(0, Math.floor(since)), seq: 0, group: 0 });
+    for (const v of this.store.vms.stampedSince(floor, Number.MAX_SAFE_INTEGER)) {
+      report.rechecked++;
+      if (!(await this.store.readVerified({ kind: "vm", nhid: v.nhid as Nhid, uvid: v.uvid as Uvid, chid: v.chid }).catch(() => null))) report.damaged++;
+    }
+  }
+
+  private async read(): Promise<JournalState | null> {
+    try {
+      return JSON.parse(await readFile(this.path, "utf8")) as JournalState;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      // A journal torn by the crash itself says only that the run did not end cleanly.
+      return { startedAt: 0, checkpointAt: 0, chunks: 0, clean: false };
+    }
+  }
+
+  private async write(state: JournalState): Promise<void> {
+    const tmp = `${this.path}.tmp`;
+    await writeFile(tmp, JSON.stringify(state) + "\n");
+    const fh = await open(tmp, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, this.path);
+  }
+}

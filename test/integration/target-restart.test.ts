@@ -1,0 +1,113 @@
+// Crash safety on targets (issue 6, point 8), on a real cluster: a target SIGKILLed with a
+// leftover temporary file and a chunk file damaged while it was down is re-checked at start (what
+// it wrote since its last journal checkpoint is re-hashed), sweeps the temporary file, quarantines
+// the bad copy instead of serving it, and says it lost data; its groups recount and restore R.
+// A target stopped cleanly that comes back with a chunk file gone does the same. The background
+// scrub is off, so only the start-up check can find the damage, and the re-replication grace
+// (300 s) is longer than the suite: only the target's report can trigger the recount.
+
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+
+let cluster: LocalCluster;
+let s3: S3Client;
+const B = "restart";
+
+clusterForSuite({ bucket: B, targetArgs: ["--scrub-rate", "0"], vars: { REREPLICATE_AFTER_SECONDS: "300" } }, (c) => ({ cluster, s3 } = c));
+
+/** Good copies of a chunk: files under its name, on any target, whose bytes hash to it. */
+function goodCopies(chid: string): number {
+  let n = 0;
+  for (const t of cluster.targets) {
+    const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
+    if (existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid) n++;
+  }
+  return n;
+}
+
+/** A target holding a chunk of `chids`, and that chunk's file on it. */
+function holderOf(chids: readonly string[]): { index: number; chid: string; path: string } {
+  for (const t of cluster.targets) {
+    for (const chid of chids) {
+      const path = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
+      if (existsSync(path)) return { index: t.index, chid, path };
+    }
+  }
+  throw new Error("no holder found");
+}
+
+async function putNew(key: string, body: Uint8Array): Promise<string[]> {
+  const before = new Set(chunkFiles(cluster).keys());
+  await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
+  return [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+}
+
+async function eventually(done: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 150; i++) {
+    if (done()) return true;
+    await sleep(200);
+  }
+  return done();
+}
+
+const logged = (index: number, msg: string) => cluster.logTail.some((l) => l.startsWith(`[target-${index}]`) && l.includes(`"msg":"${msg}"`));
+
+describe("a target that restarts", () => {
+  it("after a crash, sweeps temporary files, quarantines what it wrote wrong, reports the loss, and R comes back", async () => {
+    const body = pseudoRandom(900_000, 9101);
+    const chids = await putNew("crashed.bin", body);
+    expect(chids.length).toBeGreaterThan(2);
+    const victim = holderOf(chids);
+    const dir = cluster.targets[victim.index]!.dataDir;
+    await cluster.killTarget(victim.index);
+    // What a power cut can leave: a half-written temporary file, and a file under its name whose
+    // bytes the disk did not keep.
+    writeFileSync(join(dir, "tmp", "half-written"), "partial");
+    const bytes = readFileSync(victim.path);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    writeFileSync(victim.path, bytes);
+    expect(goodCopies(victim.chid)).toBe(2);
+    cluster.startTarget(victim.index);
+    await cluster.waitForTargets();
+    expect(existsSync(join(dir, "tmp", "half-written"))).toBe(false);
+    expect(readdirSync(join(dir, "quarantine")).some((f) => f.endsWith(victim.chid))).toBe(true);
+    expect(logged(victim.index, "data directory lost data: groups will recount and restore copies")).toBe(true);
+    expect(await eventually(() => goodCopies(victim.chid) === 3)).toBe(true);
+    // No copy with wrong bytes is left under the chunk's name anywhere.
+    expect(chunkFiles(cluster).get(victim.chid)?.length).toBe(3);
+    expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "crashed.bin" }))).Body), body)).toBe(true);
+  });
+
+  it("stopped cleanly, then missing a chunk file, reports the loss and R comes back", async () => {
+    const body = pseudoRandom(700_000, 9102);
+    const chids = await putNew("stopped.bin", body);
+    const victim = holderOf(chids);
+    await cluster.stopTarget(victim.index);
+    const journal = JSON.parse(readFileSync(join(cluster.targets[victim.index]!.dataDir, "run.json"), "utf8")) as { clean: boolean };
+    expect(journal.clean).toBe(true);
+    rmSync(victim.path);
+    expect(goodCopies(victim.chid)).toBe(2);
+    cluster.startTarget(victim.index);
+    await cluster.waitForTargets();
+    expect(await eventually(() => goodCopies(victim.chid) === 3)).toBe(true);
+    expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "stopped.bin" }))).Body), body)).toBe(true);
+  });
+
+  it("stopped cleanly with nothing lost, reports nothing and serves as before", async () => {
+    const body = pseudoRandom(300_000, 9103);
+    const chids = await putNew("fine.bin", body);
+    const victim = holderOf(chids);
+    const lostBefore = cluster.logTail.filter((l) => l.startsWith(`[target-${victim.index}]`) && l.includes("lost data")).length;
+    await cluster.stopTarget(victim.index);
+    cluster.startTarget(victim.index);
+    await cluster.waitForTargets();
+    expect(cluster.logTail.filter((l) => l.startsWith(`[target-${victim.index}]`) && l.includes("lost data")).length).toBe(lostBefore);
+    expect(goodCopies(victim.chid)).toBe(3);
+    expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "fine.bin" }))).Body), body)).toBe(true);
+  });
+});
