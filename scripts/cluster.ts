@@ -159,7 +159,11 @@ export class LocalCluster {
     throw new Error(`gateway did not answer on ${this.endpoint} within 60 s:\n${this.logTail.join("\n")}`);
   }
 
-  startTarget(index: number): void {
+  /**
+   * Start (or restart) a target. `gateway`: dial another address than the cluster's (a test's
+   * proxy); `args`: extra node-target options for this start only (a small --capacity).
+   */
+  startTarget(index: number, opts: { gateway?: string; args?: string[] } = {}): void {
     const t = this.targets[index]!;
     if (t.proc && t.proc.exitCode === null) return;
     t.assigned.clear();
@@ -171,9 +175,10 @@ export class LocalCluster {
         "run",
         "--data-dir", t.dataDir,
         "--location", t.location,
-        "--gateway", this.endpoint,
+        "--gateway", opts.gateway ?? this.endpoint,
         "--join-secret", this.opts.joinSecret,
         ...this.opts.targetArgs,
+        ...(opts.args ?? []),
       ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } },
     );

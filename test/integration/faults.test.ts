@@ -1,7 +1,9 @@
 // Fault injection (issue 6, "how it is shown") against the real local cluster, R = 3 on six
 // targets, bounded in time: a target killed (SIGKILL) in the middle of a large PUT and of GETs,
 // two of six killed at once, the gateway's workerd killed in the middle of writes and started
-// again on its persisted state. After each: every acknowledged object reads back byte-exact,
+// again on its persisted state, a target cut off from the gateway (a TCP proxy that resets its
+// connections, scripts/partition-proxy.ts) past the grace period and let back, a target's disk
+// filling up (a small --capacity quota), and half the targets full. After each: every acknowledged object reads back byte-exact,
 // nothing unacknowledged is half-visible, replica counts return to R, and once everything is
 // deleted the targets' disks come back empty. Sizes are tens of MiB rather than the issue's
 // 1 GiB so that CI stays within minutes; `npm run bench:rereplicate` measures the large case.
@@ -13,6 +15,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
+import { PartitionProxy } from "../../scripts/partition-proxy.ts";
 import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
@@ -136,6 +139,88 @@ describe("fault injection", () => {
       }
     }
     await allAckedReadBack();
+  });
+
+  it("keeps everything through a target cut off past the grace period, and has it drop on return what was deleted meanwhile", async () => {
+    const proxy = await PartitionProxy.to(cluster.endpoint);
+    try {
+      await cluster.stopTarget(5);
+      cluster.startTarget(5, { gateway: proxy.url });
+      await cluster.waitForTargets();
+      const before = new Set(chunkFiles(cluster).keys());
+      expect(await put("cut-doomed", pseudoRandom(2_000_000, 8300))).toBe(true);
+      const doomed = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+      for (let i = 1; i < 4; i++) expect(await put(`cut-${i}`, pseudoRandom(600_000, 8300 + i))).toBe(true);
+      // Its copies of the object to be deleted while it is away.
+      const heldThere = doomed.filter((c) => chunkFiles(cluster, [5]).has(c));
+      expect(heldThere.length).toBeGreaterThan(0);
+      proxy.cut();
+      // Both ends see the connections go; past the 1 s grace the groups restore R on the five left.
+      const others = all.filter((i) => i !== 5);
+      expect(await eventually(() => [...liveCopies(others).values()].every((n) => n >= 3))).toBe(true);
+      // Writes and deletes go on meanwhile.
+      expect(await put("cut-new", pseudoRandom(500_000, 8310))).toBe(true);
+      await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "cut-doomed" }));
+      acked.delete("cut-doomed");
+      expect(await eventually(() => doomed.every((c) => !chunkFiles(cluster, others).has(c)))).toBe(true);
+      expect(heldThere.every((c) => chunkFiles(cluster, [5]).has(c))).toBe(true);
+      proxy.heal();
+      await cluster.waitForTargets();
+      await allAckedReadBack();
+      // The deletions it missed reach it as it reconnects.
+      expect(await eventually(() => heldThere.every((c) => !chunkFiles(cluster, [5]).has(c)))).toBe(true);
+      expect(await read("cut-doomed")).toBeNull();
+    } finally {
+      await cluster.stopTarget(5);
+      await proxy.close();
+      cluster.startTarget(5);
+      await cluster.waitForTargets();
+    }
+  });
+
+  it("places writes on the other members once a target's disk is full, and loses nothing", async () => {
+    const bytesOn = (i: number) => [...chunkFiles(cluster, [i]).values()].flat().reduce((a, b) => a + b, 0);
+    const used = bytesOn(3);
+    // A quota (--capacity) just 1 MiB above what it holds plus the 64 MiB a target keeps in reserve.
+    await cluster.stopTarget(3);
+    cluster.startTarget(3, { args: ["--capacity", String(used + 64 * 2 ** 20 + 2 ** 20)] });
+    try {
+      await cluster.waitForTargets();
+      for (let i = 0; i < 10; i++) expect(await put(`full-${i}`, pseudoRandom(1_500_000, 8400 + i))).toBe(true);
+      // It filled up (taking at most its quota and what was already accepted), and the rest went elsewhere at R.
+      expect(bytesOn(3) - used).toBeLessThan(3 * 2 ** 20);
+      expect([...liveCopies(all).values()].every((n) => n >= 3)).toBe(true);
+      await allAckedReadBack();
+      // Half the targets full: groups left with fewer than R members that accept refuse the
+      // write as a whole, with a 503 that says why; nothing of it is visible.
+      for (const i of [3, 4, 5]) {
+        await cluster.stopTarget(i);
+        cluster.startTarget(i, { args: ["--capacity", "1"] });
+      }
+      await cluster.waitForTargets();
+      let refused = 0;
+      for (const [key, size] of [["half-full-small", 100], ["half-full-large", 1_000_000]] as const) {
+        const body = pseudoRandom(size, 8450 + size);
+        try {
+          await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
+          acked.set(key, body);
+        } catch (e) {
+          refused++;
+          const err = e as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+          expect([err.name, err.$metadata?.httpStatusCode]).toEqual(["ServiceUnavailable", 503]);
+          expect(err.message).toMatch(/refused: only \d+ bytes free/);
+          expect(await read(key)).toBeNull();
+        }
+      }
+      expect(refused).toBeGreaterThan(0);
+      await allAckedReadBack();
+    } finally {
+      for (const i of [3, 4, 5]) {
+        await cluster.stopTarget(i);
+        cluster.startTarget(i);
+      }
+      await cluster.waitForTargets();
+    }
   });
 
   it("gives every byte back once everything written through the faults is deleted", async () => {

@@ -204,6 +204,8 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
     const work = payloads.map(async (p, i) => {
       const st = state[i]!;
       const offers: (Offer & { member: Member })[] = [];
+      // Why members said no (a full disk, most often): the operator's next step is in the refusal.
+      const refusals: string[] = [];
       for (const [m, b] of replies) {
         const bid = b?.find((x) => x.item === i);
         if (!bid || m.gone) continue;
@@ -214,13 +216,15 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
           // Equal windows are common (idle targets): break ties by rotation, or the quickest
           // bidder would take every chunk.
           offers.push({ id: m.id, location: m.location, start: bid.window[0] + ((members.indexOf(m) + txn) % members.length) / members.length, member: m });
+        } else if (bid.bid === "refuse") {
+          refusals.push(`target ${m.id} refused: ${bid.reason}`);
         }
       }
       while (st.confirmed.size < replicas) {
         const remaining = offers.filter((o) => !st.tried.has(o.member) && !o.member.gone);
         const picked = selectReplicas([...st.confirmed.values()], remaining, replicas - st.confirmed.size) as (Offer & { member: Member })[];
         if (picked.length === 0) {
-          throw new Error(`${UNAVAILABLE}could only place ${st.confirmed.size} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted`);
+          throw new Error(`${UNAVAILABLE}could only place ${st.confirmed.size} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted${refusals.length > 0 ? ` (${refusals.join("; ")})` : ""}`);
         }
         for (const o of picked) {
           st.tried.add(o.member);
