@@ -64,6 +64,26 @@ export function assignGroups(targets: readonly Placeable[], groupCount: number, 
   return groups;
 }
 
+/**
+ * Who takes a member's place in group `g` once it is gone for good: of `candidates` (live, not
+ * in the group), the one least correlated with the members that stay, then the least loaded
+ * (`load`: groups each target is a member of). Null when there is no candidate. One member
+ * changes; the rest of the map stays, so only that group's data has a new home.
+ */
+export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>): Placeable | null {
+  let best: Placeable | null = null;
+  let bestKey: [number, number, number] | null = null;
+  const stay = staying.map((s) => s.location);
+  for (const t of candidates) {
+    const key: [number, number, number] = [correlation(t.location, stay), load.get(t.id) ?? 0, mix(g, t.id)];
+    if (bestKey === null || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
+      best = t;
+      bestKey = key;
+    }
+  }
+  return best;
+}
+
 export interface Offer {
   id: string;
   location: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assignGroups, correlation, selectReplicas, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
+import { assignGroups, correlation, replacementFor, selectReplicas, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
 
 const loc = (zone: string, host: number, disk = 0) => `/local/zone-${zone}/rack-1/host-${host}/disk-${disk}`;
 
@@ -91,5 +91,25 @@ describe("selectReplicas", () => {
     expect(selectReplicas([], offers, 3).map((o) => o.id)).toEqual(["a1"]);
     expect(selectReplicas([], offers, 0)).toEqual([]);
     expect(offers).toHaveLength(1);
+  });
+});
+
+describe("replacementFor", () => {
+  const at = (id: string, location: string): Placeable => ({ id, location });
+  const staying = [at("b", "/r/z1/k1/h1/d0"), at("c", "/r/z2/k1/h1/d0"), at("d", "/r/z3/k1/h1/d0")];
+
+  it("takes the candidate least correlated with the members that stay", () => {
+    const candidates = [at("e", "/r/z1/k1/h2/d0"), at("f", "/r/z4/k1/h1/d0")];
+    expect(replacementFor(0, staying, candidates, new Map())?.id).toBe("f");
+  });
+
+  it("breaks a tie in correlation by load", () => {
+    const candidates = [at("e", "/r/z4/k1/h1/d0"), at("f", "/r/z5/k1/h1/d0")];
+    expect(replacementFor(0, staying, candidates, new Map([["e", 5], ["f", 1]]))?.id).toBe("f");
+    expect(replacementFor(0, staying, candidates, new Map([["e", 1], ["f", 5]]))?.id).toBe("e");
+  });
+
+  it("answers null when no target is left to take the place", () => {
+    expect(replacementFor(0, staying, [], new Map())).toBeNull();
   });
 });

@@ -1,6 +1,9 @@
 // The Cluster object: the registry of targets, their liveness, and group membership. Targets
 // hold a WebSocket to it (hibernatable, so an idle cluster costs nothing); membership is
-// recomputed only when a target it has never seen registers, so restarts move nothing.
+// recomputed only when a target it has never seen registers, so restarts move nothing. A target
+// gone for REPLACE_AFTER_SECONDS is replaced, one group at a time, by a live target outside
+// the group (placement.ts: replacementFor), and is "retired": left out of later recomputes
+// until it registers again. Nothing else in the map moves.
 //
 // A group's writers are its assigned members. Its readers are the writers plus any target that
 // reports holding data for the group from an earlier membership: data stays reachable when
@@ -8,7 +11,7 @@
 
 import { DurableObject } from "cloudflare:workers";
 import type { TargetId } from "../../common/ids.ts";
-import { assignGroups } from "../../common/placement.ts";
+import { assignGroups, replacementFor } from "../../common/placement.ts";
 import type { MembershipMsg, RegisterMsg, ToClusterFromTarget } from "../../common/protocol.ts";
 import { configOf, type Env } from "../shared/env.ts";
 
@@ -41,6 +44,9 @@ export class Cluster extends DurableObject<Env> {
       registered INTEGER NOT NULL, last_seen INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS membership (grp INTEGER PRIMARY KEY, members TEXT NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    // Added later: a target replaced in its groups after it was gone too long.
+    const columns = this.sql.exec("PRAGMA table_info(targets)").toArray().map((c) => String(c.name));
+    if (!columns.includes("retired")) this.sql.exec("ALTER TABLE targets ADD COLUMN retired INTEGER NOT NULL DEFAULT 0");
     // Answer pings without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -70,7 +76,7 @@ export class Cluster extends DurableObject<Env> {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET location = excluded.location, capacity = excluded.capacity,
            free = excluded.free, chunks = excluded.chunks, bytes = excluded.bytes, held = excluded.held,
-           last_seen = excluded.last_seen`,
+           last_seen = excluded.last_seen, retired = 0`,
         att.id, msg.location, msg.capacity, msg.free, msg.chunks, msg.bytes, JSON.stringify(msg.held), now, now,
       );
       if (!known || this.epoch() === 0) this.recomputeMembership();
@@ -85,6 +91,75 @@ export class Cluster extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
     ws.close();
+    await this.replaceLater();
+  }
+
+  override async webSocketError(): Promise<void> {
+    await this.replaceLater();
+  }
+
+  /** A target went away: look again once it may have been gone for REPLACE_AFTER_SECONDS. */
+  private async replaceLater(): Promise<void> {
+    const at = Date.now() + configOf(this.env).replaceAfterMs;
+    const cur = await this.ctx.storage.getAlarm();
+    if (cur === null || cur > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  override async alarm(): Promise<void> {
+    const cfg = configOf(this.env);
+    const now = Date.now();
+    const live = this.liveIds();
+    const rows = this.sql.exec("SELECT id, location, last_seen FROM targets WHERE retired = 0").toArray() as { id: TargetId; location: string; last_seen: number }[];
+    const members = new Set([...this.membersByGroup().values()].flat());
+    const away = rows.filter((r) => members.has(r.id) && !live.has(r.id));
+    const dead = away.filter((r) => now - Number(r.last_seen) >= cfg.replaceAfterMs);
+    if (dead.length > 0) this.replace(dead.map((d) => d.id), rows.filter((r) => live.has(r.id)));
+    // Those away but not yet for long enough, and those no live target could replace: look again.
+    const waiting = away.filter((r) => !dead.includes(r)).map((r) => Number(r.last_seen) + cfg.replaceAfterMs);
+    const stillMember = dead.some((d) => [...this.membersByGroup().values()].some((m) => m.includes(d.id)));
+    const next = Math.min(...waiting, stillMember ? now + Math.min(cfg.replaceAfterMs, 60_000) : Infinity);
+    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(Math.max(next, now + 1_000));
+  }
+
+  /**
+   * Put a live target in each place the dead ones hold in a group's membership. A dead target
+   * with no place left is retired; one that could not be replaced everywhere (no live target
+   * outside that group) stays where it is, and is tried again.
+   */
+  private replace(dead: readonly TargetId[], live: readonly { id: TargetId; location: string }[]): void {
+    const groups = this.membersByGroup();
+    const loc = new Map(this.sql.exec("SELECT id, location FROM targets").toArray().map((r) => [String(r.id), String(r.location)]));
+    const load = new Map<string, number>();
+    for (const m of groups.values()) for (const id of m) load.set(id, (load.get(id) ?? 0) + 1);
+    let changed = false;
+    for (const [g, members] of groups) {
+      for (const d of dead) {
+        const at = members.indexOf(d);
+        if (at < 0) continue;
+        const staying = members.filter((m) => m !== d).map((id) => ({ id, location: loc.get(id) ?? "" }));
+        const by = replacementFor(g, staying, live.filter((t) => !members.includes(t.id)), load);
+        if (!by) {
+          console.log(JSON.stringify({ msg: "no target can replace a dead member", group: g, dead: d, members: members.length, live: live.length }));
+          continue;
+        }
+        members[at] = by.id as TargetId;
+        load.set(by.id, (load.get(by.id) ?? 0) + 1);
+        this.sql.exec("UPDATE membership SET members = ? WHERE grp = ?", JSON.stringify(members), g);
+        console.log(JSON.stringify({ msg: "member replaced", group: g, dead: d, by: by.id }));
+        changed = true;
+      }
+    }
+    for (const d of dead) if (![...groups.values()].some((m) => m.includes(d))) this.sql.exec("UPDATE targets SET retired = 1 WHERE id = ?", d);
+    if (changed) this.publish();
+  }
+
+  private liveIds(): Set<TargetId> {
+    const out = new Set<TargetId>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (att) out.add(att.id);
+    }
+    return out;
   }
 
   private epoch(): number {
@@ -94,10 +169,15 @@ export class Cluster extends DurableObject<Env> {
 
   private recomputeMembership(): void {
     const cfg = configOf(this.env);
-    const targets = this.sql.exec("SELECT id, location FROM targets ORDER BY id").toArray() as { id: string; location: string }[];
+    const targets = this.sql.exec("SELECT id, location FROM targets WHERE retired = 0 ORDER BY id").toArray() as { id: string; location: string }[];
     const groups = assignGroups(targets, cfg.groupCount, cfg.groupMembers);
     this.sql.exec("DELETE FROM membership");
     groups.forEach((members, g) => this.sql.exec("INSERT INTO membership (grp, members) VALUES (?, ?)", g, JSON.stringify(members)));
+    this.publish();
+  }
+
+  /** A new epoch of the map, sent to every connected target. */
+  private publish(): void {
     const epoch = this.epoch() + 1;
     this.sql.exec("INSERT INTO meta (k, v) VALUES ('epoch', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", String(epoch));
     for (const ws of this.ctx.getWebSockets()) {
@@ -137,7 +217,7 @@ export class Cluster extends DurableObject<Env> {
   }
 
   async status(): Promise<{ epoch: number; targets: TargetStatus[] }> {
-    const live = new Set(this.ctx.getWebSockets().map((ws) => (ws.deserializeAttachment() as Attachment | null)?.id));
+    const live = this.liveIds();
     const byGroup = this.membersByGroup();
     const targets = this.sql.exec("SELECT * FROM targets ORDER BY location").toArray().map((r) => {
       const id = r.id as TargetId;

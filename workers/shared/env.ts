@@ -25,6 +25,7 @@ export interface Env {
   INLINE_MAX: string;
   MIN_LIVE_TARGETS?: string;
   REREPLICATE_AFTER_SECONDS?: string;
+  REPLACE_AFTER_SECONDS?: string;
   CHUNK_HOLD_SECONDS?: string;
   REMOVED_RETAIN_SECONDS?: string;
   RECLAIM_GRACE_SECONDS?: string;
@@ -59,6 +60,8 @@ export interface ClusterConfig {
   minLive: number;
   /** A member gone this long has its items re-replicated by each group it served (REREPLICATE_AFTER_SECONDS). */
   rereplicateAfterMs: number;
+  /** A target gone this long is replaced in every group it was a member of (REPLACE_AFTER_SECONDS). */
+  replaceAfterMs: number;
   /** Space reclamation (docs/durability.md): how long a newly stored chunk is kept without a back-reference (CHUNK_HOLD_SECONDS). */
   chunkHoldMs: number;
   /** How long a removed version keeps its data for reads as of an earlier time before it is expunged (REMOVED_RETAIN_SECONDS). */
@@ -99,6 +102,7 @@ export function configOf(env: Env): ClusterConfig {
     compress: (env.COMPRESS_CHUNKS ?? "auto") !== "off",
     minLive,
     rereplicateAfterMs: seconds(env, "REREPLICATE_AFTER_SECONDS", 300),
+    replaceAfterMs: seconds(env, "REPLACE_AFTER_SECONDS", 900),
     chunkHoldMs: seconds(env, "CHUNK_HOLD_SECONDS", 86_400),
     removedRetainMs: seconds(env, "REMOVED_RETAIN_SECONDS", 3_600),
     reclaimGraceMs: seconds(env, "RECLAIM_GRACE_SECONDS", 600),
