@@ -49,6 +49,8 @@ export interface RegisterMsg {
   bytes: number;
   /** Groups (under the last known group count) this target holds chunks or manifests for. */
   held: number[];
+  /** Decommission: take this target out of every group's membership; it only serves what it holds until drained. */
+  draining?: boolean;
 }
 export interface HeartbeatMsg {
   t: "heartbeat";
@@ -182,6 +184,8 @@ export interface HelloMsg {
    * fewer chunks than its journal knew of): the group recounts its items' copies and restores R.
    */
   lost?: boolean;
+  /** Started with --drain: its items are to be copied to the group's members (it is no longer one). */
+  draining?: boolean;
 }
 export interface BidPutMsg {
   t: "bid-put";

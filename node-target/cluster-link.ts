@@ -25,6 +25,8 @@ export interface ClusterLinkOptions {
   capacity: number;
   /** This start found data lost that it cannot name (run-journal.ts): every group it serves recounts its copies. */
   lost?: boolean;
+  /** Started with --drain: leave every group's membership and serve what it holds until copied elsewhere. */
+  draining?: boolean;
 }
 
 export class ClusterLink {
@@ -69,6 +71,7 @@ export class ClusterLink {
       chunks: this.ctx.store.stats.chunks,
       bytes: this.ctx.store.stats.bytes,
       held: this.held(),
+      ...(this.opts.draining ? { draining: true } : {}),
     };
   }
 
@@ -106,7 +109,7 @@ export class ClusterLink {
     for (const g of wanted) {
       if (this.groups.has(g)) continue;
       const url = wsUrl(this.opts.gateway, `${GROUP_CONNECT_PREFIX}${g}/connect`);
-      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}) }));
+      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}), ...(this.opts.draining ? { draining: true } : {}) }));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
   }

@@ -25,6 +25,9 @@ options:
   --no-direct-io        buffered file I/O even where O_DIRECT works (default: direct where it works)
   --scrub-rate <B/s>    re-verify stored data at most this fast (default 4194304; 0: no scrub)
   --scrub-pause <ms>    pause between full scrub passes (default 3600000)
+  --drain               decommission: leave every group's membership (each is given another
+                        member) and serve what this target holds while the groups copy it to
+                        their members; stop it once they have (docs/durability.md)
   --help                show this help
 `;
 
@@ -40,6 +43,7 @@ async function main(): Promise<void> {
       "no-direct-io": { type: "boolean" },
       "scrub-rate": { type: "string" },
       "scrub-pause": { type: "string" },
+      drain: { type: "boolean" },
       help: { type: "boolean" },
     },
   });
@@ -81,6 +85,7 @@ async function main(): Promise<void> {
       location: identity.location,
       capacity: identity.capacity,
       lost: started.lost,
+      draining: values.drain ?? false,
     },
     { store, capacity: identity.capacity, queue: { bytes: 0 } },
     identity.groupCount ?? null,

@@ -58,4 +58,28 @@ describe("a target gone for good", () => {
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
     expect(await putOutcome("returned", pseudoRandom(1_000_000, 9230))).toBe("ok");
   });
+
+  it("is drained first when decommissioned on purpose: its items reach R on the members while it still serves them", async () => {
+    const bodies = Array.from({ length: 4 }, (_, i) => pseudoRandom(600_000, 9300 + i));
+    for (let i = 0; i < bodies.length; i++) expect(await putOutcome(`drained-${i}`, bodies[i]!)).toBe("ok");
+    await cluster.stopTarget(1);
+    cluster.startTarget(1, { args: ["--drain"] });
+    await cluster.waitForTargets();
+    const others = [0, 2, 3, 4, 5];
+    const itsChunks = [...chunkFiles(cluster, [1]).keys()];
+    expect(itsChunks.length).toBeGreaterThan(0);
+    // Each group copies what the draining target holds to its members (at R without it).
+    let drained = false;
+    for (let i = 0; i < 150 && !drained; i++) {
+      await sleep(200);
+      const elsewhere = chunkFiles(cluster, others);
+      drained = itsChunks.every((c) => (elsewhere.get(c)?.length ?? 0) >= 3);
+    }
+    expect(drained).toBe(true);
+    // Writes meanwhile go to the members (K = 4 of them live in every group), and it can go.
+    expect(await putOutcome("while-draining", pseudoRandom(1_000_000, 9310))).toBe("ok");
+    await cluster.killTarget(1);
+    for (let i = 0; i < bodies.length; i++) expect(await readsBack(`drained-${i}`, bodies[i]!)).toBe(true);
+    expect(await putOutcome("after-drain", pseudoRandom(1_000_000, 9311))).toBe("ok");
+  });
 });

@@ -80,6 +80,9 @@ export class Cluster extends DurableObject<Env> {
         att.id, msg.location, msg.capacity, msg.free, msg.chunks, msg.bytes, JSON.stringify(msg.held), now, now,
       );
       if (!known || this.epoch() === 0) this.recomputeMembership();
+      // Decommission: out of every group's membership now (replaced as a dead one would be),
+      // a reader of what it holds until the groups have copied it to their members.
+      if (msg.draining) this.replace([att.id], this.liveRows().filter((r) => r.id !== att.id), true);
       ws.send(JSON.stringify(this.membershipFor(att.id)));
     } else if (msg.t === "heartbeat") {
       this.sql.exec(
@@ -109,7 +112,7 @@ export class Cluster extends DurableObject<Env> {
     const cfg = configOf(this.env);
     const now = Date.now();
     const live = this.liveIds();
-    const rows = this.sql.exec("SELECT id, location, last_seen FROM targets WHERE retired = 0").toArray() as { id: TargetId; location: string; last_seen: number }[];
+    const rows = this.sql.exec("SELECT id, location, last_seen FROM targets WHERE retired = 0").toArray() as unknown as { id: TargetId; location: string; last_seen: number }[];
     const members = new Set([...this.membersByGroup().values()].flat());
     const away = rows.filter((r) => members.has(r.id) && !live.has(r.id));
     const dead = away.filter((r) => now - Number(r.last_seen) >= cfg.replaceAfterMs);
@@ -126,7 +129,7 @@ export class Cluster extends DurableObject<Env> {
    * with no place left is retired; one that could not be replaced everywhere (no live target
    * outside that group) stays where it is, and is tried again.
    */
-  private replace(dead: readonly TargetId[], live: readonly { id: TargetId; location: string }[]): void {
+  private replace(dead: readonly TargetId[], live: readonly { id: TargetId; location: string }[], retire = false): void {
     const groups = this.membersByGroup();
     const loc = new Map(this.sql.exec("SELECT id, location FROM targets").toArray().map((r) => [String(r.id), String(r.location)]));
     const load = new Map<string, number>();
@@ -149,8 +152,14 @@ export class Cluster extends DurableObject<Env> {
         changed = true;
       }
     }
-    for (const d of dead) if (![...groups.values()].some((m) => m.includes(d))) this.sql.exec("UPDATE targets SET retired = 1 WHERE id = ?", d);
+    // A draining target is retired even where it could not be replaced: it asked to leave.
+    for (const d of dead) if (retire || ![...groups.values()].some((m) => m.includes(d))) this.sql.exec("UPDATE targets SET retired = 1 WHERE id = ?", d);
     if (changed) this.publish();
+  }
+
+  private liveRows(): { id: TargetId; location: string }[] {
+    const live = this.liveIds();
+    return (this.sql.exec("SELECT id, location FROM targets WHERE retired = 0").toArray() as unknown as { id: TargetId; location: string }[]).filter((r) => live.has(r.id));
   }
 
   private liveIds(): Set<TargetId> {

@@ -228,11 +228,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
 
   /**
    * A member that lost data it cannot name (run-journal.ts on the target) is, for this group's
-   * items, like a member gone for good: recount every item's copies and restore R now.
+   * items, like a member gone for good: recount every item's copies and restore R now. So is a
+   * draining one (no longer a writer here): the recount counts copies on writers only, so its
+   * items are copied to the members while it still serves them.
    */
   private helloFrom(m: Member, msg: HelloMsg): void {
-    if (!msg.lost) return;
-    console.log(JSON.stringify({ msg: "member lost data: recounting copies", group: this.group, member: m.id }));
+    if (!msg.lost && !msg.draining) return;
+    console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.group, member: m.id }));
     this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs);
     void this.alarmBy(Date.now()).catch(() => {});
   }
@@ -497,7 +499,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       refs.map(async (ref, i): Promise<ItemVerdict> => {
         const { good, bad } = checks[i]!;
         const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
-        if (good.length === 0 || good.length >= want) return verdict;
+        // R counts copies on members: one on a target that is only a reader (draining, replaced) is a source, not a replica.
+        const onWriters = good.filter((m) => writers.some((w) => w.id === m.id)).length;
+        if (good.length === 0 || onWriters >= want) return verdict;
         // This is the repair: a read below that meets the copy just quarantined must not start another.
         const key = storedRefKey(ref);
         const mine = !this.repairing.has(key);
@@ -506,7 +510,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
           const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
           const holders = await putTransaction(this, writers, [{ item, bytes }], want, { skipSlow: false });
-          verdict.repaired = Math.max(0, holders[0]!.length - good.length);
+          verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
         } catch {
           // Left as it is: the verdict says how many good copies remain.
@@ -675,9 +679,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const t0 = Date.now();
     try {
       const readers = await this.live("readers");
+      const writers = new Set((await this.live("writers")).map((m) => m.id));
       const inventories = await Promise.all(readers.map((m) => inventoryOf(this, m, this.group, cfg.groupCount)));
+      const answered = readers.flatMap((m, i) => (inventories[i] ? [{ inv: inventories[i]!, writer: writers.has(m.id) }] : []));
+      // Copies count on writers only: a reader that is no longer a member (draining, replaced) is a source to copy from.
       // Items being deleted (reclaimed, some member has yet to confirm) are not restored.
-      const short = underReplicated(inventories.filter((i): i is StoredRef[] => i !== null), cfg.replicas).filter((s) => !this.refs.reclaiming(s.ref));
+      const short = underReplicated(answered.map((a) => a.inv), cfg.replicas, answered.map((a) => a.writer)).filter((s) => !this.refs.reclaiming(s.ref));
       let repaired = 0;
       let lost = 0;
       // Small batches, one after another, with a pause between them: this object serves the

@@ -49,17 +49,22 @@ export async function inventoryOf(host: TxnHost, member: Member, group: number, 
   }
 }
 
-/** Items with fewer than `want` holders among the inventories (each listed once). */
-export function underReplicated(inventories: readonly StoredRef[][], want: number): { ref: StoredRef; holders: number }[] {
+/**
+ * Items with fewer than `want` holders among the inventories (each listed once). Only
+ * inventories whose `counts` entry is true are holders (the group's writers); the others (a
+ * draining or replaced target) are sources, whose items count for nothing until copied.
+ */
+export function underReplicated(inventories: readonly StoredRef[][], want: number, counts: readonly boolean[] = inventories.map(() => true)): { ref: StoredRef; holders: number }[] {
   const count = new Map<string, { ref: StoredRef; holders: number }>();
-  for (const inv of inventories) {
+  inventories.forEach((inv, i) => {
+    const n = counts[i] ? 1 : 0;
     for (const ref of inv) {
       const k = storedRefKey(ref);
       const e = count.get(k);
-      if (e) e.holders++;
-      else count.set(k, { ref, holders: 1 });
+      if (e) e.holders += n;
+      else count.set(k, { ref, holders: n });
     }
-  }
+  });
   return [...count.values()].filter((e) => e.holders < want);
 }
 
