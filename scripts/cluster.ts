@@ -54,6 +54,8 @@ export interface RunningTarget {
   /** Groups the cluster assigned and the groups whose link is up, from the target's logs. */
   assigned: Set<number>;
   linked: Set<number>;
+  /** Epoch of the membership `assigned` came from. */
+  epoch: number;
 }
 
 export class LocalCluster {
@@ -96,6 +98,7 @@ export class LocalCluster {
       proc: null,
       assigned: new Set(),
       linked: new Set(),
+      epoch: -1,
     }));
   }
 
@@ -168,6 +171,7 @@ export class LocalCluster {
     if (t.proc && t.proc.exitCode === null) return;
     t.assigned.clear();
     t.linked.clear();
+    t.epoch = -1;
     const proc = spawn(
       process.execPath,
       [
@@ -186,9 +190,10 @@ export class LocalCluster {
     createInterface({ input: proc.stdout! }).on("line", (line) => {
       this.remember(`[target-${index}]`, line);
       try {
-        const ev = JSON.parse(line) as { msg?: string; groups?: number[]; link?: string };
+        const ev = JSON.parse(line) as { msg?: string; groups?: number[]; link?: string; epoch?: number };
         if (ev.msg === "membership" && ev.groups) {
           t.assigned = new Set(ev.groups);
+          t.epoch = ev.epoch ?? -1;
         } else if (ev.msg === "link up" && ev.link?.startsWith("group-")) {
           t.linked.add(Number(ev.link.slice(6)));
         } else if (ev.msg === "link down, redialling" && ev.link?.startsWith("group-")) {
@@ -206,7 +211,9 @@ export class LocalCluster {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const running = this.targets.filter((t) => t.proc && t.proc.exitCode === null);
-      if (running.every((t) => t.assigned.size > 0 && [...t.assigned].every((g) => t.linked.has(g)))) {
+      // All on the same map, too: a target still on an older one may yet have groups to join.
+      const sameMap = new Set(running.map((t) => t.epoch)).size <= 1;
+      if (sameMap && running.every((t) => t.assigned.size > 0 && [...t.assigned].every((g) => t.linked.has(g)))) {
         // Let groups see the last connections before clients arrive.
         await sleep(300);
         return;
@@ -217,21 +224,20 @@ export class LocalCluster {
   }
 
   /** Kill one target abruptly (SIGKILL): what a crashed host looks like to the cluster. */
-  async killTarget(index: number): Promise<void> {
-    const t = this.targets[index]!;
-    if (!t.proc || t.proc.exitCode !== null) return;
-    const exited = new Promise((r) => t.proc!.once("exit", r));
-    t.proc.kill("SIGKILL");
-    await exited;
-    t.proc = null;
+  killTarget(index: number): Promise<void> {
+    return this.endTarget(index, "SIGKILL");
   }
 
   /** Stop one target the way an operator does (SIGTERM): it closes its links and its journal cleanly. */
-  async stopTarget(index: number): Promise<void> {
+  stopTarget(index: number): Promise<void> {
+    return this.endTarget(index, "SIGTERM");
+  }
+
+  private async endTarget(index: number, signal: NodeJS.Signals): Promise<void> {
     const t = this.targets[index]!;
     if (!t.proc || t.proc.exitCode !== null) return;
     const exited = new Promise((r) => t.proc!.once("exit", r));
-    t.proc.kill("SIGTERM");
+    t.proc.kill(signal);
     await exited;
     t.proc = null;
   }

@@ -11,12 +11,10 @@
 // the defaults of a day, an hour, ten minutes and a minute.
 
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { PartitionProxy } from "../../scripts/partition-proxy.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, manifestRows, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -69,20 +67,6 @@ async function eventually(done: () => boolean | Promise<boolean>, tries = 150): 
 }
 
 const all = [0, 1, 2, 3, 4, 5];
-
-/** Version manifests on all targets' disks. */
-function manifestRows(): number {
-  let n = 0;
-  for (const t of cluster.targets) {
-    const db = new DatabaseSync(join(t.dataDir, "manifests.sqlite"), { readOnly: true });
-    try {
-      n += Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n);
-    } finally {
-      db.close();
-    }
-  }
-  return n;
-}
 
 describe("fault injection", () => {
   it("survives a target killed in the middle of a large PUT and of GETs", async () => {
@@ -228,8 +212,8 @@ describe("fault injection", () => {
     for (const o of listed.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: B, Key: o.Key! }));
     expect(await read("stored.bin")).toBeNull();
     // Past retention, grace and the holds of chunks that writes cut off by the faults left.
-    const empty = await eventually(() => chunkFiles(cluster).size === 0 && manifestRows() === 0, 300);
-    expect({ chunks: chunkFiles(cluster).size, manifests: manifestRows() }).toEqual({ chunks: 0, manifests: 0 });
+    const empty = await eventually(() => chunkFiles(cluster).size === 0 && manifestRows(cluster) === 0, 300);
+    expect({ chunks: chunkFiles(cluster).size, manifests: manifestRows(cluster) }).toEqual({ chunks: 0, manifests: 0 });
     expect(empty).toBe(true);
   });
 });

@@ -1,11 +1,13 @@
 // Shared by the integration tests: a real local cluster on a free port in a temporary
 // directory, an S3 client pointed at it, and deterministic test data.
 
-import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { CreateBucketCommand, PutBucketVersioningCommand, PutObjectCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll } from "vitest";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import { LocalCluster, type ClusterOptions } from "../../scripts/cluster.ts";
@@ -167,4 +169,39 @@ export async function sessionFailure(p: Promise<unknown>): Promise<string> {
     throw e;
   }
   throw new Error("expected the command to fail");
+}
+
+/** Version manifests on all the cluster's targets' disks. */
+export function manifestRows(cluster: LocalCluster): number {
+  let n = 0;
+  for (const t of cluster.targets) {
+    const db = new DatabaseSync(join(t.dataDir, "manifests.sqlite"), { readOnly: true });
+    try {
+      n += Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n);
+    } finally {
+      db.close();
+    }
+  }
+  return n;
+}
+
+/** Good copies of a chunk on the targets' disks: files under its name whose bytes hash to it. */
+export function goodCopies(cluster: LocalCluster, chid: string): number {
+  let n = 0;
+  for (const t of cluster.targets) {
+    const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
+    if (existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid) n++;
+  }
+  return n;
+}
+
+/** PUT, answering "ok" or the S3 error as "<status> <code>: <message>". */
+export async function putOutcome(s3: S3Client, bucket: string, key: string, body: Uint8Array): Promise<"ok" | string> {
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    return "ok";
+  } catch (e) {
+    if (e instanceof S3ServiceException) return `${e.$metadata.httpStatusCode} ${e.name}: ${e.message}`;
+    throw e;
+  }
 }

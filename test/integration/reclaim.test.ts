@@ -21,11 +21,10 @@ import {
 import { existsSync } from "node:fs";
 import { Readable } from "node:stream";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, s3Error, sameBytes, withQuery } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, manifestRows, pseudoRandom, s3Error, sameBytes, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -50,19 +49,6 @@ function copies(chids: readonly string[]): number[] {
   return chids.map((c) => files.get(c)?.length ?? 0);
 }
 
-function manifestRows(): number {
-  let n = 0;
-  for (const t of cluster.targets) {
-    const db = new DatabaseSync(join(t.dataDir, "manifests.sqlite"), { readOnly: true });
-    try {
-      n += Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n);
-    } finally {
-      db.close();
-    }
-  }
-  return n;
-}
-
 /** Polls (bounded: 25 s) until `done` holds; returns whether it did. */
 async function eventually(done: () => boolean): Promise<boolean> {
   for (let i = 0; i < 125; i++) {
@@ -82,14 +68,14 @@ async function readBack(bucket: string, key: string, want: Uint8Array, query: Re
 describe("space reclamation", () => {
   it("gives a deleted object's chunks and manifest back, on every target", async () => {
     const body = pseudoRandom(1_000_000, 7001);
-    const rows = manifestRows();
+    const rows = manifestRows(cluster);
     const chids = await newChunks(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "gone.bin", Body: body })));
     expect(chids.length).toBeGreaterThan(3);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
-    expect(manifestRows()).toBe(rows + 3);
+    expect(manifestRows(cluster)).toBe(rows + 3);
     await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "gone.bin" }));
     expect(await s3Error(s3.send(new GetObjectCommand({ Bucket: B, Key: "gone.bin" })))).toEqual({ name: "NoSuchKey", status: 404 });
-    expect(await eventually(() => allGone(chids)() && manifestRows() === rows)).toBe(true);
+    expect(await eventually(() => allGone(chids)() && manifestRows(cluster) === rows)).toBe(true);
   });
 
   it("keeps a chunk two objects share until the last of them is deleted", async () => {
@@ -97,10 +83,10 @@ describe("space reclamation", () => {
     const chids = await newChunks(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "first", Body: body })));
     // The same bytes again: deduplicated, nothing new on disk.
     expect(await newChunks(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "second", Body: body })))).toEqual([]);
-    const rows = manifestRows();
+    const rows = manifestRows(cluster);
     await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "first" }));
     // "first" is expunged (its manifest rows go) while every chunk stays for "second".
-    expect(await eventually(() => manifestRows() === rows - 3)).toBe(true);
+    expect(await eventually(() => manifestRows(cluster) === rows - 3)).toBe(true);
     await sleep(1500);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(B, "second", body)).toBe(true);
@@ -139,7 +125,7 @@ describe("space reclamation", () => {
         }
       })(),
     );
-    const rows = manifestRows();
+    const rows = manifestRows(cluster);
     let acknowledged = true;
     try {
       await s3.send(new PutObjectCommand({ Bucket: B, Key: "slow.bin", Body: slow, ContentLength: body.length }));
@@ -154,7 +140,7 @@ describe("space reclamation", () => {
     } else {
       expect(await s3Error(s3.send(new GetObjectCommand({ Bucket: B, Key: "slow.bin" })))).toEqual({ name: "NoSuchKey", status: 404 });
       // The manifest it had put while its last chunks were on their way is deleted again.
-      expect(await eventually(() => manifestRows() === rows)).toBe(true);
+      expect(await eventually(() => manifestRows(cluster) === rows)).toBe(true);
     }
     // A write well within its hold but past a quarter of it is held again and kept.
     const medium = pseudoRandom(600_000, 7014);
@@ -175,9 +161,9 @@ describe("space reclamation", () => {
     const body = pseudoRandom(600_000, 7003);
     const chids = await newChunks(() => s3.send(new PutObjectCommand({ Bucket: B, Key: "source", Body: body })));
     await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy", CopySource: `${B}/source` }));
-    const rows = manifestRows();
+    const rows = manifestRows(cluster);
     await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "source" }));
-    expect(await eventually(() => manifestRows() === rows - 3)).toBe(true);
+    expect(await eventually(() => manifestRows(cluster) === rows - 3)).toBe(true);
     await sleep(1500);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(B, "copy", body)).toBe(true);

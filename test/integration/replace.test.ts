@@ -5,26 +5,16 @@
 // again, at R, and everything written before reads back. When the dead target returns, it
 // serves what it still holds, and nothing is lost. Nothing is mocked.
 
-import { GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, putOutcome, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
 const B = "replace";
 
 clusterForSuite({ bucket: B, vars: { MIN_LIVE_TARGETS: "4", REPLACE_AFTER_SECONDS: "2", REREPLICATE_AFTER_SECONDS: "1" } }, (c) => ({ cluster, s3 } = c));
-
-async function putOutcome(key: string, body: Uint8Array): Promise<"ok" | string> {
-  try {
-    await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
-    return "ok";
-  } catch (e) {
-    if (e instanceof S3ServiceException) return `${e.$metadata.httpStatusCode} ${e.name}: ${e.message}`;
-    throw e;
-  }
-}
 
 async function readsBack(key: string, body: Uint8Array): Promise<boolean> {
   return sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body), body);
@@ -33,20 +23,20 @@ async function readsBack(key: string, body: Uint8Array): Promise<boolean> {
 describe("a target gone for good", () => {
   it("is replaced in its groups, which take writes at R again; everything written before reads back", async () => {
     const before = Array.from({ length: 4 }, (_, i) => pseudoRandom(500_000, 9200 + i));
-    for (let i = 0; i < before.length; i++) expect(await putOutcome(`before-${i}`, before[i]!)).toBe("ok");
+    for (let i = 0; i < before.length; i++) expect(await putOutcome(s3, B, `before-${i}`, before[i]!)).toBe("ok");
     await cluster.killTarget(0);
     const live = [1, 2, 3, 4, 5];
     // Refused while its groups have three of four members live; bounded: the replacement comes 2 s after the loss.
-    expect((await putOutcome("refused", pseudoRandom(2_000_000, 9210))).startsWith("503 ServiceUnavailable")).toBe(true);
+    expect((await putOutcome(s3, B, "refused", pseudoRandom(2_000_000, 9210))).startsWith("503 ServiceUnavailable")).toBe(true);
     let outcome = "";
     for (let i = 0; i < 100 && outcome !== "ok"; i++) {
       await sleep(200);
-      outcome = await putOutcome("after-0", pseudoRandom(2_000_000, 9211));
+      outcome = await putOutcome(s3, B, "after-0", pseudoRandom(2_000_000, 9211));
     }
     expect(outcome).toBe("ok");
     // Every group has four live members again: a run of writes touching all of them is taken.
     const after = Array.from({ length: 6 }, (_, i) => pseudoRandom(1_000_000, 9220 + i));
-    for (let i = 0; i < after.length; i++) expect(await putOutcome(`after-${i + 1}`, after[i]!)).toBe("ok");
+    for (let i = 0; i < after.length; i++) expect(await putOutcome(s3, B, `after-${i + 1}`, after[i]!)).toBe("ok");
     // At R on the live targets: what was written before (re-replicated) and after.
     const copies = chunkFiles(cluster, live);
     expect([...copies.values()].every((sizes) => sizes.length >= 3)).toBe(true);
@@ -56,12 +46,12 @@ describe("a target gone for good", () => {
     cluster.startTarget(0);
     await cluster.waitForTargets();
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
-    expect(await putOutcome("returned", pseudoRandom(1_000_000, 9230))).toBe("ok");
+    expect(await putOutcome(s3, B, "returned", pseudoRandom(1_000_000, 9230))).toBe("ok");
   });
 
   it("is drained first when decommissioned on purpose: its items reach R on the members while it still serves them", async () => {
     const bodies = Array.from({ length: 4 }, (_, i) => pseudoRandom(600_000, 9300 + i));
-    for (let i = 0; i < bodies.length; i++) expect(await putOutcome(`drained-${i}`, bodies[i]!)).toBe("ok");
+    for (let i = 0; i < bodies.length; i++) expect(await putOutcome(s3, B, `drained-${i}`, bodies[i]!)).toBe("ok");
     await cluster.stopTarget(1);
     cluster.startTarget(1, { args: ["--drain"] });
     await cluster.waitForTargets();
@@ -77,9 +67,9 @@ describe("a target gone for good", () => {
     }
     expect(drained).toBe(true);
     // Writes meanwhile go to the members (K = 4 of them live in every group), and it can go.
-    expect(await putOutcome("while-draining", pseudoRandom(1_000_000, 9310))).toBe("ok");
+    expect(await putOutcome(s3, B, "while-draining", pseudoRandom(1_000_000, 9310))).toBe("ok");
     await cluster.killTarget(1);
     for (let i = 0; i < bodies.length; i++) expect(await readsBack(`drained-${i}`, bodies[i]!)).toBe(true);
-    expect(await putOutcome("after-drain", pseudoRandom(1_000_000, 9311))).toBe("ok");
+    expect(await putOutcome(s3, B, "after-drain", pseudoRandom(1_000_000, 9311))).toBe("ok");
   });
 });

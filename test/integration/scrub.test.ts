@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -26,16 +26,6 @@ function flipByte(path: string): void {
   const bytes = readFileSync(path);
   bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
   writeFileSync(path, bytes);
-}
-
-/** Good copies of a chunk on the targets' disks: files under its name whose bytes hash to it. */
-function goodCopies(chid: string): number {
-  let n = 0;
-  for (const t of cluster.targets) {
-    const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
-    if (existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid) n++;
-  }
-  return n;
 }
 
 function chunkPaths(): { chid: string; path: string }[] {
@@ -56,14 +46,14 @@ describe("background scrub", () => {
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "kept.bin", Body: body }));
     const victim = chunkPaths()[0]!;
     const victimDir = victim.path.slice(0, victim.path.indexOf("/chunks/"));
-    expect(goodCopies(victim.chid)).toBe(3);
+    expect(goodCopies(cluster, victim.chid)).toBe(3);
     flipByte(victim.path);
-    expect(goodCopies(victim.chid)).toBe(2);
+    expect(goodCopies(cluster, victim.chid)).toBe(2);
     // Bounded wait: the scrub passes every 0.3 s; repair is one check and one copy.
     let restored = false;
     for (let i = 0; i < 150 && !restored; i++) {
       await sleep(200);
-      restored = goodCopies(victim.chid) === 3;
+      restored = goodCopies(cluster, victim.chid) === 3;
     }
     expect(restored).toBe(true);
     // The damaged copy was moved aside by its own target, not served or overwritten in place.
@@ -87,14 +77,14 @@ describe("a read that meets a damaged copy", () => {
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "read.bin", Body: body }));
     const victim = chunkPaths()[0]!;
     flipByte(victim.path);
-    expect(goodCopies(victim.chid)).toBe(2);
+    expect(goodCopies(cluster, victim.chid)).toBe(2);
     // Reads start from a different holder each time, so one soon meets the bad copy (bounded).
     let restored = false;
     for (let i = 0; i < 60 && !restored; i++) {
       const got = await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "read.bin" }))).Body);
       expect(sameBytes(got, body)).toBe(true);
       await sleep(100);
-      restored = goodCopies(victim.chid) === 3;
+      restored = goodCopies(cluster, victim.chid) === 3;
     }
     expect(restored).toBe(true);
   });
@@ -105,12 +95,12 @@ describe("a read that meets a damaged copy", () => {
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "deleted.bin", Body: body }));
     const victim = chunkPaths().find((c) => !before.has(c.chid))!;
     rmSync(victim.path);
-    expect(goodCopies(victim.chid)).toBe(2);
+    expect(goodCopies(cluster, victim.chid)).toBe(2);
     let restored = false;
     for (let i = 0; i < 60 && !restored; i++) {
       expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "deleted.bin" }))).Body), body)).toBe(true);
       await sleep(100);
-      restored = goodCopies(victim.chid) === 3;
+      restored = goodCopies(cluster, victim.chid) === 3;
     }
     expect(restored).toBe(true);
   });

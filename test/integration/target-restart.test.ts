@@ -7,28 +7,17 @@
 // (300 s) is longer than the suite: only the target's report can trigger the recount.
 
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
 const B = "restart";
 
 clusterForSuite({ bucket: B, targetArgs: ["--scrub-rate", "0"], vars: { REREPLICATE_AFTER_SECONDS: "300" } }, (c) => ({ cluster, s3 } = c));
-
-/** Good copies of a chunk: files under its name, on any target, whose bytes hash to it. */
-function goodCopies(chid: string): number {
-  let n = 0;
-  for (const t of cluster.targets) {
-    const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
-    if (existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid) n++;
-  }
-  return n;
-}
 
 /** A target holding a chunk of `chids`, and that chunk's file on it. */
 function holderOf(chids: readonly string[]): { index: number; chid: string; path: string } {
@@ -71,13 +60,13 @@ describe("a target that restarts", () => {
     const bytes = readFileSync(victim.path);
     bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
     writeFileSync(victim.path, bytes);
-    expect(goodCopies(victim.chid)).toBe(2);
+    expect(goodCopies(cluster, victim.chid)).toBe(2);
     cluster.startTarget(victim.index);
     await cluster.waitForTargets();
     expect(existsSync(join(dir, "tmp", "half-written"))).toBe(false);
     expect(readdirSync(join(dir, "quarantine")).some((f) => f.endsWith(victim.chid))).toBe(true);
     expect(logged(victim.index, "data directory lost data: groups will recount and restore copies")).toBe(true);
-    expect(await eventually(() => goodCopies(victim.chid) === 3)).toBe(true);
+    expect(await eventually(() => goodCopies(cluster, victim.chid) === 3)).toBe(true);
     // No copy with wrong bytes is left under the chunk's name anywhere.
     expect(chunkFiles(cluster).get(victim.chid)?.length).toBe(3);
     expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "crashed.bin" }))).Body), body)).toBe(true);
@@ -91,10 +80,10 @@ describe("a target that restarts", () => {
     const journal = JSON.parse(readFileSync(join(cluster.targets[victim.index]!.dataDir, "run.json"), "utf8")) as { clean: boolean };
     expect(journal.clean).toBe(true);
     rmSync(victim.path);
-    expect(goodCopies(victim.chid)).toBe(2);
+    expect(goodCopies(cluster, victim.chid)).toBe(2);
     cluster.startTarget(victim.index);
     await cluster.waitForTargets();
-    expect(await eventually(() => goodCopies(victim.chid) === 3)).toBe(true);
+    expect(await eventually(() => goodCopies(cluster, victim.chid) === 3)).toBe(true);
     expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "stopped.bin" }))).Body), body)).toBe(true);
   });
 
@@ -107,7 +96,7 @@ describe("a target that restarts", () => {
     cluster.startTarget(victim.index);
     await cluster.waitForTargets();
     expect(cluster.logTail.filter((l) => l.startsWith(`[target-${victim.index}]`) && l.includes("lost data")).length).toBe(lostBefore);
-    expect(goodCopies(victim.chid)).toBe(3);
+    expect(goodCopies(cluster, victim.chid)).toBe(3);
     expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "fine.bin" }))).Body), body)).toBe(true);
   });
 });
