@@ -46,16 +46,7 @@ export function assignGroups(targets: readonly Placeable[], groupCount: number, 
   for (let g = 0; g < groupCount; g++) {
     const chosen: Placeable[] = [];
     while (chosen.length < Math.min(perGroup, sorted.length)) {
-      let best: Placeable | null = null;
-      let bestKey: [number, number, number] | null = null;
-      for (const t of sorted) {
-        if (chosen.includes(t)) continue;
-        const key: [number, number, number] = [correlation(t.location, chosen.map((c) => c.location)), load.get(t.id)!, mix(g, t.id)];
-        if (bestKey === null || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
-          best = t;
-          bestKey = key;
-        }
-      }
+      const best = leastCorrelated(g, chosen, sorted.filter((t) => !chosen.includes(t)), load);
       chosen.push(best!);
       load.set(best!.id, load.get(best!.id)! + 1);
     }
@@ -71,11 +62,16 @@ export function assignGroups(targets: readonly Placeable[], groupCount: number, 
  * changes; the rest of the map stays, so only that group's data has a new home.
  */
 export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>): Placeable | null {
+  return leastCorrelated(g, staying, candidates, load);
+}
+
+/** Of `candidates`, the one least correlated with `chosen`, then least loaded, then by a stable mix: null if none. */
+function leastCorrelated(g: number, chosen: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>): Placeable | null {
   let best: Placeable | null = null;
   let bestKey: [number, number, number] | null = null;
-  const stay = staying.map((s) => s.location);
+  const at = chosen.map((c) => c.location);
   for (const t of candidates) {
-    const key: [number, number, number] = [correlation(t.location, stay), load.get(t.id) ?? 0, mix(g, t.id)];
+    const key: [number, number, number] = [correlation(t.location, at), load.get(t.id) ?? 0, mix(g, t.id)];
     if (bestKey === null || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
       best = t;
       bestKey = key;

@@ -11,10 +11,9 @@
 // serving as if whole: it says `lost` in its hello to every group, and each group counts its
 // copies across members and restores R (the same sweep as for a member gone for good).
 
-import { readdir, readFile, rename, stat, writeFile, open } from "node:fs/promises";
+import { open, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Chid, Nhid, Uvid } from "../common/ids.ts";
-import { formatUvid } from "../common/ids.ts";
+import type { Chid } from "../common/ids.ts";
 import { log } from "./log.ts";
 import type { ChunkStore } from "./store.ts";
 
@@ -104,10 +103,9 @@ export class RunJournal {
         if (!(await this.store.readVerified({ kind: "chunk", chid: name as Chid }).catch(() => null))) report.damaged++;
       }
     }
-    const floor = formatUvid({ ms: Math.max(0, Math.floor(since)), seq: 0, group: 0 });
-    for (const v of this.store.vms.stampedSince(floor, Number.MAX_SAFE_INTEGER)) {
+    for (const v of this.store.vms.stampedSince(since, Number.MAX_SAFE_INTEGER)) {
       report.rechecked++;
-      if (!(await this.store.readVerified({ kind: "vm", nhid: v.nhid as Nhid, uvid: v.uvid as Uvid, chid: v.chid }).catch(() => null))) report.damaged++;
+      if (!(await this.store.readVerified({ kind: "vm", ...v }).catch(() => null))) report.damaged++;
     }
   }
 

@@ -8,7 +8,7 @@ import { createHash, type Hash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { formatUvid, groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
+import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, FRAME_PAYLOAD_MAX, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
@@ -423,9 +423,8 @@ export class ChunkStore {
       }
     }
     if (since !== null) {
-      // Manifests stamped since then, one page (the window of a crash is short): their UVIDs begin with the time.
-      const floor = formatUvid({ ms: Math.max(0, Math.floor(since)), seq: 0, group: 0 });
-      for (const v of this.vms.stampedSince(floor, limit)) if (groupOf(v.nhid, groupCount) === group) refs.push({ kind: "vm", ...v });
+      // Manifests stamped since then, one page (the window of a crash is short).
+      for (const v of this.vms.stampedSince(since, limit)) if (groupOf(v.nhid, groupCount) === group) refs.push({ kind: "vm", ...v });
       return { refs, next: null };
     }
     let cursor: { nhid: Nhid; uvid: Uvid; chid: Chid } | null = null;
@@ -469,8 +468,11 @@ export class ChunkStore {
     const qdir = join(this.dir, "quarantine");
     await mkdir(qdir, { recursive: true });
     const dest = join(qdir, `${Date.now()}-${ref.chid}`);
+    const s = await stat(path).catch(() => null);
+    if (!s) return;
     await rename(path, dest).catch(() => rm(path, { force: true }));
     this.stats.chunks--;
+    this.stats.bytes -= s.size;
     log("error", "corrupt copy quarantined", { path, reason, moved_to: dest });
   }
 

@@ -9,7 +9,7 @@
 // against their CHID before they are written, and rows that fail a later check move to a
 // quarantine table (never served, never bid).
 
-import type { Chid, Nhid, Uvid } from "../common/ids.ts";
+import { formatUvid, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 // Before node:sqlite, so its "experimental" warning meets our handler rather than stderr.
 import "./log.ts";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
@@ -182,8 +182,9 @@ export class VmLog {
     return rows.length === 1 && String(Object.values(rows[0]!)[0]) === "ok";
   }
 
-  /** Manifests whose UVID is at or after `floor` (stamped since its time), oldest first. */
-  stampedSince(floor: Uvid, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
+  /** Manifests stamped at or after `since` (ms since the epoch; a UVID begins with its time), oldest first. */
+  stampedSince(since: number, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
+    const floor = formatUvid({ ms: Math.max(0, Math.floor(since)), seq: 0, group: 0 });
     return this.db
       .prepare("SELECT nhid, uvid, chid FROM vm WHERE uvid >= ? ORDER BY uvid LIMIT ?")
       .all(floor, limit)

@@ -454,7 +454,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const view = await this.groupView(true);
       this.refs.reclaim([ref], view.readers.map((m) => m.id), Date.now());
       this.refs.written(ref.uvid);
-      for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+      this.sendOwedToAll();
     } catch (e) {
       // Left to recovery's rules: it stays marked as written, so a restart finds and deletes it.
       console.log(JSON.stringify({ msg: "uncommitted manifest not discarded", group: this.group, uvid: ref.uvid, error: String(e) }));
@@ -788,6 +788,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     return { ...this.refs.counts(), outbox: n("SELECT count(*) AS n FROM ref_outbox"), expunging: n("SELECT count(*) AS n FROM expunge") };
   }
 
+  /** Send every live member the deletions it owes (after recording new ones). */
+  private sendOwedToAll(): void {
+    for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+  }
+
   /** Send a member the deletions it has not confirmed (on connect, and each reclamation round). */
   private sendOwed(m: Member): void {
     const owed = this.refs.pendingFor(m.id, 4096);
@@ -821,7 +826,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const orphans = this.uncommittedManifests(inventories.flatMap((inv) => inv!));
     if (orphans.length > 0) {
       this.refs.reclaim(orphans, readers.map((m) => m.id), Date.now());
-      for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+      this.sendOwedToAll();
     }
     const held = this.refs.recovered(chids, Date.now() + cfg.chunkHoldMs);
     console.log(JSON.stringify({ msg: "holds recovered", group: this.group, since, found: chids.length, held, orphans: orphans.length, members: readers.length, missing: missing.length }));
@@ -864,7 +869,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       for (const chid of due) this.locations.forget(chid);
       console.log(JSON.stringify({ msg: "reclaiming chunks", group: this.group, count: due.length }));
     }
-    for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+    this.sendOwedToAll();
     const next = due.length === RECLAIM_BATCH ? now : this.refs.nextDue();
     if (next !== null) await this.alarmBy(Math.max(next, now + 10));
   }
@@ -894,7 +899,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       done++;
     }
     if (done > 0) {
-      for (const m of this.members.values()) if (!m.gone) this.sendOwed(m);
+      this.sendOwedToAll();
       console.log(JSON.stringify({ msg: "expunged", group: this.group, versions: done }));
       await this.refOutbox.push();
     }
