@@ -111,3 +111,16 @@ export function selectReplicas(holders: readonly string[], offers: readonly Offe
   }
   return picked;
 }
+
+/**
+ * Replicas ordered for a reader at `near` (seed 004: "orders replicas by client distance"):
+ * the longest location path shared first, keeping the given order among equals (a rotation
+ * that spreads reads); as given when there is no location.
+ */
+export function nearestFirst<M extends { location: string }>(members: readonly M[], near: string | null | undefined): M[] {
+  if (!near) return [...members];
+  return members
+    .map((m, i) => ({ m, i, d: sharedDepth(m.location, near) }))
+    .sort((a, b) => b.d - a.d || a.i - b.i)
+    .map((x) => x.m);
+}

@@ -42,6 +42,8 @@ export interface ClusterOptions {
   inspectorPort?: number;
   /** Extra node-target options, e.g. ["--scrub-rate", "0"]. */
   targetArgs?: string[];
+  /** Where target `index` dials instead of the gateway (a test's proxy); undefined: the gateway. */
+  gatewayFor?: (index: number) => string | undefined;
 }
 
 export type GatewayRuntime = "miniflare" | "wrangler-dev";
@@ -65,7 +67,8 @@ export class LocalCluster {
   readonly secretKey: string;
   readonly targets: RunningTarget[];
   private gateway: ChildProcess | null = null;
-  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort">> & {
+  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort" | "gatewayFor">> & {
+    gatewayFor: (index: number) => string | undefined;
     vars: Record<string, string>;
     echo: boolean;
     runtime: GatewayRuntime;
@@ -87,6 +90,7 @@ export class LocalCluster {
       runtime: opts.runtime ?? "miniflare",
       inspectorPort: opts.inspectorPort ?? null,
       targetArgs: opts.targetArgs ?? [],
+      gatewayFor: opts.gatewayFor ?? (() => undefined),
     };
     this.endpoint = `http://127.0.0.1:${this.opts.port}`;
     this.accessKey = this.opts.accessKey;
@@ -179,7 +183,7 @@ export class LocalCluster {
         "run",
         "--data-dir", t.dataDir,
         "--location", t.location,
-        "--gateway", opts.gateway ?? this.endpoint,
+        "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
         "--join-secret", this.opts.joinSecret,
         ...this.opts.targetArgs,
         ...(opts.args ?? []),

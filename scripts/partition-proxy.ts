@@ -1,7 +1,8 @@
 // A TCP proxy on loopback that can cut a target off from the gateway and let it back: what a
 // network partition looks like from both ends, without touching either process. Tests point a
 // target's --gateway at it; cut() resets every connection through it and every new one until
-// heal(). Test-only: production targets dial the gateway directly.
+// heal(). It also counts what the target sends, so a test can see which targets served a read.
+// Test-only: production targets dial the gateway directly.
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
@@ -10,6 +11,8 @@ export class PartitionProxy {
   private readonly open = new Set<Socket>();
   private cutOff = false;
   port = 0;
+  /** Bytes the target side sent through the proxy (payload, bids, acks alike). */
+  sentByTarget = 0;
 
   private constructor(target: { host: string; port: number }) {
     this.server = createServer((client) => {
@@ -18,6 +21,9 @@ export class PartitionProxy {
         return;
       }
       const upstream = createConnection(target);
+      client.on("data", (d: Buffer) => {
+        this.sentByTarget += d.length;
+      });
       for (const [a, b] of [
         [client, upstream],
         [upstream, client],

@@ -139,20 +139,34 @@ export async function s3Error(p: Promise<unknown>): Promise<{ name: string; stat
   throw new Error("expected the request to fail");
 }
 
+type Extendable = { middlewareStack: { add: (...a: never[]) => void } };
+
+/** Changes an SDK command's request before it is signed. */
+function beforeSigning<C extends Extendable>(cmd: C, name: string, edit: (request: { query: Record<string, string>; headers: Record<string, string> }) => void): C {
+  const add = cmd.middlewareStack.add as unknown as (mw: unknown, opts: { step: string; name: string }) => void;
+  add(
+    (next: (a: unknown) => Promise<unknown>) => async (args: { request: { query: Record<string, string>; headers: Record<string, string> } }) => {
+      edit(args.request);
+      return next(args);
+    },
+    { step: "build", name },
+  );
+  return cmd;
+}
+
 /**
  * Adds query parameters to an SDK command's request before it is signed: how a client passes
  * the gateway's extension parameters (as-of, snapshot) through @aws-sdk/client-s3.
  */
-export function withQuery<C extends { middlewareStack: { add: (...a: never[]) => void } }>(cmd: C, params: Record<string, string | number | undefined>): C {
-  const add = cmd.middlewareStack.add as unknown as (mw: unknown, opts: { step: string; name: string }) => void;
-  add(
-    (next: (a: unknown) => Promise<unknown>) => async (args: { request: { query: Record<string, string> } }) => {
-      for (const [k, v] of Object.entries(params)) if (v !== undefined) args.request.query[k] = String(v);
-      return next(args);
-    },
-    { step: "build", name: "withQuery" },
-  );
-  return cmd;
+export function withQuery<C extends Extendable>(cmd: C, params: Record<string, string | number | undefined>): C {
+  return beforeSigning(cmd, "withQuery", (r) => {
+    for (const [k, v] of Object.entries(params)) if (v !== undefined) r.query[k] = String(v);
+  });
+}
+
+/** Adds headers to an SDK command's request (the gateway's extension headers, x-edgestore-location). */
+export function withHeaders<C extends Extendable>(cmd: C, headers: Record<string, string>): C {
+  return beforeSigning(cmd, "withHeaders", (r) => Object.assign(r.headers, headers));
 }
 
 /** An editing session on the cluster, as its configured key. */

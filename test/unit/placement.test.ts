@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assignGroups, correlation, replacementFor, selectReplicas, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
+import { assignGroups, correlation, nearestFirst, replacementFor, selectReplicas, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
 
 const loc = (zone: string, host: number, disk = 0) => `/local/zone-${zone}/rack-1/host-${host}/disk-${disk}`;
 
@@ -111,5 +111,20 @@ describe("replacementFor", () => {
 
   it("answers null when no target is left to take the place", () => {
     expect(replacementFor(0, staying, [], new Map())).toBeNull();
+  });
+});
+
+describe("nearestFirst", () => {
+  const at = (id: string, location: string) => ({ id, location });
+  const replicas = [at("us1", "/us/z1/r1/h1/d0"), at("eu1", "/eu/z1/r1/h1/d0"), at("us2", "/us/z2/r1/h1/d0"), at("eu2", "/eu/z2/r1/h1/d0")];
+
+  it("puts the replicas sharing the longest path with the reader first, keeping the given order among equals", () => {
+    expect(nearestFirst(replicas, "/eu").map((r) => r.id)).toEqual(["eu1", "eu2", "us1", "us2"]);
+    expect(nearestFirst(replicas, "/eu/z2/r9").map((r) => r.id)).toEqual(["eu2", "eu1", "us1", "us2"]);
+    expect(nearestFirst(replicas, "/ap").map((r) => r.id)).toEqual(["us1", "eu1", "us2", "eu2"]);
+  });
+
+  it("leaves the order alone without a reader location", () => {
+    expect(nearestFirst(replicas, null)).toEqual(replicas);
   });
 });

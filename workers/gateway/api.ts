@@ -22,6 +22,7 @@ import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, l
 import { getObject } from "./s3/object-get.ts";
 import { putObject } from "./s3/object-put.ts";
 import { errorResponse } from "./s3/xml.ts";
+import { readerLocation } from "./s3/reader-location.ts";
 
 function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
   switch (ep.op) {
@@ -164,7 +165,7 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
       },
     });
     const ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
-    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, waitUntil: (p) => exec.waitUntil(p) };
+    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p) };
     const res = await dispatch(ctx, ep);
     // A WebSocket answer goes out as it is: it has no body to mark, and copying it would lose the socket.
     if (res.status === 101) return res;

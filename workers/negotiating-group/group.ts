@@ -9,6 +9,7 @@ import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from 
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
 import { decodeFrame, PUT_WINDOW, storedRefKey, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
+import { nearestFirst } from "../../common/placement.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
@@ -317,23 +318,31 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
   }
 
-  /** Get chunk (seed 001): the bytes, verified against the CHID, or an error if no good copy is reachable. */
-  async getChunk(g: number, chid: Chid): Promise<Uint8Array> {
+  /**
+   * Get chunk (seed 001): the bytes, verified against the CHID, or an error if no good copy is
+   * reachable. `near`: the reader's location; holders nearest to it serve first.
+   */
+  async getChunk(g: number, chid: Chid, near: string | null = null): Promise<Uint8Array> {
     this.setGroup(g);
     const cfg = configOf(this.env);
     const readers = await this.live("readers");
     const ref = { kind: "chunk", chid } as const;
-    // Known holders first, starting from a different one each time to spread the reads.
-    const known = this.locations.holders(chid).flatMap((id) => {
-      const m = this.members.get(id);
-      return m && readers.includes(m) ? [m] : [];
-    });
+    // Known holders first, starting from a different one each time to spread the reads (the
+    // order stays among holders equally near).
+    const known = nearestFirst(
+      this.locations.holders(chid).flatMap((id) => {
+        const m = this.members.get(id);
+        return m && readers.includes(m) ? [m] : [];
+      }),
+      near,
+    );
     const got = await getTransaction(this, readers, {
       propose: (txn) => ({ t: "propose-get", txn, chid }),
       refOf: () => ref,
       expect: chid,
       maxBytes: cfg.chunk.max,
       known: { members: known, ref },
+      near,
     });
     if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${g} holds chunk ${chid}`);
     for (const m of got.failed) this.locations.remove(chid, m.id);

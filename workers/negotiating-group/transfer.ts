@@ -2,7 +2,7 @@
 // live member, collect bids, select, move the payload in credited frames, and gather acks.
 
 import { chidOf, type Chid, type Uvid } from "../../common/ids.ts";
-import { selectReplicas, type Offer } from "../../common/placement.ts";
+import { selectReplicas, sharedDepth, type Offer } from "../../common/placement.ts";
 import {
   FRAME_PUT_DATA,
   framesOf,
@@ -280,7 +280,10 @@ export interface GetRequest {
   maxBytes: number;
   /** Members believed to hold `ref`: each is asked with a fetch, without a bid round, first. */
   known?: { members: readonly Member[]; ref: StoredRef };
+  /** The reader's location: of the bidders, the nearest serve first (then the least busy). */
+  near?: string | null;
 }
+
 
 export interface GetResult {
   bytes: Uint8Array;
@@ -376,9 +379,12 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
       const replies = await bids.wait();
       for (const [m, b] of replies) if (b === null) lacking.add(m);
       const offers = [...replies.values()].filter((b): b is GetBid => b !== null && !b.member.gone);
-      // Least busy first; idle holders tie, so rotate among them or the quickest bidder serves all.
+      // Nearest first, then least busy; idle holders tie, so rotate among them or the quickest
+      // bidder serves all.
       const turn = (b: GetBid) => (members.indexOf(b.member) + txn) % members.length;
-      offers.sort((a, b) => a.queue - b.queue || turn(a) - turn(b));
+      const near = req.near;
+      const depth = (b: GetBid) => (near ? sharedDepth(b.member.location, near) : 0);
+      offers.sort((a, b) => depth(b) - depth(a) || a.queue - b.queue || turn(a) - turn(b));
       for (const offer of offers) {
         const ref = req.refOf(offer);
         const bytes = await receive(offer.member, { t: "select-get", txn, credit: req.maxBytes }, ref, patient);

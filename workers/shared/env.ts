@@ -41,6 +41,10 @@ export interface Env {
   SESSION_TTL_SECONDS?: string;
   /** Virtual-hosted-style addressing: requests to "<bucket>.<this domain>" name the bucket by host. Empty: path-style only. */
   S3_BASE_DOMAIN?: string;
+  /** Where reads come from when the client does not say (docs/durability.md "Reads go to the nearest copy"): one path for every request... */
+  GATEWAY_LOCATION?: string;
+  /** ...or, by the Cloudflare colo that took the request, a JSON object colo -> path. */
+  READ_LOCATIONS?: string;
 }
 
 export interface ClusterConfig {

@@ -23,7 +23,8 @@ export interface BodySource {
   stream: ReadableStream<Uint8Array>;
 }
 
-export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, start: number, end: number): BodySource {
+/** `near`: the reader's location; each chunk is served by the holder nearest to it that is healthy. */
+export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, start: number, end: number, near: string | null): BodySource {
   if (vm.inline !== null) {
     const bytes = base64Decode(vm.inline).subarray(start, end);
     return {
@@ -45,7 +46,7 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
       const ref = refs[next++]!;
       ahead += ref.length;
       const g = groupOf(ref.chid, cfg.groupCount);
-      const p = groupStub(env, g).getChunk(g, ref.chid);
+      const p = groupStub(env, g).getChunk(g, ref.chid, near);
       p.catch(() => {});
       queue.push(p);
     }

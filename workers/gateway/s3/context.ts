@@ -16,6 +16,8 @@ export interface RequestContext {
   requestId: string;
   auth: AuthContext;
   tenant: string;
+  /** The caller's location (s3/reader-location.ts): reads are served by the copies nearest to it. */
+  near: string | null;
   waitUntil(p: Promise<unknown>): void;
 }
 

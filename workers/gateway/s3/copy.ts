@@ -162,7 +162,7 @@ export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: s
   const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   const { start, end } = copyRange(h.get("x-amz-copy-source-range"), vm.size);
   if (end - start > PUT_MAX) throw new S3Error("InvalidRequest", `A part copied may be at most ${PUT_MAX} bytes`);
-  const source = objectBody(ctx.env, ctx.cfg, vm, start, end);
+  const source = objectBody(ctx.env, ctx.cfg, vm, start, end, ctx.near);
   await source.ready;
   const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true, replicas: await uploadReplicas(ctx, bucket, key, uploadId) });
   const res = await recordPart(ctx, bucket, key, uploadId, partNumber, result, null);

@@ -238,7 +238,7 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
   const status = range ? 206 : 200;
   if (head || end === start) return new Response(head ? null : new Uint8Array(0), { status, headers });
 
-  const source = objectBody(ctx.env, ctx.cfg, vm, start, end);
+  const source = objectBody(ctx.env, ctx.cfg, vm, start, end, ctx.near);
   // Fail with a status while we still can: wait for the first chunk before sending headers.
   await source.ready;
   const { readable, writable } = new FixedLengthStream(end - start);
