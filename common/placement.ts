@@ -1,26 +1,51 @@
-// Where replicas go. A target's location is a path /region/zone/rack/host/device; two targets
-// are as correlated as the length of the path they share (seed 004: a continuous measure, not
-// discrete buckets). Membership and replica selection both pick, one at a time, the candidate
-// that shares the least path with those already picked, then the least loaded.
+// Where replicas go. A target's location is a path /region/zone/rack/host/device; how likely two
+// targets are to fail together is a continuous measure (correlation.ts: by shared path, or the
+// operator's table), not discrete buckets (seed 004). Membership and replica selection both
+// pick, one at a time, the candidate least correlated with those already picked, then the
+// least loaded. Membership also keeps the number of distinct member sets small (copysets): a
+// group reuses an earlier group's members where that is as safe and keeps the load even, so
+// that fewer sets of R targets hold data together, and fewer simultaneous failures lose any.
 
-export function pathParts(location: string): string[] {
-  return location.split("/").filter((p) => p.length > 0);
-}
+import { depthCorrelation, pathParts, SAME_DOMAIN, sharedDepth, type Correlation } from "./correlation.ts";
 
-/** Number of leading path components two locations share. */
-export function sharedDepth(a: string, b: string): number {
-  const pa = pathParts(a);
-  const pb = pathParts(b);
-  let i = 0;
-  while (i < pa.length && i < pb.length && pa[i] === pb[i]) i++;
-  return i;
-}
+export { pathParts, sharedDepth };
 
-/** How correlated a candidate is with a set already chosen: the deepest path it shares with any. */
-export function correlation(candidate: string, chosen: readonly string[]): number {
+/** How correlated a candidate is with a set already chosen: its most correlated pair with any of them, -1 against none. */
+export function correlation(candidate: string, chosen: readonly string[], model: Correlation = depthCorrelation): number {
   let worst = -1;
-  for (const c of chosen) worst = Math.max(worst, sharedDepth(candidate, c));
+  for (const c of chosen) worst = Math.max(worst, model(candidate, c));
   return worst;
+}
+
+function correlationSum(candidate: string, chosen: readonly string[], model: Correlation): number {
+  let sum = 0;
+  for (const c of chosen) sum += model(candidate, c);
+  return sum;
+}
+
+/** A replica set's risk, to compare sets: its most correlated pair, then the sum over all pairs. */
+export function setRisk(locations: readonly string[], model: Correlation = depthCorrelation): [number, number] {
+  let worst = 0;
+  let sum = 0;
+  for (let i = 0; i < locations.length; i++) {
+    for (let j = i + 1; j < locations.length; j++) {
+      const p = model(locations[i]!, locations[j]!);
+      worst = Math.max(worst, p);
+      sum += p;
+    }
+  }
+  return [worst, sum];
+}
+
+const EPSILON = 1e-9;
+
+/** Lexicographic order of keys, equal within EPSILON. */
+function less(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]! < b[i]! - EPSILON) return true;
+    if (a[i]! > b[i]! + EPSILON) return false;
+  }
+  return false;
 }
 
 /** Stable pseudo-random tie-break so that equal candidates spread over groups. */
@@ -37,22 +62,44 @@ export interface Placeable {
 
 /**
  * Members of each group: for every group, `perGroup` targets chosen for least correlation,
- * then least load, so that load evens out across targets. Deterministic in its inputs.
+ * then least load. Copysets (Cidon et al.): before a group takes a new set of members, it takes
+ * an earlier group's set if that set is no riskier than the new one would be and none of its
+ * members is more than one group above the least loaded target; so load stays even and the
+ * number of distinct member sets stays near targets / perGroup instead of one per group.
+ * Deterministic in its inputs.
  */
-export function assignGroups(targets: readonly Placeable[], groupCount: number, perGroup: number): string[][] {
+export function assignGroups(targets: readonly Placeable[], groupCount: number, perGroup: number, model: Correlation = depthCorrelation): string[][] {
   const sorted = [...targets].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const load = new Map(sorted.map((t) => [t.id, 0]));
+  const sets: { members: Placeable[]; risk: [number, number] }[] = [];
   const groups: string[][] = [];
   for (let g = 0; g < groupCount; g++) {
-    const chosen: Placeable[] = [];
-    while (chosen.length < Math.min(perGroup, sorted.length)) {
-      const best = leastCorrelated(g, chosen, sorted.filter((t) => !chosen.includes(t)), load);
-      chosen.push(best!);
-      load.set(best!.id, load.get(best!.id)! + 1);
+    const fresh: Placeable[] = [];
+    while (fresh.length < Math.min(perGroup, sorted.length)) {
+      fresh.push(leastCorrelated(g, fresh, sorted.filter((t) => !fresh.includes(t)), load, model)!);
     }
+    const freshRisk = setRisk(fresh.map((t) => t.location), model);
+    const least = Math.min(...load.values());
+    const loadKey = (m: readonly Placeable[]) => [Math.max(...m.map((t) => load.get(t.id)!)), m.reduce((a, t) => a + load.get(t.id)!, 0)];
+    let chosen = fresh;
+    let chosenKey: number[] | null = null;
+    for (const set of sets) {
+      const key = loadKey(set.members);
+      if (less(freshRisk, set.risk) || key[0]! > least + 1) continue;
+      if (chosenKey === null || less(key, chosenKey)) {
+        chosen = set.members;
+        chosenKey = key;
+      }
+    }
+    if (chosen === fresh && !sets.some((s) => sameMembers(s.members, fresh))) sets.push({ members: fresh, risk: freshRisk });
+    for (const t of chosen) load.set(t.id, load.get(t.id)! + 1);
     groups.push(chosen.map((c) => c.id));
   }
   return groups;
+}
+
+function sameMembers(a: readonly Placeable[], b: readonly Placeable[]): boolean {
+  return a.length === b.length && a.every((t) => b.includes(t));
 }
 
 /**
@@ -61,23 +108,68 @@ export function assignGroups(targets: readonly Placeable[], groupCount: number, 
  * (`load`: groups each target is a member of). Null when there is no candidate. One member
  * changes; the rest of the map stays, so only that group's data has a new home.
  */
-export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>): Placeable | null {
-  return leastCorrelated(g, staying, candidates, load);
+export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>, model: Correlation = depthCorrelation): Placeable | null {
+  return leastCorrelated(g, staying, candidates, load, model);
 }
 
-/** Of `candidates`, the one least correlated with `chosen`, then least loaded, then by a stable mix: null if none. */
-function leastCorrelated(g: number, chosen: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>): Placeable | null {
+/** Of `candidates`, the one least correlated with `chosen`, then least loaded, then least correlated in sum, then by a stable mix: null if none. */
+function leastCorrelated(g: number, chosen: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>, model: Correlation): Placeable | null {
   let best: Placeable | null = null;
-  let bestKey: [number, number, number] | null = null;
+  let bestKey: number[] | null = null;
   const at = chosen.map((c) => c.location);
   for (const t of candidates) {
-    const key: [number, number, number] = [correlation(t.location, at), load.get(t.id) ?? 0, mix(g, t.id)];
-    if (bestKey === null || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
+    const key = [correlation(t.location, at, model), load.get(t.id) ?? 0, correlationSum(t.location, at, model), mix(g, t.id)];
+    if (bestKey === null || less(key, bestKey)) {
       best = t;
       bestKey = key;
     }
   }
   return best;
+}
+
+/** Distinct sets of `replicas` targets that may hold a chunk together: every R-subset of every group's members. */
+export function copysetCount(groups: readonly (readonly string[])[], replicas: number): number {
+  const seen = new Set<string>();
+  const pick = (from: readonly string[], k: number, start: number, acc: string[]) => {
+    if (acc.length === k) {
+      seen.add(acc.join(","));
+      return;
+    }
+    for (let i = start; i < from.length; i++) pick(from, k, i + 1, [...acc, from[i]!]);
+  };
+  for (const m of groups) {
+    const sorted = [...new Set(m)].sort();
+    pick(sorted, Math.min(replicas, sorted.length), 0, []);
+  }
+  return seen.size;
+}
+
+export interface PlacementWarning {
+  group: number;
+  /** The two members of the least correlated replica set the group can form that fail most together. */
+  pair: [string, string];
+  p: number;
+}
+
+/**
+ * Groups whose members cannot hold R copies in distinct failure domains (two of any R of them
+ * correlate at SAME_DOMAIN or more: too few hosts, say). Writes go on there, degraded: the
+ * replicas are still spread as far as the members allow. Empty when every group is whole.
+ */
+export function placementWarnings(groups: readonly (readonly Placeable[])[], replicas: number, model: Correlation = depthCorrelation): PlacementWarning[] {
+  const out: PlacementWarning[] = [];
+  groups.forEach((members, g) => {
+    const best = selectReplicas([], members.map((m, i) => ({ id: m.id, location: m.location, start: i })), replicas, model);
+    let worst: PlacementWarning | null = null;
+    for (let i = 0; i < best.length; i++) {
+      for (let j = i + 1; j < best.length; j++) {
+        const p = model(best[i]!.location, best[j]!.location);
+        if (p >= SAME_DOMAIN && (worst === null || p > worst.p)) worst = { group: g, pair: [best[i]!.location, best[j]!.location], p };
+      }
+    }
+    if (worst) out.push(worst);
+  });
+  return out;
 }
 
 export interface Offer {
@@ -88,21 +180,23 @@ export interface Offer {
 }
 
 /**
- * Pick `need` targets among offers to join `holders` (targets that already have the data):
- * least correlated with everything chosen so far first, then earliest window.
+ * Pick `need` targets among offers to join `holders` (the locations of targets that already
+ * have the data): least correlated with everything chosen so far first (its worst pair, then
+ * the sum), then earliest window.
  */
-export function selectReplicas(holders: readonly string[], offers: readonly Offer[], need: number): Offer[] {
+export function selectReplicas<O extends Offer>(holders: readonly string[], offers: readonly O[], need: number, model: Correlation = depthCorrelation): O[] {
   const chosenLocations = [...holders];
-  const picked: Offer[] = [];
+  const picked: O[] = [];
   const pool = [...offers];
   while (picked.length < need && pool.length > 0) {
     let bi = 0;
-    let bc = Infinity;
+    let bk: number[] | null = null;
     for (let i = 0; i < pool.length; i++) {
-      const c = correlation(pool[i]!.location, chosenLocations);
-      if (c < bc || (c === bc && pool[i]!.start < pool[bi]!.start)) {
+      const o = pool[i]!;
+      const key = [correlation(o.location, chosenLocations, model), correlationSum(o.location, chosenLocations, model), o.start];
+      if (bk === null || less(key, bk)) {
         bi = i;
-        bc = c;
+        bk = key;
       }
     }
     const [o] = pool.splice(bi, 1);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { assignGroups, correlation, nearestFirst, replacementFor, selectReplicas, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
+import { correlationFrom, DEFAULT_BY_DEPTH, depthCorrelation, distinctDomains } from "../../common/correlation.ts";
+import { underReplicated } from "../../workers/negotiating-group/rereplicate.ts";
+import { assignGroups, copysetCount, correlation, nearestFirst, placementWarnings, replacementFor, selectReplicas, setRisk, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
 
 const loc = (zone: string, host: number, disk = 0) => `/local/zone-${zone}/rack-1/host-${host}/disk-${disk}`;
 
@@ -25,10 +27,13 @@ describe("sharedDepth and correlation", () => {
     expect(sharedDepth("", loc("a", 1))).toBe(0);
   });
 
-  it("is the deepest match against anything chosen, and -1 against nothing", () => {
+  it("is the most correlated pair against anything chosen (by shared depth by default), and -1 against nothing", () => {
     expect(correlation(loc("a", 1), [])).toBe(-1);
-    expect(correlation(loc("a", 1), [loc("b", 1), loc("a", 2)])).toBe(3);
-    expect(correlation(loc("a", 1), [loc("b", 1), loc("c", 2)])).toBe(1);
+    expect(correlation(loc("a", 1), [loc("b", 1), loc("a", 2)])).toBe(DEFAULT_BY_DEPTH[3]);
+    expect(correlation(loc("a", 1), [loc("b", 1), loc("c", 2)])).toBe(DEFAULT_BY_DEPTH[1]);
+    expect(depthCorrelation(loc("a", 1, 0), loc("a", 1, 1))).toBe(DEFAULT_BY_DEPTH[4]);
+    expect(depthCorrelation(loc("a", 1), loc("a", 1))).toBe(1);
+    expect(depthCorrelation("/x/y", "/z/y")).toBe(0);
   });
 });
 
@@ -126,5 +131,119 @@ describe("nearestFirst", () => {
 
   it("leaves the order alone without a reader location", () => {
     expect(nearestFirst(replicas, null)).toEqual(replicas);
+  });
+});
+
+describe("the operator's correlation table", () => {
+  const model = correlationFrom(
+    JSON.stringify({
+      pairs: [
+        { a: "/us/zone-a/spot", p: 0.6 },
+        { a: "/us/zone-a", b: "/us/zone-b", p: 0.3 },
+        { a: "/us/zone-a/spot/host-9", b: "/us/zone-b", p: 0.1 },
+      ],
+    }),
+  );
+
+  it("overrides pairs under its prefixes, either way round, the most specific winning", () => {
+    expect(model("/us/zone-a/spot/host-1/d0", "/us/zone-a/spot/host-2/d0")).toBe(0.6);
+    expect(model("/us/zone-a/r1/h1/d0", "/us/zone-b/r1/h1/d0")).toBe(0.3);
+    expect(model("/us/zone-b/r1/h1/d0", "/us/zone-a/r1/h1/d0")).toBe(0.3);
+    expect(model("/us/zone-a/spot/host-9/d0", "/us/zone-b/r1/h1/d0")).toBe(0.1);
+  });
+
+  it("falls back to the shared depth elsewhere, with its own depth figures if given", () => {
+    expect(model("/us/zone-a/r1/h1/d0", "/us/zone-c/r1/h1/d0")).toBe(DEFAULT_BY_DEPTH[1]);
+    const flat = correlationFrom(JSON.stringify({ byDepth: [0, 0.5] }));
+    expect(flat("/a/b", "/a/c")).toBe(0.5);
+    expect(flat("/a/b/c/d", "/a/b/c/d")).toBe(0.5);
+    expect(correlationFrom("")).toBe(depthCorrelation);
+  });
+
+  it("says what is wrong with a malformed table", () => {
+    expect(() => correlationFrom("{")).toThrow(/not JSON/);
+    expect(() => correlationFrom(JSON.stringify({ pairs: [{ a: "/x", p: 2 }] }))).toThrow(/pairs\[0\]\.p must be a number from 0 to 1/);
+    expect(() => correlationFrom(JSON.stringify({ pairs: [{ p: 0.1 }] }))).toThrow(/pairs\[0\] needs "a"/);
+    expect(() => correlationFrom("[]")).toThrow(/JSON object/);
+  });
+
+  it("steers replica selection: a pair the table calls correlated is avoided", () => {
+    const offers = [
+      { id: "spot2", location: "/us/zone-a/spot/host-2/d0", start: 0 },
+      { id: "b1", location: "/us/zone-b/r1/h1/d0", start: 5 },
+    ];
+    // By depth the other zone (region shared) beats the same zone's spot rack; the first table
+    // agrees, more strongly; a table that calls the two zones one risk reverses the choice.
+    expect(selectReplicas(["/us/zone-a/spot/host-1/d0"], offers, 1, depthCorrelation)[0]!.id).toBe("b1");
+    expect(selectReplicas(["/us/zone-a/spot/host-1/d0"], offers, 1, model)[0]!.id).toBe("b1");
+    const trusting = correlationFrom(JSON.stringify({ pairs: [{ a: "/us/zone-a", b: "/us/zone-b", p: 0.9 }] }));
+    expect(selectReplicas(["/us/zone-a/spot/host-1/d0"], offers, 1, trusting)[0]!.id).toBe("spot2");
+  });
+});
+
+describe("copysets", () => {
+  // Twelve hosts over three zones and four racks.
+  const many: Placeable[] = Array.from({ length: 12 }, (_, i) => ({ id: `t${String(i).padStart(2, "0")}`, location: `/r/zone-${i % 3}/rack-${Math.floor(i / 3) % 4}/host-${i}/d0` }));
+  const groups = assignGroups(many, 16, 4);
+
+  it("reuses member sets: few distinct sets of members, and so few sets of R targets holding data together", () => {
+    expect(new Set(groups.map((g) => [...g].sort().join())).size).toBeLessThanOrEqual(4);
+    // Sixteen groups of four, each with its own members, could make 64 sets of three.
+    expect(copysetCount(groups, 3)).toBeLessThanOrEqual(16);
+  });
+
+  it("keeps every target in use and the load even", () => {
+    const load = new Map<string, number>();
+    for (const g of groups) for (const id of g) load.set(id, (load.get(id) ?? 0) + 1);
+    expect(load.size).toBe(12);
+    expect(Math.max(...load.values()) - Math.min(...load.values())).toBeLessThanOrEqual(2);
+  });
+
+  it("never trades safety for reuse: every group is as spread as a fresh pick (three zones)", () => {
+    const zone = new Map(many.map((t) => [t.id, t.location.split("/")[2]]));
+    for (const g of groups) expect(new Set(g.map((id) => zone.get(id))).size).toBe(3);
+  });
+
+  it("counts the distinct R-subsets of all groups' members", () => {
+    expect(copysetCount([["a", "b", "c", "d"]], 3)).toBe(4);
+    expect(copysetCount([["a", "b", "c", "d"], ["d", "c", "b", "a"]], 3)).toBe(4);
+    expect(copysetCount([["a", "b", "c", "d"], ["a", "b", "c", "e"]], 3)).toBe(7);
+    expect(copysetCount([["a", "b"]], 3)).toBe(1);
+  });
+});
+
+describe("failure domains", () => {
+  const host = (h: number, d: number) => `/r/zone-a/rack-1/host-${h}/disk-${d}`;
+
+  it("counts copies on one host's devices as one domain", () => {
+    expect(distinctDomains([host(1, 0), host(1, 1), host(2, 0)], depthCorrelation)).toBe(2);
+    expect(distinctDomains([host(1, 0), host(2, 0), host(3, 0)], depthCorrelation)).toBe(3);
+    expect(distinctDomains([], depthCorrelation)).toBe(0);
+    expect(setRisk([host(1, 0), host(1, 1)])[0]).toBe(DEFAULT_BY_DEPTH[4]);
+  });
+
+  it("finds items short in domains as well as in copies, counting only members' copies", () => {
+    const ref = (c: string) => ({ kind: "chunk" as const, chid: c as never });
+    const holdings = [
+      { refs: [ref("x"), ref("y"), ref("z")], location: host(1, 0), counts: true },
+      { refs: [ref("x"), ref("y")], location: host(1, 1), counts: true },
+      { refs: [ref("y"), ref("z")], location: host(2, 0), counts: true },
+      { refs: [ref("x"), ref("z")], location: host(3, 0), counts: false },
+    ];
+    // x: two copies, one host (the third is on a draining target); y: two hosts; z: two hosts.
+    expect(underReplicated(holdings, 2, 2, depthCorrelation).map((s) => s.ref.chid)).toEqual(["x"]);
+    // With the members on one host only, one domain is all that can be reached: raw copies count.
+    expect(underReplicated(holdings, 2, 1, depthCorrelation)).toEqual([]);
+    expect(underReplicated(holdings, 3, 3, depthCorrelation).map((s) => [s.ref.chid, s.holders])).toEqual([["x", 2], ["y", 3], ["z", 2]]);
+  });
+
+  it("warns about groups whose members cannot keep R copies on distinct hosts, and only those", () => {
+    const at = (id: string, location: string): Placeable => ({ id, location });
+    const whole = [at("a", host(1, 0)), at("b", host(2, 0)), at("c", host(3, 0)), at("d", host(3, 1))];
+    const twoHosts = [at("a", host(1, 0)), at("b", host(1, 1)), at("c", host(2, 0)), at("d", host(2, 1))];
+    const w = placementWarnings([whole, twoHosts], 3);
+    expect(w).toHaveLength(1);
+    expect(w[0]!.group).toBe(1);
+    expect(w[0]!.p).toBe(DEFAULT_BY_DEPTH[4]);
   });
 });

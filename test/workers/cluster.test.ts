@@ -18,10 +18,10 @@ const TARGETS = [
 ];
 
 /** Store targets as a first registration would, then recompute membership. */
-function register(stub: DurableObjectStub<Cluster>, held: Record<string, number[]> = {}): Promise<void> {
+function register(stub: DurableObjectStub<Cluster>, held: Record<string, number[]> = {}, targets = TARGETS): Promise<void> {
   return runInDurableObject(stub, (instance, state) => {
     const now = Date.now();
-    for (const t of TARGETS) {
+    for (const t of targets) {
       state.storage.sql.exec(
         `INSERT INTO targets (id, location, capacity, free, chunks, bytes, held, registered, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         t.id, t.location, 1 << 30, 1 << 30, 0, 0, JSON.stringify(held[t.id] ?? []), now, now,
@@ -87,5 +87,52 @@ describe("Cluster.groupView", () => {
     const view = await cluster.groupView(3);
     expect(view.writers).toEqual([]);
     expect(view.readers).toEqual([{ id: "t-a1", location: loc("a", 1) }]);
+  });
+});
+
+const membershipOf = (stub: DurableObjectStub<Cluster>) =>
+  runInDurableObject(stub, (_i, state) =>
+    new Map(state.storage.sql.exec("SELECT grp, members FROM membership").toArray().map((r) => [Number(r.grp), JSON.parse(String(r.members)) as string[]])),
+  );
+
+describe("Cluster placement", () => {
+  it("reports few copysets and no warning when every group spans three zones", async () => {
+    const cluster = freshCluster();
+    await register(cluster);
+    const status = await cluster.status();
+    expect(status.warnings).toEqual([]);
+    // Eight groups of four reuse member sets: at most 3 distinct sets of four, 4 sets of three each.
+    expect(status.copysets).toBeGreaterThan(0);
+    expect(status.copysets).toBeLessThanOrEqual(12);
+  });
+
+  it("warns, group by group, when the targets are on too few hosts for R copies on distinct ones", async () => {
+    const cluster = freshCluster();
+    const twoHosts = [1, 2].flatMap((h) => [0, 1, 2].map((d) => ({ id: `t-h${h}d${d}`, location: `/local/zone-a/rack-1/host-${h}/disk-${d}` })));
+    await register(cluster, {}, twoHosts);
+    const status = await cluster.status();
+    expect(status.warnings.map((w) => w.group).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    for (const w of status.warnings) expect(w.pair[0]!.split("/")[4]).toBe(w.pair[1]!.split("/")[4]);
+  });
+
+  it("gives groups that shared their members the same replacement for a dead one, so they still share them", async () => {
+    const cluster = freshCluster();
+    // Two spares equally good: spreading by load alone would give each group a different one.
+    const spares = [{ id: "t-d1", location: loc("d", 1) }, { id: "t-e1", location: loc("e", 1) }];
+    await register(cluster);
+    const before = await membershipOf(cluster);
+    const dead = "t-a1";
+    await runInDurableObject(cluster, (instance) => {
+      const live = [...TARGETS.filter((t) => t.id !== dead), ...spares];
+      (instance as unknown as { replace(dead: string[], live: { id: string; location: string }[]): void }).replace([dead], live);
+    });
+    const after = await membershipOf(cluster);
+    const key = (m: string[]) => [...m].sort().join();
+    const shared = [...before.values()].filter((m) => m.includes(dead) && [...before.values()].filter((n) => key(n) === key(m)).length > 1);
+    expect(shared.length).toBeGreaterThan(0);
+    for (const [g, m] of before) {
+      expect(after.get(g)).not.toContain(dead);
+      for (const [h, n] of before) if (h !== g && key(m) === key(n)) expect(key(after.get(g)!)).toBe(key(after.get(h)!));
+    }
   });
 });

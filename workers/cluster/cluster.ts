@@ -11,7 +11,7 @@
 
 import { DurableObject } from "cloudflare:workers";
 import type { TargetId } from "../../common/ids.ts";
-import { assignGroups, replacementFor } from "../../common/placement.ts";
+import { assignGroups, copysetCount, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
 import type { MembershipMsg, RegisterMsg, ToClusterFromTarget } from "../../common/protocol.ts";
 import { configOf, type Env } from "../shared/env.ts";
 
@@ -131,16 +131,21 @@ export class Cluster extends DurableObject<Env> {
    */
   private replace(dead: readonly TargetId[], live: readonly { id: TargetId; location: string }[], retire = false): void {
     const groups = this.membersByGroup();
-    const loc = new Map(this.sql.exec("SELECT id, location FROM targets").toArray().map((r) => [String(r.id), String(r.location)]));
+    const loc = this.locations();
     const load = new Map<string, number>();
     for (const m of groups.values()) for (const id of m) load.set(id, (load.get(id) ?? 0) + 1);
+    const model = configOf(this.env).correlation;
+    // Groups that shared their members (copysets) get the same replacement, so they still share them.
+    const sameSet = new Map<string, { id: string; location: string } | null>();
     let changed = false;
     for (const [g, members] of groups) {
       for (const d of dead) {
         const at = members.indexOf(d);
         if (at < 0) continue;
         const staying = members.filter((m) => m !== d).map((id) => ({ id, location: loc.get(id) ?? "" }));
-        const by = replacementFor(g, staying, live.filter((t) => !members.includes(t.id)), load);
+        const setKey = staying.map((m) => m.id).sort().join(",");
+        const by = sameSet.get(setKey) ?? replacementFor(g, staying, live.filter((t) => !members.includes(t.id)), load, model);
+        sameSet.set(setKey, by);
         if (!by) {
           console.log(JSON.stringify({ msg: "no target can replace a dead member", group: g, dead: d, members: members.length, live: live.length }));
           continue;
@@ -155,6 +160,19 @@ export class Cluster extends DurableObject<Env> {
     // A draining target is retired even where it could not be replaced: it asked to leave.
     for (const d of dead) if (retire || ![...groups.values()].some((m) => m.includes(d))) this.sql.exec("UPDATE targets SET retired = 1 WHERE id = ?", d);
     if (changed) this.publish();
+  }
+
+  private locations(): Map<string, string> {
+    return new Map(this.sql.exec("SELECT id, location FROM targets").toArray().map((r) => [String(r.id), String(r.location)]));
+  }
+
+  /** Groups whose members cannot keep R copies on distinct failure domains (placement.ts), for the log and the status. */
+  private warnings(): PlacementWarning[] {
+    const loc = this.locations();
+    const groups = [...this.membersByGroup()].sort(([a], [b]) => a - b);
+    const cfg = configOf(this.env);
+    const found = placementWarnings(groups.map(([, m]) => m.map((id) => ({ id, location: loc.get(id) ?? "" }))), cfg.replicas, cfg.correlation);
+    return found.map((w) => ({ ...w, group: groups[w.group]![0] }));
   }
 
   private liveRows(): { id: TargetId; location: string }[] {
@@ -179,7 +197,7 @@ export class Cluster extends DurableObject<Env> {
   private recomputeMembership(): void {
     const cfg = configOf(this.env);
     const targets = this.sql.exec("SELECT id, location FROM targets WHERE retired = 0 ORDER BY id").toArray() as { id: string; location: string }[];
-    const groups = assignGroups(targets, cfg.groupCount, cfg.groupMembers);
+    const groups = assignGroups(targets, cfg.groupCount, cfg.groupMembers, cfg.correlation);
     this.sql.exec("DELETE FROM membership");
     groups.forEach((members, g) => this.sql.exec("INSERT INTO membership (grp, members) VALUES (?, ?)", g, JSON.stringify(members)));
     this.publish();
@@ -189,6 +207,9 @@ export class Cluster extends DurableObject<Env> {
   private publish(): void {
     const epoch = this.epoch() + 1;
     this.sql.exec("INSERT INTO meta (k, v) VALUES ('epoch', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", String(epoch));
+    const warnings = this.warnings();
+    const copysets = copysetCount([...this.membersByGroup().values()], configOf(this.env).replicas);
+    console.log(JSON.stringify({ msg: "membership", epoch, copysets, ...(warnings.length > 0 ? { warning: "some groups cannot keep R copies on distinct failure domains: writes go on, less spread", groups: warnings } : {}) }));
     for (const ws of this.ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as Attachment | null;
       if (att) ws.send(JSON.stringify(this.membershipFor(att.id)));
@@ -225,7 +246,7 @@ export class Cluster extends DurableObject<Env> {
     return { epoch: this.epoch(), writers: view(writers), readers: view(readers) };
   }
 
-  async status(): Promise<{ epoch: number; targets: TargetStatus[] }> {
+  async status(): Promise<{ epoch: number; targets: TargetStatus[]; copysets: number; warnings: PlacementWarning[] }> {
     const live = this.liveIds();
     const byGroup = this.membersByGroup();
     const targets = this.sql.exec("SELECT * FROM targets ORDER BY location").toArray().map((r) => {
@@ -243,6 +264,6 @@ export class Cluster extends DurableObject<Env> {
         groups,
       };
     });
-    return { epoch: this.epoch(), targets };
+    return { epoch: this.epoch(), targets, copysets: copysetCount([...byGroup.values()], configOf(this.env).replicas), warnings: this.warnings() };
   }
 }

@@ -10,6 +10,7 @@ import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, t
 import { decodeFrame, PUT_WINDOW, storedRefKey, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
+import { distinctDomains } from "../../common/correlation.ts";
 import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
@@ -314,6 +315,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       writers,
       items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
       replicas ?? cfg.replicas,
+      { correlation: cfg.correlation },
     );
     items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
   }
@@ -427,7 +429,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     try {
       const writers = await this.clientWriters();
       this.refs.writing(uvid);
-      stored = putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas);
+      stored = putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas, { correlation: cfg.correlation });
       await Promise.all([stored, chunksStored?.()]);
       // From here to the commit nothing awaits: no other write on this name can slip between
       // the condition and the commit.
@@ -509,8 +511,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         const { good, bad } = checks[i]!;
         const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
         // R counts copies on members: one on a target that is only a reader (draining, replaced) is a source, not a replica.
-        const onWriters = good.filter((m) => writers.some((w) => w.id === m.id)).length;
-        if (good.length === 0 || onWriters >= want) return verdict;
+        const counted = good.filter((m) => writers.some((w) => w.id === m.id));
+        const onWriters = counted.length;
+        // And in failure domains: two copies on one host's devices are one replica, where the members span enough.
+        const reach = this.domainReach(writers, want);
+        const domains = distinctDomains(counted.map((m) => m.location), cfg.correlation);
+        if (good.length === 0 || (onWriters >= want && domains >= reach)) return verdict;
+        // Short in domains only: one more copy per missing domain, placed least correlated (a surplus copy stays; trimming is not built).
+        const place = Math.max(want, onWriters + Math.max(0, reach - domains));
         // This is the repair: a read below that meets the copy just quarantined must not start another.
         const key = storedRefKey(ref);
         const mine = !this.repairing.has(key);
@@ -518,7 +526,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         try {
           const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          const holders = await putTransaction(this, writers, [{ item, bytes }], want, { skipSlow: false });
+          const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false });
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
         } catch {
@@ -529,6 +537,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         return verdict;
       }),
     );
+  }
+
+  /** How many failure domains `want` copies can span on these members: R, or fewer on a group with too few hosts. */
+  private domainReach(members: readonly Member[], want: number): number {
+    return Math.min(want, distinctDomains(members.map((m) => m.location), configOf(this.env).correlation));
   }
 
   /** Change a version's replication count: its manifest (and so its tokens) stays as it is. */
@@ -643,7 +656,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const vmChid = await chidOf(bytes);
       const record = recordOf(vm, vmChid, isNull);
       const writers = await this.live("writers");
-      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas);
+      await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas, { correlation: cfg.correlation });
       this.book.witness(uvid);
       const removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: false, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
       this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount);
@@ -690,10 +703,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const readers = await this.live("readers");
       const writers = new Set((await this.live("writers")).map((m) => m.id));
       const inventories = await Promise.all(readers.map((m) => inventoryOf(this, m, this.group, cfg.groupCount)));
-      const answered = readers.flatMap((m, i) => (inventories[i] ? [{ inv: inventories[i]!, writer: writers.has(m.id) }] : []));
+      const answered = readers.flatMap((m, i) => (inventories[i] ? [{ refs: inventories[i]!, location: m.location, counts: writers.has(m.id) }] : []));
       // Copies count on writers only: a reader that is no longer a member (draining, replaced) is a source to copy from.
       // Items being deleted (reclaimed, some member has yet to confirm) are not restored.
-      const short = underReplicated(answered.map((a) => a.inv), cfg.replicas, answered.map((a) => a.writer)).filter((s) => !this.refs.reclaiming(s.ref));
+      const reach = this.domainReach(readers.filter((m) => writers.has(m.id)), cfg.replicas);
+      const short = underReplicated(answered, cfg.replicas, reach, cfg.correlation).filter((s) => !this.refs.reclaiming(s.ref));
       let repaired = 0;
       let lost = 0;
       // Small batches, one after another, with a pause between them: this object serves the

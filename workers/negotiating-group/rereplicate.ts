@@ -4,6 +4,7 @@
 // the group (InventoryMsg, paged), counts holders per item, and hands the under-replicated
 // ones to the same check-then-copy as validation. Nothing scans other groups or other targets.
 
+import { depthCorrelation, distinctDomains, type Correlation } from "../../common/correlation.ts";
 import type { TargetId } from "../../common/ids.ts";
 import { storedRefKey, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import type { Member } from "./member.ts";
@@ -49,23 +50,30 @@ export async function inventoryOf(host: TxnHost, member: Member, group: number, 
   }
 }
 
+/** What one member said it holds for the group. */
+export interface Holding {
+  refs: readonly StoredRef[];
+  location: string;
+  /** A writer (member) of the group; the others (a draining or replaced target) are sources, whose items count for nothing until copied. */
+  counts: boolean;
+}
+
 /**
- * Items with fewer than `want` holders among the inventories (each listed once). Only
- * inventories whose `counts` entry is true are holders (the group's writers); the others (a
- * draining or replaced target) are sources, whose items count for nothing until copied.
+ * Items short of R (each listed once): fewer than `want` copies on counting holders, or copies
+ * spanning fewer than `reach` failure domains (copies on one host's devices are one replica;
+ * `reach` is R, or fewer where the group's members span fewer domains).
  */
-export function underReplicated(inventories: readonly StoredRef[][], want: number, counts: readonly boolean[] = inventories.map(() => true)): { ref: StoredRef; holders: number }[] {
-  const count = new Map<string, { ref: StoredRef; holders: number }>();
-  inventories.forEach((inv, i) => {
-    const n = counts[i] ? 1 : 0;
-    for (const ref of inv) {
+export function underReplicated(holdings: readonly Holding[], want: number, reach: number = want, model: Correlation = depthCorrelation): { ref: StoredRef; holders: number }[] {
+  const items = new Map<string, { ref: StoredRef; at: string[] }>();
+  for (const h of holdings) {
+    for (const ref of h.refs) {
       const k = storedRefKey(ref);
-      const e = count.get(k);
-      if (e) e.holders += n;
-      else count.set(k, { ref, holders: n });
+      let e = items.get(k);
+      if (!e) items.set(k, (e = { ref, at: [] }));
+      if (h.counts) e.at.push(h.location);
     }
-  });
-  return [...count.values()].filter((e) => e.holders < want);
+  }
+  return [...items.values()].filter((e) => e.at.length < want || distinctDomains(e.at, model) < reach).map((e) => ({ ref: e.ref, holders: e.at.length }));
 }
 
 /** When each member that went away left, in the group's storage: a Map's surface over a table. */

@@ -2,6 +2,7 @@
 // live member, collect bids, select, move the payload in credited frames, and gather acks.
 
 import { chidOf, type Chid, type Uvid } from "../../common/ids.ts";
+import type { Correlation } from "../../common/correlation.ts";
 import { selectReplicas, sharedDepth, type Offer } from "../../common/placement.ts";
 import {
   FRAME_PUT_DATA,
@@ -108,7 +109,13 @@ interface ItemState {
  * saved on enough members, with the members that hold each item; retries on other bidders when
  * a selected one fails.
  */
-export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, opts: { skipSlow?: boolean } = {}): Promise<Member[][]> {
+export async function putTransaction(
+  host: TxnHost,
+  members: readonly Member[],
+  payloads: readonly PutPayload[],
+  replicas: number,
+  opts: { correlation: Correlation; skipSlow?: boolean },
+): Promise<Member[][]> {
   if (members.length < replicas) {
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
@@ -120,20 +127,20 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
   const holders = () => state.map((s) => [...s.confirmed.keys()]);
   if (payloads.every((p) => p.item.kind === "vm" && p.item.size <= EAGER_MAX)) {
-    await eagerRound(host, members, payloads, replicas, state);
+    await eagerRound(host, members, payloads, replicas, state, opts.correlation);
     if (state.every((s) => s.confirmed.size >= replicas)) return holders();
   }
-  await negotiatedRound(host, members, payloads, replicas, state);
+  await negotiatedRound(host, members, payloads, replicas, state, opts.correlation);
   return holders();
 }
 
 /** Rotate the starting member so that eager puts spread over the group. */
 let eagerTurn = 0;
 
-async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[]): Promise<void> {
+async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[], model: Correlation): Promise<void> {
   const rotated = members.map((m, i) => ({ id: m.id, location: m.location, start: (i - eagerTurn + members.length) % members.length, member: m }));
   eagerTurn = (eagerTurn + 1) % 1_000_000;
-  const picked = selectReplicas([], rotated, replicas) as (Offer & { member: Member })[];
+  const picked = selectReplicas([], rotated, replicas, model);
   const acks = new Map<string, ReturnType<typeof deferred<void>>>();
   const key = (m: Member, i: number) => `${m.id}/${i}`;
   const handler: TxnHandler = {
@@ -178,7 +185,7 @@ async function eagerRound(host: TxnHost, members: readonly Member[], payloads: r
   }
 }
 
-async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[]): Promise<void> {
+async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[], model: Correlation): Promise<void> {
   const bids = new BidCollector<Bid[]>(members);
   // saved[(member,item)] promises, created at selection time.
   const acks = new Map<string, ReturnType<typeof deferred<void>>>();
@@ -222,7 +229,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
       }
       while (st.confirmed.size < replicas) {
         const remaining = offers.filter((o) => !st.tried.has(o.member) && !o.member.gone);
-        const picked = selectReplicas([...st.confirmed.values()], remaining, replicas - st.confirmed.size) as (Offer & { member: Member })[];
+        const picked = selectReplicas([...st.confirmed.values()], remaining, replicas - st.confirmed.size, model);
         if (picked.length === 0) {
           throw new Error(`${UNAVAILABLE}could only place ${st.confirmed.size} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted${refusals.length > 0 ? ` (${refusals.join("; ")})` : ""}`);
         }

@@ -1,5 +1,6 @@
 // The bindings and settings every part of the Worker sees (wrangler.toml [vars] and secrets).
 
+import { correlationOf, type Correlation } from "../../common/correlation.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { ManifestShard } from "../manifest-shard/shard.ts";
 import type { NegotiatingGroup } from "../negotiating-group/group.ts";
@@ -45,6 +46,8 @@ export interface Env {
   GATEWAY_LOCATION?: string;
   /** ...or, by the Cloudflare colo that took the request, a JSON object colo -> path. */
   READ_LOCATIONS?: string;
+  /** The operator's correlation table (common/correlation.ts), JSON; empty: by shared location path. */
+  CORRELATION?: string;
 }
 
 export interface ClusterConfig {
@@ -74,6 +77,8 @@ export interface ClusterConfig {
   reclaimGraceMs: number;
   /** A multipart upload neither completed nor aborted this long after it began is aborted (UPLOAD_EXPIRE_SECONDS). */
   uploadExpireMs: number;
+  /** How likely two targets are to fail together (CORRELATION): placement and replica counting follow it. */
+  correlation: Correlation;
 }
 
 function int(env: Env, name: keyof Env, min: number): number {
@@ -111,6 +116,7 @@ export function configOf(env: Env): ClusterConfig {
     removedRetainMs: seconds(env, "REMOVED_RETAIN_SECONDS", 3_600),
     reclaimGraceMs: seconds(env, "RECLAIM_GRACE_SECONDS", 600),
     uploadExpireMs: seconds(env, "UPLOAD_EXPIRE_SECONDS", 7 * 86_400),
+    correlation: correlationOf(env.CORRELATION),
   };
 }
 
