@@ -52,13 +52,18 @@ export interface RegisterMsg {
   /** Decommission: take this target out of every group's membership; it only serves what it holds until drained. */
   draining?: boolean;
 }
+/**
+ * Increments since the connection's register (or the heartbeat before): sent when something
+ * changed, and at least every 30 s (node-target/heartbeat.ts).
+ */
 export interface HeartbeatMsg {
   t: "heartbeat";
   free: number;
   chunks: number;
   bytes: number;
   queue: number;
-  held: number[];
+  /** Groups the target started (added) or stopped (dropped) holding data for; absent when none. */
+  held?: { added: number[]; dropped: number[] };
 }
 
 // ---- cluster -> target ----

@@ -1,5 +1,5 @@
-// The target's link to the Cluster object: register with a report of what it holds, heartbeat,
-// and follow the group membership the cluster assigns by keeping one GroupLink per group.
+// The target's link to the Cluster object: register with a report of what it holds, heartbeat
+// with what changed since (heartbeat.ts), and follow the group membership the cluster assigns by keeping one GroupLink per group.
 
 import { groupOf, type Chid, type TargetId } from "../common/ids.ts";
 import {
@@ -8,10 +8,11 @@ import {
   JOIN_SECRET_HEADER,
   TARGET_ID_HEADER,
   TARGET_LOCATION_HEADER,
-  type ToClusterFromTarget,
+  type RegisterMsg,
   type ToTargetFromCluster,
 } from "../common/protocol.ts";
 import { GroupLink, type TargetContext } from "./group-link.ts";
+import { Heartbeats } from "./heartbeat.ts";
 import { log } from "./log.ts";
 import { ReconnectingSocket } from "./socket.ts";
 
@@ -35,6 +36,7 @@ export class ClusterLink {
   private readonly socket: ReconnectingSocket;
   private readonly groups = new Map<number, GroupLink>();
   private heartbeat: NodeJS.Timeout | null = null;
+  private readonly heartbeats = new Heartbeats();
   /** Group count of the last membership seen; kept in the data directory across restarts. */
   private groupCount: number | null;
   private readonly headers: Record<string, string>;
@@ -52,8 +54,10 @@ export class ClusterLink {
     };
     this.socket = new ReconnectingSocket("cluster", wsUrl(opts.gateway, CLUSTER_CONNECT_PATH), this.headers, {
       onOpen: (ws) => {
-        void this.report().then((m) => ws.send(JSON.stringify(m)));
-        this.heartbeat ??= setInterval(() => void this.beat(), HEARTBEAT_MS);
+        const report = this.report();
+        ws.send(JSON.stringify(report));
+        this.heartbeats.reported({ ...report, queue: this.ctx.queue.bytes }, Date.now());
+        this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
       },
       onText: (_ws, msg) => this.onMessage(msg as ToTargetFromCluster),
       onBinary: () => {},
@@ -61,7 +65,7 @@ export class ClusterLink {
     });
   }
 
-  private async report(): Promise<ToClusterFromTarget> {
+  private report(): RegisterMsg {
     return {
       t: "register",
       id: this.opts.id,
@@ -79,18 +83,20 @@ export class ClusterLink {
     return this.groupCount === null ? [] : this.ctx.store.heldGroups(this.groupCount);
   }
 
-  private async beat(): Promise<void> {
+  private beat(): void {
     const ws = this.socket.socket;
     if (!ws) return;
-    const msg: ToClusterFromTarget = {
-      t: "heartbeat",
-      free: this.ctx.store.freeBytes(this.opts.capacity),
-      chunks: this.ctx.store.stats.chunks,
-      bytes: this.ctx.store.stats.bytes,
-      queue: this.ctx.queue.bytes,
-      held: this.held(),
-    };
-    ws.send(JSON.stringify(msg));
+    const msg = this.heartbeats.next(
+      {
+        free: this.ctx.store.freeBytes(this.opts.capacity),
+        chunks: this.ctx.store.stats.chunks,
+        bytes: this.ctx.store.stats.bytes,
+        queue: this.ctx.queue.bytes,
+        held: this.held(),
+      },
+      Date.now(),
+    );
+    if (msg) ws.send(JSON.stringify(msg));
   }
 
   private onMessage(msg: ToTargetFromCluster): void {

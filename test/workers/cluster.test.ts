@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Cluster } from "../../workers/cluster/cluster.ts";
+import type { HeartbeatMsg } from "../../common/protocol.ts";
 
 let n = 0;
 // A fresh cluster per test: storage is not assumed to be reset between tests.
@@ -134,5 +135,38 @@ describe("Cluster placement", () => {
       expect(after.get(g)).not.toContain(dead);
       for (const [h, n] of before) if (h !== g && key(m) === key(n)) expect(key(after.get(g)!)).toBe(key(after.get(h)!));
     }
+  });
+});
+
+describe("Cluster heartbeats", () => {
+  /** What the hibernation API hands the object: only the attachment is read. */
+  const socketOf = (id: string, location: string) => ({ deserializeAttachment: () => ({ id, location }), close() {}, send() {} }) as unknown as WebSocket;
+
+  it("applies a heartbeat's increments to the registered report: counters, and held groups added and dropped", async () => {
+    const probe = freshCluster();
+    await register(probe);
+    // Two groups t-a1 is not a member of, so it is a reader of them only through what it holds.
+    const [x, y] = [...(await membershipOf(probe))].filter(([, m]) => !m.includes("t-a1")).map(([g]) => g);
+    const cluster = freshCluster();
+    await register(cluster, { "t-a1": [x!] });
+    const beat = async (msg: HeartbeatMsg) => runInDurableObject(cluster, (instance) => instance.webSocketMessage(socketOf("t-a1", loc("a", 1)), JSON.stringify(msg)));
+    const row = () => runInDurableObject(cluster, (_i, state) => state.storage.sql.exec("SELECT chunks, bytes, held FROM targets WHERE id = 't-a1'").one());
+    const readsFor = async (g: number) => (await cluster.groupView(g)).readers.some((r) => r.id === "t-a1");
+    await beat({ t: "heartbeat", free: 1, chunks: 7, bytes: 700, queue: 0 });
+    expect(await row()).toEqual({ chunks: 7, bytes: 700, held: JSON.stringify([x]) });
+    expect([await readsFor(x!), await readsFor(y!)]).toEqual([true, false]);
+    await beat({ t: "heartbeat", free: 1, chunks: 8, bytes: 800, queue: 0, held: { added: [y!], dropped: [x!] } });
+    expect(await row()).toEqual({ chunks: 8, bytes: 800, held: JSON.stringify([y]) });
+    expect([await readsFor(x!), await readsFor(y!)]).toEqual([false, true]);
+  });
+
+  it("takes the moment a socket closes as the target's last sighting", async () => {
+    const cluster = freshCluster();
+    await register(cluster);
+    await runInDurableObject(cluster, (_i, state) => state.storage.sql.exec("UPDATE targets SET last_seen = 1000 WHERE id = 't-b1'"));
+    const before = Date.now();
+    await runInDurableObject(cluster, (instance) => instance.webSocketClose(socketOf("t-b1", loc("b", 1))));
+    const seen = await runInDurableObject(cluster, (_i, state) => Number(state.storage.sql.exec("SELECT last_seen FROM targets WHERE id = 't-b1'").one().last_seen));
+    expect(seen).toBeGreaterThanOrEqual(before);
   });
 });

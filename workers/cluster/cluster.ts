@@ -21,6 +21,14 @@ export interface TargetStatus extends Pick<RegisterMsg, "id" | "location" | "cap
   groups: number[];
 }
 
+/** A held-groups list after a heartbeat's increments. */
+export function applyHeld(held: readonly number[], change: { added: readonly number[]; dropped: readonly number[] }): number[] {
+  const out = new Set(held);
+  for (const g of change.dropped) out.delete(g);
+  for (const g of change.added) out.add(g);
+  return [...out].sort((a, b) => a - b);
+}
+
 export interface GroupView {
   epoch: number;
   writers: { id: TargetId; location: string }[];
@@ -85,20 +93,30 @@ export class Cluster extends DurableObject<Env> {
       if (msg.draining) this.replace([att.id], this.liveRows().filter((r) => r.id !== att.id), true);
       ws.send(JSON.stringify(this.membershipFor(att.id)));
     } else if (msg.t === "heartbeat") {
+      // Increments on the report the target registered with on this connection.
+      const held = msg.held ? JSON.stringify(applyHeld(this.heldBy(att.id), msg.held)) : null;
       this.sql.exec(
-        "UPDATE targets SET free = ?, chunks = ?, bytes = ?, held = ?, last_seen = ? WHERE id = ?",
-        msg.free, msg.chunks, msg.bytes, JSON.stringify(msg.held), now, att.id,
+        "UPDATE targets SET free = ?, chunks = ?, bytes = ?, held = coalesce(?, held), last_seen = ? WHERE id = ?",
+        msg.free, msg.chunks, msg.bytes, held, now, att.id,
       );
     }
   }
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.lastSeen(ws);
     ws.close();
     await this.replaceLater();
   }
 
-  override async webSocketError(): Promise<void> {
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.lastSeen(ws);
     await this.replaceLater();
+  }
+
+  /** Heartbeats come only when something changed: the moment the socket went is when it was last seen. */
+  private lastSeen(ws: WebSocket): void {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (att) this.sql.exec("UPDATE targets SET last_seen = max(last_seen, ?) WHERE id = ?", Date.now(), att.id);
   }
 
   /** A target went away: look again once it may have been gone for REPLACE_AFTER_SECONDS. */
