@@ -179,6 +179,15 @@ export interface ReclaimMsg {
   refs: StoredRef[];
 }
 
+/**
+ * To a draining target (no longer a member): every item of this group it held is at R on the
+ * members, so this group no longer needs it. A target told so by every group it holds data for
+ * logs "drain complete" and can be stopped for good.
+ */
+export interface DrainedMsg {
+  t: "drained";
+}
+
 // ---- target -> group ----
 export interface HelloMsg {
   t: "hello";
@@ -278,7 +287,8 @@ export type ToTarget =
   | BadCopyMsg
   | VerifyMsg
   | InventoryMsg
-  | ReclaimMsg;
+  | ReclaimMsg
+  | DrainedMsg;
 export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg | ReclaimedMsg;
 
 // ---- binary payload frames ----

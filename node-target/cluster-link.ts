@@ -9,6 +9,7 @@ import {
   TARGET_ID_HEADER,
   TARGET_LOCATION_HEADER,
   type RegisterMsg,
+  type ToGroup,
   type ToTargetFromCluster,
 } from "../common/protocol.ts";
 import { GroupLink, type TargetContext } from "./group-link.ts";
@@ -37,6 +38,9 @@ export class ClusterLink {
   private readonly groups = new Map<number, GroupLink>();
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly heartbeats = new Heartbeats();
+  /** Draining: the groups that said they no longer need this target. */
+  private readonly drained = new Set<number>();
+  private drainReported = false;
   /** Group count of the last membership seen; kept in the data directory across restarts. */
   private groupCount: number | null;
   private readonly headers: Record<string, string>;
@@ -115,9 +119,19 @@ export class ClusterLink {
     for (const g of wanted) {
       if (this.groups.has(g)) continue;
       const url = wsUrl(this.opts.gateway, `${GROUP_CONNECT_PREFIX}${g}/connect`);
-      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}), ...(this.opts.draining ? { draining: true } : {}) }));
+      const hello: ToGroup = { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}), ...(this.opts.draining ? { draining: true } : {}) };
+      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, hello, (d) => this.drainedBy(d)));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
+  }
+
+  /** A group has every item it needed from this draining target at R elsewhere: once all have, say so. */
+  private drainedBy(g: number): void {
+    this.drained.add(g);
+    const held = this.held();
+    if (this.drainReported || !held.every((h) => this.drained.has(h))) return;
+    this.drainReported = true;
+    log("info", "drain complete", { groups: [...this.drained].sort((a, b) => a - b), chunks: this.ctx.store.stats.chunks, note: "every group has this target's data at R on its members: it can be stopped" });
   }
 
   /** The link to the group that owns an id (a CHID or NHID), if this target is one of its members. */

@@ -59,9 +59,12 @@ export class GroupLink {
   private gets = new Map<number, GetTxn>();
   private creditOwed = 0;
 
-  constructor(group: number, url: string, headers: Record<string, string>, ctx: TargetContext, hello: ToGroup) {
+  private readonly onDrained: (group: number) => void;
+
+  constructor(group: number, url: string, headers: Record<string, string>, ctx: TargetContext, hello: ToGroup, onDrained: (group: number) => void = () => {}) {
     this.group = group;
     this.ctx = ctx;
+    this.onDrained = onDrained;
     this.socket = new ReconnectingSocket(`group-${group}`, url, headers, {
       onOpen: (ws) => {
         this.send(ws, hello);
@@ -190,6 +193,11 @@ export class GroupLink {
         const bytes = (await Promise.all(freed)).reduce((a, b) => a + b, 0);
         log("info", "reclaimed", { group: this.group, items: msg.refs.length, bytes });
         this.send(ws, { t: "reclaimed", refs: msg.refs, bytes });
+        return;
+      }
+      case "drained": {
+        log("info", "drained", { group: this.group });
+        this.onDrained(this.group);
         return;
       }
       case "bad-copy": {

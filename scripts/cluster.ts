@@ -58,6 +58,8 @@ export interface RunningTarget {
   linked: Set<number>;
   /** Epoch of the membership `assigned` came from. */
   epoch: number;
+  /** The `msg` of each log line since it started (the last 1000), for tests waiting on an event. */
+  said: string[];
 }
 
 export class LocalCluster {
@@ -103,6 +105,7 @@ export class LocalCluster {
       assigned: new Set(),
       linked: new Set(),
       epoch: -1,
+      said: [],
     }));
   }
 
@@ -176,6 +179,7 @@ export class LocalCluster {
     t.assigned.clear();
     t.linked.clear();
     t.epoch = -1;
+    t.said = [];
     const proc = spawn(
       process.execPath,
       [
@@ -195,6 +199,10 @@ export class LocalCluster {
       this.remember(`[target-${index}]`, line);
       try {
         const ev = JSON.parse(line) as { msg?: string; groups?: number[]; link?: string; epoch?: number };
+        if (ev.msg) {
+          t.said.push(ev.msg);
+          if (t.said.length > 1000) t.said.shift();
+        }
         if (ev.msg === "membership" && ev.groups) {
           t.assigned = new Set(ev.groups);
           t.epoch = ev.epoch ?? -1;
@@ -225,6 +233,16 @@ export class LocalCluster {
       await sleep(100);
     }
     throw new Error(`targets did not connect within ${timeoutMs} ms:\n${this.logTail.slice(-40).join("\n")}`);
+  }
+
+  /** Wait until target `index` has logged `msg` since it started; false if it did not within the time. */
+  async waitForLog(index: number, msg: string, timeoutMs = 60_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.targets[index]!.said.includes(msg)) return true;
+      await sleep(100);
+    }
+    return false;
   }
 
   /** Kill one target abruptly (SIGKILL): what a crashed host looks like to the cluster. */

@@ -49,6 +49,10 @@ const REREPLICATE_PAUSE_MS = 20;
 /** Chunks deleted, and removed versions expunged, per alarm round. */
 const RECLAIM_BATCH = 512;
 const EXPUNGE_BATCH = 64;
+/** A drain sweep that left items short is tried again this much later. */
+const DRAIN_RETRY_MS = 60_000;
+/** ...and one whose draining target is still its member (not replaced yet), this much later. */
+const DRAIN_MEMBER_RETRY_MS = 300_000;
 /** How long recovery of lost holds waits for every writer of the group to be back. */
 const RECOVERY_WAIT_MS = 10 * 60_000;
 /** Targets' clocks may run behind the group's: recovery asks for chunks written this much before. */
@@ -63,6 +67,8 @@ export interface ItemVerdict {
   good: number;
   bad: number;
   repaired: number;
+  /** Still fewer copies on members than wanted (none good, or the repair could not place them all). */
+  short: boolean;
 }
 
 export interface PutVersionResult {
@@ -98,6 +104,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Kept in storage (table `gone`), so an evicted or restarted group still knows.
    */
   private readonly goneSince: GoneBook;
+  /** Members that said they are draining (hello): told `drained` once a sweep left none of their items short. */
+  private readonly draining = new Set<TargetId>();
   /** Back-references and holds of the chunks this group owns (space reclamation, backrefs.ts). */
   private readonly refs: RefBook;
   /** Back-reference changes this group owes other groups' chunks (ref-outbox.ts). */
@@ -235,6 +243,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * items are copied to the members while it still serves them.
    */
   private helloFrom(m: Member, msg: HelloMsg): void {
+    if (msg.draining) this.draining.add(m.id);
     if (!msg.lost && !msg.draining) return;
     console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.group, member: m.id }));
     this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs);
@@ -509,14 +518,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     return Promise.all(
       refs.map(async (ref, i): Promise<ItemVerdict> => {
         const { good, bad } = checks[i]!;
-        const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0 };
+        const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0, short: false };
         // R counts copies on members: one on a target that is only a reader (draining, replaced) is a source, not a replica.
         const counted = good.filter((m) => writers.some((w) => w.id === m.id));
         const onWriters = counted.length;
         // And in failure domains: two copies on one host's devices are one replica, where the members span enough.
         const reach = this.domainReach(writers, want);
         const domains = distinctDomains(counted.map((m) => m.location), cfg.correlation);
-        if (good.length === 0 || (onWriters >= want && domains >= reach)) return verdict;
+        if (onWriters >= want && domains >= reach) return verdict;
+        verdict.short = true;
+        if (good.length === 0) return verdict;
         // Short in domains only: one more copy per missing domain, placed least correlated (a surplus copy stays; trimming is not built).
         const place = Math.max(want, onWriters + Math.max(0, reach - domains));
         // This is the repair: a read below that meets the copy just quarantined must not start another.
@@ -528,6 +539,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
           const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false });
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
+          verdict.short = false;
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
         } catch {
           // Left as it is: the verdict says how many good copies remain.
@@ -710,17 +722,49 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const short = underReplicated(answered, cfg.replicas, reach, cfg.correlation).filter((s) => !this.refs.reclaiming(s.ref));
       let repaired = 0;
       let lost = 0;
+      const stillShort = new Set<string>();
       // Small batches, one after another, with a pause between them: this object serves the
       // group's client reads and writes on the same thread, and must keep doing so.
       for (let i = 0; i < short.length; i += REREPLICATE_BATCH) {
-        const verdicts = await this.verifyItems(this.group, short.slice(i, i + REREPLICATE_BATCH).map((s) => s.ref));
-        for (const v of verdicts) (repaired += v.repaired), (lost += v.good === 0 ? 1 : 0);
+        const batch = short.slice(i, i + REREPLICATE_BATCH).map((s) => s.ref);
+        const verdicts = await this.verifyItems(this.group, batch);
+        verdicts.forEach((v, j) => {
+          repaired += v.repaired;
+          lost += v.good === 0 ? 1 : 0;
+          if (v.short) stillShort.add(storedRefKey(batch[j]!));
+        });
         await new Promise((r) => setTimeout(r, REREPLICATE_PAUSE_MS));
       }
       for (const id of due) this.goneSince.delete(id);
       console.log(JSON.stringify({ msg: "re-replicated", group: this.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
+      this.reportDrained(readers.flatMap((m, i) => (inventories[i] && this.draining.has(m.id) ? [{ m, refs: inventories[i]!, member: writers.has(m.id) }] : [])), stillShort);
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * A draining target whose every item here is at R on the members is told so (it logs "drain
+   * complete" once every group it holds data for has); one with an item still short is swept
+   * again in a minute.
+   */
+  private reportDrained(drainers: { m: Member; refs: readonly StoredRef[]; member: boolean }[], stillShort: ReadonlySet<string>): void {
+    for (const { m, refs, member } of drainers) {
+      const left = refs.filter((r) => stillShort.has(storedRefKey(r))).length;
+      if (member) {
+        // Not replaced here yet (the new map is on its way, or no live target can take its place): its copies still count.
+        console.log(JSON.stringify({ msg: "draining target is still a member: sweeping again later", group: this.group, member: m.id }));
+        this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs + DRAIN_MEMBER_RETRY_MS);
+        void this.alarmBy(Date.now() + DRAIN_MEMBER_RETRY_MS).catch(() => {});
+      } else if (left === 0) {
+        m.send({ t: "drained" });
+        this.draining.delete(m.id);
+        console.log(JSON.stringify({ msg: "drained", group: this.group, member: m.id, items: refs.length }));
+      } else {
+        console.log(JSON.stringify({ msg: "drain incomplete: sweeping again", group: this.group, member: m.id, short: left }));
+        this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs + DRAIN_RETRY_MS);
+        void this.alarmBy(Date.now() + DRAIN_RETRY_MS).catch(() => {});
+      }
     }
   }
 
