@@ -85,6 +85,14 @@ export interface SelectPutMsg {
   t: "select-put";
   txn: number;
   items: number[];
+  /**
+   * Chain replication (node-target/peer-link.ts): pass every frame of these items on to the
+   * first of these peer addresses, which passes it on to the rest. A target selected without it
+   * may get its frames from the group or from a peer, in any order; it keeps each once.
+   */
+  forward?: string[];
+  /** Chain replication: the chain's id, given to every target of it; frames from peers are taken only under it. */
+  chain?: string;
 }
 /**
  * Proposal and selection in one, for small items: store these and expect their frames next.
@@ -261,6 +269,14 @@ export interface DamagedMsg {
   ref: StoredRef;
   reason: string;
 }
+/** Passing an item's frames on to the next target of its chain failed: the group sends them to the rest itself. */
+export interface ChainBrokenMsg {
+  t: "chain-broken";
+  txn: number;
+  item: number;
+  to: string;
+  reason: string;
+}
 /** The items of a `reclaim` are gone from this target (or were never here); `bytes` freed. */
 export interface ReclaimedMsg {
   t: "reclaimed";
@@ -289,7 +305,7 @@ export type ToTarget =
   | InventoryMsg
   | ReclaimMsg
   | DrainedMsg;
-export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg | ReclaimedMsg;
+export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg | ReclaimedMsg | ChainBrokenMsg;
 
 // ---- binary payload frames ----
 // Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.
@@ -359,4 +375,6 @@ export const CLUSTER_CONNECT_PATH = "/_cluster/connect";
 export const GROUP_CONNECT_PREFIX = "/_cluster/groups/";
 export const TARGET_ID_HEADER = "x-target-id";
 export const TARGET_LOCATION_HEADER = "x-target-location";
+/** A target's address for chain replication ("host:port"), sent only by targets started with --peer-listen. */
+export const TARGET_PEER_HEADER = "x-target-peer";
 export const JOIN_SECRET_HEADER = "x-join-secret";

@@ -8,12 +8,14 @@ import {
   JOIN_SECRET_HEADER,
   TARGET_ID_HEADER,
   TARGET_LOCATION_HEADER,
+  TARGET_PEER_HEADER,
   type RegisterMsg,
   type ToGroup,
   type ToTargetFromCluster,
 } from "../common/protocol.ts";
 import { GroupLink, type TargetContext } from "./group-link.ts";
 import { Heartbeats } from "./heartbeat.ts";
+import type { PeerLink } from "./peer-link.ts";
 import { log } from "./log.ts";
 import { ReconnectingSocket } from "./socket.ts";
 
@@ -29,6 +31,8 @@ export interface ClusterLinkOptions {
   lost?: boolean;
   /** Started with --drain: leave every group's membership and serve what it holds until copied elsewhere. */
   draining?: boolean;
+  /** Started with --peer-listen: its address is advertised to the groups, which may chain puts through it. */
+  peer?: PeerLink | null;
 }
 
 export class ClusterLink {
@@ -55,6 +59,7 @@ export class ClusterLink {
       [TARGET_ID_HEADER]: opts.id,
       [TARGET_LOCATION_HEADER]: opts.location,
       [JOIN_SECRET_HEADER]: opts.joinSecret,
+      ...(opts.peer ? { [TARGET_PEER_HEADER]: opts.peer.address } : {}),
     };
     this.socket = new ReconnectingSocket("cluster", wsUrl(opts.gateway, CLUSTER_CONNECT_PATH), this.headers, {
       onOpen: (ws) => {
@@ -120,7 +125,7 @@ export class ClusterLink {
       if (this.groups.has(g)) continue;
       const url = wsUrl(this.opts.gateway, `${GROUP_CONNECT_PREFIX}${g}/connect`);
       const hello: ToGroup = { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}), ...(this.opts.draining ? { draining: true } : {}) };
-      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, hello, (d) => this.drainedBy(d)));
+      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, hello, (d) => this.drainedBy(d), this.opts.peer ?? null));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
   }
@@ -132,6 +137,10 @@ export class ClusterLink {
     if (this.drainReported || !held.every((h) => this.drained.has(h))) return;
     this.drainReported = true;
     log("info", "drain complete", { groups: [...this.drained].sort((a, b) => a - b), chunks: this.ctx.store.stats.chunks, note: "every group has this target's data at R on its members: it can be stopped" });
+  }
+
+  groupLink(g: number): GroupLink | null {
+    return this.groups.get(g) ?? null;
   }
 
   /** The link to the group that owns an id (a CHID or NHID), if this target is one of its members. */

@@ -11,12 +11,14 @@ import {
   decodeFrame,
   type Bid,
   type CopyState,
+  type FrameHeader,
   type PutItem,
   type StoredRef,
   type ToGroup,
   type ToTarget,
 } from "../common/protocol.ts";
 import { log } from "./log.ts";
+import type { Hop, PeerLink } from "./peer-link.ts";
 import { ReconnectingSocket, sendAsync } from "./socket.ts";
 import type { ChunkStore, PendingWrite } from "./store.ts";
 
@@ -31,14 +33,41 @@ const FREE_RESERVE = 64 * 1024 * 1024;
  */
 const CREDIT_BATCH = 4 * 1024 * 1024;
 
+/** One item being received: its write, and which of its frames are in. */
+interface Inbound {
+  write: PendingWrite;
+  /**
+   * Offset of the next frame to write. A frame below it is one kept already (the group resends
+   * a whole item to a target whose chain broke); one above it came early and waits in `ahead`.
+   */
+  next: number;
+  ahead: Map<number, Pending>;
+  /** Chain replication: peers to pass each frame on to (set by select-put), and the chain's id. */
+  forward: string[];
+  chain: string | null;
+}
+
+/** A frame waiting its turn, with what it owes: credit to its socket, the pass down the chain. */
+interface Pending {
+  header: FrameHeader;
+  payload: Uint8Array;
+  credit: { ws: WebSocket; bytes: number } | null;
+  passed: Promise<void>;
+}
+
 interface PutTxn {
+  /** The connection it was proposed on: its acks go there, never to a later connection (whose txn ids are new). */
+  ws: WebSocket;
   /** An eager put ends when its last write does: the group sends no release for it. */
   eager: boolean;
   items: PutItem[];
-  writes: Map<number, PendingWrite>;
-  /** Per-item promise chain: frames of one item are written in arrival order. */
-  chains: Map<number, Promise<void>>;
+  writes: Map<number, Inbound>;
+  /** Per-item promise chain: frames of one item are written in offset order. */
+  order: Map<number, Promise<void>>;
 }
+
+/** Frames a peer passed on before this target's select-put arrived, kept up to this much in all. */
+const EARLY_MAX = 32 * 1024 * 1024;
 
 interface GetTxn {
   ref: StoredRef;
@@ -58,11 +87,23 @@ export class GroupLink {
   private puts = new Map<number, PutTxn>();
   private gets = new Map<number, GetTxn>();
   private creditOwed = 0;
+  private readonly peer: PeerLink | null;
+  private readonly early = new Map<string, Buffer[]>();
+  private earlyBytes = 0;
 
   private readonly onDrained: (group: number) => void;
 
-  constructor(group: number, url: string, headers: Record<string, string>, ctx: TargetContext, hello: ToGroup, onDrained: (group: number) => void = () => {}) {
+  constructor(
+    group: number,
+    url: string,
+    headers: Record<string, string>,
+    ctx: TargetContext,
+    hello: ToGroup,
+    onDrained: (group: number) => void = () => {},
+    peer: PeerLink | null = null,
+  ) {
     this.group = group;
+    this.peer = peer;
     this.ctx = ctx;
     this.onDrained = onDrained;
     this.socket = new ReconnectingSocket(`group-${group}`, url, headers, {
@@ -99,7 +140,7 @@ export class GroupLink {
   private async onText(ws: WebSocket, msg: ToTarget): Promise<void> {
     switch (msg.t) {
       case "propose-put": {
-        const txn: PutTxn = { eager: false, items: msg.items, writes: new Map(), chains: new Map() };
+        const txn: PutTxn = { ws, eager: false, items: msg.items, writes: new Map(), order: new Map() };
         this.puts.set(msg.txn, txn);
         const bids = msg.items.map((item, i) => this.bidPut(item, i));
         this.send(ws, { t: "bid-put", txn: msg.txn, bids });
@@ -108,13 +149,12 @@ export class GroupLink {
       case "put-eager": {
         // Decided synchronously (small items only), so the frames that follow this message
         // always find their write reserved or know it was declined.
-        const txn: PutTxn = { eager: true, items: msg.items, writes: new Map(), chains: new Map() };
+        const txn: PutTxn = { ws, eager: true, items: msg.items, writes: new Map(), order: new Map() };
         this.puts.set(msg.txn, txn);
         msg.items.forEach((item, i) => {
           const bid = this.bidPut(item, i);
           if (bid.bid === "accept") {
-            txn.writes.set(i, this.ctx.store.beginWrite(refOf(item), item.size));
-            this.ctx.queue.bytes += item.size;
+            txn.writes.set(i, this.inbound(item, [], null));
           } else if (bid.bid === "have") {
             this.send(ws, { t: "saved", txn: msg.txn, item: i });
           } else {
@@ -128,9 +168,17 @@ export class GroupLink {
         const txn = this.puts.get(msg.txn);
         if (!txn) return;
         for (const i of msg.items) {
-          const item = txn.items[i]!;
-          txn.writes.set(i, this.ctx.store.beginWrite(refOf(item), item.size));
-          this.ctx.queue.bytes += item.size;
+          const inb = this.inbound(txn.items[i]!, msg.forward ?? [], msg.chain ?? null);
+          txn.writes.set(i, inb);
+          if (msg.chain === undefined) continue;
+          // Frames a peer passed on before this message arrived (they were passed on further then).
+          const key = `${msg.chain}/${msg.txn}/${i}`;
+          for (const frame of this.early.get(key) ?? []) {
+            const { header, payload } = decodeFrame(frame);
+            this.earlyBytes -= frame.length;
+            void this.accept(txn, inb, header, payload, null, Promise.resolve());
+          }
+          this.early.delete(key);
         }
         return;
       }
@@ -242,26 +290,94 @@ export class GroupLink {
   }
 
   private onBinary(ws: WebSocket, data: Buffer): void {
+    void this.takeFrame(data, ws, null);
+  }
+
+  /** A frame a peer passed on (chain replication), with its chain and the peers still to pass it to. */
+  peerFrame(frame: Buffer, hop: Hop): Promise<void> {
+    return this.takeFrame(frame, null, hop);
+  }
+
+  /** Tell the group that this target could not pass an item on to the next of its chain. */
+  chainBroken(txn: number, item: number, to: string, reason: string): void {
+    const ws = this.socket.socket;
+    if (ws) this.send(ws, { t: "chain-broken", txn, item, to, reason });
+  }
+
+  /**
+   * A put frame from the group (`ws`) or from a peer (`hop`). Passed on down the chain first,
+   * so the next copy is written while this one is; then written here in offset order, once.
+   * Resolves when both are done: a peer's socket is paused while too many are under way.
+   */
+  private takeFrame(data: Buffer, ws: WebSocket | null, hop: Hop | null): Promise<void> {
     const { header, payload } = decodeFrame(data);
-    if (header.kind !== FRAME_PUT_DATA) return;
+    if (header.kind !== FRAME_PUT_DATA) return Promise.resolve();
     const txn = this.puts.get(header.txn);
-    const write = txn?.writes.get(header.item);
-    if (!txn || !write) {
+    let inb = txn?.writes.get(header.item);
+    // A peer's frame belongs only to the chain it was sent down (not to a same-numbered txn of a later life of the group).
+    if (hop && inb && inb.chain !== hop.chain) inb = undefined;
+    const onward = hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : null);
+    const passed = onward && onward.rest.length > 0 && this.peer ? this.peer.forward(onward.rest[0]!, { chain: onward.chain, rest: onward.rest.slice(1) }, this.group, data, header.txn, header.item) : Promise.resolve();
+    if (!txn || !inb) {
       // Not selected or already released: still return the credit, or the group's window shrinks forever.
-      this.returnCredit(ws, data.length, true);
-      return;
+      if (ws) this.returnCredit(ws, data.length, true);
+      // From a peer, ahead of this target's select-put: kept for it.
+      else if (hop) this.keepEarly(`${hop.chain}/${header.txn}/${header.item}`, data);
+      return passed;
     }
-    const prev = txn.chains.get(header.item) ?? Promise.resolve();
+    return this.accept(txn, inb, header, payload, ws ? { ws, bytes: data.length } : null, passed);
+  }
+
+  private keepEarly(key: string, frame: Buffer): void {
+    if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
+    this.early.set(key, [...(this.early.get(key) ?? []), frame]);
+    this.earlyBytes += frame.length;
+  }
+
+  private accept(txn: PutTxn, inb: Inbound, header: FrameHeader, payload: Uint8Array, credit: Pending["credit"], passed: Promise<void>): Promise<void> {
+    if (header.offset < inb.next) {
+      // Kept already: a resend after a chain broke.
+      return passed.then(() => this.creditBack(credit, false));
+    }
+    if (header.offset > inb.next) {
+      inb.ahead.set(header.offset, { header, payload, credit, passed });
+      return passed;
+    }
+    const done = this.enqueue(txn, inb, { header, payload, credit, passed });
+    for (let a = inb.ahead.get(inb.next); a; a = inb.ahead.get(inb.next)) {
+      inb.ahead.delete(a.header.offset);
+      void this.enqueue(txn, inb, a);
+    }
+    return done;
+  }
+
+  private creditBack(credit: Pending["credit"], now: boolean): void {
+    // Credit belongs to the connection the frame came on; a new one started a fresh window.
+    if (credit && credit.ws === this.socket.socket) this.returnCredit(credit.ws, credit.bytes, now);
+  }
+
+  /** Write one frame in turn; at the last, commit and say saved (or save-failed) to the group. */
+  private enqueue(txn: PutTxn, inb: Inbound, f: Pending): Promise<void> {
+    const { header, payload, credit, passed } = f;
+    inb.next = header.offset + payload.length;
+    const write = inb.write;
+    // On the connection the put was proposed on only: a later one's transaction ids are new.
+    const say = (msg: ToGroup) => {
+      if (txn.ws === this.socket.socket) this.send(txn.ws, msg);
+    };
+    const prev = txn.order.get(header.item) ?? Promise.resolve();
     const next = prev.then(async () => {
       // An earlier frame of this item failed (and said so): drop the rest, keep the window.
-      if (txn.writes.get(header.item) !== write) {
-        this.returnCredit(ws, data.length, true);
+      if (txn.writes.get(header.item) !== inb) {
+        await passed;
+        this.creditBack(credit, true);
         return;
       }
       try {
         await write.write(header.offset, payload);
       } finally {
-        this.returnCredit(ws, data.length, header.last);
+        await passed;
+        this.creditBack(credit, header.last);
       }
       if (!header.last) return;
       this.ctx.queue.bytes -= write.size;
@@ -269,25 +385,29 @@ export class GroupLink {
       if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
       try {
         await write.commit();
-        this.send(ws, { t: "saved", txn: header.txn, item: header.item });
+        say({ t: "saved", txn: header.txn, item: header.item });
       } catch (e) {
         log("warn", "save failed", { group: this.group, chid: write.chid, error: String(e) });
-        this.send(ws, { t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
+        say({ t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
       }
     });
-    txn.chains.set(
-      header.item,
-      next.catch((e) => {
-        log("warn", "frame write failed", { group: this.group, chid: write.chid, error: String(e) });
-        if (txn.writes.get(header.item) === write) {
-          txn.writes.delete(header.item);
-          this.ctx.queue.bytes -= write.size;
-          if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
-        }
-        void write.abort();
-        this.send(ws, { t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
-      }),
-    );
+    const settled = next.catch((e) => {
+      log("warn", "frame write failed", { group: this.group, chid: write.chid, error: String(e) });
+      if (txn.writes.get(header.item) === inb) {
+        txn.writes.delete(header.item);
+        this.ctx.queue.bytes -= write.size;
+        if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
+      }
+      void write.abort();
+      say({ t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
+    });
+    txn.order.set(header.item, settled);
+    return settled;
+  }
+
+  private inbound(item: PutItem, forward: string[], chain: string | null): Inbound {
+    this.ctx.queue.bytes += item.size;
+    return { write: this.ctx.store.beginWrite(refOf(item), item.size), next: 0, ahead: new Map(), forward, chain };
   }
 
   private returnCredit(ws: WebSocket, bytes: number, now: boolean): void {
@@ -301,16 +421,23 @@ export class GroupLink {
     const txn = this.puts.get(txnId);
     if (!txn) return;
     this.puts.delete(txnId);
-    await Promise.all(txn.chains.values());
+    for (const key of [...this.early.keys()]) {
+      if (key.split("/")[1] !== String(txnId)) continue;
+      for (const f of this.early.get(key)!) this.earlyBytes -= f.length;
+      this.early.delete(key);
+    }
+    await Promise.all(txn.order.values());
     for (const w of txn.writes.values()) {
-      this.ctx.queue.bytes -= w.size;
-      await w.abort();
+      this.ctx.queue.bytes -= w.write.size;
+      await w.write.abort();
     }
   }
 
   /** A dropped link ends every transaction on it: the group retries elsewhere. */
   private dropAll(): void {
     for (const id of [...this.puts.keys()]) void this.releasePut(id);
+    this.early.clear();
+    this.earlyBytes = 0;
     this.gets.clear();
   }
 }

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { Scrubber } from "./scrub.ts";
 import { ClusterLink } from "./cluster-link.ts";
+import { PeerLink } from "./peer-link.ts";
 import { initIdentity, loadIdentity, saveIdentity } from "./config.ts";
 import { log, setLogFields } from "./log.ts";
 import { RunJournal } from "./run-journal.ts";
@@ -25,6 +26,9 @@ options:
   --no-direct-io        buffered file I/O even where O_DIRECT works (default: direct where it works)
   --scrub-rate <B/s>    re-verify stored data at most this fast (default 4194304; 0: no scrub)
   --scrub-pause <ms>    pause between full scrub passes (default 3600000)
+  --peer-listen <h:p>   accept chunk frames from other targets here (chain replication: the
+                        group sends a chunk once and the targets pass it on); port 0: any
+  --peer-address <h:p>  the address other targets dial, if not the one listened on
   --drain               decommission: leave every group's membership (each is given another
                         member) and serve what this target holds while the groups copy it to
                         their members; stop it once they have (docs/durability.md)
@@ -44,6 +48,8 @@ async function main(): Promise<void> {
       "scrub-rate": { type: "string" },
       "scrub-pause": { type: "string" },
       drain: { type: "boolean" },
+      "peer-listen": { type: "string" },
+      "peer-address": { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -77,7 +83,18 @@ async function main(): Promise<void> {
 
   const joinSecret = values["join-secret"] ?? process.env.JOIN_SECRET;
   if (!joinSecret) throw new Error("--join-secret or JOIN_SECRET is required");
-  const link = new ClusterLink(
+  // Chain replication: frames from peers go to the group link they belong to (late-bound: the
+  // links are the cluster link's, made below).
+  let link: ClusterLink | null = null;
+  const peer = values["peer-listen"]
+    ? await PeerLink.start(
+        values["peer-listen"],
+        values["peer-address"],
+        (group, frame, hop) => link?.groupLink(group)?.peerFrame(frame, hop) ?? Promise.resolve(),
+        (group, txn, item, to, reason) => link?.groupLink(group)?.chainBroken(txn, item, to, reason),
+      )
+    : null;
+  link = new ClusterLink(
     {
       gateway: values.gateway ?? process.env.GATEWAY_URL ?? "http://127.0.0.1:8787",
       joinSecret,
@@ -86,6 +103,7 @@ async function main(): Promise<void> {
       capacity: identity.capacity,
       lost: started.lost,
       draining: values.drain ?? false,
+      peer,
     },
     { store, capacity: identity.capacity, queue: { bytes: 0 } },
     identity.groupCount ?? null,
@@ -94,12 +112,13 @@ async function main(): Promise<void> {
   const scrubRate = Number(values["scrub-rate"] ?? 4 * 1024 * 1024);
   const scrubPause = Number(values["scrub-pause"] ?? 3_600_000);
   if (!(scrubRate >= 0) || !(scrubPause >= 0)) throw new Error("--scrub-rate and --scrub-pause are non-negative numbers");
-  const scrub = scrubRate > 0 ? new Scrubber(store, (ref, reason) => link.linkFor(ref.kind === "vm" ? ref.nhid : ref.chid)?.reportDamaged(ref, reason) ?? false, { rate: scrubRate, pauseMs: scrubPause }) : null;
+  const scrub = scrubRate > 0 ? new Scrubber(store, (ref, reason) => link!.linkFor(ref.kind === "vm" ? ref.nhid : ref.chid)?.reportDamaged(ref, reason) ?? false, { rate: scrubRate, pauseMs: scrubPause }) : null;
   scrub?.start();
   const stop = (sig: string) => {
     log("info", "target stopping", { signal: sig });
     scrub?.stop();
-    link.close();
+    link!.close();
+    peer?.close();
     // The journal's clean mark goes last: a stop cut short before it is checked as a crash.
     void journal
       .end()

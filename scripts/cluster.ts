@@ -44,6 +44,8 @@ export interface ClusterOptions {
   targetArgs?: string[];
   /** Where target `index` dials instead of the gateway (a test's proxy); undefined: the gateway. */
   gatewayFor?: (index: number) => string | undefined;
+  /** Targets listen for peers on loopback, so puts go down chains (default true; false: fan-out only). */
+  peers?: boolean;
 }
 
 export type GatewayRuntime = "miniflare" | "wrangler-dev";
@@ -93,6 +95,7 @@ export class LocalCluster {
       inspectorPort: opts.inspectorPort ?? null,
       targetArgs: opts.targetArgs ?? [],
       gatewayFor: opts.gatewayFor ?? (() => undefined),
+      peers: opts.peers ?? true,
     };
     this.endpoint = `http://127.0.0.1:${this.opts.port}`;
     this.accessKey = this.opts.accessKey;
@@ -189,6 +192,7 @@ export class LocalCluster {
         "--location", t.location,
         "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
         "--join-secret", this.opts.joinSecret,
+        ...(this.opts.peers ? ["--peer-listen", "127.0.0.1:0"] : []),
         ...this.opts.targetArgs,
         ...(opts.args ?? []),
       ],

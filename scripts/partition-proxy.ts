@@ -1,7 +1,8 @@
 // A TCP proxy on loopback that can cut a target off from the gateway and let it back: what a
 // network partition looks like from both ends, without touching either process. Tests point a
 // target's --gateway at it; cut() resets every connection through it and every new one until
-// heal(). It also counts what the target sends, so a test can see which targets served a read.
+// heal(). It also counts the bytes each way, so a test can see which targets served a read, and
+// how many bytes the edge sent them.
 // Test-only: production targets dial the gateway directly.
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
@@ -13,6 +14,8 @@ export class PartitionProxy {
   port = 0;
   /** Bytes the target side sent through the proxy (payload, bids, acks alike). */
   sentByTarget = 0;
+  /** Bytes the gateway sent the target through it: what crossed the edge towards it. */
+  sentToTarget = 0;
 
   private constructor(target: { host: string; port: number }) {
     this.server = createServer((client) => {
@@ -23,6 +26,9 @@ export class PartitionProxy {
       const upstream = createConnection(target);
       client.on("data", (d: Buffer) => {
         this.sentByTarget += d.length;
+      });
+      upstream.on("data", (d: Buffer) => {
+        this.sentToTarget += d.length;
       });
       for (const [a, b] of [
         [client, upstream],

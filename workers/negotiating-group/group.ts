@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, PUT_WINDOW, storedRefKey, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import { distinctDomains } from "../../common/correlation.ts";
@@ -34,6 +34,8 @@ import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
 interface Attachment {
   id: TargetId;
   location: string;
+  /** Its chain-replication address, if it advertised one (TARGET_PEER_HEADER). */
+  peer?: string;
 }
 
 const VIEW_TTL_MS = 10_000;
@@ -159,7 +161,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     // After hibernation the sockets survive but memory does not: rebuild the member table.
     for (const ws of ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as Attachment | null;
-      if (att) this.addMember(new Member(att.id, att.location, ws, PUT_WINDOW));
+      if (att) this.addMember(new Member(att.id, att.location, ws, PUT_WINDOW, att.peer ?? null));
     }
     // Records of an earlier life that no shard confirmed: the alarm hands them over.
     if (this.book.pending(1).length > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
@@ -212,6 +214,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(Number(request.headers.get("x-group")));
     const id = request.headers.get("x-target-id") as TargetId;
     const location = request.headers.get("x-target-location") ?? "";
+    const peer = request.headers.get(TARGET_PEER_HEADER);
     const view = await this.groupView(true);
     if (!view.readers.some((m) => m.id === id)) {
       return new Response(`target ${id} is not a member of group ${this.group}`, { status: 403 });
@@ -219,11 +222,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [id]);
-    server.serializeAttachment({ id, location } satisfies Attachment);
+    server.serializeAttachment({ id, location, ...(peer ? { peer } : {}) } satisfies Attachment);
     const old = this.members.get(id);
     if (old) this.drop(old, "replaced by a newer connection");
     // Credit starts at zero: the target grants its window in its first message.
-    const member = new Member(id, location, server, 0);
+    const member = new Member(id, location, server, 0, peer);
     this.addMember(member);
     // Deletions it missed while away go first, before any proposal can count a copy it must drop.
     this.sendOwed(member);
@@ -324,7 +327,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       writers,
       items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
       replicas ?? cfg.replicas,
-      { correlation: cfg.correlation },
+      { correlation: cfg.correlation, chain: cfg.chain },
     );
     items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
   }
@@ -537,7 +540,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         try {
           const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false });
+          const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain });
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           verdict.short = false;
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));

@@ -15,16 +15,19 @@ export class Member {
   readonly id: TargetId;
   readonly location: string;
   readonly ws: WebSocket;
+  /** Where other targets reach it for chain replication; null if it takes no part. */
+  readonly peer: string | null;
   private credit = 0;
   private waiters: Waiter[] = [];
   private goneReason: string | null = null;
   /** Until then the member counts as slow: it timed out, so reads ask others first. */
   private slowUntil = 0;
 
-  constructor(id: TargetId, location: string, ws: WebSocket, initialCredit: number) {
+  constructor(id: TargetId, location: string, ws: WebSocket, initialCredit: number, peer: string | null = null) {
     this.id = id;
     this.location = location;
     this.ws = ws;
+    this.peer = peer;
     this.credit = initialCredit;
   }
 

@@ -114,7 +114,7 @@ export async function putTransaction(
   members: readonly Member[],
   payloads: readonly PutPayload[],
   replicas: number,
-  opts: { correlation: Correlation; skipSlow?: boolean },
+  opts: PutOptions,
 ): Promise<Member[][]> {
   if (members.length < replicas) {
     throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
@@ -130,8 +130,16 @@ export async function putTransaction(
     await eagerRound(host, members, payloads, replicas, state, opts.correlation);
     if (state.every((s) => s.confirmed.size >= replicas)) return holders();
   }
-  await negotiatedRound(host, members, payloads, replicas, state, opts.correlation);
+  await negotiatedRound(host, members, payloads, replicas, state, opts);
   return holders();
+}
+
+export interface PutOptions {
+  correlation: Correlation;
+  /** Leave out members that timed out lately while enough others remain (client writes: true). */
+  skipSlow?: boolean;
+  /** Chain a chunk's copies through its targets when all of them advertise a peer address (CHAIN_REPLICATION). */
+  chain?: boolean;
 }
 
 /** Rotate the starting member so that eager puts spread over the group. */
@@ -185,14 +193,18 @@ async function eagerRound(host: TxnHost, members: readonly Member[], payloads: r
   }
 }
 
-async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[], model: Correlation): Promise<void> {
+async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
+  const model = opts.correlation;
   const bids = new BidCollector<Bid[]>(members);
   // saved[(member,item)] promises, created at selection time.
   const acks = new Map<string, ReturnType<typeof deferred<void>>>();
+  // Chain replication: an item's chain broke somewhere (chain-broken from one of its targets).
+  const brokenFor = new Map<number, ReturnType<typeof deferred<void>>>();
   const key = (m: Member, i: number) => `${m.id}/${i}`;
   const handler: TxnHandler = {
     onMessage(from, msg) {
       if (msg.t === "bid-put") bids.record(from, msg.bids);
+      else if (msg.t === "chain-broken") brokenFor.get(msg.item)?.resolve();
       else if (msg.t === "saved") acks.get(key(from, msg.item))?.resolve();
       else if (msg.t === "save-failed") acks.get(key(from, msg.item))?.reject(new Error(`target ${from.id}: ${msg.reason}`));
     },
@@ -236,12 +248,20 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
         for (const o of picked) {
           st.tried.add(o.member);
           acks.set(key(o.member, i), deferred<void>());
-          o.member.send({ t: "select-put", txn, items: [i] });
         }
-        const sent = sendPayload(txn, i, p.bytes, picked.map((o) => o.member));
-        const results = await Promise.allSettled(
-          picked.map((o) => Promise.all([sent.get(o.member)!, withTimeout(acks.get(key(o.member, i))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`)])),
-        );
+        const ack = (m: Member) => withTimeout(acks.get(key(m, i))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`);
+        const chained = opts.chain && picked.length > 1 && picked.every((o) => o.member.peer !== null);
+        let results: PromiseSettledResult<unknown>[];
+        if (chained) {
+          const broken = deferred<void>();
+          brokenFor.set(i, broken);
+          results = await chainPut(txn, i, p.bytes, picked.map((o) => o.member), ack, broken.promise);
+          brokenFor.delete(i);
+        } else {
+          for (const o of picked) o.member.send({ t: "select-put", txn, items: [i] });
+          const sent = sendPayload(txn, i, p.bytes, picked.map((o) => o.member));
+          results = await Promise.allSettled(picked.map((o) => Promise.all([sent.get(o.member)!, ack(o.member)])));
+        }
         results.forEach((r, j) => {
           if (r.status === "fulfilled") st.confirmed.set(picked[j]!.member, picked[j]!.location);
         });
@@ -253,6 +273,35 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
     host.close(txn);
   }
 }
+
+/**
+ * Chain replication (seed 004): the frames go once, to the head, which passes them down the
+ * chain (node-target/peer-link.ts). A target further down that has not saved the item once the
+ * chain broke, or CHAIN_ACK_MS after the head had every frame, gets them from the group
+ * directly (fan-out); it keeps each frame once, so a resend after a partial delivery is safe.
+ */
+async function chainPut(txn: number, item: number, bytes: Uint8Array, chain: Member[], ack: (m: Member) => Promise<void>, broken: Promise<void>): Promise<PromiseSettledResult<unknown>[]> {
+  const [head, ...down] = chain;
+  const id = crypto.randomUUID();
+  // Those down the chain learn they are selected first: frames reaching them earlier are kept until then anyway.
+  for (const m of down) m.send({ t: "select-put", txn, items: [item], chain: id });
+  head!.send({ t: "select-put", txn, items: [item], forward: down.map((m) => m.peer!), chain: id });
+  const sentHead = sendPayload(txn, item, bytes, [head!]).get(head!)!;
+  const fallBack = Promise.race([broken, sentHead.then(() => new Promise<void>((r) => setTimeout(r, CHAIN_ACK_MS)), () => undefined)]);
+  return Promise.allSettled([
+    Promise.all([sentHead, ack(head!)]),
+    ...down.map(async (m) => {
+      const saved = ack(m);
+      const viaChain = await Promise.race([saved.then(() => true), fallBack.then(() => false)]);
+      if (viaChain) return;
+      console.log(JSON.stringify({ msg: "chain fell back to sending directly", txn, item, target: m.id }));
+      await Promise.all([sendPayload(txn, item, bytes, [m]).get(m)!, saved]);
+    }),
+  ]);
+}
+
+/** How long a target down a chain may take to save an item after the head had all of it, before the group sends it directly. */
+const CHAIN_ACK_MS = 5_000;
 
 /** Send one item's frames to several targets; each target's send completes independently. */
 function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: Member[]): Map<Member, Promise<void>> {

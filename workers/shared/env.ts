@@ -48,6 +48,8 @@ export interface Env {
   READ_LOCATIONS?: string;
   /** The operator's correlation table (common/correlation.ts), JSON; empty: by shared location path. */
   CORRELATION?: string;
+  /** "auto" (default): chain a chunk's copies through its targets where all of them accept peers; "off": always fan out. */
+  CHAIN_REPLICATION?: string;
 }
 
 export interface ClusterConfig {
@@ -79,6 +81,8 @@ export interface ClusterConfig {
   uploadExpireMs: number;
   /** How likely two targets are to fail together (CORRELATION): placement and replica counting follow it. */
   correlation: Correlation;
+  /** Chain replication where the selected targets advertise peer addresses (CHAIN_REPLICATION). */
+  chain: boolean;
 }
 
 function int(env: Env, name: keyof Env, min: number): number {
@@ -117,6 +121,7 @@ export function configOf(env: Env): ClusterConfig {
     reclaimGraceMs: seconds(env, "RECLAIM_GRACE_SECONDS", 600),
     uploadExpireMs: seconds(env, "UPLOAD_EXPIRE_SECONDS", 7 * 86_400),
     correlation: correlationOf(env.CORRELATION),
+    chain: (env.CHAIN_REPLICATION ?? "auto") !== "off",
   };
 }
 

@@ -1,0 +1,182 @@
+// Chain replication's wire between targets (seed 004: "send data to the first node in the list,
+// replicates down the chain"). A group sends a chunk's frames once, to the head of a chain; each
+// target on it passes every frame on to the next over a direct TCP connection as it arrives,
+// before writing it, so the copies are written in a pipeline and the edge sends one copy
+// instead of R. Only targets started with --peer-listen take part (they advertise the address
+// when they dial their groups); the group falls back to sending directly to any target whose
+// upstream link fails (`chain-broken`), and a target drops frames it already has, so a resend
+// after a break costs nothing twice.
+//
+// A record: u32 length of the rest, u16 group, u16 length of a JSON {chain, rest} (the chain's
+// id, which the group gave every target of it in its select-put, and the addresses still to
+// pass it to), that JSON, then the frame exactly as the group sent it (its header names the
+// transaction, item and offset). The chain id keeps a frame from a transaction of an earlier
+// life of the group (whose ids start again at 1) out of a new one. One connection per peer,
+// reused; TCP keeps records in order.
+
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { log } from "./log.ts";
+
+/** Frames passed on but not yet known to be past a broken link are reported for this long. */
+const RECENT_MS = 60_000;
+const MAX_RECORD = 2 * 1024 * 1024;
+/** A frame the next peer has not taken this long after it was passed on breaks the link. */
+const FORWARD_WAIT_MS = 5_000;
+/** Frames from one upstream in progress before its socket is paused: backpressure down the chain. */
+const MAX_PENDING = 32;
+
+/** Resolves once the frame is written here and passed on: until then the sender is slowed down. */
+export type PeerFrameHandler = (group: number, frame: Buffer, hop: Hop) => Promise<void>;
+
+/** Where a frame is in its chain: the chain's id and the peers it is still to reach. */
+export interface Hop {
+  chain: string;
+  rest: string[];
+}
+export type BrokenHandler = (group: number, txn: number, item: number, to: string, reason: string) => void;
+
+function record(group: number, hop: Hop, frame: Uint8Array): Buffer {
+  const list = Buffer.from(JSON.stringify(hop));
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(4 + list.length + frame.length, 0);
+  head.writeUInt16BE(group, 4);
+  head.writeUInt16BE(list.length, 6);
+  return Buffer.concat([head, list, frame]);
+}
+
+/** Splits a byte stream into records. */
+function reader(onRecord: (group: number, hop: Hop, frame: Buffer) => void, onBad: (why: string) => void): (chunk: Buffer) => void {
+  let buf: Buffer = Buffer.alloc(0);
+  return (chunk) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    while (buf.length >= 4) {
+      const len = buf.readUInt32BE(0);
+      if (len < 4 || len > MAX_RECORD) return onBad(`record of ${len} bytes`);
+      if (buf.length < 4 + len) return;
+      const body = buf.subarray(4, 4 + len);
+      buf = buf.subarray(4 + len);
+      const group = body.readUInt16BE(0);
+      const listLen = body.readUInt16BE(2);
+      let hop: Hop;
+      try {
+        hop = JSON.parse(body.subarray(4, 4 + listLen).toString()) as Hop;
+        if (typeof hop.chain !== "string" || !Array.isArray(hop.rest)) throw new Error("not a hop");
+      } catch {
+        return onBad("unreadable chain and forward list");
+      }
+      onRecord(group, hop, Buffer.from(body.subarray(4 + listLen)));
+    }
+  };
+}
+
+interface Outgoing {
+  socket: Socket;
+  fail: (reason: string) => void;
+  /** What went through it lately: reported as broken if the connection fails. */
+  recent: Map<string, { group: number; txn: number; item: number; at: number }>;
+}
+
+export class PeerLink {
+  private readonly server: Server;
+  private readonly out = new Map<string, Outgoing>();
+  private readonly onFrame: PeerFrameHandler;
+  private readonly onBroken: BrokenHandler;
+  /** The address other targets dial, once listening. */
+  address = "";
+
+  private constructor(onFrame: PeerFrameHandler, onBroken: BrokenHandler) {
+    this.onFrame = onFrame;
+    this.onBroken = onBroken;
+    this.server = createServer((s) => {
+      s.setNoDelay(true);
+      let pending = 0;
+      const done = () => {
+        pending--;
+        if (pending < MAX_PENDING / 2 && s.isPaused()) s.resume();
+      };
+      s.on("data", reader((g, hop, frame) => {
+        pending++;
+        if (pending >= MAX_PENDING) s.pause();
+        void this.onFrame(g, frame, hop).catch(() => {}).finally(done);
+      }, (why) => {
+        log("warn", "bad record from a peer: closing", { peer: `${s.remoteAddress}:${s.remotePort}`, why });
+        s.destroy();
+      }));
+      s.on("error", () => s.destroy());
+    });
+  }
+
+  /** Listen on `listen` ("host:port", port 0 for any); advertise `advertise` if given, else what it bound. */
+  static async start(listen: string, advertise: string | undefined, onFrame: PeerFrameHandler, onBroken: BrokenHandler): Promise<PeerLink> {
+    const link = new PeerLink(onFrame, onBroken);
+    const at = listen.lastIndexOf(":");
+    const host = listen.slice(0, at);
+    const port = Number(listen.slice(at + 1));
+    if (at < 0 || !Number.isInteger(port)) throw new Error(`--peer-listen must be host:port, got "${listen}"`);
+    await new Promise<void>((resolve, reject) => {
+      link.server.once("error", reject);
+      link.server.listen(port, host, () => resolve());
+    });
+    const bound = link.server.address() as { address: string; port: number };
+    link.address = advertise ?? `${host}:${bound.port}`;
+    log("info", "peer link listening", { address: link.address });
+    return link;
+  }
+
+  /** Pass a frame on to `to` (the chain's id and the addresses after `to` in `hop`). The frame's header names what it carries. */
+  forward(to: string, hop: Hop, group: number, frame: Uint8Array, txn: number, item: number): Promise<void> {
+    const o = this.connection(to);
+    const now = Date.now();
+    o.recent.set(`${group}/${txn}/${item}`, { group, txn, item, at: now });
+    for (const [k, v] of o.recent) {
+      if (now - v.at < RECENT_MS) break;
+      o.recent.delete(k);
+    }
+    return new Promise((resolve) => {
+      // A peer that takes nothing (a frozen host keeps its socket open) must not hold up what
+      // this target heads for others: past the limit the link counts as broken, and the group
+      // sends its items directly.
+      const timer = setTimeout(() => {
+        o.fail(`took no frame for ${FORWARD_WAIT_MS} ms`);
+        resolve();
+      }, FORWARD_WAIT_MS);
+      o.socket.write(record(group, hop, frame), () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private connection(to: string): Outgoing {
+    const have = this.out.get(to);
+    if (have && !have.socket.destroyed) return have;
+    const at = to.lastIndexOf(":");
+    const socket = createConnection({ host: to.slice(0, at), port: Number(to.slice(at + 1)) });
+    socket.setNoDelay(true);
+    const o: Outgoing = {
+      socket,
+      recent: new Map(),
+      fail: (reason) => {
+        if (this.out.get(to) === o) this.out.delete(to);
+        socket.destroy();
+        for (const r of o.recent.values()) this.onBroken(r.group, r.txn, r.item, to, reason);
+        o.recent.clear();
+      },
+    };
+    socket.on("error", (e) => o.fail(String(e)));
+    socket.on("close", () => o.fail("connection closed"));
+    // Nothing comes back on an outgoing connection; drain it anyway.
+    socket.on("data", () => {});
+    this.out.set(to, o);
+    return o;
+  }
+
+  close(): void {
+    for (const o of this.out.values()) {
+      o.recent.clear();
+      o.socket.destroy();
+    }
+    this.out.clear();
+    this.server.close();
+  }
+}
