@@ -3,12 +3,13 @@
 // K live members) until the Cluster object replaces it there, REPLACE_AFTER_SECONDS later (2 s
 // here, 900 by default), with a live target from outside the group. Then writes are taken
 // again, at R, and everything written before reads back. When the dead target returns, it
-// serves what it still holds, and nothing is lost. Nothing is mocked.
+// serves what it still holds, its surplus copies are trimmed, and nothing is lost. Nothing is
+// mocked.
 
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, putOutcome, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, putOutcome, sameBytes, withHeaders } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -24,6 +25,12 @@ describe("a target gone for good", () => {
   it("is replaced in its groups, which take writes at R again; everything written before reads back", async () => {
     const before = Array.from({ length: 4 }, (_, i) => pseudoRandom(500_000, 9200 + i));
     for (let i = 0; i < before.length; i++) expect(await putOutcome(s3, B, `before-${i}`, before[i]!)).toBe("ok");
+    // A version that asked for four copies: one on every member of each of its chunks' groups.
+    const fourBody = pseudoRandom(400_000, 9290);
+    const known = new Set(chunkFiles(cluster).keys());
+    await s3.send(withHeaders(new PutObjectCommand({ Bucket: B, Key: "four", Body: fourBody }), { "x-edgestore-replicas": "4" }));
+    const fourChunks = [...chunkFiles(cluster).keys()].filter((c) => !known.has(c));
+    expect(fourChunks.every((c) => chunkFiles(cluster).get(c)!.length === 4)).toBe(true);
     await cluster.killTarget(0);
     const live = [1, 2, 3, 4, 5];
     // Refused while its groups have three of four members live; bounded: the replacement comes 2 s after the loss.
@@ -47,6 +54,26 @@ describe("a target gone for good", () => {
     await cluster.waitForTargets();
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
     expect(await putOutcome(s3, B, "returned", pseudoRandom(1_000_000, 9230))).toBe("ok");
+    // Its copies are surplus now where the members hold all a chunk's users asked for (R was
+    // restored on them): those are trimmed, nothing drops below R on the members meanwhile. The
+    // four-copy version's chunks have three on members (re-replication restores R): its copy
+    // there is still wanted, and stays.
+    const stillWanted = (c: string) => fourChunks.includes(c) && (chunkFiles(cluster, live).get(c)?.length ?? 0) < 4;
+    const surplus = () => [...chunkFiles(cluster, [0]).keys()].filter((c) => !stillWanted(c));
+    expect(surplus().length).toBeGreaterThan(0);
+    let trimmed = false;
+    for (let i = 0; i < 150 && !trimmed; i++) {
+      await sleep(200);
+      trimmed = surplus().length === 0;
+    }
+    expect(trimmed).toBe(true);
+    const kept = fourChunks.filter((c) => chunkFiles(cluster, [0]).has(c));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.every((c) => stillWanted(c))).toBe(true);
+    expect(await readsBack("four", fourBody)).toBe(true);
+    expect([...chunkFiles(cluster, live).values()].every((sizes) => sizes.length >= 3)).toBe(true);
+    for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
+    for (let i = 0; i < after.length; i++) expect(await readsBack(`after-${i + 1}`, after[i]!)).toBe(true);
   });
 
   it("is drained first when decommissioned on purpose: its items reach R on the members while it still serves them", async () => {

@@ -225,10 +225,10 @@ describe("failure domains", () => {
   it("finds items short in domains as well as in copies, counting only members' copies", () => {
     const ref = (c: string) => ({ kind: "chunk" as const, chid: c as never });
     const holdings = [
-      { refs: [ref("x"), ref("y"), ref("z")], location: host(1, 0), counts: true },
-      { refs: [ref("x"), ref("y")], location: host(1, 1), counts: true },
-      { refs: [ref("y"), ref("z")], location: host(2, 0), counts: true },
-      { refs: [ref("x"), ref("z")], location: host(3, 0), counts: false },
+      { refs: [ref("x"), ref("y"), ref("z")], id: "m0" as never, location: host(1, 0), counts: true },
+      { refs: [ref("x"), ref("y")], id: "m1" as never, location: host(1, 1), counts: true },
+      { refs: [ref("y"), ref("z")], id: "m2" as never, location: host(2, 0), counts: true },
+      { refs: [ref("x"), ref("z")], id: "m3" as never, location: host(3, 0), counts: false },
     ];
     // x: two copies, one host (the third is on a draining target); y: two hosts; z: two hosts.
     expect(underReplicated(holdings, 2, 2, depthCorrelation).map((s) => s.ref.chid)).toEqual(["x"]);

@@ -20,6 +20,43 @@ const chid = (c: string) => c.repeat(64).slice(0, 64) as Chid;
 const [A, B] = [chid("a"), chid("b")];
 const [T1, T2] = ["t1" as TargetId, "t2" as TargetId];
 
+describe("the copies a chunk's users want (trimming's limit)", () => {
+  it("is the most any reference asked for, never below R, and follows a later count", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      expect(book.wanted(A, 3)).toBeNull();
+      book.apply([{ op: "+", ref: "v:x/1", chids: [A, B] }], 0, 100);
+      expect(book.wanted(A, 3)).toBe(3);
+      book.apply([{ op: "+", ref: "v:y/1", chids: [A], replicas: 5 }, { op: "+", ref: "v:z/1", chids: [B], replicas: 1 }], 0, 100);
+      expect([book.wanted(A, 3), book.wanted(B, 3)]).toEqual([5, 3]);
+      // The version's count changed (setVersionReplicas pushes "+" again with it).
+      book.apply([{ op: "+", ref: "v:y/1", chids: [A], replicas: 2 }], 0, 100);
+      expect(book.wanted(A, 3)).toBe(3);
+      book.apply([{ op: "+", ref: "v:y/1", chids: [A], replicas: 4 }, { op: "-", ref: "v:x/1", chids: [A] }], 0, 100);
+      expect(book.wanted(A, 3)).toBe(4);
+      expect(book.counts().backrefs).toBe(3);
+    });
+  });
+
+  it("owes a trimmed copy's deletion to that member only, without treating the chunk as deleted", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.apply([{ op: "+", ref: "v:x/1", chids: [A] }], 0, 100);
+      book.trim([{ kind: "chunk", chid: A }], T1);
+      expect(book.pendingFor(T1, 10)).toEqual([{ kind: "chunk", chid: A }]);
+      expect(book.pendingFor(T2, 10)).toEqual([]);
+      expect(book.reclaiming({ kind: "chunk", chid: A })).toBe(false);
+      expect(book.gone([A])).toEqual([]);
+      book.confirmed(T1, [{ kind: "chunk", chid: A }]);
+      expect(book.pendingFor(T1, 10)).toEqual([]);
+      // A trim owed by a target that is no longer a reader is forgotten.
+      book.trim([{ kind: "chunk", chid: A }], T2);
+      book.forgetMembersExcept([T1]);
+      expect(book.pendingFor(T2, 10)).toEqual([]);
+    });
+  });
+});
+
 describe("a group's back-references and holds", () => {
   it("deletes a held chunk only once its hold ran out with nothing referencing it", async () => {
     await withSql((sql) => {
@@ -136,7 +173,7 @@ describe("the reference outbox", () => {
         sent.push([g, changes]);
       });
       const chids = Array.from({ length: 40 }, (_, i) => chid(i.toString(16).padStart(2, "0")));
-      outbox.queue("+", "v:x/1", chids, 4);
+      outbox.queue("+", "v:x/1", chids, 4, 5);
       outbox.queue("-", "u:up/1", chids, 4);
       await expect(outbox.push()).rejects.toThrow("unreachable");
       fail = false;
@@ -146,6 +183,8 @@ describe("the reference outbox", () => {
       expect(new Set(sent.map(([g]) => g))).toEqual(groups);
       for (const [g, changes] of sent) {
         expect(changes.map((c) => c.op)).toEqual(["+", "-"]);
+        // A version's own replica count travels with its references.
+        expect(changes.map((c) => c.replicas)).toEqual([5, undefined]);
         expect(changes[0]!.chids.every((c) => groupOf(c, 4) === g)).toBe(true);
       }
     });

@@ -22,6 +22,8 @@ export interface RefChange {
   op: RefOp;
   ref: string;
   chids: Chid[];
+  /** On "+": the replica count the referrer asked for, when not the cluster's R. */
+  replicas?: number;
 }
 
 /** The back-reference a version puts on its chunks. */
@@ -61,6 +63,12 @@ export class RefBook {
     sql.exec("CREATE TABLE IF NOT EXISTS reclaims (member TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (member, key))");
     sql.exec("CREATE INDEX IF NOT EXISTS reclaims_key ON reclaims (key)");
     sql.exec("CREATE TABLE IF NOT EXISTS tombstones (chid TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+    // Added later: a referrer's own replica count (null: the cluster's R), so that trimming a
+    // surplus copy never goes below what any version using the chunk asked for.
+    const columns = sql.exec("PRAGMA table_info(backrefs)").toArray().map((c) => String(c.name));
+    if (!columns.includes("replicas")) sql.exec("ALTER TABLE backrefs ADD COLUMN replicas INTEGER");
+    // Surplus copies to delete on one member each (trimming): like reclaims, but the chunk lives on.
+    sql.exec("CREATE TABLE IF NOT EXISTS trims (member TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (member, key))");
     // One row per life of this object with holds in memory only; an earlier life's row is what recovery looks for.
     sql.exec("CREATE TABLE IF NOT EXISTS hold_marker (since INTEGER PRIMARY KEY)");
     sql.exec("CREATE INDEX IF NOT EXISTS tombstones_at ON tombstones (at)");
@@ -190,11 +198,16 @@ export class RefBook {
       const c = changes[i]!;
       if (c.op === "+") {
         // A run of additions is one statement, whatever its length: a push carries many commits.
-        const pairs: [Chid, string][] = [];
-        for (; i < changes.length && changes[i]!.op === "+"; i++) for (const chid of changes[i]!.chids) pairs.push([chid, changes[i]!.ref]);
+        const rows: [Chid, string, number | null][] = [];
+        for (; i < changes.length && changes[i]!.op === "+"; i++) for (const chid of changes[i]!.chids) rows.push([chid, changes[i]!.ref, changes[i]!.replicas ?? null]);
         i--;
-        const list = JSON.stringify(pairs.map(([chid]) => chid));
-        this.sql.exec("INSERT OR IGNORE INTO backrefs (chid, ref) SELECT value ->> 0, value ->> 1 FROM json_each(?)", JSON.stringify(pairs));
+        const list = JSON.stringify(rows.map(([chid]) => chid));
+        // A "+" for a reference already here carries its (new) replica count.
+        this.sql.exec(
+          `INSERT INTO backrefs (chid, ref, replicas) SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+           ON CONFLICT(chid, ref) DO UPDATE SET replicas = excluded.replicas`,
+          JSON.stringify(rows),
+        );
         late.push(...this.revive(list));
         continue;
       }
@@ -254,24 +267,43 @@ export class RefBook {
     if (this.sql.exec("DELETE FROM tombstones WHERE at < ?", now - TOMBSTONE_MS).rowsWritten > 0) this.deletedKnown = null;
   }
 
-  /** Deletions `member` has not confirmed yet (sent again when it connects). */
+  /**
+   * The most copies any user of this chunk asked for (`r`, the cluster's R, for those that
+   * asked nothing); null for a chunk nothing references (reclamation's business, not trimming's).
+   */
+  wanted(chid: Chid, r: number): number | null {
+    const row = this.sql.exec("SELECT count(*) AS n, max(coalesce(replicas, ?)) AS w FROM backrefs WHERE chid = ?", r, chid).one();
+    return Number(row.n) === 0 ? null : Math.max(r, Number(row.w));
+  }
+
+  /** Record that `member` must delete its surplus copies of these items; the caller sends `reclaim`. */
+  trim(refs: readonly StoredRef[], member: TargetId): void {
+    for (const ref of refs) this.sql.exec("INSERT OR IGNORE INTO trims (member, key, ref) VALUES (?, ?, ?)", member, storedRefKey(ref), JSON.stringify(ref));
+  }
+
+  /** Deletions `member` has not confirmed yet (sent again when it connects): reclaims, then trims. */
   pendingFor(member: TargetId, limit: number): StoredRef[] {
     return this.sql
-      .exec("SELECT ref FROM reclaims WHERE member = ? LIMIT ?", member, limit)
+      .exec("SELECT ref FROM reclaims WHERE member = ? UNION ALL SELECT ref FROM trims WHERE member = ? LIMIT ?", member, member, limit)
       .toArray()
       .map((r) => JSON.parse(String(r.ref)) as StoredRef);
   }
 
   /** `member` deleted these. */
   confirmed(member: TargetId, refs: readonly StoredRef[]): void {
-    for (const ref of refs) this.sql.exec("DELETE FROM reclaims WHERE member = ? AND key = ?", member, storedRefKey(ref));
+    for (const ref of refs) {
+      this.sql.exec("DELETE FROM reclaims WHERE member = ? AND key = ?", member, storedRefKey(ref));
+      this.sql.exec("DELETE FROM trims WHERE member = ? AND key = ?", member, storedRefKey(ref));
+    }
   }
 
   /** Deletions owed by targets that are no longer readers of this group: they will never be asked. */
   forgetMembersExcept(members: readonly TargetId[]): void {
     const keep = new Set<string>(members);
-    for (const r of this.sql.exec("SELECT DISTINCT member FROM reclaims").toArray()) {
-      if (!keep.has(String(r.member))) this.sql.exec("DELETE FROM reclaims WHERE member = ?", String(r.member));
+    for (const table of ["reclaims", "trims"]) {
+      for (const r of this.sql.exec(`SELECT DISTINCT member FROM ${table}`).toArray()) {
+        if (!keep.has(String(r.member))) this.sql.exec(`DELETE FROM ${table} WHERE member = ?`, String(r.member));
+      }
     }
   }
 

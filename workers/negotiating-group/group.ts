@@ -26,7 +26,7 @@ import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, t
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook, type VersionRow } from "./versions.ts";
 import { MergeBook, type MergeItem } from "./merges.ts";
-import { GoneBook, inventoryOf, underReplicated } from "./rereplicate.ts";
+import { GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
 import { partRef, RefBook, versionRef, type RefChange } from "./backrefs.ts";
 import { RefOutbox } from "./ref-outbox.ts";
 import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
@@ -51,6 +51,8 @@ const REREPLICATE_PAUSE_MS = 20;
 /** Chunks deleted, and removed versions expunged, per alarm round. */
 const RECLAIM_BATCH = 512;
 const EXPUNGE_BATCH = 64;
+/** A returned non-member's copies are counted (and its surplus trimmed) this long after it says hello. */
+const TRIM_DELAY_MS = 5_000;
 /** A drain sweep that left items short is tried again this much later. */
 const DRAIN_RETRY_MS = 60_000;
 /** ...and one whose draining target is still its member (not replaced yet), this much later. */
@@ -247,7 +249,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    */
   private helloFrom(m: Member, msg: HelloMsg): void {
     if (msg.draining) this.draining.add(m.id);
-    if (!msg.lost && !msg.draining) return;
+    if (!msg.lost && !msg.draining) {
+      // A reader that is not a member (replaced while away, now back): once its copies are
+      // counted, the ones the members hold enough of are surplus and are trimmed.
+      void this.live("writers").then((writers) => {
+        if (writers.includes(m) || m.gone) return;
+        this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs + TRIM_DELAY_MS);
+        return this.alarmBy(Date.now() + TRIM_DELAY_MS);
+      }).catch(() => {});
+      return;
+    }
     console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.group, member: m.id }));
     this.goneSince.set(m.id, Date.now() - configOf(this.env).rereplicateAfterMs);
     void this.alarmBy(Date.now()).catch(() => {});
@@ -449,7 +460,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       if (late) return late;
       // The version's references are queued first: what beforeCommit drops (an upload's parts)
       // then reaches each chunk group after them, so no chunk the version uses is ever without one.
-      this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount);
+      this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount, replicas);
       beforeCommit();
       removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
       committed = true;
@@ -559,12 +570,20 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     return Math.min(want, distinctDomains(members.map((m) => m.location), configOf(this.env).correlation));
   }
 
-  /** Change a version's replication count: its manifest (and so its tokens) stays as it is. */
+  /**
+   * Change a version's replication count: its manifest (and so its tokens) stays as it is. Its
+   * chunks' groups learn the new count with the version's references (a "+" again), so that
+   * trimming never takes a copy the version still wants.
+   */
   async setVersionReplicas(g: number, nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null> {
     this.setGroup(g);
     const row = versionId === null ? (() => { const cur = this.book.current(nhid); return cur ? this.book.find(nhid, cur.uvid) : null; })() : this.book.find(nhid, versionId);
     if (!row || row.deleteMarker) return null;
+    const vm = await this.fetchManifest(g, nhid, row.uvid, row.vmChid);
+    const cfg = configOf(this.env);
     this.book.setReplicas(nhid, row.uvid, replicas);
+    this.refOutbox.queue("+", versionRef(nhid, row.uvid), vm.chunks.map((c) => c.chid), cfg.groupCount, replicas);
+    this.pushRefs();
     this.vmCache.delete(nhid);
     return { uvid: row.uvid };
   }
@@ -674,7 +693,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       await putTransaction(this, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas, { correlation: cfg.correlation });
       this.book.witness(uvid);
       const removed = this.book.commit(nhid, { uvid, vmChid, deleteMarker: false, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
-      this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount);
+      this.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount, replicas);
       this.leases.release(nhid, holder);
       this.merges.done(nhid);
       this.vmCache.delete(nhid);
@@ -718,7 +737,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const readers = await this.live("readers");
       const writers = new Set((await this.live("writers")).map((m) => m.id));
       const inventories = await Promise.all(readers.map((m) => inventoryOf(this, m, this.group, cfg.groupCount)));
-      const answered = readers.flatMap((m, i) => (inventories[i] ? [{ refs: inventories[i]!, location: m.location, counts: writers.has(m.id) }] : []));
+      const answered = readers.flatMap((m, i) => (inventories[i] ? [{ id: m.id, refs: inventories[i]!, location: m.location, counts: writers.has(m.id) }] : []));
       // Copies count on writers only: a reader that is no longer a member (draining, replaced) is a source to copy from.
       // Items being deleted (reclaimed, some member has yet to confirm) are not restored.
       const reach = this.domainReach(readers.filter((m) => writers.has(m.id)), cfg.replicas);
@@ -741,8 +760,49 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       for (const id of due) this.goneSince.delete(id);
       console.log(JSON.stringify({ msg: "re-replicated", group: this.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
       this.reportDrained(readers.flatMap((m, i) => (inventories[i] && this.draining.has(m.id) ? [{ m, refs: inventories[i]!, member: writers.has(m.id) }] : [])), stillShort);
+      const returned = readers.flatMap((m, i) => (inventories[i] && !writers.has(m.id) && !this.draining.has(m.id) ? [{ m, refs: inventories[i]! }] : []));
+      if (returned.length > 0) await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref))));
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * Surplus copies on readers that are no longer members (a replaced target that came back):
+   * an item whose copies on live members number at least the most any user of it asked for
+   * (`RefBook.wanted`, the version's own count for a manifest), over as many failure domains as
+   * the members allow, has its copy there deleted (a `reclaim` to that target alone, kept in
+   * `trims` until confirmed), in paced batches. Anything short at the sweep's start, being
+   * deleted, or referenced by nothing (reclamation's) is left alone.
+   */
+  private async trimSurplus(returned: { m: Member; refs: readonly StoredRef[] }[], holdings: readonly Holding[], wasShort: ReadonlySet<string>): Promise<void> {
+    const cfg = configOf(this.env);
+    const writers = await this.live("writers");
+    const live = new Set(writers.map((w) => w.id));
+    const onMembers = new Map<string, string[]>();
+    for (const h of holdings) {
+      if (!h.counts || !live.has(h.id)) continue;
+      for (const ref of h.refs) {
+        const k = storedRefKey(ref);
+        onMembers.set(k, [...(onMembers.get(k) ?? []), h.location]);
+      }
+    }
+    for (const { m, refs } of returned) {
+      const surplus = refs.filter((ref) => {
+        const k = storedRefKey(ref);
+        if (wasShort.has(k) || this.refs.reclaiming(ref)) return false;
+        const want = ref.kind === "chunk" ? this.refs.wanted(ref.chid, cfg.replicas) : (() => { const row = this.book.find(ref.nhid, ref.uvid); return row ? (row.replicas ?? cfg.replicas) : null; })();
+        if (want === null) return false;
+        const at = onMembers.get(k) ?? [];
+        return at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
+      });
+      for (let i = 0; i < surplus.length && !m.gone; i += REREPLICATE_BATCH) {
+        const batch = surplus.slice(i, i + REREPLICATE_BATCH);
+        this.refs.trim(batch, m.id);
+        m.send({ t: "reclaim", refs: batch });
+        await new Promise((r) => setTimeout(r, REREPLICATE_PAUSE_MS));
+      }
+      console.log(JSON.stringify({ msg: "trimmed surplus copies", group: this.group, member: m.id, held: refs.length, trimmed: surplus.length }));
     }
   }
 
@@ -1027,7 +1087,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const now = new Set(part.chunks.map((c) => c.chid));
     const before = this.uploads.partChunks(uploadId).get(part.partNumber) ?? [];
     this.uploads.putPart(uploadId, { ...part, uploaded });
-    this.refOutbox.queue("+", ref, now, groupCount);
+    this.refOutbox.queue("+", ref, now, groupCount, this.uploads.get(nhid, uploadId)?.replicas ?? null);
     this.refOutbox.queue("-", ref, before.filter((c) => !now.has(c)), groupCount);
     this.pushRefs();
     return { uploaded };

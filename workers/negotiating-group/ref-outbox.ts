@@ -27,10 +27,17 @@ export class RefOutbox {
     this.send = send;
     sql.exec("CREATE TABLE IF NOT EXISTS ref_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, grp INTEGER NOT NULL, op TEXT NOT NULL, ref TEXT NOT NULL, chids TEXT NOT NULL)");
     sql.exec("CREATE INDEX IF NOT EXISTS ref_outbox_grp ON ref_outbox (grp, seq)");
+    // Added later: the replica count a version asked for, carried to its chunks' groups.
+    const columns = sql.exec("PRAGMA table_info(ref_outbox)").toArray().map((c) => String(c.name));
+    if (!columns.includes("replicas")) sql.exec("ALTER TABLE ref_outbox ADD COLUMN replicas INTEGER");
   }
 
-  /** Queue `ref` using (+) or dropping (-) these chunks, split by their groups. Call inside the causing change's transaction. */
-  queue(op: RefOp, ref: string, chids: Iterable<Chid>, groupCount: number): number[] {
+  /**
+   * Queue `ref` using (+) or dropping (-) these chunks, split by their groups. Call inside the
+   * causing change's transaction. `replicas`: the count the version asked for, if not the
+   * cluster's R (a "+" again with another count changes it).
+   */
+  queue(op: RefOp, ref: string, chids: Iterable<Chid>, groupCount: number, replicas: number | null = null): number[] {
     const byGroup = new Map<number, Chid[]>();
     for (const c of new Set(chids)) {
       const g = groupOf(c, groupCount);
@@ -40,7 +47,7 @@ export class RefOutbox {
     }
     for (const [g, list] of byGroup) {
       for (let i = 0; i < list.length; i += ROW_CHIDS) {
-        this.sql.exec("INSERT INTO ref_outbox (grp, op, ref, chids) VALUES (?, ?, ?, ?)", g, op, ref, JSON.stringify(list.slice(i, i + ROW_CHIDS)));
+        this.sql.exec("INSERT INTO ref_outbox (grp, op, ref, chids, replicas) VALUES (?, ?, ?, ?, ?)", g, op, ref, JSON.stringify(list.slice(i, i + ROW_CHIDS)), replicas);
       }
     }
     return [...byGroup.keys()];
@@ -78,10 +85,10 @@ export class RefOutbox {
   private rows(g: number): { seq: number; change: RefChange }[] {
     const out: { seq: number; change: RefChange }[] = [];
     let n = 0;
-    for (const r of this.sql.exec("SELECT seq, op, ref, chids FROM ref_outbox WHERE grp = ? ORDER BY seq LIMIT 2048", g).toArray()) {
+    for (const r of this.sql.exec("SELECT seq, op, ref, chids, replicas FROM ref_outbox WHERE grp = ? ORDER BY seq LIMIT 2048", g).toArray()) {
       const chids = JSON.parse(String(r.chids)) as Chid[];
       if (out.length > 0 && n + chids.length > CALL_CHIDS) break;
-      out.push({ seq: Number(r.seq), change: { op: r.op as RefOp, ref: String(r.ref), chids } });
+      out.push({ seq: Number(r.seq), change: { op: r.op as RefOp, ref: String(r.ref), chids, ...(r.replicas === null ? {} : { replicas: Number(r.replicas) }) } });
       n += chids.length;
     }
     return out;

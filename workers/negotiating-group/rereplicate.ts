@@ -52,6 +52,7 @@ export async function inventoryOf(host: TxnHost, member: Member, group: number, 
 
 /** What one member said it holds for the group. */
 export interface Holding {
+  id: TargetId;
   refs: readonly StoredRef[];
   location: string;
   /** A writer (member) of the group; the others (a draining or replaced target) are sources, whose items count for nothing until copied. */
