@@ -29,6 +29,7 @@ import { MergeBook, type MergeItem } from "./merges.ts";
 import { GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
 import { partRef, RefBook, versionRef, type RefChange } from "./backrefs.ts";
 import { RefOutbox } from "./ref-outbox.ts";
+import { RepairPacer } from "./pacing.ts";
 import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
 
 interface Attachment {
@@ -45,9 +46,6 @@ const VM_CACHE_ENTRIES = 2048;
 const OUTBOX_RETRY_MS = 1_000;
 /** An undecided merge whose coordinator went silent this long is dropped (a session's lease lasts 60 s). */
 const MERGE_UNDECIDED_MS = 60_000;
-/** Re-replication works through short items this many at a time, pausing between batches. */
-const REREPLICATE_BATCH = 16;
-const REREPLICATE_PAUSE_MS = 20;
 /** Chunks deleted, and removed versions expunged, per alarm round. */
 const RECLAIM_BATCH = 512;
 const EXPUNGE_BATCH = 64;
@@ -108,6 +106,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Kept in storage (table `gone`), so an evicted or restarted group still knows.
    */
   private readonly goneSince: GoneBook;
+  /** Client chunk latency, and how fast repairs may go (pacing.ts). */
+  private readonly pacer = new RepairPacer();
   /** Members that said they are draining (hello): told `drained` once a sweep left none of their items short. */
   private readonly draining = new Set<TargetId>();
   /** Back-references and holds of the chunks this group owns (space reclamation, backrefs.ts). */
@@ -317,7 +317,26 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * holds it whole to hash it, and measured on one workerd thread a 64 MiB object's chunks cost
    * ~0 ms as arguments against ~230 ms as RPC byte streams (docs/performance.md).
    */
+  /** Put chunks for a client (seed 001), timed: repairs give way when clients slow down (pacing.ts). */
   async putChunks(g: number, items: { chid: Chid; bytes: Uint8Array }[], replicas: number | null = null): Promise<void> {
+    return this.timed(() => this.storeChunks(g, items, replicas));
+  }
+
+  /** Get chunk for a client, timed like putChunks. */
+  async getChunk(g: number, chid: Chid, near: string | null = null): Promise<Uint8Array> {
+    return this.timed(() => this.readChunk(g, chid, near));
+  }
+
+  private async timed<T>(op: () => Promise<T>): Promise<T> {
+    const t0 = Date.now();
+    try {
+      return await op();
+    } finally {
+      this.pacer.client(Date.now() - t0, Date.now());
+    }
+  }
+
+  private async storeChunks(g: number, items: { chid: Chid; bytes: Uint8Array }[], replicas: number | null): Promise<void> {
     this.setGroup(g);
     const cfg = configOf(this.env);
     let total = 0;
@@ -347,7 +366,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
    * Get chunk (seed 001): the bytes, verified against the CHID, or an error if no good copy is
    * reachable. `near`: the reader's location; holders nearest to it serve first.
    */
-  async getChunk(g: number, chid: Chid, near: string | null = null): Promise<Uint8Array> {
+  private async readChunk(g: number, chid: Chid, near: string | null = null): Promise<Uint8Array> {
     this.setGroup(g);
     const cfg = configOf(this.env);
     const readers = await this.live("readers");
@@ -549,7 +568,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         const mine = !this.repairing.has(key);
         this.repairing.add(key);
         try {
-          const bytes = ref.kind === "chunk" ? await this.getChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
+          const bytes = ref.kind === "chunk" ? await this.readChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
           const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain });
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
@@ -747,15 +766,17 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const stillShort = new Set<string>();
       // Small batches, one after another, with a pause between them: this object serves the
       // group's client reads and writes on the same thread, and must keep doing so.
-      for (let i = 0; i < short.length; i += REREPLICATE_BATCH) {
-        const batch = short.slice(i, i + REREPLICATE_BATCH).map((s) => s.ref);
+      this.pacer.begin();
+      for (let i = 0; i < short.length; ) {
+        const batch = short.slice(i, i + this.pacer.batch).map((s) => s.ref);
+        i += batch.length;
         const verdicts = await this.verifyItems(this.group, batch);
         verdicts.forEach((v, j) => {
           repaired += v.repaired;
           lost += v.good === 0 ? 1 : 0;
           if (v.short) stillShort.add(storedRefKey(batch[j]!));
         });
-        await new Promise((r) => setTimeout(r, REREPLICATE_PAUSE_MS));
+        await this.paced();
       }
       for (const id of due) this.goneSince.delete(id);
       console.log(JSON.stringify({ msg: "re-replicated", group: this.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
@@ -764,7 +785,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       if (returned.length > 0) await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref))));
     } finally {
       this.sweeping = false;
+      this.pacer.end();
     }
+  }
+
+  /** Between repair batches: adapt to what clients see, and give way for as long as that says. */
+  private async paced(): Promise<void> {
+    this.pacer.adapt(Date.now());
+    if (this.pacer.pauseMs > 0) await new Promise((r) => setTimeout(r, this.pacer.pauseMs));
   }
 
   /**
@@ -796,11 +824,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         const at = onMembers.get(k) ?? [];
         return at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
       });
-      for (let i = 0; i < surplus.length && !m.gone; i += REREPLICATE_BATCH) {
-        const batch = surplus.slice(i, i + REREPLICATE_BATCH);
+      for (let i = 0; i < surplus.length && !m.gone; ) {
+        const batch = surplus.slice(i, i + this.pacer.batch);
+        i += batch.length;
         this.refs.trim(batch, m.id);
         m.send({ t: "reclaim", refs: batch });
-        await new Promise((r) => setTimeout(r, REREPLICATE_PAUSE_MS));
+        await this.paced();
       }
       console.log(JSON.stringify({ msg: "trimmed surplus copies", group: this.group, member: m.id, held: refs.length, trimmed: surplus.length }));
     }
