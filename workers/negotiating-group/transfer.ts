@@ -19,6 +19,12 @@ import { broadcast, type Member } from "./member.ts";
 
 const BID_TIMEOUT_MS = 5_000;
 const SAVE_TIMEOUT_MS = 60_000;
+/**
+ * A manifest put without bids (at most EAGER_MAX bytes) is saved in milliseconds by a healthy
+ * target; one silent this long is taken as hung (a frozen host picked before any group saw it
+ * time out) and the copy goes to a bidder instead.
+ */
+const EAGER_SAVE_TIMEOUT_MS = 3_000;
 const GET_TIMEOUT_MS = 30_000;
 /**
  * A holder that has sent nothing of a chunk this long after being asked is taken as hung and
@@ -176,10 +182,12 @@ async function eagerRound(host: TxnHost, members: readonly Member[], payloads: r
       payloads.flatMap((_, i) =>
         picked.map(async (o) => {
           try {
-            await Promise.all([sends[i]!.get(o.member)!, withTimeout(acks.get(key(o.member, i))!.promise, SAVE_TIMEOUT_MS, "eager save")]);
+            await Promise.all([sends[i]!.get(o.member)!, withTimeout(acks.get(key(o.member, i))!.promise, EAGER_SAVE_TIMEOUT_MS, "eager save")]);
             state[i]!.confirmed.set(o.member, o.location);
-          } catch {
-            // The negotiated round places what is missing.
+          } catch (e) {
+            // A hung target picked without a bid would hold the write for a full save timeout:
+            // it counts as slow, and the negotiated round places what is missing elsewhere.
+            if (String(e).includes("timed out")) o.member.markSlow(SLOW_MS);
           }
         }),
       ),
