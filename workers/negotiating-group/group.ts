@@ -26,7 +26,7 @@ import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, t
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook, type VersionRow } from "./versions.ts";
 import { MergeBook, type MergeItem } from "./merges.ts";
-import { GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
+import { copiesByItem, GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
 import { partRef, RefBook, versionRef, type RefChange } from "./backrefs.ts";
 import { RefOutbox } from "./ref-outbox.ts";
 import { RepairPacer } from "./pacing.ts";
@@ -561,7 +561,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         if (onWriters >= want && domains >= reach) return verdict;
         verdict.short = true;
         if (good.length === 0) return verdict;
-        // Short in domains only: one more copy per missing domain, placed least correlated (a surplus copy stays; trimming is not built).
+        // Short in domains only: one more copy per missing domain, placed least correlated (the
+        // extra copy on a member stays: trimming takes only non-members' copies).
         const place = Math.max(want, onWriters + Math.max(0, reach - domains));
         // This is the repair: a read below that meets the copy just quarantined must not start another.
         const key = storedRefKey(ref);
@@ -806,22 +807,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private async trimSurplus(returned: { m: Member; refs: readonly StoredRef[] }[], holdings: readonly Holding[], wasShort: ReadonlySet<string>): Promise<void> {
     const cfg = configOf(this.env);
     const writers = await this.live("writers");
+    // Copies on members still live now: one that went since the inventories counts for nothing.
     const live = new Set(writers.map((w) => w.id));
-    const onMembers = new Map<string, string[]>();
-    for (const h of holdings) {
-      if (!h.counts || !live.has(h.id)) continue;
-      for (const ref of h.refs) {
-        const k = storedRefKey(ref);
-        onMembers.set(k, [...(onMembers.get(k) ?? []), h.location]);
-      }
-    }
+    const onMembers = copiesByItem(holdings, (h) => h.counts && live.has(h.id));
     for (const { m, refs } of returned) {
       const surplus = refs.filter((ref) => {
         const k = storedRefKey(ref);
         if (wasShort.has(k) || this.refs.reclaiming(ref)) return false;
         const want = ref.kind === "chunk" ? this.refs.wanted(ref.chid, cfg.replicas) : (() => { const row = this.book.find(ref.nhid, ref.uvid); return row ? (row.replicas ?? cfg.replicas) : null; })();
         if (want === null) return false;
-        const at = onMembers.get(k) ?? [];
+        const at = onMembers.get(k)?.at ?? [];
         return at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
       });
       for (let i = 0; i < surplus.length && !m.gone; ) {

@@ -60,21 +60,30 @@ export interface Holding {
 }
 
 /**
+ * Every item of the inventories (each once), with the locations of its copies on holdings that
+ * `count` (by default, those that count: the group's writers).
+ */
+export function copiesByItem(holdings: readonly Holding[], count: (h: Holding) => boolean = (h) => h.counts): Map<string, { ref: StoredRef; at: string[] }> {
+  const items = new Map<string, { ref: StoredRef; at: string[] }>();
+  for (const h of holdings) {
+    const counted = count(h);
+    for (const ref of h.refs) {
+      const k = storedRefKey(ref);
+      let e = items.get(k);
+      if (!e) items.set(k, (e = { ref, at: [] }));
+      if (counted) e.at.push(h.location);
+    }
+  }
+  return items;
+}
+
+/**
  * Items short of R (each listed once): fewer than `want` copies on counting holders, or copies
  * spanning fewer than `reach` failure domains (copies on one host's devices are one replica;
  * `reach` is R, or fewer where the group's members span fewer domains).
  */
 export function underReplicated(holdings: readonly Holding[], want: number, reach: number = want, model: Correlation = depthCorrelation): { ref: StoredRef; holders: number }[] {
-  const items = new Map<string, { ref: StoredRef; at: string[] }>();
-  for (const h of holdings) {
-    for (const ref of h.refs) {
-      const k = storedRefKey(ref);
-      let e = items.get(k);
-      if (!e) items.set(k, (e = { ref, at: [] }));
-      if (h.counts) e.at.push(h.location);
-    }
-  }
-  return [...items.values()].filter((e) => e.at.length < want || distinctDomains(e.at, model) < reach).map((e) => ({ ref: e.ref, holders: e.at.length }));
+  return [...copiesByItem(holdings).values()].filter((e) => e.at.length < want || distinctDomains(e.at, model) < reach).map((e) => ({ ref: e.ref, holders: e.at.length }));
 }
 
 /** When each member that went away left, in the group's storage: a Map's surface over a table. */

@@ -295,17 +295,23 @@ async function chainPut(txn: number, item: number, bytes: Uint8Array, chain: Mem
   for (const m of down) m.send({ t: "select-put", txn, items: [item], chain: id });
   head!.send({ t: "select-put", txn, items: [item], forward: down.map((m) => m.peer!), chain: id });
   const sentHead = sendPayload(txn, item, bytes, [head!]).get(head!)!;
-  const fallBack = Promise.race([broken, sentHead.then(() => new Promise<void>((r) => setTimeout(r, CHAIN_ACK_MS)), () => undefined)]);
-  return Promise.allSettled([
-    Promise.all([sentHead, ack(head!)]),
-    ...down.map(async (m) => {
-      const saved = ack(m);
-      const viaChain = await Promise.race([saved.then(() => true), fallBack.then(() => false)]);
-      if (viaChain) return;
-      console.log(JSON.stringify({ msg: "chain fell back to sending directly", txn, item, target: m.id }));
-      await Promise.all([sendPayload(txn, item, bytes, [m]).get(m)!, saved]);
-    }),
-  ]);
+  let late: ReturnType<typeof setTimeout> | null = null;
+  const fallBack = Promise.race([broken, sentHead.then(() => new Promise<void>((r) => (late = setTimeout(r, CHAIN_ACK_MS))), () => undefined)]);
+  try {
+    return await Promise.allSettled([
+      Promise.all([sentHead, ack(head!)]),
+      ...down.map(async (m) => {
+        const saved = ack(m);
+        const viaChain = await Promise.race([saved.then(() => true), fallBack.then(() => false)]);
+        if (viaChain) return;
+        console.log(JSON.stringify({ msg: "chain fell back to sending directly", txn, item, target: m.id }));
+        await Promise.all([sendPayload(txn, item, bytes, [m]).get(m)!, saved]);
+      }),
+    ]);
+  } finally {
+    // Saved down the whole chain: the lateness timer has nothing left to do.
+    if (late !== null) clearTimeout(late);
+  }
 }
 
 /** How long a target down a chain may take to save an item after the head had all of it, before the group sends it directly. */
