@@ -4,11 +4,12 @@
 // integration tests and the benchmarks, so all three run the same thing.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+const LOG_FILE = process.env.EDGESTORE_CLUSTER_LOG;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export const DEFAULTS = {
@@ -17,6 +18,7 @@ export const DEFAULTS = {
   accessKey: "LOCALACCESSKEY000001",
   secretKey: "local-secret-key-change-me",
   joinSecret: "local-join-secret",
+  adminToken: "local-admin-token-change-me",
 };
 
 /** Three zones × two hosts: enough distinct failure domains for R=3. */
@@ -28,6 +30,8 @@ export interface ClusterOptions {
   accessKey?: string;
   secretKey?: string;
   joinSecret?: string;
+  /** The admin API's bearer token (ADMIN_TOKEN). */
+  adminToken?: string;
   locations?: string[];
   /** Extra wrangler vars, e.g. { REPLICAS: "1" }. */
   vars?: Record<string, string>;
@@ -69,6 +73,11 @@ export class LocalCluster {
   readonly region = DEFAULTS.region;
   readonly accessKey: string;
   readonly secretKey: string;
+  readonly adminToken: string;
+  /** Where the cluster keeps its state: the gateway's under wrangler/, each target's under target-N/. */
+  get dataDir(): string {
+    return this.opts.dataDir;
+  }
   readonly targets: RunningTarget[];
   private gateway: ChildProcess | null = null;
   private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort" | "gatewayFor">> & {
@@ -88,6 +97,7 @@ export class LocalCluster {
       accessKey: opts.accessKey ?? DEFAULTS.accessKey,
       secretKey: opts.secretKey ?? DEFAULTS.secretKey,
       joinSecret: opts.joinSecret ?? DEFAULTS.joinSecret,
+      adminToken: opts.adminToken ?? DEFAULTS.adminToken,
       locations: opts.locations ?? LOCAL_LOCATIONS,
       vars: opts.vars ?? {},
       echo: opts.echo ?? false,
@@ -100,6 +110,7 @@ export class LocalCluster {
     this.endpoint = `http://127.0.0.1:${this.opts.port}`;
     this.accessKey = this.opts.accessKey;
     this.secretKey = this.opts.secretKey;
+    this.adminToken = this.opts.adminToken;
     this.targets = this.opts.locations.map((location, index) => ({
       index,
       location,
@@ -116,6 +127,8 @@ export class LocalCluster {
     this.logTail.push(`${prefix} ${line}`);
     if (this.logTail.length > 200) this.logTail.shift();
     if (this.opts.echo) process.stdout.write(`${prefix} ${line}\n`);
+    // Every line of every process, for chasing a rare failure after the fact (tests keep a tail only).
+    if (LOG_FILE) appendFileSync(LOG_FILE, `${new Date().toISOString()} ${prefix} ${line}\n`);
   }
 
   async start(): Promise<void> {
@@ -130,6 +143,7 @@ export class LocalCluster {
       S3_ACCESS_KEY: this.opts.accessKey,
       S3_SECRET_KEY: this.opts.secretKey,
       JOIN_SECRET: this.opts.joinSecret,
+      ADMIN_TOKEN: this.opts.adminToken,
       ...this.opts.vars,
     };
     const varArgs = Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
@@ -148,7 +162,7 @@ export class LocalCluster {
             "--log-level", this.opts.echo ? "info" : "warn",
             ...varArgs,
           ]
-        : [join(ROOT, "scripts", "gateway-host.ts"), "--port", String(this.opts.port), "--persist-to", persistTo, ...(this.opts.echo ? ["--verbose"] : []),
+        : [join(ROOT, "scripts", "gateway-host.ts"), "--port", String(this.opts.port), "--persist-to", persistTo, ...(this.opts.echo || LOG_FILE ? ["--verbose"] : []),
             ...(this.opts.inspectorPort ? ["--inspector-port", String(this.opts.inspectorPort)] : []), ...varArgs];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,

@@ -11,6 +11,9 @@
 // the defaults of a day, an hour, ten minutes and a minute.
 
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { PartitionProxy } from "../../scripts/partition-proxy.ts";
@@ -67,6 +70,29 @@ async function eventually(done: () => boolean | Promise<boolean>, tries = 150): 
 }
 
 const all = [0, 1, 2, 3, 4, 5];
+
+/** Rows naming these chunks in any Durable Object's SQLite file under the gateway's state (diagnostics only). */
+function rowsAbout(c: LocalCluster, chids: string[]): unknown[] {
+  const out: unknown[] = [];
+  const files = (readdirSync(join(c.dataDir, "wrangler"), { recursive: true }) as string[]).filter((f) => f.endsWith(".sqlite"));
+  for (const f of files) {
+    const db = new DatabaseSync(join(c.dataDir, "wrangler", f), { readOnly: true });
+    try {
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => String(r.name));
+      for (const t of tables) {
+        const cols = db.prepare(`PRAGMA table_info("${t}")`).all().map((r) => String(r.name));
+        for (const col of cols.filter((n) => n === "chid" || n === "vm_chid")) {
+          for (const chid of chids) for (const row of db.prepare(`SELECT * FROM "${t}" WHERE ${col} = ?`).all(chid)) out.push({ file: f, table: t, row });
+        }
+      }
+    } catch (e) {
+      out.push({ file: f, error: String(e) });
+    } finally {
+      db.close();
+    }
+  }
+  return out;
+}
 
 describe("fault injection", () => {
   it("survives a target killed in the middle of a large PUT and of GETs", async () => {
@@ -213,7 +239,17 @@ describe("fault injection", () => {
     expect(await read("stored.bin")).toBeNull();
     // Past retention, grace and the holds of chunks that writes cut off by the faults left.
     const empty = await eventually(() => chunkFiles(cluster).size === 0 && manifestRows(cluster) === 0, 300);
-    expect({ chunks: chunkFiles(cluster).size, manifests: manifestRows(cluster) }).toEqual({ chunks: 0, manifests: 0 });
+    // Which chunk is left on which target (and since when), and what the Durable Objects still
+    // say about it, so that a failure says where to look.
+    const left = all.flatMap((i) =>
+      [...chunkFiles(cluster, [i]).keys()].map((chid) => {
+        const file = join(cluster.targets[i]!.dataDir, "chunks", chid.slice(0, 2), chid);
+        const mtime = statSync(file, { throwIfNoEntry: false })?.mtime.toISOString();
+        return `${chid}@target-${i} written ${mtime}`;
+      }),
+    );
+    if (left.length > 0) console.log(JSON.stringify({ left, rows: rowsAbout(cluster, [...chunkFiles(cluster).keys()]) }, null, 1));
+    expect({ chunks: chunkFiles(cluster).size, manifests: manifestRows(cluster), left }).toEqual({ chunks: 0, manifests: 0, left: [] });
     expect(empty).toBe(true);
   });
 });
