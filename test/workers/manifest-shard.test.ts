@@ -5,6 +5,7 @@ import { formatUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import { compareKeys } from "../../common/keys.ts";
 import type { ListEntry, ListQuery } from "../../workers/manifest-shard/listing.ts";
 import type { VersionRecord } from "../../workers/manifest-shard/records.ts";
+import { UsageBook } from "../../workers/manifest-shard/usage.ts";
 
 let n = 0;
 // A fresh shard per test: storage is not assumed to be reset between tests.
@@ -242,5 +243,34 @@ describe("ManifestShard multipart uploads", () => {
     expect(ids(await shard.listUploads(uq({ keyMarker: "k" })))).toEqual([]);
     const first = await shard.listUploads(uq({ limit: 2 }));
     expect([ids(first), first.truncated]).toEqual([["ax", "early"], true]);
+  });
+});
+
+describe("ManifestShard tenant usage", () => {
+  it("counts each tenant's visible versions exactly: redelivered records, removals and early removals included", async () => {
+    const shard = freshShard();
+    const removal = (key: string, target: Uvid, u: number) => ({ kind: "removal" as const, tenant: "t1", bucket: "b1", key, uvid: uvid(u), target });
+    const batch = [rec("a", uvid(1), { size: 100 }), rec("a", uvid(2), { size: 50 }), rec("m", uvid(3), { deleteMarker: true, size: 0 }), rec("o", uvid(4), { tenant: "t2", size: 7 })];
+    await shard.applyRecords(batch, cutoff(5));
+    await shard.applyRecords(batch, cutoff(5));
+    expect(await shard.tenantUsage("t1")).toEqual({ bytes: 150, objects: 2 });
+    expect(await shard.tenantUsage("t2")).toEqual({ bytes: 7, objects: 1 });
+    // A removal applied twice counts once; one that comes before its version cancels it on arrival.
+    await shard.applyRecords([removal("a", uvid(1), 6), removal("a", uvid(1), 6), removal("late", uvid(8), 9)], cutoff(10));
+    expect(await shard.tenantUsage("t1")).toEqual({ bytes: 50, objects: 1 });
+    await shard.applyRecords([rec("late", uvid(8), { size: 1000 })], cutoff(11));
+    expect(await shard.tenantUsage("t1")).toEqual({ bytes: 50, objects: 1 });
+    expect(await shard.tenantUsage("nobody")).toEqual({ bytes: 0, objects: 0 });
+  });
+
+  it("a shard from before usage was kept counts its rows once when it starts with this code", async () => {
+    const shard = freshShard();
+    await shard.applyRecords([rec("a", uvid(1), { size: 30 }), rec("b", uvid(2), { size: 12 })], cutoff(3));
+    // Drop the table as an older shard never had it, then let a new instance build it.
+    await runInDurableObject(shard, (_i, state) => {
+      state.storage.sql.exec("DROP TABLE tenant_usage");
+      new UsageBook(state.storage.sql);
+    });
+    expect(await shard.tenantUsage("t1")).toEqual({ bytes: 42, objects: 2 });
   });
 });

@@ -10,6 +10,7 @@ import { versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { isRemovalRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type SourceCutoff, type UploadRecord, type VersionRecord } from "./records.ts";
 import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
+import { UsageBook, type Usage } from "./usage.ts";
 import { SourceBook, type SourceState } from "./sources.ts";
 import { listVersions, type VersionPage, type VersionQuery } from "./versions.ts";
 import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
@@ -22,6 +23,7 @@ export const AS_OF_WAIT_MAX_MS = 30_000;
 export class ManifestShard extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly sources: SourceBook;
+  private readonly usage: UsageBook;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -55,6 +57,7 @@ export class ManifestShard extends DurableObject<Env> {
       initiated INTEGER NOT NULL, creator TEXT NOT NULL, open INTEGER NOT NULL,
       PRIMARY KEY (tenant, bucket, key, upload_id))`);
     this.sources = new SourceBook(this.sql);
+    this.usage = new UsageBook(this.sql);
     const groups = configOf(env).groupCount;
     const changed = this.sources.expect(groups);
     // A new shard adds every group at once: only a change to an existing set is news.
@@ -100,11 +103,12 @@ export class ManifestShard extends DurableObject<Env> {
   }
 
   private applyVersion(r: VersionRecord): void {
-    this.sql.exec(
+    const inserted = this.sql.exec(
       `INSERT OR IGNORE INTO versions (tenant, bucket, key, uvid, delete_marker, size, etag, last_modified, content_type, vm_chid, creator, is_null, removed, meta)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
       r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified, r.contentType, r.vmChid, r.creator, r.isNull ? 1 : 0, r.meta ? JSON.stringify(r.meta) : null,
-    );
+    ).rowsWritten > 0;
+    if (inserted && !r.deleteMarker) this.usage.change(r.tenant, r.size, 1);
     const early = this.sql
       .exec("DELETE FROM early_removals WHERE tenant = ? AND bucket = ? AND key = ? AND target = ? RETURNING uvid", r.tenant, r.bucket, r.key, r.uvid)
       .toArray()[0];
@@ -122,7 +126,11 @@ export class ManifestShard extends DurableObject<Env> {
 
   /** Whether a version row changed (false if it was already removed, or is not here yet). */
   private markRemoved(tenant: string, bucket: string, key: string, target: string, at: string): boolean {
-    return this.sql.exec("UPDATE versions SET removed = 1, removed_at = ? WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ? AND removed = 0", at, tenant, bucket, key, target).rowsWritten > 0;
+    const row = this.sql
+      .exec("UPDATE versions SET removed = 1, removed_at = ? WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ? AND removed = 0 RETURNING size, delete_marker", at, tenant, bucket, key, target)
+      .toArray()[0];
+    if (row && Number(row.delete_marker) === 0) this.usage.change(tenant, Number(row.size), -1);
+    return row !== undefined;
   }
 
   /**
@@ -194,6 +202,11 @@ export class ManifestShard extends DurableObject<Env> {
   /** The expected sources and their cutoffs, for status and tests. */
   async sourceStates(): Promise<SourceState[]> {
     return this.sources.all();
+  }
+
+  /** What a tenant keeps in this shard (usage.ts). */
+  async tenantUsage(tenant: string): Promise<Usage> {
+    return this.usage.of(tenant);
   }
 
   /** Whether a bucket has anything in this shard: a version of any key, delete markers included (S3's rule for DeleteBucket). */

@@ -1,0 +1,40 @@
+// What each tenant keeps in this shard: bytes and count of its object versions (current and
+// noncurrent, delete markers not counted), kept in step with the versions table inside the
+// same transaction as each record, so it is exact and never needs a scan to answer. A tenant's
+// usage is the sum over the S shards (gateway/s3/quota.ts); quotas are checked against it.
+
+export interface Usage {
+  bytes: number;
+  objects: number;
+}
+
+export class UsageBook {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    const exists = sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenant_usage'").toArray().length > 0;
+    if (!exists) {
+      sql.exec("CREATE TABLE tenant_usage (tenant TEXT PRIMARY KEY, bytes INTEGER NOT NULL, objects INTEGER NOT NULL)");
+      // A shard from before usage was kept counts its rows once, on its first start with this code.
+      sql.exec(
+        `INSERT INTO tenant_usage (tenant, bytes, objects)
+         SELECT tenant, sum(size), count(*) FROM versions WHERE removed = 0 AND delete_marker = 0 GROUP BY tenant`,
+      );
+    }
+  }
+
+  /** A version row became visible (inserted, not removed) or stopped being (`sign` -1). */
+  change(tenant: string, size: number, sign: 1 | -1): void {
+    this.sql.exec(
+      `INSERT INTO tenant_usage (tenant, bytes, objects) VALUES (?1, ?2, ?3)
+       ON CONFLICT(tenant) DO UPDATE SET bytes = bytes + ?2, objects = objects + ?3`,
+      tenant, sign * size, sign,
+    );
+  }
+
+  of(tenant: string): Usage {
+    const r = this.sql.exec("SELECT bytes, objects FROM tenant_usage WHERE tenant = ?", tenant).toArray()[0];
+    return r ? { bytes: Number(r.bytes), objects: Number(r.objects) } : { bytes: 0, objects: 0 };
+  }
+}
