@@ -14,6 +14,7 @@ const cluster = new LocalCluster({
   accessKey: process.env.S3_ACCESS_KEY ?? DEFAULTS.accessKey,
   secretKey: process.env.S3_SECRET_KEY ?? DEFAULTS.secretKey,
   joinSecret: process.env.JOIN_SECRET ?? DEFAULTS.joinSecret,
+  adminToken: process.env.ADMIN_TOKEN ?? DEFAULTS.adminToken,
   echo: process.env.CLUSTER_LOGS === "1",
   runtime: process.argv.includes("--wrangler-dev") ? "wrangler-dev" : "miniflare",
 });
@@ -43,7 +44,8 @@ edgestore is running.
   S3 endpoint   ${cluster.endpoint}   (path-style)
   region        ${cluster.region}
   access key    ${cluster.accessKey}
-  secret key    ${cluster.secretKey}
+  secret key    ${cluster.secretKey}      (tenant "default")
+  admin token   ${cluster.adminToken}   (npm run admin -- --help)
 
   targets       ${cluster.targets.map((t) => `${t.location}  (${t.dataDir})`).join("\n                ")}
 
@@ -51,6 +53,7 @@ Try it:
   export AWS_ACCESS_KEY_ID=${cluster.accessKey} AWS_SECRET_ACCESS_KEY=${cluster.secretKey} AWS_DEFAULT_REGION=${cluster.region}
   aws --endpoint-url ${cluster.endpoint} s3 mb s3://demo
   aws --endpoint-url ${cluster.endpoint} s3 cp ./README.md s3://demo/
+  EDGESTORE_ADMIN_TOKEN=${cluster.adminToken} npm run admin -- keys create default
 
 Ctrl-C stops everything; state is kept in ${process.env.DATA_DIR ?? ".data"}/.
 `);

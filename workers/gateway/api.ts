@@ -158,8 +158,8 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     let tenant = "";
     const auth = await verifyRequest(req, url, {
       region: env.S3_REGION,
-      lookupSecret: (ak) => {
-        const c = lookupCredential(env, ak);
+      lookupSecret: async (ak) => {
+        const c = await lookupCredential(env, ak);
         if (c) tenant = c.tenant;
         return c?.secret ?? null;
       },

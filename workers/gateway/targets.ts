@@ -3,14 +3,8 @@
 // before any Durable Object sees the connection.
 
 import { CLUSTER_CONNECT_PATH, GROUP_CONNECT_PREFIX, JOIN_SECRET_HEADER, TARGET_ID_HEADER } from "../../common/protocol.ts";
+import { constantTimeEqual } from "../../common/sigv4.ts";
 import { clusterStub, configOf, groupStub, type Env } from "../shared/env.ts";
-
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
 
 export function isTargetPath(path: string): boolean {
   return path.startsWith("/_cluster/");

@@ -7,6 +7,7 @@ import type { NegotiatingGroup } from "../negotiating-group/group.ts";
 import type { EditSessionHost } from "../gateway/session/host.ts";
 import type { SnapshotCatalog } from "../snapshots/catalog.ts";
 import type { TenantDirectory } from "../tenant/directory.ts";
+import type { AccountRegistry } from "../accounts/registry.ts";
 
 export interface Env {
   GROUP: DurableObjectNamespace<NegotiatingGroup>;
@@ -15,6 +16,7 @@ export interface Env {
   TENANT: DurableObjectNamespace<TenantDirectory>;
   SNAPSHOTS: DurableObjectNamespace<SnapshotCatalog>;
   SESSIONS: DurableObjectNamespace<EditSessionHost>;
+  ACCOUNTS: DurableObjectNamespace<AccountRegistry>;
   S3_REGION: string;
   GROUP_COUNT: string;
   SHARD_COUNT: string;
@@ -31,8 +33,15 @@ export interface Env {
   REMOVED_RETAIN_SECONDS?: string;
   RECLAIM_GRACE_SECONDS?: string;
   UPLOAD_EXPIRE_SECONDS?: string;
-  S3_ACCESS_KEY: string;
-  S3_SECRET_KEY: string;
+  /** The bootstrap key of tenant "default"; empty: none (production issues every key with the admin API). */
+  S3_ACCESS_KEY?: string;
+  S3_SECRET_KEY?: string;
+  /** The admin API's bearer token (docs/security.md); empty: the admin API is off. */
+  ADMIN_TOKEN?: string;
+  /** Seals access keys' secrets in the accounts registry (accounts/sealing.ts). */
+  KEY_SEALING_SECRET?: string;
+  /** How long an isolate remembers a looked-up key, so how long a revoked key may still work (default 5). */
+  KEY_CACHE_SECONDS?: string;
   JOIN_SECRET: string;
   /** Keys opaque manifest tokens (snapshot tokens). */
   TOKEN_KEY: string;
@@ -135,6 +144,11 @@ export function shardStub(env: Env, s: number): DurableObjectStub<ManifestShard>
 
 export function clusterStub(env: Env): DurableObjectStub<Cluster> {
   return env.CLUSTER.get(env.CLUSTER.idFromName("cluster"));
+}
+
+export function registryStub(env: Env): DurableObjectStub<AccountRegistry> {
+  // One registry for the cluster (accounts/registry.ts says why that is enough).
+  return env.ACCOUNTS.get(env.ACCOUNTS.idFromName("accounts"));
 }
 
 export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantDirectory> {

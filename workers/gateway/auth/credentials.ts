@@ -1,16 +1,41 @@
-// Access keys and the tenant each belongs to. One key pair for now, from the Worker's settings
-// (S3_ACCESS_KEY / S3_SECRET_KEY); tenants with their own keys come with the admin API.
+// Access keys and the tenant each belongs to. The bootstrap key from the Worker's settings
+// (S3_ACCESS_KEY / S3_SECRET_KEY, tenant "default") for a cluster's first steps and local
+// development; every other key is issued by the admin API and kept sealed in the accounts
+// registry. Each isolate remembers a looked-up key for KEY_CACHE_SECONDS, so that a busy
+// client costs the registry one call per that period, not one per request; a revoked key
+// therefore stops working within that time.
 
-import type { Env } from "../../shared/env.ts";
-
-export const DEFAULT_TENANT = "default";
+import { constantTimeEqual } from "../../../common/sigv4.ts";
+import { openSecret } from "../../accounts/sealing.ts";
+import { DEFAULT_TENANT } from "../../accounts/registry.ts";
+import { registryStub, type Env } from "../../shared/env.ts";
 
 export interface Credential {
   secret: string;
   tenant: string;
 }
 
-export function lookupCredential(env: Env, accessKey: string): Credential | null {
-  if (accessKey === env.S3_ACCESS_KEY) return { secret: env.S3_SECRET_KEY, tenant: DEFAULT_TENANT };
-  return null;
+const DEFAULT_CACHE_SECONDS = 5;
+const CACHE_MAX = 4096;
+
+const cache = new Map<string, { credential: Credential | null; until: number }>();
+
+function cacheMs(env: Env): number {
+  const s = Number(env.KEY_CACHE_SECONDS ?? DEFAULT_CACHE_SECONDS);
+  return Number.isFinite(s) && s >= 0 ? s * 1000 : DEFAULT_CACHE_SECONDS * 1000;
+}
+
+export async function lookupCredential(env: Env, accessKey: string): Promise<Credential | null> {
+  if (env.S3_ACCESS_KEY && env.S3_SECRET_KEY && constantTimeEqual(accessKey, env.S3_ACCESS_KEY)) {
+    return { secret: env.S3_SECRET_KEY, tenant: DEFAULT_TENANT };
+  }
+  const now = Date.now();
+  const hit = cache.get(accessKey);
+  if (hit && hit.until > now) return hit.credential;
+  const found = await registryStub(env).lookupKey(accessKey);
+  const credential = found ? { tenant: found.tenant, secret: await openSecret(env.KEY_SEALING_SECRET, accessKey, found.sealed) } : null;
+  // A key that is expiring is not remembered past its expiry.
+  cache.set(accessKey, { credential, until: Math.min(now + cacheMs(env), found?.expires ?? Infinity) });
+  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
+  return credential;
 }

@@ -46,6 +46,7 @@ const STATUS = {
   PointInTimeIncomplete: 503,
   PreconditionFailed: 412,
   RequestTimeTooSkewed: 403,
+  QuotaExceeded: 403,
   ServiceUnavailable: 503,
   SignatureDoesNotMatch: 403,
   XAmzContentSHA256Mismatch: 400,

@@ -13,6 +13,7 @@ import { isRefusal } from "../../shared/refusal.ts";
 import { badDigest, headerOf, requestedChecksum, type ChecksumAlgorithm, type RequestedChecksum } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
+import { requireRoom } from "./quota.ts";
 import { versionHeader } from "./object-get.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
@@ -150,7 +151,7 @@ export async function receiveBody(ctx: RequestContext, noInline: boolean, before
   const streaming = payloadHash.startsWith("STREAMING-");
   const length = declaredLength(ctx, streaming);
   const md5Expected = contentMd5(h);
-  await beforeRead;
+  await Promise.all([beforeRead, requireRoom(ctx.env, ctx.cfg, ctx.tenant, length)]);
   const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
   const signedHash = /^[0-9a-f]{64}$/i.test(payloadHash) ? payloadHash.toLowerCase() : null;
   const result = await ingest(ctx.env, ctx.cfg, body, {

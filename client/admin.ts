@@ -1,0 +1,250 @@
+// `edgestore-admin`: the cluster's admin API from a shell (docs/security.md). Tenants, their
+// quotas and access keys. Results go to stdout (text, or the API's JSON with --json), errors to
+// stderr as "<code>: <message>".
+//
+//   EDGESTORE_ADMIN_TOKEN=... node client/admin.ts keys create acme
+//
+// Exit status: 0 done; 1 the cluster refused (its error code on stderr); 2 usage.
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { formatBytes } from "./progress.ts";
+
+const CONNECTION = `connection (flags, else environment):
+  --endpoint URL   EDGESTORE_ENDPOINT (default http://127.0.0.1:8787)
+  --token T        EDGESTORE_ADMIN_TOKEN (the cluster's ADMIN_TOKEN secret)
+  --json           print the API's JSON answer instead of text`;
+
+interface Command {
+  usage: string;
+  about: string;
+  args: number;
+  run(c: Context, args: string[]): Promise<void>;
+}
+
+interface Context {
+  flags: Flags;
+  call(method: string, path: string, body?: unknown): Promise<unknown>;
+  print(value: unknown, text: () => string): void;
+}
+
+const OPTIONS = {
+  endpoint: { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  quota: { type: "string" },
+  grace: { type: "string" },
+} satisfies ParseArgsConfig["options"];
+
+type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "string" ? string : boolean };
+
+class UsageError extends Error {}
+
+class AdminRefusal extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const UNITS: Record<string, number> = { "": 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** "10GiB", "500 MB", "1e9" or "none" (no limit). */
+function parseSize(raw: string): number | null {
+  if (raw === "none") return null;
+  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`"${raw}" is not a size: say e.g. 500MB, 10GiB, 1000000 or none`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+interface TenantView {
+  name: string;
+  created: number;
+  quotaBytes: number | null;
+  usage: { bytes: number; objects: number };
+  buckets?: string[];
+  keys?: KeyView[];
+}
+
+interface KeyView {
+  accessKeyId: string;
+  tenant: string;
+  state: string;
+  created: number;
+  expires: number | null;
+  secretAccessKey?: string;
+}
+
+const when = (t: number | null) => (t === null ? "-" : new Date(t).toISOString());
+const quotaText = (q: number | null) => (q === null ? "no quota" : `quota ${formatBytes(q)}`);
+const tenantLine = (t: TenantView) => `${t.name}\t${formatBytes(t.usage.bytes)} in ${t.usage.objects} object version(s)\t${quotaText(t.quotaBytes)}`;
+const keyLine = (k: KeyView) => `${k.accessKeyId}\t${k.tenant}\t${k.state}${k.expires !== null ? ` (until ${when(k.expires)})` : ""}\tcreated ${when(k.created)}`;
+const newKeyText = (k: KeyView) => `access key id:      ${k.accessKeyId}\nsecret access key:  ${k.secretAccessKey}\ntenant:             ${k.tenant}\n(the secret is shown only now: keep it)`;
+
+const COMMANDS: Record<string, Command> = {
+  "tenants list": {
+    usage: "tenants list",
+    about: "every tenant with its usage and quota",
+    args: 0,
+    async run(c) {
+      const r = (await c.call("GET", "/_admin/tenants")) as { tenants: TenantView[] };
+      c.print(r, () => r.tenants.map(tenantLine).join("\n"));
+    },
+  },
+  "tenants create": {
+    usage: "tenants create <name> [--quota SIZE]",
+    about: "a new tenant (3-63 of a-z, 0-9, -), optionally with a quota (500MB, 10GiB, ...)",
+    args: 1,
+    async run(c, [name]) {
+      const r = (await c.call("POST", "/_admin/tenants", { name, quotaBytes: c.flags.quota ? parseSize(c.flags.quota) : null })) as TenantView;
+      c.print(r, () => `created tenant ${r.name} (${quotaText(r.quotaBytes)})`);
+    },
+  },
+  "tenants show": {
+    usage: "tenants show <name>",
+    about: "a tenant's usage, quota, buckets and keys",
+    args: 1,
+    async run(c, [name]) {
+      const r = (await c.call("GET", `/_admin/tenants/${encodeURIComponent(name!)}`)) as TenantView;
+      c.print(r, () => [tenantLine(r), `buckets: ${r.buckets!.join(", ") || "none"}`, "keys:", ...r.keys!.map((k) => `  ${keyLine(k)}`)].join("\n"));
+    },
+  },
+  "tenants quota": {
+    usage: "tenants quota <name> <SIZE|none>",
+    about: "set (or, with none, lift) a tenant's quota on the bytes of its object versions",
+    args: 2,
+    async run(c, [name, size]) {
+      const r = (await c.call("PATCH", `/_admin/tenants/${encodeURIComponent(name!)}`, { quotaBytes: parseSize(size!) })) as TenantView;
+      c.print(r, () => `tenant ${r.name}: ${quotaText(r.quotaBytes)}, ${formatBytes(r.usage.bytes)} in use`);
+    },
+  },
+  "tenants delete": {
+    usage: "tenants delete <name>",
+    about: "remove a tenant that has no buckets left, and every key of it",
+    args: 1,
+    async run(c, [name]) {
+      await c.call("DELETE", `/_admin/tenants/${encodeURIComponent(name!)}`);
+      c.print({ deleted: name }, () => `deleted tenant ${name}`);
+    },
+  },
+  "keys create": {
+    usage: "keys create <tenant>",
+    about: "issue an access key for the tenant; its secret is shown once",
+    args: 1,
+    async run(c, [tenant]) {
+      const r = (await c.call("POST", `/_admin/tenants/${encodeURIComponent(tenant!)}/keys`)) as KeyView;
+      c.print(r, () => newKeyText(r));
+    },
+  },
+  "keys list": {
+    usage: "keys list <tenant>",
+    about: "the tenant's keys and their state (never their secrets)",
+    args: 1,
+    async run(c, [tenant]) {
+      const r = (await c.call("GET", `/_admin/tenants/${encodeURIComponent(tenant!)}/keys`)) as { keys: KeyView[] };
+      c.print(r, () => r.keys.map(keyLine).join("\n"));
+    },
+  },
+  "keys rotate": {
+    usage: "keys rotate <access-key-id> [--grace SECONDS]",
+    about: "issue a replacement; the old key keeps working SECONDS more (default 86400), then stops",
+    args: 1,
+    async run(c, [id]) {
+      const grace = c.flags.grace === undefined ? undefined : Number(c.flags.grace);
+      if (grace !== undefined && !(grace >= 0)) throw new UsageError("--grace is a number of seconds >= 0");
+      const r = (await c.call("POST", `/_admin/keys/${encodeURIComponent(id!)}/rotate`, grace === undefined ? {} : { graceSeconds: grace })) as { key: KeyView; previous: KeyView };
+      c.print(r, () => `${newKeyText(r.key)}\nprevious key ${r.previous.accessKeyId} works until ${when(r.previous.expires)}`);
+    },
+  },
+  "keys revoke": {
+    usage: "keys revoke <access-key-id>",
+    about: "stop a key now (gateways forget it within KEY_CACHE_SECONDS)",
+    args: 1,
+    async run(c, [id]) {
+      const r = (await c.call("DELETE", `/_admin/keys/${encodeURIComponent(id!)}`)) as KeyView;
+      c.print(r, () => `revoked ${r.accessKeyId} of tenant ${r.tenant}`);
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
+  return `usage: edgestore-admin <command> [options]\n\ncommands:\n${Object.values(COMMANDS)
+    .map((c) => `  ${c.usage.padEnd(width)}  ${c.about}`)
+    .join("\n")}\n\n${CONNECTION}\n\nexit status: 0 done, 1 refused (error code on stderr), 2 usage\n`;
+}
+
+function commandHelp(c: Command): string {
+  return `usage: edgestore-admin ${c.usage}\n\n${c.about}\n\n${CONNECTION}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${usage()}`);
+    return 2;
+  }
+  const flags = parsed.values as Flags;
+  const [group, verb, ...rest] = parsed.positionals;
+  const cmd = group && verb ? COMMANDS[`${group} ${verb}`] : undefined;
+  if (!cmd) {
+    if (flags.help || !group) {
+      process.stdout.write(usage());
+      return flags.help ? 0 : 2;
+    }
+    process.stderr.write(`unknown command "${[group, verb].filter(Boolean).join(" ")}"\n\n${usage()}`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(commandHelp(cmd));
+    return 0;
+  }
+  if (rest.length !== cmd.args) {
+    process.stderr.write(`expected ${cmd.args} argument(s)\n\n${commandHelp(cmd)}`);
+    return 2;
+  }
+  const endpoint = (flags.endpoint ?? process.env.EDGESTORE_ENDPOINT ?? "http://127.0.0.1:8787").replace(/\/$/, "");
+  const token = flags.token ?? process.env.EDGESTORE_ADMIN_TOKEN;
+  const ctx: Context = {
+    flags,
+    async call(method, path, body) {
+      if (!token) throw new UsageError("no admin token: pass --token or set EDGESTORE_ADMIN_TOKEN");
+      const res = await fetch(`${endpoint}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      const value = text ? (JSON.parse(text) as unknown) : null;
+      if (!res.ok) {
+        const err = value as { error?: string; message?: string } | null;
+        throw new AdminRefusal(err?.error ?? `HTTP${res.status}`, err?.message ?? text);
+      }
+      return value;
+    },
+    print(value, text) {
+      process.stdout.write(flags.json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+    },
+  };
+  try {
+    await cmd.run(ctx, rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof AdminRefusal) {
+      process.stderr.write(`${e.code}: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`ConnectionFailed: ${endpoint}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

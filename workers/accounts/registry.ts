@@ -1,0 +1,144 @@
+// The accounts registry: tenants, their quotas, and their access keys (sealed, see sealing.ts).
+// One object for the whole cluster: it is written only by the admin API, and the gateway reads
+// a key here once per KEY_CACHE_SECONDS per isolate (auth/credentials.ts), so it is not on the
+// path of every request. A tenant's buckets live in its own TenantDirectory, not here.
+
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../shared/env.ts";
+
+export const DEFAULT_TENANT = "default";
+
+export interface TenantInfo {
+  name: string;
+  created: number;
+  /** Bytes of object versions the tenant may keep (null: no limit). */
+  quotaBytes: number | null;
+}
+
+export type KeyState = "active" | "expiring" | "expired" | "revoked";
+
+export interface KeyInfo {
+  accessKeyId: string;
+  tenant: string;
+  created: number;
+  /** Set by a rotation: the key stops working then. */
+  expires: number | null;
+  revoked: number | null;
+  state: KeyState;
+}
+
+/** What the gateway needs to verify a signature: whose key, and its sealed secret. */
+export interface KeyLookup {
+  tenant: string;
+  sealed: string;
+  /** Until when the answer may be cached: a rotated key's expiry caps it. */
+  expires: number | null;
+}
+
+const TENANT_RE = /^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/;
+
+/** Why a tenant name is not acceptable, or null. */
+export function tenantNameProblem(name: string): string | null {
+  return TENANT_RE.test(name) ? null : "a tenant name is 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit";
+}
+
+export class AccountRegistry extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created INTEGER NOT NULL, quota_bytes INTEGER)");
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS access_keys (
+      id TEXT PRIMARY KEY, tenant TEXT NOT NULL REFERENCES tenants (name), sealed TEXT NOT NULL,
+      created INTEGER NOT NULL, expires INTEGER, revoked INTEGER)`);
+    this.sql.exec("CREATE INDEX IF NOT EXISTS access_keys_tenant ON access_keys (tenant)");
+    // The tenant of the bootstrap key (S3_ACCESS_KEY): always there, so it can have a quota and keys of its own.
+    this.sql.exec("INSERT OR IGNORE INTO tenants (name, created) VALUES (?, ?)", DEFAULT_TENANT, Date.now());
+  }
+
+  private tenantOf(r: Record<string, SqlStorageValue>): TenantInfo {
+    return { name: String(r.name), created: Number(r.created), quotaBytes: r.quota_bytes === null ? null : Number(r.quota_bytes) };
+  }
+
+  private keyOf(r: Record<string, SqlStorageValue>, now: number): KeyInfo {
+    const expires = r.expires === null ? null : Number(r.expires);
+    const revoked = r.revoked === null ? null : Number(r.revoked);
+    const state: KeyState = revoked !== null ? "revoked" : expires === null ? "active" : expires <= now ? "expired" : "expiring";
+    return { accessKeyId: String(r.id), tenant: String(r.tenant), created: Number(r.created), expires, revoked, state };
+  }
+
+  /** False if a tenant of that name exists. */
+  async createTenant(name: string, quotaBytes: number | null): Promise<boolean> {
+    return this.sql.exec("INSERT OR IGNORE INTO tenants (name, created, quota_bytes) VALUES (?, ?, ?)", name, Date.now(), quotaBytes).rowsWritten > 0;
+  }
+
+  async getTenant(name: string): Promise<TenantInfo | null> {
+    const r = this.sql.exec("SELECT name, created, quota_bytes FROM tenants WHERE name = ?", name).toArray()[0];
+    return r ? this.tenantOf(r) : null;
+  }
+
+  async listTenants(): Promise<TenantInfo[]> {
+    return this.sql.exec("SELECT name, created, quota_bytes FROM tenants ORDER BY name").toArray().map((r) => this.tenantOf(r));
+  }
+
+  /** False if there is no such tenant. */
+  async setQuota(name: string, quotaBytes: number | null): Promise<boolean> {
+    return this.sql.exec("UPDATE tenants SET quota_bytes = ? WHERE name = ?", quotaBytes, name).rowsWritten > 0;
+  }
+
+  /** Remove a tenant and every key of it (the caller has checked it has no buckets). False if there was none. */
+  async deleteTenant(name: string): Promise<boolean> {
+    return this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM access_keys WHERE tenant = ?", name);
+      return this.sql.exec("DELETE FROM tenants WHERE name = ?", name).rowsWritten > 0;
+    });
+  }
+
+  /** Add a key to a tenant; null if the tenant does not exist. */
+  async addKey(tenant: string, accessKeyId: string, sealed: string): Promise<KeyInfo | null> {
+    if (!(await this.getTenant(tenant))) return null;
+    const now = Date.now();
+    this.sql.exec("INSERT INTO access_keys (id, tenant, sealed, created) VALUES (?, ?, ?, ?)", accessKeyId, tenant, sealed, now);
+    return this.keyInfo(accessKeyId);
+  }
+
+  async keyInfo(accessKeyId: string): Promise<KeyInfo | null> {
+    const r = this.sql.exec("SELECT id, tenant, created, expires, revoked FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];
+    return r ? this.keyOf(r, Date.now()) : null;
+  }
+
+  async listKeys(tenant: string): Promise<KeyInfo[]> {
+    const now = Date.now();
+    return this.sql.exec("SELECT id, tenant, created, expires, revoked FROM access_keys WHERE tenant = ? ORDER BY created, id", tenant).toArray().map((r) => this.keyOf(r, now));
+  }
+
+  /**
+   * Rotation: a new key for the old one's tenant, and the old one expiring `graceMs` from now (or
+   * sooner if it already was), so clients can move over without an outage. Null if the old key
+   * does not exist or no longer works.
+   */
+  async rotateKey(oldId: string, newId: string, sealed: string, graceMs: number): Promise<{ old: KeyInfo; key: KeyInfo } | null> {
+    const now = Date.now();
+    const old = await this.keyInfo(oldId);
+    if (!old || old.state === "revoked" || old.state === "expired") return null;
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("INSERT INTO access_keys (id, tenant, sealed, created) VALUES (?, ?, ?, ?)", newId, old.tenant, sealed, now);
+      this.sql.exec("UPDATE access_keys SET expires = min(coalesce(expires, ?1), ?1) WHERE id = ?2", now + graceMs, oldId);
+    });
+    return { old: (await this.keyInfo(oldId))!, key: (await this.keyInfo(newId))! };
+  }
+
+  /** Revoke at once (the gateway's caches forget it within KEY_CACHE_SECONDS). Null if there is no such key. */
+  async revokeKey(accessKeyId: string): Promise<KeyInfo | null> {
+    this.sql.exec("UPDATE access_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", Date.now(), accessKeyId);
+    return this.keyInfo(accessKeyId);
+  }
+
+  /** A key that works now, for signature checks; null if unknown, revoked or expired. */
+  async lookupKey(accessKeyId: string): Promise<KeyLookup | null> {
+    const r = this.sql.exec("SELECT tenant, sealed, expires, revoked FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];
+    if (!r || r.revoked !== null || (r.expires !== null && Number(r.expires) <= Date.now())) return null;
+    return { tenant: String(r.tenant), sealed: String(r.sealed), expires: r.expires === null ? null : Number(r.expires) };
+  }
+}
