@@ -190,3 +190,19 @@ describe("the reference outbox", () => {
     });
   });
 });
+
+describe("whether a chunk was reclaimed (what repairs must not bring back)", () => {
+  it("is true from its reclaim until something holds it again", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      expect(book.reclaimed(A)).toBe(false);
+      book.hold([A, B], 10);
+      expect(book.due(20, 10).sort()).toEqual([A, B]);
+      book.reclaim([{ kind: "chunk", chid: A }], [T1, T2], 20);
+      expect([book.reclaimed(A), book.reclaimed(B)]).toEqual([true, false]);
+      // A new put of the same bytes holds it: it is alive again, and a repair may copy it.
+      book.hold([A], 100);
+      expect(book.reclaimed(A)).toBe(false);
+    });
+  });
+});

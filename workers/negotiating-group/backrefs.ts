@@ -346,6 +346,16 @@ export class RefBook {
    * Whether anything was ever deleted here (within the tombstones' memory): until then, a put
    * has nothing to revive, and skipping two statements per put is measurable.
    */
+  /**
+   * Whether this chunk was reclaimed and nothing has held it since. A repair must not copy such
+   * a chunk (a copy left on a target after the reclaim was sent would belong to nothing and be
+   * kept for good), and one that copied it meanwhile must reclaim the new copies too.
+   */
+  reclaimed(chid: Chid): boolean {
+    if (!this.anyDeleted()) return false;
+    return this.sql.exec("SELECT 1 FROM tombstones WHERE chid = ?", chid).toArray().length > 0;
+  }
+
   private anyDeleted(): boolean {
     // Manifests owed are not revived by a put: only chunks count.
     this.deletedKnown ??=

@@ -561,6 +561,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         if (onWriters >= want && domains >= reach) return verdict;
         verdict.short = true;
         if (good.length === 0) return verdict;
+        // A reclaimed chunk whose copies are still being deleted is not short, it is going.
+        if (ref.kind === "chunk" && this.refs.reclaimed(ref.chid)) return { ...verdict, short: false };
         // Short in domains only: one more copy per missing domain, placed least correlated (the
         // extra copy on a member stays: trimming takes only non-members' copies).
         const place = Math.max(want, onWriters + Math.max(0, reach - domains));
@@ -572,6 +574,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
           const bytes = ref.kind === "chunk" ? await this.readChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
           const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain });
+          if (ref.kind === "chunk" && this.refs.reclaimed(ref.chid)) {
+            // Reclaimed while it was being copied: the reclaim went out before these copies
+            // existed, so they are owed one of their own.
+            this.refs.reclaim([ref], holders[0]!.map((m) => m.id), Date.now());
+            this.sendOwedToAll();
+            console.log(JSON.stringify({ msg: "repair met a reclaim: its copies are reclaimed too", group: this.group, chid: ref.chid, holders: holders[0]!.length }));
+            return { ...verdict, short: false };
+          }
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           verdict.short = false;
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
