@@ -79,6 +79,8 @@ export interface ProposePutMsg {
   t: "propose-put";
   txn: number;
   items: PutItem[];
+  /** A repair's copy, not a client's write (targets count repair traffic apart). */
+  repair?: true;
 }
 /** The items (indexes into the proposal) this target was selected to receive. */
 export interface SelectPutMsg {
@@ -102,6 +104,8 @@ export interface PutEagerMsg {
   t: "put-eager";
   txn: number;
   items: PutItem[];
+  /** As ProposePutMsg's. */
+  repair?: true;
 }
 /** Not selected (or the transaction ended): drop any reservation for this txn. */
 export interface ReleaseMsg {

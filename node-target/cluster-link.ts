@@ -139,6 +139,13 @@ export class ClusterLink {
     log("info", "drain complete", { groups: [...this.drained].sort((a, b) => a - b), chunks: this.ctx.store.stats.chunks, note: "every group has this target's data at R on its members: it can be stopped" });
   }
 
+  /** Group links up now (metrics). */
+  linksUp(): number {
+    let n = 0;
+    for (const l of this.groups.values()) if (l.up) n++;
+    return n;
+  }
+
   groupLink(g: number): GroupLink | null {
     return this.groups.get(g) ?? null;
   }

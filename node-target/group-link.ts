@@ -19,6 +19,7 @@ import {
 } from "../common/protocol.ts";
 import { log } from "./log.ts";
 import type { Hop, PeerLink } from "./peer-link.ts";
+import { metrics } from "./metrics.ts";
 import { ReconnectingSocket, sendAsync } from "./socket.ts";
 import type { ChunkStore, PendingWrite } from "./store.ts";
 
@@ -64,6 +65,11 @@ interface PutTxn {
   writes: Map<number, Inbound>;
   /** Per-item promise chain: frames of one item are written in offset order. */
   order: Map<number, Promise<void>>;
+  /** Bids accepted and items selected (metrics: the difference is bids lost). */
+  accepted: number;
+  selected: number;
+  /** A repair's copy (the group said so), counted apart from client writes. */
+  repair: boolean;
 }
 
 /** Frames a peer passed on before this target's select-put arrived, kept up to this much in all. */
@@ -121,6 +127,11 @@ export class GroupLink {
     });
   }
 
+  /** Whether the link to the group is up now. */
+  get up(): boolean {
+    return this.socket.socket !== null;
+  }
+
   /** Tell the group a copy this target held is damaged; false if the link is down (the next pass reports it). */
   reportDamaged(ref: StoredRef, reason: string): boolean {
     const ws = this.socket.socket;
@@ -140,19 +151,22 @@ export class GroupLink {
   private async onText(ws: WebSocket, msg: ToTarget): Promise<void> {
     switch (msg.t) {
       case "propose-put": {
-        const txn: PutTxn = { ws, eager: false, items: msg.items, writes: new Map(), order: new Map() };
+        const txn: PutTxn = { ws, eager: false, items: msg.items, writes: new Map(), order: new Map(), accepted: 0, selected: 0, repair: msg.repair === true };
         this.puts.set(msg.txn, txn);
         const bids = msg.items.map((item, i) => this.bidPut(item, i));
+        for (const b of bids) metrics.bids.inc({ bid: b.bid });
+        txn.accepted = bids.filter((b) => b.bid === "accept").length;
         this.send(ws, { t: "bid-put", txn: msg.txn, bids });
         return;
       }
       case "put-eager": {
         // Decided synchronously (small items only), so the frames that follow this message
         // always find their write reserved or know it was declined.
-        const txn: PutTxn = { ws, eager: true, items: msg.items, writes: new Map(), order: new Map() };
+        const txn: PutTxn = { ws, eager: true, items: msg.items, writes: new Map(), order: new Map(), accepted: 0, selected: 0, repair: msg.repair === true };
         this.puts.set(msg.txn, txn);
         msg.items.forEach((item, i) => {
           const bid = this.bidPut(item, i);
+          metrics.bids.inc({ bid: bid.bid });
           if (bid.bid === "accept") {
             txn.writes.set(i, this.inbound(item, [], null));
           } else if (bid.bid === "have") {
@@ -167,6 +181,8 @@ export class GroupLink {
       case "select-put": {
         const txn = this.puts.get(msg.txn);
         if (!txn) return;
+        metrics.bidsWon.inc(msg.items.length);
+        txn.selected += msg.items.length;
         for (const i of msg.items) {
           const inb = this.inbound(txn.items[i]!, msg.forward ?? [], msg.chain ?? null);
           txn.writes.set(i, inb);
@@ -225,7 +241,7 @@ export class GroupLink {
         const results: CopyState[] = [];
         for (const ref of msg.refs) {
           if (!this.ctx.store.has(ref)) results.push("missing");
-          else results.push((await this.ctx.store.readVerified(ref)) !== null ? "ok" : "bad");
+          else results.push((await this.ctx.store.readVerified(ref, "check")) !== null ? "ok" : "bad");
         }
         this.send(ws, { t: "verified", txn: msg.txn, results });
         return;
@@ -239,6 +255,7 @@ export class GroupLink {
         // Every item stops being held before the first await: see ReclaimMsg.
         const freed = msg.refs.map((ref) => this.ctx.store.remove(ref));
         const bytes = (await Promise.all(freed)).reduce((a, b) => a + b, 0);
+        metrics.reclaimed.inc(bytes);
         log("info", "reclaimed", { group: this.group, items: msg.refs.length, bytes });
         this.send(ws, { t: "reclaimed", refs: msg.refs, bytes });
         return;
@@ -250,7 +267,7 @@ export class GroupLink {
       }
       case "bad-copy": {
         // readVerified quarantines the copy if it really is bad; a good one stays.
-        const ok = (await this.ctx.store.readVerified(msg.ref)) !== null;
+        const ok = (await this.ctx.store.readVerified(msg.ref, "read")) !== null;
         log(ok ? "warn" : "error", "group reported a bad copy", { group: this.group, chid: msg.ref.chid, still_good: ok });
         return;
       }
@@ -271,6 +288,7 @@ export class GroupLink {
       }
       // The group granted credit for the whole item, so every frame may go at once.
       await Promise.all(read.frames.map((frame) => sendAsync(ws, frame)));
+      metrics.served.inc(read.size);
     } finally {
       read.release();
     }
@@ -385,6 +403,8 @@ export class GroupLink {
       if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
       try {
         await write.commit();
+        metrics.written.inc({ kind: txn.items[header.item]!.kind }, write.size);
+        if (txn.repair) metrics.repair.inc(write.size);
         say({ t: "saved", txn: header.txn, item: header.item });
       } catch (e) {
         log("warn", "save failed", { group: this.group, chid: write.chid, error: String(e) });
@@ -421,6 +441,7 @@ export class GroupLink {
     const txn = this.puts.get(txnId);
     if (!txn) return;
     this.puts.delete(txnId);
+    if (!txn.eager) metrics.bidsLost.inc(Math.max(0, txn.accepted - txn.selected));
     for (const key of [...this.early.keys()]) {
       if (key.split("/")[1] !== String(txnId)) continue;
       for (const f of this.early.get(key)!) this.earlyBytes -= f.length;

@@ -3,6 +3,7 @@
 // its data directory with the cluster, and serves the groups it is assigned to.
 
 import { parseArgs } from "node:util";
+import { serveMetrics, watch } from "./metrics.ts";
 import { Scrubber } from "./scrub.ts";
 import { ClusterLink } from "./cluster-link.ts";
 import { PeerLink } from "./peer-link.ts";
@@ -29,6 +30,9 @@ options:
   --peer-listen <h:p>   accept chunk frames from other targets here (chain replication: the
                         group sends a chunk once and the targets pass it on); port 0: any
   --peer-address <h:p>  the address other targets dial, if not the one listened on
+  --metrics-listen <h:p>
+                        serve Prometheus metrics at http://h:p/metrics (port 0: any; the address
+                        is logged as "metrics listening"); keep it on 127.0.0.1 or a private network
   --drain               decommission: leave every group's membership (each is given another
                         member) and serve what this target holds while the groups copy it to
                         their members; stop it once they have (docs/durability.md)
@@ -41,6 +45,7 @@ async function main(): Promise<void> {
     options: {
       "data-dir": { type: "string" },
       location: { type: "string" },
+      "metrics-listen": { type: "string" },
       capacity: { type: "string" },
       gateway: { type: "string" },
       "join-secret": { type: "string" },
@@ -94,6 +99,8 @@ async function main(): Promise<void> {
         (group, txn, item, to, reason) => link?.groupLink(group)?.chainBroken(txn, item, to, reason),
       )
     : null;
+  // Bytes accepted in bids but not yet written, shared by every group link (and read by metrics).
+  const queue = { bytes: 0 };
   link = new ClusterLink(
     {
       gateway: values.gateway ?? process.env.GATEWAY_URL ?? "http://127.0.0.1:8787",
@@ -105,10 +112,19 @@ async function main(): Promise<void> {
       draining: values.drain ?? false,
       peer,
     },
-    { store, capacity: identity.capacity, queue: { bytes: 0 } },
+    { store, capacity: identity.capacity, queue },
     identity.groupCount ?? null,
     (groupCount) => void saveIdentity(dataDir, { ...identity!, groupCount }),
   );
+  watch({
+    storedBytes: () => store.stats.bytes,
+    chunks: () => store.stats.chunks,
+    capacity: () => identity!.capacity,
+    freeBytes: () => store.freeBytes(identity!.capacity),
+    queueBytes: () => queue.bytes,
+    groupLinks: () => link!.linksUp(),
+  });
+  const served = values["metrics-listen"] ? await serveMetrics(values["metrics-listen"]) : null;
   const scrubRate = Number(values["scrub-rate"] ?? 4 * 1024 * 1024);
   const scrubPause = Number(values["scrub-pause"] ?? 3_600_000);
   if (!(scrubRate >= 0) || !(scrubPause >= 0)) throw new Error("--scrub-rate and --scrub-pause are non-negative numbers");
@@ -117,6 +133,7 @@ async function main(): Promise<void> {
   const stop = (sig: string) => {
     log("info", "target stopping", { signal: sig });
     scrub?.stop();
+    served?.server.close();
     link!.close();
     peer?.close();
     // The journal's clean mark goes last: a stop cut short before it is checked as a crash.

@@ -100,12 +100,12 @@ export class RunJournal {
         const s = await stat(join(root, fan, name)).catch(() => null);
         if (!s || s.mtimeMs < since) continue;
         report.rechecked++;
-        if (!(await this.store.readVerified({ kind: "chunk", chid: name as Chid }).catch(() => null))) report.damaged++;
+        if (!(await this.store.readVerified({ kind: "chunk", chid: name as Chid }, "start").catch(() => null))) report.damaged++;
       }
     }
     for (const v of this.store.vms.stampedSince(since, Number.MAX_SAFE_INTEGER)) {
       report.rechecked++;
-      if (!(await this.store.readVerified({ kind: "vm", ...v }).catch(() => null))) report.damaged++;
+      if (!(await this.store.readVerified({ kind: "vm", ...v }, "start").catch(() => null))) report.damaged++;
     }
   }
 

@@ -12,6 +12,7 @@ import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, FRAME_PAYLOAD_MAX, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { log } from "./log.ts";
+import { metrics } from "./metrics.ts";
 import { VmLog, type VmEntry } from "./vm-log.ts";
 
 export type { VmEntry } from "./vm-log.ts";
@@ -328,6 +329,7 @@ export class ChunkStore {
   recordFsync(ms: number): void {
     this.fsyncMsTotal += ms;
     this.fsyncCount++;
+    metrics.fsync.observe(ms / 1000);
   }
 
   /**
@@ -444,10 +446,17 @@ export class ChunkStore {
     }
   }
 
-  /** The stored bytes, verified (a copy; for checks and tools, not the serving path). */
-  async readVerified(ref: StoredRef): Promise<Uint8Array | null> {
+  /**
+   * The stored bytes, verified (a copy; for checks and tools, not the serving path). `by` says
+   * who asked, for the count of copies found damaged (metrics).
+   */
+  async readVerified(ref: StoredRef, by: "scrub" | "read" | "check" | "start" = "scrub"): Promise<Uint8Array | null> {
+    const had = this.has(ref);
     const r = await this.readFrames(ref, 0, 0, 0, true);
-    if (!r) return null;
+    if (!r) {
+      if (had) metrics.verifyFailures.inc({ by });
+      return null;
+    }
     const out = new Uint8Array(r.size);
     let at = 0;
     for (const f of r.frames) {

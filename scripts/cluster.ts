@@ -66,6 +66,8 @@ export interface RunningTarget {
   epoch: number;
   /** The `msg` of each log line since it started (the last 1000), for tests waiting on an event. */
   said: string[];
+  /** Where it serves Prometheus metrics (from its "metrics listening" line), once it has said. */
+  metrics: string | null;
 }
 
 export class LocalCluster {
@@ -120,6 +122,7 @@ export class LocalCluster {
       linked: new Set(),
       epoch: -1,
       said: [],
+      metrics: null,
     }));
   }
 
@@ -197,6 +200,7 @@ export class LocalCluster {
     t.linked.clear();
     t.epoch = -1;
     t.said = [];
+    t.metrics = null;
     const proc = spawn(
       process.execPath,
       [
@@ -207,6 +211,7 @@ export class LocalCluster {
         "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
         "--join-secret", this.opts.joinSecret,
         ...(this.opts.peers ? ["--peer-listen", "127.0.0.1:0"] : []),
+        "--metrics-listen", "127.0.0.1:0",
         ...this.opts.targetArgs,
         ...(opts.args ?? []),
       ],
@@ -216,12 +221,14 @@ export class LocalCluster {
     createInterface({ input: proc.stdout! }).on("line", (line) => {
       this.remember(`[target-${index}]`, line);
       try {
-        const ev = JSON.parse(line) as { msg?: string; groups?: number[]; link?: string; epoch?: number };
+        const ev = JSON.parse(line) as { msg?: string; groups?: number[]; link?: string; epoch?: number; address?: string };
         if (ev.msg) {
           t.said.push(ev.msg);
           if (t.said.length > 1000) t.said.shift();
         }
-        if (ev.msg === "membership" && ev.groups) {
+        if (ev.msg === "metrics listening" && ev.address) {
+          t.metrics = `http://${ev.address}/metrics`;
+        } else if (ev.msg === "membership" && ev.groups) {
           t.assigned = new Set(ev.groups);
           t.epoch = ev.epoch ?? -1;
         } else if (ev.msg === "link up" && ev.link?.startsWith("group-")) {

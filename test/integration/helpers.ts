@@ -3,7 +3,7 @@
 
 import { CreateBucketCommand, PutBucketVersioningCommand, PutObjectCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,6 +110,20 @@ export function chunkFiles(cluster: LocalCluster, only: readonly number[] | null
     }
   }
   return out;
+}
+
+/** Flip one byte of a file in place (the middle one unless `at` says): real corruption on disk. */
+export function flipByte(path: string, at?: number): void {
+  const fd = openSync(path, "r+");
+  try {
+    const pos = at ?? Math.floor(fstatSync(fd).size / 2);
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, pos);
+    b[0] = b[0]! ^ 0xff;
+    writeSync(fd, b, 0, 1, pos);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function bodyBytes(body: unknown): Promise<Uint8Array> {

@@ -5,12 +5,12 @@
 
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clusterForSuite, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, clusterForSuite, flipByte, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -19,13 +19,6 @@ const B = "scrubbed";
 /** A cluster per describe: one scrubs fast, the other never does (so only reads can find damage). */
 function clusterWith(targetArgs: string[]): void {
   clusterForSuite({ bucket: B, targetArgs }, (c) => ({ cluster, s3 } = c));
-}
-
-/** Flip one byte in the middle of a file. */
-function flipByte(path: string): void {
-  const bytes = readFileSync(path);
-  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
-  writeFileSync(path, bytes);
 }
 
 function chunkPaths(): { chid: string; path: string }[] {

@@ -3,13 +3,13 @@
 // only the verdict travels to the client. Corruption is real: bytes flipped in a chunk file.
 
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
-import { existsSync, openSync, closeSync, readSync, writeSync, unlinkSync } from "node:fs";
+import { existsSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { chunkFiles, clusterForSuite, pseudoRandom } from "./helpers.ts";
+import { chunkFiles, clusterForSuite, flipByte, pseudoRandom } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -32,15 +32,6 @@ async function tokensOf(key: string): Promise<{ manifest: string; payload: strin
 /** The copies of one chunk on the targets' disks. */
 function copiesOf(chid: string): string[] {
   return cluster.targets.map((t) => join(t.dataDir, "chunks", chid.slice(0, 2), chid)).filter((p) => existsSync(p));
-}
-
-function flipByte(path: string, at: number): void {
-  const fd = openSync(path, "r+");
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, at);
-  b[0] = b[0]! ^ 0xff;
-  writeSync(fd, b, 0, 1, at);
-  closeSync(fd);
 }
 
 describe("validation", () => {

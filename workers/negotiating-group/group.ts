@@ -573,7 +573,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         try {
           const bytes = ref.kind === "chunk" ? await this.readChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain });
+          const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
           if (ref.kind === "chunk" && this.refs.reclaimed(ref.chid)) {
             // Reclaimed while it was being copied: the reclaim went out before these copies
             // existed, so they are owed one of their own.

@@ -133,7 +133,7 @@ export async function putTransaction(
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
   const holders = () => state.map((s) => [...s.confirmed.keys()]);
   if (payloads.every((p) => p.item.kind === "vm" && p.item.size <= EAGER_MAX)) {
-    await eagerRound(host, members, payloads, replicas, state, opts.correlation);
+    await eagerRound(host, members, payloads, replicas, state, opts);
     if (state.every((s) => s.confirmed.size >= replicas)) return holders();
   }
   await negotiatedRound(host, members, payloads, replicas, state, opts);
@@ -146,12 +146,15 @@ export interface PutOptions {
   skipSlow?: boolean;
   /** Chain a chunk's copies through its targets when all of them advertise a peer address (CHAIN_REPLICATION). */
   chain?: boolean;
+  /** A repair's copy: targets count its bytes as repair traffic. */
+  repair?: boolean;
 }
 
 /** Rotate the starting member so that eager puts spread over the group. */
 let eagerTurn = 0;
 
-async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[], model: Correlation): Promise<void> {
+async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
+  const model = opts.correlation;
   const rotated = members.map((m, i) => ({ id: m.id, location: m.location, start: (i - eagerTurn + members.length) % members.length, member: m }));
   eagerTurn = (eagerTurn + 1) % 1_000_000;
   const picked = selectReplicas([], rotated, replicas, model);
@@ -175,7 +178,7 @@ async function eagerRound(host: TxnHost, members: readonly Member[], payloads: r
         acks.set(key(o.member, i), deferred<void>());
         state[i]!.tried.add(o.member);
       }
-      o.member.send({ t: "put-eager", txn, items });
+      o.member.send({ t: "put-eager", txn, items, ...(opts.repair ? { repair: true as const } : {}) });
     }
     const sends = payloads.map((p, i) => sendPayload(txn, i, p.bytes, picked.map((o) => o.member)));
     await Promise.all(
@@ -223,7 +226,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
     },
   };
   const txn = host.open(handler);
-  const proposal: ToTarget = { t: "propose-put", txn, items: payloads.map((p) => p.item) };
+  const proposal: ToTarget = { t: "propose-put", txn, items: payloads.map((p) => p.item), ...(opts.repair ? { repair: true as const } : {}) };
   try {
     broadcast(members, proposal);
     const replies = await bids.wait();
