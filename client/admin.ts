@@ -1,5 +1,5 @@
 // `edgestore-admin`: the cluster's admin API from a shell (docs/security.md). Tenants, their
-// quotas and access keys. Results go to stdout (text, or the API's JSON with --json), errors to
+// quotas and access keys, and the cluster's status (docs/operations.md). Results go to stdout (text, or the API's JSON with --json), errors to
 // stderr as "<code>: <message>".
 //
 //   EDGESTORE_ADMIN_TOKEN=... node client/admin.ts keys create acme
@@ -34,6 +34,7 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
   quota: { type: "string" },
   grace: { type: "string" },
+  watch: { type: "boolean" },
 } satisfies ParseArgsConfig["options"];
 
 type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "string" ? string : boolean };
@@ -83,7 +84,44 @@ const tenantLine = (t: TenantView) => `${t.name}\t${formatBytes(t.usage.bytes)} 
 const keyLine = (k: KeyView) => `${k.accessKeyId}\t${k.tenant}\t${k.state}${k.expires !== null ? ` (until ${when(k.expires)})` : ""}\tcreated ${when(k.created)}`;
 const newKeyText = (k: KeyView) => `access key id:      ${k.accessKeyId}\nsecret access key:  ${k.secretAccessKey}\ntenant:             ${k.tenant}\n(the secret is shown only now: keep it)`;
 
+interface StatusView {
+  targets: { location: string; state: string; capacity: number; free: number; bytes: number; lastSeen: number }[];
+  groups: ({ group: number; state: string; members?: { live: boolean }[]; repair?: { short: number; done: number } | null; error?: string })[];
+  shards: ({ shard: number; versions?: number; developMs?: number | null; error?: string })[];
+  config: { replicas: number };
+  copysets: number;
+  at: number;
+}
+
+function statusText(s: StatusView): string {
+  const lines = [`targets (${s.targets.filter((t) => t.state === "live").length} of ${s.targets.length} live, R = ${s.config.replicas}, ${s.copysets} copysets):`];
+  for (const t of s.targets) lines.push(`  ${t.state.padEnd(5)} ${t.location}  ${formatBytes(t.bytes)} stored, ${formatBytes(t.free)} free, seen ${Math.round((s.at - t.lastSeen) / 1000)} s ago`);
+  lines.push("groups:");
+  for (const g of s.groups) {
+    const live = g.members ? `${g.members.filter((m) => m.live).length}/${g.members.length} members live` : (g.error ?? "");
+    const repair = g.repair ? `, repairing ${g.repair.done} of ${g.repair.short}` : "";
+    lines.push(`  ${String(g.group).padStart(3)} ${g.state.padEnd(16)} ${live}${repair}`);
+  }
+  lines.push("shards:");
+  for (const x of s.shards) lines.push(`  ${String(x.shard).padStart(3)} ${x.error ?? `${x.versions} versions, a snapshot now develops in ${x.developMs === null ? "more than 2 s" : `${x.developMs} ms`}`}`);
+  return lines.join("\n");
+}
+
 const COMMANDS: Record<string, Command> = {
+  "cluster status": {
+    usage: "cluster status [--watch]",
+    about: "targets, groups and shards at a glance; --watch redraws every 2 s and shows repair progress until Ctrl-C",
+    args: 0,
+    async run(c) {
+      for (;;) {
+        const r = (await c.call("GET", "/_admin/status.json")) as StatusView;
+        if (c.flags.watch && process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
+        c.print(r, () => statusText(r));
+        if (!c.flags.watch) return;
+        await new Promise((done) => setTimeout(done, 2000));
+      }
+    },
+  },
   "tenants list": {
     usage: "tenants list",
     about: "every tenant with its usage and quota",

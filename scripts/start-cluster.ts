@@ -46,6 +46,7 @@ edgestore is running.
   access key    ${cluster.accessKey}
   secret key    ${cluster.secretKey}      (tenant "default")
   admin token   ${cluster.adminToken}   (npm run admin -- --help)
+  status page   ${cluster.endpoint}/_admin/status   (password: the admin token)
 
   targets       ${cluster.targets.map((t) => `${t.location}  (${t.dataDir})`).join("\n                ")}
 

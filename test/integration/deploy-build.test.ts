@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const CLASSES = ["NegotiatingGroup", "ManifestShard", "Cluster", "TenantDirectory", "SnapshotCatalog", "EditSessionHost", "AccountRegistry"];
+const CLASSES = ["NegotiatingGroup", "ManifestShard", "Cluster", "TenantDirectory", "SnapshotCatalog", "EditSessionHost", "AccountRegistry", "TrafficStats"];
 
 describe("the deployable Worker", () => {
   it("builds with wrangler deploy --dry-run, exporting every Durable Object class it binds", { timeout: 120_000 }, () => {

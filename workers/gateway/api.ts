@@ -23,6 +23,7 @@ import { getObject } from "./s3/object-get.ts";
 import { putObject } from "./s3/object-put.ts";
 import { errorResponse } from "./s3/xml.ts";
 import { readerLocation } from "./s3/reader-location.ts";
+import { countRequest } from "./traffic.ts";
 
 function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
   switch (ep.op) {
@@ -171,12 +172,15 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     if (res.status === 101) return res;
     const out = new Response(res.body, res);
     out.headers.set("x-amz-request-id", requestId);
+    countRequest(env, req, out, (p) => exec.waitUntil(p));
     return asSent(out);
   } catch (e) {
     const err = asS3Error(e);
     if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message }));
     // Drain an unread request body so the client is not left writing into a closed socket.
     if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
-    return asSent(errorResponse(err, decodeURIComponent(url.pathname), requestId, req.method === "HEAD"));
+    const res = errorResponse(err, decodeURIComponent(url.pathname), requestId, req.method === "HEAD");
+    countRequest(env, req, res, (p) => exec.waitUntil(p));
+    return asSent(res);
   }
 }

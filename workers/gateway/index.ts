@@ -14,6 +14,7 @@ export { NegotiatingGroup } from "../negotiating-group/group.ts";
 export { SnapshotCatalog } from "../snapshots/catalog.ts";
 export { EditSessionHost } from "./session/host.ts";
 export { TenantDirectory } from "../tenant/directory.ts";
+export { TrafficStats } from "../stats/traffic.ts";
 
 export default {
   async fetch(req: Request, env: Env, ctx: ExecutionContext): Promise<Response> {

@@ -204,6 +204,12 @@ export class ManifestShard extends DurableObject<Env> {
     return this.sources.all();
   }
 
+  /** For the status page: versions and bytes held (every tenant's) and how many groups feed it. */
+  async stats(): Promise<{ versions: number; bytes: number; sources: number }> {
+    const total = this.usage.total();
+    return { versions: total.objects, bytes: total.bytes, sources: this.sources.all().length };
+  }
+
   /** What a tenant keeps in this shard (usage.ts). */
   async tenantUsage(tenant: string): Promise<Usage> {
     return this.usage.of(tenant);

@@ -37,4 +37,10 @@ export class UsageBook {
     const r = this.sql.exec("SELECT bytes, objects FROM tenant_usage WHERE tenant = ?", tenant).toArray()[0];
     return r ? { bytes: Number(r.bytes), objects: Number(r.objects) } : { bytes: 0, objects: 0 };
   }
+
+  /** Every tenant's together: what the shard holds, for status. */
+  total(): Usage {
+    const r = this.sql.exec("SELECT coalesce(sum(bytes), 0) AS bytes, coalesce(sum(objects), 0) AS objects FROM tenant_usage").one();
+    return { bytes: Number(r.bytes), objects: Number(r.objects) };
+  }
 }

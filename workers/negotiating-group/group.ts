@@ -29,6 +29,7 @@ import { MergeBook, type MergeItem } from "./merges.ts";
 import { copiesByItem, GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
 import { partRef, RefBook, versionRef, type RefChange } from "./backrefs.ts";
 import { RefOutbox } from "./ref-outbox.ts";
+import { stateOf, type GroupHealth, type SweepReport } from "./health.ts";
 import { RepairPacer } from "./pacing.ts";
 import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
 
@@ -117,6 +118,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   /** Removed versions waiting to be expunged, and snapshots' holds on versions (expunge.ts). */
   private readonly expunges: ExpungeBook;
   private sweeping = false;
+  /** The running sweep's progress and the last one's result (health.ts; memory only, for status). */
+  private sweepProgress: { short: number; done: number; repaired: number } | null = null;
+  private lastSweep: SweepReport | null = null;
   /** The alarm as this instance last set or read it (undefined: not known yet). Only alarmBy sets alarms. */
   private alarmAt: number | null | undefined = undefined;
   /** Items with a background repair running (repairSoon). */
@@ -778,6 +782,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       // Small batches, one after another, with a pause between them: this object serves the
       // group's client reads and writes on the same thread, and must keep doing so.
       this.pacer.begin();
+      this.sweepProgress = { short: short.length, done: 0, repaired: 0 };
       for (let i = 0; i < short.length; ) {
         const batch = short.slice(i, i + this.pacer.batch).map((s) => s.ref);
         i += batch.length;
@@ -787,15 +792,18 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
           lost += v.good === 0 ? 1 : 0;
           if (v.short) stillShort.add(storedRefKey(batch[j]!));
         });
+        this.sweepProgress = { short: short.length, done: i, repaired };
         await this.paced();
       }
       for (const id of due) this.goneSince.delete(id);
+      this.lastSweep = { at: Date.now(), short: short.length, repaired, lost, ms: Date.now() - t0 };
       console.log(JSON.stringify({ msg: "re-replicated", group: this.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
       this.reportDrained(readers.flatMap((m, i) => (inventories[i] && this.draining.has(m.id) ? [{ m, refs: inventories[i]!, member: writers.has(m.id) }] : [])), stillShort);
       const returned = readers.flatMap((m, i) => (inventories[i] && !writers.has(m.id) && !this.draining.has(m.id) ? [{ m, refs: inventories[i]! }] : []));
       if (returned.length > 0) await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref))));
     } finally {
       this.sweeping = false;
+      this.sweepProgress = null;
       this.pacer.end();
     }
   }
@@ -1316,6 +1324,20 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   }
 
   /** Live members and their locations, for status pages and tests. */
+  /** Members, liveness and whether the items are at R (health.ts), for status and metrics. */
+  async health(g: number): Promise<GroupHealth> {
+    this.setGroup(g);
+    const view = await this.groupView();
+    const live = new Set([...this.members.values()].filter((m) => !m.gone).map((m) => m.id));
+    const members = view.writers.map((m) => ({ id: m.id, location: m.location, live: live.has(m.id) }));
+    // Down members the sweep has yet to cover (goneSince also schedules sweeps for returning and draining targets: not those).
+    const gone = new Map(this.goneSince);
+    const pending = members.filter((m) => !m.live && gone.has(m.id)).map((m) => ({ id: m.id, since: gone.get(m.id)! }));
+    const repair = this.sweepProgress;
+    const writers = new Set(view.writers.map((m) => m.id));
+    return { group: g, state: stateOf({ pending, repair }), members, readers: view.readers.filter((m) => !writers.has(m.id)).length, pending, repair, lastSweep: this.lastSweep };
+  }
+
   async liveMembers(): Promise<{ id: TargetId; location: string }[]> {
     return [...this.members.values()].map((m) => ({ id: m.id, location: m.location }));
   }

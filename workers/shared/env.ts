@@ -8,6 +8,7 @@ import type { EditSessionHost } from "../gateway/session/host.ts";
 import type { SnapshotCatalog } from "../snapshots/catalog.ts";
 import type { TenantDirectory } from "../tenant/directory.ts";
 import type { AccountRegistry } from "../accounts/registry.ts";
+import type { TrafficStats } from "../stats/traffic.ts";
 
 export interface Env {
   GROUP: DurableObjectNamespace<NegotiatingGroup>;
@@ -17,6 +18,7 @@ export interface Env {
   SNAPSHOTS: DurableObjectNamespace<SnapshotCatalog>;
   SESSIONS: DurableObjectNamespace<EditSessionHost>;
   ACCOUNTS: DurableObjectNamespace<AccountRegistry>;
+  TRAFFIC: DurableObjectNamespace<TrafficStats>;
   S3_REGION: string;
   GROUP_COUNT: string;
   SHARD_COUNT: string;
@@ -149,6 +151,10 @@ export function clusterStub(env: Env): DurableObjectStub<Cluster> {
 export function registryStub(env: Env): DurableObjectStub<AccountRegistry> {
   // One registry for the cluster (accounts/registry.ts says why that is enough).
   return env.ACCOUNTS.get(env.ACCOUNTS.idFromName("accounts"));
+}
+
+export function trafficStub(env: Env): DurableObjectStub<TrafficStats> {
+  return env.TRAFFIC.get(env.TRAFFIC.idFromName("traffic"));
 }
 
 export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantDirectory> {
