@@ -33,6 +33,8 @@ export interface ClusterLinkOptions {
   draining?: boolean;
   /** Started with --peer-listen: its address is advertised to the groups, which may chain puts through it. */
   peer?: PeerLink | null;
+  /** Draining: called as each group reports it has this target's items at R elsewhere (`node-target drain` shows it). */
+  onDrainProgress?: (drained: number, held: number, complete: boolean) => void;
 }
 
 export class ClusterLink {
@@ -128,13 +130,21 @@ export class ClusterLink {
       this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, hello, (d) => this.drainedBy(d), this.opts.peer ?? null));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
+    if (this.opts.draining) this.drainProgress();
   }
 
   /** A group has every item it needed from this draining target at R elsewhere: once all have, say so. */
   private drainedBy(g: number): void {
     this.drained.add(g);
+    this.drainProgress();
+  }
+
+  /** Says how far the drain is; on a membership too, so a target that holds nothing is done at once. */
+  private drainProgress(): void {
     const held = this.held();
-    if (this.drainReported || !held.every((h) => this.drained.has(h))) return;
+    const complete = held.every((h) => this.drained.has(h));
+    this.opts.onDrainProgress?.(held.filter((h) => this.drained.has(h)).length, held.length, complete);
+    if (this.drainReported || !complete) return;
     this.drainReported = true;
     log("info", "drain complete", { groups: [...this.drained].sort((a, b) => a - b), chunks: this.ctx.store.stats.chunks, note: "every group has this target's data at R on its members: it can be stopped" });
   }

@@ -23,11 +23,45 @@ export const CHECKPOINT_MS = 30_000;
 /** Writes finishing around a checkpoint, and clock steps: re-hash this much more. */
 const MARGIN_MS = 60_000;
 
-interface JournalState {
+export interface JournalState {
   startedAt: number;
   checkpointAt: number;
   chunks: number;
   clean: boolean;
+  /** The running process, and where it serves metrics: what `node-target status` reads. */
+  pid?: number;
+  metrics?: string | null;
+  /** Damage found while stopped (markLost): the next start reports a loss. */
+  lost?: boolean;
+}
+
+/** The journal as the last run left it, for `node-target status` and `verify` (null: never run). */
+export async function readJournal(dataDir: string): Promise<JournalState | null> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, FILE), "utf8")) as JournalState;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Record that copies were found damaged while the target was stopped (`node-target verify`
+ * quarantined them): the next run reports the loss to its groups as a damaged start would.
+ */
+export async function markLost(dataDir: string): Promise<void> {
+  const j = (await readJournal(dataDir)) ?? { startedAt: 0, checkpointAt: 0, chunks: 0, clean: true };
+  await writeDurably(join(dataDir, FILE), { ...j, lost: true });
+}
+
+/** Whether the run the journal names is still going (its process alive). */
+export function runningPid(j: JournalState | null): number | null {
+  if (!j || j.clean || !j.pid) return null;
+  try {
+    process.kill(j.pid, 0);
+    return j.pid;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM" ? j.pid : null;
+  }
 }
 
 export interface StartReport {
@@ -51,6 +85,7 @@ export class RunJournal {
   private readonly store: ChunkStore;
   private timer: NodeJS.Timeout | null = null;
   private startedAt = Date.now();
+  private metrics: string | null = null;
 
   constructor(dataDir: string, store: ChunkStore) {
     this.path = join(dataDir, FILE);
@@ -58,7 +93,8 @@ export class RunJournal {
   }
 
   /** Check the store against the journal (after store.open), then start journaling this run. */
-  async begin(): Promise<StartReport> {
+  async begin(metrics: string | null = null): Promise<StartReport> {
+    this.metrics = metrics;
     const prev = await this.read();
     const report: StartReport = { unclean: prev !== null && !prev.clean, rechecked: 0, damaged: 0, expected: prev?.chunks ?? null, found: 0, manifestsDamaged: false, lost: false };
     if (report.unclean) {
@@ -70,12 +106,12 @@ export class RunJournal {
     // A clean stop's count is exact; after a crash, deletions since the checkpoint may explain a
     // shortfall, but a recount by the groups is cheap next to a copy silently missing.
     const short = report.expected !== null && report.found < report.expected;
-    report.lost = report.damaged > 0 || report.manifestsDamaged || short;
+    report.lost = report.damaged > 0 || report.manifestsDamaged || short || prev?.lost === true;
     if (report.unclean || report.lost) {
       log(report.lost ? "error" : "warn", report.lost ? "data directory lost data: groups will recount and restore copies" : "previous run did not stop cleanly; data rechecked", { ...report });
     }
     this.startedAt = Date.now();
-    await this.write({ startedAt: this.startedAt, checkpointAt: this.startedAt, chunks: this.store.stats.chunks, clean: false });
+    await this.write({ startedAt: this.startedAt, checkpointAt: this.startedAt, chunks: this.store.stats.chunks, clean: false, pid: process.pid, metrics: this.metrics });
     this.timer = setInterval(() => void this.checkpoint().catch((e) => log("warn", "journal checkpoint failed", { error: String(e) })), CHECKPOINT_MS);
     this.timer.unref();
     return report;
@@ -89,7 +125,7 @@ export class RunJournal {
   }
 
   private async checkpoint(): Promise<void> {
-    await this.write({ startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: false });
+    await this.write({ startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: false, pid: process.pid, metrics: this.metrics });
   }
 
   /** Re-hash chunk files modified, and manifests stamped, since `since`; failures are quarantined by the store. */
@@ -120,14 +156,18 @@ export class RunJournal {
   }
 
   private async write(state: JournalState): Promise<void> {
-    const tmp = `${this.path}.tmp`;
-    await writeFile(tmp, JSON.stringify(state) + "\n");
-    const fh = await open(tmp, "r");
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.path);
+    await writeDurably(this.path, state);
   }
+}
+
+async function writeDurably(path: string, state: JournalState): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, JSON.stringify(state) + "\n");
+  const fh = await open(tmp, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
 }

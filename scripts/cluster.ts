@@ -68,6 +68,8 @@ export interface RunningTarget {
   said: string[];
   /** Where it serves Prometheus metrics (from its "metrics listening" line), once it has said. */
   metrics: string | null;
+  /** What it wrote to stderr since it started (the last 1000 lines): a command's progress. */
+  stderr: string[];
 }
 
 export class LocalCluster {
@@ -122,6 +124,7 @@ export class LocalCluster {
       linked: new Set(),
       epoch: -1,
       said: [],
+      stderr: [],
       metrics: null,
     }));
   }
@@ -191,9 +194,10 @@ export class LocalCluster {
 
   /**
    * Start (or restart) a target. `gateway`: dial another address than the cluster's (a test's
-   * proxy); `args`: extra node-target options for this start only (a small --capacity).
+   * proxy); `args`: extra node-target options for this start only (a small --capacity);
+   * `command`: "drain" to decommission it (it exits once drained), "run" by default.
    */
-  startTarget(index: number, opts: { gateway?: string; args?: string[] } = {}): void {
+  startTarget(index: number, opts: { gateway?: string; args?: string[]; command?: "run" | "drain" } = {}): void {
     const t = this.targets[index]!;
     if (t.proc && t.proc.exitCode === null) return;
     t.assigned.clear();
@@ -201,11 +205,12 @@ export class LocalCluster {
     t.epoch = -1;
     t.said = [];
     t.metrics = null;
+    t.stderr = [];
     const proc = spawn(
       process.execPath,
       [
         join(ROOT, "node-target", "main.ts"),
-        "run",
+        opts.command ?? "run",
         "--data-dir", t.dataDir,
         "--location", t.location,
         "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
@@ -240,7 +245,11 @@ export class LocalCluster {
         // not a log line of ours
       }
     });
-    createInterface({ input: proc.stderr! }).on("line", (l) => this.remember(`[target-${index}]`, l));
+    createInterface({ input: proc.stderr! }).on("line", (l) => {
+      this.remember(`[target-${index}]`, l);
+      t.stderr.push(l);
+      if (t.stderr.length > 1000) t.stderr.shift();
+    });
   }
 
   /** Wait until every running target has a link up to each group it was assigned. */
@@ -268,6 +277,20 @@ export class LocalCluster {
       await sleep(100);
     }
     return false;
+  }
+
+  /** Wait for target `index` to exit on its own; its exit code, or null if it still runs after the time. */
+  async waitForExit(index: number, timeoutMs: number): Promise<number | null> {
+    const proc = this.targets[index]!.proc;
+    if (!proc) throw new Error(`target ${index} was not started`);
+    if (proc.exitCode !== null) return proc.exitCode;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), timeoutMs);
+      proc.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
   }
 
   /** Kill one target abruptly (SIGKILL): what a crashed host looks like to the cluster. */

@@ -80,19 +80,28 @@ describe("a target gone for good", () => {
     const bodies = Array.from({ length: 4 }, (_, i) => pseudoRandom(600_000, 9300 + i));
     for (let i = 0; i < bodies.length; i++) expect(await putOutcome(s3, B, `drained-${i}`, bodies[i]!)).toBe("ok");
     await cluster.stopTarget(1);
-    cluster.startTarget(1, { args: ["--drain"] });
+    cluster.startTarget(1, { command: "drain" });
     await cluster.waitForTargets();
     const others = [0, 2, 3, 4, 5];
     const itsChunks = [...chunkFiles(cluster, [1]).keys()];
     expect(itsChunks.length).toBeGreaterThan(0);
+    // Writes meanwhile go to the members (K = 4 of them live in every group).
+    expect(await putOutcome(s3, B, "while-draining", pseudoRandom(1_000_000, 9310))).toBe("ok");
     // Each group copies what the draining target holds to its members (at R without it), and
-    // tells it so; once every group has, it says the drain is complete — and it is.
-    expect(await cluster.waitForLog(1, "drain complete", 30_000)).toBe(true);
+    // tells it so; `node-target drain` shows each on stderr and, once every group has, says the
+    // drain is complete, stops cleanly and exits 0 — and it is complete.
+    expect(await cluster.waitForExit(1, 30_000)).toBe(0);
+    expect(cluster.targets[1]!.said).toContain("drain complete");
+    const progress = cluster.targets[1]!.stderr.map((l) => /^drain: (\d+) of (\d+) groups hold this target's data at R elsewhere(: complete, stopping)?$/.exec(l));
+    expect(progress.every((m) => m !== null), cluster.targets[1]!.stderr.join("\n")).toBe(true);
+    const counts = progress.map((m) => Number(m![1]));
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    const last = progress[progress.length - 1]!;
+    expect(last[3]).toBeDefined();
+    expect(last[1]).toBe(last[2]);
+    expect(Number(last[2])).toBeGreaterThan(0);
     const elsewhere = chunkFiles(cluster, others);
     expect(itsChunks.filter((c) => (elsewhere.get(c)?.length ?? 0) < 3)).toEqual([]);
-    // Writes meanwhile go to the members (K = 4 of them live in every group), and it can go.
-    expect(await putOutcome(s3, B, "while-draining", pseudoRandom(1_000_000, 9310))).toBe("ok");
-    await cluster.killTarget(1);
     for (let i = 0; i < bodies.length; i++) expect(await readsBack(`drained-${i}`, bodies[i]!)).toBe(true);
     expect(await putOutcome(s3, B, "after-drain", pseudoRandom(1_000_000, 9311))).toBe("ok");
   });
