@@ -7,6 +7,7 @@
 // Exit status: 0 done; 1 the cluster refused (its error code on stderr); 2 usage.
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError, type FlagsOf } from "../common/cli-usage.ts";
 import { formatBytes } from "./progress.ts";
 
 const CONNECTION = `connection (flags, else environment):
@@ -37,9 +38,7 @@ const OPTIONS = {
   watch: { type: "boolean" },
 } satisfies ParseArgsConfig["options"];
 
-type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "string" ? string : boolean };
-
-class UsageError extends Error {}
+type Flags = FlagsOf<typeof OPTIONS>;
 
 class AdminRefusal extends Error {
   readonly code: string;

@@ -13,6 +13,7 @@ import { createReadStream, createWriteStream, renameSync, rmSync, statSync } fro
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError, type FlagsOf } from "../common/cli-usage.ts";
 import { EMPTY_SHA256, signRequest } from "../common/sigv4.ts";
 import { EdgestoreExtensions, ExtensionError, type Credentials } from "./extensions.ts";
 import { formatBytes, ProgressBar } from "./progress.ts";
@@ -65,9 +66,7 @@ const OPTIONS = {
   snapshot: { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
-type Flags = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]["type"] extends "string" ? string : boolean };
-
-class UsageError extends Error {}
+type Flags = FlagsOf<typeof OPTIONS>;
 
 /** A failure with S3's code (or the system's, for a file), for the one line on stderr. */
 class CliError extends Error {

@@ -4,6 +4,7 @@
 // command table: each command's options and help, and the call into the module that does it.
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "../common/cli-usage.ts";
 import { initIdentity, loadIdentity, type TargetIdentity } from "./config.ts";
 import { log } from "./log.ts";
 import { verifyDataDir } from "./offline-verify.ts";
@@ -23,8 +24,6 @@ interface Command {
   run(v: Values): Promise<number>;
 }
 
-/** An operator's mistake: printed as one line with the command's usage, exit 2. */
-class UsageError extends Error {}
 
 const DATA_DIR_HELP = `  --data-dir <path>     the target's data directory (required)`;
 const IDENTITY_HELP = `  --location <path>     failure-domain path /region/zone/rack/host/device, e.g.
