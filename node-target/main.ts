@@ -41,7 +41,10 @@ const SERVE_HELP = `  --gateway <url>       gateway URL (default http://127.0.0.
                         serve Prometheus metrics at http://h:p/metrics (port 0: any; the address
                         is logged as "metrics listening"); keep it on 127.0.0.1 or a private network`;
 
+const JSON_OUT_HELP = `  --json                print the result as one JSON object`;
+
 const DATA_DIR: Options = { "data-dir": { type: "string" } };
+const JSON_OUT: Options = { json: { type: "boolean" } };
 const IDENTITY: Options = { location: { type: "string" }, capacity: { type: "string" } };
 const SERVE: Options = {
   gateway: { type: "string" },
@@ -195,9 +198,8 @@ be taken away (docs/durability.md, "Decommission").`,
   status: {
     summary: "what a data directory is and whether a target is serving it",
     usage: "node-target status --data-dir <path> [--json]",
-    options: { ...DATA_DIR, json: { type: "boolean" } },
-    help: `${DATA_DIR_HELP}
-  --json                print the status as one JSON object
+    options: { ...DATA_DIR, ...JSON_OUT },
+    help: `${DATA_DIR_HELP}\n${JSON_OUT_HELP}
 
 Works on a stopped target too: it reads the directory (identity, run journal) and, while a
 target serves it with --metrics-listen, that target's live metrics. The state is "running",
@@ -213,9 +215,8 @@ what it wrote since its last checkpoint) or "never run".`,
   verify: {
     summary: "re-hash everything a stopped target holds; damage is quarantined and reported at its next run",
     usage: "node-target verify --data-dir <path> [--json]",
-    options: { ...DATA_DIR, json: { type: "boolean" } },
-    help: `${DATA_DIR_HELP}
-  --json                print the report as one JSON object
+    options: { ...DATA_DIR, ...JSON_OUT },
+    help: `${DATA_DIR_HELP}\n${JSON_OUT_HELP}
 
 Reads every chunk and version manifest and checks it against its hash, with progress on
 stderr. A damaged copy is moved to quarantine (never served) and the directory is marked so

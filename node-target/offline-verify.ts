@@ -4,9 +4,6 @@
 // other copies: the same path as a damaged directory found at start (run-journal.ts). A running
 // target is refused: it re-verifies in the background already (the scrub).
 
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
-import type { Chid } from "../common/ids.ts";
 import type { StoredRef } from "../common/protocol.ts";
 import { markLost, readJournal, runningPid } from "./run-journal.ts";
 import { ChunkStore } from "./store.ts";
@@ -27,14 +24,9 @@ export async function verifyDataDir(dataDir: string, progress: (line: string, do
   const store = new ChunkStore(dataDir, { directIo: false });
   await store.open();
   try {
+    // Listed first, so that progress can say "of how many".
     const refs: StoredRef[] = [];
-    const root = join(dataDir, "chunks");
-    for (const fan of await readdir(root).catch(() => [] as string[])) {
-      for (const name of await readdir(join(root, fan))) refs.push({ kind: "chunk", chid: name as Chid });
-    }
-    for (let page = store.vms.page(null, 1024); page.length > 0; page = store.vms.page(page[page.length - 1]!, 1024)) {
-      for (const v of page) refs.push({ kind: "vm", ...v });
-    }
+    for await (const ref of store.storedRefs()) refs.push(ref);
     const report: VerifyReport = { items: 0, bytes: 0, damaged: [], ms: 0 };
     let shown = 0;
     const line = () => `verified ${report.items} of ${refs.length} items (${(report.bytes / 2 ** 20).toFixed(1)} MiB), ${report.damaged.length} damaged`;

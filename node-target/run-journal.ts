@@ -35,12 +35,14 @@ export interface JournalState {
   lost?: boolean;
 }
 
-/** The journal as the last run left it, for `node-target status` and `verify` (null: never run). */
+/** The journal as the last run left it (null: never run). */
 export async function readJournal(dataDir: string): Promise<JournalState | null> {
   try {
     return JSON.parse(await readFile(join(dataDir, FILE), "utf8")) as JournalState;
-  } catch {
-    return null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    // A journal torn by the crash itself says only that the run did not end cleanly.
+    return { startedAt: 0, checkpointAt: 0, chunks: 0, clean: false };
   }
 }
 
@@ -83,11 +85,13 @@ export interface StartReport {
 export class RunJournal {
   private readonly path: string;
   private readonly store: ChunkStore;
+  private readonly dataDir: string;
   private timer: NodeJS.Timeout | null = null;
   private startedAt = Date.now();
   private metrics: string | null = null;
 
   constructor(dataDir: string, store: ChunkStore) {
+    this.dataDir = dataDir;
     this.path = join(dataDir, FILE);
     this.store = store;
   }
@@ -95,7 +99,7 @@ export class RunJournal {
   /** Check the store against the journal (after store.open), then start journaling this run. */
   async begin(metrics: string | null = null): Promise<StartReport> {
     this.metrics = metrics;
-    const prev = await this.read();
+    const prev = await readJournal(this.dataDir);
     const report: StartReport = { unclean: prev !== null && !prev.clean, rechecked: 0, damaged: 0, expected: prev?.chunks ?? null, found: 0, manifestsDamaged: false, lost: false };
     if (report.unclean) {
       const since = prev!.checkpointAt - MARGIN_MS;
@@ -111,7 +115,7 @@ export class RunJournal {
       log(report.lost ? "error" : "warn", report.lost ? "data directory lost data: groups will recount and restore copies" : "previous run did not stop cleanly; data rechecked", { ...report });
     }
     this.startedAt = Date.now();
-    await this.write({ startedAt: this.startedAt, checkpointAt: this.startedAt, chunks: this.store.stats.chunks, clean: false, pid: process.pid, metrics: this.metrics });
+    await this.checkpoint();
     this.timer = setInterval(() => void this.checkpoint().catch((e) => log("warn", "journal checkpoint failed", { error: String(e) })), CHECKPOINT_MS);
     this.timer.unref();
     return report;
@@ -121,11 +125,11 @@ export class RunJournal {
   async end(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.write({ startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: true });
+    await writeDurably(this.path, { startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: true });
   }
 
   private async checkpoint(): Promise<void> {
-    await this.write({ startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: false, pid: process.pid, metrics: this.metrics });
+    await writeDurably(this.path, { startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: false, pid: process.pid, metrics: this.metrics });
   }
 
   /** Re-hash chunk files modified, and manifests stamped, since `since`; failures are quarantined by the store. */
@@ -143,20 +147,6 @@ export class RunJournal {
       report.rechecked++;
       if (!(await this.store.readVerified({ kind: "vm", ...v }, "start").catch(() => null))) report.damaged++;
     }
-  }
-
-  private async read(): Promise<JournalState | null> {
-    try {
-      return JSON.parse(await readFile(this.path, "utf8")) as JournalState;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-      // A journal torn by the crash itself says only that the run did not end cleanly.
-      return { startedAt: 0, checkpointAt: 0, chunks: 0, clean: false };
-    }
-  }
-
-  private async write(state: JournalState): Promise<void> {
-    await writeDurably(this.path, state);
   }
 }
 

@@ -5,9 +5,6 @@
 // restores the replica count from a good copy. The rate bounds the disk bandwidth taken from
 // client traffic; a pass over everything is followed by a pause.
 
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
-import type { Chid } from "../common/ids.ts";
 import type { StoredRef } from "../common/protocol.ts";
 import { log } from "./log.ts";
 import type { ChunkStore } from "./store.ts";
@@ -78,16 +75,9 @@ export class Scrubber {
       const due = start + (r.bytes / this.opts.rate) * 1000;
       if (due > Date.now()) await sleep(due - Date.now());
     };
-    const root = join(this.store.dir, "chunks");
-    for (const fan of await readdir(root).catch(() => [] as string[])) {
-      for (const name of await readdir(join(root, fan)).catch(() => [] as string[])) await check({ kind: "chunk", chid: name as Chid });
-    }
-    let after: Parameters<ChunkStore["vms"]["page"]>[0] = null;
-    for (;;) {
-      const page = this.store.vms.page(after, 256);
-      for (const v of page) await check({ kind: "vm", ...v });
-      if (page.length < 256 || this.stopped) break;
-      after = page[page.length - 1]!;
+    for await (const ref of this.store.storedRefs()) {
+      if (this.stopped) break;
+      await check(ref);
     }
     return r;
   }

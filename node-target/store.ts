@@ -243,6 +243,20 @@ export class ChunkStore {
     this.prefixes.add(parseInt(id.slice(0, 8), 16));
   }
 
+  /**
+   * Every item stored here, chunk files then version manifests, read lazily (what a scrub or
+   * `node-target verify` goes through). Items deleted meanwhile may still be named.
+   */
+  async *storedRefs(): AsyncGenerator<StoredRef> {
+    const root = join(this.dir, "chunks");
+    for (const fan of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(root, fan)).catch(() => [] as string[])) yield { kind: "chunk", chid: name as Chid };
+    }
+    for (let page = this.vms.page(null, 256); page.length > 0; page = page.length < 256 ? [] : this.vms.page(page[page.length - 1]!, 256)) {
+      for (const v of page) yield { kind: "vm", ...v };
+    }
+  }
+
   heldGroups(groupCount: number): number[] {
     const out = new Set<number>();
     for (const p of this.prefixes) out.add(p % groupCount);
