@@ -41,6 +41,14 @@ export class PendingWrite {
   private readonly tmpPath: string;
   readonly ref: StoredRef;
   readonly size: number;
+  /**
+   * Its group reclaimed this item while it was being written: the write began before the
+   * reclaim (the group's messages arrive in order), so it is a stale copy (a repair or a put
+   * the group has given up on) and must not land after the reclaim found nothing to delete.
+   */
+  doomed = false;
+  /** While the bytes are put in place, past the last look at `doomed`: what a reclaim waits for. */
+  placing: Promise<void> | null = null;
 
   constructor(store: ChunkStore, ref: StoredRef, size: number, tmpPath: string) {
     this.store = store;
@@ -88,7 +96,8 @@ export class PendingWrite {
       if (actual !== this.ref.chid) throw new Error(`hash mismatch: bytes hash to ${actual}`);
       const t0 = performance.now();
       if (this.ref.kind === "vm") {
-        await this.store.vms.put(this.ref.nhid, this.ref.uvid, this.ref.chid, this.kept!);
+        const ref = this.ref;
+        await this.land(() => this.store.vms.put(ref.nhid, ref.uvid, ref.chid, this.kept!));
       } else {
         await this.commitFile();
         this.store.stats.chunks++;
@@ -99,7 +108,16 @@ export class PendingWrite {
     } catch (e) {
       await this.abort();
       throw e;
+    } finally {
+      this.store.writeEnded(this);
     }
+  }
+
+  /** Put the bytes in place unless a reclaim came first; a reclaim arriving from here on waits for it. */
+  private async land(place: () => Promise<void>): Promise<void> {
+    if (this.doomed) throw new Error(`${this.ref.kind === "vm" ? "manifest" : "chunk"} ${this.ref.chid} was reclaimed by its group while being written`);
+    this.placing = place();
+    await this.placing;
   }
 
   private async commitFile(): Promise<void> {
@@ -117,10 +135,11 @@ export class PendingWrite {
     await this.fh.close();
     this.fh = null;
     await this.store.removed(this.ref.chid);
-    await this.store.placeFile(this.tmpPath, this.store.chunkPath(this.ref.chid));
+    await this.land(() => this.store.placeFile(this.tmpPath, this.store.chunkPath(this.ref.chid)));
   }
 
   async abort(): Promise<void> {
+    this.store.writeEnded(this);
     this.releaseStage();
     if (this.fh) await this.fh.close().catch(() => {});
     this.fh = null;
@@ -168,6 +187,8 @@ export class ChunkStore {
    * of it waits for the unlink before it is renamed into place.
    */
   private readonly removing = new Map<Chid, Promise<void>>();
+  /** Writes in progress, by storedRefKey: a reclaim of the item dooms those already begun. */
+  private readonly writing = new Map<string, Set<PendingWrite>>();
 
   #io: BlockIo | null = null;
   #vms: VmLog | null = null;
@@ -290,7 +311,34 @@ export class ChunkStore {
 
   beginWrite(ref: StoredRef, size: number): PendingWrite {
     const tmp = join(this.dir, "tmp", `${process.pid}-${++this.tmpSeq}-${ref.chid.slice(0, 16)}`);
-    return new PendingWrite(this, ref, size, tmp);
+    const w = new PendingWrite(this, ref, size, tmp);
+    const key = storedRefKey(ref);
+    const set = this.writing.get(key) ?? new Set();
+    set.add(w);
+    this.writing.set(key, set);
+    return w;
+  }
+
+  /** A write committed or was given up. */
+  writeEnded(w: PendingWrite): void {
+    const key = storedRefKey(w.ref);
+    const set = this.writing.get(key);
+    if (!set?.delete(w) || set.size > 0) return;
+    this.writing.delete(key);
+  }
+
+  /**
+   * Doom the writes of this item already under way (see PendingWrite.doomed). Resolves once
+   * those already past their last look at `doomed` have landed, so that the deletion after
+   * it finds them; the others throw before they land. Never waits on a write's bytes.
+   */
+  private doomWrites(ref: StoredRef): Promise<void> {
+    const placing: Promise<void>[] = [];
+    for (const w of this.writing.get(storedRefKey(ref)) ?? []) {
+      w.doomed = true;
+      if (w.placing) placing.push(w.placing.catch(() => {}));
+    }
+    return placing.length === 0 ? Promise.resolve() : Promise.all(placing).then(() => {});
   }
 
   /**
@@ -299,14 +347,21 @@ export class ChunkStore {
    * group sends after its reclaim message finds it gone. Resolves to the bytes freed.
    */
   remove(ref: StoredRef): Promise<number> {
+    const landing = this.doomWrites(ref);
     if (ref.kind === "vm") {
-      const n = this.vms.drop(ref.nhid, ref.uvid, ref.chid);
-      this.stats.bytes -= n;
-      return Promise.resolve(n);
+      const drop = () => {
+        const n = this.vms.drop(ref.nhid, ref.uvid, ref.chid);
+        this.stats.bytes -= n;
+        return n;
+      };
+      const n = drop();
+      // Again once a write that was landing as the reclaim came has landed.
+      return landing.then(() => n + drop());
     }
     const path = this.chunkPath(ref.chid);
     let freed = 0;
     const done = (this.removing.get(ref.chid) ?? Promise.resolve())
+      .then(() => landing)
       .then(async () => {
         const s = await stat(path).catch(() => null);
         if (!s) return;

@@ -91,6 +91,33 @@ describe("node-target store: chunks", () => {
     expect(await store.hasChunk(chid)).toBe(false);
   });
 
+  it("lets no write that began before its chunk was reclaimed land after the reclaim", async () => {
+    const bytes = pseudoRandom(200_000, 7);
+    const chid = chidOf(bytes);
+    // Begun before the reclaim (a repair's copy, or a put its group gave up on): it fails, nothing lands.
+    const stale = store.beginWrite(chunk(chid), bytes.length);
+    await stale.write(0, bytes.subarray(0, 1000));
+    expect(await store.remove(chunk(chid))).toBe(0);
+    await stale.write(1000, bytes.subarray(1000));
+    await expect(stale.commit()).rejects.toThrow(/reclaimed by its group while being written/);
+    expect(await store.hasChunk(chid)).toBe(false);
+    expect(readdirSync(join(dir, "tmp"))).toEqual([]);
+    // One already landing as the reclaim comes is deleted once it has landed.
+    const landing = store.beginWrite(chunk(chid), bytes.length);
+    await landing.write(0, bytes);
+    const committed = landing.commit();
+    await new Promise((r) => setImmediate(r));
+    const freed = await store.remove(chunk(chid));
+    await committed.catch(() => {});
+    expect(await store.hasChunk(chid)).toBe(false);
+    expect(existsSync(store.chunkPath(chid))).toBe(false);
+    expect(freed === 0 || freed === bytes.length).toBe(true);
+    // One begun after the reclaim (the group stored it again) lands.
+    await writeChunk(bytes);
+    expect(await store.hasChunk(chid)).toBe(true);
+    expect(store.stats).toEqual({ chunks: 1, bytes: bytes.length });
+  });
+
   it("sweeps unfinished writes at start and recounts what is stored", async () => {
     const bytes = pseudoRandom(20_000, 6);
     await writeChunk(bytes);
@@ -187,6 +214,24 @@ describe("node-target store: version manifests", () => {
     const db = new DatabaseSync(join(dir, "manifests.sqlite"));
     expect(Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n)).toBe(ms.length);
     db.close();
+  });
+
+  it("lets no manifest write that began before the manifest was reclaimed land after the reclaim", async () => {
+    const m = manifest(9);
+    const stale = store.beginWrite(m.ref, m.bytes.length);
+    await stale.write(0, m.bytes);
+    await store.remove(m.ref);
+    await expect(stale.commit()).rejects.toThrow(/reclaimed by its group while being written/);
+    expect(store.has(m.ref)).toBe(false);
+    // Committing (queued for the log's next transaction) as the reclaim comes: dropped once it is in.
+    const landing = store.beginWrite(m.ref, m.bytes.length);
+    await landing.write(0, m.bytes);
+    const committed = landing.commit();
+    await store.remove(m.ref);
+    await committed.catch(() => {});
+    expect(store.has(m.ref)).toBe(false);
+    await writeItem(store, m.ref, m.bytes, 1);
+    expect(store.has(m.ref)).toBe(true);
   });
 
   it("keeps a real version manifest compressed, half its size or less, and serves its exact bytes", async () => {

@@ -205,4 +205,19 @@ describe("whether a chunk was reclaimed (what repairs must not bring back)", () 
       expect(book.reclaimed(A)).toBe(false);
     });
   });
+
+  it("waits, when postponed (its repair is under way), and is due again after, still unreferenced", async () => {
+    await withSql((sql) => {
+      const book = new RefBook(sql);
+      book.hold([A, B], 10);
+      expect(book.due(20, 10).sort()).toEqual([A, B]);
+      book.postpone([A], 50);
+      expect(book.due(20, 10)).toEqual([B]);
+      // Postponing never shortens a hold.
+      book.hold([B], 500);
+      book.postpone([B], 60);
+      expect(book.due(60, 10)).toEqual([A]);
+      expect(book.reclaimed(A)).toBe(false);
+    });
+  });
 });

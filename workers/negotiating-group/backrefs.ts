@@ -248,6 +248,11 @@ export class RefBook {
     return out;
   }
 
+  /** Keep these held chunks until `until` at least (their deletion waits for something under way). */
+  postpone(chids: readonly Chid[], until: number): void {
+    this.sql.exec("UPDATE holds SET until = max(until, ?) WHERE chid IN (SELECT value FROM json_each(?))", until, JSON.stringify(chids));
+  }
+
   /**
    * Record that every one of `members` must delete these items, and forget the chunks' holds;
    * the caller sends `reclaim` to the live members. A chunk's id is kept as a tombstone.

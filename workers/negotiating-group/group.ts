@@ -64,6 +64,8 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
 const REF_PUSH_DELAY_MS = 5_000;
 /** A removed version whose manifest could not be read to expunge it is tried again this much later. */
 const EXPUNGE_RETRY_MS = 60_000;
+/** A reclaim or expunge of an item being repaired looks again this much later. */
+const REPAIR_WAIT_MS = 1_000;
 
 /** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
 export interface ItemVerdict {
@@ -577,15 +579,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         try {
           const bytes = ref.kind === "chunk" ? await this.readChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
+          // No reclaim of it goes out while it is in `repairing` (reclaimDue, expungeDue).
           const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
-          if (ref.kind === "chunk" && this.refs.reclaimed(ref.chid)) {
-            // Reclaimed while it was being copied: the reclaim went out before these copies
-            // existed, so they are owed one of their own.
-            this.refs.reclaim([ref], holders[0]!.map((m) => m.id), Date.now());
-            this.sendOwedToAll();
-            console.log(JSON.stringify({ msg: "repair met a reclaim: its copies are reclaimed too", group: this.group, chid: ref.chid, holders: holders[0]!.length }));
-            return { ...verdict, short: false };
-          }
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           verdict.short = false;
           if (ref.kind === "chunk") this.locations.add(ref.chid, holders[0]!.map((m) => m.id));
@@ -1035,14 +1030,19 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const readers = view.readers.map((m) => m.id);
     this.refs.forgetMembersExcept(readers);
     const now = Date.now();
-    const due = this.refs.due(now, RECLAIM_BATCH);
+    const found = this.refs.due(now, RECLAIM_BATCH);
+    // A chunk being repaired waits: copies its repair lands after the reclaim went out would
+    // belong to nothing. Reclaimed once the repair is over, from every member, new copies too.
+    const copying = found.filter((chid) => this.repairing.has(storedRefKey({ kind: "chunk", chid })));
+    if (copying.length > 0) this.refs.postpone(copying, now + REPAIR_WAIT_MS);
+    const due = found.filter((chid) => !copying.includes(chid));
     if (due.length > 0) {
       this.refs.reclaim(due.map((chid) => ({ kind: "chunk", chid })), readers, now);
       for (const chid of due) this.locations.forget(chid);
       console.log(JSON.stringify({ msg: "reclaiming chunks", group: this.group, count: due.length }));
     }
     this.sendOwedToAll();
-    const next = due.length === RECLAIM_BATCH ? now : this.refs.nextDue();
+    const next = found.length === RECLAIM_BATCH ? now : this.refs.nextDue();
     if (next !== null) await this.alarmBy(Math.max(next, now + 10));
   }
 
@@ -1065,6 +1065,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const view = await this.groupView();
       // A snapshot may have taken hold of it while its manifest was read.
       if (!this.expunges.stillDue(v)) continue;
+      // Its manifest being repaired waits, as a chunk does (reclaimDue).
+      if (this.repairing.has(storedRefKey({ kind: "vm", chid: v.vmChid, nhid: v.nhid, uvid: v.uvid }))) {
+        this.expunges.postpone(v, Date.now() + REPAIR_WAIT_MS);
+        continue;
+      }
       this.refOutbox.queue("-", versionRef(v.nhid, v.uvid), chids, cfg.groupCount);
       this.refs.reclaim([{ kind: "vm", chid: v.vmChid, nhid: v.nhid, uvid: v.uvid }], view.readers.map((m) => m.id), Date.now());
       this.expunges.done(v);
