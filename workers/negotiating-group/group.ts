@@ -64,8 +64,8 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
 const REF_PUSH_DELAY_MS = 5_000;
 /** A removed version whose manifest could not be read to expunge it is tried again this much later. */
 const EXPUNGE_RETRY_MS = 60_000;
-/** A reclaim or expunge of an item being repaired looks again this much later. */
-const REPAIR_WAIT_MS = 1_000;
+/** A reclaim or expunge of an item being copied looks again this much later. */
+const COPY_WAIT_MS = 1_000;
 
 /** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
 export interface ItemVerdict {
@@ -127,6 +127,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private alarmAt: number | null | undefined = undefined;
   /** Items with a background repair running (repairSoon). */
   private readonly repairing = new Set<string>();
+  /**
+   * Chunks a client put of this group is storing right now, with how many puts: like those
+   * being repaired, they are not reclaimed meanwhile, even should their hold run out first.
+   */
+  private readonly storing = new Map<Chid, number>();
   /** Current version of recently used names; a cache only, the names table is the truth. */
   private readonly vmCache = new Map<Nhid, StoredVersion>();
   private group = -1;
@@ -357,15 +362,32 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.refs.hold(items.map((it) => it.chid), until);
     // The alarm writes holds kept in memory to storage, and later deletes what they no longer keep.
     void this.alarmBy(Date.now() + Math.min(REF_PUSH_DELAY_MS, cfg.chunkHoldMs / 8)).catch(() => {});
-    const writers = await this.clientWriters();
-    const holders = await putTransaction(
-      this,
-      writers,
-      items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
-      replicas ?? cfg.replicas,
-      { correlation: cfg.correlation, chain: cfg.chain },
-    );
-    items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
+    for (const it of items) this.storing.set(it.chid, (this.storing.get(it.chid) ?? 0) + 1);
+    try {
+      const writers = await this.clientWriters();
+      const holders = await putTransaction(
+        this,
+        writers,
+        items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
+        replicas ?? cfg.replicas,
+        { correlation: cfg.correlation, chain: cfg.chain },
+      );
+      items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
+      // A put that took most of its hold (a slow or failing member) leaves its version the
+      // whole hold from now for its references to arrive, not what is left of it.
+      if (Date.now() > until - cfg.chunkHoldMs / 2) this.refs.hold(items.map((it) => it.chid), Date.now() + cfg.chunkHoldMs);
+    } finally {
+      for (const it of items) {
+        const n = this.storing.get(it.chid)! - 1;
+        if (n > 0) this.storing.set(it.chid, n);
+        else this.storing.delete(it.chid);
+      }
+    }
+  }
+
+  /** Copies of this item are being written by this group right now (a put or a repair): no reclaim may go out. */
+  private copying(ref: StoredRef): boolean {
+    return this.repairing.has(storedRefKey(ref)) || (ref.kind === "chunk" && this.storing.has(ref.chid));
   }
 
   /**
@@ -579,7 +601,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         try {
           const bytes = ref.kind === "chunk" ? await this.readChunk(g, ref.chid) : encodeManifest(await this.fetchManifest(g, ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          // No reclaim of it goes out while it is in `repairing` (reclaimDue, expungeDue).
+          // No reclaim of it goes out while it is in `repairing` (copying: reclaimDue, expungeDue).
           const holders = await putTransaction(this, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           verdict.short = false;
@@ -1031,10 +1053,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.refs.forgetMembersExcept(readers);
     const now = Date.now();
     const found = this.refs.due(now, RECLAIM_BATCH);
-    // A chunk being repaired waits: copies its repair lands after the reclaim went out would
-    // belong to nothing. Reclaimed once the repair is over, from every member, new copies too.
-    const copying = found.filter((chid) => this.repairing.has(storedRefKey({ kind: "chunk", chid })));
-    if (copying.length > 0) this.refs.postpone(copying, now + REPAIR_WAIT_MS);
+    // A chunk being copied (repaired, or stored by a put that outlived its hold) waits: copies
+    // landing after the reclaim went out would belong to nothing. Once the copy is over it is
+    // reclaimed from every member, new copies too, unless a reference came meanwhile.
+    const copying = found.filter((chid) => this.copying({ kind: "chunk", chid }));
+    if (copying.length > 0) this.refs.postpone(copying, now + COPY_WAIT_MS);
     const due = found.filter((chid) => !copying.includes(chid));
     if (due.length > 0) {
       this.refs.reclaim(due.map((chid) => ({ kind: "chunk", chid })), readers, now);
@@ -1065,9 +1088,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       const view = await this.groupView();
       // A snapshot may have taken hold of it while its manifest was read.
       if (!this.expunges.stillDue(v)) continue;
-      // Its manifest being repaired waits, as a chunk does (reclaimDue).
-      if (this.repairing.has(storedRefKey({ kind: "vm", chid: v.vmChid, nhid: v.nhid, uvid: v.uvid }))) {
-        this.expunges.postpone(v, Date.now() + REPAIR_WAIT_MS);
+      // Its manifest being repaired waits, as a chunk being copied does (reclaimDue).
+      if (this.copying({ kind: "vm", chid: v.vmChid, nhid: v.nhid, uvid: v.uvid })) {
+        this.expunges.postpone(v, Date.now() + COPY_WAIT_MS);
         continue;
       }
       this.refOutbox.queue("-", versionRef(v.nhid, v.uvid), chids, cfg.groupCount);
