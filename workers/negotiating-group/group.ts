@@ -373,9 +373,6 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         { correlation: cfg.correlation, chain: cfg.chain },
       );
       items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
-      // A put that took most of its hold (a slow or failing member) leaves its version the
-      // whole hold from now for its references to arrive, not what is left of it.
-      if (Date.now() > until - cfg.chunkHoldMs / 2) this.refs.hold(items.map((it) => it.chid), Date.now() + cfg.chunkHoldMs);
     } finally {
       for (const it of items) {
         const n = this.storing.get(it.chid)! - 1;
@@ -1056,9 +1053,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     // A chunk being copied (repaired, or stored by a put that outlived its hold) waits: copies
     // landing after the reclaim went out would belong to nothing. Once the copy is over it is
     // reclaimed from every member, new copies too, unless a reference came meanwhile.
-    const copying = found.filter((chid) => this.copying({ kind: "chunk", chid }));
-    if (copying.length > 0) this.refs.postpone(copying, now + COPY_WAIT_MS);
-    const due = found.filter((chid) => !copying.includes(chid));
+    const copying = new Set(found.filter((chid) => this.copying({ kind: "chunk", chid })));
+    if (copying.size > 0) this.refs.postpone([...copying], now + COPY_WAIT_MS);
+    const due = found.filter((chid) => !copying.has(chid));
     if (due.length > 0) {
       this.refs.reclaim(due.map((chid) => ({ kind: "chunk", chid })), readers, now);
       for (const chid of due) this.locations.forget(chid);
