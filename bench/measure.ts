@@ -98,3 +98,40 @@ export function cpuMs(pid: number): number {
     return 0;
   }
 }
+
+/** Pids of processes whose command name (comm) is `name`. */
+export function pidsNamed(name: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, "utf8").trim() === name) out.push(Number(d));
+    } catch {
+      // process went away
+    }
+  }
+  return out;
+}
+
+/**
+ * A local cluster's processes by role: workerd (every workerd process the gateway host
+ * started), its Node host, the targets (summed), and this client.
+ */
+export function clusterProcesses(c: { gatewayPid(): number | undefined; targets: readonly { proc: { pid?: number } | null }[] }): Map<string, number[]> {
+  const out = new Map<string, number[]>([["workerd", []], ["host", []], ["targets", []], ["client", [process.pid]]]);
+  const root = c.gatewayPid();
+  for (const d of readdirSync("/proc")) {
+    if (!root || !/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgrp !== root) continue;
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+      out.get(cmd.includes("workerd") ? "workerd" : "host")!.push(Number(d));
+    } catch {
+      // process went away
+    }
+  }
+  for (const t of c.targets) if (t.proc?.pid) out.get("targets")!.push(t.proc.pid);
+  return out;
+}
