@@ -97,15 +97,30 @@ export interface SelectPutMsg {
   chain?: string;
 }
 /**
- * Proposal and selection in one, for small items: store these and expect their frames next.
- * The target answers per item with `saved` (including "already held") or `save-failed`.
+ * Proposal and selection in one: store these and expect their frames next (from the group, or
+ * from a peer for an item of a chain). For items no member can hold already: a version
+ * manifest, or a chunk its group has no record of (negotiating-group/eager-put.ts). The target
+ * decides each item at once and answers with `saved` (including "already held") or `save-failed`.
  */
 export interface PutEagerMsg {
   t: "put-eager";
   txn: number;
   items: PutItem[];
+  /**
+   * The transaction's number of each of `items` (frames and acks name items by it): one
+   * transaction spreads a batch over several targets, each told only its own items. Absent:
+   * 0, 1, 2...
+   */
+  at?: number[];
+  /** Chain replication, parallel to `items`: an item's chain, as in SelectPutMsg (null: none). */
+  chains?: (ChainHop | null)[];
   /** As ProposePutMsg's. */
   repair?: true;
+}
+/** One target's place in an item's chain: the peers it passes frames on to, and the chain's id. */
+export interface ChainHop {
+  forward: string[];
+  chain: string;
 }
 /** Not selected (or the transaction ended): drop any reservation for this txn. */
 export interface ReleaseMsg {
@@ -234,10 +249,13 @@ export interface BidGetVmMsg {
   chid: Chid | null;
   size: number;
 }
+/** These items of a put are durable here (acks that fall due together go in one message). */
 export interface SavedMsg {
   t: "saved";
   txn: number;
-  item: number;
+  items?: number[];
+  /** The one item a protocol-1 target names instead of `items`. */
+  item?: number;
 }
 export interface SaveFailedMsg {
   t: "save-failed";
@@ -381,4 +399,10 @@ export const TARGET_ID_HEADER = "x-target-id";
 export const TARGET_LOCATION_HEADER = "x-target-location";
 /** A target's address for chain replication ("host:port"), sent only by targets started with --peer-listen. */
 export const TARGET_PEER_HEADER = "x-target-peer";
+/**
+ * The wire protocol a target speaks, sent when it dials a group: a group uses what a target
+ * understands only (batched eager puts from 2), so targets can be upgraded one at a time.
+ */
+export const TARGET_PROTOCOL_HEADER = "x-target-protocol";
+export const TARGET_PROTOCOL = 2;
 export const JOIN_SECRET_HEADER = "x-join-secret";

@@ -9,6 +9,8 @@ import {
   TARGET_ID_HEADER,
   TARGET_LOCATION_HEADER,
   TARGET_PEER_HEADER,
+  TARGET_PROTOCOL,
+  TARGET_PROTOCOL_HEADER,
   type RegisterMsg,
   type ToGroup,
   type ToTargetFromCluster,
@@ -61,6 +63,7 @@ export class ClusterLink {
       [TARGET_ID_HEADER]: opts.id,
       [TARGET_LOCATION_HEADER]: opts.location,
       [JOIN_SECRET_HEADER]: opts.joinSecret,
+      [TARGET_PROTOCOL_HEADER]: String(TARGET_PROTOCOL),
       ...(opts.peer ? { [TARGET_PEER_HEADER]: opts.peer.address } : {}),
     };
     this.socket = new ReconnectingSocket("cluster", wsUrl(opts.gateway, CLUSTER_CONNECT_PATH), this.headers, {

@@ -20,6 +20,7 @@ import {
 import { log } from "./log.ts";
 import type { Hop, PeerLink } from "./peer-link.ts";
 import { metrics } from "./metrics.ts";
+import { AckBatch } from "./ack-batch.ts";
 import { ReconnectingSocket, sendAsync } from "./socket.ts";
 import type { ChunkStore, PendingWrite } from "./store.ts";
 
@@ -93,6 +94,9 @@ export class GroupLink {
   private puts = new Map<number, PutTxn>();
   private gets = new Map<number, GetTxn>();
   private creditOwed = 0;
+  private creditSoon = false;
+  /** Acks of saved items, sent together at the end of a turn. */
+  private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
   private readonly early = new Map<string, Buffer[]>();
   private earlyBytes = 0;
@@ -160,17 +164,21 @@ export class GroupLink {
         return;
       }
       case "put-eager": {
-        // Decided synchronously (small items only), so the frames that follow this message
-        // always find their write reserved or know it was declined.
-        const txn: PutTxn = { ws, eager: true, items: msg.items, writes: new Map(), order: new Map(), accepted: 0, selected: 0, repair: msg.repair === true };
+        // Decided synchronously, so the frames that follow this message always find their
+        // write reserved or know it was declined. Items go by the transaction's numbers (`at`).
+        const items: PutItem[] = [];
+        msg.items.forEach((item, k) => (items[msg.at?.[k] ?? k] = item));
+        const txn: PutTxn = { ws, eager: true, items, writes: new Map(), order: new Map(), accepted: 0, selected: 0, repair: msg.repair === true };
         this.puts.set(msg.txn, txn);
-        msg.items.forEach((item, i) => {
+        msg.items.forEach((item, k) => {
+          const i = msg.at?.[k] ?? k;
           const bid = this.bidPut(item, i);
           metrics.bids.inc({ bid: bid.bid });
           if (bid.bid === "accept") {
-            txn.writes.set(i, this.inbound(item, [], null));
+            const hop = msg.chains?.[k] ?? null;
+            this.select(msg.txn, txn, i, hop?.forward ?? [], hop?.chain ?? null);
           } else if (bid.bid === "have") {
-            this.send(ws, { t: "saved", txn: msg.txn, item: i });
+            this.acks.saved(ws, msg.txn, i);
           } else {
             this.send(ws, { t: "save-failed", txn: msg.txn, item: i, reason: `refused: ${bid.reason}` });
           }
@@ -183,19 +191,7 @@ export class GroupLink {
         if (!txn) return;
         metrics.bidsWon.inc(msg.items.length);
         txn.selected += msg.items.length;
-        for (const i of msg.items) {
-          const inb = this.inbound(txn.items[i]!, msg.forward ?? [], msg.chain ?? null);
-          txn.writes.set(i, inb);
-          if (msg.chain === undefined) continue;
-          // Frames a peer passed on before this message arrived (they were passed on further then).
-          const key = `${msg.chain}/${msg.txn}/${i}`;
-          for (const frame of this.early.get(key) ?? []) {
-            const { header, payload } = decodeFrame(frame);
-            this.earlyBytes -= frame.length;
-            void this.accept(txn, inb, header, payload, null, Promise.resolve());
-          }
-          this.early.delete(key);
-        }
+        for (const i of msg.items) this.select(msg.txn, txn, i, msg.forward ?? [], msg.chain ?? null);
         return;
       }
       case "release": {
@@ -272,6 +268,21 @@ export class GroupLink {
         return;
       }
     }
+  }
+
+  /** Reserve the write of item `i` this target was selected for, and take the frames a peer passed on ahead of the selection. */
+  private select(txnId: number, txn: PutTxn, i: number, forward: string[], chain: string | null): void {
+    const inb = this.inbound(txn.items[i]!, forward, chain);
+    txn.writes.set(i, inb);
+    if (chain === null) return;
+    // Frames a peer passed on before this message arrived (they were passed on further then).
+    const key = `${chain}/${txnId}/${i}`;
+    for (const frame of this.early.get(key) ?? []) {
+      const { header, payload } = decodeFrame(frame);
+      this.earlyBytes -= frame.length;
+      void this.accept(txn, inb, header, payload, null, Promise.resolve());
+    }
+    this.early.delete(key);
   }
 
   /** Send a stored item as GET_DATA frames, or get-failed. */
@@ -405,7 +416,7 @@ export class GroupLink {
         await write.commit();
         metrics.written.inc({ kind: txn.items[header.item]!.kind }, write.size);
         if (txn.repair) metrics.repair.inc(write.size);
-        say({ t: "saved", txn: header.txn, item: header.item });
+        if (txn.ws === this.socket.socket) this.acks.saved(txn.ws, header.txn, header.item);
       } catch (e) {
         log("warn", "save failed", { group: this.group, chid: write.chid, error: String(e) });
         say({ t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
@@ -433,8 +444,16 @@ export class GroupLink {
   private returnCredit(ws: WebSocket, bytes: number, now: boolean): void {
     this.creditOwed += bytes;
     if (!now && this.creditOwed < CREDIT_BATCH) return;
-    this.send(ws, { t: "credit", bytes: this.creditOwed });
-    this.creditOwed = 0;
+    // Credit due now goes at the end of this turn, with whatever else falls due in it: one
+    // message for the frames of several items written together.
+    if (this.creditSoon) return;
+    this.creditSoon = true;
+    setImmediate(() => {
+      this.creditSoon = false;
+      if (this.creditOwed === 0 || ws !== this.socket.socket) return;
+      this.send(ws, { t: "credit", bytes: this.creditOwed });
+      this.creditOwed = 0;
+    });
   }
 
   private async releasePut(txnId: number): Promise<void> {

@@ -69,6 +69,7 @@ export class RefBook {
     if (!columns.includes("replicas")) sql.exec("ALTER TABLE backrefs ADD COLUMN replicas INTEGER");
     // Surplus copies to delete on one member each (trimming): like reclaims, but the chunk lives on.
     sql.exec("CREATE TABLE IF NOT EXISTS trims (member TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (member, key))");
+    sql.exec("CREATE INDEX IF NOT EXISTS trims_key ON trims (key)");
     // One row per life of this object with holds in memory only; an earlier life's row is what recovery looks for.
     sql.exec("CREATE TABLE IF NOT EXISTS hold_marker (since INTEGER PRIMARY KEY)");
     sql.exec("CREATE INDEX IF NOT EXISTS tombstones_at ON tombstones (at)");
@@ -98,6 +99,26 @@ export class RefBook {
       list,
     );
     void this.revive(list);
+  }
+
+  /**
+   * Of these chunks, those this group has no record of at all: no back-reference, no hold (in
+   * memory or stored), no deletion or trim still owed by a member. Such a chunk is on no member
+   * (a deleted one is not held from the moment its reclaim reached the member), so storing it
+   * needs no bid round to look for copies. One statement for the batch. Call before `hold`.
+   */
+  unknown(chids: readonly Chid[]): Set<Chid> {
+    const candidates = chids.filter((c) => !this.unflushed.has(c));
+    if (candidates.length === 0) return new Set();
+    const rows = this.sql
+      .exec(
+        `SELECT value FROM json_each(?)
+         WHERE value NOT IN (SELECT chid FROM backrefs) AND value NOT IN (SELECT chid FROM holds)
+           AND ('c:' || value) NOT IN (SELECT key FROM reclaims) AND ('c:' || value) NOT IN (SELECT key FROM trims)`,
+        JSON.stringify(candidates),
+      )
+      .toArray();
+    return new Set(rows.map((r) => r.value as Chid));
   }
 
   /**

@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import { distinctDomains } from "../../common/correlation.ts";
@@ -21,7 +21,8 @@ import { LeaseBook } from "./leases.ts";
 import { verifyTransaction } from "./verify.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { Member } from "./member.ts";
-import { getTransaction, putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
+import { getTransaction } from "./get.ts";
+import { putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
 import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, type WriteCondition } from "./complete.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
 import { VersionBook, type VersionRow } from "./versions.ts";
@@ -38,6 +39,8 @@ interface Attachment {
   location: string;
   /** Its chain-replication address, if it advertised one (TARGET_PEER_HEADER). */
   peer?: string;
+  /** The wire protocol it speaks (TARGET_PROTOCOL_HEADER); absent: 1. */
+  proto?: number;
 }
 
 const VIEW_TTL_MS = 10_000;
@@ -174,7 +177,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     // After hibernation the sockets survive but memory does not: rebuild the member table.
     for (const ws of ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as Attachment | null;
-      if (att) this.addMember(new Member(att.id, att.location, ws, PUT_WINDOW, att.peer ?? null));
+      if (att) this.addMember(new Member({ id: att.id, location: att.location, ws, credit: PUT_WINDOW, peer: att.peer ?? null, proto: att.proto ?? 1 }));
     }
     // Records of an earlier life that no shard confirmed: the alarm hands them over.
     if (this.book.pending(1).length > 0) void this.alarmBy(Date.now() + OUTBOX_RETRY_MS).catch(() => {});
@@ -228,6 +231,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const id = request.headers.get("x-target-id") as TargetId;
     const location = request.headers.get("x-target-location") ?? "";
     const peer = request.headers.get(TARGET_PEER_HEADER);
+    const proto = Math.max(1, Math.min(TARGET_PROTOCOL, Number(request.headers.get(TARGET_PROTOCOL_HEADER)) || 1));
     const view = await this.groupView(true);
     if (!view.readers.some((m) => m.id === id)) {
       return new Response(`target ${id} is not a member of group ${this.group}`, { status: 403 });
@@ -235,11 +239,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [id]);
-    server.serializeAttachment({ id, location, ...(peer ? { peer } : {}) } satisfies Attachment);
+    server.serializeAttachment({ id, location, proto, ...(peer ? { peer } : {}) } satisfies Attachment);
     const old = this.members.get(id);
     if (old) this.drop(old, "replaced by a newer connection");
     // Credit starts at zero: the target grants its window in its first message.
-    const member = new Member(id, location, server, 0, peer);
+    const member = new Member({ id, location, ws: server, credit: 0, peer, proto });
     this.addMember(member);
     // Deletions it missed while away go first, before any proposal can count a copy it must drop.
     this.sendOwed(member);
@@ -356,6 +360,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       total += it.bytes.length;
     }
     if (total > MAX_BATCH_BYTES) throw new Error(`a batch of ${total} bytes exceeds ${MAX_BATCH_BYTES}`);
+    // Chunks this group has no record of are on no member: they are placed without bids (eager-put.ts).
+    // Asked before the hold below, which makes every one of them known. Concurrent puts of one
+    // chunk find the first one's hold and negotiate, as before.
+    const unknown = this.refs.unknown(items.map((it) => it.chid));
+    // A chunk twice in one batch (an object of zeros) is placed once; the second finds the first.
+    const first = new Map<Chid, number>();
+    items.forEach((it, i) => first.has(it.chid) || first.set(it.chid, i));
+    const fresh = new Set(items.flatMap((it, i) => (unknown.has(it.chid) && !this.storing.has(it.chid) && first.get(it.chid) === i ? [i] : [])));
     // Held before anything is proposed: a chunk being deleted is alive again from here, and its
     // version's back-reference has until the hold runs out to arrive.
     const until = Date.now() + cfg.chunkHoldMs;
@@ -370,7 +382,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
         writers,
         items.map((it) => ({ item: { kind: "chunk", chid: it.chid, size: it.bytes.length }, bytes: it.bytes })),
         replicas ?? cfg.replicas,
-        { correlation: cfg.correlation, chain: cfg.chain },
+        { correlation: cfg.correlation, chain: cfg.chain, fresh },
       );
       items.forEach((it, i) => this.locations.add(it.chid, holders[i]!.map((m) => m.id)));
     } finally {

@@ -11,24 +11,48 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
+export interface MemberOptions {
+  id: TargetId;
+  location: string;
+  ws: WebSocket;
+  /** Payload credit it has granted so far (a fresh connection grants its window in its first message). */
+  credit: number;
+  /** Where other targets reach it for chain replication; null if it takes no part. */
+  peer: string | null;
+  /** The wire protocol it speaks (TARGET_PROTOCOL_HEADER). */
+  proto: number;
+}
+
 export class Member {
   readonly id: TargetId;
   readonly location: string;
   readonly ws: WebSocket;
   /** Where other targets reach it for chain replication; null if it takes no part. */
   readonly peer: string | null;
+  readonly proto: number;
   private credit = 0;
+  /**
+   * Payload bytes sent to it (or waiting for credit) that it has not yet written: its queue as
+   * this group sees it, which places writes without asking for bids.
+   */
+  private unwritten = 0;
   private waiters: Waiter[] = [];
   private goneReason: string | null = null;
   /** Until then the member counts as slow: it timed out, so reads ask others first. */
   private slowUntil = 0;
 
-  constructor(id: TargetId, location: string, ws: WebSocket, initialCredit: number, peer: string | null = null) {
-    this.id = id;
-    this.location = location;
-    this.ws = ws;
-    this.peer = peer;
-    this.credit = initialCredit;
+  constructor(o: MemberOptions) {
+    this.id = o.id;
+    this.location = o.location;
+    this.ws = o.ws;
+    this.peer = o.peer;
+    this.proto = o.proto;
+    this.credit = o.credit;
+  }
+
+  /** Bytes this group has sent it that it has not written yet. */
+  get backlog(): number {
+    return this.unwritten;
   }
 
   get gone(): boolean {
@@ -55,6 +79,7 @@ export class Member {
 
   grant(bytes: number): void {
     this.credit += bytes;
+    this.unwritten = Math.max(0, this.unwritten - bytes);
     while (this.waiters.length > 0 && this.credit >= this.waiters[0]!.need) {
       const w = this.waiters.shift()!;
       this.credit -= w.need;
@@ -74,6 +99,7 @@ export class Member {
 
   /** Send one payload frame once credit allows. */
   async sendFrame(frame: Uint8Array): Promise<void> {
+    this.unwritten += frame.length;
     await this.acquire(frame.length);
     if (this.goneReason !== null) throw new Error(`target ${this.id} is gone: ${this.goneReason}`);
     this.ws.send(frame);

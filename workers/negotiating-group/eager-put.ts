@@ -1,0 +1,144 @@
+// Puts without a bid round, for items no member can hold already: a version manifest (unique to
+// its version) and a chunk its group has no record of (never stored, or reclaimed). Bids exist
+// to find existing copies and to schedule bulk transfers; for these there is nothing to find,
+// and the group knows each member's queue from what it has sent it and not yet had credited
+// (Member.backlog), so it places each item itself: least correlated first, then the least
+// backlog, then a stable order per item that spreads equal members. One transaction covers the
+// whole batch; each chosen target gets one `put-eager` naming its items (and its place in each
+// item's chain), then their frames; acks that fall due together come back in one `saved`.
+// Anything not confirmed in time goes to the negotiated round (transfer.ts), which places it
+// on other bidders.
+
+import type { Chid } from "../../common/ids.ts";
+import { selectReplicas } from "../../common/placement.ts";
+import type { ChainHop, PutEagerMsg } from "../../common/protocol.ts";
+import { broadcast, type Member } from "./member.ts";
+import { deferred, deliverChained, savedItems, sendPayload, SLOW_MS, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
+import type { ItemState, PutOptions, PutPayload } from "./transfer.ts";
+
+/**
+ * A healthy target saves an eager item within this long of its frames, plus the time its share
+ * of the batch takes at EAGER_MIN_RATE; one silent longer is taken as hung (a frozen host
+ * picked before any group saw it time out) and its items go to bidders instead.
+ */
+const EAGER_SAVE_TIMEOUT_MS = 3_000;
+const EAGER_MIN_RATE = 20_000; // bytes per ms
+
+/** A stable 0..1 per (member, item): equal members take turns by item instead of the first taking all. */
+function spread(member: string, chid: Chid): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < member.length; i++) h = Math.imul(h ^ member.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < 8; i++) h = Math.imul(h ^ chid.charCodeAt(i), 0x01000193);
+  return (h >>> 0) / 2 ** 32;
+}
+
+interface Plan {
+  item: number;
+  targets: Member[];
+  /** The chain's id when its copies go down a chain. */
+  chain: string | null;
+}
+
+/** What one target is told: its items, by the transaction's numbers, and its place in their chains. */
+interface Share {
+  at: number[];
+  chains: (ChainHop | null)[];
+  bytes: number;
+}
+
+/**
+ * Place and send `items` (indexes into `payloads`) on `replicas` members each; record in `state`
+ * who confirmed. Never throws for a target's failure: what is not confirmed is left to the caller.
+ */
+export async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], items: readonly number[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
+  if (items.length === 0) return;
+  const plans: Plan[] = items.map((i) => {
+    const chid = payloads[i]!.item.chid;
+    const offers = members.map((m) => ({ id: m.id, location: m.location, start: m.backlog + spread(m.id, chid), member: m }));
+    const targets = selectReplicas([], offers, replicas, opts.correlation).map((o) => o.member);
+    const chained = opts.chain === true && targets.length > 1 && targets.every((m) => m.peer !== null && m.proto >= 2);
+    return { item: i, targets, chain: chained ? crypto.randomUUID() : null };
+  });
+  const shares = new Map<Member, Share>();
+  for (const p of plans) {
+    p.targets.forEach((m, k) => {
+      const s = shares.get(m) ?? { at: [], chains: [], bytes: 0 };
+      s.at.push(p.item);
+      s.chains.push(p.chain ? { forward: k === 0 ? p.targets.slice(1).map((t) => t.peer!) : [], chain: p.chain } : null);
+      s.bytes += payloads[p.item]!.bytes.length;
+      shares.set(m, s);
+    });
+  }
+  const acks = new Map<string, Deferred<void>>();
+  const brokenFor = new Map<number, Deferred<void>>();
+  const key = (m: Member, i: number) => `${m.id}/${i}`;
+  const handler: TxnHandler = {
+    onMessage(from, msg) {
+      if (msg.t === "saved") for (const i of savedItems(msg)) acks.get(key(from, i))?.resolve();
+      else if (msg.t === "save-failed") acks.get(key(from, msg.item))?.reject(new Error(`target ${from.id}: ${msg.reason}`));
+      else if (msg.t === "chain-broken") brokenFor.get(msg.item)?.resolve();
+    },
+    onFrame() {},
+    onGone(member) {
+      for (const i of shares.get(member)?.at ?? []) acks.get(key(member, i))?.reject(new Error(`target ${member.id} disconnected`));
+    },
+  };
+  const txn = host.open(handler);
+  const told = new Set<Member>();
+  // One deadline for the whole round, not a timer per item: an ack still missing then is from a hung target.
+  let longest = 0;
+  for (const s of shares.values()) longest = Math.max(longest, s.bytes);
+  const deadline = setTimeout(() => {
+    for (const [k, d] of acks) d.reject(new Error(`timed out waiting for the eager save of item ${k}`));
+  }, EAGER_SAVE_TIMEOUT_MS + longest / EAGER_MIN_RATE);
+  try {
+    for (const [m, s] of shares) {
+      const local = s.at.every((i, k) => i === k) && s.chains.every((c) => c === null);
+      // A protocol-1 target numbers a put-eager's items 0, 1, 2... and knows no chains: it only takes what it can read.
+      if (m.proto < 2 && !local) continue;
+      for (const i of s.at) acks.set(key(m, i), deferred<void>());
+      const msg: PutEagerMsg = {
+        t: "put-eager",
+        txn,
+        items: s.at.map((i) => payloads[i]!.item),
+        ...(local ? {} : { at: s.at }),
+        ...(s.chains.some((c) => c !== null) ? { chains: s.chains } : {}),
+        ...(opts.repair ? { repair: true as const } : {}),
+      };
+      m.send(msg);
+      told.add(m);
+      for (const i of s.at) state[i]!.tried.add(m);
+    }
+    await Promise.all(
+      plans.map(async (p) => {
+        const st = state[p.item]!;
+        const bytes = payloads[p.item]!.bytes;
+        const to = p.targets.filter((m) => told.has(m));
+        const ack = (m: Member) => acks.get(key(m, p.item))!.promise;
+        let results: PromiseSettledResult<unknown>[];
+        if (p.chain && to.length === p.targets.length) {
+          const broken = deferred<void>();
+          brokenFor.set(p.item, broken);
+          results = await deliverChained(txn, p.item, bytes, to, ack, broken.promise);
+        } else {
+          const sent = sendPayload(txn, p.item, bytes, to);
+          results = await Promise.allSettled(to.map((m) => Promise.all([sent.get(m)!, ack(m)])));
+        }
+        results.forEach((r, j) => {
+          const m = to[j]!;
+          if (r.status === "fulfilled") st.confirmed.set(m, m.location);
+          // A hung target picked without a bid would hold the write for a full save timeout:
+          // it counts as slow, and the negotiated round places what is missing elsewhere.
+          else if (String(r.reason).includes("timed out")) m.markSlow(SLOW_MS);
+        });
+      }),
+    );
+  } finally {
+    clearTimeout(deadline);
+    // A target ends an eager put by itself once its writes are done; only one that did not
+    // confirm everything (failed, timed out) may still hold state for it.
+    const unsure = [...told].filter((m) => shares.get(m)!.at.some((i) => !state[i]!.confirmed.has(m)));
+    broadcast(unsure, { t: "release", txn });
+    host.close(txn);
+  }
+}

@@ -1,0 +1,98 @@
+// What every transaction of a group over its members' sockets shares: routing replies to a
+// transaction by its id, a promise settled from outside, timeouts, and sending an item's
+// payload frames under each member's credit.
+
+import { FRAME_PUT_DATA, framesOf, type FrameHeader, type ToGroup } from "../../common/protocol.ts";
+import type { Member } from "./member.ts";
+
+/** What a transaction needs from its group: a way to route replies to it by transaction id. */
+export interface TxnHost {
+  open(handler: TxnHandler): number;
+  close(txn: number): void;
+}
+
+export interface TxnHandler {
+  onMessage(from: Member, msg: ToGroup): void;
+  onFrame(from: Member, header: FrameHeader, payload: Uint8Array): void;
+  onGone(member: Member): void;
+}
+
+/** A member that timed out is skipped by reads and client writes this long, or until it speaks. */
+export const SLOW_MS = 30_000;
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** The items a `saved` names: the batched form, or the single item of a protocol-1 target. */
+export function savedItems(msg: ToGroup & { t: "saved" }): number[] {
+  return msg.items ?? (msg.item === undefined ? [] : [msg.item]);
+}
+
+/** Send one item's frames to several targets; each target's send completes independently. */
+export function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: readonly Member[]): Map<Member, Promise<void>> {
+  const frames = [...framesOf(FRAME_PUT_DATA, txn, item, bytes)];
+  const out = new Map<Member, Promise<void>>();
+  for (const t of targets) {
+    out.set(
+      t,
+      (async () => {
+        for (const f of frames) await t.sendFrame(f);
+      })(),
+    );
+  }
+  return out;
+}
+
+/** How long a target down a chain may take to save an item after the head had all of it, before the group sends it directly. */
+const CHAIN_ACK_MS = 5_000;
+
+/**
+ * Chain replication (seed 004): the frames go once, to the head, which passes them down the
+ * chain (node-target/peer-link.ts). Every target of the chain has been told its part (a
+ * select-put or put-eager with the chain's id) before this is called. A target further down
+ * that has not saved the item once the chain broke, or CHAIN_ACK_MS after the head had every
+ * frame, gets them from the group directly (fan-out); it keeps each frame once, so a resend
+ * after a partial delivery is safe.
+ */
+export async function deliverChained(txn: number, item: number, bytes: Uint8Array, chain: readonly Member[], ack: (m: Member) => Promise<void>, broken: Promise<void>): Promise<PromiseSettledResult<unknown>[]> {
+  const [head, ...down] = chain;
+  const sentHead = sendPayload(txn, item, bytes, [head!]).get(head!)!;
+  let late: ReturnType<typeof setTimeout> | null = null;
+  const fallBack = Promise.race([broken, sentHead.then(() => new Promise<void>((r) => (late = setTimeout(r, CHAIN_ACK_MS))), () => undefined)]);
+  try {
+    return await Promise.allSettled([
+      Promise.all([sentHead, ack(head!)]),
+      ...down.map(async (m) => {
+        const saved = ack(m);
+        const viaChain = await Promise.race([saved.then(() => true), fallBack.then(() => false)]);
+        if (viaChain) return;
+        console.log(JSON.stringify({ msg: "chain fell back to sending directly", txn, item, target: m.id }));
+        await Promise.all([sendPayload(txn, item, bytes, [m]).get(m)!, saved]);
+      }),
+    ]);
+  } finally {
+    // Saved down the whole chain: the lateness timer has nothing left to do.
+    if (late !== null) clearTimeout(late);
+  }
+}
