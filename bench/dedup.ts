@@ -15,7 +15,8 @@
 // against another run's data. --avg sets the chunker (min = avg/4, max = avg*4), so the
 // parameters can be chosen by these figures. Never run by CI.
 
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { chunksOnDisk } from "../node-target/packs/on-disk.ts";
 import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,12 +48,9 @@ function log(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
-/** Bytes of chunk files under a target's data directory. */
+/** Bytes of the chunks a target holds (live records of its packs, by content: dead space waiting for compaction is not stored data). */
 function chunkBytes(dataDir: string): number {
-  const root = join(dataDir, "chunks");
-  let n = 0;
-  for (const fan of readdirSync(root)) for (const f of readdirSync(join(root, fan))) n += statSync(join(root, fan, f)).size;
-  return n;
+  return chunksOnDisk(dataDir).reduce((n, c) => n + c.length, 0);
 }
 
 /**
@@ -61,7 +59,7 @@ function chunkBytes(dataDir: string): number {
  * come and go with checkpoints and say nothing about what is stored.
  */
 function manifestBytes(dataDir: string): number {
-  const db = new DatabaseSync(join(dataDir, "manifests.sqlite"), { readOnly: true });
+  const db = new DatabaseSync(join(dataDir, "index.sqlite"), { readOnly: true });
   try {
     const row = db.prepare("SELECT coalesce(sum(length(bytes) + length(nhid) + length(uvid) + length(chid)), 0) AS n FROM vm").get() as { n: number };
     return Number(row.n);

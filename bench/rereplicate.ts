@@ -2,15 +2,17 @@
 // npm run bench:rereplicate [-- --mib 1024] [--grace 1]
 //
 // Issue 6's re-replication figure: load N MiB at R=3 on a fresh local cluster, kill one target
-// (SIGKILL), and time how long until every chunk file it held has three good copies on the live
+// (SIGKILL), and time how long until every chunk it held has three good copies on the live
 // targets again, counted on their disks; meanwhile a client reads small objects and the bench
 // prints their latency before and during the repair. Never run by CI.
 
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
+import type { Chid } from "../common/ids.ts";
+import { chunkOnDisk, chunksOnDisk, type ChunkOnDisk } from "../node-target/packs/on-disk.ts";
 import { LocalCluster, sleep } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
 import { MinimalHttp } from "./http-client.ts";
@@ -23,9 +25,8 @@ function log(s: string): void {
   process.stdout.write(`${s}\n`);
 }
 
-function chunksOf(c: LocalCluster, t: number): string[] {
-  const root = join(c.targets[t]!.dataDir, "chunks");
-  return existsSync(root) ? readdirSync(root).flatMap((fan) => readdirSync(join(root, fan))) : [];
+function chunksOf(c: LocalCluster, t: number): ChunkOnDisk[] {
+  return chunksOnDisk(c.targets[t]!.dataDir);
 }
 
 async function main(): Promise<void> {
@@ -46,10 +47,11 @@ async function main(): Promise<void> {
     const piece = 16 * MiB;
     for (let at = 0, i = 0; at < size; at += piece, i++) await send("PUT", `/rerep/big-${i}`, pseudoRandom(Math.min(piece, size - at), 100 + i));
     for (let i = 0; i < 200; i++) await send("PUT", `/rerep/small-${i}`, pseudoRandom(4096, 10_000 + i));
-    const lost = chunksOf(c, 0);
+    const lostCopies = chunksOf(c, 0);
+    const lost = lostCopies.map((x) => x.chid);
     const held = new Set(lost);
-    const lostBytes = lost.reduce((n, chid) => n + statSync(join(c.targets[0]!.dataDir, "chunks", chid.slice(0, 2), chid)).size, 0);
-    log(`loaded ${values.mib} MiB; target 0 holds ${lost.length} chunk files, ${(lostBytes / MiB).toFixed(0)} MiB`);
+    const lostBytes = lostCopies.reduce((n, x) => n + x.length, 0);
+    log(`loaded ${values.mib} MiB; target 0 holds ${lost.length} chunks, ${(lostBytes / MiB).toFixed(0)} MiB`);
 
     const latencies = async (ms: number): Promise<number[]> => {
       const out: number[] = [];
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
 
     await c.killTarget(0);
     const t0 = performance.now();
-    const copies = (chid: string) => [1, 2, 3, 4, 5].filter((t) => existsSync(join(c.targets[t]!.dataDir, "chunks", chid.slice(0, 2), chid))).length;
+    const copies = (chid: string) => [1, 2, 3, 4, 5].filter((t) => chunkOnDisk(c.targets[t]!.dataDir, chid as Chid) !== null).length;
     let during: number[] = [];
     let restoredAt = 0;
     const reader = (async () => {

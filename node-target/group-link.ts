@@ -10,6 +10,7 @@ import {
   PUT_WINDOW,
   decodeFrame,
   type Bid,
+  type ChainHop,
   type CopyState,
   type FrameHeader,
   type PutItem,
@@ -75,6 +76,8 @@ interface PutTxn {
 
 /** Frames a peer passed on before this target's select-put arrived, kept up to this much in all. */
 const EARLY_MAX = 32 * 1024 * 1024;
+/** A relay whose frames have not all come this long after it was set up is forgotten. */
+const RELAY_TTL_MS = 60_000;
 
 interface GetTxn {
   ref: StoredRef;
@@ -99,6 +102,8 @@ export class GroupLink {
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
   private readonly early = new Map<string, Buffer[]>();
+  /** Chained items this target passes on without writing them, by "txn/item". */
+  private readonly relays = new Map<string, ChainHop & { at: number }>();
   private earlyBytes = 0;
 
   private readonly onDrained: (group: number) => void;
@@ -175,12 +180,16 @@ export class GroupLink {
           const bid = this.bidPut(item, i);
           metrics.bids.inc({ bid: bid.bid });
           if (bid.bid === "accept") {
+            // Placed without bids: the group chose this target, as a selection would.
+            metrics.bidsWon.inc();
+            txn.selected++;
             const hop = msg.chains?.[k] ?? null;
             this.select(msg.txn, txn, i, hop?.forward ?? [], hop?.chain ?? null);
-          } else if (bid.bid === "have") {
-            this.acks.saved(ws, msg.txn, i);
           } else {
-            this.send(ws, { t: "save-failed", txn: msg.txn, item: i, reason: `refused: ${bid.reason}` });
+            const hop = msg.chains?.[k];
+            if (hop) this.relayOnly(msg.txn, i, hop);
+            if (bid.bid === "have") this.acks.saved(ws, msg.txn, i);
+            else this.send(ws, { t: "save-failed", txn: msg.txn, item: i, reason: `refused: ${bid.reason}` });
           }
         });
         if (txn.writes.size === 0) this.puts.delete(msg.txn);
@@ -345,16 +354,31 @@ export class GroupLink {
     let inb = txn?.writes.get(header.item);
     // A peer's frame belongs only to the chain it was sent down (not to a same-numbered txn of a later life of the group).
     if (hop && inb && inb.chain !== hop.chain) inb = undefined;
-    const onward = hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : null);
+    const relayKey = `${header.txn}/${header.item}`;
+    let relay = inb ? undefined : this.relays.get(relayKey);
+    if (relay && hop && relay.chain !== hop.chain) relay = undefined;
+    const onward = hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : relay ? { chain: relay.chain, rest: relay.forward } : null);
     const passed = onward && onward.rest.length > 0 && this.peer ? this.peer.forward(onward.rest[0]!, { chain: onward.chain, rest: onward.rest.slice(1) }, this.group, data, header.txn, header.item) : Promise.resolve();
     if (!txn || !inb) {
-      // Not selected or already released: still return the credit, or the group's window shrinks forever.
+      if (relay && header.last) this.relays.delete(relayKey);
+      // Not selected, already released, or held here already: still return the credit, or the group's window shrinks forever.
       if (ws) this.returnCredit(ws, data.length, true);
       // From a peer, ahead of this target's select-put: kept for it.
-      else if (hop) this.keepEarly(`${hop.chain}/${header.txn}/${header.item}`, data);
+      else if (hop && !relay) this.keepEarly(`${hop.chain}/${header.txn}/${header.item}`, data);
       return passed;
     }
     return this.accept(txn, inb, header, payload, ws ? { ws, bytes: data.length } : null, passed);
+  }
+
+  /**
+   * An item of a chain placed without bids that this target will not write (it holds it, or
+   * refused it): its frames still come here, and must still go on down the chain.
+   */
+  private relayOnly(txn: number, item: number, hop: ChainHop): void {
+    const now = Date.now();
+    // Relays whose frames never came (the group gave up on them) are forgotten in time.
+    for (const [k, r] of this.relays) if (now - r.at > RELAY_TTL_MS) this.relays.delete(k);
+    this.relays.set(`${txn}/${item}`, { ...hop, at: now });
   }
 
   private keepEarly(key: string, frame: Buffer): void {
@@ -404,11 +428,16 @@ export class GroupLink {
       }
       try {
         await write.write(header.offset, payload);
-      } finally {
+      } catch (e) {
         await passed;
-        this.creditBack(credit, header.last);
+        this.creditBack(credit, true);
+        throw e;
       }
-      if (!header.last) return;
+      await passed;
+      if (!header.last) {
+        this.creditBack(credit, false);
+        return;
+      }
       this.ctx.queue.bytes -= write.size;
       txn.writes.delete(header.item);
       if (txn.eager && txn.writes.size === 0) this.puts.delete(header.txn);
@@ -420,6 +449,10 @@ export class GroupLink {
       } catch (e) {
         log("warn", "save failed", { group: this.group, chid: write.chid, error: String(e) });
         say({ t: "save-failed", txn: header.txn, item: header.item, reason: String(e) });
+      } finally {
+        // An item's last frame is credited once the item is durable (or failed): writes wait in
+        // memory for their pack batch, and the window then bounds what waits, not just what is in flight.
+        this.creditBack(credit, true);
       }
     });
     const settled = next.catch((e) => {
@@ -478,6 +511,7 @@ export class GroupLink {
     for (const id of [...this.puts.keys()]) void this.releasePut(id);
     this.early.clear();
     this.earlyBytes = 0;
+    this.relays.clear();
     this.gets.clear();
   }
 }

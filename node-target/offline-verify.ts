@@ -45,6 +45,6 @@ export async function verifyDataDir(dataDir: string, progress: (line: string, do
     report.ms = Date.now() - t0;
     return report;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -1,7 +1,7 @@
-// Crash safety at start (issue 6, point 8). Chunk writes are safe by construction (bytes hashed,
-// written and fsynced in tmp/, renamed, directory fsynced; tmp/ swept at start: store.ts), so
-// what a power cut can still damage is what the disk or filesystem did not keep as promised,
-// and a data directory can lose files while the target is down. Neither can be named from the
+// Crash safety at start. Chunk writes are safe by construction (bytes hashed, then written to a
+// pack and fdatasynced before their index row is committed; a torn pack tail is cut at start:
+// packs/pack-files.ts), so what a power cut can still damage is what the disk or filesystem did
+// not keep as promised, and a data directory can lose files while the target is down. Neither can be named from the
 // inside afterwards, so the target keeps a journal, `run.json`: a run under way and, every
 // CHECKPOINT_MS, how many chunks it held then; a clean stop writes the final count.
 //
@@ -11,9 +11,8 @@
 // serving as if whole: it says `lost` in its hello to every group, and each group counts its
 // copies across members and restores R (the same sweep as for a member gone for good).
 
-import { open, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { open, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Chid } from "../common/ids.ts";
 import { log } from "./log.ts";
 import type { ChunkStore } from "./store.ts";
 
@@ -106,6 +105,8 @@ export class RunJournal {
       await this.recheckSince(since, report);
       report.manifestsDamaged = !this.store.vms.intact();
     }
+    // Chunks whose pack was found shorter than its index promised: lost, whatever the journal says.
+    report.damaged += this.store.lostAtOpen;
     report.found = this.store.stats.chunks;
     // A clean stop's count is exact; after a crash, deletions since the checkpoint may explain a
     // shortfall, but a recount by the groups is cheap next to a copy silently missing.
@@ -132,16 +133,11 @@ export class RunJournal {
     await writeDurably(this.path, { startedAt: this.startedAt, checkpointAt: Date.now(), chunks: this.store.stats.chunks, clean: false, pid: process.pid, metrics: this.metrics });
   }
 
-  /** Re-hash chunk files modified, and manifests stamped, since `since`; failures are quarantined by the store. */
+  /** Re-hash chunks written, and manifests stamped, since `since`; failures are quarantined by the store. */
   private async recheckSince(since: number, report: StartReport): Promise<void> {
-    const root = join(this.store.dir, "chunks");
-    for (const fan of await readdir(root).catch(() => [] as string[])) {
-      for (const name of await readdir(join(root, fan)).catch(() => [] as string[])) {
-        const s = await stat(join(root, fan, name)).catch(() => null);
-        if (!s || s.mtimeMs < since) continue;
-        report.rechecked++;
-        if (!(await this.store.readVerified({ kind: "chunk", chid: name as Chid }, "start").catch(() => null))) report.damaged++;
-      }
+    for (const chid of this.store.chunksWrittenSince(since)) {
+      report.rechecked++;
+      if (!(await this.store.readVerified({ kind: "chunk", chid }, "start").catch(() => null))) report.damaged++;
     }
     for (const v of this.store.vms.stampedSince(since, Number.MAX_SAFE_INTEGER)) {
       report.rechecked++;

@@ -91,9 +91,9 @@ export async function serve(o: ServeOptions): Promise<{ stop(reason: string): Pr
       metricsAt?.server.close();
       link!.close();
       peer?.close();
+      await store.close().catch((e: unknown) => log("warn", "store not closed cleanly", { error: String(e) }));
       // The journal's clean mark goes last: a stop cut short before it is checked as a crash.
       await journal.end().catch((e: unknown) => log("warn", "journal not closed", { error: String(e) }));
-      store.close();
       done();
     })();
     return stopping;

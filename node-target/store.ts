@@ -1,155 +1,34 @@
-// The store on one data directory. A chunk file is named by its CHID and only ever appears
-// under that name after its bytes were hashed and matched, written and fsynced: a partial or
-// corrupt write stays in tmp/ and is swept at the next start. Version manifests, small and one
-// per version, are rows of the manifest log (vm-log.ts) filed under their name (NHID) and
-// version (UVID), checked against their CHID the same way before they are written.
+// The store on one data directory: chunks as records of append-only pack files (packs/), found
+// through an index; version manifests as rows of the manifest log (vm-log.ts), filed under their
+// name (NHID) and version (UVID). Both indexes live in one SQLite database (index-db.ts). An item
+// is only ever held under its name after its bytes hashed to that name and are durable
+// (pending-write.ts); a copy that later fails its hash is quarantined: never served, never bid.
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { existsSync, statfsSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DatabaseSync } from "node:sqlite";
 import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
-import { FRAME_HEADER, FRAME_PAYLOAD_MAX, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
+import { FRAME_HEADER, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
+import { CommitQueue, openIndexDb } from "./index-db.ts";
 import { log } from "./log.ts";
 import { metrics } from "./metrics.ts";
+import { Compactor, type CompactionOptions } from "./packs/compactor.ts";
+import { PackFiles, PACK_MAX_BYTES } from "./packs/pack-files.ts";
+import { PackIndex, type ChunkRow } from "./packs/pack-index.ts";
+import { PendingWrite, type WriteHost } from "./pending-write.ts";
 import { VmLog, type VmEntry } from "./vm-log.ts";
 
 export type { VmEntry } from "./vm-log.ts";
+export type { PendingWrite } from "./pending-write.ts";
 
 export interface StoreStats {
-  /** Chunk files. */
+  /** Chunks held. */
   chunks: number;
   /** Bytes of chunks and manifests. */
   bytes: number;
-}
-
-/**
- * A write in progress: bytes are hashed as they arrive. A chunk's are staged in one aligned
- * pool block, which goes to its tmp file whenever it fills (see block-io.ts); a manifest's are
- * kept (manifests are small) and become one row of the manifest log at commit.
- */
-export class PendingWrite {
-  private received = 0;
-  private flushed = 0;
-  private stage: Buffer | null = null;
-  private staged = 0;
-  private hash: Hash = createHash("sha256");
-  private fh: FileHandle | null = null;
-  private readonly kept: Uint8Array | null;
-  private readonly store: ChunkStore;
-  private readonly tmpPath: string;
-  readonly ref: StoredRef;
-  readonly size: number;
-  /**
-   * Its group reclaimed this item while it was being written: the write began before the
-   * reclaim (the group's messages arrive in order), so it is a stale copy (a repair or a put
-   * the group has given up on) and must not land after the reclaim found nothing to delete.
-   */
-  doomed = false;
-  /** While the bytes are put in place, past the last look at `doomed`: what a reclaim waits for. */
-  placing: Promise<void> | null = null;
-
-  constructor(store: ChunkStore, ref: StoredRef, size: number, tmpPath: string) {
-    this.store = store;
-    this.ref = ref;
-    this.size = size;
-    this.tmpPath = tmpPath;
-    this.kept = ref.kind === "vm" ? new Uint8Array(size) : null;
-  }
-
-  get chid(): Chid {
-    return this.ref.chid;
-  }
-
-  async write(offset: number, bytes: Uint8Array): Promise<void> {
-    if (offset !== this.received) throw new Error(`out-of-order frame: expected offset ${this.received}, got ${offset}`);
-    if (this.received + bytes.length > this.size) throw new Error(`item larger than announced ${this.size} bytes`);
-    this.hash.update(bytes);
-    if (this.kept) {
-      this.kept.set(bytes, this.received);
-      this.received += bytes.length;
-      return;
-    }
-    const io = this.store.io;
-    this.fh ??= await io.openForWrite(this.tmpPath);
-    this.stage ??= await io.pool.acquire();
-    this.received += bytes.length;
-    for (let at = 0; at < bytes.length; ) {
-      const n = Math.min(BLOCK - this.staged, bytes.length - at);
-      this.stage.set(bytes.subarray(at, at + n), this.staged);
-      this.staged += n;
-      at += n;
-      if (this.staged === BLOCK) {
-        await io.writeBlock(this.fh, this.stage, BLOCK, this.flushed);
-        this.flushed += BLOCK;
-        this.staged = 0;
-      }
-    }
-  }
-
-  /** Verify, make durable, and put in place. Throws (and leaves nothing behind) on any mismatch. */
-  async commit(): Promise<void> {
-    try {
-      if (this.received !== this.size) throw new Error(`short item: got ${this.received} of ${this.size} bytes`);
-      const actual = this.hash.digest("hex");
-      if (actual !== this.ref.chid) throw new Error(`hash mismatch: bytes hash to ${actual}`);
-      const t0 = performance.now();
-      if (this.ref.kind === "vm") {
-        const ref = this.ref;
-        await this.land(() => this.store.vms.put(ref.nhid, ref.uvid, ref.chid, this.kept!));
-      } else {
-        await this.commitFile();
-        this.store.stats.chunks++;
-      }
-      this.store.recordFsync(performance.now() - t0);
-      this.store.stats.bytes += this.size;
-      this.store.notePrefix(this.ref.kind === "vm" ? this.ref.nhid : this.ref.chid);
-    } catch (e) {
-      await this.abort();
-      throw e;
-    } finally {
-      this.store.writeEnded(this);
-    }
-  }
-
-  /** Put the bytes in place unless a reclaim came first; a reclaim arriving from here on waits for it. */
-  private async land(place: () => Promise<void>): Promise<void> {
-    if (this.doomed) throw new Error(`${this.ref.kind === "vm" ? "manifest" : "chunk"} ${this.ref.chid} was reclaimed by its group while being written`);
-    this.placing = place();
-    await this.placing;
-  }
-
-  private async commitFile(): Promise<void> {
-    const io = this.store.io;
-    this.fh ??= await io.openForWrite(this.tmpPath);
-    if (this.staged > 0) {
-      await io.writeBlock(this.fh, this.stage!, this.staged, this.flushed);
-      this.flushed += this.staged;
-      this.staged = 0;
-    }
-    // A direct write pads the last block; the file keeps exactly the chunk's bytes.
-    if (io.direct && this.size % ALIGN !== 0) await this.fh.truncate(this.size);
-    this.releaseStage();
-    await this.fh.sync();
-    await this.fh.close();
-    this.fh = null;
-    await this.store.removed(this.ref.chid);
-    await this.land(() => this.store.placeFile(this.tmpPath, this.store.chunkPath(this.ref.chid)));
-  }
-
-  async abort(): Promise<void> {
-    this.store.writeEnded(this);
-    this.releaseStage();
-    if (this.fh) await this.fh.close().catch(() => {});
-    this.fh = null;
-    if (!this.kept) await rm(this.tmpPath, { force: true });
-  }
-
-  private releaseStage(): void {
-    if (this.stage) this.store.io.pool.release(this.stage);
-    this.stage = null;
-  }
 }
 
 /** A stored item, laid out as ready-to-send frames in pool blocks. */
@@ -160,74 +39,149 @@ export interface FramedRead {
   release(): void;
 }
 
-const FREE_TTL_MS = 1_000;
-
-async function fsyncDir(path: string): Promise<void> {
-  const dh = await open(path, "r");
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+export interface StoreOptions {
+  /** false forces buffered I/O (for filesystems whose O_DIRECT misbehaves). */
+  directIo?: boolean;
+  /** A new pack is started past this size (tests use small packs to see compaction). */
+  packMaxBytes?: number;
+  /** Compaction of packs with dead space; absent: the defaults, run in the background once opened. */
+  compaction?: Partial<CompactionOptions> | false;
 }
+
+/**
+ * Payload bytes per frame a read builds: a direct read starts up to ALIGN - 1 bytes before the
+ * payload it wants, and the frame header sits in the ALIGN bytes before that, all in one block.
+ */
+const READ_SPAN = BLOCK - 2 * ALIGN;
+const FREE_TTL_MS = 1_000;
 
 export class ChunkStore {
   readonly dir: string;
   readonly stats: StoreStats = { chunks: 0, bytes: 0 };
-  private tmpSeq = 0;
-  private readonly fanDirs = new Set<string>();
-  private freeCache: { at: number; disk: number; bytesAtCheck: number } | null = null;
   fsyncMsTotal = 0;
   fsyncCount = 0;
+  /** Chunks the packs were found not to hold at open though the index named them (a disk that did not keep its promise). */
+  lostAtOpen = 0;
+  private freeCache: { at: number; disk: number; bytesAtCheck: number } | null = null;
   /** First 4 bytes of every stored CHID and NHID: enough to say which groups we hold data for. */
   private readonly prefixes = new Set<number>();
   /**
-   * Chunk files being deleted (reclaimed by their group). Such a chunk is not held from the
-   * moment the group's message arrives: it is neither bid as "have" nor served, and a new copy
-   * of it waits for the unlink before it is renamed into place.
+   * Chunks being deleted (reclaimed by their group). Such a chunk is not held from the moment
+   * the group's message arrives: it is neither bid as "have" nor served, and a new copy of it
+   * waits for the deletion before it is placed.
    */
   private readonly removing = new Map<Chid, Promise<void>>();
   /** Writes in progress, by storedRefKey: a reclaim of the item dooms those already begun. */
   private readonly writing = new Map<string, Set<PendingWrite>>();
+  private readonly opts: StoreOptions;
 
   #io: BlockIo | null = null;
+  #db: DatabaseSync | null = null;
+  #commits: CommitQueue | null = null;
   #vms: VmLog | null = null;
-  private readonly directIo: boolean;
+  #index: PackIndex | null = null;
+  #packs: PackFiles | null = null;
+  #compactor: Compactor | null = null;
 
-  /** `directIo: false` forces buffered I/O (for filesystems whose O_DIRECT misbehaves). */
-  constructor(dir: string, opts: { directIo?: boolean } = {}) {
+  /** What a write needs of this store (pending-write.ts). */
+  private readonly host: WriteHost;
+
+  constructor(dir: string, opts: StoreOptions = {}) {
     this.dir = dir;
-    this.directIo = opts.directIo ?? true;
+    this.opts = opts;
+    const store = this;
+    this.host = {
+      get pool() {
+        return store.io.pool;
+      },
+      placeChunk: (chid, parts, length) => this.packs.append({ chid, parts, length }),
+      placeManifest: (nhid, uvid, chid, bytes) => this.vms.put(nhid, uvid, chid, bytes),
+      removed: (chid) => this.removed(chid),
+      landed: (w, ms) => {
+        this.recordFsync(ms);
+        if (w.ref.kind === "chunk") this.stats.chunks++;
+        this.stats.bytes += w.size;
+        this.notePrefix(w.ref.kind === "vm" ? w.ref.nhid : w.ref.chid);
+      },
+      ended: (w) => this.writeEnded(w),
+    };
   }
 
   get io(): BlockIo {
-    if (!this.#io) throw new Error("store used before open()");
-    return this.#io;
+    return this.must(this.#io);
   }
 
   get vms(): VmLog {
-    if (!this.#vms) throw new Error("store used before open()");
-    return this.#vms;
+    return this.must(this.#vms);
   }
 
-  /** Sweep unfinished writes, set up direct I/O and the manifest log, and count what is stored. */
+  get packs(): PackFiles {
+    return this.must(this.#packs);
+  }
+
+  get index(): PackIndex {
+    return this.must(this.#index);
+  }
+
+  get compactor(): Compactor | null {
+    return this.#compactor;
+  }
+
+  private must<T>(x: T | null): T {
+    if (x === null) throw new Error("store used before open()");
+    return x;
+  }
+
+  /** Set up direct I/O, the database and the packs (dropping a torn tail), and count what is stored. */
   async open(): Promise<void> {
+    // Older layouts wrote chunks through tmp/; nothing there is ever needed again.
     await rm(join(this.dir, "tmp"), { recursive: true, force: true });
     await mkdir(join(this.dir, "tmp"), { recursive: true });
-    this.#io = await BlockIo.open(join(this.dir, "tmp"), this.directIo);
-    await mkdir(join(this.dir, "chunks"), { recursive: true });
-    for (const fan of await readdir(join(this.dir, "chunks"))) {
-      for (const name of await readdir(join(this.dir, "chunks", fan))) {
-        const s = await stat(join(this.dir, "chunks", fan, name));
-        this.stats.chunks++;
-        this.stats.bytes += s.size;
-        this.notePrefix(name);
+    this.#io = await BlockIo.open(join(this.dir, "tmp"), this.opts.directIo ?? true);
+    this.#db = openIndexDb(this.dir);
+    this.#commits = new CommitQueue(this.#db);
+    this.#vms = new VmLog(this.#db, this.#commits);
+    this.#index = new PackIndex(this.#db);
+    const opened = await PackFiles.open(join(this.dir, "packs"), this.#io, this.#index, this.#commits, this.opts.packMaxBytes ?? PACK_MAX_BYTES);
+    this.#packs = opened.packs;
+    this.lostAtOpen = opened.lost;
+    await this.importChunkFiles();
+    await this.importManifestFiles();
+    const totals = this.index.totals();
+    this.stats.chunks = totals.chunks;
+    this.stats.bytes = totals.bytes + this.vms.bytes();
+    for (const p of this.index.prefixes()) this.prefixes.add(p);
+    for (const p of this.vms.namePrefixes()) this.prefixes.add(p);
+    if (this.opts.compaction !== false) {
+      this.#compactor = new Compactor(
+        { packs: this.packs, index: this.index, commits: this.#commits, pool: this.io.pool, damaged: (row, bytes) => this.quarantineChunk(row, bytes, "stored bytes fail their hash (found by compaction)") },
+        this.opts.compaction ?? {},
+      );
+      this.#compactor.start();
+    }
+  }
+
+  /**
+   * Data directories written before packs kept one file per chunk under chunks/<aa>/<chid>:
+   * append each verified one to the packs, then drop the tree.
+   */
+  private async importChunkFiles(): Promise<void> {
+    const root = join(this.dir, "chunks");
+    if (!existsSync(root)) return;
+    let moved = 0;
+    for (const fan of await readdir(root)) {
+      for (const name of await readdir(join(root, fan))) {
+        const bytes = await readFile(join(root, fan, name));
+        if (createHash("sha256").update(bytes).digest("hex") !== name) {
+          log("error", "corrupt chunk file not imported", { path: join(root, fan, name) });
+          continue;
+        }
+        await this.packs.append({ chid: name as Chid, parts: [bytes], length: bytes.length });
+        moved++;
       }
     }
-    this.#vms = new VmLog(join(this.dir, "manifests.sqlite"));
-    await this.importManifestFiles();
-    this.stats.bytes += this.vms.bytes();
-    for (const p of this.vms.namePrefixes()) this.prefixes.add(p);
+    await rm(root, { recursive: true, force: true });
+    log("info", "chunk files moved into packs", { count: moved });
   }
 
   /**
@@ -256,8 +210,13 @@ export class ChunkStore {
     log("info", "manifest files moved into the manifest log", { count: moved });
   }
 
-  close(): void {
-    this.#vms?.close();
+  /** Stop compaction, commit what is queued, and let go of files and the database. */
+  async close(): Promise<void> {
+    await this.#compactor?.stop();
+    await this.#packs?.close();
+    this.#commits?.flush();
+    this.#db?.close();
+    this.#db = null;
   }
 
   notePrefix(id: string): void {
@@ -265,17 +224,21 @@ export class ChunkStore {
   }
 
   /**
-   * Every item stored here, chunk files then version manifests, read lazily (what a scrub or
-   * `node-target verify` goes through). Items deleted meanwhile may still be named.
+   * Every item stored here, chunks then version manifests, read lazily in pages (what a scrub
+   * or `node-target verify` goes through). Items deleted meanwhile may still be named.
    */
   async *storedRefs(): AsyncGenerator<StoredRef> {
-    const root = join(this.dir, "chunks");
-    for (const fan of await readdir(root).catch(() => [] as string[])) {
-      for (const name of await readdir(join(root, fan)).catch(() => [] as string[])) yield { kind: "chunk", chid: name as Chid };
+    for (let page = this.index.page(null, 256); page.length > 0; page = page.length < 256 ? [] : this.index.page(page[page.length - 1]!.chid, 256)) {
+      for (const r of page) yield { kind: "chunk", chid: r.chid };
     }
     for (let page = this.vms.page(null, 256); page.length > 0; page = page.length < 256 ? [] : this.vms.page(page[page.length - 1]!, 256)) {
       for (const v of page) yield { kind: "vm", ...v };
     }
+  }
+
+  /** Chunks written at or after `since` (ms), oldest first: what a start after a crash re-hashes. */
+  chunksWrittenSince(since: number): Chid[] {
+    return this.index.writtenSince(since, Number.MAX_SAFE_INTEGER).map((r) => r.chid);
   }
 
   heldGroups(groupCount: number): number[] {
@@ -284,24 +247,14 @@ export class ChunkStore {
     return [...out].sort((a, b) => a - b);
   }
 
-  chunkPath(chid: Chid): string {
-    return join(this.dir, "chunks", chid.slice(0, 2), chid);
-  }
-
-  /** Whether this exact item is held (a stat, or one index lookup for a manifest). */
+  /** Whether this exact item is held (one index lookup). */
   has(ref: StoredRef): boolean {
     if (ref.kind === "vm") return this.vms.has(ref.nhid, ref.uvid, ref.chid);
-    return !this.removing.has(ref.chid) && existsSync(this.chunkPath(ref.chid));
+    return !this.removing.has(ref.chid) && this.index.has(ref.chid);
   }
 
   async hasChunk(chid: Chid): Promise<boolean> {
-    if (this.removing.has(chid)) return false;
-    try {
-      await stat(this.chunkPath(chid));
-      return true;
-    } catch {
-      return false;
-    }
+    return this.has({ kind: "chunk", chid });
   }
 
   /** The newest manifest held for a name, or the exact version asked for. */
@@ -310,8 +263,7 @@ export class ChunkStore {
   }
 
   beginWrite(ref: StoredRef, size: number): PendingWrite {
-    const tmp = join(this.dir, "tmp", `${process.pid}-${++this.tmpSeq}-${ref.chid.slice(0, 16)}`);
-    const w = new PendingWrite(this, ref, size, tmp);
+    const w = new PendingWrite(this.host, ref, size);
     const key = storedRefKey(ref);
     const set = this.writing.get(key) ?? new Set();
     set.add(w);
@@ -320,7 +272,7 @@ export class ChunkStore {
   }
 
   /** A write committed or was given up. */
-  writeEnded(w: PendingWrite): void {
+  private writeEnded(w: PendingWrite): void {
     const key = storedRefKey(w.ref);
     const set = this.writing.get(key);
     if (!set?.delete(w) || set.size > 0) return;
@@ -342,9 +294,10 @@ export class ChunkStore {
   }
 
   /**
-   * Delete an item its group reclaimed (nothing references it any more): its space comes back.
-   * The item stops being held synchronously, before this returns its promise, so whatever the
-   * group sends after its reclaim message finds it gone. Resolves to the bytes freed.
+   * Delete an item its group reclaimed (nothing references it any more). The item stops being
+   * held synchronously, before this returns its promise, so whatever the group sends after its
+   * reclaim message finds it gone. Resolves to the bytes freed once the deletion is durable;
+   * a chunk's space comes back when its pack is compacted.
    */
   remove(ref: StoredRef): Promise<number> {
     const landing = this.doomWrites(ref);
@@ -358,18 +311,18 @@ export class ChunkStore {
       // Again once a write that was landing as the reclaim came has landed.
       return landing.then(() => n + drop());
     }
-    const path = this.chunkPath(ref.chid);
     let freed = 0;
     const done = (this.removing.get(ref.chid) ?? Promise.resolve())
       .then(() => landing)
-      .then(async () => {
-        const s = await stat(path).catch(() => null);
-        if (!s) return;
-        await rm(path, { force: true });
-        await fsyncDir(dirname(path));
-        freed = s.size;
+      .then(() =>
+        this.must(this.#commits).run(() => {
+          freed = this.index.removed(ref.chid);
+        }),
+      )
+      .then(() => {
+        if (freed === 0) return;
         this.stats.chunks--;
-        this.stats.bytes -= s.size;
+        this.stats.bytes -= freed;
       })
       .finally(() => {
         if (this.removing.get(ref.chid) === done) this.removing.delete(ref.chid);
@@ -378,21 +331,9 @@ export class ChunkStore {
     return done.then(() => freed);
   }
 
-  /** Resolves once no delete of this chunk is in progress (a new copy must not be renamed under one). */
+  /** Resolves once no delete of this chunk is in progress (a new copy must not be placed under one). */
   async removed(chid: Chid): Promise<void> {
     await this.removing.get(chid)?.catch(() => {});
-  }
-
-  /** rename into place, then fsync the directory so the name itself survives a crash. */
-  async placeFile(tmpPath: string, finalPath: string): Promise<void> {
-    const dir = dirname(finalPath);
-    if (!this.fanDirs.has(dir)) {
-      // A fan-out directory made just now must be recorded in its parent too.
-      if ((await mkdir(dir, { recursive: true })) !== undefined) await fsyncDir(dirname(dir));
-      this.fanDirs.add(dir);
-    }
-    await rename(tmpPath, finalPath);
-    await fsyncDir(dir);
   }
 
   recordFsync(ms: number): void {
@@ -403,8 +344,8 @@ export class ChunkStore {
 
   /**
    * Read a stored item into frames of `kind` for `txn`. A chunk frame's payload is read from
-   * disk straight behind its header, so nothing is copied before the socket. Serving does not
-   * verify (`verify` false): the group hashes what it receives and reports a bad copy
+   * its pack straight behind its header, so nothing is copied before the socket. Serving does
+   * not verify (`verify` false): the group hashes what it receives and reports a bad copy
    * (bad-copy), so a second hash here would only double the CPU per byte served. With `verify`,
    * a copy that fails the check is quarantined (never served, never bid as "have") and reported
    * as missing (null). A missing item is null either way.
@@ -417,55 +358,51 @@ export class ChunkStore {
     };
     const hash = verify ? createHash("sha256") : null;
     const frames: Uint8Array[] = [];
-    // Fills frame after frame: `fill(block, at, len, offset)` puts `len` bytes of the item from
-    // `offset` at block[at..] and returns how many it put.
-    const build = async (size: number, fill: (block: Buffer, at: number, len: number, offset: number) => Promise<number>): Promise<void> => {
-      for (let offset = 0; offset < size || frames.length === 0; offset += FRAME_PAYLOAD_MAX) {
-        const len = Math.min(FRAME_PAYLOAD_MAX, size - offset);
+    // Frame after frame: `fill(block, offset, len)` puts `len` bytes of the item from `offset`
+    // in `block` and returns where they begin (at ALIGN, or a little after for a direct read).
+    const build = async (size: number, fill: (block: Buffer, offset: number, len: number) => Promise<number>): Promise<void> => {
+      for (let offset = 0; offset < size || frames.length === 0; offset += READ_SPAN) {
+        const len = Math.min(READ_SPAN, size - offset);
         const block = await this.io.pool.acquire();
         blocks.push(block);
-        const got = await fill(block, ALIGN, len, offset);
-        if (got !== len) throw new Error(`${ref.kind} ${ref.chid} changed while being read: ${got} of ${len} bytes at ${offset}`);
-        const payload = block.subarray(ALIGN, ALIGN + len);
+        const at = await fill(block, offset, len);
+        const payload = block.subarray(at, at + len);
         hash?.update(payload);
-        const frame = block.subarray(ALIGN - FRAME_HEADER, ALIGN + len);
+        const frame = block.subarray(at - FRAME_HEADER, at + len);
         writeFrameHeader(frame, { kind, last: offset + len >= size, item, txn, offset, total: size });
         frames.push(frame);
       }
     };
     let size: number;
+    let row: ChunkRow | null = null;
     try {
       if (ref.kind === "vm") {
         const bytes = this.vms.read(ref.nhid, ref.uvid, ref.chid);
         if (!bytes) return null;
         size = bytes.length;
-        await build(size, async (block, at, len, offset) => {
-          block.set(bytes.subarray(offset, offset + len), at);
-          return len;
+        await build(size, async (block, offset, len) => {
+          block.set(bytes.subarray(offset, offset + len), ALIGN);
+          return ALIGN;
         });
       } else {
-        let fh: FileHandle;
-        try {
-          fh = await this.io.openForRead(this.chunkPath(ref.chid));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-          throw e;
-        }
-        try {
-          size = (await fh.stat()).size;
-          await build(size, (block, at, len, offset) => this.io.readInto(fh, block, at, len, offset));
-        } finally {
-          await fh.close().catch(() => {});
-        }
+        const loc = this.index.find(ref.chid);
+        if (!loc) return null;
+        row = { chid: ref.chid, ...loc };
+        size = loc.length;
+        await build(size, (block, offset, len) => this.packs.readPayload(loc, offset, len, block, ALIGN));
       }
     } catch (e) {
       release();
+      // A pack compacted away between the lookup and the read: the record is in its new place.
+      if ((e as NodeJS.ErrnoException).code === "ENOENT" && ref.kind === "chunk" && !verify) return this.readFrames(ref, kind, txn, item, verify);
       throw e;
     }
     const actual = hash?.digest("hex") ?? ref.chid;
     if (actual !== ref.chid) {
+      const bytes = Buffer.concat(frames.map((f) => f.subarray(FRAME_HEADER)));
       release();
-      await this.quarantine(ref, `stored bytes hash to ${actual}`);
+      if (row) await this.quarantineChunk(row, bytes, `stored bytes hash to ${actual}`);
+      else if (ref.kind === "vm") this.quarantineManifest(ref, `stored bytes hash to ${actual}`);
       return null;
     }
     return { size, frames, release };
@@ -474,29 +411,29 @@ export class ChunkStore {
   /**
    * A page of the items held for one group, in key order after `after` (chunks first, as
    * "c:<chid>", then manifests, as "v:<nhid>/<uvid>/<chid>"): what a group asks its members for
-   * when it restores replica counts. Each page walks the chunk directories again; a group's
-   * re-replication is rare, and pages are large. With `since`: only chunk files written since
-   * then and manifests stamped since then (a group recovering what it knew only in memory).
+   * when it restores replica counts. With `since`: only chunks written since then and manifests
+   * stamped since then (a group recovering what it knew only in memory).
    */
   async inventory(group: number, groupCount: number, after: string | null, limit: number, since: number | null = null): Promise<{ refs: StoredRef[]; next: string | null }> {
     const refs: StoredRef[] = [];
-    if (after === null || after.startsWith("c:")) {
-      const from = after?.slice(2) ?? "";
-      const root = join(this.dir, "chunks");
-      for (const fan of (await readdir(root)).sort()) {
-        if (fan < from.slice(0, 2)) continue;
-        for (const name of (await readdir(join(root, fan))).sort()) {
-          if (name <= from || groupOf(name as Chid, groupCount) !== group) continue;
-          if (since !== null && ((await stat(join(root, fan, name)).catch(() => null))?.mtimeMs ?? 0) < since) continue;
-          refs.push({ kind: "chunk", chid: name as Chid });
-          if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
-        }
-      }
-    }
     if (since !== null) {
-      // Manifests stamped since then, one page (the window of a crash is short).
+      // Chunks written and manifests stamped since then, one page (the window of a crash is short).
+      for (const r of this.index.writtenSince(since, limit)) if (groupOf(r.chid, groupCount) === group) refs.push({ kind: "chunk", chid: r.chid });
       for (const v of this.vms.stampedSince(since, limit)) if (groupOf(v.nhid, groupCount) === group) refs.push({ kind: "vm", ...v });
       return { refs, next: null };
+    }
+    if (after === null || after.startsWith("c:")) {
+      let cursor = (after?.slice(2) ?? null) as Chid | null;
+      for (;;) {
+        const page = this.index.page(cursor, 1024);
+        for (const r of page) {
+          if (groupOf(r.chid, groupCount) !== group) continue;
+          refs.push({ kind: "chunk", chid: r.chid });
+          if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
+        }
+        if (page.length < 1024) break;
+        cursor = page[page.length - 1]!.chid;
+      }
     }
     let cursor: { nhid: Nhid; uvid: Uvid; chid: Chid } | null = null;
     if (after?.startsWith("v:")) {
@@ -536,22 +473,28 @@ export class ChunkStore {
     return out;
   }
 
-  private async quarantine(ref: StoredRef, reason: string): Promise<void> {
-    if (ref.kind === "vm") {
-      this.vms.quarantine(ref.nhid, ref.uvid, ref.chid, reason);
-      log("error", "corrupt manifest quarantined", { nhid: ref.nhid, uvid: ref.uvid, chid: ref.chid, reason });
-      return;
-    }
-    const path = this.chunkPath(ref.chid);
+  /** A chunk copy that failed its hash: its bytes kept under quarantine/ for a post-mortem, its row gone. */
+  private async quarantineChunk(row: ChunkRow, bytes: Uint8Array, reason: string): Promise<void> {
     const qdir = join(this.dir, "quarantine");
     await mkdir(qdir, { recursive: true });
-    const dest = join(qdir, `${Date.now()}-${ref.chid}`);
-    const s = await stat(path).catch(() => null);
-    if (!s) return;
-    await rename(path, dest).catch(() => rm(path, { force: true }));
-    this.stats.chunks--;
-    this.stats.bytes -= s.size;
-    log("error", "corrupt copy quarantined", { path, reason, moved_to: dest });
+    const dest = join(qdir, `${Date.now()}-${row.chid}`);
+    await writeFile(dest, bytes);
+    let n = 0;
+    await this.must(this.#commits).run(() => {
+      // Only if the row still names the copy that was read (a compaction may have moved it since).
+      const now = this.index.find(row.chid);
+      if (now && now.pack === row.pack && now.pos === row.pos) n = this.index.removed(row.chid);
+    });
+    if (n > 0) {
+      this.stats.chunks--;
+      this.stats.bytes -= n;
+    }
+    log("error", "corrupt copy quarantined", { chid: row.chid, pack: row.pack, pos: row.pos, reason, moved_to: dest });
+  }
+
+  private quarantineManifest(ref: StoredRef & { kind: "vm" }, reason: string): void {
+    this.vms.quarantine(ref.nhid, ref.uvid, ref.chid, reason);
+    log("error", "corrupt manifest quarantined", { nhid: ref.nhid, uvid: ref.uvid, chid: ref.chid, reason });
   }
 
   /**

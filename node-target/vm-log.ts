@@ -1,19 +1,16 @@
-// Version manifests on a target: rows of one SQLite database (WAL, synchronous=FULL) rather
-// than one file each. A manifest is small and written once per version; as a file it cost a
-// write, an fsync, a rename and an fsync of its directory, plus a new directory (two more
-// fsyncs) for every new name: ~2 ms of CPU per version on the dev VM. As a row it is one WAL
-// append, and writes that arrive together share one commit and its one fsync (group commit).
-// node:sqlite ships with Node, so this adds no dependency.
+// Version manifests on a target: rows of the target's database (index-db.ts) rather than one
+// file each. A manifest is small and written once per version; as a file it cost a write, an
+// fsync, a rename and an fsync of its directory, plus a new directory (two more fsyncs) for
+// every new name: ~2 ms of CPU per version on the dev VM. As a row it is one WAL append, and
+// writes that arrive together share one commit and its one fsync (the commit queue).
 //
-// A row is durable when `put` resolves: the WAL is fsynced on every commit. Bytes are checked
-// against their CHID before they are written, and rows that fail a later check move to a
-// quarantine table (never served, never bid).
+// A row is durable when `put` resolves. Bytes are checked against their CHID before they are
+// written, and rows that fail a later check move to a quarantine table (never served, never bid).
 
 import { formatUvid, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
-// Before node:sqlite, so its "experimental" warning meets our handler rather than stderr.
-import "./log.ts";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+import type { CommitQueue } from "./index-db.ts";
 
 /**
  * A version manifest is a few hundred bytes of canonical JSON, most of it the same keys in the
@@ -36,17 +33,9 @@ export interface VmEntry {
   size: number;
 }
 
-interface Pending {
-  nhid: Nhid;
-  uvid: Uvid;
-  chid: Chid;
-  bytes: Uint8Array;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
 export class VmLog {
   private readonly db: DatabaseSync;
+  private readonly commitQueue: CommitQueue;
   private readonly insert: StatementSync;
   private readonly exists: StatementSync;
   private readonly newest: StatementSync;
@@ -54,16 +43,11 @@ export class VmLog {
   private readonly body: StatementSync;
   private readonly moveOut: StatementSync;
   private readonly remove: StatementSync;
-  private queue: Pending[] = [];
-  private scheduled = false;
-  /** Rows written per commit, for metrics and tests. */
-  commits = 0;
 
-  constructor(path: string) {
-    this.db = new DatabaseSync(path);
+  constructor(db: DatabaseSync, commits: CommitQueue) {
+    this.db = db;
+    this.commitQueue = commits;
     this.db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = FULL;
       CREATE TABLE IF NOT EXISTS vm (
         nhid TEXT NOT NULL, uvid TEXT NOT NULL, chid TEXT NOT NULL, bytes BLOB NOT NULL,
         PRIMARY KEY (nhid, uvid, chid)
@@ -91,42 +75,17 @@ export class VmLog {
     this.remove = this.db.prepare("DELETE FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
   }
 
-  /** Store a manifest; resolves once it is durable. Writes queued in one turn share a commit. */
-  put(nhid: Nhid, uvid: Uvid, chid: Chid, bytes: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ nhid, uvid, chid, bytes, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+  /** Transactions committed (shared with the chunk index): for tests of group commit. */
+  get commits(): number {
+    return this.commitQueue.commits;
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    try {
-      this.db.exec("BEGIN");
-      for (const p of batch) {
-        const packed = deflateRawSync(p.bytes, { dictionary: VM_DICTIONARY_V1 });
-        if (packed.length < p.bytes.length) this.insert.run(p.nhid, p.uvid, p.chid, packed, ENC_DEFLATE_V1, p.bytes.length);
-        else this.insert.run(p.nhid, p.uvid, p.chid, p.bytes, ENC_RAW, p.bytes.length);
-      }
-      this.db.exec("COMMIT");
-      this.commits++;
-    } catch (e) {
-      try {
-        this.db.exec("ROLLBACK");
-      } catch {
-        // no transaction left to roll back
-      }
-      const err = e instanceof Error ? e : new Error(String(e));
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    for (const p of batch) p.resolve();
+  /** Store a manifest; resolves once it is durable. Writes queued in one turn share a commit. */
+  put(nhid: Nhid, uvid: Uvid, chid: Chid, bytes: Uint8Array): Promise<void> {
+    // Compressed before the commit's turn: the transaction holds nothing but the inserts.
+    const packed = deflateRawSync(bytes, { dictionary: VM_DICTIONARY_V1 });
+    const row = packed.length < bytes.length ? ([packed, ENC_DEFLATE_V1] as const) : ([bytes, ENC_RAW] as const);
+    return this.commitQueue.run(() => void this.insert.run(nhid, uvid, chid, row[0], row[1], bytes.length));
   }
 
   has(nhid: Nhid, uvid: Uvid, chid: Chid): boolean {
@@ -207,8 +166,4 @@ export class VmLog {
     return Number(this.db.prepare("SELECT coalesce(sum(length(bytes)), 0) AS n FROM vm").get()!.n);
   }
 
-  close(): void {
-    this.flush();
-    this.db.close();
-  }
 }

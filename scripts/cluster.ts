@@ -5,7 +5,6 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,8 +84,6 @@ export class LocalCluster {
   }
   readonly targets: RunningTarget[];
   private gateway: ChildProcess | null = null;
-  /** Where the Durable Objects' workerd listens when it runs apart from the gateway's (targets dial it). */
-  objectsPort: number | null = null;
   private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort" | "gatewayFor">> & {
     gatewayFor: (index: number) => string | undefined;
     vars: Record<string, string>;
@@ -147,7 +144,6 @@ export class LocalCluster {
   }
 
   async startGateway(): Promise<void> {
-    if (process.env.EDGESTORE_SPLIT === "1" && this.opts.runtime === "miniflare" && this.objectsPort === null) this.objectsPort = await freePortOf();
     mkdirSync(join(this.opts.dataDir, "wrangler"), { recursive: true });
     const vars = {
       S3_ACCESS_KEY: this.opts.accessKey,
@@ -172,7 +168,7 @@ export class LocalCluster {
             "--log-level", this.opts.echo ? "info" : "warn",
             ...varArgs,
           ]
-        : [join(ROOT, "scripts", "gateway-host.ts"), "--port", String(this.opts.port), "--persist-to", persistTo, ...(this.objectsPort ? ["--objects-port", String(this.objectsPort)] : []), ...(this.opts.echo || LOG_FILE ? ["--verbose"] : []),
+        : [join(ROOT, "scripts", "gateway-host.ts"), "--port", String(this.opts.port), "--persist-to", persistTo, ...(this.opts.echo || LOG_FILE ? ["--verbose"] : []),
             ...(this.opts.inspectorPort ? ["--inspector-port", String(this.opts.inspectorPort)] : []), ...varArgs];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,
@@ -217,7 +213,7 @@ export class LocalCluster {
         opts.command ?? "run",
         "--data-dir", t.dataDir,
         "--location", t.location,
-        "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? (this.objectsPort ? `http://127.0.0.1:${this.objectsPort}` : this.endpoint),
+        "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
         "--join-secret", this.opts.joinSecret,
         ...(this.opts.peers ? ["--peer-listen", "127.0.0.1:0"] : []),
         "--metrics-listen", "127.0.0.1:0",
@@ -389,17 +385,6 @@ export class LocalCluster {
   gatewayPid(): number | undefined {
     return this.gateway?.pid;
   }
-}
-
-function freePortOf(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export function sleep(ms: number): Promise<void> {

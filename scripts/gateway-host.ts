@@ -32,8 +32,6 @@ const { values } = parseArgs({
     verbose: { type: "boolean", default: false },
     /** Chrome DevTools protocol for the Worker and its Durable Objects (profiling, debugging). */
     "inspector-port": { type: "string" },
-    /** Run the Durable Objects in a second workerd serving this port (targets dial it); the gateway's calls reach them over the dev registry. */
-    "objects-port": { type: "string" },
   },
 });
 const persistTo = resolve(values["persist-to"] ?? join(ROOT, ".data", "wrangler"));
@@ -76,61 +74,32 @@ function parseVars(list: string[]): Record<string, string> {
 const build = join(persistTo, "build");
 mkdirSync(persistTo, { recursive: true });
 bundle(build);
-const vars = parseVars(values.var!);
-const common = {
-  host: values.ip,
-  log: new Log(values.verbose ? LogLevel.INFO : LogLevel.WARN),
-};
-const script = { modules: true, modulesRoot: build, scriptPath: join(build, "index.js") };
-const instances: Miniflare[] = [];
-if (values["objects-port"]) {
-  const registry = join(persistTo, "registry");
-  const objects = new Miniflare(
-    convertV4MiniflareOptions({
-      ...common,
-      port: Number(values["objects-port"]),
-      resourcePersistencePath: join(persistTo, "v3"),
-      unsafeDevRegistryPath: registry,
-      workers: [{ ...workerOptions(vars), name: "edgestore", ...script }],
-    } as Parameters<typeof convertV4MiniflareOptions>[0]),
-  );
-  instances.push(objects);
-  const objectsUrl = await objects.ready;
-  const wo = workerOptions(vars) as { durableObjects?: Record<string, { className: string }> };
-  const external = Object.fromEntries(Object.entries(wo.durableObjects ?? {}).map(([k, v]) => [k, { className: v.className, scriptName: "edgestore" }]));
-  const gateway = new Miniflare(
-    convertV4MiniflareOptions({
-      ...common,
-      port: Number(values.port),
-      ...(values["inspector-port"] ? { inspectorPort: Number(values["inspector-port"]) } : {}),
-      resourcePersistencePath: join(persistTo, "v3-gateway"),
-      unsafeDevRegistryPath: registry,
-      workers: [{ ...wo, durableObjects: external, name: "edgestore-gateway", ...script }],
-    } as Parameters<typeof convertV4MiniflareOptions>[0]),
-  );
-  instances.push(gateway);
-  const url = await gateway.ready;
-  process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: String(url), objects: String(objectsUrl) })}\n`);
-} else {
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      ...common,
-      port: Number(values.port),
-      ...(values["inspector-port"] ? { inspectorPort: Number(values["inspector-port"]) } : {}),
-      resourcePersistencePath: join(persistTo, "v3"),
-      workers: [{ ...workerOptions(vars), name: "edgestore", ...script }],
-    } as Parameters<typeof convertV4MiniflareOptions>[0]),
-  );
-  instances.push(mf);
-  const url = await mf.ready;
-  process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: String(url) })}\n`);
-}
+const mf = new Miniflare(
+  convertV4MiniflareOptions({
+    host: values.ip,
+    port: Number(values.port),
+    ...(values["inspector-port"] ? { inspectorPort: Number(values["inspector-port"]) } : {}),
+    resourcePersistencePath: join(persistTo, "v3"),
+    log: new Log(values.verbose ? LogLevel.INFO : LogLevel.WARN),
+    workers: [
+      {
+        ...workerOptions(parseVars(values.var!)),
+        name: "edgestore",
+        modules: true,
+        modulesRoot: build,
+        scriptPath: join(build, "index.js"),
+      },
+    ],
+  } as Parameters<typeof convertV4MiniflareOptions>[0]),
+);
+const url = await mf.ready;
+process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: String(url) })}\n`);
 
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
-  for (const mf of instances.reverse()) await mf.dispose().catch(() => {});
+  await mf.dispose().catch(() => {});
   process.exit(0);
 };
 process.on("SIGINT", () => void stop());

@@ -13,6 +13,7 @@ import { chidOf } from "../../common/ids.ts";
 import { FRAME_PUT_DATA, framesOf, type ToTarget } from "../../common/protocol.ts";
 import { GroupLink } from "../../node-target/group-link.ts";
 import { ChunkStore } from "../../node-target/store.ts";
+import { chunkOnDisk, readOnDisk } from "./helpers.ts";
 
 let dir: string;
 let store: ChunkStore;
@@ -45,7 +46,7 @@ async function item(size: number, seed: number): Promise<{ bytes: Uint8Array; ch
 async function stored(chid: string, timeoutMs = 5_000): Promise<Buffer | null> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (store.has({ kind: "chunk", chid: chid as never })) return readFileSync(join(dir, "chunks", chid.slice(0, 2), chid));
+    if (store.has({ kind: "chunk", chid: chid as never })) return readOnDisk(chunkOnDisk(dir, chid as never)!);
     await new Promise((r) => setTimeout(r, 20));
   }
   return null;

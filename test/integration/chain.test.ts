@@ -9,7 +9,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalCluster } from "../../scripts/cluster.ts";
 import { PartitionProxy } from "../../scripts/partition-proxy.ts";
-import { bodyBytes, chunkFiles, clientFor, freePort, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clientFor, freePort, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
 
 const B = "chained";
 const SIZE = 4 * 2 ** 20;
@@ -37,13 +37,13 @@ const edgeBytes = () => proxies.reduce((a, p) => a + p.sentToTarget, 0);
 
 /** PUT a body, and return the bytes the edge sent the targets for it, and its new chunks. */
 async function put(key: string, body: Uint8Array): Promise<{ edge: number; chids: string[] }> {
-  const before = new Set(chunkFiles(cluster).keys());
+  const before = new Set(chunkCopies(cluster).keys());
   const e0 = edgeBytes();
   await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
-  return { edge: edgeBytes() - e0, chids: [...chunkFiles(cluster).keys()].filter((c) => !before.has(c)) };
+  return { edge: edgeBytes() - e0, chids: [...chunkCopies(cluster).keys()].filter((c) => !before.has(c)) };
 }
 
-const copies = (chid: string) => cluster.targets.filter((t) => chunkFiles(cluster, [t.index]).has(chid)).length;
+const copies = (chid: string) => cluster.targets.filter((t) => chunkCopies(cluster, [t.index]).has(chid)).length;
 
 const readsBack = async (key: string, body: Uint8Array) => sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body), body);
 
@@ -75,7 +75,7 @@ describe("chain replication", () => {
     for (const c of all) expect(copies(c)).toBe(3);
     for (let i = 0; i < bodies.length; i++) expect(await readsBack(`broken-${i}`, bodies[i]!)).toBe(true);
     // Target 5 held copies too: they came to it directly (its chains broke before it).
-    expect(all.some((c) => chunkFiles(cluster, [5]).has(c))).toBe(true);
+    expect(all.some((c) => chunkCopies(cluster, [5]).has(c))).toBe(true);
     expect(cluster.logTail.some((l) => l.includes("chain fell back to sending directly"))).toBe(true);
     expect(edge).toBeLessThan(3 * bodies.reduce((a, b) => a + b.length, 0));
   });

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -35,14 +35,14 @@ const get = async (key: string, range?: string) => bodyBytes((await s3.send(new 
 /** Bytes on disk of the chunk files that appeared since `before`. */
 function storedSince(before: Set<string>): number {
   let n = 0;
-  for (const [chid, sizes] of chunkFiles(cluster)) if (!before.has(chid)) n += sizes[0]!;
+  for (const [chid, sizes] of chunkCopies(cluster)) if (!before.has(chid)) n += sizes[0]!;
   return n;
 }
 
 describe("chunks compressed by the gateway", () => {
   it("stores a compressible object in far fewer bytes and reads it back exactly, whole and by range", async () => {
     const body = texty(5 * MiB, 1);
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "log.txt", Body: body }));
     expect(storedSince(before)).toBeLessThan(body.length / 2);
     expect(sameBytes(await get("log.txt"), body)).toBe(true);
@@ -54,7 +54,7 @@ describe("chunks compressed by the gateway", () => {
 
   it("leaves incompressible chunks as they are", async () => {
     const body = pseudoRandom(2 * MiB, 2);
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "noise.bin", Body: body }));
     expect(storedSince(before)).toBe(body.length);
   });

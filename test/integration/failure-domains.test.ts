@@ -8,7 +8,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/clie
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -26,15 +26,15 @@ clusterForSuite(
   (c) => ({ cluster, s3 } = c),
 );
 
-const holdersOf = (chid: string) => cluster.targets.map((t) => t.index).filter((i) => chunkFiles(cluster, [i]).has(chid));
+const holdersOf = (chid: string) => cluster.targets.map((t) => t.index).filter((i) => chunkCopies(cluster, [i]).has(chid));
 
 describe("replicas counted in failure domains", () => {
   it("adds a copy on another host to an item whose two copies share one", { timeout: 90_000 }, async () => {
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     for (const i of OTHER_HOSTS) await cluster.stopTarget(i);
     const body = pseudoRandom(1_500_000, 9300);
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "one-host", Body: body }));
-    const chids = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+    const chids = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
     expect(chids.length).toBeGreaterThan(3);
     // Degraded: both copies of every chunk on host-1's two disks.
     for (const c of chids) expect(holdersOf(c)).toEqual(SAME_HOST);

@@ -17,7 +17,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { PartitionProxy } from "../../scripts/partition-proxy.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, manifestRows, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, manifestRows, pseudoRandom, sameBytes, writtenAt } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -57,7 +57,7 @@ async function allAckedReadBack(): Promise<void> {
 /** Copies of every chunk on the live targets' disks. */
 function liveCopies(live: readonly number[]): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [chid, sizes] of chunkFiles(cluster, live)) out.set(chid, sizes.length);
+  for (const [chid, sizes] of chunkCopies(cluster, live)) out.set(chid, sizes.length);
   return out;
 }
 
@@ -157,12 +157,12 @@ describe("fault injection", () => {
       await cluster.stopTarget(5);
       cluster.startTarget(5, { gateway: proxy.url });
       await cluster.waitForTargets();
-      const before = new Set(chunkFiles(cluster).keys());
+      const before = new Set(chunkCopies(cluster).keys());
       expect(await put("cut-doomed", pseudoRandom(2_000_000, 8300))).toBe(true);
-      const doomed = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+      const doomed = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
       for (let i = 1; i < 4; i++) expect(await put(`cut-${i}`, pseudoRandom(600_000, 8300 + i))).toBe(true);
       // Its copies of the object to be deleted while it is away.
-      const heldThere = doomed.filter((c) => chunkFiles(cluster, [5]).has(c));
+      const heldThere = doomed.filter((c) => chunkCopies(cluster, [5]).has(c));
       expect(heldThere.length).toBeGreaterThan(0);
       proxy.cut();
       // Both ends see the connections go; past the 1 s grace the groups restore R on the five left.
@@ -172,13 +172,13 @@ describe("fault injection", () => {
       expect(await put("cut-new", pseudoRandom(500_000, 8310))).toBe(true);
       await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "cut-doomed" }));
       acked.delete("cut-doomed");
-      expect(await eventually(() => doomed.every((c) => !chunkFiles(cluster, others).has(c)))).toBe(true);
-      expect(heldThere.every((c) => chunkFiles(cluster, [5]).has(c))).toBe(true);
+      expect(await eventually(() => doomed.every((c) => !chunkCopies(cluster, others).has(c)))).toBe(true);
+      expect(heldThere.every((c) => chunkCopies(cluster, [5]).has(c))).toBe(true);
       proxy.heal();
       await cluster.waitForTargets();
       await allAckedReadBack();
       // The deletions it missed reach it as it reconnects.
-      expect(await eventually(() => heldThere.every((c) => !chunkFiles(cluster, [5]).has(c)))).toBe(true);
+      expect(await eventually(() => heldThere.every((c) => !chunkCopies(cluster, [5]).has(c)))).toBe(true);
       expect(await read("cut-doomed")).toBeNull();
     } finally {
       await cluster.stopTarget(5);
@@ -189,7 +189,7 @@ describe("fault injection", () => {
   });
 
   it("places writes on the other members once a target's disk is full, and loses nothing", async () => {
-    const bytesOn = (i: number) => [...chunkFiles(cluster, [i]).values()].flat().reduce((a, b) => a + b, 0);
+    const bytesOn = (i: number) => [...chunkCopies(cluster, [i]).values()].flat().reduce((a, b) => a + b, 0);
     const used = bytesOn(3);
     // A quota (--capacity) just 1 MiB above what it holds plus the 64 MiB a target keeps in reserve.
     await cluster.stopTarget(3);
@@ -238,18 +238,14 @@ describe("fault injection", () => {
     for (const o of listed.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: B, Key: o.Key! }));
     expect(await read("stored.bin")).toBeNull();
     // Past retention, grace and the holds of chunks that writes cut off by the faults left.
-    const empty = await eventually(() => chunkFiles(cluster).size === 0 && manifestRows(cluster) === 0, 300);
+    const empty = await eventually(() => chunkCopies(cluster).size === 0 && manifestRows(cluster) === 0, 300);
     // Which chunk is left on which target (and since when), and what the Durable Objects still
     // say about it, so that a failure says where to look.
     const left = all.flatMap((i) =>
-      [...chunkFiles(cluster, [i]).keys()].map((chid) => {
-        const file = join(cluster.targets[i]!.dataDir, "chunks", chid.slice(0, 2), chid);
-        const mtime = statSync(file, { throwIfNoEntry: false })?.mtime.toISOString();
-        return `${chid}@target-${i} written ${mtime}`;
-      }),
+      [...chunkCopies(cluster, [i]).keys()].map((chid) => `${chid}@target-${i} written ${writtenAt(cluster, i, chid)}`),
     );
-    if (left.length > 0) console.log(JSON.stringify({ left, rows: rowsAbout(cluster, [...chunkFiles(cluster).keys()]) }, null, 1));
-    expect({ chunks: chunkFiles(cluster).size, manifests: manifestRows(cluster), left }).toEqual({ chunks: 0, manifests: 0, left: [] });
+    if (left.length > 0) console.log(JSON.stringify({ left, rows: rowsAbout(cluster, [...chunkCopies(cluster).keys()]) }, null, 1));
+    expect({ chunks: chunkCopies(cluster).size, manifests: manifestRows(cluster), left }).toEqual({ chunks: 0, manifests: 0, left: [] });
     expect(empty).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { chunkFiles, clusterForSuite, pseudoRandom } from "./helpers.ts";
+import { chunkCopies, clusterForSuite, pseudoRandom } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -74,7 +74,7 @@ describe("a target killed during a 1 GiB PUT", () => {
     let restored = false;
     for (let i = 0; i < 600 && !restored; i++) {
       await sleep(200);
-      restored = [...chunkFiles(cluster, live).values()].every((sizes) => sizes.length >= 3);
+      restored = [...chunkCopies(cluster, live).values()].every((sizes) => sizes.length >= 3);
     }
     expect(restored).toBe(true);
     if (acknowledged) expect(await readHash("big")).toBe(b.sha256());

@@ -11,6 +11,8 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll } from "vitest";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import { LocalCluster, type ClusterOptions } from "../../scripts/cluster.ts";
+import type { Chid } from "../../common/ids.ts";
+import { chunkOnDisk, chunksOnDisk, readOnDisk, type ChunkOnDisk } from "../../node-target/packs/on-disk.ts";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -89,27 +91,48 @@ export function pseudoRandom(size: number, seed: number): Uint8Array {
   return out;
 }
 
-/** Every chunk file under the targets' data directories (all, or those given): name (CHID) -> sizes of its copies. */
-export function chunkFiles(cluster: LocalCluster, only: readonly number[] | null = null): Map<string, number[]> {
+/** Every chunk the targets hold (all, or those given), from their indexes: CHID -> sizes of its copies. */
+export function chunkCopies(cluster: LocalCluster, only: readonly number[] | null = null): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const t of cluster.targets) {
     if (only !== null && !only.includes(t.index)) continue;
-    const root = join(t.dataDir, "chunks");
-    let fans: string[] = [];
-    try {
-      fans = readdirSync(root);
-    } catch {
-      continue;
-    }
-    for (const fan of fans) {
-      for (const name of readdirSync(join(root, fan))) {
-        // Deleted between the listing and the stat (a reclamation running meanwhile): gone.
-        const size = statSync(join(root, fan, name), { throwIfNoEntry: false })?.size;
-        if (size !== undefined) out.set(name, [...(out.get(name) ?? []), size]);
-      }
-    }
+    for (const c of chunksOnDisk(t.dataDir)) out.set(c.chid, [...(out.get(c.chid) ?? []), c.length]);
   }
   return out;
+}
+
+/** Where target `index` keeps its copy of a chunk (pack file and offset), or null if it holds none. */
+export function copyOn(cluster: LocalCluster, index: number, chid: string): ChunkOnDisk | null {
+  return chunkOnDisk(cluster.targets[index]!.dataDir, chid as Chid);
+}
+
+export { chunkOnDisk, chunksOnDisk, readOnDisk, type ChunkOnDisk };
+
+/** When target `index` wrote its copy of a chunk (ISO time), for diagnostics; null if it holds none. */
+export function writtenAt(cluster: LocalCluster, index: number, chid: string): string | null {
+  const db = new DatabaseSync(join(cluster.targets[index]!.dataDir, "index.sqlite"), { readOnly: true });
+  try {
+    const r = db.prepare("SELECT written FROM chunks WHERE chid = ?").get(chid);
+    return r ? new Date(Number(r.written)).toISOString() : null;
+  } finally {
+    db.close();
+  }
+}
+
+/** Lose target `index`'s copy of a chunk behind its back (its index row deleted, as a disk losing a file would). */
+export function dropCopy(cluster: LocalCluster, index: number, chid: string): void {
+  const db = new DatabaseSync(join(cluster.targets[index]!.dataDir, "index.sqlite"));
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.prepare("DELETE FROM chunks WHERE chid = ?").run(chid);
+  } finally {
+    db.close();
+  }
+}
+
+/** Flip one byte of a chunk's copy on a target's disk (the middle one unless `at` says): real corruption. */
+export function damageCopy(c: ChunkOnDisk, at?: number): void {
+  flipByte(c.path, c.offset + (at ?? Math.floor(c.length / 2)));
 }
 
 /** Flip one byte of a file in place (the middle one unless `at` says): real corruption on disk. */
@@ -203,7 +226,7 @@ export async function sessionFailure(p: Promise<unknown>): Promise<string> {
 export function manifestRows(cluster: LocalCluster): number {
   let n = 0;
   for (const t of cluster.targets) {
-    const db = new DatabaseSync(join(t.dataDir, "manifests.sqlite"), { readOnly: true });
+    const db = new DatabaseSync(join(t.dataDir, "index.sqlite"), { readOnly: true });
     try {
       n += Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n);
     } finally {
@@ -213,12 +236,12 @@ export function manifestRows(cluster: LocalCluster): number {
   return n;
 }
 
-/** Good copies of a chunk on the targets' disks: files under its name whose bytes hash to it. */
+/** Good copies of a chunk on the targets' disks: indexed copies whose bytes hash to it. */
 export function goodCopies(cluster: LocalCluster, chid: string): number {
   let n = 0;
   for (const t of cluster.targets) {
-    const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
-    if (existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid) n++;
+    const c = chunkOnDisk(t.dataDir, chid as Chid);
+    if (c && createHash("sha256").update(readOnDisk(c)).digest("hex") === chid) n++;
   }
   return n;
 }

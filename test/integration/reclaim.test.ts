@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, manifestRows, pseudoRandom, s3Error, sameBytes, withQuery } from "./helpers.ts";
+import { bodyBytes, chunkCopies, chunkOnDisk, clusterForSuite, manifestRows, pseudoRandom, s3Error, sameBytes, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -38,14 +38,14 @@ clusterForSuite(
 
 /** Chunk ids that appeared on the targets' disks while `write` ran. */
 async function newChunks(write: () => Promise<unknown>): Promise<string[]> {
-  const before = new Set(chunkFiles(cluster).keys());
+  const before = new Set(chunkCopies(cluster).keys());
   await write();
-  return [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+  return [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
 }
 
 /** Copies of each chunk on disk, across all targets. */
 function copies(chids: readonly string[]): number[] {
-  const files = chunkFiles(cluster);
+  const files = chunkCopies(cluster);
   return chids.map((c) => files.get(c)?.length ?? 0);
 }
 
@@ -246,5 +246,5 @@ describe("space reclamation", () => {
 });
 
 function hasChunk(dataDir: string, chid: string): boolean {
-  return existsSync(join(dataDir, "chunks", chid.slice(0, 2), chid));
+  return chunkOnDisk(dataDir, chid as never) !== null;
 }

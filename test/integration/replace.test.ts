@@ -9,7 +9,7 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, pseudoRandom, putOutcome, sameBytes, withHeaders } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, pseudoRandom, putOutcome, sameBytes, withHeaders } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -27,10 +27,10 @@ describe("a target gone for good", () => {
     for (let i = 0; i < before.length; i++) expect(await putOutcome(s3, B, `before-${i}`, before[i]!)).toBe("ok");
     // A version that asked for four copies: one on every member of each of its chunks' groups.
     const fourBody = pseudoRandom(400_000, 9290);
-    const known = new Set(chunkFiles(cluster).keys());
+    const known = new Set(chunkCopies(cluster).keys());
     await s3.send(withHeaders(new PutObjectCommand({ Bucket: B, Key: "four", Body: fourBody }), { "x-edgestore-replicas": "4" }));
-    const fourChunks = [...chunkFiles(cluster).keys()].filter((c) => !known.has(c));
-    expect(fourChunks.every((c) => chunkFiles(cluster).get(c)!.length === 4)).toBe(true);
+    const fourChunks = [...chunkCopies(cluster).keys()].filter((c) => !known.has(c));
+    expect(fourChunks.every((c) => chunkCopies(cluster).get(c)!.length === 4)).toBe(true);
     await cluster.killTarget(0);
     const live = [1, 2, 3, 4, 5];
     // Refused while its groups have three of four members live; bounded: the replacement comes 2 s after the loss.
@@ -45,7 +45,7 @@ describe("a target gone for good", () => {
     const after = Array.from({ length: 6 }, (_, i) => pseudoRandom(1_000_000, 9220 + i));
     for (let i = 0; i < after.length; i++) expect(await putOutcome(s3, B, `after-${i + 1}`, after[i]!)).toBe("ok");
     // At R on the live targets: what was written before (re-replicated) and after.
-    const copies = chunkFiles(cluster, live);
+    const copies = chunkCopies(cluster, live);
     expect([...copies.values()].every((sizes) => sizes.length >= 3)).toBe(true);
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
     for (let i = 0; i < after.length; i++) expect(await readsBack(`after-${i + 1}`, after[i]!)).toBe(true);
@@ -58,8 +58,8 @@ describe("a target gone for good", () => {
     // restored on them): those are trimmed, nothing drops below R on the members meanwhile. The
     // four-copy version's chunks have three on members (re-replication restores R): its copy
     // there is still wanted, and stays.
-    const stillWanted = (c: string) => fourChunks.includes(c) && (chunkFiles(cluster, live).get(c)?.length ?? 0) < 4;
-    const surplus = () => [...chunkFiles(cluster, [0]).keys()].filter((c) => !stillWanted(c));
+    const stillWanted = (c: string) => fourChunks.includes(c) && (chunkCopies(cluster, live).get(c)?.length ?? 0) < 4;
+    const surplus = () => [...chunkCopies(cluster, [0]).keys()].filter((c) => !stillWanted(c));
     expect(surplus().length).toBeGreaterThan(0);
     let trimmed = false;
     for (let i = 0; i < 150 && !trimmed; i++) {
@@ -67,11 +67,11 @@ describe("a target gone for good", () => {
       trimmed = surplus().length === 0;
     }
     expect(trimmed).toBe(true);
-    const kept = fourChunks.filter((c) => chunkFiles(cluster, [0]).has(c));
+    const kept = fourChunks.filter((c) => chunkCopies(cluster, [0]).has(c));
     expect(kept.length).toBeGreaterThan(0);
     expect(kept.every((c) => stillWanted(c))).toBe(true);
     expect(await readsBack("four", fourBody)).toBe(true);
-    expect([...chunkFiles(cluster, live).values()].every((sizes) => sizes.length >= 3)).toBe(true);
+    expect([...chunkCopies(cluster, live).values()].every((sizes) => sizes.length >= 3)).toBe(true);
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
     for (let i = 0; i < after.length; i++) expect(await readsBack(`after-${i + 1}`, after[i]!)).toBe(true);
   });
@@ -83,7 +83,7 @@ describe("a target gone for good", () => {
     cluster.startTarget(1, { command: "drain" });
     await cluster.waitForTargets();
     const others = [0, 2, 3, 4, 5];
-    const itsChunks = [...chunkFiles(cluster, [1]).keys()];
+    const itsChunks = [...chunkCopies(cluster, [1]).keys()];
     expect(itsChunks.length).toBeGreaterThan(0);
     // Writes meanwhile go to the members (K = 4 of them live in every group).
     expect(await putOutcome(s3, B, "while-draining", pseudoRandom(1_000_000, 9310))).toBe("ok");
@@ -100,7 +100,7 @@ describe("a target gone for good", () => {
     expect(last[3]).toBeDefined();
     expect(last[1]).toBe(last[2]);
     expect(Number(last[2])).toBeGreaterThan(0);
-    const elsewhere = chunkFiles(cluster, others);
+    const elsewhere = chunkCopies(cluster, others);
     expect(itsChunks.filter((c) => (elsewhere.get(c)?.length ?? 0) < 3)).toEqual([]);
     for (let i = 0; i < bodies.length; i++) expect(await readsBack(`drained-${i}`, bodies[i]!)).toBe(true);
     expect(await putOutcome(s3, B, "after-drain", pseudoRandom(1_000_000, 9311))).toBe("ok");

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clusterForSuite, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunksOnDisk, clusterForSuite, copyOn, pseudoRandom, readOnDisk, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -19,18 +19,16 @@ const B = "rerep";
 clusterForSuite({ bucket: B, vars: { REREPLICATE_AFTER_SECONDS: "1" } }, (c) => ({ cluster, s3 } = c));
 
 function chunksOf(t: number): string[] {
-  const root = join(cluster.targets[t]!.dataDir, "chunks");
-  if (!existsSync(root)) return [];
-  return readdirSync(root).flatMap((fan) => readdirSync(join(root, fan)));
+  return chunksOnDisk(cluster.targets[t]!.dataDir).map((c) => c.chid);
 }
 
 function goodChunk(t: number, chid: string): boolean {
-  const p = join(cluster.targets[t]!.dataDir, "chunks", chid.slice(0, 2), chid);
-  return existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid;
+  const c = copyOn(cluster, t, chid);
+  return c !== null && createHash("sha256").update(readOnDisk(c)).digest("hex") === chid;
 }
 
 function manifestsOf(t: number): string[] {
-  const db = new DatabaseSync(join(cluster.targets[t]!.dataDir, "manifests.sqlite"), { readOnly: true });
+  const db = new DatabaseSync(join(cluster.targets[t]!.dataDir, "index.sqlite"), { readOnly: true });
   try {
     return db.prepare("SELECT nhid, uvid, chid FROM vm").all().map((r) => `${String(r.nhid)}/${String(r.uvid)}/${String(r.chid)}`);
   } finally {

@@ -21,7 +21,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { s3Error, bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clientFor, copyOn, damageCopy, pseudoRandom, readOnDisk, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 let cluster: LocalCluster;
@@ -200,11 +200,11 @@ describe("objects", () => {
     const b = new Uint8Array(a);
     // Change 64 bytes in the middle: content-defined chunking confines the change to one or two chunks.
     b.set(pseudoRandom(64, 99), 6 * MiB);
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     await put("dedup/a.bin", a);
-    const afterA = chunkFiles(cluster);
+    const afterA = chunkCopies(cluster);
     await put("dedup/b.bin", b);
-    const afterB = chunkFiles(cluster);
+    const afterB = chunkCopies(cluster);
     const newOf = (now: Map<string, number[]>, then: Map<string, number[]>) => [...now.keys()].filter((k) => !then.has(k));
     const chunksA = newOf(afterA, before);
     const chunksB = newOf(afterB, afterA);
@@ -226,33 +226,21 @@ describe("objects", () => {
 describe("integrity", () => {
   it("never serves a corrupt replica, and repairs: with two of three copies of every chunk damaged, GET is byte-exact and R comes back", async () => {
     const body = pseudoRandom(6 * MiB, 2024);
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     await put("integrity/obj", body);
-    const mine = [...chunkFiles(cluster).keys()].filter((k) => !before.has(k));
+    const mine = [...chunkCopies(cluster).keys()].filter((k) => !before.has(k));
     expect(mine.length).toBeGreaterThan(0);
     for (const chid of mine) {
-      const copies = cluster.targets.map((t) => join(t.dataDir, "chunks", chid.slice(0, 2), chid)).filter((p) => existsSync(p));
+      const copies = cluster.targets.flatMap((t) => copyOn(cluster, t.index, chid) ?? []);
       expect(copies.length).toBe(3);
-      for (const p of copies.slice(0, 2)) {
-        const b = readFileSync(p);
-        const mid = b.length >> 1;
-        b[mid] = b[mid]! ^ 0x5a;
-        writeFileSync(p, b);
-      }
+      for (const c of copies.slice(0, 2)) damageCopy(c);
     }
     for (let i = 0; i < 3; i++) expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
     // A read that met a bad copy had its target quarantine it and its group restore R (check,
     // then copy from the good one); reads rotate over holders, so more GETs meet them all.
-    const good = (chid: string) =>
-      cluster.targets.filter((t) => {
-        const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
-        return existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") === chid;
-      }).length;
-    const bad = (chid: string) =>
-      cluster.targets.filter((t) => {
-        const p = join(t.dataDir, "chunks", chid.slice(0, 2), chid);
-        return existsSync(p) && createHash("sha256").update(readFileSync(p)).digest("hex") !== chid;
-      }).length;
+    const hashes = (chid: string) => cluster.targets.flatMap((t) => copyOn(cluster, t.index, chid) ?? []).map((c) => createHash("sha256").update(readOnDisk(c)).digest("hex"));
+    const good = (chid: string) => hashes(chid).filter((h) => h === chid).length;
+    const bad = (chid: string) => hashes(chid).filter((h) => h !== chid).length;
     for (let i = 0; i < 40 && !mine.every((c) => good(c) >= 3 && bad(c) === 0); i++) {
       expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
       await sleep(100);

@@ -30,7 +30,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { s3Error, bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
+import { s3Error, bodyBytes, chunkCopies, clientFor, pseudoRandom, removeDir, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 let cluster: LocalCluster;
@@ -228,14 +228,14 @@ describe("multipart upload", () => {
 
   it("stores parts as chunks once, and completing copies no chunk data", async () => {
     const part = pseudoRandom(6 * MiB, 91);
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: "mp/dedup" }));
     // The same bytes as parts 1 and 2: their chunks are stored once.
     const e1 = (await s3.send(new UploadPartCommand({ Bucket: B, Key: "mp/dedup", UploadId, PartNumber: 1, Body: part }))).ETag!;
     const e2 = (await s3.send(new UploadPartCommand({ Bucket: B, Key: "mp/dedup", UploadId, PartNumber: 2, Body: part }))).ETag!;
-    const afterParts = chunkFiles(cluster);
+    const afterParts = chunkCopies(cluster);
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/dedup", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }] } }));
-    const afterComplete = chunkFiles(cluster);
+    const afterComplete = chunkCopies(cluster);
     const added = [...afterParts.keys()].filter((k) => !before.has(k));
     const bytes = added.reduce((s, k) => s + afterParts.get(k)![0]!, 0);
     expect(bytes).toBe(part.length);
@@ -310,10 +310,10 @@ describe("copy", () => {
   it("CopyObject writes no chunk data, keeps metadata with COPY and takes new with REPLACE", async () => {
     const body = pseudoRandom(9 * MiB + 5, 111);
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "copy/src", Body: body, ContentType: "image/png", Metadata: { camera: "x1" }, CacheControl: "max-age=5" }));
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     const r = await s3.send(new CopyObjectCommand({ Bucket: B, Key: "copy/dst", CopySource: `${B}/copy/src` }));
     expect(r.CopyObjectResult?.ETag).toBe(`"${md5(body)}"`);
-    expect(chunkFiles(cluster).size).toBe(before.size);
+    expect(chunkCopies(cluster).size).toBe(before.size);
     const dst = await s3.send(new GetObjectCommand({ Bucket: B, Key: "copy/dst" }));
     expect([dst.ContentType, dst.Metadata, dst.CacheControl]).toEqual(["image/png", { camera: "x1" }, "max-age=5"]);
     expect(sameBytes(await bodyBytes(dst.Body), body)).toBe(true);

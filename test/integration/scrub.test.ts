@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clusterForSuite, flipByte, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunksOnDisk, clusterForSuite, damageCopy, dropCopy, flipByte, goodCopies, pseudoRandom, readOnDisk, sameBytes, type ChunkOnDisk } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -21,14 +21,9 @@ function clusterWith(targetArgs: string[]): void {
   clusterForSuite({ bucket: B, targetArgs }, (c) => ({ cluster, s3 } = c));
 }
 
-function chunkPaths(): { chid: string; path: string }[] {
-  const out: { chid: string; path: string }[] = [];
-  for (const t of cluster.targets) {
-    const root = join(t.dataDir, "chunks");
-    if (!existsSync(root)) continue;
-    for (const fan of readdirSync(root)) for (const chid of readdirSync(join(root, fan))) out.push({ chid, path: join(root, fan, chid) });
-  }
-  return out;
+/** Every copy of every chunk on the targets' disks. */
+function copies(): (ChunkOnDisk & { dataDir: string })[] {
+  return cluster.targets.flatMap((t) => chunksOnDisk(t.dataDir).map((c) => ({ ...c, dataDir: t.dataDir })));
 }
 
 describe("background scrub", () => {
@@ -37,10 +32,10 @@ describe("background scrub", () => {
   it("finds a byte flipped in a stored chunk, quarantines that copy and restores R from a good one", async () => {
     const body = pseudoRandom(600_000, 71);
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "kept.bin", Body: body }));
-    const victim = chunkPaths()[0]!;
-    const victimDir = victim.path.slice(0, victim.path.indexOf("/chunks/"));
+    const victim = copies()[0]!;
+    const victimDir = victim.dataDir;
     expect(goodCopies(cluster, victim.chid)).toBe(3);
-    flipByte(victim.path);
+    damageCopy(victim);
     expect(goodCopies(cluster, victim.chid)).toBe(2);
     // Bounded wait: the scrub passes every 0.3 s; repair is one check and one copy.
     let restored = false;
@@ -54,7 +49,7 @@ describe("background scrub", () => {
     expect(quarantined.length).toBe(1);
     expect(createHash("sha256").update(readFileSync(join(victimDir, "quarantine", quarantined[0]!))).digest("hex")).not.toBe(victim.chid);
     // No copy with wrong bytes is left under the chunk's name anywhere.
-    for (const c of chunkPaths().filter((c) => c.chid === victim.chid)) expect(createHash("sha256").update(readFileSync(c.path)).digest("hex")).toBe(victim.chid);
+    for (const c of copies().filter((c) => c.chid === victim.chid)) expect(createHash("sha256").update(readOnDisk(c)).digest("hex")).toBe(victim.chid);
     expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "kept.bin" }))).Body), body)).toBe(true);
     // And validation, asked afterwards, finds every item intact.
     const ext = new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
@@ -68,8 +63,8 @@ describe("a read that meets a damaged copy", () => {
   it("is served from a good copy, and has the group restore R", async () => {
     const body = pseudoRandom(300_000, 72);
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "read.bin", Body: body }));
-    const victim = chunkPaths()[0]!;
-    flipByte(victim.path);
+    const victim = copies()[0]!;
+    damageCopy(victim);
     expect(goodCopies(cluster, victim.chid)).toBe(2);
     // Reads start from a different holder each time, so one soon meets the bad copy (bounded).
     let restored = false;
@@ -84,10 +79,10 @@ describe("a read that meets a damaged copy", () => {
 
   it("restores a copy deleted from a target's disk once a read misses it", async () => {
     const body = pseudoRandom(300_000, 73);
-    const before = new Set(chunkPaths().map((c) => c.chid));
+    const before = new Set(copies().map((c) => c.chid));
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "deleted.bin", Body: body }));
-    const victim = chunkPaths().find((c) => !before.has(c.chid))!;
-    rmSync(victim.path);
+    const victim = copies().find((c) => !before.has(c.chid))!;
+    dropCopy(cluster, cluster.targets.findIndex((t) => t.dataDir === victim.dataDir), victim.chid);
     expect(goodCopies(cluster, victim.chid)).toBe(2);
     let restored = false;
     for (let i = 0; i < 60 && !restored; i++) {

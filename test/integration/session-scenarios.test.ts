@@ -13,7 +13,7 @@ import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError, type PendingEdit } from "../../client/session.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -37,7 +37,7 @@ const keyPath = (key: string) => key.split("/").map(encodeURIComponent).join("/"
 
 /** The chunk files that appeared on the targets' disks since `before`: CHID -> sizes of its copies. */
 function chunksSince(before: Map<string, number[]>): Map<string, number[]> {
-  return new Map([...chunkFiles(cluster)].filter(([id]) => !before.has(id)));
+  return new Map([...chunkCopies(cluster)].filter(([id]) => !before.has(id)));
 }
 /** Bytes of distinct chunks (one copy each), and bytes on disk (every copy). */
 function bytesOf(chunks: Map<string, number[]>): { distinct: number; onDisk: number } {
@@ -91,7 +91,7 @@ async function beginWhenFree(s: EditingSession, o: Parameters<EditingSession["be
 describe("a log appended to by a hundred sessions", () => {
   it("reads back as the concatenation, keeps a version per append, and stores about what was appended", async () => {
     const key = "log/app.log";
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     const pieces: Uint8Array[] = [];
     let size = 0;
     for (let i = 0; i < 100; i++) {
@@ -189,7 +189,7 @@ describe("random writes into a large image", () => {
     expect(offsets.length).toBe(100);
     expect(offsets.filter((o) => boundaries.some((b) => o < b && b < o + W)).length).toBeGreaterThanOrEqual(30);
 
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     const s = await open();
     try {
       const e = await s.begin({ bucket: B, key, mode: "random" });
@@ -232,7 +232,7 @@ describe("a session whose connection drops", () => {
     const fresh = "dropped/fresh.bin";
     const v1Body = pseudoRandom(300_000, 300);
     const v1 = await s3.send(new PutObjectCommand({ Bucket: B, Key: existing, Body: v1Body }));
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
 
     const s = await open();
     const e = await s.begin({ bucket: B, key: existing, mode: "random" });
@@ -278,7 +278,7 @@ describe("a session whose connection drops", () => {
       // file run one at a time), and a version committed earlier can only name chunks stored
       // before it; so checking these versions checks every version. Reclaiming such chunks is
       // space reclamation's job (issue 6): nothing removes them yet.
-      const now = chunkFiles(cluster);
+      const now = chunkCopies(cluster);
       for (const [id, copies] of written) expect(now.get(id)).toEqual(copies);
       const named = new Set<string>();
       for (const v of [v1.VersionId!, v2.versionId!]) for (const id of await chidsOfVersion(existing, v)) named.add(id);

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, HttpEditingSession, SessionError } from "../../client/session.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -22,7 +22,7 @@ const open = () => openSession(cluster);
 const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
 const get = async (key: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body);
 /** Distinct chunk ids stored on the targets. */
-const chunkIds = () => new Set(chunkFiles(cluster).keys());
+const chunkIds = () => new Set(chunkCopies(cluster).keys());
 
 
 describe("an editing session", () => {

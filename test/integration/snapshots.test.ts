@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions, ExtensionError } from "../../client/extensions.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster, withQuery } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let dir: string;
@@ -139,10 +139,10 @@ describe("a snapshot, built as a transaction", () => {
 
   it("restores into another bucket and prefix by new versions naming the same chunks: no data is copied", async () => {
     await s3.send(new CreateBucketCommand({ Bucket: "restored" }));
-    const before = chunkFiles(cluster);
+    const before = chunkCopies(cluster);
     const r = await ext.restoreSnapshot(snapId, { bucket: P, prefix: "2025/", toBucket: "restored", toPrefix: "back/" });
     expect(r).toMatchObject({ restored: 3, bytes: 6 + 6 + big.length });
-    const after = chunkFiles(cluster);
+    const after = chunkCopies(cluster);
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     const d = await s3.send(new GetObjectCommand({ Bucket: "restored", Key: "back/deep/d.jpg" }));
     expect(sameBytes(await bodyBytes(d.Body), big)).toBe(true);

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkFiles, clusterForSuite, flipByte, goodCopies, pseudoRandom, removeDir, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, copyOn, damageCopy, flipByte, goodCopies, pseudoRandom, removeDir, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -111,7 +111,7 @@ describe("node-target's command line", () => {
     expect(running.state).toBe("running");
     expect(running.pid).toBe(t.proc!.pid);
     expect(running.location).toBe(t.location);
-    expect(running.live?.chunks).toBe(chunkFiles(cluster, [0]).size);
+    expect(running.live?.chunks).toBe(chunkCopies(cluster, [0]).size);
     expect(running.live?.groupLinks).toBe(t.assigned.size);
     const text = await nodeTarget("status", "--data-dir", t.dataDir);
     expect(text.stdout).toMatch(/^state +running \(pid \d+\)/m);
@@ -129,11 +129,11 @@ describe("node-target's command line", () => {
 
   it("verify re-hashes a stopped target with progress, finds a flipped byte, and the next run gets the copy restored", async () => {
     const body = pseudoRandom(900_000, 7402);
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "verify.bin", Body: body }));
-    const fresh = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
-    const victim = cluster.targets.find((t) => fresh.some((c) => existsSync(join(t.dataDir, "chunks", c.slice(0, 2), c))))!;
-    const chid = fresh.find((c) => existsSync(join(victim.dataDir, "chunks", c.slice(0, 2), c)))!;
+    const fresh = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
+    const victim = cluster.targets.find((t) => fresh.some((c) => copyOn(cluster, t.index, c)))!;
+    const chid = fresh.find((c) => copyOn(cluster, victim.index, c))!;
 
     // A running target is not verified offline: it scrubs itself.
     const refused = await nodeTarget("verify", "--data-dir", victim.dataDir);
@@ -145,16 +145,16 @@ describe("node-target's command line", () => {
     expect(sound.code).toBe(0);
     const report = JSON.parse(sound.stdout) as { items: number; damaged: unknown[] };
     expect(report.damaged).toEqual([]);
-    expect(report.items).toBeGreaterThanOrEqual(chunkFiles(cluster, [victim.index]).size);
+    expect(report.items).toBeGreaterThanOrEqual(chunkCopies(cluster, [victim.index]).size);
     expect(sound.stderr).toMatch(new RegExp(`^verified ${report.items} of ${report.items} items \\(.* MiB\\), 0 damaged$`, "m"));
 
-    flipByte(join(victim.dataDir, "chunks", chid.slice(0, 2), chid));
+    damageCopy(copyOn(cluster, victim.index, chid)!);
     expect(goodCopies(cluster, chid)).toBe(2);
     const damaged = await nodeTarget("verify", "--data-dir", victim.dataDir);
     expect(damaged.code).toBe(3);
     expect(damaged.stdout).toContain(`damaged chunk ${chid}`);
     expect(damaged.stdout).toMatch(/1 damaged, quarantined/);
-    expect(existsSync(join(victim.dataDir, "chunks", chid.slice(0, 2), chid))).toBe(false);
+    expect(copyOn(cluster, victim.index, chid)).toBeNull();
     expect(readdirSync(join(victim.dataDir, "quarantine")).some((f) => f.endsWith(chid))).toBe(true);
 
     cluster.startTarget(victim.index);

@@ -1,10 +1,11 @@
 // The node-target store on real files in a temporary directory: a chunk only ever appears under
 // its name after its bytes hashed to that name, a manifest only becomes a row after the same
-// check, corrupt copies are never returned, and an interrupted write leaves nothing behind
-// after a restart.
+// check, corrupt copies are never returned, an interrupted write leaves nothing behind after a
+// restart, chunks written together share one pack batch, a torn pack tail is dropped at start,
+// and compaction gives back the space of deleted chunks.
 
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -12,7 +13,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Chid, Nhid, Uvid } from "../../common/ids.ts";
 import { decodeFrame, FRAME_GET_DATA, FRAME_MAX, FRAME_PAYLOAD_MAX, type StoredRef } from "../../common/protocol.ts";
 import { ChunkStore } from "../../node-target/store.ts";
-import { pseudoRandom, removeDir } from "./helpers.ts";
+import { chunkOnDisk, chunksOnDisk, readOnDisk } from "../../node-target/packs/on-disk.ts";
+import { flipByte, pseudoRandom, removeDir } from "./helpers.ts";
 
 const chidOf = (b: Uint8Array) => createHash("sha256").update(b).digest("hex") as Chid;
 const chunk = (chid: Chid): StoredRef => ({ kind: "chunk", chid });
@@ -27,8 +29,8 @@ beforeEach(async () => {
   await store.open();
 });
 
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   removeDir(dir);
 });
 
@@ -61,8 +63,8 @@ describe("node-target store: chunks", () => {
     const bytes = pseudoRandom(10_000, 2);
     const wrong = chidOf(pseudoRandom(10_000, 3));
     await expect(writeChunk(bytes, wrong)).rejects.toThrow(/hash mismatch/);
-    expect(existsSync(store.chunkPath(wrong))).toBe(false);
-    expect(readdirSync(join(dir, "tmp"))).toEqual([]);
+    expect(store.has(chunk(wrong))).toBe(false);
+    expect(chunksOnDisk(dir)).toEqual([]);
   });
 
   it("refuses a short or overlong write", async () => {
@@ -74,21 +76,21 @@ describe("node-target store: chunks", () => {
     const long = store.beginWrite(chunk(chid), 10);
     await expect(long.write(0, bytes)).rejects.toThrow(/larger than announced/);
     await long.abort();
-    expect(existsSync(store.chunkPath(chid))).toBe(false);
+    expect(chunkOnDisk(dir, chid)).toBeNull();
+    expect(store.io.pool.outstanding).toBe(0);
   });
 
   it("never returns a corrupt copy: it is moved to quarantine and reported missing", async () => {
     const bytes = pseudoRandom(50_000, 5);
     await writeChunk(bytes);
     const chid = chidOf(bytes);
-    const path = store.chunkPath(chid);
-    const damaged = readFileSync(path);
-    damaged[12_345] = damaged[12_345]! ^ 0xff;
-    writeFileSync(path, damaged);
+    const copy = chunkOnDisk(dir, chid)!;
+    flipByte(copy.path, copy.offset + 12_345);
     expect(await store.readVerified(chunk(chid))).toBeNull();
-    expect(existsSync(path)).toBe(false);
+    expect(chunkOnDisk(dir, chid)).toBeNull();
     expect(readdirSync(join(dir, "quarantine")).length).toBe(1);
     expect(await store.hasChunk(chid)).toBe(false);
+    expect(store.stats).toEqual({ chunks: 0, bytes: 0 });
   });
 
   it("lets no write that began before its chunk was reclaimed land after the reclaim", async () => {
@@ -101,7 +103,7 @@ describe("node-target store: chunks", () => {
     await stale.write(1000, bytes.subarray(1000));
     await expect(stale.commit()).rejects.toThrow(/reclaimed by its group while being written/);
     expect(await store.hasChunk(chid)).toBe(false);
-    expect(readdirSync(join(dir, "tmp"))).toEqual([]);
+    expect(chunkOnDisk(dir, chid)).toBeNull();
     // One already landing as the reclaim comes is deleted once it has landed.
     const landing = store.beginWrite(chunk(chid), bytes.length);
     await landing.write(0, bytes);
@@ -110,7 +112,7 @@ describe("node-target store: chunks", () => {
     const freed = await store.remove(chunk(chid));
     await committed.catch(() => {});
     expect(await store.hasChunk(chid)).toBe(false);
-    expect(existsSync(store.chunkPath(chid))).toBe(false);
+    expect(chunkOnDisk(dir, chid)).toBeNull();
     expect(freed === 0 || freed === bytes.length).toBe(true);
     // One begun after the reclaim (the group stored it again) lands.
     await writeChunk(bytes);
@@ -118,20 +120,86 @@ describe("node-target store: chunks", () => {
     expect(store.stats).toEqual({ chunks: 1, bytes: bytes.length });
   });
 
-  it("sweeps unfinished writes at start and recounts what is stored", async () => {
+  it("keeps nothing of an unfinished write across a restart, and recounts what is stored", async () => {
     const bytes = pseudoRandom(20_000, 6);
     await writeChunk(bytes);
     const m = manifest(1);
     await writeItem(store, m.ref, m.bytes);
     const unfinished = store.beginWrite(chunk(chidOf(pseudoRandom(9, 7))), 9);
     await unfinished.write(0, pseudoRandom(5, 7));
-    expect(readdirSync(join(dir, "tmp")).length).toBe(1);
-    store.close();
+    await store.close();
     store = new ChunkStore(dir);
     await store.open();
-    expect(readdirSync(join(dir, "tmp"))).toEqual([]);
     expect(store.stats).toEqual({ chunks: 1, bytes: bytes.length + m.bytes.length });
+    expect(chunksOnDisk(dir).map((c) => c.chid)).toEqual([chidOf(bytes)]);
     expect(store.heldGroups(8).sort()).toEqual([...new Set([chidOf(bytes), NHID].map((id) => parseInt(id.slice(0, 8), 16) % 8))].sort());
+  });
+
+  it("writes chunks that are ready together as one pack batch, each durable and indexed when acknowledged", async () => {
+    const bodies = Array.from({ length: 24 }, (_, i) => pseudoRandom(4096 + i * 1000, 300 + i));
+    const before = store.packs.batches;
+    await Promise.all(bodies.map((b) => writeItem(store, chunk(chidOf(b)), b, 1)));
+    expect(store.packs.batches - before).toBeLessThan(bodies.length / 2);
+    // Another connection to the database sees every row, and each row names its bytes.
+    for (const b of bodies) expect(Buffer.compare(readOnDisk(chunkOnDisk(dir, chidOf(b))!), Buffer.from(b))).toBe(0);
+    expect(store.stats.chunks).toBe(bodies.length);
+  });
+
+  it("drops a torn pack tail at start, and keeps every acknowledged chunk", async () => {
+    const kept = pseudoRandom(70_000, 8);
+    await writeChunk(kept);
+    const pack = chunkOnDisk(dir, chidOf(kept))!.path;
+    const committed = statSync(pack).size;
+    await store.close();
+    // A batch the crash cut off before its commit: bytes past the pack's committed size.
+    appendFileSync(pack, pseudoRandom(10_000, 9));
+    store = new ChunkStore(dir);
+    await store.open();
+    expect(statSync(pack).size).toBe(committed);
+    expect(Buffer.from((await store.readVerified(chunk(chidOf(kept))))!).equals(Buffer.from(kept))).toBe(true);
+    // And appends go on from there.
+    const next = pseudoRandom(5_000, 10);
+    await writeChunk(next);
+    expect(Buffer.from((await store.readVerified(chunk(chidOf(next))))!).equals(Buffer.from(next))).toBe(true);
+  });
+
+  it("compacts packs whose chunks were mostly deleted: live chunks move, the space comes back", async () => {
+    await store.close();
+    store = new ChunkStore(dir, { packMaxBytes: 256 * 1024, compaction: { intervalMs: 3_600_000, rate: 1e12 } });
+    await store.open();
+    const bodies = Array.from({ length: 30 }, (_, i) => pseudoRandom(60_000, 400 + i));
+    for (const b of bodies) await writeChunk(b);
+    const packsBefore = store.index.packs().length;
+    expect(packsBefore).toBeGreaterThan(3);
+    const keep = bodies.filter((_, i) => i % 5 === 0);
+    for (const b of bodies.filter((_, i) => i % 5 !== 0)) await store.remove(chunk(chidOf(b)));
+    await store.compactor!.runOnce();
+    const after = store.index.packs();
+    expect(after.length).toBeLessThan(packsBefore);
+    // What is left is mostly live.
+    const size = after.reduce((a, p) => a + p.size, 0);
+    const live = after.reduce((a, p) => a + p.live, 0);
+    expect(live / size).toBeGreaterThan(0.5);
+    for (const b of keep) expect(Buffer.from((await store.readVerified(chunk(chidOf(b))))!).equals(Buffer.from(b))).toBe(true);
+    expect(store.stats.chunks).toBe(keep.length);
+    // Deleted chunks stay deleted.
+    for (const b of bodies.filter((_, i) => i % 5 !== 0)) expect(store.has(chunk(chidOf(b)))).toBe(false);
+  });
+
+  it("moves chunk files of an older data directory into packs, verified", async () => {
+    await store.close();
+    const good = pseudoRandom(30_000, 11);
+    const fan = join(dir, "chunks", chidOf(good).slice(0, 2));
+    mkdirSync(fan, { recursive: true });
+    writeFileSync(join(fan, chidOf(good)), good);
+    const bad = chidOf(pseudoRandom(10, 12));
+    mkdirSync(join(dir, "chunks", bad.slice(0, 2)), { recursive: true });
+    writeFileSync(join(dir, "chunks", bad.slice(0, 2), bad), pseudoRandom(11, 12));
+    store = new ChunkStore(dir);
+    await store.open();
+    expect(existsSync(join(dir, "chunks"))).toBe(false);
+    expect(store.has(chunk(bad))).toBe(false);
+    expect(Buffer.from((await store.readVerified(chunk(chidOf(good))))!).equals(Buffer.from(good))).toBe(true);
   });
 
   // Sizes around the 4 KiB direct-I/O alignment, the 1 MiB staging block and the frame payload.
@@ -145,14 +213,16 @@ describe("node-target store: chunks", () => {
       // Arrive in frame-sized pieces, as from a group.
       for (let off = 0; off < size; off += FRAME_PAYLOAD_MAX) await w.write(off, bytes.subarray(off, off + FRAME_PAYLOAD_MAX));
       await w.commit();
-      expect(readFileSync(s.chunkPath(ref.chid)).length).toBe(size);
+      expect(s.index.find(ref.chid)?.length).toBe(size);
       const read = (await s.readFrames(ref, FRAME_GET_DATA, 42, 0))!;
       expect(read.size).toBe(size);
+      let offset = 0;
       const joined = Buffer.concat(
         read.frames.map((f, k) => {
           expect(f.length).toBeLessThanOrEqual(FRAME_MAX);
           const { header, payload } = decodeFrame(f);
-          expect(header).toEqual({ kind: FRAME_GET_DATA, last: k === read.frames.length - 1, item: 0, txn: 42, offset: k * FRAME_PAYLOAD_MAX, total: size });
+          expect(header).toEqual({ kind: FRAME_GET_DATA, last: k === read.frames.length - 1, item: 0, txn: 42, offset, total: size });
+          offset += payload.length;
           return Buffer.from(payload);
         }),
       );
@@ -175,7 +245,7 @@ describe("node-target store: chunks", () => {
       expect(s.io.direct).toBe(false);
       await roundTrips(s);
     } finally {
-      s.close();
+      await s.close();
       removeDir(other);
     }
   });
@@ -211,7 +281,7 @@ describe("node-target store: version manifests", () => {
     expect(store.vms.commits - before).toBeLessThan(ms.length);
     for (const m of ms) expect(store.has(m.ref)).toBe(true);
     // Another connection to the database sees every row: they are committed, not just queued.
-    const db = new DatabaseSync(join(dir, "manifests.sqlite"));
+    const db = new DatabaseSync(join(dir, "index.sqlite"));
     expect(Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n)).toBe(ms.length);
     db.close();
   });
@@ -243,7 +313,7 @@ describe("node-target store: version manifests", () => {
     const bytes = new TextEncoder().encode(JSON.stringify(vm));
     const ref: StoredRef = { kind: "vm", nhid: NHID, uvid: uvidOf(7), chid: chidOf(bytes) };
     await writeItem(store, ref, bytes);
-    const db = new DatabaseSync(join(dir, "manifests.sqlite"));
+    const db = new DatabaseSync(join(dir, "index.sqlite"));
     const row = db.prepare("SELECT length(bytes) AS stored, size, enc FROM vm WHERE uvid = ?").get(uvidOf(7))!;
     db.close();
     expect(Number(row.enc)).toBe(1);
@@ -256,7 +326,7 @@ describe("node-target store: version manifests", () => {
   it("quarantines a manifest that fails its check and no longer serves or bids it", async () => {
     const m = manifest(5);
     await writeItem(store, m.ref, m.bytes);
-    const db = new DatabaseSync(join(dir, "manifests.sqlite"));
+    const db = new DatabaseSync(join(dir, "index.sqlite"));
     db.prepare("UPDATE vm SET bytes = ? WHERE uvid = ?").run(new TextEncoder().encode('{"v":6}'), uvidOf(5));
     db.close();
     expect(await store.readVerified(m.ref)).toBeNull();
@@ -265,7 +335,7 @@ describe("node-target store: version manifests", () => {
   });
 
   it("moves manifest files of an older data directory into the log, verified", async () => {
-    store.close();
+    await store.close();
     const m = manifest(8);
     const ref = m.ref as Extract<StoredRef, { kind: "vm" }>;
     const legacy = join(dir, "vms", NHID.slice(0, 2), NHID);

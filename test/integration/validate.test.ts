@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { chunkFiles, clusterForSuite, flipByte, pseudoRandom } from "./helpers.ts";
+import { chunkCopies, clusterForSuite, copyOn, damageCopy, dropCopy, pseudoRandom } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -29,9 +29,9 @@ async function tokensOf(key: string): Promise<{ manifest: string; payload: strin
   return { manifest: res.headers.get("x-edgestore-manifest-token")!, payload: res.headers.get("x-edgestore-payload-token")! };
 }
 
-/** The copies of one chunk on the targets' disks. */
-function copiesOf(chid: string): string[] {
-  return cluster.targets.map((t) => join(t.dataDir, "chunks", chid.slice(0, 2), chid)).filter((p) => existsSync(p));
+/** The targets holding a copy of one chunk. */
+function copiesOf(chid: string): number[] {
+  return cluster.targets.map((t) => t.index).filter((i) => copyOn(cluster, i, chid) !== null);
 }
 
 describe("validation", () => {
@@ -40,9 +40,9 @@ describe("validation", () => {
   let tokens: { manifest: string; payload: string };
 
   beforeAll(async () => {
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: pseudoRandom(3 * 1024 * 1024, 77), ContentType: "application/x-archive" }));
-    chids = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+    chids = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
     tokens = await tokensOf(key);
   });
 
@@ -59,7 +59,7 @@ describe("validation", () => {
 
   it("finds a corrupted copy, quarantines it, and restores the replica count from a good one", async () => {
     const victim = copiesOf(chids[0]!)[0]!;
-    flipByte(victim, 1000);
+    damageCopy(copyOn(cluster, victim, chids[0]!)!, 1000);
     const v = await ext.validate({ bucket: B, key }, tokens.manifest);
     expect(v).toMatchObject({ token: "matches", state: "repaired", repaired: 1, lost: 0 });
     expect(v.copies.bad).toBe(1);
@@ -68,13 +68,13 @@ describe("validation", () => {
   });
 
   it("restores copies deleted from two of three targets; reports lost when none is left", async () => {
-    const paths = copiesOf(chids.at(-1)!);
-    unlinkSync(paths[0]!);
-    unlinkSync(paths[1]!);
+    const holders = copiesOf(chids.at(-1)!);
+    dropCopy(cluster, holders[0]!, chids.at(-1)!);
+    dropCopy(cluster, holders[1]!, chids.at(-1)!);
     const v = await ext.validate({ bucket: B, key });
     expect(v).toMatchObject({ state: "repaired", repaired: 2, lost: 0 });
     expect(copiesOf(chids.at(-1)!)).toHaveLength(3);
-    for (const p of copiesOf(chids.at(-1)!)) unlinkSync(p);
+    for (const i of copiesOf(chids.at(-1)!)) dropCopy(cluster, i, chids.at(-1)!);
     expect(await ext.validate({ bucket: B, key })).toMatchObject({ state: "lost", lost: 1 });
   });
 
@@ -106,10 +106,10 @@ describe("replication count per version", () => {
   }
 
   it("is set on PUT, honoured by placement, changed later without changing the tokens, and honoured by repair", async () => {
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     const res = await putWith("one-copy.bin", pseudoRandom(2 * 1024 * 1024, 90), "1");
     expect(res.status).toBe(200);
-    const mine = [...chunkFiles(cluster)].filter(([c]) => !before.has(c));
+    const mine = [...chunkCopies(cluster)].filter(([c]) => !before.has(c));
     expect(mine.length).toBeGreaterThan(0);
     for (const [chid] of mine) expect(copiesOf(chid)).toHaveLength(1);
     expect(await headReplicas("one-copy.bin")).toBe("1");
@@ -133,11 +133,11 @@ describe("replication count per version", () => {
     const { EditingSession } = await import("../../client/session.ts");
     const s = await EditingSession.open({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
     try {
-      const before = new Set(chunkFiles(cluster).keys());
+      const before = new Set(chunkCopies(cluster).keys());
       const e = await s.begin({ bucket: B, key: "edited-once.bin", base: null, mode: "replace", replicas: 2 });
       await e.write(0, pseudoRandom(1_500_000, 91));
       await e.commit();
-      const mine = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+      const mine = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
       expect(mine.length).toBeGreaterThan(0);
       for (const chid of mine) expect(copiesOf(chid)).toHaveLength(2);
       expect(await headReplicas("edited-once.bin")).toBe("2");
@@ -158,21 +158,21 @@ describe("replication count per version", () => {
       { step: "build", name: "replicasHeader" },
     );
     const { UploadId } = await s3.send(create);
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     const parts = [pseudoRandom(5 * 1024 * 1024, 92), pseudoRandom(1024 * 1024, 93)];
     const etags: string[] = [];
     for (const [i, p] of parts.entries()) etags.push((await s3.send(new UploadPartCommand({ Bucket: B, Key: "mp-one.bin", UploadId, PartNumber: i + 1, Body: p }))).ETag!);
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp-one.bin", UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
-    const mine = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+    const mine = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
     expect(mine.length).toBeGreaterThan(1);
     for (const chid of mine) expect(copiesOf(chid)).toHaveLength(1);
     expect(await headReplicas("mp-one.bin")).toBe("1");
   });
 
   it("is set on a copy, raising the shared chunks' copies to it", async () => {
-    const before = new Set(chunkFiles(cluster).keys());
+    const before = new Set(chunkCopies(cluster).keys());
     expect((await putWith("copy-src.bin", pseudoRandom(1_500_000, 94), "1")).status).toBe(200);
-    const mine = [...chunkFiles(cluster).keys()].filter((c) => !before.has(c));
+    const mine = [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
     for (const chid of mine) expect(copiesOf(chid)).toHaveLength(1);
     const url = `${cluster.endpoint}/${B}/copy-dst.bin`;
     const headers = { "x-amz-copy-source": `/${B}/copy-src.bin`, "x-edgestore-replicas": "3" };

@@ -126,10 +126,18 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
         }
         results.forEach((r, j) => {
           const m = to[j]!;
-          if (r.status === "fulfilled") st.confirmed.set(m, m.location);
-          // A hung target picked without a bid would hold the write for a full save timeout:
-          // it counts as slow, and the negotiated round places what is missing elsewhere.
-          else if (String(r.reason).includes("timed out")) m.markSlow(SLOW_MS);
+          if (r.status === "fulfilled") {
+            st.confirmed.set(m, m.location);
+            return;
+          }
+          if (!String(r.reason).includes("timed out")) return;
+          // A hung target picked without a bid would hold the write for a full save timeout: it
+          // counts as slow, and the negotiated round places what is missing elsewhere. Down a
+          // chain, though, silence may be a hung target's above: only the head's (or a direct
+          // send's) is its own, and one further down may never have had the frames, so the
+          // negotiated round may ask it again.
+          if (p.chain === null || j === 0) m.markSlow(SLOW_MS);
+          else st.tried.delete(m);
         });
       }),
     );

@@ -1,0 +1,295 @@
+// Chunks in append-only pack files (the design of Haystack volumes, SeaweedFS and restic packs):
+// instead of a file, an fsync, a rename and a directory fsync per chunk, the chunks that are
+// ready together are written as one batch at the end of the active pack, made durable with one
+// fdatasync, and indexed in one commit (pack-index.ts, index-db.ts). While a batch is being
+// written, the next one gathers: the busier the target, the larger its batches.
+//
+// Durability: a chunk's write resolves only once its record is on disk (fdatasync) and its index
+// row is committed after that. A pack's committed size is in the index; whatever lies beyond it
+// at start (a batch cut off by a crash before its commit: never acknowledged) is a torn tail,
+// truncated away. A pack file the index does not know was never committed to, and is deleted.
+//
+// Space: deleting a chunk drops its row; the bytes stay until compaction (compactor.ts) copies a
+// pack's live records to the active pack and deletes the old file.
+
+import { readdirSync, statSync } from "node:fs";
+import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
+import { join } from "node:path";
+import type { Chid } from "../../common/ids.ts";
+import { ALIGN, BLOCK, roundUp, type BlockIo } from "../block-io.ts";
+import type { CommitQueue } from "../index-db.ts";
+import { log } from "../log.ts";
+import type { ChunkLocation, ChunkRow, PackIndex } from "./pack-index.ts";
+import { footprint, RECORD_HEADER, writeRecordHeader } from "./record.ts";
+
+/** A new pack is started once the active one would pass this size. */
+export const PACK_MAX_BYTES = 128 * 1024 * 1024;
+/** A compacted pack's file is deleted this long after its last record moved: reads that found it before then finish first. */
+const RETIRE_MS = 30_000;
+
+export interface Append {
+  chid: Chid;
+  /** The payload, in order (views of pool blocks). */
+  parts: readonly Uint8Array[];
+  length: number;
+  /** Compaction: where the record is now; its row moves only if it still names that place. */
+  from?: ChunkLocation;
+}
+
+interface Queued extends Append {
+  resolve: (at: ChunkLocation | null) => void;
+  reject: (e: Error) => void;
+}
+
+interface ActivePack {
+  id: number;
+  fh: FileHandle;
+  size: number;
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const dh = await open(path, "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+export function packName(id: number): string {
+  return `${String(id).padStart(8, "0")}.pack`;
+}
+
+export class PackFiles {
+  readonly dir: string;
+  private readonly io: BlockIo;
+  private readonly index: PackIndex;
+  private readonly commits: CommitQueue;
+  private readonly maxBytes: number;
+  private active: ActivePack | null = null;
+  private nextId: number;
+  private readonly readers = new Map<number, Promise<FileHandle>>();
+  private queue: Queued[] = [];
+  private writing = false;
+  private readonly header = Buffer.alloc(RECORD_HEADER);
+  /** Batches written, for metrics and tests. */
+  batches = 0;
+
+  private constructor(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes: number, nextId: number) {
+    this.dir = dir;
+    this.io = io;
+    this.index = index;
+    this.commits = commits;
+    this.maxBytes = maxBytes;
+    this.nextId = nextId;
+  }
+
+  /**
+   * Open the packs of `dir`: truncate each to its committed size, delete files never committed
+   * to, and drop index rows whose bytes are not there (a disk that did not keep what it
+   * promised). Returns the chunks dropped so, which the caller reports as lost.
+   */
+  static async open(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes = PACK_MAX_BYTES): Promise<{ packs: PackFiles; lost: number }> {
+    await mkdir(dir, { recursive: true });
+    const known = new Map(index.packs().map((p) => [p.id, p]));
+    const files = new Map<number, number>();
+    for (const name of readdirSync(dir)) {
+      const m = /^(\d{8})\.pack$/.exec(name);
+      if (m) files.set(Number(m[1]), statSync(join(dir, name)).size);
+    }
+    let lost = 0;
+    for (const [id, size] of files) {
+      const row = known.get(id);
+      if (!row) {
+        await rm(join(dir, packName(id)), { force: true });
+        continue;
+      }
+      if (size > row.size) {
+        const fh = await open(join(dir, packName(id)), "r+");
+        try {
+          await fh.truncate(row.size);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        log("warn", "pack torn tail dropped", { pack: id, bytes: size - row.size });
+      }
+    }
+    for (const row of known.values()) {
+      const size = files.get(row.id) ?? 0;
+      if (size >= row.size) continue;
+      // Committed bytes that are not on disk: their rows name nothing.
+      let after = -1;
+      const gone: Chid[] = [];
+      for (let page = index.inPack(row.id, after, 1024); page.length > 0; page = index.inPack(row.id, after, 1024)) {
+        for (const r of page) if (r.pos + footprint(r.length) > size) gone.push(r.chid);
+        after = page[page.length - 1]!.pos;
+      }
+      await commits.run(() => {
+        for (const c of gone) index.removed(c);
+        if (!files.has(row.id)) index.dropPack(row.id);
+      });
+      lost += gone.length;
+      log("error", "pack shorter than committed: its missing chunks are dropped", { pack: row.id, committed: row.size, found: size, chunks: gone.length });
+    }
+    const ids = [...known.keys(), ...files.keys()];
+    const packs = new PackFiles(dir, io, index, commits, maxBytes, ids.length > 0 ? Math.max(...ids) + 1 : 1);
+    // Go on appending to the newest pack while it has room.
+    const newest = index.packs().at(-1);
+    if (newest && files.has(newest.id) && newest.size < maxBytes) {
+      packs.active = { id: newest.id, fh: await packs.openForAppend(newest.id, false), size: newest.size };
+    }
+    return { packs, lost };
+  }
+
+  /** The pack being appended to (compaction leaves it alone). */
+  get activeId(): number | null {
+    return this.active?.id ?? null;
+  }
+
+  /**
+   * Append a record; resolves with where it is once it is durable and indexed. For a move
+   * (`from`), resolves null when the row no longer named `from` (deleted meanwhile): the new
+   * record is then dead space.
+   */
+  append(a: Append): Promise<ChunkLocation | null> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...a, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          await this.writeBatch(batch);
+        } catch (e) {
+          const err = e instanceof Error ? e : new Error(String(e));
+          for (const q of batch) q.reject(err);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async writeBatch(batch: Queued[]): Promise<void> {
+    const need = batch.reduce((n, q) => n + footprint(q.length), 0);
+    const pack = await this.packFor(need);
+    const written = Date.now();
+    const rows: ChunkRow[] = [];
+    const block = await this.io.pool.acquire();
+    let fileAt = pack.size;
+    let used = 0;
+    const put = async (src: Uint8Array): Promise<void> => {
+      for (let at = 0; at < src.length; ) {
+        const n = Math.min(BLOCK - used, src.length - at);
+        block.set(src.subarray(at, at + n), used);
+        used += n;
+        at += n;
+        if (used === BLOCK) {
+          await this.io.writeBlock(pack.fh, block, BLOCK, fileAt);
+          fileAt += BLOCK;
+          used = 0;
+        }
+      }
+    };
+    try {
+      let pos = pack.size;
+      for (const q of batch) {
+        writeRecordHeader(this.header, q.chid, q.length, written);
+        rows.push({ chid: q.chid, pack: pack.id, pos, length: q.length, written });
+        await put(this.header);
+        for (const p of q.parts) await put(p);
+        pos += footprint(q.length);
+      }
+      if (used > 0) {
+        // The batch ends on an aligned boundary, the gap zeroed: the next batch starts there.
+        const padded = roundUp(used, ALIGN);
+        block.fill(0, used, padded);
+        await this.io.writeBlock(pack.fh, block, padded, fileAt);
+        fileAt += padded;
+      }
+    } finally {
+      this.io.pool.release(block);
+    }
+    await pack.fh.datasync();
+    const moved: boolean[] = [];
+    await this.commits.run(() => {
+      this.index.added(pack.id, fileAt, rows.filter((_, i) => !batch[i]!.from));
+      batch.forEach((q, i) => {
+        if (q.from) moved[i] = this.index.moved(q.chid, q.from, rows[i]!);
+      });
+    });
+    pack.size = fileAt;
+    this.batches++;
+    batch.forEach((q, i) => q.resolve(q.from && !moved[i] ? null : { pack: pack.id, pos: rows[i]!.pos, length: q.length }));
+  }
+
+  /** The active pack, or a new one if `need` more bytes would take it past the size limit. */
+  private async packFor(need: number): Promise<ActivePack> {
+    const a = this.active;
+    if (a && (a.size === 0 || a.size + need <= this.maxBytes)) return a;
+    if (a) await a.fh.close();
+    const id = this.nextId++;
+    const fh = await this.openForAppend(id, true);
+    // The new file's name must survive a crash as its contents will.
+    await fsyncDir(this.dir);
+    this.active = { id, fh, size: 0 };
+    return this.active;
+  }
+
+  private openForAppend(id: number, create: boolean): Promise<FileHandle> {
+    const flags = constants.O_WRONLY | (create ? constants.O_CREAT | constants.O_EXCL : 0) | (this.io.direct ? constants.O_DIRECT : 0);
+    return open(join(this.dir, packName(id)), flags, 0o644);
+  }
+
+  /** A handle to read `pack` with (shared, kept open). */
+  reader(pack: number): Promise<FileHandle> {
+    let h = this.readers.get(pack);
+    if (!h) {
+      h = this.io.openForRead(join(this.dir, packName(pack)));
+      h.catch(() => this.readers.delete(pack));
+      this.readers.set(pack, h);
+    }
+    return h;
+  }
+
+  /**
+   * Read `length` payload bytes from `offset` into the record at `loc`, into `block` so that
+   * they begin at `at` or up to ALIGN - 1 bytes after it (direct reads start on an aligned
+   * position); returns where they begin. `block` must have room for ALIGN more bytes.
+   */
+  async readPayload(loc: ChunkLocation, offset: number, length: number, block: Buffer, at: number): Promise<number> {
+    const fh = await this.reader(loc.pack);
+    const start = loc.pos + RECORD_HEADER + offset;
+    const from = this.io.direct ? start - (start % ALIGN) : start;
+    const skip = start - from;
+    const got = await this.io.readInto(fh, block, at, skip + length, from);
+    if (got < skip + length) throw new Error(`pack ${loc.pack} ends ${skip + length - got} bytes short of the record at ${loc.pos}`);
+    return at + skip;
+  }
+
+  /** A compacted pack: forget it now, delete its file once reads that found it have finished. */
+  retire(pack: number): void {
+    const t = setTimeout(() => {
+      const h = this.readers.get(pack);
+      this.readers.delete(pack);
+      void h?.then((fh) => fh.close()).catch(() => {});
+      void rm(join(this.dir, packName(pack)), { force: true });
+    }, RETIRE_MS);
+    t.unref();
+  }
+
+  async close(): Promise<void> {
+    await this.active?.fh.close().catch(() => {});
+    this.active = null;
+    for (const h of this.readers.values()) await h.then((fh) => fh.close()).catch(() => {});
+    this.readers.clear();
+  }
+}

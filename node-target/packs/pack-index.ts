@@ -1,0 +1,147 @@
+// Where each chunk lives: pack, position of its record, length, when it was written; and per
+// pack, the size committed so far and the bytes still live in it (what compaction weighs). Rows
+// are in the target's database (index-db.ts); every change runs inside a commit-queue job, so a
+// chunk's row is durable in the same commit as the batch that wrote it, and a deletion is
+// durable before it is confirmed.
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { Chid } from "../../common/ids.ts";
+import { footprint } from "./record.ts";
+
+export interface ChunkLocation {
+  pack: number;
+  /** Where its record (header first) begins in the pack. */
+  pos: number;
+  /** Payload bytes. */
+  length: number;
+}
+
+export interface ChunkRow extends ChunkLocation {
+  chid: Chid;
+  /** When it was written (ms since the epoch). */
+  written: number;
+}
+
+export interface PackRow {
+  id: number;
+  /** Bytes committed (batches end on 4 KiB boundaries); anything beyond is an unfinished batch. */
+  size: number;
+  /** Bytes of records still indexed here. */
+  live: number;
+}
+
+export class PackIndex {
+  private readonly db: DatabaseSync;
+  private readonly findStmt: StatementSync;
+  private readonly upsert: StatementSync;
+  private readonly live: StatementSync;
+  private readonly removeStmt: StatementSync;
+  private readonly moveStmt: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.db = db;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS chunks (
+        chid TEXT PRIMARY KEY, pack INTEGER NOT NULL, pos INTEGER NOT NULL, length INTEGER NOT NULL, written INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS chunks_pack ON chunks (pack, pos);
+      CREATE INDEX IF NOT EXISTS chunks_written ON chunks (written);
+      CREATE TABLE IF NOT EXISTS packs (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, live INTEGER NOT NULL);
+    `);
+    this.findStmt = db.prepare("SELECT pack, pos, length, written FROM chunks WHERE chid = ?");
+    this.upsert = db.prepare("INSERT OR REPLACE INTO chunks (chid, pack, pos, length, written) VALUES (?, ?, ?, ?, ?)");
+    this.live = db.prepare("INSERT INTO packs (id, size, live) VALUES (?, 0, ?) ON CONFLICT(id) DO UPDATE SET live = live + excluded.live");
+    this.removeStmt = db.prepare("DELETE FROM chunks WHERE chid = ?");
+    this.moveStmt = db.prepare("UPDATE chunks SET pack = ?, pos = ? WHERE chid = ? AND pack = ? AND pos = ?");
+  }
+
+  find(chid: Chid): (ChunkLocation & { written: number }) | null {
+    const r = this.findStmt.get(chid);
+    return r ? { pack: Number(r.pack), pos: Number(r.pos), length: Number(r.length), written: Number(r.written) } : null;
+  }
+
+  has(chid: Chid): boolean {
+    return this.findStmt.get(chid) !== undefined;
+  }
+
+  /** In a commit job: these records are in `pack`, whose committed size is now `size`. A chunk indexed elsewhere before moves here. */
+  added(pack: number, size: number, rows: readonly ChunkRow[]): void {
+    this.db.prepare("INSERT INTO packs (id, size, live) VALUES (?, ?, 0) ON CONFLICT(id) DO UPDATE SET size = max(size, excluded.size)").run(pack, size);
+    for (const r of rows) {
+      const old = this.find(r.chid);
+      if (old) this.live.run(old.pack, -footprint(old.length));
+      this.upsert.run(r.chid, r.pack, r.pos, r.length, r.written);
+      this.live.run(r.pack, footprint(r.length));
+    }
+  }
+
+  /** In a commit job: a compacted record's new place, if the row still names the old one (false: deleted or replaced meanwhile). */
+  moved(chid: Chid, from: ChunkLocation, to: ChunkLocation): boolean {
+    if (Number(this.moveStmt.run(to.pack, to.pos, chid, from.pack, from.pos).changes) === 0) return false;
+    this.live.run(from.pack, -footprint(from.length));
+    this.live.run(to.pack, footprint(to.length));
+    return true;
+  }
+
+  /** In a commit job: forget a chunk; its payload length, or 0 if it was not indexed. */
+  removed(chid: Chid): number {
+    const old = this.find(chid);
+    if (!old) return 0;
+    this.removeStmt.run(chid);
+    this.live.run(old.pack, -footprint(old.length));
+    return old.length;
+  }
+
+  packs(): PackRow[] {
+    return this.db
+      .prepare("SELECT id, size, live FROM packs ORDER BY id")
+      .all()
+      .map((r) => ({ id: Number(r.id), size: Number(r.size), live: Number(r.live) }));
+  }
+
+  /** In a commit job: a compacted pack is gone. */
+  dropPack(id: number): void {
+    this.db.prepare("DELETE FROM packs WHERE id = ?").run(id);
+  }
+
+  /** Records still indexed in `pack`, in their order there, after position `after`. */
+  inPack(pack: number, after: number, limit: number): ChunkRow[] {
+    return this.db
+      .prepare("SELECT chid, pack, pos, length, written FROM chunks WHERE pack = ? AND pos > ? ORDER BY pos LIMIT ?")
+      .all(pack, after, limit)
+      .map(rowOf);
+  }
+
+  /** Rows in CHID order after `after` (null: from the start). */
+  page(after: Chid | null, limit: number): ChunkRow[] {
+    return this.db
+      .prepare("SELECT chid, pack, pos, length, written FROM chunks WHERE chid > ? ORDER BY chid LIMIT ?")
+      .all(after ?? "", limit)
+      .map(rowOf);
+  }
+
+  /** Rows written at or after `since` (ms), oldest first. */
+  writtenSince(since: number, limit: number): ChunkRow[] {
+    return this.db
+      .prepare("SELECT chid, pack, pos, length, written FROM chunks WHERE written >= ? ORDER BY written LIMIT ?")
+      .all(since, limit)
+      .map(rowOf);
+  }
+
+  totals(): { chunks: number; bytes: number } {
+    const r = this.db.prepare("SELECT count(*) AS n, coalesce(sum(length), 0) AS b FROM chunks").get()!;
+    return { chunks: Number(r.n), bytes: Number(r.b) };
+  }
+
+  /** First 4 bytes of every CHID held, as numbers: which groups this target holds chunks for. */
+  prefixes(): number[] {
+    return this.db
+      .prepare("SELECT DISTINCT substr(chid, 1, 8) AS p FROM chunks")
+      .all()
+      .map((r) => parseInt(String(r.p), 16));
+  }
+}
+
+function rowOf(r: Record<string, unknown>): ChunkRow {
+  return { chid: r.chid as Chid, pack: Number(r.pack), pos: Number(r.pos), length: Number(r.length), written: Number(r.written) };
+}
