@@ -12,7 +12,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
-import { CommitQueue, openIndexDb } from "./index-db.ts";
+import { CommitQueue, openIndexDb, walPath } from "./index-db.ts";
 import { log } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { Compactor, type CompactionOptions } from "./packs/compactor.ts";
@@ -139,7 +139,7 @@ export class ChunkStore {
     await mkdir(join(this.dir, "tmp"), { recursive: true });
     this.#io = await BlockIo.open(join(this.dir, "tmp"), this.opts.directIo ?? true);
     this.#db = openIndexDb(this.dir);
-    this.#commits = new CommitQueue(this.#db);
+    this.#commits = new CommitQueue(this.#db, walPath(this.dir));
     this.#vms = new VmLog(this.#db, this.#commits);
     this.#index = new PackIndex(this.#db);
     const opened = await PackFiles.open(join(this.dir, "packs"), this.#io, this.#index, this.#commits, this.opts.packMaxBytes ?? PACK_MAX_BYTES);
@@ -214,7 +214,8 @@ export class ChunkStore {
   async close(): Promise<void> {
     await this.#compactor?.stop();
     await this.#packs?.close();
-    this.#commits?.flush();
+    await this.#commits?.flush();
+    await this.#commits?.close();
     this.#db?.close();
     this.#db = null;
   }
