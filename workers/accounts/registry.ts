@@ -108,9 +108,10 @@ export class AccountRegistry extends DurableObject<Env> {
     return r ? this.keyOf(r, Date.now()) : null;
   }
 
+  /** In the order they were issued (rowid breaks ties within a millisecond). */
   async listKeys(tenant: string): Promise<KeyInfo[]> {
     const now = Date.now();
-    return this.sql.exec("SELECT id, tenant, created, expires, revoked FROM access_keys WHERE tenant = ? ORDER BY created, id", tenant).toArray().map((r) => this.keyOf(r, now));
+    return this.sql.exec("SELECT id, tenant, created, expires, revoked FROM access_keys WHERE tenant = ? ORDER BY created, rowid", tenant).toArray().map((r) => this.keyOf(r, now));
   }
 
   /**

@@ -24,6 +24,8 @@ export class ManifestShard extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly sources: SourceBook;
   private readonly usage: UsageBook;
+  /** Rows of early_removals, as in the table: every version record would otherwise look there. */
+  private earlyRemovals = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -50,6 +52,7 @@ export class ManifestShard extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS early_removals (
       tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, target TEXT NOT NULL, uvid TEXT NOT NULL,
       PRIMARY KEY (tenant, bucket, key, target))`);
+    this.earlyRemovals = Number(this.sql.exec("SELECT count(*) AS n FROM early_removals").one().n);
     // Multipart uploads by key; a closed one stays as a tombstone so that a late, repeated
     // "open" cannot bring it back.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS uploads (
@@ -76,14 +79,21 @@ export class ManifestShard extends DurableObject<Env> {
     if (!this.sources.expects(source.group)) {
       return { refused: `this shard expects records from groups 0..${this.sources.all().length - 1}, not from group ${source.group}: GROUP_COUNT differs between the group and the shard` };
     }
-    this.ctx.storage.transactionSync(() => {
-      for (const r of records) {
-        if (isUploadRecord(r)) this.applyUpload(r);
-        else if (isRemovalRecord(r)) this.applyRemoval(r);
-        else this.applyVersion(r);
-      }
-      this.sources.promise(source.group, source.cutoff);
-    });
+    try {
+      this.ctx.storage.transactionSync(() => {
+        for (const r of records) {
+          if (isUploadRecord(r)) this.applyUpload(r);
+          else if (isRemovalRecord(r)) this.applyRemoval(r);
+          else this.applyVersion(r);
+        }
+        this.sources.promise(source.group, source.cutoff);
+      });
+    } catch (e) {
+      // Rolled back: what is kept in memory of the tables goes back with them.
+      this.sources.reload();
+      this.earlyRemovals = Number(this.sql.exec("SELECT count(*) AS n FROM early_removals").one().n);
+      throw e;
+    }
     return null;
   }
 
@@ -109,17 +119,22 @@ export class ManifestShard extends DurableObject<Env> {
       r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified, r.contentType, r.vmChid, r.creator, r.isNull ? 1 : 0, r.meta ? JSON.stringify(r.meta) : null,
     ).rowsWritten > 0;
     if (inserted && !r.deleteMarker) this.usage.change(r.tenant, r.size, 1);
-    const early = this.sql
-      .exec("DELETE FROM early_removals WHERE tenant = ? AND bucket = ? AND key = ? AND target = ? RETURNING uvid", r.tenant, r.bucket, r.key, r.uvid)
-      .toArray()[0];
-    if (early) this.markRemoved(r.tenant, r.bucket, r.key, r.uvid, String(early.uvid));
+    // Nearly always there are none: then no statement.
+    const early =
+      this.earlyRemovals > 0
+        ? this.sql.exec("DELETE FROM early_removals WHERE tenant = ? AND bucket = ? AND key = ? AND target = ? RETURNING uvid", r.tenant, r.bucket, r.key, r.uvid).toArray()[0]
+        : undefined;
+    if (early) {
+      this.earlyRemovals--;
+      this.markRemoved(r.tenant, r.bucket, r.key, r.uvid, String(early.uvid));
+    }
     this.refreshCurrent(r.tenant, r.bucket, r.key);
   }
 
   private applyRemoval(r: RemovalRecord): void {
     if (!this.markRemoved(r.tenant, r.bucket, r.key, r.target, r.uvid)) {
       const known = this.sql.exec("SELECT 1 FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ?", r.tenant, r.bucket, r.key, r.target).toArray().length > 0;
-      if (!known) this.sql.exec("INSERT OR IGNORE INTO early_removals (tenant, bucket, key, target, uvid) VALUES (?, ?, ?, ?, ?)", r.tenant, r.bucket, r.key, r.target, r.uvid);
+      if (!known) this.earlyRemovals += this.sql.exec("INSERT OR IGNORE INTO early_removals (tenant, bucket, key, target, uvid) VALUES (?, ?, ?, ?, ?)", r.tenant, r.bucket, r.key, r.target, r.uvid).rowsWritten;
     }
     this.refreshCurrent(r.tenant, r.bucket, r.key);
   }

@@ -19,6 +19,12 @@ export interface SourceState {
 export class SourceBook {
   private readonly sql: SqlStorage;
 
+  /**
+   * Each expected source's cutoff, as in the table: every batch of records asks whether its
+   * source is expected and moves its cutoff, and a statement each cost more than the records.
+   */
+  private readonly cutoffs = new Map<number, string>();
+
   constructor(sql: SqlStorage) {
     this.sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS sources (grp INTEGER PRIMARY KEY, cutoff TEXT NOT NULL, since INTEGER NOT NULL)`);
@@ -27,6 +33,13 @@ export class SourceBook {
       sql.exec("INSERT OR IGNORE INTO sources (grp, cutoff, since) SELECT grp, cutoff, 0 FROM cutoffs");
       sql.exec("DROP TABLE cutoffs");
     }
+    this.reload();
+  }
+
+  /** Read the table again (after a transaction that touched it rolled back). */
+  reload(): void {
+    this.cutoffs.clear();
+    for (const r of this.sql.exec("SELECT grp, cutoff FROM sources")) this.cutoffs.set(Number(r.grp), String(r.cutoff));
   }
 
   /**
@@ -48,16 +61,20 @@ export class SourceBook {
       this.sql.exec("DELETE FROM sources WHERE grp = ?", g);
       removed.push(g);
     }
+    this.reload();
     return { added, removed };
   }
 
   expects(group: number): boolean {
-    return this.sql.exec("SELECT 1 FROM sources WHERE grp = ?", group).toArray().length > 0;
+    return this.cutoffs.has(group);
   }
 
   /** Record an expected source's promise. Cutoffs only move forward. */
   promise(group: number, cutoff: Uvid): void {
+    const known = this.cutoffs.get(group);
+    if (known === undefined || known >= cutoff) return;
     this.sql.exec("UPDATE sources SET cutoff = ? WHERE grp = ? AND cutoff < ?", cutoff, group, cutoff);
+    this.cutoffs.set(group, cutoff);
   }
 
   all(): SourceState[] {

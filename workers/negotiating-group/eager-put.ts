@@ -88,9 +88,9 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
   // One deadline for the whole round, not a timer per item: an ack still missing then is from a hung target.
   let longest = 0;
   for (const s of shares.values()) longest = Math.max(longest, s.bytes);
-  const deadline = setTimeout(() => {
+  const cancelDeadline = host.deadlines.after(EAGER_SAVE_TIMEOUT_MS + longest / EAGER_MIN_RATE, () => {
     for (const [k, d] of acks) d.reject(new Error(`timed out waiting for the eager save of item ${k}`));
-  }, EAGER_SAVE_TIMEOUT_MS + longest / EAGER_MIN_RATE);
+  });
   try {
     for (const [m, s] of shares) {
       const local = s.at.every((i, k) => i === k) && s.chains.every((c) => c === null);
@@ -119,7 +119,7 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
         if (p.chain && to.length === p.targets.length) {
           const broken = deferred<void>();
           brokenFor.set(p.item, broken);
-          results = await deliverChained(txn, p.item, bytes, to, ack, broken.promise);
+          results = await deliverChained({ txn, item: p.item, bytes, chain: to, ack, broken: broken.promise, deadlines: host.deadlines });
         } else {
           const sent = sendPayload(txn, p.item, bytes, to);
           results = await Promise.allSettled(to.map((m) => Promise.all([sent.get(m)!, ack(m)])));
@@ -142,7 +142,7 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
       }),
     );
   } finally {
-    clearTimeout(deadline);
+    cancelDeadline();
     // A target ends an eager put by itself once its writes are done; only one that did not
     // confirm everything (failed, timed out) may still hold state for it.
     const unsure = [...told].filter((m) => shares.get(m)!.at.some((i) => !state[i]!.confirmed.has(m)));

@@ -8,7 +8,7 @@ import type { StoredRef, ToTarget } from "../../common/protocol.ts";
 import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
 import { broadcast, type Member } from "./member.ts";
-import { deferred, SLOW_MS, withTimeout, type TxnHandler, type TxnHost } from "./txn.ts";
+import { deferred, SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
 
 const GET_TIMEOUT_MS = 30_000;
 /**
@@ -102,11 +102,11 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
     current = attempt;
     member.send(ask);
     try {
-      await withTimeout(Promise.race([attempt.started.promise, attempt.done.promise]), patient ? GET_TIMEOUT_MS : FIRST_FRAME_TIMEOUT_MS, "the first frame").catch((e: unknown) => {
+      await host.deadlines.within(Promise.race([attempt.started.promise, attempt.done.promise]), patient ? GET_TIMEOUT_MS : FIRST_FRAME_TIMEOUT_MS, "the first frame").catch((e: unknown) => {
         if (String(e).includes("timed out")) member.markSlow(SLOW_MS);
         throw e;
       });
-      const bytes = await withTimeout(attempt.done.promise, GET_TIMEOUT_MS, "delivery");
+      const bytes = await host.deadlines.within(attempt.done.promise, GET_TIMEOUT_MS, "delivery");
       const actual = await chidOf(bytes);
       if (actual === ref.chid) return bytes;
       errors.push(`target ${member.id} returned bytes hashing to ${actual}, not ${ref.chid}`);
@@ -131,7 +131,7 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
     // A slow member is asked only when no other can be.
     const round = async (ask: Member[], patient: boolean): Promise<GetResult | null> => {
       asked = [...new Set([...asked, ...ask])];
-      bids = new BidCollector<GetBid>(ask);
+      bids = new BidCollector<GetBid>(ask, host.deadlines);
       broadcast(ask, req.propose(txn));
       const replies = await bids.wait();
       for (const [m, b] of replies) if (b === null) lacking.add(m);

@@ -16,6 +16,7 @@ import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } fro
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
 import { refusal, type Refusal } from "../shared/refusal.ts";
 import { clusterStub, configOf, groupStub, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { Deadlines } from "./deadlines.ts";
 import { LocationCache } from "./locations.ts";
 import { LeaseBook } from "./leases.ts";
 import { verifyTransaction } from "./verify.ts";
@@ -101,6 +102,8 @@ export interface StoredVersion {
 export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   private readonly members = new Map<TargetId, Member>();
   private readonly txns = new Map<number, TxnHandler>();
+  /** Every transaction's timeouts, on one runtime timer (deadlines.ts). */
+  readonly deadlines = new Deadlines();
   private nextTxn = 1;
   private view: { at: number; v: GroupView } | null = null;
   private readonly book: VersionBook;

@@ -36,21 +36,29 @@ export interface PreparedRow {
 
 export class MergeBook {
   private readonly sql: SqlStorage;
+  /**
+   * The prepared names and their merges, as in the table: every write asks whether its name is
+   * in a merge, and a statement per write cost more than all the rest of this book.
+   */
+  private readonly names = new Map<Nhid, string>();
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS prepared (
       nhid TEXT PRIMARY KEY, merge TEXT NOT NULL, hold TEXT NOT NULL, item TEXT NOT NULL, decided TEXT, at INTEGER NOT NULL)`);
+    for (const r of sql.exec("SELECT nhid, merge FROM prepared")) this.names.set(r.nhid as Nhid, String(r.merge));
   }
 
   /** The merge a name is prepared in, if any. */
   preparedIn(nhid: Nhid): string | null {
-    const r = this.sql.exec("SELECT merge FROM prepared WHERE nhid = ?", nhid).toArray()[0];
-    return r ? String(r.merge) : null;
+    return this.names.get(nhid) ?? null;
   }
 
   prepare(merge: string, hold: Uvid, items: readonly MergeItem[], now = Date.now()): void {
-    for (const it of items) this.sql.exec("INSERT INTO prepared (nhid, merge, hold, item, decided, at) VALUES (?, ?, ?, ?, NULL, ?)", it.nhid, merge, hold, JSON.stringify(it), now);
+    for (const it of items) {
+      this.sql.exec("INSERT INTO prepared (nhid, merge, hold, item, decided, at) VALUES (?, ?, ?, ?, NULL, ?)", it.nhid, merge, hold, JSON.stringify(it), now);
+      this.names.set(it.nhid, merge);
+    }
   }
 
   /** Record the decision before acting on it: from here the merge is finished, never undone. */
@@ -68,12 +76,14 @@ export class MergeBook {
 
   done(nhid: Nhid): void {
     this.sql.exec("DELETE FROM prepared WHERE nhid = ?", nhid);
+    this.names.delete(nhid);
   }
 
   /** Drop an undecided merge; false if it was decided (it must then be finished instead). */
   abort(merge: string): boolean {
     if (this.sql.exec("SELECT 1 FROM prepared WHERE merge = ? AND decided IS NOT NULL LIMIT 1", merge).toArray().length > 0) return false;
     this.sql.exec("DELETE FROM prepared WHERE merge = ?", merge);
+    for (const [nhid, m] of this.names) if (m === merge) this.names.delete(nhid);
     return true;
   }
 }

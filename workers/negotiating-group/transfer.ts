@@ -10,7 +10,7 @@ import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
 import { eagerRound } from "./eager-put.ts";
 import { broadcast, type Member } from "./member.ts";
-import { deferred, deliverChained, savedItems, sendPayload, withTimeout, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
+import { deferred, deliverChained, savedItems, sendPayload, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
 
 export type { TxnHandler, TxnHost } from "./txn.ts";
 
@@ -73,7 +73,7 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
 
 async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], items: readonly number[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
   const model = opts.correlation;
-  const bids = new BidCollector<Bid[]>(members);
+  const bids = new BidCollector<Bid[]>(members, host.deadlines);
   // saved[(member,item)] promises, created at selection time.
   const acks = new Map<string, Deferred<void>>();
   // Chain replication: an item's chain broke somewhere (chain-broken from one of its targets).
@@ -129,7 +129,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
           st.tried.add(o.member);
           acks.set(key(o.member, n), deferred<void>());
         }
-        const ack = (m: Member) => withTimeout(acks.get(key(m, n))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`);
+        const ack = (m: Member) => host.deadlines.within(acks.get(key(m, n))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`);
         const chained = opts.chain && picked.length > 1 && picked.every((o) => o.member.peer !== null);
         let results: PromiseSettledResult<unknown>[];
         if (chained) {
@@ -140,7 +140,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
           // Those down the chain learn they are selected first: frames reaching them earlier are kept until then anyway.
           for (const m of chain.slice(1)) m.send({ t: "select-put", txn, items: [n], chain: id });
           chain[0]!.send({ t: "select-put", txn, items: [n], forward: chain.slice(1).map((m) => m.peer!), chain: id });
-          results = await deliverChained(txn, n, p.bytes, chain, ack, broken.promise);
+          results = await deliverChained({ txn, item: n, bytes: p.bytes, chain, ack, broken: broken.promise, deadlines: host.deadlines });
           brokenFor.delete(n);
         } else {
           for (const o of picked) o.member.send({ t: "select-put", txn, items: [n] });

@@ -3,12 +3,14 @@
 // payload frames under each member's credit.
 
 import { FRAME_PUT_DATA, framesOf, type FrameHeader, type ToGroup } from "../../common/protocol.ts";
+import type { Deadlines } from "./deadlines.ts";
 import type { Member } from "./member.ts";
 
-/** What a transaction needs from its group: a way to route replies to it by transaction id. */
+/** What a transaction needs from its group: a way to route replies to it by transaction id, and its timeouts. */
 export interface TxnHost {
   open(handler: TxnHandler): number;
   close(txn: number): void;
+  readonly deadlines: Deadlines;
 }
 
 export interface TxnHandler {
@@ -34,14 +36,6 @@ export function deferred<T>(): Deferred<T> {
     reject = rej;
   });
   return { promise, resolve, reject };
-}
-
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 /** The items a `saved` names: the batched form, or the single item of a protocol-1 target. */
@@ -75,11 +69,23 @@ const CHAIN_ACK_MS = 5_000;
  * frame, gets them from the group directly (fan-out); it keeps each frame once, so a resend
  * after a partial delivery is safe.
  */
-export async function deliverChained(txn: number, item: number, bytes: Uint8Array, chain: readonly Member[], ack: (m: Member) => Promise<void>, broken: Promise<void>): Promise<PromiseSettledResult<unknown>[]> {
-  const [head, ...down] = chain;
+export interface ChainedDelivery {
+  txn: number;
+  item: number;
+  bytes: Uint8Array;
+  chain: readonly Member[];
+  ack: (m: Member) => Promise<void>;
+  /** Resolves when a target of the chain says it could not pass the item on. */
+  broken: Promise<void>;
+  deadlines: Deadlines;
+}
+
+export async function deliverChained(d: ChainedDelivery): Promise<PromiseSettledResult<unknown>[]> {
+  const { txn, item, bytes, ack } = d;
+  const [head, ...down] = d.chain;
   const sentHead = sendPayload(txn, item, bytes, [head!]).get(head!)!;
-  let late: ReturnType<typeof setTimeout> | null = null;
-  const fallBack = Promise.race([broken, sentHead.then(() => new Promise<void>((r) => (late = setTimeout(r, CHAIN_ACK_MS))), () => undefined)]);
+  let late: (() => void) | null = null;
+  const fallBack = Promise.race([d.broken, sentHead.then(() => new Promise<void>((r) => (late = d.deadlines.after(CHAIN_ACK_MS, r))), () => undefined)]);
   try {
     return await Promise.allSettled([
       Promise.all([sentHead, ack(head!)]),
@@ -92,7 +98,7 @@ export async function deliverChained(txn: number, item: number, bytes: Uint8Arra
       }),
     ]);
   } finally {
-    // Saved down the whole chain: the lateness timer has nothing left to do.
-    if (late !== null) clearTimeout(late);
+    // Saved down the whole chain: the lateness deadline has nothing left to do.
+    (late as (() => void) | null)?.();
   }
 }

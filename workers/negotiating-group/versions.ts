@@ -36,6 +36,8 @@ export interface VersionRow extends NameRow {
 export type RemovalOf = (removed: Uvid) => RemovalRecord;
 
 export const CLOCK_LEASE_MS = 100;
+/** Names whose current version is kept in memory. */
+const NAMES_CACHED = 4_096;
 
 export class VersionBook {
   private readonly sql: SqlStorage;
@@ -48,6 +50,14 @@ export class VersionBook {
   private readonly forget = new Map<string, { shard: number; uvid: Uvid }>();
   /** What the cutoff sent to each shard must stay below. */
   private readonly cutoffs = new CutoffTracker();
+  /**
+   * The `names` rows of recently used names (null: none), as in storage: a write reads its
+   * name's current version three times (conditions, commit, cache), and each read was a
+   * statement. Storage stays the truth; every change of a row goes through refreshCurrent.
+   */
+  private readonly currentOf = new Map<Nhid, NameRow | null>();
+  /** Names checked for older data this life (migrate). */
+  private readonly migrated = new Set<Nhid>();
 
   /** Told of every version that leaves the namespace, in the transaction that removes it (its data goes later: expunge.ts). */
   private readonly dropped: (v: { nhid: Nhid; uvid: Uvid; vmChid: Chid }) => void;
@@ -138,31 +148,51 @@ export class VersionBook {
   }
 
   current(nhid: Nhid): NameRow | null {
+    const known = this.currentOf.get(nhid);
+    if (known !== undefined) return known;
     const row = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM names WHERE nhid = ?", nhid).toArray()[0];
-    if (!row) return null;
-    return { uvid: row.uvid as Uvid, vmChid: row.vm_chid as Chid, deleteMarker: Number(row.delete_marker) === 1, etag: row.etag === null ? null : String(row.etag) };
+    const cur = row ? { uvid: row.uvid as Uvid, vmChid: row.vm_chid as Chid, deleteMarker: Number(row.delete_marker) === 1, etag: row.etag === null ? null : String(row.etag) } : null;
+    this.remember(nhid, cur);
+    return cur;
+  }
+
+  private remember(nhid: Nhid, cur: NameRow | null): void {
+    this.currentOf.delete(nhid);
+    this.currentOf.set(nhid, cur);
+    if (this.currentOf.size > NAMES_CACHED) this.currentOf.delete(this.currentOf.keys().next().value!);
   }
 
   /** Older data: a name with a current version but no versions rows gets it as its null version. */
   private migrate(nhid: Nhid): void {
+    if (this.migrated.has(nhid)) return;
+    if (this.migrated.size >= NAMES_CACHED) this.migrated.clear();
+    this.migrated.add(nhid);
+    // A name without a current version has nothing to migrate.
+    if (this.current(nhid) === null) return;
     if (this.sql.exec("SELECT 1 FROM versions WHERE nhid = ? LIMIT 1", nhid).toArray().length > 0) return;
-    const cur = this.current(nhid);
-    if (!cur) return;
+    const cur = this.current(nhid)!;
     this.sql.exec("INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null) VALUES (?, ?, ?, ?, ?, 1)", nhid, cur.uvid, cur.vmChid, cur.deleteMarker ? 1 : 0, cur.etag);
   }
 
-  /** The name's current version is its newest live one. */
-  private refreshCurrent(nhid: Nhid): void {
-    const top = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM versions WHERE nhid = ? ORDER BY uvid DESC LIMIT 1", nhid).toArray()[0];
+  /** The name's current version is its newest live one (`newest`: the caller knows it already). */
+  private refreshCurrent(nhid: Nhid, newest: NameRow | null = null): void {
+    let top = newest;
+    if (!top) {
+      const r = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM versions WHERE nhid = ? ORDER BY uvid DESC LIMIT 1", nhid).toArray()[0];
+      top = r ? { uvid: r.uvid as Uvid, vmChid: r.vm_chid as Chid, deleteMarker: Number(r.delete_marker) === 1, etag: r.etag === null ? null : String(r.etag) } : null;
+    }
+    // Storage first: should a statement throw, the remembered row is not ahead of the table.
+    this.currentOf.delete(nhid);
     if (!top) {
       this.sql.exec("DELETE FROM names WHERE nhid = ?", nhid);
-      return;
+    } else {
+      this.sql.exec(
+        `INSERT INTO names (nhid, uvid, vm_chid, delete_marker, etag) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker, etag = excluded.etag`,
+        nhid, top.uvid, top.vmChid, top.deleteMarker ? 1 : 0, top.etag,
+      );
     }
-    this.sql.exec(
-      `INSERT INTO names (nhid, uvid, vm_chid, delete_marker, etag) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT(nhid) DO UPDATE SET uvid = excluded.uvid, vm_chid = excluded.vm_chid, delete_marker = excluded.delete_marker, etag = excluded.etag`,
-      nhid, String(top.uvid), String(top.vm_chid), Number(top.delete_marker), top.etag === null ? null : String(top.etag),
-    );
+    this.remember(nhid, top);
   }
 
   private rowOf(r: Record<string, SqlStorageValue>): VersionRow {
@@ -203,6 +233,7 @@ export class VersionBook {
   commit(nhid: Nhid, row: VersionRow, shard: number, record: VersionRecord, removalOf: RemovalOf): RemovalRecord[] {
     this.forgetDelivered();
     this.migrate(nhid);
+    const before = this.current(nhid);
     this.sql.exec(
       "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null, replicas) VALUES (?, ?, ?, ?, ?, ?, ?)",
       nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0, row.replicas ?? null,
@@ -215,7 +246,9 @@ export class VersionBook {
       const nulls = this.sql.exec("SELECT uvid FROM versions WHERE nhid = ? AND is_null = 1 ORDER BY uvid DESC", nhid).toArray();
       for (const o of nulls.slice(1)) removed.push(...this.dropRow(nhid, o.uvid as Uvid, shard, removalOf));
     }
-    this.refreshCurrent(nhid);
+    // Stamps rise, so the version just written is nearly always the newest: no need to look.
+    const newest = before === null || row.uvid > before.uvid ? { uvid: row.uvid, vmChid: row.vmChid, deleteMarker: row.deleteMarker, etag: row.etag } : null;
+    this.refreshCurrent(nhid, newest);
     return removed;
   }
 
@@ -256,7 +289,9 @@ export class VersionBook {
   }
 
   private forgetDelivered(): void {
-    for (const f of this.forget.values()) this.sql.exec("DELETE FROM outbox WHERE shard = ? AND uvid = ?", f.shard, f.uvid);
+    if (this.forget.size === 0) return;
+    const rows = JSON.stringify([...this.forget.values()].map((f) => [f.shard, f.uvid]));
+    this.sql.exec("DELETE FROM outbox WHERE (shard, uvid) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))", rows);
     this.forget.clear();
   }
 

@@ -2,6 +2,7 @@
 // GetBucketVersioning and PutBucketVersioning.
 
 import { shardStub, tenantStub } from "../../shared/env.ts";
+import { forgetBucket } from "./bucket-cache.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "./errors.ts";
 import { refuseUnkeptBucketOptions } from "./write-options.ts";
@@ -34,6 +35,7 @@ export async function createBucket(ctx: RequestContext, bucket: string): Promise
   // The body may name a LocationConstraint; there is one region, so read it only to drain it.
   if (ctx.req.body) await ctx.req.arrayBuffer();
   const created = await tenantStub(ctx.env, ctx.tenant).createBucket(bucket);
+  forgetBucket(ctx.tenant, bucket);
   if (!created) throw new S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", { BucketName: bucket });
   return new Response(null, { status: 200, headers: { location: `/${bucket}` } });
 }
@@ -64,6 +66,7 @@ export async function deleteBucket(ctx: RequestContext, bucket: string): Promise
   );
   if (nonEmpty.some(Boolean)) throw new S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", { BucketName: bucket });
   await tenantStub(ctx.env, ctx.tenant).deleteBucket(bucket);
+  forgetBucket(ctx.tenant, bucket);
   return new Response(null, { status: 204 });
 }
 
@@ -82,5 +85,6 @@ export async function putBucketVersioning(ctx: RequestContext, bucket: string): 
   if (childText(root, "MfaDelete")?.trim() === "Enabled") throw new S3Error("NotImplemented", "MFA Delete is not supported");
   if (status !== "Enabled" && status !== "Suspended") throw malformed();
   await tenantStub(ctx.env, ctx.tenant).setVersioning(bucket, status);
+  forgetBucket(ctx.tenant, bucket);
   return new Response(null, { status: 200 });
 }

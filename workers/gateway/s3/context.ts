@@ -3,7 +3,7 @@
 import type { Nhid } from "../../../common/ids.ts";
 import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import type { ClusterConfig, Env } from "../../shared/env.ts";
-import { tenantStub } from "../../shared/env.ts";
+import { bucketInfo } from "./bucket-cache.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import type { AuthContext } from "../auth/sigv4.ts";
 import { S3Error } from "./errors.ts";
@@ -37,7 +37,7 @@ export async function placeOf(ctx: NameScope, bucket: string, key: string): Prom
 }
 
 export async function requireBucket(ctx: NameScope, bucket: string): Promise<BucketInfo> {
-  const info = await tenantStub(ctx.env, ctx.tenant).getBucket(bucket);
+  const info = await bucketInfo(ctx, bucket);
   if (!info) throw new S3Error("NoSuchBucket", "The specified bucket does not exist", { BucketName: bucket });
   return info;
 }

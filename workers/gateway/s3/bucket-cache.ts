@@ -1,0 +1,34 @@
+// Bucket lookups, remembered for a moment in each isolate. Every request checks its bucket (and
+// reads its versioning state), and each check was a call to the tenant's directory object: on
+// the local cluster a sixth of a small PUT's work on the Worker's thread, in production a round
+// trip to wherever that object lives. Only buckets that exist are remembered, so a bucket just
+// created is found at once everywhere; changes made through this isolate forget its entry at
+// once; other isolates see a deletion or a versioning change within BUCKET_CACHE_MS, inside the
+// time S3 itself asks clients to allow for a versioning change to propagate.
+
+import type { BucketInfo } from "../../tenant/directory.ts";
+import { tenantStub } from "../../shared/env.ts";
+import type { NameScope } from "./context.ts";
+
+const BUCKET_CACHE_MS = 1_000;
+const CACHE_MAX = 4_096;
+
+const known = new Map<string, { info: BucketInfo; until: number }>();
+
+export async function bucketInfo(ctx: NameScope, bucket: string): Promise<BucketInfo | null> {
+  const key = `${ctx.tenant}/${bucket}`;
+  const hit = known.get(key);
+  if (hit && hit.until > Date.now()) return hit.info;
+  const info = await tenantStub(ctx.env, ctx.tenant).getBucket(bucket);
+  known.delete(key);
+  if (info) {
+    known.set(key, { info, until: Date.now() + BUCKET_CACHE_MS });
+    if (known.size > CACHE_MAX) known.delete(known.keys().next().value!);
+  }
+  return info;
+}
+
+/** This isolate changed the bucket (created, deleted, versioning): the next check asks again. */
+export function forgetBucket(tenant: string, bucket: string): void {
+  known.delete(`${tenant}/${bucket}`);
+}
