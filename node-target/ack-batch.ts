@@ -2,7 +2,7 @@
 // transaction: items written together (a batch's frames, a pack's group commit) cost the group
 // one message, not one each.
 
-import type WebSocket from "ws";
+import type { WsClient as WebSocket } from "./ws-client.ts";
 import type { SavedMsg } from "../common/protocol.ts";
 
 export class AckBatch {
@@ -31,7 +31,7 @@ export class AckBatch {
     this.pending = new Map();
     for (const [ws, byTxn] of all) {
       // A socket closed meanwhile: its transactions ended with it, and the group retries them.
-      if (ws.readyState !== ws.OPEN) continue;
+      if (!ws.open) continue;
       for (const [txn, items] of byTxn) this.send(ws, { t: "saved", txn, items });
     }
   }

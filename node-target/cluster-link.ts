@@ -74,7 +74,7 @@ export class ClusterLink {
         this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
       },
       onText: (_ws, msg) => this.onMessage(msg as ToTargetFromCluster),
-      onBinary: () => {},
+      onBinary: (_ws, _data, done) => done(),
       onClose: () => {},
     });
   }

@@ -2,7 +2,7 @@
 // from what it holds, its queue and its free space, receives the payload it was selected for,
 // and serves the chunks and version manifests it holds.
 
-import type WebSocket from "ws";
+import type { WsClient as WebSocket } from "./ws-client.ts";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import {
   FRAME_GET_DATA,
@@ -22,7 +22,7 @@ import { log } from "./log.ts";
 import type { Hop, PeerLink } from "./peer-link.ts";
 import { metrics } from "./metrics.ts";
 import { AckBatch } from "./ack-batch.ts";
-import { ReconnectingSocket, sendAsync } from "./socket.ts";
+import { ReconnectingSocket } from "./socket.ts";
 import type { ChunkStore, PendingWrite } from "./store.ts";
 
 /** Assumed sustained write rate for the acceptance windows we bid; refined by measurement later. */
@@ -127,7 +127,7 @@ export class GroupLink {
         this.send(ws, { t: "credit", bytes: PUT_WINDOW });
       },
       onText: (ws, msg) => void this.onText(ws, msg as ToTarget).catch((e) => log("error", "message handling failed", { group, error: String(e) })),
-      onBinary: (ws, data) => this.onBinary(ws, data),
+      onBinary: (ws, data, done) => this.onBinary(ws, data, done),
       onClose: () => {
         // A new connection starts from a fresh window.
         this.creditOwed = 0;
@@ -307,7 +307,7 @@ export class GroupLink {
         return;
       }
       // The group granted credit for the whole item, so every frame may go at once.
-      await Promise.all(read.frames.map((frame) => sendAsync(ws, frame)));
+      await Promise.all(read.frames.map((frame) => ws.sendAsync(frame)));
       metrics.served.inc(read.size);
     } finally {
       read.release();
@@ -327,8 +327,9 @@ export class GroupLink {
     return { item: i, bid: "accept", window: [t0, t0 + Math.ceil(item.size / WRITE_RATE_BYTES_PER_MS)] };
   }
 
-  private onBinary(ws: WebSocket, data: Buffer): void {
-    void this.takeFrame(data, ws, null);
+  /** A frame from the group, in a reused block: given back once the frame is written (or passed on). */
+  private onBinary(ws: WebSocket, data: Buffer, done: () => void): void {
+    void this.takeFrame(data, ws, null).finally(done);
   }
 
   /** A frame a peer passed on (chain replication), with its chain and the peers still to pass it to. */
@@ -383,7 +384,8 @@ export class GroupLink {
 
   private keepEarly(key: string, frame: Buffer): void {
     if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
-    this.early.set(key, [...(this.early.get(key) ?? []), frame]);
+    // Kept past this call, so copied: a received frame lives in a block that is reused.
+    this.early.set(key, [...(this.early.get(key) ?? []), Buffer.from(frame)]);
     this.earlyBytes += frame.length;
   }
 
@@ -393,7 +395,8 @@ export class GroupLink {
       return passed.then(() => this.creditBack(credit, false));
     }
     if (header.offset > inb.next) {
-      inb.ahead.set(header.offset, { header, payload, credit, passed });
+      // Kept past this call, so copied: a frame from the group lives in a block that is reused.
+      inb.ahead.set(header.offset, { header, payload: Buffer.from(payload), credit, passed });
       return passed;
     }
     const done = this.enqueue(txn, inb, { header, payload, credit, passed });

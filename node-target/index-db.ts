@@ -50,6 +50,7 @@ interface Job {
   run: () => void;
   resolve: () => void;
   reject: (e: Error) => void;
+  durable: boolean;
 }
 
 export class CommitQueue {
@@ -66,10 +67,14 @@ export class CommitQueue {
     this.wal = wal;
   }
 
-  /** Run `job` (synchronous statements) in the next group commit; resolves once that commit is durable. */
-  run(job: () => void): Promise<void> {
+  /**
+   * Run `job` (synchronous statements) in the next group commit; resolves once that commit is
+   * durable, or, with `durable: false`, once it is committed (what it wrote can be rebuilt after
+   * a crash: a pack batch's rows, whose records are durable in the pack itself).
+   */
+  run(job: () => void, opts: { durable?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ run: job, resolve, reject });
+      this.queue.push({ run: job, resolve, reject, durable: opts.durable ?? true });
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => void this.flush());
@@ -97,14 +102,17 @@ export class CommitQueue {
       for (const j of batch) j.reject(err);
       return;
     }
+    for (const j of batch) if (!j.durable) j.resolve();
+    const durable = batch.filter((j) => j.durable);
+    if (durable.length === 0) return;
     try {
       await this.syncLog();
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      for (const j of batch) j.reject(err);
+      for (const j of durable) j.reject(err);
       return;
     }
-    for (const j of batch) j.resolve();
+    for (const j of durable) j.resolve();
   }
 
   /**

@@ -16,6 +16,7 @@
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { log } from "./log.ts";
+import { giveBlock, MESSAGE_BLOCK, takeBlock } from "./message-blocks.ts";
 
 /** Frames passed on but not yet known to be past a broken link are reported for this long. */
 const RECENT_MS = 60_000;
@@ -35,38 +36,103 @@ export interface Hop {
 }
 export type BrokenHandler = (group: number, txn: number, item: number, to: string, reason: string) => void;
 
-function record(group: number, hop: Hop, frame: Uint8Array): Buffer {
+/** A record's head and chain list; the frame follows as it is (no copy into one buffer). */
+function recordHead(group: number, hop: Hop, frameLength: number): Buffer {
   const list = Buffer.from(JSON.stringify(hop));
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(4 + list.length + frame.length, 0);
+  const head = Buffer.allocUnsafe(8 + list.length);
+  head.writeUInt32BE(4 + list.length + frameLength, 0);
   head.writeUInt16BE(group, 4);
   head.writeUInt16BE(list.length, 6);
-  return Buffer.concat([head, list, frame]);
+  list.copy(head, 8);
+  return head;
 }
 
-/** Splits a byte stream into records. */
-function reader(onRecord: (group: number, hop: Hop, frame: Buffer) => void, onBad: (why: string) => void): (chunk: Buffer) => void {
-  let buf: Buffer = Buffer.alloc(0);
-  return (chunk) => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    while (buf.length >= 4) {
-      const len = buf.readUInt32BE(0);
-      if (len < 4 || len > MAX_RECORD) return onBad(`record of ${len} bytes`);
-      if (buf.length < 4 + len) return;
-      const body = buf.subarray(4, 4 + len);
-      buf = buf.subarray(4 + len);
-      const group = body.readUInt16BE(0);
-      const listLen = body.readUInt16BE(2);
-      let hop: Hop;
-      try {
-        hop = JSON.parse(body.subarray(4, 4 + listLen).toString()) as Hop;
-        if (typeof hop.chain !== "string" || !Array.isArray(hop.rest)) throw new Error("not a hop");
-      } catch {
-        return onBad("unreadable chain and forward list");
+/**
+ * Splits a byte stream into records. Each record's frame is gathered into a reused block
+ * (message-blocks.ts) that `onRecord`'s `done` gives back; nothing is joined or copied twice.
+ */
+class RecordReader {
+  private readonly head = Buffer.alloc(8);
+  private headLen = 0;
+  private list: Buffer | null = null;
+  private listLen = 0;
+  private frame: Buffer | null = null;
+  private frameLen = 0;
+  private frameAt = 0;
+  private group = 0;
+  private hop: Hop | null = null;
+  private failed = false;
+  private readonly onRecord: (group: number, hop: Hop, frame: Buffer, done: () => void) => void;
+  private readonly onBad: (why: string) => void;
+
+  constructor(onRecord: (group: number, hop: Hop, frame: Buffer, done: () => void) => void, onBad: (why: string) => void) {
+    this.onRecord = onRecord;
+    this.onBad = onBad;
+  }
+
+  push(data: Buffer): void {
+    let at = 0;
+    while (at < data.length && !this.failed) {
+      if (this.headLen < 8) {
+        const n = Math.min(8 - this.headLen, data.length - at);
+        data.copy(this.head, this.headLen, at, at + n);
+        this.headLen += n;
+        at += n;
+        if (this.headLen < 8) return;
+        const len = this.head.readUInt32BE(0);
+        this.group = this.head.readUInt16BE(4);
+        const listLen = this.head.readUInt16BE(6);
+        if (len < 4 + listLen || len > MAX_RECORD) return this.bad(`record of ${len} bytes`);
+        this.list = Buffer.alloc(listLen);
+        this.listLen = 0;
+        this.frameLen = len - 4 - listLen;
+        this.frame = null;
+        this.frameAt = 0;
+        this.hop = null;
       }
-      onRecord(group, hop, Buffer.from(body.subarray(4 + listLen)));
+      if (this.listLen < this.list!.length) {
+        const n = Math.min(this.list!.length - this.listLen, data.length - at);
+        data.copy(this.list!, this.listLen, at, at + n);
+        this.listLen += n;
+        at += n;
+        if (this.listLen < this.list!.length) return;
+        try {
+          const hop = JSON.parse(this.list!.toString()) as Hop;
+          if (typeof hop.chain !== "string" || !Array.isArray(hop.rest)) throw new Error("not a hop");
+          this.hop = hop;
+        } catch {
+          return this.bad("unreadable chain and forward list");
+        }
+        this.frame = this.frameLen <= MESSAGE_BLOCK ? takeBlock() : Buffer.allocUnsafe(this.frameLen);
+      }
+      const n = Math.min(this.frameLen - this.frameAt, data.length - at);
+      data.copy(this.frame!, this.frameAt, at, at + n);
+      this.frameAt += n;
+      at += n;
+      if (this.frameAt < this.frameLen) return;
+      const block = this.frame!;
+      this.headLen = 0;
+      this.frame = null;
+      let given = false;
+      this.onRecord(this.group, this.hop!, block.subarray(0, this.frameLen), () => {
+        if (given) return;
+        given = true;
+        giveBlock(block);
+      });
     }
-  };
+  }
+
+  /** The connection went away: a frame half received goes back. */
+  drop(): void {
+    if (this.frame) giveBlock(this.frame);
+    this.frame = null;
+  }
+
+  private bad(why: string): void {
+    this.failed = true;
+    this.drop();
+    this.onBad(why);
+  }
 }
 
 interface Outgoing {
@@ -94,14 +160,24 @@ export class PeerLink {
         pending--;
         if (pending < MAX_PENDING / 2 && s.isPaused()) s.resume();
       };
-      s.on("data", reader((g, hop, frame) => {
-        pending++;
-        if (pending >= MAX_PENDING) s.pause();
-        void this.onFrame(g, frame, hop).catch(() => {}).finally(done);
-      }, (why) => {
-        log("warn", "bad record from a peer: closing", { peer: `${s.remoteAddress}:${s.remotePort}`, why });
-        s.destroy();
-      }));
+      const reader = new RecordReader(
+        (g, hop, frame, given) => {
+          pending++;
+          if (pending >= MAX_PENDING) s.pause();
+          void this.onFrame(g, frame, hop)
+            .catch(() => {})
+            .finally(() => {
+              given();
+              done();
+            });
+        },
+        (why) => {
+          log("warn", "bad record from a peer: closing", { peer: `${s.remoteAddress}:${s.remotePort}`, why });
+          s.destroy();
+        },
+      );
+      s.on("data", (d: Buffer) => reader.push(d));
+      s.on("close", () => reader.drop());
       s.on("error", () => s.destroy());
     });
   }
@@ -140,10 +216,15 @@ export class PeerLink {
         o.fail(`took no frame for ${FORWARD_WAIT_MS} ms`);
         resolve();
       }, FORWARD_WAIT_MS);
-      o.socket.write(record(group, hop, frame), () => {
+      // Head and frame in one vectored write; the frame is not copied, so the caller keeps it
+      // until this resolves (written to the kernel, or the link failed and its queue was dropped).
+      o.socket.cork();
+      o.socket.write(recordHead(group, hop, frame.length));
+      o.socket.write(frame, () => {
         clearTimeout(timer);
         resolve();
       });
+      o.socket.uncork();
     });
   }
 

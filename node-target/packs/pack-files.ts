@@ -4,14 +4,19 @@
 // fdatasync, and indexed in one commit (pack-index.ts, index-db.ts). While a batch is being
 // written, the next one gathers: the busier the target, the larger its batches.
 //
-// Durability: a chunk's write resolves only once its record is on disk (fdatasync) and its index
-// row is committed after that. A pack's committed size is in the index; whatever lies beyond it
-// at start (a batch cut off by a crash before its commit: never acknowledged) is a torn tail,
-// truncated away. A pack file the index does not know was never committed to, and is deleted.
+// Durability: the pack is the log. A chunk's write resolves once its record (header with its
+// CHID and length, then its bytes) is on disk; its index row is committed after that but not
+// synced on its own (the next synced commit, or a checkpoint, carries it), so a batch costs one
+// fdatasync. The index holds each pack's committed size; at start, whatever lies beyond it is
+// read record by record: a record whose header and bytes check out is indexed again (its row
+// may have been lost with the unsynced commit), and the first one that does not (a batch the
+// crash cut off, never acknowledged) ends the pack: the torn tail is truncated away. A pack file
+// the index does not know and that holds no record is deleted.
 //
 // Space: deleting a chunk drops its row; the bytes stay until compaction (compactor.ts) copies a
 // pack's live records to the active pack and deletes the old file.
 
+import { createHash } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
 import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
 import { constants } from "node:fs";
@@ -21,7 +26,7 @@ import { ALIGN, BLOCK, roundUp, type BlockIo } from "../block-io.ts";
 import type { CommitQueue } from "../index-db.ts";
 import { log } from "../log.ts";
 import type { ChunkLocation, ChunkRow, PackIndex } from "./pack-index.ts";
-import { footprint, RECORD_HEADER, writeRecordHeader } from "./record.ts";
+import { footprint, readRecordHeader, RECORD_HEADER, writeRecordHeader } from "./record.ts";
 
 /** A new pack is started once the active one would pass this size. */
 export const PACK_MAX_BYTES = 128 * 1024 * 1024;
@@ -57,6 +62,52 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * Read a pack past its committed size `from` to its end `size`: index every record whose header
+ * and bytes check out, stop at the first that does not, and cut the file there (aligned, as a
+ * batch ends). Returns the pack's size now.
+ */
+async function recoverTail(path: string, pack: number, from: number, size: number, index: PackIndex, commits: CommitQueue): Promise<number> {
+  const fh = await open(path, "r+");
+  try {
+    const found: ChunkRow[] = [];
+    const head = Buffer.alloc(RECORD_HEADER);
+    let pos = from;
+    let end = from;
+    while (pos + RECORD_HEADER <= size) {
+      await fh.read(head, 0, RECORD_HEADER, pos);
+      const h = readRecordHeader(head);
+      if (!h) {
+        // Past the last record of a batch: the next batch starts on an aligned boundary.
+        if (pos % ALIGN !== 0) {
+          pos = roundUp(pos, ALIGN);
+          continue;
+        }
+        break;
+      }
+      if (pos + RECORD_HEADER + h.length > size) break;
+      const bytes = Buffer.alloc(h.length);
+      await fh.read(bytes, 0, h.length, pos + RECORD_HEADER);
+      if (createHash("sha256").update(bytes).digest("hex") !== h.chid) break;
+      found.push({ chid: h.chid, pack, pos, length: h.length, written: Math.floor(h.written) });
+      pos += footprint(h.length);
+      end = roundUp(pos, ALIGN);
+    }
+    if (end < size) {
+      await fh.truncate(end);
+      log("warn", "pack torn tail dropped", { pack, bytes: size - end });
+    }
+    await fh.datasync();
+    if (found.length > 0) {
+      await commits.run(() => index.added(pack, end, found));
+      log("info", "pack records indexed again at start", { pack, records: found.length });
+    }
+    return end;
+  } finally {
+    await fh.close();
+  }
+}
+
 export function packName(id: number): string {
   return `${String(id).padStart(8, "0")}.pack`;
 }
@@ -86,9 +137,10 @@ export class PackFiles {
   }
 
   /**
-   * Open the packs of `dir`: truncate each to its committed size, delete files never committed
-   * to, and drop index rows whose bytes are not there (a disk that did not keep what it
-   * promised). Returns the chunks dropped so, which the caller reports as lost.
+   * Open the packs of `dir`: index again the records past each pack's committed size and cut
+   * its torn tail (recoverTail), delete files that hold no record, and drop index rows whose
+   * bytes are not there (a disk that did not keep what it promised). Returns the chunks dropped
+   * so, which the caller reports as lost.
    */
   static async open(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes = PACK_MAX_BYTES): Promise<{ packs: PackFiles; lost: number }> {
     await mkdir(dir, { recursive: true });
@@ -100,20 +152,16 @@ export class PackFiles {
     }
     let lost = 0;
     for (const [id, size] of files) {
-      const row = known.get(id);
-      if (!row) {
-        await rm(join(dir, packName(id)), { force: true });
-        continue;
-      }
+      const row = known.get(id) ?? { id, size: 0, live: 0 };
       if (size > row.size) {
-        const fh = await open(join(dir, packName(id)), "r+");
-        try {
-          await fh.truncate(row.size);
-          await fh.datasync();
-        } finally {
-          await fh.close();
+        const end = await recoverTail(join(dir, packName(id)), id, row.size, size, index, commits);
+        if (end === 0 && !known.has(id)) {
+          await rm(join(dir, packName(id)), { force: true });
+          files.delete(id);
+          continue;
         }
-        log("warn", "pack torn tail dropped", { pack: id, bytes: size - row.size });
+        files.set(id, end);
+        known.set(id, { ...row, size: end });
       }
     }
     for (const row of known.values()) {
@@ -220,12 +268,17 @@ export class PackFiles {
     }
     await pack.fh.datasync();
     const moved: boolean[] = [];
-    await this.commits.run(() => {
-      this.index.added(pack.id, fileAt, rows.filter((_, i) => !batch[i]!.from));
-      batch.forEach((q, i) => {
-        if (q.from) moved[i] = this.index.moved(q.chid, q.from, rows[i]!);
-      });
-    });
+    // Not synced on its own: the records are durable in the pack, and a start after a crash
+    // indexes again whatever the pack holds past its committed size.
+    await this.commits.run(
+      () => {
+        this.index.added(pack.id, fileAt, rows.filter((_, i) => !batch[i]!.from));
+        batch.forEach((q, i) => {
+          if (q.from) moved[i] = this.index.moved(q.chid, q.from, rows[i]!);
+        });
+      },
+      { durable: false },
+    );
     pack.size = fileAt;
     this.batches++;
     batch.forEach((q, i) => q.resolve(q.from && !moved[i] ? null : { pack: pack.id, pos: rows[i]!.pos, length: q.length }));
