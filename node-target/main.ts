@@ -32,7 +32,8 @@ const IDENTITY_HELP = `  --location <path>     failure-domain path /region/zone/
 const SERVE_HELP = `  --gateway <url>       gateway URL (default http://127.0.0.1:8787, env GATEWAY_URL)
   --join-secret <s>     shared join secret (env JOIN_SECRET)
   --no-direct-io        buffered file I/O even where O_DIRECT works (default: direct where it works)
-  --scrub-rate <B/s>    re-verify stored data at most this fast (default 4194304; 0: no scrub)
+  --scrub-rate <B/s>    re-verify stored data at most this fast, a sixteenth of it while clients
+                        are busy (default 4194304; 0: no scrub)
   --scrub-pause <ms>    pause between full scrub passes (default 3600000)
   --peer-listen <h:p>   accept chunk frames from other targets here (chain replication: the
                         group sends a chunk once and the targets pass it on); port 0: any

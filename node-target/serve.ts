@@ -77,7 +77,7 @@ export async function serve(o: ServeOptions): Promise<{ stop(reason: string): Pr
   });
   const scrub =
     o.scrubRate > 0
-      ? new Scrubber(store, (ref, reason) => link!.linkFor(ref.kind === "vm" ? ref.nhid : ref.chid)?.reportDamaged(ref, reason) ?? false, { rate: o.scrubRate, pauseMs: o.scrubPause })
+      ? new Scrubber(store, (ref, reason) => link!.linkFor(ref.kind === "vm" ? ref.nhid : ref.chid)?.reportDamaged(ref, reason) ?? false, { rate: o.scrubRate, pauseMs: o.scrubPause, busy: () => Date.now() - store.lastTraffic < 1_000 })
       : null;
   scrub?.start();
 

@@ -62,6 +62,8 @@ export class ChunkStore {
   fsyncCount = 0;
   /** Chunks the packs were found not to hold at open though the index named them (a disk that did not keep its promise). */
   lostAtOpen = 0;
+  /** When an item was last written or served (not checked): how busy clients keep this target. */
+  lastTraffic = 0;
   private freeCache: { at: number; disk: number; bytesAtCheck: number } | null = null;
   /** First 4 bytes of every stored CHID and NHID: enough to say which groups we hold data for. */
   private readonly prefixes = new Set<number>();
@@ -98,6 +100,7 @@ export class ChunkStore {
       placeManifest: (nhid, uvid, chid, bytes) => this.vms.put(nhid, uvid, chid, bytes),
       removed: (chid) => this.removed(chid),
       landed: (w, ms) => {
+        this.lastTraffic = Date.now();
         this.recordFsync(ms);
         if (w.ref.kind === "chunk") this.stats.chunks++;
         this.stats.bytes += w.size;
@@ -353,6 +356,7 @@ export class ChunkStore {
    */
   async readFrames(ref: StoredRef, kind: number, txn: number, item: number, verify = false): Promise<FramedRead | null> {
     if (ref.kind === "chunk" && this.removing.has(ref.chid)) return null;
+    if (!verify) this.lastTraffic = Date.now();
     const blocks: Buffer[] = [];
     const release = () => {
       for (const b of blocks.splice(0)) this.io.pool.release(b);
