@@ -74,8 +74,14 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
         current.done.reject(new Error(`target ${from.id} sent ${header.total} bytes, more than the ${req.maxBytes} granted`));
         return;
       }
-      current.buf ??= new Uint8Array(header.total);
       current.started.resolve();
+      // A chunk in one frame (nearly all: frames carry up to 1 MiB) is its payload as received: no copy.
+      if (header.offset === 0 && header.last && current.buf === null) {
+        if (payload.length !== header.total) current.done.reject(new Error(`target ${from.id} sent ${payload.length} of ${header.total} bytes in its last frame`));
+        else current.done.resolve(payload);
+        return;
+      }
+      current.buf ??= new Uint8Array(header.total);
       if (header.offset !== current.received || header.offset + payload.length > header.total) {
         current.done.reject(new Error(`target ${from.id} sent a frame out of order`));
         return;

@@ -68,6 +68,8 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
 const REF_PUSH_DELAY_MS = 5_000;
 /** A removed version whose manifest could not be read to expunge it is tried again this much later. */
 const EXPUNGE_RETRY_MS = 60_000;
+/** Chunks one getChunks call may ask for (a reader's window is at most 64 chunks). */
+const MAX_GET_BATCH = 64;
 /** A reclaim or expunge of an item being copied looks again this much later. */
 const COPY_WAIT_MS = 1_000;
 
@@ -343,6 +345,15 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
   /** Get chunk for a client, timed like putChunks. */
   async getChunk(g: number, chid: Chid, near: string | null = null): Promise<Uint8Array> {
     return this.timed(() => this.readChunk(g, chid, near));
+  }
+
+  /**
+   * Get several chunks of this group for a client at once (the run of an object it will send
+   * next), each verified as getChunk's: one call instead of one per chunk.
+   */
+  async getChunks(g: number, chids: Chid[], near: string | null = null): Promise<Uint8Array[]> {
+    if (chids.length > MAX_GET_BATCH) throw new Error(`at most ${MAX_GET_BATCH} chunks per call, not ${chids.length}`);
+    return this.timed(() => Promise.all(chids.map((chid) => this.readChunk(g, chid, near))));
   }
 
   private async timed<T>(op: () => Promise<T>): Promise<T> {

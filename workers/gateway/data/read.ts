@@ -2,7 +2,7 @@
 // chunks from their groups in order, a few ahead of the client. Each group returns only bytes
 // that hash to the CHID (a bad replica is skipped there), so what is streamed is verified.
 
-import { groupOf } from "../../../common/ids.ts";
+import { groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, chunksInRange, type VersionManifest } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
@@ -23,6 +23,17 @@ export interface BodySource {
   stream: ReadableStream<Uint8Array>;
 }
 
+/** A promise settled from outside: one chunk's place in a batched read. */
+function slot(): { promise: Promise<Uint8Array>; resolve: (b: Uint8Array) => void; reject: (e: unknown) => void } {
+  let resolve!: (b: Uint8Array) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<Uint8Array>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** `near`: the reader's location; each chunk is served by the holder nearest to it that is healthy. */
 export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, start: number, end: number, near: string | null): BodySource {
   if (vm.inline !== null) {
@@ -41,14 +52,30 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
   const queue: Promise<Uint8Array>[] = [];
   let next = 0;
   let ahead = 0;
+  // The window is topped up once it has half emptied, so that each top-up asks each group for
+  // several chunks in one call (getChunks) rather than for one chunk per call.
   const fill = () => {
+    if (queue.length >= PREFETCH_MIN / 2 && ahead >= PREFETCH_BYTES / 2) return;
+    const byGroup = new Map<number, { chids: Chid[]; waiting: ReturnType<typeof slot>[] }>();
     while (next < refs.length && queue.length < PREFETCH_MAX && (queue.length < PREFETCH_MIN || ahead + refs[next]!.length <= PREFETCH_BYTES)) {
       const ref = refs[next++]!;
       ahead += ref.length;
       const g = groupOf(ref.chid, cfg.groupCount);
-      const p = groupStub(env, g).getChunk(g, ref.chid, near);
-      p.catch(() => {});
-      queue.push(p);
+      const batch = byGroup.get(g) ?? { chids: [], waiting: [] };
+      byGroup.set(g, batch);
+      const s = slot();
+      batch.chids.push(ref.chid);
+      batch.waiting.push(s);
+      s.promise.catch(() => {});
+      queue.push(s.promise);
+    }
+    for (const [g, b] of byGroup) {
+      const stub = groupStub(env, g);
+      const got: Promise<Uint8Array[]> = b.chids.length === 1 ? stub.getChunk(g, b.chids[0]!, near).then((x) => [x]) : stub.getChunks(g, b.chids, near);
+      got.then(
+        (all) => b.waiting.forEach((s, i) => s.resolve(all[i]!)),
+        (e: unknown) => b.waiting.forEach((s) => s.reject(e)),
+      );
     }
   };
   fill();
