@@ -256,6 +256,8 @@ export interface SavedMsg {
   items?: number[];
   /** The one item a protocol-1 target names instead of `items`. */
   item?: number;
+  /** Payload credit returned with the acks (as a CreditMsg's), to a group of protocol 2. */
+  credit?: number;
 }
 export interface SaveFailedMsg {
   t: "save-failed";
@@ -405,4 +407,6 @@ export const TARGET_PEER_HEADER = "x-target-peer";
  */
 export const TARGET_PROTOCOL_HEADER = "x-target-protocol";
 export const TARGET_PROTOCOL = 2;
+/** The protocol a group speaks, in its answer to a target's dial: a target carries credit on its acks only to groups of 2. */
+export const GROUP_PROTOCOL_HEADER = "x-group-protocol";
 export const JOIN_SECRET_HEADER = "x-join-secret";

@@ -8,6 +8,7 @@ import {
   FRAME_GET_DATA,
   FRAME_PUT_DATA,
   PUT_WINDOW,
+  GROUP_PROTOCOL_HEADER,
   decodeFrame,
   type Bid,
   type ChainHop,
@@ -98,6 +99,8 @@ export class GroupLink {
   private gets = new Map<number, GetTxn>();
   private creditOwed = 0;
   private creditSoon = false;
+  /** The protocol the group answered with: from 2, credit rides on acks. */
+  private groupProto = 1;
   /** Acks of saved items, sent together at the end of a turn. */
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
@@ -122,7 +125,8 @@ export class GroupLink {
     this.ctx = ctx;
     this.onDrained = onDrained;
     this.socket = new ReconnectingSocket(`group-${group}`, url, headers, {
-      onOpen: (ws) => {
+      onOpen: (ws, headers) => {
+        this.groupProto = Number(headers.get(GROUP_PROTOCOL_HEADER) ?? 1) || 1;
         this.send(ws, hello);
         this.send(ws, { t: "credit", bytes: PUT_WINDOW });
       },
@@ -481,7 +485,12 @@ export class GroupLink {
     this.creditOwed += bytes;
     if (!now && this.creditOwed < CREDIT_BATCH) return;
     // Credit due now goes at the end of this turn, with whatever else falls due in it: one
-    // message for the frames of several items written together.
+    // message for the frames of several items written together, and with the acks of the turn.
+    if (this.groupProto >= 2) {
+      this.acks.credit(ws, this.creditOwed);
+      this.creditOwed = 0;
+      return;
+    }
     if (this.creditSoon) return;
     this.creditSoon = true;
     setImmediate(() => {

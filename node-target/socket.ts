@@ -6,7 +6,8 @@ import { log } from "./log.ts";
 import { WsClient } from "./ws-client.ts";
 
 export interface SocketHandlers {
-  onOpen(ws: WsClient): void;
+  /** `headers`: the server's answer to the dial. */
+  onOpen(ws: WsClient, headers: Map<string, string>): void;
   onText(ws: WsClient, msg: unknown): void;
   /** A binary message, valid until `done` is called. */
   onBinary(ws: WsClient, data: Buffer, done: () => void): void;
@@ -41,10 +42,10 @@ export class ReconnectingSocket {
   private dial(): void {
     if (this.closed) return;
     const ws = WsClient.connect(this.url, this.headers, {
-      onOpen: () => {
+      onOpen: (headers) => {
         this.attempt = 0;
         log("info", "link up", { link: this.name });
-        this.handlers.onOpen(ws);
+        this.handlers.onOpen(ws, headers);
       },
       onText: (text) => {
         let msg: unknown;

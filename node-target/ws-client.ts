@@ -28,7 +28,8 @@ const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
 export interface WsHandlers {
-  onOpen(): void;
+  /** The handshake is done; `headers`: the server's answer's, names in lower case. */
+  onOpen(headers: Map<string, string>): void;
   onText(text: string): void;
   /** A binary message, valid until `done` is called (its block is reused after). */
   onBinary(data: Buffer, done: () => void): void;
@@ -204,7 +205,12 @@ export class WsClient {
       return -1;
     }
     this.state = "open";
-    this.handlers.onOpen();
+    const answer = new Map<string, string>();
+    for (const l of lines.slice(1)) {
+      const colon = l.indexOf(":");
+      if (colon > 0) answer.set(l.slice(0, colon).trim().toLowerCase(), l.slice(colon + 1).trim());
+    }
+    this.handlers.onOpen(answer);
     // Frames that came with the head: parse them from our copy, then go on with the read buffer.
     const rest = all.subarray(end + 4);
     if (rest.length > 0) this.onData(rest);

@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import { distinctDomains } from "../../common/correlation.ts";
@@ -252,7 +252,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.addMember(member);
     // Deletions it missed while away go first, before any proposal can count a copy it must drop.
     this.sendOwed(member);
-    return new Response(null, { status: 101, webSocket: client });
+    return new Response(null, { status: 101, webSocket: client, headers: { [GROUP_PROTOCOL_HEADER]: String(TARGET_PROTOCOL) } });
   }
 
   private addMember(m: Member): void {
@@ -296,6 +296,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (typeof message === "string") {
       const msg = JSON.parse(message) as ToGroup;
       if (msg.t === "credit") member.grant(msg.bytes);
+      else if (msg.t === "saved" && msg.credit) {
+        member.grant(msg.credit);
+        this.txns.get(msg.txn)?.onMessage(member, msg);
+      }
       else if (msg.t === "damaged") this.repairSoon(msg.ref, `target ${member.id}: ${msg.reason}`);
       else if (msg.t === "reclaimed") this.refs.confirmed(member.id, msg.refs);
       else if (msg.t === "hello") this.helloFrom(member, msg);
