@@ -162,6 +162,17 @@ export interface FetchMsg {
   credit: number;
 }
 /**
+ * Several items from a target the group knows holds them (a reader's run of chunks), in one
+ * message: each is sent as GET_DATA frames whose `item` is its place in `refs`, one after the
+ * other, or answered get-failed with that item. `credit` is granted per item. Protocol 2.
+ */
+export interface FetchManyMsg {
+  t: "fetch-many";
+  txn: number;
+  refs: StoredRef[];
+  credit: number;
+}
+/**
  * The bytes this target sent did not hash to their name: check the copy and quarantine it if it
  * is bad. Targets do not re-hash before serving; the group's check on receipt is the gate.
  */
@@ -269,6 +280,8 @@ export interface GetFailedMsg {
   t: "get-failed";
   txn: number;
   reason: string;
+  /** For a fetch-many: the item (its place in `refs`) that failed; absent: every item not sent yet. */
+  item?: number;
 }
 /** One answer per ref of a verify, in order. */
 export interface VerifiedMsg {
@@ -324,6 +337,7 @@ export type ToTarget =
   | ProposeGetVmMsg
   | SelectGetMsg
   | FetchMsg
+  | FetchManyMsg
   | BadCopyMsg
   | VerifyMsg
   | InventoryMsg

@@ -244,6 +244,11 @@ export class GroupLink {
         await this.serve(ws, msg.txn, msg.ref, msg.credit);
         return;
       }
+      case "fetch-many": {
+        // One after the other: the group takes each item's frames in order.
+        for (const [k, ref] of msg.refs.entries()) await this.serve(ws, msg.txn, ref, msg.credit, k);
+        return;
+      }
       case "verify": {
         // One at a time, in order: a verify re-reads whole items, and a scrub-like burst should
         // not crowd out serving.
@@ -298,16 +303,20 @@ export class GroupLink {
     this.early.delete(key);
   }
 
-  /** Send a stored item as GET_DATA frames, or get-failed. */
-  private async serve(ws: WebSocket, txn: number, ref: StoredRef, credit: number): Promise<void> {
-    const read = await this.ctx.store.readFrames(ref, FRAME_GET_DATA, txn, 0);
+  /** Send a stored item as GET_DATA frames of `item` (0 but in a fetch-many), or get-failed. */
+  private async serve(ws: WebSocket, txn: number, ref: StoredRef, credit: number, item?: number): Promise<void> {
+    const which = item === undefined ? {} : { item };
+    const read = await this.ctx.store.readFrames(ref, FRAME_GET_DATA, txn, item ?? 0).catch((e: unknown) => {
+      log("warn", "read failed", { group: this.group, chid: ref.chid, error: String(e) });
+      return null;
+    });
     if (!read) {
-      this.send(ws, { t: "get-failed", txn, reason: `no copy of ${ref.kind} ${ref.chid} here` });
+      this.send(ws, { t: "get-failed", txn, reason: `no copy of ${ref.kind} ${ref.chid} here`, ...which });
       return;
     }
     try {
       if (read.size > credit) {
-        this.send(ws, { t: "get-failed", txn, reason: `item is ${read.size} bytes, credit ${credit}` });
+        this.send(ws, { t: "get-failed", txn, reason: `item is ${read.size} bytes, credit ${credit}`, ...which });
         return;
       }
       // The group granted credit for the whole item, so every frame may go at once.
