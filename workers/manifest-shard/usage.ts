@@ -24,13 +24,32 @@ export class UsageBook {
     }
   }
 
-  /** A version row became visible (inserted, not removed) or stopped being (`sign` -1). */
+  /** Changes of this batch of records, written by `settle` (one statement per tenant, not per record). */
+  private readonly pending = new Map<string, Usage>();
+
+  /** A version row became visible (inserted, not removed) or stopped being (`sign` -1). Written by `settle`. */
   change(tenant: string, size: number, sign: 1 | -1): void {
-    this.sql.exec(
-      `INSERT INTO tenant_usage (tenant, bytes, objects) VALUES (?1, ?2, ?3)
-       ON CONFLICT(tenant) DO UPDATE SET bytes = bytes + ?2, objects = objects + ?3`,
-      tenant, sign * size, sign,
-    );
+    const u = this.pending.get(tenant) ?? { bytes: 0, objects: 0 };
+    u.bytes += sign * size;
+    u.objects += sign;
+    this.pending.set(tenant, u);
+  }
+
+  /** Write the batch's changes, in the transaction that applied its records. */
+  settle(): void {
+    for (const [tenant, u] of this.pending) {
+      this.sql.exec(
+        `INSERT INTO tenant_usage (tenant, bytes, objects) VALUES (?1, ?2, ?3)
+         ON CONFLICT(tenant) DO UPDATE SET bytes = bytes + ?2, objects = objects + ?3`,
+        tenant, u.bytes, u.objects,
+      );
+    }
+    this.pending.clear();
+  }
+
+  /** The batch's transaction rolled back: its changes go with it. */
+  discard(): void {
+    this.pending.clear();
   }
 
   of(tenant: string): Usage {

@@ -240,7 +240,8 @@ export class VersionBook {
     );
     this.enqueue(shard, record);
     const removed: RemovalRecord[] = [];
-    if (row.isNull) {
+    // A name with no live version before this one has no other null version to drop.
+    if (row.isNull && before !== null) {
       // Only the newest-stamped null version stays. Commits may arrive out of stamp order, so
       // the one just written is the one to go if a newer null version committed first.
       const nulls = this.sql.exec("SELECT uvid FROM versions WHERE nhid = ? AND is_null = 1 ORDER BY uvid DESC", nhid).toArray();
