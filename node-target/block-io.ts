@@ -135,6 +135,32 @@ export class BlockIo {
     }
   }
 
+  /**
+   * Write aligned blocks (lengths multiples of ALIGN) back to back from `position`, in as few
+   * vectored writes as the kernel takes.
+   */
+  async writeAll(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
+    let at = position;
+    let rest = parts;
+    while (rest.length > 0) {
+      const { bytesWritten } = await fh.writev(rest, at);
+      if (bytesWritten === 0) throw new Error(`wrote 0 bytes at ${at}`);
+      at += bytesWritten;
+      // Drop what was written; a part written in part goes on from where it stopped.
+      let skip = bytesWritten;
+      const left: Buffer[] = [];
+      for (const p of rest) {
+        if (skip >= p.length) {
+          skip -= p.length;
+          continue;
+        }
+        left.push(skip > 0 ? p.subarray(skip) : p);
+        skip = 0;
+      }
+      rest = left;
+    }
+  }
+
   /** Read up to `length` bytes at `position` into `block` at `at` (both aligned); returns bytes read. */
   async readInto(fh: FileHandle, block: Buffer, at: number, length: number, position: number): Promise<number> {
     const n = this.direct ? roundUp(length) : length;
