@@ -74,10 +74,16 @@ function parseVars(list: string[]): Record<string, string> {
 const build = join(persistTo, "build");
 mkdirSync(persistTo, { recursive: true });
 bundle(build);
+// The port serves the Worker itself (a direct socket), not Miniflare's entry worker: that one
+// stands in for Cloudflare's edge (a request.cf blob, pretty error pages, request logs) and
+// passed every request and response body, and every frame of every WebSocket, through one
+// more worker. Measured on the dev machine: ~0.5 ms of workerd CPU per small request (4 KiB
+// PUT 2.6 -> 2.1 ms, GET 1.0 -> 0.9). Production has no such hop. Miniflare's own port is
+// left to any free one.
 const mf = new Miniflare(
   convertV4MiniflareOptions({
     host: values.ip,
-    port: Number(values.port),
+    port: 0,
     ...(values["inspector-port"] ? { inspectorPort: Number(values["inspector-port"]) } : {}),
     resourcePersistencePath: join(persistTo, "v3"),
     log: new Log(values.verbose ? LogLevel.INFO : LogLevel.WARN),
@@ -88,12 +94,13 @@ const mf = new Miniflare(
         modules: true,
         modulesRoot: build,
         scriptPath: join(build, "index.js"),
+        unsafeDirectSockets: [{ host: values.ip, port: Number(values.port) }],
       },
     ],
   } as Parameters<typeof convertV4MiniflareOptions>[0]),
 );
-const url = await mf.ready;
-process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: String(url) })}\n`);
+await mf.ready;
+process.stdout.write(`${JSON.stringify({ msg: "gateway ready", url: `http://${values.ip}:${values.port}/` })}\n`);
 
 let stopping = false;
 const stop = async () => {
