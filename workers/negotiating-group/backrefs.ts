@@ -110,11 +110,13 @@ export class RefBook {
   unknown(chids: readonly Chid[]): Set<Chid> {
     const candidates = chids.filter((c) => !this.unflushed.has(c));
     if (candidates.length === 0) return new Set();
+    // Correlated look-ups, one index probe each: `NOT IN (SELECT …)` would build the whole
+    // table's ids on every call, a cost that grows with what the group holds.
     const rows = this.sql
       .exec(
-        `SELECT value FROM json_each(?)
-         WHERE value NOT IN (SELECT chid FROM backrefs) AND value NOT IN (SELECT chid FROM holds)
-           AND ('c:' || value) NOT IN (SELECT key FROM reclaims) AND ('c:' || value) NOT IN (SELECT key FROM trims)`,
+        `SELECT j.value AS value FROM json_each(?) AS j
+         WHERE NOT EXISTS (SELECT 1 FROM backrefs WHERE chid = j.value) AND NOT EXISTS (SELECT 1 FROM holds WHERE chid = j.value)
+           AND NOT EXISTS (SELECT 1 FROM reclaims WHERE key = 'c:' || j.value) AND NOT EXISTS (SELECT 1 FROM trims WHERE key = 'c:' || j.value)`,
         JSON.stringify(candidates),
       )
       .toArray();
@@ -184,8 +186,8 @@ export class RefBook {
   recovered(chids: readonly Chid[], until: number): number {
     const list = JSON.stringify([...new Set(chids)]);
     const n = this.sql.exec(
-      `INSERT INTO holds (chid, until) SELECT value, ? FROM json_each(?)
-       WHERE value NOT IN (SELECT chid FROM backrefs) AND value NOT IN (SELECT chid FROM tombstones)
+      `INSERT INTO holds (chid, until) SELECT j.value, ? FROM json_each(?) AS j
+       WHERE NOT EXISTS (SELECT 1 FROM backrefs WHERE chid = j.value) AND NOT EXISTS (SELECT 1 FROM tombstones WHERE chid = j.value)
        ON CONFLICT(chid) DO NOTHING`,
       until,
       list,
@@ -238,7 +240,7 @@ export class RefBook {
       const dropped = this.sql.exec("DELETE FROM backrefs WHERE ref = ? AND chid IN (SELECT value FROM json_each(?)) RETURNING chid", c.ref, list).toArray();
       if (dropped.length === 0) continue;
       this.sql.exec(
-        `INSERT INTO holds (chid, until) SELECT value, ? FROM json_each(?) WHERE value NOT IN (SELECT chid FROM backrefs)
+        `INSERT INTO holds (chid, until) SELECT j.value, ? FROM json_each(?) AS j WHERE NOT EXISTS (SELECT 1 FROM backrefs WHERE chid = j.value)
          ON CONFLICT(chid) DO UPDATE SET until = max(until, excluded.until)`,
         now + graceMs,
         JSON.stringify(dropped.map((r) => r.chid)),

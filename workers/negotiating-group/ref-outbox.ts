@@ -45,10 +45,17 @@ export class RefOutbox {
       list.push(c);
       byGroup.set(g, list);
     }
+    // One statement for every row: a version's chunks span most groups, and a statement each
+    // cost more than the rest of a commit.
+    const rows: [number, string][] = [];
     for (const [g, list] of byGroup) {
-      for (let i = 0; i < list.length; i += ROW_CHIDS) {
-        this.sql.exec("INSERT INTO ref_outbox (grp, op, ref, chids, replicas) VALUES (?, ?, ?, ?, ?)", g, op, ref, JSON.stringify(list.slice(i, i + ROW_CHIDS)), replicas);
-      }
+      for (let i = 0; i < list.length; i += ROW_CHIDS) rows.push([g, JSON.stringify(list.slice(i, i + ROW_CHIDS))]);
+    }
+    if (rows.length > 0) {
+      this.sql.exec(
+        "INSERT INTO ref_outbox (grp, op, ref, chids, replicas) SELECT value ->> 0, ?, ?, value ->> 1, ? FROM json_each(?) ORDER BY key",
+        op, ref, replicas, JSON.stringify(rows),
+      );
     }
     return [...byGroup.keys()];
   }
