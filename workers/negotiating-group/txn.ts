@@ -22,21 +22,7 @@ export interface TxnHandler {
 /** A member that timed out is skipped by reads and client writes this long, or until it speaks. */
 export const SLOW_MS = 30_000;
 
-export interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
-  reject: (e: Error) => void;
-}
-
-export function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+export { deferred, type Deferred } from "../../common/deferred.ts";
 
 /** The items a `saved` names: the batched form, or the single item of a protocol-1 target. */
 export function savedItems(msg: ToGroup & { t: "saved" }): number[] {

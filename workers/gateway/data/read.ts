@@ -2,6 +2,7 @@
 // chunks from their groups in order, a few ahead of the client. Each group returns only bytes
 // that hash to the CHID (a bad replica is skipped there), so what is streamed is verified.
 
+import { deferred, type Deferred } from "../../../common/deferred.ts";
 import { groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, chunksInRange, type VersionManifest } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
@@ -21,17 +22,6 @@ export interface BodySource {
   /** Resolves once the first piece is available, so a failure can still become an error status. */
   ready: Promise<void>;
   stream: ReadableStream<Uint8Array>;
-}
-
-/** A promise settled from outside: one chunk's place in a batched read. */
-function slot(): { promise: Promise<Uint8Array>; resolve: (b: Uint8Array) => void; reject: (e: unknown) => void } {
-  let resolve!: (b: Uint8Array) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<Uint8Array>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 /** `near`: the reader's location; each chunk is served by the holder nearest to it that is healthy. */
@@ -56,14 +46,14 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
   // several chunks in one call (getChunks) rather than for one chunk per call.
   const fill = () => {
     if (queue.length >= PREFETCH_MIN / 2 && ahead >= PREFETCH_BYTES / 2) return;
-    const byGroup = new Map<number, { chids: Chid[]; waiting: ReturnType<typeof slot>[] }>();
+    const byGroup = new Map<number, { chids: Chid[]; waiting: Deferred<Uint8Array>[] }>();
     while (next < refs.length && queue.length < PREFETCH_MAX && (queue.length < PREFETCH_MIN || ahead + refs[next]!.length <= PREFETCH_BYTES)) {
       const ref = refs[next++]!;
       ahead += ref.length;
       const g = groupOf(ref.chid, cfg.groupCount);
       const batch = byGroup.get(g) ?? { chids: [], waiting: [] };
       byGroup.set(g, batch);
-      const s = slot();
+      const s = deferred<Uint8Array>();
       batch.chids.push(ref.chid);
       batch.waiting.push(s);
       s.promise.catch(() => {});
@@ -74,7 +64,7 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
       const got: Promise<Uint8Array[]> = b.chids.length === 1 ? stub.getChunk(g, b.chids[0]!, near).then((x) => [x]) : stub.getChunks(g, b.chids, near);
       got.then(
         (all) => b.waiting.forEach((s, i) => s.resolve(all[i]!)),
-        (e: unknown) => b.waiting.forEach((s) => s.reject(e)),
+        (e: unknown) => b.waiting.forEach((s) => s.reject(e instanceof Error ? e : new Error(String(e)))),
       );
     }
   };
