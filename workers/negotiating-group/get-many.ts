@@ -5,6 +5,7 @@
 // is missing.
 
 import { chidOf, type Chid } from "../../common/ids.ts";
+import { nearestFirst } from "../../common/placement.ts";
 import type { StoredRef } from "../../common/protocol.ts";
 import type { Member } from "./member.ts";
 import { deferred, SLOW_MS, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
@@ -77,4 +78,44 @@ export async function fetchMany(host: TxnHost, holder: Member, chids: readonly C
     // Items still on their way are dropped with the transaction: the target sends what it was asked for and stops.
     host.close(txn);
   }
+}
+
+export interface RunRead {
+  host: TxnHost;
+  chids: readonly Chid[];
+  /** The reader's location: each chunk is asked of its nearest known holder. */
+  near: string | null;
+  maxBytes: number;
+  /** Live members believed to hold a chunk, in the order reads of it take turns. */
+  holders(chid: Chid): Member[];
+  /** A known holder did not bring a chunk back (no copy, a bad one, silence). */
+  failed(chid: Chid, holder: Member): void;
+  /** Read one chunk the full way (other holders, bids). */
+  readOne(chid: Chid): Promise<Uint8Array>;
+}
+
+/**
+ * A reader's run of chunks: those whose holders are known are asked of them, one fetch-many per
+ * holder (the nearest known healthy holder of each); whatever that does not bring back is read
+ * the full way, one by one.
+ */
+export async function readRun(r: RunRead): Promise<Uint8Array[]> {
+  const out: (Uint8Array | null)[] = r.chids.map(() => null);
+  const byHolder = new Map<Member, number[]>();
+  r.chids.forEach((chid, i) => {
+    const first = nearestFirst(r.holders(chid).filter((m) => !m.slow && m.proto >= 2), r.near)[0];
+    if (first) byHolder.set(first, [...(byHolder.get(first) ?? []), i]);
+  });
+  await Promise.all(
+    [...byHolder].map(async ([holder, idx]) => {
+      const got = await fetchMany(r.host, holder, idx.map((i) => r.chids[i]!), r.maxBytes);
+      const missed = new Set<Chid>();
+      idx.forEach((i, k) => {
+        if (got.bytes[k]) out[i] = got.bytes[k];
+        else missed.add(r.chids[i]!);
+      });
+      for (const chid of missed) r.failed(chid, holder);
+    }),
+  );
+  return Promise.all(out.map((b, i) => b ?? r.readOne(r.chids[i]!)));
 }

@@ -23,7 +23,7 @@ import { verifyTransaction } from "./verify.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { Member } from "./member.ts";
 import { getTransaction } from "./get.ts";
-import { fetchMany } from "./get-many.ts";
+import { readRun } from "./get-many.ts";
 import { putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
 import { assemble, conditionFails, newUploadId, noSuchUpload, type ListedPart, type WriteCondition } from "./complete.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
@@ -361,37 +361,26 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     return this.timed(() => this.readChunks(g, chids, near));
   }
 
-  /**
-   * Chunks whose holders are known are asked of them, one `fetch-many` per holder (the nearest
-   * known holder of each, taking turns as reads of one chunk do); whatever that does not bring
-   * back (no known holder, a failure, a bad copy) is read the full way, one by one.
-   */
   private async readChunks(g: number, chids: readonly Chid[], near: string | null): Promise<Uint8Array[]> {
     this.setGroup(g);
-    const cfg = configOf(this.env);
     const readers = new Set(await this.live("readers"));
-    const out: (Uint8Array | null)[] = chids.map(() => null);
-    const byHolder = new Map<Member, number[]>();
-    chids.forEach((chid, i) => {
-      const known = this.locations.holders(chid).flatMap((id) => {
-        const m = this.members.get(id);
-        return m && readers.has(m) && !m.slow && m.proto >= 2 ? [m] : [];
-      });
-      const first = nearestFirst(known, near)[0];
-      if (first) byHolder.set(first, [...(byHolder.get(first) ?? []), i]);
-    });
-    await Promise.all(
-      [...byHolder].map(async ([holder, idx]) => {
-        const got = await fetchMany(this, holder, idx.map((i) => chids[i]!), cfg.chunk.max);
-        idx.forEach((i, k) => {
-          if (got.bytes[k]) out[i] = got.bytes[k];
-          else this.locations.remove(chids[i]!, holder.id);
-        });
+    return readRun({
+      host: this,
+      chids,
+      near,
+      maxBytes: configOf(this.env).chunk.max,
+      holders: (chid) =>
+        this.locations.holders(chid).flatMap((id) => {
+          const m = this.members.get(id);
+          return m && readers.has(m) ? [m] : [];
+        }),
+      failed: (chid, holder) => {
+        this.locations.remove(chid, holder.id);
         // A holder that answered but could not serve, or sent bad bytes: restore R (as readChunk does).
-        if (!holder.slow) for (const chid of new Set(idx.filter((i) => !out[i]).map((i) => chids[i]!))) this.repairSoon({ kind: "chunk", chid }, `target ${holder.id} failed a read`);
-      }),
-    );
-    return Promise.all(out.map((b, i) => b ?? this.readChunk(g, chids[i]!, near)));
+        if (!holder.slow) this.repairSoon({ kind: "chunk", chid }, `target ${holder.id} failed a read`);
+      },
+      readOne: (chid) => this.readChunk(g, chid, near),
+    });
   }
 
   private async timed<T>(op: () => Promise<T>): Promise<T> {
