@@ -10,7 +10,7 @@
 // writes only the rewritten blocks ("random"). Data: bench/dedup-data.ts, generated, seeded.
 //
 // The bucket is versioned: every version written stays, as every restic snapshot does.
-// Stored = the chunk files and version manifests the targets hold after the run, at one replica (REPLICAS=1), so the ratio is logical / physical for one
+// Stored = the chunks and version manifests the targets hold after the run, at one replica (REPLICAS=1), so the ratio is logical / physical for one
 // copy, like restic's. Each scenario and way gets its own fresh cluster: nothing deduplicates
 // against another run's data. --avg sets the chunker (min = avg/4, max = avg*4), so the
 // parameters can be chosen by these figures. Never run by CI.
