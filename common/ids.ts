@@ -40,6 +40,10 @@ export function isChid(s: string): s is Chid {
   return HEX.test(s);
 }
 
+export function isNhid(s: string): s is Nhid {
+  return HEX.test(s);
+}
+
 export function asNhid(s: string): Nhid {
   if (!HEX.test(s)) throw new Error(`not an NHID: ${s}`);
   return s as Nhid;

@@ -5,14 +5,15 @@
 // (pending-write.ts); a copy that later fails its hash is quarantined: never served, never bid.
 
 import { createHash } from "node:crypto";
-import { existsSync, statfsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { statfsSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
 import { FRAME_HEADER, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { CommitQueue, openIndexDb, walPath } from "./index-db.ts";
+import { importChunkFiles, importManifestFiles } from "./legacy-import.ts";
 import { log } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { Compactor, type CompactionOptions } from "./packs/compactor.ts";
@@ -148,8 +149,8 @@ export class ChunkStore {
     const opened = await PackFiles.open(join(this.dir, "packs"), this.#io, this.#index, this.#commits, this.opts.packMaxBytes ?? PACK_MAX_BYTES);
     this.#packs = opened.packs;
     this.lostAtOpen = opened.lost;
-    await this.importChunkFiles();
-    await this.importManifestFiles();
+    await importChunkFiles(this.dir, this.packs);
+    await importManifestFiles(this.dir, this.vms);
     const totals = this.index.totals();
     this.stats.chunks = totals.chunks;
     this.stats.bytes = totals.bytes + this.vms.bytes();
@@ -162,55 +163,6 @@ export class ChunkStore {
       );
       this.#compactor.start();
     }
-  }
-
-  /**
-   * Data directories written before packs kept one file per chunk under chunks/<aa>/<chid>:
-   * append each verified one to the packs, then drop the tree.
-   */
-  private async importChunkFiles(): Promise<void> {
-    const root = join(this.dir, "chunks");
-    if (!existsSync(root)) return;
-    let moved = 0;
-    for (const fan of await readdir(root)) {
-      for (const name of await readdir(join(root, fan))) {
-        const bytes = await readFile(join(root, fan, name));
-        if (createHash("sha256").update(bytes).digest("hex") !== name) {
-          log("error", "corrupt chunk file not imported", { path: join(root, fan, name) });
-          continue;
-        }
-        await this.packs.append({ chid: name as Chid, parts: [bytes], length: bytes.length });
-        moved++;
-      }
-    }
-    await rm(root, { recursive: true, force: true });
-    log("info", "chunk files moved into packs", { count: moved });
-  }
-
-  /**
-   * Data directories written before the manifest log kept one file per manifest under
-   * vms/<aa>/<nhid>/<uvid>-<chid>: move each verified one into the log, then drop the tree.
-   */
-  private async importManifestFiles(): Promise<void> {
-    const root = join(this.dir, "vms");
-    if (!existsSync(root)) return;
-    let moved = 0;
-    for (const fan of await readdir(root)) {
-      for (const nhid of await readdir(join(root, fan))) {
-        for (const name of await readdir(join(root, fan, nhid))) {
-          const [uvid, chid] = name.split("-") as [Uvid, Chid];
-          const bytes = await readFile(join(root, fan, nhid, name));
-          if (createHash("sha256").update(bytes).digest("hex") !== chid) {
-            log("error", "corrupt manifest file not imported", { path: join(root, fan, nhid, name) });
-            continue;
-          }
-          await this.vms.put(nhid as Nhid, uvid, chid, bytes);
-          moved++;
-        }
-      }
-    }
-    await rm(root, { recursive: true, force: true });
-    log("info", "manifest files moved into the manifest log", { count: moved });
   }
 
   /** Stop compaction, commit what is queued, and let go of files and the database. */
