@@ -2,7 +2,7 @@
 // order of its time, unless cancelled first, and a deadline added later than the armed one needs
 // no new timer.
 
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Deadlines } from "../../workers/negotiating-group/deadlines.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,5 +33,52 @@ describe("deadlines", () => {
     for (const ms of [30, 10, 20, 50, 40]) d.after(ms, () => fired.push(ms));
     await sleep(90);
     expect(fired).toEqual([10, 20, 30, 40, 50]);
+  });
+
+  it("lets go of cancelled deadlines: none held and no timer once nothing is live", async () => {
+    const d = new Deadlines();
+    const reads = Array.from({ length: 50 }, () => d.within(Promise.resolve(new Uint8Array(1024)), 30_000, "a chunk"));
+    await Promise.all(reads);
+    expect(d.held).toBe(0);
+    expect(d.armed).toBe(false);
+    const cancels = Array.from({ length: 10 }, (_, i) => d.after(1_000 + i, () => {}));
+    expect(d.held).toBe(10);
+    for (const c of cancels) c();
+    expect(d.held).toBe(0);
+    expect(d.armed).toBe(false);
+  });
+
+  it("sweeps cancelled deadlines out while one stays live, and still fires that one", async () => {
+    const d = new Deadlines();
+    const fired: string[] = [];
+    d.after(30, () => fired.push("live"));
+    for (let i = 0; i < 1_000; i++) d.after(20_000, () => fired.push("cancelled"))();
+    expect(d.held).toBeLessThan(100);
+    await sleep(60);
+    expect(fired).toEqual(["live"]);
+    expect(d.held).toBe(0);
+    expect(d.armed).toBe(false);
+  });
+
+  describe("with a callback that throws", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("keeps the timer armed for the deadlines after it", () => {
+      vi.useFakeTimers();
+      const d = new Deadlines();
+      const fired: number[] = [];
+      d.after(10, () => {
+        throw new Error("boom");
+      });
+      d.after(10, () => fired.push(10));
+      d.after(20, () => fired.push(20));
+      expect(() => vi.advanceTimersByTime(10)).toThrow("boom");
+      vi.advanceTimersByTime(20);
+      expect(fired).toEqual([10, 20]);
+      expect(d.held).toBe(0);
+      expect(d.armed).toBe(false);
+    });
   });
 });

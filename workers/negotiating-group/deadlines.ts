@@ -4,26 +4,50 @@
 // thread (measured: clearTimeout alone was a tenth of a 1 MiB PUT's group work). Here one timer
 // is armed for the earliest live deadline; cancelling only marks an entry, and deadlines added
 // later than the armed one (almost all: they are "now + a constant") arm nothing.
+//
+// A cancelled entry lets go of its callback at once: the callback of a `within` holds the whole
+// promise chain, resolved value included (a chunk, a manifest, a run of chunks), and an entry
+// waits in the heap until its time, up to tens of seconds. Once no deadline is live the heap is
+// emptied and the timer cleared; while some are, cancelled entries are swept out whenever they
+// make up most of the heap.
 
 interface Entry {
   at: number;
-  fire: () => void;
-  live: boolean;
+  /** Null once fired or cancelled. */
+  fire: (() => void) | null;
 }
 
+/** Below this many entries a heap full of cancelled ones costs less than rebuilding it. */
+const COMPACT_MIN = 64;
+
 export class Deadlines {
-  /** A binary min-heap by `at`; cancelled entries stay until they reach the top. */
-  private readonly heap: Entry[] = [];
+  /** A binary min-heap by `at`; cancelled entries stay (without their callback) until they reach the top or a sweep. */
+  private heap: Entry[] = [];
+  private live = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private armedAt = Number.POSITIVE_INFINITY;
 
+  /** Entries the heap holds, live or cancelled. */
+  get held(): number {
+    return this.heap.length;
+  }
+
+  /** Whether a runtime timer is set. */
+  get armed(): boolean {
+    return this.timer !== null;
+  }
+
   /** Call `fire` in `ms` unless the returned function is called first. */
   after(ms: number, fire: () => void): () => void {
-    const e: Entry = { at: Date.now() + ms, fire, live: true };
+    const e: Entry = { at: Date.now() + ms, fire };
     this.push(e);
+    this.live++;
     if (e.at < this.armedAt) this.arm(e.at);
     return () => {
-      e.live = false;
+      if (e.fire === null) return;
+      e.fire = null;
+      this.live--;
+      this.shrink();
     };
   }
 
@@ -46,13 +70,33 @@ export class Deadlines {
     this.timer = null;
     this.armedAt = Number.POSITIVE_INFINITY;
     const now = Date.now();
-    while (this.heap.length > 0 && (this.heap[0]!.at <= now || !this.heap[0]!.live)) {
-      const e = this.pop();
-      if (!e.live) continue;
-      e.live = false;
-      e.fire();
+    // A callback that throws must not leave later deadlines without a timer.
+    try {
+      while (this.heap.length > 0 && (this.heap[0]!.at <= now || this.heap[0]!.fire === null)) {
+        const fire = this.pop().fire;
+        if (fire === null) continue;
+        this.live--;
+        fire();
+      }
+    } finally {
+      if (this.live === 0) this.heap = [];
+      // A callback may have armed a timer for a deadline of its own, later than the next one here.
+      if (this.heap.length > 0) this.arm(this.heap[0]!.at);
     }
-    if (this.heap.length > 0) this.arm(this.heap[0]!.at);
+  }
+
+  /** After a cancel: nothing live, nothing kept; mostly cancelled, only the live kept. */
+  private shrink(): void {
+    if (this.live === 0) {
+      this.heap = [];
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      this.armedAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (this.heap.length < COMPACT_MIN || this.live * 2 > this.heap.length) return;
+    // Sorted by time is a valid heap; the armed timer stays right, as the earliest live entry is kept.
+    this.heap = this.heap.filter((e) => e.fire !== null).sort((a, b) => a.at - b.at);
   }
 
   private push(e: Entry): void {
