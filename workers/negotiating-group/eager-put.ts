@@ -13,7 +13,8 @@ import type { Chid } from "../../common/ids.ts";
 import { selectReplicas } from "../../common/placement.ts";
 import type { ChainHop, PutEagerMsg } from "../../common/protocol.ts";
 import { broadcast, type Member } from "./member.ts";
-import { deferred, deliverChained, savedItems, sendPayload, SLOW_MS, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
+import { PutAcks } from "./put-acks.ts";
+import { deliverChained, sendPayload, SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
 import type { ItemState, PutOptions, PutPayload } from "./transfer.ts";
 
 /**
@@ -77,19 +78,11 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
       shares.set(m, s);
     });
   }
-  const acks = new Map<string, Deferred<void>>();
-  const brokenFor = new Map<number, Deferred<void>>();
-  const key = (m: Member, i: number) => `${m.id}/${i}`;
+  const acks = new PutAcks();
   const handler: TxnHandler = {
-    onMessage(from, msg) {
-      if (msg.t === "saved") for (const i of savedItems(msg)) acks.get(key(from, i))?.resolve();
-      else if (msg.t === "save-failed") acks.get(key(from, msg.item))?.reject(new Error(`target ${from.id}: ${msg.reason}`));
-      else if (msg.t === "chain-broken") brokenFor.get(msg.item)?.resolve();
-    },
+    onMessage: (from, msg) => acks.onMessage(from, msg),
     onFrame() {},
-    onGone(member) {
-      for (const i of shares.get(member)?.at ?? []) acks.get(key(member, i))?.reject(new Error(`target ${member.id} disconnected`));
-    },
+    onGone: (member) => acks.onGone(member),
   };
   const txn = host.open(handler);
   const told = new Set<Member>();
@@ -97,14 +90,14 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
   let longest = 0;
   for (const s of shares.values()) longest = Math.max(longest, s.bytes);
   const cancelDeadline = host.deadlines.after(EAGER_SAVE_TIMEOUT_MS + longest / EAGER_MIN_RATE, () => {
-    for (const [k, d] of acks) d.reject(new Error(`timed out waiting for the eager save of item ${k}`));
+    acks.failAll((m, i) => `timed out waiting for the eager save of item ${i} on target ${m.id}`);
   });
   try {
     for (const [m, s] of shares) {
       const local = s.at.every((i, k) => i === k) && s.chains.every((c) => c === null);
       // A protocol-1 target numbers a put-eager's items 0, 1, 2... and knows no chains: it only takes what it can read.
       if (m.proto < 2 && !local) continue;
-      for (const i of s.at) acks.set(key(m, i), deferred<void>());
+      for (const i of s.at) acks.expect(m, i);
       const msg: PutEagerMsg = {
         t: "put-eager",
         txn,
@@ -122,12 +115,10 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
         const st = state[p.item]!;
         const bytes = payloads[p.item]!.bytes;
         const to = p.targets.filter((m) => told.has(m));
-        const ack = (m: Member) => acks.get(key(m, p.item))!.promise;
+        const ack = (m: Member) => acks.saved(m, p.item);
         let results: PromiseSettledResult<unknown>[];
         if (p.chain && to.length === p.targets.length) {
-          const broken = deferred<void>();
-          brokenFor.set(p.item, broken);
-          results = await deliverChained({ txn, item: p.item, bytes, chain: to, ack, broken: broken.promise, deadlines: host.deadlines });
+          results = await deliverChained({ txn, item: p.item, bytes, chain: to, ack, broken: acks.chainBroken(p.item), deadlines: host.deadlines });
         } else {
           const sent = sendPayload(txn, p.item, bytes, to);
           results = await Promise.allSettled(to.map((m) => Promise.all([sent.get(m)!, ack(m)])));

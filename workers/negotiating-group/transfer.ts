@@ -10,7 +10,8 @@ import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
 import { eagerRound } from "./eager-put.ts";
 import { broadcast, type Member } from "./member.ts";
-import { deferred, deliverChained, savedItems, sendPayload, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
+import { PutAcks } from "./put-acks.ts";
+import { deliverChained, sendPayload, type TxnHandler, type TxnHost } from "./txn.ts";
 
 export type { TxnHandler, TxnHost } from "./txn.ts";
 
@@ -74,22 +75,17 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
 async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], items: readonly number[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
   const model = opts.correlation;
   const bids = new BidCollector<Bid[]>(members, host.deadlines);
-  // saved[(member,item)] promises, created at selection time.
-  const acks = new Map<string, Deferred<void>>();
-  // Chain replication: an item's chain broke somewhere (chain-broken from one of its targets).
-  const brokenFor = new Map<number, Deferred<void>>();
-  const key = (m: Member, i: number) => `${m.id}/${i}`;
+  // Acks are expected at selection time, under the item's place in the proposal.
+  const acks = new PutAcks();
   const handler: TxnHandler = {
     onMessage(from, msg) {
       if (msg.t === "bid-put") bids.record(from, msg.bids);
-      else if (msg.t === "chain-broken") brokenFor.get(msg.item)?.resolve();
-      else if (msg.t === "saved") for (const i of savedItems(msg)) acks.get(key(from, i))?.resolve();
-      else if (msg.t === "save-failed") acks.get(key(from, msg.item))?.reject(new Error(`target ${from.id}: ${msg.reason}`));
+      else acks.onMessage(from, msg);
     },
     onFrame() {},
     onGone(member) {
       bids.record(member, null);
-      for (const i of items) acks.get(key(member, i))?.reject(new Error(`target ${member.id} disconnected`));
+      acks.onGone(member);
     },
   };
   const txn = host.open(handler);
@@ -127,21 +123,19 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
         }
         for (const o of picked) {
           st.tried.add(o.member);
-          acks.set(key(o.member, n), deferred<void>());
+          acks.expect(o.member, n);
         }
-        const ack = (m: Member) => host.deadlines.within(acks.get(key(m, n))!.promise, SAVE_TIMEOUT_MS, `save of ${p.item.chid}`);
+        const ack = (m: Member) => host.deadlines.within(acks.saved(m, n), SAVE_TIMEOUT_MS, `save of ${p.item.chid}`);
         const chained = opts.chain && picked.length > 1 && picked.every((o) => o.member.peer !== null);
         let results: PromiseSettledResult<unknown>[];
         if (chained) {
           const chain = picked.map((o) => o.member);
           const id = crypto.randomUUID();
-          const broken = deferred<void>();
-          brokenFor.set(n, broken);
+          const broken = acks.chainBroken(n);
           // Those down the chain learn they are selected first: frames reaching them earlier are kept until then anyway.
           for (const m of chain.slice(1)) m.send({ t: "select-put", txn, items: [n], chain: id });
           chain[0]!.send({ t: "select-put", txn, items: [n], forward: chain.slice(1).map((m) => m.peer!), chain: id });
-          results = await deliverChained({ txn, item: n, bytes: p.bytes, chain, ack, broken: broken.promise, deadlines: host.deadlines });
-          brokenFor.delete(n);
+          results = await deliverChained({ txn, item: n, bytes: p.bytes, chain, ack, broken, deadlines: host.deadlines });
         } else {
           for (const o of picked) o.member.send({ t: "select-put", txn, items: [n] });
           const sent = sendPayload(txn, n, p.bytes, picked.map((o) => o.member));

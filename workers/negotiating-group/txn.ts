@@ -24,11 +24,6 @@ export const SLOW_MS = 30_000;
 
 export { deferred, type Deferred } from "../../common/deferred.ts";
 
-/** The items a `saved` names: the batched form, or the single item of a protocol-1 target. */
-export function savedItems(msg: ToGroup & { t: "saved" }): number[] {
-  return msg.items ?? (msg.item === undefined ? [] : [msg.item]);
-}
-
 /** Send one item's frames to several targets; each target's send completes independently. */
 export function sendPayload(txn: number, item: number, bytes: Uint8Array, targets: readonly Member[]): Map<Member, Promise<void>> {
   const frames = [...framesOf(FRAME_PUT_DATA, txn, item, bytes)];
