@@ -1,4 +1,4 @@
-// Chunk file I/O that bypasses the page cache where the filesystem allows (O_DIRECT), through a
+// Pack I/O that bypasses the page cache where the filesystem allows (O_DIRECT), through a
 // pool of reusable, block-aligned 1 MiB buffers.
 //
 // Why: a chunk store gains nothing from caching what it just wrote (reads of a chunk are rare
@@ -113,26 +113,8 @@ export class BlockIo {
     return this.direct ? base | constants.O_DIRECT : base;
   }
 
-  openForWrite(path: string): Promise<FileHandle> {
-    return open(path, this.flags(constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC), 0o644);
-  }
-
   openForRead(path: string): Promise<FileHandle> {
     return open(path, this.flags(constants.O_RDONLY));
-  }
-
-  /**
-   * Write `length` bytes of an aligned block at `position` (a multiple of ALIGN). A short final
-   * piece is padded to ALIGN for O_DIRECT; the caller truncates the file to its real size.
-   */
-  async writeBlock(fh: FileHandle, block: Buffer, length: number, position: number): Promise<void> {
-    const n = this.direct ? roundUp(length) : length;
-    let done = 0;
-    while (done < n) {
-      const { bytesWritten } = await fh.write(block, done, n - done, position + done);
-      if (bytesWritten === 0) throw new Error(`wrote 0 bytes at ${position + done}`);
-      done += bytesWritten;
-    }
   }
 
   /**

@@ -59,8 +59,9 @@ export class CommitQueue {
   private walHandle: Promise<FileHandle> | null = null;
   private queue: Job[] = [];
   private scheduled = false;
-  /** Transactions committed, for metrics and tests. */
+  /** Transactions committed, and syncs of the log, for metrics and tests. */
   commits = 0;
+  syncs = 0;
 
   constructor(db: DatabaseSync, wal: string) {
     this.db = db;
@@ -116,6 +117,14 @@ export class CommitQueue {
   }
 
   /**
+   * Make every commit so far durable, including statements that ran outside the queue (each its
+   * own commit, which synchronous=NORMAL does not sync).
+   */
+  sync(): Promise<void> {
+    return this.syncLog();
+  }
+
+  /**
    * fdatasync the write-ahead log: the frames of every commit so far reach the disk. Commits
    * made while one sync runs share the next (a later sync covers all earlier frames).
    */
@@ -142,6 +151,7 @@ export class CommitQueue {
       throw e;
     });
     await fh.datasync();
+    this.syncs++;
   }
 
   /** Let go of the log's handle (the database is being closed). */

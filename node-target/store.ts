@@ -18,7 +18,7 @@ import { log } from "./log.ts";
 import { metrics } from "./metrics.ts";
 import { Compactor, type CompactionOptions } from "./packs/compactor.ts";
 import { PackFiles, PACK_MAX_BYTES } from "./packs/pack-files.ts";
-import { PackIndex, type ChunkRow } from "./packs/pack-index.ts";
+import { PackIndex, type ChunkLocation, type ChunkRow } from "./packs/pack-index.ts";
 import { PendingWrite, type WriteHost } from "./pending-write.ts";
 import { VmLog, type VmEntry } from "./vm-log.ts";
 
@@ -54,13 +54,15 @@ export interface StoreOptions {
  * payload it wants, and the frame header sits in the ALIGN bytes before that, all in one block.
  */
 const READ_SPAN = BLOCK - 2 * ALIGN;
+
+function movedSince(was: ChunkLocation, now: ChunkLocation | null): boolean {
+  return now !== null && (now.pack !== was.pack || now.pos !== was.pos);
+}
 const FREE_TTL_MS = 1_000;
 
 export class ChunkStore {
   readonly dir: string;
   readonly stats: StoreStats = { chunks: 0, bytes: 0 };
-  fsyncMsTotal = 0;
-  fsyncCount = 0;
   /** Chunks the packs were found not to hold at open though the index named them (a disk that did not keep its promise). */
   lostAtOpen = 0;
   /** When an item was last written or served (not checked): how busy clients keep this target. */
@@ -158,7 +160,14 @@ export class ChunkStore {
     for (const p of this.vms.namePrefixes()) this.prefixes.add(p);
     if (this.opts.compaction !== false) {
       this.#compactor = new Compactor(
-        { packs: this.packs, index: this.index, commits: this.#commits, pool: this.io.pool, damaged: (row, bytes) => this.quarantineChunk(row, bytes, "stored bytes fail their hash (found by compaction)") },
+        {
+          packs: this.packs,
+          index: this.index,
+          read: async (chid) => {
+            const r = await this.readFrames({ kind: "chunk", chid }, 0, 0, 0, true);
+            return r && { parts: r.frames.map((f) => f.subarray(FRAME_HEADER)), release: r.release };
+          },
+        },
         this.opts.compaction ?? {},
       );
       this.#compactor.start();
@@ -264,8 +273,13 @@ export class ChunkStore {
         return n;
       };
       const n = drop();
-      // Again once a write that was landing as the reclaim came has landed.
-      return landing.then(() => n + drop());
+      // Again once a write that was landing as the reclaim came has landed; then both
+      // deletions (commits of their own) are synced before the group is told they are done.
+      return landing.then(async () => {
+        const m = drop();
+        await this.must(this.#commits).sync();
+        return n + m;
+      });
     }
     let freed = 0;
     const done = (this.removing.get(ref.chid) ?? Promise.resolve())
@@ -293,8 +307,6 @@ export class ChunkStore {
   }
 
   recordFsync(ms: number): void {
-    this.fsyncMsTotal += ms;
-    this.fsyncCount++;
     metrics.fsync.observe(ms / 1000);
   }
 
@@ -351,7 +363,8 @@ export class ChunkStore {
     } catch (e) {
       release();
       // A pack compacted away between the lookup and the read: the record is in its new place.
-      if ((e as NodeJS.ErrnoException).code === "ENOENT" && ref.kind === "chunk" && !verify) return this.readFrames(ref, kind, txn, item, verify);
+      // If the index still names the missing file, the bytes are gone, and that is the answer.
+      if ((e as NodeJS.ErrnoException).code === "ENOENT" && row && movedSince(row, this.index.find(row.chid))) return this.readFrames(ref, kind, txn, item, verify);
       throw e;
     }
     const actual = hash?.digest("hex") ?? ref.chid;
@@ -440,7 +453,7 @@ export class ChunkStore {
     await this.must(this.#commits).run(() => {
       // Only if the row still names the copy that was read (a compaction may have moved it since).
       const now = this.index.find(row.chid);
-      if (now && now.pack === row.pack && now.pos === row.pos) n = this.index.removed(row.chid);
+      if (now && !movedSince(row, now)) n = this.index.removed(row.chid);
     });
     if (n > 0) {
       this.stats.chunks--;

@@ -43,6 +43,7 @@ export class VmLog {
   private readonly body: StatementSync;
   private readonly moveOut: StatementSync;
   private readonly remove: StatementSync;
+  private readonly storedLength: StatementSync;
 
   constructor(db: DatabaseSync, commits: CommitQueue) {
     this.db = db;
@@ -73,11 +74,16 @@ export class VmLog {
       "INSERT INTO quarantine (nhid, uvid, chid, bytes, enc, at, reason) SELECT nhid, uvid, chid, bytes, enc, ?, ? FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?",
     );
     this.remove = this.db.prepare("DELETE FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
+    this.storedLength = this.db.prepare("SELECT length(bytes) AS n FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
   }
 
-  /** Transactions committed (shared with the chunk index): for tests of group commit. */
+  /** Transactions committed, and syncs of the log (shared with the chunk index): for tests of group commit. */
   get commits(): number {
     return this.commitQueue.commits;
+  }
+
+  get syncs(): number {
+    return this.commitQueue.syncs;
   }
 
   /** Store a manifest; resolves once it is durable. Writes queued in one turn share a commit. */
@@ -112,6 +118,10 @@ export class VmLog {
     }
   }
 
+  /**
+   * Move a damaged manifest aside. Not synced: if a crash undoes it, the damaged row is back,
+   * and every read checks its bytes against the CHID again and finds it out again.
+   */
   quarantine(nhid: Nhid, uvid: Uvid, chid: Chid, reason: string): void {
     this.db.exec("BEGIN");
     this.moveOut.run(Date.now(), reason, nhid, uvid, chid);
@@ -121,7 +131,7 @@ export class VmLog {
 
   /** Delete a manifest its group reclaimed (its version was deleted); the bytes it took, 0 if it was not here. */
   drop(nhid: Nhid, uvid: Uvid, chid: Chid): number {
-    const row = this.db.prepare("SELECT length(bytes) AS n FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?").get(nhid, uvid, chid);
+    const row = this.storedLength.get(nhid, uvid, chid);
     if (!row) return 0;
     this.remove.run(nhid, uvid, chid);
     return Number(row.n);
@@ -156,10 +166,6 @@ export class VmLog {
       .prepare("SELECT DISTINCT substr(nhid, 1, 8) AS p FROM vm")
       .all()
       .map((r) => parseInt(String(r.p), 16));
-  }
-
-  count(): number {
-    return Number(this.db.prepare("SELECT count(*) AS n FROM vm").get()!.n);
   }
 
   bytes(): number {

@@ -1,13 +1,12 @@
 // Pack compaction: deleted chunks leave dead records in their packs; once a pack's dead share
 // passes a threshold, its live records are copied (re-hashed on the way: a compaction is also a
-// scrub of what it moves) to the active pack through the ordinary batched append, each row moved
-// only if it still names the old place, and the old file is deleted. Paced at a byte rate, in
-// the background, so client writes keep the disk; a pack with nothing live goes at once.
+// scrub of what it moves) to the active pack through the ordinary batched append, a run of them
+// at a time so that they share batches, each row moved only if it still names the old place,
+// and the old file is deleted. Paced at a byte rate, in the background, so client writes keep
+// the disk; a pack with nothing live goes at once.
 
-import { createHash } from "node:crypto";
-import { BLOCK, ALIGN } from "../block-io.ts";
+import type { Chid } from "../../common/ids.ts";
 import { log } from "../log.ts";
-import type { CommitQueue } from "../index-db.ts";
 import type { PackFiles } from "./pack-files.ts";
 import type { ChunkRow, PackIndex } from "./pack-index.ts";
 
@@ -20,18 +19,21 @@ export interface CompactionOptions {
   intervalMs: number;
 }
 
-export const COMPACTION_DEFAULTS: CompactionOptions = { deadShare: 0.5, rate: 8 * 1024 * 1024, intervalMs: 30_000 };
+const COMPACTION_DEFAULTS: CompactionOptions = { deadShare: 0.5, rate: 8 * 1024 * 1024, intervalMs: 30_000 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+/** Payload bytes read ahead and handed to the packs at once: enough to fill batches, little memory. */
+const MOVE_RUN_BYTES = 4 * 1024 * 1024;
 
-/** What the store lends compaction: reading a record into a block, and quarantining a bad one. */
+/** What the store lends compaction. */
 export interface CompactionHost {
   packs: PackFiles;
   index: PackIndex;
-  commits: CommitQueue;
-  pool: { acquire(): Promise<Buffer>; release(b: Buffer): void };
-  /** A record that failed its hash on the way: out of the index, and reported as damaged. */
-  damaged(row: ChunkRow, bytes: Uint8Array): Promise<void>;
+  /**
+   * A chunk's payload, verified, in pool blocks to release once appended; null if it is not
+   * held (deleted meanwhile, or it failed its hash and was quarantined).
+   */
+  read(chid: Chid): Promise<{ parts: Uint8Array[]; release(): void } | null>;
 }
 
 export class Compactor {
@@ -40,9 +42,6 @@ export class Compactor {
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
-  /** Packs compacted and bytes moved, for metrics and tests. */
-  compacted = 0;
-  moved = 0;
 
   constructor(host: CompactionHost, opts: Partial<CompactionOptions> = {}) {
     this.host = host;
@@ -72,8 +71,8 @@ export class Compactor {
     const active = this.host.packs.activeId;
     const due = this.host.index
       .packs()
-      .filter((p) => p.id !== active && p.size > 0 && p.size - p.live >= this.opts.deadShare * p.size)
-      .sort((a, b) => b.size - b.live - (a.size - a.live));
+      .filter((p) => p.id !== active && p.size > 0 && p.dead >= this.opts.deadShare * p.size)
+      .sort((a, b) => b.dead - a.dead);
     for (const p of due) {
       if (this.stopped) return;
       await this.compact(p.id);
@@ -87,47 +86,34 @@ export class Compactor {
     for (;;) {
       const rows = this.host.index.inPack(pack, after, 256);
       if (rows.length === 0) break;
-      for (const row of rows) {
+      for (let i = 0; i < rows.length; ) {
         if (this.stopped) return;
-        await this.move(row);
-        bytes += row.length;
+        const run: ChunkRow[] = [];
+        let runBytes = 0;
+        while (i < rows.length && (run.length === 0 || runBytes + rows[i]!.length <= MOVE_RUN_BYTES)) {
+          runBytes += rows[i]!.length;
+          run.push(rows[i++]!);
+        }
+        await Promise.all(run.map((row) => this.move(row)));
+        bytes += runBytes;
         // Never faster than the rate: wait until the bytes moved so far are due.
         const due = t0 + (bytes / this.opts.rate) * 1000;
         if (due > Date.now()) await sleep(due - Date.now());
       }
       after = rows[rows.length - 1]!.pos;
     }
-    await this.host.commits.run(() => this.host.index.dropPack(pack));
-    this.host.packs.retire(pack);
-    this.compacted++;
-    this.moved += bytes;
+    await this.host.packs.retire(pack);
     log("info", "pack compacted", { pack, moved_bytes: bytes, ms: Date.now() - t0 });
   }
 
   /** Copy one live record to the active pack, checking its hash on the way. */
   private async move(row: ChunkRow): Promise<void> {
-    const blocks: Buffer[] = [];
+    const read = await this.host.read(row.chid);
+    if (!read) return;
     try {
-      const parts: Uint8Array[] = [];
-      const hash = createHash("sha256");
-      const span = BLOCK - 2 * ALIGN;
-      for (let off = 0; off < row.length || parts.length === 0; off += span) {
-        const len = Math.min(span, row.length - off);
-        const block = await this.host.pool.acquire();
-        blocks.push(block);
-        const at = await this.host.packs.readPayload(row, off, len, block, ALIGN);
-        const part = block.subarray(at, at + len);
-        hash.update(part);
-        parts.push(part);
-        if (len === 0) break;
-      }
-      if (hash.digest("hex") !== row.chid) {
-        await this.host.damaged(row, Buffer.concat(parts));
-        return;
-      }
-      await this.host.packs.append({ chid: row.chid, parts, length: row.length, from: row });
+      await this.host.packs.append({ chid: row.chid, parts: read.parts, length: row.length, from: row });
     } finally {
-      for (const b of blocks) this.host.pool.release(b);
+      read.release();
     }
   }
 }

@@ -9,12 +9,16 @@
 // synced on its own (the next synced commit, or a checkpoint, carries it), so a batch costs one
 // fdatasync. The index holds each pack's committed size; at start, whatever lies beyond it is
 // read record by record: a record whose header and bytes check out is indexed again (its row
-// may have been lost with the unsynced commit), and the first one that does not (a batch the
-// crash cut off, never acknowledged) ends the pack: the torn tail is truncated away. A pack file
-// the index does not know and that holds no record is deleted.
+// may have been lost with the unsynced commit), one whose header checks out but whose bytes do
+// not is stepped over (damaged media must not cost the records after it), and the first header
+// that does not check out (a batch the crash cut off, never acknowledged) ends the pack: the
+// torn tail is truncated away. A pack file the index does not know and that holds no record is
+// deleted. Since whatever lies past the committed size is taken back, a record the index must
+// not take back (a chunk deleted while compaction copied it) is made durable as dead at once.
 //
 // Space: deleting a chunk drops its row; the bytes stay until compaction (compactor.ts) copies a
-// pack's live records to the active pack and deletes the old file.
+// pack's live records to the active pack and deletes the old file, after a durable note that
+// the pack is retired, so that a start before the file is gone deletes it too.
 
 import { createHash } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
@@ -74,9 +78,10 @@ async function recoverTail(path: string, pack: number, from: number, size: numbe
     const head = Buffer.alloc(RECORD_HEADER);
     let pos = from;
     let end = from;
+    let wasted = 0;
     while (pos + RECORD_HEADER <= size) {
-      await fh.read(head, 0, RECORD_HEADER, pos);
-      const h = readRecordHeader(head);
+      const got = await fh.read(head, 0, RECORD_HEADER, pos);
+      const h = got.bytesRead === RECORD_HEADER ? readRecordHeader(head) : null;
       if (!h) {
         // Past the last record of a batch: the next batch starts on an aligned boundary.
         if (pos % ALIGN !== 0) {
@@ -86,10 +91,14 @@ async function recoverTail(path: string, pack: number, from: number, size: numbe
         break;
       }
       if (pos + RECORD_HEADER + h.length > size) break;
-      const bytes = Buffer.alloc(h.length);
-      await fh.read(bytes, 0, h.length, pos + RECORD_HEADER);
-      if (createHash("sha256").update(bytes).digest("hex") !== h.chid) break;
-      found.push({ chid: h.chid, pack, pos, length: h.length, written: Math.floor(h.written) });
+      const bytes = Buffer.allocUnsafe(h.length);
+      const read = await fh.read(bytes, 0, h.length, pos + RECORD_HEADER);
+      if (read.bytesRead === h.length && createHash("sha256").update(bytes).digest("hex") === h.chid) {
+        found.push({ chid: h.chid, pack, pos, length: h.length, written: Math.floor(h.written) });
+      } else {
+        wasted += footprint(h.length);
+        log("warn", "pack record past the committed size fails its hash: stepped over", { pack, pos, chid: h.chid });
+      }
       pos += footprint(h.length);
       end = roundUp(pos, ALIGN);
     }
@@ -98,8 +107,11 @@ async function recoverTail(path: string, pack: number, from: number, size: numbe
       log("warn", "pack torn tail dropped", { pack, bytes: size - end });
     }
     await fh.datasync();
-    if (found.length > 0) {
-      await commits.run(() => index.added(pack, end, found));
+    if (found.length > 0 || wasted > 0) {
+      await commits.run(() => {
+        index.added(pack, end, found);
+        index.wasted(pack, wasted);
+      });
       log("info", "pack records indexed again at start", { pack, records: found.length });
     }
     return end;
@@ -121,8 +133,11 @@ export class PackFiles {
   private active: ActivePack | null = null;
   private nextId: number;
   private readonly readers = new Map<number, Promise<FileHandle>>();
+  /** Compacted packs whose files are deleted when their timer fires (or at the next open). */
+  private readonly retiring = new Map<number, NodeJS.Timeout>();
   private queue: Queued[] = [];
-  private writing = false;
+  private draining: Promise<void> | null = null;
+  private closed = false;
   private readonly header = Buffer.alloc(RECORD_HEADER);
   /** Batches written, for metrics and tests. */
   batches = 0;
@@ -144,6 +159,12 @@ export class PackFiles {
    */
   static async open(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes = PACK_MAX_BYTES): Promise<{ packs: PackFiles; lost: number }> {
     await mkdir(dir, { recursive: true });
+    const retired = index.retired();
+    for (const id of retired) await rm(join(dir, packName(id)), { force: true });
+    if (retired.length > 0) {
+      await fsyncDir(dir);
+      await commits.run(() => retired.forEach((id) => index.forgetRetired(id)));
+    }
     const known = new Map(index.packs().map((p) => [p.id, p]));
     const files = new Map<number, number>();
     for (const name of readdirSync(dir)) {
@@ -152,7 +173,7 @@ export class PackFiles {
     }
     let lost = 0;
     for (const [id, size] of files) {
-      const row = known.get(id) ?? { id, size: 0, live: 0 };
+      const row = known.get(id) ?? { id, size: 0, dead: 0 };
       if (size > row.size) {
         const end = await recoverTail(join(dir, packName(id)), id, row.size, size, index, commits);
         if (end === 0 && !known.has(id)) {
@@ -202,27 +223,23 @@ export class PackFiles {
    * record is then dead space.
    */
   append(a: Append): Promise<ChunkLocation | null> {
+    if (this.closed) return Promise.reject(new Error("packs closed"));
     return new Promise((resolve, reject) => {
       this.queue.push({ ...a, resolve, reject });
-      if (!this.writing) void this.drain();
+      this.draining ??= this.drain().finally(() => (this.draining = null));
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
-        try {
-          await this.writeBatch(batch);
-        } catch (e) {
-          const err = e instanceof Error ? e : new Error(String(e));
-          for (const q of batch) q.reject(err);
-        }
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      try {
+        await this.writeBatch(batch);
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        for (const q of batch) q.reject(err);
       }
-    } finally {
-      this.writing = false;
     }
   }
 
@@ -280,6 +297,9 @@ export class PackFiles {
       },
       { durable: false },
     );
+    // A copy whose chunk was deleted meanwhile lies below the committed size only once that
+    // commit is durable; until then a crash would have the next start index it again.
+    if (batch.some((q, i) => q.from && !moved[i])) await this.commits.sync();
     pack.size = fileAt;
     this.batches++;
     batch.forEach((q, i) => q.resolve(q.from && !moved[i] ? null : { pack: pack.id, pos: rows[i]!.pos, length: q.length }));
@@ -330,18 +350,40 @@ export class PackFiles {
     return at + skip;
   }
 
-  /** A compacted pack: forget it now, delete its file once reads that found it have finished. */
-  retire(pack: number): void {
+  /**
+   * A compacted pack (nothing in it is indexed any more): retired durably now, its file deleted
+   * once reads that found it before have finished.
+   */
+  async retire(pack: number): Promise<void> {
+    await this.commits.run(() => this.index.retirePack(pack));
     const t = setTimeout(() => {
-      const h = this.readers.get(pack);
-      this.readers.delete(pack);
-      void h?.then((fh) => fh.close()).catch(() => {});
-      void rm(join(this.dir, packName(pack)), { force: true });
+      this.retiring.delete(pack);
+      void this.deleteRetired(pack).catch((e: unknown) => {
+        // The next open deletes it: the pack is still noted as retired.
+        log("warn", "retired pack not deleted", { pack, error: String(e) });
+      });
     }, RETIRE_MS);
     t.unref();
+    this.retiring.set(pack, t);
   }
 
+  private async deleteRetired(pack: number): Promise<void> {
+    const h = this.readers.get(pack);
+    this.readers.delete(pack);
+    // A read handle that fails to close holds nothing to lose.
+    await h?.then((fh) => fh.close()).catch(() => {});
+    await rm(join(this.dir, packName(pack)), { force: true });
+    // The file must stay gone before its note goes: a file back without one is indexed again.
+    await fsyncDir(this.dir);
+    await this.commits.run(() => this.index.forgetRetired(pack), { durable: false });
+  }
+
+  /** Finish the batches queued; retired packs not yet deleted are deleted at the next open. */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.draining;
+    for (const t of this.retiring.values()) clearTimeout(t);
+    this.retiring.clear();
     await this.active?.fh.close().catch(() => {});
     this.active = null;
     for (const h of this.readers.values()) await h.then((fh) => fh.close()).catch(() => {});

@@ -1,5 +1,6 @@
 // Where each chunk lives: pack, position of its record, length, when it was written; and per
-// pack, the size committed so far and the bytes still live in it (what compaction weighs). Rows
+// pack, the size committed so far and the bytes of its records no longer indexed there (what
+// compaction weighs: the padding after a batch is not dead space, and moving it gains nothing). Rows
 // are in the target's database (index-db.ts); every change runs inside a commit-queue job, so a
 // chunk's row is durable in the same commit as the batch that wrote it, and a deletion is
 // durable before it is confirmed.
@@ -26,15 +27,16 @@ export interface PackRow {
   id: number;
   /** Bytes committed (batches end on 4 KiB boundaries); anything beyond is an unfinished batch. */
   size: number;
-  /** Bytes of records still indexed here. */
-  live: number;
+  /** Bytes of records deleted, replaced or moved out since they were written here. */
+  dead: number;
 }
 
 export class PackIndex {
   private readonly db: DatabaseSync;
   private readonly findStmt: StatementSync;
   private readonly upsert: StatementSync;
-  private readonly live: StatementSync;
+  private readonly died: StatementSync;
+  private readonly grown: StatementSync;
   private readonly removeStmt: StatementSync;
   private readonly moveStmt: StatementSync;
 
@@ -46,11 +48,19 @@ export class PackIndex {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS chunks_pack ON chunks (pack, pos);
       CREATE INDEX IF NOT EXISTS chunks_written ON chunks (written);
-      CREATE TABLE IF NOT EXISTS packs (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, live INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS packs (id INTEGER PRIMARY KEY, size INTEGER NOT NULL, dead INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS retired_packs (id INTEGER PRIMARY KEY);
     `);
+    // Packs first counted the bytes still live; all they lack is counted dead once (padding
+    // too), so such a pack is compacted once more at most, into batches that account exactly.
+    const columns = db.prepare("PRAGMA table_info(packs)").all().map((c) => String(c.name));
+    if (columns.includes("live")) {
+      db.exec("ALTER TABLE packs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0; UPDATE packs SET dead = max(0, size - live); ALTER TABLE packs DROP COLUMN live;");
+    }
     this.findStmt = db.prepare("SELECT pack, pos, length, written FROM chunks WHERE chid = ?");
     this.upsert = db.prepare("INSERT OR REPLACE INTO chunks (chid, pack, pos, length, written) VALUES (?, ?, ?, ?, ?)");
-    this.live = db.prepare("INSERT INTO packs (id, size, live) VALUES (?, 0, ?) ON CONFLICT(id) DO UPDATE SET live = live + excluded.live");
+    this.died = db.prepare("UPDATE packs SET dead = dead + ? WHERE id = ?");
+    this.grown = db.prepare("INSERT INTO packs (id, size, dead) VALUES (?, ?, 0) ON CONFLICT(id) DO UPDATE SET size = max(size, excluded.size)");
     this.removeStmt = db.prepare("DELETE FROM chunks WHERE chid = ?");
     this.moveStmt = db.prepare("UPDATE chunks SET pack = ?, pos = ? WHERE chid = ? AND pack = ? AND pos = ?");
   }
@@ -66,20 +76,23 @@ export class PackIndex {
 
   /** In a commit job: these records are in `pack`, whose committed size is now `size`. A chunk indexed elsewhere before moves here. */
   added(pack: number, size: number, rows: readonly ChunkRow[]): void {
-    this.db.prepare("INSERT INTO packs (id, size, live) VALUES (?, ?, 0) ON CONFLICT(id) DO UPDATE SET size = max(size, excluded.size)").run(pack, size);
+    this.grown.run(pack, size);
     for (const r of rows) {
       const old = this.find(r.chid);
-      if (old) this.live.run(old.pack, -footprint(old.length));
+      if (old) this.died.run(footprint(old.length), old.pack);
       this.upsert.run(r.chid, r.pack, r.pos, r.length, r.written);
-      this.live.run(r.pack, footprint(r.length));
     }
+  }
+
+  /** In a commit job: bytes of `pack` that hold no record worth keeping (a damaged one skipped at start). */
+  wasted(pack: number, bytes: number): void {
+    this.died.run(bytes, pack);
   }
 
   /** In a commit job: a compacted record's new place, if the row still names the old one (false: deleted or replaced meanwhile). */
   moved(chid: Chid, from: ChunkLocation, to: ChunkLocation): boolean {
     if (Number(this.moveStmt.run(to.pack, to.pos, chid, from.pack, from.pos).changes) === 0) return false;
-    this.live.run(from.pack, -footprint(from.length));
-    this.live.run(to.pack, footprint(to.length));
+    this.died.run(footprint(from.length), from.pack);
     return true;
   }
 
@@ -88,20 +101,43 @@ export class PackIndex {
     const old = this.find(chid);
     if (!old) return 0;
     this.removeStmt.run(chid);
-    this.live.run(old.pack, -footprint(old.length));
+    this.died.run(footprint(old.length), old.pack);
     return old.length;
   }
 
   packs(): PackRow[] {
     return this.db
-      .prepare("SELECT id, size, live FROM packs ORDER BY id")
+      .prepare("SELECT id, size, dead FROM packs ORDER BY id")
       .all()
-      .map((r) => ({ id: Number(r.id), size: Number(r.size), live: Number(r.live) }));
+      .map((r) => ({ id: Number(r.id), size: Number(r.size), dead: Number(r.dead) }));
   }
 
-  /** In a commit job: a compacted pack is gone. */
+  /** In a commit job: a pack whose file is gone. */
   dropPack(id: number): void {
     this.db.prepare("DELETE FROM packs WHERE id = ?").run(id);
+  }
+
+  /**
+   * In a commit job: a compacted pack holds nothing any more, but its file stays a while for
+   * reads that found it before. Until the file is deleted, the pack is remembered as retired,
+   * so that a start in between deletes it rather than indexing its records again.
+   */
+  retirePack(id: number): void {
+    this.dropPack(id);
+    this.db.prepare("INSERT OR IGNORE INTO retired_packs (id) VALUES (?)").run(id);
+  }
+
+  /** Retired packs whose files may still be there. */
+  retired(): number[] {
+    return this.db
+      .prepare("SELECT id FROM retired_packs ORDER BY id")
+      .all()
+      .map((r) => Number(r.id));
+  }
+
+  /** In a commit job: a retired pack's file is deleted. */
+  forgetRetired(id: number): void {
+    this.db.prepare("DELETE FROM retired_packs WHERE id = ?").run(id);
   }
 
   /** Records still indexed in `pack`, in their order there, after position `after`. */

@@ -2,10 +2,11 @@
 // its name after its bytes hashed to that name, a manifest only becomes a row after the same
 // check, corrupt copies are never returned, an interrupted write leaves nothing behind after a
 // restart, chunks written together share one pack batch, a torn pack tail is dropped at start,
-// and compaction gives back the space of deleted chunks.
+// compaction gives back the space of deleted chunks (and only theirs), and a deletion is
+// durable when it is confirmed.
 
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -14,6 +15,8 @@ import type { Chid, Nhid, Uvid } from "../../common/ids.ts";
 import { decodeFrame, FRAME_GET_DATA, FRAME_MAX, FRAME_PAYLOAD_MAX, type StoredRef } from "../../common/protocol.ts";
 import { ChunkStore } from "../../node-target/store.ts";
 import { chunkOnDisk, chunksOnDisk, readOnDisk } from "../../node-target/packs/on-disk.ts";
+import { packName } from "../../node-target/packs/pack-files.ts";
+import { footprint } from "../../node-target/packs/record.ts";
 import { flipByte, pseudoRandom, removeDir } from "./helpers.ts";
 
 const chidOf = (b: Uint8Array) => createHash("sha256").update(b).digest("hex") as Chid;
@@ -170,7 +173,7 @@ describe("node-target store: chunks", () => {
     await store.close();
     // The commits of these rows were never synced, and the crash took them (and the pack's size).
     const db = new DatabaseSync(join(dir, "index.sqlite"));
-    db.exec("DELETE FROM chunks; UPDATE packs SET size = 0, live = 0;");
+    db.exec("DELETE FROM chunks; UPDATE packs SET size = 0, dead = 0;");
     db.close();
     appendFileSync(pack, pseudoRandom(3_000, 23));
     store = new ChunkStore(dir);
@@ -178,6 +181,23 @@ describe("node-target store: chunks", () => {
     for (const b of bodies) expect(Buffer.from((await store.readVerified(chunk(chidOf(b))))!).equals(Buffer.from(b))).toBe(true);
     expect(store.stats.chunks).toBe(bodies.length);
     expect(store.lostAtOpen).toBe(0);
+  });
+
+  it("steps over a damaged record when it indexes a pack again, and keeps the records after it", async () => {
+    const bodies = [pseudoRandom(40_000, 24), pseudoRandom(50_000, 25), pseudoRandom(30_000, 26)];
+    for (const b of bodies) await writeChunk(b);
+    const middle = chunkOnDisk(dir, chidOf(bodies[1]!))!;
+    await store.close();
+    const db = new DatabaseSync(join(dir, "index.sqlite"));
+    db.exec("DELETE FROM chunks; UPDATE packs SET size = 0, dead = 0;");
+    db.close();
+    // Media damage inside the middle record, whose index commit the crash also took.
+    flipByte(middle.path, middle.offset + 1_000);
+    store = new ChunkStore(dir);
+    await store.open();
+    expect(store.has(chunk(chidOf(bodies[1]!)))).toBe(false);
+    for (const b of [bodies[0]!, bodies[2]!]) expect(Buffer.from((await store.readVerified(chunk(chidOf(b))))!).equals(Buffer.from(b))).toBe(true);
+    expect(store.stats.chunks).toBe(2);
   });
 
   it("compacts packs whose chunks were mostly deleted: live chunks move, the space comes back", async () => {
@@ -195,12 +215,55 @@ describe("node-target store: chunks", () => {
     expect(after.length).toBeLessThan(packsBefore);
     // What is left is mostly live.
     const size = after.reduce((a, p) => a + p.size, 0);
-    const live = after.reduce((a, p) => a + p.live, 0);
+    const live = keep.reduce((a, b) => a + footprint(b.length), 0);
     expect(live / size).toBeGreaterThan(0.5);
     for (const b of keep) expect(Buffer.from((await store.readVerified(chunk(chidOf(b))))!).equals(Buffer.from(b))).toBe(true);
     expect(store.stats.chunks).toBe(keep.length);
     // Deleted chunks stay deleted.
     for (const b of bodies.filter((_, i) => i % 5 !== 0)) expect(store.has(chunk(chidOf(b)))).toBe(false);
+  });
+
+  it("deletes a compacted pack at the next start if it stopped before the file went: deleted chunks stay deleted", async () => {
+    await store.close();
+    store = new ChunkStore(dir, { packMaxBytes: 256 * 1024, compaction: { intervalMs: 3_600_000, rate: 1e12 } });
+    await store.open();
+    const bodies = Array.from({ length: 30 }, (_, i) => pseudoRandom(60_000, 500 + i));
+    for (const b of bodies) await writeChunk(b);
+    const keep = bodies.filter((_, i) => i % 5 === 0);
+    for (const b of bodies.filter((_, i) => i % 5 !== 0)) await store.remove(chunk(chidOf(b)));
+    const filesBefore = readdirSync(join(dir, "packs"));
+    await store.compactor!.runOnce();
+    // Stopped (or crashed) within the grace period that lets reads of the old packs finish.
+    await store.close();
+    expect(readdirSync(join(dir, "packs"))).toEqual(expect.arrayContaining(filesBefore));
+    store = new ChunkStore(dir);
+    await store.open();
+    const known = new Set(store.index.packs().map((p) => packName(p.id)));
+    expect(readdirSync(join(dir, "packs")).filter((f) => !known.has(f))).toEqual([]);
+    for (const b of bodies.filter((_, i) => i % 5 !== 0)) expect(store.has(chunk(chidOf(b)))).toBe(false);
+    for (const b of keep) expect(Buffer.from((await store.readVerified(chunk(chidOf(b))))!).equals(Buffer.from(b))).toBe(true);
+    expect(store.stats.chunks).toBe(keep.length);
+  });
+
+  it("leaves alone packs of small chunks written one at a time: the padding after a batch is not dead space", async () => {
+    await store.close();
+    store = new ChunkStore(dir, { packMaxBytes: 64 * 1024, compaction: { intervalMs: 3_600_000, rate: 1e12 } });
+    await store.open();
+    for (let i = 0; i < 40; i++) await writeChunk(pseudoRandom(300, 600 + i));
+    const packsBefore = store.index.packs();
+    expect(packsBefore.length).toBeGreaterThan(2);
+    await store.compactor!.runOnce();
+    expect(store.index.packs()).toEqual(packsBefore);
+    expect(store.index.retired()).toEqual([]);
+    expect(packsBefore.every((p) => p.dead === 0)).toBe(true);
+  });
+
+  it("answers a read whose pack file is gone with an error, once (the chunk is lost, not moved)", async () => {
+    const bytes = pseudoRandom(20_000, 13);
+    await writeChunk(bytes);
+    rmSync(chunkOnDisk(dir, chidOf(bytes))!.path);
+    await expect(store.readFrames(chunk(chidOf(bytes)), FRAME_GET_DATA, 1, 0)).rejects.toThrow(/ENOENT/);
+    expect(store.io.pool.outstanding).toBe(0);
   });
 
   it("moves chunk files of an older data directory into packs, verified", async () => {
@@ -301,6 +364,15 @@ describe("node-target store: version manifests", () => {
     const db = new DatabaseSync(join(dir, "index.sqlite"));
     expect(Number(db.prepare("SELECT count(*) AS n FROM vm").get()!.n)).toBe(ms.length);
     db.close();
+  });
+
+  it("confirms a manifest's deletion only once the log holding it is synced", async () => {
+    const m = manifest(12);
+    await writeItem(store, m.ref, m.bytes, 1);
+    const before = store.vms.syncs;
+    expect(await store.remove(m.ref)).toBeGreaterThan(0);
+    expect(store.vms.syncs).toBeGreaterThan(before);
+    expect(store.has(m.ref)).toBe(false);
   });
 
   it("lets no manifest write that began before the manifest was reclaimed land after the reclaim", async () => {
