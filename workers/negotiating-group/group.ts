@@ -15,7 +15,7 @@ import type { GroupView } from "../cluster/cluster.ts";
 import { recordOf, type RemovalRecord, type ShardRecord, type UploadRecord } from "../manifest-shard/records.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
 import { refusal, type Refusal } from "../shared/refusal.ts";
-import { clusterStub, configOf, groupStub, MAX_BATCH_BYTES, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { clusterStub, configOf, groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { LocationCache } from "./locations.ts";
 import { LeaseBook } from "./leases.ts";
@@ -69,8 +69,6 @@ const CLOCK_MARGIN_MS = 10 * 60_000;
 const REF_PUSH_DELAY_MS = 5_000;
 /** A removed version whose manifest could not be read to expunge it is tried again this much later. */
 const EXPUNGE_RETRY_MS = 60_000;
-/** Chunks one getChunks call may ask for (a reader's window is at most 64 chunks). */
-const MAX_GET_BATCH = 64;
 /** A reclaim or expunge of an item being copied looks again this much later. */
 const COPY_WAIT_MS = 1_000;
 
@@ -354,7 +352,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
 
   /**
    * Get several chunks of this group for a client at once (the run of an object it will send
-   * next), each verified as getChunk's: one call instead of one per chunk.
+   * next), each verified as getChunk's: one call instead of one per chunk. The caller keeps a
+   * call's chunks within MAX_BATCH_BYTES: the reply is held here whole and crosses RPC whole.
    */
   async getChunks(g: number, chids: Chid[], near: string | null = null): Promise<Uint8Array[]> {
     if (chids.length > MAX_GET_BATCH) throw new Error(`at most ${MAX_GET_BATCH} chunks per call, not ${chids.length}`);

@@ -168,5 +168,11 @@ export function snapshotCatalogStub(env: Env, tenant: string): DurableObjectStub
 /** Errors that cross RPC keep only their message: this prefix marks "retry later" (HTTP 503). */
 export const UNAVAILABLE = "ServiceUnavailable: ";
 
-/** One putChunks call carries at most this much payload, so an RPC argument stays far below its 32 MiB cap. */
+/**
+ * One putChunks call carries at most this much payload, and one getChunks reply (as the gateway
+ * asks for them), so an RPC argument or result stays far below its 32 MiB cap; a group holds
+ * such a batch whole in memory.
+ */
 export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+/** Chunks one getChunks call may ask for: a reader's prefetch window is at most this. */
+export const MAX_GET_BATCH = 64;

@@ -4,19 +4,32 @@
 
 import { deferred, type Deferred } from "../../../common/deferred.ts";
 import { groupOf, type Chid } from "../../../common/ids.ts";
-import { base64Decode, chunksInRange, type VersionManifest } from "../../../common/manifest.ts";
+import { base64Decode, chunksInRange, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
-import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
+import { groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 /**
  * Chunks fetched ahead of the one being sent, to overlap group round trips with sending: at
  * least PREFETCH_MIN chunks, and more while they add up to less than PREFETCH_BYTES, so small
  * chunks keep as many bytes in flight as large ones (a round trip costs the same for 64 KiB
- * as for 1 MiB).
+ * as for 1 MiB). At most what one getChunks call may ask for.
  */
 const PREFETCH_MIN = 6;
-const PREFETCH_MAX = 64;
+const PREFETCH_MAX = MAX_GET_BATCH;
 const PREFETCH_BYTES = 8 * 1024 * 1024;
+
+/** The bytes a group sends back for a ref: the whole stored chunk, even for a slice of it. */
+function storedSize(ref: ChunkRef): number {
+  return ref.stored ?? ref.whole ?? ref.length;
+}
+
+/** One getChunks call's worth for one group. */
+interface Batch {
+  group: number;
+  chids: Chid[];
+  waiting: Deferred<Uint8Array>[];
+  bytes: number;
+}
 
 export interface BodySource {
   /** Resolves once the first piece is available, so a failure can still become an error status. */
@@ -46,20 +59,29 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
   // several chunks in one call (getChunks) rather than for one chunk per call.
   const fill = () => {
     if (queue.length >= PREFETCH_MIN / 2 && ahead >= PREFETCH_BYTES / 2) return;
-    const byGroup = new Map<number, { chids: Chid[]; waiting: Deferred<Uint8Array>[] }>();
+    // A group's share goes in one call while it fits one reply (MAX_BATCH_BYTES, MAX_GET_BATCH), else in several.
+    const current = new Map<number, Batch>();
+    const batches: Batch[] = [];
     while (next < refs.length && queue.length < PREFETCH_MAX && (queue.length < PREFETCH_MIN || ahead + refs[next]!.length <= PREFETCH_BYTES)) {
       const ref = refs[next++]!;
       ahead += ref.length;
       const g = groupOf(ref.chid, cfg.groupCount);
-      const batch = byGroup.get(g) ?? { chids: [], waiting: [] };
-      byGroup.set(g, batch);
+      const size = storedSize(ref);
+      let batch = current.get(g);
+      if (!batch || batch.chids.length >= MAX_GET_BATCH || batch.bytes + size > MAX_BATCH_BYTES) {
+        batch = { group: g, chids: [], waiting: [], bytes: 0 };
+        current.set(g, batch);
+        batches.push(batch);
+      }
       const s = deferred<Uint8Array>();
       batch.chids.push(ref.chid);
       batch.waiting.push(s);
+      batch.bytes += size;
       s.promise.catch(() => {});
       queue.push(s.promise);
     }
-    for (const [g, b] of byGroup) {
+    for (const b of batches) {
+      const g = b.group;
       const stub = groupStub(env, g);
       const got: Promise<Uint8Array[]> = b.chids.length === 1 ? stub.getChunk(g, b.chids[0]!, near).then((x) => [x]) : stub.getChunks(g, b.chids, near);
       got.then(
