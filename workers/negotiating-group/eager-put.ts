@@ -89,7 +89,10 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
   // One deadline for the whole round, not a timer per item: an ack still missing then is from a hung target.
   let longest = 0;
   for (const s of shares.values()) longest = Math.max(longest, s.bytes);
-  const cancelDeadline = host.deadlines.after(EAGER_SAVE_TIMEOUT_MS + longest / EAGER_MIN_RATE, () => {
+  const deadlineMs = EAGER_SAVE_TIMEOUT_MS + longest / EAGER_MIN_RATE;
+  // A chain's direct-send fallback must come well inside the round's deadline, or it never would.
+  const fallbackMs = deadlineMs / 2;
+  const cancelDeadline = host.deadlines.after(deadlineMs, () => {
     acks.failAll((m, i) => `timed out waiting for the eager save of item ${i} on target ${m.id}`);
   });
   try {
@@ -118,7 +121,7 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
         const ack = (m: Member) => acks.saved(m, p.item);
         let results: PromiseSettledResult<unknown>[];
         if (p.chain && to.length === p.targets.length) {
-          results = await deliverChained({ txn, item: p.item, bytes, chain: to, ack, broken: acks.chainBroken(p.item), deadlines: host.deadlines });
+          results = await deliverChained({ txn, item: p.item, bytes, chain: to, ack, broken: acks.chainBroken(p.item), deadlines: host.deadlines, fallbackMs });
         } else {
           const sent = sendPayload(txn, p.item, bytes, to);
           results = await Promise.allSettled(to.map((m) => Promise.all([sent.get(m)!, ack(m)])));

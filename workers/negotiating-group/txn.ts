@@ -46,9 +46,9 @@ const CHAIN_ACK_MS = 5_000;
  * Chain replication (seed 004): the frames go once, to the head, which passes them down the
  * chain (node-target/peer-link.ts). Every target of the chain has been told its part (a
  * select-put or put-eager with the chain's id) before this is called. A target further down
- * that has not saved the item once the chain broke, or CHAIN_ACK_MS after the head had every
- * frame, gets them from the group directly (fan-out); it keeps each frame once, so a resend
- * after a partial delivery is safe.
+ * that has not saved the item once the chain broke, or a while (fallbackMs) after the head had
+ * every frame, gets them from the group directly (fan-out); it keeps each frame once, so a
+ * resend after a partial delivery is safe.
  */
 export interface ChainedDelivery {
   txn: number;
@@ -59,6 +59,11 @@ export interface ChainedDelivery {
   /** Resolves when a target of the chain says it could not pass the item on. */
   broken: Promise<void>;
   deadlines: Deadlines;
+  /**
+   * How long, once the head had every frame, those down the chain may take to save the item
+   * before the group sends it directly: CHAIN_ACK_MS unless the caller gives up sooner itself.
+   */
+  fallbackMs?: number;
 }
 
 export async function deliverChained(d: ChainedDelivery): Promise<PromiseSettledResult<unknown>[]> {
@@ -66,7 +71,7 @@ export async function deliverChained(d: ChainedDelivery): Promise<PromiseSettled
   const [head, ...down] = d.chain;
   const sentHead = sendPayload(txn, item, bytes, [head!]).get(head!)!;
   let late: (() => void) | null = null;
-  const fallBack = Promise.race([d.broken, sentHead.then(() => new Promise<void>((r) => (late = d.deadlines.after(CHAIN_ACK_MS, r))), () => undefined)]);
+  const fallBack = Promise.race([d.broken, sentHead.then(() => new Promise<void>((r) => (late = d.deadlines.after(d.fallbackMs ?? CHAIN_ACK_MS, r))), () => undefined)]);
   try {
     return await Promise.allSettled([
       Promise.all([sentHead, ack(head!)]),
