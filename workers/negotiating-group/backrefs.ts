@@ -54,6 +54,11 @@ export class RefBook {
   private since: number | null = null;
   /** Version manifests being written and not yet committed, by UVID: when each began. */
   private readonly writes = new Map<string, number>();
+  /**
+   * An earlier life's holds are not recovered yet (lostSince): until they are, a chunk with no
+   * row may still be on a member. Only recovery clears it; no later write sets it again.
+   */
+  private recovering: boolean;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
@@ -73,6 +78,7 @@ export class RefBook {
     // One row per life of this object with holds in memory only; an earlier life's row is what recovery looks for.
     sql.exec("CREATE TABLE IF NOT EXISTS hold_marker (since INTEGER PRIMARY KEY)");
     sql.exec("CREATE INDEX IF NOT EXISTS tombstones_at ON tombstones (at)");
+    this.recovering = this.lostSince() !== null;
   }
 
   /**
@@ -106,8 +112,11 @@ export class RefBook {
    * memory or stored), no deletion or trim still owed by a member. Such a chunk is on no member
    * (a deleted one is not held from the moment its reclaim reached the member), so storing it
    * needs no bid round to look for copies. One statement for the batch. Call before `hold`.
+   * None while an earlier life's holds are being recovered: a chunk stored then has no row
+   * until recovery finds it on the members, so every chunk goes through bids.
    */
   unknown(chids: readonly Chid[]): Set<Chid> {
+    if (this.recovering) return new Set();
     const candidates = chids.filter((c) => !this.unflushed.has(c));
     if (candidates.length === 0) return new Set();
     // Correlated look-ups, one index probe each: `NOT IN (SELECT …)` would build the whole
@@ -193,6 +202,7 @@ export class RefBook {
       list,
     ).rowsWritten;
     this.sql.exec("DELETE FROM hold_marker WHERE since IS NOT ?", this.since);
+    this.recovering = false;
     return n;
   }
 

@@ -400,7 +400,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
       total += it.bytes.length;
     }
     if (total > MAX_BATCH_BYTES) throw new Error(`a batch of ${total} bytes exceeds ${MAX_BATCH_BYTES}`);
-    // Chunks this group has no record of are on no member: they are placed without bids (eager-put.ts).
+    // Chunks this group has no record of are on no member: they are placed without bids (eager-put.ts)
+    // (none while lost holds are being recovered: backrefs.ts unknown).
     // Asked before the hold below, which makes every one of them known. Concurrent puts of one
     // chunk find the first one's hold and negotiate, as before.
     const unknown = this.refs.unknown(items.map((it) => it.chid));
