@@ -9,7 +9,6 @@
 // Anything not confirmed in time goes to the negotiated round (transfer.ts), which places it
 // on other bidders.
 
-import type { Chid } from "../../common/ids.ts";
 import { selectReplicas } from "../../common/placement.ts";
 import type { ChainHop, PutEagerMsg } from "../../common/protocol.ts";
 import { broadcast, type Member } from "./member.ts";
@@ -42,7 +41,7 @@ const TURN_MS = 50;
 
 interface Plan {
   item: number;
-  targets: Member[];
+  targets: readonly Member[];
   /** The chain's id when its copies go down a chain. */
   chain: string | null;
 }
@@ -60,14 +59,13 @@ interface Share {
  */
 export async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], items: readonly number[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
   if (items.length === 0) return;
-  const plans: Plan[] = items.map((i) => {
-    const chid = payloads[i]!.item.chid;
-    const turn = String(Math.floor(Date.now() / TURN_MS));
-    const offers = members.map((m) => ({ id: m.id, location: m.location, start: m.backlog + spread(m.id, turn), member: m }));
-    const targets = selectReplicas([], offers, replicas, opts.correlation).map((o) => o.member);
-    const chained = opts.chain === true && targets.length > 1 && targets.every((m) => m.peer !== null && m.proto >= 2);
-    return { item: i, targets, chain: chained ? crypto.randomUUID() : null };
-  });
+  // Every item of the batch sees the same members, backlogs and turn, so they all go to the same
+  // targets: chosen once (this runs for every put), each item with a chain of its own.
+  const turn = String(Math.floor(Date.now() / TURN_MS));
+  const offers = members.map((m) => ({ id: m.id, location: m.location, start: m.backlog + spread(m.id, turn), member: m }));
+  const targets = selectReplicas([], offers, replicas, opts.correlation).map((o) => o.member);
+  const chained = opts.chain === true && targets.length > 1 && targets.every((m) => m.peer !== null && m.proto >= 2);
+  const plans: Plan[] = items.map((i) => ({ item: i, targets, chain: chained ? crypto.randomUUID() : null }));
   const shares = new Map<Member, Share>();
   for (const p of plans) {
     p.targets.forEach((m, k) => {
