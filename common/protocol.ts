@@ -345,6 +345,73 @@ export type ToTarget =
   | DrainedMsg;
 export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg | ReclaimedMsg | ChainBrokenMsg;
 
+/** A target's message that a group cannot use, and why. */
+export interface Malformed {
+  malformed: string;
+}
+
+/** A count of bytes or queued work: adding a NaN or a negative to credit or a backlog would poison it for good. */
+const isAmount = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v) && v >= 0;
+/** A transaction's or an item's number: what replies are looked up by. */
+const isIndex = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * A target's text message as a group takes it: checked here, where it crosses from the target,
+ * for what the group computes with (amounts) and looks things up by (transaction and item
+ * numbers, lists it walks), so that nothing further in needs to doubt them. Nested values
+ * (a bid, a stored ref) are taken as sent.
+ */
+export function decodeToGroup(text: string): ToGroup | Malformed {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { malformed: "not JSON" };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { malformed: "not an object" };
+  const m = v as Record<string, unknown>;
+  const wrong = wrongFieldOf(m);
+  return wrong === null ? (m as unknown as ToGroup) : { malformed: `${JSON.stringify(m.t) ?? "no type"}: bad ${wrong}` };
+}
+
+/** The first field of `m` a group could not use, or null. */
+function wrongFieldOf(m: Record<string, unknown>): string | null {
+  switch (m.t) {
+    case "hello":
+      return typeof m.id === "string" ? null : "id";
+    case "credit":
+      return isAmount(m.bytes) ? null : "bytes";
+    case "damaged":
+      return typeof m.ref === "object" && m.ref !== null ? null : "ref";
+    case "reclaimed":
+      return Array.isArray(m.refs) ? null : "refs";
+  }
+  if (!isIndex(m.txn)) return "txn";
+  switch (m.t) {
+    case "bid-put":
+      return Array.isArray(m.bids) ? null : "bids";
+    case "bid-get":
+      return isAmount(m.queue) ? null : "queue";
+    case "bid-get-vm":
+      return null;
+    case "saved":
+      if (m.items !== undefined && !(Array.isArray(m.items) && m.items.every(isIndex))) return "items";
+      if (m.item !== undefined && !isIndex(m.item)) return "item";
+      return m.credit === undefined || isAmount(m.credit) ? null : "credit";
+    case "save-failed":
+    case "chain-broken":
+      return isIndex(m.item) ? null : "item";
+    case "get-failed":
+      return m.item === undefined || isIndex(m.item) ? null : "item";
+    case "verified":
+      return Array.isArray(m.results) ? null : "results";
+    case "inventory-page":
+      return Array.isArray(m.refs) ? null : "refs";
+    default:
+      return "type";
+  }
+}
+
 // ---- binary payload frames ----
 // Header, 16 bytes, big-endian: u8 kind, u8 flags, u16 item, u32 txn, u32 offset, u32 total size.
 export const FRAME_PUT_DATA = 1;

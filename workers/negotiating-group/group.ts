@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef, type ToGroup } from "../../common/protocol.ts";
+import { decodeFrame, decodeToGroup, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import { distinctDomains } from "../../common/correlation.ts";
@@ -293,7 +293,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (!member) return;
     member.heard();
     if (typeof message === "string") {
-      const msg = JSON.parse(message) as ToGroup;
+      const msg = decodeToGroup(message);
+      if ("malformed" in msg) {
+        console.log(JSON.stringify({ msg: "ignored a malformed message from a target", group: this.group, member: member.id, why: msg.malformed }));
+        return;
+      }
       if (msg.t === "credit") member.grant(msg.bytes);
       else if (msg.t === "saved" && msg.credit) {
         member.grant(msg.credit);
