@@ -1,10 +1,11 @@
 // How a reader asks groups for an object's chunks (gateway/data/read.ts): a group's share of the
-// prefetch window goes in as few getChunks calls as fit one RPC reply, by count and by bytes.
+// prefetch window goes in as few getChunks calls as fit one RPC reply, by count and by bytes,
+// and a reply is used only if it has a chunk for each one asked.
 
 import { describe, expect, it } from "vitest";
 import type { Chid } from "../../common/ids.ts";
 import type { ChunkRef, VersionManifest } from "../../common/manifest.ts";
-import { objectBody } from "../../workers/gateway/data/read.ts";
+import { objectBody, ReplyCountMismatch } from "../../workers/gateway/data/read.ts";
 import { MAX_BATCH_BYTES, MAX_GET_BATCH, type ClusterConfig, type Env } from "../../workers/shared/env.ts";
 
 const MiB = 1024 * 1024;
@@ -39,5 +40,13 @@ describe("reads batched per group", () => {
     const asked = calls(Array(200).fill(16 * 1024));
     expect(asked).toHaveLength(1);
     expect(asked[0]).toHaveLength(MAX_GET_BATCH);
+  });
+
+  it("fails the read when a group returns another number of chunks than asked", async () => {
+    const stub = { getChunks: async (_g: number, chids: Chid[]) => chids.slice(1).map(() => new Uint8Array(4)) };
+    const env = { GROUP: { idFromName: (n: string) => n, get: () => stub } } as unknown as Env;
+    const chunks = [0, 1].map((i) => ({ offset: 4 * i, length: 4, chid: `00000000${String(i).padStart(56, "0")}` as Chid }));
+    const body = objectBody(env, { groupCount: 1 } as ClusterConfig, { inline: null, chunks } as unknown as VersionManifest, 0, 8, null);
+    await expect(body.ready).rejects.toBeInstanceOf(ReplyCountMismatch);
   });
 });

@@ -6,7 +6,7 @@ import { deferred, type Deferred } from "../../../common/deferred.ts";
 import { groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, chunksInRange, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
-import { groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, type ClusterConfig, type Env } from "../../shared/env.ts";
+import { groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, UNAVAILABLE, type ClusterConfig, type Env } from "../../shared/env.ts";
 
 /**
  * Chunks fetched ahead of the one being sent, to overlap group round trips with sending: at
@@ -29,6 +29,14 @@ interface Batch {
   chids: Chid[];
   waiting: Deferred<Uint8Array>[];
   bytes: number;
+}
+
+/** A group answered a getChunks call with another number of chunks than it was asked for: none of them is used, and the read may be retried. */
+export class ReplyCountMismatch extends Error {
+  constructor(group: number, asked: number, got: number) {
+    super(`${UNAVAILABLE}group ${group} returned ${got} chunks for the ${asked} asked`);
+    this.name = "ReplyCountMismatch";
+  }
 }
 
 export interface BodySource {
@@ -85,7 +93,12 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
       const stub = groupStub(env, g);
       const got: Promise<Uint8Array[]> = b.chids.length === 1 ? stub.getChunk(g, b.chids[0]!, near).then((x) => [x]) : stub.getChunks(g, b.chids, near);
       got.then(
-        (all) => b.waiting.forEach((s, i) => s.resolve(all[i]!)),
+        (all) => {
+          if (all.length !== b.chids.length) {
+            const e = new ReplyCountMismatch(g, b.chids.length, all.length);
+            b.waiting.forEach((s) => s.reject(e));
+          } else b.waiting.forEach((s, i) => s.resolve(all[i]!));
+        },
         (e: unknown) => b.waiting.forEach((s) => s.reject(e instanceof Error ? e : new Error(String(e)))),
       );
     }
