@@ -60,6 +60,18 @@ describe("deadlines", () => {
     expect(d.armed).toBe(false);
   });
 
+  it("still fires a live deadline after a timed-out within() is cancelled by its own finally", async () => {
+    const d = new Deadlines();
+    const fired: string[] = [];
+    // Two live: the within's, which fires, then is cancelled again by the within's finally;
+    // that second cancel must not count the other one out and stop its timer.
+    d.after(60, () => fired.push("later"));
+    await expect(d.within(new Promise(() => {}), 10, "nothing")).rejects.toThrow(/timed out/);
+    d.after(5_000, () => fired.push("much later"))();
+    await sleep(90);
+    expect(fired).toEqual(["later"]);
+  });
+
   describe("with a callback that throws", () => {
     afterEach(() => {
       vi.useRealTimers();

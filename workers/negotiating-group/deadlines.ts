@@ -73,8 +73,11 @@ export class Deadlines {
     // A callback that throws must not leave later deadlines without a timer.
     try {
       while (this.heap.length > 0 && (this.heap[0]!.at <= now || this.heap[0]!.fire === null)) {
-        const fire = this.pop().fire;
+        const e = this.pop();
+        const fire = e.fire;
         if (fire === null) continue;
+        // Fired counts as done: a cancel that comes after (a within's finally does) must not count it out again.
+        e.fire = null;
         this.live--;
         fire();
       }
