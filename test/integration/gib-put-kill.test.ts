@@ -52,10 +52,12 @@ describe("a target killed during a 1 GiB PUT", () => {
       if (n >= KILL_AT && !killed) killed = cluster.killTarget(2);
     });
     let acknowledged = true;
+    const t0 = Date.now();
     try {
       await s3.send(new PutObjectCommand({ Bucket: B, Key: "big", Body: b.stream, ContentLength: SIZE }));
-    } catch {
+    } catch (e) {
       acknowledged = false;
+      console.log(JSON.stringify({ msg: "PUT refused", after: Date.now() - t0, error: String(e) }));
     }
     expect(killed).not.toBeNull();
     await killed;
@@ -72,9 +74,12 @@ describe("a target killed during a 1 GiB PUT", () => {
     // Every chunk on the five left has three copies there again (bounded: two minutes).
     const live = [0, 1, 3, 4, 5];
     let restored = false;
-    for (let i = 0; i < 600 && !restored; i++) {
+    const until = Date.now() + 120_000;
+    for (let i = 0; i < 600 && !restored && Date.now() < until; i++) {
       await sleep(200);
-      restored = [...chunkCopies(cluster, live).values()].every((sizes) => sizes.length >= 3);
+      const copies = [...chunkCopies(cluster, live).values()];
+      restored = copies.every((sizes) => sizes.length >= 3);
+      if (i % 25 === 0 && !restored) console.log(JSON.stringify({ msg: "restoring", after: Date.now() - t0, chunks: copies.length, short: copies.filter((s) => s.length < 3).length }));
     }
     expect(restored).toBe(true);
     if (acknowledged) expect(await readHash("big")).toBe(b.sha256());
