@@ -4,25 +4,22 @@
 // gets it the full way (get.ts: other holders, bids), so nothing here decides alone that a chunk
 // is missing.
 
-import { chidOf, type Chid } from "../../common/ids.ts";
+import { deferred, type Deferred } from "../../common/deferred.ts";
+import type { Chid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import type { StoredRef } from "../../common/protocol.ts";
+import { badCopy, FIRST_FRAME_TIMEOUT_MS, FrameAssembler, GET_TIMEOUT_MS } from "./delivery.ts";
 import type { Member } from "./member.ts";
-import { deferred, SLOW_MS, type Deferred, type TxnHandler, type TxnHost } from "./txn.ts";
-
-/** As get.ts's: a healthy holder's first frame comes in milliseconds; one silent this long is hung. */
-const FIRST_FRAME_TIMEOUT_MS = 2_000;
-const GET_TIMEOUT_MS = 30_000;
+import { SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
 
 interface Item {
-  buf: Uint8Array | null;
-  received: number;
+  frames: FrameAssembler;
   done: Deferred<Uint8Array | null>;
 }
 
-/** One result per chid: its verified bytes, or null (the caller reads it another way). `bad`: holders that sent bytes not matching their name. */
-export async function fetchMany(host: TxnHost, holder: Member, chids: readonly Chid[], maxBytes: number): Promise<{ bytes: (Uint8Array | null)[]; bad: Chid[] }> {
-  const items: Item[] = chids.map(() => ({ buf: null, received: 0, done: deferred<Uint8Array | null>() }));
+/** One result per chid: its verified bytes, or null (the caller reads it another way). */
+async function fetchMany(host: TxnHost, holder: Member, chids: readonly Chid[], maxBytes: number): Promise<(Uint8Array | null)[]> {
+  const items: Item[] = chids.map(() => ({ frames: new FrameAssembler(maxBytes), done: deferred<Uint8Array | null>() }));
   const started = deferred<void>();
   const failFrom = (k: number) => {
     for (let i = k; i < items.length; i++) items[i]!.done.resolve(null);
@@ -39,14 +36,8 @@ export async function fetchMany(host: TxnHost, holder: Member, chids: readonly C
       started.resolve();
       const it = items[header.item];
       if (!it) return;
-      if (header.total > maxBytes) return it.done.resolve(null);
-      // One frame (nearly every chunk): its payload as received, no copy.
-      if (header.offset === 0 && header.last && it.buf === null) return it.done.resolve(payload.length === header.total ? payload : null);
-      it.buf ??= new Uint8Array(header.total);
-      if (header.offset !== it.received || header.offset + payload.length > header.total) return it.done.resolve(null);
-      it.buf.set(payload, header.offset);
-      it.received += payload.length;
-      if (header.last) it.done.resolve(it.buf.subarray(0, it.received));
+      const got = it.frames.add(header, payload);
+      if (got !== null) it.done.resolve("bad" in got ? null : got.bytes);
     },
     onGone(member) {
       if (member === holder) failFrom(0);
@@ -63,24 +54,14 @@ export async function fetchMany(host: TxnHost, holder: Member, chids: readonly C
     });
     await host.deadlines.within(all, GET_TIMEOUT_MS, "a run of chunks").catch(() => failFrom(0));
     const got = await all;
-    const bad: Chid[] = [];
-    const bytes = await Promise.all(
-      got.map(async (b, i) => {
-        if (!b) return null;
-        if ((await chidOf(b)) === chids[i]) return b;
-        bad.push(chids[i]!);
-        holder.send({ t: "bad-copy", ref: { kind: "chunk", chid: chids[i]! } });
-        return null;
-      }),
-    );
-    return { bytes, bad };
+    return await Promise.all(got.map(async (b, i) => (b && (await badCopy(holder, refs[i]!, b)) === null ? b : null)));
   } finally {
     // Items still on their way are dropped with the transaction: the target sends what it was asked for and stops.
     host.close(txn);
   }
 }
 
-export interface RunRead {
+interface RunRead {
   host: TxnHost;
   chids: readonly Chid[];
   /** The reader's location: each chunk is asked of its nearest known holder. */
@@ -111,7 +92,7 @@ export async function readRun(r: RunRead): Promise<Uint8Array[]> {
       const got = await fetchMany(r.host, holder, idx.map((i) => r.chids[i]!), r.maxBytes);
       const missed = new Set<Chid>();
       idx.forEach((i, k) => {
-        if (got.bytes[k]) out[i] = got.bytes[k];
+        if (got[k]) out[i] = got[k];
         else missed.add(r.chids[i]!);
       });
       for (const chid of missed) r.failed(chid, holder);

@@ -2,24 +2,17 @@
 // holders first, else propose to every reader, select the nearest and least busy holder, and
 // take its credited frames, checked against the CHID the caller expected.
 
-import { chidOf, type Chid, type Uvid } from "../../common/ids.ts";
+import { deferred, type Deferred } from "../../common/deferred.ts";
+import type { Chid, Uvid } from "../../common/ids.ts";
 import { sharedDepth } from "../../common/placement.ts";
 import type { StoredRef, ToTarget } from "../../common/protocol.ts";
 import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
+import { badCopy, FIRST_FRAME_TIMEOUT_MS, FrameAssembler, GET_TIMEOUT_MS } from "./delivery.ts";
 import { broadcast, type Member } from "./member.ts";
-import { deferred, SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
+import { SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
 
-const GET_TIMEOUT_MS = 30_000;
-/**
- * A holder that has sent nothing of a chunk this long after being asked is taken as hung and
- * the read goes to another copy; it is then skipped by reads for SLOW_MS, or until it speaks.
- * A chunk is at most CHUNK_MAX (512 KiB): its first frame comes in milliseconds from a healthy
- * target, so the bound is generous for a busy one.
- */
-const FIRST_FRAME_TIMEOUT_MS = 2_000;
-
-export interface GetBid {
+interface GetBid {
   member: Member;
   chid: Chid;
   /** For a version manifest: the version the bidder holds. */
@@ -27,7 +20,7 @@ export interface GetBid {
   queue: number;
 }
 
-export interface GetRequest {
+interface GetRequest {
   /** The proposal every reader is asked to bid on. */
   propose(txn: number): ToTarget;
   /** The stored item a bid offers, to name it in fetch and bad-copy messages. */
@@ -41,8 +34,7 @@ export interface GetRequest {
   near?: string | null;
 }
 
-
-export interface GetResult {
+interface GetResult {
   bytes: Uint8Array;
   chid: Chid;
   from: Member;
@@ -61,7 +53,7 @@ export interface GetResult {
 export async function getTransaction(host: TxnHost, members: readonly Member[], req: GetRequest): Promise<GetResult | null> {
   if (members.length === 0) throw new Error(`${UNAVAILABLE}no target of this group is live`);
   let bids: BidCollector<GetBid> | null = null;
-  let current: { member: Member; buf: Uint8Array | null; received: number; done: ReturnType<typeof deferred<Uint8Array>>; started: ReturnType<typeof deferred<void>> } | null = null;
+  let current: { member: Member; frames: FrameAssembler; done: Deferred<Uint8Array>; started: Deferred<void> } | null = null;
   const handler: TxnHandler = {
     onMessage(from, msg) {
       if (msg.t === "bid-get") bids?.record(from, msg.have && req.expect ? { member: from, chid: req.expect, uvid: null, queue: msg.queue } : null);
@@ -70,25 +62,11 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
     },
     onFrame(from, header, payload) {
       if (!current || current.member !== from) return;
-      if (header.total > req.maxBytes) {
-        current.done.reject(new Error(`target ${from.id} sent ${header.total} bytes, more than the ${req.maxBytes} granted`));
-        return;
-      }
       current.started.resolve();
-      // A chunk in one frame (nearly all: frames carry up to 1 MiB) is its payload as received: no copy.
-      if (header.offset === 0 && header.last && current.buf === null) {
-        if (payload.length !== header.total) current.done.reject(new Error(`target ${from.id} sent ${payload.length} of ${header.total} bytes in its last frame`));
-        else current.done.resolve(payload);
-        return;
-      }
-      current.buf ??= new Uint8Array(header.total);
-      if (header.offset !== current.received || header.offset + payload.length > header.total) {
-        current.done.reject(new Error(`target ${from.id} sent a frame out of order`));
-        return;
-      }
-      current.buf.set(payload, header.offset);
-      current.received += payload.length;
-      if (header.last) current.done.resolve(current.buf.subarray(0, current.received));
+      const got = current.frames.add(header, payload);
+      if (got === null) return;
+      if ("bad" in got) current.done.reject(new Error(`target ${from.id} ${got.bad}`));
+      else current.done.resolve(got.bytes);
     },
     onGone(member) {
       bids?.record(member, null);
@@ -104,7 +82,7 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
   // One delivery from one member; null (with the reason in `errors`) if it fails or is bad.
   const receive = async (member: Member, ask: ToTarget, ref: StoredRef, patient = false): Promise<Uint8Array | null> => {
     tried.add(member);
-    const attempt = { member, buf: null, received: 0, done: deferred<Uint8Array>(), started: deferred<void>() };
+    const attempt = { member, frames: new FrameAssembler(req.maxBytes), done: deferred<Uint8Array>(), started: deferred<void>() };
     current = attempt;
     member.send(ask);
     try {
@@ -113,10 +91,9 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
         throw e;
       });
       const bytes = await host.deadlines.within(attempt.done.promise, GET_TIMEOUT_MS, "delivery");
-      const actual = await chidOf(bytes);
-      if (actual === ref.chid) return bytes;
-      errors.push(`target ${member.id} returned bytes hashing to ${actual}, not ${ref.chid}`);
-      member.send({ t: "bad-copy", ref });
+      const bad = await badCopy(member, ref, bytes);
+      if (bad === null) return bytes;
+      errors.push(bad);
     } catch (e) {
       errors.push(String(e instanceof Error ? e.message : e));
     } finally {
