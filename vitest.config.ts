@@ -13,7 +13,8 @@ export default defineConfig({
     reporters: ["default", "./test/summary-reporter.ts"],
     projects: [
       {
-        plugins: [cloudflareTest({ miniflare: { compatibilityDate } })],
+        // .wasm files import as compiled modules, as wrangler's default rule has them for the Worker.
+        plugins: [cloudflareTest({ miniflare: { compatibilityDate, modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] } })],
         test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
       },
       {

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { Chunker, DEFAULT_CHUNKER } from "../common/chunker.ts";
 import type { ChunkerConfig } from "../common/chunker.ts";
+import { gearScan } from "../client/gear-scan.ts";
 
 const TOTAL = 256 * 1024 * 1024;
 const PIECE = 4 * 1024 * 1024;
@@ -39,7 +40,7 @@ const stages: Stage[] = [
   {
     name: "boundaries",
     async run(data, cfg) {
-      const c = new Chunker(cfg);
+      const c = new Chunker(cfg, gearScan);
       let chunks = 0;
       for (let p = 0; p < data.length; p += PIECE) chunks += c.push(data.subarray(p, p + PIECE)).length;
       return chunks + c.finish().length;
@@ -48,7 +49,7 @@ const stages: Stage[] = [
   {
     name: "boundaries + SHA-256",
     async run(data, cfg) {
-      const c = new Chunker(cfg);
+      const c = new Chunker(cfg, gearScan);
       let chunks = 0;
       for (let p = 0; p < data.length; p += PIECE) chunks += await sha256Each(c.push(data.subarray(p, p + PIECE)));
       return chunks + (await sha256Each(c.finish()));
@@ -57,7 +58,7 @@ const stages: Stage[] = [
   {
     name: "boundaries + SHA-256 + MD5",
     async run(data, cfg) {
-      const c = new Chunker(cfg);
+      const c = new Chunker(cfg, gearScan);
       const md5 = createHash("md5");
       let chunks = 0;
       for (let p = 0; p < data.length; p += PIECE) {

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import WebSocket from "ws";
 import { compress } from "../common/chunk-encoding.ts";
 import { Chunker } from "../common/chunker.ts";
+import { gearScan } from "./gear-scan.ts";
 import { SESSION_PATH, type ClientCommand, type EditMode, type ServerAnswer } from "../common/session-protocol.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
 import type { Credentials } from "./extensions.ts";
@@ -169,7 +170,7 @@ export class EditingSession implements CommandChannel {
   }
 
   chunker(): Chunker {
-    return new Chunker(this.hello.chunking);
+    return new Chunker(this.hello.chunking, gearScan);
   }
 }
 
@@ -214,7 +215,7 @@ export class HttpEditingSession implements CommandChannel {
   }
 
   chunker(): Chunker {
-    return new Chunker(this.chunking);
+    return new Chunker(this.chunking, gearScan);
   }
 
   begin(o: { bucket: string; key: string; base?: string | null; mode: EditMode; ifAbsent?: boolean; ifVersion?: string; replicas?: number }): Promise<PendingEdit> {

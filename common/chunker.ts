@@ -16,11 +16,15 @@
 // poorly mixed; the top bits see (nearly) the whole 32-byte window: with N mask bits the lowest
 // tested bit already depends on the last 33-N bytes. Still a single AND, like the paper's.
 //
+// The scan itself is WebAssembly (gear-scan.wat, gear-scan.ts), given to each chunker.
+//
 // STABILITY: the GEAR table, the seed that generates it, the mask choice and the offset rules
 // below define every chunk boundary, hence every CHID ever stored. Changing any of them changes
 // the chunking of all data, so new uploads stop deduplicating against everything already
 // stored. test/unit/chunker.test.ts pins table values and cut points; never "fix" that test by
 // updating the pinned numbers.
+
+import { GearScan } from "./gear-scan.ts";
 
 export interface ChunkerConfig {
   min: number;
@@ -55,13 +59,6 @@ function makeGear(): Uint32Array {
 }
 
 const GEAR_U32 = makeGear();
-// The hot loop reads an Int32Array view of the same table: V8 keeps int32 values in registers
-// as small integers, whereas Uint32Array loads above 2^31 become doubles and slow the loop down.
-// The bits are identical, so hashing with `| 0` instead of `>>> 0` gives the same cut points.
-const GEAR = new Int32Array(GEAR_U32.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-// Below this many bytes the word path's setup is not worth it.
-const WORD_PATH_MIN = 64;
 
 /** A copy of the 256-entry gear table, for tests and tooling; mutating it changes nothing. */
 export function gearTable(): Uint32Array {
@@ -101,89 +98,34 @@ function masksFor(cfg: ChunkerConfig): Masks {
   return { strict: highMask(bits + 2), loose: highMask(bits - 2) };
 }
 
-// JIT robustness. In about one cluster start in three, the Worker's V8 deoptimized scanMask
-// once ("insufficient type feedback", then "dependent property cell changed") and never
-// optimized it again: the chunker ran at ~20 MB/s instead of ~1 GB/s for the rest of the run,
-// and every 1 MiB PUT took ~45 ms more. Three changes together stopped it (0 of 22 starts):
-// - the scan's second return value lives in a typed-array element, not a module-level `let`
-//   (V8 compiles against a `let` as a constant until it is reassigned);
-// - the typed-array constructor is bound once, not read from the global object on each call;
-// - gearScan hands scanMask blocks of SCAN_BLOCK bytes, so it is optimized on entry by call
-//   counts rather than only by on-stack replacement of one long loop.
-// Safe because scans are synchronous and never nest.
-const scanState = new Int32Array(1);
-const U32 = Uint32Array;
-const SCAN_BLOCK = 64 * 1024;
+const scans = new WeakMap<WebAssembly.Module, GearScan>();
 
-// Hashes data[i, end) with one mask; returns the index just past the first byte whose hash has
-// all mask bits zero, or -1 with the running hash left in `scanState[0]`.
-// Speed: V8 neither unrolls nor drops bounds checks here, so the long-range path reads aligned
-// 32-bit words (one bounds check per 4 bytes) and tests the 4 hashes with one predictable
-// branch group; on a hit it stops at the word and the byte loop finds the exact byte. Measured
-// on Node 22: plain byte loop ~1.0 GB/s, this ~1.9 GB/s. Words are split in little-endian
-// order, so big-endian hosts take the byte loop instead; both orders hash the same bytes in
-// the same sequence, so cut points do not depend on the path taken.
-function scanMask(data: Uint8Array, i: number, end: number, h: number, mask: number): number {
-  const gear = GEAR;
-  if (LITTLE_ENDIAN && end - i >= WORD_PATH_MIN) {
-    const head = (4 - ((data.byteOffset + i) & 3)) & 3;
-    for (const stop = i + head; i < stop; i++) {
-      h = ((h << 1) + gear[data[i]!]!) | 0;
-      if ((h & mask) === 0) return i + 1;
-    }
-    const words = new U32(data.buffer, data.byteOffset + i, (end - i) >>> 2);
-    const nw = words.length;
-    let j = 0;
-    for (; j < nw; j++) {
-      const x = words[j]!;
-      const h1 = ((h << 1) + gear[x & 255]!) | 0;
-      const h2 = ((h1 << 1) + gear[(x >>> 8) & 255]!) | 0;
-      const h3 = ((h2 << 1) + gear[(x >>> 16) & 255]!) | 0;
-      const h4 = ((h3 << 1) + gear[x >>> 24]!) | 0;
-      if ((h1 & mask) === 0 || (h2 & mask) === 0 || (h3 & mask) === 0 || (h4 & mask) === 0) break;
-      h = h4;
-    }
-    i += j * 4;
+/** The scan of gear-scan.wasm (as its runtime loaded it) with this chunker's table: one per module. */
+export function gearScanFrom(module: WebAssembly.Module): GearScan {
+  let s = scans.get(module);
+  if (s === undefined) {
+    s = new GearScan(module, GEAR_U32);
+    scans.set(module, s);
   }
-  for (; i < end; i++) {
-    h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & mask) === 0) return i + 1;
-  }
-  scanState[0] = h;
-  return -1;
+  return s;
 }
 
 // Hashes data[i, end) carrying hash `h`; returns the index just past the cut byte, or -1 with
-// the running hash in `scanState[0]`. The range goes to scanMask in blocks of SCAN_BLOCK bytes
-// (see "JIT robustness" above); the block boundaries change nothing: the hash runs on from
-// block to block. `normalEnd` is the index whose chunk offset is `avg`: bytes
+// the running hash in `scan.carry`. `normalEnd` is the index whose chunk offset is `avg`: bytes
 // before it need the strict mask, from it on the loose one. One function serves both findCut
 // and the resumable streaming scan, so the two cannot disagree about boundaries.
-function gearScan(
-  data: Uint8Array,
-  i: number,
-  end: number,
-  normalEnd: number,
-  h: number,
-  strict: number,
-  loose: number,
-): number {
+function gearScan(scan: GearScan, data: Uint8Array, at: { i: number; end: number; normalEnd: number; h: number }, masks: Masks): number {
+  const { i, end, normalEnd } = at;
   const n1 = normalEnd < end ? normalEnd : end;
-  while (i < n1) {
-    const e = Math.min(n1, i + SCAN_BLOCK);
-    const cut = scanMask(data, i, e, h, strict);
+  let h = at.h;
+  if (i < n1) {
+    const cut = scan.run(data, i, n1, h, masks.strict);
     if (cut >= 0) return cut;
-    h = scanState[0]!;
-    i = e;
+    h = scan.carry;
   }
-  while (i < end) {
-    const e = Math.min(end, i + SCAN_BLOCK);
-    const cut = scanMask(data, i, e, h, loose);
-    if (cut >= 0) return cut;
-    h = scanState[0]!;
-    i = e;
-  }
-  scanState[0] = h;
+  const from = i > n1 ? i : n1;
+  if (from < end) return scan.run(data, from, end, h, masks.loose);
+  scan.carry = h;
   return -1;
 }
 
@@ -204,12 +146,13 @@ function cachedMasks(cfg: ChunkerConfig): Masks {
  * when that is <= min, and never more than max. A result equal to end-start (< max) only means
  * "no boundary yet": it is final only at the end of the input.
  */
-export function findCut(data: Uint8Array, start: number, end: number, cfg: ChunkerConfig): number {
+export function findCut(data: Uint8Array, range: { start: number; end: number }, cfg: ChunkerConfig, scan: GearScan): number {
+  const { start, end } = range;
   const n = end - start;
   if (n <= cfg.min) return n;
   const limit = n < cfg.max ? n : cfg.max;
   const m = cachedMasks(cfg);
-  const cut = gearScan(data, start + cfg.min, start + limit, start + cfg.avg, 0, m.strict, m.loose);
+  const cut = gearScan(scan, data, { i: start + cfg.min, end: start + limit, normalEnd: start + cfg.avg, h: 0 }, m);
   return cut < 0 ? limit : cut - start;
 }
 
@@ -223,8 +166,8 @@ export class Chunker {
   readonly #min: number;
   readonly #avg: number;
   readonly #max: number;
-  readonly #strict: number;
-  readonly #loose: number;
+  readonly #masks: Masks;
+  readonly #scan: GearScan;
   // Prefix of the chunk in progress, all of it already scanned without finding a cut.
   // Allocated lazily with capacity max, so an idle chunker holds nothing.
   #pending: Uint8Array<ArrayBuffer> | null = null;
@@ -232,14 +175,14 @@ export class Chunker {
   // Gear hash over pending[min, pendLen); 0 while pendLen <= min.
   #hash = 0;
 
-  constructor(cfg: ChunkerConfig) {
+  /** `scan`: gearScanFrom(the runtime's gear-scan.wasm). */
+  constructor(cfg: ChunkerConfig, scan: GearScan) {
     validateChunkerConfig(cfg);
     this.#min = cfg.min;
     this.#avg = cfg.avg;
     this.#max = cfg.max;
-    const m = masksFor(cfg);
-    this.#strict = m.strict;
-    this.#loose = m.loose;
+    this.#masks = masksFor(cfg);
+    this.#scan = scan;
   }
 
   push(data: Uint8Array): Uint8Array<ArrayBuffer>[] {
@@ -249,8 +192,8 @@ export class Chunker {
     const min = this.#min;
     const avg = this.#avg;
     const max = this.#max;
-    const strict = this.#strict;
-    const loose = this.#loose;
+    const masks = this.#masks;
+    const scan = this.#scan;
     let p = 0;
 
     if (this.#pendLen > 0) {
@@ -258,13 +201,13 @@ export class Chunker {
       // pending only up to the cut and the scan never revisits bytes it has hashed.
       const have = this.#pendLen;
       const take = Math.min(max - have, n);
-      const cut = gearScan(data, Math.max(0, min - have), take, avg - have, this.#hash, strict, loose);
+      const cut = gearScan(scan, data, { i: Math.max(0, min - have), end: take, normalEnd: avg - have, h: this.#hash }, masks);
       const used = cut >= 0 ? cut : take;
       const pending = this.#pending!;
       pending.set(used === n ? data : data.subarray(0, used), have);
       if (cut < 0 && have + take < max) {
         this.#pendLen = have + take;
-        this.#hash = scanState[0]!;
+        this.#hash = scan.carry;
         return out;
       }
       out.push(this.#takePending(have + used));
@@ -279,9 +222,9 @@ export class Chunker {
         break;
       }
       const limit = rest < max ? rest : max;
-      const cut = gearScan(data, p + min, p + limit, p + avg, 0, strict, loose);
+      const cut = gearScan(scan, data, { i: p + min, end: p + limit, normalEnd: p + avg, h: 0 }, masks);
       if (cut < 0 && rest < max) {
-        this.#stash(data, p, n, scanState[0]!);
+        this.#stash(data, p, n, scan.carry);
         break;
       }
       const end = cut < 0 ? p + limit : cut;

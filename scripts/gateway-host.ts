@@ -13,7 +13,7 @@
 //   node scripts/gateway-host.ts --port 8787 --persist-to DIR [--var KEY:VALUE ...] [--inspector-port N]
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -91,9 +91,12 @@ const mf = new Miniflare(
       {
         ...workerOptions(parseVars(values.var!)),
         name: "edgestore",
-        modules: true,
+        // The script and the compiled WebAssembly modules it imports (the chunker's scan), by name.
+        modules: [
+          { type: "ESModule", path: join(build, "index.js") },
+          ...readdirSync(build).filter((f) => f.endsWith(".wasm")).map((f) => ({ type: "CompiledWasm", path: join(build, f) })),
+        ],
         modulesRoot: build,
-        scriptPath: join(build, "index.js"),
         unsafeDirectSockets: [{ host: values.ip, port: Number(values.port) }],
       },
     ],

@@ -4,16 +4,17 @@
 // the dry run is wrangler's own). The bundle must export every class wrangler.toml binds.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { compileWat } from "../../scripts/build-wasm.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLASSES = ["NegotiatingGroup", "ManifestShard", "Cluster", "TenantDirectory", "SnapshotCatalog", "EditSessionHost", "AccountRegistry", "TrafficStats"];
 
 describe("the deployable Worker", () => {
-  it("builds with wrangler deploy --dry-run, exporting every Durable Object class it binds", { timeout: 120_000 }, () => {
+  it("builds with wrangler deploy --dry-run, exporting every Durable Object class it binds", { timeout: 120_000 }, async () => {
     const out = mkdtempSync(join(tmpdir(), "edgestore-deploy-"));
     try {
       const run = spawnSync(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), "deploy", "--dry-run", "--outdir", out, "--config", join(ROOT, "wrangler.toml")], {
@@ -32,6 +33,11 @@ describe("the deployable Worker", () => {
       const names = [...code.matchAll(exported)].flatMap((m) => m[1]!.split(",").map((s) => s.trim().split(/\s+as\s+/).pop()!));
       for (const c of CLASSES) expect(names).toContain(c);
       expect(names).toContain("default");
+      // The chunker's scan goes up as a compiled WebAssembly module beside the script, the same
+      // bytes that gear-scan.wat compiles to.
+      const wasm = readdirSync(out).filter((f) => f.endsWith("gear-scan.wasm"));
+      expect(wasm).toHaveLength(1);
+      expect(Buffer.from(readFileSync(join(out, wasm[0]!))).equals(Buffer.from(await compileWat(join(ROOT, "common", "gear-scan.wat"))))).toBe(true);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Chunker } from "../../common/chunker.ts";
+import { gearScan } from "../../client/gear-scan.ts";
 import { EMPTY_SHA256, deriveSigningKey, sha256Hex, signHex, signRequest } from "../../common/sigv4.ts";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { S3Proxy } from "../../client/proxy/server.ts";
@@ -87,7 +88,7 @@ async function lastLog(method: string, path: string): Promise<Record<string, unk
 /** Bytes of the chunks of `next` that `prev` does not have: what a perfect delta costs. */
 function newChunkBytes(prev: Uint8Array, next: Uint8Array): number {
   const cut = (b: Uint8Array) => {
-    const c = new Chunker(chunking);
+    const c = new Chunker(chunking, gearScan);
     return [...c.push(b), ...c.finish()];
   };
   const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

@@ -3,10 +3,14 @@ import {
   Chunker,
   DEFAULT_CHUNKER,
   findCut,
+  gearScanFrom,
   gearTable,
   validateChunkerConfig,
   type ChunkerConfig,
 } from "../../common/chunker.ts";
+import gearScanWasm from "../../common/gear-scan.wasm";
+
+const scan = gearScanFrom(gearScanWasm);
 
 const SMALL: ChunkerConfig = { min: 2 * 1024, avg: 8 * 1024, max: 32 * 1024 };
 const MiB = 1024 * 1024;
@@ -50,12 +54,12 @@ function rng(seed: number): (bound: number) => number {
 }
 
 function chunkAll(data: Uint8Array, cfg: ChunkerConfig): Uint8Array[] {
-  const c = new Chunker(cfg);
+  const c = new Chunker(cfg, scan);
   return [...c.push(data), ...c.finish()];
 }
 
 function chunkPieces(data: Uint8Array, cfg: ChunkerConfig, sizes: () => number): Uint8Array[] {
-  const c = new Chunker(cfg);
+  const c = new Chunker(cfg, scan);
   const out: Uint8Array[] = [];
   for (let p = 0; p < data.length; ) {
     const n = Math.min(sizes(), data.length - p);
@@ -130,12 +134,40 @@ describe("chunker: pinned vectors (a failure here means every stored CHID would 
   });
 });
 
+describe("chunker: the WebAssembly scan", () => {
+  // The gear hash as its definition reads, one byte at a time: the scan must find the same byte.
+  function reference(data: Uint8Array, i: number, end: number, h: number, mask: number): { cut: number; h: number } {
+    const g = gearTable();
+    for (; i < end; i++) {
+      h = ((h << 1) + g[data[i]!]!) | 0;
+      if ((h & mask) === 0) return { cut: i + 1, h };
+    }
+    return { cut: -1, h };
+  }
+
+  it("finds the byte the definition finds, at any alignment, across blocks, carrying the hash", () => {
+    const data = randomBytes(300_000, 77);
+    const next = rng(5);
+    for (let k = 0; k < 400; k++) {
+      const i = next(1000);
+      const end = i + next(k < 40 ? 8 : 200_000);
+      // From loose (a hit every few bytes) to strict (none in a range): both outcomes, every path.
+      const mask = (-1 << (32 - (3 + next(18)))) | 0;
+      const h = k % 2 === 0 ? 0 : next(1 << 30);
+      const want = reference(data, i, end, h, mask);
+      const got = scan.run(data, i, end, h, mask);
+      expect(got).toBe(want.cut);
+      if (got < 0) expect(scan.carry).toBe(want.h);
+    }
+  });
+});
+
 describe("chunker: output shape", () => {
   it("empty input yields no chunks", () => {
-    const c = new Chunker(SMALL);
+    const c = new Chunker(SMALL, scan);
     expect(c.push(new Uint8Array(0))).toEqual([]);
     expect(c.finish()).toEqual([]);
-    expect(findCut(new Uint8Array(0), 0, 0, SMALL)).toBe(0);
+    expect(findCut(new Uint8Array(0), { start: 0, end: 0 }, SMALL, scan)).toBe(0);
   });
 
   it("input no larger than min yields exactly one chunk", () => {
@@ -144,7 +176,7 @@ describe("chunker: output shape", () => {
       const chunks = chunkAll(data, SMALL);
       expect(chunks.length).toBe(1);
       expect(bytesEqual(chunks[0]!, data)).toBe(true);
-      expect(findCut(data, 0, n, SMALL)).toBe(n);
+      expect(findCut(data, { start: 0, end: n }, SMALL, scan)).toBe(n);
     }
   });
 
@@ -178,7 +210,7 @@ describe("chunker: output shape", () => {
     const expected = lengths(chunkAll(data, SMALL));
     const got: number[] = [];
     for (let p = 0; p < data.length; ) {
-      const n = findCut(data, p, data.length, SMALL);
+      const n = findCut(data, { start: p, end: data.length }, SMALL, scan);
       expect(n).toBeGreaterThan(0);
       expect(n).toBeLessThanOrEqual(SMALL.max);
       got.push(n);
@@ -187,12 +219,12 @@ describe("chunker: output shape", () => {
     expect(got).toEqual(expected);
     // A window that stops short of the cut reports "no boundary yet" as its own length.
     const first = expected[0]!;
-    expect(findCut(data, 0, first - 1, SMALL)).toBe(first - 1);
-    expect(findCut(data, 0, first + 100, SMALL)).toBe(first);
+    expect(findCut(data, { start: 0, end: first - 1 }, SMALL, scan)).toBe(first - 1);
+    expect(findCut(data, { start: 0, end: first + 100 }, SMALL, scan)).toBe(first);
     // Offsets into a larger buffer give the same answer as a copy.
     const off = expected[0]! + expected[1]!;
-    expect(findCut(data, off, data.length, SMALL)).toBe(expected[2]);
-    expect(findCut(data.slice(off), 0, data.length - off, SMALL)).toBe(expected[2]);
+    expect(findCut(data, { start: off, end: data.length }, SMALL, scan)).toBe(expected[2]);
+    expect(findCut(data.slice(off), { start: 0, end: data.length - off }, SMALL, scan)).toBe(expected[2]);
   });
 });
 
@@ -228,7 +260,7 @@ describe("chunker: streaming", () => {
     const data = randomBytes(2 * MiB, 7);
     const next = rng(7);
     const buf = new Uint8Array(3 * SMALL.max);
-    const c = new Chunker(SMALL);
+    const c = new Chunker(SMALL, scan);
     const out: Uint8Array[] = [];
     for (let p = 0; p < data.length; ) {
       const n = Math.min(1 + next(buf.length), data.length - p);
@@ -244,7 +276,7 @@ describe("chunker: streaming", () => {
   it("a chunker can be reused after finish", () => {
     const a = randomBytes(200 * 1024, 8);
     const b = randomBytes(150 * 1024, 9);
-    const c = new Chunker(SMALL);
+    const c = new Chunker(SMALL, scan);
     const first = [...c.push(a.subarray(0, 5000)), ...c.push(a.subarray(5000)), ...c.finish()];
     const second = [...c.push(b), ...c.finish()];
     expectSameChunks(first, chunkAll(a, SMALL));
@@ -301,7 +333,7 @@ describe("chunker: config validation", () => {
     ];
     for (const [cfg, msg] of bad) {
       expect(() => validateChunkerConfig(cfg)).toThrow(msg);
-      expect(() => new Chunker(cfg)).toThrow(msg);
+      expect(() => new Chunker(cfg, scan)).toThrow(msg);
     }
   });
 });

@@ -5,6 +5,7 @@
 // does not grow with the object.
 
 import { Chunker } from "../../../common/chunker.ts";
+import { gearScan } from "./gear-scan.ts";
 import { chidOf, groupOf, toHex, type Chid } from "../../../common/ids.ts";
 import type { ChunkRef } from "../../../common/manifest.ts";
 import { compressIfWorth } from "../../../common/chunk-encoding.ts";
@@ -128,7 +129,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   const sha = opts.sha256 ? new crypto.DigestStream("SHA-256") : null;
   const shaw = sha?.getWriter() ?? null;
   const extra = opts.checksum ? newChecksummer(opts.checksum) : null;
-  const chunker = new Chunker(cfg.chunk);
+  const chunker = new Chunker(cfg.chunk, gearScan);
   const refs: ChunkRef[] = [];
   let offset = 0;
   let inFlight = 0;
