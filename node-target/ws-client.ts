@@ -7,7 +7,9 @@
 // Frames it sends carry an all-zero mask, so payloads go out as they are (masking protects
 // proxies from script in a browser; a target is not one), the header and the payload in one
 // vectored write. TLS (wss://) reads through the usual events, since TLS sockets cannot read
-// into a caller's buffer; messages are still gathered into reused blocks.
+// into a caller's buffer; messages are still gathered into reused blocks. What the RFC says a
+// client must refuse fails the connection: an answer that is no WebSocket upgrade, masked
+// frames, reserved bits, text that is not UTF-8, malformed control frames, oversized messages.
 
 import { createHash, randomBytes } from "node:crypto";
 import { connect as netConnect, type Socket } from "node:net";
@@ -19,6 +21,7 @@ const READ_BUFFER = 256 * 1024;
 const BLOCK = MESSAGE_BLOCK;
 const MAX_MESSAGE = 64 * 1024 * 1024;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 const OP_CONT = 0x0;
 const OP_TEXT = 0x1;
@@ -62,14 +65,11 @@ export class WsClient {
   private head: Buffer[] = [];
   private headLen = 0;
   // Frame parsing: the header being read, then the payload left of the current frame.
-  private readonly hdr = Buffer.alloc(14);
+  private readonly hdr = Buffer.alloc(10);
   private hdrLen = 0;
   private frameOp = 0;
   private frameFin = false;
   private remaining = 0;
-  private masked = false;
-  private readonly mask = Buffer.alloc(4);
-  private maskAt = 0;
   private msg: Inbound | null = null;
   private control: { op: number; buf: Buffer; len: number } | null = null;
   private inPayload = false;
@@ -199,17 +199,23 @@ export class WsClient {
       this.end(`refused with ${status}`, status);
       return -1;
     }
-    const accept = lines.find((l) => l.toLowerCase().startsWith("sec-websocket-accept:"))?.slice(21).trim();
-    if (accept !== createHash("sha1").update(this.key + GUID).digest("base64")) {
-      this.end("handshake answered with a wrong Sec-WebSocket-Accept");
-      return -1;
-    }
-    this.state = "open";
     const answer = new Map<string, string>();
     for (const l of lines.slice(1)) {
       const colon = l.indexOf(":");
       if (colon > 0) answer.set(l.slice(0, colon).trim().toLowerCase(), l.slice(colon + 1).trim());
     }
+    // RFC 6455 4.1: a 101 that is not an upgrade to WebSocket, or that does not prove it read our key, is not one.
+    const upgrade = answer.get("upgrade")?.toLowerCase();
+    const connection = answer.get("connection")?.toLowerCase().split(",").map((t) => t.trim());
+    if (upgrade !== "websocket" || !connection?.includes("upgrade")) {
+      this.end("handshake answered without Upgrade: websocket and Connection: Upgrade");
+      return -1;
+    }
+    if (answer.get("sec-websocket-accept") !== createHash("sha1").update(this.key + GUID).digest("base64")) {
+      this.end("handshake answered with a wrong Sec-WebSocket-Accept");
+      return -1;
+    }
+    this.state = "open";
     this.handlers.onOpen(answer);
     // Frames that came with the head: parse them from our copy, then go on with the read buffer.
     const rest = all.subarray(end + 4);
@@ -221,23 +227,19 @@ export class WsClient {
   private readHeader(data: Buffer, at: number): number {
     while (at < data.length && this.hdrLen < 2) this.hdr[this.hdrLen++] = data[at++]!;
     if (this.hdrLen < 2) return at;
+    // RFC 6455 5.1 and 5.2: a server never masks, and no extension (none is negotiated) sets RSV bits.
+    const wrong = (this.hdr[1]! & 0x80) !== 0 ? "masked frame from the server" : (this.hdr[0]! & 0x70) !== 0 ? "reserved bits set" : null;
+    if (wrong !== null) {
+      this.fail(wrong);
+      return data.length;
+    }
     const len7 = this.hdr[1]! & 0x7f;
-    const masked = (this.hdr[1]! & 0x80) !== 0;
-    const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
+    const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0);
     while (at < data.length && this.hdrLen < need) this.hdr[this.hdrLen++] = data[at++]!;
     if (this.hdrLen < need) return at;
     let len = len7;
-    let p = 2;
-    if (len7 === 126) {
-      len = this.hdr.readUInt16BE(2);
-      p = 4;
-    } else if (len7 === 127) {
-      len = Number(this.hdr.readBigUInt64BE(2));
-      p = 10;
-    }
-    this.masked = masked;
-    if (masked) this.hdr.copy(this.mask, 0, p, p + 4);
-    this.maskAt = 0;
+    if (len7 === 126) len = this.hdr.readUInt16BE(2);
+    else if (len7 === 127) len = Number(this.hdr.readBigUInt64BE(2));
     this.hdrLen = 0;
     this.frameFin = (this.hdr[0]! & 0x80) !== 0;
     this.frameOp = this.hdr[0]! & 0x0f;
@@ -284,10 +286,6 @@ export class WsClient {
   private payload(piece: Buffer): void {
     const target = this.frameOp >= 0x8 ? this.control! : this.msg!;
     piece.copy(target.buf, target.len);
-    if (this.masked) {
-      for (let i = 0; i < piece.length; i++) target.buf[target.len + i]! ^= this.mask[(this.maskAt + i) & 3]!;
-      this.maskAt = (this.maskAt + piece.length) & 3;
-    }
     target.len += piece.length;
   }
 
@@ -299,6 +297,10 @@ export class WsClient {
       if (c.op === OP_PING && this.state === "open") {
         this.socket.write(Buffer.concat([frameHead(OP_PONG, c.len), c.buf.subarray(0, c.len)]));
       } else if (c.op === OP_CLOSE) {
+        if (c.len === 1) {
+          this.fail("close frame with a one-byte body");
+          return;
+        }
         const code = c.len >= 2 ? c.buf.readUInt16BE(0) : 1005;
         const reason = c.len > 2 ? c.buf.toString("utf8", 2, c.len) : "";
         this.goodbye(code === 1005 ? 1000 : code, "", `closed by the server (${code} ${reason})`);
@@ -309,8 +311,17 @@ export class WsClient {
     const m = this.msg!;
     this.msg = null;
     if (m.op === OP_TEXT) {
-      this.handlers.onText(m.buf.toString("utf8", 0, m.len));
-      if (m.block) giveBlock(m.buf);
+      let text: string;
+      try {
+        text = UTF8.decode(m.buf.subarray(0, m.len));
+      } catch {
+        // RFC 6455 8.1: text that is not UTF-8 fails the connection (replacing bytes would hand on another message).
+        this.fail("text message not UTF-8");
+        return;
+      } finally {
+        if (m.block) giveBlock(m.buf);
+      }
+      this.handlers.onText(text);
       return;
     }
     let given = false;

@@ -1,9 +1,11 @@
 // The target's own WebSocket client (node-target/ws-client.ts) against the `ws` library's server,
 // over plain TCP and over TLS (a self-signed certificate made with openssl for the test): the
 // handshake with the target's headers, text and binary messages both ways at every length
-// encoding, messages the server sends in fragments, pings, a refused upgrade and a close.
+// encoding, messages the server sends in fragments, pings, a refused upgrade and a close, and
+// what a client must refuse from a server (written by hand, as `ws` would never send it).
 
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -28,6 +30,15 @@ async function start(tls: { key: Buffer; cert: Buffer } | null): Promise<Peer> {
   server.on("upgrade", (req, socket, head) => {
     if (req.headers["x-refuse"]) {
       socket.end("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    // A server that breaks the protocol: its answer written by hand, then the frame (hex) it was asked for.
+    const raw = req.headers["x-raw-frame"];
+    if (typeof raw === "string") {
+      const accept = createHash("sha1").update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+      const upgrade = req.headers["x-no-upgrade"] ? "" : "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\n${upgrade}Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      socket.write(Buffer.from(raw, "hex"));
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -131,6 +142,27 @@ for (const mode of ["ws", "wss"] as const) {
       await next();
       expect(got.texts.at(-1)).toBe("onetwo");
       ws.close();
+    });
+
+    it("fails the connection on what RFC 6455 says a client must not accept from a server", async () => {
+      const text = (payload: Buffer, first = 0x81) => Buffer.concat([Buffer.from([first, payload.length]), payload]).toString("hex");
+      const cases: [string, Record<string, string>, RegExp][] = [
+        ["a 101 that is no WebSocket upgrade", { "x-raw-frame": "", "x-no-upgrade": "1" }, /without Upgrade: websocket/],
+        ["a masked frame", { "x-raw-frame": "818400000000" + Buffer.from("ping").toString("hex") }, /masked frame from the server/],
+        ["reserved bits", { "x-raw-frame": text(Buffer.from("{}"), 0xc1) }, /reserved bits set/],
+        ["text that is not UTF-8", { "x-raw-frame": text(Buffer.from([0x7b, 0xff, 0xfe, 0x7d])) }, /not UTF-8/],
+        ["a close frame with a one-byte body", { "x-raw-frame": text(Buffer.from([3]), 0x88) }, /one-byte body/],
+      ];
+      for (const [what, headers, why] of cases) {
+        const reason = await dial(peer.url, headers).then(
+          async ({ got, next }) => {
+            if (!got.closed) await next();
+            return got.closed?.reason ?? "still open";
+          },
+          (e: Error) => e.message,
+        );
+        expect(reason, what).toMatch(why);
+      }
     });
 
     it("reports a refused upgrade with its status, and a close from the server", async () => {
