@@ -18,6 +18,7 @@ import {
 import { GroupLink, type TargetContext } from "./group-link.ts";
 import { Heartbeats } from "./heartbeat.ts";
 import type { PeerLink } from "./peer-link.ts";
+import { decodeFromCluster } from "../common/wire-decode.ts";
 import { log } from "./log.ts";
 import { ReconnectingSocket } from "./socket.ts";
 
@@ -73,7 +74,11 @@ export class ClusterLink {
         this.heartbeats.reported({ ...report, queue: this.ctx.queue.bytes }, Date.now());
         this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
       },
-      onText: (_ws, msg) => this.onMessage(msg as ToTargetFromCluster),
+      onText: (_ws, text) => {
+        const msg = decodeFromCluster(text);
+        if ("malformed" in msg) log("warn", "ignored a malformed message from the cluster", { why: msg.malformed });
+        else this.onMessage(msg);
+      },
       onBinary: (_ws, _data, done) => done(),
       onClose: () => {},
     });

@@ -19,6 +19,7 @@ import {
   type ToGroup,
   type ToTarget,
 } from "../common/protocol.ts";
+import { decodeToTarget } from "../common/wire-decode.ts";
 import { log } from "./log.ts";
 import type { Hop, PeerLink } from "./peer-link.ts";
 import { metrics } from "./metrics.ts";
@@ -130,7 +131,14 @@ export class GroupLink {
         this.send(ws, hello);
         this.send(ws, { t: "credit", bytes: PUT_WINDOW });
       },
-      onText: (ws, msg) => void this.onText(ws, msg as ToTarget).catch((e) => log("error", "message handling failed", { group, error: String(e) })),
+      onText: (ws, text) => {
+        const msg = decodeToTarget(text);
+        if ("malformed" in msg) {
+          log("warn", "ignored a malformed message from the group", { group, why: msg.malformed });
+          return;
+        }
+        void this.onText(ws, msg).catch((e) => log("error", "message handling failed", { group, error: String(e) }));
+      },
       onBinary: (ws, data, done) => this.onBinary(ws, data, done),
       onClose: () => {
         // A new connection starts from a fresh window.

@@ -8,7 +8,8 @@ import { WsClient } from "./ws-client.ts";
 export interface SocketHandlers {
   /** `headers`: the server's answer to the dial. */
   onOpen(ws: WsClient, headers: Map<string, string>): void;
-  onText(ws: WsClient, msg: unknown): void;
+  /** A text message as it came: each link decodes its own side's messages (common/wire-decode.ts). */
+  onText(ws: WsClient, text: string): void;
   /** A binary message, valid until `done` is called. */
   onBinary(ws: WsClient, data: Buffer, done: () => void): void;
   onClose(): void;
@@ -47,16 +48,7 @@ export class ReconnectingSocket {
         log("info", "link up", { link: this.name });
         this.handlers.onOpen(ws, headers);
       },
-      onText: (text) => {
-        let msg: unknown;
-        try {
-          msg = JSON.parse(text);
-        } catch {
-          log("warn", "unparseable message", { link: this.name });
-          return;
-        }
-        this.handlers.onText(ws, msg);
-      },
+      onText: (text) => this.handlers.onText(ws, text),
       onBinary: (data, done) => this.handlers.onBinary(ws, data, done),
       onClose: (reason, status) => {
         if (status !== undefined) log("warn", "link refused", { link: this.name, status });

@@ -7,7 +7,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeFrame, decodeToGroup, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
+import { decodeToGroup } from "../../common/wire-decode.ts";
+import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import { distinctDomains } from "../../common/correlation.ts";
