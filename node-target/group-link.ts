@@ -6,6 +6,7 @@ import type { WsClient as WebSocket } from "./ws-client.ts";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import {
   FRAME_GET_DATA,
+  FRAME_HEADER,
   FRAME_PUT_DATA,
   PUT_WINDOW,
   GROUP_PROTOCOL_HEADER,
@@ -370,6 +371,10 @@ export class GroupLink {
    * Resolves when both are done: a peer's socket is paused while too many are under way.
    */
   private takeFrame(data: Buffer, ws: WebSocket | null, hop: Hop | null): Promise<void> {
+    if (data.length < FRAME_HEADER) {
+      log("warn", "ignored a frame shorter than its header", { group: this.group, bytes: data.length, from: hop ? "peer" : "group" });
+      return Promise.resolve();
+    }
     const { header, payload } = decodeFrame(data);
     if (header.kind !== FRAME_PUT_DATA) return Promise.resolve();
     const txn = this.puts.get(header.txn);

@@ -15,6 +15,7 @@
 // reused; TCP keeps records in order.
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { FRAME_HEADER } from "../common/protocol.ts";
 import { log } from "./log.ts";
 import { giveBlock, MESSAGE_BLOCK, takeBlock } from "./message-blocks.ts";
 
@@ -35,6 +36,29 @@ export interface Hop {
   rest: string[];
 }
 export type BrokenHandler = (group: number, txn: number, item: number, to: string, reason: string) => void;
+
+/** More peers than any chain has (a chain is R - 1 long past its head). */
+const MAX_HOPS = 16;
+const PEER_ADDRESS = /^\S{1,260}:\d{1,5}$/;
+
+/**
+ * A record's chain id and forward list, checked where they come in from another target: the
+ * list is dialled and the id looked up by, so anything but an id and "host:port" strings is a
+ * bad record (a number among them threw deep in the frame handler, and took the target down).
+ */
+function hopOf(json: Buffer): Hop | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(json.toString());
+  } catch {
+    return null;
+  }
+  if (typeof v !== "object" || v === null) return null;
+  const { chain, rest } = v as Record<string, unknown>;
+  if (typeof chain !== "string" || chain.length === 0 || chain.length > 128) return null;
+  if (!Array.isArray(rest) || rest.length > MAX_HOPS || !rest.every((a) => typeof a === "string" && PEER_ADDRESS.test(a))) return null;
+  return { chain, rest: rest as string[] };
+}
 
 /** A record's head and chain list; the frame follows as it is (no copy into one buffer). */
 function recordHead(group: number, hop: Hop, frameLength: number): Buffer {
@@ -82,7 +106,8 @@ class RecordReader {
         const len = this.head.readUInt32BE(0);
         this.group = this.head.readUInt16BE(4);
         const listLen = this.head.readUInt16BE(6);
-        if (len < 4 + listLen || len > MAX_RECORD) return this.bad(`record of ${len} bytes`);
+        // A record carries a whole frame: at least its header.
+        if (len < 4 + listLen + FRAME_HEADER || len > MAX_RECORD) return this.bad(`record of ${len} bytes`);
         this.list = Buffer.alloc(listLen);
         this.listLen = 0;
         this.frameLen = len - 4 - listLen;
@@ -96,13 +121,9 @@ class RecordReader {
         this.listLen += n;
         at += n;
         if (this.listLen < this.list!.length) return;
-        try {
-          const hop = JSON.parse(this.list!.toString()) as Hop;
-          if (typeof hop.chain !== "string" || !Array.isArray(hop.rest)) throw new Error("not a hop");
-          this.hop = hop;
-        } catch {
-          return this.bad("unreadable chain and forward list");
-        }
+        const hop = hopOf(this.list!);
+        if (hop === null) return this.bad("unreadable chain and forward list");
+        this.hop = hop;
         this.frame = this.frameLen <= MESSAGE_BLOCK ? takeBlock() : Buffer.allocUnsafe(this.frameLen);
       }
       const n = Math.min(this.frameLen - this.frameAt, data.length - at);
