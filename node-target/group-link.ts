@@ -106,7 +106,8 @@ export class GroupLink {
   /** Acks of saved items, sent together at the end of a turn. */
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
-  private readonly early = new Map<string, Buffer[]>();
+  /** Frames peers passed on for chains this target has not been told of yet, with where they were to go next. */
+  private readonly early = new Map<string, { frames: Buffer[]; rest: string[] }>();
   /** Chained items this target passes on without writing them, by "txn/item". */
   private readonly relays = new Map<string, ChainHop & { at: number }>();
   private earlyBytes = 0;
@@ -302,14 +303,29 @@ export class GroupLink {
     const inb = this.inbound(txn.items[i]!, forward, chain);
     txn.writes.set(i, inb);
     if (chain === null) return;
-    // Frames a peer passed on before this message arrived (they were passed on further then).
-    const key = `${chain}/${txnId}/${i}`;
-    for (const frame of this.early.get(key) ?? []) {
-      const { header, payload } = decodeFrame(frame);
-      this.earlyBytes -= frame.length;
-      void this.accept(txn, inb, header, payload, null, Promise.resolve());
+    // Frames a peer passed on before this message arrived: on down the chain now, and written here.
+    for (const frame of this.takeEarly(chain, txnId, i)) {
+      const { header, payload } = decodeFrame(frame.data);
+      void this.accept(txn, inb, header, payload, null, frame.passed);
     }
+  }
+
+  /** The frames kept for (chain, txn, item), each passed on down the chain as its sender asked. */
+  private takeEarly(chain: string, txn: number, item: number): { data: Buffer; passed: Promise<void> }[] {
+    const key = `${chain}/${txn}/${item}`;
+    const kept = this.early.get(key);
+    if (!kept) return [];
     this.early.delete(key);
+    return kept.frames.map((data) => {
+      this.earlyBytes -= data.length;
+      return { data, passed: this.passOn({ chain, rest: kept.rest }, data, txn, item) };
+    });
+  }
+
+  /** Pass a frame on to the next of `hop` (nothing to do at a chain's end). */
+  private passOn(hop: Hop, data: Buffer, txn: number, item: number): Promise<void> {
+    if (hop.rest.length === 0 || !this.peer) return Promise.resolve();
+    return this.peer.forward(hop.rest[0]!, { chain: hop.chain, rest: hop.rest.slice(1) }, this.group, data, txn, item);
   }
 
   /** Send a stored item as GET_DATA frames of `item` (0 but in a fetch-many), or get-failed. */
@@ -384,14 +400,18 @@ export class GroupLink {
     const relayKey = `${header.txn}/${header.item}`;
     let relay = inb ? undefined : this.relays.get(relayKey);
     if (relay && hop && relay.chain !== hop.chain) relay = undefined;
-    const onward = hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : relay ? { chain: relay.chain, rest: relay.forward } : null);
-    const passed = onward && onward.rest.length > 0 && this.peer ? this.peer.forward(onward.rest[0]!, { chain: onward.chain, rest: onward.rest.slice(1) }, this.group, data, header.txn, header.item) : Promise.resolve();
+    // A peer's frame goes on only down a chain this target's group told it of (a write or a
+    // relay here): one of a chain it does not know yet waits below, not passed on, for that word.
+    // Anything that reaches the peer port could otherwise have this target send data anywhere.
+    const known = hop === null || inb !== undefined || relay !== undefined;
+    const onward = !known ? null : (hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : relay ? { chain: relay.chain, rest: relay.forward } : null));
+    const passed = onward ? this.passOn(onward, data, header.txn, header.item) : Promise.resolve();
     if (!txn || !inb) {
       if (relay && header.last) this.relays.delete(relayKey);
       // Not selected, already released, or held here already: still return the credit, or the group's window shrinks forever.
       if (ws) this.returnCredit(ws, data.length, true);
-      // From a peer, ahead of this target's select-put: kept for it.
-      else if (hop && !relay) this.keepEarly(`${hop.chain}/${header.txn}/${header.item}`, data);
+      // From a peer, ahead of this target's select-put or put-eager: kept for it.
+      else if (hop && !relay) this.keepEarly(hop, header.txn, header.item, data);
       return passed;
     }
     return this.accept(txn, inb, header, payload, ws ? { ws, bytes: data.length } : null, passed);
@@ -406,12 +426,17 @@ export class GroupLink {
     // Relays whose frames never came (the group gave up on them) are forgotten in time.
     for (const [k, r] of this.relays) if (now - r.at > RELAY_TTL_MS) this.relays.delete(k);
     this.relays.set(`${txn}/${item}`, { ...hop, at: now });
+    // Frames that came before this word go on now (and are not written here).
+    for (const frame of this.takeEarly(hop.chain, txn, item)) if (decodeFrame(frame.data).header.last) this.relays.delete(`${txn}/${item}`);
   }
 
-  private keepEarly(key: string, frame: Buffer): void {
+  private keepEarly(hop: Hop, txn: number, item: number, frame: Buffer): void {
     if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
+    const key = `${hop.chain}/${txn}/${item}`;
+    const kept = this.early.get(key) ?? { frames: [], rest: hop.rest };
     // Kept past this call, so copied: a received frame lives in a block that is reused.
-    this.early.set(key, [...(this.early.get(key) ?? []), Buffer.from(frame)]);
+    kept.frames.push(Buffer.from(frame));
+    this.early.set(key, kept);
     this.earlyBytes += frame.length;
   }
 
@@ -530,7 +555,7 @@ export class GroupLink {
     if (!txn.eager) metrics.bidsLost.inc(Math.max(0, txn.accepted - txn.selected));
     for (const key of [...this.early.keys()]) {
       if (key.split("/")[1] !== String(txnId)) continue;
-      for (const f of this.early.get(key)!) this.earlyBytes -= f.length;
+      for (const f of this.early.get(key)!.frames) this.earlyBytes -= f.length;
       this.early.delete(key);
     }
     await Promise.all(txn.order.values());

@@ -6,12 +6,14 @@
 // are handed in as the peer link would.
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chidOf } from "../../common/ids.ts";
 import { FRAME_PUT_DATA, framesOf, type ToTarget } from "../../common/protocol.ts";
 import { GroupLink } from "../../node-target/group-link.ts";
+import { PeerLink } from "../../node-target/peer-link.ts";
 import { ChunkStore } from "../../node-target/store.ts";
 import { chunkOnDisk, readOnDisk } from "./helpers.ts";
 
@@ -35,7 +37,8 @@ afterAll(() => {
 });
 
 const hop = (chain: string) => ({ chain, rest: [] });
-const onText = (msg: ToTarget) => (link as unknown as { onText(ws: unknown, m: ToTarget): Promise<void> }).onText(groupSocket, msg);
+const onTextOf = (l: GroupLink) => (msg: ToTarget) => (l as unknown as { onText(ws: unknown, m: ToTarget): Promise<void> }).onText(groupSocket, msg);
+const onText = (msg: ToTarget) => onTextOf(link)(msg);
 
 async function item(size: number, seed: number): Promise<{ bytes: Uint8Array; chid: Awaited<ReturnType<typeof chidOf>> }> {
   const bytes = new Uint8Array(size);
@@ -90,5 +93,45 @@ describe("frames of a chained put", () => {
     for (const f of framesOf(FRAME_PUT_DATA, 13, 0, bytes)) await link.peerFrame(Buffer.from(f), hop("new-life"));
     const got = await stored(chid);
     expect(got && Buffer.compare(got, Buffer.from(bytes))).toBe(0);
+  });
+});
+
+describe("frames a peer passes on", () => {
+  it("go further down a chain only once this target's group named the chain to it", async () => {
+    // The next hop: counts what reaches it.
+    let reached = 0;
+    const next = createServer((sock) => sock.on("data", (d: Buffer) => (reached += d.length)));
+    await new Promise<void>((r) => next.listen(0, "127.0.0.1", r));
+    const nextAt = `127.0.0.1:${(next.address() as { port: number }).port}`;
+    // The group's side: a listener that never answers the handshake, so the link neither comes
+    // up nor fails (a failed link drops every transaction, kept frames included).
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const peer = await PeerLink.start("127.0.0.1:0", undefined, async () => {}, () => {});
+    const relaying = new GroupLink(1, `ws://127.0.0.1:${(silent.address() as { port: number }).port}/g`, {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-test0002" as never, location: "/x" }, () => {}, peer);
+    const wait = async (until: () => boolean) => {
+      for (let i = 0; i < 100 && !until(); i++) await new Promise((r) => setTimeout(r, 20));
+    };
+    try {
+      const { bytes, chid } = await item(150_000, 6);
+      const frame = Buffer.from([...framesOf(FRAME_PUT_DATA, 21, 0, bytes)][0]!);
+      // From anyone, down a chain no group told this target of: kept, not sent on.
+      void relaying.peerFrame(frame, { chain: "c21", rest: [nextAt] });
+      void relaying.peerFrame(Buffer.from(frame), { chain: "never-named", rest: [nextAt] });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(reached).toBe(0);
+      // The group names the chain: the kept frame goes on, and is written here too.
+      await onTextOf(relaying)({ t: "put-eager", txn: 21, items: [{ kind: "chunk", chid, size: bytes.length }], at: [0], chains: [{ forward: [], chain: "c21" }] });
+      await wait(() => reached >= frame.length);
+      expect(reached).toBeGreaterThanOrEqual(frame.length);
+      expect(reached).toBeLessThan(2 * frame.length);
+      const got = await stored(chid);
+      expect(got && Buffer.compare(got, Buffer.from(bytes))).toBe(0);
+    } finally {
+      relaying.close();
+      peer.close();
+      next.close();
+      silent.close();
+    }
   });
 });
