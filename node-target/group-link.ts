@@ -79,6 +79,8 @@ interface PutTxn {
 
 /** Frames a peer passed on before this target's select-put arrived, kept up to this much in all. */
 const EARLY_MAX = 32 * 1024 * 1024;
+/** Peer addresses remembered per group link (namedPeers), far more than a group has members. */
+const NAMED_PEERS_MAX = 1024;
 /** A relay whose frames have not all come this long after it was set up is forgotten. */
 const RELAY_TTL_MS = 60_000;
 
@@ -107,7 +109,13 @@ export class GroupLink {
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
   /** Frames peers passed on for chains this target has not been told of yet, with where they were to go next. */
-  private readonly early = new Map<string, { frames: Buffer[]; rest: string[] }>();
+  private readonly early = new Map<string, { frames: { data: Buffer; passedOn: boolean }[]; rest: string[] }>();
+  /**
+   * Peer addresses this target's group has named in a chain's forward list: a frame for a chain
+   * not yet named to this target may go on at once to one of them (another target, which checks
+   * it in turn), never to an address only the frame's sender named.
+   */
+  private readonly namedPeers = new Set<string>();
   /** Chained items this target passes on without writing them, by "txn/item". */
   private readonly relays = new Map<string, ChainHop & { at: number }>();
   private earlyBytes = 0;
@@ -303,6 +311,7 @@ export class GroupLink {
     const inb = this.inbound(txn.items[i]!, forward, chain);
     txn.writes.set(i, inb);
     if (chain === null) return;
+    this.namePeers(forward);
     // Frames a peer passed on before this message arrived: on down the chain now, and written here.
     for (const frame of this.takeEarly(chain, txnId, i)) {
       const { header, payload } = decodeFrame(frame.data);
@@ -316,9 +325,9 @@ export class GroupLink {
     const kept = this.early.get(key);
     if (!kept) return [];
     this.early.delete(key);
-    return kept.frames.map((data) => {
+    return kept.frames.map(({ data, passedOn }) => {
       this.earlyBytes -= data.length;
-      return { data, passed: this.passOn({ chain, rest: kept.rest }, data, txn, item) };
+      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain, rest: kept.rest }, data, txn, item) };
     });
   }
 
@@ -401,9 +410,10 @@ export class GroupLink {
     let relay = inb ? undefined : this.relays.get(relayKey);
     if (relay && hop && relay.chain !== hop.chain) relay = undefined;
     // A peer's frame goes on only down a chain this target's group told it of (a write or a
-    // relay here): one of a chain it does not know yet waits below, not passed on, for that word.
-    // Anything that reaches the peer port could otherwise have this target send data anywhere.
-    const known = hop === null || inb !== undefined || relay !== undefined;
+    // relay here), or to a peer the group has named in a chain before; else it waits below, not
+    // passed on, for that word. Anything that reaches the peer port could otherwise have this
+    // target send data anywhere.
+    const known = hop === null || inb !== undefined || relay !== undefined || this.namedPeers.has(hop.rest[0] ?? "");
     const onward = !known ? null : (hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : relay ? { chain: relay.chain, rest: relay.forward } : null));
     const passed = onward ? this.passOn(onward, data, header.txn, header.item) : Promise.resolve();
     if (!txn || !inb) {
@@ -411,7 +421,7 @@ export class GroupLink {
       // Not selected, already released, or held here already: still return the credit, or the group's window shrinks forever.
       if (ws) this.returnCredit(ws, data.length, true);
       // From a peer, ahead of this target's select-put or put-eager: kept for it.
-      else if (hop && !relay) this.keepEarly(hop, header.txn, header.item, data);
+      else if (hop && !relay) this.keepEarly(hop, { txn: header.txn, item: header.item, passedOn: known }, data);
       return passed;
     }
     return this.accept(txn, inb, header, payload, ws ? { ws, bytes: data.length } : null, passed);
@@ -426,16 +436,23 @@ export class GroupLink {
     // Relays whose frames never came (the group gave up on them) are forgotten in time.
     for (const [k, r] of this.relays) if (now - r.at > RELAY_TTL_MS) this.relays.delete(k);
     this.relays.set(`${txn}/${item}`, { ...hop, at: now });
+    this.namePeers(hop.forward);
     // Frames that came before this word go on now (and are not written here).
     for (const frame of this.takeEarly(hop.chain, txn, item)) if (decodeFrame(frame.data).header.last) this.relays.delete(`${txn}/${item}`);
   }
 
-  private keepEarly(hop: Hop, txn: number, item: number, frame: Buffer): void {
+  private namePeers(addresses: readonly string[]): void {
+    // Bounded: a group has a handful of members; a list this long is only churn, start again.
+    if (this.namedPeers.size + addresses.length > NAMED_PEERS_MAX) this.namedPeers.clear();
+    for (const a of addresses) this.namedPeers.add(a);
+  }
+
+  private keepEarly(hop: Hop, at: { txn: number; item: number; passedOn: boolean }, frame: Buffer): void {
     if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
-    const key = `${hop.chain}/${txn}/${item}`;
+    const key = `${hop.chain}/${at.txn}/${at.item}`;
     const kept = this.early.get(key) ?? { frames: [], rest: hop.rest };
     // Kept past this call, so copied: a received frame lives in a block that is reused.
-    kept.frames.push(Buffer.from(frame));
+    kept.frames.push({ data: Buffer.from(frame), passedOn: at.passedOn });
     this.early.set(key, kept);
     this.earlyBytes += frame.length;
   }
@@ -555,7 +572,7 @@ export class GroupLink {
     if (!txn.eager) metrics.bidsLost.inc(Math.max(0, txn.accepted - txn.selected));
     for (const key of [...this.early.keys()]) {
       if (key.split("/")[1] !== String(txnId)) continue;
-      for (const f of this.early.get(key)!.frames) this.earlyBytes -= f.length;
+      for (const f of this.early.get(key)!.frames) this.earlyBytes -= f.data.length;
       this.early.delete(key);
     }
     await Promise.all(txn.order.values());

@@ -97,7 +97,7 @@ describe("frames of a chained put", () => {
 });
 
 describe("frames a peer passes on", () => {
-  it("go further down a chain only once this target's group named the chain to it", async () => {
+  it("go further down a chain only once this target's group named the chain, or the next peer, to it", async () => {
     // The next hop: counts what reaches it.
     let reached = 0;
     const next = createServer((sock) => sock.on("data", (d: Buffer) => (reached += d.length)));
@@ -127,6 +127,14 @@ describe("frames a peer passes on", () => {
       expect(reached).toBeLessThan(2 * frame.length);
       const got = await stored(chid);
       expect(got && Buffer.compare(got, Buffer.from(bytes))).toBe(0);
+      // Once the group has named that peer in a chain (here: this target heads one to it), a
+      // frame of a chain not yet named here may go on to it at once.
+      const other = await item(50_000, 7);
+      await onTextOf(relaying)({ t: "put-eager", txn: 22, items: [{ kind: "chunk", chid: other.chid, size: other.bytes.length }], chains: [{ forward: [nextAt], chain: "c22" }] });
+      const before = reached;
+      void relaying.peerFrame(Buffer.from(frame), { chain: "c23", rest: [nextAt] });
+      await wait(() => reached >= before + frame.length);
+      expect(reached).toBeGreaterThanOrEqual(before + frame.length);
     } finally {
       relaying.close();
       peer.close();
