@@ -7,13 +7,13 @@ import { createHash, type Hash } from "node:crypto";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import type { StoredRef } from "../common/protocol.ts";
 import { BLOCK, type BlockPool } from "./block-io.ts";
-import type { ChunkLocation } from "./packs/pack-index.ts";
+import type { Placed } from "./packs/pack-index.ts";
 
 /** What a write needs from its store. */
 export interface WriteHost {
   pool: BlockPool;
   /** Append a verified chunk to the packs; resolves once it is durable and indexed. */
-  placeChunk(chid: Chid, parts: readonly Uint8Array[], length: number): Promise<ChunkLocation | null>;
+  placeChunk(chid: Chid, parts: readonly Uint8Array[], length: number): Promise<Placed | null>;
   placeManifest(nhid: Nhid, uvid: Uvid, chid: Chid, bytes: Uint8Array): Promise<void>;
   /** Resolves once no delete of this chunk is in progress (a new copy must not land under one). */
   removed(chid: Chid): Promise<void>;
@@ -35,6 +35,8 @@ export class PendingWrite {
    * the group has given up on) and must not land after the reclaim found nothing to delete.
    */
   doomed = false;
+  /** The chunk was stored here already when this copy landed (two writes of one chunk raced): not a new chunk. */
+  replaced = false;
   /** While the bytes are put in place, past the last look at `doomed`: what a reclaim waits for. */
   placing: Promise<void> | null = null;
 
@@ -81,7 +83,9 @@ export class PendingWrite {
       } else {
         await this.host.removed(ref.chid);
         const parts = this.blocks.map((b, i) => b.subarray(0, Math.min(BLOCK, this.size - i * BLOCK)));
-        await this.land(async () => void (await this.host.placeChunk(ref.chid, parts, this.size)));
+        await this.land(async () => {
+          this.replaced = (await this.host.placeChunk(ref.chid, parts, this.size))?.replaced === true;
+        });
       }
       this.host.landed(this, performance.now() - t0);
     } finally {

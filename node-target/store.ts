@@ -105,8 +105,11 @@ export class ChunkStore {
       landed: (w, ms) => {
         this.lastTraffic = Date.now();
         this.recordFsync(ms);
-        if (w.ref.kind === "chunk") this.stats.chunks++;
-        this.stats.bytes += w.size;
+        // A second copy of a chunk stored here already is no new chunk and no new bytes.
+        if (!w.replaced) {
+          if (w.ref.kind === "chunk") this.stats.chunks++;
+          this.stats.bytes += w.size;
+        }
         this.notePrefix(w.ref.kind === "vm" ? w.ref.nhid : w.ref.chid);
       },
       ended: (w) => this.writeEnded(w),

@@ -29,7 +29,7 @@ import type { Chid } from "../../common/ids.ts";
 import { ALIGN, BLOCK, roundUp, type BlockIo } from "../block-io.ts";
 import type { CommitQueue } from "../index-db.ts";
 import { log } from "../log.ts";
-import type { ChunkLocation, ChunkRow, PackIndex } from "./pack-index.ts";
+import type { ChunkLocation, ChunkRow, PackIndex, Placed } from "./pack-index.ts";
 import { footprint, readRecordHeader, RECORD_HEADER, writeRecordHeader } from "./record.ts";
 
 /** A new pack is started once the active one would pass this size. */
@@ -47,7 +47,7 @@ export interface Append {
 }
 
 interface Queued extends Append {
-  resolve: (at: ChunkLocation | null) => void;
+  resolve: (at: Placed | null) => void;
   reject: (e: Error) => void;
 }
 
@@ -222,7 +222,7 @@ export class PackFiles {
    * (`from`), resolves null when the row no longer named `from` (deleted meanwhile): the new
    * record is then dead space.
    */
-  append(a: Append): Promise<ChunkLocation | null> {
+  append(a: Append): Promise<Placed | null> {
     if (this.closed) return Promise.reject(new Error("packs closed"));
     return new Promise((resolve, reject) => {
       this.queue.push({ ...a, resolve, reject });
@@ -286,11 +286,13 @@ export class PackFiles {
       for (const b of blocks) this.io.pool.release(b);
     }
     const moved: boolean[] = [];
+    const replaced: boolean[] = [];
     // Not synced on its own: the records are durable in the pack, and a start after a crash
     // indexes again whatever the pack holds past its committed size.
     await this.commits.run(
       () => {
-        this.index.added(pack.id, fileAt, rows.filter((_, i) => !batch[i]!.from));
+        const fresh = batch.flatMap((q, i) => (q.from ? [] : [i]));
+        this.index.added(pack.id, fileAt, fresh.map((i) => rows[i]!)).forEach((r, k) => (replaced[fresh[k]!] = r));
         batch.forEach((q, i) => {
           if (q.from) moved[i] = this.index.moved(q.chid, q.from, rows[i]!);
         });
@@ -302,7 +304,7 @@ export class PackFiles {
     if (batch.some((q, i) => q.from && !moved[i])) await this.commits.sync();
     pack.size = fileAt;
     this.batches++;
-    batch.forEach((q, i) => q.resolve(q.from && !moved[i] ? null : { pack: pack.id, pos: rows[i]!.pos, length: q.length }));
+    batch.forEach((q, i) => q.resolve(q.from && !moved[i] ? null : { pack: pack.id, pos: rows[i]!.pos, length: q.length, replaced: replaced[i] === true }));
   }
 
   /** The active pack, or a new one if `need` more bytes would take it past the size limit. */

@@ -17,6 +17,9 @@ export interface ChunkLocation {
   length: number;
 }
 
+/** Where an appended chunk landed; `replaced`: the chunk was indexed already (a second copy of one write). */
+export type Placed = ChunkLocation & { replaced: boolean };
+
 export interface ChunkRow extends ChunkLocation {
   chid: Chid;
   /** When it was written (ms since the epoch). */
@@ -74,14 +77,19 @@ export class PackIndex {
     return this.findStmt.get(chid) !== undefined;
   }
 
-  /** In a commit job: these records are in `pack`, whose committed size is now `size`. A chunk indexed elsewhere before moves here. */
-  added(pack: number, size: number, rows: readonly ChunkRow[]): void {
+  /**
+   * In a commit job: these records are in `pack`, whose committed size is now `size`. A chunk
+   * indexed before (elsewhere, or by an earlier row of these) moves here; returns, row by row,
+   * whether it was.
+   */
+  added(pack: number, size: number, rows: readonly ChunkRow[]): boolean[] {
     this.grown.run(pack, size);
-    for (const r of rows) {
+    return rows.map((r) => {
       const old = this.find(r.chid);
       if (old) this.died.run(footprint(old.length), old.pack);
       this.upsert.run(r.chid, r.pack, r.pos, r.length, r.written);
-    }
+      return old !== null;
+    });
   }
 
   /** In a commit job: bytes of `pack` that hold no record worth keeping (a damaged one skipped at start). */

@@ -148,6 +148,24 @@ describe("node-target store: chunks", () => {
     expect(store.stats.chunks).toBe(bodies.length);
   });
 
+  it("counts a chunk once when two writes of it race, in one batch or in two", async () => {
+    const a = pseudoRandom(30_000, 41);
+    const b = pseudoRandom(40_000, 42);
+    // Both writes of `a` begin before either lands (neither sees the other): one batch.
+    await Promise.all([writeItem(store, chunk(chidOf(a)), a, 1), writeItem(store, chunk(chidOf(a)), a, 1)]);
+    // `b` stored, then a late second copy of it lands in a later batch.
+    const late = store.beginWrite(chunk(chidOf(b)), b.length);
+    await writeItem(store, chunk(chidOf(b)), b, 1);
+    await late.write(0, b);
+    await late.commit();
+    expect(store.stats).toEqual({ chunks: 2, bytes: a.length + b.length });
+    // What a restart recounts from the index agrees.
+    await store.close();
+    store = new ChunkStore(dir);
+    await store.open();
+    expect(store.stats).toEqual({ chunks: 2, bytes: a.length + b.length });
+  });
+
   it("drops a torn pack tail at start, and keeps every acknowledged chunk", async () => {
     const kept = pseudoRandom(70_000, 8);
     await writeChunk(kept);
