@@ -82,13 +82,18 @@ describe("decodeToTarget", () => {
     expect(toTarget({ t: "inventory", txn: 1, group: 8, groupCount: 8, after: null, limit: 1 })).toEqual({ malformed: '"inventory": bad group' });
     expect(toTarget({ t: "select-get", txn: 1, credit: -5 })).toEqual({ malformed: '"select-get": bad credit' });
     expect(toTarget({ t: "release" })).toEqual({ malformed: '"release": bad txn' });
+    // A peer address a target would dial: a port a connection can be made to.
+    expect(toTarget({ t: "select-put", txn: 1, items: [0], forward: ["127.0.0.1:99999"], chain: "c" })).toEqual({ malformed: '"select-put": bad forward' });
+    expect(toTarget({ ...eager, chains: [{ forward: ["10.0.0.1:0"], chain: "c" }, null] })).toEqual({ malformed: '"put-eager": bad chains' });
   });
 });
 
 describe("decodeFromCluster", () => {
-  it("takes a membership and refuses groups outside its count", () => {
+  it("takes a membership, with groups held under an older count, and refuses groups that are no numbers", () => {
     expect(decodeFromCluster(JSON.stringify({ t: "membership", epoch: 3, groupCount: 8, groups: [0, 7] }))).toEqual({ t: "membership", epoch: 3, groupCount: 8, groups: [0, 7] });
-    expect(decodeFromCluster(JSON.stringify({ t: "membership", epoch: 3, groupCount: 8, groups: [8] }))).toEqual({ malformed: '"membership": bad groups' });
+    // A target that held data for group 11 under 16 groups is still told of it after a change to 8.
+    expect(decodeFromCluster(JSON.stringify({ t: "membership", epoch: 3, groupCount: 8, groups: [2, 11] }))).not.toHaveProperty("malformed");
+    expect(decodeFromCluster(JSON.stringify({ t: "membership", epoch: 3, groupCount: 8, groups: [-1] }))).toEqual({ malformed: '"membership": bad groups' });
     expect(decodeFromCluster(JSON.stringify({ t: "membership", epoch: 3, groupCount: 0, groups: [] }))).toHaveProperty("malformed");
   });
 });
