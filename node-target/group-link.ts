@@ -109,7 +109,7 @@ export class GroupLink {
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
   /** Frames peers passed on for chains this target has not been told of yet, with where they were to go next. */
-  private readonly early = new Map<string, { frames: { data: Buffer; passedOn: boolean }[]; rest: string[]; at: number }>();
+  private readonly early = new Map<string, { frames: { data: Buffer; passedOn: boolean }[]; rest: string[] }>();
   /**
    * Peer addresses this target's group has named in a chain's forward list: a frame for a chain
    * not yet named to this target may go on at once to one of them (another target, which checks
@@ -448,17 +448,9 @@ export class GroupLink {
   }
 
   private keepEarly(hop: Hop, at: { txn: number; item: number; passedOn: boolean }, frame: Buffer): void {
-    // Frames whose word never came (a chain no group of this target named, a transaction gone)
-    // are forgotten in time, as relays are: they would otherwise fill EARLY_MAX for good.
-    const now = Date.now();
-    for (const [k, e] of this.early) {
-      if (now - e.at <= RELAY_TTL_MS) break; // kept in the order they came
-      for (const f of e.frames) this.earlyBytes -= f.data.length;
-      this.early.delete(k);
-    }
     if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
     const key = `${hop.chain}/${at.txn}/${at.item}`;
-    const kept = this.early.get(key) ?? { frames: [], rest: hop.rest, at: now };
+    const kept = this.early.get(key) ?? { frames: [], rest: hop.rest };
     // Kept past this call, so copied: a received frame lives in a block that is reused.
     kept.frames.push({ data: Buffer.from(frame), passedOn: at.passedOn });
     this.early.set(key, kept);

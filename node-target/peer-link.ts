@@ -16,7 +16,6 @@
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { FRAME_HEADER } from "../common/protocol.ts";
-import { isPeerAddress } from "../common/wire-decode.ts";
 import { log } from "./log.ts";
 import { giveBlock, MESSAGE_BLOCK, takeBlock } from "./message-blocks.ts";
 
@@ -40,6 +39,7 @@ export type BrokenHandler = (group: number, txn: number, item: number, to: strin
 
 /** More peers than any chain has (a chain is R - 1 long past its head). */
 const MAX_HOPS = 16;
+const PEER_ADDRESS = /^\S{1,260}:\d{1,5}$/;
 
 /**
  * A record's chain id and forward list, checked where they come in from another target: the
@@ -56,7 +56,7 @@ function hopOf(json: Buffer): Hop | null {
   if (typeof v !== "object" || v === null) return null;
   const { chain, rest } = v as Record<string, unknown>;
   if (typeof chain !== "string" || chain.length === 0 || chain.length > 128) return null;
-  if (!Array.isArray(rest) || rest.length > MAX_HOPS || !rest.every(isPeerAddress)) return null;
+  if (!Array.isArray(rest) || rest.length > MAX_HOPS || !rest.every((a) => typeof a === "string" && PEER_ADDRESS.test(a))) return null;
   return { chain, rest: rest as string[] };
 }
 
@@ -222,15 +222,7 @@ export class PeerLink {
 
   /** Pass a frame on to `to` (the chain's id and the addresses after `to` in `hop`). The frame's header names what it carries. */
   forward(to: string, hop: Hop, group: number, frame: Uint8Array, txn: number, item: number): Promise<void> {
-    let o: Outgoing;
-    try {
-      o = this.connection(to);
-    } catch (e) {
-      // An address no connection can be made to (the group's list was checked, a peer's too, but
-      // the runtime has the last word): the chain is broken there, and the group sends directly.
-      this.onBroken(group, txn, item, to, String(e));
-      return Promise.resolve();
-    }
+    const o = this.connection(to);
     const now = Date.now();
     o.recent.set(`${group}/${txn}/${item}`, { group, txn, item, at: now });
     for (const [k, v] of o.recent) {

@@ -82,9 +82,6 @@ describe("decodeToTarget", () => {
     expect(toTarget({ t: "inventory", txn: 1, group: 8, groupCount: 8, after: null, limit: 1 })).toEqual({ malformed: '"inventory": bad group' });
     expect(toTarget({ t: "select-get", txn: 1, credit: -5 })).toEqual({ malformed: '"select-get": bad credit' });
     expect(toTarget({ t: "release" })).toEqual({ malformed: '"release": bad txn' });
-    // A peer address a target would dial: a port a connection can be made to.
-    expect(toTarget({ t: "select-put", txn: 1, items: [0], forward: ["127.0.0.1:99999"], chain: "c" })).toEqual({ malformed: '"select-put": bad forward' });
-    expect(toTarget({ ...eager, chains: [{ forward: ["10.0.0.1:0"], chain: "c" }, null] })).toEqual({ malformed: '"put-eager": bad chains' });
   });
 });
 
