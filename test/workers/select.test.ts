@@ -1,9 +1,11 @@
 // A shard's selection of versions for snapshots and queries, on a real shard object.
 
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { formatUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import type { RemovalRecord, VersionRecord } from "../../workers/manifest-shard/records.ts";
+import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 import type { Selection } from "../../workers/manifest-shard/select.ts";
 
 let n = 0;
@@ -75,5 +77,63 @@ describe("selecting versions", () => {
       after = p.next;
     }
     expect(all).toEqual(["a/dir/y.mp3@2", "a/x.mp3@3", "a/z.txt@2", "b/w.mp3@4"]);
+  });
+});
+
+describe("masks matched outside SQL", () => {
+  it("agree with SQLite's GLOB on every pattern short enough for it to run", async () => {
+    // The oracle is the Durable Object's own SQLite, which refuses patterns past ~50 bytes.
+    const texts = ["", "a", "ab", "abc", "a/b/c.mp3", "x.mp3", "é😀z", "]", "a]b", "-", "a-b", "[x]", "A", "a*b", "a?c", "aaab"];
+    const patterns = ["*", "?", "a", "a*", "*c", "a?c", "a*c", "*a*", "a*b*c", "??", "[ab]*", "[^a]*", "[!a]*", "[a-c]", "[c-a]", "[]]", "[]a]*", "[a-]", "[-a]",
+      "*.mp3", "*/*", "é?z", "??z", "[é]*", "A*", "*b", "a**b", "**", "a[*]b", "a[?]c", "[[]x]", "*aab", "a*a*b"];
+    const shard = freshShard();
+    const oracle = await runInDurableObject(shard, (_o: unknown, state) => {
+      const out: Record<string, boolean> = {};
+      for (const p of patterns) for (const t of texts) out[`${p} ${t}`] = Number(state.storage.sql.exec("SELECT ? GLOB ? AS m", t, p).one().m) === 1;
+      return out;
+    });
+    for (const p of patterns) {
+      const g = compileGlob(p);
+      for (const t of texts) expect(globMatches(g, t), `"${t}" GLOB "${p}"`).toBe(oracle[`${p} ${t}`]);
+    }
+  });
+
+  it("takes patterns longer than SQLite allows, and more masks than a statement has parameters", async () => {
+    const shard = freshShard();
+    const long = `${"deep/".repeat(40)}file.bin`;
+    await shard.applyRecords([rec("a", long, uvid(1)), rec("a", "other", uvid(2))], { group: 0, cutoff: uvid(10) });
+    const pattern = long.replace(/e/g, "?").replace(/\//g, "*");
+    expect(pattern.length).toBeGreaterThan(200);
+    expect(names(await shard.select(sel({ masks: [{ bucket: "a", key: pattern }] }), null, 100))).toEqual([`a/${long}@1`]);
+    const many = Array.from({ length: 300 }, (_, i) => ({ bucket: "a", key: `nope-${i}*` }));
+    expect(names(await shard.select(sel({ masks: [...many, { bucket: "?", key: "oth*" }] }), null, 100))).toEqual(["a/other@2"]);
+  });
+
+  it("bound a call's matching work under a hostile pattern, going on from a cursor", async () => {
+    const shard = freshShard();
+    const key = "a".repeat(1000);
+    await shard.applyRecords(
+      Array.from({ length: 40 }, (_, i) => rec("a", `${key}${String(i).padStart(2, "0")}`, uvid(i + 1))),
+      { group: 0, cutoff: uvid(100) },
+    );
+    // Each row costs about key × pattern comparisons and none matches: a call stops early with
+    // a cursor, and following the cursors still reaches the end.
+    const hostile = `*${"a".repeat(500)}b*`;
+    let after = null;
+    let calls = 0;
+    for (; calls < 100; calls++) {
+      const p = await shard.select(sel({ masks: [{ bucket: "a", key: hostile }] }), after, 100);
+      expect(p.entries).toEqual([]);
+      if (!p.next) break;
+      after = p.next;
+    }
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(100);
+  });
+
+  it("match nothing with a class left open (a stored mask from before masks were checked)", async () => {
+    const shard = await seeded();
+    expect(names(await shard.select(sel({ masks: [{ bucket: "a", key: "[x*" }] }), null, 100))).toEqual([]);
+    expect(() => compileGlob("[x")).toThrow(GlobError);
   });
 });

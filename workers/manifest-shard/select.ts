@@ -4,12 +4,14 @@
 // (bucket, key, newest version first) order with a cursor, so the gateway merges shards the way
 // it merges listings.
 //
-// Masks are SQLite GLOB patterns over the bucket and the key: `*` matches any run of characters
-// including `/` (as the aws CLI's --include does), `?` one character, `[...]` a class.
+// Masks are glob patterns over the bucket and the key (`glob.ts`: `*` matches any run of
+// characters including `/`, as the aws CLI's --include does, `?` one character, `[...]` a
+// class), matched here rather than by SQL; SQL narrows the scan by their literal prefixes.
 
 import type { Uvid } from "../../common/ids.ts";
 import { prefixSuccessor } from "../../common/keys.ts";
 import { existsAt } from "./as-of.ts";
+import { compileGlob, GlobError, globMatches, type Glob } from "./glob.ts";
 
 export interface Mask {
   bucket: string;
@@ -70,6 +72,54 @@ export interface SelectPage {
 const BATCH = 500;
 /** Rows one call reads at most, so a selective qualifier cannot make one call unbounded. */
 const SCAN_BUDGET = 20_000;
+/**
+ * Glob comparisons one call makes at most (a few milliseconds): one hostile pattern against
+ * long keys costs up to key × pattern comparisons a row, so rows alone do not bound a call.
+ */
+const MATCH_BUDGET = 4_000_000;
+
+interface CompiledMask {
+  bucket: Glob;
+  key: Glob;
+}
+
+/** Masks that do not compile (an unclosed class, stored before masks were checked) match nothing, as in SQLite. */
+function compileMasks(masks: Mask[]): CompiledMask[] {
+  return masks.flatMap((m) => {
+    try {
+      return [{ bucket: compileGlob(m.bucket), key: compileGlob(m.key) }];
+    } catch (e) {
+      if (e instanceof GlobError) return [];
+      throw e;
+    }
+  });
+}
+
+function commonPrefix(texts: string[]): string {
+  let p = texts[0] ?? "";
+  for (const t of texts) while (!t.startsWith(p)) p = p.slice(0, -1);
+  return p;
+}
+
+/** SQL conditions every row a mask can match meets: the masks' shared literal bucket and key prefixes. */
+function narrowing(masks: CompiledMask[]): { conds: string[]; args: string[] } {
+  const conds: string[] = [];
+  const args: string[] = [];
+  const range = (column: string, prefix: string) => {
+    if (prefix === "") return;
+    conds.push(`${column} >= ?`);
+    args.push(prefix);
+    const upper = prefixSuccessor(prefix);
+    if (upper !== null) conds.push(`${column} < ?`), args.push(upper);
+  };
+  const buckets = masks.map((m) => m.bucket);
+  if (buckets.every((b) => b.literal && b.literalPrefix === buckets[0]!.literalPrefix)) {
+    conds.push("v.bucket = ?");
+    args.push(buckets[0]!.literalPrefix);
+  } else range("v.bucket", commonPrefix(buckets.map((b) => b.literalPrefix)));
+  range("v.key", commonPrefix(masks.map((m) => m.key.literalPrefix)));
+  return { conds, args };
+}
 
 function qualifies(row: Record<string, SqlStorageValue>, qs: Qualifier[]): boolean {
   if (qs.length === 0) return true;
@@ -82,6 +132,19 @@ function qualifies(row: Record<string, SqlStorageValue>, qs: Qualifier[]): boole
 
 export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCursor | null, limit: number): SelectPage {
   const entries: Selected[] = [];
+  const masks = compileMasks(s.masks);
+  if (masks.length === 0) return { entries, next: null };
+  const narrow = narrowing(masks);
+  const work = { steps: 0 };
+  let lastName: { bucket: string; key: string; matched: boolean } | null = null;
+  /** Masks depend on the name alone, and a key's versions come together: match each name once. */
+  const nameMatches = (bucket: string, key: string): boolean => {
+    if (lastName?.bucket !== bucket || lastName.key !== key) {
+      const matched = masks.some((m) => globMatches(m.bucket, bucket, work) && globMatches(m.key, key, work));
+      lastName = { bucket, key, matched };
+    }
+    return lastName.matched;
+  };
   let cursor = after;
   let scanned = 0;
   for (;;) {
@@ -91,8 +154,8 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
     const firstPerKey = s.which === "current" && s.bound !== undefined;
     const conds = firstPerKey ? ["v.tenant = ?"] : ["v.tenant = ?", "v.delete_marker = 0"];
     const args: (string | number)[] = [s.tenant];
-    conds.push(`(${s.masks.map(() => "(v.bucket GLOB ? AND v.key GLOB ?)").join(" OR ")})`);
-    for (const m of s.masks) args.push(m.bucket, m.key);
+    conds.push(...narrow.conds);
+    args.push(...narrow.args);
     if (cursor) {
       if (cursor.uvid === null || s.which === "current") {
         conds.push("(v.bucket > ? OR (v.bucket = ? AND v.key > ?))");
@@ -136,6 +199,10 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
       if (firstPerKey && cursor && cursor.bucket === bucket && cursor.key === key) continue;
       cursor = { bucket, key, uvid: String(row.uvid) };
       if (firstPerKey && Number(row.delete_marker) === 1) continue;
+      if (!nameMatches(bucket, key)) {
+        if (work.steps >= MATCH_BUDGET) return { entries, next: cursor };
+        continue;
+      }
       if (!qualifies(row, s.qualifiers)) continue;
       entries.push({
         bucket,

@@ -1,7 +1,8 @@
 // Parsing what selects versions: masks ("bucket/key-pattern", tenant-scoped) and metadata
 // qualifiers. Patterns are globs: `*` any run of characters including `/`, `?` one character,
-// `[...]` a class (SQLite GLOB, case-sensitive).
+// `[...]` a class (manifest-shard/glob.ts, SQLite GLOB's semantics, case-sensitive).
 
+import { compileGlob, GlobError } from "../../manifest-shard/glob.ts";
 import type { Mask, Qualifier } from "../../manifest-shard/select.ts";
 import { bad } from "./json.ts";
 
@@ -16,7 +17,16 @@ export function parseMask(raw: unknown, field = "masks"): Mask {
   const key = slash < 0 ? "*" : raw.slice(slash + 1);
   if (!BUCKET_PATTERN.test(bucket)) throw bad(field, `"${bucket}" is not a bucket name or pattern`);
   if (new TextEncoder().encode(key).length > KEY_PATTERN_MAX) throw bad(field, `a key pattern is at most ${KEY_PATTERN_MAX} bytes`);
-  return { bucket, key: key === "" ? "*" : key };
+  const mask = { bucket, key: key === "" ? "*" : key };
+  for (const pattern of [mask.bucket, mask.key]) {
+    try {
+      compileGlob(pattern);
+    } catch (e) {
+      if (e instanceof GlobError) throw bad(field, `"${raw}": ${e.message}`);
+      throw e;
+    }
+  }
+  return mask;
 }
 
 export function maskText(m: Mask): string {
