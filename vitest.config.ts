@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { DEVELOPMENT_SECRETS } from "./common/development-secrets.ts";
 
 // Three projects, two layers:
 // - `unit` runs self-contained modules inside workerd (chunker, manifest codec, SigV4, S3 parsing).
@@ -18,7 +19,8 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        // Secrets are not in wrangler.toml: the tests run as the local cluster does (secrets-check.ts).
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { EDGESTORE_DEV: "1", ...DEVELOPMENT_SECRETS } } })],
         test: { name: "workers", include: ["test/workers/**/*.test.ts"] },
       },
       {

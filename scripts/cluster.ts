@@ -8,6 +8,7 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEVELOPMENT_SECRETS } from "../common/development-secrets.ts";
 
 const LOG_FILE = process.env.EDGESTORE_CLUSTER_LOG;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -15,10 +16,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULTS = {
   port: 8787,
   region: "us-east-1",
-  accessKey: "LOCALACCESSKEY000001",
-  secretKey: "local-secret-key-change-me",
-  joinSecret: "local-join-secret",
-  adminToken: "local-admin-token-change-me",
+  accessKey: DEVELOPMENT_SECRETS.S3_ACCESS_KEY,
+  secretKey: DEVELOPMENT_SECRETS.S3_SECRET_KEY,
+  joinSecret: DEVELOPMENT_SECRETS.JOIN_SECRET,
+  adminToken: DEVELOPMENT_SECRETS.ADMIN_TOKEN,
 };
 
 /** Three zones × two hosts: enough distinct failure domains for R=3. */
@@ -145,7 +146,12 @@ export class LocalCluster {
 
   async startGateway(): Promise<void> {
     mkdirSync(join(this.opts.dataDir, "wrangler"), { recursive: true });
+    // Secrets are never in wrangler.toml: the local cluster passes its development values and
+    // says it is the local cluster, the only place a gateway takes them.
     const vars = {
+      EDGESTORE_DEV: "1",
+      KEY_SEALING_SECRET: DEVELOPMENT_SECRETS.KEY_SEALING_SECRET,
+      TOKEN_KEY: DEVELOPMENT_SECRETS.TOKEN_KEY,
       S3_ACCESS_KEY: this.opts.accessKey,
       S3_SECRET_KEY: this.opts.secretKey,
       JOIN_SECRET: this.opts.joinSecret,

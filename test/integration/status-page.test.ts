@@ -6,7 +6,8 @@
 // admin API serves say the same. .ci/run installs chromium; a machine without it skips this
 // file and says so.
 
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -48,21 +49,36 @@ suite("the status page in headless Chromium", () => {
   const states = (sel: string, attr: string) => page.$$eval(sel, (els, a) => els.map((e) => [e.getAttribute(a) ?? "", e.getAttribute("data-state") ?? ""] as [string, string]), attr);
 
   it("asks a browser for the admin token, and shows nothing without it", async () => {
+    // The page holds no data and is served to anyone, under a policy that runs only its own script.
     const res = await fetch(`${cluster.endpoint}/_admin/status`);
-    expect(res.status).toBe(401);
-    expect(res.headers.get("www-authenticate")).toMatch(/^Basic realm="edgestore-admin"/);
-    expect(await res.text()).not.toContain("<html");
-    const json = await fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Basic ${btoa(`admin:wrong`)}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(res.headers.get("www-authenticate")).toBeNull();
+    const json = await fetch(`${cluster.endpoint}/_admin/status.json`);
     expect(json.status).toBe(401);
+    const basic = await fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Basic ${btoa(`admin:${cluster.adminToken}`)}` } });
+    expect(basic.status).toBe(401);
   });
 
   it("shows every target live and every group healthy, with traffic charted", async () => {
     for (let i = 0; i < 8; i++) await s3.send(new PutObjectCommand({ Bucket: B, Key: `k${i}`, Body: pseudoRandom(300_000, 900 + i) }));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-    const context = await browser.newContext({ httpCredentials: { username: "admin", password: cluster.adminToken }, viewport: { width: 1280, height: 1000 } });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
     page = await context.newPage();
+    const blocked: string[] = [];
+    page.on("console", (m) => {
+      if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+    });
     await page.goto(`${cluster.endpoint}/_admin/status`);
+    // A wrong token is refused and asked for again; the right one shows the cluster.
+    await page.fill("#token", "not-the-token");
+    await page.click("#login button");
+    await page.waitForFunction(() => (document.querySelector("#error")?.textContent ?? "").includes("not accepted"), null, { timeout: 30_000 });
+    await page.fill("#token", cluster.adminToken);
+    await page.click("#login button");
     await page.waitForSelector("body[data-loaded=true]", { timeout: 30_000 });
+    expect(blocked).toEqual([]);
     const targets = await states("[data-testid=target]", "data-location");
     expect(targets.map(([loc]) => loc).sort()).toEqual(cluster.targets.map((t) => t.location).sort());
     expect(targets.every(([, s]) => s === "live")).toBe(true);
@@ -115,5 +131,14 @@ suite("the status page in headless Chromium", () => {
     expect(cli.stdout.match(/ under-replicated /g)?.length).toBe(itsGroups.length);
     cluster.startTarget(victim.index);
     await cluster.waitForTargets();
+  });
+
+  it("runs no script of a page a tenant stored, opened from the admin's origin", async () => {
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "page.html", ContentType: "text/html", Body: "<title>stored</title><script>document.title = 'ran: ' + document.domain</script>" }));
+    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: B, Key: "page.html" }), { expiresIn: 300 });
+    const tab = await page.context().newPage();
+    await tab.goto(url);
+    expect(await tab.title()).toBe("stored");
+    await tab.close();
   });
 });

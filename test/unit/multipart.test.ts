@@ -96,4 +96,10 @@ describe("request XML", () => {
   it("refuses what is not well-formed", () => {
     for (const x of ["", "<a>", "<a></b>", "<a><b></a></b>", "text", "<a></a><b></b>", "<a>x</a>trailing"]) expect(() => parseXml(x, bad)).toThrow("malformed");
   });
+  it("refuses character references XML does not allow, and bare ampersands, as malformed rather than failing", () => {
+    for (const x of ["<a>&#x110000;</a>", "<a>&#1114112;</a>", "<a>&#0;</a>", "<a>&#xD800;</a>", "<a>&#xFFFE;</a>", "<a>&#99999999999;</a>", "<a>a & b</a>", "<a>&bogus;</a>"]) {
+      expect(() => parseXml(x, bad), x).toThrow("malformed");
+    }
+    expect(parseXml("<a>&#x9;&#xA;&#x10FFFF;</a>", bad).text).toBe("\t\n\u{10FFFF}");
+  });
 });

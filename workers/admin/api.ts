@@ -9,7 +9,7 @@ import type { Env } from "../shared/env.ts";
 import { clusterMetrics } from "./cluster-metrics.ts";
 import { AdminError, errorJson, json } from "./errors.ts";
 import { clusterStatus } from "./status.ts";
-import { STATUS_PAGE } from "./status-page.ts";
+import { STATUS_ASSETS } from "./status-page.ts";
 import { createKey, createTenant, deleteTenant, getTenant, listKeys, listTenants, revokeKey, rotateKey, updateTenant } from "./tenants.ts";
 
 export const ADMIN_PREFIX = "/_admin/";
@@ -18,19 +18,30 @@ export function isAdminPath(path: string): boolean {
   return path.startsWith(ADMIN_PREFIX);
 }
 
-/** The token a request offers: a bearer token, or (from a browser, for the status page) the password of HTTP Basic. */
+/**
+ * The token a request offers: a bearer token only. Never HTTP Basic or a cookie: a browser
+ * resends those on its own, so any page a browser opens (an object a tenant stored, another
+ * site) could act as the operator. The status page holds the token itself and sends it.
+ */
 function offeredToken(req: Request): string | null {
-  const h = req.headers.get("authorization") ?? "";
-  const bearer = /^Bearer (.+)$/.exec(h);
-  if (bearer) return bearer[1]!;
-  const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(h);
-  if (!basic) return null;
-  try {
-    const pair = atob(basic[1]!);
-    return pair.slice(pair.indexOf(":") + 1);
-  } catch {
-    return null;
+  const bearer = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "");
+  return bearer ? bearer[1]! : null;
+}
+
+/**
+ * A request that changes something must come from this origin or from no browser at all (the
+ * CLI sends no Origin), and carry JSON: an HTML form can send neither a foreign Origin's
+ * request with our token nor a JSON content type, so this is the second lock behind the token.
+ */
+function checkStateChange(req: Request): void {
+  if (req.method === "GET" || req.method === "HEAD") return;
+  const origin = req.headers.get("origin");
+  if (origin !== null && origin !== new URL(req.url).origin) {
+    throw new AdminError(403, "CrossOriginRefused", `an admin request from ${origin} is refused: the admin API takes changes from its own origin or from no browser`);
   }
+  const empty = req.body === null || req.headers.get("content-length") === "0";
+  const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (!empty && type !== "application/json") throw new AdminError(415, "UnsupportedMediaType", "admin request bodies are JSON: Content-Type: application/json");
 }
 
 /** Compare digests, so the time taken says nothing about how much of the token was right. */
@@ -57,24 +68,25 @@ on("get", "/tenants/:tenant/keys", (req, env) => listKeys(env, p(req, "tenant"))
 on("post", "/tenants/:tenant/keys", (req, env) => createKey(env, p(req, "tenant")));
 on("post", "/keys/:id/rotate", (req, env) => rotateKey(req, env, p(req, "id")));
 on("delete", "/keys/:id", (req, env) => revokeKey(env, p(req, "id")));
-on("get", "/status", async () => new Response(STATUS_PAGE, { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } }));
 on("get", "/status.json", async (_req, env) => json(await clusterStatus(env)));
 on("get", "/metrics", async (_req, env) => new Response(clusterMetrics(await clusterStatus(env)), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }));
 
-export async function handleAdmin(req: Request, env: Env): Promise<Response> {
+/** `ownHost`: the request came to ADMIN_HOST, where nothing but the admin API answers. */
+export async function handleAdmin(req: Request, env: Env, ownHost: boolean): Promise<Response> {
   try {
+    const path = new URL(req.url).pathname;
+    if (ownHost && !isAdminPath(path)) throw new AdminError(404, "NoSuchEndpoint", `this host serves the admin API (${ADMIN_PREFIX}) alone`);
+    if (req.method === "GET" && STATUS_ASSETS.has(path)) return STATUS_ASSETS.get(path)!();
     await authorized(req, env);
+    checkStateChange(req);
     const res = (await router.fetch(req, env)) as Response | undefined;
     if (!res) throw new AdminError(404, "NoSuchEndpoint", `${req.method} ${new URL(req.url).pathname} is not an admin endpoint (see docs/security.md)`);
     return res;
   } catch (e) {
     if (e instanceof AdminError) {
-      const res = errorJson(e);
-      // A browser asked for the page: let it prompt for the token (as the password).
-      if (e.status === 401 && new URL(req.url).pathname === `${ADMIN_PREFIX}status`) res.headers.set("www-authenticate", 'Basic realm="edgestore-admin", charset="UTF-8"');
-      return res;
+      return errorJson(e);
     }
     console.error(JSON.stringify({ msg: "admin request failed", method: req.method, path: new URL(req.url).pathname, error: String(e) }));
-    return errorJson(new AdminError(500, "InternalError", e instanceof Error ? e.message : String(e)));
+    return errorJson(new AdminError(500, "InternalError", "the admin request failed; the gateway's log has the cause"));
   }
 }

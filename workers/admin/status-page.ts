@@ -1,16 +1,45 @@
-// The live status page, GET /_admin/status: one self-contained HTML document (no build step,
-// no third-party script) that fetches /_admin/status.json every two seconds and draws it. The
-// browser authenticates with HTTP Basic (any user name, the admin token as password), which it
-// then sends on the page's own fetches; the page itself holds no data.
+// The live status page, GET /_admin/status: one HTML document with its style sheet and script
+// (no build step, no third-party code) that fetches /_admin/status.json every two seconds and
+// draws it. The page and its assets hold no data and are served to anyone; the page asks for
+// the admin token, keeps it in the tab's session storage and sends it as a bearer header. A
+// strict Content-Security-Policy lets the page run only its own script and talk only to its
+// own origin, and it may not be framed.
 
-export const STATUS_PAGE = `<!doctype html>
+const PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edgestore status</title>
-<style>
-  :root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg: #f6f8fa; }
+<link rel="stylesheet" href="status.css">
+</head>
+<body>
+<header>
+  <h1>edgestore</h1>
+  <span class="meta" id="summary">loading…</span>
+  <span class="meta" id="updated"></span>
+  <span id="error"></span>
+</header>
+<form id="login" hidden>
+  <label>Admin token <input type="password" id="token" autocomplete="current-password" required></label>
+  <button type="submit">Show status</button>
+</form>
+<main>
+  <section><h2>Traffic (last 10 minutes, 10 s buckets)</h2><div class="charts" id="charts"></div></section>
+  <section><h2>Targets</h2>
+    <table data-testid="targets"><thead><tr><th>location</th><th>state</th><th>capacity</th><th>free</th><th>stored</th><th>chunks</th><th>groups</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section><h2>Groups</h2><div class="groups" data-testid="groups"></div></section>
+  <section><h2>Manifest shards</h2>
+    <table data-testid="shards"><thead><tr><th>shard</th><th>versions</th><th>bytes</th><th>snapshot develops in</th><th>lagging groups</th></tr></thead><tbody></tbody></table>
+  </section>
+</main>
+<script src="status.js"></script>
+</body>
+</html>
+`;
+
+const STYLE = `  :root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg: #f6f8fa; }
   * { box-sizing: border-box; }
   body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: #fff; }
   header { display: flex; align-items: baseline; gap: 16px; padding: 12px 20px; border-bottom: 1px solid var(--line); background: var(--bg); }
@@ -40,27 +69,11 @@ export const STATUS_PAGE = `<!doctype html>
   .chart .label { display: flex; justify-content: space-between; color: var(--muted); font-size: 12px; }
   svg { width: 100%; height: 60px; display: block; }
   #error { color: var(--bad); }
-</style>
-</head>
-<body>
-<header>
-  <h1>edgestore</h1>
-  <span class="meta" id="summary">loading…</span>
-  <span class="meta" id="updated"></span>
-  <span id="error"></span>
-</header>
-<main>
-  <section><h2>Traffic (last 10 minutes, 10 s buckets)</h2><div class="charts" id="charts"></div></section>
-  <section><h2>Targets</h2>
-    <table data-testid="targets"><thead><tr><th>location</th><th>state</th><th>capacity</th><th>free</th><th>stored</th><th>chunks</th><th>groups</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
-  </section>
-  <section><h2>Groups</h2><div class="groups" data-testid="groups"></div></section>
-  <section><h2>Manifest shards</h2>
-    <table data-testid="shards"><thead><tr><th>shard</th><th>versions</th><th>bytes</th><th>snapshot develops in</th><th>lagging groups</th></tr></thead><tbody></tbody></table>
-  </section>
-</main>
-<script>
-const $ = (s) => document.querySelector(s);
+  #login { padding: 16px 20px; display: flex; gap: 8px; align-items: center; }
+  #login input { font: inherit; padding: 2px 6px; }
+`;
+
+const SCRIPT = `const $ = (s) => document.querySelector(s);
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 function bytes(n) {
   const u = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]; let i = 0; let v = n;
@@ -115,9 +128,32 @@ function render(s) {
     "error" in x ? "<tr><td>" + x.shard + '</td><td colspan="4">' + esc(x.error) + "</td></tr>" :
     '<tr data-testid="shard"><td>' + x.shard + '</td><td class="num">' + x.versions + '</td><td class="num">' + bytes(x.bytes) + '</td><td class="num">' + (x.developMs === null ? "still developing" : x.developMs + " ms") + "</td><td>" + (x.lagging.join(", ") || "none") + "</td></tr>").join("");
 }
+// The token lives in this tab's session storage and goes out only as a bearer header the page
+// adds itself: nothing a browser would send on its own to another page's requests.
+const TOKEN_KEY = "edgestore-admin-token";
+let polling = null;
+function askToken(why) {
+  if (polling) clearTimeout(polling);
+  polling = null;
+  $("#login").hidden = false;
+  $("#error").textContent = why;
+}
+$("#login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("#token").value);
+  $("#login").hidden = true;
+  $("#error").textContent = "";
+  poll();
+});
 async function poll() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) return askToken("");
   try {
-    const res = await fetch("status.json", { cache: "no-store", credentials: "same-origin" });
+    const res = await fetch("status.json", { cache: "no-store", credentials: "omit", headers: { authorization: "Bearer " + token } });
+    if (res.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      return askToken("the admin token was not accepted");
+    }
     if (!res.ok) throw new Error((await res.json().catch(() => ({ message: res.statusText }))).message);
     render(await res.json());
     $("#error").textContent = "";
@@ -125,10 +161,41 @@ async function poll() {
   } catch (e) {
     $("#error").textContent = "cannot load status: " + e.message;
   }
-  setTimeout(poll, 2000);
+  polling = setTimeout(poll, 2000);
 }
 poll();
-</script>
-</body>
-</html>
 `;
+
+const POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  // The free-space bars are sized by a style attribute the script writes.
+  "style-src-attr 'unsafe-inline'",
+  "connect-src 'self'",
+  "img-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+function asset(body: string, type: string): () => Response {
+  return () =>
+    new Response(body, {
+      headers: {
+        "content-type": type,
+        "cache-control": "no-store",
+        "content-security-policy": POLICY,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "x-frame-options": "DENY",
+      },
+    });
+}
+
+/** The page and what it loads, by path: served without the token (they hold no data). */
+export const STATUS_ASSETS: ReadonlyMap<string, () => Response> = new Map([
+  ["/_admin/status", asset(PAGE, "text/html; charset=utf-8")],
+  ["/_admin/status.css", asset(STYLE, "text/css; charset=utf-8")],
+  ["/_admin/status.js", asset(SCRIPT, "text/javascript; charset=utf-8")],
+]);

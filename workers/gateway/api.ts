@@ -16,7 +16,7 @@ import { getChunkLayout, getStoredChunk } from "./ext/chunk-form.ts";
 import { createHttpSession, endHttpSession, openSession, sessionCommand } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
-import { S3Error } from "./s3/errors.ts";
+import { newRequestId, S3Error } from "./s3/errors.ts";
 import { listObjectsV1, listObjectsV2, listObjectVersions } from "./s3/list.ts";
 import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from "./s3/multipart.ts";
 import { getObject } from "./s3/object-get.ts";
@@ -136,7 +136,30 @@ function asS3Error(e: unknown): S3Error {
   const msg = e instanceof Error ? e.message : String(e);
   const at = msg.indexOf(UNAVAILABLE);
   if (at >= 0) return new S3Error("ServiceUnavailable", msg.slice(at + UNAVAILABLE.length), {}, { "retry-after": "1" });
-  return new S3Error("InternalError", `We encountered an internal error: ${msg}`);
+  // The cause goes to the log (handleS3 logs every 5xx with its request id), never to the
+  // client: an internal message can name tables, paths or peers.
+  const internal = new S3Error("InternalError", "We encountered an internal error. Please try again.");
+  internal.cause = msg;
+  return internal;
+}
+
+/**
+ * Nothing a tenant stored may act in a browser as this origin: browsers take the stored
+ * Content-Type as given (no sniffing), and where the admin API shares the host, an object opened
+ * as a page runs sandboxed (no script, an opaque origin) so it cannot call the admin API.
+ */
+function confine(res: Response, env: Env): void {
+  res.headers.set("x-content-type-options", "nosniff");
+  if (!env.ADMIN_HOST) res.headers.set("content-security-policy", "sandbox");
+}
+
+/** The path as S3 names it in an error's Resource; a path that is not valid percent-encoding as sent. */
+function resourceOf(url: URL): string {
+  try {
+    return decodeURIComponent(url.pathname);
+  } catch {
+    return url.pathname;
+  }
 }
 
 /**
@@ -153,7 +176,7 @@ function asSent(res: Response): Response {
 
 export async function handleS3(req: Request, env: Env, exec: ExecutionContext): Promise<Response> {
   const url = new URL(req.url);
-  const requestId = crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase();
+  const requestId = newRequestId();
   try {
     const cfg = configOf(env);
     let tenant = "";
@@ -172,14 +195,15 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     if (res.status === 101) return res;
     const out = new Response(res.body, res);
     out.headers.set("x-amz-request-id", requestId);
+    confine(out, env);
     countRequest(env, req, out, (p) => exec.waitUntil(p));
     return asSent(out);
   } catch (e) {
     const err = asS3Error(e);
-    if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message }));
+    if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message, cause: err.cause }));
     // Drain an unread request body so the client is not left writing into a closed socket.
     if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
-    const res = errorResponse(err, decodeURIComponent(url.pathname), requestId, req.method === "HEAD");
+    const res = errorResponse(err, resourceOf(url), requestId, req.method === "HEAD");
     countRequest(env, req, res, (p) => exec.waitUntil(p));
     return asSent(res);
   }

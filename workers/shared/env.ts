@@ -40,11 +40,19 @@ export interface Env {
   S3_SECRET_KEY?: string;
   /** The admin API's bearer token (docs/security.md); empty: the admin API is off. */
   ADMIN_TOKEN?: string;
+  /**
+   * A host name for the admin API and status page alone (docs/security.md): where set, admin
+   * paths answer only on it and S3 requests are refused there, so no tenant's object ever shares
+   * the admin's origin. Empty: one host serves both, and object responses are sandboxed.
+   */
+  ADMIN_HOST?: string;
   /** Seals access keys' secrets in the accounts registry (accounts/sealing.ts). */
   KEY_SEALING_SECRET?: string;
   /** How long an isolate remembers a looked-up key, so how long a revoked key may still work (default 5). */
   KEY_CACHE_SECONDS?: string;
   JOIN_SECRET: string;
+  /** "1" only in the local cluster and tests: development secrets are then taken (gateway/secrets-check.ts). */
+  EDGESTORE_DEV?: string;
   /** Keys opaque manifest tokens (snapshot tokens). */
   TOKEN_KEY: string;
   /** "auto" (default): store a chunk compressed where that saves 10% or more; "off": never. */

@@ -134,7 +134,7 @@ function checkScope(p: Parsed, requestDay: string, opts: VerifyOptions, presigne
 
 /**
  * Verifies a SigV4-signed S3 request and returns who signed it. Throws S3Error with S3's codes:
- * AccessDenied (anonymous, expired, unsigned x-amz-* headers), InvalidAccessKeyId,
+ * AccessDenied (anonymous, expired, unsigned x-amz-* or x-edgestore-* headers), InvalidAccessKeyId,
  * SignatureDoesNotMatch, RequestTimeTooSkewed, AuthorizationHeaderMalformed,
  * AuthorizationQueryParametersError, InvalidRequest, InvalidArgument.
  * The body is not read: payloadHash says what the body must hash to (or how it is framed).
@@ -272,11 +272,13 @@ function checkSignedHeaders(req: Request, signed: string[], presigned: boolean):
     throw headerMalformed("the SignedHeaders must include host.");
   }
   // As S3: every x-amz-* header sent must be covered by the signature, so nobody on the path
-  // can add e.g. x-amz-copy-source or x-amz-acl to a signed request.
+  // can add e.g. x-amz-copy-source or x-amz-acl to a signed request. The same for this
+  // gateway's own x-edgestore-* headers, which change what a request does (a read as of an
+  // earlier time, fewer copies): the holder of a presigned URL must not widen it with them.
   const signedSet = new Set(signed);
   const unsigned: string[] = [];
   for (const [name] of req.headers) {
-    if (!name.startsWith("x-amz-") || signedSet.has(name)) continue;
+    if (!(name.startsWith("x-amz-") || name.startsWith("x-edgestore-")) || signedSet.has(name)) continue;
     if (presigned && name === "x-amz-content-sha256") continue;
     unsigned.push(name);
   }

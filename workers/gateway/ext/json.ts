@@ -2,15 +2,14 @@
 // every client parses failures one way.
 
 import { S3Error } from "../s3/errors.ts";
+import { readBounded } from "../../shared/read-bounded.ts";
 
 /** Request bodies here are definitions, never data: a small cap keeps them in memory safely. */
 const JSON_MAX_BYTES = 256 * 1024;
 
 export async function readJson(req: Request): Promise<Record<string, unknown>> {
-  if (!req.body) return {};
-  const bytes = new Uint8Array(await req.arrayBuffer());
+  const bytes = await readBounded(req, JSON_MAX_BYTES, () => new S3Error("InvalidRequest", `a JSON body is at most ${JSON_MAX_BYTES} bytes`));
   if (bytes.length === 0) return {};
-  if (bytes.length > JSON_MAX_BYTES) throw new S3Error("InvalidRequest", `a JSON body is at most ${JSON_MAX_BYTES} bytes`);
   let v: unknown;
   try {
     v = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));

@@ -29,11 +29,16 @@ export async function listBuckets(ctx: RequestContext): Promise<Response> {
   });
 }
 
+const CREATE_BUCKET_BODY_MAX = 64 * 1024;
+
 export async function createBucket(ctx: RequestContext, bucket: string): Promise<Response> {
   validateBucketName(bucket);
   refuseUnkeptBucketOptions(ctx.req.headers);
-  // The body may name a LocationConstraint; there is one region, so read it only to drain it.
-  if (ctx.req.body) await ctx.req.arrayBuffer();
+  // The body may name a LocationConstraint; there is one region, so it is only checked to be the
+  // small, well-formed document S3 takes, read within S3's own cap.
+  const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
+  const text = await readXmlBody(ctx.req, CREATE_BUCKET_BODY_MAX, () => new S3Error("MaxMessageLengthExceeded", "Your request was too big."));
+  if (text.trim() !== "" && parseXml(text, malformed).name !== "CreateBucketConfiguration") throw malformed();
   const created = await tenantStub(ctx.env, ctx.tenant).createBucket(bucket);
   forgetBucket(ctx.tenant, bucket);
   if (!created) throw new S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", { BucketName: bucket });

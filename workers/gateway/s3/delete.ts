@@ -12,7 +12,8 @@ import type { BucketInfo } from "../../tenant/directory.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { versionIdParam } from "./object-get.ts";
 import { refused, S3Error } from "./errors.ts";
-import { childrenNamed, childText, parseXml, readBounded, xmlResponse, type XmlNode } from "./xml.ts";
+import { readBounded } from "../../shared/read-bounded.ts";
+import { childrenNamed, childText, parseXml, xmlResponse, type XmlNode } from "./xml.ts";
 
 /** S3's limit on keys per DeleteObjects request. */
 const MAX_DELETE_KEYS = 1000;

@@ -32,6 +32,7 @@ const STATUS = {
   MalformedACLError: 400,
   MalformedJSON: 400,
   MalformedXML: 400,
+  MaxMessageLengthExceeded: 400,
   MethodNotAllowed: 405,
   MissingContentLength: 411,
   MissingSecurityHeader: 400,
@@ -74,6 +75,11 @@ export class S3Error extends Error {
     this.details = details;
     this.headers = headers;
   }
+}
+
+/** An id for one request, as S3 shows it (x-amz-request-id, an error's RequestId). */
+export function newRequestId(): string {
+  return crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase();
 }
 
 export function statusOf(code: S3ErrorCode): number {

@@ -1,5 +1,6 @@
 // The S3 wire format: XML documents built from plain values, escaped once, here.
 
+import { readBounded } from "../../shared/read-bounded.ts";
 import type { S3Error } from "./errors.ts";
 
 export function esc(s: string): string {
@@ -65,10 +66,20 @@ export interface XmlElement {
 
 const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
-function unescapeXml(s: string): string {
-  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
-    e.startsWith("#x") ? String.fromCodePoint(parseInt(e.slice(2), 16)) : e.startsWith("#") ? String.fromCodePoint(parseInt(e.slice(1), 10)) : ENTITIES[e]!,
-  );
+/** A character reference's code point, if XML allows it in a document (the Char production). */
+function xmlChar(code: number): boolean {
+  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+}
+
+function unescapeXml(s: string, malformed: () => Error): string {
+  return s.replace(/&(#x[0-9a-fA-F]{1,8}|#[0-9]{1,10}|amp|lt|gt|quot|apos);|&/g, (whole, e: string | undefined) => {
+    // A bare "&" is not well-formed XML, and neither is a reference to a code point outside Char.
+    if (e === undefined) throw malformed();
+    if (!e.startsWith("#")) return ENTITIES[e]!;
+    const code = e.startsWith("#x") ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+    if (!xmlChar(code)) throw malformed();
+    return String.fromCodePoint(code);
+  });
 }
 
 /** Parse a request document; throws MalformedXML (as S3) on anything that is not well-formed. */
@@ -101,7 +112,7 @@ export function parseXml(text: string, malformed: () => Error): XmlElement {
     for (;;) {
       const lt = text.indexOf("<", i);
       if (lt < 0) throw malformed();
-      el.text += unescapeXml(text.slice(i, lt));
+      el.text += unescapeXml(text.slice(i, lt), malformed);
       i = lt;
       if (text.startsWith("<!--", i)) {
         const e = text.indexOf("-->", i);
@@ -142,29 +153,4 @@ export function childText(el: XmlElement, name: string): string | null {
 /** A request body as text, refusing more than `max` bytes. */
 export async function readXmlBody(req: Request, max: number, tooLarge: () => Error): Promise<string> {
   return new TextDecoder().decode(await readBounded(req, max, tooLarge));
-}
-
-/** A small request body whole, refusing more than `max` bytes (without reading them). */
-export async function readBounded(req: Request, max: number, tooLarge: () => Error): Promise<Uint8Array> {
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.length;
-    if (n > max) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
 }

@@ -20,7 +20,8 @@ import { holdNamedChunks } from "../data/references.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused, S3Error } from "../s3/errors.ts";
 import { versionIdParam } from "../s3/object-get.ts";
-import { replicasOf, STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
+import { PUT_MAX, replicasOf, STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
+import { readStreamBounded } from "../../shared/read-bounded.ts";
 import { cutAt, cutTo, placed } from "./splice.ts";
 
 /** Who edits: the tenant's scope, and the access key that will be each version's creator. */
@@ -79,6 +80,18 @@ export interface PendingState {
   fork?: string | null;
   baseUvid?: string | null;
 }
+
+
+/**
+ * An object edited in a session is at most what one PUT may store: its chunk list is held by
+ * the session while it is open, and a truncate past the end zero-fills (and hashes) the gap.
+ */
+function checkSize(end: number): void {
+  if (end > PUT_MAX) throw new S3Error("EntityTooLarge", `an object edited in a session is at most ${PUT_MAX} bytes`, { MaxSizeAllowed: String(PUT_MAX) });
+}
+
+/** Stored bytes of one pre-compressed chunk at most: deflate can grow incompressible data a little. */
+const ENCODED_MAX = (chunkMax: number) => chunkMax + Math.ceil(chunkMax / 1000) + 1024;
 
 export class PendingVersion {
   private readonly ctx: SessionScope;
@@ -202,6 +215,7 @@ export class PendingVersion {
 
   private checkOffset(offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new S3Error("InvalidArgument", "offset and length are whole numbers");
+    checkSize(offset + length);
     if (this.mode === "append" && offset !== this.size) throw new S3Error("InvalidArgument", `append mode writes at the end (${this.size}), not at ${offset}`);
   }
 
@@ -239,7 +253,10 @@ export class PendingVersion {
     this.checkOffset(offset, length);
     if (!CHUNK_ENCODINGS.includes(enc as ChunkEncoding)) throw new S3Error("InvalidArgument", `enc is one of ${CHUNK_ENCODINGS.join(", ")}, not ${enc}`);
     if (length < 1 || length > this.ctx.cfg.chunk.max) throw new S3Error("InvalidArgument", `a pre-compressed write is one chunk: 1 to ${this.ctx.cfg.chunk.max} logical bytes`);
-    const bytes = new Uint8Array(await new Response(payload).arrayBuffer());
+    if (!Number.isSafeInteger(stored) || stored < 1 || stored > ENCODED_MAX(this.ctx.cfg.chunk.max)) {
+      throw new S3Error("InvalidArgument", `a pre-compressed chunk is 1 to ${ENCODED_MAX(this.ctx.cfg.chunk.max)} stored bytes`);
+    }
+    const bytes = await readStreamBounded(payload, stored, () => new S3Error("IncompleteBody", `expected ${stored} stored bytes, got more`));
     if (bytes.length !== stored) throw new S3Error("IncompleteBody", `expected ${stored} stored bytes, got ${bytes.length}`);
     let logical: Uint8Array;
     try {
@@ -267,6 +284,7 @@ export class PendingVersion {
 
   async truncate(size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new S3Error("InvalidArgument", "size is a whole number");
+    checkSize(size);
     if (this.mode === "append" && size < this.size) throw new S3Error("InvalidArgument", "append mode cannot shorten the object");
     if (size >= this.size) {
       if (size > this.size) this.chunks = [...this.chunks, ...(await this.store(zeros(size - this.size), size - this.size, this.size))];
