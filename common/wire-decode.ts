@@ -5,7 +5,7 @@
 // nothing further in needs to doubt a message, and nothing a peer sends can throw in a handler.
 
 import { isChid, isNhid, isUvid } from "./ids.ts";
-import type { ToGroup, ToTarget, ToTargetFromCluster } from "./protocol.ts";
+import type { ToClusterFromTarget, ToGroup, ToTarget, ToTargetFromCluster } from "./protocol.ts";
 
 /** A message the receiver cannot use, and why. */
 export interface Malformed {
@@ -78,6 +78,33 @@ export function decodeFromCluster(text: string): ToTargetFromCluster | Malformed
     if (!isIndex(m.groupCount) || m.groupCount === 0) return "groupCount";
     // Groups held under an older group count may be listed too (held data): indexes, not refused.
     return listOf(m.groups, isIndex) ? null : "groups";
+  });
+}
+
+/** Groups a target may say it holds: more than any group count a cluster runs is a lie or a bug. */
+const HELD_MAX = 65_536;
+const isHeldList = (v: unknown): boolean => Array.isArray(v) && v.length <= HELD_MAX && v.every(isIndex);
+/** A location path ("/region/zone/rack/host/disk"): what placement splits and compares. */
+export const LOCATION_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
+const isLocation = (v: unknown): boolean => typeof v === "string" && v.length <= 512 && LOCATION_PATH.test(v);
+
+/** A target's text message as the cluster takes it. */
+export function decodeToCluster(text: string): ToClusterFromTarget | Malformed {
+  return decodeWith<ToClusterFromTarget>(text, (m) => {
+    for (const f of ["free", "chunks", "bytes"]) if (!isAmount(m[f])) return f;
+    if (m.t === "register") {
+      if (!isString(m.id)) return "id";
+      if (!isLocation(m.location)) return "location";
+      if (!isAmount(m.capacity)) return "capacity";
+      if (!isHeldList(m.held)) return "held";
+      return m.draining === undefined || typeof m.draining === "boolean" ? null : "draining";
+    }
+    if (m.t === "heartbeat") {
+      if (!isAmount(m.queue)) return "queue";
+      if (m.held === undefined) return null;
+      return isObject(m.held) && isHeldList(m.held.added) && isHeldList(m.held.dropped) ? null : "held";
+    }
+    return "type";
   });
 }
 

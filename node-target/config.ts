@@ -2,9 +2,10 @@
 // changes, so the cluster recognises the same disk after a restart or a move to another host.
 
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, writeFile, rename } from "node:fs/promises";
+import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { TargetId } from "../common/ids.ts";
+import { LOCATION_PATH } from "../common/wire-decode.ts";
 
 export interface TargetIdentity {
   id: TargetId;
@@ -20,7 +21,7 @@ const FILE = "target.json";
 
 /** Location paths are /region/zone/rack/host/device: the shared prefix says how correlated two targets are. */
 export function validateLocation(location: string): string {
-  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(location)) {
+  if (!LOCATION_PATH.test(location) || location.length > 512) {
     throw new Error(`location must look like /region/zone/rack/host/device, got "${location}"`);
   }
   return location;
@@ -50,8 +51,21 @@ export async function initIdentity(dataDir: string, location: string, capacity: 
   return identity;
 }
 
+/** Durably: the identity is the target's name to the cluster, so a crash must leave the old or the new one whole. */
 export async function saveIdentity(dataDir: string, identity: TargetIdentity): Promise<void> {
   const tmp = join(dataDir, `${FILE}.tmp`);
-  await writeFile(tmp, JSON.stringify(identity, null, 2) + "\n");
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(identity, null, 2) + "\n");
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   await rename(tmp, join(dataDir, FILE));
+  const dir = await open(dataDir, "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

@@ -3,6 +3,7 @@
 // its data directory with the cluster, and serves the groups it is assigned to. This file is the
 // command table: each command's options and help, and the call into the module that does it.
 
+import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../common/cli-usage.ts";
 import { initIdentity, loadIdentity, type TargetIdentity } from "./config.ts";
@@ -30,7 +31,9 @@ const IDENTITY_HELP = `  --location <path>     failure-domain path /region/zone/
                         /eu/zone-a/rack-1/host-1/disk-0 (docs/durability.md)
   --capacity <bytes>    bytes this target may use (default 100 GiB)`;
 const SERVE_HELP = `  --gateway <url>       gateway URL (default http://127.0.0.1:8787, env GATEWAY_URL)
-  --join-secret <s>     shared join secret (env JOIN_SECRET)
+  --join-secret-file <path>
+                        read the shared join secret from this file (or env JOIN_SECRET; the
+                        secret on a command line shows in ps, so --join-secret <s> is for tests)
   --no-direct-io        buffered file I/O even where O_DIRECT works (default: direct where it works)
   --scrub-rate <B/s>    re-verify stored data at most this fast, a sixteenth of it while clients
                         are busy (default 4194304; 0: no scrub)
@@ -50,6 +53,7 @@ const IDENTITY: Options = { location: { type: "string" }, capacity: { type: "str
 const SERVE: Options = {
   gateway: { type: "string" },
   "join-secret": { type: "string" },
+  "join-secret-file": { type: "string" },
   "no-direct-io": { type: "boolean" },
   "scrub-rate": { type: "string" },
   "scrub-pause": { type: "string" },
@@ -96,8 +100,9 @@ async function identityForServe(v: Values, dataDir: string): Promise<TargetIdent
 async function startServing(v: Values, draining: boolean, onDrainProgress?: (drained: number, held: number, complete: boolean) => void) {
   const dataDir = dataDirOf(v);
   const identity = await identityForServe(v, dataDir);
-  const joinSecret = str(v, "join-secret") ?? process.env.JOIN_SECRET;
-  if (!joinSecret) throw new UsageError("--join-secret or JOIN_SECRET is required");
+  const secretFile = str(v, "join-secret-file");
+  const joinSecret = secretFile ? (await readFile(secretFile, "utf8")).trim() : (str(v, "join-secret") ?? process.env.JOIN_SECRET);
+  if (!joinSecret) throw new UsageError("--join-secret-file or JOIN_SECRET is required");
   const peerListen = str(v, "peer-listen");
   const peerAddress = str(v, "peer-address");
   const metricsListen = str(v, "metrics-listen");
@@ -255,6 +260,9 @@ ${Object.entries(COMMANDS)
 `;
 
 async function main(argv: string[]): Promise<number> {
+  // Everything a target writes (packs, its index, identity, logs of runs) is its own: stored
+  // chunks are tenants' data, not for other users of the host to read.
+  process.umask(0o077);
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const c = rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;

@@ -220,13 +220,13 @@ export class LocalCluster {
         "--data-dir", t.dataDir,
         "--location", t.location,
         "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
-        "--join-secret", this.opts.joinSecret,
         ...(this.opts.peers ? ["--peer-listen", "127.0.0.1:0"] : []),
         "--metrics-listen", "127.0.0.1:0",
         ...this.opts.targetArgs,
         ...(opts.args ?? []),
       ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env } },
+      // The join secret through the environment, as a deployment should: not in `ps`.
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, JOIN_SECRET: this.opts.joinSecret } },
     );
     t.proc = proc;
     createInterface({ input: proc.stdout! }).on("line", (line) => {

@@ -35,6 +35,13 @@ export function jsonLines(entry: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
 }
 
+
+/** "localhost", "127.0.0.1:8080", "[::1]:9000": a Host a loopback client sends, with or without a port. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "");
+  return name === "localhost" || name === "::1" || /^127(\.\d{1,3}){3}$/.test(name);
+}
+
 export class S3Proxy {
   readonly server: Server;
   private readonly up: Upstream;
@@ -91,6 +98,9 @@ export class S3Proxy {
     let status = 0;
     let moved: Partial<Transfer> & Record<string, unknown> = {};
     try {
+      // Trusting loopback means trusting whatever runs on this machine, not any web page a
+      // browser here opens: a page whose host name was rebound to 127.0.0.1 sends its own Host.
+      if (!this.local && !isLoopbackHost(req.headers.host ?? "")) throw new ProxyError("AccessDenied", "a --trust-loopback proxy answers only requests addressed to a loopback host");
       const verified: Verified | null = this.local ? await verifyLocal(method, rawUrl, req.headersDistinct, this.local) : null;
       const headers = headerMap(req);
       const plan = planPut(req, headers, verified, this.minSessionBytes);

@@ -323,7 +323,7 @@ export class PackFiles {
   /** O_DSYNC: a write returns once its bytes (and the file's new size) are on disk. */
   private openForAppend(id: number, create: boolean): Promise<FileHandle> {
     const flags = constants.O_WRONLY | constants.O_DSYNC | (create ? constants.O_CREAT | constants.O_EXCL : 0) | (this.io.direct ? constants.O_DIRECT : 0);
-    return open(join(this.dir, packName(id)), flags, 0o644);
+    return open(join(this.dir, packName(id)), flags, 0o600);
   }
 
   /** A handle to read `pack` with (shared, kept open). */

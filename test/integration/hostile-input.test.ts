@@ -6,10 +6,13 @@
 
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
+import { CLUSTER_CONNECT_PATH, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_LOCATION_HEADER } from "../../common/protocol.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { LocalCluster } from "../../scripts/cluster.ts";
 import { HttpEditingSession } from "../../client/session.ts";
@@ -125,6 +128,42 @@ describe("hostile input at the gateway", () => {
     expect(basic.headers.get("www-authenticate") ?? "").not.toMatch(/basic/i);
     const sameOrigin = await post({ origin: cluster.endpoint, "content-type": "application/json" }, body);
     expect(sameOrigin.status).toBe(201);
+  });
+
+  it("drops a target's malformed register instead of storing what would break every group's view", async () => {
+    // A rogue target is just a WebSocket client holding the join secret.
+    const rogue = new WebSocket(`${cluster.endpoint.replace("http", "ws")}${CLUSTER_CONNECT_PATH}`, {
+      headers: { [JOIN_SECRET_HEADER]: DEVELOPMENT_SECRETS.JOIN_SECRET, [TARGET_ID_HEADER]: "rogue-target-1", [TARGET_LOCATION_HEADER]: "/rogue/zone/rack/host/disk" },
+    });
+    await new Promise((resolve, reject) => rogue.once("open", resolve).once("error", reject));
+    const answers: string[] = [];
+    rogue.on("message", (m) => answers.push(String(m)));
+    rogue.send(JSON.stringify({ t: "register", id: "rogue-target-1", location: "/rogue/zone/rack/host/disk", capacity: 1, free: 1, chunks: 0, bytes: 0, held: null }));
+    await new Promise((r) => setTimeout(r, 500));
+    rogue.close();
+    expect(answers).toEqual([]);
+    const status = await fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${cluster.adminToken}` } });
+    expect(status.status).toBe(200);
+    const view = (await status.json()) as { targets: { id: string }[] };
+    expect(view.targets.map((t) => t.id)).not.toContain("rogue-target-1");
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "after-rogue", Body: "still serving" }));
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: B, Key: "after-rogue" }))).Body!.transformToString()).toBe("still serving");
+  });
+
+  it("keeps the join secret out of ps, and what a target stores readable by its own user only", async () => {
+    for (const t of cluster.targets) {
+      expect(readFileSync(`/proc/${t.proc!.pid}/cmdline`, "utf8")).not.toContain(DEVELOPMENT_SECRETS.JOIN_SECRET);
+      const open: string[] = [];
+      const walk = (dir: string) => {
+        for (const e of readdirSync(dir, { withFileTypes: true })) {
+          const path = join(dir, e.name);
+          if (e.isDirectory()) walk(path);
+          if ((statSync(path).mode & 0o077) !== 0) open.push(path);
+        }
+      };
+      walk(t.dataDir);
+      expect(open).toEqual([]);
+    }
   });
 });
 

@@ -27,6 +27,7 @@ import { Chunker } from "../../common/chunker.ts";
 import { gearScan } from "../../client/gear-scan.ts";
 import { EMPTY_SHA256, deriveSigningKey, sha256Hex, signHex, signRequest } from "../../common/sigv4.ts";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
+import { request as httpRequest } from "node:http";
 import { S3Proxy } from "../../client/proxy/server.ts";
 import { EditingSession } from "../../client/session.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
@@ -266,6 +267,27 @@ describe("the S3 proxy", () => {
       expect(sameBytes(await getVia(direct, "held.bin"), body)).toBe(true);
     } finally {
       await s.close();
+    }
+  });
+
+  it("with --trust-loopback, answers only requests addressed to a loopback host (no DNS rebinding)", async () => {
+    const open = new S3Proxy({ cluster: creds(), local: null, log: () => {} });
+    const { port } = await open.listen(await freePort());
+    const get = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const r = httpRequest({ host: "127.0.0.1", port, path: "/", method: "GET", headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        r.on("error", reject);
+        r.end();
+      });
+    try {
+      expect(await get(`rebound.example:${port}`)).toBe(403);
+      expect(await get(`127.0.0.1:${port}`)).toBe(200);
+      expect(await get(`localhost:${port}`)).toBe(200);
+    } finally {
+      await open.close();
     }
   });
 });

@@ -215,6 +215,81 @@ describe("quotas", () => {
   });
 });
 
+describe("deleting a tenant", () => {
+  it("leaves nothing a tenant created again under its name can find: no snapshot, no key", async () => {
+    expect(admin("tenants", "create", "gone").status).toBe(0);
+    const k = adminJson<Key>("keys", "create", "gone");
+    const s3 = s3Of(k);
+    await s3.send(new CreateBucketCommand({ Bucket: "gone-b" }));
+    await s3.send(new PutObjectCommand({ Bucket: "gone-b", Key: "kept", Body: "held by a snapshot" }));
+    const ext = new EdgestoreExtensions(credsOf(k));
+    const snap = await ext.commitSnapshot((await ext.createSnapshot({ masks: ["gone-b/*"] })).id);
+    expect(snap.objects).toBe(1);
+    await s3.send(new DeleteObjectCommand({ Bucket: "gone-b", Key: "kept" }));
+    await s3.send(new DeleteBucketCommand({ Bucket: "gone-b" }));
+    expect(admin("tenants", "delete", "gone").status).toBe(0);
+    expect(admin("tenants", "create", "gone").status).toBe(0);
+    const again = new EdgestoreExtensions(credsOf(adminJson<Key>("keys", "create", "gone")));
+    expect(await again.listSnapshots()).toEqual([]);
+    const code = await again.getSnapshot(snap.id).then(() => "answered", (e: unknown) => (e instanceof ExtensionError ? e.code : String(e)));
+    expect(code).toBe("NoSuchSnapshot");
+    expect(await within(() => s3.send(new ListBucketsCommand({})).then(() => false, (e: { name?: string }) => e.name === "InvalidAccessKeyId"))).toBe(true);
+  });
+});
+
+describe("quotas on every path that stores bytes", () => {
+  it("counts concurrent writes against the quota, however many arrive before usage is read", async () => {
+    expect(admin("tenants", "create", "burst", "--quota", "1MB").status).toBe(0);
+    const s3 = s3Of(adminJson<Key>("keys", "create", "burst"));
+    await s3.send(new CreateBucketCommand({ Bucket: "burst-b" }));
+    // Six writes of 300 kB at once, before the isolate knows the tenant's usage: three fit.
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => s3.send(new PutObjectCommand({ Bucket: "burst-b", Key: `k${i}`, Body: new Uint8Array(300_000).fill(i) })).then(() => "ok", (e: { name?: string }) => e.name)),
+    );
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(3);
+    expect(outcomes.filter((o) => o === "QuotaExceeded")).toHaveLength(3);
+  });
+
+  it("refuses a multipart upload whose completed object would pass the quota, though each part fit", async () => {
+    expect(admin("tenants", "create", "parts", "--quota", "12MB").status).toBe(0);
+    const s3 = s3Of(adminJson<Key>("keys", "create", "parts"));
+    await s3.send(new CreateBucketCommand({ Bucket: "parts-b" }));
+    await s3.send(new PutObjectCommand({ Bucket: "parts-b", Key: "one", Body: new Uint8Array(4_000_000).fill(1) }));
+    const mp = await s3.send(new CreateMultipartUploadCommand({ Bucket: "parts-b", Key: "mp" }));
+    const part = async (n: number) => {
+      const r = await s3.send(new UploadPartCommand({ Bucket: "parts-b", Key: "mp", UploadId: mp.UploadId, PartNumber: n, Body: new Uint8Array(5 * 1024 * 1024).fill(n) }));
+      return { PartNumber: n, ETag: r.ETag };
+    };
+    // Each part fits beside the 4 MB stored; parts are no version, so usage read afresh (past
+    // KEY_CACHE_SECONDS) does not count them. Together with what is stored they pass 12 MB.
+    const parts = [await part(1)];
+    await sleep(6_000);
+    parts.push(await part(2));
+    const done = await s3Error(s3.send(new CompleteMultipartUploadCommand({ Bucket: "parts-b", Key: "mp", UploadId: mp.UploadId, MultipartUpload: { Parts: parts } })));
+    expect(done).toEqual({ name: "QuotaExceeded", status: 403 });
+    expect((await s3Error(s3.send(new HeadObjectCommand({ Bucket: "parts-b", Key: "mp" })))).status).toBe(404);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: "parts-b", Key: "mp", UploadId: mp.UploadId }));
+  });
+
+  it("refuses an editing session's commit past the quota", async () => {
+    expect(admin("tenants", "create", "edits", "--quota", "1MB").status).toBe(0);
+    const k = adminJson<Key>("keys", "create", "edits");
+    const s3 = s3Of(k);
+    await s3.send(new CreateBucketCommand({ Bucket: "edits-b" }));
+    await s3.send(new PutObjectCommand({ Bucket: "edits-b", Key: "one", Body: new Uint8Array(600_000).fill(1) }));
+    const session = await EditingSession.open(credsOf(k));
+    try {
+      const edit = await session.begin({ bucket: "edits-b", key: "edited", base: null, mode: "replace" });
+      await edit.write(0, new Uint8Array(600_000).fill(2));
+      const failed = await edit.commit().then(() => null, (e: unknown) => (e instanceof SessionError ? e.code : String(e)));
+      expect(failed).toBe("QuotaExceeded");
+    } finally {
+      await session.close();
+    }
+    expect((await s3Error(s3.send(new HeadObjectCommand({ Bucket: "edits-b", Key: "edited" })))).status).toBe(404);
+  });
+});
+
 describe("tenant isolation", () => {
   // Tenant A ("alpha") owns bucket "alpha-only" and, like B ("beta"), a bucket named "common":
   // bucket names are per tenant. Every operation family is tried with B's key on A's names.

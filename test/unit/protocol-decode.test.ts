@@ -3,7 +3,7 @@
 // message at all, however mangled, makes a decoder throw.
 
 import { describe, expect, it } from "vitest";
-import { decodeFromCluster, decodeToGroup, decodeToTarget } from "../../common/wire-decode.ts";
+import { decodeFromCluster, decodeToCluster, decodeToGroup, decodeToTarget } from "../../common/wire-decode.ts";
 
 const decode = (v: unknown) => decodeToGroup(typeof v === "string" ? v : JSON.stringify(v));
 
@@ -95,6 +95,28 @@ describe("decodeFromCluster", () => {
   });
 });
 
+describe("decodeToCluster", () => {
+  const register = { t: "register", id: "t-1", location: "/eu/zone-a/rack-1/host-1/disk-0", capacity: 100, free: 50, chunks: 3, bytes: 40, held: [0, 3] };
+  const heartbeat = { t: "heartbeat", free: 50, chunks: 3, bytes: 40, queue: 0, held: { added: [1], dropped: [] } };
+  it("takes a register and a heartbeat as they are", () => {
+    expect(decodeToCluster(JSON.stringify(register))).toEqual(register);
+    expect(decodeToCluster(JSON.stringify({ ...register, draining: true }))).toEqual({ ...register, draining: true });
+    expect(decodeToCluster(JSON.stringify(heartbeat))).toEqual(heartbeat);
+    const { held: _none, ...plain } = heartbeat;
+    expect(decodeToCluster(JSON.stringify(plain))).toEqual(plain);
+  });
+  it("refuses what would be stored and then break every group's view: held null, odd locations, poisoned amounts", () => {
+    expect(decodeToCluster(JSON.stringify({ ...register, held: null }))).toEqual({ malformed: '"register": bad held' });
+    expect(decodeToCluster(JSON.stringify({ ...register, held: ["x"] }))).toHaveProperty("malformed");
+    expect(decodeToCluster(JSON.stringify({ ...register, location: "eu/zone a" }))).toEqual({ malformed: '"register": bad location' });
+    expect(decodeToCluster(JSON.stringify({ ...register, location: "/a/../b" }))).not.toHaveProperty("malformed");
+    expect(decodeToCluster(JSON.stringify({ ...register, free: -1 }))).toEqual({ malformed: '"register": bad free' });
+    expect(decodeToCluster(JSON.stringify({ ...register, draining: "yes" }))).toHaveProperty("malformed");
+    expect(decodeToCluster(JSON.stringify({ ...heartbeat, held: { added: [1] } }))).toEqual({ malformed: '"heartbeat": bad held' });
+    expect(decodeToCluster(JSON.stringify({ ...heartbeat, t: "membership" }))).toHaveProperty("malformed");
+  });
+});
+
 describe("every decoder, fuzzed", () => {
   // xorshift32: the same mutations every run, so a failure reproduces.
   let s = 0x9e3779b9;
@@ -135,6 +157,10 @@ describe("every decoder, fuzzed", () => {
       [decodeToTarget, VALID_TO_TARGET],
       [decodeToGroup, SAMPLES_TO_GROUP],
       [decodeFromCluster, [{ t: "membership", epoch: 1, groupCount: 8, groups: [1, 2] }]],
+      [decodeToCluster, [
+        { t: "register", id: "t-1", location: "/a/b", capacity: 1, free: 1, chunks: 0, bytes: 0, held: [1] },
+        { t: "heartbeat", free: 1, chunks: 0, bytes: 0, queue: 0, held: { added: [1], dropped: [2] } },
+      ]],
     ];
     let refused = 0;
     for (let i = 0; i < 20_000; i++) {

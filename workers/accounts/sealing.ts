@@ -71,6 +71,9 @@ function randomString(alphabet: string, n: number): string {
 }
 
 /** A new key pair shaped like AWS's: a 20-character id ("ES" + 90 random bits) and a 40-character secret (240 bits). */
+/** What every issued access key id looks like. */
+export const ISSUED_KEY_ID = /^ES[A-Z2-7]{18}$/;
+
 export function newKeyPair(): { accessKeyId: string; secretAccessKey: string } {
   return { accessKeyId: `ES${randomString(KEY_ALPHABET, 18)}`, secretAccessKey: randomString(SECRET_ALPHABET, 40) };
 }

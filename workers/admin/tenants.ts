@@ -4,7 +4,8 @@
 import { newKeyPair, sealSecret } from "../accounts/sealing.ts";
 import { tenantNameProblem, type KeyInfo, type TenantInfo } from "../accounts/registry.ts";
 import { tenantUsage } from "../accounts/usage.ts";
-import { configOf, registryStub, tenantStub, type Env } from "../shared/env.ts";
+import { removeSnapshot } from "../gateway/ext/snapshot-hold.ts";
+import { configOf, registryStub, snapshotCatalogStub, tenantStub, type Env } from "../shared/env.ts";
 import { AdminError, bodyOf, json } from "./errors.ts";
 
 /** How long a rotated key keeps working unless the rotation says otherwise: a day to roll clients over. */
@@ -61,6 +62,13 @@ export async function deleteTenant(env: Env, name: string): Promise<Response> {
   await requireTenant(env, name);
   const buckets = await tenantStub(env, name).listBuckets();
   if (buckets.length > 0) throw new AdminError(409, "TenantNotEmpty", `tenant "${name}" still has ${buckets.length} bucket(s): ${buckets.slice(0, 5).map((b) => b.name).join(", ")}`);
+  // Snapshots outlive buckets (they hold the versions they name): a tenant created again under
+  // this name must not find them, so each is deleted as its owner would, releasing what it held.
+  const scope = { env, cfg: configOf(env), tenant: name };
+  for (const snap of await snapshotCatalogStub(env, name).list()) {
+    const r = await removeSnapshot(scope, snap.id);
+    if (r) throw new AdminError(409, "TenantNotEmpty", `snapshot ${snap.id} of tenant "${name}" could not be deleted: ${r.message}`);
+  }
   await registryStub(env).deleteTenant(name);
   return new Response(null, { status: 204 });
 }

@@ -12,7 +12,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { TargetId } from "../../common/ids.ts";
 import { assignGroups, copysetCount, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
-import type { MembershipMsg, RegisterMsg, ToClusterFromTarget } from "../../common/protocol.ts";
+import type { MembershipMsg, RegisterMsg } from "../../common/protocol.ts";
+import { decodeToCluster } from "../../common/wire-decode.ts";
 import { configOf, type Env } from "../shared/env.ts";
 
 export interface TargetStatus extends Pick<RegisterMsg, "id" | "location" | "capacity" | "free" | "chunks" | "bytes"> {
@@ -75,7 +76,12 @@ export class Cluster extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (typeof message !== "string") return;
     const att = ws.deserializeAttachment() as Attachment;
-    const msg = JSON.parse(message) as ToClusterFromTarget;
+    const msg = decodeToCluster(message);
+    if ("malformed" in msg) {
+      // Dropped, not stored: a bad row here would be read by every group's view of the cluster.
+      console.error(JSON.stringify({ msg: "malformed message from a target, dropped", target: att.id, why: msg.malformed }));
+      return;
+    }
     const now = Date.now();
     if (msg.t === "register") {
       const known = this.sql.exec("SELECT id FROM targets WHERE id = ?", att.id).toArray().length > 0;

@@ -9,6 +9,7 @@ import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from "./s3/acl
 import { deleteBucketTagging, deleteObjectTagging, getBucketTagging, getObjectTagging, putBucketTagging, putObjectTagging } from "./s3/tagging.ts";
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
 import type { RequestContext } from "./s3/context.ts";
+import { settleRoom, type Reservation } from "./s3/quota.ts";
 import { copyObject, uploadPartCopy } from "./s3/copy.ts";
 import { queryVersions } from "./ext/query.ts";
 import { setReplicas, validate } from "./ext/validate.ts";
@@ -177,6 +178,7 @@ function asSent(res: Response): Response {
 export async function handleS3(req: Request, env: Env, exec: ExecutionContext): Promise<Response> {
   const url = new URL(req.url);
   const requestId = newRequestId();
+  const reservations: Reservation[] = [];
   try {
     const cfg = configOf(env);
     let tenant = "";
@@ -189,8 +191,9 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
       },
     });
     const ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
-    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p) };
+    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p), reservations };
     const res = await dispatch(ctx, ep);
+    settleRoom(ctx, res.status < 300);
     // A WebSocket answer goes out as it is: it has no body to mark, and copying it would lose the socket.
     if (res.status === 101) return res;
     const out = new Response(res.body, res);
@@ -199,6 +202,7 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     countRequest(env, req, out, (p) => exec.waitUntil(p));
     return asSent(out);
   } catch (e) {
+    settleRoom({ reservations }, false);
     const err = asS3Error(e);
     if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message, cause: err.cause }));
     // Drain an unread request body so the client is not left writing into a closed socket.

@@ -57,7 +57,9 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
   const handler: TxnHandler = {
     onMessage(from, msg) {
       if (msg.t === "bid-get") bids?.record(from, msg.have && req.expect ? { member: from, chid: req.expect, uvid: null, queue: msg.queue } : null);
-      else if (msg.t === "bid-get-vm") bids?.record(from, msg.chid ? { member: from, chid: msg.chid, uvid: msg.uvid, queue: 0 } : null);
+      // A bidder offers what it holds under its own name for it; only the manifest the group
+      // expects counts, or a target could answer with another version's, self-consistently hashed.
+      else if (msg.t === "bid-get-vm") bids?.record(from, msg.chid && (req.expect === null || msg.chid === req.expect) ? { member: from, chid: msg.chid, uvid: msg.uvid, queue: 0 } : null);
       else if (msg.t === "get-failed" && current?.member === from) current.done.reject(new Error(`target ${from.id}: ${msg.reason}`));
     },
     onFrame(from, header, payload) {

@@ -7,19 +7,20 @@
 import { nhidOf, type Uvid } from "../../../common/ids.ts";
 import type { RemovedVersion } from "../../negotiating-group/expunge.ts";
 import { snapshotRef } from "../../negotiating-group/backrefs.ts";
-import type { SnapshotLayout } from "../../snapshots/catalog.ts";
+import { snapshotCatalogStub } from "../../shared/env.ts";
+import type { CatalogRefusal, SnapshotLayout } from "../../snapshots/catalog.ts";
 import type { SnapshotEntry } from "../../snapshots/manifest.ts";
 import { changeReferences, holdVersions, releaseVersions } from "../data/references.ts";
-import type { RequestContext } from "../s3/context.ts";
+import type { NameScope } from "../s3/context.ts";
 import { S3Error } from "../s3/errors.ts";
-import { allEntries, type OpenSnapshot } from "./snapshot-read.ts";
+import { allEntries, openSnapshot, type OpenSnapshot } from "./snapshot-read.ts";
 
-async function versionsOf(ctx: RequestContext, entries: readonly SnapshotEntry[]): Promise<RemovedVersion[]> {
+async function versionsOf(ctx: NameScope, entries: readonly SnapshotEntry[]): Promise<RemovedVersion[]> {
   return Promise.all(entries.map(async (e) => ({ nhid: await nhidOf(ctx.tenant, e.bucket, e.key), uvid: e.uvid as Uvid, vmChid: e.vmChid as RemovedVersion["vmChid"] })));
 }
 
 /** Hold one page's versions for snapshot `id`; refuses if one was expunged before the snapshot could hold it. */
-export async function holdPage(ctx: RequestContext, id: string, entries: readonly SnapshotEntry[]): Promise<void> {
+export async function holdPage(ctx: NameScope, id: string, entries: readonly SnapshotEntry[]): Promise<void> {
   const missing = await holdVersions(ctx.env, ctx.cfg, snapshotRef(ctx.tenant, id), await versionsOf(ctx, entries));
   if (missing.length > 0) {
     throw new S3Error("InvalidSnapshotState", `${missing.length} version(s) current at the snapshot's time were deleted more than REMOVED_RETAIN_SECONDS ago and their data is gone: move the snapshot's time later`);
@@ -27,12 +28,12 @@ export async function holdPage(ctx: RequestContext, id: string, entries: readonl
 }
 
 /** Reference the snapshot's own pages and root, once they are stored. */
-export async function referenceLayout(ctx: RequestContext, id: string, layout: SnapshotLayout): Promise<void> {
+export async function referenceLayout(ctx: NameScope, id: string, layout: SnapshotLayout): Promise<void> {
   await changeReferences(ctx.env, ctx.cfg, "+", snapshotRef(ctx.tenant, id), layoutChunks(layout));
 }
 
 /** Let go of everything a committed snapshot (or a build the catalog refused) holds. */
-export async function releaseSnapshot(ctx: RequestContext, snap: OpenSnapshot): Promise<void> {
+export async function releaseSnapshot(ctx: NameScope, snap: OpenSnapshot): Promise<void> {
   const holder = snapshotRef(ctx.tenant, snap.info.id);
   let batch: SnapshotEntry[] = [];
   const flush = async () => {
@@ -51,4 +52,16 @@ export async function releaseSnapshot(ctx: RequestContext, snap: OpenSnapshot): 
 
 function layoutChunks(layout: SnapshotLayout) {
   return [...layout.root.chunks, ...layout.pages.flatMap((p) => p.blob.chunks)];
+}
+
+/**
+ * Delete a snapshot: its versions released before the catalog forgets it, so an interrupted
+ * delete leaves a snapshot that can be deleted again, never versions held by nothing anyone
+ * can name.
+ */
+export async function removeSnapshot(ctx: NameScope, id: string): Promise<CatalogRefusal | null> {
+  const catalog = snapshotCatalogStub(ctx.env, ctx.tenant);
+  const info = await catalog.get(id);
+  if (info?.state === "committed") await releaseSnapshot(ctx, await openSnapshot(ctx, id));
+  return catalog.remove(id, false);
 }

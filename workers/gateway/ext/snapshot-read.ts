@@ -9,7 +9,7 @@ import { snapshotCatalogStub } from "../../shared/env.ts";
 import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
 import { decodePage, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
 import { readBlob } from "../data/blob.ts";
-import type { RequestContext } from "../s3/context.ts";
+import type { NameScope } from "../s3/context.ts";
 import { S3Error } from "../s3/errors.ts";
 
 export interface OpenSnapshot {
@@ -21,13 +21,13 @@ export interface OpenSnapshot {
 const cmp = (a: readonly [string, string], b: readonly [string, string]) => (a[0] === b[0] ? compareKeys(a[1], b[1]) : compareKeys(a[0], b[0]));
 
 /** A committed snapshot of the caller's tenant; NoSuchSnapshot otherwise (a pending one cannot be read). */
-export async function openSnapshot(ctx: RequestContext, id: string): Promise<OpenSnapshot> {
+export async function openSnapshot(ctx: NameScope, id: string): Promise<OpenSnapshot> {
   const found = await snapshotCatalogStub(ctx.env, ctx.tenant).layout(id);
   if (!found) throw new S3Error("NoSuchSnapshot", `There is no committed snapshot ${id}`, { Snapshot: id });
   return { info: found.info, layout: found.layout as SnapshotLayout, pages: new Map() };
 }
 
-function page(ctx: RequestContext, snap: OpenSnapshot, i: number): Promise<SnapshotEntry[]> {
+function page(ctx: NameScope, snap: OpenSnapshot, i: number): Promise<SnapshotEntry[]> {
   let p = snap.pages.get(i);
   if (!p) {
     const ref: PageRef = snap.layout.pages[i]!;
@@ -50,14 +50,14 @@ function pageFrom(snap: OpenSnapshot, at: readonly [string, string]): number {
 }
 
 /** The snapshot's entry for a name, or null if it holds none. */
-export async function entryOf(ctx: RequestContext, snap: OpenSnapshot, bucket: string, key: string): Promise<SnapshotEntry | null> {
+export async function entryOf(ctx: NameScope, snap: OpenSnapshot, bucket: string, key: string): Promise<SnapshotEntry | null> {
   const i = pageFrom(snap, [bucket, key]);
   if (i >= snap.layout.pages.length || cmp(snap.layout.pages[i]!.first, [bucket, key]) > 0) return null;
   return (await page(ctx, snap, i)).find((e) => e.bucket === bucket && e.key === key) ?? null;
 }
 
 /** Entries of one bucket whose key starts with `prefix` and sorts after `after`, in key order. */
-export async function* entriesOf(ctx: RequestContext, snap: OpenSnapshot, bucket: string, prefix: string, after: string): AsyncGenerator<SnapshotEntry> {
+export async function* entriesOf(ctx: NameScope, snap: OpenSnapshot, bucket: string, prefix: string, after: string): AsyncGenerator<SnapshotEntry> {
   const from = compareKeys(prefix, after) > 0 ? prefix : after;
   for (let i = pageFrom(snap, [bucket, from]); i < snap.layout.pages.length; i++) {
     if (compareKeys(snap.layout.pages[i]!.first[0], bucket) > 0) return;
@@ -80,7 +80,7 @@ export async function* entriesOf(ctx: RequestContext, snap: OpenSnapshot, bucket
 }
 
 /** Every entry, optionally of one bucket and key prefix, in (bucket, key) order. */
-export async function* allEntries(ctx: RequestContext, snap: OpenSnapshot, bucket: string | null, prefix: string): AsyncGenerator<SnapshotEntry> {
+export async function* allEntries(ctx: NameScope, snap: OpenSnapshot, bucket: string | null, prefix: string): AsyncGenerator<SnapshotEntry> {
   if (bucket !== null) return yield* entriesOf(ctx, snap, bucket, prefix, "");
   for (let i = 0; i < snap.layout.pages.length; i++) {
     if (i + 1 < snap.layout.pages.length) void page(ctx, snap, i + 1).catch(() => {});
@@ -95,7 +95,7 @@ export async function* allEntries(ctx: RequestContext, snap: OpenSnapshot, bucke
  * everything beneath it).
  */
 export async function listSnapshotBucket(
-  ctx: RequestContext,
+  ctx: NameScope,
   snap: OpenSnapshot,
   bucket: string,
   prefix: string,

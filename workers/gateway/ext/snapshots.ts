@@ -19,7 +19,7 @@ import { bad, jsonResponse, optionalArray, optionalString, readJson } from "./js
 import { maskText, parseMask, parseQualifier } from "./selection.ts";
 import { buildSnapshot } from "./snapshot-build.ts";
 import { allEntries, openSnapshot } from "./snapshot-read.ts";
-import { releaseSnapshot } from "./snapshot-hold.ts";
+import { releaseSnapshot, removeSnapshot } from "./snapshot-hold.ts";
 
 /** A commit waits this long for completeness through T unless told otherwise. */
 const COMMIT_WAIT_DEFAULT_MS = 10_000;
@@ -115,11 +115,7 @@ export async function abortSnapshot(ctx: RequestContext, id: string): Promise<Re
 }
 
 export async function deleteSnapshot(ctx: RequestContext, id: string): Promise<Response> {
-  const info = await catalog(ctx).get(id);
-  // Released before the catalog forgets it: an interrupted delete leaves a snapshot that can be
-  // deleted again, never versions held by nothing anyone can name.
-  if (info?.state === "committed") await releaseSnapshot(ctx, await openSnapshot(ctx, id));
-  const r = await catalog(ctx).remove(id, false);
+  const r = await removeSnapshot(ctx, id);
   if (r) throw new S3Error(r.refused, r.message);
   return new Response(null, { status: 204 });
 }

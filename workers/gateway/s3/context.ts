@@ -1,5 +1,6 @@
 // What every S3 handler is given: the authenticated caller, the request, and the cluster.
 
+import type { Reservation } from "./quota.ts";
 import type { Nhid } from "../../../common/ids.ts";
 import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import type { ClusterConfig, Env } from "../../shared/env.ts";
@@ -19,6 +20,8 @@ export interface RequestContext {
   /** The caller's location (s3/reader-location.ts): reads are served by the copies nearest to it. */
   near: string | null;
   waitUntil(p: Promise<unknown>): void;
+  /** Room this request took against its tenant's quota (quota.ts), settled when it is answered. */
+  reservations: Reservation[];
 }
 
 /** What naming a tenant's bucket or object needs: also what an editing session (a Durable Object, not a request) has. */

@@ -118,7 +118,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   if (vm.size > PUT_MAX) {
     throw new S3Error("InvalidRequest", `The specified copy source is larger than the maximum allowable size for a copy source: ${PUT_MAX}`);
   }
-  await requireRoom(ctx.env, ctx.cfg, ctx.tenant, vm.size);
+  await requireRoom(ctx, vm.size);
   if (src.bucket === bucket && src.key === key && directive === "COPY" && src.versionId === null) {
     throw new S3Error(
       "InvalidRequest",
@@ -164,7 +164,7 @@ export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: s
   const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   const { start, end } = copyRange(h.get("x-amz-copy-source-range"), vm.size);
   if (end - start > PUT_MAX) throw new S3Error("InvalidRequest", `A part copied may be at most ${PUT_MAX} bytes`);
-  await requireRoom(ctx.env, ctx.cfg, ctx.tenant, end - start);
+  await requireRoom(ctx, end - start);
   const source = objectBody(ctx.env, ctx.cfg, vm, start, end, ctx.near);
   await source.ready;
   const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true, replicas: await uploadReplicas(ctx, bucket, key, uploadId) });

@@ -10,9 +10,10 @@ import { groupStub, shardStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import type { IngestResult } from "../data/ingest.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
-import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { refused, S3Error } from "./errors.ts";
 import { versionHeader } from "./object-get.ts";
+import { requireRoomFor } from "./quota.ts";
 import { metadataOf, receiveBody, replicasOf, writeConditionOf, type ReceivedBody } from "./object-put.ts";
 import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
@@ -138,6 +139,7 @@ export async function completeMultipartUpload(ctx: RequestContext, bucket: strin
   const xml = await readXmlBody(ctx.req, COMPLETE_BODY_MAX, () => new S3Error("EntityTooLarge", "The CompleteMultipartUpload document is too large"));
   const parts = listedParts(xml);
   const place = await placeOf(ctx, bucket, key);
+  await requireRoomFor(ctx, () => listedSize(ctx, place, uploadId, parts.map((p) => p.partNumber)));
   const r = await groupStub(ctx.env, place.group).completeUpload(place.group, place.nhid, place.shard, uploadId, parts, writeConditionOf(ctx.req.headers), info.versioning);
   if (isRefusal(r)) refused(r);
   const body: XmlNode = { Location: `${ctx.url.origin}/${bucket}/${encodeURI(key)}`, Bucket: bucket, Key: key, ETag: `"${r.etag}"` };
@@ -149,6 +151,22 @@ export async function completeMultipartUpload(ctx: RequestContext, bucket: strin
     headers["x-amz-checksum-type"] = r.checksum.type;
   }
   return xmlResponse("CompleteMultipartUploadResult", body, 200, headers);
+}
+
+/** The bytes the parts a Complete lists hold: what the version it makes will count against the quota. */
+async function listedSize(ctx: RequestContext, place: NamePlace, uploadId: string, listed: number[]): Promise<number> {
+  const want = new Set(listed);
+  let total = 0;
+  let marker = 0;
+  // 10,000 parts at most, a page of MAX_PARTS_LISTED each: the bound only guards a group's bug.
+  for (let page = 0; page < 10_000 / MAX_PARTS_LISTED + 1; page++) {
+    const r = await groupStub(ctx.env, place.group).listParts(place.group, place.nhid, uploadId, marker, MAX_PARTS_LISTED);
+    if (isRefusal(r)) refused(r);
+    for (const p of r.parts) if (want.has(p.partNumber)) total += p.size;
+    if (!r.truncated || r.parts.length === 0) break;
+    marker = r.parts[r.parts.length - 1]!.partNumber;
+  }
+  return total;
 }
 
 export async function abortMultipartUpload(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {

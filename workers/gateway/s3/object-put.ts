@@ -151,7 +151,7 @@ export async function receiveBody(ctx: RequestContext, noInline: boolean, before
   const streaming = payloadHash.startsWith("STREAMING-");
   const length = declaredLength(ctx, streaming);
   const md5Expected = contentMd5(h);
-  await Promise.all([beforeRead, requireRoom(ctx.env, ctx.cfg, ctx.tenant, length)]);
+  await Promise.all([beforeRead, requireRoom(ctx, length)]);
   const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
   const signedHash = /^[0-9a-f]{64}$/i.test(payloadHash) ? payloadHash.toLowerCase() : null;
   const result = await ingest(ctx.env, ctx.cfg, body, {

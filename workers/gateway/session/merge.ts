@@ -10,6 +10,7 @@ import type { MergeItem } from "../../negotiating-group/merges.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal, type Refusal } from "../../shared/refusal.ts";
 import { refused } from "../s3/errors.ts";
+import { requireRoom, settleRoom } from "../s3/quota.ts";
 import type { Committed, PendingVersion, SessionScope } from "./pending.ts";
 
 export async function mergeFork(ctx: SessionScope, merge: string, members: readonly [string, PendingVersion][]): Promise<(Committed & { txn: string; key: string })[]> {
@@ -18,6 +19,20 @@ export async function mergeFork(ctx: SessionScope, merge: string, members: reado
     const { group, item } = await p.mergeItem();
     byGroup.set(group, [...(byGroup.get(group) ?? []), { txn, p, item }]);
   }
+  const groups = [...byGroup.keys()];
+  const room = { ...ctx, reservations: [] };
+  await requireRoom(room, [...byGroup.values()].flat().reduce((n, x) => n + x.item.body.size, 0));
+  try {
+    const out = await mergeGroups(ctx, merge, byGroup);
+    settleRoom(room, true);
+    return out;
+  } catch (e) {
+    settleRoom(room, false);
+    throw e;
+  }
+}
+
+async function mergeGroups(ctx: SessionScope, merge: string, byGroup: Map<number, { txn: string; p: PendingVersion; item: MergeItem }[]>): Promise<(Committed & { txn: string; key: string })[]> {
   const groups = [...byGroup.keys()];
   const prepared = await Promise.all(
     groups.map(async (g) => groupStub(ctx.env, g).prepareMerge(g, merge, byGroup.get(g)!.map((x) => x.item)).catch((e: unknown) => e as Error)),

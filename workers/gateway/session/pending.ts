@@ -22,6 +22,7 @@ import { refused, S3Error } from "../s3/errors.ts";
 import { versionIdParam } from "../s3/object-get.ts";
 import { PUT_MAX, replicasOf, STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
 import { readStreamBounded } from "../../shared/read-bounded.ts";
+import { requireRoom, settleRoom } from "../s3/quota.ts";
 import { cutAt, cutTo, placed } from "./splice.ts";
 
 /** Who edits: the tenant's scope, and the access key that will be each version's creator. */
@@ -418,7 +419,13 @@ export class PendingVersion {
     // A session names its base's chunks, and chunks it stored long ago: hold them all until the
     // commit's references arrive, and refuse if any was reclaimed meanwhile.
     await holdNamedChunks(this.ctx.env, this.ctx.cfg, body.chunks);
-    const r = await groupStub(this.ctx.env, this.place.group).commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder, this.replicas);
+    const room = { ...this.ctx, reservations: [] };
+    await requireRoom(room, body.size);
+    let committed = false;
+    const r = await groupStub(this.ctx.env, this.place.group)
+      .commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder, this.replicas)
+      .then((answer) => ((committed = !isRefusal(answer)), answer))
+      .finally(() => settleRoom(room, committed));
     if (isRefusal(r)) refused(r);
     return this.committed(body, r.versionId, r.vmChid);
   }
