@@ -1,5 +1,5 @@
 // `edgestore-admin`: the cluster's admin API from a shell (docs/security.md). Tenants, their
-// quotas and access keys, and the cluster's status (docs/operations.md). Results go to stdout (text, or the API's JSON with --json), errors to
+// quotas and access keys, storage targets' enrolment and revocation, and the cluster's status (docs/operations.md). Results go to stdout (text, or the API's JSON with --json), errors to
 // stderr as "<code>: <message>".
 //
 //   EDGESTORE_ADMIN_TOKEN=... node client/admin.ts keys create acme
@@ -36,6 +36,7 @@ const OPTIONS = {
   quota: { type: "string" },
   grace: { type: "string" },
   watch: { type: "boolean" },
+  ttl: { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 type Flags = FlagsOf<typeof OPTIONS>;
@@ -202,6 +203,35 @@ const COMMANDS: Record<string, Command> = {
     async run(c, [id]) {
       const r = (await c.call("DELETE", `/_admin/keys/${encodeURIComponent(id!)}`)) as KeyView;
       c.print(r, () => `revoked ${r.accessKeyId} of tenant ${r.tenant}`);
+    },
+  },
+  "targets enrol": {
+    usage: "targets enrol [--ttl SECONDS]",
+    about: "a one-time token for node-target init --enrol-token (default valid 3600 s)",
+    args: 0,
+    async run(c) {
+      const ttl = c.flags.ttl === undefined ? undefined : Number(c.flags.ttl);
+      if (ttl !== undefined && !(Number.isSafeInteger(ttl) && ttl > 0)) throw new UsageError("--ttl is a whole number of seconds > 0");
+      const r = (await c.call("POST", "/_admin/targets/enrolments", ttl === undefined ? {} : { ttlSeconds: ttl })) as { token: string; expires: string };
+      c.print(r, () => `${r.token}\n(valid once, until ${r.expires}: node-target init --enrol-token <it> --gateway <url> ...)`);
+    },
+  },
+  "targets list": {
+    usage: "targets list",
+    about: "every storage target, live or not, and how it proves itself (key, join-secret, revoked)",
+    args: 0,
+    async run(c) {
+      const r = (await c.call("GET", "/_admin/targets")) as { targets: { id: string; location: string; live: boolean; credential: string }[] };
+      c.print(r, () => r.targets.map((t) => `${t.id}  ${t.live ? "live" : "down"}  ${t.credential.padEnd(11)}  ${t.location || "(never connected)"}`).join("\n"));
+    },
+  },
+  "targets revoke": {
+    usage: "targets revoke <target-id>",
+    about: "refuse a target's connects from now on and take it out of every group",
+    args: 1,
+    async run(c, [id]) {
+      await c.call("DELETE", `/_admin/targets/${encodeURIComponent(id!)}`);
+      c.print({ revoked: id }, () => `revoked target ${id}`);
     },
   },
 };

@@ -424,3 +424,8 @@ export const TARGET_PROTOCOL = 2;
 /** The protocol a group speaks, in its answer to a target's dial: a target carries credit on its acks only to groups of 2. */
 export const GROUP_PROTOCOL_HEADER = "x-group-protocol";
 export const JOIN_SECRET_HEADER = "x-join-secret";
+/** An enrolled target's own key (node-target init --enrol-token), sent on every connect instead of the join secret. */
+export const TARGET_KEY_HEADER = "x-target-key";
+/** Where `node-target init --enrol-token` trades the token (in ENROL_TOKEN_HEADER) for its id and key. */
+export const ENROL_PATH = "/_cluster/enrol";
+export const ENROL_TOKEN_HEADER = "x-enrol-token";

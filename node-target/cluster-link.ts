@@ -6,6 +6,7 @@ import {
   CLUSTER_CONNECT_PATH,
   GROUP_CONNECT_PREFIX,
   JOIN_SECRET_HEADER,
+  TARGET_KEY_HEADER,
   TARGET_ID_HEADER,
   TARGET_LOCATION_HEADER,
   TARGET_PEER_HEADER,
@@ -26,7 +27,8 @@ const HEARTBEAT_MS = 2_000;
 
 export interface ClusterLinkOptions {
   gateway: string;
-  joinSecret: string;
+  /** How it proves who it is: its own key (enrolled), else the cluster's shared join secret. */
+  credential: { key: string } | { joinSecret: string };
   id: TargetId;
   location: string;
   capacity: number;
@@ -63,7 +65,7 @@ export class ClusterLink {
     this.headers = {
       [TARGET_ID_HEADER]: opts.id,
       [TARGET_LOCATION_HEADER]: opts.location,
-      [JOIN_SECRET_HEADER]: opts.joinSecret,
+      ...("key" in opts.credential ? { [TARGET_KEY_HEADER]: opts.credential.key } : { [JOIN_SECRET_HEADER]: opts.credential.joinSecret }),
       [TARGET_PROTOCOL_HEADER]: String(TARGET_PROTOCOL),
       ...(opts.peer ? { [TARGET_PEER_HEADER]: opts.peer.address } : {}),
     };

@@ -6,6 +6,7 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { TargetId } from "../common/ids.ts";
 import { LOCATION_PATH } from "../common/wire-decode.ts";
+import { ENROL_PATH, ENROL_TOKEN_HEADER, TARGET_ID_HEADER } from "../common/protocol.ts";
 
 export interface TargetIdentity {
   id: TargetId;
@@ -15,6 +16,8 @@ export interface TargetIdentity {
   created: string;
   /** Group count of the cluster it last joined: needed to report held groups before joining again. */
   groupCount?: number;
+  /** Its own key, from enrolment (node-target init --enrol-token): presented on every connect instead of the join secret. */
+  key?: string;
 }
 
 const FILE = "target.json";
@@ -49,6 +52,21 @@ export async function initIdentity(dataDir: string, location: string, capacity: 
   };
   await saveIdentity(dataDir, identity);
   return identity;
+}
+
+/**
+ * Trade a one-time enrolment token at the gateway for this identity's own key (the cluster binds
+ * the id to it), and keep the key with the identity.
+ */
+export async function enrolIdentity(dataDir: string, identity: TargetIdentity, token: string, gateway: string): Promise<TargetIdentity> {
+  const res = await fetch(new URL(ENROL_PATH, gateway), { method: "POST", headers: { [ENROL_TOKEN_HEADER]: token, [TARGET_ID_HEADER]: identity.id } });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`enrolment refused (${res.status}): ${text}`);
+  const answer = JSON.parse(text) as { id?: unknown; key?: unknown };
+  if (answer.id !== identity.id || typeof answer.key !== "string" || !/^tk_[A-Za-z0-9_-]{43}$/.test(answer.key)) throw new Error(`the gateway's enrolment answer is not this target's key: ${text.slice(0, 200)}`);
+  const enrolled = { ...identity, key: answer.key };
+  await saveIdentity(dataDir, enrolled);
+  return enrolled;
 }
 
 /** Durably: the identity is the target's name to the cluster, so a crash must leave the old or the new one whole. */

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../common/cli-usage.ts";
-import { initIdentity, loadIdentity, type TargetIdentity } from "./config.ts";
+import { enrolIdentity, initIdentity, loadIdentity, type TargetIdentity } from "./config.ts";
 import { log } from "./log.ts";
 import { verifyDataDir } from "./offline-verify.ts";
 import { serve } from "./serve.ts";
@@ -102,7 +102,8 @@ async function startServing(v: Values, draining: boolean, onDrainProgress?: (dra
   const identity = await identityForServe(v, dataDir);
   const secretFile = str(v, "join-secret-file");
   const joinSecret = secretFile ? (await readFile(secretFile, "utf8")).trim() : (str(v, "join-secret") ?? process.env.JOIN_SECRET);
-  if (!joinSecret) throw new UsageError("--join-secret-file or JOIN_SECRET is required");
+  if (!identity.key && !joinSecret) throw new UsageError("this target is not enrolled (node-target init --enrol-token): --join-secret-file or JOIN_SECRET is required");
+  const credential = identity.key ? { key: identity.key } : { joinSecret: joinSecret! };
   const peerListen = str(v, "peer-listen");
   const peerAddress = str(v, "peer-address");
   const metricsListen = str(v, "metrics-listen");
@@ -110,7 +111,7 @@ async function startServing(v: Values, draining: boolean, onDrainProgress?: (dra
     dataDir,
     identity,
     gateway: str(v, "gateway") ?? process.env.GATEWAY_URL ?? "http://127.0.0.1:8787",
-    joinSecret,
+    credential,
     directIo: !v["no-direct-io"],
     scrubRate: nonNegative(v, "scrub-rate", 4 * 1024 * 1024),
     scrubPause: nonNegative(v, "scrub-pause", 3_600_000),
@@ -146,14 +147,25 @@ function statusText(s: DataDirStatus): string {
 const COMMANDS: Record<string, Command> = {
   init: {
     summary: "create a data directory's identity (or change its location or capacity)",
-    usage: "node-target init --data-dir <path> --location <path> [--capacity <bytes>]",
-    options: { ...DATA_DIR, ...IDENTITY },
-    help: `${DATA_DIR_HELP}\n${IDENTITY_HELP}\n\nPrints the identity as JSON. The id is made once and kept: the cluster knows the disk by it,\nwherever it is mounted.`,
+    usage: "node-target init --data-dir <path> --location <path> [--capacity <bytes>] [--enrol-token <t> --gateway <url>]",
+    options: { ...DATA_DIR, ...IDENTITY, "enrol-token": { type: "string" }, gateway: { type: "string" } },
+    help: `${DATA_DIR_HELP}\n${IDENTITY_HELP}
+  --enrol-token <t>     a one-time token from the operator (edgestore-admin targets enrol):
+                        trade it at --gateway for this target's own key, kept in the data
+                        directory and presented on every connect instead of the join secret
+  --gateway <url>       where to enrol (env GATEWAY_URL)
+
+Prints the identity as JSON (without its key). The id is made once and kept: the cluster knows
+the disk by it, wherever it is mounted.`,
     async run(v) {
       const location = str(v, "location");
       if (!location) throw new UsageError("--location is required");
-      const identity = await initIdentity(dataDirOf(v), location, nonNegative(v, "capacity", 100 * 2 ** 30));
-      process.stdout.write(JSON.stringify(identity) + "\n");
+      const dataDir = dataDirOf(v);
+      let identity = await initIdentity(dataDir, location, nonNegative(v, "capacity", 100 * 2 ** 30));
+      const token = str(v, "enrol-token");
+      if (token) identity = await enrolIdentity(dataDir, identity, token, str(v, "gateway") ?? process.env.GATEWAY_URL ?? "http://127.0.0.1:8787");
+      const { key: _kept, ...shown } = identity;
+      process.stdout.write(JSON.stringify({ ...shown, enrolled: identity.key !== undefined }) + "\n");
       return 0;
     },
   },

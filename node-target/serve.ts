@@ -15,7 +15,7 @@ export interface ServeOptions {
   dataDir: string;
   identity: TargetIdentity;
   gateway: string;
-  joinSecret: string;
+  credential: { key: string } | { joinSecret: string };
   directIo: boolean;
   scrubRate: number;
   scrubPause: number;
@@ -54,7 +54,7 @@ export async function serve(o: ServeOptions): Promise<{ stop(reason: string): Pr
   link = new ClusterLink(
     {
       gateway: o.gateway,
-      joinSecret: o.joinSecret,
+      credential: o.credential,
       id: identity.id,
       location: identity.location,
       capacity: identity.capacity,

@@ -2,6 +2,7 @@
 // directory, an S3 client pointed at it, and deterministic test data.
 
 import { CreateBucketCommand, PutBucketVersioningCommand, PutObjectCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
@@ -204,6 +205,16 @@ export function withQuery<C extends Extendable>(cmd: C, params: Record<string, s
 /** Adds headers to an SDK command's request (the gateway's extension headers, x-edgestore-location). */
 export function withHeaders<C extends Extendable>(cmd: C, headers: Record<string, string>): C {
   return beforeSigning(cmd, "withHeaders", (r) => Object.assign(r.headers, headers));
+}
+
+/** The admin CLI (client/admin.ts) run against the cluster with its admin token. */
+export function adminCli(cluster: LocalCluster, ...args: string[]): { status: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, "..", "..", "client", "admin.ts"), ...args], {
+    encoding: "utf8",
+    env: { ...process.env, EDGESTORE_ENDPOINT: cluster.endpoint, EDGESTORE_ADMIN_TOKEN: cluster.adminToken },
+    timeout: 30_000,
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
 }
 
 /** An editing session on the cluster, as its configured key. */

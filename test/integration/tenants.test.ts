@@ -37,7 +37,6 @@ import {
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -45,9 +44,8 @@ import { EdgestoreExtensions, ExtensionError, type Credentials } from "../../cli
 import { EditingSession, SessionError } from "../../client/session.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, clientFor, clusterForSuite, s3Error } from "./helpers.ts";
+import { adminCli, bodyBytes, clientFor, clusterForSuite, s3Error } from "./helpers.ts";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 
 let cluster: LocalCluster;
 clusterForSuite({ bucket: "bootstrap", vars: { KEY_CACHE_SECONDS: "1" } }, (c) => ({ cluster } = c));
@@ -59,14 +57,7 @@ interface Key {
 }
 
 /** The admin CLI as an operator runs it: a process, its exit status, stdout and stderr. */
-function admin(...args: string[]): { status: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, "client", "admin.ts"), ...args], {
-    encoding: "utf8",
-    env: { ...process.env, EDGESTORE_ENDPOINT: cluster.endpoint, EDGESTORE_ADMIN_TOKEN: cluster.adminToken },
-    timeout: 30_000,
-  });
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
+const admin = (...args: string[]) => adminCli(cluster, ...args);
 
 function adminJson<T>(...args: string[]): T {
   const r = admin(...args, "--json");
@@ -129,7 +120,7 @@ describe("the admin API and CLI", () => {
     const top = admin("--help");
     expect(top.status).toBe(0);
     const commands = [...top.out.matchAll(/^ {2}([a-z]+ [a-z]+)/gm)].map((m) => m[1]!);
-    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys list", "keys rotate", "keys revoke"]);
+    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys list", "keys rotate", "keys revoke", "targets enrol", "targets list", "targets revoke"]);
     for (const c of commands) {
       const h = admin(...c.split(" "), "--help");
       expect([h.status, h.out.startsWith(`usage: edgestore-admin ${c}`)]).toEqual([0, true]);

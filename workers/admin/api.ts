@@ -9,6 +9,7 @@ import type { Env } from "../shared/env.ts";
 import { clusterMetrics } from "./cluster-metrics.ts";
 import { AdminError, errorJson, json } from "./errors.ts";
 import { clusterStatus } from "./status.ts";
+import { createEnrolment, listTargets, revokeTarget } from "./targets.ts";
 import { STATUS_ASSETS } from "./status-page.ts";
 import { createKey, createTenant, deleteTenant, getTenant, listKeys, listTenants, revokeKey, rotateKey, updateTenant } from "./tenants.ts";
 
@@ -68,6 +69,9 @@ on("get", "/tenants/:tenant/keys", (req, env) => listKeys(env, p(req, "tenant"))
 on("post", "/tenants/:tenant/keys", (req, env) => createKey(env, p(req, "tenant")));
 on("post", "/keys/:id/rotate", (req, env) => rotateKey(req, env, p(req, "id")));
 on("delete", "/keys/:id", (req, env) => revokeKey(env, p(req, "id")));
+on("post", "/targets/enrolments", (req, env) => createEnrolment(req, env));
+on("get", "/targets", (_req, env) => listTargets(env));
+on("delete", "/targets/:id", (req, env) => revokeTarget(env, p(req, "id")));
 on("get", "/status.json", async (_req, env) => json(await clusterStatus(env)));
 on("get", "/metrics", async (_req, env) => new Response(clusterMetrics(await clusterStatus(env)), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }));
 

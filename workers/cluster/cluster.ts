@@ -15,6 +15,7 @@ import { assignGroups, copysetCount, placementWarnings, replacementFor, type Pla
 import type { MembershipMsg, RegisterMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
 import { configOf, type Env } from "../shared/env.ts";
+import { TargetKeys, type Admission, type TargetKeyInfo } from "./target-keys.ts";
 
 export interface TargetStatus extends Pick<RegisterMsg, "id" | "location" | "capacity" | "free" | "chunks" | "bytes"> {
   live: boolean;
@@ -43,6 +44,7 @@ interface Attachment {
 
 export class Cluster extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly keys: TargetKeys;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -56,6 +58,7 @@ export class Cluster extends DurableObject<Env> {
     // Added later: a target replaced in its groups after it was gone too long.
     const columns = this.sql.exec("PRAGMA table_info(targets)").toArray().map((c) => String(c.name));
     if (!columns.includes("retired")) this.sql.exec("ALTER TABLE targets ADD COLUMN retired INTEGER NOT NULL DEFAULT 0");
+    this.keys = new TargetKeys(this.sql);
     // Answer pings without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -259,15 +262,43 @@ export class Cluster extends DurableObject<Env> {
     return { t: "membership", epoch: this.epoch(), groupCount: configOf(this.env).groupCount, groups: [...groups].sort((a, b) => a - b) };
   }
 
-  /** Who may be asked to store (writers) and to serve (readers) for one group. */
+  /** Who may be asked to store (writers) and to serve (readers) for one group; never a revoked target. */
   async groupView(g: number): Promise<GroupView> {
-    const writers = this.membersByGroup().get(g) ?? [];
+    const revoked = this.keys.revokedIds();
+    const writers = (this.membersByGroup().get(g) ?? []).filter((id) => !revoked.has(id));
     const rows = this.sql.exec("SELECT id, location, held FROM targets").toArray() as { id: TargetId; location: string; held: string }[];
     const loc = new Map(rows.map((r) => [r.id, r.location]));
     const readers = new Set<TargetId>(writers);
-    for (const r of rows) if ((JSON.parse(r.held) as number[]).includes(g)) readers.add(r.id);
+    for (const r of rows) if (!revoked.has(r.id) && (JSON.parse(r.held) as number[]).includes(g)) readers.add(r.id);
     const view = (ids: Iterable<TargetId>) => [...ids].map((id) => ({ id, location: loc.get(id) ?? "" }));
     return { epoch: this.epoch(), writers: view(writers), readers: view(readers) };
+  }
+
+  // ---- target credentials (target-keys.ts) ----
+  createEnrolment(ttlSeconds: number): Promise<{ token: string; expires: number }> {
+    return this.keys.createEnrolment(ttlSeconds * 1000, Date.now());
+  }
+
+  enrolTarget(token: string, id: TargetId | null): Promise<{ id: TargetId; key: string } | { refused: string }> {
+    return this.keys.enrol(token, id, Date.now());
+  }
+
+  admitTarget(id: TargetId, key: string | null): Promise<Admission> {
+    return this.keys.admit(id, key);
+  }
+
+  /** Revoke a target: its connects are refused, its cluster link closed, and it leaves every group (as writer and reader). */
+  async revokeTarget(id: TargetId): Promise<boolean> {
+    if (!this.keys.revoke(id, Date.now())) return false;
+    // Out of the groups first: the new membership goes to every connected target, which must
+    // not include a socket closed already.
+    this.replace([id], this.liveRows().filter((r) => r.id !== id), true);
+    for (const ws of this.ctx.getWebSockets(id)) ws.close(4003, "revoked");
+    return true;
+  }
+
+  targetKeys(): TargetKeyInfo[] {
+    return this.keys.list();
   }
 
   async status(): Promise<{ epoch: number; targets: TargetStatus[]; copysets: number; warnings: PlacementWarning[] }> {

@@ -12,9 +12,12 @@ import type { Env } from "../shared/env.ts";
 type SecretName = keyof typeof DEVELOPMENT_SECRETS;
 
 /** Secrets without which the gateway cannot work at all. */
-const REQUIRED: SecretName[] = ["JOIN_SECRET", "TOKEN_KEY", "KEY_SEALING_SECRET"];
-/** Secrets that may be left empty (the admin API off; no bootstrap key), but not weak. */
-const OPTIONAL: SecretName[] = ["ADMIN_TOKEN", "S3_SECRET_KEY"];
+const REQUIRED: SecretName[] = ["TOKEN_KEY", "KEY_SEALING_SECRET"];
+/**
+ * Secrets that may be left empty, but not weak: the admin API off without ADMIN_TOKEN; no
+ * bootstrap key; without JOIN_SECRET only enrolled targets (each with its own key) can join.
+ */
+const OPTIONAL: SecretName[] = ["ADMIN_TOKEN", "S3_SECRET_KEY", "JOIN_SECRET"];
 /** Shortest secret taken in a deployment: 128 bits of base64 or hex is 22–32 characters. */
 export const SECRET_MIN_LENGTH = 22;
 

@@ -50,7 +50,8 @@ export interface Env {
   KEY_SEALING_SECRET?: string;
   /** How long an isolate remembers a looked-up key, so how long a revoked key may still work (default 5). */
   KEY_CACHE_SECONDS?: string;
-  JOIN_SECRET: string;
+  /** The shared secret targets that were never enrolled join with; unset: enrolled targets only (cluster/target-keys.ts). */
+  JOIN_SECRET?: string;
   /** "1" only in the local cluster and tests: development secrets are then taken (gateway/secrets-check.ts). */
   EDGESTORE_DEV?: string;
   /** Keys opaque manifest tokens (snapshot tokens). */

@@ -1,0 +1,123 @@
+// Targets with their own credentials, against the real cluster: an operator makes a one-time
+// enrolment token with the admin CLI, `node-target init --enrol-token` trades it for the
+// target's key, and the target then joins with that key alone (no join secret in its
+// environment). Nobody can connect as it with the shared join secret or a wrong key, a token
+// works once, and a revoked target is refused and leaves every group.
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
+import { CLUSTER_CONNECT_PATH, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY_HEADER, TARGET_LOCATION_HEADER } from "../../common/protocol.ts";
+import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
+import { adminCli, clusterForSuite, removeDir } from "./helpers.ts";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const LOCATION = "/enrolled/zone-e/rack-1/host-1/disk-0";
+let cluster: LocalCluster;
+const dirs: string[] = [];
+let target: ChildProcess | null = null;
+
+interface Listed {
+  id: string;
+  live: boolean;
+  credential: string;
+  groups: number[];
+}
+
+const admin = (...args: string[]) => adminCli(cluster, ...args);
+
+/** node-target with no join secret anywhere in its environment. */
+function nodeTargetEnv(): NodeJS.ProcessEnv {
+  const { JOIN_SECRET: _none, ...env } = process.env;
+  return env;
+}
+
+function init(dir: string, token: string): { status: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, "node-target", "main.ts"), "init", "--data-dir", dir, "--location", LOCATION, "--capacity", String(2 ** 30), "--enrol-token", token, "--gateway", cluster.endpoint], {
+    encoding: "utf8",
+    env: nodeTargetEnv(),
+    timeout: 30_000,
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+const listed = (): Listed[] => (JSON.parse(admin("targets", "list", "--json").out) as { targets: Listed[] }).targets;
+
+/** The status of a WebSocket dial to the cluster with these headers: 101 when admitted. */
+function dial(headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${cluster.endpoint.replace("http", "ws")}${CLUSTER_CONNECT_PATH}`, { headers: { [TARGET_LOCATION_HEADER]: "/rogue/a/b/c/d", ...headers } });
+    ws.once("open", () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once("unexpected-response", (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    ws.once("error", () => resolve(0));
+  });
+}
+
+async function until(ok: () => boolean, ms = 30_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (ok()) return true;
+    await sleep(250);
+  }
+  return ok();
+}
+
+describe("targets with their own credentials", () => {
+  clusterForSuite({ bucket: "enrol" }, (c) => ({ cluster } = c));
+  afterAll(() => {
+    target?.kill("SIGTERM");
+    for (const d of dirs) removeDir(d);
+  });
+
+  let id = "";
+  let key = "";
+
+  it("enrols with a one-time token and joins with its own key, no join secret", async () => {
+    const made = admin("targets", "enrol", "--ttl", "600", "--json");
+    expect(made.status, made.err).toBe(0);
+    const { token } = JSON.parse(made.out) as { token: string };
+    const dir = mkdtempSync(join(tmpdir(), "edgestore-enrolled-"));
+    dirs.push(dir);
+    const first = init(dir, token);
+    expect(first.status, first.err).toBe(0);
+    const shown = JSON.parse(first.out) as { id: string; enrolled: boolean; key?: string };
+    expect(shown.enrolled).toBe(true);
+    expect(first.out).not.toContain("tk_");
+    id = shown.id;
+    // The token is spent.
+    const other = mkdtempSync(join(tmpdir(), "edgestore-enrolled-"));
+    dirs.push(other);
+    const reused = init(other, token);
+    expect(reused.status).not.toBe(0);
+    expect(reused.err).toContain("unknown or used enrolment token");
+
+    target = spawn(process.execPath, [join(ROOT, "node-target", "main.ts"), "run", "--data-dir", dir, "--gateway", cluster.endpoint, "--scrub-rate", "0"], { env: nodeTargetEnv(), stdio: "ignore" });
+    expect(await until(() => listed().some((t) => t.id === id && t.live && t.credential === "key"))).toBe(true);
+    key = (JSON.parse(readFileSync(join(dir, "target.json"), "utf8")) as { key: string }).key;
+    expect(key).toMatch(/^tk_/);
+  });
+
+  it("admits nobody else as it: not with the join secret, not with a wrong key", async () => {
+    expect(await dial({ [TARGET_ID_HEADER]: id, [JOIN_SECRET_HEADER]: DEVELOPMENT_SECRETS.JOIN_SECRET })).toBe(403);
+    expect(await dial({ [TARGET_ID_HEADER]: id, [TARGET_KEY_HEADER]: `${key.slice(0, -2)}xx` })).toBe(403);
+    expect(await dial({ [TARGET_ID_HEADER]: "never-enrolled-1", [TARGET_KEY_HEADER]: key })).toBe(403);
+  });
+
+  it("refuses a revoked target and takes it out of every group", async () => {
+    const r = admin("targets", "revoke", id);
+    expect(r.status, r.err).toBe(0);
+    expect(await until(() => listed().some((t) => t.id === id && t.credential === "revoked" && !t.live && t.groups.length === 0))).toBe(true);
+    expect(await dial({ [TARGET_ID_HEADER]: id, [TARGET_KEY_HEADER]: key })).toBe(403);
+    expect(admin("targets", "revoke", id).status).toBe(1);
+  });
+});
