@@ -36,7 +36,17 @@ function isPutItem(v: unknown): boolean {
   return v.kind === "vm" && typeof v.nhid === "string" && isNhid(v.nhid) && typeof v.uvid === "string" && isUvid(v.uvid);
 }
 
-const isChainHop = (v: unknown): boolean => v === null || (isObject(v) && listOf(v.forward, isString) && isString(v.chain));
+const PEER_ADDRESS = /^\S{1,260}:(\d{1,5})$/;
+
+/** "host:port" with a port a socket can dial (1-65535): a larger one throws inside net.connect. */
+export function isPeerAddress(a: unknown): a is string {
+  if (typeof a !== "string") return false;
+  const m = PEER_ADDRESS.exec(a);
+  const port = m ? Number(m[1]) : 0;
+  return port >= 1 && port <= 65535;
+}
+
+const isChainHop = (v: unknown): boolean => v === null || (isObject(v) && listOf(v.forward, isPeerAddress) && isString(v.chain));
 
 function isBid(v: unknown): boolean {
   if (!isObject(v) || !isIndex(v.item)) return false;

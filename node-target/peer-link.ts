@@ -16,6 +16,7 @@
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { FRAME_HEADER } from "../common/protocol.ts";
+import { isPeerAddress } from "../common/wire-decode.ts";
 import { log } from "./log.ts";
 import { giveBlock, MESSAGE_BLOCK, takeBlock } from "./message-blocks.ts";
 
@@ -39,7 +40,6 @@ export type BrokenHandler = (group: number, txn: number, item: number, to: strin
 
 /** More peers than any chain has (a chain is R - 1 long past its head). */
 const MAX_HOPS = 16;
-const PEER_ADDRESS = /^\S{1,260}:\d{1,5}$/;
 
 /**
  * A record's chain id and forward list, checked where they come in from another target: the
@@ -56,7 +56,7 @@ function hopOf(json: Buffer): Hop | null {
   if (typeof v !== "object" || v === null) return null;
   const { chain, rest } = v as Record<string, unknown>;
   if (typeof chain !== "string" || chain.length === 0 || chain.length > 128) return null;
-  if (!Array.isArray(rest) || rest.length > MAX_HOPS || !rest.every((a) => typeof a === "string" && PEER_ADDRESS.test(a))) return null;
+  if (!Array.isArray(rest) || rest.length > MAX_HOPS || !rest.every(isPeerAddress)) return null;
   return { chain, rest: rest as string[] };
 }
 

@@ -3,9 +3,11 @@
 // taken only whole and well-formed, with a chain id and a list of "host:port" peers, and a frame
 // at least as long as its header; anything else closes that connection and reaches no handler.
 
+import fc from "fast-check";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FRAME_HEADER, FRAME_PUT_DATA, framesOf } from "../../common/protocol.ts";
+import { isPeerAddress } from "../../common/wire-decode.ts";
 import { PeerLink, type Hop } from "../../node-target/peer-link.ts";
 
 let link: PeerLink;
@@ -80,5 +82,26 @@ describe("a target's peer link", () => {
     expect(await send(record(1, list, new Uint8Array(FRAME_HEADER - 1)))).toBe("closed");
     expect(await send(record(1, list, frame, 3 * 1024 * 1024))).toBe("closed");
     expect(got.length).toBe(before);
+  });
+
+  it("takes records with dialable peers only; anything else (fuzzed) reaches no handler and leaves the link serving", async () => {
+    const before = got.length;
+    const address = fc.oneof(fc.constantFrom("127.0.0.1:7001", "h:0", "h:65535", "h:65536", "h:99999", "[::1]:1", "no-port", ":1", "a b:2"), fc.string({ maxLength: 12 }));
+    const list = fc.oneof(
+      fc.record({ chain: fc.oneof(fc.string({ maxLength: 10 }), fc.constant("")), rest: fc.array(address, { maxLength: 18 }) }).map((v) => JSON.stringify(v)),
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: 65535 }), list, fc.uint8Array({ maxLength: 64 }), fc.boolean(), async (group, l, tail, whole) => {
+        await send(record(group, l, whole ? frame : tail));
+      }),
+      { numRuns: 60, seed: 0x5eed },
+    );
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 300 }), async (bytes) => void (await send(Buffer.from(bytes)))), { numRuns: 30, seed: 0x5eed });
+    for (const g of got.slice(before)) expect(g.hop.rest.every(isPeerAddress) && g.hop.chain.length > 0).toBe(true);
+    // Still serving: a good record after all that is taken.
+    const n = got.length;
+    expect(await send(record(2, JSON.stringify({ chain: "after", rest: [] }), frame))).toBe("open");
+    expect(got.length).toBe(n + 1);
   });
 });

@@ -74,8 +74,14 @@ async function until(ok: () => boolean, ms = 30_000): Promise<boolean> {
 
 describe("targets with their own credentials", () => {
   clusterForSuite({ bucket: "enrol" }, (c) => ({ cluster } = c));
-  afterAll(() => {
-    target?.kill("SIGTERM");
+  afterAll(async () => {
+    // The directory goes only once the target has stopped writing into it (bounded).
+    if (target && target.exitCode === null) {
+      const exited = new Promise((r) => target!.once("exit", r));
+      target.kill("SIGTERM");
+      await Promise.race([exited, sleep(10_000)]);
+      if (target.exitCode === null) target.kill("SIGKILL");
+    }
     for (const d of dirs) removeDir(d);
   });
 

@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
-import { decodeToGroup } from "../../common/wire-decode.ts";
+import { decodeToGroup, isPeerAddress } from "../../common/wire-decode.ts";
 import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
@@ -235,7 +235,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(Number(request.headers.get("x-group")));
     const id = request.headers.get("x-target-id") as TargetId;
     const location = request.headers.get("x-target-location") ?? "";
-    const peer = request.headers.get(TARGET_PEER_HEADER);
+    // An address other targets cannot dial is no address: the member is then sent its copies directly.
+    const advertised = request.headers.get(TARGET_PEER_HEADER);
+    const peer = isPeerAddress(advertised) ? advertised : null;
     const proto = Math.max(1, Math.min(TARGET_PROTOCOL, Number(request.headers.get(TARGET_PROTOCOL_HEADER)) || 1));
     const view = await this.groupView(true);
     if (!view.readers.some((m) => m.id === id)) {
