@@ -205,6 +205,16 @@ const COMMANDS: Record<string, Command> = {
       c.print(r, () => `revoked ${r.accessKeyId} of tenant ${r.tenant}`);
     },
   },
+  "keys reseal": {
+    usage: "keys reseal",
+    about: "seal every key's secret again under KEY_SEALING_SECRET (rotating it: docs/security.md)",
+    args: 0,
+    async run(c) {
+      const r = (await c.call("POST", "/_admin/keys/reseal")) as { resealed: number; current: number; failed: string[] };
+      c.print(r, () => `${r.resealed} re-sealed, ${r.current} already current${r.failed.length ? `, ${r.failed.length} open under neither secret: ${r.failed.join(", ")}` : ""}`);
+      if (r.failed.length > 0) process.exitCode = 1;
+    },
+  },
   "targets enrol": {
     usage: "targets enrol [--ttl SECONDS]",
     about: "a one-time token for node-target init --enrol-token (default valid 3600 s)",

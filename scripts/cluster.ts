@@ -388,6 +388,13 @@ export class LocalCluster {
     await Promise.race([exited, sleep(10_000)]);
   }
 
+  /** Stop the gateway and start it again with these vars changed (state is kept on disk): a redeploy. */
+  async restartGateway(vars: Record<string, string>): Promise<void> {
+    await this.killGateway();
+    Object.assign(this.opts.vars, vars);
+    await this.startGateway();
+  }
+
   gatewayPid(): number | undefined {
     return this.gateway?.pid;
   }

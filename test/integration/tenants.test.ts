@@ -42,6 +42,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions, ExtensionError, type Credentials } from "../../client/extensions.ts";
 import { EditingSession, SessionError } from "../../client/session.ts";
+import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { adminCli, bodyBytes, clientFor, clusterForSuite, s3Error } from "./helpers.ts";
@@ -120,7 +121,7 @@ describe("the admin API and CLI", () => {
     const top = admin("--help");
     expect(top.status).toBe(0);
     const commands = [...top.out.matchAll(/^ {2}([a-z]+ [a-z]+)/gm)].map((m) => m[1]!);
-    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys list", "keys rotate", "keys revoke", "targets enrol", "targets list", "targets revoke"]);
+    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys list", "keys rotate", "keys revoke", "keys reseal", "targets enrol", "targets list", "targets revoke"]);
     for (const c of commands) {
       const h = admin(...c.split(" "), "--help");
       expect([h.status, h.out.startsWith(`usage: edgestore-admin ${c}`)]).toEqual([0, true]);
@@ -455,5 +456,26 @@ describe("tenant isolation", () => {
     expect(await text(a, "alpha-only", "secret.txt")).toBe("alpha's secret");
     expect((await a.send(new ListObjectsV2Command({ Bucket: "common" }))).Contents!.map((o) => o.Key)).toEqual(["a-key", "same"]);
     expect((await a.send(new ListMultipartUploadsCommand({ Bucket: "common" }))).Uploads!.map((u) => u.UploadId)).toEqual([uploadId]);
+  });
+});
+
+describe("rotating the sealing secret", () => {
+  it("opens keys under the previous secret until they are re-sealed, then under the new one alone", async () => {
+    expect(admin("tenants", "create", "sealed").status).toBe(0);
+    const k = adminJson<Key>("keys", "create", "sealed");
+    await s3Of(k).send(new CreateBucketCommand({ Bucket: "sealed-b" }));
+    const next = "a-new-sealing-secret-for-this-test-0123";
+    // A redeploy with the new secret and the old one as previous: issued keys keep working.
+    await cluster.restartGateway({ KEY_SEALING_SECRET: next, KEY_SEALING_SECRET_PREVIOUS: DEVELOPMENT_SECRETS.KEY_SEALING_SECRET });
+    await cluster.waitForTargets();
+    expect((await s3Of(k).send(new ListBucketsCommand({}))).Buckets!.map((b) => b.Name)).toContain("sealed-b");
+    const r = adminJson<{ resealed: number; current: number; failed: string[] }>("keys", "reseal");
+    expect(r.resealed).toBeGreaterThan(0);
+    expect(r.failed).toEqual([]);
+    // The old secret gone: every key still opens, as the new one sealed it.
+    await cluster.restartGateway({ KEY_SEALING_SECRET: next, KEY_SEALING_SECRET_PREVIOUS: "" });
+    await cluster.waitForTargets();
+    expect((await s3Of(k).send(new ListBucketsCommand({}))).Buckets!.map((b) => b.Name)).toContain("sealed-b");
+    expect(adminJson<{ resealed: number }>("keys", "reseal").resealed).toBe(0);
   });
 });

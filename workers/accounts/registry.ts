@@ -136,6 +136,16 @@ export class AccountRegistry extends DurableObject<Env> {
     return this.keyInfo(accessKeyId);
   }
 
+  /** Every key's sealed secret, by id, a page at a time after `after` (re-sealing under a new sealing secret). */
+  async sealedPage(after: string, limit: number): Promise<{ id: string; sealed: string }[]> {
+    return this.sql.exec("SELECT id, sealed FROM access_keys WHERE id > ? ORDER BY id LIMIT ?", after, limit).toArray().map((r) => ({ id: String(r.id), sealed: String(r.sealed) }));
+  }
+
+  /** Replace a key's sealed secret if it is still `was` (a concurrent rotation wins); false otherwise. */
+  async reseal(id: string, was: string, sealed: string): Promise<boolean> {
+    return this.sql.exec("UPDATE access_keys SET sealed = ? WHERE id = ? AND sealed = ?", sealed, id, was).rowsWritten > 0;
+  }
+
   /** A key that works now, for signature checks; null if unknown, revoked or expired. */
   async lookupKey(accessKeyId: string): Promise<KeyLookup | null> {
     const r = this.sql.exec("SELECT tenant, sealed, expires, revoked FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];

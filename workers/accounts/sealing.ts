@@ -62,6 +62,19 @@ export async function openSecret(sealingSecret: string | undefined, accessKeyId:
   }
 }
 
+/**
+ * The secret sealed for `accessKeyId`, under the current sealing secret or, while a rotation
+ * is under way (KEY_SEALING_SECRET_PREVIOUS set until every key is re-sealed), the previous one.
+ */
+export async function openSealed(secrets: { current: string | undefined; previous: string | undefined }, accessKeyId: string, sealed: string): Promise<string> {
+  try {
+    return await openSecret(secrets.current, accessKeyId, sealed);
+  } catch (e) {
+    if (!secrets.previous) throw e;
+    return openSecret(secrets.previous, accessKeyId, sealed);
+  }
+}
+
 const KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -70,10 +83,10 @@ function randomString(alphabet: string, n: number): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => alphabet[b % alphabet.length]).join("");
 }
 
-/** A new key pair shaped like AWS's: a 20-character id ("ES" + 90 random bits) and a 40-character secret (240 bits). */
 /** What every issued access key id looks like. */
 export const ISSUED_KEY_ID = /^ES[A-Z2-7]{18}$/;
 
+/** A new key pair shaped like AWS's: a 20-character id ("ES" + 90 random bits) and a 40-character secret (240 bits). */
 export function newKeyPair(): { accessKeyId: string; secretAccessKey: string } {
   return { accessKeyId: `ES${randomString(KEY_ALPHABET, 18)}`, secretAccessKey: randomString(SECRET_ALPHABET, 40) };
 }

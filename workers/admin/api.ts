@@ -11,7 +11,7 @@ import { AdminError, errorJson, json } from "./errors.ts";
 import { clusterStatus } from "./status.ts";
 import { createEnrolment, listTargets, revokeTarget } from "./targets.ts";
 import { STATUS_ASSETS } from "./status-page.ts";
-import { createKey, createTenant, deleteTenant, getTenant, listKeys, listTenants, revokeKey, rotateKey, updateTenant } from "./tenants.ts";
+import { createKey, createTenant, deleteTenant, getTenant, listKeys, listTenants, resealKeys, revokeKey, rotateKey, updateTenant } from "./tenants.ts";
 
 export const ADMIN_PREFIX = "/_admin/";
 
@@ -67,6 +67,7 @@ on("patch", "/tenants/:tenant", (req, env) => updateTenant(req, env, p(req, "ten
 on("delete", "/tenants/:tenant", (req, env) => deleteTenant(env, p(req, "tenant")));
 on("get", "/tenants/:tenant/keys", (req, env) => listKeys(env, p(req, "tenant")));
 on("post", "/tenants/:tenant/keys", (req, env) => createKey(env, p(req, "tenant")));
+on("post", "/keys/reseal", (_req, env) => resealKeys(env));
 on("post", "/keys/:id/rotate", (req, env) => rotateKey(req, env, p(req, "id")));
 on("delete", "/keys/:id", (req, env) => revokeKey(env, p(req, "id")));
 on("post", "/targets/enrolments", (req, env) => createEnrolment(req, env));

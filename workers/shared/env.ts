@@ -48,6 +48,8 @@ export interface Env {
   ADMIN_HOST?: string;
   /** Seals access keys' secrets in the accounts registry (accounts/sealing.ts). */
   KEY_SEALING_SECRET?: string;
+  /** During a rotation of KEY_SEALING_SECRET: the old one, still opening keys until `keys reseal` has re-sealed them all. */
+  KEY_SEALING_SECRET_PREVIOUS?: string;
   /** How long an isolate remembers a looked-up key, so how long a revoked key may still work (default 5). */
   KEY_CACHE_SECONDS?: string;
   /** The shared secret targets that were never enrolled join with; unset: enrolled targets only (cluster/target-keys.ts). */

@@ -6,7 +6,7 @@
 // therefore stops working within that time.
 
 import { constantTimeEqual } from "../../../common/sigv4.ts";
-import { ISSUED_KEY_ID, openSecret } from "../../accounts/sealing.ts";
+import { ISSUED_KEY_ID, openSealed } from "../../accounts/sealing.ts";
 import { DEFAULT_TENANT } from "../../accounts/registry.ts";
 import { registryStub, type Env } from "../../shared/env.ts";
 
@@ -36,7 +36,7 @@ export async function lookupCredential(env: Env, accessKey: string): Promise<Cre
   const hit = cache.get(accessKey);
   if (hit && hit.until > now) return hit.credential;
   const found = await registryStub(env).lookupKey(accessKey);
-  const credential = found ? { tenant: found.tenant, secret: await openSecret(env.KEY_SEALING_SECRET, accessKey, found.sealed) } : null;
+  const credential = found ? { tenant: found.tenant, secret: await openSealed({ current: env.KEY_SEALING_SECRET, previous: env.KEY_SEALING_SECRET_PREVIOUS }, accessKey, found.sealed) } : null;
   // A key that is expiring is not remembered past its expiry.
   cache.set(accessKey, { credential, until: Math.min(now + cacheMs(env), found?.expires ?? Infinity) });
   if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value!);
