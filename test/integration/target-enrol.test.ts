@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
-import { CLUSTER_CONNECT_PATH, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY_HEADER, TARGET_LOCATION_HEADER } from "../../common/protocol.ts";
+import { CLUSTER_CONNECT_PATH, GROUP_CONNECT_PREFIX, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY_HEADER, TARGET_LOCATION_HEADER } from "../../common/protocol.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { adminCli, clusterForSuite, removeDir } from "./helpers.ts";
 
@@ -119,11 +119,23 @@ describe("targets with their own credentials", () => {
     expect(await dial({ [TARGET_ID_HEADER]: "never-enrolled-1", [TARGET_KEY_HEADER]: key })).toBe(403);
   });
 
-  it("refuses a revoked target and takes it out of every group", async () => {
+  it("refuses a revoked target and takes it out of every group, closing its group links", async () => {
+    // A copy of the target that would not leave on its own: a client holding its key and a
+    // group link, which the group must close once the target is revoked.
+    const g = listed().find((t) => t.id === id)!.groups[0]!;
+    const held = new WebSocket(`${cluster.endpoint.replace("http", "ws")}${GROUP_CONNECT_PREFIX}${g}/connect`, { headers: { [TARGET_ID_HEADER]: id, [TARGET_KEY_HEADER]: key, [TARGET_LOCATION_HEADER]: LOCATION } });
+    await new Promise((resolve, reject) => held.once("open", resolve).once("error", reject));
+    const closed = new Promise<number>((resolve) => held.once("close", (code) => resolve(code)));
     const r = admin("targets", "revoke", id);
     expect(r.status, r.err).toBe(0);
     expect(await until(() => listed().some((t) => t.id === id && t.credential === "revoked" && !t.live && t.groups.length === 0))).toBe(true);
     expect(await dial({ [TARGET_ID_HEADER]: id, [TARGET_KEY_HEADER]: key })).toBe(403);
     expect(admin("targets", "revoke", id).status).toBe(1);
+    // The group drops it when it next reads its view (within VIEW_TTL_MS); the status page's
+    // health calls make every group read it.
+    let code: number | null = null;
+    void closed.then((c) => (code = c));
+    expect(await until(() => (void fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${cluster.adminToken}` } }).then((res) => res.arrayBuffer()), code !== null), 45_000)).toBe(true);
+    expect(code).toBe(4003);
   });
 });

@@ -35,6 +35,8 @@ export interface GroupView {
   epoch: number;
   writers: { id: TargetId; location: string }[];
   readers: { id: TargetId; location: string }[];
+  /** Targets whose credential was revoked: a group closes any socket it still has from them. */
+  revoked: TargetId[];
 }
 
 interface Attachment {
@@ -271,7 +273,7 @@ export class Cluster extends DurableObject<Env> {
     const readers = new Set<TargetId>(writers);
     for (const r of rows) if (!revoked.has(r.id) && (JSON.parse(r.held) as number[]).includes(g)) readers.add(r.id);
     const view = (ids: Iterable<TargetId>) => [...ids].map((id) => ({ id, location: loc.get(id) ?? "" }));
-    return { epoch: this.epoch(), writers: view(writers), readers: view(readers) };
+    return { epoch: this.epoch(), writers: view(writers), readers: view(readers), revoked: [...revoked] };
   }
 
   // ---- target credentials (target-keys.ts) ----

@@ -213,6 +213,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     if (!force && this.view && Date.now() - this.view.at < VIEW_TTL_MS) return this.view.v;
     const v = await clusterStub(this.env).groupView(this.group);
     this.view = { at: Date.now(), v };
+    // A revoked target keeps no socket here: it could not connect now, and must not keep the
+    // one it has. (Other members outside the view stay: their reports may lag the view.)
+    const revoked = new Set(v.revoked);
+    for (const m of [...this.members.values()]) {
+      if (!revoked.has(m.id)) continue;
+      this.drop(m, "revoked");
+      m.ws.close(4003, "revoked");
+    }
     return v;
   }
 
