@@ -46,7 +46,7 @@ edgestore is running.
   access key    ${cluster.accessKey}
   secret key    ${cluster.secretKey}      (tenant "default")
   admin token   ${cluster.adminToken}   (npm run admin -- --help)
-  status page   ${cluster.endpoint}/_admin/status   (password: the admin token)
+  status page   ${cluster.endpoint}/_admin/status   (the page asks for the admin token)
 
   targets       ${cluster.targets.map((t) => `${t.location}  (${t.dataDir})`).join("\n                ")}
 
