@@ -44,6 +44,11 @@ export function isNhid(s: string): s is Nhid {
   return HEX.test(s);
 }
 
+/** A target id as targets make them (a UUID) or as tests name them: what SQL rows and socket tags carry. */
+export function isTargetId(s: string): s is TargetId {
+  return /^[A-Za-z0-9-]{8,64}$/.test(s);
+}
+
 export function asNhid(s: string): Nhid {
   if (!HEX.test(s)) throw new Error(`not an NHID: ${s}`);
   return s as Nhid;

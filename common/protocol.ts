@@ -429,3 +429,6 @@ export const TARGET_KEY_HEADER = "x-target-key";
 /** Where `node-target init --enrol-token` trades the token (in ENROL_TOKEN_HEADER) for its id and key. */
 export const ENROL_PATH = "/_cluster/enrol";
 export const ENROL_TOKEN_HEADER = "x-enrol-token";
+/** 32 random bytes, base64url, after a prefix naming what it is (workers/cluster/target-keys.ts makes them). */
+export const ENROL_TOKEN = /^et_[A-Za-z0-9_-]{43}$/;
+export const TARGET_KEY = /^tk_[A-Za-z0-9_-]{43}$/;

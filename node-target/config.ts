@@ -2,11 +2,12 @@
 // changes, so the cluster recognises the same disk after a restart or a move to another host.
 
 import { randomUUID } from "node:crypto";
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TargetId } from "../common/ids.ts";
 import { LOCATION_PATH } from "../common/wire-decode.ts";
-import { ENROL_PATH, ENROL_TOKEN_HEADER, TARGET_ID_HEADER } from "../common/protocol.ts";
+import { writeFileDurably } from "./durable-file.ts";
+import { ENROL_PATH, ENROL_TOKEN_HEADER, TARGET_ID_HEADER, TARGET_KEY } from "../common/protocol.ts";
 
 export interface TargetIdentity {
   id: TargetId;
@@ -63,7 +64,7 @@ export async function enrolIdentity(dataDir: string, identity: TargetIdentity, t
   const text = await res.text();
   if (!res.ok) throw new Error(`enrolment refused (${res.status}): ${text}`);
   const answer = JSON.parse(text) as { id?: unknown; key?: unknown };
-  if (answer.id !== identity.id || typeof answer.key !== "string" || !/^tk_[A-Za-z0-9_-]{43}$/.test(answer.key)) throw new Error(`the gateway's enrolment answer is not this target's key: ${text.slice(0, 200)}`);
+  if (answer.id !== identity.id || typeof answer.key !== "string" || !TARGET_KEY.test(answer.key)) throw new Error(`the gateway's enrolment answer is not this target's key: ${text.slice(0, 200)}`);
   const enrolled = { ...identity, key: answer.key };
   await saveIdentity(dataDir, enrolled);
   return enrolled;
@@ -71,19 +72,5 @@ export async function enrolIdentity(dataDir: string, identity: TargetIdentity, t
 
 /** Durably: the identity is the target's name to the cluster, so a crash must leave the old or the new one whole. */
 export async function saveIdentity(dataDir: string, identity: TargetIdentity): Promise<void> {
-  const tmp = join(dataDir, `${FILE}.tmp`);
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(identity, null, 2) + "\n");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dataDir, FILE));
-  const dir = await open(dataDir, "r");
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileDurably(join(dataDir, FILE), JSON.stringify(identity, null, 2) + "\n");
 }

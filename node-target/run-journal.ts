@@ -11,8 +11,9 @@
 // serving as if whole: it says `lost` in its hello to every group, and each group counts its
 // copies across members and restores R (the same sweep as for a member gone for good).
 
-import { open, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileDurably } from "./durable-file.ts";
 import { log } from "./log.ts";
 import type { ChunkStore } from "./store.ts";
 
@@ -147,13 +148,5 @@ export class RunJournal {
 }
 
 async function writeDurably(path: string, state: JournalState): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(state) + "\n");
-  const fh = await open(tmp, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await writeFileDurably(path, JSON.stringify(state) + "\n");
 }

@@ -1,7 +1,7 @@
 // Storage targets as the admin API serves them: enrolment tokens to add one, the list of every
 // target with how it proves itself, and revocation (cluster/target-keys.ts keeps the keys).
 
-import type { TargetId } from "../../common/ids.ts";
+import { isTargetId } from "../../common/ids.ts";
 import { clusterStub, type Env } from "../shared/env.ts";
 import { AdminError, bodyOf, json } from "./errors.ts";
 
@@ -37,9 +37,9 @@ export async function listTargets(env: Env): Promise<Response> {
 
 /** DELETE /_admin/targets/{id}: refuse its connects from now on and take it out of every group. */
 export async function revokeTarget(env: Env, id: string): Promise<Response> {
-  if (!/^[A-Za-z0-9-]{8,64}$/.test(id)) throw new AdminError(400, "InvalidArgument", `"${id}" is not a target id`);
-  const known = (await clusterStub(env).status()).targets.some((t) => t.id === id) || (await clusterStub(env).targetKeys()).some((k) => k.id === id);
-  if (!known) throw new AdminError(404, "NoSuchTarget", `there is no target ${id}`);
-  if (!(await clusterStub(env).revokeTarget(id as TargetId))) throw new AdminError(409, "TargetRevoked", `target ${id} is revoked already`);
+  if (!isTargetId(id)) throw new AdminError(400, "InvalidArgument", `"${id}" is not a target id`);
+  const r = await clusterStub(env).revokeTarget(id);
+  if (r === "unknown") throw new AdminError(404, "NoSuchTarget", `there is no target ${id}`);
+  if (r === "already") throw new AdminError(409, "TargetRevoked", `target ${id} is revoked already`);
   return new Response(null, { status: 204 });
 }

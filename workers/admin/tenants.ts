@@ -1,7 +1,7 @@
 // Tenants and their access keys, as the admin API serves them. Secrets are generated here,
 // returned once in the answer that creates them, and stored only sealed (accounts/sealing.ts).
 
-import { newKeyPair, openSealed, openSecret, sealSecret } from "../accounts/sealing.ts";
+import { newKeyPair, openSecret, sealSecret } from "../accounts/sealing.ts";
 import { tenantNameProblem, type KeyInfo, type TenantInfo } from "../accounts/registry.ts";
 import { tenantUsage } from "../accounts/usage.ts";
 import { removeSnapshot } from "../gateway/ext/snapshot-hold.ts";
@@ -134,7 +134,7 @@ export async function resealKeys(env: Env): Promise<Response> {
         continue;
       }
       try {
-        const secret = await openSealed(secrets, k.id, k.sealed);
+        const secret = await openSecret(secrets.previous, k.id, k.sealed);
         if (await registryStub(env).reseal(k.id, k.sealed, await sealSecret(secrets.current, k.id, secret))) resealed++;
       } catch {
         // Opens under neither secret: reported, so the operator keeps the old secret until it is understood.

@@ -290,13 +290,15 @@ export class Cluster extends DurableObject<Env> {
   }
 
   /** Revoke a target: its connects are refused, its cluster link closed, and it leaves every group (as writer and reader). */
-  async revokeTarget(id: TargetId): Promise<boolean> {
-    if (!this.keys.revoke(id, Date.now())) return false;
+  async revokeTarget(id: TargetId): Promise<"revoked" | "already" | "unknown"> {
+    const known = this.sql.exec("SELECT 1 FROM targets WHERE id = ?", id).toArray().length > 0 || this.keys.list().some((k) => k.id === id);
+    if (!known) return "unknown";
+    if (!this.keys.revoke(id, Date.now())) return "already";
     // Out of the groups first: the new membership goes to every connected target, which must
     // not include a socket closed already.
     this.replace([id], this.liveRows().filter((r) => r.id !== id), true);
     for (const ws of this.ctx.getWebSockets(id)) ws.close(4003, "revoked");
-    return true;
+    return "revoked";
   }
 
   targetKeys(): TargetKeyInfo[] {

@@ -80,10 +80,6 @@ export class TargetKeys {
     return this.sql.exec("INSERT INTO target_keys (id, key_hash, enrolled, revoked) VALUES (?, '', ?, ?) ON CONFLICT(id) DO NOTHING", id, now, now).rowsWritten > 0;
   }
 
-  isRevoked(id: TargetId): boolean {
-    return this.sql.exec("SELECT 1 FROM target_keys WHERE id = ? AND revoked IS NOT NULL", id).toArray().length > 0;
-  }
-
   revokedIds(): Set<TargetId> {
     return new Set(this.sql.exec("SELECT id FROM target_keys WHERE revoked IS NOT NULL").toArray().map((r) => r.id as TargetId));
   }

@@ -3,8 +3,8 @@
 // Who a target is is checked here, before any Durable Object sees the connection: its own key
 // (cluster/target-keys.ts), or the shared join secret for a target never enrolled.
 
-import type { TargetId } from "../../common/ids.ts";
-import { CLUSTER_CONNECT_PATH, ENROL_PATH, ENROL_TOKEN_HEADER, GROUP_CONNECT_PREFIX, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY_HEADER } from "../../common/protocol.ts";
+import { isTargetId } from "../../common/ids.ts";
+import { CLUSTER_CONNECT_PATH, ENROL_PATH, ENROL_TOKEN, ENROL_TOKEN_HEADER, GROUP_CONNECT_PREFIX, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY, TARGET_KEY_HEADER } from "../../common/protocol.ts";
 import { constantTimeEqual } from "../../common/sigv4.ts";
 import { clusterStub, configOf, groupStub, type Env } from "../shared/env.ts";
 
@@ -12,22 +12,20 @@ export function isTargetPath(path: string): boolean {
   return path.startsWith("/_cluster/");
 }
 
-/** A target id as targets make them (a UUID) or as tests name them: what SQL rows and socket tags carry. */
-const TARGET_ID = /^[A-Za-z0-9-]{8,64}$/;
-
 export async function handleTargetConnect(req: Request, url: URL, env: Env): Promise<Response> {
   if (url.pathname === ENROL_PATH) return enrol(req, env);
   if (req.headers.get("upgrade") !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
   const id = req.headers.get(TARGET_ID_HEADER) ?? "";
-  if (!TARGET_ID.test(id)) return new Response("missing or bad target id", { status: 400 });
+  if (!isTargetId(id)) return new Response("missing or bad target id", { status: 400 });
   // An enrolled target proves itself with its own key; otherwise the shared join secret, where
   // the deployment still has one, for an id no key was issued for.
   const key = req.headers.get(TARGET_KEY_HEADER);
+  if (key !== null && !TARGET_KEY.test(key)) return new Response("malformed target key", { status: 403 });
   if (key === null) {
     const secret = req.headers.get(JOIN_SECRET_HEADER) ?? "";
     if (!env.JOIN_SECRET || !constantTimeEqual(secret, env.JOIN_SECRET)) return new Response("bad join secret (or none: this cluster admits enrolled targets only)", { status: 403 });
   }
-  const admission = await clusterStub(env).admitTarget(id as TargetId, key);
+  const admission = await clusterStub(env).admitTarget(id, key);
   if (!admission.admitted) return new Response(admission.reason, { status: 403 });
   if (url.pathname === CLUSTER_CONNECT_PATH) return clusterStub(env).fetch(req);
   const m = new RegExp(`^${GROUP_CONNECT_PREFIX}(\\d+)/connect$`).exec(url.pathname);
@@ -45,11 +43,11 @@ export async function handleTargetConnect(req: Request, url: URL, env: Env): Pro
 async function enrol(req: Request, env: Env): Promise<Response> {
   if (req.method !== "POST") return new Response("POST an enrolment token", { status: 405 });
   const token = req.headers.get(ENROL_TOKEN_HEADER) ?? "";
-  if (!/^et_[A-Za-z0-9_-]{43}$/.test(token)) return new Response("missing or malformed enrolment token", { status: 403 });
+  if (!ENROL_TOKEN.test(token)) return new Response("missing or malformed enrolment token", { status: 403 });
   // An existing data directory keeps its id: the cluster already knows the disk by it.
   const want = req.headers.get(TARGET_ID_HEADER);
-  if (want !== null && !TARGET_ID.test(want)) return new Response("bad target id", { status: 400 });
-  const r = await clusterStub(env).enrolTarget(token, want as TargetId | null);
+  if (want !== null && !isTargetId(want)) return new Response("bad target id", { status: 400 });
+  const r = await clusterStub(env).enrolTarget(token, want);
   if ("refused" in r) return new Response(r.refused, { status: 403 });
   return new Response(JSON.stringify(r), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
 }
