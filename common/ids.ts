@@ -13,6 +13,8 @@ export type Nhid = Brand<string, "NHID">;
 export type Uvid = Brand<string, "UVID">;
 /** Stable id of a node-target, kept in its data directory. */
 export type TargetId = Brand<string, "TargetId">;
+/** SHA-256 of a target's peer-link certificate (node-target/peer-identity.ts): what its peers pin. */
+export type CertFingerprint = Brand<string, "CertFingerprint">;
 
 const HEX = /^[0-9a-f]{64}$/;
 
@@ -47,6 +49,10 @@ export function isNhid(s: string): s is Nhid {
 /** A target id as targets make them (a UUID) or as tests name them: what SQL rows and socket tags carry. */
 export function isTargetId(s: string): s is TargetId {
   return /^[A-Za-z0-9-]{8,64}$/.test(s);
+}
+
+export function isCertFingerprint(s: unknown): s is CertFingerprint {
+  return typeof s === "string" && HEX.test(s);
 }
 
 export function asNhid(s: string): Nhid {

@@ -8,7 +8,7 @@
 // towards one target. For reads the group grants each selected target the chunk's size in its
 // `select-get`, so no target sends payload the group did not ask for.
 
-import type { Chid, Nhid, TargetId, Uvid } from "./ids.ts";
+import type { CertFingerprint, Chid, Nhid, TargetId, Uvid } from "./ids.ts";
 
 export const FRAME_MAX = 1024 * 1024;
 export const FRAME_HEADER = 16;
@@ -88,9 +88,10 @@ export interface SelectPutMsg {
   txn: number;
   items: number[];
   /**
-   * Chain replication (node-target/peer-link.ts): pass every frame of these items on to the
-   * first of these peer addresses, which passes it on to the rest. A target selected without it
-   * may get its frames from the group or from a peer, in any order; it keeps each once.
+   * Chain replication (node-target/peer-link.ts): the peers after this target in the items'
+   * chain; it passes every frame on to the first of them, naming the rest, and to no one else.
+   * A target of a chain may get its frames from the group or from a peer, in any order; it
+   * keeps each once.
    */
   forward?: string[];
   /** Chain replication: the chain's id, given to every target of it; frames from peers are taken only under it. */
@@ -121,6 +122,19 @@ export interface PutEagerMsg {
 export interface ChainHop {
   forward: string[];
   chain: string;
+}
+/** A member of a group that takes part in chain replication, as it told its group. */
+export interface PeerEntry {
+  address: string;
+  cert: CertFingerprint;
+}
+/**
+ * The group's members that take part in chain replication, sent to every member whenever one
+ * joins or leaves: a target links only with peers some group of it lists (node-target/peer-roster.ts).
+ */
+export interface PeersMsg {
+  t: "peers";
+  peers: PeerEntry[];
 }
 /** Not selected (or the transaction ended): drop any reservation for this txn. */
 export interface ReleaseMsg {
@@ -342,7 +356,8 @@ export type ToTarget =
   | VerifyMsg
   | InventoryMsg
   | ReclaimMsg
-  | DrainedMsg;
+  | DrainedMsg
+  | PeersMsg;
 export type ToGroup = HelloMsg | BidPutMsg | BidGetMsg | BidGetVmMsg | SavedMsg | SaveFailedMsg | GetFailedMsg | CreditMsg | VerifiedMsg | DamagedMsg | InventoryPageMsg | ReclaimedMsg | ChainBrokenMsg;
 
 // ---- binary payload frames ----
@@ -415,6 +430,8 @@ export const TARGET_ID_HEADER = "x-target-id";
 export const TARGET_LOCATION_HEADER = "x-target-location";
 /** A target's address for chain replication ("host:port"), sent only by targets started with --peer-listen. */
 export const TARGET_PEER_HEADER = "x-target-peer";
+/** With TARGET_PEER_HEADER: the SHA-256 fingerprint of the certificate the target presents on its peer links. */
+export const TARGET_PEER_CERT_HEADER = "x-target-peer-cert";
 /**
  * The wire protocol a target speaks, sent when it dials a group: a group uses what a target
  * understands only (batched eager puts from 2), so targets can be upgraded one at a time.

@@ -4,7 +4,7 @@
 // files under a name (CHIDs, NHIDs, UVIDs of stored refs and put items) is checked here, so
 // nothing further in needs to doubt a message, and nothing a peer sends can throw in a handler.
 
-import { isChid, isNhid, isUvid } from "./ids.ts";
+import { isCertFingerprint, isChid, isNhid, isUvid } from "./ids.ts";
 import type { ToClusterFromTarget, ToGroup, ToTarget, ToTargetFromCluster } from "./protocol.ts";
 
 /** A message the receiver cannot use, and why. */
@@ -45,6 +45,10 @@ export function isPeerAddress(a: unknown): a is string {
   const port = m ? Number(m[1]) : 0;
   return port >= 1 && port <= 65535;
 }
+
+/** More members than any group has: a longer roster is not one. */
+const MAX_PEERS = 256;
+const isPeerEntry = (v: unknown): boolean => isObject(v) && isPeerAddress(v.address) && isCertFingerprint(v.cert);
 
 const isChainHop = (v: unknown): boolean => v === null || (isObject(v) && listOf(v.forward, isPeerAddress) && isString(v.chain));
 
@@ -169,6 +173,8 @@ function wrongToTarget(m: Fields): string | null {
       return listOf(m.refs, isStoredRef) ? null : "refs";
     case "drained":
       return null;
+    case "peers":
+      return listOf(m.peers, isPeerEntry) && (m.peers as unknown[]).length <= MAX_PEERS ? null : "peers";
   }
   if (!isIndex(m.txn)) return "txn";
   if (m.repair !== undefined && m.repair !== true) return "repair";

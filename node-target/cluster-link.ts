@@ -9,6 +9,7 @@ import {
   TARGET_KEY_HEADER,
   TARGET_ID_HEADER,
   TARGET_LOCATION_HEADER,
+  TARGET_PEER_CERT_HEADER,
   TARGET_PEER_HEADER,
   TARGET_PROTOCOL,
   TARGET_PROTOCOL_HEADER,
@@ -67,7 +68,7 @@ export class ClusterLink {
       [TARGET_LOCATION_HEADER]: opts.location,
       ...("key" in opts.credential ? { [TARGET_KEY_HEADER]: opts.credential.key } : { [JOIN_SECRET_HEADER]: opts.credential.joinSecret }),
       [TARGET_PROTOCOL_HEADER]: String(TARGET_PROTOCOL),
-      ...(opts.peer ? { [TARGET_PEER_HEADER]: opts.peer.address } : {}),
+      ...(opts.peer ? { [TARGET_PEER_HEADER]: opts.peer.address, [TARGET_PEER_CERT_HEADER]: opts.peer.fingerprint } : {}),
     };
     this.socket = new ReconnectingSocket("cluster", wsUrl(opts.gateway, CLUSTER_CONNECT_PATH), this.headers, {
       onOpen: (ws) => {

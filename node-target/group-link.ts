@@ -79,8 +79,6 @@ interface PutTxn {
 
 /** Frames a peer passed on before this target's select-put arrived, kept up to this much in all. */
 const EARLY_MAX = 32 * 1024 * 1024;
-/** Peer addresses remembered per group link (namedPeers), far more than a group has members. */
-const NAMED_PEERS_MAX = 1024;
 /** A relay whose frames have not all come this long after it was set up is forgotten. */
 const RELAY_TTL_MS = 60_000;
 
@@ -108,14 +106,8 @@ export class GroupLink {
   /** Acks of saved items, sent together at the end of a turn. */
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
-  /** Frames peers passed on for chains this target has not been told of yet, with where they were to go next. */
-  private readonly early = new Map<string, { frames: { data: Buffer; passedOn: boolean }[]; rest: string[] }>();
-  /**
-   * Peer addresses this target's group has named in a chain's forward list: a frame for a chain
-   * not yet named to this target may go on at once to one of them (another target, which checks
-   * it in turn), never to an address only the frame's sender named.
-   */
-  private readonly namedPeers = new Set<string>();
+  /** Frames peers passed on for chains this target has not been told of yet, and whether each went on already. */
+  private readonly early = new Map<string, { frames: { data: Buffer; passedOn: boolean }[] }>();
   /** Chained items this target passes on without writing them, by "txn/item". */
   private readonly relays = new Map<string, ChainHop & { at: number }>();
   private earlyBytes = 0;
@@ -173,6 +165,7 @@ export class GroupLink {
 
   close(): void {
     this.socket.close();
+    this.peer?.dropRoster(this.group);
   }
 
   private send(ws: WebSocket, msg: ToGroup): void {
@@ -292,6 +285,10 @@ export class GroupLink {
         this.send(ws, { t: "reclaimed", refs: msg.refs, bytes });
         return;
       }
+      case "peers": {
+        this.peer?.setRoster(this.group, msg.peers);
+        return;
+      }
       case "drained": {
         log("info", "drained", { group: this.group });
         this.onDrained(this.group);
@@ -311,23 +308,22 @@ export class GroupLink {
     const inb = this.inbound(txn.items[i]!, forward, chain);
     txn.writes.set(i, inb);
     if (chain === null) return;
-    this.namePeers(forward);
     // Frames a peer passed on before this message arrived: on down the chain now, and written here.
-    for (const frame of this.takeEarly(chain, txnId, i)) {
+    for (const frame of this.takeEarly({ chain, forward }, txnId, i)) {
       const { header, payload } = decodeFrame(frame.data);
       void this.accept(txn, inb, header, payload, null, frame.passed);
     }
   }
 
-  /** The frames kept for (chain, txn, item), each passed on down the chain as its sender asked. */
-  private takeEarly(chain: string, txn: number, item: number): { data: Buffer; passed: Promise<void> }[] {
-    const key = `${chain}/${txn}/${item}`;
+  /** The frames kept for (chain, txn, item), each not yet passed on now passed on down the chain as the group told it. */
+  private takeEarly(told: ChainHop, txn: number, item: number): { data: Buffer; passed: Promise<void> }[] {
+    const key = `${told.chain}/${txn}/${item}`;
     const kept = this.early.get(key);
     if (!kept) return [];
     this.early.delete(key);
     return kept.frames.map(({ data, passedOn }) => {
       this.earlyBytes -= data.length;
-      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain, rest: kept.rest }, data, txn, item) };
+      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain: told.chain, rest: told.forward }, data, txn, item) };
     });
   }
 
@@ -386,6 +382,7 @@ export class GroupLink {
 
   /** Tell the group that this target could not pass an item on to the next of its chain. */
   chainBroken(txn: number, item: number, to: string, reason: string): void {
+    log("warn", "could not pass an item on down its chain", { group: this.group, txn, item, to, reason });
     const ws = this.socket.socket;
     if (ws) this.send(ws, { t: "chain-broken", txn, item, to, reason });
   }
@@ -409,12 +406,14 @@ export class GroupLink {
     const relayKey = `${header.txn}/${header.item}`;
     let relay = inb ? undefined : this.relays.get(relayKey);
     if (relay && hop && relay.chain !== hop.chain) relay = undefined;
-    // A peer's frame goes on only down a chain this target's group told it of (a write or a
-    // relay here), or to a peer the group has named in a chain before; else it waits below, not
-    // passed on, for that word. Anything that reaches the peer port could otherwise have this
-    // target send data anywhere.
-    const known = hop === null || inb !== undefined || relay !== undefined || this.namedPeers.has(hop.rest[0] ?? "");
-    const onward = !known ? null : (hop ?? (inb?.chain ? { chain: inb.chain, rest: inb.forward } : relay ? { chain: relay.chain, rest: relay.forward } : null));
+    // A frame goes on down the chain this target's group told it of (a write or a relay here),
+    // as the group told it, whatever list a peer's record carries. A peer's frame ahead of that
+    // word goes on at once only to a member of one of this target's groups (peer-roster.ts);
+    // else it waits below, not passed on, for the word. The peer link dials no other address.
+    const told = inb?.chain ? { chain: inb.chain, rest: inb.forward } : relay ? { chain: relay.chain, rest: relay.forward } : null;
+    const early = hop !== null && told === null && (this.peer?.knows(hop.rest[0] ?? "") ?? false);
+    const onward = told ?? (early ? hop : null);
+    const known = told !== null || early;
     const passed = onward ? this.passOn(onward, data, header.txn, header.item) : Promise.resolve();
     if (!txn || !inb) {
       if (relay && header.last) this.relays.delete(relayKey);
@@ -436,21 +435,14 @@ export class GroupLink {
     // Relays whose frames never came (the group gave up on them) are forgotten in time.
     for (const [k, r] of this.relays) if (now - r.at > RELAY_TTL_MS) this.relays.delete(k);
     this.relays.set(`${txn}/${item}`, { ...hop, at: now });
-    this.namePeers(hop.forward);
     // Frames that came before this word go on now (and are not written here).
-    for (const frame of this.takeEarly(hop.chain, txn, item)) if (decodeFrame(frame.data).header.last) this.relays.delete(`${txn}/${item}`);
-  }
-
-  private namePeers(addresses: readonly string[]): void {
-    // Bounded: a group has a handful of members; a list this long is only churn, start again.
-    if (this.namedPeers.size + addresses.length > NAMED_PEERS_MAX) this.namedPeers.clear();
-    for (const a of addresses) this.namedPeers.add(a);
+    for (const frame of this.takeEarly(hop, txn, item)) if (decodeFrame(frame.data).header.last) this.relays.delete(`${txn}/${item}`);
   }
 
   private keepEarly(hop: Hop, at: { txn: number; item: number; passedOn: boolean }, frame: Buffer): void {
     if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
     const key = `${hop.chain}/${at.txn}/${at.item}`;
-    const kept = this.early.get(key) ?? { frames: [], rest: hop.rest };
+    const kept = this.early.get(key) ?? { frames: [] };
     // Kept past this call, so copied: a received frame lives in a block that is reused.
     kept.frames.push({ data: Buffer.from(frame), passedOn: at.passedOn });
     this.early.set(key, kept);

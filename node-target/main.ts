@@ -39,7 +39,8 @@ const SERVE_HELP = `  --gateway <url>       gateway URL (default http://127.0.0.
                         are busy (default 4194304; 0: no scrub)
   --scrub-pause <ms>    pause between full scrub passes (default 3600000)
   --peer-listen <h:p>   accept chunk frames from other targets here (chain replication: the
-                        group sends a chunk once and the targets pass it on); port 0: any
+                        group sends a chunk once and the targets pass it on) over TLS, with
+                        a key kept in the data directory (peer-key.pem); port 0: any
   --peer-address <h:p>  the address other targets dial, if not the one listened on
   --metrics-listen <h:p>
                         serve Prometheus metrics at http://h:p/metrics (port 0: any; the address

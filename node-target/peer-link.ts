@@ -1,6 +1,6 @@
 // Chain replication's wire between targets (seed 004: "send data to the first node in the list,
 // replicates down the chain"). A group sends a chunk's frames once, to the head of a chain; each
-// target on it passes every frame on to the next over a direct TCP connection as it arrives,
+// target on it passes every frame on to the next over a direct connection as it arrives,
 // before writing it, so the copies are written in a pipeline and the edge sends one copy
 // instead of R. Only targets started with --peer-listen take part (they advertise the address
 // when they dial their groups); the group falls back to sending directly to any target whose
@@ -13,12 +13,21 @@
 // transaction, item and offset). The chain id keeps a frame from a transaction of an earlier
 // life of the group (whose ids start again at 1) out of a new one. One connection per peer,
 // reused; TCP keeps records in order.
+//
+// Links are TLS, and both ends prove who they are: a target takes a link only from a
+// certificate one of its groups lists as a member's, dials only addresses its groups list, and
+// sends nothing until the peer has shown the certificate listed for that address
+// (peer-roster.ts). So the peer port relays nothing for anyone outside the cluster, a revoked
+// target's links close when its groups drop it, and what crosses the network is encrypted.
 
-import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { FRAME_HEADER } from "../common/protocol.ts";
+import { connect as tlsConnect, createServer, type Server, type TLSSocket } from "node:tls";
+import type { CertFingerprint } from "../common/ids.ts";
+import { FRAME_HEADER, type PeerEntry } from "../common/protocol.ts";
 import { isPeerAddress } from "../common/wire-decode.ts";
 import { log } from "./log.ts";
 import { giveBlock, MESSAGE_BLOCK, takeBlock } from "./message-blocks.ts";
+import { fingerprintOf, type PeerIdentity } from "./peer-identity.ts";
+import { PeerRoster } from "./peer-roster.ts";
 
 /** Frames passed on but not yet known to be past a broken link are reported for this long. */
 const RECENT_MS = 60_000;
@@ -157,72 +166,157 @@ class RecordReader {
 }
 
 interface Outgoing {
-  socket: Socket;
+  socket: TLSSocket;
+  /** Resolves true once the peer has shown the certificate its address is pinned to; false if it did not. */
+  ready: Promise<boolean>;
   fail: (reason: string) => void;
   /** What went through it lately: reported as broken if the connection fails. */
   recent: Map<string, { group: number; txn: number; item: number; at: number }>;
 }
 
+export interface PeerLinkOptions {
+  /** "host:port" to listen on (port 0 for any). */
+  listen: string;
+  /** The address other targets dial, if not the one bound. */
+  advertise?: string;
+  identity: PeerIdentity;
+  onFrame: PeerFrameHandler;
+  onBroken: BrokenHandler;
+}
+
+/**
+ * TLS 1.3 both ways; each end shows its own self-signed certificate and checks the other's
+ * fingerprint against the roster, not against any CA (peer-identity.ts). AES-128 first: the
+ * cheapest suite on hosts with AES instructions, and the link carries every replica's bytes.
+ */
+const TLS = { minVersion: "TLSv1.3", ciphersuites: "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384" } as const;
+
+/** The fingerprint of the certificate the other end of `s` showed, or null if none. */
+function shownBy(s: TLSSocket): CertFingerprint | null {
+  const raw = s.getPeerCertificate()?.raw;
+  return raw ? fingerprintOf(raw) : null;
+}
+
 export class PeerLink {
   private readonly server: Server;
   private readonly out = new Map<string, Outgoing>();
+  /** Links peers opened to this one, by the certificate they showed: closed when it leaves the roster. */
+  private readonly incoming = new Map<CertFingerprint, Set<TLSSocket>>();
+  private readonly roster = new PeerRoster();
+  private readonly identity: PeerIdentity;
   private readonly onFrame: PeerFrameHandler;
   private readonly onBroken: BrokenHandler;
   /** The address other targets dial, once listening. */
   address = "";
 
-  private constructor(onFrame: PeerFrameHandler, onBroken: BrokenHandler) {
-    this.onFrame = onFrame;
-    this.onBroken = onBroken;
-    this.server = createServer((s) => {
-      s.setNoDelay(true);
-      let pending = 0;
-      const done = () => {
-        pending--;
-        if (pending < MAX_PENDING / 2 && s.isPaused()) s.resume();
-      };
-      const reader = new RecordReader(
-        (g, hop, frame, given) => {
-          pending++;
-          if (pending >= MAX_PENDING) s.pause();
-          void this.onFrame(g, frame, hop)
-            .catch(() => {})
-            .finally(() => {
-              given();
-              done();
-            });
-        },
-        (why) => {
-          log("warn", "bad record from a peer: closing", { peer: `${s.remoteAddress}:${s.remotePort}`, why });
-          s.destroy();
-        },
-      );
-      s.on("data", (d: Buffer) => reader.push(d));
-      s.on("close", () => reader.drop());
-      s.on("error", () => s.destroy());
+  private constructor(o: PeerLinkOptions) {
+    this.identity = o.identity;
+    this.onFrame = o.onFrame;
+    this.onBroken = o.onBroken;
+    this.server = createServer({ ...TLS, key: o.identity.key, cert: o.identity.cert, requestCert: true, rejectUnauthorized: false }, (s) => this.accepted(s));
+    // A handshake that fails (a plain TCP client, a wrong protocol) ends that connection only.
+    this.server.on("tlsClientError", (e, s) => {
+      log("warn", "peer link handshake failed", { peer: `${s.remoteAddress}:${s.remotePort}`, error: e.message });
+      s.destroy();
     });
   }
 
-  /** Listen on `listen` ("host:port", port 0 for any); advertise `advertise` if given, else what it bound. */
-  static async start(listen: string, advertise: string | undefined, onFrame: PeerFrameHandler, onBroken: BrokenHandler): Promise<PeerLink> {
-    const link = new PeerLink(onFrame, onBroken);
-    const at = listen.lastIndexOf(":");
-    const host = listen.slice(0, at);
-    const port = Number(listen.slice(at + 1));
-    if (at < 0 || !Number.isInteger(port)) throw new Error(`--peer-listen must be host:port, got "${listen}"`);
+  /** Listen on `listen`; advertise `advertise` if given, else what it bound. */
+  static async start(o: PeerLinkOptions): Promise<PeerLink> {
+    const link = new PeerLink(o);
+    const at = o.listen.lastIndexOf(":");
+    const host = o.listen.slice(0, at);
+    const port = Number(o.listen.slice(at + 1));
+    if (at < 0 || !Number.isInteger(port)) throw new Error(`--peer-listen must be host:port, got "${o.listen}"`);
     await new Promise<void>((resolve, reject) => {
       link.server.once("error", reject);
       link.server.listen(port, host, () => resolve());
     });
     const bound = link.server.address() as { address: string; port: number };
-    link.address = advertise ?? `${host}:${bound.port}`;
-    log("info", "peer link listening", { address: link.address });
+    link.address = o.advertise ?? `${host}:${bound.port}`;
+    log("info", "peer link listening", { address: link.address, cert: o.identity.fingerprint });
     return link;
+  }
+
+  /** The certificate fingerprint this target's groups are told, for its peers to pin. */
+  get fingerprint(): CertFingerprint {
+    return this.identity.fingerprint;
+  }
+
+  /** A group's members now (PeersMsg): links with targets no group lists any more are closed. */
+  setRoster(group: number, peers: readonly PeerEntry[]): void {
+    this.closeLeavers(this.roster.set(group, peers));
+  }
+
+  /** A group this target no longer serves. */
+  dropRoster(group: number): void {
+    this.closeLeavers(this.roster.drop(group));
+  }
+
+  /** Whether frames may go to `address`: a member of some group of this target. */
+  knows(address: string): boolean {
+    return this.roster.pinFor(address) !== null;
+  }
+
+  private closeLeavers({ gone, moved }: { gone: Set<CertFingerprint>; moved: Set<string> }): void {
+    for (const f of gone) {
+      for (const s of this.incoming.get(f) ?? []) s.destroy();
+      this.incoming.delete(f);
+    }
+    for (const a of moved) this.out.get(a)?.fail("the peer left this target's groups, or changed its certificate");
+  }
+
+  /** A peer's link, once its handshake is done: taken only from a certificate on the roster. */
+  private accepted(s: TLSSocket): void {
+    const shown = shownBy(s);
+    if (shown === null || !this.roster.admits(shown)) {
+      log("warn", "refused a peer link from a certificate no group of this target lists", { peer: `${s.remoteAddress}:${s.remotePort}`, cert: shown });
+      s.destroy();
+      return;
+    }
+    const mine = this.incoming.get(shown) ?? new Set();
+    mine.add(s);
+    this.incoming.set(shown, mine);
+    s.setNoDelay(true);
+    let pending = 0;
+    const done = () => {
+      pending--;
+      if (pending < MAX_PENDING / 2 && s.isPaused()) s.resume();
+    };
+    const reader = new RecordReader(
+      (g, hop, frame, given) => {
+        pending++;
+        if (pending >= MAX_PENDING) s.pause();
+        // A frame's own failure is the group's to see (no save comes, and it resends); the
+        // link carries on with the next record.
+        void this.onFrame(g, frame, hop)
+          .catch(() => {})
+          .finally(() => {
+            given();
+            done();
+          });
+      },
+      (why) => {
+        log("warn", "bad record from a peer: closing", { peer: `${s.remoteAddress}:${s.remotePort}`, why });
+        s.destroy();
+      },
+    );
+    s.on("data", (d: Buffer) => reader.push(d));
+    s.on("close", () => {
+      reader.drop();
+      mine.delete(s);
+    });
+    s.on("error", () => s.destroy());
   }
 
   /** Pass a frame on to `to` (the chain's id and the addresses after `to` in `hop`). The frame's header names what it carries. */
   forward(to: string, hop: Hop, group: number, frame: Uint8Array, txn: number, item: number): Promise<void> {
     const o = this.connection(to);
+    if (o === null) {
+      // Not a member of any group here: never dialled. The group sends that copy directly.
+      this.onBroken(group, txn, item, to, "not a peer of any group of this target");
+      return Promise.resolve();
+    }
     const now = Date.now();
     o.recent.set(`${group}/${txn}/${item}`, { group, txn, item, at: now });
     for (const [k, v] of o.recent) {
@@ -237,34 +331,53 @@ export class PeerLink {
         o.fail(`took no frame for ${FORWARD_WAIT_MS} ms`);
         resolve();
       }, FORWARD_WAIT_MS);
-      // Head and frame in one vectored write; the frame is not copied, so the caller keeps it
-      // until this resolves (written to the kernel, or the link failed and its queue was dropped).
-      o.socket.cork();
-      o.socket.write(recordHead(group, hop, frame.length));
-      o.socket.write(frame, () => {
-        clearTimeout(timer);
-        resolve();
+      // Nothing goes out before the peer has proven who it is. Records keep their order: each
+      // waits on the same promise, and its callbacks run in the order they were added.
+      void o.ready.then((ok) => {
+        if (!ok) {
+          clearTimeout(timer);
+          return resolve();
+        }
+        // Head and frame in one vectored write; the frame is not copied, so the caller keeps it
+        // until this resolves (written to the kernel, or the link failed and its queue was dropped).
+        o.socket.cork();
+        o.socket.write(recordHead(group, hop, frame.length));
+        o.socket.write(frame, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        o.socket.uncork();
       });
-      o.socket.uncork();
     });
   }
 
-  private connection(to: string): Outgoing {
+  private connection(to: string): Outgoing | null {
     const have = this.out.get(to);
     if (have && !have.socket.destroyed) return have;
+    const pin = this.roster.pinFor(to);
+    if (pin === null) return null;
     const at = to.lastIndexOf(":");
-    const socket = createConnection({ host: to.slice(0, at), port: Number(to.slice(at + 1)) });
+    const socket = tlsConnect({ ...TLS, host: to.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(to.slice(at + 1)), key: this.identity.key, cert: this.identity.cert, rejectUnauthorized: false });
     socket.setNoDelay(true);
+    let settle: (ok: boolean) => void = () => {};
     const o: Outgoing = {
       socket,
+      ready: new Promise((r) => (settle = r)),
       recent: new Map(),
       fail: (reason) => {
+        settle(false);
         if (this.out.get(to) === o) this.out.delete(to);
         socket.destroy();
         for (const r of o.recent.values()) this.onBroken(r.group, r.txn, r.item, to, reason);
         o.recent.clear();
       },
     };
+    socket.once("secureConnect", () => {
+      const shown = shownBy(socket);
+      if (shown === pin) return settle(true);
+      log("warn", "a peer showed another certificate than the one its group gave: not sending", { peer: to, cert: shown, expected: pin });
+      o.fail("the peer showed another certificate than its group gave");
+    });
     socket.on("error", (e) => o.fail(String(e)));
     socket.on("close", () => o.fail("connection closed"));
     // Nothing comes back on an outgoing connection; drain it anyway.
@@ -279,6 +392,8 @@ export class PeerLink {
       o.socket.destroy();
     }
     this.out.clear();
+    for (const set of this.incoming.values()) for (const s of set) s.destroy();
+    this.incoming.clear();
     this.server.close();
   }
 }

@@ -6,6 +6,7 @@ import { ClusterLink } from "./cluster-link.ts";
 import { saveIdentity, type TargetIdentity } from "./config.ts";
 import { log, setLogFields } from "./log.ts";
 import { serveMetrics, watch } from "./metrics.ts";
+import { loadPeerIdentity } from "./peer-identity.ts";
 import { PeerLink } from "./peer-link.ts";
 import { RunJournal } from "./run-journal.ts";
 import { Scrubber } from "./scrub.ts";
@@ -42,12 +43,13 @@ export async function serve(o: ServeOptions): Promise<{ stop(reason: string): Pr
   // links are the cluster link's, made below).
   let link: ClusterLink | null = null;
   const peer = o.peerListen
-    ? await PeerLink.start(
-        o.peerListen,
-        o.peerAddress,
-        (group, frame, hop) => link?.groupLink(group)?.peerFrame(frame, hop) ?? Promise.resolve(),
-        (group, txn, item, to, reason) => link?.groupLink(group)?.chainBroken(txn, item, to, reason),
-      )
+    ? await PeerLink.start({
+        listen: o.peerListen,
+        ...(o.peerAddress ? { advertise: o.peerAddress } : {}),
+        identity: await loadPeerIdentity(dataDir, identity.id),
+        onFrame: (group, frame, hop) => link?.groupLink(group)?.peerFrame(frame, hop) ?? Promise.resolve(),
+        onBroken: (group, txn, item, to, reason) => link?.groupLink(group)?.chainBroken(txn, item, to, reason),
+      })
     : null;
   // Bytes accepted in bids but not yet written, shared by every group link (and read by metrics).
   const queue = { bytes: 0 };

@@ -69,6 +69,8 @@ export interface RunningTarget {
   said: string[];
   /** Where it serves Prometheus metrics (from its "metrics listening" line), once it has said. */
   metrics: string | null;
+  /** Where other targets reach it for chain replication (its "peer link listening" line), once it has said. */
+  peer: string | null;
   /** What it wrote to stderr since it started (the last 1000 lines): a command's progress. */
   stderr: string[];
 }
@@ -127,6 +129,7 @@ export class LocalCluster {
       said: [],
       stderr: [],
       metrics: null,
+      peer: null,
     }));
   }
 
@@ -211,6 +214,7 @@ export class LocalCluster {
     t.epoch = -1;
     t.said = [];
     t.metrics = null;
+    t.peer = null;
     t.stderr = [];
     const proc = spawn(
       process.execPath,
@@ -239,6 +243,8 @@ export class LocalCluster {
         }
         if (ev.msg === "metrics listening" && ev.address) {
           t.metrics = `http://${ev.address}/metrics`;
+        } else if (ev.msg === "peer link listening" && ev.address) {
+          t.peer = ev.address;
         } else if (ev.msg === "membership" && ev.groups) {
           t.assigned = new Set(ev.groups);
           t.epoch = ev.epoch ?? -1;

@@ -7,12 +7,14 @@
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chidOf } from "../../common/ids.ts";
 import { FRAME_PUT_DATA, framesOf, type ToTarget } from "../../common/protocol.ts";
 import { GroupLink } from "../../node-target/group-link.ts";
+import { makePeerIdentity } from "../../node-target/peer-identity.ts";
 import { PeerLink } from "../../node-target/peer-link.ts";
 import { ChunkStore } from "../../node-target/store.ts";
 import { chunkOnDisk, readOnDisk } from "./helpers.ts";
@@ -97,17 +99,19 @@ describe("frames of a chained put", () => {
 });
 
 describe("frames a peer passes on", () => {
-  it("go further down a chain only once this target's group named the chain, or the next peer, to it", async () => {
-    // The next hop: counts what reaches it.
+  it("go further down a chain only as its group told it, or at once to a member of its groups", async () => {
+    // The next hop, a member of the group: counts what reaches it over its TLS link.
+    const nextId = makePeerIdentity("t-next");
     let reached = 0;
-    const next = createServer((sock) => sock.on("data", (d: Buffer) => (reached += d.length)));
+    const next = createTlsServer({ key: nextId.key, cert: nextId.cert, requestCert: true, rejectUnauthorized: false }, (sock) => sock.on("data", (d: Buffer) => (reached += d.length)));
     await new Promise<void>((r) => next.listen(0, "127.0.0.1", r));
     const nextAt = `127.0.0.1:${(next.address() as { port: number }).port}`;
     // The group's side: a listener that never answers the handshake, so the link neither comes
     // up nor fails (a failed link drops every transaction, kept frames included).
     const silent = createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    const peer = await PeerLink.start("127.0.0.1:0", undefined, async () => {}, () => {});
+    const broken: string[] = [];
+    const peer = await PeerLink.start({ listen: "127.0.0.1:0", identity: makePeerIdentity("t-relaying"), onFrame: async () => {}, onBroken: (_g, _t, _i, to) => void broken.push(to) });
     const relaying = new GroupLink(1, `ws://127.0.0.1:${(silent.address() as { port: number }).port}/g`, {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-test0002" as never, location: "/x" }, () => {}, peer);
     const wait = async (until: () => boolean) => {
       for (let i = 0; i < 100 && !until(); i++) await new Promise((r) => setTimeout(r, 20));
@@ -115,26 +119,31 @@ describe("frames a peer passes on", () => {
     try {
       const { bytes, chid } = await item(150_000, 6);
       const frame = Buffer.from([...framesOf(FRAME_PUT_DATA, 21, 0, bytes)][0]!);
-      // From anyone, down a chain no group told this target of: kept, not sent on.
+      // From a peer, down a chain no group told this target of, to an address no group lists: kept, not sent on.
       void relaying.peerFrame(frame, { chain: "c21", rest: [nextAt] });
       void relaying.peerFrame(Buffer.from(frame), { chain: "never-named", rest: [nextAt] });
       await new Promise((r) => setTimeout(r, 200));
       expect(reached).toBe(0);
-      // The group names the chain: the kept frame goes on, and is written here too.
-      await onTextOf(relaying)({ t: "put-eager", txn: 21, items: [{ kind: "chunk", chid, size: bytes.length }], at: [0], chains: [{ forward: [], chain: "c21" }] });
+      // The group lists its members, and names the chain: the kept frame goes on, and is written here too.
+      await onTextOf(relaying)({ t: "peers", peers: [{ address: nextAt, cert: nextId.fingerprint }] });
+      await onTextOf(relaying)({ t: "put-eager", txn: 21, items: [{ kind: "chunk", chid, size: bytes.length }], at: [0], chains: [{ forward: [nextAt], chain: "c21" }] });
       await wait(() => reached >= frame.length);
       expect(reached).toBeGreaterThanOrEqual(frame.length);
       expect(reached).toBeLessThan(2 * frame.length);
       const got = await stored(chid);
       expect(got && Buffer.compare(got, Buffer.from(bytes))).toBe(0);
-      // Once the group has named that peer in a chain (here: this target heads one to it), a
-      // frame of a chain not yet named here may go on to it at once.
-      const other = await item(50_000, 7);
-      await onTextOf(relaying)({ t: "put-eager", txn: 22, items: [{ kind: "chunk", chid: other.chid, size: other.bytes.length }], chains: [{ forward: [nextAt], chain: "c22" }] });
+      // A frame of a chain not yet named here may go on at once to a member of the group...
       const before = reached;
       void relaying.peerFrame(Buffer.from(frame), { chain: "c23", rest: [nextAt] });
       await wait(() => reached >= before + frame.length);
       expect(reached).toBeGreaterThanOrEqual(before + frame.length);
+      // ...and never to anyone else, even once its chain is named: the group's list is the one followed.
+      const after = reached;
+      void relaying.peerFrame(Buffer.from(frame), { chain: "c24", rest: ["127.0.0.1:9"] });
+      await onTextOf(relaying)({ t: "put-eager", txn: 24, items: [{ kind: "chunk", chid, size: bytes.length }], at: [0], chains: [{ forward: [], chain: "c24" }] });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(reached).toBe(after);
+      expect(broken).toEqual([]);
     } finally {
       relaying.close();
       peer.close();

@@ -1,25 +1,34 @@
 // Chain replication's links between targets (node-target/peer-link.ts), from the side that
-// accepts them: whatever another target (or anything that can reach the port) sends, a record is
-// taken only whole and well-formed, with a chain id and a list of "host:port" peers, and a frame
-// at least as long as its header; anything else closes that connection and reaches no handler.
+// accepts them: only a peer showing a certificate one of the target's groups lists gets a link
+// at all; and whatever such a peer sends, a record is taken only whole and well-formed, with a
+// chain id and a list of "host:port" peers, and a frame at least as long as its header;
+// anything else closes that connection and reaches no handler. From the side that dials: only
+// addresses on the roster, and nothing sent before the peer showed the certificate pinned for it.
 
 import fc from "fast-check";
-import { connect } from "node:net";
+import { connect as tcpConnect, createServer as tcpServer } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FRAME_HEADER, FRAME_PUT_DATA, framesOf } from "../../common/protocol.ts";
 import { isPeerAddress } from "../../common/wire-decode.ts";
+import { makePeerIdentity, type PeerIdentity } from "../../node-target/peer-identity.ts";
 import { PeerLink, type Hop } from "../../node-target/peer-link.ts";
 
 let link: PeerLink;
 const got: { group: number; hop: Hop; frame: Buffer }[] = [];
+const broken: { to: string; reason: string }[] = [];
+/** A member of the link's group (on its roster), and a stranger with a certificate of its own. */
+const member = makePeerIdentity("t-member");
+const stranger = makePeerIdentity("t-stranger");
 
 beforeAll(async () => {
-  link = await PeerLink.start(
-    "127.0.0.1:0",
-    undefined,
-    async (group, frame, hop) => void got.push({ group, hop, frame: Buffer.from(frame) }),
-    () => {},
-  );
+  link = await PeerLink.start({
+    listen: "127.0.0.1:0",
+    identity: makePeerIdentity("t-under-test"),
+    onFrame: async (group, frame, hop) => void got.push({ group, hop, frame: Buffer.from(frame) }),
+    onBroken: (_g, _t, _i, to, reason) => void broken.push({ to, reason }),
+  });
+  link.setRoster(1, [{ address: "127.0.0.1:7001", cert: member.fingerprint }]);
 });
 afterAll(() => link.close());
 
@@ -33,10 +42,13 @@ function record(group: number, list: string, frame: Uint8Array, claimed?: number
   return Buffer.concat([head, l, frame]);
 }
 
-/** Send `bytes` on a fresh connection; resolves "closed" if the link closed it, "open" otherwise. */
-function send(bytes: Buffer): Promise<"closed" | "open"> {
+/** Send `bytes` on a fresh TLS connection as `as`; resolves "closed" if the link closed it, "open" otherwise. */
+function send(bytes: Buffer, as: PeerIdentity | null = member): Promise<"closed" | "open"> {
   return new Promise((resolve) => {
-    const s = connect(Number(link.address.split(":")[1]), "127.0.0.1", () => s.write(bytes));
+    const port = Number(link.address.split(":")[1]);
+    const s = as
+      ? tlsConnect({ host: "127.0.0.1", port, key: as.key, cert: as.cert, rejectUnauthorized: false }, () => s.write(bytes))
+      : tcpConnect(port, "127.0.0.1", () => s.write(bytes));
     const timer = setTimeout(() => {
       s.destroy();
       resolve("open");
@@ -52,12 +64,76 @@ function send(bytes: Buffer): Promise<"closed" | "open"> {
 const frame = [...framesOf(FRAME_PUT_DATA, 7, 0, new Uint8Array(100).fill(3))][0]!;
 
 describe("a target's peer link", () => {
+  it("takes links only from a certificate its groups list, over TLS", async () => {
+    const before = got.length;
+    const list = JSON.stringify({ chain: "c-who", rest: [] });
+    // Plain TCP, a certificate no group lists, no certificate at all: closed, nothing handled.
+    expect(await send(record(5, list, frame), null)).toBe("closed");
+    expect(await send(record(5, list, frame), stranger)).toBe("closed");
+    const bare = await new Promise<"closed" | "open">((resolve) => {
+      const s = tlsConnect({ host: "127.0.0.1", port: Number(link.address.split(":")[1]), rejectUnauthorized: false }, () => s.write(record(5, list, frame)));
+      const timer = setTimeout(() => (s.destroy(), resolve("open")), 300);
+      s.on("close", () => (clearTimeout(timer), resolve("closed")));
+      s.on("error", () => {});
+    });
+    expect(bare).toBe("closed");
+    expect(got.length).toBe(before);
+    // A member is heard.
+    expect(await send(record(5, list, frame))).toBe("open");
+    expect(got.length).toBe(before + 1);
+  });
+
+  it("closes a member's link once no group lists it any more", async () => {
+    const s = tlsConnect({ host: "127.0.0.1", port: Number(link.address.split(":")[1]), key: member.key, cert: member.cert, rejectUnauthorized: false });
+    await new Promise<void>((r) => s.once("secureConnect", () => r()));
+    const closed = new Promise<void>((r) => s.once("close", () => r()));
+    s.on("error", () => {});
+    // Another group's roster changing leaves it; its own group dropping it closes the link.
+    link.setRoster(2, [{ address: "127.0.0.1:7002", cert: stranger.fingerprint }]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.destroyed).toBe(false);
+    link.setRoster(1, []);
+    await closed;
+    link.setRoster(2, []);
+    link.setRoster(1, [{ address: "127.0.0.1:7001", cert: member.fingerprint }]);
+  });
+
+  it("dials only peers on its roster, and sends nothing to one that shows another certificate", async () => {
+    // Something listening where a stranger's address would be: it must never be dialled.
+    let dialled = 0;
+    const listener = tcpServer((c) => {
+      dialled++;
+      c.destroy();
+    });
+    await new Promise<void>((r) => listener.listen(0, "127.0.0.1", r));
+    const strangerAt = `127.0.0.1:${(listener.address() as { port: number }).port}`;
+    // An impostor: a real peer link at an address the roster pins to the member's certificate.
+    const received: Buffer[] = [];
+    const impostor = await PeerLink.start({ listen: "127.0.0.1:0", identity: stranger, onFrame: async (_g, f) => void received.push(Buffer.from(f)), onBroken: () => {} });
+    impostor.setRoster(3, [{ address: link.address, cert: link.fingerprint }]);
+    link.setRoster(3, [{ address: impostor.address, cert: member.fingerprint }]);
+    try {
+      const before = broken.length;
+      await link.forward(strangerAt, { chain: "c-out", rest: [] }, 3, frame, 1, 0);
+      await link.forward(impostor.address, { chain: "c-out", rest: [] }, 3, frame, 2, 0);
+      for (let i = 0; i < 50 && broken.length < before + 2; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(broken.slice(before).map((b) => b.to)).toEqual([strangerAt, impostor.address]);
+      expect(dialled).toBe(0);
+      expect(received).toHaveLength(0);
+    } finally {
+      link.setRoster(3, []);
+      impostor.close();
+      listener.close();
+    }
+  });
+
   it("takes a well-formed record and hands on its group, chain and frame", async () => {
+    const before = got.length;
     expect(await send(record(5, JSON.stringify({ chain: "c-1", rest: ["127.0.0.1:7001", "[::1]:7002"] }), frame))).toBe("open");
-    expect(got).toHaveLength(1);
-    expect(got[0]!.group).toBe(5);
-    expect(got[0]!.hop).toEqual({ chain: "c-1", rest: ["127.0.0.1:7001", "[::1]:7002"] });
-    expect(Buffer.compare(got[0]!.frame, Buffer.from(frame))).toBe(0);
+    expect(got).toHaveLength(before + 1);
+    expect(got[before]!.group).toBe(5);
+    expect(got[before]!.hop).toEqual({ chain: "c-1", rest: ["127.0.0.1:7001", "[::1]:7002"] });
+    expect(Buffer.compare(got[before]!.frame, Buffer.from(frame))).toBe(0);
   });
 
   it("closes on a record whose chain or forward list it could not use, before any handler sees it", async () => {

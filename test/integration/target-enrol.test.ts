@@ -2,9 +2,11 @@
 // enrolment token with the admin CLI, `node-target init --enrol-token` trades it for the
 // target's key, and the target then joins with that key alone (no join secret in its
 // environment). Nobody can connect as it with the shared join secret or a wrong key, a token
-// works once, and a revoked target is refused and leaves every group.
+// works once, and a revoked target is refused and leaves every group, and every other target's
+// peer link refuses its certificate from then on.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { connect as tlsConnect } from "node:tls";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,6 +65,39 @@ function dial(headers: Record<string, string>): Promise<number> {
   });
 }
 
+/** Whether the peer link at `address` keeps a TLS link open for this key and certificate (it closes one it refuses). */
+function peerAdmits(address: string, as: { key: string; cert: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const at = address.lastIndexOf(":");
+    const s = tlsConnect({ host: address.slice(0, at), port: Number(address.slice(at + 1)), key: as.key, cert: as.cert, rejectUnauthorized: false });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(true);
+    }, 500);
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    s.on("error", () => {});
+  });
+}
+
+/** How many of the cluster's targets admit a peer link from `as`. */
+async function admittedBy(as: { key: string; cert: string }): Promise<number> {
+  const peers = cluster.targets.flatMap((t) => (t.peer ? [t.peer] : []));
+  expect(peers.length).toBeGreaterThan(0);
+  return (await Promise.all(peers.map((p) => peerAdmits(p, as)))).filter(Boolean).length;
+}
+
+async function untilAsync(ok: () => Promise<boolean>, ms = 30_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return true;
+    await sleep(250);
+  }
+  return ok();
+}
+
 async function until(ok: () => boolean, ms = 30_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
@@ -87,6 +122,8 @@ describe("targets with their own credentials", () => {
 
   let id = "";
   let key = "";
+  /** The enrolled target's peer-link key and certificate, as it made them in its data directory. */
+  let peerIdentity = { key: "", cert: "" };
 
   it("enrols with a one-time token and joins with its own key, no join secret", async () => {
     const made = admin("targets", "enrol", "--ttl", "600", "--json");
@@ -107,10 +144,13 @@ describe("targets with their own credentials", () => {
     expect(reused.status).not.toBe(0);
     expect(reused.err).toContain("unknown or used enrolment token");
 
-    target = spawn(process.execPath, [join(ROOT, "node-target", "main.ts"), "run", "--data-dir", dir, "--gateway", cluster.endpoint, "--scrub-rate", "0"], { env: nodeTargetEnv(), stdio: "ignore" });
+    target = spawn(process.execPath, [join(ROOT, "node-target", "main.ts"), "run", "--data-dir", dir, "--gateway", cluster.endpoint, "--scrub-rate", "0", "--peer-listen", "127.0.0.1:0"], { env: nodeTargetEnv(), stdio: "ignore" });
     expect(await until(() => listed().some((t) => t.id === id && t.live && t.credential === "key"))).toBe(true);
     key = (JSON.parse(readFileSync(join(dir, "target.json"), "utf8")) as { key: string }).key;
     expect(key).toMatch(/^tk_/);
+    // Its groups list it to their members: the targets it shares a group with take a peer link from it.
+    peerIdentity = { key: readFileSync(join(dir, "peer-key.pem"), "utf8"), cert: readFileSync(join(dir, "peer-cert.pem"), "utf8") };
+    expect(await untilAsync(async () => (await admittedBy(peerIdentity)) > 0)).toBe(true);
   });
 
   it("admits nobody else as it: not with the join secret, not with a wrong key", async () => {
@@ -137,5 +177,7 @@ describe("targets with their own credentials", () => {
     void closed.then((c) => (code = c));
     expect(await until(() => (void fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${cluster.adminToken}` } }).then((res) => res.arrayBuffer()), code !== null), 45_000)).toBe(true);
     expect(code).toBe(4003);
+    // No target takes a peer link from it any more: its groups dropped it, and told their members.
+    expect(await untilAsync(async () => (await admittedBy(peerIdentity)) === 0, 45_000)).toBe(true);
   });
 });

@@ -71,7 +71,7 @@ export async function eagerRound(host: TxnHost, members: readonly Member[], payl
     p.targets.forEach((m, k) => {
       const s = shares.get(m) ?? { at: [], chains: [], bytes: 0 };
       s.at.push(p.item);
-      s.chains.push(p.chain ? { forward: k === 0 ? p.targets.slice(1).map((t) => t.peer!) : [], chain: p.chain } : null);
+      s.chains.push(p.chain ? { forward: p.targets.slice(k + 1).map((t) => t.peer!.address), chain: p.chain } : null);
       s.bytes += payloads[p.item]!.bytes.length;
       shares.set(m, s);
     });

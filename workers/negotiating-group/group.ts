@@ -5,10 +5,10 @@
 // to the name's manifest shard before the write is acknowledged.
 
 import { DurableObject } from "cloudflare:workers";
-import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
+import { chidOf, isCertFingerprint, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type ObjectChecksum, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
 import { decodeToGroup, isPeerAddress } from "../../common/wire-decode.ts";
-import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
+import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, storedRefKey, TARGET_PEER_CERT_HEADER, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PeerEntry, type PutItem, type StoredRef } from "../../common/protocol.ts";
 import { parseUvid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import { distinctDomains } from "../../common/correlation.ts";
@@ -22,7 +22,7 @@ import { LocationCache } from "./locations.ts";
 import { LeaseBook } from "./leases.ts";
 import { verifyTransaction } from "./verify.ts";
 import { ShardFeed } from "./shard-feed.ts";
-import { Member } from "./member.ts";
+import { broadcast, Member, rosterOf } from "./member.ts";
 import { getTransaction } from "./get.ts";
 import { readRun } from "./get-many.ts";
 import { putTransaction, type TxnHandler, type TxnHost } from "./transfer.ts";
@@ -40,8 +40,8 @@ import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
 interface Attachment {
   id: TargetId;
   location: string;
-  /** Its chain-replication address, if it advertised one (TARGET_PEER_HEADER). */
-  peer?: string;
+  /** Its chain-replication address and certificate, if it advertised them (TARGET_PEER_HEADER, TARGET_PEER_CERT_HEADER). */
+  peer?: PeerEntry;
   /** The wire protocol it speaks (TARGET_PROTOCOL_HEADER); absent: 1. */
   proto?: number;
 }
@@ -243,9 +243,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     this.setGroup(Number(request.headers.get("x-group")));
     const id = request.headers.get("x-target-id") as TargetId;
     const location = request.headers.get("x-target-location") ?? "";
-    // An address other targets cannot dial is no address: the member is then sent its copies directly.
-    const advertised = request.headers.get(TARGET_PEER_HEADER);
-    const peer = isPeerAddress(advertised) ? advertised : null;
+    // An address other targets cannot dial, or one without the certificate they are to pin, is
+    // no address: the member is then sent its copies directly.
+    const address = request.headers.get(TARGET_PEER_HEADER);
+    const cert = request.headers.get(TARGET_PEER_CERT_HEADER);
+    const peer = isPeerAddress(address) && isCertFingerprint(cert) ? { address, cert } : null;
     const proto = Math.max(1, Math.min(TARGET_PROTOCOL, Number(request.headers.get(TARGET_PROTOCOL_HEADER)) || 1));
     const view = await this.groupView(true);
     if (!view.readers.some((m) => m.id === id)) {
@@ -260,6 +262,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     // Credit starts at zero: the target grants its window in its first message.
     const member = new Member({ id, location, ws: server, credit: 0, peer, proto });
     this.addMember(member);
+    // Every member learns who it may now exchange chain frames with (the newcomer, everyone).
+    if (peer) broadcast(this.members.values(), rosterOf(this.members.values()));
+    else member.send(rosterOf(this.members.values()));
     // Deletions it missed while away go first, before any proposal can count a copy it must drop.
     this.sendOwed(member);
     return new Response(null, { status: 101, webSocket: client, headers: { [GROUP_PROTOCOL_HEADER]: String(TARGET_PROTOCOL) } });
@@ -339,6 +344,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements TxnHost {
     m.markGone(reason);
     if (this.members.get(m.id) === m) {
       this.members.delete(m.id);
+      // Its peers close their links with it, and take none from it any more.
+      if (m.peer) broadcast(this.members.values(), rosterOf(this.members.values()));
       this.goneSince.set(m.id, Date.now());
       void this.alarmBy(Date.now() + configOf(this.env).rereplicateAfterMs).catch(() => {});
     }

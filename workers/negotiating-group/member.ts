@@ -3,7 +3,7 @@
 // for credit; a slow target makes its sender wait instead of making the object's memory grow.
 
 import type { TargetId } from "../../common/ids.ts";
-import type { ToTarget } from "../../common/protocol.ts";
+import type { PeerEntry, PeersMsg, ToTarget } from "../../common/protocol.ts";
 
 interface Waiter {
   need: number;
@@ -17,8 +17,8 @@ export interface MemberOptions {
   ws: WebSocket;
   /** Payload credit it has granted so far (a fresh connection grants its window in its first message). */
   credit: number;
-  /** Where other targets reach it for chain replication; null if it takes no part. */
-  peer: string | null;
+  /** Where other targets reach it for chain replication, and the certificate it shows them; null if it takes no part. */
+  peer: PeerEntry | null;
   /** The wire protocol it speaks (TARGET_PROTOCOL_HEADER). */
   proto: number;
 }
@@ -27,8 +27,8 @@ export class Member {
   readonly id: TargetId;
   readonly location: string;
   readonly ws: WebSocket;
-  /** Where other targets reach it for chain replication; null if it takes no part. */
-  readonly peer: string | null;
+  /** Where other targets reach it for chain replication, and the certificate it shows them; null if it takes no part. */
+  readonly peer: PeerEntry | null;
   readonly proto: number;
   private credit = 0;
   /**
@@ -118,4 +118,11 @@ export class Member {
 export function broadcast(members: Iterable<Member>, msg: ToTarget): void {
   const text = JSON.stringify(msg);
   for (const m of members) m.send(text);
+}
+
+/** The members that take part in chain replication, as every member is told them (PeersMsg). */
+export function rosterOf(members: Iterable<Member>): PeersMsg {
+  const peers: PeerEntry[] = [];
+  for (const m of members) if (m.peer && !m.gone) peers.push(m.peer);
+  return { t: "peers", peers };
 }

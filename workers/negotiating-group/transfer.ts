@@ -132,9 +132,9 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
           const chain = picked.map((o) => o.member);
           const id = crypto.randomUUID();
           const broken = acks.chainBroken(n);
-          // Those down the chain learn they are selected first: frames reaching them earlier are kept until then anyway.
-          for (const m of chain.slice(1)) m.send({ t: "select-put", txn, items: [n], chain: id });
-          chain[0]!.send({ t: "select-put", txn, items: [n], forward: chain.slice(1).map((m) => m.peer!), chain: id });
+          // Each target of the chain is told the peers after it (it passes frames on to no one
+          // else). Those down the chain learn first: frames reaching them earlier are kept until then anyway.
+          for (let j = chain.length - 1; j >= 0; j--) chain[j]!.send({ t: "select-put", txn, items: [n], forward: chain.slice(j + 1).map((m) => m.peer!.address), chain: id });
           results = await deliverChained({ txn, item: n, bytes: p.bytes, chain, ack, broken, deadlines: host.deadlines });
         } else {
           for (const o of picked) o.member.send({ t: "select-put", txn, items: [n] });
