@@ -34,7 +34,12 @@ export interface PutItem {
 }
 
 export type Bid =
-  | { item: number; bid: "have" }
+  /**
+   * Holds the item already. `proof`: HMAC-SHA-256 of the item's stored bytes keyed with the
+   * proposal's nonce, lowercase hex (common/possession.ts): a group counts the copy only when
+   * the proof matches what it computes from the bytes it is placing.
+   */
+  | { item: number; bid: "have"; proof?: string }
   | { item: number; bid: "accept"; window: [number, number] }
   | { item: number; bid: "refuse"; reason: string };
 
@@ -79,6 +84,8 @@ export interface ProposePutMsg {
   t: "propose-put";
   txn: number;
   items: PutItem[];
+  /** 16 random bytes (hex) the group chose for this proposal: what a "have" bid proves possession over. */
+  nonce?: string;
   /** A repair's copy, not a client's write (targets count repair traffic apart). */
   repair?: true;
 }
@@ -161,6 +168,12 @@ export interface SelectGetMsg {
 }
 /** One stored item on a target: a chunk by CHID, or a version manifest by name and version. */
 export type StoredRef = { kind: "chunk"; chid: Chid } | { kind: "vm"; chid: Chid; nhid: Nhid; uvid: Uvid };
+/** The stored item a put names (wire-decode.ts has checked that a manifest comes with its name and version). */
+export function storedRefOf(item: PutItem): StoredRef {
+  if (item.kind === "chunk") return { kind: "chunk", chid: item.chid };
+  if (!item.nhid || !item.uvid) throw new Error(`manifest ${item.chid} named without its name and version`);
+  return { kind: "vm", chid: item.chid, nhid: item.nhid, uvid: item.uvid };
+}
 /** One text per stored item, ordered chunks first, then manifests by name and version: an inventory's cursor. */
 export function storedRefKey(r: StoredRef): string {
   return r.kind === "chunk" ? `c:${r.chid}` : `v:${r.nhid}/${r.uvid}/${r.chid}`;

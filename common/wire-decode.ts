@@ -52,9 +52,12 @@ const isPeerEntry = (v: unknown): boolean => isObject(v) && isPeerAddress(v.addr
 
 const isChainHop = (v: unknown): boolean => v === null || (isObject(v) && listOf(v.forward, isPeerAddress) && isString(v.chain));
 
+const isProof = (v: unknown): boolean => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
+const isNonce = (v: unknown): boolean => typeof v === "string" && /^[0-9a-f]{32}$/.test(v);
+
 function isBid(v: unknown): boolean {
   if (!isObject(v) || !isIndex(v.item)) return false;
-  if (v.bid === "have") return true;
+  if (v.bid === "have") return v.proof === undefined || isProof(v.proof);
   if (v.bid === "refuse") return isString(v.reason);
   return v.bid === "accept" && Array.isArray(v.window) && v.window.length === 2 && v.window.every((t) => typeof t === "number" && Number.isFinite(t));
 }
@@ -180,6 +183,7 @@ function wrongToTarget(m: Fields): string | null {
   if (m.repair !== undefined && m.repair !== true) return "repair";
   switch (m.t) {
     case "propose-put":
+      if (m.nonce !== undefined && !isNonce(m.nonce)) return "nonce";
       return listOf(m.items, isPutItem) ? null : "items";
     case "put-eager": {
       if (!listOf(m.items, isPutItem)) return "items";

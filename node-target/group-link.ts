@@ -11,6 +11,7 @@ import {
   PUT_WINDOW,
   GROUP_PROTOCOL_HEADER,
   decodeFrame,
+  storedRefOf,
   type Bid,
   type ChainHop,
   type CopyState,
@@ -177,7 +178,7 @@ export class GroupLink {
       case "propose-put": {
         const txn: PutTxn = { ws, eager: false, items: msg.items, writes: new Map(), order: new Map(), accepted: 0, selected: 0, repair: msg.repair === true };
         this.puts.set(msg.txn, txn);
-        const bids = msg.items.map((item, i) => this.bidPut(item, i));
+        const bids = await Promise.all(msg.items.map((item, i) => this.provenBid(this.bidPut(item, i), item, msg.nonce)));
         for (const b of bids) metrics.bids.inc({ bid: b.bid });
         txn.accepted = bids.filter((b) => b.bid === "accept").length;
         this.send(ws, { t: "bid-put", txn: msg.txn, bids });
@@ -363,11 +364,24 @@ export class GroupLink {
    * made, and a bid is cheaper without a round through the thread pool.
    */
   private bidPut(item: PutItem, i: number): Bid {
-    if (this.ctx.store.has(refOf(item))) return { item: i, bid: "have" };
+    if (this.ctx.store.has(storedRefOf(item))) return { item: i, bid: "have" };
     const free = this.ctx.store.freeBytes(this.ctx.capacity);
     if (free < item.size + FREE_RESERVE) return { item: i, bid: "refuse", reason: `only ${free} bytes free` };
     const t0 = Date.now() + Math.ceil(this.ctx.queue.bytes / WRITE_RATE_BYTES_PER_MS);
     return { item: i, bid: "accept", window: [t0, t0 + Math.ceil(item.size / WRITE_RATE_BYTES_PER_MS)] };
+  }
+
+  /**
+   * A "have" bid with its proof of possession over the group's nonce (common/possession.ts),
+   * which means reading the copy: one that does not read back is no copy to offer.
+   */
+  private async provenBid(bid: Bid, item: PutItem, nonce: string | undefined): Promise<Bid> {
+    if (bid.bid !== "have" || nonce === undefined) return bid;
+    const proof = await this.ctx.store.proveHolding(storedRefOf(item), nonce).catch((e: unknown) => {
+      log("warn", "could not read a copy to prove holding it", { group: this.group, chid: item.chid, error: String(e) });
+      return null;
+    });
+    return proof === null ? { item: bid.item, bid: "refuse", reason: "its copy here could not be read" } : { ...bid, proof };
   }
 
   /** A frame from the group, in a reused block: given back once the frame is written (or passed on). */
@@ -534,7 +548,7 @@ export class GroupLink {
 
   private inbound(item: PutItem, forward: string[], chain: string | null): Inbound {
     this.ctx.queue.bytes += item.size;
-    return { write: this.ctx.store.beginWrite(refOf(item), item.size), next: 0, ahead: new Map(), forward, chain };
+    return { write: this.ctx.store.beginWrite(storedRefOf(item), item.size), next: 0, ahead: new Map(), forward, chain };
   }
 
   private returnCredit(ws: WebSocket, bytes: number, now: boolean): void {
@@ -582,11 +596,4 @@ export class GroupLink {
     this.relays.clear();
     this.gets.clear();
   }
-}
-
-/** The stored item a put proposal names. */
-function refOf(item: PutItem): StoredRef {
-  if (item.kind === "chunk") return { kind: "chunk", chid: item.chid };
-  if (!item.nhid || !item.uvid) throw new Error(`manifest ${item.chid} proposed without its name and version`);
-  return { kind: "vm", chid: item.chid, nhid: item.nhid, uvid: item.uvid };
 }

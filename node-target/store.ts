@@ -4,7 +4,7 @@
 // is only ever held under its name after its bytes hashed to that name and are durable
 // (pending-write.ts); a copy that later fails its hash is quarantined: never served, never bid.
 
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { statfsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -422,6 +422,23 @@ export class ChunkStore {
       }
       if (page.length < 1024) return { refs, next: null };
       cursor = page[page.length - 1]!;
+    }
+  }
+
+  /**
+   * Proof of holding `ref` now: HMAC-SHA-256 of its stored bytes keyed with `nonce` (hex), as
+   * common/possession.ts defines it, computed frame by frame as the copy is read. Null when it
+   * is not here.
+   */
+  async proveHolding(ref: StoredRef, nonce: string): Promise<string | null> {
+    const r = await this.readFrames(ref, 0, 0, 0);
+    if (!r) return null;
+    try {
+      const mac = createHmac("sha256", Buffer.from(nonce, "hex"));
+      for (const f of r.frames) mac.update(f.subarray(FRAME_HEADER));
+      return mac.digest("hex");
+    } finally {
+      r.release();
     }
   }
 

@@ -248,6 +248,29 @@ describe("integrity", () => {
     for (const chid of mine) expect([good(chid), bad(chid)]).toEqual([3, 0]);
   });
 
+  it("counts a target's claim to hold a chunk only with proof over the group's nonce: a damaged copy is not a copy", async () => {
+    // The target's index still says it holds the chunk; its bytes no longer are the chunk. A
+    // second PUT of the same content asks every member for bids: the damaged holder's "have"
+    // fails its proof, so the group places a third good copy elsewhere instead of counting it,
+    // and tells the holder, which finds the copy bad and quarantines it.
+    const body = pseudoRandom(300_000, 31337);
+    const before = chunkCopies(cluster);
+    await put("possession/first", body);
+    const mine = [...chunkCopies(cluster).keys()].filter((k) => !before.has(k));
+    expect(mine.length).toBeGreaterThan(0);
+    const chid = mine[0]!;
+    const holders = cluster.targets.filter((t) => copyOn(cluster, t.index, chid) !== null);
+    expect(holders).toHaveLength(3);
+    const damaged = holders[0]!.index;
+    damageCopy(copyOn(cluster, damaged, chid)!);
+    await put("possession/second", body);
+    const hashes = () => cluster.targets.flatMap((t) => copyOn(cluster, t.index, chid) ?? []).map((c) => createHash("sha256").update(readOnDisk(c)).digest("hex"));
+    expect(hashes().filter((h) => h === chid)).toHaveLength(3);
+    for (let i = 0; i < 50 && copyOn(cluster, damaged, chid) !== null; i++) await sleep(100);
+    expect(copyOn(cluster, damaged, chid)).toBeNull();
+    expect(sameBytes((await get("possession/second")).bytes, body)).toBe(true);
+  });
+
   it("refuses a target that does not present the join secret", async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(`${cluster.endpoint.replace("http", "ws")}/_cluster/connect`, {

@@ -37,6 +37,8 @@ describe("decodeToGroup", () => {
     expect(decode({ t: "save-failed", txn: 1, reason: "x" })).toHaveProperty("malformed");
     expect(decode({ t: "chain-broken", txn: 1, item: "0", to: "p", reason: "x" })).toHaveProperty("malformed");
     expect(decode({ t: "saved", items: [0] })).toEqual({ malformed: '"saved": bad txn' });
+    // A proof of possession is a digest or nothing: anything else would be compared as if it were one.
+    expect(decode({ t: "bid-put", txn: 1, bids: [{ item: 0, bid: "have", proof: 7 }] })).toEqual({ malformed: '"bid-put": bad bids' });
   });
 
   it("refuses what is not a message at all", () => {
@@ -50,7 +52,7 @@ const UVID = "0192a3b4c5d6000001000a";
 
 const toTarget = (v: unknown) => decodeToTarget(JSON.stringify(v));
 const VALID_TO_TARGET: Record<string, unknown>[] = [
-  { t: "propose-put", txn: 1, items: [{ kind: "chunk", chid: CHID, size: 10 }], repair: true },
+  { t: "propose-put", txn: 1, items: [{ kind: "chunk", chid: CHID, size: 10 }], nonce: "0f".repeat(16), repair: true },
   { t: "put-eager", txn: 2, items: [{ kind: "chunk", chid: CHID, size: 10 }, { kind: "vm", chid: CHID, size: 5, nhid: NHID, uvid: UVID }], at: [3, 5], chains: [{ forward: ["127.0.0.1:9"], chain: "c1" }, null] },
   { t: "select-put", txn: 1, items: [0], forward: ["127.0.0.1:9"], chain: "c1" },
   { t: "release", txn: 1 },
@@ -64,6 +66,7 @@ const VALID_TO_TARGET: Record<string, unknown>[] = [
   { t: "inventory", txn: 1, group: 3, groupCount: 8, after: null, limit: 100, since: 5 },
   { t: "reclaim", refs: [{ kind: "chunk", chid: CHID }] },
   { t: "drained" },
+  { t: "peers", peers: [{ address: "127.0.0.1:9", cert: "c".repeat(64) }] },
 ];
 
 describe("decodeToTarget", () => {
@@ -82,6 +85,11 @@ describe("decodeToTarget", () => {
     expect(toTarget({ t: "inventory", txn: 1, group: 8, groupCount: 8, after: null, limit: 1 })).toEqual({ malformed: '"inventory": bad group' });
     expect(toTarget({ t: "select-get", txn: 1, credit: -5 })).toEqual({ malformed: '"select-get": bad credit' });
     expect(toTarget({ t: "release" })).toEqual({ malformed: '"release": bad txn' });
+    expect(toTarget({ ...VALID_TO_TARGET[0]!, nonce: "short" })).toEqual({ malformed: '"propose-put": bad nonce' });
+    // A roster names dialable peers by certificate fingerprints: nothing else, and not without end.
+    expect(toTarget({ t: "peers", peers: [{ address: "127.0.0.1:9", cert: "not-a-fingerprint" }] })).toEqual({ malformed: '"peers": bad peers' });
+    expect(toTarget({ t: "peers", peers: [{ address: "h:99999", cert: "c".repeat(64) }] })).toEqual({ malformed: '"peers": bad peers' });
+    expect(toTarget({ t: "peers", peers: Array.from({ length: 257 }, (_, i) => ({ address: `10.0.${i >> 8}.${i & 255}:1`, cert: "c".repeat(64) })) })).toEqual({ malformed: '"peers": bad peers' });
   });
 });
 
@@ -146,7 +154,7 @@ describe("every decoder, fuzzed", () => {
   }
   const SAMPLES_TO_GROUP: Record<string, unknown>[] = [
     { t: "saved", txn: 3, items: [0, 2], credit: 4096 },
-    { t: "bid-put", txn: 1, bids: [{ item: 0, bid: "accept", window: [1, 2] }, { item: 1, bid: "refuse", reason: "full" }] },
+    { t: "bid-put", txn: 1, bids: [{ item: 0, bid: "accept", window: [1, 2] }, { item: 1, bid: "refuse", reason: "full" }, { item: 2, bid: "have", proof: "e".repeat(64) }] },
     { t: "inventory-page", txn: 1, refs: [{ kind: "chunk", chid: CHID }], next: null },
     { t: "reclaimed", refs: [{ kind: "chunk", chid: CHID }], bytes: 10 },
     { t: "bid-get-vm", txn: 1, uvid: UVID, chid: CHID, size: 3 },

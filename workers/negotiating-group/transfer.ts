@@ -5,13 +5,14 @@
 
 import type { Correlation } from "../../common/correlation.ts";
 import { selectReplicas, type Offer } from "../../common/placement.ts";
-import type { Bid, PutItem, ToTarget } from "../../common/protocol.ts";
+import { storedRefOf, type Bid, type PutItem, type ToTarget } from "../../common/protocol.ts";
 import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
 import { eagerRound } from "./eager-put.ts";
 import { broadcast, type Member } from "./member.ts";
 import { PutAcks } from "./put-acks.ts";
 import { deliverChained, sendPayload, type TxnHandler, type TxnHost } from "./txn.ts";
+import { newNonce, possessionProof } from "../../common/possession.ts";
 
 export type { TxnHandler, TxnHost } from "./txn.ts";
 
@@ -89,8 +90,9 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
     },
   };
   const txn = host.open(handler);
-  // Bids name items by their place in the proposal.
-  const proposal: ToTarget = { t: "propose-put", txn, items: items.map((i) => payloads[i]!.item), ...(opts.repair ? { repair: true as const } : {}) };
+  // Bids name items by their place in the proposal. A "have" counts only with a proof over this nonce.
+  const nonce = newNonce();
+  const proposal: ToTarget = { t: "propose-put", txn, items: items.map((i) => payloads[i]!.item), nonce, ...(opts.repair ? { repair: true as const } : {}) };
   try {
     broadcast(members, proposal);
     const replies = await bids.wait();
@@ -101,12 +103,22 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
       const offers: (Offer & { member: Member })[] = [];
       // Why members said no (a full disk, most often): the operator's next step is in the refusal.
       const refusals: string[] = [];
+      // What an honest holder's proof is: computed once per item, and only if someone claims to hold it.
+      let expected: Promise<string> | null = null;
       for (const [m, b] of replies) {
         const bid = b?.find((x) => x.item === n);
         if (!bid || m.gone) continue;
         if (bid.bid === "have") {
-          st.confirmed.set(m, m.location);
           st.tried.add(m);
+          expected ??= possessionProof(nonce, p.bytes);
+          if (bid.proof !== undefined && bid.proof === (await expected)) {
+            st.confirmed.set(m, m.location);
+            continue;
+          }
+          // Claimed without proof, or with a wrong one: not a copy. If its copy is damaged, the
+          // target finds out (bad-copy: it re-reads and quarantines), and a copy goes elsewhere.
+          console.log(JSON.stringify({ msg: "a member's claim to hold an item failed its proof: not counted", txn, item: n, chid: p.item.chid, member: m.id, proof: bid.proof !== undefined }));
+          m.send({ t: "bad-copy", ref: storedRefOf(p.item) });
         } else if (bid.bid === "accept" && !st.tried.has(m)) {
           // Equal windows are common (idle targets): break ties by rotation, or the quickest
           // bidder would take every chunk.
