@@ -24,26 +24,26 @@ describe("a prepared merge in a group", () => {
   it("refuses plain writes and deletes of its names with OperationAborted, and a second merge, until aborted", async () => {
     const g = freshGroup();
     const nhid = await nhidOf("t", "b", "k");
-    expect(await g.leaseName(0, nhid, "s1", 60_000)).toBe(true);
-    const prepared = await g.prepareMerge(0, "m1", [item(nhid, "k", "s1")]);
+    expect(await g.leaseName(nhid, "s1", 60_000)).toBe(true);
+    const prepared = await g.prepareMerge("m1", [item(nhid, "k", "s1")]);
     expect("hold" in prepared).toBe(true);
-    const put = await g.putVersion(0, nhid, 0, body("k"), "Enabled");
+    const put = await g.putVersion(nhid, 0, body("k"), "Enabled");
     expect(put).toMatchObject({ refused: "OperationAborted", details: { Key: "k" } });
-    expect(await g.deleteName(0, nhid, 0, { ...body("k"), deleteMarker: true }, "Enabled")).toMatchObject({ refused: "OperationAborted" });
-    expect(await g.prepareMerge(0, "m2", [item(nhid, "k", "s1")])).toMatchObject({ refused: "OperationAborted" });
-    await g.abortMerge(0, "m1");
-    expect(await g.prepareMerge(0, "m3", [item(nhid, "k", "s1")])).toHaveProperty("hold");
+    expect(await g.deleteName(nhid, 0, { ...body("k"), deleteMarker: true }, "Enabled")).toMatchObject({ refused: "OperationAborted" });
+    expect(await g.prepareMerge("m2", [item(nhid, "k", "s1")])).toMatchObject({ refused: "OperationAborted" });
+    await g.abortMerge("m1");
+    expect(await g.prepareMerge("m3", [item(nhid, "k", "s1")])).toHaveProperty("hold");
   });
 
   it("prepares nothing when one name's condition or lease fails", async () => {
     const g = freshGroup();
     const a = await nhidOf("t", "b", "a");
     const b = await nhidOf("t", "b", "b");
-    await g.leaseName(0, a, "s1", 60_000);
+    await g.leaseName(a, "s1", 60_000);
     // No lease on b for this holder.
-    expect(await g.prepareMerge(0, "m", [item(a, "a", "s1"), item(b, "b", "s1")])).toMatchObject({ refused: "KeyLeased", details: { Key: "b" } });
+    expect(await g.prepareMerge("m", [item(a, "a", "s1"), item(b, "b", "s1")])).toMatchObject({ refused: "KeyLeased", details: { Key: "b" } });
     // Nothing was prepared: a merge of a alone goes ahead.
-    expect(await g.prepareMerge(0, "m2", [item(a, "a", "s1")])).toHaveProperty("hold");
+    expect(await g.prepareMerge("m2", [item(a, "a", "s1")])).toHaveProperty("hold");
   });
 });
 

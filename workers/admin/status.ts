@@ -53,7 +53,7 @@ export async function clusterStatus(env: Env): Promise<ClusterStatus> {
     clusterStub(env).status(),
     Promise.all(
       Array.from({ length: cfg.groupCount }, (_, g) =>
-        limited(groupStub(env, g).health(g), `group ${g}`).catch((e: unknown) => ({ group: g, state: "unknown" as const, error: String(e) })),
+        limited(groupStub(env, g).health(), `group ${g}`).catch((e: unknown) => ({ group: g, state: "unknown" as const, error: String(e) })),
       ),
     ),
     Promise.all(Array.from({ length: cfg.shardCount }, (_, s) => limited(shardStatus(env, s), `shard ${s}`).catch((e: unknown) => ({ shard: s, error: String(e) })))),

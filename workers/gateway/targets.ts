@@ -33,7 +33,6 @@ export async function handleTargetConnect(req: Request, url: URL, env: Env): Pro
     const g = Number(m[1]);
     if (g >= configOf(env).groupCount) return new Response(`no group ${g}`, { status: 404 });
     const fwd = new Request(req);
-    fwd.headers.set("x-group", String(g));
     return groupStub(env, g).fetch(fwd);
   }
   return new Response("not found", { status: 404 });

@@ -217,7 +217,7 @@ export class ManifestShard extends DurableObject<Env> {
       if (lagging.length === 0 || Date.now() >= deadline) return { lagging };
       // An idle group answers in one round trip; one that cannot (unreachable, or a write of
       // its stamped before the bound still in flight) is asked again until the deadline.
-      const asked = Promise.allSettled(lagging.map((g) => groupStub(this.env, g).advanceCutoff(g, shard)));
+      const asked = Promise.allSettled(lagging.map((g) => groupStub(this.env, g).advanceCutoff(shard)));
       await Promise.race([asked, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
       if (this.sources.lagging(bound, only).length > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, Math.min(ADVANCE_RETRY_MS, Math.max(0, deadline - Date.now()))));

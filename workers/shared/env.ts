@@ -151,6 +151,15 @@ export function groupStub(env: Env, g: number): DurableObjectStub<NegotiatingGro
   return env.GROUP.get(env.GROUP.idFromName(`group-${g}`));
 }
 
+const GROUP_NAME = /^group-(\d+)(?:-|$)/;
+
+/** Which group a group object is, from the name its stub was made with (groupStub's; tests add a suffix). */
+export function groupIndexOf(name: string | undefined): number {
+  const m = name === undefined ? null : GROUP_NAME.exec(name);
+  if (!m) throw new Error(`a negotiating group is reached by its name (group-N), not ${JSON.stringify(name)}`);
+  return Number(m[1]);
+}
+
 export function shardStub(env: Env, s: number): DurableObjectStub<ManifestShard> {
   return env.SHARD.get(env.SHARD.idFromName(`shard-${s}`));
 }

@@ -23,7 +23,7 @@ export async function storeBlob(env: Env, cfg: ClusterConfig, bytes: Uint8Array)
 /** The blob's bytes, every chunk verified against its CHID by its group. */
 export async function readBlob(env: Env, cfg: ClusterConfig, blob: StoredBlob): Promise<Uint8Array> {
   const parts = await Promise.all(
-    blob.chunks.map(async (c) => logicalBytes(c, await groupStub(env, groupOf(c.chid, cfg.groupCount)).getChunk(groupOf(c.chid, cfg.groupCount), c.chid))),
+    blob.chunks.map(async (c) => logicalBytes(c, await groupStub(env, groupOf(c.chid, cfg.groupCount)).getChunk(c.chid))),
   );
   const out = new Uint8Array(blob.size);
   let at = 0;

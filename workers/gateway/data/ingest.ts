@@ -152,7 +152,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
     const batch = q.chunks.splice(0, n);
     q.busy = true;
     const p: Promise<void> = groupStub(env, g)
-      .putChunks(g, batch, opts.replicas ?? null)
+      .putChunks(batch, opts.replicas ?? null)
       .catch((e: unknown) => {
         failure ??= e;
       })

@@ -91,7 +91,7 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
     for (const b of batches) {
       const g = b.group;
       const stub = groupStub(env, g);
-      const got: Promise<Uint8Array[]> = b.chids.length === 1 ? stub.getChunk(g, b.chids[0]!, near).then((x) => [x]) : stub.getChunks(g, b.chids, near);
+      const got: Promise<Uint8Array[]> = b.chids.length === 1 ? stub.getChunk(b.chids[0]!, near).then((x) => [x]) : stub.getChunks(b.chids, near);
       got.then(
         (all) => {
           if (all.length !== b.chids.length) {

@@ -26,7 +26,7 @@ function byGroup<T>(items: Iterable<T>, idOf: (t: T) => string, groupCount: numb
 /** Hold these chunks for another CHUNK_HOLD_SECONDS from now; returns those already reclaimed. */
 export async function holdChunksAgain(env: Env, cfg: ClusterConfig, chunks: readonly ChunkRef[]): Promise<Chid[]> {
   const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
-  return (await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).holdChunks(g, chids)))).flat();
+  return (await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).holdChunks(chids)))).flat();
 }
 
 /**
@@ -43,17 +43,17 @@ export async function holdNamedChunks(env: Env, cfg: ClusterConfig, chunks: read
 /** `ref` (a snapshot) starts (+) or stops (-) using these chunks, pushed to each chunk's group now. */
 export async function changeReferences(env: Env, cfg: ClusterConfig, op: RefOp, ref: string, chunks: readonly ChunkRef[]): Promise<void> {
   const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
-  await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).applyRefs(g, [{ op, ref, chids }])));
+  await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).applyRefs([{ op, ref, chids }])));
 }
 
 /** `holder` names these versions: each name's group keeps their data. Returns those already expunged. */
 export async function holdVersions(env: Env, cfg: ClusterConfig, holder: string, versions: readonly RemovedVersion[]): Promise<RemovedVersion[]> {
   const groups = byGroup(versions, (v) => v.nhid, cfg.groupCount);
-  return (await Promise.all([...groups].map(([g, vs]) => groupStub(env, g).holdVersions(g, holder, vs)))).flat();
+  return (await Promise.all([...groups].map(([g, vs]) => groupStub(env, g).holdVersions(holder, vs)))).flat();
 }
 
 /** `holder` no longer names these versions. */
 export async function releaseVersions(env: Env, cfg: ClusterConfig, holder: string, versions: readonly { nhid: Nhid; uvid: Uvid }[]): Promise<void> {
   const groups = byGroup(versions, (v) => v.nhid, cfg.groupCount);
-  await Promise.all([...groups].map(([g, vs]) => groupStub(env, g).releaseVersions(g, holder, vs)));
+  await Promise.all([...groups].map(([g, vs]) => groupStub(env, g).releaseVersions(holder, vs)));
 }

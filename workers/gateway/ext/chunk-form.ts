@@ -52,7 +52,7 @@ export async function getStoredChunk(ctx: RequestContext, bucket: string, key: s
   const ref = vm.chunks[n]!;
   const g = groupOf(ref.chid, ctx.cfg.groupCount);
   // The group returns only bytes that hash to the CHID: what is sent is verified.
-  const stored = await groupStub(ctx.env, g).getChunk(g, ref.chid, ctx.near);
+  const stored = await groupStub(ctx.env, g).getChunk(ref.chid, ctx.near);
   return new Response(stored, {
     headers: {
       ...headers,

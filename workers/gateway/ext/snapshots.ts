@@ -145,12 +145,12 @@ export async function restoreSnapshot(ctx: RequestContext, id: string): Promise<
     const p = (async () => {
       const srcNhid = await nhidOf(ctx.tenant, e.bucket, e.key);
       const g = groupOf(srcNhid, ctx.cfg.groupCount);
-      const vm = await groupStub(ctx.env, g).readVersion(g, srcNhid, e.uvid, e.vmChid as Chid);
+      const vm = await groupStub(ctx.env, g).readVersion(srcNhid, e.uvid, e.vmChid as Chid);
       const nhid = await nhidOf(ctx.tenant, toBucket, key);
       const tg = groupOf(nhid, ctx.cfg.groupCount);
       const body = sameContent(vm, { tenant: ctx.tenant, bucket: toBucket, key }, ctx.auth.accessKey);
       await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
-      const put = await groupStub(ctx.env, tg).putVersion(tg, nhid, shardOf(nhid, ctx.cfg.shardCount), body, target.versioning);
+      const put = await groupStub(ctx.env, tg).putVersion(nhid, shardOf(nhid, ctx.cfg.shardCount), body, target.versioning);
       if (isRefusal(put)) refused(put);
       restored++;
       bytes += e.size;

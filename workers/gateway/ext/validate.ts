@@ -44,7 +44,7 @@ async function verify(ctx: RequestContext, items: { group: number; ref: StoredRe
   await Promise.all(
     [...byGroup].map(async ([g, refs]) => {
       for (let i = 0; i < refs.length; i += REFS_PER_CALL) {
-        const verdicts: ItemVerdict[] = await groupStub(ctx.env, g).verifyItems(g, refs.slice(i, i + REFS_PER_CALL), replicas);
+        const verdicts: ItemVerdict[] = await groupStub(ctx.env, g).verifyItems(refs.slice(i, i + REFS_PER_CALL), replicas);
         for (const v of verdicts) {
           tally.items++;
           tally.good += v.good;
@@ -115,7 +115,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
     for await (const e of allEntries(ctx, snap, null, "")) {
       const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);
       const g = groupOf(nhid, ctx.cfg.groupCount);
-      const vm = await groupStub(ctx.env, g).readVersion(g, nhid, e.uvid, e.vmChid as Chid);
+      const vm = await groupStub(ctx.env, g).readVersion(nhid, e.uvid, e.vmChid as Chid);
       batch.push(...(await versionItems(ctx, e.bucket, e.key, vm, e.vmChid as Chid, seen)));
       if (batch.length >= REFS_PER_CALL * 4) {
         await verify(ctx, batch, tally);
@@ -157,7 +157,7 @@ export async function setReplicas(ctx: RequestContext): Promise<Response> {
   const { vm, vmChid, isNull } = await existingVersion(ctx, bucket, key, versionId);
   const nhid = await nhidOf(ctx.tenant, bucket, key);
   const g = groupOf(nhid, ctx.cfg.groupCount);
-  const set = await groupStub(ctx.env, g).setVersionReplicas(g, nhid, isNull ? "null" : vm.uvid, replicas);
+  const set = await groupStub(ctx.env, g).setVersionReplicas(nhid, isNull ? "null" : vm.uvid, replicas);
   if (!set) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key });
   const tally = emptyTally();
   const want = replicas ?? ctx.cfg.replicas;

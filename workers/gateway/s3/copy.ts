@@ -135,7 +135,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   // The copy is a version of its own with references of its own (seed 002): deleting the source
   // later never touches it. Until its references are in, a hold keeps the shared chunks.
   await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
-  const put = await groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, body, info.versioning, null, condition, replicas);
+  const put = await groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, body, info.versioning, { condition, replicas });
   if (isRefusal(put)) refused(put);
   const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };
   if (vm.checksum) {

@@ -52,7 +52,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
     throw new S3Error("InvalidRequest", "x-amz-checksum-type requires x-amz-checksum-algorithm");
   }
   const place = await placeOf(ctx, bucket, key);
-  const { uploadId } = await groupStub(ctx.env, place.group).createUpload(place.group, place.nhid, place.shard, {
+  const { uploadId } = await groupStub(ctx.env, place.group).createUpload(place.nhid, place.shard, {
     tenant: ctx.tenant,
     bucket,
     key,
@@ -85,7 +85,7 @@ export async function uploadPart(ctx: RequestContext, bucket: string, key: strin
 /** The replication count the upload was created with (NoSuchUpload if there is none). */
 export async function uploadReplicas(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<number | null> {
   const place = await placeOf(ctx, bucket, key);
-  const r = await groupStub(ctx.env, place.group).uploadReplicas(place.group, place.nhid, uploadId);
+  const r = await groupStub(ctx.env, place.group).uploadReplicas(place.nhid, uploadId);
   if (isRefusal(r)) refused(r);
   return r.replicas;
 }
@@ -102,7 +102,7 @@ export async function recordPart(
 ): Promise<Response> {
   const place = await placeOf(ctx, bucket, key);
   await result.stored;
-  const r = await groupStub(ctx.env, place.group).putPart(place.group, place.nhid, uploadId, {
+  const r = await groupStub(ctx.env, place.group).putPart(place.nhid, uploadId, {
     partNumber,
     etag: result.md5,
     size: result.size,
@@ -140,7 +140,7 @@ export async function completeMultipartUpload(ctx: RequestContext, bucket: strin
   const parts = listedParts(xml);
   const place = await placeOf(ctx, bucket, key);
   await requireRoomFor(ctx, () => listedSize(ctx, place, uploadId, parts.map((p) => p.partNumber)));
-  const r = await groupStub(ctx.env, place.group).completeUpload(place.group, place.nhid, place.shard, uploadId, parts, writeConditionOf(ctx.req.headers), info.versioning);
+  const r = await groupStub(ctx.env, place.group).completeUpload({ nhid: place.nhid, shard: place.shard, uploadId }, { listed: parts, condition: writeConditionOf(ctx.req.headers), versioning: info.versioning });
   if (isRefusal(r)) refused(r);
   const body: XmlNode = { Location: `${ctx.url.origin}/${bucket}/${encodeURI(key)}`, Bucket: bucket, Key: key, ETag: `"${r.etag}"` };
   const headers: Record<string, string> = { ...versionHeader(info, r.uvid, r.versionId === "null") };
@@ -160,7 +160,7 @@ async function listedSize(ctx: RequestContext, place: NamePlace, uploadId: strin
   let marker = 0;
   // 10,000 parts at most, a page of MAX_PARTS_LISTED each: the bound only guards a group's bug.
   for (let page = 0; page < 10_000 / MAX_PARTS_LISTED + 1; page++) {
-    const r = await groupStub(ctx.env, place.group).listParts(place.group, place.nhid, uploadId, marker, MAX_PARTS_LISTED);
+    const r = await groupStub(ctx.env, place.group).listParts(place.nhid, uploadId, marker, MAX_PARTS_LISTED);
     if (isRefusal(r)) refused(r);
     for (const p of r.parts) if (want.has(p.partNumber)) total += p.size;
     if (!r.truncated || r.parts.length === 0) break;
@@ -172,7 +172,7 @@ async function listedSize(ctx: RequestContext, place: NamePlace, uploadId: strin
 export async function abortMultipartUpload(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {
   await requireBucket(ctx, bucket);
   const place = await placeOf(ctx, bucket, key);
-  const r = await groupStub(ctx.env, place.group).abortUpload(place.group, place.nhid, place.shard, uploadId);
+  const r = await groupStub(ctx.env, place.group).abortUpload({ nhid: place.nhid, shard: place.shard, uploadId });
   if (r) refused(r);
   return new Response(null, { status: 204 });
 }
@@ -190,7 +190,7 @@ export async function listParts(ctx: RequestContext, bucket: string, key: string
   const maxParts = intParam(q, "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED);
   const marker = intParam(q, "part-number-marker", 0, 10_000);
   const place = await placeOf(ctx, bucket, key);
-  const r = await groupStub(ctx.env, place.group).listParts(place.group, place.nhid, uploadId, marker, maxParts);
+  const r = await groupStub(ctx.env, place.group).listParts(place.nhid, uploadId, marker, maxParts);
   if (isRefusal(r)) refused(r);
   const alg = r.upload.checksum?.algorithm;
   const last = r.parts[r.parts.length - 1];

@@ -148,7 +148,7 @@ export async function existingVersion(ctx: RequestContext, bucket: string, key: 
   validateKey(key);
   const info = await requireBucket(ctx, bucket);
   const place = await placeOf(ctx, bucket, key);
-  const stored = await groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
+  const stored = await groupStub(ctx.env, place.group).getVersion(place.nhid, versionId);
   if (!stored || stored.vm.deleteMarker) {
     if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key, VersionId: versionId });
     throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
@@ -167,7 +167,7 @@ async function versionAsOf(ctx: RequestContext, bucket: string, key: string, pla
   await settleName(ctx, place, asOf);
   const at = await shardStub(ctx.env, place.shard).versionAt(ctx.tenant, bucket, key, asOf.bound);
   if (!at) return null;
-  const vm = await groupStub(ctx.env, place.group).readVersion(place.group, place.nhid, at.uvid, at.vmChid as Chid);
+  const vm = await groupStub(ctx.env, place.group).readVersion(place.nhid, at.uvid, at.vmChid as Chid);
   return { vm, vmChid: at.vmChid as Chid, isNull: at.isNull };
 }
 
@@ -176,7 +176,7 @@ async function versionInSnapshot(ctx: RequestContext, bucket: string, key: strin
   const snap = await openSnapshot(ctx, id);
   const e = await entryOf(ctx, snap, bucket, key);
   if (!e) return null;
-  const vm = await groupStub(ctx.env, place.group).readVersion(place.group, place.nhid, e.uvid, e.vmChid as Chid);
+  const vm = await groupStub(ctx.env, place.group).readVersion(place.nhid, e.uvid, e.vmChid as Chid);
   return { vm, vmChid: e.vmChid as Chid, isNull: e.isNull };
 }
 
@@ -195,7 +195,7 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
       ? versionInSnapshot(ctx, bucket, key, place, snapshot)
       : asOf
         ? versionAsOf(ctx, bucket, key, place, asOf)
-        : groupStub(ctx.env, place.group).getVersion(place.group, place.nhid, versionId);
+        : groupStub(ctx.env, place.group).getVersion(place.nhid, versionId);
   vmP.catch(() => {});
   const info = await bucketCheck;
   const stored = await vmP;

@@ -210,7 +210,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   const info = await bucketCheck;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.group, place.nhid, place.shard, vbody, info.versioning, result.chunks.length > 0 ? chunksStored : null, condition, replicas),
+    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: result.chunks.length > 0 ? chunksStored : null, condition, replicas }),
   ]);
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };

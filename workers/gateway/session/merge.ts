@@ -35,18 +35,18 @@ export async function mergeFork(ctx: SessionScope, merge: string, members: reado
 async function mergeGroups(ctx: SessionScope, merge: string, byGroup: Map<number, { txn: string; p: PendingVersion; item: MergeItem }[]>): Promise<(Committed & { txn: string; key: string })[]> {
   const groups = [...byGroup.keys()];
   const prepared = await Promise.all(
-    groups.map(async (g) => groupStub(ctx.env, g).prepareMerge(g, merge, byGroup.get(g)!.map((x) => x.item)).catch((e: unknown) => e as Error)),
+    groups.map(async (g) => groupStub(ctx.env, g).prepareMerge(merge, byGroup.get(g)!.map((x) => x.item)).catch((e: unknown) => e as Error)),
   );
   const failure = prepared.find((r): r is Refusal | Error => r instanceof Error || isRefusal(r));
   if (failure) {
-    await Promise.allSettled(groups.map((g) => groupStub(ctx.env, g).abortMerge(g, merge)));
+    await Promise.allSettled(groups.map((g) => groupStub(ctx.env, g).abortMerge(merge)));
     if (failure instanceof Error) throw failure;
     refused(failure);
   }
   const holds = prepared as { hold: Uvid }[];
   // Above every held stamp: no group's cutoff has passed it, nor will until its versions are queued.
   const atLeast = Math.max(...holds.map((h) => parseUvid(h.hold).ms)) + 1;
-  const stamp = await groupStub(ctx.env, groups[0]!).mergeStamp(groups[0]!, atLeast);
+  const stamp = await groupStub(ctx.env, groups[0]!).mergeStamp(atLeast);
   const written = await Promise.all(groups.map(async (g) => ({ g, rows: await commitWithRetry(ctx, g, merge, stamp, byGroup.get(g)!.map((x) => x.item.nhid)) })));
   const out: (Committed & { txn: string; key: string })[] = [];
   for (const { g, rows } of written) {
@@ -63,7 +63,7 @@ async function commitWithRetry(ctx: SessionScope, g: number, merge: string, stam
   let last: unknown;
   for (let i = 0; i < 3; i++) {
     try {
-      return await groupStub(ctx.env, g).commitMerge(g, merge, stamp, nhids);
+      return await groupStub(ctx.env, g).commitMerge(merge, stamp, nhids);
     } catch (e) {
       last = e;
     }

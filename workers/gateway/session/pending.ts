@@ -148,7 +148,7 @@ export class PendingVersion {
     const info = await requireBucket(ctx, cmd.bucket);
     const place = await placeOf(ctx, cmd.bucket, cmd.key);
     const g = groupStub(ctx.env, place.group);
-    if (!(await g.leaseName(place.group, place.nhid, holder, LEASE_TTL_MS))) {
+    if (!(await g.leaseName(place.nhid, holder, LEASE_TTL_MS))) {
       throw new S3Error("KeyLeased", `Another session holds a pending version of ${cmd.key}`, { Key: cmd.key });
     }
     try {
@@ -156,7 +156,7 @@ export class PendingVersion {
       const baseRef = cmd.base === undefined ? "current" : cmd.base;
       if (baseRef !== null) {
         const versionId = baseRef === "current" ? null : versionIdParam(baseRef);
-        base = await g.getVersion(place.group, place.nhid, versionId);
+        base = await g.getVersion(place.nhid, versionId);
         if (versionId !== null && (!base || base.vm.deleteMarker)) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: cmd.key, VersionId: baseRef });
         if (base?.vm.deleteMarker) base = null;
       }
@@ -176,7 +176,7 @@ export class PendingVersion {
       if (base) await p.inherit(base.vm, cmd.mode !== "replace");
       return p;
     } catch (e) {
-      await g.releaseName(place.group, place.nhid, holder).catch(() => {});
+      await g.releaseName(place.nhid, holder).catch(() => {});
       throw e;
     }
   }
@@ -268,7 +268,7 @@ export class PendingVersion {
     if (logical.length !== length) throw new S3Error("InvalidRequest", `the payload decompresses to ${logical.length} bytes, not ${length}`);
     const chid = await chidOf(bytes);
     const g = groupOf(chid, this.ctx.cfg.groupCount);
-    await groupStub(this.ctx.env, g).putChunks(g, [{ chid, bytes }], this.replicas);
+    await groupStub(this.ctx.env, g).putChunks([{ chid, bytes }], this.replicas);
     const ref: ChunkRef = { offset, length, chid, enc: enc as ChunkEncoding, stored, raw: await chidOf(logical) };
     this.remember(ref);
     await this.splice(offset, length, async (at) => [{ ...ref, offset: at }]);
@@ -423,7 +423,7 @@ export class PendingVersion {
     await requireRoom(room, body.size);
     let committed = false;
     const r = await groupStub(this.ctx.env, this.place.group)
-      .commitEdit(this.place.group, this.place.nhid, this.place.shard, body, this.versioning, this.condition, this.holder, this.replicas)
+      .commitEdit(this.place.nhid, this.place.shard, body, this.versioning, { condition: this.condition, holder: this.holder, replicas: this.replicas })
       .then((answer) => ((committed = !isRefusal(answer)), answer))
       .finally(() => settleRoom(room, committed));
     if (isRefusal(r)) refused(r);
@@ -432,11 +432,11 @@ export class PendingVersion {
 
   /** Keep the lease while the session lives. */
   async renew(): Promise<boolean> {
-    return groupStub(this.ctx.env, this.place.group).leaseName(this.place.group, this.place.nhid, this.holder, LEASE_TTL_MS);
+    return groupStub(this.ctx.env, this.place.group).leaseName(this.place.nhid, this.holder, LEASE_TTL_MS);
   }
 
   /** Drop the pending version: nothing of it was ever visible; its new chunks are referenced by nothing. */
   async abort(): Promise<void> {
-    await groupStub(this.ctx.env, this.place.group).releaseName(this.place.group, this.place.nhid, this.holder);
+    await groupStub(this.ctx.env, this.place.group).releaseName(this.place.nhid, this.holder);
   }
 }

@@ -1,0 +1,333 @@
+// Keeping every item of this group at R on its members (seed 003). Three ways in: a check of
+// given items (validation, and the background repair a bad read or a member's scrub starts),
+// the sweep once a member has been gone past the grace period (every member's inventory is
+// counted and whatever is short is copied back up, paced so clients come first), and members
+// that drain or lose data (copied off them while they still serve). Copies on returned
+// non-members that are surplus are trimmed. Also what the group reports of its health.
+
+import { distinctDomains } from "../../common/correlation.ts";
+import type { TargetId } from "../../common/ids.ts";
+import { encodeManifest } from "../../common/manifest.ts";
+import { storedRefKey, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
+import { configOf, type Env } from "../shared/env.ts";
+import type { AlarmClock } from "./alarm-clock.ts";
+import type { RefBook } from "./backrefs.ts";
+import type { Chunks } from "./chunks.ts";
+import { stateOf, type GroupHealth, type SweepReport } from "./health.ts";
+import type { Member } from "./member.ts";
+import type { Membership } from "./membership.ts";
+import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
+import type { RepairPacer } from "./pacing.ts";
+import { copiesByItem, GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
+import { putTransaction } from "./transfer.ts";
+import { verifyTransaction } from "./verify.ts";
+import type { VersionBook } from "./versions.ts";
+
+/** A returned non-member's copies are counted (and its surplus trimmed) this long after it says hello. */
+const TRIM_DELAY_MS = 5_000;
+/** A drain sweep that left items short is tried again this much later. */
+const DRAIN_RETRY_MS = 60_000;
+/** ...and one whose draining target is still its member (not replaced yet), this much later. */
+const DRAIN_MEMBER_RETRY_MS = 300_000;
+
+/** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
+export interface ItemVerdict {
+  good: number;
+  bad: number;
+  repaired: number;
+  /** Still fewer copies on members than wanted (none good, or the repair could not place them all). */
+  short: boolean;
+}
+
+export interface RepairContext {
+  readonly group: number;
+  readonly env: Env;
+  readonly sql: SqlStorage;
+  readonly members: Membership;
+  readonly refs: RefBook;
+  readonly book: VersionBook;
+  readonly chunks: Chunks;
+  readonly names: Names;
+  readonly pacer: RepairPacer;
+  readonly alarms: AlarmClock;
+}
+
+export class Repair {
+  /**
+   * Members that went away, and when: past the grace period their items are re-replicated.
+   * Kept in storage (table `gone`), so an evicted or restarted group still knows.
+   */
+  private readonly goneSince: GoneBook;
+  /** Members that said they are draining (hello): told `drained` once a sweep left none of their items short. */
+  private readonly draining = new Set<TargetId>();
+  /** Items with a repair running (`soon`, or a check's copy). */
+  private readonly repairing = new Set<string>();
+  private sweeping = false;
+  /** The running sweep's progress and the last one's result (health.ts; memory only, for status). */
+  private sweepProgress: { short: number; done: number; repaired: number } | null = null;
+  private lastSweep: SweepReport | null = null;
+  private readonly c: RepairContext;
+
+  constructor(c: RepairContext) {
+    this.c = c;
+    this.goneSince = new GoneBook(c.sql);
+    if (this.goneSince.size > 0) c.alarms.soon(Date.now() + OUTBOX_RETRY_MS);
+  }
+
+  /** Copies of this item are being written by a repair right now: no reclaim may go out. */
+  isRepairing(ref: StoredRef): boolean {
+    return this.repairing.has(storedRefKey(ref));
+  }
+
+  /** A member is back: nothing of its to re-replicate. */
+  returned(id: TargetId): void {
+    this.goneSince.delete(id);
+  }
+
+  /** A member went away: past the grace period its items are restored elsewhere. */
+  left(id: TargetId): void {
+    this.goneSince.set(id, Date.now());
+    this.c.alarms.soon(Date.now() + configOf(this.c.env).rereplicateAfterMs);
+  }
+
+  /**
+   * A member that lost data it cannot name (run-journal.ts on the target) is, for this group's
+   * items, like a member gone for good: recount every item's copies and restore R now. So is a
+   * draining one (no longer a writer here): the recount counts copies on writers only, so its
+   * items are copied to the members while it still serves them.
+   */
+  hello(m: Member, msg: HelloMsg): void {
+    const cfg = configOf(this.c.env);
+    if (msg.draining) this.draining.add(m.id);
+    if (!msg.lost && !msg.draining) {
+      // A reader that is not a member (replaced while away, now back): once its copies are
+      // counted, the ones the members hold enough of are surplus and are trimmed.
+      void this.c.members
+        .live("writers")
+        .then((writers) => {
+          if (writers.includes(m) || m.gone) return;
+          this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs + TRIM_DELAY_MS);
+          return this.c.alarms.by(Date.now() + TRIM_DELAY_MS);
+        })
+        // Without the view nothing is trimmed now; the next sweep counts its copies anyway.
+        .catch((e: unknown) => console.log(JSON.stringify({ msg: "could not check a returned target's membership", group: this.c.group, member: m.id, error: String(e) })));
+      return;
+    }
+    console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.c.group, member: m.id }));
+    this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs);
+    this.c.alarms.soon(Date.now());
+  }
+
+  /**
+   * Restore an item's replica count in the background (a target's scrub or a read found a bad
+   * or missing copy): the same check-then-copy as validation. One repair per item at a time.
+   * Restores to the cluster's R: a version's own count is known to its name's group, not here.
+   */
+  soon(ref: StoredRef, why: string): void {
+    const key = storedRefKey(ref);
+    if (this.repairing.has(key) || this.c.refs.reclaiming(ref)) return;
+    this.repairing.add(key);
+    const group = this.c.group;
+    void this.check([ref])
+      .then(([v]) => console.log(JSON.stringify({ msg: "repair", group, kind: ref.kind, chid: ref.chid, why, good: v?.good, bad: v?.bad, repaired: v?.repaired })))
+      .catch((e: unknown) => console.log(JSON.stringify({ msg: "repair failed", group, kind: ref.kind, chid: ref.chid, why, error: String(e) })))
+      .finally(() => this.repairing.delete(key));
+  }
+
+  /**
+   * Validate items in place: every live target re-hashes its own copies, and an item with fewer
+   * than R good copies but at least one is copied back up to R from a good one (check, then copy
+   * only what is missing). Nothing is sent to the caller but the counts.
+   */
+  async check(refs: StoredRef[], replicas: number | null = null): Promise<ItemVerdict[]> {
+    const cfg = configOf(this.c.env);
+    const want = replicas ?? cfg.replicas;
+    const readers = await this.c.members.live("readers");
+    const checks = await verifyTransaction(this.c.members, readers, refs);
+    const writers = await this.c.members.live("writers");
+    return Promise.all(
+      refs.map(async (ref, i): Promise<ItemVerdict> => {
+        const { good, bad } = checks[i]!;
+        const verdict: ItemVerdict = { good: good.length, bad: bad.length, repaired: 0, short: false };
+        // R counts copies on members: one on a target that is only a reader (draining, replaced) is a source, not a replica.
+        const counted = good.filter((m) => writers.some((w) => w.id === m.id));
+        const onWriters = counted.length;
+        // And in failure domains: two copies on one host's devices are one replica, where the members span enough.
+        const reach = this.domainReach(writers, want);
+        const domains = distinctDomains(counted.map((m) => m.location), cfg.correlation);
+        if (onWriters >= want && domains >= reach) return verdict;
+        verdict.short = true;
+        if (good.length === 0) return verdict;
+        // A reclaimed chunk whose copies are still being deleted is not short, it is going.
+        if (ref.kind === "chunk" && this.c.refs.reclaimed(ref.chid)) return { ...verdict, short: false };
+        // Short in domains only: one more copy per missing domain, placed least correlated (the
+        // extra copy on a member stays: trimming takes only non-members' copies).
+        const place = Math.max(want, onWriters + Math.max(0, reach - domains));
+        // This is the repair: a read below that meets the copy just quarantined must not start another.
+        const key = storedRefKey(ref);
+        const mine = !this.repairing.has(key);
+        this.repairing.add(key);
+        try {
+          const bytes = ref.kind === "chunk" ? await this.c.chunks.read(ref.chid) : encodeManifest(await this.c.names.manifest(ref.nhid, ref.uvid, ref.chid));
+          const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
+          // No reclaim of it goes out while it is in `repairing` (reclaim.ts: copying).
+          const holders = await putTransaction(this.c.members, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
+          verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
+          verdict.short = false;
+          if (ref.kind === "chunk") this.c.chunks.seenOn(ref.chid, holders[0]!);
+        } catch {
+          // Left as it is: the verdict says how many good copies remain.
+        } finally {
+          if (mine) this.repairing.delete(key);
+        }
+        return verdict;
+      }),
+    );
+  }
+
+  /**
+   * The alarm's part: once a member has been gone for the grace period, restore R for every
+   * item of this group that now has fewer than R copies on live members (rereplicate.ts). A
+   * member that comes back before then costs nothing; one that comes back after finds its
+   * copies surplus, and they are trimmed.
+   */
+  async sweepIfDue(): Promise<void> {
+    const cfg = configOf(this.c.env);
+    const due = [...this.goneSince].filter(([, t]) => Date.now() - t >= cfg.rereplicateAfterMs).map(([id]) => id);
+    if (due.length === 0 || this.sweeping) {
+      const next = Math.min(...[...this.goneSince.values()].map((t) => t + cfg.rereplicateAfterMs));
+      if (Number.isFinite(next) && !this.sweeping) await this.c.alarms.by(Math.max(next, Date.now() + OUTBOX_RETRY_MS));
+      return;
+    }
+    this.sweeping = true;
+    const t0 = Date.now();
+    try {
+      const readers = await this.c.members.live("readers");
+      const writers = new Set((await this.c.members.live("writers")).map((m) => m.id));
+      const inventories = await Promise.all(readers.map((m) => inventoryOf(this.c.members, m, this.c.group, cfg.groupCount)));
+      const answered = readers.flatMap((m, i) => (inventories[i] ? [{ id: m.id, refs: inventories[i]!, location: m.location, counts: writers.has(m.id) }] : []));
+      // Copies count on writers only: a reader that is no longer a member (draining, replaced) is a source to copy from.
+      // Items being deleted (reclaimed, some member has yet to confirm) are not restored.
+      const reach = this.domainReach(readers.filter((m) => writers.has(m.id)), cfg.replicas);
+      const short = underReplicated(answered, cfg.replicas, reach, cfg.correlation).filter((s) => !this.c.refs.reclaiming(s.ref));
+      let repaired = 0;
+      let lost = 0;
+      const stillShort = new Set<string>();
+      // Small batches, one after another, with a pause between them: this object serves the
+      // group's client reads and writes on the same thread, and must keep doing so.
+      this.c.pacer.begin();
+      this.sweepProgress = { short: short.length, done: 0, repaired: 0 };
+      for (let i = 0; i < short.length; ) {
+        const batch = short.slice(i, i + this.c.pacer.batch).map((s) => s.ref);
+        i += batch.length;
+        const verdicts = await this.check(batch);
+        verdicts.forEach((v, j) => {
+          repaired += v.repaired;
+          lost += v.good === 0 ? 1 : 0;
+          if (v.short) stillShort.add(storedRefKey(batch[j]!));
+        });
+        this.sweepProgress = { short: short.length, done: i, repaired };
+        await this.paced();
+      }
+      for (const id of due) this.goneSince.delete(id);
+      this.lastSweep = { at: Date.now(), short: short.length, repaired, lost, ms: Date.now() - t0 };
+      console.log(JSON.stringify({ msg: "re-replicated", group: this.c.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
+      this.reportDrained(readers.flatMap((m, i) => (inventories[i] && this.draining.has(m.id) ? [{ m, refs: inventories[i]!, member: writers.has(m.id) }] : [])), stillShort);
+      const returned = readers.flatMap((m, i) => (inventories[i] && !writers.has(m.id) && !this.draining.has(m.id) ? [{ m, refs: inventories[i]! }] : []));
+      if (returned.length > 0) await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref))));
+    } finally {
+      this.sweeping = false;
+      this.sweepProgress = null;
+      this.c.pacer.end();
+    }
+  }
+
+  /** Members, liveness and whether the items are at R (health.ts), for status and metrics. */
+  async health(): Promise<GroupHealth> {
+    const view = await this.c.members.groupView();
+    const live = new Set([...this.c.members.all()].filter((m) => !m.gone).map((m) => m.id));
+    const members = view.writers.map((m) => ({ id: m.id, location: m.location, live: live.has(m.id) }));
+    // Down members the sweep has yet to cover (goneSince also schedules sweeps for returning and draining targets: not those).
+    const gone = new Map(this.goneSince);
+    const pending = members.filter((m) => !m.live && gone.has(m.id)).map((m) => ({ id: m.id, since: gone.get(m.id)! }));
+    const repair = this.sweepProgress;
+    const writers = new Set(view.writers.map((m) => m.id));
+    return { group: this.c.group, state: stateOf({ pending, repair }), members, readers: view.readers.filter((m) => !writers.has(m.id)).length, pending, repair, lastSweep: this.lastSweep };
+  }
+
+  /** How many failure domains `want` copies can span on these members: R, or fewer on a group with too few hosts. */
+  private domainReach(members: readonly Member[], want: number): number {
+    return Math.min(want, distinctDomains(members.map((m) => m.location), configOf(this.c.env).correlation));
+  }
+
+  /** Between repair batches: adapt to what clients see, and give way for as long as that says. */
+  private async paced(): Promise<void> {
+    this.c.pacer.adapt(Date.now());
+    if (this.c.pacer.pauseMs > 0) await new Promise((r) => setTimeout(r, this.c.pacer.pauseMs));
+  }
+
+  /**
+   * Surplus copies on readers that are no longer members (a replaced target that came back):
+   * an item whose copies on live members number at least the most any user of it asked for
+   * (`RefBook.wanted`, the version's own count for a manifest), over as many failure domains as
+   * the members allow, has its copy there deleted (a `reclaim` to that target alone, kept in
+   * `trims` until confirmed), in paced batches. Anything short at the sweep's start, being
+   * deleted, or referenced by nothing (reclamation's) is left alone.
+   */
+  private async trimSurplus(returned: { m: Member; refs: readonly StoredRef[] }[], holdings: readonly Holding[], wasShort: ReadonlySet<string>): Promise<void> {
+    const cfg = configOf(this.c.env);
+    const writers = await this.c.members.live("writers");
+    // Copies on members still live now: one that went since the inventories counts for nothing.
+    const live = new Set(writers.map((w) => w.id));
+    const onMembers = copiesByItem(holdings, (h) => h.counts && live.has(h.id));
+    const wanted = (ref: StoredRef): number | null => {
+      if (ref.kind === "chunk") return this.c.refs.wanted(ref.chid, cfg.replicas);
+      const row = this.c.book.find(ref.nhid, ref.uvid);
+      return row ? (row.replicas ?? cfg.replicas) : null;
+    };
+    for (const { m, refs } of returned) {
+      const surplus = refs.filter((ref) => {
+        const k = storedRefKey(ref);
+        if (wasShort.has(k) || this.c.refs.reclaiming(ref)) return false;
+        const want = wanted(ref);
+        if (want === null) return false;
+        const at = onMembers.get(k)?.at ?? [];
+        return at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
+      });
+      for (let i = 0; i < surplus.length && !m.gone; ) {
+        const batch = surplus.slice(i, i + this.c.pacer.batch);
+        i += batch.length;
+        this.c.refs.trim(batch, m.id);
+        m.send({ t: "reclaim", refs: batch });
+        await this.paced();
+      }
+      console.log(JSON.stringify({ msg: "trimmed surplus copies", group: this.c.group, member: m.id, held: refs.length, trimmed: surplus.length }));
+    }
+  }
+
+  /**
+   * A draining target whose every item here is at R on the members is told so (it logs "drain
+   * complete" once every group it holds data for has); one with an item still short is swept
+   * again in a minute.
+   */
+  private reportDrained(drainers: { m: Member; refs: readonly StoredRef[]; member: boolean }[], stillShort: ReadonlySet<string>): void {
+    const cfg = configOf(this.c.env);
+    for (const { m, refs, member } of drainers) {
+      const left = refs.filter((r) => stillShort.has(storedRefKey(r))).length;
+      if (member) {
+        // Not replaced here yet (the new map is on its way, or no live target can take its place): its copies still count.
+        console.log(JSON.stringify({ msg: "draining target is still a member: sweeping again later", group: this.c.group, member: m.id }));
+        this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs + DRAIN_MEMBER_RETRY_MS);
+        this.c.alarms.soon(Date.now() + DRAIN_MEMBER_RETRY_MS);
+      } else if (left === 0) {
+        m.send({ t: "drained" });
+        this.draining.delete(m.id);
+        console.log(JSON.stringify({ msg: "drained", group: this.c.group, member: m.id, items: refs.length }));
+      } else {
+        console.log(JSON.stringify({ msg: "drain incomplete: sweeping again", group: this.c.group, member: m.id, short: left }));
+        this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs + DRAIN_RETRY_MS);
+        this.c.alarms.soon(Date.now() + DRAIN_RETRY_MS);
+      }
+    }
+  }
+}
