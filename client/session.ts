@@ -85,6 +85,7 @@ function concatBytes(parts: Uint8Array[], length: number): Uint8Array {
 
 /** An answer nobody may look at before it fails must not be an unhandled rejection. */
 function quiet<T>(p: Promise<T>): Promise<T> {
+  // The returned promise still rejects for whoever awaits it; this only marks it handled.
   p.catch(() => {});
   return p;
 }

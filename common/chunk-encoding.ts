@@ -9,6 +9,8 @@ export const CHUNK_ENCODINGS: readonly ChunkEncoding[] = ["gzip", "deflate-raw"]
 
 async function through(bytes: Uint8Array, t: { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }): Promise<Uint8Array> {
   const w = t.writable.getWriter();
+  // A failed write or close errors the readable too, and the read below throws it: this
+  // promise's own rejection would only say the same thing a second time, unhandled.
   void w.write(bytes).then(() => w.close()).catch(() => {});
   return new Uint8Array(await new Response(t.readable).arrayBuffer());
 }

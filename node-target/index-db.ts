@@ -135,6 +135,7 @@ export class CommitQueue {
       this.syncing = this.datasync().finally(() => (this.syncing = null));
       return this.syncing;
     }
+    // The next sync runs whether the one under way failed or not; its own caller hears that failure.
     this.again ??= this.syncing
       .catch(() => {})
       .then(() => {
@@ -158,6 +159,7 @@ export class CommitQueue {
   async close(): Promise<void> {
     const h = this.walHandle;
     this.walHandle = null;
+    // Closing at shutdown: a handle that fails to open or close holds nothing to keep.
     await h?.then((fh) => fh.close()).catch(() => {});
   }
 }

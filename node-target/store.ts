@@ -256,6 +256,7 @@ export class ChunkStore {
     const placing: Promise<void>[] = [];
     for (const w of this.writing.get(storedRefKey(ref)) ?? []) {
       w.doomed = true;
+      // Only its end is awaited here; a placing that fails is its writer's error to report.
       if (w.placing) placing.push(w.placing.catch(() => {}));
     }
     return placing.length === 0 ? Promise.resolve() : Promise.all(placing).then(() => {});
@@ -306,6 +307,7 @@ export class ChunkStore {
 
   /** Resolves once no delete of this chunk is in progress (a new copy must not be placed under one). */
   async removed(chid: Chid): Promise<void> {
+    // Whether the delete succeeded is its caller's business: this waits only for it to be over.
     await this.removing.get(chid)?.catch(() => {});
   }
 

@@ -109,6 +109,7 @@ let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
+  // Exiting anyway: a runtime that fails to stop cleanly is ended with the process.
   await mf.dispose().catch(() => {});
   process.exit(0);
 };

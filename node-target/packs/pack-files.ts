@@ -386,6 +386,7 @@ export class PackFiles {
     await this.draining;
     for (const t of this.retiring.values()) clearTimeout(t);
     this.retiring.clear();
+    // Closing at shutdown: every batch written is synced already; a failing close loses nothing.
     await this.active?.fh.close().catch(() => {});
     this.active = null;
     for (const h of this.readers.values()) await h.then((fh) => fh.close()).catch(() => {});

@@ -1,7 +1,7 @@
 // The S3 API: authenticate, route to one typed operation, dispatch to its handler, and turn
 // every failure into the XML error S3 would send.
 
-import { configOf, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { configOf, type Env } from "../shared/env.ts";
 import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
 import { route, type Endpoint } from "./router.ts";
@@ -25,6 +25,7 @@ import { putObject } from "./s3/object-put.ts";
 import { errorResponse } from "./s3/xml.ts";
 import { readerLocation } from "./s3/reader-location.ts";
 import { countRequest } from "./traffic.ts";
+import { unavailableReason } from "../shared/unavailable.ts";
 
 function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
   switch (ep.op) {
@@ -134,9 +135,9 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
 /** Map anything thrown to an S3Error; failures from groups and shards carry their cause in the message. */
 function asS3Error(e: unknown): S3Error {
   if (e instanceof S3Error) return e;
+  const unavailable = unavailableReason(e);
+  if (unavailable !== null) return new S3Error("ServiceUnavailable", unavailable, {}, { "retry-after": "1" });
   const msg = e instanceof Error ? e.message : String(e);
-  const at = msg.indexOf(UNAVAILABLE);
-  if (at >= 0) return new S3Error("ServiceUnavailable", msg.slice(at + UNAVAILABLE.length), {}, { "retry-after": "1" });
   // The cause goes to the log (handleS3 logs every 5xx with its request id), never to the
   // client: an internal message can name tables, paths or peers.
   const internal = new S3Error("InternalError", "We encountered an internal error. Please try again.");

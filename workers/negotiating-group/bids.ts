@@ -26,6 +26,8 @@ export class BidCollector<B> {
   }
 
   async wait(): Promise<Map<Member, B | null>> {
+    // Past the deadline the round goes on with the replies it has: a silent member is the
+    // answer (it is marked slow below), not a failure of the round.
     await this.deadlines.within(this.done.promise, BID_TIMEOUT_MS, "bids").catch(() => {});
     for (const m of this.members) if (!this.replies.has(m)) m.markSlow(SLOW_MS);
     return this.replies;

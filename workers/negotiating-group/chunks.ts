@@ -7,7 +7,7 @@
 import type { Chid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import type { StoredRef } from "../../common/protocol.ts";
-import { configOf, MAX_BATCH_BYTES, MAX_GET_BATCH, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { configOf, MAX_BATCH_BYTES, MAX_GET_BATCH, type Env } from "../shared/env.ts";
 import type { RefBook } from "./backrefs.ts";
 import { readRun } from "./get-many.ts";
 import { getTransaction } from "./get.ts";
@@ -16,6 +16,7 @@ import type { Member } from "./member.ts";
 import type { Membership } from "./membership.ts";
 import type { RepairPacer } from "./pacing.ts";
 import { putTransaction } from "./transfer.ts";
+import { Unavailable } from "../shared/unavailable.ts";
 
 export interface ChunkContext {
   readonly group: number;
@@ -102,7 +103,7 @@ export class Chunks {
       known: { members: known, ref },
       near,
     });
-    if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${this.c.group} holds chunk ${chid}`);
+    if (!got) throw new Unavailable(`no live target of group ${this.c.group} holds chunk ${chid}`);
     for (const m of got.failed) this.locations.remove(chid, m.id);
     // A holder that answered but could not serve it held a bad copy (it quarantines those) or
     // none: restore R. One that timed out is hung, not short of a copy: re-replication's business.

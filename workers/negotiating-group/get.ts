@@ -6,11 +6,11 @@ import { deferred, type Deferred } from "../../common/deferred.ts";
 import type { Chid, Uvid } from "../../common/ids.ts";
 import { sharedDepth } from "../../common/placement.ts";
 import type { StoredRef, ToTarget } from "../../common/protocol.ts";
-import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
 import { badCopy, FIRST_FRAME_TIMEOUT_MS, FrameAssembler, GET_TIMEOUT_MS } from "./delivery.ts";
 import { broadcast, type Member } from "./member.ts";
 import { SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
+import { Unavailable } from "../shared/unavailable.ts";
 
 interface GetBid {
   member: Member;
@@ -51,7 +51,7 @@ interface GetResult {
  * (bad-copy) and the next one is tried, so corrupt bytes are never returned.
  */
 export async function getTransaction(host: TxnHost, members: readonly Member[], req: GetRequest): Promise<GetResult | null> {
-  if (members.length === 0) throw new Error(`${UNAVAILABLE}no target of this group is live`);
+  if (members.length === 0) throw new Unavailable(`no target of this group is live`);
   let bids: BidCollector<GetBid> | null = null;
   let current: { member: Member; frames: FrameAssembler; done: Deferred<Uint8Array>; started: Deferred<void> } | null = null;
   const handler: TxnHandler = {
@@ -152,7 +152,7 @@ export async function getTransaction(host: TxnHost, members: readonly Member[], 
       if (got) return got;
     }
     if (errors.length === 0) return null;
-    throw new Error(`${UNAVAILABLE}every copy failed: ${errors.join("; ")}`);
+    throw new Unavailable(`every copy failed: ${errors.join("; ")}`);
   } finally {
     if (asked.length > 0) broadcast(asked, { t: "release", txn });
     host.close(txn);

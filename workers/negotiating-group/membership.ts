@@ -8,10 +8,11 @@ import { isCertFingerprint, type TargetId } from "../../common/ids.ts";
 import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, TARGET_PEER_CERT_HEADER, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PeerEntry, type StoredRef } from "../../common/protocol.ts";
 import { decodeToGroup, isPeerAddress } from "../../common/wire-decode.ts";
 import type { GroupView } from "../cluster/cluster.ts";
-import { clusterStub, configOf, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { clusterStub, configOf, type Env } from "../shared/env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { broadcast, Member, rosterOf } from "./member.ts";
 import type { TxnHandler, TxnHost } from "./txn.ts";
+import { Unavailable } from "../shared/unavailable.ts";
 
 /** What a member's socket carries through hibernation. */
 interface Attachment {
@@ -105,7 +106,7 @@ export class Membership implements TxnHost {
   async clientWriters(): Promise<Member[]> {
     const writers = await this.live("writers");
     const k = configOf(this.env).minLive;
-    if (writers.length < k) throw new Error(`${UNAVAILABLE}only ${writers.length} targets of group ${this.group} are live; it takes writes while at least ${k} are (MIN_LIVE_TARGETS)`);
+    if (writers.length < k) throw new Unavailable(`only ${writers.length} targets of group ${this.group} are live; it takes writes while at least ${k} are (MIN_LIVE_TARGETS)`);
     return writers;
   }
 

@@ -9,7 +9,7 @@ import { chidOf, parseUvid, type Chid, type Nhid, type Uvid } from "../../common
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
 import { recordOf, type RemovalRecord, type ShardRecord } from "../manifest-shard/records.ts";
-import { configOf, shardStub, UNAVAILABLE, type Env } from "../shared/env.ts";
+import { configOf, shardStub, type Env } from "../shared/env.ts";
 import { refusal, type Refusal } from "../shared/refusal.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
 import type { AlarmClock } from "./alarm-clock.ts";
@@ -23,6 +23,7 @@ import type { RefOutbox } from "./ref-outbox.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { putTransaction } from "./transfer.ts";
 import type { VersionBook, VersionRow } from "./versions.ts";
+import { Unavailable } from "../shared/unavailable.ts";
 
 /** Largest version manifest we accept back from a target. */
 const VM_MAX_BYTES = 32 * 1024 * 1024;
@@ -250,7 +251,7 @@ export class Names {
       expect: vmChid,
       maxBytes: VM_MAX_BYTES,
     });
-    if (!got) throw new Error(`${UNAVAILABLE}no live target of group ${this.c.group} holds version ${want} of this name`);
+    if (!got) throw new Unavailable(`no live target of group ${this.c.group} holds version ${want} of this name`);
     return decodeManifest(got.bytes);
   }
 
@@ -275,7 +276,7 @@ export class Names {
       await this.feed.deliver(shard, record);
     } catch (e) {
       await this.c.alarms.by(Date.now() + OUTBOX_RETRY_MS);
-      throw new Error(`${UNAVAILABLE}stored, but not yet listed (shard ${shard}: ${String(e)})`);
+      throw new Unavailable(`stored, but not yet listed (shard ${shard}: ${String(e)})`);
     }
   }
 

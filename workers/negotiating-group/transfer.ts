@@ -6,13 +6,13 @@
 import type { Correlation } from "../../common/correlation.ts";
 import { selectReplicas, type Offer } from "../../common/placement.ts";
 import { storedRefOf, type Bid, type PutItem, type ToTarget } from "../../common/protocol.ts";
-import { UNAVAILABLE } from "../shared/env.ts";
 import { BidCollector } from "./bids.ts";
 import { eagerRound } from "./eager-put.ts";
 import { broadcast, type Member } from "./member.ts";
 import { PutAcks } from "./put-acks.ts";
 import { deliverChained, sendPayload, type TxnHandler, type TxnHost } from "./txn.ts";
 import { newNonce, possessionProof } from "../../common/possession.ts";
+import { Unavailable } from "../shared/unavailable.ts";
 
 export type { TxnHandler, TxnHost } from "./txn.ts";
 
@@ -58,7 +58,7 @@ export interface PutOptions {
  */
 export async function putTransaction(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], replicas: number, opts: PutOptions): Promise<Member[][]> {
   if (members.length < replicas) {
-    throw new Error(`${UNAVAILABLE}only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
+    throw new Unavailable(`only ${members.length} of the ${replicas} targets needed for a write are live in this group`);
   }
   // Members that timed out lately are left out of a client's write while enough others remain:
   // a hung host would otherwise cost every write a bid timeout. Not out of a repair: a copy the
@@ -131,7 +131,7 @@ async function negotiatedRound(host: TxnHost, members: readonly Member[], payloa
         const remaining = offers.filter((o) => !st.tried.has(o.member) && !o.member.gone);
         const picked = selectReplicas([...st.confirmed.values()], remaining, replicas - st.confirmed.size, model);
         if (picked.length === 0) {
-          throw new Error(`${UNAVAILABLE}could only place ${st.confirmed.size} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted${refusals.length > 0 ? ` (${refusals.join("; ")})` : ""}`);
+          throw new Unavailable(`could only place ${st.confirmed.size} of ${replicas} replicas of ${p.item.chid}: not enough targets accepted${refusals.length > 0 ? ` (${refusals.join("; ")})` : ""}`);
         }
         for (const o of picked) {
           st.tried.add(o.member);

@@ -186,7 +186,6 @@ export function snapshotCatalogStub(env: Env, tenant: string): DurableObjectStub
 }
 
 /** Errors that cross RPC keep only their message: this prefix marks "retry later" (HTTP 503). */
-export const UNAVAILABLE = "ServiceUnavailable: ";
 
 /**
  * One putChunks call carries at most this much payload, and one getChunks reply (as the gateway

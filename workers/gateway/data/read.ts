@@ -6,7 +6,8 @@ import { deferred, type Deferred } from "../../../common/deferred.ts";
 import { groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, chunksInRange, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
-import { groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, UNAVAILABLE, type ClusterConfig, type Env } from "../../shared/env.ts";
+import { groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, type ClusterConfig, type Env } from "../../shared/env.ts";
+import { Unavailable } from "../../shared/unavailable.ts";
 
 /**
  * Chunks fetched ahead of the one being sent, to overlap group round trips with sending: at
@@ -32,9 +33,9 @@ interface Batch {
 }
 
 /** A group answered a getChunks call with another number of chunks than it was asked for: none of them is used, and the read may be retried. */
-export class ReplyCountMismatch extends Error {
+export class ReplyCountMismatch extends Unavailable {
   constructor(group: number, asked: number, got: number) {
-    super(`${UNAVAILABLE}group ${group} returned ${got} chunks for the ${asked} asked`);
+    super(`group ${group} returned ${got} chunks for the ${asked} asked`);
     this.name = "ReplyCountMismatch";
   }
 }
