@@ -17,7 +17,7 @@ import { GroupLink } from "../../node-target/group-link.ts";
 import { makePeerIdentity } from "../../node-target/peer-identity.ts";
 import { PeerLink } from "../../node-target/peer-link.ts";
 import { ChunkStore } from "../../node-target/store.ts";
-import { chunkOnDisk, readOnDisk } from "./helpers.ts";
+import { chunkOnDisk, eventually, readOnDisk } from "./helpers.ts";
 
 let dir: string;
 let store: ChunkStore;
@@ -113,9 +113,7 @@ describe("frames a peer passes on", () => {
     const broken: string[] = [];
     const peer = await PeerLink.start({ listen: "127.0.0.1:0", identity: makePeerIdentity("t-relaying"), onFrame: async () => {}, onBroken: (_g, _t, _i, to) => void broken.push(to) });
     const relaying = new GroupLink(1, `ws://127.0.0.1:${(silent.address() as { port: number }).port}/g`, {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-test0002" as never, location: "/x" }, () => {}, peer);
-    const wait = async (until: () => boolean) => {
-      for (let i = 0; i < 100 && !until(); i++) await new Promise((r) => setTimeout(r, 20));
-    };
+    const wait = (until: () => boolean) => eventually(until, { ms: 2_000, every: 20 });
     try {
       const { bytes, chid } = await item(150_000, 6);
       const frame = Buffer.from([...framesOf(FRAME_PUT_DATA, 21, 0, bytes)][0]!);

@@ -17,7 +17,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { PartitionProxy } from "../../scripts/partition-proxy.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, manifestRows, pseudoRandom, sameBytes, writtenAt } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, eventually, manifestRows, pseudoRandom, sameBytes, writtenAt } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -59,14 +59,6 @@ function liveCopies(live: readonly number[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const [chid, sizes] of chunkCopies(cluster, live)) out.set(chid, sizes.length);
   return out;
-}
-
-async function eventually(done: () => boolean | Promise<boolean>, tries = 150): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await done()) return true;
-    await sleep(200);
-  }
-  return done();
 }
 
 const all = [0, 1, 2, 3, 4, 5];
@@ -238,7 +230,7 @@ describe("fault injection", () => {
     for (const o of listed.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: B, Key: o.Key! }));
     expect(await read("stored.bin")).toBeNull();
     // Past retention, grace and the holds of chunks that writes cut off by the faults left.
-    const empty = await eventually(() => chunkCopies(cluster).size === 0 && manifestRows(cluster) === 0, 300);
+    const empty = await eventually(() => chunkCopies(cluster).size === 0 && manifestRows(cluster) === 0, { ms: 60_000 });
     // Which chunk is left on which target (and since when), and what the Durable Objects still
     // say about it, so that a failure says where to look.
     const left = all.flatMap((i) =>

@@ -267,3 +267,16 @@ export async function putOutcome(s3: S3Client, bucket: string, key: string, body
     throw e;
   }
 }
+
+/**
+ * Whether `done` comes to hold within `ms` (default 30 s), asked every `every` ms (default 200):
+ * what a test waits on instead of a fixed sleep, and never for ever.
+ */
+export async function eventually(done: () => boolean | Promise<boolean>, opts: { ms?: number; every?: number } = {}): Promise<boolean> {
+  const deadline = Date.now() + (opts.ms ?? 30_000);
+  while (Date.now() < deadline) {
+    if (await done()) return true;
+    await new Promise((r) => setTimeout(r, opts.every ?? 200));
+  }
+  return done();
+}

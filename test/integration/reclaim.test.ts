@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkCopies, chunkOnDisk, clusterForSuite, manifestRows, pseudoRandom, s3Error, sameBytes, withQuery } from "./helpers.ts";
+import { bodyBytes, chunkCopies, chunkOnDisk, clusterForSuite, eventually, manifestRows, pseudoRandom, s3Error, sameBytes, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -47,15 +47,6 @@ async function newChunks(write: () => Promise<unknown>): Promise<string[]> {
 function copies(chids: readonly string[]): number[] {
   const files = chunkCopies(cluster);
   return chids.map((c) => files.get(c)?.length ?? 0);
-}
-
-/** Polls (bounded: 25 s) until `done` holds; returns whether it did. */
-async function eventually(done: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 125; i++) {
-    if (done()) return true;
-    await sleep(200);
-  }
-  return done();
 }
 
 const allGone = (chids: readonly string[]) => () => copies(chids).every((n) => n === 0);

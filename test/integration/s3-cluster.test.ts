@@ -21,7 +21,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkCopies, clientFor, copyOn, damageCopy, pseudoRandom, readOnDisk, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clientFor, copyOn, damageCopy, eventually, pseudoRandom, readOnDisk, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 let cluster: LocalCluster;
@@ -266,8 +266,7 @@ describe("integrity", () => {
     await put("possession/second", body);
     const hashes = () => cluster.targets.flatMap((t) => copyOn(cluster, t.index, chid) ?? []).map((c) => createHash("sha256").update(readOnDisk(c)).digest("hex"));
     expect(hashes().filter((h) => h === chid)).toHaveLength(3);
-    for (let i = 0; i < 50 && copyOn(cluster, damaged, chid) !== null; i++) await sleep(100);
-    expect(copyOn(cluster, damaged, chid)).toBeNull();
+    expect(await eventually(() => copyOn(cluster, damaged, chid) === null, { ms: 5_000 })).toBe(true);
     expect(sameBytes((await get("possession/second")).bytes, body)).toBe(true);
   });
 

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { clusterForSuite, pseudoRandom } from "./helpers.ts";
+import { clusterForSuite, eventually, pseudoRandom } from "./helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -37,14 +37,7 @@ suite("the status page in headless Chromium", () => {
   });
 
   /** Until the page's row/card attributes say what `want` asks (bounded: the page polls every 2 s). */
-  async function until(want: () => Promise<boolean>, ms = 30_000): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (await want()) return true;
-      await page.waitForTimeout(250);
-    }
-    return want();
-  }
+  const until = (want: () => Promise<boolean>, ms = 30_000) => eventually(want, { ms, every: 250 });
 
   const states = (sel: string, attr: string) => page.$$eval(sel, (els, a) => els.map((e) => [e.getAttribute(a) ?? "", e.getAttribute("data-state") ?? ""] as [string, string]), attr);
 

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, copyOn, damageCopy, flipByte, goodCopies, pseudoRandom, removeDir, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, copyOn, eventually, damageCopy, flipByte, goodCopies, pseudoRandom, removeDir, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -40,14 +40,6 @@ function nodeTarget(...args: string[]): Promise<{ code: number | null; stdout: s
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-async function eventually(done: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 150; i++) {
-    if (done()) return true;
-    await sleep(200);
-  }
-  return done();
 }
 
 const COMMANDS = ["init", "run", "drain", "status", "verify"];

@@ -15,7 +15,7 @@ import { WebSocket } from "ws";
 import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
 import { CLUSTER_CONNECT_PATH, GROUP_CONNECT_PREFIX, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY_HEADER, TARGET_LOCATION_HEADER } from "../../common/protocol.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { adminCli, clusterForSuite, removeDir } from "./helpers.ts";
+import { adminCli, clusterForSuite, eventually, removeDir } from "./helpers.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const LOCATION = "/enrolled/zone-e/rack-1/host-1/disk-0";
@@ -89,24 +89,6 @@ async function admittedBy(as: { key: string; cert: string }): Promise<number> {
   return (await Promise.all(peers.map((p) => peerAdmits(p, as)))).filter(Boolean).length;
 }
 
-async function untilAsync(ok: () => Promise<boolean>, ms = 30_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await sleep(250);
-  }
-  return ok();
-}
-
-async function until(ok: () => boolean, ms = 30_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (ok()) return true;
-    await sleep(250);
-  }
-  return ok();
-}
-
 describe("targets with their own credentials", () => {
   clusterForSuite({ bucket: "enrol" }, (c) => ({ cluster } = c));
   afterAll(async () => {
@@ -145,12 +127,12 @@ describe("targets with their own credentials", () => {
     expect(reused.err).toContain("unknown or used enrolment token");
 
     target = spawn(process.execPath, [join(ROOT, "node-target", "main.ts"), "run", "--data-dir", dir, "--gateway", cluster.endpoint, "--scrub-rate", "0", "--peer-listen", "127.0.0.1:0"], { env: nodeTargetEnv(), stdio: "ignore" });
-    expect(await until(() => listed().some((t) => t.id === id && t.live && t.credential === "key"))).toBe(true);
+    expect(await eventually(() => listed().some((t) => t.id === id && t.live && t.credential === "key"))).toBe(true);
     key = (JSON.parse(readFileSync(join(dir, "target.json"), "utf8")) as { key: string }).key;
     expect(key).toMatch(/^tk_/);
     // Its groups list it to their members: the targets it shares a group with take a peer link from it.
     peerIdentity = { key: readFileSync(join(dir, "peer-key.pem"), "utf8"), cert: readFileSync(join(dir, "peer-cert.pem"), "utf8") };
-    expect(await untilAsync(async () => (await admittedBy(peerIdentity)) > 0)).toBe(true);
+    expect(await eventually(async () => (await admittedBy(peerIdentity)) > 0)).toBe(true);
   });
 
   it("admits nobody else as it: not with the join secret, not with a wrong key", async () => {
@@ -168,16 +150,16 @@ describe("targets with their own credentials", () => {
     const closed = new Promise<number>((resolve) => held.once("close", (code) => resolve(code)));
     const r = admin("targets", "revoke", id);
     expect(r.status, r.err).toBe(0);
-    expect(await until(() => listed().some((t) => t.id === id && t.credential === "revoked" && !t.live && t.groups.length === 0))).toBe(true);
+    expect(await eventually(() => listed().some((t) => t.id === id && t.credential === "revoked" && !t.live && t.groups.length === 0))).toBe(true);
     expect(await dial({ [TARGET_ID_HEADER]: id, [TARGET_KEY_HEADER]: key })).toBe(403);
     expect(admin("targets", "revoke", id).status).toBe(1);
     // The group drops it when it next reads its view (within VIEW_TTL_MS); the status page's
     // health calls make every group read it.
     let code: number | null = null;
     void closed.then((c) => (code = c));
-    expect(await until(() => (void fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${cluster.adminToken}` } }).then((res) => res.arrayBuffer()), code !== null), 45_000)).toBe(true);
+    expect(await eventually(() => (void fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${cluster.adminToken}` } }).then((res) => res.arrayBuffer()), code !== null), { ms: 45_000 })).toBe(true);
     expect(code).toBe(4003);
     // No target takes a peer link from it any more: its groups dropped it, and told their members.
-    expect(await untilAsync(async () => (await admittedBy(peerIdentity)) === 0, 45_000)).toBe(true);
+    expect(await eventually(async () => (await admittedBy(peerIdentity)) === 0, { ms: 45_000 })).toBe(true);
   });
 });

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import type { ChunkOnDisk } from "../../node-target/packs/on-disk.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, copyOn, damageCopy, dropCopy, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, copyOn, eventually, damageCopy, dropCopy, goodCopies, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -35,14 +35,6 @@ async function putNew(key: string, body: Uint8Array): Promise<string[]> {
   const before = new Set(chunkCopies(cluster).keys());
   await s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body }));
   return [...chunkCopies(cluster).keys()].filter((c) => !before.has(c));
-}
-
-async function eventually(done: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 150; i++) {
-    if (done()) return true;
-    await sleep(200);
-  }
-  return done();
 }
 
 const logged = (index: number, msg: string) => cluster.logTail.some((l) => l.startsWith(`[target-${index}]`) && l.includes(`"msg":"${msg}"`));
