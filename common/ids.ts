@@ -48,21 +48,35 @@ export function isNhid(s: string): s is Nhid {
 
 /** A target id as targets make them (a UUID) or as tests name them: what SQL rows and socket tags carry. */
 export function isTargetId(s: string): s is TargetId {
-  return /^[A-Za-z0-9-]{8,64}$/.test(s);
+  return /^[A-Za-z0-9-]{2,64}$/.test(s);
 }
 
 export function isCertFingerprint(s: unknown): s is CertFingerprint {
   return typeof s === "string" && HEX.test(s);
 }
 
-export function asNhid(s: string): Nhid {
-  if (!HEX.test(s)) throw new Error(`not an NHID: ${s}`);
-  return s as Nhid;
+// Parsers for ids read back from storage or another trusted source (SQL rows, our own files):
+// checked once where they enter, so the rest of the code holds typed ids, never casts. A value
+// that does not parse is corruption, and throws.
+
+export function asNhid(v: unknown): Nhid {
+  if (typeof v !== "string" || !HEX.test(v)) throw new Error(`not an NHID: ${String(v)}`);
+  return v as Nhid;
 }
 
-export function asChid(s: string): Chid {
-  if (!HEX.test(s)) throw new Error(`not a CHID: ${s}`);
-  return s as Chid;
+export function asChid(v: unknown): Chid {
+  if (typeof v !== "string" || !HEX.test(v)) throw new Error(`not a CHID: ${String(v)}`);
+  return v as Chid;
+}
+
+export function asUvid(v: unknown): Uvid {
+  if (typeof v !== "string" || !isUvid(v)) throw new Error(`not a UVID: ${String(v)}`);
+  return v as Uvid;
+}
+
+export function asTargetId(v: unknown): TargetId {
+  if (typeof v !== "string" || !isTargetId(v)) throw new Error(`not a target id: ${String(v)}`);
+  return v as TargetId;
 }
 
 /** Fully qualified name: tenant and bucket never contain '/', so the split is unambiguous. */

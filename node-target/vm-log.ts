@@ -7,7 +7,7 @@
 // A row is durable when `put` resolves. Bytes are checked against their CHID before they are
 // written, and rows that fail a later check move to a quarantine table (never served, never bid).
 
-import { formatUvid, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
+import { asChid, asNhid, asUvid, type Chid, formatUvid, type Nhid, type Uvid } from "../common/ids.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { CommitQueue } from "./index-db.ts";
@@ -101,7 +101,7 @@ export class VmLog {
   /** The newest manifest held for a name, or the exact version asked for. */
   find(nhid: Nhid, uvid: Uvid | null): VmEntry | null {
     const row = uvid === null ? this.newest.get(nhid) : this.exact.get(nhid, uvid);
-    return row ? { uvid: row.uvid as Uvid, chid: row.chid as Chid, size: Number(row.size) } : null;
+    return row ? { uvid: asUvid(row.uvid), chid: asChid(row.chid), size: Number(row.size) } : null;
   }
 
   read(nhid: Nhid, uvid: Uvid, chid: Chid): Uint8Array | null {
@@ -142,7 +142,7 @@ export class VmLog {
     const rows = after
       ? this.db.prepare("SELECT nhid, uvid, chid FROM vm WHERE (nhid, uvid, chid) > (?, ?, ?) ORDER BY nhid, uvid, chid LIMIT ?").all(after.nhid, after.uvid, after.chid, limit)
       : this.db.prepare("SELECT nhid, uvid, chid FROM vm ORDER BY nhid, uvid, chid LIMIT ?").all(limit);
-    return rows.map((r) => ({ nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, chid: r.chid as Chid }));
+    return rows.map((r) => ({ nhid: asNhid(r.nhid), uvid: asUvid(r.uvid), chid: asChid(r.chid) }));
   }
 
   /** Whether the log passes SQLite's integrity check (after an unclean stop). */
@@ -157,7 +157,7 @@ export class VmLog {
     return this.db
       .prepare("SELECT nhid, uvid, chid FROM vm WHERE uvid >= ? ORDER BY uvid LIMIT ?")
       .all(floor, limit)
-      .map((r) => ({ nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, chid: r.chid as Chid }));
+      .map((r) => ({ nhid: asNhid(r.nhid), uvid: asUvid(r.uvid), chid: asChid(r.chid) }));
   }
 
   /** First 4 bytes of every name held, as numbers: which groups this target holds manifests for. */

@@ -4,7 +4,7 @@
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import type { Chid } from "../../common/ids.ts";
+import { asChid, type Chid } from "../../common/ids.ts";
 import { packName } from "./pack-files.ts";
 import { RECORD_HEADER } from "./record.ts";
 
@@ -26,7 +26,7 @@ export function chunksOnDisk(dataDir: string, only: Chid | null = null): ChunkOn
     const has = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'chunks'").get();
     if (!has) return [];
     const rows = only === null ? db.prepare("SELECT chid, pack, pos, length FROM chunks").all() : db.prepare("SELECT chid, pack, pos, length FROM chunks WHERE chid = ?").all(only);
-    return rows.map((r) => ({ chid: r.chid as Chid, path: join(dataDir, "packs", packName(Number(r.pack))), offset: Number(r.pos) + RECORD_HEADER, length: Number(r.length) }));
+    return rows.map((r) => ({ chid: asChid(r.chid), path: join(dataDir, "packs", packName(Number(r.pack))), offset: Number(r.pos) + RECORD_HEADER, length: Number(r.length) }));
   } finally {
     db.close();
   }

@@ -6,7 +6,7 @@
 // durable before it is confirmed.
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import type { Chid } from "../../common/ids.ts";
+import { asChid, type Chid } from "../../common/ids.ts";
 import { footprint } from "./record.ts";
 
 export interface ChunkLocation {
@@ -187,5 +187,5 @@ export class PackIndex {
 }
 
 function rowOf(r: Record<string, unknown>): ChunkRow {
-  return { chid: r.chid as Chid, pack: Number(r.pack), pos: Number(r.pos), length: Number(r.length), written: Number(r.written) };
+  return { chid: asChid(r.chid), pack: Number(r.pack), pos: Number(r.pos), length: Number(r.length), written: Number(r.written) };
 }

@@ -14,8 +14,8 @@ function calls(sizes: number[]): Chid[][] {
   const asked: Chid[][] = [];
   const never = new Promise<never>(() => {});
   const stub = {
-    getChunk: (_g: number, chid: Chid) => (asked.push([chid]), never),
-    getChunks: (_g: number, chids: Chid[]) => (asked.push(chids), never),
+    getChunk: (chid: Chid) => (asked.push([chid]), never),
+    getChunks: (chids: Chid[]) => (asked.push(chids), never),
   };
   const env = { GROUP: { idFromName: (n: string) => n, get: () => stub } } as unknown as Env;
   let offset = 0;
@@ -43,7 +43,7 @@ describe("reads batched per group", () => {
   });
 
   it("fails the read when a group returns another number of chunks than asked", async () => {
-    const stub = { getChunks: async (_g: number, chids: Chid[]) => chids.slice(1).map(() => new Uint8Array(4)) };
+    const stub = { getChunks: async (chids: Chid[]) => chids.slice(1).map(() => new Uint8Array(4)) };
     const env = { GROUP: { idFromName: (n: string) => n, get: () => stub } } as unknown as Env;
     const chunks = [0, 1].map((i) => ({ offset: 4 * i, length: 4, chid: `00000000${String(i).padStart(56, "0")}` as Chid }));
     const body = objectBody(env, { groupCount: 1 } as ClusterConfig, { inline: null, chunks } as unknown as VersionManifest, 0, 8, null);

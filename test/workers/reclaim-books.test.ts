@@ -156,7 +156,7 @@ describe("a group's back-references and holds", () => {
 });
 
 describe("removed versions and snapshot holds", () => {
-  const v = (u: string) => ({ nhid: "n".repeat(64) as Nhid, uvid: u as Uvid, vmChid: A });
+  const v = (u: string) => ({ nhid: "e".repeat(64) as Nhid, uvid: u.padStart(22, "0") as Uvid, vmChid: A });
 
   it("expunges a removed version when due, unless a snapshot holds it; the last release frees it", async () => {
     await withSql((sql) => {

@@ -10,7 +10,7 @@
 // membership changes, until re-replication (issue 6) moves it.
 
 import { DurableObject } from "cloudflare:workers";
-import type { TargetId } from "../../common/ids.ts";
+import { asTargetId, type TargetId } from "../../common/ids.ts";
 import { assignGroups, copysetCount, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
 import type { MembershipMsg, RegisterMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
@@ -179,7 +179,7 @@ export class Cluster extends DurableObject<Env> {
           console.log(JSON.stringify({ msg: "no target can replace a dead member", group: g, dead: d, members: members.length, live: live.length }));
           continue;
         }
-        members[at] = by.id as TargetId;
+        members[at] = asTargetId(by.id);
         load.set(by.id, (load.get(by.id) ?? 0) + 1);
         this.sql.exec("UPDATE membership SET members = ? WHERE grp = ?", JSON.stringify(members), g);
         console.log(JSON.stringify({ msg: "member replaced", group: g, dead: d, by: by.id }));
@@ -309,7 +309,7 @@ export class Cluster extends DurableObject<Env> {
     const live = this.liveIds();
     const byGroup = this.membersByGroup();
     const targets = this.sql.exec("SELECT * FROM targets ORDER BY location").toArray().map((r) => {
-      const id = r.id as TargetId;
+      const id = asTargetId(r.id);
       const groups = [...byGroup].filter(([, m]) => m.includes(id)).map(([g]) => g);
       return {
         id,

@@ -8,7 +8,7 @@
 // and takes it out of every group's view, as writer and as reader.
 
 import { sha256Hex } from "../../common/sigv4.ts";
-import type { TargetId } from "../../common/ids.ts";
+import { asTargetId, type TargetId } from "../../common/ids.ts";
 
 export interface TargetKeyInfo {
   id: TargetId;
@@ -81,12 +81,12 @@ export class TargetKeys {
   }
 
   revokedIds(): Set<TargetId> {
-    return new Set(this.sql.exec("SELECT id FROM target_keys WHERE revoked IS NOT NULL").toArray().map((r) => r.id as TargetId));
+    return new Set(this.sql.exec("SELECT id FROM target_keys WHERE revoked IS NOT NULL").toArray().map((r) => asTargetId(r.id)));
   }
 
   list(): TargetKeyInfo[] {
     return this.sql.exec("SELECT id, enrolled, revoked FROM target_keys ORDER BY enrolled").toArray().map((r) => ({
-      id: r.id as TargetId,
+      id: asTargetId(r.id),
       enrolled: Number(r.enrolled),
       revoked: r.revoked === null ? null : Number(r.revoked),
     }));

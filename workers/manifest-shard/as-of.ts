@@ -7,7 +7,7 @@
 // The caller checks completeness first (sources.ts): these answer from what the shard holds.
 // listing.ts and versions.ts use the same terms for their listings as of a time.
 
-import type { Uvid } from "../../common/ids.ts";
+import { asUvid, type Uvid } from "../../common/ids.ts";
 
 /** SQL: version row `a` exists at the bound (two `?` for it). Removals from before removal times were kept count as always removed. */
 export function existsAt(a: string): string {
@@ -36,5 +36,5 @@ export function versionAt(sql: SqlStorage, tenant: string, bucket: string, key: 
     )
     .toArray()[0];
   if (!r) return null;
-  return { uvid: r.uvid as Uvid, vmChid: String(r.vm_chid), isNull: Number(r.is_null) === 1, deleteMarker: Number(r.delete_marker) === 1 };
+  return { uvid: asUvid(r.uvid), vmChid: String(r.vm_chid), isNull: Number(r.is_null) === 1, deleteMarker: Number(r.delete_marker) === 1 };
 }

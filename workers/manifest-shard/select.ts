@@ -8,7 +8,7 @@
 // characters including `/`, as the aws CLI's --include does, `?` one character, `[...]` a
 // class), matched here rather than by SQL; SQL narrows the scan by their literal prefixes.
 
-import type { Uvid } from "../../common/ids.ts";
+import { asUvid, type Uvid } from "../../common/ids.ts";
 import { prefixSuccessor } from "../../common/keys.ts";
 import { existsAt } from "./as-of.ts";
 import { compileGlob, GlobError, globMatches, type Glob } from "./glob.ts";
@@ -207,7 +207,7 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
       entries.push({
         bucket,
         key,
-        uvid: row.uvid as Uvid,
+        uvid: asUvid(row.uvid),
         vmChid: String(row.vm_chid),
         isNull: Number(row.is_null) === 1,
         size: Number(row.size),

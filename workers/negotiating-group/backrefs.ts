@@ -12,7 +12,7 @@
 // is stored again before every member answered cancels the rest: a stale copy of a chunk has the
 // very bytes its name promises, so it is a good copy again, not garbage.
 
-import type { Chid, TargetId } from "../../common/ids.ts";
+import { asChid, type Chid, type TargetId } from "../../common/ids.ts";
 import { storedRefKey, type StoredRef } from "../../common/protocol.ts";
 
 export type RefOp = "+" | "-";
@@ -129,7 +129,7 @@ export class RefBook {
         JSON.stringify(candidates),
       )
       .toArray();
-    return new Set(rows.map((r) => r.value as Chid));
+    return new Set(rows.map((r) => asChid(r.value)));
   }
 
   /**
@@ -274,7 +274,7 @@ export class RefBook {
     this.flushHolds();
     const out: Chid[] = [];
     for (const r of this.sql.exec("SELECT chid FROM holds WHERE until <= ? ORDER BY until LIMIT ?", now, limit).toArray()) {
-      const chid = r.chid as Chid;
+      const chid = asChid(r.chid);
       if (this.referenced(chid)) this.sql.exec("DELETE FROM holds WHERE chid = ?", chid);
       else out.push(chid);
     }
@@ -377,7 +377,7 @@ export class RefBook {
   private revive(list: string): Chid[] {
     if (!this.anyDeleted()) return [];
     this.sql.exec("DELETE FROM reclaims WHERE key IN (SELECT 'c:' || value FROM json_each(?))", list);
-    return this.sql.exec("DELETE FROM tombstones WHERE chid IN (SELECT value FROM json_each(?)) RETURNING chid", list).toArray().map((r) => r.chid as Chid);
+    return this.sql.exec("DELETE FROM tombstones WHERE chid IN (SELECT value FROM json_each(?)) RETURNING chid", list).toArray().map((r) => asChid(r.chid));
   }
 
   /**

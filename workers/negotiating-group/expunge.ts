@@ -6,7 +6,7 @@
 // the version is expunged. A committed snapshot that names the version holds it (a row here per
 // snapshot) until the snapshot is deleted, so a snapshot never loses what it names.
 
-import type { Chid, Nhid, Uvid } from "../../common/ids.ts";
+import { asChid, asNhid, asUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
 
 export interface RemovedVersion {
   nhid: Nhid;
@@ -49,7 +49,7 @@ export class ExpungeBook {
   due(now: number, limit: number): RemovedVersion[] {
     const out: RemovedVersion[] = [];
     for (const r of this.sql.exec("SELECT nhid, uvid, vm_chid FROM expunge WHERE due <= ? ORDER BY due LIMIT ?", now, limit).toArray()) {
-      const v = { nhid: r.nhid as Nhid, uvid: r.uvid as Uvid, vmChid: r.vm_chid as Chid };
+      const v = { nhid: asNhid(r.nhid), uvid: asUvid(r.uvid), vmChid: asChid(r.vm_chid) };
       if (this.held(v.nhid, v.uvid)) this.done(v);
       else out.push(v);
     }
@@ -82,7 +82,7 @@ export class ExpungeBook {
       const row = this.sql.exec("SELECT vm_chid FROM version_holds WHERE nhid = ? AND uvid = ? AND holder = ?", v.nhid, v.uvid, holder).toArray()[0];
       if (!row) continue;
       this.sql.exec("DELETE FROM version_holds WHERE nhid = ? AND uvid = ? AND holder = ?", v.nhid, v.uvid, holder);
-      if (!this.held(v.nhid, v.uvid)) free.push({ nhid: v.nhid, uvid: v.uvid, vmChid: row.vm_chid as Chid });
+      if (!this.held(v.nhid, v.uvid)) free.push({ nhid: v.nhid, uvid: v.uvid, vmChid: asChid(row.vm_chid) });
     }
     return free;
   }

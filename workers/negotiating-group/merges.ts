@@ -10,7 +10,7 @@
 // finished by the alarm if the write fails; an undecided one older than the lease is dropped
 // (its session died between the phases).
 
-import type { Nhid, Uvid } from "../../common/ids.ts";
+import { asNhid, asUvid, type Nhid, type Uvid } from "../../common/ids.ts";
 import type { VersionBody } from "../../common/manifest.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { WriteCondition } from "./complete.ts";
@@ -46,7 +46,7 @@ export class MergeBook {
     this.sql = sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS prepared (
       nhid TEXT PRIMARY KEY, merge TEXT NOT NULL, hold TEXT NOT NULL, item TEXT NOT NULL, decided TEXT, at INTEGER NOT NULL)`);
-    for (const r of sql.exec("SELECT nhid, merge FROM prepared")) this.names.set(r.nhid as Nhid, String(r.merge));
+    for (const r of sql.exec("SELECT nhid, merge FROM prepared")) this.names.set(asNhid(r.nhid), String(r.merge));
   }
 
   /** The merge a name is prepared in, if any. */
@@ -89,5 +89,5 @@ export class MergeBook {
 }
 
 function rowOf(r: Record<string, SqlStorageValue>): PreparedRow {
-  return { merge: String(r.merge), hold: r.hold as Uvid, item: JSON.parse(String(r.item)) as MergeItem, decided: r.decided === null ? null : (r.decided as Uvid), at: Number(r.at) };
+  return { merge: String(r.merge), hold: asUvid(r.hold), item: JSON.parse(String(r.item)) as MergeItem, decided: r.decided === null ? null : asUvid(r.decided), at: Number(r.at) };
 }

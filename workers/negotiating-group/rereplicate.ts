@@ -5,7 +5,7 @@
 // ones to the same check-then-copy as validation. Nothing scans other groups or other targets.
 
 import { depthCorrelation, distinctDomains, type Correlation } from "../../common/correlation.ts";
-import type { TargetId } from "../../common/ids.ts";
+import { asTargetId, type TargetId } from "../../common/ids.ts";
 import { storedRefKey, type StoredRef, type ToGroup } from "../../common/protocol.ts";
 import type { Member } from "./member.ts";
 import type { TxnHandler, TxnHost } from "./transfer.ts";
@@ -115,7 +115,7 @@ export class GoneBook {
     return this.sql
       .exec("SELECT id, since FROM gone")
       .toArray()
-      .map((r): [TargetId, number] => [r.id as TargetId, Number(r.since)])
+      .map((r): [TargetId, number] => [asTargetId(r.id), Number(r.since)])
       [Symbol.iterator]();
   }
 }

@@ -2,7 +2,7 @@
 // creation) and each part uploaded so far (its MD5, size, checksum and chunk references).
 // Parts point at chunks already stored; completing an upload only concatenates references.
 
-import type { Chid, Nhid } from "../../common/ids.ts";
+import { asNhid, type Chid, type Nhid } from "../../common/ids.ts";
 import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkRef, type ChunkWire } from "../../common/manifest.ts";
 
 export interface UploadInfo {
@@ -106,7 +106,7 @@ export class UploadBook {
         limit,
       )
       .toArray()
-      .map((r) => ({ nhid: r.nhid as Nhid, info: JSON.parse(String(r.info)) as UploadInfo }));
+      .map((r) => ({ nhid: asNhid(r.nhid), info: JSON.parse(String(r.info)) as UploadInfo }));
   }
 
   /** When the oldest upload began, or null if there is none. */

@@ -13,7 +13,7 @@
 // start just past the lease, so they may run up to CLOCK_LEASE_MS ahead of the wall clock.
 // Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
-import { formatUvid, parseUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
+import { asChid, asUvid, type Chid, formatUvid, type Nhid, parseUvid, type Uvid } from "../../common/ids.ts";
 import type { RemovalRecord, ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
 import { CutoffTracker } from "./cutoff.ts";
 
@@ -82,7 +82,7 @@ export class VersionBook {
     this.lastMs = row ? this.leaseUntil + 1 : 0;
     this.lastSeq = -1;
     // Records of an earlier life that no shard confirmed hold the cutoff back like any other.
-    for (const r of sql.exec("SELECT shard, uvid FROM outbox").toArray()) this.cutoffs.queued(Number(r.shard), r.uvid as Uvid);
+    for (const r of sql.exec("SELECT shard, uvid FROM outbox").toArray()) this.cutoffs.queued(Number(r.shard), asUvid(r.uvid));
   }
 
   /**
@@ -151,7 +151,7 @@ export class VersionBook {
     const known = this.currentOf.get(nhid);
     if (known !== undefined) return known;
     const row = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM names WHERE nhid = ?", nhid).toArray()[0];
-    const cur = row ? { uvid: row.uvid as Uvid, vmChid: row.vm_chid as Chid, deleteMarker: Number(row.delete_marker) === 1, etag: row.etag === null ? null : String(row.etag) } : null;
+    const cur = row ? { uvid: asUvid(row.uvid), vmChid: asChid(row.vm_chid), deleteMarker: Number(row.delete_marker) === 1, etag: row.etag === null ? null : String(row.etag) } : null;
     this.remember(nhid, cur);
     return cur;
   }
@@ -179,7 +179,7 @@ export class VersionBook {
     let top = newest;
     if (!top) {
       const r = this.sql.exec("SELECT uvid, vm_chid, delete_marker, etag FROM versions WHERE nhid = ? ORDER BY uvid DESC LIMIT 1", nhid).toArray()[0];
-      top = r ? { uvid: r.uvid as Uvid, vmChid: r.vm_chid as Chid, deleteMarker: Number(r.delete_marker) === 1, etag: r.etag === null ? null : String(r.etag) } : null;
+      top = r ? { uvid: asUvid(r.uvid), vmChid: asChid(r.vm_chid), deleteMarker: Number(r.delete_marker) === 1, etag: r.etag === null ? null : String(r.etag) } : null;
     }
     // Storage first: should a statement throw, the remembered row is not ahead of the table.
     this.currentOf.delete(nhid);
@@ -197,8 +197,8 @@ export class VersionBook {
 
   private rowOf(r: Record<string, SqlStorageValue>): VersionRow {
     return {
-      uvid: r.uvid as Uvid,
-      vmChid: r.vm_chid as Chid,
+      uvid: asUvid(r.uvid),
+      vmChid: asChid(r.vm_chid),
       deleteMarker: Number(r.delete_marker) === 1,
       etag: r.etag === null ? null : String(r.etag),
       isNull: Number(r.is_null) === 1,
@@ -245,7 +245,7 @@ export class VersionBook {
       // Only the newest-stamped null version stays. Commits may arrive out of stamp order, so
       // the one just written is the one to go if a newer null version committed first.
       const nulls = this.sql.exec("SELECT uvid FROM versions WHERE nhid = ? AND is_null = 1 ORDER BY uvid DESC", nhid).toArray();
-      for (const o of nulls.slice(1)) removed.push(...this.dropRow(nhid, o.uvid as Uvid, shard, removalOf));
+      for (const o of nulls.slice(1)) removed.push(...this.dropRow(nhid, asUvid(o.uvid), shard, removalOf));
     }
     // Stamps rise, so the version just written is nearly always the newest: no need to look.
     const newest = before === null || row.uvid > before.uvid ? { uvid: row.uvid, vmChid: row.vmChid, deleteMarker: row.deleteMarker, etag: row.etag } : null;
@@ -267,7 +267,7 @@ export class VersionBook {
     const row = this.sql.exec("SELECT vm_chid FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid).toArray()[0];
     if (!row) return [];
     this.sql.exec("DELETE FROM versions WHERE nhid = ? AND uvid = ?", nhid, uvid);
-    this.dropped({ nhid, uvid, vmChid: row.vm_chid as Chid });
+    this.dropped({ nhid, uvid, vmChid: asChid(row.vm_chid) });
     const removal = removalOf(uvid);
     this.enqueue(shard, removal);
     return [removal];
