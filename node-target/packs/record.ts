@@ -9,7 +9,7 @@
 //  24  32 bytes CHID (SHA-256 of the payload)      56  u32 CRC-32 of bytes 0..56   60 zero
 
 import { crc32 } from "node:zlib";
-import type { Chid } from "../../common/ids.ts";
+import { asChid, type Chid } from "../../common/ids.ts";
 
 export const RECORD_HEADER = 64;
 const MAGIC = 0x45504b31;
@@ -35,7 +35,7 @@ export interface RecordHeader {
 export function readRecordHeader(at: Buffer): RecordHeader | null {
   if (at.length < RECORD_HEADER || at.readUInt32BE(0) !== MAGIC || at.readUInt8(4) !== KIND_CHUNK) return null;
   if (at.readUInt32BE(56) !== crc32(at.subarray(0, 56))) return null;
-  return { chid: at.toString("hex", 24, 56) as Chid, length: at.readUInt32BE(8), written: at.readDoubleBE(16) };
+  return { chid: asChid(at.toString("hex", 24, 56)), length: at.readUInt32BE(8), written: at.readDoubleBE(16) };
 }
 
 /** Bytes a record takes in its pack, header included (not the padding after a batch). */

@@ -10,7 +10,7 @@
 // membership changes, until re-replication (issue 6) moves it.
 
 import { DurableObject } from "cloudflare:workers";
-import { asTargetId, type TargetId } from "../../common/ids.ts";
+import { asTargetId, isTargetId, type TargetId } from "../../common/ids.ts";
 import { assignGroups, copysetCount, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
 import type { MembershipMsg, RegisterMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
@@ -67,7 +67,9 @@ export class Cluster extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("upgrade") !== "websocket") return new Response("expected a WebSocket", { status: 426 });
-    const id = request.headers.get("x-target-id") as TargetId;
+    const claimed = request.headers.get("x-target-id") ?? "";
+    if (!isTargetId(claimed)) return new Response("missing or bad target id", { status: 400 });
+    const id = claimed;
     const location = request.headers.get("x-target-location") ?? "";
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
@@ -248,7 +250,7 @@ export class Cluster extends DurableObject<Env> {
   private membersByGroup(): Map<number, TargetId[]> {
     const out = new Map<number, TargetId[]>();
     for (const row of this.sql.exec("SELECT grp, members FROM membership").toArray()) {
-      out.set(Number(row.grp), JSON.parse(String(row.members)) as TargetId[]);
+      out.set(Number(row.grp), (JSON.parse(String(row.members)) as unknown[]).map(asTargetId));
     }
     return out;
   }

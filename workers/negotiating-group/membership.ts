@@ -4,7 +4,7 @@
 // routes it: acks and bids to the transaction they name, reports to the part they concern. It
 // is also the transactions' host (TxnHost): their numbers and their timers.
 
-import { isCertFingerprint, type TargetId } from "../../common/ids.ts";
+import { isCertFingerprint, isTargetId, type TargetId } from "../../common/ids.ts";
 import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, TARGET_PEER_CERT_HEADER, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PeerEntry, type StoredRef } from "../../common/protocol.ts";
 import { decodeToGroup, isPeerAddress } from "../../common/wire-decode.ts";
 import type { GroupView } from "../cluster/cluster.ts";
@@ -124,7 +124,9 @@ export class Membership implements TxnHost {
   /** A target dials in (the gateway checked its credential and passes its headers on). */
   async connect(request: Request): Promise<Response> {
     if (request.headers.get("upgrade") !== "websocket") return new Response("expected a WebSocket", { status: 426 });
-    const id = request.headers.get("x-target-id") as TargetId;
+    const claimed = request.headers.get("x-target-id") ?? "";
+    if (!isTargetId(claimed)) return new Response("missing or bad target id", { status: 400 });
+    const id = claimed;
     const location = request.headers.get("x-target-location") ?? "";
     // An address other targets cannot dial, or one without the certificate they are to pin, is
     // no address: the member is then sent its copies directly.

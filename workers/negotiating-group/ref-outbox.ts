@@ -7,7 +7,7 @@
 // rows keep it (`seq`); a batch sent twice (a restart before its rows were deleted) is applied
 // twice in the same order, which changes nothing.
 
-import { groupOf, type Chid } from "../../common/ids.ts";
+import { asChid, groupOf, type Chid } from "../../common/ids.ts";
 import type { RefChange, RefOp } from "./backrefs.ts";
 
 /** Chunk ids per row, so that one version of any size never makes a row too large for storage. */
@@ -93,7 +93,7 @@ export class RefOutbox {
     const out: { seq: number; change: RefChange }[] = [];
     let n = 0;
     for (const r of this.sql.exec("SELECT seq, op, ref, chids, replicas FROM ref_outbox WHERE grp = ? ORDER BY seq LIMIT 2048", g).toArray()) {
-      const chids = JSON.parse(String(r.chids)) as Chid[];
+      const chids = (JSON.parse(String(r.chids)) as unknown[]).map(asChid);
       if (out.length > 0 && n + chids.length > CALL_CHIDS) break;
       out.push({ seq: Number(r.seq), change: { op: r.op as RefOp, ref: String(r.ref), chids, ...(r.replicas === null ? {} : { replicas: Number(r.replicas) }) } });
       n += chids.length;
