@@ -5,7 +5,7 @@
 // nothing further in needs to doubt a message, and nothing a peer sends can throw in a handler.
 
 import { isCertFingerprint, isChid, isNhid, isUvid } from "./ids.ts";
-import type { ToClusterFromTarget, ToGroup, ToTarget, ToTargetFromCluster } from "./protocol.ts";
+import type { StoredRef, ToClusterFromTarget, ToGroup, ToTarget, ToTargetFromCluster } from "./protocol.ts";
 
 /** A message the receiver cannot use, and why. */
 export interface Malformed {
@@ -27,6 +27,17 @@ function isStoredRef(v: unknown): boolean {
   if (!isObject(v) || typeof v.chid !== "string" || !isChid(v.chid)) return false;
   if (v.kind === "chunk") return true;
   return v.kind === "vm" && typeof v.nhid === "string" && isNhid(v.nhid) && typeof v.uvid === "string" && isUvid(v.uvid);
+}
+
+/** A stored item's reference kept as JSON (a queue row), checked as a message's would be; null if it is none. */
+export function decodeStoredRef(text: string): StoredRef | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    // Checked field by field by isStoredRef: the cast only names what it established.
+    return isStoredRef(v) ? (v as StoredRef) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** What a put names: a manifest also by its name and version. */

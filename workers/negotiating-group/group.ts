@@ -84,8 +84,12 @@ export class NegotiatingGroup extends DurableObject<Env> {
     this.repair = new Repair({ group, env, sql, members, refs, book, chunks: this.chunks, names: this.names, pacer, alarms });
     this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), book, names: this.names, refOutbox, alarms, refsSoon });
     this.merges = new MergeCommits({ group, env, members, book, merges: mergeBook, leases, names: this.names, refOutbox, alarms, refsSoon });
-    // Records of an earlier life that no shard confirmed: the alarm hands them over.
-    if (book.pending(1).length > 0) alarms.soon(Date.now() + OUTBOX_RETRY_MS);
+    // Work an earlier life left (records no shard confirmed, prepared merges, repairs, sweeps,
+    // unpushed references) brings the alarm back; set before any request is served.
+    void ctx.blockConcurrencyWhile(async () => {
+      const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt()].filter((t): t is number => t !== null);
+      if (due.length > 0) await this.alarms.by(Math.min(...due));
+    });
   }
 
   // ---- targets' sockets (membership.ts) ----
@@ -257,6 +261,7 @@ export class NegotiatingGroup extends DurableObject<Env> {
       failed("merge settling")(e);
       await this.alarms.by(Date.now() + OUTBOX_RETRY_MS);
     });
+    await this.repair.runQueue().catch(failed("queued repairs"));
     await this.repair.sweepIfDue().catch(failed("re-replication"));
     await this.names.flushOutbox().catch(failed("record delivery"));
     await this.uploads.expireDue().catch(failed("upload expiry"));

@@ -45,9 +45,12 @@ export class MergeCommits {
   constructor(c: MergeContext) {
     this.c = c;
     // A prepared merge's held stamp lives in memory: hold it again, and let the alarm finish or drop it.
-    const prepared = c.merges.all();
-    for (const r of prepared) c.book.hold(r.hold);
-    if (prepared.length > 0) c.alarms.soon(Date.now() + OUTBOX_RETRY_MS);
+    for (const r of c.merges.all()) c.book.hold(r.hold);
+  }
+
+  /** When the alarm must come for merges an earlier life left prepared (null: none). */
+  resumeAt(): number | null {
+    return this.c.merges.all().length > 0 ? Date.now() + OUTBOX_RETRY_MS : null;
   }
 
   /**

@@ -295,6 +295,11 @@ export class Names {
     }
   }
 
+  /** When the alarm must come for records an earlier life committed and no shard confirmed (null: none). */
+  resumeAt(): number | null {
+    return this.c.book.pending(1).length > 0 ? Date.now() + OUTBOX_RETRY_MS : null;
+  }
+
   /** A shard asks an idle group to move its cutoff: one batch carrying the cutoff of now. */
   advanceCutoff(shard: number): Promise<void> {
     return this.feed.advance(shard);

@@ -64,7 +64,12 @@ export class Reclaim {
       if (g === c.group) this.apply(changes);
       else await groupStub(c.env, g).applyRefs(changes);
     });
-    if (this.outbox.waiting().length > 0 || c.refs.lostSince() !== null) c.alarms.soon(Date.now() + OUTBOX_RETRY_MS);
+  }
+
+  /** When the alarm must come for changes an earlier life left unpushed, or holds it lost (null: none). */
+  resumeAt(): number | null {
+    const first = [this.outbox.waiting().length > 0 || this.c.refs.lostSince() !== null ? Date.now() + OUTBOX_RETRY_MS : null, this.c.refs.nextDue(), this.c.expunges.nextDue()].filter((t): t is number => t !== null);
+    return first.length > 0 ? Math.min(...first) : null;
   }
 
   /**

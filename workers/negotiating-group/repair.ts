@@ -18,11 +18,14 @@ import type { Member } from "./member.ts";
 import type { Membership } from "./membership.ts";
 import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import type { RepairPacer } from "./pacing.ts";
-import { copiesByItem, GoneBook, inventoryOf, underReplicated, type Holding } from "./rereplicate.ts";
+import { RepairQueue, type QueuedRepair } from "./repair-queue.ts";
+import { copiesByItem, GoneBook, inventoryOf, SweepRequests, underReplicated, type Holding } from "./rereplicate.ts";
 import { putTransaction } from "./transfer.ts";
 import { verifyTransaction } from "./verify.ts";
 import type { VersionBook } from "./versions.ts";
 
+/** Queued repairs run this many at a time. */
+const REPAIR_BATCH = 8;
 /** A returned non-member's copies are counted (and its surplus trimmed) this long after it says hello. */
 const TRIM_DELAY_MS = 5_000;
 /** A drain sweep that left items short is tried again this much later. */
@@ -58,10 +61,15 @@ export class Repair {
    * Kept in storage (table `gone`), so an evicted or restarted group still knows.
    */
   private readonly goneSince: GoneBook;
+  /** Sweeps asked for besides those of departures (a member lost data, drains, came back). */
+  private readonly sweeps: SweepRequests;
+  /** Items waiting for a repair, in storage, with their retries. */
+  private readonly queue: RepairQueue;
   /** Members that said they are draining (hello): told `drained` once a sweep left none of their items short. */
   private readonly draining = new Set<TargetId>();
-  /** Items with a repair running (`soon`, or a check's copy). */
-  private readonly repairing = new Set<string>();
+  /** Items whose repair runs in this instance now: a reclaim of them waits (reclaim.ts). */
+  private readonly running = new Set<string>();
+  private queueRunning = false;
   private sweeping = false;
   /** The running sweep's progress and the last one's result (health.ts; memory only, for status). */
   private sweepProgress: { short: number; done: number; repaired: number } | null = null;
@@ -71,12 +79,19 @@ export class Repair {
   constructor(c: RepairContext) {
     this.c = c;
     this.goneSince = new GoneBook(c.sql);
-    if (this.goneSince.size > 0) c.alarms.soon(Date.now() + OUTBOX_RETRY_MS);
+    this.sweeps = new SweepRequests(c.sql);
+    this.queue = new RepairQueue(c.sql);
+  }
+
+  /** When the alarm must come for work an earlier life of the object left (null: none). */
+  resumeAt(): number | null {
+    const due = [this.queue.nextDue(), this.sweeps.nextDue(), this.goneSince.size > 0 ? Date.now() + OUTBOX_RETRY_MS : null].filter((t): t is number => t !== null);
+    return due.length > 0 ? Math.min(...due) : null;
   }
 
   /** Copies of this item are being written by a repair right now: no reclaim may go out. */
   isRepairing(ref: StoredRef): boolean {
-    return this.repairing.has(storedRefKey(ref));
+    return this.running.has(storedRefKey(ref));
   }
 
   /** A member is back: nothing of its to re-replicate. */
@@ -106,7 +121,7 @@ export class Repair {
         .live("writers")
         .then((writers) => {
           if (writers.includes(m) || m.gone) return;
-          this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs + TRIM_DELAY_MS);
+          this.sweeps.request(m.id, Date.now() + TRIM_DELAY_MS, "returned non-member");
           return this.c.alarms.by(Date.now() + TRIM_DELAY_MS);
         })
         // Without the view nothing is trimmed now; the next sweep counts its copies anyway.
@@ -114,7 +129,7 @@ export class Repair {
       return;
     }
     console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.c.group, member: m.id }));
-    this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs);
+    this.sweeps.request(m.id, Date.now(), msg.lost ? "lost data" : "draining");
     this.c.alarms.soon(Date.now());
   }
 
@@ -124,14 +139,49 @@ export class Repair {
    * Restores to the cluster's R: a version's own count is known to its name's group, not here.
    */
   soon(ref: StoredRef, why: string): void {
+    if (this.c.refs.reclaiming(ref)) return;
+    this.queue.add(ref, why, Date.now());
+    void this.runQueue();
+  }
+
+  /**
+   * Run the queued repairs that are due, a few at a time, until none is; what fails waits for
+   * its retry, and the alarm comes back for it. One run at a time per instance.
+   */
+  async runQueue(): Promise<void> {
+    if (this.queueRunning) return;
+    this.queueRunning = true;
+    try {
+      for (let batch = this.queue.due(Date.now(), REPAIR_BATCH); batch.length > 0; batch = this.queue.due(Date.now(), REPAIR_BATCH)) {
+        await Promise.all(batch.map((q) => this.repairOne(q)));
+      }
+    } finally {
+      this.queueRunning = false;
+    }
+    const next = this.queue.nextDue();
+    if (next !== null) await this.c.alarms.by(next);
+  }
+
+  private async repairOne(q: QueuedRepair): Promise<void> {
+    const { ref, why } = q;
     const key = storedRefKey(ref);
-    if (this.repairing.has(key) || this.c.refs.reclaiming(ref)) return;
-    this.repairing.add(key);
-    const group = this.c.group;
-    void this.check([ref])
-      .then(([v]) => console.log(JSON.stringify({ msg: "repair", group, kind: ref.kind, chid: ref.chid, why, good: v?.good, bad: v?.bad, repaired: v?.repaired })))
-      .catch((e: unknown) => console.log(JSON.stringify({ msg: "repair failed", group, kind: ref.kind, chid: ref.chid, why, error: String(e) })))
-      .finally(() => this.repairing.delete(key));
+    const log = (fields: Record<string, unknown>) => console.log(JSON.stringify({ msg: "repair", group: this.c.group, kind: ref.kind, chid: ref.chid, why, ...fields }));
+    // Being deleted meanwhile: nothing to restore.
+    if (this.c.refs.reclaiming(ref)) return this.queue.done(ref);
+    this.running.add(key);
+    try {
+      const [v] = await this.check([ref]);
+      log({ good: v?.good, bad: v?.bad, repaired: v?.repaired, errors: q.errors });
+      // Short with a good copy left: placing failed now (too few takers), try again later. No
+      // good copy at all: nothing to copy from, and the verdict says so.
+      if (v && v.short && v.good > 0) this.queue.failed(ref, Date.now());
+      else this.queue.done(ref);
+    } catch (e) {
+      log({ error: String(e), errors: q.errors + 1 });
+      this.queue.failed(ref, Date.now());
+    } finally {
+      this.running.delete(key);
+    }
   }
 
   /**
@@ -165,12 +215,12 @@ export class Repair {
         const place = Math.max(want, onWriters + Math.max(0, reach - domains));
         // This is the repair: a read below that meets the copy just quarantined must not start another.
         const key = storedRefKey(ref);
-        const mine = !this.repairing.has(key);
-        this.repairing.add(key);
+        const mine = !this.running.has(key);
+        this.running.add(key);
         try {
           const bytes = ref.kind === "chunk" ? await this.c.chunks.read(ref.chid) : encodeManifest(await this.c.names.manifest(ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
-          // No reclaim of it goes out while it is in `repairing` (reclaim.ts: copying).
+          // No reclaim of it goes out while it is `running` (reclaim.ts: copying).
           const holders = await putTransaction(this.c.members, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           verdict.short = false;
@@ -178,7 +228,7 @@ export class Repair {
         } catch {
           // Left as it is: the verdict says how many good copies remain.
         } finally {
-          if (mine) this.repairing.delete(key);
+          if (mine) this.running.delete(key);
         }
         return verdict;
       }),
@@ -192,13 +242,12 @@ export class Repair {
    * copies surplus, and they are trimmed.
    */
   async sweepIfDue(): Promise<void> {
+    // The running sweep asks for the next one when it ends.
+    if (this.sweeping) return;
     const cfg = configOf(this.c.env);
     const due = [...this.goneSince].filter(([, t]) => Date.now() - t >= cfg.rereplicateAfterMs).map(([id]) => id);
-    if (due.length === 0 || this.sweeping) {
-      const next = Math.min(...[...this.goneSince.values()].map((t) => t + cfg.rereplicateAfterMs));
-      if (Number.isFinite(next) && !this.sweeping) await this.c.alarms.by(Math.max(next, Date.now() + OUTBOX_RETRY_MS));
-      return;
-    }
+    const asked = this.sweeps.take(Date.now());
+    if (due.length === 0 && asked.length === 0) return this.sweepLater();
     this.sweeping = true;
     const t0 = Date.now();
     try {
@@ -231,7 +280,7 @@ export class Repair {
       }
       for (const id of due) this.goneSince.delete(id);
       this.lastSweep = { at: Date.now(), short: short.length, repaired, lost, ms: Date.now() - t0 };
-      console.log(JSON.stringify({ msg: "re-replicated", group: this.c.group, gone: due, members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
+      console.log(JSON.stringify({ msg: "re-replicated", group: this.c.group, gone: due, asked: asked.map((a) => `${a.id}: ${a.why}`), members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
       this.reportDrained(readers.flatMap((m, i) => (inventories[i] && this.draining.has(m.id) ? [{ m, refs: inventories[i]!, member: writers.has(m.id) }] : [])), stillShort);
       const returned = readers.flatMap((m, i) => (inventories[i] && !writers.has(m.id) && !this.draining.has(m.id) ? [{ m, refs: inventories[i]! }] : []));
       if (returned.length > 0) await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref))));
@@ -240,6 +289,14 @@ export class Repair {
       this.sweepProgress = null;
       this.c.pacer.end();
     }
+    await this.sweepLater();
+  }
+
+  /** Ask for the alarm when the next sweep falls due: a departure past its grace, or a request. */
+  private async sweepLater(): Promise<void> {
+    const grace = configOf(this.c.env).rereplicateAfterMs;
+    const next = Math.min(...[...this.goneSince.values()].map((t) => t + grace), this.sweeps.nextDue() ?? Number.POSITIVE_INFINITY);
+    if (Number.isFinite(next)) await this.c.alarms.by(Math.max(next, Date.now() + OUTBOX_RETRY_MS));
   }
 
   /** Members, liveness and whether the items are at R (health.ts), for status and metrics. */
@@ -247,7 +304,7 @@ export class Repair {
     const view = await this.c.members.groupView();
     const live = new Set([...this.c.members.all()].filter((m) => !m.gone).map((m) => m.id));
     const members = view.writers.map((m) => ({ id: m.id, location: m.location, live: live.has(m.id) }));
-    // Down members the sweep has yet to cover (goneSince also schedules sweeps for returning and draining targets: not those).
+    // Down members the sweep has yet to cover.
     const gone = new Map(this.goneSince);
     const pending = members.filter((m) => !m.live && gone.has(m.id)).map((m) => ({ id: m.id, since: gone.get(m.id)! }));
     const repair = this.sweepProgress;
@@ -311,22 +368,19 @@ export class Repair {
    * again in a minute.
    */
   private reportDrained(drainers: { m: Member; refs: readonly StoredRef[]; member: boolean }[], stillShort: ReadonlySet<string>): void {
-    const cfg = configOf(this.c.env);
     for (const { m, refs, member } of drainers) {
       const left = refs.filter((r) => stillShort.has(storedRefKey(r))).length;
       if (member) {
         // Not replaced here yet (the new map is on its way, or no live target can take its place): its copies still count.
         console.log(JSON.stringify({ msg: "draining target is still a member: sweeping again later", group: this.c.group, member: m.id }));
-        this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs + DRAIN_MEMBER_RETRY_MS);
-        this.c.alarms.soon(Date.now() + DRAIN_MEMBER_RETRY_MS);
+        this.sweeps.request(m.id, Date.now() + DRAIN_MEMBER_RETRY_MS, "draining, still a member");
       } else if (left === 0) {
         m.send({ t: "drained" });
         this.draining.delete(m.id);
         console.log(JSON.stringify({ msg: "drained", group: this.c.group, member: m.id, items: refs.length }));
       } else {
         console.log(JSON.stringify({ msg: "drain incomplete: sweeping again", group: this.c.group, member: m.id, short: left }));
-        this.goneSince.set(m.id, Date.now() - cfg.rereplicateAfterMs + DRAIN_RETRY_MS);
-        this.c.alarms.soon(Date.now() + DRAIN_RETRY_MS);
+        this.sweeps.request(m.id, Date.now() + DRAIN_RETRY_MS, "drain incomplete");
       }
     }
   }

@@ -119,3 +119,35 @@ export class GoneBook {
       [Symbol.iterator]();
   }
 }
+
+/**
+ * Sweeps asked for besides those of members gone past the grace period: a member that lost
+ * data or is draining (now), a returned non-member whose surplus copies are to be trimmed, a
+ * drain to look at again. Kept in storage, earliest per member; a sweep takes those due when it
+ * starts, so one asked for while it runs stays for the next.
+ */
+export class SweepRequests {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS sweep_requests (id TEXT PRIMARY KEY, due INTEGER NOT NULL, why TEXT NOT NULL)");
+  }
+
+  request(id: TargetId, due: number, why: string): void {
+    this.sql.exec("INSERT INTO sweep_requests (id, due, why) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET due = min(due, excluded.due), why = excluded.why", id, due, why);
+  }
+
+  /** The members whose sweeps are due by `now`, taken off the list. */
+  take(now: number): { id: TargetId; why: string }[] {
+    return this.sql
+      .exec("DELETE FROM sweep_requests WHERE due <= ? RETURNING id, why", now)
+      .toArray()
+      .map((r) => ({ id: asTargetId(r.id), why: String(r.why) }));
+  }
+
+  nextDue(): number | null {
+    const r = this.sql.exec("SELECT min(due) AS due FROM sweep_requests").one();
+    return r.due === null ? null : Number(r.due);
+  }
+}
