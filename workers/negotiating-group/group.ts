@@ -261,7 +261,10 @@ export class NegotiatingGroup extends DurableObject<Env> {
       failed("merge settling")(e);
       await this.alarms.by(Date.now() + OUTBOX_RETRY_MS);
     });
-    await this.repair.runQueue().catch(failed("queued repairs"));
+    // Not awaited: a queued repair can wait up to a minute on a member that stopped answering,
+    // and sweeps, deliveries and reclamation must not queue behind it. It sets the alarm for
+    // its own retries, and one run at a time is its own rule.
+    void this.repair.runQueue().catch(failed("queued repairs"));
     await this.repair.sweepIfDue().catch(failed("re-replication"));
     await this.names.flushOutbox().catch(failed("record delivery"));
     await this.uploads.expireDue().catch(failed("upload expiry"));

@@ -54,6 +54,11 @@ export class RepairQueue {
     this.sql.exec("UPDATE repair_queue SET errors = ?, due = ? WHERE key = ?", errors, now + wait, storedRefKey(ref));
   }
 
+  /** Look at it again at `at`, without counting a failure. */
+  postpone(ref: StoredRef, at: number): void {
+    this.sql.exec("UPDATE repair_queue SET due = max(due, ?) WHERE key = ?", at, storedRefKey(ref));
+  }
+
   /** When the next repair falls due, or null if none is queued. */
   nextDue(): number | null {
     const r = this.sql.exec("SELECT min(due) AS due FROM repair_queue").one();

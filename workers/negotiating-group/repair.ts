@@ -26,6 +26,8 @@ import type { VersionBook } from "./versions.ts";
 
 /** Queued repairs run this many at a time. */
 const REPAIR_BATCH = 8;
+/** A queued repair of an item another check is copying now is looked at again this much later. */
+const RECHECK_MS = 1_000;
 /** A returned non-member's copies are counted (and its surplus trimmed) this long after it says hello. */
 const TRIM_DELAY_MS = 5_000;
 /** A drain sweep that left items short is tried again this much later. */
@@ -141,7 +143,8 @@ export class Repair {
   soon(ref: StoredRef, why: string): void {
     if (this.c.refs.reclaiming(ref)) return;
     this.queue.add(ref, why, Date.now());
-    void this.runQueue();
+    // The row is in storage: a run that fails here is picked up again by the next alarm.
+    void this.runQueue().catch((e: unknown) => console.log(JSON.stringify({ msg: "queued repairs failed", group: this.c.group, error: String(e) })));
   }
 
   /**
@@ -168,6 +171,9 @@ export class Repair {
     const log = (fields: Record<string, unknown>) => console.log(JSON.stringify({ msg: "repair", group: this.c.group, kind: ref.kind, chid: ref.chid, why, ...fields }));
     // Being deleted meanwhile: nothing to restore.
     if (this.c.refs.reclaiming(ref)) return this.queue.done(ref);
+    // Another check (validation, a sweep) is copying it now: two placements at once would each
+    // add the missing copies. Counted again once that one is done.
+    if (this.running.has(key)) return this.queue.postpone(ref, Date.now() + RECHECK_MS);
     this.running.add(key);
     try {
       const [v] = await this.check([ref]);
