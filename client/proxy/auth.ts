@@ -21,7 +21,7 @@ import {
   splitSignedHeaders,
   stringToSign,
 } from "../../common/sigv4.ts";
-import { ProxyError } from "./errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 export interface LocalKey {
   accessKeyId: string;
@@ -43,7 +43,7 @@ export interface Verified {
 const MAX_SKEW_MS = 15 * 60 * 1000;
 export const PRESIGN_PARAMS = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"];
 
-const signatureMismatch = () => new ProxyError("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
+const signatureMismatch = () => new S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
 
 interface Signed {
   accessKey: string;
@@ -57,7 +57,7 @@ interface Signed {
 
 function authorizationOf(header: string): Signed {
   const h = header.trim();
-  if (!h.startsWith(`${ALGORITHM} `)) throw new ProxyError("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.");
+  if (!h.startsWith(`${ALGORITHM} `)) throw new S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.");
   const fields = new Map<string, string>();
   for (const part of h.slice(ALGORITHM.length + 1).split(",")) {
     const eq = part.indexOf("=");
@@ -66,21 +66,21 @@ function authorizationOf(header: string): Signed {
   const cred = parseCredential(fields.get("Credential") ?? "");
   const signedHeaders = fields.get("SignedHeaders");
   const signature = fields.get("Signature");
-  if (!cred || signedHeaders === undefined || signature === undefined) throw new ProxyError("AuthorizationHeaderMalformed", "The authorization header is malformed");
+  if (!cred || signedHeaders === undefined || signature === undefined) throw new S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed");
   return { ...cred, signedHeaders: splitSignedHeaders(signedHeaders), signature };
 }
 
 function checkScope(s: Signed, key: LocalKey, amzDate: string): void {
-  if (s.accessKey !== key.accessKeyId) throw new ProxyError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.");
-  if (s.region !== key.region) throw new ProxyError("AuthorizationHeaderMalformed", `the region '${s.region}' is wrong; expecting '${key.region}'`);
-  if (s.service !== "s3" || s.terminator !== "aws4_request" || s.date !== amzDate.slice(0, 8)) throw new ProxyError("AuthorizationHeaderMalformed", "The authorization header is malformed; the credential scope does not match the request");
-  if (!s.signedHeaders.includes("host")) throw new ProxyError("AuthorizationHeaderMalformed", "The authorization header is malformed; the SignedHeaders must include host.");
+  if (s.accessKey !== key.accessKeyId) throw new S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.");
+  if (s.region !== key.region) throw new S3Error("AuthorizationHeaderMalformed", `the region '${s.region}' is wrong; expecting '${key.region}'`);
+  if (s.service !== "s3" || s.terminator !== "aws4_request" || s.date !== amzDate.slice(0, 8)) throw new S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed; the credential scope does not match the request");
+  if (!s.signedHeaders.includes("host")) throw new S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed; the SignedHeaders must include host.");
 }
 
 /**
  * Verify a local client's request against the proxy's key pair. `rawUrl` is the request target
  * as received (path and query, undecoded); `headers` each header's values as received.
- * Throws ProxyError with S3's codes.
+ * Throws S3Error.
  */
 export async function verifyLocal(method: string, rawUrl: string, headers: Record<string, string[] | undefined>, key: LocalKey, now = new Date()): Promise<Verified> {
   const q = rawUrl.indexOf("?");
@@ -99,11 +99,11 @@ export async function verifyLocal(method: string, rawUrl: string, headers: Recor
     signed = authorizationOf(authorization);
     const sent = one("x-amz-date") ?? one("date");
     const t = sent === undefined ? null : (parseAmzDate(sent.trim()) ?? (Number.isNaN(Date.parse(sent)) ? null : new Date(Date.parse(sent))));
-    if (!t) throw new ProxyError("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header");
-    if (Math.abs(t.getTime() - now.getTime()) > MAX_SKEW_MS) throw new ProxyError("RequestTimeTooSkewed", "The difference between the request time and the current time is too large.");
+    if (!t) throw new S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header");
+    if (Math.abs(t.getTime() - now.getTime()) > MAX_SKEW_MS) throw new S3Error("RequestTimeTooSkewed", "The difference between the request time and the current time is too large.");
     amzDate = amzDateOf(t);
     const hash = one("x-amz-content-sha256");
-    if (hash === undefined) throw new ProxyError("InvalidRequest", "Missing required header for this request: x-amz-content-sha256");
+    if (hash === undefined) throw new S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256");
     payloadHash = hash;
     canonicalQuery = canonicalQueryString(query);
   } else if (presigned && authorization === undefined) {
@@ -112,18 +112,18 @@ export async function verifyLocal(method: string, rawUrl: string, headers: Recor
     const t = parseAmzDate(date);
     const expires = Number(param("X-Amz-Expires"));
     if (!cred || !t || param("X-Amz-Algorithm") !== ALGORITHM || !Number.isInteger(expires) || expires < 0 || expires > MAX_PRESIGN_EXPIRES) {
-      throw new ProxyError("AuthorizationQueryParametersError", "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.");
+      throw new S3Error("AuthorizationQueryParametersError", "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.");
     }
-    if (now.getTime() > t.getTime() + expires * 1000) throw new ProxyError("AccessDenied", "Request has expired");
-    if (t.getTime() - now.getTime() > MAX_SKEW_MS) throw new ProxyError("AccessDenied", "Request is not valid yet");
+    if (now.getTime() > t.getTime() + expires * 1000) throw new S3Error("AccessDenied", "Request has expired");
+    if (t.getTime() - now.getTime() > MAX_SKEW_MS) throw new S3Error("AccessDenied", "Request is not valid yet");
     signed = { ...cred, signedHeaders: splitSignedHeaders(param("X-Amz-SignedHeaders") ?? ""), signature: param("X-Amz-Signature") ?? "" };
     amzDate = date;
     payloadHash = UNSIGNED_PAYLOAD;
     canonicalQuery = canonicalQueryString(query.filter(([k]) => k !== "X-Amz-Signature"));
   } else if (authorization !== undefined) {
-    throw new ProxyError("InvalidArgument", "Only one auth mechanism allowed");
+    throw new S3Error("InvalidArgument", "Only one auth mechanism allowed");
   } else {
-    throw new ProxyError("AccessDenied", "Anonymous access is not allowed");
+    throw new S3Error("AccessDenied", "Anonymous access is not allowed");
   }
   checkScope(signed, key, amzDate);
 

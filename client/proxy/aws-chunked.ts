@@ -10,7 +10,7 @@
 // without one (the proxy trusts loopback), signatures are not checked.
 
 import { EMPTY_SHA256, constantTimeEqual, sha256Hex, signHex } from "../../common/sigv4.ts";
-import { ProxyError } from "./errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 export const STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 export const STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
@@ -30,9 +30,9 @@ export interface ChunkSigning {
   seedSignature: string;
 }
 
-const malformed = (what: string) => new ProxyError("InvalidRequest", `Malformed aws-chunked body: ${what}`);
-const incomplete = () => new ProxyError("IncompleteBody", "The request body terminated unexpectedly");
-const badSignature = () => new ProxyError("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
+const malformed = (what: string) => new S3Error("InvalidRequest", `Malformed aws-chunked body: ${what}`);
+const incomplete = () => new S3Error("IncompleteBody", "The request body terminated unexpectedly");
+const badSignature = () => new S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
 
 /** Lines and byte runs out of an async byte source, without copying data runs. */
 class Reader {
@@ -102,7 +102,7 @@ export class AwsChunkedDecoder {
   total = 0;
 
   constructor(o: { mode: string; signing: ChunkSigning | null; decodedLength: number | null }) {
-    if (!STREAMING_MODES.includes(o.mode)) throw new ProxyError("InvalidArgument", `unsupported x-amz-content-sha256 value ${o.mode}`);
+    if (!STREAMING_MODES.includes(o.mode)) throw new S3Error("InvalidArgument", `unsupported x-amz-content-sha256 value ${o.mode}`);
     this.mode = o.mode;
     this.signing = o.mode === STREAMING_UNSIGNED_TRAILER ? null : o.signing;
     this.decodedLength = o.decodedLength;
@@ -118,7 +118,7 @@ export class AwsChunkedDecoder {
     this.previous = expected;
   }
 
-  /** The decoded object bytes; throws ProxyError if the framing, a signature or the length is wrong. */
+  /** The decoded object bytes; throws S3Error if the framing, a signature or the length is wrong. */
   async *decode(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     const r = new Reader(body);
     try {
@@ -131,7 +131,7 @@ export class AwsChunkedDecoder {
         const size = parseInt(sizeText, 16);
         if (size > MAX_CHUNK) throw malformed(`chunk of ${size} bytes exceeds the ${MAX_CHUNK}-byte limit`);
         const signature = semi < 0 ? null : (/chunk-signature=([0-9a-f]+)/.exec(line.slice(semi))?.[1] ?? null);
-        if (this.decodedLength !== null && this.total + size > this.decodedLength) throw new ProxyError("IncompleteBody", "The decoded body length does not match x-amz-decoded-content-length");
+        if (this.decodedLength !== null && this.total + size > this.decodedLength) throw new S3Error("IncompleteBody", "The decoded body length does not match x-amz-decoded-content-length");
         if (size === 0) {
           await this.verifyChunk(EMPTY, signature);
           break;
@@ -153,7 +153,7 @@ export class AwsChunkedDecoder {
         const end = await r.line();
         if (end !== null && end !== "") throw malformed("unexpected data after the final chunk");
       } else await this.readTrailers(r);
-      if (this.decodedLength !== null && this.total !== this.decodedLength) throw new ProxyError("IncompleteBody", "The decoded body length does not match x-amz-decoded-content-length");
+      if (this.decodedLength !== null && this.total !== this.decodedLength) throw new S3Error("IncompleteBody", "The decoded body length does not match x-amz-decoded-content-length");
     } finally {
       await r.close();
     }

@@ -5,7 +5,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
-import { ProxyError } from "./errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 const ALGORITHMS = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"] as const;
 type Algorithm = (typeof ALGORITHMS)[number];
@@ -45,19 +45,19 @@ export class BodyChecks {
     const md5 = get("content-md5");
     if (md5 !== undefined) {
       const raw = Buffer.from(md5.trim(), "base64");
-      if (raw.length !== 16) throw new ProxyError("InvalidDigest", "The Content-MD5 you specified was invalid.");
+      if (raw.length !== 16) throw new S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.");
       this.md5 = { expected: raw.toString("hex"), h: createHash("md5") };
     } else this.md5 = null;
     const sent = ALGORITHMS.filter((a) => get(headerOf(a)) !== undefined);
     const trailed = ALGORITHMS.filter((a) => o.trailerNames.includes(headerOf(a)));
-    if (sent.length + trailed.length > 1) throw new ProxyError("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+    if (sent.length + trailed.length > 1) throw new S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
     const a = sent[0] ?? trailed[0];
     this.checksum = a ? { algorithm: a, expected: sent[0] ? get(headerOf(a))!.trim() : null, run: running(a) } : null;
   }
 
   update(d: Uint8Array): void {
     this.received += d.length;
-    if (this.length !== null && this.received > this.length) throw new ProxyError("IncompleteBody", "The body is longer than its Content-Length");
+    if (this.length !== null && this.received > this.length) throw new S3Error("IncompleteBody", "The body is longer than its Content-Length");
     this.sha256?.h.update(d);
     this.md5?.h.update(d);
     this.checksum?.run.update(d);
@@ -74,15 +74,15 @@ export class BodyChecks {
   /** Throws S3's error for the first promise the body broke; returns the verified checksum header, if any. */
   verify(trailers: Record<string, string>): Record<string, string> {
     if (this.length !== null && this.received !== this.length) {
-      throw new ProxyError("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${this.received} of ${this.length})`);
+      throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${this.received} of ${this.length})`);
     }
-    if (this.sha256 && this.sha256.h.digest("hex") !== this.sha256.expected) throw new ProxyError("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
-    if (this.md5 && this.md5.h.digest("hex") !== this.md5.expected) throw new ProxyError("BadDigest", "The Content-MD5 you specified did not match what we received.");
+    if (this.sha256 && this.sha256.h.digest("hex") !== this.sha256.expected) throw new S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
+    if (this.md5 && this.md5.h.digest("hex") !== this.md5.expected) throw new S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.");
     if (!this.checksum) return {};
     const { algorithm, run } = this.checksum;
     const expected = this.checksum.expected ?? trailers[headerOf(algorithm)];
-    if (expected === undefined) throw new ProxyError("InvalidRequest", `The trailing header ${headerOf(algorithm)} declared in x-amz-trailer was not sent`);
-    if (run.result() !== expected) throw new ProxyError("BadDigest", `The ${algorithm} you specified did not match the calculated checksum.`);
+    if (expected === undefined) throw new S3Error("InvalidRequest", `The trailing header ${headerOf(algorithm)} declared in x-amz-trailer was not sent`);
+    if (run.result() !== expected) throw new S3Error("BadDigest", `The ${algorithm} you specified did not match the calculated checksum.`);
     return { [headerOf(algorithm)]: expected, "x-amz-checksum-type": "FULL_OBJECT" };
   }
 }

@@ -19,7 +19,7 @@ import type { Credentials } from "../extensions.ts";
 import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
 import { AwsChunkedDecoder, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
-import { ProxyError } from "./errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 export interface Upstream {
   creds: Credentials;
@@ -86,7 +86,7 @@ export async function sendUpstream(
   const req = send({ method: o.method, hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: { ...headers, ...auth }, agent: up.agent });
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     req.once("response", resolve);
-    req.once("error", (e) => reject(new ProxyError("ServiceUnavailable", `the proxy could not reach the cluster: ${e.message}`)));
+    req.once("error", (e) => reject(new S3Error("ServiceUnavailable", `the proxy could not reach the cluster: ${e.message}`)));
   });
   response.catch(() => {});
   if (!o.body) {
@@ -135,7 +135,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, up: Ups
   let payloadHash = clientHash;
   if (clientHash === STREAMING_SIGNED || clientHash === STREAMING_SIGNED_TRAILER) {
     const decodedLength = all["x-amz-decoded-content-length"] === undefined ? null : Number(all["x-amz-decoded-content-length"]);
-    if (decodedLength === null || !Number.isSafeInteger(decodedLength)) throw new ProxyError("MissingContentLength", "x-amz-decoded-content-length is required with aws-chunked bodies");
+    if (decodedLength === null || !Number.isSafeInteger(decodedLength)) throw new S3Error("MissingContentLength", "x-amz-decoded-content-length is required with aws-chunked bodies");
     const trailerNames = (all["x-amz-trailer"] ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
     const decoder = new AwsChunkedDecoder({ mode: clientHash, signing: verified, decodedLength });
     const checks = new BodyChecks(() => undefined, { payloadHash: "", length: decodedLength, trailerNames });

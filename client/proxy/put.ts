@@ -15,7 +15,8 @@ import { SessionError, type EditingSession, type PendingEdit } from "../session.
 import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
 import { AwsChunkedDecoder, STREAMING_MODES } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
-import { ProxyError } from "./errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { relayed, RelayedError } from "./errors.ts";
 import { sendUpstream, type Transfer, type Upstream } from "./forward.ts";
 import { beginCounted, CountingChannel, type SessionPool } from "./sessions.ts";
 
@@ -85,10 +86,10 @@ export function planPut(req: IncomingMessage, headers: Record<string, string>, v
 }
 
 /** A session's refusal as the S3 error it carries. */
-function asProxyError(e: unknown): ProxyError {
-  if (e instanceof ProxyError) return e;
-  if (e instanceof SessionError) return new ProxyError(e.code, e.message.slice(e.code.length + 2));
-  return new ProxyError("InternalError", `the proxy's session with the cluster failed: ${String((e as Error)?.message ?? e)}`);
+function asAnswerable(e: unknown): S3Error | RelayedError {
+  if (e instanceof S3Error || e instanceof RelayedError) return e;
+  if (e instanceof SessionError) return relayed(e.code, e.message.slice(e.code.length + 2));
+  return new S3Error("InternalError", `the proxy's session with the cluster failed: ${String((e as Error)?.message ?? e)}`);
 }
 
 /** The base version's x-amz-meta-* names: S3's PutObject replaces metadata, a replace-mode session inherits it. */
@@ -129,7 +130,7 @@ interface Ctx {
 export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan: PutPlan, headers: Record<string, string>, ctx: Ctx): Promise<PutOutcome | "fallback"> {
   return ctx.pool.inTurn(`${plan.bucket}/${plan.key}`, async () => {
     let { s, fresh } = await ctx.pool.acquire().catch((e) => {
-      throw asProxyError(e);
+      throw asAnswerable(e);
     });
     let ch = new CountingChannel(s);
     const begin = () => beginCounted(ch, { bucket: plan.bucket, key: plan.key, mode: "replace", base: "current", ...(plan.ifAbsent ? { ifAbsent: true } : {}), ...(plan.replicas !== null ? { replicas: plan.replicas } : {}) });
@@ -148,7 +149,7 @@ export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan
       const leased = err instanceof SessionError && err.code === "KeyLeased";
       ctx.pool.release(s, leased);
       if (leased) return "fallback";
-      throw asProxyError(err);
+      throw asAnswerable(err);
     }
     return run(req, res, plan, headers, ctx, s, ch, e);
   });
@@ -196,7 +197,7 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
       () => true,
       (a) => a instanceof SessionError && a.code !== "SessionClosed",
     );
-    const pe = asProxyError(err);
+    const pe = asAnswerable(err);
     throw Object.assign(pe, { transfer: { route: "session", clientIn, upstreamSent: ch.sent, upstreamReceived: ch.received } });
   } finally {
     ctx.pool.release(s, reusable);

@@ -3,7 +3,7 @@ import { crc32, crc32c, crc64nvme, bytesToBase64, u32ToBase64, u64ToBase64 } fro
 import { EMPTY_SHA256, sha256Hex, signHex, signRequest } from "../../common/sigv4.ts";
 import { decodeAwsChunked, type AwsChunkedContext, type AwsChunkedMode } from "../../workers/gateway/auth/aws-chunked.ts";
 import { verifyRequest, type AuthContext } from "../../workers/gateway/auth/sigv4.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 const AK = "AKIAIOSFODNN7EXAMPLE";
 const SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

@@ -17,8 +17,8 @@ import { verifyRequest } from "../../workers/gateway/auth/sigv4.ts";
 import { readJson } from "../../workers/gateway/ext/json.ts";
 import { parseMask } from "../../workers/gateway/ext/selection.ts";
 import { route } from "../../workers/gateway/router.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
-import { parseXml } from "../../workers/gateway/s3/xml.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { parseXml } from "../../workers/gateway/s3/xml-read.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 
 const RUNS = { numRuns: 400, seed: 0x5eed };

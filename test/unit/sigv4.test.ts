@@ -17,7 +17,7 @@ import {
   uriEncode,
 } from "../../common/sigv4.ts";
 import { verifyRequest, type AuthContext, type VerifyOptions } from "../../workers/gateway/auth/sigv4.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 // The credentials, time and bucket of the AWS S3 SigV4 documentation examples.
 const AK = "AKIAIOSFODNN7EXAMPLE";

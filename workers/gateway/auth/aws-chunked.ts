@@ -11,7 +11,7 @@
 
 import { EMPTY_SHA256, constantTimeEqual, hex, signHex, utf8 } from "../../../common/sigv4.ts";
 import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer } from "../s3/checksum.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import type { AuthContext } from "./sigv4.ts";
 
 export type AwsChunkedMode =

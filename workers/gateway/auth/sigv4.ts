@@ -20,7 +20,7 @@ import {
   splitSignedHeaders,
   stringToSign,
 } from "../../../common/sigv4.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 export const STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 export const STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";

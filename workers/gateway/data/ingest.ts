@@ -11,7 +11,7 @@ import type { ChunkRef } from "../../../common/manifest.ts";
 import { compressIfWorth } from "../../../common/chunk-encoding.ts";
 import { groupStub, MAX_BATCH_BYTES, type ClusterConfig, type Env } from "../../shared/env.ts";
 import { checksumOf, newChecksummer, type ChecksumAlgorithm } from "../s3/checksum.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { holdChunksAgain } from "./references.ts";
 
 const READ_PIECE = 1024 * 1024;

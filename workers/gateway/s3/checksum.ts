@@ -4,7 +4,7 @@
 
 import { bytesToBase64, crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../../../common/checksums.ts";
 import type { ChecksumAlgorithm, ObjectChecksum } from "../../../common/manifest.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 export type { ChecksumAlgorithm } from "../../../common/manifest.ts";
 export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];

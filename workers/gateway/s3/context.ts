@@ -7,7 +7,7 @@ import type { ClusterConfig, Env } from "../../shared/env.ts";
 import { bucketInfo } from "./bucket-cache.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import type { AuthContext } from "../auth/sigv4.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 export interface RequestContext {
   env: Env;

@@ -11,11 +11,14 @@ import { isRefusal } from "../../shared/refusal.ts";
 import type { IngestResult } from "../data/ingest.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
-import { refused, S3Error } from "./errors.ts";
+import { refused } from "./refused.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { versionHeader } from "./object-get.ts";
 import { requireRoomFor } from "./quota.ts";
 import { metadataOf, receiveBody, replicasOf, writeConditionOf, type ReceivedBody } from "./object-put.ts";
-import { childrenNamed, childText, isoTime, parseXml, readXmlBody, xmlResponse, type XmlNode } from "./xml.ts";
+import { childrenNamed, childText, parseXml, readXmlBody } from "./xml-read.ts";
+import { isoTime, xmlResponse } from "./xml.ts";
+import type { XmlNode } from "../../../common/s3/xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
 const MAX_PARTS_LISTED = 1000;

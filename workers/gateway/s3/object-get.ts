@@ -11,7 +11,7 @@ import { entryOf, openSnapshot } from "../ext/snapshot-read.ts";
 import { asOfHeaders, asOfOf, settleName, type AsOf } from "./as-of.ts";
 import { checksumResponseHeaders } from "./checksum.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
 import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
