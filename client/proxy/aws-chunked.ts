@@ -9,7 +9,7 @@
 // signed chunk is held until its signature verifies, so no unauthenticated byte goes on;
 // without one (the proxy trusts loopback), signatures are not checked.
 
-import { EMPTY_SHA256, constantTimeEqual, sha256Hex, signHex } from "../../common/sigv4.ts";
+import { EMPTY_SHA256, constantTimeEqual, sha256Hex, signHex } from "../../common/s3/sigv4.ts";
 import { S3Error } from "../../common/s3/errors.ts";
 
 export const STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";

@@ -14,9 +14,12 @@ import { request as httpRequest, type Agent, type IncomingMessage, type ServerRe
 import { request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { EMPTY_SHA256, UNSIGNED_PAYLOAD, parseQuery, signRequest } from "../../common/sigv4.ts";
+import { EMPTY_SHA256, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
+import { parseQuery } from "../../common/s3/uri.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
 import type { Credentials } from "../extensions.ts";
-import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
+import { PRESIGN_PARAMS } from "./auth.ts";
 import { AwsChunkedDecoder, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
 import { S3Error } from "../../common/s3/errors.ts";
@@ -119,7 +122,7 @@ export async function relay(upRes: IncomingMessage, res: ServerResponse): Promis
   return n;
 }
 
-export async function forward(req: IncomingMessage, res: ServerResponse, up: Upstream, verified: Verified | null): Promise<Transfer> {
+export async function forward(req: IncomingMessage, res: ServerResponse, up: Upstream, verified: AuthContext | null): Promise<Transfer> {
   const rawUrl = req.url ?? "/";
   const q = rawUrl.indexOf("?");
   const pathAndQuery = (q < 0 ? rawUrl : rawUrl.slice(0, q)) + upstreamQuery(q < 0 ? "" : rawUrl.slice(q + 1));

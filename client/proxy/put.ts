@@ -10,9 +10,11 @@
 // a request took.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { EMPTY_SHA256, UNSIGNED_PAYLOAD, parseQuery, percentDecode } from "../../common/sigv4.ts";
+import { EMPTY_SHA256, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
+import { parseQuery, percentDecode } from "../../common/s3/uri.ts";
 import { SessionError, type EditingSession, type PendingEdit } from "../session.ts";
-import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
+import { PRESIGN_PARAMS } from "./auth.ts";
 import { AwsChunkedDecoder, STREAMING_MODES } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
 import { S3Error } from "../../common/s3/errors.ts";
@@ -52,7 +54,7 @@ export interface PutOutcome extends Transfer {
 }
 
 /** The request as a chunk-aware PutObject, or null if it is anything else (or asks for what a session cannot do). */
-export function planPut(req: IncomingMessage, headers: Record<string, string>, verified: Verified | null, minBytes: number): PutPlan | null {
+export function planPut(req: IncomingMessage, headers: Record<string, string>, verified: AuthContext | null, minBytes: number): PutPlan | null {
   if (req.method !== "PUT") return null;
   const rawUrl = req.url ?? "/";
   const q = rawUrl.indexOf("?");
@@ -117,7 +119,7 @@ function metadataEdit(headers: Record<string, string>, baseMeta: string[]): { se
 interface Ctx {
   pool: SessionPool;
   up: Upstream;
-  verified: Verified | null;
+  verified: AuthContext | null;
   window: number | undefined;
   requestId: string;
 }

@@ -9,7 +9,8 @@
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Credentials } from "../extensions.ts";
-import { verifyLocal, type LocalKey, type Verified } from "./auth.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
+import { verifyLocal, type LocalKey } from "./auth.ts";
 import { newRequestId, S3Error } from "../../common/s3/errors.ts";
 import { RelayedError, sendError } from "./errors.ts";
 import { forward, headerMap, type Transfer, type Upstream } from "./forward.ts";
@@ -101,7 +102,7 @@ export class S3Proxy {
       // Trusting loopback means trusting whatever runs on this machine, not any web page a
       // browser here opens: a page whose host name was rebound to 127.0.0.1 sends its own Host.
       if (!this.local && !isLoopbackHost(req.headers.host ?? "")) throw new S3Error("AccessDenied", "a --trust-loopback proxy answers only requests addressed to a loopback host");
-      const verified: Verified | null = this.local ? await verifyLocal(method, rawUrl, req.headersDistinct, this.local) : null;
+      const verified: AuthContext | null = this.local ? await verifyLocal(req, this.local) : null;
       const headers = headerMap(req);
       const plan = planPut(req, headers, verified, this.minSessionBytes);
       const r = plan ? await sessionPut(req, res, plan, headers, { pool: this.pool, up: this.up, verified, window: this.window, requestId }) : null;

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { crc32, crc32c, crc64nvme, bytesToBase64, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
-import { EMPTY_SHA256, sha256Hex, signHex, signRequest } from "../../common/sigv4.ts";
+import { EMPTY_SHA256, sha256Hex, signHex } from "../../common/s3/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
 import { decodeAwsChunked, type AwsChunkedContext, type AwsChunkedMode } from "../../workers/gateway/auth/aws-chunked.ts";
-import { verifyRequest, type AuthContext } from "../../workers/gateway/auth/sigv4.ts";
+import { verifyRequest } from "../../workers/gateway/auth/sigv4.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
 import { S3Error } from "../../common/s3/errors.ts";
 
 const AK = "AKIAIOSFODNN7EXAMPLE";

@@ -9,7 +9,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { cachedSigningKey } from "../../common/sigv4.ts";
+import { cachedSigningKey } from "../../common/s3/sigv4.ts";
 import { decodeFromCluster, decodeToCluster, decodeToGroup, decodeToTarget } from "../../common/wire-decode.ts";
 import { AdminError, bodyOf } from "../../workers/admin/errors.ts";
 import { decodeAwsChunked, type AwsChunkedMode } from "../../workers/gateway/auth/aws-chunked.ts";

@@ -9,10 +9,10 @@
 // trailing checksums are checked at end of input, and a failure errors the stream instead of
 // closing it, so a consumer that commits only on a clean close never stores a bad object.
 
-import { EMPTY_SHA256, constantTimeEqual, hex, signHex, utf8 } from "../../../common/sigv4.ts";
+import { EMPTY_SHA256, constantTimeEqual, hex, signHex, utf8 } from "../../../common/s3/sigv4.ts";
 import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer } from "../s3/checksum.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
-import type { AuthContext } from "./sigv4.ts";
+import type { AuthContext } from "../../../common/s3/verify-request.ts";
 
 export type AwsChunkedMode =
   | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"

@@ -6,7 +6,7 @@
 import { base64Encode, type VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { decodeAwsChunked, type AwsChunkedMode } from "../auth/aws-chunked.ts";
-import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "../auth/sigv4.ts";
+import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "../../../common/s3/sigv4.ts";
 import { ingest, type IngestResult } from "../data/ingest.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
