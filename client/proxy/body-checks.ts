@@ -4,38 +4,15 @@
 // after every check passed, as the gateway does for a PUT, so a bad body never becomes a version.
 
 import { createHash, type Hash } from "node:crypto";
-import { crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
 import { S3Error } from "../../common/s3/errors.ts";
-
-const ALGORITHMS = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"] as const;
-type Algorithm = (typeof ALGORITHMS)[number];
-
-const headerOf = (a: Algorithm) => `x-amz-checksum-${a.toLowerCase()}`;
-
-interface Running {
-  update(d: Uint8Array): void;
-  result(): string;
-}
-
-function running(a: Algorithm): Running {
-  if (a === "SHA1" || a === "SHA256") {
-    const h: Hash = createHash(a === "SHA1" ? "sha1" : "sha256");
-    return { update: (d) => void h.update(d), result: () => h.digest("base64") };
-  }
-  if (a === "CRC64NVME") {
-    let v = 0n;
-    return { update: (d) => void (v = crc64nvme(d, v)), result: () => u64ToBase64(v) };
-  }
-  const fn = a === "CRC32" ? crc32 : crc32c;
-  let v = 0;
-  return { update: (d) => void (v = fn(d, v)), result: () => u32ToBase64(v) };
-}
+import { badDigest, headerOf, newChecksummer, requestedChecksum, type Checksummer, type RequestedChecksum } from "../../common/s3/checksums.ts";
+import { nodeDigests } from "./node-digests.ts";
 
 export class BodyChecks {
   private readonly length: number | null;
   private readonly sha256: { expected: string; h: Hash } | null;
   private readonly md5: { expected: string; h: Hash } | null;
-  private readonly checksum: { algorithm: Algorithm; expected: string | null; run: Running } | null;
+  private readonly checksum: { requested: RequestedChecksum; run: Checksummer } | null;
   received = 0;
 
   /** `get` reads a request header (lowercase name); `trailerNames` from x-amz-trailer. */
@@ -48,41 +25,41 @@ export class BodyChecks {
       if (raw.length !== 16) throw new S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.");
       this.md5 = { expected: raw.toString("hex"), h: createHash("md5") };
     } else this.md5 = null;
-    const sent = ALGORITHMS.filter((a) => get(headerOf(a)) !== undefined);
-    const trailed = ALGORITHMS.filter((a) => o.trailerNames.includes(headerOf(a)));
-    if (sent.length + trailed.length > 1) throw new S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
-    const a = sent[0] ?? trailed[0];
-    this.checksum = a ? { algorithm: a, expected: sent[0] ? get(headerOf(a))!.trim() : null, run: running(a) } : null;
+    const requested = requestedChecksum({ get: (name) => get(name) ?? null }, o.trailerNames);
+    // Only an algorithm named, no value to hold the body to: a session keeps no checksum.
+    const checked = requested !== null && (requested.expected !== null || requested.trailer);
+    this.checksum = checked ? { requested, run: newChecksummer(requested.algorithm, nodeDigests) } : null;
   }
 
-  update(d: Uint8Array): void {
+  private async update(d: Uint8Array): Promise<void> {
     this.received += d.length;
     if (this.length !== null && this.received > this.length) throw new S3Error("IncompleteBody", "The body is longer than its Content-Length");
     this.sha256?.h.update(d);
     this.md5?.h.update(d);
-    this.checksum?.run.update(d);
+    await this.checksum?.run.update(d);
   }
 
   /** The bytes of `source`, checked as they pass. */
   async *tap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     for await (const d of source) {
-      this.update(d);
+      await this.update(d);
       yield d;
     }
   }
 
   /** Throws S3's error for the first promise the body broke; returns the verified checksum header, if any. */
-  verify(trailers: Record<string, string>): Record<string, string> {
+  async verify(trailers: Record<string, string>): Promise<Record<string, string>> {
     if (this.length !== null && this.received !== this.length) {
       throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${this.received} of ${this.length})`);
     }
     if (this.sha256 && this.sha256.h.digest("hex") !== this.sha256.expected) throw new S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
     if (this.md5 && this.md5.h.digest("hex") !== this.md5.expected) throw new S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.");
     if (!this.checksum) return {};
-    const { algorithm, run } = this.checksum;
-    const expected = this.checksum.expected ?? trailers[headerOf(algorithm)];
-    if (expected === undefined) throw new S3Error("InvalidRequest", `The trailing header ${headerOf(algorithm)} declared in x-amz-trailer was not sent`);
-    if (run.result() !== expected) throw new S3Error("BadDigest", `The ${algorithm} you specified did not match the calculated checksum.`);
-    return { [headerOf(algorithm)]: expected, "x-amz-checksum-type": "FULL_OBJECT" };
+    const { requested, run } = this.checksum;
+    const header = headerOf(requested.algorithm);
+    const expected = requested.expected ?? trailers[header];
+    if (expected === undefined) throw new S3Error("InvalidRequest", `The trailing header ${header} declared in x-amz-trailer was not sent`);
+    if ((await run.result()) !== expected) throw badDigest(requested.algorithm);
+    return { [header]: expected, "x-amz-checksum-type": "FULL_OBJECT" };
   }
 }

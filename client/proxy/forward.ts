@@ -146,7 +146,7 @@ export async function forward(req: IncomingMessage, res: ServerResponse, up: Ups
     body = holdLast(
       (async function* () {
         yield* checks.tap(decoder.decode(src));
-        checks.verify(decoder.trailers);
+        await checks.verify(decoder.trailers);
       })(),
     );
     const encoding = (headers["content-encoding"] ?? "").split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");

@@ -177,7 +177,7 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
     const decoder = STREAMING_MODES.includes(plan.payloadHash) ? new AwsChunkedDecoder({ mode: plan.payloadHash, signing: ctx.verified, decodedLength: plan.length }) : null;
     const body = checks.tap(decoder ? decoder.decode(raw) : raw);
     const r = await e.syncStream(body, ctx.window !== undefined ? { window: ctx.window } : {});
-    const checksum = checks.verify(decoder?.trailers ?? {});
+    const checksum = await checks.verify(decoder?.trailers ?? {});
     const meta = metadataEdit(headers, await baseMeta);
     if (Object.keys(meta.set).length > 0 || meta.del.length > 0) await e.meta(meta.set, meta.del);
     const c = await e.commit();

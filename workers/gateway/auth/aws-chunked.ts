@@ -10,8 +10,9 @@
 // closing it, so a consumer that commits only on a clean close never stores a bad object.
 
 import { EMPTY_SHA256, constantTimeEqual, hex, signHex, utf8 } from "../../../common/s3/sigv4.ts";
-import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer } from "../s3/checksum.ts";
+import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer } from "../../../common/s3/checksums.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
+import { digestStreams } from "../data/digest-stream.ts";
 import type { AuthContext } from "../../../common/s3/verify-request.ts";
 
 export type AwsChunkedMode =
@@ -103,7 +104,7 @@ class Decoder {
       if (!n.startsWith("x-amz-checksum-")) continue;
       const a = algorithmOfHeader(n);
       if (!a) throw new S3Error("InvalidRequest", `Unsupported checksum algorithm in x-amz-trailer: ${n}`);
-      this.checksums.set(n, newChecksummer(a));
+      this.checksums.set(n, newChecksummer(a, digestStreams));
     }
   }
 

@@ -6,7 +6,7 @@
 import type { VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { checksumOf, requestedChecksum, badDigest } from "./checksum.ts";
+import { checksumOf, requestedChecksum, badDigest } from "../../../common/s3/checksums.ts";
 import type { Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";

@@ -9,7 +9,7 @@ import type { ListedPart } from "../../negotiating-group/complete.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import type { IngestResult } from "../data/ingest.ts";
-import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "./checksum.ts";
+import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { refused } from "./refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";

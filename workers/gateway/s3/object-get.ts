@@ -9,7 +9,7 @@ import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
 import { entryOf, openSnapshot } from "../ext/snapshot-read.ts";
 import { asOfHeaders, asOfOf, settleName, type AsOf } from "./as-of.ts";
-import { checksumResponseHeaders } from "./checksum.ts";
+import { checksumResponseHeaders } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { partNumberOf } from "../router.ts";

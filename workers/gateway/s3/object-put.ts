@@ -3,14 +3,14 @@
 // name's group. Nothing becomes visible unless every check passed: a failed or interrupted
 // upload leaves only unreferenced chunks behind, never a version.
 
-import { base64Encode, type VersionBody } from "../../../common/manifest.ts";
+import { base64Encode, type ChecksumAlgorithm, type VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { decodeAwsChunked, type AwsChunkedMode } from "../auth/aws-chunked.ts";
 import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "../../../common/s3/sigv4.ts";
 import { ingest, type IngestResult } from "../data/ingest.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { badDigest, headerOf, requestedChecksum, type ChecksumAlgorithm, type RequestedChecksum } from "./checksum.ts";
+import { badDigest, headerOf, requestedChecksum, type RequestedChecksum } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { refused } from "./refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
