@@ -14,14 +14,14 @@ import { request as httpRequest, type Agent, type IncomingMessage, type ServerRe
 import { request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { EMPTY_SHA256, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
+import { parseTrailerNames } from "../../common/s3/aws-chunked.ts";
+import { EMPTY_SHA256, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import { parseQuery } from "../../common/s3/uri.ts";
 import { signRequest } from "../../common/s3/sign-request.ts";
 import type { Credentials } from "../extensions.ts";
 import type { AuthContext } from "../../common/s3/verify-request.ts";
 import { PRESIGN_PARAMS } from "./auth.ts";
-import { AwsChunkedDecoder, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "./aws-chunked.ts";
-import { BodyChecks } from "./body-checks.ts";
+import { decodeBody } from "./aws-chunked.ts";
 import { S3Error } from "../../common/s3/errors.ts";
 
 export interface Upstream {
@@ -139,16 +139,9 @@ export async function forward(req: IncomingMessage, res: ServerResponse, up: Ups
   if (clientHash === STREAMING_SIGNED || clientHash === STREAMING_SIGNED_TRAILER) {
     const decodedLength = all["x-amz-decoded-content-length"] === undefined ? null : Number(all["x-amz-decoded-content-length"]);
     if (decodedLength === null || !Number.isSafeInteger(decodedLength)) throw new S3Error("MissingContentLength", "x-amz-decoded-content-length is required with aws-chunked bodies");
-    const trailerNames = (all["x-amz-trailer"] ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
-    const decoder = new AwsChunkedDecoder({ mode: clientHash, signing: verified, decodedLength });
-    const checks = new BodyChecks(() => undefined, { payloadHash: "", length: decodedLength, trailerNames });
     const src = body ?? (async function* () {})();
-    body = holdLast(
-      (async function* () {
-        yield* checks.tap(decoder.decode(src));
-        await checks.verify(decoder.trailers);
-      })(),
-    );
+    // The decoder checks the length, every signature and the trailing checksum before it ends.
+    body = holdLast(decodeBody(src, { mode: clientHash, signing: verified, decodedLength, trailerNames: parseTrailerNames(all["x-amz-trailer"]) }).body);
     const encoding = (headers["content-encoding"] ?? "").split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");
     if (encoding.length > 0) headers["content-encoding"] = encoding.join(", ");
     else delete headers["content-encoding"];

@@ -10,12 +10,13 @@
 // a request took.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { EMPTY_SHA256, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
+import { parseTrailerNames } from "../../common/s3/aws-chunked.ts";
+import { EMPTY_SHA256, UNSIGNED_PAYLOAD, isStreamingMode } from "../../common/s3/sigv4.ts";
 import { parseQuery, percentDecode } from "../../common/s3/uri.ts";
 import { SessionError, type EditingSession, type PendingEdit } from "../session.ts";
 import type { AuthContext } from "../../common/s3/verify-request.ts";
 import { PRESIGN_PARAMS } from "./auth.ts";
-import { AwsChunkedDecoder, STREAMING_MODES } from "./aws-chunked.ts";
+import { decodeBody } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
 import { S3Error } from "../../common/s3/errors.ts";
 import { relayed, RelayedError } from "./errors.ts";
@@ -72,7 +73,7 @@ export function planPut(req: IncomingMessage, headers: Record<string, string>, v
   const replicasText = headers["x-edgestore-replicas"];
   if (replicasText !== undefined && !/^\d+$/.test(replicasText)) return null;
   const payloadHash = verified?.payloadHash ?? headers["x-amz-content-sha256"] ?? UNSIGNED_PAYLOAD;
-  const streaming = STREAMING_MODES.includes(payloadHash);
+  const streaming = isStreamingMode(payloadHash);
   if (!streaming && payloadHash !== UNSIGNED_PAYLOAD && !/^[0-9a-f]{64}$/.test(payloadHash)) return null;
   const lengthText = streaming ? headers["x-amz-decoded-content-length"] : headers["content-length"];
   const length = lengthText === undefined ? NaN : Number(lengthText);
@@ -165,7 +166,7 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
   try {
     const baseMeta = e.baseVersionId === null ? Promise.resolve([]) : baseMetaNames(ctx.up, rawPath, e.baseVersionId);
     baseMeta.catch(() => {});
-    const trailerNames = (headers["x-amz-trailer"] ?? "").split(",").map((x) => x.trim().toLowerCase()).filter(Boolean);
+    const trailerNames = parseTrailerNames(headers["x-amz-trailer"]);
     const checks = new BodyChecks((n) => headers[n], { payloadHash: plan.payloadHash, length: plan.length, trailerNames });
     // Not destroyed on an early stop: the client is still owed an answer on this connection.
     const raw = (async function* () {
@@ -174,10 +175,10 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
         yield d as Uint8Array;
       }
     })();
-    const decoder = STREAMING_MODES.includes(plan.payloadHash) ? new AwsChunkedDecoder({ mode: plan.payloadHash, signing: ctx.verified, decodedLength: plan.length }) : null;
-    const body = checks.tap(decoder ? decoder.decode(raw) : raw);
+    const decoded = isStreamingMode(plan.payloadHash) ? decodeBody(raw, { mode: plan.payloadHash, signing: ctx.verified, decodedLength: plan.length, trailerNames }) : null;
+    const body = checks.tap(decoded ? decoded.body : raw);
     const r = await e.syncStream(body, ctx.window !== undefined ? { window: ctx.window } : {});
-    const checksum = await checks.verify(decoder?.trailers ?? {});
+    const checksum = await checks.verify(decoded ? await decoded.trailers : {});
     const meta = metadataEdit(headers, await baseMeta);
     if (Object.keys(meta.set).length > 0 || meta.del.length > 0) await e.meta(meta.set, meta.del);
     const c = await e.commit();

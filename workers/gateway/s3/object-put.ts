@@ -5,8 +5,9 @@
 
 import { base64Encode, type ChecksumAlgorithm, type VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
-import { decodeAwsChunked, type AwsChunkedMode } from "../auth/aws-chunked.ts";
-import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "../../../common/s3/sigv4.ts";
+import { decodeAwsChunked, parseTrailerNames } from "../../../common/s3/aws-chunked.ts";
+import { isStreamingMode } from "../../../common/s3/sigv4.ts";
+import { digestStreams } from "../data/digest-stream.ts";
 import { ingest, type IngestResult } from "../data/ingest.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
@@ -95,18 +96,18 @@ export function requestBody(
   length: number,
 ): { body: ReadableStream<Uint8Array> | null; trailers: Promise<Record<string, string>> | null; checksum: RequestedChecksum | null } {
   const h = ctx.req.headers;
-  const trailerNames = (h.get("x-amz-trailer") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const trailerNames = parseTrailerNames(h.get("x-amz-trailer"));
   const checksum = requestedChecksum(h, trailerNames);
   if (!streaming) {
     if (checksum?.trailer) throw new S3Error("InvalidRequest", "x-amz-trailer needs an aws-chunked body");
     return { body: ctx.req.body, trailers: null, checksum };
   }
   const payloadHash = ctx.auth.payloadHash;
-  if (![STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER].includes(payloadHash)) {
+  if (!isStreamingMode(payloadHash)) {
     throw new S3Error("InvalidArgument", `unsupported x-amz-content-sha256 value ${payloadHash}`);
   }
   if (!ctx.req.body) throw new S3Error("IncompleteBody", "aws-chunked request has no body");
-  const decoded = decodeAwsChunked(ctx.req.body, { mode: payloadHash as AwsChunkedMode, decodedLength: length, auth: ctx.auth, trailerNames });
+  const decoded = decodeAwsChunked(ctx.req.body, { mode: payloadHash, decodedLength: length, signing: ctx.auth, trailerNames, digests: digestStreams });
   decoded.trailers.catch(() => {});
   return { body: decoded.stream, trailers: decoded.trailers, checksum };
 }
