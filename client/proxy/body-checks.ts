@@ -5,9 +5,9 @@
 // PUT, so a bad body never becomes a version.
 
 import { createHash, type Hash } from "node:crypto";
-import { S3Error } from "../../common/s3/errors.ts";
 import type { ChecksumAlgorithm } from "../../common/manifest.ts";
 import { badDigest, headerOf, newChecksummer, requestedChecksum, type Checksummer } from "../../common/s3/checksums.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 import { nodeDigests } from "./node-digests.ts";
 
 export class BodyChecks {

@@ -24,8 +24,15 @@ export function relayed(code: string, message: string): S3Error | RelayedError {
   return isS3ErrorCode(code) ? new S3Error(code, message) : new RelayedError(code, message);
 }
 
+/** The request an error answers: what S3 names in the error document, and whether it may have a body. */
+export interface Answering {
+  resource: string;
+  requestId: string;
+  method: string;
+}
+
 /** Answer with an S3 error, if the response has not started; otherwise all that is left is to cut the connection. */
-export function sendError(res: ServerResponse, e: S3Error | RelayedError, resource: string, requestId: string, method: string): number {
+export function sendError(res: ServerResponse, e: S3Error | RelayedError, { resource, requestId, method }: Answering): number {
   if (res.headersSent) {
     res.destroy(e);
     return res.statusCode;

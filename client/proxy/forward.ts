@@ -15,14 +15,15 @@ import { request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseTrailerNames } from "../../common/s3/aws-chunked.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { storedContentEncoding } from "../../common/s3/put-object.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
 import { EMPTY_SHA256, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import { parseQuery } from "../../common/s3/uri.ts";
-import { signRequest } from "../../common/s3/sign-request.ts";
-import type { Credentials } from "../extensions.ts";
 import type { AuthContext } from "../../common/s3/verify-request.ts";
+import type { Credentials } from "../extensions.ts";
 import { PRESIGN_PARAMS } from "./auth.ts";
 import { decodeBody } from "./aws-chunked.ts";
-import { S3Error } from "../../common/s3/errors.ts";
 
 export interface Upstream {
   creds: Credentials;
@@ -142,8 +143,8 @@ export async function forward(req: IncomingMessage, res: ServerResponse, up: Ups
     const src = body ?? (async function* () {})();
     // The decoder checks the length, every signature and the trailing checksum before it ends.
     body = holdLast(decodeBody(src, { mode: clientHash, signing: verified, decodedLength, trailerNames: parseTrailerNames(all["x-amz-trailer"]) }).body);
-    const encoding = (headers["content-encoding"] ?? "").split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");
-    if (encoding.length > 0) headers["content-encoding"] = encoding.join(", ");
+    const encoding = storedContentEncoding(headers["content-encoding"] ?? "");
+    if (encoding) headers["content-encoding"] = encoding;
     else delete headers["content-encoding"];
     delete headers["x-amz-decoded-content-length"];
     delete headers["x-amz-trailer"];

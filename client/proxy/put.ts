@@ -11,20 +11,19 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseTrailerNames } from "../../common/s3/aws-chunked.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { PUT_MAX, STORED_HEADERS, storedContentEncoding } from "../../common/s3/put-object.ts";
 import { EMPTY_SHA256, UNSIGNED_PAYLOAD, isStreamingMode } from "../../common/s3/sigv4.ts";
 import { parseQuery, percentDecode } from "../../common/s3/uri.ts";
-import { SessionError, type EditingSession, type PendingEdit } from "../session.ts";
 import type { AuthContext } from "../../common/s3/verify-request.ts";
+import { SessionError, type EditingSession, type PendingEdit } from "../session.ts";
 import { PRESIGN_PARAMS } from "./auth.ts";
 import { decodeBody } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
-import { S3Error } from "../../common/s3/errors.ts";
 import { relayed, RelayedError } from "./errors.ts";
 import { sendUpstream, type Transfer, type Upstream } from "./forward.ts";
 import { beginCounted, CountingChannel, type SessionPool } from "./sessions.ts";
 
-/** Standard headers S3 keeps with an object (the gateway's STORED_HEADERS). */
-const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 /** Headers a session can honour, besides x-amz-meta-*; any other x-amz-* (or If-Match) sends the PUT to the cluster as it is. */
 const HONOURED = new Set([
   "host", "authorization", "date", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "content-length", "transfer-encoding",
@@ -32,8 +31,6 @@ const HONOURED = new Set([
   "x-amz-checksum-algorithm", "x-amz-checksum-crc32", "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1",
   "x-amz-checksum-sha256", "x-amz-user-agent", "x-amz-storage-class", "if-none-match", "x-edgestore-replicas",
 ]);
-/** As S3: a single PUT is at most 5 GiB; the cluster says so itself. */
-const PUT_MAX = 5 * 1024 ** 3;
 
 export interface PutPlan {
   bucket: string;
@@ -77,6 +74,7 @@ export function planPut(req: IncomingMessage, headers: Record<string, string>, v
   if (!streaming && payloadHash !== UNSIGNED_PAYLOAD && !/^[0-9a-f]{64}$/.test(payloadHash)) return null;
   const lengthText = streaming ? headers["x-amz-decoded-content-length"] : headers["content-length"];
   const length = lengthText === undefined ? NaN : Number(lengthText);
+  // Too large: the cluster refuses it itself.
   if (!Number.isSafeInteger(length) || length < minBytes || length > PUT_MAX) return null;
   return {
     bucket: percentDecode(m[1]!),
@@ -88,7 +86,7 @@ export function planPut(req: IncomingMessage, headers: Record<string, string>, v
   };
 }
 
-/** A session's refusal as the S3 error it carries. */
+/** What a failed session PUT is answered with: a session's refusal under the code it carries. */
 function asAnswerable(e: unknown): S3Error | RelayedError {
   if (e instanceof S3Error || e instanceof RelayedError) return e;
   if (e instanceof SessionError) return relayed(e.code, e.message.slice(e.code.length + 2));
@@ -107,10 +105,9 @@ async function baseMetaNames(up: Upstream, rawPath: string, versionId: string): 
 function metadataEdit(headers: Record<string, string>, baseMeta: string[]): { set: Record<string, string>; del: string[] } {
   const set: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (k.startsWith("x-amz-meta-") || k === "content-type" || STORED_HEADERS.includes(k)) set[k] = v;
-  // aws-chunked is framing, not a property of the object.
   if (set["content-encoding"] !== undefined) {
-    const enc = set["content-encoding"].split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");
-    if (enc.length > 0) set["content-encoding"] = enc.join(", ");
+    const encoding = storedContentEncoding(set["content-encoding"]);
+    if (encoding) set["content-encoding"] = encoding;
     else delete set["content-encoding"];
   }
   const del = [...baseMeta, "content-type", ...STORED_HEADERS].filter((k) => set[k] === undefined);

@@ -8,10 +8,10 @@
 
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Credentials } from "../extensions.ts";
-import type { AuthContext } from "../../common/s3/verify-request.ts";
-import { verifyLocal, type LocalKey } from "./auth.ts";
 import { newRequestId, S3Error } from "../../common/s3/errors.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
+import type { Credentials } from "../extensions.ts";
+import { verifyLocal, type LocalKey } from "./auth.ts";
 import { RelayedError, sendError } from "./errors.ts";
 import { forward, headerMap, type Transfer, type Upstream } from "./forward.ts";
 import { planPut, sessionPut } from "./put.ts";
@@ -111,7 +111,7 @@ export class S3Proxy {
       status = moved.status ?? res.statusCode;
     } catch (e) {
       const pe = e instanceof S3Error || e instanceof RelayedError ? e : new S3Error("InternalError", String((e as Error)?.message ?? e));
-      status = sendError(res, pe, path, requestId, method);
+      status = sendError(res, pe, { resource: path, requestId, method });
       moved = { ...((e as { transfer?: Partial<Transfer> }).transfer ?? {}) };
       entry.level = status >= 500 ? "error" : "info";
       entry.error = { code: pe.code, message: pe.message };

@@ -6,6 +6,7 @@
 import { base64Encode, type ChecksumAlgorithm, type VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { decodeAwsChunked, parseTrailerNames } from "../../../common/s3/aws-chunked.ts";
+import { PUT_MAX, STORED_HEADERS, storedContentEncoding } from "../../../common/s3/put-object.ts";
 import { isStreamingMode } from "../../../common/s3/sigv4.ts";
 import { digestStreams } from "../data/digest-stream.ts";
 import { ingest, type IngestResult } from "../data/ingest.ts";
@@ -19,12 +20,8 @@ import { requireRoom } from "./quota.ts";
 import { versionHeader } from "./object-get.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
-/** Standard headers S3 keeps with an object and returns on GET/HEAD. */
-export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
 export const USER_META_MAX = 2048;
-/** Largest single PUT (and part) S3 accepts. */
-export const PUT_MAX = 5 * 1024 ** 3;
 
 export function metadataOf(headers: Headers): { userMeta: Record<string, string>; httpMeta: Record<string, string> } {
   const userMeta: Record<string, string> = {};
@@ -36,8 +33,7 @@ export function metadataOf(headers: Headers): { userMeta: Record<string, string>
       userMeta[k] = value;
       metaBytes += new TextEncoder().encode(k + value).length;
     } else if (STORED_HEADERS.includes(name)) {
-      // aws-chunked is transfer framing, not a property of the object.
-      const v = name === "content-encoding" ? value.split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked").join(", ") : value;
+      const v = name === "content-encoding" ? storedContentEncoding(value) : value;
       if (v) httpMeta[name] = v;
     }
   }

@@ -21,7 +21,8 @@ import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } f
 import { refused } from "../s3/refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { versionIdParam } from "../s3/object-get.ts";
-import { PUT_MAX, replicasOf, STORED_HEADERS, USER_META_MAX } from "../s3/object-put.ts";
+import { PUT_MAX, STORED_HEADERS } from "../../../common/s3/put-object.ts";
+import { replicasOf, USER_META_MAX } from "../s3/object-put.ts";
 import { readStreamBounded } from "../../shared/read-bounded.ts";
 import { requireRoom, settleRoom } from "../s3/quota.ts";
 import { cutAt, cutTo, placed } from "./splice.ts";
