@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EdgestoreExtensions } from "../client/extensions.ts";
 import { EditingSession } from "../client/session.ts";
-import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
+import { signRequest } from "../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../common/s3/sigv4.ts";
 import { LocalCluster } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
 

@@ -2,7 +2,8 @@
 // namespace queries. It signs with SigV4 like any S3 request, using the same credentials; any
 // runtime with fetch and Web Crypto (Node 18+, browsers, Workers) can use it.
 
-import { signRequest, sha256Hex } from "../common/sigv4.ts";
+import { signRequest } from "../common/s3/sign-request.ts";
+import { sha256Hex } from "../common/s3/sigv4.ts";
 
 export interface Credentials {
   endpoint: string;

@@ -12,7 +12,8 @@ import { compress } from "../common/chunk-encoding.ts";
 import { Chunker } from "../common/chunker.ts";
 import { gearScan } from "./gear-scan.ts";
 import { SESSION_PATH, type ClientCommand, type EditMode, type ServerAnswer } from "../common/session-protocol.ts";
-import { signRequest, UNSIGNED_PAYLOAD } from "../common/sigv4.ts";
+import { signRequest } from "../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../common/s3/sigv4.ts";
 import type { Credentials } from "./extensions.ts";
 
 export class SessionError extends Error {

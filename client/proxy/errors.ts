@@ -1,38 +1,45 @@
-// Errors the proxy answers itself, in S3's XML form, with the status S3 gives each code. The
-// codes and statuses are the gateway's own table, so a refusal reads the same whether the
-// proxy or the cluster made it.
+// How the proxy answers an error: S3's XML body and status, written by common/s3/ as the
+// gateway's are. Its own refusals are S3Errors; an error its session with the cluster reported
+// is passed on with the code it came with, which need not be one of S3's.
 
 import type { ServerResponse } from "node:http";
-import { statusOf, type S3ErrorCode } from "../../workers/gateway/s3/errors.ts";
+import { isS3ErrorCode, S3Error } from "../../common/s3/errors.ts";
+import { errorDocument } from "../../common/s3/xml.ts";
 
-export class ProxyError extends Error {
+/** An error from further away (the cluster's session, the network), relayed with its own code. */
+export class RelayedError extends Error {
   readonly code: string;
   readonly status: number;
 
-  constructor(code: string, message: string, status?: number) {
+  constructor(code: string, message: string) {
     super(message);
     this.code = code;
-    // A code the table does not know came from further away (the session, the network): 500.
-    this.status = status ?? (statusOf(code as S3ErrorCode) as number | undefined) ?? 500;
+    // A code S3's table does not know is nothing the client could act on: 500.
+    this.status = 500;
   }
 }
 
-function xmlEscape(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c]!);
+/** A relayed code as the S3Error of that code when S3 has one, so its status is S3's. */
+export function relayed(code: string, message: string): S3Error | RelayedError {
+  return isS3ErrorCode(code) ? new S3Error(code, message) : new RelayedError(code, message);
 }
 
-export function errorXml(code: string, message: string, resource: string, requestId: string): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlEscape(code)}</Code><Message>${xmlEscape(message)}</Message><Resource>${xmlEscape(resource)}</Resource><RequestId>${xmlEscape(requestId)}</RequestId></Error>`;
+/** The request an error answers: what S3 names in the error document, and whether it may have a body. */
+export interface Answering {
+  resource: string;
+  requestId: string;
+  method: string;
 }
 
 /** Answer with an S3 error, if the response has not started; otherwise all that is left is to cut the connection. */
-export function sendError(res: ServerResponse, e: ProxyError, resource: string, requestId: string, method: string): number {
+export function sendError(res: ServerResponse, e: S3Error | RelayedError, { resource, requestId, method }: Answering): number {
   if (res.headersSent) {
     res.destroy(e);
     return res.statusCode;
   }
-  const body = method === "HEAD" ? "" : errorXml(e.code, e.message, resource, requestId);
-  res.writeHead(e.status, { "content-type": "application/xml", "content-length": Buffer.byteLength(body), "x-amz-request-id": requestId });
+  const body = method === "HEAD" ? "" : errorDocument(e, resource, requestId);
+  const headers = e instanceof S3Error ? e.headers : {};
+  res.writeHead(e.status, { ...headers, "content-type": "application/xml", "content-length": Buffer.byteLength(body), "x-amz-request-id": requestId });
   res.end(body);
   return e.status;
 }

@@ -14,12 +14,16 @@ import { request as httpRequest, type Agent, type IncomingMessage, type ServerRe
 import { request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { EMPTY_SHA256, UNSIGNED_PAYLOAD, parseQuery, signRequest } from "../../common/sigv4.ts";
+import { parseTrailerNames } from "../../common/s3/aws-chunked.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { storedContentEncoding } from "../../common/s3/put-object.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { EMPTY_SHA256, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
+import { parseQuery } from "../../common/s3/uri.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
 import type { Credentials } from "../extensions.ts";
-import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
-import { AwsChunkedDecoder, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "./aws-chunked.ts";
-import { BodyChecks } from "./body-checks.ts";
-import { ProxyError } from "./errors.ts";
+import { PRESIGN_PARAMS } from "./auth.ts";
+import { decodeBody } from "./aws-chunked.ts";
 
 export interface Upstream {
   creds: Credentials;
@@ -86,7 +90,7 @@ export async function sendUpstream(
   const req = send({ method: o.method, hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: { ...headers, ...auth }, agent: up.agent });
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     req.once("response", resolve);
-    req.once("error", (e) => reject(new ProxyError("ServiceUnavailable", `the proxy could not reach the cluster: ${e.message}`)));
+    req.once("error", (e) => reject(new S3Error("ServiceUnavailable", `the proxy could not reach the cluster: ${e.message}`)));
   });
   response.catch(() => {});
   if (!o.body) {
@@ -119,7 +123,7 @@ export async function relay(upRes: IncomingMessage, res: ServerResponse): Promis
   return n;
 }
 
-export async function forward(req: IncomingMessage, res: ServerResponse, up: Upstream, verified: Verified | null): Promise<Transfer> {
+export async function forward(req: IncomingMessage, res: ServerResponse, up: Upstream, verified: AuthContext | null): Promise<Transfer> {
   const rawUrl = req.url ?? "/";
   const q = rawUrl.indexOf("?");
   const pathAndQuery = (q < 0 ? rawUrl : rawUrl.slice(0, q)) + upstreamQuery(q < 0 ? "" : rawUrl.slice(q + 1));
@@ -135,19 +139,12 @@ export async function forward(req: IncomingMessage, res: ServerResponse, up: Ups
   let payloadHash = clientHash;
   if (clientHash === STREAMING_SIGNED || clientHash === STREAMING_SIGNED_TRAILER) {
     const decodedLength = all["x-amz-decoded-content-length"] === undefined ? null : Number(all["x-amz-decoded-content-length"]);
-    if (decodedLength === null || !Number.isSafeInteger(decodedLength)) throw new ProxyError("MissingContentLength", "x-amz-decoded-content-length is required with aws-chunked bodies");
-    const trailerNames = (all["x-amz-trailer"] ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
-    const decoder = new AwsChunkedDecoder({ mode: clientHash, signing: verified, decodedLength });
-    const checks = new BodyChecks(() => undefined, { payloadHash: "", length: decodedLength, trailerNames });
+    if (decodedLength === null || !Number.isSafeInteger(decodedLength)) throw new S3Error("MissingContentLength", "x-amz-decoded-content-length is required with aws-chunked bodies");
     const src = body ?? (async function* () {})();
-    body = holdLast(
-      (async function* () {
-        yield* checks.tap(decoder.decode(src));
-        checks.verify(decoder.trailers);
-      })(),
-    );
-    const encoding = (headers["content-encoding"] ?? "").split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");
-    if (encoding.length > 0) headers["content-encoding"] = encoding.join(", ");
+    // The decoder checks the length, every signature and the trailing checksum before it ends.
+    body = holdLast(decodeBody(src, { mode: clientHash, signing: verified, decodedLength, trailerNames: parseTrailerNames(all["x-amz-trailer"]) }).body);
+    const encoding = storedContentEncoding(headers["content-encoding"] ?? "");
+    if (encoding) headers["content-encoding"] = encoding;
     else delete headers["content-encoding"];
     delete headers["x-amz-decoded-content-length"];
     delete headers["x-amz-trailer"];

@@ -10,17 +10,20 @@
 // a request took.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { EMPTY_SHA256, UNSIGNED_PAYLOAD, parseQuery, percentDecode } from "../../common/sigv4.ts";
+import { parseTrailerNames } from "../../common/s3/aws-chunked.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { PUT_MAX, STORED_HEADERS, storedContentEncoding } from "../../common/s3/put-object.ts";
+import { EMPTY_SHA256, UNSIGNED_PAYLOAD, isStreamingMode } from "../../common/s3/sigv4.ts";
+import { parseQuery, percentDecode } from "../../common/s3/uri.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
 import { SessionError, type EditingSession, type PendingEdit } from "../session.ts";
-import { PRESIGN_PARAMS, type Verified } from "./auth.ts";
-import { AwsChunkedDecoder, STREAMING_MODES } from "./aws-chunked.ts";
+import { PRESIGN_PARAMS } from "./auth.ts";
+import { decodeBody } from "./aws-chunked.ts";
 import { BodyChecks } from "./body-checks.ts";
-import { ProxyError } from "./errors.ts";
+import { relayed, RelayedError } from "./errors.ts";
 import { sendUpstream, type Transfer, type Upstream } from "./forward.ts";
 import { beginCounted, CountingChannel, type SessionPool } from "./sessions.ts";
 
-/** Standard headers S3 keeps with an object (the gateway's STORED_HEADERS). */
-const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 /** Headers a session can honour, besides x-amz-meta-*; any other x-amz-* (or If-Match) sends the PUT to the cluster as it is. */
 const HONOURED = new Set([
   "host", "authorization", "date", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "content-length", "transfer-encoding",
@@ -28,8 +31,6 @@ const HONOURED = new Set([
   "x-amz-checksum-algorithm", "x-amz-checksum-crc32", "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1",
   "x-amz-checksum-sha256", "x-amz-user-agent", "x-amz-storage-class", "if-none-match", "x-edgestore-replicas",
 ]);
-/** As S3: a single PUT is at most 5 GiB; the cluster says so itself. */
-const PUT_MAX = 5 * 1024 ** 3;
 
 export interface PutPlan {
   bucket: string;
@@ -51,7 +52,7 @@ export interface PutOutcome extends Transfer {
 }
 
 /** The request as a chunk-aware PutObject, or null if it is anything else (or asks for what a session cannot do). */
-export function planPut(req: IncomingMessage, headers: Record<string, string>, verified: Verified | null, minBytes: number): PutPlan | null {
+export function planPut(req: IncomingMessage, headers: Record<string, string>, verified: AuthContext | null, minBytes: number): PutPlan | null {
   if (req.method !== "PUT") return null;
   const rawUrl = req.url ?? "/";
   const q = rawUrl.indexOf("?");
@@ -69,10 +70,11 @@ export function planPut(req: IncomingMessage, headers: Record<string, string>, v
   const replicasText = headers["x-edgestore-replicas"];
   if (replicasText !== undefined && !/^\d+$/.test(replicasText)) return null;
   const payloadHash = verified?.payloadHash ?? headers["x-amz-content-sha256"] ?? UNSIGNED_PAYLOAD;
-  const streaming = STREAMING_MODES.includes(payloadHash);
+  const streaming = isStreamingMode(payloadHash);
   if (!streaming && payloadHash !== UNSIGNED_PAYLOAD && !/^[0-9a-f]{64}$/.test(payloadHash)) return null;
   const lengthText = streaming ? headers["x-amz-decoded-content-length"] : headers["content-length"];
   const length = lengthText === undefined ? NaN : Number(lengthText);
+  // Too large: the cluster refuses it itself.
   if (!Number.isSafeInteger(length) || length < minBytes || length > PUT_MAX) return null;
   return {
     bucket: percentDecode(m[1]!),
@@ -84,11 +86,11 @@ export function planPut(req: IncomingMessage, headers: Record<string, string>, v
   };
 }
 
-/** A session's refusal as the S3 error it carries. */
-function asProxyError(e: unknown): ProxyError {
-  if (e instanceof ProxyError) return e;
-  if (e instanceof SessionError) return new ProxyError(e.code, e.message.slice(e.code.length + 2));
-  return new ProxyError("InternalError", `the proxy's session with the cluster failed: ${String((e as Error)?.message ?? e)}`);
+/** What a failed session PUT is answered with: a session's refusal under the code it carries. */
+function asAnswerable(e: unknown): S3Error | RelayedError {
+  if (e instanceof S3Error || e instanceof RelayedError) return e;
+  if (e instanceof SessionError) return relayed(e.code, e.message.slice(e.code.length + 2));
+  return new S3Error("InternalError", `the proxy's session with the cluster failed: ${String((e as Error)?.message ?? e)}`);
 }
 
 /** The base version's x-amz-meta-* names: S3's PutObject replaces metadata, a replace-mode session inherits it. */
@@ -103,10 +105,9 @@ async function baseMetaNames(up: Upstream, rawPath: string, versionId: string): 
 function metadataEdit(headers: Record<string, string>, baseMeta: string[]): { set: Record<string, string>; del: string[] } {
   const set: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (k.startsWith("x-amz-meta-") || k === "content-type" || STORED_HEADERS.includes(k)) set[k] = v;
-  // aws-chunked is framing, not a property of the object.
   if (set["content-encoding"] !== undefined) {
-    const enc = set["content-encoding"].split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked");
-    if (enc.length > 0) set["content-encoding"] = enc.join(", ");
+    const encoding = storedContentEncoding(set["content-encoding"]);
+    if (encoding) set["content-encoding"] = encoding;
     else delete set["content-encoding"];
   }
   const del = [...baseMeta, "content-type", ...STORED_HEADERS].filter((k) => set[k] === undefined);
@@ -116,7 +117,7 @@ function metadataEdit(headers: Record<string, string>, baseMeta: string[]): { se
 interface Ctx {
   pool: SessionPool;
   up: Upstream;
-  verified: Verified | null;
+  verified: AuthContext | null;
   window: number | undefined;
   requestId: string;
 }
@@ -129,7 +130,7 @@ interface Ctx {
 export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan: PutPlan, headers: Record<string, string>, ctx: Ctx): Promise<PutOutcome | "fallback"> {
   return ctx.pool.inTurn(`${plan.bucket}/${plan.key}`, async () => {
     let { s, fresh } = await ctx.pool.acquire().catch((e) => {
-      throw asProxyError(e);
+      throw asAnswerable(e);
     });
     let ch = new CountingChannel(s);
     const begin = () => beginCounted(ch, { bucket: plan.bucket, key: plan.key, mode: "replace", base: "current", ...(plan.ifAbsent ? { ifAbsent: true } : {}), ...(plan.replicas !== null ? { replicas: plan.replicas } : {}) });
@@ -148,7 +149,7 @@ export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan
       const leased = err instanceof SessionError && err.code === "KeyLeased";
       ctx.pool.release(s, leased);
       if (leased) return "fallback";
-      throw asProxyError(err);
+      throw asAnswerable(err);
     }
     return run(req, res, plan, headers, ctx, s, ch, e);
   });
@@ -162,7 +163,7 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
   try {
     const baseMeta = e.baseVersionId === null ? Promise.resolve([]) : baseMetaNames(ctx.up, rawPath, e.baseVersionId);
     baseMeta.catch(() => {});
-    const trailerNames = (headers["x-amz-trailer"] ?? "").split(",").map((x) => x.trim().toLowerCase()).filter(Boolean);
+    const trailerNames = parseTrailerNames(headers["x-amz-trailer"]);
     const checks = new BodyChecks((n) => headers[n], { payloadHash: plan.payloadHash, length: plan.length, trailerNames });
     // Not destroyed on an early stop: the client is still owed an answer on this connection.
     const raw = (async function* () {
@@ -171,10 +172,10 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
         yield d as Uint8Array;
       }
     })();
-    const decoder = STREAMING_MODES.includes(plan.payloadHash) ? new AwsChunkedDecoder({ mode: plan.payloadHash, signing: ctx.verified, decodedLength: plan.length }) : null;
-    const body = checks.tap(decoder ? decoder.decode(raw) : raw);
+    const decoded = isStreamingMode(plan.payloadHash) ? decodeBody(raw, { mode: plan.payloadHash, signing: ctx.verified, decodedLength: plan.length, trailerNames }) : null;
+    const body = checks.tap(decoded ? decoded.body : raw);
     const r = await e.syncStream(body, ctx.window !== undefined ? { window: ctx.window } : {});
-    const checksum = checks.verify(decoder?.trailers ?? {});
+    const checksum = await checks.verify(decoded ? await decoded.trailers : {});
     const meta = metadataEdit(headers, await baseMeta);
     if (Object.keys(meta.set).length > 0 || meta.del.length > 0) await e.meta(meta.set, meta.del);
     const c = await e.commit();
@@ -196,7 +197,7 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
       () => true,
       (a) => a instanceof SessionError && a.code !== "SessionClosed",
     );
-    const pe = asProxyError(err);
+    const pe = asAnswerable(err);
     throw Object.assign(pe, { transfer: { route: "session", clientIn, upstreamSent: ch.sent, upstreamReceived: ch.received } });
   } finally {
     ctx.pool.release(s, reusable);

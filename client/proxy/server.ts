@@ -6,12 +6,13 @@
 // One JSON object per request is logged: method, path, status, and the bytes each way on both
 // sides, which is the figure the proxy is for.
 
-import { randomBytes } from "node:crypto";
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { newRequestId, S3Error } from "../../common/s3/errors.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
 import type { Credentials } from "../extensions.ts";
-import { verifyLocal, type LocalKey, type Verified } from "./auth.ts";
-import { ProxyError, sendError } from "./errors.ts";
+import { verifyLocal, type LocalKey } from "./auth.ts";
+import { RelayedError, sendError } from "./errors.ts";
 import { forward, headerMap, type Transfer, type Upstream } from "./forward.ts";
 import { planPut, sessionPut } from "./put.ts";
 import { SessionPool } from "./sessions.ts";
@@ -90,7 +91,7 @@ export class S3Proxy {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
-    const requestId = randomBytes(8).toString("hex").toUpperCase();
+    const requestId = newRequestId();
     const method = req.method ?? "GET";
     const rawUrl = req.url ?? "/";
     const path = rawUrl.split("?")[0]!;
@@ -100,8 +101,8 @@ export class S3Proxy {
     try {
       // Trusting loopback means trusting whatever runs on this machine, not any web page a
       // browser here opens: a page whose host name was rebound to 127.0.0.1 sends its own Host.
-      if (!this.local && !isLoopbackHost(req.headers.host ?? "")) throw new ProxyError("AccessDenied", "a --trust-loopback proxy answers only requests addressed to a loopback host");
-      const verified: Verified | null = this.local ? await verifyLocal(method, rawUrl, req.headersDistinct, this.local) : null;
+      if (!this.local && !isLoopbackHost(req.headers.host ?? "")) throw new S3Error("AccessDenied", "a --trust-loopback proxy answers only requests addressed to a loopback host");
+      const verified: AuthContext | null = this.local ? await verifyLocal(req, this.local) : null;
       const headers = headerMap(req);
       const plan = planPut(req, headers, verified, this.minSessionBytes);
       const r = plan ? await sessionPut(req, res, plan, headers, { pool: this.pool, up: this.up, verified, window: this.window, requestId }) : null;
@@ -109,8 +110,8 @@ export class S3Proxy {
       else moved = { ...r };
       status = moved.status ?? res.statusCode;
     } catch (e) {
-      const pe = e instanceof ProxyError ? e : new ProxyError("InternalError", String((e as Error)?.message ?? e));
-      status = sendError(res, pe, path, requestId, method);
+      const pe = e instanceof S3Error || e instanceof RelayedError ? e : new S3Error("InternalError", String((e as Error)?.message ?? e));
+      status = sendError(res, pe, { resource: path, requestId, method });
       moved = { ...((e as { transfer?: Partial<Transfer> }).transfer ?? {}) };
       entry.level = status >= 500 ? "error" : "info";
       entry.error = { code: pe.code, message: pe.message };

@@ -31,7 +31,8 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createHash } from "node:crypto";
 import { Agent, type AgentOptions } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, clientFor, pseudoRandom, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
 

@@ -19,7 +19,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkCopies, clientFor, copyOn, damageCopy, eventually, pseudoRandom, readOnDisk, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
 

@@ -413,7 +413,8 @@ describe("DeleteObjects", () => {
     });
     const url = `${cluster.endpoint}/${B}?delete`;
     const xml = `<Delete><Object><Key>del/a</Key></Object></Delete>`;
-    const { signRequest, UNSIGNED_PAYLOAD } = await import("../../common/sigv4.ts");
+    const { signRequest } = await import("../../common/s3/sign-request.ts");
+    const { UNSIGNED_PAYLOAD } = await import("../../common/s3/sigv4.ts");
     const headers = await signRequest({ method: "POST", url, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
     const res = await fetch(url, { method: "POST", body: xml, headers: headers as unknown as Record<string, string> });
     expect(res.status).toBe(400);

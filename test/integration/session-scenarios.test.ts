@@ -11,7 +11,8 @@ import type WebSocket from "ws";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError, type PendingEdit } from "../../client/session.ts";
-import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkCopies, clusterForSuite, concat, openSession, pseudoRandom, s3Error, sameBytes, sessionFailure } from "./helpers.ts";
 

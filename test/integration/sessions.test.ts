@@ -242,7 +242,8 @@ describe("tokens on HEAD and GET", () => {
       await s.close();
     }
     const url = `${cluster.endpoint}/${B}/asked.bin`;
-    const { signRequest, UNSIGNED_PAYLOAD } = await import("../../common/sigv4.ts");
+    const { signRequest } = await import("../../common/s3/sign-request.ts");
+    const { UNSIGNED_PAYLOAD } = await import("../../common/s3/sigv4.ts");
     const headers = { "x-edgestore-tokens": "true" };
     const auth = await signRequest({ method: "HEAD", url, headers, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
     const res = await fetch(url, { method: "HEAD", headers: { ...headers, ...auth } });
@@ -323,7 +324,7 @@ describe("the HTTP form of a session", () => {
     await fake.close();
     expect(await sessionFailure(fake.call({ op: "abort", txn: "t1" }))).toBe("NoSuchSession");
     const url = `${cluster.endpoint}/_sessions/not-an-id`;
-    const { signRequest } = await import("../../common/sigv4.ts");
+    const { signRequest } = await import("../../common/s3/sign-request.ts");
     const body = new Uint8Array([1, 2, 3]);
     const hash = createHash("sha256").update(body).digest("hex");
     const headers = { "x-edgestore-command": JSON.stringify({ op: "write", txn: "t1", offset: 0, length: 3 }) };

@@ -43,7 +43,8 @@ import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions, ExtensionError, type Credentials } from "../../client/extensions.ts";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
-import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { adminCli, bodyBytes, clientFor, clusterForSuite, s3Error } from "./helpers.ts";
 

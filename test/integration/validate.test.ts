@@ -7,7 +7,8 @@ import { existsSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
-import { signRequest, UNSIGNED_PAYLOAD } from "../../common/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
 import { chunkCopies, clusterForSuite, copyOn, damageCopy, dropCopy, pseudoRandom } from "./helpers.ts";
 

@@ -1,9 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { crc32, crc32c, crc64nvme, bytesToBase64, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
-import { EMPTY_SHA256, sha256Hex, signHex, signRequest } from "../../common/sigv4.ts";
-import { decodeAwsChunked, type AwsChunkedContext, type AwsChunkedMode } from "../../workers/gateway/auth/aws-chunked.ts";
-import { verifyRequest, type AuthContext } from "../../workers/gateway/auth/sigv4.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
+import { EMPTY_SHA256, sha256Hex, signHex } from "../../common/s3/sigv4.ts";
+import { signRequest } from "../../common/s3/sign-request.ts";
+import { decodeAwsChunked, type AwsChunkedContext } from "../../common/s3/aws-chunked.ts";
+import type { StreamingMode } from "../../common/s3/sigv4.ts";
+import { digestStreams } from "../../workers/gateway/data/digest-stream.ts";
+import { verifyRequest } from "../../workers/gateway/auth/sigv4.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 const AK = "AKIAIOSFODNN7EXAMPLE";
 const SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -106,7 +110,7 @@ function docBody(): Uint8Array {
 }
 
 function docCtx(auth: AuthContext, decodedLength: number | null = 66560): AwsChunkedContext {
-  return { mode: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", decodedLength, auth, trailerNames: [] };
+  return { mode: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", decodedLength, signing: auth, digests: digestStreams, trailerNames: [] };
 }
 
 async function chunkSignature(auth: AuthContext, previous: string, data: Uint8Array): Promise<string> {
@@ -121,7 +125,7 @@ interface Trailer {
 
 /** Frames `data` in `chunkSize` chunks the way an SDK would for the given mode. */
 async function encodeBody(
-  mode: AwsChunkedMode,
+  mode: StreamingMode,
   auth: AuthContext | null,
   data: Uint8Array,
   chunkSize: number,
@@ -163,7 +167,7 @@ async function encodeBody(
 }
 
 /** A real seed for a streaming request signed now, via the shared client signer. */
-async function streamingAuth(mode: AwsChunkedMode): Promise<AuthContext> {
+async function streamingAuth(mode: StreamingMode): Promise<AuthContext> {
   const now = new Date("2025-03-01T10:00:00Z");
   const url = "http://s3.example.test/bucket/key";
   const headers = { "content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32" };
@@ -375,7 +379,7 @@ describe("aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER", () => {
     for (const name of CHECKSUMS) {
       const value = await expectedChecksum(name, data);
       const body = await encodeBody(mode, null, data, 1024, [{ name, value }]);
-      const ctx: AwsChunkedContext = { mode, decodedLength: data.length, auth, trailerNames: [name] };
+      const ctx: AwsChunkedContext = { mode, decodedLength: data.length, signing: auth, digests: digestStreams, trailerNames: [name] };
       for (const piece of [1, 13, body.length]) {
         const { stream, trailers } = decodeAwsChunked(streamOf(body, piece), ctx);
         expect(await readAll(stream)).toEqual(data);
@@ -389,7 +393,7 @@ describe("aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER", () => {
     for (const name of CHECKSUMS) {
       const other = await expectedChecksum(name, enc.encode("something else"));
       const body = await encodeBody(mode, null, data, 1024, [{ name, value: other }]);
-      const { stream, trailers } = decodeAwsChunked(streamOf(body, 100), { mode, decodedLength: data.length, auth, trailerNames: [name] });
+      const { stream, trailers } = decodeAwsChunked(streamOf(body, 100), { mode, decodedLength: data.length, signing: auth, digests: digestStreams, trailerNames: [name] });
       const { got, error } = await readUntilError(stream);
       expect(error.code).toBe("BadDigest");
       expect(error.status).toBe(400);
@@ -404,7 +408,7 @@ describe("aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER", () => {
     const body = await encodeBody(mode, null, data, 3000, [{ name: "x-amz-checksum-crc32", value: u32ToBase64(crc32(data)) }]);
     let feed!: ReadableStreamDefaultController<Uint8Array>;
     const input = new ReadableStream<Uint8Array>({ start: (c) => void (feed = c) });
-    const reader = decodeAwsChunked(input, { mode, decodedLength: null, auth, trailerNames: ["x-amz-checksum-crc32"] }).stream.getReader();
+    const reader = decodeAwsChunked(input, { mode, decodedLength: null, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-crc32"] }).stream.getReader();
     feed.enqueue(body.slice(0, 5 + 100)); // "bb8\r\n" + 100 data bytes
     const first = await reader.read();
     expect(first.value).toEqual(data.slice(0, 100));
@@ -423,7 +427,7 @@ describe("aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER", () => {
     const hello = enc.encode("hello");
     const body = enc.encode("5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\n\r\n");
     const auth = await streamingAuth(mode);
-    const { stream, trailers } = decodeAwsChunked(streamOf(body, 3), { mode, decodedLength: 5, auth, trailerNames: ["x-amz-checksum-crc32"] });
+    const { stream, trailers } = decodeAwsChunked(streamOf(body, 3), { mode, decodedLength: 5, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-crc32"] });
     expect(await readAll(stream)).toEqual(hello);
     expect(await trailers).toEqual({ "x-amz-checksum-crc32": "NhCmhg==" });
   });
@@ -432,21 +436,21 @@ describe("aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER", () => {
     const auth = await streamingAuth(mode);
     const undeclared = enc.encode("5\r\nhello\r\n0\r\nx-amz-checksum-crc32c:AAAAAA==\r\n\r\n");
     expect(
-      await codeOf(decodeAwsChunked(streamOf(undeclared, 64), { mode, decodedLength: 5, auth, trailerNames: ["x-amz-checksum-crc32"] }).stream),
+      await codeOf(decodeAwsChunked(streamOf(undeclared, 64), { mode, decodedLength: 5, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-crc32"] }).stream),
     ).toBe("InvalidRequest");
     const missing = enc.encode("5\r\nhello\r\n0\r\n\r\n");
     expect(
-      await codeOf(decodeAwsChunked(streamOf(missing, 64), { mode, decodedLength: 5, auth, trailerNames: ["x-amz-checksum-crc32"] }).stream),
+      await codeOf(decodeAwsChunked(streamOf(missing, 64), { mode, decodedLength: 5, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-crc32"] }).stream),
     ).toBe("InvalidRequest");
     expect(() =>
-      decodeAwsChunked(streamOf(missing, 64), { mode, decodedLength: 5, auth, trailerNames: ["x-amz-checksum-md5"] }),
+      decodeAwsChunked(streamOf(missing, 64), { mode, decodedLength: 5, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-md5"] }),
     ).toThrow(S3Error);
   });
 
   it("refuses a decoded-length mismatch", async () => {
     const auth = await streamingAuth(mode);
     const body = await encodeBody(mode, null, data, 1000, [{ name: "x-amz-checksum-crc32", value: u32ToBase64(crc32(data)) }]);
-    const ctx: AwsChunkedContext = { mode, decodedLength: data.length + 1, auth, trailerNames: ["x-amz-checksum-crc32"] };
+    const ctx: AwsChunkedContext = { mode, decodedLength: data.length + 1, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-crc32"] };
     expect(await codeOf(decodeAwsChunked(streamOf(body, 1), ctx).stream)).toBe("IncompleteBody");
   });
 });
@@ -460,7 +464,7 @@ describe("aws-chunked, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", () => {
     const auth = await streamingAuth(mode);
     const value = u32ToBase64(crc32c(data));
     const body = await encodeBody(mode, auth, data, 65536, [{ name, value }]);
-    const ctx: AwsChunkedContext = { mode, decodedLength: data.length, auth, trailerNames: [name] };
+    const ctx: AwsChunkedContext = { mode, decodedLength: data.length, signing: auth, digests: digestStreams, trailerNames: [name] };
     for (const piece of [1, 4099, body.length]) {
       const { stream, trailers } = decodeAwsChunked(streamOf(body, piece), ctx);
       expect(await readAll(stream)).toEqual(data);
@@ -470,7 +474,7 @@ describe("aws-chunked, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", () => {
 
   it("refuses a bad trailer signature, a forged checksum, and a wrong checksum", async () => {
     const auth = await streamingAuth(mode);
-    const ctx: AwsChunkedContext = { mode, decodedLength: data.length, auth, trailerNames: [name] };
+    const ctx: AwsChunkedContext = { mode, decodedLength: data.length, signing: auth, digests: digestStreams, trailerNames: [name] };
     const good = u32ToBase64(crc32c(data));
     const badSig = await encodeBody(mode, auth, data, 65536, [{ name, value: good }], { badTrailerSignature: true });
     expect(await codeOf(decodeAwsChunked(streamOf(badSig, 1000), ctx).stream)).toBe("SignatureDoesNotMatch");
@@ -492,7 +496,7 @@ describe("aws-chunked, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", () => {
       .decode(await encodeBody(mode, auth, data, 65536, [{ name, value: u32ToBase64(crc32c(data)) }]))
       .replace(/x-amz-trailer-signature:[0-9a-f]+\r\n/, "");
     const body = Uint8Array.from(unsignedTrailer, (c) => c.charCodeAt(0));
-    const ctx: AwsChunkedContext = { mode, decodedLength: data.length, auth, trailerNames: [name] };
+    const ctx: AwsChunkedContext = { mode, decodedLength: data.length, signing: auth, digests: digestStreams, trailerNames: [name] };
     expect(await codeOf(decodeAwsChunked(streamOf(body, 1000), ctx).stream)).toBe("SignatureDoesNotMatch");
   });
 });

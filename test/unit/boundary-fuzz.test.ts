@@ -9,16 +9,18 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { cachedSigningKey } from "../../common/sigv4.ts";
+import { cachedSigningKey } from "../../common/s3/sigv4.ts";
 import { decodeFromCluster, decodeToCluster, decodeToGroup, decodeToTarget } from "../../common/wire-decode.ts";
 import { AdminError, bodyOf } from "../../workers/admin/errors.ts";
-import { decodeAwsChunked, type AwsChunkedMode } from "../../workers/gateway/auth/aws-chunked.ts";
+import { decodeAwsChunked } from "../../common/s3/aws-chunked.ts";
+import type { StreamingMode } from "../../common/s3/sigv4.ts";
+import { digestStreams } from "../../workers/gateway/data/digest-stream.ts";
 import { verifyRequest } from "../../workers/gateway/auth/sigv4.ts";
 import { readJson } from "../../workers/gateway/ext/json.ts";
 import { parseMask } from "../../workers/gateway/ext/selection.ts";
 import { route } from "../../workers/gateway/router.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
-import { parseXml } from "../../workers/gateway/s3/xml.ts";
+import { S3Error } from "../../common/s3/errors.ts";
+import { parseXml } from "../../workers/gateway/s3/xml-read.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 
 const RUNS = { numRuns: 400, seed: 0x5eed };
@@ -103,10 +105,10 @@ describe("decoders at trust boundaries, fuzzed", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(framed, fc.uint8Array({ maxLength: 200 })),
-        fc.constantFrom<AwsChunkedMode>("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        fc.constantFrom<StreamingMode>("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
         fc.option(fc.nat({ max: 100 })),
         async (body, mode, decodedLength) => {
-          const { stream, trailers } = decodeAwsChunked(new Response(body).body!, { mode, decodedLength, auth, trailerNames: ["x-amz-checksum-crc32"] });
+          const { stream, trailers } = decodeAwsChunked(new Response(body).body!, { mode, decodedLength, signing: auth, digests: digestStreams, trailerNames: ["x-amz-checksum-crc32"] });
           // Whichever settles first, neither may fail with anything but S3's error.
           trailers.catch(() => {});
           await onlyRefuses(() => new Response(stream).arrayBuffer(), isS3Error);

@@ -6,7 +6,7 @@ import { base64ToBytes, crc32, crc32c, crc32Combine, crc32cCombine, crc64nvme, c
 import type { Chid } from "../../common/ids.ts";
 import { assemble, conditionFails, MIN_PART_SIZE, type ListedPart } from "../../workers/negotiating-group/complete.ts";
 import type { PartRow, UploadInfo } from "../../workers/negotiating-group/uploads.ts";
-import { parseXml } from "../../workers/gateway/s3/xml.ts";
+import { parseXml } from "../../workers/gateway/s3/xml-read.ts";
 
 const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 131 + seed * 7) & 0xff);
 const chid = (c: string) => c.repeat(64) as Chid;

@@ -2,7 +2,7 @@
 
 import { expect } from "vitest";
 import { route, type Endpoint } from "../../workers/gateway/router.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 /** The S3Error `fn` throws (failing the test if it throws anything else, or nothing). */
 export function caught(fn: () => unknown): S3Error {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { validateBucketName } from "../../workers/gateway/s3/bucket.ts";
 import { route } from "../../workers/gateway/router.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 import { evaluateConditions, parseRange } from "../../workers/gateway/s3/object-get.ts";
-import { errorResponse, esc } from "../../workers/gateway/s3/xml.ts";
+import { errorResponse } from "../../workers/gateway/s3/xml.ts";
+import { esc } from "../../common/s3/xml.ts";
 import { caught, routeOf } from "./s3-errors.ts";
 
 async function routeError(path: string, method = "GET", headers: Record<string, string> = {}): Promise<S3Error> {

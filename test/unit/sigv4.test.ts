@@ -1,23 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { escapeUriPath } from "@smithy/core/protocols";
-import {
-  EMPTY_SHA256,
-  canonicalQueryString,
-  canonicalRequest,
-  canonicalUri,
-  credentialScope,
-  deriveSigningKey,
-  parseQuery,
-  presignUrl,
-  sha256Hex,
-  signHex,
-  signRequest,
-  stringToSign,
-  uriEncode,
-} from "../../common/sigv4.ts";
-import { verifyRequest, type AuthContext, type VerifyOptions } from "../../workers/gateway/auth/sigv4.ts";
-import { S3Error } from "../../workers/gateway/s3/errors.ts";
+import { EMPTY_SHA256, canonicalRequest, credentialScope, deriveSigningKey, sha256Hex, signHex, stringToSign } from "../../common/s3/sigv4.ts";
+import { canonicalQueryString, canonicalUri, parseQuery, uriEncode } from "../../common/s3/uri.ts";
+import { presignUrl, signRequest } from "../../common/s3/sign-request.ts";
+import { verifyRequest } from "../../workers/gateway/auth/sigv4.ts";
+import type { AuthContext, VerifyOptions } from "../../common/s3/verify-request.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 // The credentials, time and bucket of the AWS S3 SigV4 documentation examples.
 const AK = "AKIAIOSFODNN7EXAMPLE";
@@ -66,18 +55,18 @@ describe("SigV4 primitives", () => {
   });
 
   it("reproduces the documented GET Object signature step by step", async () => {
-    const creq = canonicalRequest(
-      "GET",
-      "/test.txt",
-      "",
-      [
+    const creq = canonicalRequest({
+      method: "GET",
+      uri: "/test.txt",
+      query: "",
+      headers: [
         ["Host", DOC_HOST],
         ["Range", "bytes=0-9"],
         ["x-amz-content-sha256", EMPTY_SHA256],
         ["x-amz-date", "20130524T000000Z"],
       ],
-      EMPTY_SHA256,
-    );
+      payloadHash: EMPTY_SHA256,
+    });
     expect(creq).toBe(
       [
         "GET",

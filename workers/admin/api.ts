@@ -4,7 +4,7 @@
 // key; S3 requests never accept the admin token. Without ADMIN_TOKEN the API is off.
 
 import { Router } from "itty-router";
-import { sha256Hex } from "../../common/sigv4.ts";
+import { sha256Hex } from "../../common/s3/sigv4.ts";
 import type { Env } from "../shared/env.ts";
 import { clusterMetrics } from "./cluster-metrics.ts";
 import { AdminError, errorJson, json } from "./errors.ts";

@@ -7,7 +7,7 @@
 // so nobody holding that secret can take over or retire it. Revocation refuses its connects
 // and takes it out of every group's view, as writer and as reader.
 
-import { sha256Hex } from "../../common/sigv4.ts";
+import { sha256Hex } from "../../common/s3/sigv4.ts";
 import { asTargetId, type TargetId } from "../../common/ids.ts";
 
 export interface TargetKeyInfo {

@@ -17,7 +17,7 @@ import { getChunkLayout, getStoredChunk } from "./ext/chunk-form.ts";
 import { createHttpSession, endHttpSession, openSession, sessionCommand } from "./session/host.ts";
 import { abortSnapshot, commitSnapshot, createSnapshot, deleteSnapshot, editSnapshot, getSnapshot, listSnapshots, restoreSnapshot } from "./ext/snapshots.ts";
 import { deleteObject, deleteObjects } from "./s3/delete.ts";
-import { newRequestId, S3Error } from "./s3/errors.ts";
+import { newRequestId, S3Error } from "../../common/s3/errors.ts";
 import { listObjectsV1, listObjectsV2, listObjectVersions } from "./s3/list.ts";
 import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listParts, uploadPart } from "./s3/multipart.ts";
 import { getObject } from "./s3/object-get.ts";

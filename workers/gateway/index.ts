@@ -4,7 +4,7 @@
 import type { Env } from "../shared/env.ts";
 import { handleAdmin, isAdminPath } from "../admin/api.ts";
 import { handleS3 } from "./api.ts";
-import { newRequestId, S3Error } from "./s3/errors.ts";
+import { newRequestId, S3Error } from "../../common/s3/errors.ts";
 import { errorResponse } from "./s3/xml.ts";
 import { secretProblems } from "./secrets-check.ts";
 import { bucketOfHost } from "./router.ts";

@@ -4,7 +4,7 @@
 // key are decoded exactly once, here.
 
 import { Router } from "itty-router";
-import { S3Error } from "./s3/errors.ts";
+import { S3Error } from "../../common/s3/errors.ts";
 
 export type Endpoint =
   | { op: "ListBuckets" }

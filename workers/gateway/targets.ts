@@ -5,7 +5,7 @@
 
 import { isTargetId } from "../../common/ids.ts";
 import { CLUSTER_CONNECT_PATH, ENROL_PATH, ENROL_TOKEN, ENROL_TOKEN_HEADER, GROUP_CONNECT_PREFIX, JOIN_SECRET_HEADER, TARGET_ID_HEADER, TARGET_KEY, TARGET_KEY_HEADER } from "../../common/protocol.ts";
-import { constantTimeEqual } from "../../common/sigv4.ts";
+import { constantTimeEqual } from "../../common/s3/sigv4.ts";
 import { clusterStub, configOf, groupStub, type Env } from "../shared/env.ts";
 
 export function isTargetPath(path: string): boolean {

@@ -5,7 +5,7 @@
 // client costs the registry one call per that period, not one per request; a revoked key
 // therefore stops working within that time.
 
-import { constantTimeEqual } from "../../../common/sigv4.ts";
+import { constantTimeEqual } from "../../../common/s3/sigv4.ts";
 import { ISSUED_KEY_ID, openSealed } from "../../accounts/sealing.ts";
 import { DEFAULT_TENANT } from "../../accounts/registry.ts";
 import { registryStub, type Env } from "../../shared/env.ts";

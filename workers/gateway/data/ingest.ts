@@ -7,11 +7,12 @@
 import { Chunker } from "../../../common/chunker.ts";
 import { gearScan } from "./gear-scan.ts";
 import { chidOf, groupOf, toHex, type Chid } from "../../../common/ids.ts";
-import type { ChunkRef } from "../../../common/manifest.ts";
+import type { ChecksumAlgorithm, ChunkRef } from "../../../common/manifest.ts";
 import { compressIfWorth } from "../../../common/chunk-encoding.ts";
 import { groupStub, MAX_BATCH_BYTES, type ClusterConfig, type Env } from "../../shared/env.ts";
-import { checksumOf, newChecksummer, type ChecksumAlgorithm } from "../s3/checksum.ts";
-import { S3Error } from "../s3/errors.ts";
+import { checksumOf, newChecksummer } from "../../../common/s3/checksums.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
+import { digestStreams } from "./digest-stream.ts";
 import { holdChunksAgain } from "./references.ts";
 
 const READ_PIECE = 1024 * 1024;
@@ -128,7 +129,7 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
   const md5w = md5.getWriter();
   const sha = opts.sha256 ? new crypto.DigestStream("SHA-256") : null;
   const shaw = sha?.getWriter() ?? null;
-  const extra = opts.checksum ? newChecksummer(opts.checksum) : null;
+  const extra = opts.checksum ? newChecksummer(opts.checksum, digestStreams) : null;
   const chunker = new Chunker(cfg.chunk, gearScan);
   const refs: ChunkRef[] = [];
   let offset = 0;

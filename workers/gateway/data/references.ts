@@ -10,7 +10,7 @@ import type { ChunkRef } from "../../../common/manifest.ts";
 import type { RefOp } from "../../negotiating-group/backrefs.ts";
 import type { RemovedVersion } from "../../negotiating-group/expunge.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 function byGroup<T>(items: Iterable<T>, idOf: (t: T) => string, groupCount: number): Map<number, T[]> {
   const out = new Map<number, T[]>();

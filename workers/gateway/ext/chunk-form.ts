@@ -11,7 +11,7 @@ import { groupOf } from "../../../common/ids.ts";
 import { base64Decode } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import type { RequestContext } from "../s3/context.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { existingVersion, versionHeader, versionIdParam } from "../s3/object-get.ts";
 import { jsonResponse } from "./json.ts";
 

@@ -1,7 +1,7 @@
 // JSON in and out for the extension API (snapshots, queries). Errors stay S3's XML errors, so
 // every client parses failures one way.
 
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { readBounded } from "../../shared/read-bounded.ts";
 
 /** Request bodies here are definitions, never data: a small cap keeps them in memory safely. */

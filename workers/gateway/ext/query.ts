@@ -10,7 +10,7 @@ import { shardStub } from "../../shared/env.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { asOfHeaders, asOfOf, parseTime, settleAll } from "../s3/as-of.ts";
 import type { RequestContext } from "../s3/context.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { isoTime } from "../s3/xml.ts";
 import { bad, jsonResponse } from "./json.ts";
 import { parseMask, parseQualifier } from "./selection.ts";

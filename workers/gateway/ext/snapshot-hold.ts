@@ -12,7 +12,7 @@ import type { CatalogRefusal, SnapshotLayout } from "../../snapshots/catalog.ts"
 import type { SnapshotEntry } from "../../snapshots/manifest.ts";
 import { changeReferences, holdVersions, releaseVersions } from "../data/references.ts";
 import type { NameScope } from "../s3/context.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { allEntries, openSnapshot, type OpenSnapshot } from "./snapshot-read.ts";
 
 async function versionsOf(ctx: NameScope, entries: readonly SnapshotEntry[]): Promise<RemovedVersion[]> {

@@ -10,7 +10,7 @@ import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
 import { decodePage, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
 import { readBlob } from "../data/blob.ts";
 import type { NameScope } from "../s3/context.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 export interface OpenSnapshot {
   info: SnapshotInfo;

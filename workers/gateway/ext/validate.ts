@@ -14,7 +14,7 @@ import { manifestToken, payloadToken } from "../../shared/tokens.ts";
 import { existingVersion, versionIdParam } from "../s3/object-get.ts";
 import { replicasOf } from "../s3/object-put.ts";
 import type { RequestContext } from "../s3/context.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { bad, jsonResponse, optionalString, readJson } from "./json.ts";
 import { allEntries, openSnapshot } from "./snapshot-read.ts";
 

@@ -6,9 +6,10 @@
 // such a bucket, never silently dropped.
 
 import { requireBucket, type RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { subresourceVersion } from "./object-get.ts";
-import { esc, readXmlBody } from "./xml.ts";
+import { esc } from "../../../common/s3/xml.ts";
+import { readXmlBody } from "./xml-read.ts";
 
 function ownerPolicy(ctx: RequestContext): Response {
   const owner = { ID: esc(ctx.tenant), DisplayName: esc(ctx.tenant) };

@@ -9,7 +9,7 @@ import { formatUvid, type Uvid } from "../../../common/ids.ts";
 import { AS_OF_WAIT_MAX_MS } from "../../manifest-shard/shard.ts";
 import { shardStub } from "../../shared/env.ts";
 import type { NamePlace, RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { isoTime } from "./xml.ts";
 
 /** Enough for idle groups to answer a shard's request to advance (one round trip each). */

@@ -4,9 +4,10 @@
 import { shardStub, tenantStub } from "../../shared/env.ts";
 import { forgetBucket } from "./bucket-cache.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { refuseUnkeptBucketOptions } from "./write-options.ts";
-import { childText, isoTime, parseXml, readXmlBody, xmlResponse } from "./xml.ts";
+import { childText, parseXml, readXmlBody } from "./xml-read.ts";
+import { isoTime, xmlResponse } from "./xml.ts";
 
 /** S3's rules for bucket names (DNS-compatible, the only ones new buckets may use). */
 export function validateBucketName(name: string): void {

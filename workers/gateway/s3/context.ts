@@ -6,8 +6,8 @@ import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import type { ClusterConfig, Env } from "../../shared/env.ts";
 import { bucketInfo } from "./bucket-cache.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
-import type { AuthContext } from "../auth/sigv4.ts";
-import { S3Error } from "./errors.ts";
+import type { AuthContext } from "../../../common/s3/verify-request.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 export interface RequestContext {
   env: Env;

@@ -14,13 +14,16 @@ import { isRefusal } from "../../shared/refusal.ts";
 import { ingest } from "../data/ingest.ts";
 import { objectBody } from "../data/read.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
-import { refused, S3Error } from "./errors.ts";
+import { refused } from "./refused.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { requireRoom } from "./quota.ts";
 import { recordPart, uploadReplicas } from "./multipart.ts";
 import { evaluateConditions, existingVersion, versionHeader, versionIdParam } from "./object-get.ts";
-import { metadataOf, PUT_MAX, replicasOf, writeConditionOf } from "./object-put.ts";
+import { PUT_MAX } from "../../../common/s3/put-object.ts";
+import { metadataOf, replicasOf, writeConditionOf } from "./object-put.ts";
 import { ensureReplicas } from "../ext/validate.ts";
-import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
+import { isoTime, xmlResponse } from "./xml.ts";
+import type { XmlNode } from "../../../common/s3/xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
 export interface CopySource {

@@ -6,14 +6,17 @@
 import type { VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { checksumOf, requestedChecksum, badDigest } from "./checksum.ts";
+import { checksumOf, requestedChecksum, badDigest } from "../../../common/s3/checksums.ts";
 import type { Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { versionIdParam } from "./object-get.ts";
-import { refused, S3Error } from "./errors.ts";
+import { refused } from "./refused.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { readBounded } from "../../shared/read-bounded.ts";
-import { childrenNamed, childText, parseXml, xmlResponse, type XmlNode } from "./xml.ts";
+import { childrenNamed, childText, parseXml } from "./xml-read.ts";
+import { xmlResponse } from "./xml.ts";
+import type { XmlNode } from "../../../common/s3/xml.ts";
 
 /** S3's limit on keys per DeleteObjects request. */
 const MAX_DELETE_KEYS = 1000;

@@ -11,8 +11,9 @@ import { shardStub } from "../../shared/env.ts";
 import { listSnapshotBucket, openSnapshot, type OpenSnapshot } from "../ext/snapshot-read.ts";
 import { asOfHeaders, asOfOf, settleAll, type AsOf } from "./as-of.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
-import { isoTime, xmlResponse, type XmlNode } from "./xml.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
+import { isoTime, xmlResponse } from "./xml.ts";
+import type { XmlNode } from "../../../common/s3/xml.ts";
 
 const MAX_KEYS = 1000;
 

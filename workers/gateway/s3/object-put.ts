@@ -3,26 +3,25 @@
 // name's group. Nothing becomes visible unless every check passed: a failed or interrupted
 // upload leaves only unreferenced chunks behind, never a version.
 
-import { base64Encode, type VersionBody } from "../../../common/manifest.ts";
+import { base64Encode, type ChecksumAlgorithm, type VersionBody } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
-import { decodeAwsChunked, type AwsChunkedMode } from "../auth/aws-chunked.ts";
-import { STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER } from "../auth/sigv4.ts";
+import { decodeAwsChunked, parseTrailerNames } from "../../../common/s3/aws-chunked.ts";
+import { PUT_MAX, STORED_HEADERS, storedContentEncoding } from "../../../common/s3/put-object.ts";
+import { isStreamingMode } from "../../../common/s3/sigv4.ts";
+import { digestStreams } from "../data/digest-stream.ts";
 import { ingest, type IngestResult } from "../data/ingest.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
-import { badDigest, headerOf, requestedChecksum, type ChecksumAlgorithm, type RequestedChecksum } from "./checksum.ts";
+import { badDigest, headerOf, requestedChecksum, type RequestedChecksum } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
-import { refused, S3Error } from "./errors.ts";
+import { refused } from "./refused.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { requireRoom } from "./quota.ts";
 import { versionHeader } from "./object-get.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 
-/** Standard headers S3 keeps with an object and returns on GET/HEAD. */
-export const STORED_HEADERS = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
 export const USER_META_MAX = 2048;
-/** Largest single PUT (and part) S3 accepts. */
-export const PUT_MAX = 5 * 1024 ** 3;
 
 export function metadataOf(headers: Headers): { userMeta: Record<string, string>; httpMeta: Record<string, string> } {
   const userMeta: Record<string, string> = {};
@@ -34,8 +33,7 @@ export function metadataOf(headers: Headers): { userMeta: Record<string, string>
       userMeta[k] = value;
       metaBytes += new TextEncoder().encode(k + value).length;
     } else if (STORED_HEADERS.includes(name)) {
-      // aws-chunked is transfer framing, not a property of the object.
-      const v = name === "content-encoding" ? value.split(",").map((s) => s.trim()).filter((s) => s && s !== "aws-chunked").join(", ") : value;
+      const v = name === "content-encoding" ? storedContentEncoding(value) : value;
       if (v) httpMeta[name] = v;
     }
   }
@@ -94,18 +92,18 @@ export function requestBody(
   length: number,
 ): { body: ReadableStream<Uint8Array> | null; trailers: Promise<Record<string, string>> | null; checksum: RequestedChecksum | null } {
   const h = ctx.req.headers;
-  const trailerNames = (h.get("x-amz-trailer") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const trailerNames = parseTrailerNames(h.get("x-amz-trailer"));
   const checksum = requestedChecksum(h, trailerNames);
   if (!streaming) {
     if (checksum?.trailer) throw new S3Error("InvalidRequest", "x-amz-trailer needs an aws-chunked body");
     return { body: ctx.req.body, trailers: null, checksum };
   }
   const payloadHash = ctx.auth.payloadHash;
-  if (![STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER].includes(payloadHash)) {
+  if (!isStreamingMode(payloadHash)) {
     throw new S3Error("InvalidArgument", `unsupported x-amz-content-sha256 value ${payloadHash}`);
   }
   if (!ctx.req.body) throw new S3Error("IncompleteBody", "aws-chunked request has no body");
-  const decoded = decodeAwsChunked(ctx.req.body, { mode: payloadHash as AwsChunkedMode, decodedLength: length, auth: ctx.auth, trailerNames });
+  const decoded = decodeAwsChunked(ctx.req.body, { mode: payloadHash, decodedLength: length, signing: ctx.auth, trailerNames, digests: digestStreams });
   decoded.trailers.catch(() => {});
   return { body: decoded.stream, trailers: decoded.trailers, checksum };
 }

@@ -14,7 +14,7 @@
 import { tenantUsage } from "../../accounts/usage.ts";
 import { registryStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 import type { Usage } from "../../manifest-shard/usage.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 interface Known {
   quotaBytes: number | null;

@@ -6,7 +6,7 @@
 // preference, reads spread over holders as before.
 
 import type { Env } from "../../shared/env.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 
 export const LOCATION_HEADER = "x-edgestore-location";
 

@@ -5,8 +5,9 @@
 
 import { subresourceVersion } from "./object-get.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
-import { S3Error } from "./errors.ts";
-import { childrenNamed, parseXml, readXmlBody, xmlResponse } from "./xml.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
+import { childrenNamed, parseXml, readXmlBody } from "./xml-read.ts";
+import { xmlResponse } from "./xml.ts";
 
 const notStored = () => new S3Error("NotImplemented", "Tags are not stored by this gateway yet: only an empty tag set can be set");
 

@@ -5,7 +5,7 @@
 // shared when it is not.
 
 import { refuseAclGrants } from "./acl.ts";
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { refuseTags } from "./tagging.ts";
 
 const SSE_HEADERS = [

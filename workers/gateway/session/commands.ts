@@ -3,7 +3,7 @@
 // pending versions.
 
 import type { ClientCommand, ServerAnswer } from "../../../common/session-protocol.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { mergeFork } from "./merge.ts";
 import { PendingVersion, type SessionScope } from "./pending.ts";
 

@@ -12,7 +12,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { ClientCommand } from "../../../common/session-protocol.ts";
 import { configOf, type Env } from "../../shared/env.ts";
 import type { RequestContext } from "../s3/context.ts";
-import { S3Error, statusOf, type S3ErrorCode } from "../s3/errors.ts";
+import { S3Error, statusOf, type S3ErrorCode } from "../../../common/s3/errors.ts";
 import { SessionCommands } from "./commands.ts";
 import { LEASE_TTL_MS, PendingVersion, type PendingState, type SessionScope } from "./pending.ts";
 import { EditSession } from "./socket.ts";

@@ -9,7 +9,7 @@ import { parseUvid } from "../../../common/ids.ts";
 import type { MergeItem } from "../../negotiating-group/merges.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal, type Refusal } from "../../shared/refusal.ts";
-import { refused } from "../s3/errors.ts";
+import { refused } from "../s3/refused.ts";
 import { requireRoom, settleRoom } from "../s3/quota.ts";
 import type { Committed, PendingVersion, SessionScope } from "./pending.ts";
 

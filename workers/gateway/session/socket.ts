@@ -6,7 +6,7 @@
 // BUFFER_MAX ahead of what has been stored is cut off.
 
 import { SESSION_FRAME_MAX, type ClientCommand, type ServerAnswer } from "../../../common/session-protocol.ts";
-import { S3Error } from "../s3/errors.ts";
+import { S3Error } from "../../../common/s3/errors.ts";
 import { SessionCommands } from "./commands.ts";
 import { LEASE_TTL_MS, type SessionScope } from "./pending.ts";
 

@@ -1,4 +1,5 @@
-// Decoder for `Content-Encoding: aws-chunked` request bodies:
+// Decoder for `Content-Encoding: aws-chunked` request bodies, over web streams and WebCrypto so
+// that the gateway (workerd) and the proxy (Node) run the same one:
 //
 //   hex-size[;chunk-signature=sig]\r\n <data> \r\n  ...  0[;chunk-signature=sig]\r\n
 //   [name:value\r\n ...] [x-amz-trailer-signature:sig\r\n] \r\n
@@ -9,24 +10,24 @@
 // trailing checksums are checked at end of input, and a failure errors the stream instead of
 // closing it, so a consumer that commits only on a clean close never stores a bad object.
 
-import { EMPTY_SHA256, constantTimeEqual, hex, signHex, utf8 } from "../../../common/sigv4.ts";
-import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer } from "../s3/checksum.ts";
-import { S3Error } from "../s3/errors.ts";
-import type { AuthContext } from "./sigv4.ts";
+import { algorithmOfHeader, badDigest, newChecksummer, type Checksummer, type RunningDigests } from "./checksums.ts";
+import { S3Error } from "./errors.ts";
+import { EMPTY_SHA256, STREAMING_SIGNED, STREAMING_UNSIGNED_TRAILER, constantTimeEqual, hex, signHex, utf8, type StreamingMode } from "./sigv4.ts";
+import type { AuthContext } from "./verify-request.ts";
 
-export type AwsChunkedMode =
-  | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-  | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
-  | "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+/** What chunk signatures chain from: the request's verified signature and its signing key. */
+export type ChunkSigning = Pick<AuthContext, "signingKey" | "scope" | "amzDate" | "seedSignature">;
 
 export interface AwsChunkedContext {
-  mode: AwsChunkedMode;
+  mode: StreamingMode;
   /** x-amz-decoded-content-length, when the request gave one. */
   decodedLength: number | null;
-  /** Only the fields chunk signatures chain from are used. */
-  auth: Pick<AuthContext, "signingKey" | "scope" | "amzDate" | "seedSignature">;
+  /** null: signatures are not checked (only for a proxy that trusts loopback). */
+  signing: ChunkSigning | null;
   /** Lowercased names from x-amz-trailer. */
   trailerNames: string[];
+  /** Running SHA digests for trailing SHA1/SHA256 checksums: the runtime's own. */
+  digests: RunningDigests;
 }
 
 export interface AwsChunkedResult {
@@ -34,6 +35,11 @@ export interface AwsChunkedResult {
   stream: ReadableStream<Uint8Array>;
   /** The trailing headers (lowercase names, without x-amz-trailer-signature), once the body ends. */
   trailers: Promise<Record<string, string>>;
+}
+
+/** The trailing header names an x-amz-trailer value declares, lowercased. */
+export function parseTrailerNames(value: string | null | undefined): string[] {
+  return (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
 }
 
 /** Largest chunk accepted; the SDKs use 64 KiB. */
@@ -81,7 +87,8 @@ class Decoder {
   private readonly trailerLines: [string, string][] = [];
   private trailerSignature: string | null = null;
   private readonly checksums = new Map<string, Checksummer>();
-  private readonly signed: boolean;
+  /** Signatures to check: a signed mode, and something to check them against. */
+  private readonly signing: ChunkSigning | null;
   private readonly hasTrailer: boolean;
   private readonly declared: Set<string>;
   /** Count of enqueued pieces, so the pull loop knows when it produced something. */
@@ -92,9 +99,9 @@ class Decoder {
   constructor(ctx: AwsChunkedContext, emit: (b: Uint8Array) => void) {
     this.ctx = ctx;
     this.emit = emit;
-    this.signed = ctx.mode !== "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
-    this.hasTrailer = ctx.mode !== "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
-    this.previousSignature = ctx.auth.seedSignature;
+    this.signing = ctx.mode === STREAMING_UNSIGNED_TRAILER ? null : ctx.signing;
+    this.hasTrailer = ctx.mode !== STREAMING_SIGNED;
+    this.previousSignature = this.signing?.seedSignature ?? "";
     // Tolerate the raw x-amz-trailer value ("a, b") being passed as a single name.
     this.declared = new Set(
       ctx.trailerNames.flatMap((t) => t.split(",")).map((t) => t.trim().toLowerCase()).filter((t) => t !== ""),
@@ -103,7 +110,7 @@ class Decoder {
       if (!n.startsWith("x-amz-checksum-")) continue;
       const a = algorithmOfHeader(n);
       if (!a) throw new S3Error("InvalidRequest", `Unsupported checksum algorithm in x-amz-trailer: ${n}`);
-      this.checksums.set(n, newChecksummer(a));
+      this.checksums.set(n, newChecksummer(a, ctx.digests));
     }
   }
 
@@ -134,13 +141,13 @@ class Decoder {
           const piece = input.subarray(i, i + take);
           i += take;
           this.remaining -= take;
-          if (this.signed) {
+          if (this.signing) {
             this.chunk!.set(piece, this.chunkFill);
             this.chunkFill += take;
             if (this.remaining === 0) {
               const data = this.chunk!;
               this.chunk = null;
-              await this.verifyChunk(data);
+              await this.verifyChunk(this.signing, data);
               await this.output(data);
             }
           } else {
@@ -225,20 +232,20 @@ class Decoder {
         if (eq >= 0 && ext.slice(0, eq).trim() === "chunk-signature") signature = ext.slice(eq + 1).trim();
       }
     }
-    if (this.signed && signature === null) throw badChunkSignature();
+    if (this.signing && signature === null) throw badChunkSignature();
     this.chunkSignature = signature;
     if (this.ctx.decodedLength !== null && this.total + size > this.ctx.decodedLength) throw lengthMismatch();
 
     if (size > 0) {
       this.state = "data";
       this.remaining = size;
-      if (this.signed) {
+      if (this.signing) {
         this.chunk = new Uint8Array(size);
         this.chunkFill = 0;
       }
       return;
     }
-    if (this.signed) await this.verifyChunk(new Uint8Array(0));
+    if (this.signing) await this.verifyChunk(this.signing, new Uint8Array(0));
     this.state = this.hasTrailer ? "trailer" : "end-line";
   }
 
@@ -266,11 +273,11 @@ class Decoder {
   }
 
   private async endTrailers(): Promise<void> {
-    if (!this.signed) return;
+    if (!this.signing) return;
     if (this.trailerSignature === null) throw badChunkSignature();
     let canonical = "";
     for (const [k, v] of this.trailerLines) canonical += `${k}:${v}\n`;
-    const { amzDate, scope, signingKey } = this.ctx.auth;
+    const { amzDate, scope, signingKey } = this.signing;
     const sts = `AWS4-HMAC-SHA256-TRAILER\n${amzDate}\n${scope}\n${this.previousSignature}\n${hex(
       await crypto.subtle.digest("SHA-256", utf8(canonical)),
     )}`;
@@ -278,8 +285,7 @@ class Decoder {
     if (!constantTimeEqual(expected, this.trailerSignature)) throw badChunkSignature();
   }
 
-  private async verifyChunk(data: Uint8Array<ArrayBuffer>): Promise<void> {
-    const { amzDate, scope, signingKey } = this.ctx.auth;
+  private async verifyChunk({ amzDate, scope, signingKey }: ChunkSigning, data: Uint8Array<ArrayBuffer>): Promise<void> {
     const dataHash = data.length === 0 ? EMPTY_SHA256 : hex(await crypto.subtle.digest("SHA-256", data));
     const sts = `AWS4-HMAC-SHA256-PAYLOAD\n${amzDate}\n${scope}\n${this.previousSignature}\n${EMPTY_SHA256}\n${dataHash}`;
     const expected = await signHex(signingKey, sts);

@@ -1,7 +1,5 @@
-// Every S3 error code the gateway returns, with its HTTP status, declared once. Handlers throw an
-// S3Error; the entry point turns it into the XML body S3 sends.
-
-import type { Refusal } from "../../shared/refusal.ts";
+// Every S3 error code this system answers with, and its HTTP status, declared once for the
+// gateway and the proxy alike, so a refusal reads the same whichever of them made it.
 
 const STATUS = {
   AccessControlListNotSupported: 400,
@@ -60,6 +58,10 @@ const STATUS = {
 
 export type S3ErrorCode = keyof typeof STATUS;
 
+export function isS3ErrorCode(code: string): code is S3ErrorCode {
+  return Object.hasOwn(STATUS, code);
+}
+
 export class S3Error extends Error {
   readonly code: S3ErrorCode;
   readonly status: number;
@@ -77,16 +79,11 @@ export class S3Error extends Error {
   }
 }
 
-/** An id for one request, as S3 shows it (x-amz-request-id, an error's RequestId). */
-export function newRequestId(): string {
-  return crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase();
-}
-
 export function statusOf(code: S3ErrorCode): number {
   return STATUS[code];
 }
 
-/** A group's refusal (shared/refusal.ts) as the S3 error of the same code. */
-export function refused(r: Refusal): never {
-  throw new S3Error(r.refused, r.message, r.details ?? {});
+/** An id for one request, as S3 shows it (x-amz-request-id, an error's RequestId). */
+export function newRequestId(): string {
+  return crypto.randomUUID().replace(/-/g, "").slice(0, 16).toUpperCase();
 }

@@ -1,12 +1,12 @@
-// S3's additional checksums (x-amz-checksum-*): which one a request carries, how to compute it
-// incrementally over a body, and how it is stored with a version and returned. Shared by the
-// aws-chunked decoder (trailing checksums), PutObject, UploadPart and GetObject/HeadObject.
+// S3's additional checksums (x-amz-checksum-*), one table for the gateway and the proxy: the
+// algorithms and their headers, which one a request declares, how each is computed
+// incrementally over a body, and how a stored one is returned. Used by the aws-chunked decoder
+// (trailing checksums), PutObject, UploadPart and GetObject/HeadObject, and the proxy's body checks.
 
-import { bytesToBase64, crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../../../common/checksums.ts";
-import type { ChecksumAlgorithm, ObjectChecksum } from "../../../common/manifest.ts";
+import { bytesToBase64, crc32, crc32c, crc64nvme, u32ToBase64, u64ToBase64 } from "../checksums.ts";
+import type { ChecksumAlgorithm, ObjectChecksum } from "../manifest.ts";
 import { S3Error } from "./errors.ts";
 
-export type { ChecksumAlgorithm } from "../../../common/manifest.ts";
 export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
 
 export function headerOf(a: ChecksumAlgorithm): string {
@@ -26,13 +26,42 @@ export function parseAlgorithm(value: string): ChecksumAlgorithm {
   return a;
 }
 
+/** A request's headers, as both runtimes' Headers (or a plain lookup) can give them. */
+export interface HeaderLookup {
+  get(name: string): string | null;
+}
+
+/** An incremental SHA digest over a body that is never held whole. */
+export interface RunningDigest {
+  update(data: Uint8Array): void | Promise<void>;
+  digest(): Promise<Uint8Array>;
+}
+
+/**
+ * Where incremental SHA digests come from. Web standards have none (crypto.subtle digests a
+ * whole buffer), so each runtime supplies its own: workerd's DigestStream, Node's createHash.
+ */
+export type RunningDigests = (algorithm: "SHA-1" | "SHA-256") => RunningDigest;
+
 export interface Checksummer {
   update(data: Uint8Array): void | Promise<void>;
   /** Base64 of the big-endian checksum, as S3 transmits it. */
   result(): Promise<string>;
 }
 
-function crcChecksummer(fn: (d: Uint8Array, prev: number) => number): Checksummer {
+type CrcAlgorithm = Exclude<ChecksumAlgorithm, "SHA1" | "SHA256">;
+
+function crcChecksummer(a: CrcAlgorithm): Checksummer {
+  if (a === "CRC64NVME") {
+    let v = 0n;
+    return {
+      update: (d) => {
+        v = crc64nvme(d, v);
+      },
+      result: async () => u64ToBase64(v),
+    };
+  }
+  const fn = a === "CRC32" ? crc32 : crc32c;
   let v = 0;
   return {
     update: (d) => {
@@ -42,47 +71,22 @@ function crcChecksummer(fn: (d: Uint8Array, prev: number) => number): Checksumme
   };
 }
 
-function digestChecksummer(algorithm: "SHA-1" | "SHA-256"): Checksummer {
-  // Streaming digest without holding the object: workerd's DigestStream.
-  const ds = new crypto.DigestStream(algorithm);
-  const writer = ds.getWriter();
-  return {
-    update: (d) => writer.write(d),
-    result: async () => {
-      await writer.close();
-      return bytesToBase64(new Uint8Array(await ds.digest));
-    },
-  };
+function digestChecksummer(digest: RunningDigest): Checksummer {
+  return { update: (d) => digest.update(d), result: async () => bytesToBase64(await digest.digest()) };
 }
 
-export function newChecksummer(a: ChecksumAlgorithm): Checksummer {
-  switch (a) {
-    case "CRC32":
-      return crcChecksummer(crc32);
-    case "CRC32C":
-      return crcChecksummer(crc32c);
-    case "CRC64NVME": {
-      let v = 0n;
-      return {
-        update: (d) => {
-          v = crc64nvme(d, v);
-        },
-        result: async () => u64ToBase64(v),
-      };
-    }
-    case "SHA1":
-      return digestChecksummer("SHA-1");
-    case "SHA256":
-      return digestChecksummer("SHA-256");
-  }
+export function newChecksummer(a: ChecksumAlgorithm, digests: RunningDigests): Checksummer {
+  if (a === "SHA1") return digestChecksummer(digests("SHA-1"));
+  if (a === "SHA256") return digestChecksummer(digests("SHA-256"));
+  return crcChecksummer(a);
 }
 
-/** A whole small body at once. */
+/** A whole small body at once: the SHAs need no running digest then. */
 export async function checksumOf(a: ChecksumAlgorithm, bytes: Uint8Array): Promise<string> {
   if (a === "SHA1" || a === "SHA256") {
     return bytesToBase64(new Uint8Array(await crypto.subtle.digest(a === "SHA1" ? "SHA-1" : "SHA-256", bytes as Uint8Array<ArrayBuffer>)));
   }
-  const c = newChecksummer(a);
+  const c = crcChecksummer(a);
   await c.update(bytes);
   return c.result();
 }
@@ -103,7 +107,7 @@ const BASE64_LEN: Record<ChecksumAlgorithm, number> = { CRC32: 8, CRC32C: 8, CRC
  * x-amz-trailer naming one, or x-amz-checksum-algorithm / x-amz-sdk-checksum-algorithm alone.
  * More than one checksum header is refused, as S3 does.
  */
-export function requestedChecksum(headers: Headers, trailerNames: readonly string[]): RequestedChecksum | null {
+export function requestedChecksum(headers: HeaderLookup, trailerNames: readonly string[]): RequestedChecksum | null {
   const sent: [ChecksumAlgorithm, string][] = [];
   for (const a of CHECKSUM_ALGORITHMS) {
     const v = headers.get(headerOf(a));
@@ -134,7 +138,7 @@ export function badDigest(a: ChecksumAlgorithm): S3Error {
 }
 
 /** Response headers for a stored checksum, when the client asked for them (x-amz-checksum-mode: ENABLED). */
-export function checksumResponseHeaders(c: ObjectChecksum | undefined, headers: Headers): Record<string, string> {
+export function checksumResponseHeaders(c: ObjectChecksum | undefined, headers: HeaderLookup): Record<string, string> {
   if (!c || headers.get("x-amz-checksum-mode")?.toUpperCase() !== "ENABLED") return {};
   return { [headerOf(c.algorithm)]: c.value, "x-amz-checksum-type": c.type };
 }
