@@ -6,6 +6,8 @@ import { evaluateConditions, parseRange } from "../../workers/gateway/s3/object-
 import { errorResponse } from "../../workers/gateway/s3/xml.ts";
 import { esc } from "../../common/s3/xml.ts";
 import { caught, routeOf } from "./s3-errors.ts";
+import { formatUvid } from "../../common/ids.ts";
+import type { Endpoint } from "../../workers/gateway/router.ts";
 
 async function routeError(path: string, method = "GET", headers: Record<string, string> = {}): Promise<S3Error> {
   try {
@@ -19,29 +21,29 @@ async function routeError(path: string, method = "GET", headers: Record<string, 
 
 describe("route: service and bucket operations", () => {
   it("GET / is ListBuckets; other methods on / are refused", async () => {
-    expect(await routeOf("/")).toEqual({ op: "ListBuckets" });
+    expect(await routeOf("/")).toMatchObject({ op: "ListBuckets" });
     expect((await routeError("/", "PUT")).code).toBe("MethodNotAllowed");
   });
 
   it("selects the bucket operation by method", async () => {
-    expect(await routeOf("/b")).toEqual({ op: "ListObjects", bucket: "b" });
-    expect(await routeOf("/b", "PUT")).toEqual({ op: "CreateBucket", bucket: "b" });
-    expect(await routeOf("/b", "HEAD")).toEqual({ op: "HeadBucket", bucket: "b" });
-    expect(await routeOf("/b", "DELETE")).toEqual({ op: "DeleteBucket", bucket: "b" });
+    expect(await routeOf("/b")).toMatchObject({ op: "ListObjects", bucket: "b" });
+    expect(await routeOf("/b", "PUT")).toMatchObject({ op: "CreateBucket", bucket: "b" });
+    expect(await routeOf("/b", "HEAD")).toMatchObject({ op: "HeadBucket", bucket: "b" });
+    expect(await routeOf("/b", "DELETE")).toMatchObject({ op: "DeleteBucket", bucket: "b" });
     expect((await routeError("/b", "POST")).code).toBe("NotImplemented");
     expect((await routeError("/b", "PATCH")).code).toBe("MethodNotAllowed");
   });
 
   it("selects ListObjectsV2 and GetBucketLocation by query", async () => {
-    expect(await routeOf("/b?list-type=2&prefix=a%2F")).toEqual({ op: "ListObjectsV2", bucket: "b" });
-    expect(await routeOf("/b?list-type=1")).toEqual({ op: "ListObjects", bucket: "b" });
-    expect(await routeOf("/b?location")).toEqual({ op: "GetBucketLocation", bucket: "b" });
-    expect(await routeOf("/b?location=")).toEqual({ op: "GetBucketLocation", bucket: "b" });
+    expect(await routeOf("/b?list-type=2&prefix=a%2F")).toMatchObject({ op: "ListObjectsV2", bucket: "b" });
+    expect(await routeOf("/b?list-type=1")).toMatchObject({ op: "ListObjects", bucket: "b" });
+    expect(await routeOf("/b?location")).toMatchObject({ op: "GetBucketLocation", bucket: "b" });
+    expect(await routeOf("/b?location=")).toMatchObject({ op: "GetBucketLocation", bucket: "b" });
   });
 
   it("treats a trailing slash after the bucket as the bucket", async () => {
-    expect(await routeOf("/b/")).toEqual({ op: "ListObjects", bucket: "b" });
-    expect(await routeOf("/b/?list-type=2")).toEqual({ op: "ListObjectsV2", bucket: "b" });
+    expect(await routeOf("/b/")).toMatchObject({ op: "ListObjects", bucket: "b" });
+    expect(await routeOf("/b/?list-type=2")).toMatchObject({ op: "ListObjectsV2", bucket: "b" });
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
@@ -53,31 +55,31 @@ describe("route: service and bucket operations", () => {
       }
     }
     // ?uploads is served for GET only; no other method may fall through to another operation.
-    expect(await routeOf("/b?uploads")).toEqual({ op: "ListMultipartUploads", bucket: "b" });
+    expect(await routeOf("/b?uploads")).toMatchObject({ op: "ListMultipartUploads", bucket: "b" });
     for (const method of ["PUT", "POST", "DELETE"]) expect((await routeError("/b?uploads", method)).code).toBe("NotImplemented");
-    expect(await routeOf("/b?delete", "POST")).toEqual({ op: "DeleteObjects", bucket: "b" });
-    expect(await routeOf("/b?versioning")).toEqual({ op: "GetBucketVersioning", bucket: "b" });
-    expect(await routeOf("/b?versioning", "PUT")).toEqual({ op: "PutBucketVersioning", bucket: "b" });
-    expect(await routeOf("/b?versions")).toEqual({ op: "ListObjectVersions", bucket: "b" });
+    expect(await routeOf("/b?delete", "POST")).toMatchObject({ op: "DeleteObjects", bucket: "b" });
+    expect(await routeOf("/b?versioning")).toMatchObject({ op: "GetBucketVersioning", bucket: "b" });
+    expect(await routeOf("/b?versioning", "PUT")).toMatchObject({ op: "PutBucketVersioning", bucket: "b" });
+    expect(await routeOf("/b?versions")).toMatchObject({ op: "ListObjectVersions", bucket: "b" });
     for (const method of ["POST", "DELETE"]) expect((await routeError("/b?versioning", method)).code).toBe("NotImplemented");
     for (const method of ["GET", "PUT", "DELETE"]) expect((await routeError("/b?delete", method)).code).toBe("NotImplemented");
   });
 
   it("routes ?tagging on buckets and objects for GET, PUT and DELETE", async () => {
-    expect(await routeOf("/b?tagging")).toEqual({ op: "GetBucketTagging", bucket: "b" });
-    expect(await routeOf("/b?tagging", "PUT")).toEqual({ op: "PutBucketTagging", bucket: "b" });
-    expect(await routeOf("/b?tagging", "DELETE")).toEqual({ op: "DeleteBucketTagging", bucket: "b" });
-    expect(await routeOf("/b/k?tagging")).toEqual({ op: "GetObjectTagging", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k?tagging", "PUT")).toEqual({ op: "PutObjectTagging", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k?tagging", "DELETE")).toEqual({ op: "DeleteObjectTagging", bucket: "b", key: "k" });
+    expect(await routeOf("/b?tagging")).toMatchObject({ op: "GetBucketTagging", bucket: "b" });
+    expect(await routeOf("/b?tagging", "PUT")).toMatchObject({ op: "PutBucketTagging", bucket: "b" });
+    expect(await routeOf("/b?tagging", "DELETE")).toMatchObject({ op: "DeleteBucketTagging", bucket: "b" });
+    expect(await routeOf("/b/k?tagging")).toMatchObject({ op: "GetObjectTagging", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?tagging", "PUT")).toMatchObject({ op: "PutObjectTagging", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?tagging", "DELETE")).toMatchObject({ op: "DeleteObjectTagging", bucket: "b", key: "k" });
     expect((await routeError("/b/k?tagging", "POST")).code).toBe("NotImplemented");
   });
 
   it("routes ?acl on buckets and objects for GET and PUT only", async () => {
-    expect(await routeOf("/b?acl")).toEqual({ op: "GetBucketAcl", bucket: "b" });
-    expect(await routeOf("/b?acl", "PUT")).toEqual({ op: "PutBucketAcl", bucket: "b" });
-    expect(await routeOf("/b/k?acl")).toEqual({ op: "GetObjectAcl", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k?acl", "PUT")).toEqual({ op: "PutObjectAcl", bucket: "b", key: "k" });
+    expect(await routeOf("/b?acl")).toMatchObject({ op: "GetBucketAcl", bucket: "b" });
+    expect(await routeOf("/b?acl", "PUT")).toMatchObject({ op: "PutBucketAcl", bucket: "b" });
+    expect(await routeOf("/b/k?acl")).toMatchObject({ op: "GetObjectAcl", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?acl", "PUT")).toMatchObject({ op: "PutObjectAcl", bucket: "b", key: "k" });
     for (const method of ["POST", "DELETE"]) {
       expect((await routeError("/b?acl", method)).code).toBe("NotImplemented");
       expect((await routeError("/b/k?acl", method)).code).toBe("NotImplemented");
@@ -92,26 +94,26 @@ describe("route: virtual-hosted-style addressing", () => {
   };
 
   it("takes the bucket from the host under the base domain", async () => {
-    expect(await vhost("photos.s3.example.test", "/")).toEqual({ op: "ListObjects", bucket: "photos" });
-    expect(await vhost("photos.s3.example.test:8787", "/a%20b/c", "PUT")).toEqual({ op: "PutObject", bucket: "photos", key: "a b/c" });
-    expect(await vhost("Photos.S3.Example.Test", "/?versioning")).toEqual({ op: "GetBucketVersioning", bucket: "photos" });
-    expect(await vhost("my.dotted.bucket.s3.example.test", "//k")).toEqual({ op: "GetObject", bucket: "my.dotted.bucket", key: "/k" });
+    expect(await vhost("photos.s3.example.test", "/")).toMatchObject({ op: "ListObjects", bucket: "photos" });
+    expect(await vhost("photos.s3.example.test:8787", "/a%20b/c", "PUT")).toMatchObject({ op: "PutObject", bucket: "photos", key: "a b/c" });
+    expect(await vhost("Photos.S3.Example.Test", "/?versioning")).toMatchObject({ op: "GetBucketVersioning", bucket: "photos" });
+    expect(await vhost("my.dotted.bucket.s3.example.test", "//k")).toMatchObject({ op: "GetObject", bucket: "my.dotted.bucket", key: "/k" });
   });
 
   it("falls back to path style for the domain itself and for other hosts", async () => {
-    expect(await vhost("s3.example.test", "/")).toEqual({ op: "ListBuckets" });
-    expect(await vhost("s3.example.test", "/b/k")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
-    expect(await vhost("127.0.0.1:8787", "/b/k")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
-    expect(await vhost("evils3.example.test", "/b")).toEqual({ op: "ListObjects", bucket: "b" });
+    expect(await vhost("s3.example.test", "/")).toMatchObject({ op: "ListBuckets" });
+    expect(await vhost("s3.example.test", "/b/k")).toMatchObject({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await vhost("127.0.0.1:8787", "/b/k")).toMatchObject({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await vhost("evils3.example.test", "/b")).toMatchObject({ op: "ListObjects", bucket: "b" });
   });
 });
 
 describe("route: object operations", () => {
   it("selects the object operation by method", async () => {
-    expect(await routeOf("/b/k")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k", "HEAD")).toEqual({ op: "HeadObject", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k", "PUT")).toEqual({ op: "PutObject", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k", "DELETE")).toEqual({ op: "DeleteObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k")).toMatchObject({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k", "HEAD")).toMatchObject({ op: "HeadObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k", "PUT")).toMatchObject({ op: "PutObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k", "DELETE")).toMatchObject({ op: "DeleteObject", bucket: "b", key: "k" });
     expect((await routeError("/b/k", "POST")).code).toBe("MethodNotAllowed");
   });
 
@@ -125,18 +127,18 @@ describe("route: object operations", () => {
   });
 
   it("keeps '+' literal: it is not a space in a path", async () => {
-    expect(await routeOf("/b/a+b")).toEqual({ op: "GetObject", bucket: "b", key: "a+b" });
-    expect(await routeOf("/b/a%2Bb")).toEqual({ op: "GetObject", bucket: "b", key: "a+b" });
+    expect(await routeOf("/b/a+b")).toMatchObject({ op: "GetObject", bucket: "b", key: "a+b" });
+    expect(await routeOf("/b/a%2Bb")).toMatchObject({ op: "GetObject", bucket: "b", key: "a+b" });
   });
 
   it("keeps slashes in keys: nested, trailing, doubled and leading", async () => {
-    expect(await routeOf("/b/x/y/z")).toEqual({ op: "GetObject", bucket: "b", key: "x/y/z" });
-    expect(await routeOf("/b/dir/", "PUT")).toEqual({ op: "PutObject", bucket: "b", key: "dir/" });
-    expect(await routeOf("/b/a//b")).toEqual({ op: "GetObject", bucket: "b", key: "a//b" });
-    expect(await routeOf("/b//k")).toEqual({ op: "GetObject", bucket: "b", key: "/k" });
-    expect(await routeOf("/b//", "PUT")).toEqual({ op: "PutObject", bucket: "b", key: "/" });
-    expect(await routeOf("/b///")).toEqual({ op: "GetObject", bucket: "b", key: "//" });
-    expect(await routeOf("/b/%2F")).toEqual({ op: "GetObject", bucket: "b", key: "/" });
+    expect(await routeOf("/b/x/y/z")).toMatchObject({ op: "GetObject", bucket: "b", key: "x/y/z" });
+    expect(await routeOf("/b/dir/", "PUT")).toMatchObject({ op: "PutObject", bucket: "b", key: "dir/" });
+    expect(await routeOf("/b/a//b")).toMatchObject({ op: "GetObject", bucket: "b", key: "a//b" });
+    expect(await routeOf("/b//k")).toMatchObject({ op: "GetObject", bucket: "b", key: "/k" });
+    expect(await routeOf("/b//", "PUT")).toMatchObject({ op: "PutObject", bucket: "b", key: "/" });
+    expect(await routeOf("/b///")).toMatchObject({ op: "GetObject", bucket: "b", key: "//" });
+    expect(await routeOf("/b/%2F")).toMatchObject({ op: "GetObject", bucket: "b", key: "/" });
   });
 
   it("rejects a path that is not valid percent-encoded UTF-8", async () => {
@@ -151,24 +153,78 @@ describe("route: object operations", () => {
   });
 
   it("routes a PUT with x-amz-copy-source to CopyObject or UploadPartCopy", async () => {
-    expect(await routeOf("/b/k", "PUT", { "x-amz-copy-source": "/b/other" })).toEqual({ op: "CopyObject", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k?partNumber=3&uploadId=u", "PUT", { "x-amz-copy-source": "/b/other" })).toEqual({ op: "UploadPartCopy", bucket: "b", key: "k", uploadId: "u", partNumber: 3 });
+    expect(await routeOf("/b/k", "PUT", { "x-amz-copy-source": "/b/other" })).toMatchObject({ op: "CopyObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?partNumber=3&uploadId=u", "PUT", { "x-amz-copy-source": "/b/other" })).toMatchObject({ op: "UploadPartCopy", bucket: "b", key: "k", uploadId: "u", partNumber: 3 });
   });
 
   it("routes the multipart operations, with part numbers checked", async () => {
-    expect(await routeOf("/b/k?uploads", "POST")).toEqual({ op: "CreateMultipartUpload", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k?partNumber=7&uploadId=u1", "PUT")).toEqual({ op: "UploadPart", bucket: "b", key: "k", uploadId: "u1", partNumber: 7 });
-    expect(await routeOf("/b/k?uploadId=u1", "POST")).toEqual({ op: "CompleteMultipartUpload", bucket: "b", key: "k", uploadId: "u1" });
-    expect(await routeOf("/b/k?uploadId=u1", "DELETE")).toEqual({ op: "AbortMultipartUpload", bucket: "b", key: "k", uploadId: "u1" });
-    expect(await routeOf("/b/k?uploadId=u1")).toEqual({ op: "ListParts", bucket: "b", key: "k", uploadId: "u1" });
+    expect(await routeOf("/b/k?uploads", "POST")).toMatchObject({ op: "CreateMultipartUpload", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?partNumber=7&uploadId=u1", "PUT")).toMatchObject({ op: "UploadPart", bucket: "b", key: "k", uploadId: "u1", partNumber: 7 });
+    expect(await routeOf("/b/k?uploadId=u1", "POST")).toMatchObject({ op: "CompleteMultipartUpload", bucket: "b", key: "k", uploadId: "u1" });
+    expect(await routeOf("/b/k?uploadId=u1", "DELETE")).toMatchObject({ op: "AbortMultipartUpload", bucket: "b", key: "k", uploadId: "u1" });
+    expect(await routeOf("/b/k?uploadId=u1")).toMatchObject({ op: "ListParts", bucket: "b", key: "k", uploadId: "u1" });
     // GET ?partNumber is a ranged GetObject.
-    expect(await routeOf("/b/k?partNumber=2")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?partNumber=2")).toMatchObject({ op: "GetObject", bucket: "b", key: "k" });
     for (const n of ["0", "10001", "x", "-1"]) expect((await routeError(`/b/k?partNumber=${n}&uploadId=u`, "PUT")).code).toBe("InvalidArgument");
     expect((await routeError("/b/k?partNumber=1", "PUT")).code).toBe("InvalidRequest");
   });
 
   it("ignores query parameters that select no operation", async () => {
-    expect(await routeOf("/b/k?response-content-type=text%2Fplain")).toEqual({ op: "GetObject", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?response-content-type=text%2Fplain")).toMatchObject({ op: "GetObject", bucket: "b", key: "k" });
+  });
+});
+
+describe("route: the query parsed onto the endpoint", () => {
+  const uvid = formatUvid({ ms: 1_700_000_000_000, seq: 3, group: 1 });
+
+  it("gives a listing its page, markers and encoding, with S3's defaults and caps", async () => {
+    expect(await routeOf("/b")).toMatchObject({ list: { prefix: "", delimiter: "", maxKeys: 1000, encodingType: null, marker: "", asOf: null, snapshot: null } });
+    expect(await routeOf("/b?prefix=a%2F&delimiter=%2F&max-keys=5000&marker=m&encoding-type=url")).toMatchObject({ list: { prefix: "a/", delimiter: "/", maxKeys: 1000, marker: "m", encodingType: "url" } });
+    // A V2 page starts after the later of start-after and the token's key.
+    const token = btoa("k9").replace(/=+$/, "");
+    expect(await routeOf(`/b?list-type=2&start-after=k1&continuation-token=${token}`)).toMatchObject({ op: "ListObjectsV2", list: { startAfter: "k1", continuationToken: token, after: "k9" } });
+    expect(await routeOf(`/b?list-type=2&start-after=z&continuation-token=${token}`)).toMatchObject({ list: { after: "z" } });
+    expect(await routeOf(`/b?versions&key-marker=k&version-id-marker=${uvid}`)).toMatchObject({ op: "ListObjectVersions", list: { keyMarker: "k", versionIdMarker: uvid } });
+    // Without a key-marker S3 ignores version-id-marker.
+    expect(await routeOf("/b?versions&version-id-marker=junk")).toMatchObject({ list: { versionIdMarker: "" } });
+    expect(await routeOf("/b?uploads&max-uploads=7&key-marker=k&upload-id-marker=u")).toMatchObject({ op: "ListMultipartUploads", list: { maxUploads: 7, keyMarker: "k", uploadIdMarker: "u" } });
+    expect(await routeOf("/b/k?uploadId=u&max-parts=9&part-number-marker=4")).toMatchObject({ op: "ListParts", list: { maxParts: 9, partNumberMarker: 4 } });
+  });
+
+  it("refuses a bad listing parameter as S3 does, before any handler runs", async () => {
+    for (const path of ["/b?max-keys=-1", "/b?max-keys=x", "/b?encoding-type=base64", "/b?list-type=2&continuation-token=%FF%FF", "/b?versions&key-marker=k&version-id-marker=junk", "/b?versions&snapshot=s1", "/b?uploads&max-uploads=x", "/b/k?uploadId=u&max-parts=x", "/b?snapshot=s1&as-of=1000"]) {
+      expect((await routeError(path)).code, path).toBe("InvalidArgument");
+    }
+  });
+
+  it("gives a read its version, point in time, snapshot, part and header overrides", async () => {
+    expect(await routeOf("/b/k")).toMatchObject({ read: { versionId: null, asOf: null, snapshot: null, partNumber: null, overrides: [] } });
+    expect(await routeOf(`/b/k?versionId=${uvid}&partNumber=2&response-content-type=text%2Fplain`)).toMatchObject({ read: { versionId: uvid, partNumber: 2, overrides: [["content-type", "text/plain"]] } });
+    expect(await routeOf("/b/k?versionId=null", "HEAD")).toMatchObject({ op: "HeadObject", read: { versionId: "null" } });
+    const asOf = (await routeOf("/b/k?as-of=2024-01-01T00:00:00Z&as-of-wait=500")) as Extract<Endpoint, { op: "GetObject" }>;
+    expect(asOf.read.asOf).toMatchObject({ ms: Date.parse("2024-01-01T00:00:00Z"), waitMs: 500 });
+    // The header stands in for the query parameter.
+    expect(await routeOf("/b/k", "GET", { "x-edgestore-as-of": "1000" })).toMatchObject({ read: { asOf: { ms: 1000, waitMs: 2000 } } });
+    expect(await routeOf("/b/k?snapshot=s1")).toMatchObject({ read: { snapshot: "s1" } });
+    for (const path of ["/b/k?versionId=v1", `/b/k?versionId=${uvid}&as-of=1000`, `/b/k?versionId=${uvid}&snapshot=s1`, "/b/k?as-of=1000&snapshot=s1", "/b/k?as-of=yesterday", "/b/k?as-of=1000&as-of-wait=999999", "/b/k?partNumber=0"]) {
+      expect((await routeError(path)).code, path).toBe("InvalidArgument");
+    }
+    expect(await routeOf(`/b/k?versionId=${uvid}`, "DELETE")).toMatchObject({ op: "DeleteObject", versionId: uvid });
+    expect(await routeOf(`/b/k?tagging&versionId=${uvid}`)).toMatchObject({ op: "GetObjectTagging", versionId: uvid });
+    expect((await routeError("/b/k?acl&versionId=v1")).code).toBe("InvalidArgument");
+  });
+
+  it("gives the extension API its parsed query", async () => {
+    expect(await routeOf("/b/k?chunk=3")).toMatchObject({ op: "GetStoredChunk", chunk: 3, versionId: null });
+    expect((await routeError("/b/k?chunk=-1")).code).toBe("InvalidArgument");
+    expect(await routeOf("/_snapshots/s1/commit?wait=250", "POST")).toMatchObject({ op: "CommitSnapshot", id: "s1", waitMs: 250 });
+    expect(await routeOf("/_snapshots/s1/commit", "POST")).toMatchObject({ waitMs: 10_000 });
+    expect((await routeError("/_snapshots/s1/commit?wait=soon", "POST")).code).toBe("InvalidArgument");
+    const q = (await routeOf("/_query?bucket=b&name=*.mp3&versions=current&min-size=10&meta-color=red&max-keys=5")) as Extract<Endpoint, { op: "QueryVersions" }>;
+    expect(q.query).toMatchObject({ limit: 5, after: null, asOf: null, selection: { masks: [{ bucket: "b", key: "*.mp3" }], which: "current", sizeMin: 10, qualifiers: [{ name: "x-amz-meta-color", value: "red" }] } });
+    for (const path of ["/_query?versions=some", "/_query?max-keys=0", "/_query?min-size=x", "/_query?continuation-token=e30", "/_query?created-after=never"]) {
+      expect((await routeError(path)).code, path).toBe("InvalidArgument");
+    }
   });
 });
 

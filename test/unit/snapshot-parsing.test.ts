@@ -3,35 +3,35 @@
 import { describe, expect, it } from "vitest";
 import { formatUvid, type Chid } from "../../common/ids.ts";
 import { maskText, parseMask, parseQualifier } from "../../workers/gateway/ext/selection.ts";
-import { parseTime } from "../../workers/gateway/s3/as-of.ts";
+import { parseTime } from "../../workers/gateway/params.ts";
 import { decodePage, encodePage, encodeRoot, snapshotToken, type SnapshotEntry } from "../../workers/snapshots/manifest.ts";
 import { caught, routeOf } from "./s3-errors.ts";
 
 
 describe("extension routes", () => {
   it("routes the snapshot and query API on paths no bucket can have", async () => {
-    expect(await routeOf("/_snapshots", "POST")).toEqual({ op: "CreateSnapshot" });
-    expect(await routeOf("/_snapshots")).toEqual({ op: "ListSnapshots" });
-    expect(await routeOf("/_snapshots/snap-1")).toEqual({ op: "GetSnapshot", id: "snap-1" });
-    expect(await routeOf("/_snapshots/snap-1", "PATCH")).toEqual({ op: "EditSnapshot", id: "snap-1" });
-    expect(await routeOf("/_snapshots/snap-1", "DELETE")).toEqual({ op: "DeleteSnapshot", id: "snap-1" });
-    expect(await routeOf("/_snapshots/snap-1/commit", "POST")).toEqual({ op: "CommitSnapshot", id: "snap-1" });
-    expect(await routeOf("/_snapshots/snap-1/abort", "POST")).toEqual({ op: "AbortSnapshot", id: "snap-1" });
-    expect(await routeOf("/_snapshots/snap-1/restore", "POST")).toEqual({ op: "RestoreSnapshot", id: "snap-1" });
-    expect(await routeOf("/_query")).toEqual({ op: "QueryVersions" });
-    expect(await routeOf("/_session")).toEqual({ op: "OpenSession" });
-    expect(await routeOf("/_validate", "POST")).toEqual({ op: "Validate" });
-    expect(await routeOf("/_replicas", "POST")).toEqual({ op: "SetReplicas" });
-    expect(await routeOf("/_sessions", "POST")).toEqual({ op: "CreateHttpSession" });
-    expect(await routeOf("/b/k?chunks")).toEqual({ op: "GetChunkLayout", bucket: "b", key: "k" });
-    expect(await routeOf("/b/k?chunk=3")).toEqual({ op: "GetStoredChunk", bucket: "b", key: "k" });
-    expect(await routeOf("/_sessions/abc", "POST")).toEqual({ op: "SessionCommand", id: "abc" });
-    expect(await routeOf("/_sessions/abc", "DELETE")).toEqual({ op: "EndHttpSession", id: "abc" });
+    expect(await routeOf("/_snapshots", "POST")).toMatchObject({ op: "CreateSnapshot" });
+    expect(await routeOf("/_snapshots")).toMatchObject({ op: "ListSnapshots" });
+    expect(await routeOf("/_snapshots/snap-1")).toMatchObject({ op: "GetSnapshot", id: "snap-1" });
+    expect(await routeOf("/_snapshots/snap-1", "PATCH")).toMatchObject({ op: "EditSnapshot", id: "snap-1" });
+    expect(await routeOf("/_snapshots/snap-1", "DELETE")).toMatchObject({ op: "DeleteSnapshot", id: "snap-1" });
+    expect(await routeOf("/_snapshots/snap-1/commit", "POST")).toMatchObject({ op: "CommitSnapshot", id: "snap-1" });
+    expect(await routeOf("/_snapshots/snap-1/abort", "POST")).toMatchObject({ op: "AbortSnapshot", id: "snap-1" });
+    expect(await routeOf("/_snapshots/snap-1/restore", "POST")).toMatchObject({ op: "RestoreSnapshot", id: "snap-1" });
+    expect(await routeOf("/_query")).toMatchObject({ op: "QueryVersions" });
+    expect(await routeOf("/_session")).toMatchObject({ op: "OpenSession" });
+    expect(await routeOf("/_validate", "POST")).toMatchObject({ op: "Validate" });
+    expect(await routeOf("/_replicas", "POST")).toMatchObject({ op: "SetReplicas" });
+    expect(await routeOf("/_sessions", "POST")).toMatchObject({ op: "CreateHttpSession" });
+    expect(await routeOf("/b/k?chunks")).toMatchObject({ op: "GetChunkLayout", bucket: "b", key: "k" });
+    expect(await routeOf("/b/k?chunk=3")).toMatchObject({ op: "GetStoredChunk", bucket: "b", key: "k" });
+    expect(await routeOf("/_sessions/abc", "POST")).toMatchObject({ op: "SessionCommand", id: "abc" });
+    expect(await routeOf("/_sessions/abc", "DELETE")).toMatchObject({ op: "EndHttpSession", id: "abc" });
     await expect(routeOf("/_validate")).rejects.toMatchObject({ code: "MethodNotAllowed" });
     await expect(routeOf("/_snapshots/snap-1/explode", "POST")).rejects.toMatchObject({ code: "InvalidRequest" });
     await expect(routeOf("/_snapshots", "PUT")).rejects.toMatchObject({ code: "MethodNotAllowed" });
     // A bucket is still a bucket.
-    expect(await routeOf("/snapshots")).toEqual({ op: "ListObjects", bucket: "snapshots" });
+    expect(await routeOf("/snapshots")).toMatchObject({ op: "ListObjects", bucket: "snapshots" });
   });
 });
 

@@ -40,19 +40,19 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "GetBucketLocation":
       return getBucketLocation(ctx, ep.bucket);
     case "ListObjects":
-      return listObjectsV1(ctx, ep.bucket);
+      return listObjectsV1(ctx, ep.bucket, ep.list);
     case "ListObjectsV2":
-      return listObjectsV2(ctx, ep.bucket);
+      return listObjectsV2(ctx, ep.bucket, ep.list);
     case "PutObject":
       return putObject(ctx, ep.bucket, ep.key);
     case "GetObject":
-      return getObject(ctx, ep.bucket, ep.key, false);
+      return getObject(ctx, { ...ep, head: false }, ep.read);
     case "HeadObject":
-      return getObject(ctx, ep.bucket, ep.key, true);
+      return getObject(ctx, { ...ep, head: true }, ep.read);
     case "DeleteObject":
-      return deleteObject(ctx, ep.bucket, ep.key);
+      return deleteObject(ctx, ep);
     case "ListMultipartUploads":
-      return listMultipartUploads(ctx, ep.bucket);
+      return listMultipartUploads(ctx, ep.bucket, ep.list);
     case "CreateMultipartUpload":
       return createMultipartUpload(ctx, ep.bucket, ep.key);
     case "UploadPart":
@@ -62,21 +62,21 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "AbortMultipartUpload":
       return abortMultipartUpload(ctx, ep.bucket, ep.key, ep.uploadId);
     case "ListParts":
-      return listParts(ctx, ep.bucket, ep.key, ep.uploadId);
+      return listParts(ctx, ep, ep.list);
     case "GetBucketVersioning":
       return getBucketVersioning(ctx, ep.bucket);
     case "PutBucketVersioning":
       return putBucketVersioning(ctx, ep.bucket);
     case "ListObjectVersions":
-      return listObjectVersions(ctx, ep.bucket);
+      return listObjectVersions(ctx, ep.bucket, ep.list);
     case "GetBucketAcl":
       return getBucketAcl(ctx, ep.bucket);
     case "PutBucketAcl":
       return putBucketAcl(ctx, ep.bucket);
     case "GetObjectAcl":
-      return getObjectAcl(ctx, ep.bucket, ep.key);
+      return getObjectAcl(ctx, ep);
     case "PutObjectAcl":
-      return putObjectAcl(ctx, ep.bucket, ep.key);
+      return putObjectAcl(ctx, ep);
     case "GetBucketTagging":
       return getBucketTagging(ctx, ep.bucket);
     case "PutBucketTagging":
@@ -84,11 +84,11 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "DeleteBucketTagging":
       return deleteBucketTagging(ctx, ep.bucket);
     case "GetObjectTagging":
-      return getObjectTagging(ctx, ep.bucket, ep.key);
+      return getObjectTagging(ctx, ep);
     case "PutObjectTagging":
-      return putObjectTagging(ctx, ep.bucket, ep.key);
+      return putObjectTagging(ctx, ep);
     case "DeleteObjectTagging":
-      return deleteObjectTagging(ctx, ep.bucket, ep.key);
+      return deleteObjectTagging(ctx, ep);
     case "DeleteObjects":
       return deleteObjects(ctx, ep.bucket);
     case "CreateSnapshot":
@@ -100,7 +100,7 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "EditSnapshot":
       return editSnapshot(ctx, ep.id);
     case "CommitSnapshot":
-      return commitSnapshot(ctx, ep.id);
+      return commitSnapshot(ctx, ep.id, ep.waitMs);
     case "AbortSnapshot":
       return abortSnapshot(ctx, ep.id);
     case "DeleteSnapshot":
@@ -108,7 +108,7 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "RestoreSnapshot":
       return restoreSnapshot(ctx, ep.id);
     case "QueryVersions":
-      return queryVersions(ctx);
+      return queryVersions(ctx, ep.query);
     case "OpenSession":
       return openSession(ctx);
     case "Validate":
@@ -116,9 +116,9 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "SetReplicas":
       return setReplicas(ctx);
     case "GetChunkLayout":
-      return getChunkLayout(ctx, ep.bucket, ep.key);
+      return getChunkLayout(ctx, ep);
     case "GetStoredChunk":
-      return getStoredChunk(ctx, ep.bucket, ep.key);
+      return getStoredChunk(ctx, ep);
     case "CreateHttpSession":
       return createHttpSession(ctx);
     case "SessionCommand":

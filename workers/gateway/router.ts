@@ -1,10 +1,28 @@
-// Turns a request into one typed S3 operation (Garage's `Endpoint`): nothing else parses the
-// URL. Path-style addressing (/bucket/key), and virtual-hosted style (bucket.<domain>/key) when
+// Turns a request into one typed S3 operation (Garage's `Endpoint`) carrying its parsed query
+// (params.ts): nothing else parses the URL. Path-style addressing (/bucket/key), and virtual-hosted style (bucket.<domain>/key) when
 // S3_BASE_DOMAIN is set. itty-router matches the raw (still percent-encoded) path; bucket and
 // key are decoded exactly once, here.
 
 import { Router } from "itty-router";
 import { S3Error } from "../../common/s3/errors.ts";
+import { chunkIndexOf, commitWaitOf, queryParams, type QueryParams } from "./ext/params.ts";
+import {
+  listObjectsParams,
+  listObjectsV2Params,
+  listPartsParams,
+  listUploadsParams,
+  listVersionsParams,
+  partNumberOf,
+  readParams,
+  versionIdParam,
+  type ListObjectsParams,
+  type ListObjectsV2Params,
+  type ListPartsParams,
+  type ListUploadsParams,
+  type ListVersionsParams,
+  type ReadParams,
+  type VersionId,
+} from "./params.ts";
 
 export type Endpoint =
   | { op: "ListBuckets" }
@@ -12,33 +30,33 @@ export type Endpoint =
   | { op: "HeadBucket"; bucket: string }
   | { op: "DeleteBucket"; bucket: string }
   | { op: "GetBucketLocation"; bucket: string }
-  | { op: "ListObjects"; bucket: string }
-  | { op: "ListObjectsV2"; bucket: string }
+  | { op: "ListObjects"; bucket: string; list: ListObjectsParams }
+  | { op: "ListObjectsV2"; bucket: string; list: ListObjectsV2Params }
   | { op: "PutObject"; bucket: string; key: string }
-  | { op: "GetObject"; bucket: string; key: string }
-  | { op: "HeadObject"; bucket: string; key: string }
-  | { op: "DeleteObject"; bucket: string; key: string }
-  | { op: "ListMultipartUploads"; bucket: string }
+  | { op: "GetObject"; bucket: string; key: string; read: ReadParams }
+  | { op: "HeadObject"; bucket: string; key: string; read: ReadParams }
+  | { op: "DeleteObject"; bucket: string; key: string; versionId: VersionId }
+  | { op: "ListMultipartUploads"; bucket: string; list: ListUploadsParams }
   | { op: "CreateMultipartUpload"; bucket: string; key: string }
   | { op: "UploadPart"; bucket: string; key: string; uploadId: string; partNumber: number }
   | { op: "CompleteMultipartUpload"; bucket: string; key: string; uploadId: string }
   | { op: "AbortMultipartUpload"; bucket: string; key: string; uploadId: string }
-  | { op: "ListParts"; bucket: string; key: string; uploadId: string }
+  | { op: "ListParts"; bucket: string; key: string; uploadId: string; list: ListPartsParams }
   | { op: "CopyObject"; bucket: string; key: string }
   | { op: "DeleteObjects"; bucket: string }
   | { op: "GetBucketVersioning"; bucket: string }
   | { op: "PutBucketVersioning"; bucket: string }
-  | { op: "ListObjectVersions"; bucket: string }
+  | { op: "ListObjectVersions"; bucket: string; list: ListVersionsParams }
   | { op: "GetBucketAcl"; bucket: string }
   | { op: "PutBucketAcl"; bucket: string }
-  | { op: "GetObjectAcl"; bucket: string; key: string }
-  | { op: "PutObjectAcl"; bucket: string; key: string }
+  | { op: "GetObjectAcl"; bucket: string; key: string; versionId: VersionId }
+  | { op: "PutObjectAcl"; bucket: string; key: string; versionId: VersionId }
   | { op: "GetBucketTagging"; bucket: string }
   | { op: "PutBucketTagging"; bucket: string }
   | { op: "DeleteBucketTagging"; bucket: string }
-  | { op: "GetObjectTagging"; bucket: string; key: string }
-  | { op: "PutObjectTagging"; bucket: string; key: string }
-  | { op: "DeleteObjectTagging"; bucket: string; key: string }
+  | { op: "GetObjectTagging"; bucket: string; key: string; versionId: VersionId }
+  | { op: "PutObjectTagging"; bucket: string; key: string; versionId: VersionId }
+  | { op: "DeleteObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number }
   // Extensions beyond S3 (docs/snapshots.md), on paths no bucket can have: bucket names start
   // with a letter or digit.
@@ -47,15 +65,15 @@ export type Endpoint =
   | { op: "GetSnapshot"; id: string }
   | { op: "EditSnapshot"; id: string }
   | { op: "DeleteSnapshot"; id: string }
-  | { op: "CommitSnapshot"; id: string }
+  | { op: "CommitSnapshot"; id: string; waitMs: number }
   | { op: "AbortSnapshot"; id: string }
   | { op: "RestoreSnapshot"; id: string }
-  | { op: "QueryVersions" }
+  | { op: "QueryVersions"; query: QueryParams }
   | { op: "OpenSession" }
   | { op: "Validate" }
   | { op: "SetReplicas" }
-  | { op: "GetChunkLayout"; bucket: string; key: string }
-  | { op: "GetStoredChunk"; bucket: string; key: string }
+  | { op: "GetChunkLayout"; bucket: string; key: string; versionId: VersionId }
+  | { op: "GetStoredChunk"; bucket: string; key: string; versionId: VersionId; chunk: number }
   | { op: "CreateHttpSession" }
   | { op: "SessionCommand"; id: string }
   | { op: "EndHttpSession"; id: string };
@@ -64,20 +82,11 @@ export type Endpoint =
 const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
 const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select", "attributes"];
 
-/** S3's part numbers: 1 to 10,000. */
-export function partNumberOf(raw: string | null): number {
-  const n = Number(raw);
-  if (raw === null || !/^\d+$/.test(raw) || n < 1 || n > 10_000) {
-    throw new S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive", { ArgumentName: "partNumber", ArgumentValue: raw ?? "" });
-  }
-  return n;
-}
-
 function notImplemented(what: string): never {
   throw new S3Error("NotImplemented", `${what} is not implemented by this gateway yet`);
 }
 
-function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): Endpoint {
+function bucketEndpoint(method: string, bucket: string, q: URLSearchParams, headers: Headers): Endpoint {
   for (const sub of UNIMPLEMENTED_BUCKET) if (q.has(sub)) notImplemented(`?${sub}`);
   // A subresource we serve for one method only must not fall through to another operation.
   if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
@@ -102,9 +111,9 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams): End
   switch (method) {
     case "GET":
       if (q.has("location")) return { op: "GetBucketLocation", bucket };
-      if (q.has("uploads")) return { op: "ListMultipartUploads", bucket };
-      if (q.has("versions")) return { op: "ListObjectVersions", bucket };
-      return q.get("list-type") === "2" ? { op: "ListObjectsV2", bucket } : { op: "ListObjects", bucket };
+      if (q.has("uploads")) return { op: "ListMultipartUploads", bucket, list: listUploadsParams(q) };
+      if (q.has("versions")) return { op: "ListObjectVersions", bucket, list: listVersionsParams(q, headers) };
+      return q.get("list-type") === "2" ? { op: "ListObjectsV2", bucket, list: listObjectsV2Params(q, headers) } : { op: "ListObjects", bucket, list: listObjectsParams(q, headers) };
     case "PUT":
       return { op: "CreateBucket", bucket };
     case "HEAD":
@@ -124,25 +133,25 @@ function objectEndpoint(method: string, bucket: string, key: string, q: URLSearc
   const uploadId = q.get("uploadId");
   if (q.has("uploads") && method !== "POST") notImplemented(`${method} ?uploads on an object`);
   if (q.has("acl")) {
-    if (method === "GET") return { op: "GetObjectAcl", bucket, key };
-    if (method === "PUT") return { op: "PutObjectAcl", bucket, key };
+    if (method === "GET") return { op: "GetObjectAcl", bucket, key, versionId: versionIdParam(q.get("versionId")) };
+    if (method === "PUT") return { op: "PutObjectAcl", bucket, key, versionId: versionIdParam(q.get("versionId")) };
     notImplemented(`${method} ?acl on an object`);
   }
   if (q.has("tagging")) {
-    if (method === "GET") return { op: "GetObjectTagging", bucket, key };
-    if (method === "PUT") return { op: "PutObjectTagging", bucket, key };
-    if (method === "DELETE") return { op: "DeleteObjectTagging", bucket, key };
+    if (method === "GET") return { op: "GetObjectTagging", bucket, key, versionId: versionIdParam(q.get("versionId")) };
+    if (method === "PUT") return { op: "PutObjectTagging", bucket, key, versionId: versionIdParam(q.get("versionId")) };
+    if (method === "DELETE") return { op: "DeleteObjectTagging", bucket, key, versionId: versionIdParam(q.get("versionId")) };
     notImplemented(`${method} ?tagging on an object`);
   }
   switch (method) {
     case "GET":
-      if (uploadId !== null) return { op: "ListParts", bucket, key, uploadId };
-      if (q.has("chunks")) return { op: "GetChunkLayout", bucket, key };
-      if (q.has("chunk")) return { op: "GetStoredChunk", bucket, key };
-      return { op: "GetObject", bucket, key };
+      if (uploadId !== null) return { op: "ListParts", bucket, key, uploadId, list: listPartsParams(q) };
+      if (q.has("chunks")) return { op: "GetChunkLayout", bucket, key, versionId: versionIdParam(q.get("versionId")) };
+      if (q.has("chunk")) return { op: "GetStoredChunk", bucket, key, versionId: versionIdParam(q.get("versionId")), chunk: chunkIndexOf(q) };
+      return { op: "GetObject", bucket, key, read: readParams(q, headers) };
     case "HEAD":
       if (uploadId !== null) throw new S3Error("MethodNotAllowed", "HEAD is not allowed with ?uploadId");
-      return { op: "HeadObject", bucket, key };
+      return { op: "HeadObject", bucket, key, read: readParams(q, headers) };
     case "PUT":
       if (uploadId !== null || q.has("partNumber")) {
         if (uploadId === null) throw new S3Error("InvalidRequest", "A part upload needs an uploadId");
@@ -158,7 +167,7 @@ function objectEndpoint(method: string, bucket: string, key: string, q: URLSearc
       throw new S3Error("MethodNotAllowed", "POST on an object needs ?uploads or ?uploadId");
     case "DELETE":
       if (uploadId !== null) return { op: "AbortMultipartUpload", bucket, key, uploadId };
-      return { op: "DeleteObject", bucket, key };
+      return { op: "DeleteObject", bucket, key, versionId: versionIdParam(q.get("versionId")) };
     default:
       throw new S3Error("MethodNotAllowed", `${method} is not allowed on an object`);
   }
@@ -192,7 +201,7 @@ const named: Routed = (req, url) => {
   const raw = req.params.bucket!;
   const bucket = decode(raw, "bucket");
   const key = rawKeyOf(url.pathname, raw);
-  return key === null ? bucketEndpoint(req.method, bucket, url.searchParams) : objectEndpoint(req.method, bucket, decode(key, "key"), url.searchParams, req.headers);
+  return key === null ? bucketEndpoint(req.method, bucket, url.searchParams, req.headers) : objectEndpoint(req.method, bucket, decode(key, "key"), url.searchParams, req.headers);
 };
 router.all("/_snapshots", ((req) => {
   if (req.method === "POST") return { op: "CreateSnapshot" };
@@ -206,12 +215,12 @@ router.all("/_snapshots/:id", ((req) => {
   if (req.method === "DELETE") return { op: "DeleteSnapshot", id };
   throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a snapshot`);
 }) as Routed);
-router.all("/_snapshots/:id/:action", ((req) => {
+router.all("/_snapshots/:id/:action", ((req, url) => {
   const id = decode(req.params.id!, "snapshot id");
   if (req.method !== "POST") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a snapshot action`);
   switch (req.params.action) {
     case "commit":
-      return { op: "CommitSnapshot", id };
+      return { op: "CommitSnapshot", id, waitMs: commitWaitOf(url.searchParams) };
     case "abort":
       return { op: "AbortSnapshot", id };
     case "restore":
@@ -221,7 +230,7 @@ router.all("/_snapshots/:id/:action", ((req) => {
   }
 }) as Routed);
 /** An extension path that answers one method and takes no parameters. */
-function onlyMethod(path: string, method: string, op: "Validate" | "SetReplicas" | "CreateHttpSession" | "OpenSession" | "QueryVersions", hint = ""): void {
+function onlyMethod(path: string, method: string, op: "Validate" | "SetReplicas" | "CreateHttpSession" | "OpenSession", hint = ""): void {
   router.all(path, ((req) => {
     if (req.method !== method) throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on ${path}${hint}`);
     return { op };
@@ -237,7 +246,10 @@ router.all("/_sessions/:id", ((req) => {
   throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on a session`);
 }) as Routed);
 onlyMethod("/_session", "GET", "OpenSession", ": open a WebSocket");
-onlyMethod("/_query", "GET", "QueryVersions");
+router.all("/_query", ((req, url) => {
+  if (req.method !== "GET") throw new S3Error("MethodNotAllowed", `${req.method} is not allowed on /_query`);
+  return { op: "QueryVersions", query: queryParams(url.searchParams, req.headers) };
+}) as Routed);
 router.all("/:bucket", named);
 router.all("/:bucket/:key+", named);
 
@@ -257,7 +269,7 @@ export async function route(req: Request, url: URL, baseDomain = ""): Promise<En
   const vhost = bucketOfHost(req.headers.get("host") ?? url.host, baseDomain);
   if (vhost !== null) {
     const key = url.pathname === "/" ? null : url.pathname.slice(1);
-    return key === null ? bucketEndpoint(req.method, vhost, url.searchParams) : objectEndpoint(req.method, vhost, decode(key, "key"), url.searchParams, req.headers);
+    return key === null ? bucketEndpoint(req.method, vhost, url.searchParams, req.headers) : objectEndpoint(req.method, vhost, decode(key, "key"), url.searchParams, req.headers);
   }
   const ep = (await router.fetch(req, url)) as Endpoint | undefined;
   if (!ep) throw new S3Error("InvalidRequest", `cannot route ${req.method} ${url.pathname}`);

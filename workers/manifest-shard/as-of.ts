@@ -9,6 +9,9 @@
 
 import { asUvid, type Uvid } from "../../common/ids.ts";
 
+/** The longest a point-in-time answer may wait for completeness. */
+export const AS_OF_WAIT_MAX_MS = 30_000;
+
 /** SQL: version row `a` exists at the bound (two `?` for it). Removals from before removal times were kept count as always removed. */
 export function existsAt(a: string): string {
   return `${a}.uvid < ? AND (${a}.removed = 0 OR (${a}.removed_at IS NOT NULL AND ${a}.removed_at >= ?))`;

@@ -6,7 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Uvid } from "../../common/ids.ts";
 import { configOf, groupStub, type Env } from "../shared/env.ts";
-import { versionAt, type VersionAt } from "./as-of.ts";
+import { AS_OF_WAIT_MAX_MS, versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { isRemovalRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type SourceCutoff, type UploadRecord, type VersionRecord } from "./records.ts";
 import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
@@ -17,8 +17,6 @@ import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
 
 /** How long a shard waits between asking lagging groups to advance. */
 const ADVANCE_RETRY_MS = 50;
-/** The longest a point-in-time answer may wait for completeness. */
-export const AS_OF_WAIT_MAX_MS = 30_000;
 
 export class ManifestShard extends DurableObject<Env> {
   private readonly sql: SqlStorage;

@@ -12,15 +12,12 @@ import { base64Decode } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import type { RequestContext } from "../s3/context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
-import { existingVersion, versionHeader, versionIdParam } from "../s3/object-get.ts";
+import { existingVersion, versionHeader } from "../s3/object-get.ts";
+import type { VersionId } from "../params.ts";
 import { jsonResponse } from "./json.ts";
 
-async function version(ctx: RequestContext, bucket: string, key: string) {
-  return existingVersion(ctx, bucket, key, versionIdParam(ctx.url.searchParams.get("versionId")));
-}
-
-export async function getChunkLayout(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  const { info, vm, isNull } = await version(ctx, bucket, key);
+export async function getChunkLayout(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
+  const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
   const chunks =
     vm.inline !== null
       ? [{ index: 0, offset: 0, length: vm.size, encoding: null, storedLength: vm.size }]
@@ -38,12 +35,11 @@ export async function getChunkLayout(ctx: RequestContext, bucket: string, key: s
   return res;
 }
 
-export async function getStoredChunk(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  const raw = ctx.url.searchParams.get("chunk")!;
-  const { info, vm, isNull } = await version(ctx, bucket, key);
+export async function getStoredChunk(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId; chunk: number }): Promise<Response> {
+  const n = at.chunk;
+  const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
   const count = vm.inline !== null ? 1 : vm.chunks.length;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n >= count) throw new S3Error("InvalidArgument", `chunk is a whole number below ${count} (the version's chunk count)`, { ArgumentName: "chunk", ArgumentValue: raw });
+  if (n >= count) throw new S3Error("InvalidArgument", `chunk is a whole number below ${count} (the version's chunk count)`, { ArgumentName: "chunk", ArgumentValue: String(n) });
   const headers: Record<string, string> = { "content-type": "application/octet-stream", ...versionHeader(info, vm.uvid, isNull) };
   if (vm.inline !== null) {
     const bytes = base64Decode(vm.inline);

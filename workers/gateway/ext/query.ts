@@ -5,17 +5,15 @@
 //   GET /_query?name=*.mp3&created-after=2025-01-01T00:00:00Z&created-before=2026-01-01T00:00:00Z&creator=AKID
 
 import { compareKeys } from "../../../common/keys.ts";
-import type { Qualifier, Selected, Selection, SelectCursor, SelectPage } from "../../manifest-shard/select.ts";
+import type { Selected, Selection, SelectCursor, SelectPage } from "../../manifest-shard/select.ts";
 import { shardStub } from "../../shared/env.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
-import { asOfHeaders, asOfOf, parseTime, settleAll } from "../s3/as-of.ts";
+import { asOfHeaders, settleAll } from "../s3/as-of.ts";
+import { queryTokenOf, type QueryParams } from "./params.ts";
 import type { RequestContext } from "../s3/context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { isoTime } from "../s3/xml.ts";
-import { bad, jsonResponse } from "./json.ts";
-import { parseMask, parseQualifier } from "./selection.ts";
-
-const MAX_KEYS = 1000;
+import { jsonResponse } from "./json.ts";
 
 function cmpCursor(a: SelectCursor, b: SelectCursor): number {
   if (a.bucket !== b.bucket) return compareKeys(a.bucket, b.bucket);
@@ -29,61 +27,9 @@ function cmpCursor(a: SelectCursor, b: SelectCursor): number {
 
 const cursorOf = (e: Selected): SelectCursor => ({ bucket: e.bucket, key: e.key, uvid: e.uvid });
 
-function encodeToken(c: SelectCursor): string {
-  return btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify([c.bucket, c.key, c.uvid])))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function decodeToken(t: string): SelectCursor {
-  try {
-    const [bucket, key, uvid] = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)))) as [string, string, string | null];
-    if (typeof bucket !== "string" || typeof key !== "string") throw new Error();
-    return { bucket, key, uvid };
-  } catch {
-    throw bad("continuation-token", "not a token this API gave");
-  }
-}
-
-function intParam(q: URLSearchParams, name: string): number | undefined {
-  const raw = q.get(name);
-  if (raw === null) return undefined;
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw bad(name, "must be a whole number");
-  return Number(raw);
-}
-
-/** Parses the query's filters from the URL. */
-function selectionOf(ctx: RequestContext): Selection {
-  const q = ctx.url.searchParams;
-  const qualifiers: Qualifier[] = [];
-  for (const [k, v] of q) {
-    if (k === "content-type") qualifiers.push(parseQualifier({ name: k, value: v }));
-    else if (k.startsWith("meta-")) qualifiers.push(parseQualifier({ name: `x-amz-meta-${k.slice(5)}`, value: v }));
-  }
-  const which = q.get("versions") ?? "all";
-  if (which !== "all" && which !== "current") throw bad("versions", "all (every version) or current (each key's current version)");
-  const created = (name: string) => (q.get(name) === null ? undefined : parseTime(q.get(name)!, name));
-  const mask = parseMask(`${q.get("bucket") ?? "*"}/${q.get("name") ?? "*"}`, "bucket");
-  return {
-    tenant: ctx.tenant,
-    masks: [mask],
-    keyPrefix: q.get("prefix") ?? undefined,
-    qualifiers,
-    which: which === "all" ? "versions" : "current",
-    createdFrom: created("created-after"),
-    createdBefore: created("created-before"),
-    creator: q.get("creator") ?? undefined,
-    sizeMin: intParam(q, "min-size"),
-    sizeMax: intParam(q, "max-size"),
-  };
-}
-
-export async function queryVersions(ctx: RequestContext): Promise<Response> {
-  const q = ctx.url.searchParams;
-  const sel = selectionOf(ctx);
-  const limit = Math.min(intParam(q, "max-keys") ?? MAX_KEYS, MAX_KEYS);
-  if (limit === 0) throw bad("max-keys", "must be at least 1");
-  const token = q.get("continuation-token");
-  const after = token === null ? null : decodeToken(token);
-  const asOf = asOfOf(ctx);
+export async function queryVersions(ctx: RequestContext, query: QueryParams): Promise<Response> {
+  const { limit, after, asOf } = query;
+  const sel: Selection = { ...query.selection, tenant: ctx.tenant };
   if (asOf) {
     await settleAll(ctx, asOf);
     sel.bound = asOf.bound;
@@ -113,7 +59,7 @@ export async function queryVersions(ctx: RequestContext): Promise<Response> {
       creator: e.creator,
     })),
     isTruncated: truncated,
-    nextContinuationToken: next ? encodeToken(next) : null,
+    nextContinuationToken: next ? queryTokenOf(next) : null,
   });
   if (asOf) for (const [k, v] of Object.entries(asOfHeaders(asOf))) res.headers.set(k, v);
   return res;

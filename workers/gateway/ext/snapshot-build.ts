@@ -13,7 +13,8 @@ import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
 import { encodePage, encodeRoot, MANIFEST_FORMAT, PAGE_ENTRIES, snapshotToken, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
 import { storeBlob } from "../data/blob.ts";
 import { holdPage, referenceLayout } from "./snapshot-hold.ts";
-import { asOfAt, settleAll } from "../s3/as-of.ts";
+import { settleAll } from "../s3/as-of.ts";
+import { asOfAt } from "../params.ts";
 import type { RequestContext } from "../s3/context.ts";
 
 export interface BuiltSnapshot {

@@ -8,8 +8,7 @@ import { groupOf, nhidOf, shardOf, type Chid } from "../../../common/ids.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { groupStub, snapshotCatalogStub } from "../../shared/env.ts";
 import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/catalog.ts";
-import { AS_OF_WAIT_MAX_MS } from "../../manifest-shard/shard.ts";
-import { parseTime } from "../s3/as-of.ts";
+import { parseTime } from "../params.ts";
 import { requireBucket, validateKey, type RequestContext } from "../s3/context.ts";
 import { sameContent } from "../s3/copy.ts";
 import { holdNamedChunks } from "../data/references.ts";
@@ -22,8 +21,6 @@ import { buildSnapshot } from "./snapshot-build.ts";
 import { allEntries, openSnapshot } from "./snapshot-read.ts";
 import { releaseSnapshot, removeSnapshot } from "./snapshot-hold.ts";
 
-/** A commit waits this long for completeness through T unless told otherwise. */
-const COMMIT_WAIT_DEFAULT_MS = 10_000;
 /** Restores in flight at once: each is one manifest read and one version write. */
 const RESTORE_CONCURRENCY = 8;
 
@@ -94,10 +91,7 @@ export async function editSnapshot(ctx: RequestContext, id: string): Promise<Res
  * promise past T; if one has not, the snapshot stays pending and the answer is 503
  * PointInTimeIncomplete: commit again later. Committing a committed snapshot answers it.
  */
-export async function commitSnapshot(ctx: RequestContext, id: string): Promise<Response> {
-  const waitRaw = ctx.url.searchParams.get("wait");
-  const waitMs = waitRaw === null ? COMMIT_WAIT_DEFAULT_MS : Number(waitRaw);
-  if (waitRaw !== null && (!/^\d+$/.test(waitRaw) || waitMs > AS_OF_WAIT_MAX_MS)) throw bad("wait", `whole milliseconds, at most ${AS_OF_WAIT_MAX_MS}`);
+export async function commitSnapshot(ctx: RequestContext, id: string, waitMs: number): Promise<Response> {
   const info = await catalog(ctx).get(id);
   if (!info) throw new S3Error("NoSuchSnapshot", `There is no snapshot ${id}`, { Snapshot: id });
   if (info.state === "committed") return jsonResponse(view(info));

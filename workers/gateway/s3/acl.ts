@@ -8,6 +8,7 @@
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { subresourceVersion } from "./object-get.ts";
+import type { VersionId } from "../params.ts";
 import { esc } from "../../../common/s3/xml.ts";
 import { readXmlBody } from "./xml-read.ts";
 
@@ -52,14 +53,14 @@ export async function putBucketAcl(ctx: RequestContext, bucket: string): Promise
   return new Response(null, { status: 200 });
 }
 
-export async function getObjectAcl(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+export async function getObjectAcl(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
   const res = ownerPolicy(ctx);
-  for (const [k, v] of Object.entries(await subresourceVersion(ctx, bucket, key))) res.headers.set(k, v);
+  for (const [k, v] of Object.entries(await subresourceVersion(ctx, at))) res.headers.set(k, v);
   return res;
 }
 
-export async function putObjectAcl(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  const headers = await subresourceVersion(ctx, bucket, key);
+export async function putObjectAcl(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
+  const headers = await subresourceVersion(ctx, at);
   await checkOwnerOnly(ctx);
   return new Response(null, { status: 200, headers });
 }

@@ -5,57 +5,11 @@
 // T. Until then it waits, up to `as-of-wait` / `x-edgestore-as-of-wait` milliseconds, and then
 // answers 503 PointInTimeIncomplete, naming the groups it still waits for: never a partial answer.
 
-import { formatUvid, type Uvid } from "../../../common/ids.ts";
-import { AS_OF_WAIT_MAX_MS } from "../../manifest-shard/shard.ts";
 import { shardStub } from "../../shared/env.ts";
 import type { NamePlace, RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { isoTime } from "./xml.ts";
-
-/** Enough for idle groups to answer a shard's request to advance (one round trip each). */
-export const AS_OF_WAIT_DEFAULT_MS = 2_000;
-
-export interface AsOf {
-  /** T, ms since the epoch. */
-  ms: number;
-  /** The first UVID after T: every version stamped at or before T sorts below it. */
-  bound: Uvid;
-  waitMs: number;
-}
-
-function param(ctx: RequestContext, query: string, header: string): string | null {
-  return ctx.url.searchParams.get(query) ?? ctx.req.headers.get(header);
-}
-
-/** An ISO 8601 time or milliseconds since the epoch, as ms. */
-export function parseTime(raw: string, name: string): number {
-  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isSafeInteger(ms) || ms < 0) {
-    throw new S3Error("InvalidArgument", `${name} must be an ISO 8601 time or milliseconds since the epoch`, { ArgumentName: name, ArgumentValue: raw });
-  }
-  return ms;
-}
-
-/** A point in time with the wait the caller allows for it. */
-export function asOfAt(ms: number, waitMs: number): AsOf {
-  return { ms, bound: formatUvid({ ms: ms + 1, seq: 0, group: 0 }), waitMs };
-}
-
-/** The request's point in time, or null for an ordinary (current) read. */
-export function asOfOf(ctx: RequestContext): AsOf | null {
-  const raw = param(ctx, "as-of", "x-edgestore-as-of");
-  if (raw === null) return null;
-  const ms = parseTime(raw, "as-of");
-  const waitRaw = param(ctx, "as-of-wait", "x-edgestore-as-of-wait");
-  let waitMs = AS_OF_WAIT_DEFAULT_MS;
-  if (waitRaw !== null) {
-    waitMs = Number(waitRaw);
-    if (!/^\d+$/.test(waitRaw) || waitMs > AS_OF_WAIT_MAX_MS) {
-      throw new S3Error("InvalidArgument", `as-of-wait must be whole milliseconds, at most ${AS_OF_WAIT_MAX_MS}`, { ArgumentName: "as-of-wait", ArgumentValue: waitRaw });
-    }
-  }
-  return asOfAt(ms, waitMs);
-}
+import type { AsOf } from "../params.ts";
 
 /** Echoed on every point-in-time answer, so a client sees which time it got. */
 export function asOfHeaders(a: AsOf): Record<string, string> {

@@ -10,7 +10,7 @@ import { checksumOf, requestedChecksum, badDigest } from "../../../common/s3/che
 import type { Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
-import { versionIdParam } from "./object-get.ts";
+import { versionIdParam, type VersionId } from "../params.ts";
 import { refused } from "./refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { readBounded } from "../../shared/read-bounded.ts";
@@ -23,9 +23,9 @@ const MAX_DELETE_KEYS = 1000;
 /** Deletes in flight at once for one DeleteObjects request. */
 const DELETE_CONCURRENCY = 16;
 
-export async function deleteObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+export async function deleteObject(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
+  const { bucket, key, versionId } = at;
   validateKey(key);
-  const versionId = versionIdParam(ctx.url.searchParams.get("versionId"));
   const info = await requireBucket(ctx, bucket);
   const r = await deleteKey(ctx, info, bucket, key, versionId);
   const headers: Record<string, string> = {};

@@ -2,20 +2,17 @@
 // from the same cursor, and the pages are merged in UTF-8 key order (common prefixes
 // deduplicated, since the keys under one prefix spread over every shard).
 
-import { isUvid } from "../../../common/ids.ts";
 import { compareKeys } from "../../../common/keys.ts";
 import type { ListEntry, ListPage } from "../../manifest-shard/listing.ts";
 import type { VersionEntry, VersionPage } from "../../manifest-shard/versions.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { shardStub } from "../../shared/env.ts";
 import { listSnapshotBucket, openSnapshot, type OpenSnapshot } from "../ext/snapshot-read.ts";
-import { asOfHeaders, asOfOf, settleAll, type AsOf } from "./as-of.ts";
+import { asOfHeaders, settleAll } from "./as-of.ts";
+import { continuationTokenOf, type AsOf, type ListObjectsParams, type ListObjectsV2Params, type ListVersionsParams } from "../params.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
-import { S3Error } from "../../../common/s3/errors.ts";
 import { isoTime, xmlResponse } from "./xml.ts";
 import type { XmlNode } from "../../../common/s3/xml.ts";
-
-const MAX_KEYS = 1000;
 
 interface Merged {
   entries: ListEntry[];
@@ -42,19 +39,9 @@ export async function listMerged(ctx: RequestContext, bucket: string, prefix: st
   return { entries: entries.slice(0, limit), truncated };
 }
 
-function maxKeysOf(q: URLSearchParams): number {
-  const raw = q.get("max-keys");
-  if (raw === null) return MAX_KEYS;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new S3Error("InvalidArgument", "Provided max-keys not an integer or within integer range", { ArgumentName: "max-keys", ArgumentValue: raw });
-  return Math.min(n, MAX_KEYS);
-}
-
-function encodingOf(q: URLSearchParams): (s: string) => string {
-  const enc = q.get("encoding-type");
-  if (enc === null) return (s) => s;
-  if (enc !== "url") throw new S3Error("InvalidArgument", "Invalid Encoding Method specified in Request", { ArgumentName: "encoding-type", ArgumentValue: enc });
-  // S3 url-encodes like application/x-www-form-urlencoded but keeps '/'.
+/** Keys, prefixes and delimiters as the answer carries them: URL-encoded (encoding-type=url) as S3 does, keeping '/'. */
+function encoderOf(encodingType: "url" | null): (s: string) => string {
+  if (encodingType === null) return (s) => s;
   return (s) => encodeURIComponent(s).replace(/%2F/g, "/").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
@@ -68,28 +55,17 @@ function contents(entries: ListEntry[], enc: (s: string) => string): { Contents:
   return { Contents, CommonPrefixes };
 }
 
-/** ?snapshot=: list through a committed snapshot instead of the live namespace. */
-async function snapshotOf(ctx: RequestContext): Promise<OpenSnapshot | null> {
-  const id = ctx.url.searchParams.get("snapshot");
-  if (id === null) return null;
-  if (asOfOf(ctx)) throw new S3Error("InvalidArgument", "A snapshot already has its time: as-of cannot be combined with snapshot", { ArgumentName: "as-of" });
-  return openSnapshot(ctx, id);
-}
-
 /** The page of entries a listing answers: through a snapshot, as of a time, or now. */
-async function listingPage(ctx: RequestContext, bucket: string, prefix: string, delimiter: string, after: string, limit: number): Promise<Merged & { asOf: AsOf | null; snapshot: string | null }> {
-  const snap = await snapshotOf(ctx);
-  if (snap) return { ...(await listSnapshotBucket(ctx, snap, bucket, prefix, delimiter, after, limit)), asOf: null, snapshot: snap.info.id };
+async function listingPage(ctx: RequestContext, bucket: string, list: Pick<ListObjectsParams, "prefix" | "delimiter" | "maxKeys" | "asOf" | "snapshot">, after: string): Promise<Merged & { asOf: AsOf | null; snapshot: string | null }> {
+  const { prefix, delimiter, maxKeys, asOf, snapshot } = list;
+  if (snapshot !== null) {
+    const snap = await openSnapshot(ctx, snapshot);
+    return { ...(await listSnapshotBucket(ctx, snap, bucket, prefix, delimiter, after, maxKeys)), asOf: null, snapshot: snap.info.id };
+  }
   await requireBucket(ctx, bucket);
-  const asOf = await settledAsOf(ctx);
-  return { ...(await listMerged(ctx, bucket, prefix, delimiter, after, limit, asOf)), asOf, snapshot: null };
-}
-
-/** A listing's point in time, settled before any shard lists (so every page is complete). */
-async function settledAsOf(ctx: RequestContext): Promise<AsOf | null> {
-  const a = asOfOf(ctx);
-  if (a) await settleAll(ctx, a);
-  return a;
+  // Settled before any shard lists, so every page is complete.
+  if (asOf) await settleAll(ctx, asOf);
+  return { ...(await listMerged(ctx, bucket, prefix, delimiter, after, maxKeys, asOf)), asOf, snapshot: null };
 }
 
 function withAsOf(res: Response, a: AsOf | null, snapshot: string | null = null): Response {
@@ -98,33 +74,10 @@ function withAsOf(res: Response, a: AsOf | null, snapshot: string | null = null)
   return res;
 }
 
-function encodeToken(cursor: string): string {
-  return btoa(String.fromCharCode(...new TextEncoder().encode(cursor))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function decodeToken(token: string): string {
-  try {
-    const bin = atob(token.replace(/-/g, "+").replace(/_/g, "/"));
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
-  } catch {
-    throw new S3Error("InvalidArgument", "The continuation token provided is incorrect", { ArgumentName: "continuation-token" });
-  }
-}
-
-export async function listObjectsV2(ctx: RequestContext, bucket: string): Promise<Response> {
-  const q = ctx.url.searchParams;
-  const prefix = q.get("prefix") ?? "";
-  const delimiter = q.get("delimiter") ?? "";
-  const maxKeys = maxKeysOf(q);
-  const enc = encodingOf(q);
-  const token = q.get("continuation-token");
-  const startAfter = q.get("start-after") ?? "";
-  let after = startAfter;
-  if (token !== null) {
-    const t = decodeToken(token);
-    if (compareKeys(t, after) > 0) after = t;
-  }
-  const { entries, truncated, asOf, snapshot } = await listingPage(ctx, bucket, prefix, delimiter, after, maxKeys);
+export async function listObjectsV2(ctx: RequestContext, bucket: string, list: ListObjectsV2Params): Promise<Response> {
+  const { prefix, delimiter, maxKeys } = list;
+  const enc = encoderOf(list.encodingType);
+  const { entries, truncated, asOf, snapshot } = await listingPage(ctx, bucket, list, list.after);
   const last = entries[entries.length - 1];
   return withAsOf(xmlResponse("ListBucketResult", {
     Name: bucket,
@@ -133,22 +86,18 @@ export async function listObjectsV2(ctx: RequestContext, bucket: string): Promis
     MaxKeys: maxKeys,
     KeyCount: entries.length,
     IsTruncated: truncated,
-    EncodingType: q.get("encoding-type"),
-    ContinuationToken: token,
-    NextContinuationToken: truncated && last ? encodeToken(entryKey(last)) : null,
-    StartAfter: q.has("start-after") ? enc(startAfter) : null,
+    EncodingType: list.encodingType,
+    ContinuationToken: list.continuationToken,
+    NextContinuationToken: truncated && last ? continuationTokenOf(entryKey(last)) : null,
+    StartAfter: list.startAfter !== null ? enc(list.startAfter) : null,
     ...contents(entries, enc),
   }), asOf, snapshot);
 }
 
-export async function listObjectsV1(ctx: RequestContext, bucket: string): Promise<Response> {
-  const q = ctx.url.searchParams;
-  const prefix = q.get("prefix") ?? "";
-  const delimiter = q.get("delimiter") ?? "";
-  const maxKeys = maxKeysOf(q);
-  const enc = encodingOf(q);
-  const marker = q.get("marker") ?? "";
-  const { entries, truncated, asOf, snapshot } = await listingPage(ctx, bucket, prefix, delimiter, marker, maxKeys);
+export async function listObjectsV1(ctx: RequestContext, bucket: string, list: ListObjectsParams): Promise<Response> {
+  const { prefix, delimiter, maxKeys, marker } = list;
+  const enc = encoderOf(list.encodingType);
+  const { entries, truncated, asOf, snapshot } = await listingPage(ctx, bucket, list, marker);
   const last = entries[entries.length - 1];
   return withAsOf(xmlResponse("ListBucketResult", {
     Name: bucket,
@@ -158,7 +107,7 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string): Promis
     NextMarker: truncated && delimiter && last ? enc(entryKey(last)) : null,
     MaxKeys: maxKeys,
     Delimiter: delimiter ? enc(delimiter) : null,
-    EncodingType: q.get("encoding-type"),
+    EncodingType: list.encodingType,
     IsTruncated: truncated,
     ...contents(entries, enc),
   }), asOf, snapshot);
@@ -173,20 +122,11 @@ function compareVersionEntries(a: VersionEntry, b: VersionEntry): number {
   return a.uvid < b.uvid ? 1 : a.uvid > b.uvid ? -1 : 0;
 }
 
-export async function listObjectVersions(ctx: RequestContext, bucket: string): Promise<Response> {
-  const q = ctx.url.searchParams;
-  const prefix = q.get("prefix") ?? "";
-  const delimiter = q.get("delimiter") ?? "";
-  const maxKeys = maxKeysOf(q);
-  const enc = encodingOf(q);
-  const keyMarker = q.get("key-marker") ?? "";
-  const versionIdMarker = keyMarker ? (q.get("version-id-marker") ?? "") : "";
-  if (versionIdMarker && versionIdMarker !== "null" && !isUvid(versionIdMarker)) {
-    throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "version-id-marker", ArgumentValue: versionIdMarker });
-  }
-  if (q.has("snapshot")) throw new S3Error("InvalidArgument", "A snapshot holds one version per key: list it with ListObjects or ListObjectsV2", { ArgumentName: "snapshot" });
+export async function listObjectVersions(ctx: RequestContext, bucket: string, list: ListVersionsParams): Promise<Response> {
+  const { prefix, delimiter, maxKeys, keyMarker, versionIdMarker, asOf } = list;
+  const enc = encoderOf(list.encodingType);
   await requireBucket(ctx, bucket);
-  const asOf = await settledAsOf(ctx);
+  if (asOf) await settleAll(ctx, asOf);
   const pages: VersionPage[] = await Promise.all(
     Array.from({ length: ctx.cfg.shardCount }, (_, s) =>
       shardStub(ctx.env, s).listVersions({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, versionIdMarker, limit: maxKeys }, asOf?.bound),
@@ -220,7 +160,7 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string): P
     NextVersionIdMarker: truncated && last?.kind === "version" ? versionIdOf(last.uvid, last.isNull) : null,
     MaxKeys: maxKeys,
     Delimiter: delimiter ? enc(delimiter) : null,
-    EncodingType: q.get("encoding-type"),
+    EncodingType: list.encodingType,
     IsTruncated: truncated,
     Version,
     DeleteMarker,

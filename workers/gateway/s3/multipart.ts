@@ -20,9 +20,8 @@ import { childrenNamed, childText, parseXml, readXmlBody } from "./xml-read.ts";
 import { isoTime, xmlResponse } from "./xml.ts";
 import type { XmlNode } from "../../../common/s3/xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
+import { MAX_PARTS_LISTED, type ListPartsParams, type ListUploadsParams } from "../params.ts";
 
-const MAX_PARTS_LISTED = 1000;
-const MAX_UPLOADS_LISTED = 1000;
 /** A CompleteMultipartUpload body for 10,000 parts with checksums stays well under this. */
 const COMPLETE_BODY_MAX = 4 * 1024 * 1024;
 
@@ -180,18 +179,10 @@ export async function abortMultipartUpload(ctx: RequestContext, bucket: string, 
   return new Response(null, { status: 204 });
 }
 
-function intParam(q: URLSearchParams, name: string, dflt: number, max: number): number {
-  const raw = q.get(name);
-  if (raw === null) return dflt;
-  if (!/^\d+$/.test(raw)) throw new S3Error("InvalidArgument", `Provided ${name} not an integer or within integer range`, { ArgumentName: name, ArgumentValue: raw });
-  return Math.min(Number(raw), max);
-}
-
-export async function listParts(ctx: RequestContext, bucket: string, key: string, uploadId: string): Promise<Response> {
+export async function listParts(ctx: RequestContext, at: { bucket: string; key: string; uploadId: string }, list: ListPartsParams): Promise<Response> {
+  const { bucket, key, uploadId } = at;
+  const { maxParts, partNumberMarker: marker } = list;
   await requireBucket(ctx, bucket);
-  const q = ctx.url.searchParams;
-  const maxParts = intParam(q, "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED);
-  const marker = intParam(q, "part-number-marker", 0, 10_000);
   const place = await placeOf(ctx, bucket, key);
   const r = await groupStub(ctx.env, place.group).listParts(place.nhid, uploadId, marker, maxParts);
   if (isRefusal(r)) refused(r);
@@ -228,14 +219,9 @@ function compareEntries(a: UploadEntry, b: UploadEntry): number {
   return a.initiated - b.initiated || (a.uploadId < b.uploadId ? -1 : a.uploadId > b.uploadId ? 1 : 0);
 }
 
-export async function listMultipartUploads(ctx: RequestContext, bucket: string): Promise<Response> {
+export async function listMultipartUploads(ctx: RequestContext, bucket: string, list: ListUploadsParams): Promise<Response> {
+  const { prefix, delimiter, keyMarker, uploadIdMarker, maxUploads } = list;
   await requireBucket(ctx, bucket);
-  const q = ctx.url.searchParams;
-  const prefix = q.get("prefix") ?? "";
-  const delimiter = q.get("delimiter") ?? "";
-  const keyMarker = q.get("key-marker") ?? "";
-  const uploadIdMarker = keyMarker ? (q.get("upload-id-marker") ?? "") : "";
-  const maxUploads = intParam(q, "max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED);
   const pages: UploadPage[] = await Promise.all(
     Array.from({ length: ctx.cfg.shardCount }, (_, s) =>
       shardStub(ctx.env, s).listUploads({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, uploadIdMarker, limit: maxUploads }),

@@ -8,11 +8,11 @@ import type { StoredVersion } from "../../negotiating-group/group.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
 import { entryOf, openSnapshot } from "../ext/snapshot-read.ts";
-import { asOfHeaders, asOfOf, settleName, type AsOf } from "./as-of.ts";
+import { asOfHeaders, settleName } from "./as-of.ts";
+import type { AsOf, ReadParams, VersionId } from "../params.ts";
 import { checksumResponseHeaders } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
-import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
 import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
@@ -91,9 +91,8 @@ export function evaluateConditions(headers: Headers, etag: string, lastModified:
  * GET/HEAD ?partNumber=N: the bytes of part N, as a range. A single-part object has one part,
  * the whole object. x-amz-mp-parts-count is sent only for a multipart object, as S3 does.
  */
-function partRange(vm: VersionManifest, raw: string, hasRange: boolean, headers: Headers): ByteRange {
+function partRange(vm: VersionManifest, n: number, hasRange: boolean, headers: Headers): ByteRange {
   if (hasRange) throw new S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter");
-  const n = partNumberOf(raw);
   const sizes = vm.parts ?? [vm.size];
   if (n > sizes.length) throw new S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", { PartNumberRequested: String(n), ActualPartCount: String(sizes.length) });
   if (vm.parts) headers.set("x-amz-mp-parts-count", String(vm.parts.length));
@@ -114,26 +113,6 @@ function objectHeaders(vm: VersionManifest): Headers {
   return h;
 }
 
-/**
- * The response-* query parameters of a signed GET or HEAD replace the stored header of that
- * name in this one response (S3's "response header overrides"), so a presigned link can make a
- * browser download under another name or type without rewriting the object.
- */
-const RESPONSE_OVERRIDES = ["content-type", "content-language", "expires", "cache-control", "content-disposition", "content-encoding"];
-function applyResponseOverrides(headers: Headers, q: URLSearchParams): void {
-  for (const name of RESPONSE_OVERRIDES) {
-    const v = q.get(`response-${name}`);
-    if (v !== null) headers.set(name, v);
-  }
-}
-
-/** ?versionId=: a UVID or "null"; anything else is refused as S3 refuses it. */
-export function versionIdParam(raw: string | null): Uvid | "null" | null {
-  if (raw === null) return null;
-  if (raw === "null" || isUvid(raw)) return raw as Uvid | "null";
-  throw new S3Error("InvalidArgument", "Invalid version id specified", { ArgumentName: "versionId", ArgumentValue: raw });
-}
-
 /** x-amz-version-id for a version: none in a bucket that never versioned, "null" for a null version. */
 export function versionHeader(info: Pick<BucketInfo, "versioning">, uvid: string, isNull: boolean): Record<string, string> {
   return info.versioning === "Unversioned" ? {} : { "x-amz-version-id": versionIdOf(uvid, isNull) };
@@ -144,7 +123,7 @@ export function versionHeader(info: Pick<BucketInfo, "versioning">, uvid: string
  * marker, is NoSuchKey (NoSuchVersion when asked for by id), as S3 answers for sub-resources
  * and copy sources.
  */
-export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<{ info: BucketInfo; vm: VersionManifest; vmChid: Chid; isNull: boolean; replicas: number }> {
+export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: VersionId): Promise<{ info: BucketInfo; vm: VersionManifest; vmChid: Chid; isNull: boolean; replicas: number }> {
   validateKey(key);
   const info = await requireBucket(ctx, bucket);
   const place = await placeOf(ctx, bucket, key);
@@ -157,8 +136,8 @@ export async function existingVersion(ctx: RequestContext, bucket: string, key: 
 }
 
 /** For a sub-resource of an object (?acl, ?tagging): the version named by ?versionId must exist; its version header, as S3 echoes it. */
-export async function subresourceVersion(ctx: RequestContext, bucket: string, key: string): Promise<Record<string, string>> {
-  const { info, vm, isNull } = await existingVersion(ctx, bucket, key, versionIdParam(ctx.url.searchParams.get("versionId")));
+export async function subresourceVersion(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Record<string, string>> {
+  const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
   return versionHeader(info, vm.uvid, isNull);
 }
 
@@ -180,12 +159,9 @@ async function versionInSnapshot(ctx: RequestContext, bucket: string, key: strin
   return { vm, vmChid: e.vmChid as Chid, isNull: e.isNull };
 }
 
-export async function getObject(ctx: RequestContext, bucket: string, key: string, head: boolean): Promise<Response> {
-  const versionId = versionIdParam(ctx.url.searchParams.get("versionId"));
-  const asOf = asOfOf(ctx);
-  const snapshot = ctx.url.searchParams.get("snapshot");
-  if ((asOf || snapshot !== null) && versionId !== null) throw new S3Error("InvalidArgument", "A version id already names one version: as-of and snapshot cannot be combined with it", { ArgumentName: asOf ? "as-of" : "snapshot" });
-  if (asOf && snapshot !== null) throw new S3Error("InvalidArgument", "A snapshot already has its time: as-of cannot be combined with snapshot", { ArgumentName: "as-of" });
+export async function getObject(ctx: RequestContext, at: { bucket: string; key: string; head: boolean }, read: ReadParams): Promise<Response> {
+  const { bucket, key, head } = at;
+  const { versionId, asOf, snapshot } = read;
   // A snapshot is read even if its bucket was deleted since; its versions are shown by id.
   const bucketCheck: Promise<Pick<BucketInfo, "versioning">> = snapshot !== null ? Promise.resolve({ versioning: "Enabled" }) : requireBucket(ctx, bucket);
   bucketCheck.catch(() => {});
@@ -222,13 +198,12 @@ export async function getObject(ctx: RequestContext, bucket: string, key: string
     headers.set("x-edgestore-manifest-token", await manifestToken(ctx.env.TOKEN_KEY, stored.vmChid));
     headers.set("x-edgestore-payload-token", await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline));
   }
-  applyResponseOverrides(headers, ctx.url.searchParams);
+  for (const [name, value] of read.overrides) headers.set(name, value);
   const cond = evaluateConditions(ctx.req.headers, `"${vm.etag}"`, vm.created);
   if (cond === 304) return new Response(null, { status: 304, headers });
   if (cond === 412) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "If-Match" });
 
-  const partParam = ctx.url.searchParams.get("partNumber");
-  const range = partParam !== null ? partRange(vm, partParam, ctx.req.headers.get("range") !== null, headers) : parseRange(ctx.req.headers.get("range"), vm.size);
+  const range = read.partNumber !== null ? partRange(vm, read.partNumber, ctx.req.headers.get("range") !== null, headers) : parseRange(ctx.req.headers.get("range"), vm.size);
   const start = range?.start ?? 0;
   const end = range?.end ?? vm.size;
   headers.set("content-length", String(end - start));

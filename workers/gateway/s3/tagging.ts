@@ -4,6 +4,7 @@
 // never silently dropped; clearing them (DELETE ?tagging, an empty TagSet) already holds.
 
 import { subresourceVersion } from "./object-get.ts";
+import type { VersionId } from "../params.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { childrenNamed, parseXml, readXmlBody } from "./xml-read.ts";
@@ -26,18 +27,18 @@ async function emptyTagSet(ctx: RequestContext): Promise<void> {
   if (childrenNamed(tagSets[0]!, "Tag").length > 0) throw notStored();
 }
 
-export async function getObjectTagging(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  return xmlResponse("Tagging", { TagSet: {} }, 200, await subresourceVersion(ctx, bucket, key));
+export async function getObjectTagging(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
+  return xmlResponse("Tagging", { TagSet: {} }, 200, await subresourceVersion(ctx, at));
 }
 
-export async function putObjectTagging(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  const headers = await subresourceVersion(ctx, bucket, key);
+export async function putObjectTagging(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
+  const headers = await subresourceVersion(ctx, at);
   await emptyTagSet(ctx);
   return new Response(null, { status: 200, headers });
 }
 
-export async function deleteObjectTagging(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  return new Response(null, { status: 204, headers: await subresourceVersion(ctx, bucket, key) });
+export async function deleteObjectTagging(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
+  return new Response(null, { status: 204, headers: await subresourceVersion(ctx, at) });
 }
 
 export async function getBucketTagging(ctx: RequestContext, bucket: string): Promise<Response> {

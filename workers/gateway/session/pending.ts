@@ -20,7 +20,7 @@ import { holdNamedChunks } from "../data/references.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused } from "../s3/refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
-import { versionIdParam } from "../s3/object-get.ts";
+import { versionIdParam } from "../params.ts";
 import { PUT_MAX, STORED_HEADERS } from "../../../common/s3/put-object.ts";
 import { replicasOf, USER_META_MAX } from "../s3/object-put.ts";
 import { readStreamBounded } from "../../shared/read-bounded.ts";
