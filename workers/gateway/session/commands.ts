@@ -90,8 +90,8 @@ export class SessionCommands {
 
   /** A pending version of each key, all in one fork; if any cannot be had, none is kept. */
   private async fork(cmd: Extract<ClientCommand, { op: "fork" }>): Promise<ServerAnswer> {
-    if (typeof cmd.fork !== "string" || cmd.fork === "" || this.forkMembers(cmd.fork).length > 0) throw new S3Error("InvalidRequest", "fork needs a name not already open in this session");
-    if (!Array.isArray(cmd.keys) || cmd.keys.length === 0 || cmd.keys.length > FORK_MAX_KEYS) throw new S3Error("InvalidArgument", `a fork has 1 to ${FORK_MAX_KEYS} keys`);
+    if (this.forkMembers(cmd.fork).length > 0) throw new S3Error("InvalidRequest", "fork needs a name not already open in this session");
+    if (cmd.keys.length === 0 || cmd.keys.length > FORK_MAX_KEYS) throw new S3Error("InvalidArgument", `a fork has 1 to ${FORK_MAX_KEYS} keys`);
     if (new Set(cmd.keys).size !== cmd.keys.length) throw new S3Error("InvalidArgument", "a fork names each key once");
     const opened: [string, PendingVersion][] = [];
     try {

@@ -9,7 +9,7 @@
 // between requests, and a session not used for SESSION_TTL_SECONDS expires by alarm and aborts.
 
 import { DurableObject } from "cloudflare:workers";
-import type { ClientCommand } from "../../../common/session-protocol.ts";
+import { decodeClientCommand, isCommandError } from "../../../common/session-decode.ts";
 import { configOf, type Env } from "../../shared/env.ts";
 import type { RequestContext } from "../s3/context.ts";
 import { S3Error, statusOf, type S3ErrorCode } from "../../../common/s3/errors.ts";
@@ -83,12 +83,8 @@ export class EditSessionHost extends DurableObject<Env> {
       }
       const raw = req.headers.get(COMMAND);
       if (raw === null) throw new S3Error("InvalidRequest", `an HTTP session request carries its command in ${COMMAND}`);
-      let cmd: ClientCommand;
-      try {
-        cmd = JSON.parse(raw) as ClientCommand;
-      } catch {
-        throw new S3Error("MalformedJSON", `${COMMAND} is one JSON command`);
-      }
+      const cmd = decodeClientCommand(raw);
+      if (isCommandError(cmd)) throw new S3Error(cmd.code, cmd.code === "MalformedJSON" ? `${COMMAND} is one JSON command` : cmd.message);
       try {
         const answer = await commands.execute(cmd, cmd.op === "write" ? (req.body ?? new Response(new Uint8Array(0)).body) : null);
         return Response.json(answer);

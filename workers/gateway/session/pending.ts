@@ -5,7 +5,7 @@
 // part of a chunk it cuts through as a slice of that chunk: an edit stores its own bytes only. The session holds the name's lease in its group, so no
 // other session can have a pending version of the same key meanwhile.
 
-import { CHUNK_ENCODINGS, decompress } from "../../../common/chunk-encoding.ts";
+import { decompress } from "../../../common/chunk-encoding.ts";
 import { chidOf, groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, sliceOf, type ChunkEncoding, type ChunkRef, type VersionBody, type VersionManifest } from "../../../common/manifest.ts";
 import type { EditMode } from "../../../common/session-protocol.ts";
@@ -146,7 +146,6 @@ export class PendingVersion {
   ): Promise<PendingVersion> {
     validateKey(cmd.key);
     const replicas = cmd.replicas === undefined ? null : replicasOf(String(cmd.replicas), ctx.cfg);
-    if (!["replace", "append", "random"].includes(cmd.mode)) throw new S3Error("InvalidArgument", `mode is replace, append or random, not ${String(cmd.mode)}`);
     const info = await requireBucket(ctx, cmd.bucket);
     const place = await placeOf(ctx, cmd.bucket, cmd.key);
     const g = groupStub(ctx.env, place.group);
@@ -217,7 +216,6 @@ export class PendingVersion {
   }
 
   private checkOffset(offset: number, length: number): void {
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new S3Error("InvalidArgument", "offset and length are whole numbers");
     checkSize(offset + length);
     if (this.mode === "append" && offset !== this.size) throw new S3Error("InvalidArgument", `append mode writes at the end (${this.size}), not at ${offset}`);
   }
@@ -252,18 +250,17 @@ export class PendingVersion {
    * A chunk the client compressed itself: stored as sent, after checking that it decompresses to
    * exactly `length` bytes. Its CHID names the compressed bytes, as for any compressed chunk.
    */
-  async writeEncoded(offset: number, length: number, enc: string, stored: number, payload: ReadableStream<Uint8Array>): Promise<void> {
+  async writeEncoded(offset: number, length: number, enc: ChunkEncoding, stored: number, payload: ReadableStream<Uint8Array>): Promise<void> {
     this.checkOffset(offset, length);
-    if (!CHUNK_ENCODINGS.includes(enc as ChunkEncoding)) throw new S3Error("InvalidArgument", `enc is one of ${CHUNK_ENCODINGS.join(", ")}, not ${enc}`);
     if (length < 1 || length > this.ctx.cfg.chunk.max) throw new S3Error("InvalidArgument", `a pre-compressed write is one chunk: 1 to ${this.ctx.cfg.chunk.max} logical bytes`);
-    if (!Number.isSafeInteger(stored) || stored < 1 || stored > ENCODED_MAX(this.ctx.cfg.chunk.max)) {
+    if (stored < 1 || stored > ENCODED_MAX(this.ctx.cfg.chunk.max)) {
       throw new S3Error("InvalidArgument", `a pre-compressed chunk is 1 to ${ENCODED_MAX(this.ctx.cfg.chunk.max)} stored bytes`);
     }
     const bytes = await readStreamBounded(payload, stored, () => new S3Error("IncompleteBody", `expected ${stored} stored bytes, got more`));
     if (bytes.length !== stored) throw new S3Error("IncompleteBody", `expected ${stored} stored bytes, got ${bytes.length}`);
     let logical: Uint8Array;
     try {
-      logical = await decompress(bytes, enc as ChunkEncoding);
+      logical = await decompress(bytes, enc);
     } catch (e) {
       throw new S3Error("InvalidRequest", `the payload is not valid ${enc}: ${String(e)}`);
     }
@@ -271,7 +268,7 @@ export class PendingVersion {
     const chid = await chidOf(bytes);
     const g = groupOf(chid, this.ctx.cfg.groupCount);
     await groupStub(this.ctx.env, g).putChunks([{ chid, bytes }], this.replicas);
-    const ref: ChunkRef = { offset, length, chid, enc: enc as ChunkEncoding, stored, raw: await chidOf(logical) };
+    const ref: ChunkRef = { offset, length, chid, enc, stored, raw: await chidOf(logical) };
     this.remember(ref);
     await this.splice(offset, length, async (at) => [{ ...ref, offset: at }]);
   }
@@ -286,7 +283,6 @@ export class PendingVersion {
   }
 
   async truncate(size: number): Promise<void> {
-    if (!Number.isSafeInteger(size) || size < 0) throw new S3Error("InvalidArgument", "size is a whole number");
     checkSize(size);
     if (this.mode === "append" && size < this.size) throw new S3Error("InvalidArgument", "append mode cannot shorten the object");
     if (size >= this.size) {

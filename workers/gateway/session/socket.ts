@@ -6,6 +6,7 @@
 // BUFFER_MAX ahead of what has been stored is cut off.
 
 import { SESSION_FRAME_MAX, type ClientCommand, type ServerAnswer } from "../../../common/session-protocol.ts";
+import { decodeClientCommand, isCommandError } from "../../../common/session-decode.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { SessionCommands } from "./commands.ts";
 import { LEASE_TTL_MS, type SessionScope } from "./pending.ts";
@@ -113,19 +114,20 @@ export class EditSession {
       if (p.buffered > BUFFER_MAX) this.fatal("InvalidRequest", `more than ${BUFFER_MAX} bytes sent ahead of what is stored: wait for "written"`);
       return;
     }
-    let cmd: ClientCommand;
-    try {
-      cmd = JSON.parse(data) as ClientCommand;
-    } catch {
-      return this.fatal("MalformedJSON", "a command is one JSON object per text frame");
+    const cmd = decodeClientCommand(data);
+    if (isCommandError(cmd)) {
+      // Without a JSON command, or a write whose length cannot be read, the frames that follow
+      // cannot be told apart: the session ends. Any other bad command is answered in its turn.
+      if (cmd.code === "MalformedJSON" || cmd.op === "write") return this.fatal(cmd.code, cmd.message);
+      this.chain = this.chain.then(() => this.send({ op: "error", txn: cmd.txn, code: cmd.code, message: cmd.message }));
+      return;
     }
     if (this.payload) return this.fatal("InvalidRequest", `a command arrived while ${this.payload.remaining} bytes of a write's payload were still due`);
     let payload: Payload | null = null;
     if (cmd.op === "write") {
-      const carried = cmd.enc !== undefined ? cmd.stored : cmd.length;
-      if (!Number.isSafeInteger(carried) || carried! < 0) return this.fatal("InvalidArgument", "a write's length (or, pre-compressed, its stored length) is a whole number");
-      payload = new Payload(carried!);
-      if (carried! > 0) this.payload = payload;
+      const carried = cmd.enc !== undefined ? (cmd.stored ?? 0) : cmd.length;
+      payload = new Payload(carried);
+      if (carried > 0) this.payload = payload;
     }
     this.chain = this.chain.then(() => this.run(cmd, payload));
   }
