@@ -16,3 +16,14 @@ export function deferred<T>(): Deferred<T> {
   });
   return { promise, resolve, reject };
 }
+
+/**
+ * `p` is awaited later, after other work: until then a rejection would be reported as unhandled
+ * (workerd fails the request for it, Node may end the process). Nothing is lost: the later
+ * await throws it.
+ */
+export function awaitedLater<T>(p: Promise<T>): Promise<T> {
+  // Handled where it is awaited (see above).
+  p.catch(() => {});
+  return p;
+}

@@ -79,6 +79,11 @@ export function asTargetId(v: unknown): TargetId {
   return v as TargetId;
 }
 
+/** A new target's id: a random UUID, which isTargetId accepts. */
+export function newTargetId(): TargetId {
+  return crypto.randomUUID() as TargetId;
+}
+
 /** Fully qualified name: tenant and bucket never contain '/', so the split is unambiguous. */
 export function qualifiedName(tenant: string, bucket: string, key: string): string {
   return `${tenant}/${bucket}/${key}`;

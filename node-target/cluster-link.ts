@@ -1,7 +1,7 @@
 // The target's link to the Cluster object: register with a report of what it holds, heartbeat
 // with what changed since (heartbeat.ts), and follow the group membership the cluster assigns by keeping one GroupLink per group.
 
-import { groupOf, type Chid, type TargetId } from "../common/ids.ts";
+import { groupOf, type Chid, type Nhid, type TargetId } from "../common/ids.ts";
 import {
   CLUSTER_CONNECT_PATH,
   GROUP_CONNECT_PREFIX,
@@ -172,9 +172,9 @@ export class ClusterLink {
   }
 
   /** The link to the group that owns an id (a CHID or NHID), if this target is one of its members. */
-  linkFor(id: string): GroupLink | null {
+  linkFor(id: Chid | Nhid): GroupLink | null {
     if (this.groupCount === null) return null;
-    return this.groups.get(groupOf(id as Chid, this.groupCount)) ?? null;
+    return this.groups.get(groupOf(id, this.groupCount)) ?? null;
   }
 
   close(): void {

@@ -1,10 +1,9 @@
 // A target's identity lives in its data directory: the id is made once, at init, and never
 // changes, so the cluster recognises the same disk after a restart or a move to another host.
 
-import { randomUUID } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { TargetId } from "../common/ids.ts";
+import { newTargetId, type TargetId } from "../common/ids.ts";
 import { LOCATION_PATH } from "../common/wire-decode.ts";
 import { writeFileDurably } from "./durable-file.ts";
 import { ENROL_PATH, ENROL_TOKEN_HEADER, TARGET_ID_HEADER, TARGET_KEY } from "../common/protocol.ts";
@@ -46,7 +45,7 @@ export async function initIdentity(dataDir: string, location: string, capacity: 
   const existing = await loadIdentity(dataDir);
   const identity: TargetIdentity = {
     ...existing,
-    id: existing?.id ?? (randomUUID() as TargetId),
+    id: existing?.id ?? newTargetId(),
     location: validateLocation(location),
     capacity,
     created: existing?.created ?? new Date().toISOString(),

@@ -31,6 +31,7 @@ export async function verifyDataDir(dataDir: string, progress: (line: string, do
     let shown = 0;
     const line = () => `verified ${report.items} of ${refs.length} items (${(report.bytes / 2 ** 20).toFixed(1)} MiB), ${report.damaged.length} damaged`;
     for (const ref of refs) {
+      // A copy that cannot be read or does not hash to its name is quarantined by readVerified and counted here as damaged.
       const bytes = await store.readVerified(ref, "check").catch(() => null);
       report.items++;
       if (bytes) report.bytes += bytes.length;

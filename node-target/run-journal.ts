@@ -136,12 +136,14 @@ export class RunJournal {
 
   /** Re-hash chunks written, and manifests stamped, since `since`; failures are quarantined by the store. */
   private async recheckSince(since: number, report: StartReport): Promise<void> {
+    // A copy that fails to read or to hash is quarantined by readVerified; here it is only counted.
     for (const chid of this.store.chunksWrittenSince(since)) {
       report.rechecked++;
       if (!(await this.store.readVerified({ kind: "chunk", chid }, "start").catch(() => null))) report.damaged++;
     }
     for (const v of this.store.vms.stampedSince(since, Number.MAX_SAFE_INTEGER)) {
       report.rechecked++;
+      // As for chunks: quarantined by readVerified, counted here.
       if (!(await this.store.readVerified({ kind: "vm", ...v }, "start").catch(() => null))) report.damaged++;
     }
   }

@@ -398,7 +398,7 @@ export class ChunkStore {
       return { refs, next: null };
     }
     if (after === null || after.startsWith("c:")) {
-      let cursor = (after?.slice(2) ?? null) as Chid | null;
+      let cursor: string | null = after?.slice(2) ?? null;
       for (;;) {
         const page = this.index.page(cursor, 1024);
         for (const r of page) {

@@ -24,6 +24,7 @@ import type { AuthContext } from "../../common/s3/verify-request.ts";
 import type { Credentials } from "../extensions.ts";
 import { PRESIGN_PARAMS } from "./auth.ts";
 import { decodeBody } from "./aws-chunked.ts";
+import { awaitedLater } from "../../common/deferred.ts";
 
 export interface Upstream {
   creds: Credentials;
@@ -92,15 +93,16 @@ export async function sendUpstream(
     req.once("response", resolve);
     req.once("error", (e) => reject(new S3Error("ServiceUnavailable", `the proxy could not reach the cluster: ${e.message}`)));
   });
-  response.catch(() => {});
+  awaitedLater(response);
   if (!o.body) {
     req.end();
     return response;
   }
   const pumped = pipeline(Readable.from(o.body), req);
+  // An early answer (an error before the whole body was sent) is the answer, and the body's
+  // failure after it is not looked at; a body that failed its checks here is the proxy's own
+  // error, and the cut request commits nothing.
   pumped.catch(() => {});
-  // An early answer (an error before the whole body was sent) is the answer; a body that
-  // failed its checks here is the proxy's own error, and the cut request commits nothing.
   return Promise.race([response, pumped.then(() => response)]);
 }
 

@@ -23,6 +23,7 @@ import { BodyChecks } from "./body-checks.ts";
 import { relayed, RelayedError } from "./errors.ts";
 import { sendUpstream, type Transfer, type Upstream } from "./forward.ts";
 import { beginCounted, CountingChannel, type SessionPool } from "./sessions.ts";
+import { awaitedLater } from "../../common/deferred.ts";
 
 /** Headers a session can honour, besides x-amz-meta-*; any other x-amz-* (or If-Match) sends the PUT to the cluster as it is. */
 const HONOURED = new Set([
@@ -161,8 +162,7 @@ async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, hea
   let clientIn = 0;
   let reusable = false;
   try {
-    const baseMeta = e.baseVersionId === null ? Promise.resolve([]) : baseMetaNames(ctx.up, rawPath, e.baseVersionId);
-    baseMeta.catch(() => {});
+    const baseMeta = awaitedLater(e.baseVersionId === null ? Promise.resolve([]) : baseMetaNames(ctx.up, rawPath, e.baseVersionId));
     const trailerNames = parseTrailerNames(headers["x-amz-trailer"]);
     const checks = new BodyChecks((n) => headers[n], { payloadHash: plan.payloadHash, length: plan.length, trailerNames });
     // Not destroyed on an early stop: the client is still owed an answer on this connection.

@@ -78,6 +78,8 @@ export class SessionPool {
 
   /** Back to the pool if it is still good and there is room; closed otherwise. */
   release(s: EditingSession, reusable: boolean): void {
+    // A session that fails to close cleanly is gone either way, and the cluster aborts what it
+    // left pending when its socket drops: nothing waits on the close.
     if (!reusable || this.closed || this.idle.length >= this.maxIdle) {
       void s.close().catch(() => {});
       return;
@@ -87,6 +89,7 @@ export class SessionPool {
       timer: setTimeout(() => {
         const at = this.idle.indexOf(entry);
         if (at >= 0) this.idle.splice(at, 1);
+        // As above: an idle session's failed close leaves nothing behind.
         void s.close().catch(() => {});
       }, this.idleMs),
     };
@@ -114,6 +117,7 @@ export class SessionPool {
     this.closed = true;
     const all = this.idle.splice(0);
     for (const i of all) clearTimeout(i.timer);
+    // Shutting down: each session is closed as well as it can be, and none may stop the others.
     await Promise.all(all.map((i) => i.s.close().catch(() => {})));
   }
 }

@@ -349,6 +349,7 @@ export function decodeAwsChunked(body: ReadableStream<Uint8Array>, ctx: AwsChunk
         } catch (e) {
           controller.error(e);
           rejectTrailers(e);
+          // The stream has failed with `e` already; a source that cannot be cancelled cleanly adds nothing.
           reader.cancel(e).catch(() => {});
         }
       },

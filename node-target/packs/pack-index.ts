@@ -156,8 +156,8 @@ export class PackIndex {
       .map(rowOf);
   }
 
-  /** Rows in CHID order after `after` (null: from the start). */
-  page(after: Chid | null, limit: number): ChunkRow[] {
+  /** Rows in CHID order after `after`, a position in that order rather than an id (null: from the start). */
+  page(after: string | null, limit: number): ChunkRow[] {
     return this.db
       .prepare("SELECT chid, pack, pos, length, written FROM chunks WHERE chid > ? ORDER BY chid LIMIT ?")
       .all(after ?? "", limit)

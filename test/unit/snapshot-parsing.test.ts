@@ -1,7 +1,7 @@
 // The extension API's parsing and the snapshot manifest's encoding, inside workerd.
 
 import { describe, expect, it } from "vitest";
-import { formatUvid, type Chid } from "../../common/ids.ts";
+import { asChid, formatUvid, type Chid } from "../../common/ids.ts";
 import { maskText, parseMask, parseQualifier } from "../../workers/gateway/ext/selection.ts";
 import { parseTime } from "../../workers/gateway/params.ts";
 import { decodePage, encodePage, encodeRoot, snapshotToken, type SnapshotEntry } from "../../workers/snapshots/manifest.ts";
@@ -66,7 +66,7 @@ describe("the snapshot manifest", () => {
     bucket: "b",
     key,
     uvid: formatUvid({ ms: 1000 + i, seq: 0, group: 1 }),
-    vmChid: "ab".repeat(32),
+    vmChid: asChid("ab".repeat(32)),
     isNull: i % 2 === 0,
     size: i,
     etag: `e${i}`,

@@ -8,7 +8,7 @@
 // and takes it out of every group's view, as writer and as reader.
 
 import { sha256Hex } from "../../common/s3/sigv4.ts";
-import { asTargetId, type TargetId } from "../../common/ids.ts";
+import { asTargetId, newTargetId, type TargetId } from "../../common/ids.ts";
 
 export interface TargetKeyInfo {
   id: TargetId;
@@ -52,7 +52,7 @@ export class TargetKeys {
     if (!row) return { refused: "unknown or used enrolment token" };
     this.sql.exec("DELETE FROM enrolments WHERE token_hash = ?", hash);
     if (Number(row.expires) < now) return { refused: "the enrolment token has expired" };
-    const target = id ?? (crypto.randomUUID() as TargetId);
+    const target = id ?? newTargetId();
     if (this.sql.exec("SELECT 1 FROM target_keys WHERE id = ?", target).toArray().length > 0) return { refused: `target ${target} is enrolled already` };
     const key = randomToken("tk_");
     this.sql.exec("INSERT INTO target_keys (id, key_hash, enrolled, revoked) VALUES (?, ?, ?, NULL)", target, await sha256Hex(key), now);

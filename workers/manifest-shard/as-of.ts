@@ -7,7 +7,7 @@
 // The caller checks completeness first (sources.ts): these answer from what the shard holds.
 // listing.ts and versions.ts use the same terms for their listings as of a time.
 
-import { asUvid, type Uvid } from "../../common/ids.ts";
+import { asChid, asUvid, type Chid, type Uvid } from "../../common/ids.ts";
 
 /** The longest a point-in-time answer may wait for completeness. */
 export const AS_OF_WAIT_MAX_MS = 30_000;
@@ -25,7 +25,7 @@ export function newestAt(v: string): string {
 
 export interface VersionAt {
   uvid: Uvid;
-  vmChid: string;
+  vmChid: Chid;
   isNull: boolean;
   deleteMarker: boolean;
 }
@@ -39,5 +39,5 @@ export function versionAt(sql: SqlStorage, tenant: string, bucket: string, key: 
     )
     .toArray()[0];
   if (!r) return null;
-  return { uvid: asUvid(r.uvid), vmChid: String(r.vm_chid), isNull: Number(r.is_null) === 1, deleteMarker: Number(r.delete_marker) === 1 };
+  return { uvid: asUvid(r.uvid), vmChid: asChid(r.vm_chid), isNull: Number(r.is_null) === 1, deleteMarker: Number(r.delete_marker) === 1 };
 }

@@ -8,7 +8,7 @@
 // characters including `/`, as the aws CLI's --include does, `?` one character, `[...]` a
 // class), matched here rather than by SQL; SQL narrows the scan by their literal prefixes.
 
-import { asUvid, type Uvid } from "../../common/ids.ts";
+import { asChid, asUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import { prefixSuccessor } from "../../common/keys.ts";
 import { existsAt } from "./as-of.ts";
 import { compileGlob, GlobError, globMatches, type Glob } from "./glob.ts";
@@ -47,7 +47,7 @@ export interface Selected {
   bucket: string;
   key: string;
   uvid: Uvid;
-  vmChid: string;
+  vmChid: Chid;
   isNull: boolean;
   size: number;
   etag: string;
@@ -208,7 +208,7 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
         bucket,
         key,
         uvid: asUvid(row.uvid),
-        vmChid: String(row.vm_chid),
+        vmChid: asChid(row.vm_chid),
         isNull: Number(row.is_null) === 1,
         size: Number(row.size),
         etag: String(row.etag),

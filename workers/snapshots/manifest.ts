@@ -4,7 +4,7 @@
 // exactly without exposing a chunk id; entries name versions, and only the gateway ever sees
 // the version manifests they point to.
 
-import type { Uvid } from "../../common/ids.ts";
+import { asChid, asUvid } from "../../common/ids.ts";
 import type { StoredBlob } from "../gateway/data/blob.ts";
 import type { Mask, Qualifier, Selected } from "../manifest-shard/select.ts";
 
@@ -50,8 +50,8 @@ export function decodePage(bytes: Uint8Array): SnapshotEntry[] {
   return page.entries.map(([bucket, key, uvid, vmChid, isNull, size, etag, lastModified, contentType]) => ({
     bucket,
     key,
-    uvid: uvid as Uvid,
-    vmChid,
+    uvid: asUvid(uvid),
+    vmChid: asChid(vmChid),
     isNull: isNull === 1,
     size,
     etag,

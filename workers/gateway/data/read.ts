@@ -2,7 +2,7 @@
 // chunks from their groups in order, a few ahead of the client. Each group returns only bytes
 // that hash to the CHID (a bad replica is skipped there), so what is streamed is verified.
 
-import { deferred, type Deferred } from "../../../common/deferred.ts";
+import { awaitedLater, deferred, type Deferred } from "../../../common/deferred.ts";
 import { groupOf, type Chid } from "../../../common/ids.ts";
 import { base64Decode, chunksInRange, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
@@ -86,8 +86,7 @@ export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, st
       batch.chids.push(ref.chid);
       batch.waiting.push(s);
       batch.bytes += size;
-      s.promise.catch(() => {});
-      queue.push(s.promise);
+      queue.push(awaitedLater(s.promise));
     }
     for (const b of batches) {
       const g = b.group;

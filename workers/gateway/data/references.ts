@@ -12,10 +12,10 @@ import type { RemovedVersion } from "../../negotiating-group/expunge.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 
-function byGroup<T>(items: Iterable<T>, idOf: (t: T) => string, groupCount: number): Map<number, T[]> {
+function byGroup<T>(items: Iterable<T>, idOf: (t: T) => Chid | Nhid, groupCount: number): Map<number, T[]> {
   const out = new Map<number, T[]>();
   for (const it of items) {
-    const g = groupOf(idOf(it) as Chid, groupCount);
+    const g = groupOf(idOf(it), groupCount);
     const list = out.get(g) ?? [];
     list.push(it);
     out.set(g, list);

@@ -4,7 +4,7 @@
 // their groups). Both are keyed by the snapshot, so holding twice (a commit retried) is holding
 // once, and no other snapshot's hold is touched.
 
-import { nhidOf, type Uvid } from "../../../common/ids.ts";
+import { nhidOf } from "../../../common/ids.ts";
 import type { RemovedVersion } from "../../negotiating-group/expunge.ts";
 import { snapshotRef } from "../../negotiating-group/backrefs.ts";
 import { snapshotCatalogStub } from "../../shared/env.ts";
@@ -16,7 +16,7 @@ import { S3Error } from "../../../common/s3/errors.ts";
 import { allEntries, openSnapshot, type OpenSnapshot } from "./snapshot-read.ts";
 
 async function versionsOf(ctx: NameScope, entries: readonly SnapshotEntry[]): Promise<RemovedVersion[]> {
-  return Promise.all(entries.map(async (e) => ({ nhid: await nhidOf(ctx.tenant, e.bucket, e.key), uvid: e.uvid as Uvid, vmChid: e.vmChid as RemovedVersion["vmChid"] })));
+  return Promise.all(entries.map(async (e) => ({ nhid: await nhidOf(ctx.tenant, e.bucket, e.key), uvid: e.uvid, vmChid: e.vmChid })));
 }
 
 /** Hold one page's versions for snapshot `id`; refuses if one was expunged before the snapshot could hold it. */

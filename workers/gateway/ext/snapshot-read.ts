@@ -83,6 +83,7 @@ export async function* entriesOf(ctx: NameScope, snap: OpenSnapshot, bucket: str
 export async function* allEntries(ctx: NameScope, snap: OpenSnapshot, bucket: string | null, prefix: string): AsyncGenerator<SnapshotEntry> {
   if (bucket !== null) return yield* entriesOf(ctx, snap, bucket, prefix, "");
   for (let i = 0; i < snap.layout.pages.length; i++) {
+    // Read ahead; a failure is met again, and thrown, when the loop awaits that page itself.
     if (i + 1 < snap.layout.pages.length) void page(ctx, snap, i + 1).catch(() => {});
     for (const e of await page(ctx, snap, i)) if (e.key.startsWith(prefix)) yield e;
     snap.pages.delete(i);

@@ -4,7 +4,7 @@
 // listings and GETs), restored into a bucket by new versions naming the same chunks, and
 // deleted. JSON in and out; signed like any S3 request, and confined to the caller's tenant.
 
-import { groupOf, nhidOf, shardOf, type Chid } from "../../../common/ids.ts";
+import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { groupStub, snapshotCatalogStub } from "../../shared/env.ts";
 import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/catalog.ts";
@@ -140,7 +140,7 @@ export async function restoreSnapshot(ctx: RequestContext, id: string): Promise<
     const p = (async () => {
       const srcNhid = await nhidOf(ctx.tenant, e.bucket, e.key);
       const g = groupOf(srcNhid, ctx.cfg.groupCount);
-      const vm = await groupStub(ctx.env, g).readVersion(srcNhid, e.uvid, e.vmChid as Chid);
+      const vm = await groupStub(ctx.env, g).readVersion(srcNhid, e.uvid, e.vmChid);
       const nhid = await nhidOf(ctx.tenant, toBucket, key);
       const tg = groupOf(nhid, ctx.cfg.groupCount);
       const body = sameContent(vm, { tenant: ctx.tenant, bucket: toBucket, key }, ctx.auth.accessKey);

@@ -5,7 +5,7 @@
 //
 //   POST /_validate {"bucket", "key", "versionId"?, "token"?}   or   {"snapshot", "token"?}
 
-import { groupOf, nhidOf, type Chid, type Uvid } from "../../../common/ids.ts";
+import { groupOf, nhidOf, type Chid } from "../../../common/ids.ts";
 import type { ChunkRef, VersionManifest } from "../../../common/manifest.ts";
 import type { StoredRef } from "../../../common/protocol.ts";
 import type { ItemVerdict } from "../../negotiating-group/group.ts";
@@ -116,8 +116,8 @@ export async function validate(ctx: RequestContext): Promise<Response> {
     for await (const e of allEntries(ctx, snap, null, "")) {
       const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);
       const g = groupOf(nhid, ctx.cfg.groupCount);
-      const vm = await groupStub(ctx.env, g).readVersion(nhid, e.uvid, e.vmChid as Chid);
-      batch.push(...(await versionItems(ctx, e.bucket, e.key, vm, e.vmChid as Chid, seen)));
+      const vm = await groupStub(ctx.env, g).readVersion(nhid, e.uvid, e.vmChid);
+      batch.push(...(await versionItems(ctx, e.bucket, e.key, vm, e.vmChid, seen)));
       if (batch.length >= REFS_PER_CALL * 4) {
         await verify(ctx, batch, tally);
         batch = [];
@@ -138,7 +138,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
   }
   await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, seen), tally, replicas);
   if (tally.items === 0) throw new S3Error("InternalError", "validation checked nothing");
-  return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : (vm.uvid as Uvid), replicas });
+  return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : vm.uvid, replicas });
 }
 
 /**

@@ -21,6 +21,7 @@ import { isoTime, xmlResponse } from "./xml.ts";
 import type { XmlNode } from "../../../common/s3/xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 import { MAX_PARTS_LISTED, type ListPartsParams, type ListUploadsParams } from "../params.ts";
+import { awaitedLater } from "../../../common/deferred.ts";
 
 /** A CompleteMultipartUpload body for 10,000 parts with checksums stays well under this. */
 const COMPLETE_BODY_MAX = 4 * 1024 * 1024;
@@ -75,8 +76,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
 
 export async function uploadPart(ctx: RequestContext, bucket: string, key: string, uploadId: string, partNumber: number): Promise<Response> {
   validateKey(key);
-  const bucketCheck = requireBucket(ctx, bucket);
-  bucketCheck.catch(() => {});
+  const bucketCheck = awaitedLater(requireBucket(ctx, bucket));
   // The part's chunks get the upload's replication count: asked for while the bucket is checked.
   const replicas = await uploadReplicas(ctx, bucket, key, uploadId);
   // Parts are never inline: completing joins chunk lists, so every part must have one.

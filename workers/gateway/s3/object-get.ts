@@ -14,9 +14,10 @@ import { checksumResponseHeaders } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { httpTime } from "./xml.ts";
-import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
+import type { Chid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/directory.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
+import { awaitedLater } from "../../../common/deferred.ts";
 
 export interface ByteRange {
   start: number;
@@ -146,8 +147,8 @@ async function versionAsOf(ctx: RequestContext, bucket: string, key: string, pla
   await settleName(ctx, place, asOf);
   const at = await shardStub(ctx.env, place.shard).versionAt(ctx.tenant, bucket, key, asOf.bound);
   if (!at) return null;
-  const vm = await groupStub(ctx.env, place.group).readVersion(place.nhid, at.uvid, at.vmChid as Chid);
-  return { vm, vmChid: at.vmChid as Chid, isNull: at.isNull };
+  const vm = await groupStub(ctx.env, place.group).readVersion(place.nhid, at.uvid, at.vmChid);
+  return { vm, vmChid: at.vmChid, isNull: at.isNull };
 }
 
 /** The version a snapshot holds for a name (readable while the snapshot exists, whatever happened to the name since). */
@@ -155,24 +156,23 @@ async function versionInSnapshot(ctx: RequestContext, bucket: string, key: strin
   const snap = await openSnapshot(ctx, id);
   const e = await entryOf(ctx, snap, bucket, key);
   if (!e) return null;
-  const vm = await groupStub(ctx.env, place.group).readVersion(place.nhid, e.uvid, e.vmChid as Chid);
-  return { vm, vmChid: e.vmChid as Chid, isNull: e.isNull };
+  const vm = await groupStub(ctx.env, place.group).readVersion(place.nhid, e.uvid, e.vmChid);
+  return { vm, vmChid: e.vmChid, isNull: e.isNull };
 }
 
 export async function getObject(ctx: RequestContext, at: { bucket: string; key: string; head: boolean }, read: ReadParams): Promise<Response> {
   const { bucket, key, head } = at;
   const { versionId, asOf, snapshot } = read;
   // A snapshot is read even if its bucket was deleted since; its versions are shown by id.
-  const bucketCheck: Promise<Pick<BucketInfo, "versioning">> = snapshot !== null ? Promise.resolve({ versioning: "Enabled" }) : requireBucket(ctx, bucket);
-  bucketCheck.catch(() => {});
+  const bucketCheck: Promise<Pick<BucketInfo, "versioning">> = awaitedLater<Pick<BucketInfo, "versioning">>(snapshot !== null ? Promise.resolve({ versioning: "Enabled" }) : requireBucket(ctx, bucket));
   const place = await placeOf(ctx, bucket, key);
-  const vmP =
+  const vmP = awaitedLater(
     snapshot !== null
       ? versionInSnapshot(ctx, bucket, key, place, snapshot)
       : asOf
         ? versionAsOf(ctx, bucket, key, place, asOf)
-        : groupStub(ctx.env, place.group).getVersion(place.nhid, versionId);
-  vmP.catch(() => {});
+        : groupStub(ctx.env, place.group).getVersion(place.nhid, versionId),
+  );
   const info = await bucketCheck;
   const stored = await vmP;
   if (!stored) {

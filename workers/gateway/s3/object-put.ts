@@ -19,6 +19,7 @@ import { S3Error } from "../../../common/s3/errors.ts";
 import { requireRoom } from "./quota.ts";
 import { versionHeader } from "./object-get.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
+import { awaitedLater } from "../../../common/deferred.ts";
 
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
 export const USER_META_MAX = 2048;
@@ -104,8 +105,7 @@ export function requestBody(
   }
   if (!ctx.req.body) throw new S3Error("IncompleteBody", "aws-chunked request has no body");
   const decoded = decodeAwsChunked(ctx.req.body, { mode: payloadHash, decodedLength: length, signing: ctx.auth, trailerNames, digests: digestStreams });
-  decoded.trailers.catch(() => {});
-  return { body: decoded.stream, trailers: decoded.trailers, checksum };
+  return { body: decoded.stream, trailers: awaitedLater(decoded.trailers), checksum };
 }
 
 /** The additional checksum to keep: checked against a header value, or the verified trailer. */
@@ -177,8 +177,7 @@ export async function receiveBody(ctx: RequestContext, noInline: boolean, before
 
 export async function putObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
   validateKey(key);
-  const bucketCheck = requireBucket(ctx, bucket);
-  bucketCheck.catch(() => {});
+  const bucketCheck = awaitedLater(requireBucket(ctx, bucket));
   const h = ctx.req.headers;
   const condition = writeConditionOf(h);
   refuseUnkeptWriteOptions(h);

@@ -71,6 +71,7 @@ export class SessionCommands {
         try {
           return { op: "committed", txn, ...(await p.commit()) };
         } catch (e) {
+          // The commit's failure is the answer; an abort that fails too leaves a lease that expires and chunks that reclamation finds unreferenced.
           await p.abort().catch(() => {});
           throw e;
         }

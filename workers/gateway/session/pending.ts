@@ -177,6 +177,8 @@ export class PendingVersion {
       if (base) await p.inherit(base.vm, cmd.mode !== "replace");
       return p;
     } catch (e) {
+      // The open's own failure is what the client is told; a lease that cannot be released now
+      // expires on its own (LEASE_TTL_MS).
       await g.releaseName(place.nhid, holder).catch(() => {});
       throw e;
     }
