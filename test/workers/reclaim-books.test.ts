@@ -181,13 +181,13 @@ describe("the reference outbox", () => {
     await withSql(async (sql) => {
       const sent: [number, RefChange[]][] = [];
       let fail = true;
-      const outbox = new RefOutbox(sql, async (g, changes) => {
+      const outbox = new RefOutbox(sql, 4, async (g, changes) => {
         if (fail) throw new Error("unreachable");
         sent.push([g, changes]);
       });
       const chids = Array.from({ length: 40 }, (_, i) => chid(i.toString(16).padStart(2, "0")));
-      outbox.queue("+", "v:x/1", chids, 4, 5);
-      outbox.queue("-", "u:up/1", chids, 4);
+      outbox.queue("+", "v:x/1", chids, 5);
+      outbox.queue("-", "u:up/1", chids);
       await expect(outbox.push()).rejects.toThrow("unreachable");
       fail = false;
       await outbox.push();

@@ -89,7 +89,7 @@ describe("VersionBook stamps", () => {
       const u = book.stamp(0);
       expect(book.cutoffFor(0, [])).toBe(u);
       expect(book.cutoffFor(3, [])).toBe(u);
-      book.commit(nhid, { uvid: u, vmChid: chid("h"), deleteMarker: false, etag: null, isNull: false }, 1, record("held", u), removal);
+      book.commit(nhid, { uvid: u, vmChid: chid("h"), deleteMarker: false, etag: null, isNull: false }, { shard: 1, record: record("held", u), removalOf: removal });
       // Queued for shard 1: shard 0's cutoff is free, shard 1's waits for the record.
       expect(book.cutoffFor(0, []) > u).toBe(true);
       expect(book.cutoffFor(1, [])).toBe(u);
@@ -106,7 +106,7 @@ describe("VersionBook stamps", () => {
     let u = "" as Uvid;
     await withBook(stub, (book) => {
       u = book.stamp(0);
-      book.commit(nhid, { uvid: u, vmChid: chid("r"), deleteMarker: false, etag: null, isNull: false }, 2, record("restart", u), removal);
+      book.commit(nhid, { uvid: u, vmChid: chid("r"), deleteMarker: false, etag: null, isNull: false }, { shard: 2, record: record("restart", u), removalOf: removal });
     });
     await withBook(stub, (book) => {
       expect(book.cutoffFor(2, [])).toBe(u);
@@ -124,7 +124,7 @@ describe("VersionBook names and outbox", () => {
     for (const order of orders) {
       await withBook(freshGroup(), (book) => {
         expect(book.current(nhid)).toBeNull();
-        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2, etag: null, isNull: false }, 0, record("k", u[i]!), removal);
+        for (const i of order) book.commit(nhid, { uvid: u[i]!, vmChid: chid(String(i)), deleteMarker: i === 2, etag: null, isNull: false }, { shard: 0, record: record("k", u[i]!), removalOf: removal });
         expect(book.current(nhid)).toEqual({ uvid: u[2], vmChid: chid("2"), deleteMarker: true, etag: null });
         expect(book.current(other)).toBeNull();
       });
@@ -139,11 +139,11 @@ describe("VersionBook names and outbox", () => {
     const u3 = formatUvid({ ms: 12, seq: 0, group: 0 });
     await withBook(freshGroup(), (book) => {
       expect(book.pending()).toEqual([]);
-      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false, etag: null, isNull: false }, 2, record("b", u3), removal);
-      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u1), removal);
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u2), removal);
+      book.commit(nB, { uvid: u3, vmChid: chid("3"), deleteMarker: false, etag: null, isNull: false }, { shard: 2, record: record("b", u3), removalOf: removal });
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null, isNull: false }, { shard: 1, record: record("a", u1), removalOf: removal });
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, { shard: 1, record: record("a", u2), removalOf: removal });
       // A retried commit must not queue a second copy.
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u2), removal);
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, { shard: 1, record: record("a", u2), removalOf: removal });
 
       expect(book.pending()).toEqual([
         { shard: 1, record: record("a", u1) },
@@ -169,7 +169,7 @@ describe("VersionBook names and outbox", () => {
     const u2 = formatUvid({ ms: 21, seq: 0, group: 0 });
     const rows = (sql: SqlStorage) => sql.exec("SELECT uvid FROM outbox ORDER BY uvid").toArray().map((r) => r.uvid);
     await withBook(stub, (book, sql) => {
-      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u1), removal);
+      book.commit(nA, { uvid: u1, vmChid: chid("1"), deleteMarker: false, etag: null, isNull: false }, { shard: 1, record: record("a", u1), removalOf: removal });
       book.delivered(1, [u1]);
       expect(book.pending()).toEqual([]);
       expect(rows(sql)).toEqual([u1]);
@@ -178,7 +178,7 @@ describe("VersionBook names and outbox", () => {
       // The restart lost the note that u1 was delivered: it goes again (harmless, idempotent).
       expect(book.pending().map((p) => p.record.uvid)).toEqual([u1]);
       book.delivered(1, [u1]);
-      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, 1, record("a", u2), removal);
+      book.commit(nA, { uvid: u2, vmChid: chid("2"), deleteMarker: false, etag: null, isNull: false }, { shard: 1, record: record("a", u2), removalOf: removal });
       expect(rows(sql)).toEqual([u2]);
     });
   });
@@ -187,7 +187,7 @@ describe("VersionBook names and outbox", () => {
     const stub = freshGroup();
     const nhid = await nhidOf("t", "b", "k");
     const u = formatUvid({ ms: 42, seq: 0, group: 0 });
-    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false, etag: null, isNull: false }, 3, record("k", u), removal));
+    await withBook(stub, (book) => book.commit(nhid, { uvid: u, vmChid: chid("9"), deleteMarker: false, etag: null, isNull: false }, { shard: 3, record: record("k", u), removalOf: removal }));
     await withBook(stub, (book) => {
       expect(book.pending()).toEqual([{ shard: 3, record: record("k", u) }]);
       expect(book.current(nhid)?.uvid).toBe(u);
@@ -202,14 +202,14 @@ describe("VersionBook versions of a name", () => {
   it("keeps one null version, the newest stamped, whatever order the commits arrive in", async () => {
     const nhid = await nhidOf("t", "b", "nulls");
     await withBook(freshGroup(), (book, sql) => {
-      book.commit(nhid, row(v(30), true), 0, record("nulls", v(30)), removal);
+      book.commit(nhid, row(v(30), true), { shard: 0, record: record("nulls", v(30)), removalOf: removal });
       // An older stamp committing late is superseded at once.
-      book.commit(nhid, row(v(20), true), 0, record("nulls", v(20)), removal);
-      book.commit(nhid, row(v(40), false), 0, record("nulls", v(40)), removal);
+      book.commit(nhid, row(v(20), true), { shard: 0, record: record("nulls", v(20)), removalOf: removal });
+      book.commit(nhid, row(v(40), false), { shard: 0, record: record("nulls", v(40)), removalOf: removal });
       expect(book.find(nhid, "null")?.uvid).toBe(v(30));
       expect(book.find(nhid, v(20))).toBeNull();
       expect(book.current(nhid)?.uvid).toBe(v(40));
-      book.commit(nhid, row(v(50), true), 0, record("nulls", v(50)), removal);
+      book.commit(nhid, row(v(50), true), { shard: 0, record: record("nulls", v(50)), removalOf: removal });
       expect(book.find(nhid, "null")?.uvid).toBe(v(50));
       expect(book.find(nhid, v(40))?.isNull).toBe(false);
       // The shard hears of both removals.
@@ -221,8 +221,8 @@ describe("VersionBook versions of a name", () => {
   it("removing the current version makes the newest remaining one current, or none", async () => {
     const nhid = await nhidOf("t", "b", "rm");
     await withBook(freshGroup(), (book) => {
-      book.commit(nhid, row(v(1), false), 0, record("rm", v(1)), removal);
-      book.commit(nhid, row(v(2), false, true), 0, record("rm", v(2)), removal);
+      book.commit(nhid, row(v(1), false), { shard: 0, record: record("rm", v(1)), removalOf: removal });
+      book.commit(nhid, row(v(2), false, true), { shard: 0, record: record("rm", v(2)), removalOf: removal });
       expect(book.current(nhid)).toMatchObject({ uvid: v(2), deleteMarker: true });
       book.remove(nhid, v(2), 0, removal);
       expect(book.current(nhid)).toMatchObject({ uvid: v(1), deleteMarker: false });
@@ -236,7 +236,7 @@ describe("VersionBook versions of a name", () => {
     await withBook(freshGroup(), (book, sql) => {
       sql.exec("INSERT INTO names (nhid, uvid, vm_chid, delete_marker, etag) VALUES (?, ?, ?, 0, 'x')", nhid, v(7), chid("e"));
       expect(book.find(nhid, "null")?.uvid).toBe(v(7));
-      book.commit(nhid, row(v(8), true), 0, record("old", v(8)), removal);
+      book.commit(nhid, row(v(8), true), { shard: 0, record: record("old", v(8)), removalOf: removal });
       expect(book.find(nhid, v(7))).toBeNull();
       expect(book.current(nhid)?.uvid).toBe(v(8));
     });

@@ -56,7 +56,7 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "CreateMultipartUpload":
       return createMultipartUpload(ctx, ep.bucket, ep.key);
     case "UploadPart":
-      return uploadPart(ctx, ep.bucket, ep.key, ep.uploadId, ep.partNumber);
+      return uploadPart(ctx, ep);
     case "CompleteMultipartUpload":
       return completeMultipartUpload(ctx, ep.bucket, ep.key, ep.uploadId);
     case "AbortMultipartUpload":
@@ -128,7 +128,7 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
     case "CopyObject":
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":
-      return uploadPartCopy(ctx, ep.bucket, ep.key, ep.uploadId, ep.partNumber);
+      return uploadPartCopy(ctx, ep);
   }
 }
 

@@ -86,7 +86,11 @@ function notImplemented(what: string): never {
   throw new S3Error("NotImplemented", `${what} is not implemented by this gateway yet`);
 }
 
-function bucketEndpoint(method: string, bucket: string, q: URLSearchParams, headers: Headers): Endpoint {
+/** What the router reads of a request besides its path. */
+type Asked = Pick<Request, "method" | "headers">;
+
+function bucketEndpoint(req: Asked, bucket: string, q: URLSearchParams): Endpoint {
+  const { method, headers } = req;
   for (const sub of UNIMPLEMENTED_BUCKET) if (q.has(sub)) notImplemented(`?${sub}`);
   // A subresource we serve for one method only must not fall through to another operation.
   if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
@@ -128,7 +132,9 @@ function bucketEndpoint(method: string, bucket: string, q: URLSearchParams, head
   }
 }
 
-function objectEndpoint(method: string, bucket: string, key: string, q: URLSearchParams, headers: Headers): Endpoint {
+function objectEndpoint(req: Asked, name: { bucket: string; key: string }, q: URLSearchParams): Endpoint {
+  const { method, headers } = req;
+  const { bucket, key } = name;
   for (const sub of UNIMPLEMENTED_OBJECT) if (q.has(sub)) notImplemented(`?${sub}`);
   const uploadId = q.get("uploadId");
   if (q.has("uploads") && method !== "POST") notImplemented(`${method} ?uploads on an object`);
@@ -201,7 +207,7 @@ const named: Routed = (req, url) => {
   const raw = req.params.bucket!;
   const bucket = decode(raw, "bucket");
   const key = rawKeyOf(url.pathname, raw);
-  return key === null ? bucketEndpoint(req.method, bucket, url.searchParams, req.headers) : objectEndpoint(req.method, bucket, decode(key, "key"), url.searchParams, req.headers);
+  return key === null ? bucketEndpoint(req, bucket, url.searchParams) : objectEndpoint(req, { bucket, key: decode(key, "key") }, url.searchParams);
 };
 router.all("/_snapshots", ((req) => {
   if (req.method === "POST") return { op: "CreateSnapshot" };
@@ -269,7 +275,7 @@ export async function route(req: Request, url: URL, baseDomain = ""): Promise<En
   const vhost = bucketOfHost(req.headers.get("host") ?? url.host, baseDomain);
   if (vhost !== null) {
     const key = url.pathname === "/" ? null : url.pathname.slice(1);
-    return key === null ? bucketEndpoint(req.method, vhost, url.searchParams, req.headers) : objectEndpoint(req.method, vhost, decode(key, "key"), url.searchParams, req.headers);
+    return key === null ? bucketEndpoint(req, vhost, url.searchParams) : objectEndpoint(req, { bucket: vhost, key: decode(key, "key") }, url.searchParams);
   }
   const ep = (await router.fetch(req, url)) as Endpoint | undefined;
   if (!ep) throw new S3Error("InvalidRequest", `cannot route ${req.method} ${url.pathname}`);

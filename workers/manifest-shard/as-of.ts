@@ -31,7 +31,8 @@ export interface VersionAt {
 }
 
 /** The version of a key current at the bound, delete marker included; null if it had none. */
-export function versionAt(sql: SqlStorage, tenant: string, bucket: string, key: string, bound: Uvid): VersionAt | null {
+export function versionAt(sql: SqlStorage, name: { tenant: string; bucket: string; key: string }, bound: Uvid): VersionAt | null {
+  const { tenant, bucket, key } = name;
   const r = sql
     .exec(
       `SELECT uvid, vm_chid, is_null, delete_marker FROM versions v WHERE tenant = ? AND bucket = ? AND key = ? AND ${existsAt("v")} ORDER BY uvid DESC LIMIT 1`,

@@ -36,7 +36,7 @@ export function listCurrent(sql: SqlStorage, q: ListQuery, bound?: Uvid): ListPa
       fetch(pos, upper, n) {
         const conds = ["tenant = ?", "bucket = ?"];
         const args: (string | number)[] = [q.tenant, q.bucket];
-        keyBounds("key", pos, upper, null, conds, args);
+        keyBounds("key", { pos, upper, afterWithin: null }, { conds, args });
         if (bound === undefined) {
           conds.push("delete_marker = 0");
           return sql.exec(`SELECT key, size, etag, last_modified FROM current WHERE ${conds.join(" AND ")} ORDER BY key LIMIT ?`, ...args, n).toArray();

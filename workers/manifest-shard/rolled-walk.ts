@@ -85,12 +85,11 @@ export function walkRolledUp<Row, W, E>(w: RolledWalk<Row, W, E>, start: { key: 
  */
 export function keyBounds(
   col: string,
-  pos: WalkPosition<unknown>,
-  upper: string | null,
-  afterWithin: { sql: string; args: (string | number)[] } | null,
-  conds: string[],
-  args: (string | number)[],
+  at: { pos: WalkPosition<unknown>; upper: string | null; afterWithin: { sql: string; args: (string | number)[] } | null },
+  where: { conds: string[]; args: (string | number)[] },
 ): void {
+  const { pos, upper, afterWithin } = at;
+  const { conds, args } = where;
   if (pos.key !== null) {
     if (afterWithin !== null) {
       conds.push(`(${col} > ? OR (${col} = ? AND ${afterWithin.sql}))`);

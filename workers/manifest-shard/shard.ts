@@ -126,7 +126,7 @@ export class ManifestShard extends DurableObject<Env> {
         : undefined;
     if (early) {
       this.earlyRemovals--;
-      this.markRemoved(r.tenant, r.bucket, r.key, r.uvid, String(early.uvid));
+      this.markRemoved(r, r.uvid, String(early.uvid));
     }
     // A record applied again (its row may have been removed since) or removed on arrival: the
     // current entry is recomputed from the versions.
@@ -146,7 +146,7 @@ export class ManifestShard extends DurableObject<Env> {
   }
 
   private applyRemoval(r: RemovalRecord): void {
-    if (!this.markRemoved(r.tenant, r.bucket, r.key, r.target, r.uvid)) {
+    if (!this.markRemoved(r, r.target, r.uvid)) {
       const known = this.sql.exec("SELECT 1 FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ?", r.tenant, r.bucket, r.key, r.target).toArray().length > 0;
       if (!known) this.earlyRemovals += this.sql.exec("INSERT OR IGNORE INTO early_removals (tenant, bucket, key, target, uvid) VALUES (?, ?, ?, ?, ?)", r.tenant, r.bucket, r.key, r.target, r.uvid).rowsWritten;
     }
@@ -154,7 +154,8 @@ export class ManifestShard extends DurableObject<Env> {
   }
 
   /** Whether a version row changed (false if it was already removed, or is not here yet). */
-  private markRemoved(tenant: string, bucket: string, key: string, target: string, at: string): boolean {
+  private markRemoved(name: { tenant: string; bucket: string; key: string }, target: string, at: string): boolean {
+    const { tenant, bucket, key } = name;
     const row = this.sql
       .exec("UPDATE versions SET removed = 1, removed_at = ? WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ? AND removed = 0 RETURNING size, delete_marker", at, tenant, bucket, key, target)
       .toArray()[0];
@@ -199,7 +200,7 @@ export class ManifestShard extends DurableObject<Env> {
 
   /** The version of a key current just before `bound`, delete marker included (call `settle` first). */
   async versionAt(tenant: string, bucket: string, key: string, bound: Uvid): Promise<VersionAt | null> {
-    return versionAt(this.sql, tenant, bucket, key, bound);
+    return versionAt(this.sql, { tenant, bucket, key }, bound);
   }
 
   /**

@@ -44,7 +44,7 @@ export function listUploads(sql: SqlStorage, q: UploadQuery): UploadPage {
         const conds = ["tenant = ?", "bucket = ?", "open = 1"];
         const args: (string | number)[] = [q.tenant, q.bucket];
         const w = pos.within;
-        keyBounds("key", pos, upper, w && { sql: "(initiated > ? OR (initiated = ? AND upload_id > ?))", args: [w.initiated, w.initiated, w.id] }, conds, args);
+        keyBounds("key", { pos, upper, afterWithin: w && { sql: "(initiated > ? OR (initiated = ? AND upload_id > ?))", args: [w.initiated, w.initiated, w.id] } }, { conds, args });
         return sql
           .exec(`SELECT key, upload_id, initiated, creator FROM uploads WHERE ${conds.join(" AND ")} ORDER BY key, initiated, upload_id LIMIT ?`, ...args, n)
           .toArray();

@@ -66,7 +66,7 @@ export function listVersions(sql: SqlStorage, q: VersionQuery, bound?: Uvid): Ve
       fetch(pos, upper, n) {
         const conds = ["v.tenant = ?", "v.bucket = ?", exists.sql];
         const args: (string | number)[] = [q.tenant, q.bucket, ...exists.args];
-        keyBounds("v.key", pos, upper, pos.within === null ? null : { sql: "v.uvid < ?", args: [pos.within] }, conds, args);
+        keyBounds("v.key", { pos, upper, afterWithin: pos.within === null ? null : { sql: "v.uvid < ?", args: [pos.within] } }, { conds, args });
         const cols = "v.key, v.uvid, v.is_null, v.delete_marker, v.size, v.etag, v.last_modified, v.creator";
         const order = `WHERE ${conds.join(" AND ")} ORDER BY v.key, v.uvid DESC LIMIT ?`;
         if (live) {

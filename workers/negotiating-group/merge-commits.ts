@@ -128,8 +128,8 @@ export class MergeCommits {
       const writers = await this.c.members.live("writers");
       await putTransaction(this.c.members, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas, { correlation: cfg.correlation });
       this.c.book.witness(uvid);
-      const removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: false, etag: vm.etag, isNull, replicas }, shard, record, this.c.names.removalOf(body));
-      this.c.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount, replicas);
+      const removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: false, etag: vm.etag, isNull, replicas }, { shard, record, removalOf: this.c.names.removalOf(body) });
+      this.c.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), replicas);
       this.c.leases.release(nhid, holder);
       this.c.merges.done(nhid);
       this.c.names.forget(nhid);

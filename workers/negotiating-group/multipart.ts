@@ -71,13 +71,12 @@ export class Multipart {
     const uploaded = Date.now();
     // The part's chunks are referenced by the upload until it completes or is aborted; a part
     // uploaded again drops the old part's chunks it does not use.
-    const groupCount = configOf(this.c.env).groupCount;
     const ref = partRef(uploadId, part.partNumber);
     const now = new Set(part.chunks.map((c) => c.chid));
     const before = this.c.uploads.partChunks(uploadId).get(part.partNumber) ?? [];
     this.c.uploads.putPart(uploadId, { ...part, uploaded });
-    this.c.refOutbox.queue("+", ref, now, groupCount, this.c.uploads.get(nhid, uploadId)?.replicas ?? null);
-    this.c.refOutbox.queue("-", ref, before.filter((c) => !now.has(c)), groupCount);
+    this.c.refOutbox.queue("+", ref, now, this.c.uploads.get(nhid, uploadId)?.replicas ?? null);
+    this.c.refOutbox.queue("-", ref, before.filter((c) => !now.has(c)));
     this.c.refsSoon();
     return { uploaded };
   }
@@ -149,7 +148,6 @@ export class Multipart {
   }
 
   private dropPartRefs(uploadId: string): void {
-    const groupCount = configOf(this.c.env).groupCount;
-    for (const [n, chids] of this.c.uploads.partChunks(uploadId)) this.c.refOutbox.queue("-", partRef(uploadId, n), chids, groupCount);
+    for (const [n, chids] of this.c.uploads.partChunks(uploadId)) this.c.refOutbox.queue("-", partRef(uploadId, n), chids);
   }
 }

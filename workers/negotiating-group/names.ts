@@ -144,9 +144,9 @@ export class Names {
       if (late) return late;
       // The version's references are queued first: what beforeCommit drops (an upload's parts)
       // then reaches each chunk group after them, so no chunk the version uses is ever without one.
-      this.c.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), cfg.groupCount, replicas);
+      this.c.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), replicas);
       w.beforeCommit?.();
-      removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, shard, record, this.removalOf(body));
+      removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, { shard, record, removalOf: this.removalOf(body) });
       committed = true;
       this.c.refs.written(uvid);
     } finally {
@@ -236,7 +236,7 @@ export class Names {
     if (!row || row.deleteMarker) return null;
     const vm = await this.manifest(nhid, row.uvid, row.vmChid);
     this.c.book.setReplicas(nhid, row.uvid, replicas);
-    this.c.refOutbox.queue("+", versionRef(nhid, row.uvid), vm.chunks.map((c) => c.chid), configOf(this.c.env).groupCount, replicas);
+    this.c.refOutbox.queue("+", versionRef(nhid, row.uvid), vm.chunks.map((c) => c.chid), replicas);
     this.c.refsSoon();
     this.vmCache.delete(nhid);
     return { uvid: row.uvid };

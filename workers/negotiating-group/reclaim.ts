@@ -60,7 +60,7 @@ export class Reclaim {
 
   constructor(c: ReclaimContext) {
     this.c = c;
-    this.outbox = new RefOutbox(c.sql, async (g, changes) => {
+    this.outbox = new RefOutbox(c.sql, configOf(c.env).groupCount, async (g, changes) => {
       if (g === c.group) this.apply(changes);
       else await groupStub(c.env, g).applyRefs(changes);
     });
@@ -173,7 +173,7 @@ export class Reclaim {
       await this.c.alarms.by(Date.now() + 5 * OUTBOX_RETRY_MS);
       return;
     }
-    const inventories = await Promise.all(readers.map((m) => inventoryOf(this.c.members, m, this.c.group, cfg.groupCount, since - CLOCK_MARGIN_MS)));
+    const inventories = await Promise.all(readers.map((m) => inventoryOf(this.c.members, m, { group: this.c.group, groupCount: cfg.groupCount, since: since - CLOCK_MARGIN_MS })));
     if (inventories.some((i) => i === null)) {
       await this.c.alarms.by(Date.now() + 5 * OUTBOX_RETRY_MS);
       return;
@@ -247,7 +247,7 @@ export class Reclaim {
         this.c.expunges.postpone(v, Date.now() + COPY_WAIT_MS);
         continue;
       }
-      this.outbox.queue("-", versionRef(v.nhid, v.uvid), chids, cfg.groupCount);
+      this.outbox.queue("-", versionRef(v.nhid, v.uvid), chids);
       this.c.refs.reclaim([{ kind: "vm", chid: v.vmChid, nhid: v.nhid, uvid: v.uvid }], view.readers.map((m) => m.id), Date.now());
       this.c.expunges.done(v);
       done++;

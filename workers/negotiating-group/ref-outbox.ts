@@ -22,8 +22,12 @@ export class RefOutbox {
   private readonly send: SendChanges;
   private readonly busy = new Set<number>();
 
-  constructor(sql: SqlStorage, send: SendChanges) {
+  /** Chunks are split by the group that owns them: one of this many. */
+  private readonly groupCount: number;
+
+  constructor(sql: SqlStorage, groupCount: number, send: SendChanges) {
     this.sql = sql;
+    this.groupCount = groupCount;
     this.send = send;
     sql.exec("CREATE TABLE IF NOT EXISTS ref_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, grp INTEGER NOT NULL, op TEXT NOT NULL, ref TEXT NOT NULL, chids TEXT NOT NULL)");
     sql.exec("CREATE INDEX IF NOT EXISTS ref_outbox_grp ON ref_outbox (grp, seq)");
@@ -37,10 +41,10 @@ export class RefOutbox {
    * causing change's transaction. `replicas`: the count the version asked for, if not the
    * cluster's R (a "+" again with another count changes it).
    */
-  queue(op: RefOp, ref: string, chids: Iterable<Chid>, groupCount: number, replicas: number | null = null): number[] {
+  queue(op: RefOp, ref: string, chids: Iterable<Chid>, replicas: number | null = null): number[] {
     const byGroup = new Map<number, Chid[]>();
     for (const c of new Set(chids)) {
-      const g = groupOf(c, groupCount);
+      const g = groupOf(c, this.groupCount);
       const list = byGroup.get(g) ?? [];
       list.push(c);
       byGroup.set(g, list);

@@ -259,7 +259,7 @@ export class Repair {
     try {
       const readers = await this.c.members.live("readers");
       const writers = new Set((await this.c.members.live("writers")).map((m) => m.id));
-      const inventories = await Promise.all(readers.map((m) => inventoryOf(this.c.members, m, this.c.group, cfg.groupCount)));
+      const inventories = await Promise.all(readers.map((m) => inventoryOf(this.c.members, m, { group: this.c.group, groupCount: cfg.groupCount, since: null })));
       const answered = readers.flatMap((m, i) => (inventories[i] ? [{ id: m.id, refs: inventories[i]!, location: m.location, counts: writers.has(m.id) }] : []));
       // Copies count on writers only: a reader that is no longer a member (draining, replaced) is a source to copy from.
       // Items being deleted (reclaimed, some member has yet to confirm) are not restored.

@@ -15,7 +15,15 @@ const PAGE_TIMEOUT_MS = 30_000;
 
 type Page = Extract<ToGroup, { t: "inventory-page" }>;
 
-function onePage(host: TxnHost, member: Member, group: number, groupCount: number, after: string | null, since: number | null): Promise<Page | null> {
+/** What a group asks a member's inventory for: its items (of `groupCount` groups), and with `since` only chunks written since then. */
+export interface InventoryAsk {
+  group: number;
+  groupCount: number;
+  since: number | null;
+}
+
+function onePage(host: TxnHost, member: Member, ask: InventoryAsk, after: string | null): Promise<Page | null> {
+  const { group, groupCount, since } = ask;
   return new Promise((resolve) => {
     const finish = (v: Page | null) => {
       clearTimeout(timer);
@@ -38,11 +46,11 @@ function onePage(host: TxnHost, member: Member, group: number, groupCount: numbe
 }
 
 /** Every item `member` holds for `group` (with `since`: only chunks written since then); null if it went away or stopped answering. */
-export async function inventoryOf(host: TxnHost, member: Member, group: number, groupCount: number, since: number | null = null): Promise<StoredRef[] | null> {
+export async function inventoryOf(host: TxnHost, member: Member, ask: InventoryAsk): Promise<StoredRef[] | null> {
   const refs: StoredRef[] = [];
   let after: string | null = null;
   for (;;) {
-    const page = await onePage(host, member, group, groupCount, after, since);
+    const page = await onePage(host, member, ask, after);
     if (!page) return null;
     refs.push(...page.refs);
     if (page.next === null) return refs;

@@ -230,7 +230,8 @@ export class VersionBook {
    * Record a committed version and queue its record for the shard, in one storage transaction.
    * A new null version removes the name's previous one (S3's overwrite of the null version).
    */
-  commit(nhid: Nhid, row: VersionRow, shard: number, record: VersionRecord, removalOf: RemovalOf): RemovalRecord[] {
+  commit(nhid: Nhid, row: VersionRow, feed: { shard: number; record: VersionRecord; removalOf: RemovalOf }): RemovalRecord[] {
+    const { shard, record, removalOf } = feed;
     this.forgetDelivered();
     this.migrate(nhid);
     const before = this.current(nhid);

@@ -46,8 +46,17 @@ export interface BodySource {
   stream: ReadableStream<Uint8Array>;
 }
 
-/** `near`: the reader's location; each chunk is served by the holder nearest to it that is healthy. */
-export function objectBody(env: Env, cfg: ClusterConfig, vm: VersionManifest, start: number, end: number, near: string | null): BodySource {
+/** Who reads: the cluster, and the reader's location (`near`), so each chunk is served by the healthy holder nearest to it. */
+export interface Reader {
+  env: Env;
+  cfg: ClusterConfig;
+  near: string | null;
+}
+
+/** Bytes [start, end) of a version. */
+export function objectBody(reader: Reader, vm: VersionManifest, range: { start: number; end: number }): BodySource {
+  const { env, cfg, near } = reader;
+  const { start, end } = range;
   if (vm.inline !== null) {
     const bytes = base64Decode(vm.inline).subarray(start, end);
     return {

@@ -41,7 +41,8 @@ export async function holdNamedChunks(env: Env, cfg: ClusterConfig, chunks: read
 }
 
 /** `ref` (a snapshot) starts (+) or stops (-) using these chunks, pushed to each chunk's group now. */
-export async function changeReferences(env: Env, cfg: ClusterConfig, op: RefOp, ref: string, chunks: readonly ChunkRef[]): Promise<void> {
+export async function changeReferences(cluster: { env: Env; cfg: ClusterConfig }, op: RefOp, ref: string, chunks: readonly ChunkRef[]): Promise<void> {
+  const { env, cfg } = cluster;
   const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
   await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).applyRefs([{ op, ref, chids }])));
 }

@@ -29,7 +29,7 @@ export async function holdPage(ctx: NameScope, id: string, entries: readonly Sna
 
 /** Reference the snapshot's own pages and root, once they are stored. */
 export async function referenceLayout(ctx: NameScope, id: string, layout: SnapshotLayout): Promise<void> {
-  await changeReferences(ctx.env, ctx.cfg, "+", snapshotRef(ctx.tenant, id), layoutChunks(layout));
+  await changeReferences(ctx, "+", snapshotRef(ctx.tenant, id), layoutChunks(layout));
 }
 
 /** Let go of everything a committed snapshot (or a build the catalog refused) holds. */
@@ -47,7 +47,7 @@ export async function releaseSnapshot(ctx: NameScope, snap: OpenSnapshot): Promi
   }
   if (batch.length > 0) await flush();
   // The pages were needed to find the versions: their own chunks go last.
-  await changeReferences(ctx.env, ctx.cfg, "-", holder, layoutChunks(snap.layout));
+  await changeReferences(ctx, "-", holder, layoutChunks(snap.layout));
 }
 
 function layoutChunks(layout: SnapshotLayout) {

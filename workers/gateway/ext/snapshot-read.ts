@@ -4,7 +4,7 @@
 // since: it is what is left of them.
 
 import { commonPrefixOf, compareKeys } from "../../../common/keys.ts";
-import type { ListEntry } from "../../manifest-shard/listing.ts";
+import type { ListEntry, ListQuery } from "../../manifest-shard/listing.ts";
 import { snapshotCatalogStub } from "../../shared/env.ts";
 import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
 import { decodePage, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
@@ -57,7 +57,8 @@ export async function entryOf(ctx: NameScope, snap: OpenSnapshot, bucket: string
 }
 
 /** Entries of one bucket whose key starts with `prefix` and sorts after `after`, in key order. */
-export async function* entriesOf(ctx: NameScope, snap: OpenSnapshot, bucket: string, prefix: string, after: string): AsyncGenerator<SnapshotEntry> {
+export async function* entriesOf(ctx: NameScope, snap: OpenSnapshot, at: { bucket: string; prefix: string; after: string }): AsyncGenerator<SnapshotEntry> {
+  const { bucket, prefix, after } = at;
   const from = compareKeys(prefix, after) > 0 ? prefix : after;
   for (let i = pageFrom(snap, [bucket, from]); i < snap.layout.pages.length; i++) {
     if (compareKeys(snap.layout.pages[i]!.first[0], bucket) > 0) return;
@@ -81,7 +82,7 @@ export async function* entriesOf(ctx: NameScope, snap: OpenSnapshot, bucket: str
 
 /** Every entry, optionally of one bucket and key prefix, in (bucket, key) order. */
 export async function* allEntries(ctx: NameScope, snap: OpenSnapshot, bucket: string | null, prefix: string): AsyncGenerator<SnapshotEntry> {
-  if (bucket !== null) return yield* entriesOf(ctx, snap, bucket, prefix, "");
+  if (bucket !== null) return yield* entriesOf(ctx, snap, { bucket, prefix, after: "" });
   for (let i = 0; i < snap.layout.pages.length; i++) {
     // Read ahead; a failure is met again, and thrown, when the loop awaits that page itself.
     if (i + 1 < snap.layout.pages.length) void page(ctx, snap, i + 1).catch(() => {});
@@ -95,18 +96,11 @@ export async function* allEntries(ctx: NameScope, snap: OpenSnapshot, bucket: st
  * up under a delimiter, as the shards list a bucket (a cursor that is a common prefix skips
  * everything beneath it).
  */
-export async function listSnapshotBucket(
-  ctx: NameScope,
-  snap: OpenSnapshot,
-  bucket: string,
-  prefix: string,
-  delimiter: string,
-  after: string,
-  limit: number,
-): Promise<{ entries: ListEntry[]; truncated: boolean }> {
+export async function listSnapshotBucket(ctx: NameScope, snap: OpenSnapshot, q: Omit<ListQuery, "tenant">): Promise<{ entries: ListEntry[]; truncated: boolean }> {
+  const { prefix, delimiter, after, limit } = q;
   const entries: ListEntry[] = [];
   const skipUnder = after !== "" && commonPrefixOf(after, prefix, delimiter) === after ? after : null;
-  for await (const e of entriesOf(ctx, snap, bucket, prefix, after)) {
+  for await (const e of entriesOf(ctx, snap, q)) {
     if (skipUnder !== null && e.key.startsWith(skipUnder)) continue;
     const cp = commonPrefixOf(e.key, prefix, delimiter);
     const last = entries.at(-1);

@@ -70,8 +70,9 @@ function chunkItems(ctx: RequestContext, chunks: readonly ChunkRef[], seen: Set<
 }
 
 /** A version's manifest and chunks, as items to verify. */
-async function versionItems(ctx: RequestContext, bucket: string, key: string, vm: VersionManifest, vmChid: Chid, seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
-  const nhid = await nhidOf(ctx.tenant, bucket, key);
+async function versionItems(ctx: RequestContext, v: { bucket: string; key: string; vm: VersionManifest; vmChid: Chid }, seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
+  const { vm, vmChid } = v;
+  const nhid = await nhidOf(ctx.tenant, v.bucket, v.key);
   return [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }, ...chunkItems(ctx, vm.chunks, seen)];
 }
 
@@ -117,7 +118,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
       const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);
       const g = groupOf(nhid, ctx.cfg.groupCount);
       const vm = await groupStub(ctx.env, g).readVersion(nhid, e.uvid, e.vmChid);
-      batch.push(...(await versionItems(ctx, e.bucket, e.key, vm, e.vmChid, seen)));
+      batch.push(...(await versionItems(ctx, { bucket: e.bucket, key: e.key, vm, vmChid: e.vmChid }, seen)));
       if (batch.length >= REFS_PER_CALL * 4) {
         await verify(ctx, batch, tally);
         batch = [];
@@ -136,7 +137,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
     if (token === (await manifestToken(ctx.env.TOKEN_KEY, vmChid))) matches = "manifest";
     else if (token === (await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline))) matches = "payload";
   }
-  await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, seen), tally, replicas);
+  await verify(ctx, await versionItems(ctx, { bucket, key, vm, vmChid }, seen), tally, replicas);
   if (tally.items === 0) throw new S3Error("InternalError", "validation checked nothing");
   return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : vm.uvid, replicas });
 }
@@ -162,6 +163,6 @@ export async function setReplicas(ctx: RequestContext): Promise<Response> {
   if (!set) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key });
   const tally = emptyTally();
   const want = replicas ?? ctx.cfg.replicas;
-  await verify(ctx, await versionItems(ctx, bucket, key, vm, vmChid, new Set()), tally, want);
+  await verify(ctx, await versionItems(ctx, { bucket, key, vm, vmChid }, new Set()), tally, want);
   return jsonResponse({ bucket, key, versionId: isNull ? "null" : vm.uvid, replicas: want, state: stateOf(tally), items: tally.items, copies: { good: tally.good, bad: tally.bad }, added: tally.repaired });
 }

@@ -17,7 +17,7 @@ import { placeOf, requireBucket, validateKey, type RequestContext } from "./cont
 import { refused } from "./refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { requireRoom } from "./quota.ts";
-import { recordPart, uploadReplicas } from "./multipart.ts";
+import { recordPart, uploadReplicas, type PartAt } from "./multipart.ts";
 import { evaluateConditions, existingVersion, versionHeader } from "./object-get.ts";
 import { versionIdParam } from "../params.ts";
 import { PUT_MAX } from "../../../common/s3/put-object.ts";
@@ -160,7 +160,8 @@ function copyRange(raw: string | null, size: number): { start: number; end: numb
   return { start, end };
 }
 
-export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: string, uploadId: string, partNumber: number): Promise<Response> {
+export async function uploadPartCopy(ctx: RequestContext, at: PartAt): Promise<Response> {
+  const { bucket, key, uploadId } = at;
   validateKey(key);
   const h = ctx.req.headers;
   const src = parseCopySource(h.get("x-amz-copy-source")!);
@@ -169,9 +170,9 @@ export async function uploadPartCopy(ctx: RequestContext, bucket: string, key: s
   const { start, end } = copyRange(h.get("x-amz-copy-source-range"), vm.size);
   if (end - start > PUT_MAX) throw new S3Error("InvalidRequest", `A part copied may be at most ${PUT_MAX} bytes`);
   await requireRoom(ctx, end - start);
-  const source = objectBody(ctx.env, ctx.cfg, vm, start, end, ctx.near);
+  const source = objectBody(ctx, vm, { start, end });
   await source.ready;
   const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true, replicas: await uploadReplicas(ctx, bucket, key, uploadId) });
-  const res = await recordPart(ctx, bucket, key, uploadId, partNumber, result, null);
+  const res = await recordPart(ctx, at, { result, checksum: null });
   return xmlResponse("CopyPartResult", { ETag: res.headers.get("etag"), LastModified: isoTime(Date.now()) }, 200, sourceHeader);
 }

@@ -27,7 +27,7 @@ export async function deleteObject(ctx: RequestContext, at: { bucket: string; ke
   const { bucket, key, versionId } = at;
   validateKey(key);
   const info = await requireBucket(ctx, bucket);
-  const r = await deleteKey(ctx, info, bucket, key, versionId);
+  const r = await deleteKey(ctx, info, { bucket, key, versionId });
   const headers: Record<string, string> = {};
   if (r.versionId !== null) headers["x-amz-version-id"] = r.versionId;
   if (r.deleteMarker) headers["x-amz-delete-marker"] = "true";
@@ -41,7 +41,8 @@ interface Deleted {
   deleteMarker: boolean;
 }
 
-async function deleteKey(ctx: RequestContext, info: BucketInfo, bucket: string, key: string, versionId: Uvid | "null" | null): Promise<Deleted> {
+async function deleteKey(ctx: RequestContext, info: BucketInfo, at: { bucket: string; key: string; versionId: VersionId }): Promise<Deleted> {
+  const { bucket, key, versionId } = at;
   const place = await placeOf(ctx, bucket, key);
   if (versionId !== null) {
     // A version that is not there is already deleted: S3 answers success.
@@ -113,7 +114,7 @@ export async function deleteObjects(ctx: RequestContext, bucket: string): Promis
         const { key, versionId } = objects[i]!;
         try {
           validateKey(key);
-          const r = await deleteKey(ctx, info, bucket, key, versionIdParam(versionId));
+          const r = await deleteKey(ctx, info, { bucket, key, versionId: versionIdParam(versionId) });
           outcome[i] = {
             ok: true,
             Key: key,

@@ -3,7 +3,7 @@
 // deduplicated, since the keys under one prefix spread over every shard).
 
 import { compareKeys } from "../../../common/keys.ts";
-import type { ListEntry, ListPage } from "../../manifest-shard/listing.ts";
+import type { ListEntry, ListPage, ListQuery } from "../../manifest-shard/listing.ts";
 import type { VersionEntry, VersionPage } from "../../manifest-shard/versions.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { shardStub } from "../../shared/env.ts";
@@ -22,10 +22,9 @@ interface Merged {
 const entryKey = (e: ListEntry) => (e.kind === "object" ? e.key : e.prefix);
 
 /** `asOf`: as of that time (its completeness already settled); null: now. */
-export async function listMerged(ctx: RequestContext, bucket: string, prefix: string, delimiter: string, after: string, limit: number, asOf: AsOf | null = null): Promise<Merged> {
-  const pages: ListPage[] = await Promise.all(
-    Array.from({ length: ctx.cfg.shardCount }, (_, s) => shardStub(ctx.env, s).list({ tenant: ctx.tenant, bucket, prefix, delimiter, after, limit }, asOf?.bound)),
-  );
+export async function listMerged(ctx: RequestContext, q: Omit<ListQuery, "tenant">, asOf: AsOf | null = null): Promise<Merged> {
+  const { limit } = q;
+  const pages: ListPage[] = await Promise.all(Array.from({ length: ctx.cfg.shardCount }, (_, s) => shardStub(ctx.env, s).list({ ...q, tenant: ctx.tenant }, asOf?.bound)));
   const all = pages.flatMap((p) => p.entries).sort((a, b) => compareKeys(entryKey(a), entryKey(b)));
   const entries: ListEntry[] = [];
   for (const e of all) {
@@ -60,12 +59,12 @@ async function listingPage(ctx: RequestContext, bucket: string, list: Pick<ListO
   const { prefix, delimiter, maxKeys, asOf, snapshot } = list;
   if (snapshot !== null) {
     const snap = await openSnapshot(ctx, snapshot);
-    return { ...(await listSnapshotBucket(ctx, snap, bucket, prefix, delimiter, after, maxKeys)), asOf: null, snapshot: snap.info.id };
+    return { ...(await listSnapshotBucket(ctx, snap, { bucket, prefix, delimiter, after, limit: maxKeys })), asOf: null, snapshot: snap.info.id };
   }
   await requireBucket(ctx, bucket);
   // Settled before any shard lists, so every page is complete.
   if (asOf) await settleAll(ctx, asOf);
-  return { ...(await listMerged(ctx, bucket, prefix, delimiter, after, maxKeys, asOf)), asOf, snapshot: null };
+  return { ...(await listMerged(ctx, { bucket, prefix, delimiter, after, limit: maxKeys }, asOf)), asOf, snapshot: null };
 }
 
 function withAsOf(res: Response, a: AsOf | null, snapshot: string | null = null): Response {

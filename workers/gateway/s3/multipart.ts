@@ -74,14 +74,23 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
   return xmlResponse("InitiateMultipartUploadResult", { Bucket: bucket, Key: key, UploadId: uploadId }, 200, headers);
 }
 
-export async function uploadPart(ctx: RequestContext, bucket: string, key: string, uploadId: string, partNumber: number): Promise<Response> {
+/** Which part of which upload a request names. */
+export interface PartAt {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  partNumber: number;
+}
+
+export async function uploadPart(ctx: RequestContext, at: PartAt): Promise<Response> {
+  const { bucket, key, uploadId } = at;
   validateKey(key);
   const bucketCheck = awaitedLater(requireBucket(ctx, bucket));
   // The part's chunks get the upload's replication count: asked for while the bucket is checked.
   const replicas = await uploadReplicas(ctx, bucket, key, uploadId);
   // Parts are never inline: completing joins chunk lists, so every part must have one.
   const { result, checksum } = await receiveBody(ctx, true, bucketCheck, replicas);
-  return recordPart(ctx, bucket, key, uploadId, partNumber, result, checksum);
+  return recordPart(ctx, at, { result, checksum });
 }
 
 /** The replication count the upload was created with (NoSuchUpload if there is none). */
@@ -93,16 +102,10 @@ export async function uploadReplicas(ctx: RequestContext, bucket: string, key: s
 }
 
 /** A part whose chunks are being stored becomes part `partNumber` of the upload once they are. */
-export async function recordPart(
-  ctx: RequestContext,
-  bucket: string,
-  key: string,
-  uploadId: string,
-  partNumber: number,
-  result: IngestResult,
-  checksum: ReceivedBody["checksum"],
-): Promise<Response> {
-  const place = await placeOf(ctx, bucket, key);
+export async function recordPart(ctx: RequestContext, at: PartAt, body: { result: IngestResult; checksum: ReceivedBody["checksum"] }): Promise<Response> {
+  const { uploadId, partNumber } = at;
+  const { result, checksum } = body;
+  const place = await placeOf(ctx, at.bucket, at.key);
   await result.stored;
   const r = await groupStub(ctx.env, place.group).putPart(place.nhid, uploadId, {
     partNumber,

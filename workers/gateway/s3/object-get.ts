@@ -142,8 +142,16 @@ export async function subresourceVersion(ctx: RequestContext, at: { bucket: stri
   return versionHeader(info, vm.uvid, isNull);
 }
 
+/** A key with where it lives. */
+interface PlacedName {
+  bucket: string;
+  key: string;
+  place: NamePlace;
+}
+
 /** The version of a name current at a point in time, once that answer is final (as-of.ts). */
-async function versionAsOf(ctx: RequestContext, bucket: string, key: string, place: NamePlace, asOf: AsOf): Promise<StoredVersion | null> {
+async function versionAsOf(ctx: RequestContext, name: PlacedName, asOf: AsOf): Promise<StoredVersion | null> {
+  const { bucket, key, place } = name;
   await settleName(ctx, place, asOf);
   const at = await shardStub(ctx.env, place.shard).versionAt(ctx.tenant, bucket, key, asOf.bound);
   if (!at) return null;
@@ -152,7 +160,8 @@ async function versionAsOf(ctx: RequestContext, bucket: string, key: string, pla
 }
 
 /** The version a snapshot holds for a name (readable while the snapshot exists, whatever happened to the name since). */
-async function versionInSnapshot(ctx: RequestContext, bucket: string, key: string, place: NamePlace, id: string): Promise<StoredVersion | null> {
+async function versionInSnapshot(ctx: RequestContext, name: PlacedName, id: string): Promise<StoredVersion | null> {
+  const { bucket, key, place } = name;
   const snap = await openSnapshot(ctx, id);
   const e = await entryOf(ctx, snap, bucket, key);
   if (!e) return null;
@@ -168,9 +177,9 @@ export async function getObject(ctx: RequestContext, at: { bucket: string; key: 
   const place = await placeOf(ctx, bucket, key);
   const vmP = awaitedLater(
     snapshot !== null
-      ? versionInSnapshot(ctx, bucket, key, place, snapshot)
+      ? versionInSnapshot(ctx, { bucket, key, place }, snapshot)
       : asOf
-        ? versionAsOf(ctx, bucket, key, place, asOf)
+        ? versionAsOf(ctx, { bucket, key, place }, asOf)
         : groupStub(ctx.env, place.group).getVersion(place.nhid, versionId),
   );
   const info = await bucketCheck;
@@ -213,7 +222,7 @@ export async function getObject(ctx: RequestContext, at: { bucket: string; key: 
   const status = range ? 206 : 200;
   if (head || end === start) return new Response(head ? null : new Uint8Array(0), { status, headers });
 
-  const source = objectBody(ctx.env, ctx.cfg, vm, start, end, ctx.near);
+  const source = objectBody(ctx, vm, { start, end });
   // Fail with a status while we still can: wait for the first chunk before sending headers.
   await source.ready;
   const { readable, writable } = new FixedLengthStream(end - start);

@@ -54,7 +54,7 @@ export class SessionCommands {
     switch (cmd.op) {
       case "write":
         if (!payload) throw new S3Error("InvalidRequest", "a write needs its payload");
-        if (cmd.enc !== undefined) await p.writeEncoded(cmd.offset, cmd.length, cmd.enc, cmd.stored ?? -1, payload);
+        if (cmd.enc !== undefined) await p.writeEncoded({ offset: cmd.offset, length: cmd.length, enc: cmd.enc, stored: cmd.stored ?? -1 }, payload);
         else await p.write(cmd.offset, cmd.length, payload);
         return { op: "written", txn, size: p.size };
       case "probe":

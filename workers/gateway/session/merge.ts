@@ -47,7 +47,7 @@ async function mergeGroups(ctx: SessionScope, merge: string, byGroup: Map<number
   // Above every held stamp: no group's cutoff has passed it, nor will until its versions are queued.
   const atLeast = Math.max(...holds.map((h) => parseUvid(h.hold).ms)) + 1;
   const stamp = await groupStub(ctx.env, groups[0]!).mergeStamp(atLeast);
-  const written = await Promise.all(groups.map(async (g) => ({ g, rows: await commitWithRetry(ctx, g, merge, stamp, byGroup.get(g)!.map((x) => x.item.nhid)) })));
+  const written = await Promise.all(groups.map(async (g) => ({ g, rows: await commitWithRetry(ctx, g, { merge, stamp, nhids: byGroup.get(g)!.map((x) => x.item.nhid) }) })));
   const out: (Committed & { txn: string; key: string })[] = [];
   for (const { g, rows } of written) {
     for (const x of byGroup.get(g)!) {
@@ -59,7 +59,8 @@ async function mergeGroups(ctx: SessionScope, merge: string, byGroup: Map<number
 }
 
 /** The decision is made: a group that fails to hear it is asked again (a few times; its alarm finishes it otherwise). */
-async function commitWithRetry(ctx: SessionScope, g: number, merge: string, stamp: Uvid, nhids: Nhid[]) {
+async function commitWithRetry(ctx: SessionScope, g: number, commit: { merge: string; stamp: Uvid; nhids: Nhid[] }) {
+  const { merge, stamp, nhids } = commit;
   let last: unknown;
   for (let i = 0; i < 3; i++) {
     try {

@@ -252,7 +252,8 @@ export class PendingVersion {
    * A chunk the client compressed itself: stored as sent, after checking that it decompresses to
    * exactly `length` bytes. Its CHID names the compressed bytes, as for any compressed chunk.
    */
-  async writeEncoded(offset: number, length: number, enc: ChunkEncoding, stored: number, payload: ReadableStream<Uint8Array>): Promise<void> {
+  async writeEncoded(w: { offset: number; length: number; enc: ChunkEncoding; stored: number }, payload: ReadableStream<Uint8Array>): Promise<void> {
+    const { offset, length, enc, stored } = w;
     this.checkOffset(offset, length);
     if (length < 1 || length > this.ctx.cfg.chunk.max) throw new S3Error("InvalidArgument", `a pre-compressed write is one chunk: 1 to ${this.ctx.cfg.chunk.max} logical bytes`);
     if (stored < 1 || stored > ENCODED_MAX(this.ctx.cfg.chunk.max)) {
