@@ -120,6 +120,7 @@ describe("frames a peer passes on", () => {
       // From a peer, down a chain no group told this target of, to an address no group lists: kept, not sent on.
       void relaying.peerFrame(frame, { chain: "c21", rest: [nextAt] });
       void relaying.peerFrame(Buffer.from(frame), { chain: "never-named", rest: [nextAt] });
+      // That nothing is sent is seen only by waiting: long enough for a forward on loopback to arrive.
       await new Promise((r) => setTimeout(r, 200));
       expect(reached).toBe(0);
       // The group lists its members, and names the chain: the kept frame goes on, and is written here too.
@@ -139,6 +140,7 @@ describe("frames a peer passes on", () => {
       const after = reached;
       void relaying.peerFrame(Buffer.from(frame), { chain: "c24", rest: ["127.0.0.1:9"] });
       await onTextOf(relaying)({ t: "put-eager", txn: 24, items: [{ kind: "chunk", chid, size: bytes.length }], at: [0], chains: [{ forward: [], chain: "c24" }] });
+      // As above: an absence, seen by waiting as long as a forward would take.
       await new Promise((r) => setTimeout(r, 200));
       expect(reached).toBe(after);
       expect(broken).toEqual([]);

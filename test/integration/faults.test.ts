@@ -93,6 +93,7 @@ describe("fault injection", () => {
     const big = pseudoRandom(48 * 2 ** 20, 8002);
     const putting = put("big.bin", big);
     const reading = Promise.all([0, 1, 2].map(() => read("stored.bin")));
+    // Into the middle of both: a fraction of the time the 48 MiB PUT and the reads take.
     await sleep(300);
     await cluster.killTarget(2);
     const ok = await putting;
@@ -127,6 +128,7 @@ describe("fault injection", () => {
   it("keeps every acknowledged write, and shows no half-written one, when the gateway is killed mid-write and restarted", async () => {
     const bodies = Array.from({ length: 8 }, (_, i) => pseudoRandom(3 * 2 ** 20, 8200 + i));
     const writes = bodies.map((b, i) => put(`crash-${i}`, b));
+    // Into the middle of the writes: a fraction of the time 24 MiB of them take.
     await sleep(400);
     await cluster.killGateway();
     const results = await Promise.all(writes);

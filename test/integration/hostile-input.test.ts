@@ -95,6 +95,7 @@ describe("hostile input at the gateway", () => {
   it("refuses unsigned x-edgestore-* headers on a presigned URL: it cannot be widened to read the past", async () => {
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "secret", Body: "old" }));
     const between = new Date().toISOString();
+    // The clock must move past `between` before the next write is stamped.
     await new Promise((r) => setTimeout(r, 20));
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "secret", Body: "new" }));
     const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: B, Key: "secret" }), { expiresIn: 300 });
@@ -140,6 +141,7 @@ describe("hostile input at the gateway", () => {
     const answers: string[] = [];
     rogue.on("message", (m) => answers.push(String(m)));
     rogue.send(JSON.stringify({ t: "register", id: "rogue-target-1", location: "/rogue/zone/rack/host/disk", capacity: 1, free: 1, chunks: 0, bytes: 0, held: null }));
+    // No answer is an absence: seen by giving one time to come.
     await new Promise((r) => setTimeout(r, 500));
     rogue.close();
     expect(answers).toEqual([]);

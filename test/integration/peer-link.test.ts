@@ -90,6 +90,7 @@ describe("a target's peer link", () => {
     s.on("error", () => {});
     // Another group's roster changing leaves it; its own group dropping it closes the link.
     link.setRoster(2, [{ address: "127.0.0.1:7002", cert: stranger.fingerprint }]);
+    // The link staying open is an absence: seen by giving a close time to happen.
     await new Promise((r) => setTimeout(r, 100));
     expect(s.destroyed).toBe(false);
     link.setRoster(1, []);

@@ -78,6 +78,8 @@ describe("space reclamation", () => {
     await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "first" }));
     // "first" is expunged (its manifest rows go) while every chunk stays for "second".
     expect(await eventually(() => manifestRows(cluster) === rows - 3)).toBe(true);
+    // Chunks staying is an absence: seen by waiting past when a wrongly dropped reference would
+    // have reclaimed them (grace 0.5 s, with a margin).
     await sleep(1500);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(B, "second", body)).toBe(true);
@@ -96,7 +98,8 @@ describe("space reclamation", () => {
     // While: deleted, and the same bytes put again before the deletion reaches the targets.
     await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "again-2" }));
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "again-3", Body: body }));
-    // Past retention, grace and hold: the chunks stay, referenced by again-3.
+    // Past retention, grace and hold: the chunks stay, referenced by again-3 (an absence, seen by
+    // waiting out every deadline that could remove them).
     await sleep(5000);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(B, "again-3", body)).toBe(true);
@@ -126,6 +129,7 @@ describe("space reclamation", () => {
       expect((e as { name: string }).name).toBe("InternalError");
     }
     if (acknowledged) {
+      // Past hold and grace: an acknowledged object must still read (nothing to await: an absence of loss).
       await sleep(4000);
       expect(await readBack(B, "slow.bin", body)).toBe(true);
     } else {
@@ -144,6 +148,7 @@ describe("space reclamation", () => {
       })(),
     );
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "paced.bin", Body: paced, ContentLength: medium.length }));
+    // Past hold and grace, as above: nothing of it may have been reclaimed.
     await sleep(4000);
     expect(await readBack(B, "paced.bin", medium)).toBe(true);
   });
@@ -155,6 +160,7 @@ describe("space reclamation", () => {
     const rows = manifestRows(cluster);
     await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "source" }));
     expect(await eventually(() => manifestRows(cluster) === rows - 3)).toBe(true);
+    // As for the first test: past grace, nothing the copy uses is gone.
     await sleep(1500);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(B, "copy", body)).toBe(true);
@@ -213,6 +219,7 @@ describe("space reclamation", () => {
     const snap = await ext.createSnapshot({ masks: [`${V}/*`] });
     await ext.commitSnapshot(snap.id);
     await s3.send(new DeleteObjectCommand({ Bucket: V, Key: "kept", VersionId: versionId }));
+    // Past retention, grace and hold: the snapshot's hold keeps every chunk (an absence, waited out).
     await sleep(4000);
     expect(copies(chids).every((n) => n === 3)).toBe(true);
     expect(await readBack(V, "kept", body, { snapshot: snap.id })).toBe(true);

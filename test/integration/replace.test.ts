@@ -8,8 +8,8 @@
 
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
-import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, pseudoRandom, putOutcome, sameBytes, withHeaders } from "./helpers.ts";
+import type { LocalCluster } from "../../scripts/cluster.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, pseudoRandom, putOutcome, sameBytes, withHeaders, eventually } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -35,12 +35,7 @@ describe("a target gone for good", () => {
     const live = [1, 2, 3, 4, 5];
     // Refused while its groups have three of four members live; bounded: the replacement comes 2 s after the loss.
     expect((await putOutcome(s3, B, "refused", pseudoRandom(2_000_000, 9210))).startsWith("503 ServiceUnavailable")).toBe(true);
-    let outcome = "";
-    for (let i = 0; i < 100 && outcome !== "ok"; i++) {
-      await sleep(200);
-      outcome = await putOutcome(s3, B, "after-0", pseudoRandom(2_000_000, 9211));
-    }
-    expect(outcome).toBe("ok");
+    expect(await eventually(async () => (await putOutcome(s3, B, "after-0", pseudoRandom(2_000_000, 9211))) === "ok")).toBe(true);
     // Every group has four live members again: a run of writes touching all of them is taken.
     const after = Array.from({ length: 6 }, (_, i) => pseudoRandom(1_000_000, 9220 + i));
     for (let i = 0; i < after.length; i++) expect(await putOutcome(s3, B, `after-${i + 1}`, after[i]!)).toBe("ok");
@@ -61,12 +56,7 @@ describe("a target gone for good", () => {
     const stillWanted = (c: string) => fourChunks.includes(c) && (chunkCopies(cluster, live).get(c)?.length ?? 0) < 4;
     const surplus = () => [...chunkCopies(cluster, [0]).keys()].filter((c) => !stillWanted(c));
     expect(surplus().length).toBeGreaterThan(0);
-    let trimmed = false;
-    for (let i = 0; i < 150 && !trimmed; i++) {
-      await sleep(200);
-      trimmed = surplus().length === 0;
-    }
-    expect(trimmed).toBe(true);
+    expect(await eventually(() => surplus().length === 0)).toBe(true);
     const kept = fourChunks.filter((c) => chunkCopies(cluster, [0]).has(c));
     expect(kept.length).toBeGreaterThan(0);
     expect(kept.every((c) => stillWanted(c))).toBe(true);

@@ -9,8 +9,8 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
-import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunksOnDisk, clusterForSuite, copyOn, pseudoRandom, readOnDisk, sameBytes } from "./helpers.ts";
+import type { LocalCluster } from "../../scripts/cluster.ts";
+import { bodyBytes, chunksOnDisk, clusterForSuite, copyOn, pseudoRandom, readOnDisk, sameBytes, eventually } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -53,13 +53,8 @@ describe("re-replication", () => {
     const vmCopies = (key: string) => others.filter((t) => manifestsOf(t).includes(key)).length;
     // Before: each of them has R - 1 = 2 copies left on live targets.
     expect(lostChunks.every((c) => chunkCopies(c) === 2)).toBe(true);
-    // Bounded wait: 1 s of grace, then one inventory and one copy per item.
-    let done = false;
-    for (let i = 0; i < 150 && !done; i++) {
-      await sleep(200);
-      done = lostChunks.every((c) => chunkCopies(c) >= 3) && lostManifests.every((k) => vmCopies(k) >= 3);
-    }
-    expect(done).toBe(true);
+    // 1 s of grace, then one inventory and one copy per item.
+    expect(await eventually(() => lostChunks.every((c) => chunkCopies(c) >= 3) && lostManifests.every((k) => vmCopies(k) >= 3))).toBe(true);
     for (const [key, body] of bodies) expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body), body)).toBe(true);
   });
 });

@@ -21,7 +21,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../../common/s3/sign-request.ts";
 import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
-import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
+import type { LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkCopies, clientFor, copyOn, damageCopy, eventually, pseudoRandom, readOnDisk, removeDir, s3Error, sameBytes, startTestCluster } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -242,10 +242,11 @@ describe("integrity", () => {
     const hashes = (chid: string) => cluster.targets.flatMap((t) => copyOn(cluster, t.index, chid) ?? []).map((c) => createHash("sha256").update(readOnDisk(c)).digest("hex"));
     const good = (chid: string) => hashes(chid).filter((h) => h === chid).length;
     const bad = (chid: string) => hashes(chid).filter((h) => h !== chid).length;
-    for (let i = 0; i < 40 && !mine.every((c) => good(c) >= 3 && bad(c) === 0); i++) {
+    const readAndCheck = async () => {
       expect(sameBytes((await get("integrity/obj")).bytes, body)).toBe(true);
-      await sleep(100);
-    }
+      return mine.every((c) => good(c) >= 3 && bad(c) === 0);
+    };
+    await eventually(readAndCheck, { ms: 4_000, every: 100 });
     for (const chid of mine) expect([good(chid), bad(chid)]).toEqual([3, 0]);
   });
 

@@ -9,8 +9,8 @@ import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
-import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunksOnDisk, clusterForSuite, damageCopy, dropCopy, flipByte, goodCopies, pseudoRandom, readOnDisk, sameBytes, type ChunkOnDisk } from "./helpers.ts";
+import type { LocalCluster } from "../../scripts/cluster.ts";
+import { bodyBytes, chunksOnDisk, clusterForSuite, damageCopy, dropCopy, flipByte, goodCopies, pseudoRandom, readOnDisk, sameBytes, type ChunkOnDisk, eventually } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -37,13 +37,8 @@ describe("background scrub", () => {
     expect(goodCopies(cluster, victim.chid)).toBe(3);
     damageCopy(victim);
     expect(goodCopies(cluster, victim.chid)).toBe(2);
-    // Bounded wait: the scrub passes every 0.3 s; repair is one check and one copy.
-    let restored = false;
-    for (let i = 0; i < 150 && !restored; i++) {
-      await sleep(200);
-      restored = goodCopies(cluster, victim.chid) === 3;
-    }
-    expect(restored).toBe(true);
+    // The scrub passes every 0.3 s; repair is one check and one copy.
+    expect(await eventually(() => goodCopies(cluster, victim.chid) === 3)).toBe(true);
     // The damaged copy was moved aside by its own target, not served or overwritten in place.
     const quarantined = readdirSync(join(victimDir, "quarantine")).filter((f) => f.endsWith(victim.chid));
     expect(quarantined.length).toBe(1);
@@ -66,15 +61,12 @@ describe("a read that meets a damaged copy", () => {
     const victim = copies()[0]!;
     damageCopy(victim);
     expect(goodCopies(cluster, victim.chid)).toBe(2);
-    // Reads start from a different holder each time, so one soon meets the bad copy (bounded).
-    let restored = false;
-    for (let i = 0; i < 60 && !restored; i++) {
-      const got = await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "read.bin" }))).Body);
-      expect(sameBytes(got, body)).toBe(true);
-      await sleep(100);
-      restored = goodCopies(cluster, victim.chid) === 3;
-    }
-    expect(restored).toBe(true);
+    // Reads start from a different holder each time, so one soon meets the bad copy; every read is whole meanwhile.
+    const readAndCount = async () => {
+      expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "read.bin" }))).Body), body)).toBe(true);
+      return goodCopies(cluster, victim.chid) === 3;
+    };
+    expect(await eventually(readAndCount, { ms: 6_000, every: 100 })).toBe(true);
   });
 
   it("restores a copy deleted from a target's disk once a read misses it", async () => {
@@ -84,12 +76,10 @@ describe("a read that meets a damaged copy", () => {
     const victim = copies().find((c) => !before.has(c.chid))!;
     dropCopy(cluster, cluster.targets.findIndex((t) => t.dataDir === victim.dataDir), victim.chid);
     expect(goodCopies(cluster, victim.chid)).toBe(2);
-    let restored = false;
-    for (let i = 0; i < 60 && !restored; i++) {
+    const readAndCount = async () => {
       expect(sameBytes(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: "deleted.bin" }))).Body), body)).toBe(true);
-      await sleep(100);
-      restored = goodCopies(cluster, victim.chid) === 3;
-    }
-    expect(restored).toBe(true);
+      return goodCopies(cluster, victim.chid) === 3;
+    };
+    expect(await eventually(readAndCount, { ms: 6_000, every: 100 })).toBe(true);
   });
 });

@@ -231,7 +231,9 @@ describe("snapshots under concurrent writers", () => {
     let put: Promise<unknown> = Promise.resolve();
     try {
       put = s3.send(new PutObjectCommand({ Bucket: B, Key: key, Body: "written while frozen" }));
+      // Awaited below, or left failed when the targets are thawed; meanwhile it must not count as unhandled.
       put.catch(() => {});
+      // Time for the PUT to reach its group and be stamped: nothing outside the group shows that moment.
       await sleep(500);
       const s = await ext.createSnapshot({ masks: [`${B}/${key}`] });
       const incomplete = await failure(ext.commitSnapshot(s.id, 300));

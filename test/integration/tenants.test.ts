@@ -46,7 +46,7 @@ import { DEVELOPMENT_SECRETS } from "../../common/development-secrets.ts";
 import { signRequest } from "../../common/s3/sign-request.ts";
 import { UNSIGNED_PAYLOAD } from "../../common/s3/sigv4.ts";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
-import { adminCli, bodyBytes, clientFor, clusterForSuite, s3Error } from "./helpers.ts";
+import { adminCli, bodyBytes, clientFor, clusterForSuite, eventually, s3Error } from "./helpers.ts";
 
 
 let cluster: LocalCluster;
@@ -80,13 +80,7 @@ const credsOf = (k: Key): Credentials => ({ endpoint: cluster.endpoint, region: 
 const text = async (s3: S3Client, bucket: string, key: string) => new TextDecoder().decode(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body));
 
 /** Until `ok` holds (bounded): the gateway remembers a key for KEY_CACHE_SECONDS. */
-async function within(ok: () => Promise<boolean>, tries = 40): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await ok()) return true;
-    await sleep(250);
-  }
-  return false;
-}
+const within = (ok: () => Promise<boolean>) => eventually(ok, { ms: 10_000, every: 250 });
 
 describe("the admin API and CLI", () => {
   it("accepts only the admin token: none, a wrong one or an S3 secret gets 401 with a JSON error", async () => {
