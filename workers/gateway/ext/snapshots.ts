@@ -7,7 +7,7 @@
 import { groupOf, nhidOf, shardOf, type Chid } from "../../../common/ids.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { groupStub, snapshotCatalogStub } from "../../shared/env.ts";
-import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/catalog.ts";
+import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/rpc.ts";
 import { AS_OF_WAIT_MAX_MS } from "../../manifest-shard/shard.ts";
 import { parseTime } from "../s3/as-of.ts";
 import { requireBucket, validateKey, type RequestContext } from "../s3/context.ts";

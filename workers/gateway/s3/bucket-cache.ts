@@ -9,7 +9,7 @@
 // A lookup under way when its bucket is forgotten may have read the state from before the
 // change: it answers its own request, but is not remembered.
 
-import type { BucketInfo } from "../../tenant/directory.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
 import { tenantStub } from "../../shared/env.ts";
 import type { NameScope } from "./context.ts";
 

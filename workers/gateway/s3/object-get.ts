@@ -4,7 +4,7 @@
 
 import type { VersionManifest } from "../../../common/manifest.ts";
 import { manifestToken, payloadToken } from "../../shared/tokens.ts";
-import type { StoredVersion } from "../../negotiating-group/group.ts";
+import type { StoredVersion } from "../../negotiating-group/rpc.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
 import { entryOf, openSnapshot } from "../ext/snapshot-read.ts";
@@ -15,7 +15,7 @@ import { S3Error } from "../../../common/s3/errors.ts";
 import { partNumberOf } from "../router.ts";
 import { httpTime } from "./xml.ts";
 import { isUvid, type Chid, type Uvid } from "../../../common/ids.ts";
-import type { BucketInfo } from "../../tenant/directory.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 
 export interface ByteRange {
