@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { deferred, type Deferred } from "../../common/deferred.ts";
 import { bucketInfo, forgetBucket } from "../../workers/gateway/s3/bucket-cache.ts";
 import type { NameScope } from "../../workers/gateway/s3/context.ts";
-import type { BucketInfo } from "../../workers/tenant/directory.ts";
+import type { BucketInfo } from "../../workers/tenant/rpc.ts";
 import type { ClusterConfig, Env } from "../../workers/shared/env.ts";
 
 function directory(tenant: string) {

@@ -149,7 +149,7 @@ describe("Cluster heartbeats", () => {
     const [x, y] = [...(await membershipOf(probe))].filter(([, m]) => !m.includes("t-a1")).map(([g]) => g);
     const cluster = freshCluster();
     await register(cluster, { "t-a1": [x!] });
-    const beat = async (msg: HeartbeatMsg) => runInDurableObject(cluster, (instance) => instance.webSocketMessage(socketOf("t-a1", loc("a", 1)), JSON.stringify(msg)));
+    const beat = async (msg: HeartbeatMsg) => runInDurableObject(cluster, (instance: Cluster) => instance.webSocketMessage(socketOf("t-a1", loc("a", 1)), JSON.stringify(msg)));
     const row = () => runInDurableObject(cluster, (_i, state) => state.storage.sql.exec("SELECT chunks, bytes, held FROM targets WHERE id = 't-a1'").one());
     const readsFor = async (g: number) => (await cluster.groupView(g)).readers.some((r) => r.id === "t-a1");
     await beat({ t: "heartbeat", free: 1, chunks: 7, bytes: 700, queue: 0 });
@@ -165,7 +165,7 @@ describe("Cluster heartbeats", () => {
     await register(cluster);
     await runInDurableObject(cluster, (_i, state) => state.storage.sql.exec("UPDATE targets SET last_seen = 1000 WHERE id = 't-b1'"));
     const before = Date.now();
-    await runInDurableObject(cluster, (instance) => instance.webSocketClose(socketOf("t-b1", loc("b", 1))));
+    await runInDurableObject(cluster, (instance: Cluster) => instance.webSocketClose(socketOf("t-b1", loc("b", 1))));
     const seen = await runInDurableObject(cluster, (_i, state) => Number(state.storage.sql.exec("SELECT last_seen FROM targets WHERE id = 't-b1'").one().last_seen));
     expect(seen).toBeGreaterThanOrEqual(before);
   });

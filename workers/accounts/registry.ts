@@ -5,35 +5,9 @@
 
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
+import type { AccountRpc, KeyInfo, KeyLookup, KeyState, TenantInfo } from "./rpc.ts";
 
 export const DEFAULT_TENANT = "default";
-
-export interface TenantInfo {
-  name: string;
-  created: number;
-  /** Bytes of object versions the tenant may keep (null: no limit). */
-  quotaBytes: number | null;
-}
-
-export type KeyState = "active" | "expiring" | "expired" | "revoked";
-
-export interface KeyInfo {
-  accessKeyId: string;
-  tenant: string;
-  created: number;
-  /** Set by a rotation: the key stops working then. */
-  expires: number | null;
-  revoked: number | null;
-  state: KeyState;
-}
-
-/** What the gateway needs to verify a signature: whose key, and its sealed secret. */
-export interface KeyLookup {
-  tenant: string;
-  sealed: string;
-  /** Until when the answer may be cached: a rotated key's expiry caps it. */
-  expires: number | null;
-}
 
 const TENANT_RE = /^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/;
 
@@ -42,7 +16,7 @@ export function tenantNameProblem(name: string): string | null {
   return TENANT_RE.test(name) ? null : "a tenant name is 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit";
 }
 
-export class AccountRegistry extends DurableObject<Env> {
+export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {

@@ -5,10 +5,10 @@
 // instead of holding the page.
 
 import { formatUvid } from "../../common/ids.ts";
-import type { TargetStatus } from "../cluster/cluster.ts";
+import type { TargetStatus } from "../cluster/rpc.ts";
 import type { GroupHealth } from "../negotiating-group/health.ts";
 import { clusterStub, configOf, groupStub, shardStub, trafficStub, type Env } from "../shared/env.ts";
-import type { TrafficBucket, TrafficCounts } from "../stats/traffic.ts";
+import type { TrafficBucket, TrafficCounts } from "../stats/rpc.ts";
 
 const PART_TIMEOUT_MS = 3_000;
 /** How long a shard may take to settle "now" before the status says it is still developing. */

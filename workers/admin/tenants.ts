@@ -2,7 +2,8 @@
 // returned once in the answer that creates them, and stored only sealed (accounts/sealing.ts).
 
 import { newKeyPair, openSecret, sealSecret } from "../accounts/sealing.ts";
-import { tenantNameProblem, type KeyInfo, type TenantInfo } from "../accounts/registry.ts";
+import { tenantNameProblem } from "../accounts/registry.ts";
+import type { KeyInfo, TenantInfo } from "../accounts/rpc.ts";
 import { tenantUsage } from "../accounts/usage.ts";
 import { removeSnapshot } from "../gateway/ext/snapshot-hold.ts";
 import { configOf, registryStub, snapshotCatalogStub, tenantStub, type Env } from "../shared/env.ts";

@@ -12,16 +12,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { asTargetId, isTargetId, type TargetId } from "../../common/ids.ts";
 import { assignGroups, copysetCount, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
-import type { MembershipMsg, RegisterMsg } from "../../common/protocol.ts";
+import type { MembershipMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
 import { configOf, type Env } from "../shared/env.ts";
+import type { ClusterRpc, GroupView, TargetStatus } from "./rpc.ts";
 import { TargetKeys, type Admission, type TargetKeyInfo } from "./target-keys.ts";
-
-export interface TargetStatus extends Pick<RegisterMsg, "id" | "location" | "capacity" | "free" | "chunks" | "bytes"> {
-  live: boolean;
-  lastSeen: number;
-  groups: number[];
-}
 
 /** A held-groups list after a heartbeat's increments. */
 export function applyHeld(held: readonly number[], change: { added: readonly number[]; dropped: readonly number[] }): number[] {
@@ -31,20 +26,12 @@ export function applyHeld(held: readonly number[], change: { added: readonly num
   return [...out].sort((a, b) => a - b);
 }
 
-export interface GroupView {
-  epoch: number;
-  writers: { id: TargetId; location: string }[];
-  readers: { id: TargetId; location: string }[];
-  /** Targets whose credential was revoked: a group closes any socket it still has from them. */
-  revoked: TargetId[];
-}
-
 interface Attachment {
   id: TargetId;
   location: string;
 }
 
-export class Cluster extends DurableObject<Env> {
+export class Cluster extends DurableObject<Env> implements ClusterRpc {
   private readonly sql: SqlStorage;
   private readonly keys: TargetKeys;
 

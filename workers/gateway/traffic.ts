@@ -3,7 +3,7 @@
 // (waitUntil): the status page's charts cost no request a round trip. Counts of an isolate
 // that is evicted before its flush are lost; that is the price of not writing per request.
 
-import type { TrafficBucket } from "../stats/traffic.ts";
+import type { TrafficBucket } from "../stats/rpc.ts";
 import { BUCKET_MS } from "../stats/traffic.ts";
 import { trafficStub, type Env } from "../shared/env.ts";
 

@@ -11,6 +11,7 @@ import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { isRemovalRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type SourceCutoff, type UploadRecord, type VersionRecord } from "./records.ts";
 import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
 import { UsageBook, type Usage } from "./usage.ts";
+import type { ShardRpc } from "./rpc.ts";
 import { SourceBook, type SourceState } from "./sources.ts";
 import { listVersions, type VersionPage, type VersionQuery } from "./versions.ts";
 import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
@@ -18,7 +19,7 @@ import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
 /** How long a shard waits between asking lagging groups to advance. */
 const ADVANCE_RETRY_MS = 50;
 
-export class ManifestShard extends DurableObject<Env> {
+export class ManifestShard extends DurableObject<Env> implements ShardRpc {
   private readonly sql: SqlStorage;
   private readonly sources: SourceBook;
   private readonly usage: UsageBook;

@@ -14,7 +14,7 @@ import type { ChainHop, PutEagerMsg } from "../../common/protocol.ts";
 import { broadcast, type Member } from "./member.ts";
 import { PutAcks } from "./put-acks.ts";
 import { deliverChained, sendPayload, SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
-import type { ItemState, PutOptions, PutPayload } from "./transfer.ts";
+import type { ItemState, PutOptions, PutPayload } from "./put-items.ts";
 
 /**
  * A healthy target saves an eager item within this long of its frames, plus the time its share

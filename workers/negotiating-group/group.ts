@@ -23,20 +23,19 @@ import type { ListedPart, WriteCondition } from "./complete.ts";
 import { ExpungeBook, type RemovedVersion } from "./expunge.ts";
 import type { GroupHealth } from "./health.ts";
 import { LeaseBook } from "./leases.ts";
-import { MergeCommits, type MergedVersion } from "./merge-commits.ts";
-import { MergeBook, type MergeItem } from "./merges.ts";
+import { MergeCommits } from "./merge-commits.ts";
+import { MergeBook, type MergedVersion, type MergeItem } from "./merges.ts";
 import { Membership } from "./membership.ts";
-import { Multipart, type UploadAt } from "./multipart.ts";
-import { Names, OUTBOX_RETRY_MS, type PutVersionResult, type StoredVersion, type WriteOptions } from "./names.ts";
+import { Multipart } from "./multipart.ts";
+import { Names, OUTBOX_RETRY_MS } from "./names.ts";
 import { RepairPacer } from "./pacing.ts";
 import { Reclaim } from "./reclaim.ts";
-import { Repair, type ItemVerdict } from "./repair.ts";
-import { UploadBook, type PartRow, type PartSummary, type UploadInfo } from "./uploads.ts";
+import { Repair } from "./repair.ts";
+import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptions } from "./rpc.ts";
+import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadInfo } from "./uploads.ts";
 import { VersionBook } from "./versions.ts";
 
-export type { ItemVerdict, PutVersionResult, StoredVersion };
-
-export class NegotiatingGroup extends DurableObject<Env> {
+export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   private readonly group: number;
   private readonly members: Membership;
   private readonly alarms: AlarmClock;

@@ -7,7 +7,7 @@
 import { isCertFingerprint, isTargetId, type TargetId } from "../../common/ids.ts";
 import { decodeFrame, GROUP_PROTOCOL_HEADER, PUT_WINDOW, TARGET_PEER_CERT_HEADER, TARGET_PEER_HEADER, TARGET_PROTOCOL, TARGET_PROTOCOL_HEADER, type HelloMsg, type PeerEntry, type StoredRef } from "../../common/protocol.ts";
 import { decodeToGroup, isPeerAddress } from "../../common/wire-decode.ts";
-import type { GroupView } from "../cluster/cluster.ts";
+import type { GroupView } from "../cluster/rpc.ts";
 import { clusterStub, configOf, type Env } from "../shared/env.ts";
 import { Deadlines } from "./deadlines.ts";
 import { broadcast, Member, rosterOf } from "./member.ts";

@@ -4,7 +4,7 @@
 // every prepared version under it. A decided merge is finished by the alarm should the writes
 // fail; an undecided one whose coordinator went silent is dropped.
 
-import { chidOf, parseUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
+import { chidOf, parseUvid, type Nhid, type Uvid } from "../../common/ids.ts";
 import { encodeManifest, MANIFEST_FORMAT, type VersionManifest } from "../../common/manifest.ts";
 import { recordOf, type ShardRecord } from "../manifest-shard/records.ts";
 import { configOf, type Env } from "../shared/env.ts";
@@ -14,7 +14,7 @@ import type { AlarmClock } from "./alarm-clock.ts";
 import { versionRef } from "./backrefs.ts";
 import { conditionFails } from "./complete.ts";
 import type { LeaseBook } from "./leases.ts";
-import type { MergeBook, MergeItem } from "./merges.ts";
+import type { MergeBook, MergedVersion, MergeItem } from "./merges.ts";
 import type { Membership } from "./membership.ts";
 import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import type { RefOutbox } from "./ref-outbox.ts";
@@ -36,8 +36,6 @@ export interface MergeContext {
   readonly alarms: AlarmClock;
   refsSoon(): void;
 }
-
-export type MergedVersion = { nhid: Nhid; vmChid: Chid; versionId: string };
 
 export class MergeCommits {
   private readonly c: MergeContext;

@@ -10,7 +10,7 @@
 // finished by the alarm if the write fails; an undecided one older than the lease is dropped
 // (its session died between the phases).
 
-import { asNhid, asUvid, type Nhid, type Uvid } from "../../common/ids.ts";
+import { asNhid, asUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
 import type { VersionBody } from "../../common/manifest.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { WriteCondition } from "./complete.ts";
@@ -25,6 +25,9 @@ export interface MergeItem {
   holder: string;
   replicas: number | null;
 }
+
+/** A version a merge wrote, as the coordinator reports it. */
+export type MergedVersion = { nhid: Nhid; vmChid: Chid; versionId: string };
 
 export interface PreparedRow {
   item: MergeItem;

@@ -13,9 +13,10 @@ import type { Versioning } from "../shared/versioning.ts";
 import type { AlarmClock } from "./alarm-clock.ts";
 import { partRef } from "./backrefs.ts";
 import { assemble, newUploadId, noSuchUpload, type ListedPart, type WriteCondition } from "./complete.ts";
-import { OUTBOX_RETRY_MS, type Names, type PutVersionResult } from "./names.ts";
+import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import type { RefOutbox } from "./ref-outbox.ts";
-import type { PartRow, PartSummary, UploadBook, UploadInfo } from "./uploads.ts";
+import type { PutVersionResult } from "./rpc.ts";
+import type { PartRow, PartSummary, UploadAt, UploadBook, UploadInfo } from "./uploads.ts";
 import type { VersionBook } from "./versions.ts";
 
 export interface MultipartContext {
@@ -27,13 +28,6 @@ export interface MultipartContext {
   readonly refOutbox: RefOutbox;
   readonly alarms: AlarmClock;
   refsSoon(): void;
-}
-
-/** Which upload, of which name, and where the name's records go. */
-export interface UploadAt {
-  nhid: Nhid;
-  shard: number;
-  uploadId: string;
 }
 
 export class Multipart {

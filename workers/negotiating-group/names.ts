@@ -14,12 +14,13 @@ import { refusal, type Refusal } from "../shared/refusal.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
 import type { AlarmClock } from "./alarm-clock.ts";
 import { versionRef, type RefBook } from "./backrefs.ts";
-import { conditionFails, type WriteCondition } from "./complete.ts";
+import { conditionFails } from "./complete.ts";
 import { getTransaction } from "./get.ts";
 import type { LeaseBook } from "./leases.ts";
 import type { MergeBook } from "./merges.ts";
 import type { Membership } from "./membership.ts";
 import type { RefOutbox } from "./ref-outbox.ts";
+import type { PutVersionResult, StoredVersion, WriteOptions } from "./rpc.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { putTransaction } from "./transfer.ts";
 import type { VersionBook, VersionRow } from "./versions.ts";
@@ -30,44 +31,6 @@ const VM_MAX_BYTES = 32 * 1024 * 1024;
 const VM_CACHE_ENTRIES = 2048;
 /** A record a shard did not take is handed over again by the alarm this much later. */
 export const OUTBOX_RETRY_MS = 1_000;
-
-export interface PutVersionResult {
-  uvid: Uvid;
-  /** The version manifest's CHID (internal: tokens are made from it, clients never see it). */
-  vmChid: Chid;
-  created: number;
-  /** S3's version id: the UVID, or "null" for a null version. */
-  versionId: string;
-}
-
-/** A version as a GET sees it: its manifest, and whether it is the name's null version. */
-export interface StoredVersion {
-  vm: VersionManifest;
-  /** The manifest's CHID (internal: tokens and validation are made from it, clients never see it). */
-  vmChid: Chid;
-  isNull: boolean;
-  /** The version's replication count (kept outside its manifest); absent where the version was found by record (as of a time, through a snapshot). */
-  replicas?: number;
-}
-
-/** How a version is written, beyond its name and body. */
-export interface WriteOptions {
-  /**
-   * The caller's own promise that the object's chunks are saved (a function stub: calling it
-   * reaches back into the gateway's request). The manifest is put while the caller waits for
-   * its last chunks, and nothing is committed unless that resolves, so a version never names a
-   * chunk that is not stored.
-   */
-  chunksStored?: (() => Promise<void>) | null;
-  /**
-   * A conditional write (If-None-Match: * or If-Match: etag): checked when the call arrives and
-   * again, synchronously, just before the commit, so of two racing writers at most one whose
-   * condition held can commit.
-   */
-  condition?: WriteCondition | null;
-  /** The version's own replication count (null: the cluster's R). */
-  replicas?: number | null;
-}
 
 /** A version to write: the name, where its records go, and how. */
 export interface VersionWrite extends WriteOptions {

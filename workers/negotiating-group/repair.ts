@@ -20,6 +20,7 @@ import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import type { RepairPacer } from "./pacing.ts";
 import { RepairQueue, type QueuedRepair } from "./repair-queue.ts";
 import { copiesByItem, GoneBook, inventoryOf, SweepRequests, underReplicated, type Holding } from "./rereplicate.ts";
+import type { ItemVerdict } from "./rpc.ts";
 import { putTransaction } from "./transfer.ts";
 import { verifyTransaction } from "./verify.ts";
 import type { VersionBook } from "./versions.ts";
@@ -34,15 +35,6 @@ const TRIM_DELAY_MS = 5_000;
 const DRAIN_RETRY_MS = 60_000;
 /** ...and one whose draining target is still its member (not replaced yet), this much later. */
 const DRAIN_MEMBER_RETRY_MS = 300_000;
-
-/** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
-export interface ItemVerdict {
-  good: number;
-  bad: number;
-  repaired: number;
-  /** Still fewer copies on members than wanted (none good, or the repair could not place them all). */
-  short: boolean;
-}
 
 export interface RepairContext {
   readonly group: number;

@@ -3,52 +3,27 @@
 // not place, are negotiated here: propose to every live writer, collect bids, select, move the
 // payload in credited frames (down a chain where the targets can pass it on), gather acks.
 
-import type { Correlation } from "../../common/correlation.ts";
 import { selectReplicas, type Offer } from "../../common/placement.ts";
-import { storedRefOf, type Bid, type PutItem, type ToTarget } from "../../common/protocol.ts";
+import { storedRefOf, type Bid, type ToTarget } from "../../common/protocol.ts";
 import { BidCollector } from "./bids.ts";
 import { eagerRound } from "./eager-put.ts";
 import { broadcast, type Member } from "./member.ts";
 import { PutAcks } from "./put-acks.ts";
 import { deliverChained, sendPayload, type TxnHandler, type TxnHost } from "./txn.ts";
 import { newNonce, possessionProof } from "../../common/possession.ts";
+import type { ItemState, PutOptions, PutPayload } from "./put-items.ts";
 import { Unavailable } from "../shared/unavailable.ts";
 
 export type { TxnHandler, TxnHost } from "./txn.ts";
+export type { PutPayload } from "./put-items.ts";
 
 const SAVE_TIMEOUT_MS = 60_000;
-
-export interface PutPayload {
-  item: PutItem;
-  bytes: Uint8Array;
-}
 
 /**
  * Version manifests up to this size skip the bid round (eager-put.ts): a manifest is small and
  * unique to its version, so no copy can exist elsewhere and the extra round trip buys nothing.
  */
 export const EAGER_MAX = 64 * 1024;
-
-export interface ItemState {
-  /** Members confirmed to hold the item, with their locations. */
-  confirmed: Map<Member, string>;
-  tried: Set<Member>;
-}
-
-export interface PutOptions {
-  correlation: Correlation;
-  /** Leave out members that timed out lately while enough others remain (client writes: true). */
-  skipSlow?: boolean;
-  /** Chain a chunk's copies through its targets when all of them advertise a peer address (CHAIN_REPLICATION). */
-  chain?: boolean;
-  /** A repair's copy: targets count its bytes as repair traffic. */
-  repair?: boolean;
-  /**
-   * Items (by index) that no member can hold already, so they need no bids: chunks their group
-   * has no record of. Version manifests up to EAGER_MAX are always such.
-   */
-  fresh?: ReadonlySet<number>;
-}
 
 /**
  * Put chunk / put version manifest: store every item on `replicas` distinct members (counting

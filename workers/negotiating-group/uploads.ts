@@ -35,6 +35,13 @@ export interface PartRow {
 
 export type PartSummary = Omit<PartRow, "chunks">;
 
+/** Which upload, of which name, and where the name's records go. */
+export interface UploadAt {
+  nhid: Nhid;
+  shard: number;
+  uploadId: string;
+}
+
 export class UploadBook {
   private readonly sql: SqlStorage;
 

@@ -1,24 +1,29 @@
 // The bindings and settings every part of the Worker sees (wrangler.toml [vars] and secrets).
 
 import { correlationOf, type Correlation } from "../../common/correlation.ts";
-import type { Cluster } from "../cluster/cluster.ts";
-import type { ManifestShard } from "../manifest-shard/shard.ts";
-import type { NegotiatingGroup } from "../negotiating-group/group.ts";
-import type { EditSessionHost } from "../gateway/session/host.ts";
-import type { SnapshotCatalog } from "../snapshots/catalog.ts";
-import type { TenantDirectory } from "../tenant/directory.ts";
-import type { AccountRegistry } from "../accounts/registry.ts";
-import type { TrafficStats } from "../stats/traffic.ts";
+import type { ClusterRpc } from "../cluster/rpc.ts";
+import type { ShardRpc } from "../manifest-shard/rpc.ts";
+import type { GroupRpc } from "../negotiating-group/rpc.ts";
+import type { CatalogRpc } from "../snapshots/rpc.ts";
+import type { TenantRpc } from "../tenant/rpc.ts";
+import type { AccountRpc } from "../accounts/rpc.ts";
+import type { TrafficRpc } from "../stats/rpc.ts";
 
+/**
+ * Durable Object bindings are typed by each object's RPC interface (its folder's rpc.ts), never by
+ * its class: every class imports this module, so importing them here would make one import
+ * cycle of every module that reaches env.ts.
+ */
 export interface Env {
-  GROUP: DurableObjectNamespace<NegotiatingGroup>;
-  SHARD: DurableObjectNamespace<ManifestShard>;
-  CLUSTER: DurableObjectNamespace<Cluster>;
-  TENANT: DurableObjectNamespace<TenantDirectory>;
-  SNAPSHOTS: DurableObjectNamespace<SnapshotCatalog>;
-  SESSIONS: DurableObjectNamespace<EditSessionHost>;
-  ACCOUNTS: DurableObjectNamespace<AccountRegistry>;
-  TRAFFIC: DurableObjectNamespace<TrafficStats>;
+  GROUP: DurableObjectNamespace<GroupRpc>;
+  SHARD: DurableObjectNamespace<ShardRpc>;
+  CLUSTER: DurableObjectNamespace<ClusterRpc>;
+  TENANT: DurableObjectNamespace<TenantRpc>;
+  SNAPSHOTS: DurableObjectNamespace<CatalogRpc>;
+  /** Editing sessions (gateway/session/host.ts) are reached by fetch alone: no RPC to type. */
+  SESSIONS: DurableObjectNamespace;
+  ACCOUNTS: DurableObjectNamespace<AccountRpc>;
+  TRAFFIC: DurableObjectNamespace<TrafficRpc>;
   S3_REGION: string;
   GROUP_COUNT: string;
   SHARD_COUNT: string;
@@ -147,7 +152,7 @@ export function configOf(env: Env): ClusterConfig {
   };
 }
 
-export function groupStub(env: Env, g: number): DurableObjectStub<NegotiatingGroup> {
+export function groupStub(env: Env, g: number): DurableObjectStub<GroupRpc> {
   return env.GROUP.get(env.GROUP.idFromName(`group-${g}`));
 }
 
@@ -160,28 +165,28 @@ export function groupIndexOf(name: string | undefined): number {
   return Number(m[1]);
 }
 
-export function shardStub(env: Env, s: number): DurableObjectStub<ManifestShard> {
+export function shardStub(env: Env, s: number): DurableObjectStub<ShardRpc> {
   return env.SHARD.get(env.SHARD.idFromName(`shard-${s}`));
 }
 
-export function clusterStub(env: Env): DurableObjectStub<Cluster> {
+export function clusterStub(env: Env): DurableObjectStub<ClusterRpc> {
   return env.CLUSTER.get(env.CLUSTER.idFromName("cluster"));
 }
 
-export function registryStub(env: Env): DurableObjectStub<AccountRegistry> {
+export function registryStub(env: Env): DurableObjectStub<AccountRpc> {
   // One registry for the cluster (accounts/registry.ts says why that is enough).
   return env.ACCOUNTS.get(env.ACCOUNTS.idFromName("accounts"));
 }
 
-export function trafficStub(env: Env): DurableObjectStub<TrafficStats> {
+export function trafficStub(env: Env): DurableObjectStub<TrafficRpc> {
   return env.TRAFFIC.get(env.TRAFFIC.idFromName("traffic"));
 }
 
-export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantDirectory> {
+export function tenantStub(env: Env, tenant: string): DurableObjectStub<TenantRpc> {
   return env.TENANT.get(env.TENANT.idFromName(`tenant-${tenant}`));
 }
 
-export function snapshotCatalogStub(env: Env, tenant: string): DurableObjectStub<SnapshotCatalog> {
+export function snapshotCatalogStub(env: Env, tenant: string): DurableObjectStub<CatalogRpc> {
   return env.SNAPSHOTS.get(env.SNAPSHOTS.idFromName(`snapshots-${tenant}`));
 }
 

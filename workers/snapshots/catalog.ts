@@ -7,49 +7,11 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
 import type { Mask, Qualifier } from "../manifest-shard/select.ts";
-import type { PageRef, StoredBlob } from "./manifest.ts";
-
-export type SnapshotState = "pending" | "committed";
-
-export interface SnapshotDefinition {
-  /** T, ms since the epoch: the snapshot holds the versions current at T. */
-  at: number;
-  masks: Mask[];
-  qualifiers: Qualifier[];
-}
-
-export interface SnapshotInfo extends SnapshotDefinition {
-  id: string;
-  state: SnapshotState;
-  created: number;
-  /** Bumped by every edit, so a commit built from an older definition is refused. */
-  revision: number;
-  committed: number | null;
-  /** Opaque, keyed: names the committed manifest without exposing any chunk id. */
-  token: string | null;
-  objects: number | null;
-  bytes: number | null;
-}
-
-/** A committed snapshot's manifest location (internal: never sent to clients). */
-export interface SnapshotLayout {
-  root: StoredBlob;
-  pages: PageRef[];
-}
-
-export interface Edit {
-  at?: number;
-  addMasks?: Mask[];
-  dropMasks?: Mask[];
-  addQualifiers?: Qualifier[];
-  dropQualifiers?: Qualifier[];
-}
-
-export type CatalogRefusal = { refused: "NoSuchSnapshot" | "InvalidSnapshotState"; message: string };
+import type { CatalogRefusal, CatalogRpc, Edit, SnapshotDefinition, SnapshotInfo, SnapshotLayout, SnapshotState } from "./rpc.ts";
 
 const same = <T extends object>(a: T, b: T) => JSON.stringify(a) === JSON.stringify(b);
 
-export class SnapshotCatalog extends DurableObject<Env> {
+export class SnapshotCatalog extends DurableObject<Env> implements CatalogRpc {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {

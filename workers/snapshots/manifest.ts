@@ -5,15 +5,20 @@
 // the version manifests they point to.
 
 import { asChid, asUvid } from "../../common/ids.ts";
-import type { StoredBlob } from "../gateway/data/blob.ts";
+import type { ChunkRef } from "../../common/manifest.ts";
 import type { Mask, Qualifier, Selected } from "../manifest-shard/select.ts";
 
-export type { StoredBlob };
 export { snapshotToken } from "../shared/tokens.ts";
 
 export const MANIFEST_FORMAT = 1;
 /** Entries per page: a page is a few hundred KiB, read whole to find one entry. */
 export const PAGE_ENTRIES = 1000;
+
+/** A page or root as stored (gateway/data/blob.ts writes and reads it): its size and its chunks. */
+export interface StoredBlob {
+  size: number;
+  chunks: ChunkRef[];
+}
 
 export type SnapshotEntry = Omit<Selected, "creator">;
 

@@ -5,26 +5,14 @@
 
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
+import type { TrafficBucket, TrafficCounts, TrafficRpc } from "./rpc.ts";
 
 export const BUCKET_MS = 10_000;
 const KEEP_MS = 3_600_000;
 
-export interface TrafficCounts {
-  requests: number;
-  errors4xx: number;
-  errors5xx: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
-export interface TrafficBucket extends TrafficCounts {
-  /** Start of the bucket, ms since the epoch (a multiple of BUCKET_MS). */
-  at: number;
-}
-
 export const ZERO: TrafficCounts = { requests: 0, errors4xx: 0, errors5xx: 0, bytesIn: 0, bytesOut: 0 };
 
-export class TrafficStats extends DurableObject<Env> {
+export class TrafficStats extends DurableObject<Env> implements TrafficRpc {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {

@@ -4,14 +4,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
 import type { Versioning } from "../shared/versioning.ts";
+import type { BucketInfo, TenantRpc } from "./rpc.ts";
 
-export interface BucketInfo {
-  name: string;
-  created: number;
-  versioning: Versioning;
-}
-
-export class TenantDirectory extends DurableObject<Env> {
+export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {

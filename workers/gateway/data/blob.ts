@@ -3,15 +3,10 @@
 // small enough to be read whole (a page is at most a few hundred KiB).
 
 import { groupOf } from "../../../common/ids.ts";
-import type { ChunkRef } from "../../../common/manifest.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
+import type { StoredBlob } from "../../snapshots/manifest.ts";
 import { ingest } from "./ingest.ts";
-
-export interface StoredBlob {
-  size: number;
-  chunks: ChunkRef[];
-}
 
 /** Stores the bytes; resolves once every chunk is on R targets. `sha256` (hex) names the content. */
 export async function storeBlob(env: Env, cfg: ClusterConfig, bytes: Uint8Array): Promise<StoredBlob & { sha256: string }> {

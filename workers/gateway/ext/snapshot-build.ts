@@ -9,7 +9,7 @@
 import { compareKeys } from "../../../common/keys.ts";
 import type { Selected, Selection, SelectCursor } from "../../manifest-shard/select.ts";
 import { shardStub } from "../../shared/env.ts";
-import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
+import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/rpc.ts";
 import { encodePage, encodeRoot, MANIFEST_FORMAT, PAGE_ENTRIES, snapshotToken, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
 import { storeBlob } from "../data/blob.ts";
 import { holdPage, referenceLayout } from "./snapshot-hold.ts";

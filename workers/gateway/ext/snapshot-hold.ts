@@ -8,7 +8,7 @@ import { nhidOf } from "../../../common/ids.ts";
 import type { RemovedVersion } from "../../negotiating-group/expunge.ts";
 import { snapshotRef } from "../../negotiating-group/backrefs.ts";
 import { snapshotCatalogStub } from "../../shared/env.ts";
-import type { CatalogRefusal, SnapshotLayout } from "../../snapshots/catalog.ts";
+import type { CatalogRefusal, SnapshotLayout } from "../../snapshots/rpc.ts";
 import type { SnapshotEntry } from "../../snapshots/manifest.ts";
 import { changeReferences, holdVersions, releaseVersions } from "../data/references.ts";
 import type { NameScope } from "../s3/context.ts";

@@ -6,7 +6,7 @@
 import { commonPrefixOf, compareKeys } from "../../../common/keys.ts";
 import type { ListEntry, ListQuery } from "../../manifest-shard/listing.ts";
 import { snapshotCatalogStub } from "../../shared/env.ts";
-import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/catalog.ts";
+import type { SnapshotInfo, SnapshotLayout } from "../../snapshots/rpc.ts";
 import { decodePage, type PageRef, type SnapshotEntry } from "../../snapshots/manifest.ts";
 import { readBlob } from "../data/blob.ts";
 import type { NameScope } from "../s3/context.ts";

@@ -7,7 +7,7 @@
 import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { groupStub, snapshotCatalogStub } from "../../shared/env.ts";
-import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/catalog.ts";
+import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/rpc.ts";
 import { parseTime } from "../params.ts";
 import { requireBucket, validateKey, type RequestContext } from "../s3/context.ts";
 import { sameContent } from "../s3/copy.ts";

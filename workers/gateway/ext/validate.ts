@@ -8,7 +8,7 @@
 import { groupOf, nhidOf, type Chid } from "../../../common/ids.ts";
 import type { ChunkRef, VersionManifest } from "../../../common/manifest.ts";
 import type { StoredRef } from "../../../common/protocol.ts";
-import type { ItemVerdict } from "../../negotiating-group/group.ts";
+import type { ItemVerdict } from "../../negotiating-group/rpc.ts";
 import { groupStub } from "../../shared/env.ts";
 import { manifestToken, payloadToken } from "../../shared/tokens.ts";
 import { existingVersion } from "../s3/object-get.ts";

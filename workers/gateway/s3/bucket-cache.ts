@@ -9,9 +9,8 @@
 // A lookup under way when its bucket is forgotten may have read the state from before the
 // change: it answers its own request, but is not remembered.
 
-import type { BucketInfo } from "../../tenant/directory.ts";
-import { tenantStub } from "../../shared/env.ts";
-import type { NameScope } from "./context.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
+import { tenantStub, type Env } from "../../shared/env.ts";
 
 const BUCKET_CACHE_MS = 1_000;
 const CACHE_MAX = 4_096;
@@ -25,7 +24,8 @@ const forgotten = new Map<string, number>();
 /** The latest forget no longer in `forgotten`: a key not found there may have been forgotten this late. */
 let forgottenFloor = 0;
 
-export async function bucketInfo(ctx: NameScope, bucket: string): Promise<BucketInfo | null> {
+/** Takes only what a lookup needs, so context.ts (whose requireBucket calls this) is not imported back. */
+export async function bucketInfo(ctx: { env: Env; tenant: string }, bucket: string): Promise<BucketInfo | null> {
   const key = `${ctx.tenant}/${bucket}`;
   const hit = known.get(key);
   if (hit && hit.until > Date.now()) return hit.info;

@@ -5,7 +5,7 @@ import type { Nhid } from "../../../common/ids.ts";
 import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
 import type { ClusterConfig, Env } from "../../shared/env.ts";
 import { bucketInfo } from "./bucket-cache.ts";
-import type { BucketInfo } from "../../tenant/directory.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
 import type { AuthContext } from "../../../common/s3/verify-request.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 

@@ -8,7 +8,7 @@ import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { checksumOf, requestedChecksum, badDigest } from "../../../common/s3/checksums.ts";
 import type { Uvid } from "../../../common/ids.ts";
-import type { BucketInfo } from "../../tenant/directory.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
 import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
 import { versionIdParam, type VersionId } from "../params.ts";
 import { refused } from "./refused.ts";

@@ -4,7 +4,7 @@
 
 import type { VersionManifest } from "../../../common/manifest.ts";
 import { manifestToken, payloadToken } from "../../shared/tokens.ts";
-import type { StoredVersion } from "../../negotiating-group/group.ts";
+import type { StoredVersion } from "../../negotiating-group/rpc.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { objectBody } from "../data/read.ts";
 import { entryOf, openSnapshot } from "../ext/snapshot-read.ts";
@@ -15,7 +15,7 @@ import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContex
 import { S3Error } from "../../../common/s3/errors.ts";
 import { httpTime } from "./xml.ts";
 import type { Chid } from "../../../common/ids.ts";
-import type { BucketInfo } from "../../tenant/directory.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { awaitedLater } from "../../../common/deferred.ts";
 

@@ -151,7 +151,7 @@ export async function openSession(ctx: RequestContext): Promise<Response> {
   return stub.fetch(new Request(ctx.url.toString(), { headers: { upgrade: "websocket", [TENANT]: ctx.tenant, [ACCESS_KEY]: ctx.auth.accessKey } }));
 }
 
-function sessionStub(ctx: RequestContext, id: string): DurableObjectStub<EditSessionHost> {
+function sessionStub(ctx: RequestContext, id: string): DurableObjectStub {
   try {
     return ctx.env.SESSIONS.get(ctx.env.SESSIONS.idFromString(id));
   } catch {
@@ -159,7 +159,7 @@ function sessionStub(ctx: RequestContext, id: string): DurableObjectStub<EditSes
   }
 }
 
-async function forward(ctx: RequestContext, stub: DurableObjectStub<EditSessionHost>, op: string, body: ReadableStream | null): Promise<Response> {
+async function forward(ctx: RequestContext, stub: DurableObjectStub, op: string, body: ReadableStream | null): Promise<Response> {
   const headers: Record<string, string> = { [TENANT]: ctx.tenant, [ACCESS_KEY]: ctx.auth.accessKey, [OP]: op };
   const cmd = ctx.req.headers.get(COMMAND);
   if (cmd !== null) headers[COMMAND] = cmd;

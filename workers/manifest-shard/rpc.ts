@@ -1,0 +1,28 @@
+// What a manifest shard answers over RPC. Stubs are typed by this interface rather than by the
+// ManifestShard class (shard.ts `implements` it), so shared/env.ts can name the binding without
+// importing the object, which itself needs env.ts.
+
+import type { Uvid } from "../../common/ids.ts";
+import type { VersionAt } from "./as-of.ts";
+import type { ListPage, ListQuery } from "./listing.ts";
+import type { ShardRecord, SourceCutoff } from "./records.ts";
+import type { SelectCursor, Selection, SelectPage } from "./select.ts";
+import type { SourceState } from "./sources.ts";
+import type { UploadPage, UploadQuery } from "./uploads.ts";
+import type { Usage } from "./usage.ts";
+import type { VersionPage, VersionQuery } from "./versions.ts";
+
+/** shard.ts says what each call does. */
+export interface ShardRpc extends Rpc.DurableObjectBranded {
+  applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string } | null>;
+  listVersions(q: VersionQuery, bound?: Uvid): Promise<VersionPage>;
+  listUploads(q: UploadQuery): Promise<UploadPage>;
+  list(q: ListQuery, bound?: Uvid): Promise<ListPage>;
+  versionAt(tenant: string, bucket: string, key: string, bound: Uvid): Promise<VersionAt | null>;
+  settle(shard: number, bound: Uvid, waitMs: number, only?: number): Promise<{ lagging: number[] }>;
+  select(sel: Selection, after: SelectCursor | null, limit: number): Promise<SelectPage>;
+  sourceStates(): Promise<SourceState[]>;
+  stats(): Promise<{ versions: number; bytes: number; sources: number }>;
+  tenantUsage(tenant: string): Promise<Usage>;
+  hasObjects(tenant: string, bucket: string): Promise<boolean>;
+}

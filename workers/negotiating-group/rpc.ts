@@ -1,0 +1,111 @@
+// What a negotiating group answers over RPC, and the data its calls carry. Stubs are typed by
+// this interface rather than by the NegotiatingGroup class (group.ts `implements` it), so
+// shared/env.ts can name the binding without importing the object and everything it is built
+// from: that import would tie every part that reaches env.ts into one cycle.
+
+import type { Chid, Nhid, TargetId, Uvid } from "../../common/ids.ts";
+import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/manifest.ts";
+import type { StoredRef } from "../../common/protocol.ts";
+import type { Refusal } from "../shared/refusal.ts";
+import type { Versioning } from "../shared/versioning.ts";
+import type { RefChange } from "./backrefs.ts";
+import type { ListedPart, WriteCondition } from "./complete.ts";
+import type { RemovedVersion } from "./expunge.ts";
+import type { GroupHealth } from "./health.ts";
+import type { MergedVersion, MergeItem } from "./merges.ts";
+import type { PartRow, PartSummary, UploadAt, UploadInfo } from "./uploads.ts";
+
+export interface PutVersionResult {
+  uvid: Uvid;
+  /** The version manifest's CHID (internal: tokens are made from it, clients never see it). */
+  vmChid: Chid;
+  created: number;
+  /** S3's version id: the UVID, or "null" for a null version. */
+  versionId: string;
+}
+
+/** A version as a GET sees it: its manifest, and whether it is the name's null version. */
+export interface StoredVersion {
+  vm: VersionManifest;
+  /** The manifest's CHID (internal: tokens and validation are made from it, clients never see it). */
+  vmChid: Chid;
+  isNull: boolean;
+  /** The version's replication count (kept outside its manifest); absent where the version was found by record (as of a time, through a snapshot). */
+  replicas?: number;
+}
+
+/** How a version is written, beyond its name and body. */
+export interface WriteOptions {
+  /**
+   * The caller's own promise that the object's chunks are saved (a function stub: calling it
+   * reaches back into the gateway's request). The manifest is put while the caller waits for
+   * its last chunks, and nothing is committed unless that resolves, so a version never names a
+   * chunk that is not stored.
+   */
+  chunksStored?: (() => Promise<void>) | null;
+  /**
+   * A conditional write (If-None-Match: * or If-Match: etag): checked when the call arrives and
+   * again, synchronously, just before the commit, so of two racing writers at most one whose
+   * condition held can commit.
+   */
+  condition?: WriteCondition | null;
+  /** The version's own replication count (null: the cluster's R). */
+  replicas?: number | null;
+}
+
+/** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
+export interface ItemVerdict {
+  good: number;
+  bad: number;
+  repaired: number;
+  /** Still fewer copies on members than wanted (none good, or the repair could not place them all). */
+  short: boolean;
+}
+
+/** Sections follow group.ts, which says what each call does. */
+export interface GroupRpc extends Rpc.DurableObjectBranded {
+  // chunks
+  putChunks(items: { chid: Chid; bytes: Uint8Array }[], replicas?: number | null): Promise<void>;
+  getChunk(chid: Chid, near?: string | null): Promise<Uint8Array>;
+  getChunks(chids: Chid[], near?: string | null): Promise<Uint8Array[]>;
+
+  // names and versions
+  putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o?: WriteOptions): Promise<PutVersionResult | Refusal>;
+  getVersion(nhid: Nhid, versionId?: Uvid | "null" | null): Promise<StoredVersion | null>;
+  readVersion(nhid: Nhid, uvid: Uvid, vmChid: Chid): Promise<VersionManifest>;
+  deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal>;
+  deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null>;
+  setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null>;
+  advanceCutoff(shard: number): Promise<void>;
+
+  // editing sessions
+  leaseName(nhid: Nhid, holder: string, ttlMs: number): Promise<boolean>;
+  releaseName(nhid: Nhid, holder: string): Promise<void>;
+  commitEdit(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal>;
+
+  // a fork's merge
+  prepareMerge(merge: string, items: MergeItem[]): Promise<{ hold: Uvid } | Refusal>;
+  mergeStamp(atLeast: number): Promise<Uvid>;
+  commitMerge(merge: string, stamp: Uvid, nhids: Nhid[]): Promise<MergedVersion[]>;
+  abortMerge(merge: string): Promise<void>;
+
+  // multipart uploads
+  createUpload(nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }>;
+  uploadReplicas(nhid: Nhid, uploadId: string): Promise<{ replicas: number | null } | Refusal>;
+  putPart(nhid: Nhid, uploadId: string, part: Omit<PartRow, "uploaded">): Promise<{ uploaded: number } | Refusal>;
+  listParts(nhid: Nhid, uploadId: string, after: number, limit: number): Promise<{ upload: UploadInfo; parts: PartSummary[]; truncated: boolean } | Refusal>;
+  completeUpload(at: UploadAt, o: { listed: ListedPart[]; condition: WriteCondition | null; versioning: Versioning }): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal>;
+  abortUpload(at: UploadAt): Promise<Refusal | null>;
+
+  // validation and health
+  verifyItems(refs: StoredRef[], replicas?: number | null): Promise<ItemVerdict[]>;
+  health(): Promise<GroupHealth>;
+  liveMembers(): Promise<{ id: TargetId; location: string }[]>;
+
+  // space reclamation
+  applyRefs(changes: RefChange[]): Promise<void>;
+  holdChunks(chids: Chid[]): Promise<Chid[]>;
+  holdVersions(holder: string, versions: RemovedVersion[]): Promise<RemovedVersion[]>;
+  releaseVersions(holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void>;
+  reclaimStatus(): Promise<{ backrefs: number; holds: number; reclaims: number; outbox: number; expunging: number }>;
+}

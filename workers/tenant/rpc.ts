@@ -1,0 +1,20 @@
+// What a tenant's directory answers over RPC, and the data its calls carry. Stubs are typed by
+// this interface rather than by the TenantDirectory class (directory.ts `implements` it), so
+// shared/env.ts can name the binding without importing the object, which itself needs env.ts.
+
+import type { Versioning } from "../shared/versioning.ts";
+
+export interface BucketInfo {
+  name: string;
+  created: number;
+  versioning: Versioning;
+}
+
+/** directory.ts says what each call does. */
+export interface TenantRpc extends Rpc.DurableObjectBranded {
+  createBucket(name: string): Promise<boolean>;
+  getBucket(name: string): Promise<BucketInfo | null>;
+  listBuckets(): Promise<BucketInfo[]>;
+  setVersioning(name: string, status: "Enabled" | "Suspended"): Promise<boolean>;
+  deleteBucket(name: string): Promise<boolean>;
+}
