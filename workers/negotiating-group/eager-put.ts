@@ -13,8 +13,8 @@ import { selectReplicas } from "../../common/placement.ts";
 import type { ChainHop, PutEagerMsg } from "../../common/protocol.ts";
 import { broadcast, type Member } from "./member.ts";
 import { PutAcks } from "./put-acks.ts";
-import { deliverChained, sendPayload, SLOW_MS, type TxnHandler, type TxnHost } from "./txn.ts";
-import type { ItemState, PutOptions, PutPayload } from "./put-items.ts";
+import { deliverChained, sendPayload, SLOW_MS, type TxnHandler } from "./txn.ts";
+import type { PutRun } from "./put-items.ts";
 
 /**
  * A healthy target saves an eager item within this long of its frames, plus the time its share
@@ -57,7 +57,8 @@ interface Share {
  * Place and send `items` (indexes into `payloads`) on `replicas` members each; record in `state`
  * who confirmed. Never throws for a target's failure: what is not confirmed is left to the caller.
  */
-export async function eagerRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], items: readonly number[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
+export async function eagerRound(run: PutRun, items: readonly number[]): Promise<void> {
+  const { host, members, payloads, replicas, state, opts } = run;
   if (items.length === 0) return;
   // Every item of the batch sees the same members, backlogs and turn, so they all go to the same
   // targets: chosen once (this runs for every put), each item with a chain of its own.

@@ -5,6 +5,7 @@
 import type { Correlation } from "../../common/correlation.ts";
 import type { PutItem } from "../../common/protocol.ts";
 import type { Member } from "./member.ts";
+import type { TxnHost } from "./txn.ts";
 
 export interface PutPayload {
   item: PutItem;
@@ -30,4 +31,15 @@ export interface PutOptions {
    * has no record of. Version manifests up to EAGER_MAX are always such.
    */
   fresh?: ReadonlySet<number>;
+}
+
+/** One put transaction as its rounds share it: who takes part, what is put, how many copies, and who has confirmed what so far. */
+export interface PutRun {
+  host: TxnHost;
+  members: readonly Member[];
+  payloads: readonly PutPayload[];
+  replicas: number;
+  /** Per payload, filled in by each round. */
+  state: ItemState[];
+  opts: PutOptions;
 }

@@ -11,7 +11,7 @@ import { broadcast, type Member } from "./member.ts";
 import { PutAcks } from "./put-acks.ts";
 import { deliverChained, sendPayload, type TxnHandler, type TxnHost } from "./txn.ts";
 import { newNonce, possessionProof } from "../../common/possession.ts";
-import type { ItemState, PutOptions, PutPayload } from "./put-items.ts";
+import type { ItemState, PutOptions, PutPayload, PutRun } from "./put-items.ts";
 import { Unavailable } from "../shared/unavailable.ts";
 
 export type { TxnHandler, TxnHost } from "./txn.ts";
@@ -42,13 +42,15 @@ export async function putTransaction(host: TxnHost, members: readonly Member[], 
   if ((opts.skipSlow ?? true) && healthy.length >= replicas) members = healthy;
   const state: ItemState[] = payloads.map(() => ({ confirmed: new Map(), tried: new Set() }));
   const eager = payloads.flatMap((p, i) => ((p.item.kind === "vm" && p.item.size <= EAGER_MAX) || opts.fresh?.has(i) ? [i] : []));
-  await eagerRound(host, members, payloads, eager, replicas, state, opts);
+  const run: PutRun = { host, members, payloads, replicas, state, opts };
+  await eagerRound(run, eager);
   const rest = payloads.flatMap((_, i) => (state[i]!.confirmed.size < replicas ? [i] : []));
-  if (rest.length > 0) await negotiatedRound(host, members, payloads, rest, replicas, state, opts);
+  if (rest.length > 0) await negotiatedRound(run, rest);
   return state.map((s) => [...s.confirmed.keys()]);
 }
 
-async function negotiatedRound(host: TxnHost, members: readonly Member[], payloads: readonly PutPayload[], items: readonly number[], replicas: number, state: ItemState[], opts: PutOptions): Promise<void> {
+async function negotiatedRound(run: PutRun, items: readonly number[]): Promise<void> {
+  const { host, members, payloads, replicas, state, opts } = run;
   const model = opts.correlation;
   const bids = new BidCollector<Bid[]>(members, host.deadlines);
   // Acks are expected at selection time, under the item's place in the proposal.
