@@ -106,7 +106,6 @@ export class Repair {
    * items are copied to the members while it still serves them.
    */
   hello(m: Member, msg: HelloMsg): void {
-    const cfg = configOf(this.c.env);
     if (msg.draining) this.draining.add(m.id);
     if (!msg.lost && !msg.draining) {
       // A reader that is not a member (replaced while away, now back): once its copies are
