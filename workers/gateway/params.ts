@@ -49,6 +49,8 @@ export interface ListObjectsV2Params extends ListCommon {
   /** Where the page starts: after the later of start-after and the token's key. */
   after: string;
   snapshot: string | null;
+  /** Each object's Owner in the answer (ListObjects always sends it; V2 only when asked). */
+  fetchOwner: boolean;
 }
 
 export interface ListVersionsParams extends ListCommon {
@@ -179,7 +181,7 @@ export function listObjectsV2Params(q: URLSearchParams, headers: Headers): ListO
     const t = keyOfToken(continuationToken);
     if (compareKeys(t, after) > 0) after = t;
   }
-  return { ...common, continuationToken, startAfter, after, snapshot: snapshotWith(q, common.asOf) };
+  return { ...common, continuationToken, startAfter, after, snapshot: snapshotWith(q, common.asOf), fetchOwner: q.get("fetch-owner") === "true" };
 }
 
 export function listVersionsParams(q: URLSearchParams, headers: Headers): ListVersionsParams {

@@ -33,6 +33,7 @@ import { Reclaim } from "./reclaim.ts";
 import { Repair } from "./repair.ts";
 import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptions } from "./rpc.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadInfo } from "./uploads.ts";
+import { CompletedUploads } from "./completed-uploads.ts";
 import { VersionBook } from "./versions.ts";
 
 export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
@@ -81,7 +82,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     this.names = new Names({ group, env, members, book, refs, refOutbox, leases, merges: mergeBook, alarms, refsSoon, sendOwedToAll: () => this.reclaim.sendOwedToAll() });
     this.chunks = new Chunks({ group, env, members, refs, pacer, refsSoon, repairSoon: (ref, why) => this.repair.soon(ref, why) });
     this.repair = new Repair({ group, env, sql, members, refs, book, chunks: this.chunks, names: this.names, pacer, alarms });
-    this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), book, names: this.names, refOutbox, alarms, refsSoon });
+    this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, refsSoon });
     this.merges = new MergeCommits({ group, env, members, book, merges: mergeBook, leases, names: this.names, refOutbox, alarms, refsSoon });
     // Work an earlier life left (records no shard confirmed, prepared merges, repairs, sweeps,
     // unpushed references) brings the alarm back; set before any request is served.

@@ -18,11 +18,13 @@ import type { RefOutbox } from "./ref-outbox.ts";
 import type { PutVersionResult } from "./rpc.ts";
 import type { PartRow, PartSummary, UploadAt, UploadBook, UploadInfo } from "./uploads.ts";
 import type { VersionBook } from "./versions.ts";
+import type { CompletedUploads } from "./completed-uploads.ts";
 
 export interface MultipartContext {
   readonly group: number;
   readonly env: Env;
   readonly uploads: UploadBook;
+  readonly completed: CompletedUploads;
   readonly book: VersionBook;
   readonly names: Names;
   readonly refOutbox: RefOutbox;
@@ -89,7 +91,8 @@ export class Multipart {
   ): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal> {
     const { nhid, shard, uploadId } = at;
     const upload = this.c.uploads.get(nhid, uploadId);
-    if (!upload) return noSuchUpload(uploadId);
+    // Gone: completed already (a client retrying a Complete whose answer it lost gets that answer again), or never there.
+    if (!upload) return this.c.completed.retried(at, o.listed) ?? noSuchUpload(uploadId);
     const assembled = await assemble(upload, o.listed, this.c.uploads.parts(uploadId, o.listed.map((p) => p.partNumber)));
     if ("refused" in assembled) return assembled;
     const closed: UploadRecord = { kind: "upload", tenant: upload.tenant, bucket: upload.bucket, key: upload.key, uploadId, uvid: this.c.book.stamp(this.c.group), initiated: upload.initiated, open: false, creator: upload.creator };
@@ -102,10 +105,11 @@ export class Multipart {
         versioning: o.versioning,
         condition: o.condition,
         replicas: upload.replicas ?? null,
-        beforeCommit: () => {
+        beforeCommit: (v) => {
           // In the version's own transaction: the upload ends exactly when the object appears.
           this.dropPartRefs(uploadId);
           this.c.uploads.drop(uploadId);
+          this.c.completed.record(at, o.listed, { ...v, etag: assembled.body.etag, checksum: assembled.body.checksum ?? null });
           this.c.book.queue(shard, closed);
         },
       });
@@ -137,6 +141,8 @@ export class Multipart {
       await this.abort({ nhid: u.nhid, shard: shardOf(u.nhid, cfg.shardCount), uploadId: u.info.uploadId });
       console.log(JSON.stringify({ msg: "upload expired", group: this.c.group, uploadId: u.info.uploadId }));
     }
+    // A retried Complete comes within moments; one kept as long as an upload may stay open is answered however late.
+    this.c.completed.forgetBefore(Date.now() - cfg.uploadExpireMs);
     const oldest = this.c.uploads.oldest();
     if (oldest !== null) await this.c.alarms.by(Math.max(oldest + cfg.uploadExpireMs, Date.now() + OUTBOX_RETRY_MS));
   }

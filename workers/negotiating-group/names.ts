@@ -38,8 +38,8 @@ export interface VersionWrite extends WriteOptions {
   shard: number;
   body: VersionBody;
   versioning: Versioning;
-  /** Runs in the commit's own transaction (an upload's parts dropped, a lease released). */
-  beforeCommit?: () => void;
+  /** Runs in the commit's own transaction (an upload's parts dropped and its result kept, a lease released), told what is being committed. */
+  beforeCommit?: (v: PutVersionResult) => void;
   /** A refusal that must still not hold at the commit (a session's lease lost). */
   guard?: () => Refusal | null;
 }
@@ -108,7 +108,7 @@ export class Names {
       // The version's references are queued first: what beforeCommit drops (an upload's parts)
       // then reaches each chunk group after them, so no chunk the version uses is ever without one.
       this.c.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), replicas);
-      w.beforeCommit?.();
+      w.beforeCommit?.({ uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) });
       removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, { shard, record, removalOf: this.removalOf(body) });
       committed = true;
       this.c.refs.written(uvid);

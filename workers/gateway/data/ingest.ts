@@ -115,6 +115,8 @@ export interface IngestOptions {
   noInline?: boolean;
   /** Copies of each chunk (x-edgestore-replicas); absent: the cluster's R. */
   replicas?: number | null;
+  /** Refuse a body past this many bytes while reading it (one whose length was not declared). */
+  maxSize?: number;
 }
 
 export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<Uint8Array> | null, opts: IngestOptions): Promise<IngestResult> {
@@ -191,6 +193,8 @@ export async function ingest(env: Env, cfg: ClusterConfig, body: ReadableStream<
       const { done, value } = await reader.read();
       if (value && value.length > 0) {
         size += value.length;
+        // What was stored so far is referenced by nothing, and reclaimed as such.
+        if (opts.maxSize !== undefined && size > opts.maxSize) throw new S3Error("EntityTooLarge", `Your proposed upload exceeds the maximum allowed size (${opts.maxSize} bytes)`, { MaxSizeAllowed: String(opts.maxSize) });
         await md5w.write(value);
         if (shaw) await shaw.write(value);
         if (extra) await extra.update(value);

@@ -42,7 +42,11 @@ export async function createBucket(ctx: RequestContext, bucket: string): Promise
   if (text.trim() !== "" && parseXml(text, malformed).name !== "CreateBucketConfiguration") throw malformed();
   const created = await tenantStub(ctx.env, ctx.tenant).createBucket(bucket);
   forgetBucket(ctx.tenant, bucket);
-  if (!created) throw new S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", { BucketName: bucket });
+  // Creating a bucket the caller already owns: us-east-1 answers 200 (S3's legacy behaviour,
+  // which clients that create-then-use rely on there), every other region 409.
+  if (!created && ctx.env.S3_REGION !== "us-east-1") {
+    throw new S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", { BucketName: bucket });
+  }
   return new Response(null, { status: 200, headers: { location: `/${bucket}` } });
 }
 

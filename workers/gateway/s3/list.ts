@@ -44,24 +44,30 @@ function encoderOf(encodingType: "url" | null): (s: string) => string {
   return (s) => encodeURIComponent(s).replace(/%2F/g, "/").replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-function contents(entries: ListEntry[], enc: (s: string) => string): { Contents: XmlNode[]; CommonPrefixes: XmlNode[] } {
+/** `owner`: named on each object (ListObjects always, ListObjectsV2 with fetch-owner=true); a tenant owns everything in its buckets. */
+function contents(entries: ListEntry[], enc: (s: string) => string, owner: XmlNode | null): { Contents: XmlNode[]; CommonPrefixes: XmlNode[] } {
   const Contents: XmlNode[] = [];
   const CommonPrefixes: XmlNode[] = [];
   for (const e of entries) {
     if (e.kind === "prefix") CommonPrefixes.push({ Prefix: enc(e.prefix) });
-    else Contents.push({ Key: enc(e.key), LastModified: isoTime(e.lastModified), ETag: `"${e.etag}"`, Size: e.size, StorageClass: "STANDARD" });
+    else Contents.push({ Key: enc(e.key), LastModified: isoTime(e.lastModified), ETag: `"${e.etag}"`, Size: e.size, StorageClass: "STANDARD", Owner: owner });
   }
   return { Contents, CommonPrefixes };
 }
+
+const ownerOf = (ctx: RequestContext): XmlNode => ({ ID: ctx.tenant, DisplayName: ctx.tenant });
 
 /** The page of entries a listing answers: through a snapshot, as of a time, or now. */
 async function listingPage(ctx: RequestContext, bucket: string, list: Pick<ListObjectsParams, "prefix" | "delimiter" | "maxKeys" | "asOf" | "snapshot">, after: string): Promise<Merged & { asOf: AsOf | null; snapshot: string | null }> {
   const { prefix, delimiter, maxKeys, asOf, snapshot } = list;
   if (snapshot !== null) {
     const snap = await openSnapshot(ctx, snapshot);
+    if (maxKeys === 0) return { entries: [], truncated: false, asOf: null, snapshot: snap.info.id };
     return { ...(await listSnapshotBucket(ctx, snap, { bucket, prefix, delimiter, after, limit: maxKeys })), asOf: null, snapshot: snap.info.id };
   }
   await requireBucket(ctx, bucket);
+  // max-keys=0 asks for no entries: S3 answers an empty page that is not truncated.
+  if (maxKeys === 0) return { entries: [], truncated: false, asOf, snapshot: null };
   // Settled before any shard lists, so every page is complete.
   if (asOf) await settleAll(ctx, asOf);
   return { ...(await listMerged(ctx, { bucket, prefix, delimiter, after, limit: maxKeys }, asOf)), asOf, snapshot: null };
@@ -89,7 +95,7 @@ export async function listObjectsV2(ctx: RequestContext, bucket: string, list: L
     ContinuationToken: list.continuationToken,
     NextContinuationToken: truncated && last ? continuationTokenOf(entryKey(last)) : null,
     StartAfter: list.startAfter !== null ? enc(list.startAfter) : null,
-    ...contents(entries, enc),
+    ...contents(entries, enc, list.fetchOwner ? ownerOf(ctx) : null),
   }), asOf, snapshot);
 }
 
@@ -108,7 +114,7 @@ export async function listObjectsV1(ctx: RequestContext, bucket: string, list: L
     Delimiter: delimiter ? enc(delimiter) : null,
     EncodingType: list.encodingType,
     IsTruncated: truncated,
-    ...contents(entries, enc),
+    ...contents(entries, enc, ownerOf(ctx)),
   }), asOf, snapshot);
 }
 
@@ -126,8 +132,9 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string, li
   const enc = encoderOf(list.encodingType);
   await requireBucket(ctx, bucket);
   if (asOf) await settleAll(ctx, asOf);
+  // max-keys=0: an empty page, not truncated (as for the object listings).
   const pages: VersionPage[] = await Promise.all(
-    Array.from({ length: ctx.cfg.shardCount }, (_, s) =>
+    Array.from({ length: maxKeys === 0 ? 0 : ctx.cfg.shardCount }, (_, s) =>
       shardStub(ctx.env, s).listVersions({ tenant: ctx.tenant, bucket, prefix, delimiter, keyMarker, versionIdMarker, limit: maxKeys }, asOf?.bound),
     ),
   );
@@ -141,7 +148,7 @@ export async function listObjectVersions(ctx: RequestContext, bucket: string, li
   const truncated = entries.length > maxKeys || pages.some((p) => p.truncated);
   const page = entries.slice(0, maxKeys);
   const last = page[page.length - 1];
-  const owner = { ID: ctx.tenant, DisplayName: ctx.tenant };
+  const owner = ownerOf(ctx);
   const Version: XmlNode[] = [];
   const DeleteMarker: XmlNode[] = [];
   for (const e of page) {

@@ -166,6 +166,9 @@ async function listedSize(ctx: RequestContext, place: NamePlace, uploadId: strin
   // 10,000 parts at most, a page of MAX_PARTS_LISTED each: the bound only guards a group's bug.
   for (let page = 0; page < 10_000 / MAX_PARTS_LISTED + 1; page++) {
     const r = await groupStub(ctx.env, place.group).listParts(place.nhid, uploadId, marker, MAX_PARTS_LISTED);
+    // No upload: the Complete itself answers, with an earlier Complete's result (a retry stores
+    // nothing new) or NoSuchUpload.
+    if (isRefusal(r) && r.refused === "NoSuchUpload") return 0;
     if (isRefusal(r)) refused(r);
     for (const p of r.parts) if (want.has(p.partNumber)) total += p.size;
     if (!r.truncated || r.parts.length === 0) break;

@@ -42,11 +42,16 @@ export function metadataOf(headers: Headers): { userMeta: Record<string, string>
   return { userMeta, httpMeta };
 }
 
-export function declaredLength(ctx: RequestContext, streaming: boolean): number {
+/**
+ * The body's length as the request declares it; null for a body sent with Transfer-Encoding:
+ * chunked and no length (a pipe, `curl -T -`), which is counted as it streams instead.
+ */
+export function declaredLength(ctx: RequestContext, streaming: boolean): number | null {
   const h = ctx.req.headers;
   const raw = streaming ? h.get("x-amz-decoded-content-length") : h.get("content-length");
   if (raw === null) {
     if (streaming) throw new S3Error("MissingContentLength", "x-amz-decoded-content-length is required with aws-chunked bodies");
+    if (ctx.req.body !== null && /\bchunked\b/i.test(h.get("transfer-encoding") ?? "")) return null;
     throw new S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.");
   }
   const n = Number(raw);
@@ -149,17 +154,21 @@ export async function receiveBody(ctx: RequestContext, noInline: boolean, before
   const streaming = payloadHash.startsWith("STREAMING-");
   const length = declaredLength(ctx, streaming);
   const md5Expected = contentMd5(h);
-  await Promise.all([beforeRead, requireRoom(ctx, length)]);
-  const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length);
+  await Promise.all([beforeRead, requireRoom(ctx, length ?? 0)]);
+  const { body, trailers, checksum: requested } = requestBody(ctx, streaming, length ?? 0);
   const signedHash = /^[0-9a-f]{64}$/i.test(payloadHash) ? payloadHash.toLowerCase() : null;
   const result = await ingest(ctx.env, ctx.cfg, body, {
     sha256: signedHash !== null,
-    sizeHint: length,
+    // Undeclared: read in full-sized pieces and counted against S3's cap as it arrives.
+    sizeHint: length ?? PUT_MAX,
     checksum: requested && !requested.trailer ? requested.algorithm : null,
     noInline,
     replicas,
+    ...(length === null ? { maxSize: PUT_MAX } : {}),
   });
-  if (result.size !== length) {
+  // Only now is an undeclared body's size known: the quota is checked before anything commits.
+  if (length === null) await requireRoom(ctx, result.size);
+  if (length !== null && result.size !== length) {
     throw new S3Error("IncompleteBody", `You did not provide the number of bytes specified by the Content-Length HTTP header (${result.size} of ${length})`);
   }
   if (signedHash !== null && result.sha256 !== signedHash) {
