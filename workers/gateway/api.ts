@@ -5,6 +5,7 @@ import { configOf, type Env } from "../shared/env.ts";
 import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
 import { route, type Endpoint } from "./router.ts";
+import { getObjectAttributes } from "./s3/object-attributes.ts";
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from "./s3/acl.ts";
 import { deleteBucketTagging, deleteObjectTagging, getBucketTagging, getObjectTagging, putBucketTagging, putObjectTagging } from "./s3/tagging.ts";
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
@@ -129,6 +130,8 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return copyObject(ctx, ep.bucket, ep.key);
     case "UploadPartCopy":
       return uploadPartCopy(ctx, ep);
+    case "GetObjectAttributes":
+      return getObjectAttributes(ctx, ep, ep.attributes);
   }
 }
 

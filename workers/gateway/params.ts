@@ -230,3 +230,35 @@ export function readParams(q: URLSearchParams, headers: Headers): ReadParams {
   });
   return { versionId, asOf, snapshot, partNumber: part === null ? null : partNumberOf(part), overrides };
 }
+
+/** What GetObjectAttributes can be asked for (x-amz-object-attributes). */
+export const OBJECT_ATTRIBUTES = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"] as const;
+export type ObjectAttribute = (typeof OBJECT_ATTRIBUTES)[number];
+
+/** GetObjectAttributes: which version, which attributes, and a page of its parts. */
+export interface AttributesParams {
+  versionId: VersionId;
+  attributes: ReadonlySet<ObjectAttribute>;
+  maxParts: number;
+  partNumberMarker: number;
+}
+
+/** The page of parts from headers (x-amz-max-parts, x-amz-part-number-marker), as S3 takes them for this call. */
+function headerLimit(headers: Headers, name: string, dflt: number, max: number): number {
+  const raw = headers.get(name);
+  if (raw === null) return dflt;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw invalid(name, raw, `${name} must be a whole number`);
+  return Math.min(n, max);
+}
+
+export function attributesParams(q: URLSearchParams, headers: Headers): AttributesParams {
+  const raw = headers.get("x-amz-object-attributes");
+  if (raw === null || raw.trim() === "") throw invalid("x-amz-object-attributes", "", "x-amz-object-attributes names at least one attribute");
+  const attributes = new Set<ObjectAttribute>();
+  for (const a of raw.split(",").map((s) => s.trim())) {
+    if (!OBJECT_ATTRIBUTES.includes(a as ObjectAttribute)) throw invalid("x-amz-object-attributes", a, `Invalid attribute name specified: ${a}`);
+    attributes.add(a as ObjectAttribute);
+  }
+  return { versionId: versionIdParam(q.get("versionId")), attributes, maxParts: headerLimit(headers, "x-amz-max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED), partNumberMarker: headerLimit(headers, "x-amz-part-number-marker", 0, 10_000) };
+}

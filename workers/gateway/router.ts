@@ -7,6 +7,7 @@ import { Router } from "itty-router";
 import { S3Error } from "../../common/s3/errors.ts";
 import { chunkIndexOf, commitWaitOf, queryParams, type QueryParams } from "./ext/params.ts";
 import {
+  attributesParams,
   listObjectsParams,
   listObjectsV2Params,
   listPartsParams,
@@ -15,6 +16,7 @@ import {
   partNumberOf,
   readParams,
   versionIdParam,
+  type AttributesParams,
   type ListObjectsParams,
   type ListObjectsV2Params,
   type ListPartsParams,
@@ -58,6 +60,7 @@ export type Endpoint =
   | { op: "PutObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "DeleteObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number }
+  | { op: "GetObjectAttributes"; bucket: string; key: string; attributes: AttributesParams }
   // Extensions beyond S3 (docs/snapshots.md), on paths no bucket can have: bucket names start
   // with a letter or digit.
   | { op: "CreateSnapshot" }
@@ -80,7 +83,7 @@ export type Endpoint =
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
 const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
-const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select", "attributes"];
+const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select"];
 
 function notImplemented(what: string): never {
   throw new S3Error("NotImplemented", `${what} is not implemented by this gateway yet`);
@@ -138,6 +141,7 @@ function objectEndpoint(req: Asked, name: { bucket: string; key: string }, q: UR
   for (const sub of UNIMPLEMENTED_OBJECT) if (q.has(sub)) notImplemented(`?${sub}`);
   const uploadId = q.get("uploadId");
   if (q.has("uploads") && method !== "POST") notImplemented(`${method} ?uploads on an object`);
+  if (q.has("attributes") && method !== "GET") notImplemented(`${method} ?attributes on an object`);
   if (q.has("acl")) {
     if (method === "GET") return { op: "GetObjectAcl", bucket, key, versionId: versionIdParam(q.get("versionId")) };
     if (method === "PUT") return { op: "PutObjectAcl", bucket, key, versionId: versionIdParam(q.get("versionId")) };
@@ -152,6 +156,7 @@ function objectEndpoint(req: Asked, name: { bucket: string; key: string }, q: UR
   switch (method) {
     case "GET":
       if (uploadId !== null) return { op: "ListParts", bucket, key, uploadId, list: listPartsParams(q) };
+      if (q.has("attributes")) return { op: "GetObjectAttributes", bucket, key, attributes: attributesParams(q, headers) };
       if (q.has("chunks")) return { op: "GetChunkLayout", bucket, key, versionId: versionIdParam(q.get("versionId")) };
       if (q.has("chunk")) return { op: "GetStoredChunk", bucket, key, versionId: versionIdParam(q.get("versionId")), chunk: chunkIndexOf(q) };
       return { op: "GetObject", bucket, key, read: readParams(q, headers) };
