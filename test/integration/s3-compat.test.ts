@@ -180,11 +180,13 @@ describe("multipart upload", () => {
     expect(await complete([{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }])).toEqual({ name: "EntityTooSmall", status: 400 });
     // Nothing became visible, and the upload is still there to finish or abort.
     expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "mp/errors" })))).toMatchObject({ status: 404 });
-    await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/errors", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }] } }));
+    const done = await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/errors", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }] } }));
     const got = await s3.send(new GetObjectCommand({ Bucket: B, Key: "mp/errors" }));
     expect(sameBytes(await bodyBytes(got.Body), small)).toBe(true);
-    // Completed: the upload id is gone.
-    expect(await complete([{ PartNumber: 1, ETag: e1 }])).toEqual({ name: "NoSuchUpload", status: 404 });
+    // Completed: the upload id is gone. The same Complete again is a retry and gets the same
+    // answer (as S3 gives it); any other Complete finds no upload.
+    expect((await s3.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: "mp/errors", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }] } }))).ETag).toBe(done.ETag);
+    expect(await complete([{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }])).toEqual({ name: "NoSuchUpload", status: 404 });
     expect(await s3Error(s3.send(new UploadPartCommand({ Bucket: B, Key: "mp/errors", UploadId: "no-such-upload", PartNumber: 1, Body: small })))).toEqual({
       name: "NoSuchUpload",
       status: 404,
