@@ -363,7 +363,7 @@ export class ChunkStore {
         if (!loc) return null;
         row = { chid: ref.chid, ...loc };
         size = loc.length;
-        await build(size, (block, offset, len) => this.packs.readPayload(loc, offset, len, block, ALIGN));
+        await build(size, (block, offset, len) => this.packs.readPayload(loc, offset, len, block));
       }
     } catch (e) {
       release();

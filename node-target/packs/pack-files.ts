@@ -26,7 +26,7 @@ import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
 import { constants } from "node:fs";
 import { join } from "node:path";
 import type { Chid } from "../../common/ids.ts";
-import { ALIGN, BLOCK, roundUp, type BlockIo } from "../block-io.ts";
+import { ALIGN, BLOCK, roundUp, type BlockIo, type BlockReader } from "../block-io.ts";
 import type { CommitQueue } from "../index-db.ts";
 import { log } from "../log.ts";
 import type { ChunkLocation, ChunkRow, PackIndex, Placed } from "./pack-index.ts";
@@ -132,7 +132,7 @@ export class PackFiles {
   private readonly maxBytes: number;
   private active: ActivePack | null = null;
   private nextId: number;
-  private readonly readers = new Map<number, Promise<FileHandle>>();
+  private readonly readers = new Map<number, Promise<BlockReader>>();
   /** Compacted packs whose files are deleted when their timer fires (or at the next open). */
   private readonly retiring = new Map<number, NodeJS.Timeout>();
   private queue: Queued[] = [];
@@ -326,8 +326,8 @@ export class PackFiles {
     return open(join(this.dir, packName(id)), flags, 0o600);
   }
 
-  /** A handle to read `pack` with (shared, kept open). */
-  reader(pack: number): Promise<FileHandle> {
+  /** A reader of `pack` (shared, kept open). */
+  reader(pack: number): Promise<BlockReader> {
     let h = this.readers.get(pack);
     if (!h) {
       h = this.io.openForRead(join(this.dir, packName(pack)));
@@ -338,18 +338,19 @@ export class PackFiles {
   }
 
   /**
-   * Read `length` payload bytes from `offset` into the record at `loc`, into `block` so that
-   * they begin at `at` or up to ALIGN - 1 bytes after it (direct reads start on an aligned
-   * position); returns where they begin. `block` must have room for ALIGN more bytes.
+   * Read `length` payload bytes from `offset` into the record at `loc`, into `block` as a frame
+   * is laid out there (block-io.ts BLOCK): from ALIGN, or up to ALIGN - 1 bytes after it (direct
+   * reads start on an aligned position); returns where they begin. `block` must have room for
+   * ALIGN more bytes past the payload.
    */
-  async readPayload(loc: ChunkLocation, offset: number, length: number, block: Buffer, at: number): Promise<number> {
-    const fh = await this.reader(loc.pack);
+  async readPayload(loc: ChunkLocation, offset: number, length: number, block: Buffer): Promise<number> {
+    const reader = await this.reader(loc.pack);
     const start = loc.pos + RECORD_HEADER + offset;
     const from = this.io.direct ? start - (start % ALIGN) : start;
     const skip = start - from;
-    const got = await this.io.readInto(fh, block, at, skip + length, from);
+    const got = await reader.readInto(block, ALIGN, skip + length, from);
     if (got < skip + length) throw new Error(`pack ${loc.pack} ends ${skip + length - got} bytes short of the record at ${loc.pos}`);
-    return at + skip;
+    return ALIGN + skip;
   }
 
   /**
@@ -373,7 +374,7 @@ export class PackFiles {
     const h = this.readers.get(pack);
     this.readers.delete(pack);
     // A read handle that fails to close holds nothing to lose.
-    await h?.then((fh) => fh.close()).catch(() => {});
+    await h?.then((r) => r.close()).catch(() => {});
     await rm(join(this.dir, packName(pack)), { force: true });
     // The file must stay gone before its note goes: a file back without one is indexed again.
     await fsyncDir(this.dir);
@@ -389,7 +390,7 @@ export class PackFiles {
     // Closing at shutdown: every batch written is synced already; a failing close loses nothing.
     await this.active?.fh.close().catch(() => {});
     this.active = null;
-    for (const h of this.readers.values()) await h.then((fh) => fh.close()).catch(() => {});
+    for (const h of this.readers.values()) await h.then((r) => r.close()).catch(() => {});
     this.readers.clear();
   }
 }
