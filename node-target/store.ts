@@ -151,7 +151,7 @@ export class ChunkStore {
     this.#commits = new CommitQueue(this.#db, walPath(this.dir));
     this.#vms = new VmLog(this.#db, this.#commits);
     this.#index = new PackIndex(this.#db);
-    const opened = await PackFiles.open(join(this.dir, "packs"), this.#io, this.#index, this.#commits, this.opts.packMaxBytes ?? PACK_MAX_BYTES);
+    const opened = await PackFiles.open(join(this.dir, "packs"), { io: this.#io, index: this.#index, commits: this.#commits, maxBytes: this.opts.packMaxBytes ?? PACK_MAX_BYTES });
     this.#packs = opened.packs;
     this.lostAtOpen = opened.lost;
     await importChunkFiles(this.dir, this.packs);

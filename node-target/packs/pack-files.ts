@@ -66,12 +66,22 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/** What a directory of packs is read and written through and indexed in. */
+export interface PackStore {
+  io: BlockIo;
+  index: PackIndex;
+  commits: CommitQueue;
+  /** A new pack is started once the active one would pass this size: PACK_MAX_BYTES but in tests. */
+  maxBytes?: number;
+}
+
 /**
- * Read a pack past its committed size `from` to its end `size`: index every record whose header
- * and bytes check out, stop at the first that does not, and cut the file there (aligned, as a
- * batch ends). Returns the pack's size now.
+ * Read pack `tail.pack` past its committed size `tail.from` to its end `tail.size`: index every
+ * record whose header and bytes check out, stop at the first that does not, and cut the file
+ * there (aligned, as a batch ends). Returns the pack's size now.
  */
-async function recoverTail(path: string, pack: number, from: number, size: number, index: PackIndex, commits: CommitQueue): Promise<number> {
+async function recoverTail(path: string, tail: { pack: number; from: number; size: number }, { index, commits }: PackStore): Promise<number> {
+  const { pack, from, size } = tail;
   const fh = await open(path, "r+");
   try {
     const found: ChunkRow[] = [];
@@ -142,12 +152,12 @@ export class PackFiles {
   /** Batches written, for metrics and tests. */
   batches = 0;
 
-  private constructor(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes: number, nextId: number) {
+  private constructor(dir: string, store: Required<PackStore>, nextId: number) {
     this.dir = dir;
-    this.io = io;
-    this.index = index;
-    this.commits = commits;
-    this.maxBytes = maxBytes;
+    this.io = store.io;
+    this.index = store.index;
+    this.commits = store.commits;
+    this.maxBytes = store.maxBytes;
     this.nextId = nextId;
   }
 
@@ -157,7 +167,8 @@ export class PackFiles {
    * bytes are not there (a disk that did not keep what it promised). Returns the chunks dropped
    * so, which the caller reports as lost.
    */
-  static async open(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes = PACK_MAX_BYTES): Promise<{ packs: PackFiles; lost: number }> {
+  static async open(dir: string, store: PackStore): Promise<{ packs: PackFiles; lost: number }> {
+    const { index, commits, maxBytes = PACK_MAX_BYTES } = store;
     await mkdir(dir, { recursive: true });
     const retired = index.retired();
     for (const id of retired) await rm(join(dir, packName(id)), { force: true });
@@ -175,7 +186,7 @@ export class PackFiles {
     for (const [id, size] of files) {
       const row = known.get(id) ?? { id, size: 0, dead: 0 };
       if (size > row.size) {
-        const end = await recoverTail(join(dir, packName(id)), id, row.size, size, index, commits);
+        const end = await recoverTail(join(dir, packName(id)), { pack: id, from: row.size, size }, store);
         if (end === 0 && !known.has(id)) {
           await rm(join(dir, packName(id)), { force: true });
           files.delete(id);
@@ -203,7 +214,7 @@ export class PackFiles {
       log("error", "pack shorter than committed: its missing chunks are dropped", { pack: row.id, committed: row.size, found: size, chunks: gone.length });
     }
     const ids = [...known.keys(), ...files.keys()];
-    const packs = new PackFiles(dir, io, index, commits, maxBytes, ids.length > 0 ? Math.max(...ids) + 1 : 1);
+    const packs = new PackFiles(dir, { ...store, maxBytes }, ids.length > 0 ? Math.max(...ids) + 1 : 1);
     // Go on appending to the newest pack while it has room.
     const newest = index.packs().at(-1);
     if (newest && files.has(newest.id) && newest.size < maxBytes) {
