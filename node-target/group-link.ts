@@ -5,7 +5,6 @@
 import type { WsClient as WebSocket } from "./ws-client.ts";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import {
-  FRAME_GET_DATA,
   FRAME_HEADER,
   FRAME_PUT_DATA,
   PUT_WINDOW,
@@ -273,7 +272,7 @@ export class GroupLink {
         return;
       }
       case "inventory": {
-        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, msg.after, Math.min(msg.limit, 4096), msg.since ?? null);
+        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, { after: msg.after, limit: Math.min(msg.limit, 4096), since: msg.since ?? null });
         this.send(ws, { t: "inventory-page", txn: msg.txn, refs: page.refs, next: page.next });
         return;
       }
@@ -337,7 +336,7 @@ export class GroupLink {
   /** Send a stored item as GET_DATA frames of `item` (0 but in a fetch-many), or get-failed. */
   private async serve(ws: WebSocket, txn: number, ref: StoredRef, credit: number, item?: number): Promise<void> {
     const which = item === undefined ? {} : { item };
-    const read = await this.ctx.store.readFrames(ref, FRAME_GET_DATA, txn, item ?? 0).catch((e: unknown) => {
+    const read = await this.ctx.store.readFrames(ref, txn, item ?? 0).catch((e: unknown) => {
       log("warn", "read failed", { group: this.group, chid: ref.chid, error: String(e) });
       return null;
     });
