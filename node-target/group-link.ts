@@ -323,14 +323,14 @@ export class GroupLink {
     this.early.delete(key);
     return kept.frames.map(({ data, passedOn }) => {
       this.earlyBytes -= data.length;
-      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain: told.chain, rest: told.forward }, data, txn, item) };
+      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain: told.chain, rest: told.forward }, data) };
     });
   }
 
   /** Pass a frame on to the next of `hop` (nothing to do at a chain's end). */
-  private passOn(hop: Hop, data: Buffer, txn: number, item: number): Promise<void> {
+  private passOn(hop: Hop, data: Buffer): Promise<void> {
     if (hop.rest.length === 0 || !this.peer) return Promise.resolve();
-    return this.peer.forward(hop.rest[0]!, { chain: hop.chain, rest: hop.rest.slice(1) }, this.group, data, txn, item);
+    return this.peer.forward(hop.rest[0]!, { chain: hop.chain, rest: hop.rest.slice(1) }, this.group, data);
   }
 
   /** Send a stored item as GET_DATA frames of `item` (0 but in a fetch-many), or get-failed. */
@@ -427,7 +427,7 @@ export class GroupLink {
     const early = hop !== null && told === null && (this.peer?.knows(hop.rest[0] ?? "") ?? false);
     const onward = told ?? (early ? hop : null);
     const known = told !== null || early;
-    const passed = onward ? this.passOn(onward, data, header.txn, header.item) : Promise.resolve();
+    const passed = onward ? this.passOn(onward, data) : Promise.resolve();
     if (!txn || !inb) {
       if (relay && header.last) this.relays.delete(relayKey);
       // Not selected, already released, or held here already: still return the credit, or the group's window shrinks forever.

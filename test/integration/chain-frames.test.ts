@@ -111,7 +111,7 @@ describe("frames a peer passes on", () => {
     const silent = createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const broken: string[] = [];
-    const peer = await PeerLink.start({ listen: "127.0.0.1:0", identity: makePeerIdentity("t-relaying"), onFrame: async () => {}, onBroken: (_g, _t, _i, to) => void broken.push(to) });
+    const peer = await PeerLink.start({ listen: "127.0.0.1:0", identity: makePeerIdentity("t-relaying"), onFrame: async () => {}, onBroken: (_passed, to) => void broken.push(to) });
     const relaying = new GroupLink(1, `ws://127.0.0.1:${(silent.address() as { port: number }).port}/g`, {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-test0002" as never, location: "/x" }, () => {}, peer);
     const wait = (until: () => boolean) => eventually(until, { ms: 2_000, every: 20 });
     try {
