@@ -193,7 +193,9 @@ export class HttpEditingSession implements CommandChannel {
     this.chunking = chunking;
   }
 
-  private static async request(creds: Credentials, method: string, path: string, headers: Record<string, string>, body?: Uint8Array): Promise<Response> {
+  /** `send`: the headers to sign and send with it, and a write's payload. */
+  private static async request(creds: Credentials, method: string, path: string, send: { headers?: Record<string, string>; body?: Uint8Array } = {}): Promise<Response> {
+    const { headers = {}, body } = send;
     const url = new URL(path, creds.endpoint);
     const auth = await signRequest({ method, url, headers, payloadHash: UNSIGNED_PAYLOAD, accessKey: creds.accessKeyId, secretKey: creds.secretAccessKey, region: creds.region });
     const res = await fetch(url, { method, headers: { ...headers, ...auth }, ...(body ? { body: body as Uint8Array<ArrayBuffer> } : {}) });
@@ -206,13 +208,13 @@ export class HttpEditingSession implements CommandChannel {
 
   /** `chunking` as the gateway's (wrangler.toml CHUNK_*): only sync needs it. */
   static async open(creds: Credentials, chunking = { min: 32 * 1024, avg: 128 * 1024, max: 512 * 1024 }): Promise<HttpEditingSession> {
-    const res = await HttpEditingSession.request(creds, "POST", "/_sessions", {});
+    const res = await HttpEditingSession.request(creds, "POST", "/_sessions");
     const { session } = (await res.json()) as { session: string };
     return new HttpEditingSession(creds, session, chunking);
   }
 
   async call(cmd: ClientCommand, payload?: Uint8Array): Promise<ServerAnswer> {
-    const res = await HttpEditingSession.request(this.creds, "POST", `/_sessions/${this.id}`, { "x-edgestore-command": JSON.stringify(cmd) }, payload);
+    const res = await HttpEditingSession.request(this.creds, "POST", `/_sessions/${this.id}`, { headers: { "x-edgestore-command": JSON.stringify(cmd) }, body: payload });
     return (await res.json()) as ServerAnswer;
   }
 
@@ -226,7 +228,7 @@ export class HttpEditingSession implements CommandChannel {
 
   /** End the session: every pending version it holds is aborted. */
   async close(): Promise<void> {
-    await HttpEditingSession.request(this.creds, "DELETE", `/_sessions/${this.id}`, {});
+    await HttpEditingSession.request(this.creds, "DELETE", `/_sessions/${this.id}`);
   }
 }
 

@@ -120,15 +120,13 @@ export function gearScanFrom(module: WebAssembly.Module): GearScan {
 function gearScan(scan: GearScan, data: Uint8Array, at: { i: number; end: number; normalEnd: number; h: number }, masks: Masks): number {
   const { i, end, normalEnd } = at;
   const n1 = normalEnd < end ? normalEnd : end;
-  let h = at.h;
+  scan.carry = at.h;
   if (i < n1) {
-    const cut = scan.run(data, i, n1, h, masks.strict);
+    const cut = scan.run(data, i, n1, masks.strict);
     if (cut >= 0) return cut;
-    h = scan.carry;
   }
   const from = i > n1 ? i : n1;
-  if (from < end) return scan.run(data, from, end, h, masks.loose);
-  scan.carry = h;
+  if (from < end) return scan.run(data, from, end, masks.loose);
   return -1;
 }
 

@@ -16,7 +16,11 @@ export class GearScan {
   readonly #mem: Uint8Array;
   readonly #scan: (len: number, h: number, mask: number) => number;
   readonly #carry: () => number;
-  /** The running hash after the last run that found no cut. */
+  /**
+   * The running hash: a run starts from it, and one that finds no cut leaves its end here. Kept
+   * on the scan rather than passed in and returned, so the chunker's inner loop hands over and
+   * gets back a hash without an object per call.
+   */
   carry = 0;
 
   constructor(module: WebAssembly.Module, gear: Uint32Array) {
@@ -36,11 +40,12 @@ export class GearScan {
   }
 
   /**
-   * Hash data[i, end) on from hash `h`; the index just past the first byte whose hash has no
-   * `mask` bit set, or -1 with the running hash in `carry`. Blocks change nothing: the hash runs
-   * on from one to the next.
+   * Hash data[i, end) on from the hash in `carry`; the index just past the first byte whose hash
+   * has no `mask` bit set, or -1 with the running hash in `carry`. Blocks change nothing: the
+   * hash runs on from one to the next.
    */
-  run(data: Uint8Array, i: number, end: number, h: number, mask: number): number {
+  run(data: Uint8Array, i: number, end: number, mask: number): number {
+    let h = this.carry;
     while (i < end) {
       const e = end - i < BLOCK ? end : i + BLOCK;
       this.#mem.set(data.subarray(i, e), DATA);

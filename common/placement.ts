@@ -75,8 +75,9 @@ export function assignGroups(targets: readonly Placeable[], groupCount: number, 
   const groups: string[][] = [];
   for (let g = 0; g < groupCount; g++) {
     const fresh: Placeable[] = [];
+    const ranking = { g, load, model };
     while (fresh.length < Math.min(perGroup, sorted.length)) {
-      fresh.push(leastCorrelated(g, fresh, sorted.filter((t) => !fresh.includes(t)), load, model)!);
+      fresh.push(leastCorrelated(fresh, sorted.filter((t) => !fresh.includes(t)), ranking)!);
     }
     const freshRisk = setRisk(fresh.map((t) => t.location), model);
     const least = Math.min(...load.values());
@@ -109,11 +110,20 @@ function sameMembers(a: readonly Placeable[], b: readonly Placeable[]): boolean 
  * changes; the rest of the map stays, so only that group's data has a new home.
  */
 export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>, model: Correlation = depthCorrelation): Placeable | null {
-  return leastCorrelated(g, staying, candidates, load, model);
+  return leastCorrelated(staying, candidates, { g, load, model });
+}
+
+/** How candidates for one group are ranked past their correlation: the same for every pick the group makes. */
+interface Ranking {
+  /** The group: its number breaks ties (`mix`), so equal candidates spread over groups. */
+  g: number;
+  /** Groups each target is a member of so far. */
+  load: ReadonlyMap<string, number>;
+  model: Correlation;
 }
 
 /** Of `candidates`, the one least correlated with `chosen`, then least loaded, then least correlated in sum, then by a stable mix: null if none. */
-function leastCorrelated(g: number, chosen: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>, model: Correlation): Placeable | null {
+function leastCorrelated(chosen: readonly Placeable[], candidates: readonly Placeable[], { g, load, model }: Ranking): Placeable | null {
   let best: Placeable | null = null;
   let bestKey: number[] | null = null;
   const at = chosen.map((c) => c.location);

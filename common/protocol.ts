@@ -423,6 +423,14 @@ export function decodeFrame(frame: Uint8Array): { header: FrameHeader; payload: 
   };
 }
 
+/** The transaction and item of a frame, read from its header without decoding it: for code that passes frames on, per frame, and wants no header object for it. */
+export function frameTxn(frame: Uint8Array): number {
+  return ((frame[4]! << 24) | (frame[5]! << 16) | (frame[6]! << 8) | frame[7]!) >>> 0;
+}
+export function frameItem(frame: Uint8Array): number {
+  return (frame[2]! << 8) | frame[3]!;
+}
+
 /** Split a chunk into frames; a zero-length chunk still sends one (last) frame. */
 export function* framesOf(kind: number, txn: number, item: number, bytes: Uint8Array): Generator<Uint8Array> {
   let offset = 0;

@@ -113,8 +113,8 @@ export class BlockIo {
     return this.direct ? base | constants.O_DIRECT : base;
   }
 
-  openForRead(path: string): Promise<FileHandle> {
-    return open(path, this.flags(constants.O_RDONLY));
+  async openForRead(path: string): Promise<BlockReader> {
+    return new BlockReader(await open(path, this.flags(constants.O_RDONLY)), this.direct);
   }
 
   /**
@@ -142,18 +142,37 @@ export class BlockIo {
       rest = left;
     }
   }
+}
+
+/**
+ * A file opened for reading through pool blocks, kept open and shared by every read of it. The
+ * handle and its I/O mode live here, not in each call: a read is made per frame served, and
+ * its arguments then stay positional, with no object made for them.
+ */
+export class BlockReader {
+  readonly fh: FileHandle;
+  private readonly direct: boolean;
+
+  constructor(fh: FileHandle, direct: boolean) {
+    this.fh = fh;
+    this.direct = direct;
+  }
 
   /** Read up to `length` bytes at `position` into `block` at `at` (both aligned); returns bytes read. */
-  async readInto(fh: FileHandle, block: Buffer, at: number, length: number, position: number): Promise<number> {
+  async readInto(block: Buffer, at: number, length: number, position: number): Promise<number> {
     const n = this.direct ? roundUp(length) : length;
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await fh.read(block, at + done, n - done, position + done);
+      const { bytesRead } = await this.fh.read(block, at + done, n - done, position + done);
       if (bytesRead === 0) break;
       done += bytesRead;
       // O_DIRECT continues only from aligned positions; a short read there means end of file.
       if (this.direct && done % ALIGN !== 0) break;
     }
     return Math.min(done, length);
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
   }
 }

@@ -138,7 +138,7 @@ export class ClusterLink {
       if (this.groups.has(g)) continue;
       const url = wsUrl(this.opts.gateway, `${GROUP_CONNECT_PREFIX}${g}/connect`);
       const hello: ToGroup = { t: "hello", id: this.opts.id, location: this.opts.location, ...(this.opts.lost ? { lost: true } : {}), ...(this.opts.draining ? { draining: true } : {}) };
-      this.groups.set(g, new GroupLink(g, url, this.headers, this.ctx, hello, (d) => this.drainedBy(d), this.opts.peer ?? null));
+      this.groups.set(g, new GroupLink(g, url, this.ctx, { headers: this.headers, hello, onDrained: (d) => this.drainedBy(d), peer: this.opts.peer ?? null }));
     }
     log("info", "membership", { epoch: msg.epoch, groups: [...wanted].sort((a, b) => a - b) });
     if (this.opts.draining) this.drainProgress();

@@ -5,7 +5,6 @@
 import type { WsClient as WebSocket } from "./ws-client.ts";
 import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import {
-  FRAME_GET_DATA,
   FRAME_HEADER,
   FRAME_PUT_DATA,
   PUT_WINDOW,
@@ -94,6 +93,24 @@ export interface TargetContext {
   queue: { bytes: number };
 }
 
+/** How a group link dials its group and introduces itself, and who hears of what it learns. */
+export interface GroupLinkOptions {
+  /** Sent with every dial (the target's credential). */
+  headers: Record<string, string>;
+  /** The first message on every connection. */
+  hello: ToGroup;
+  /** The group has every item it needed from this draining target. */
+  onDrained?: (group: number) => void;
+  /** Chain replication's link to other targets; null: frames are never passed on. */
+  peer?: PeerLink | null;
+}
+
+/** What the group granted a read: the transaction its frames name, and the bytes it may send. */
+interface ReadGrant {
+  txn: number;
+  credit: number;
+}
+
 export class GroupLink {
   readonly group: number;
   private readonly ctx: TargetContext;
@@ -115,15 +132,8 @@ export class GroupLink {
 
   private readonly onDrained: (group: number) => void;
 
-  constructor(
-    group: number,
-    url: string,
-    headers: Record<string, string>,
-    ctx: TargetContext,
-    hello: ToGroup,
-    onDrained: (group: number) => void = () => {},
-    peer: PeerLink | null = null,
-  ) {
+  constructor(group: number, url: string, ctx: TargetContext, o: GroupLinkOptions) {
+    const { headers, hello, onDrained = () => {}, peer = null } = o;
     this.group = group;
     this.peer = peer;
     this.ctx = ctx;
@@ -199,8 +209,7 @@ export class GroupLink {
             // Placed without bids: the group chose this target, as a selection would.
             metrics.bidsWon.inc();
             txn.selected++;
-            const hop = msg.chains?.[k] ?? null;
-            this.select(msg.txn, txn, i, hop?.forward ?? [], hop?.chain ?? null);
+            this.select(msg.txn, txn, i, msg.chains?.[k] ?? null);
           } else {
             const hop = msg.chains?.[k];
             if (hop) this.relayOnly(msg.txn, i, hop);
@@ -216,7 +225,8 @@ export class GroupLink {
         if (!txn) return;
         metrics.bidsWon.inc(msg.items.length);
         txn.selected += msg.items.length;
-        for (const i of msg.items) this.select(msg.txn, txn, i, msg.forward ?? [], msg.chain ?? null);
+        const hop = msg.chain != null ? { forward: msg.forward ?? [], chain: msg.chain } : null;
+        for (const i of msg.items) this.select(msg.txn, txn, i, hop);
         return;
       }
       case "release": {
@@ -249,16 +259,16 @@ export class GroupLink {
           this.send(ws, { t: "get-failed", txn: msg.txn, reason: "no such transaction" });
           return;
         }
-        await this.serve(ws, msg.txn, get.ref, msg.credit);
+        await this.serve(ws, get.ref, msg);
         return;
       }
       case "fetch": {
-        await this.serve(ws, msg.txn, msg.ref, msg.credit);
+        await this.serve(ws, msg.ref, msg);
         return;
       }
       case "fetch-many": {
         // One after the other: the group takes each item's frames in order.
-        for (const [k, ref] of msg.refs.entries()) await this.serve(ws, msg.txn, ref, msg.credit, k);
+        for (const [k, ref] of msg.refs.entries()) await this.serve(ws, ref, msg, k);
         return;
       }
       case "verify": {
@@ -273,7 +283,7 @@ export class GroupLink {
         return;
       }
       case "inventory": {
-        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, msg.after, Math.min(msg.limit, 4096), msg.since ?? null);
+        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, { after: msg.after, limit: Math.min(msg.limit, 4096), since: msg.since ?? null });
         this.send(ws, { t: "inventory-page", txn: msg.txn, refs: page.refs, next: page.next });
         return;
       }
@@ -304,15 +314,15 @@ export class GroupLink {
     }
   }
 
-  /** Reserve the write of item `i` this target was selected for, and take the frames a peer passed on ahead of the selection. */
-  private select(txnId: number, txn: PutTxn, i: number, forward: string[], chain: string | null): void {
-    const inb = this.inbound(txn.items[i]!, forward, chain);
+  /** Reserve the write of item `i` this target was selected for (`hop`: its place in the item's chain, if any), and take the frames a peer passed on ahead of the selection. */
+  private select(txnId: number, txn: PutTxn, i: number, hop: ChainHop | null): void {
+    const inb = this.inbound(txn.items[i]!, hop);
     txn.writes.set(i, inb);
-    if (chain === null) return;
+    if (hop === null) return;
     // Frames a peer passed on before this message arrived: on down the chain now, and written here.
-    for (const frame of this.takeEarly({ chain, forward }, txnId, i)) {
+    for (const frame of this.takeEarly(hop, txnId, i)) {
       const { header, payload } = decodeFrame(frame.data);
-      void this.accept(txn, inb, header, payload, null, frame.passed);
+      void this.accept(txn, inb, { header, payload, credit: null, passed: frame.passed });
     }
   }
 
@@ -324,20 +334,24 @@ export class GroupLink {
     this.early.delete(key);
     return kept.frames.map(({ data, passedOn }) => {
       this.earlyBytes -= data.length;
-      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain: told.chain, rest: told.forward }, data, txn, item) };
+      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain: told.chain, rest: told.forward }, data) };
     });
   }
 
   /** Pass a frame on to the next of `hop` (nothing to do at a chain's end). */
-  private passOn(hop: Hop, data: Buffer, txn: number, item: number): Promise<void> {
+  private passOn(hop: Hop, data: Buffer): Promise<void> {
     if (hop.rest.length === 0 || !this.peer) return Promise.resolve();
-    return this.peer.forward(hop.rest[0]!, { chain: hop.chain, rest: hop.rest.slice(1) }, this.group, data, txn, item);
+    return this.peer.forward(hop.rest[0]!, { chain: hop.chain, rest: hop.rest.slice(1) }, this.group, data);
   }
 
-  /** Send a stored item as GET_DATA frames of `item` (0 but in a fetch-many), or get-failed. */
-  private async serve(ws: WebSocket, txn: number, ref: StoredRef, credit: number, item?: number): Promise<void> {
+  /**
+   * Send a stored item as GET_DATA frames of `item` (0 but in a fetch-many), or get-failed.
+   * `grant` is the group's message itself: a fetch-many serves every item under one.
+   */
+  private async serve(ws: WebSocket, ref: StoredRef, grant: ReadGrant, item?: number): Promise<void> {
+    const { txn, credit } = grant;
     const which = item === undefined ? {} : { item };
-    const read = await this.ctx.store.readFrames(ref, FRAME_GET_DATA, txn, item ?? 0).catch((e: unknown) => {
+    const read = await this.ctx.store.readFrames(ref, txn, item ?? 0).catch((e: unknown) => {
       log("warn", "read failed", { group: this.group, chid: ref.chid, error: String(e) });
       return null;
     });
@@ -428,7 +442,7 @@ export class GroupLink {
     const early = hop !== null && told === null && (this.peer?.knows(hop.rest[0] ?? "") ?? false);
     const onward = told ?? (early ? hop : null);
     const known = told !== null || early;
-    const passed = onward ? this.passOn(onward, data, header.txn, header.item) : Promise.resolve();
+    const passed = onward ? this.passOn(onward, data) : Promise.resolve();
     if (!txn || !inb) {
       if (relay && header.last) this.relays.delete(relayKey);
       // Not selected, already released, or held here already: still return the credit, or the group's window shrinks forever.
@@ -437,7 +451,7 @@ export class GroupLink {
       else if (hop && !relay) this.keepEarly(hop, { txn: header.txn, item: header.item, passedOn: known }, data);
       return passed;
     }
-    return this.accept(txn, inb, header, payload, ws ? { ws, bytes: data.length } : null, passed);
+    return this.accept(txn, inb, { header, payload, credit: ws ? { ws, bytes: data.length } : null, passed });
   }
 
   /**
@@ -463,17 +477,23 @@ export class GroupLink {
     this.earlyBytes += frame.length;
   }
 
-  private accept(txn: PutTxn, inb: Inbound, header: FrameHeader, payload: Uint8Array, credit: Pending["credit"], passed: Promise<void>): Promise<void> {
+  /**
+   * Take frame `f` of `inb` in offset order. `f` is made by the caller for this frame alone and
+   * is what waits or is written: one object per frame, as the queue needed anyway.
+   */
+  private accept(txn: PutTxn, inb: Inbound, f: Pending): Promise<void> {
+    const { header, credit, passed } = f;
     if (header.offset < inb.next) {
       // Kept already: a resend after a chain broke.
       return passed.then(() => this.creditBack(credit, false));
     }
     if (header.offset > inb.next) {
       // Kept past this call, so copied: a frame from the group lives in a block that is reused.
-      inb.ahead.set(header.offset, { header, payload: Buffer.from(payload), credit, passed });
+      f.payload = Buffer.from(f.payload);
+      inb.ahead.set(header.offset, f);
       return passed;
     }
-    const done = this.enqueue(txn, inb, { header, payload, credit, passed });
+    const done = this.enqueue(txn, inb, f);
     for (let a = inb.ahead.get(inb.next); a; a = inb.ahead.get(inb.next)) {
       inb.ahead.delete(a.header.offset);
       void this.enqueue(txn, inb, a);
@@ -546,9 +566,9 @@ export class GroupLink {
     return settled;
   }
 
-  private inbound(item: PutItem, forward: string[], chain: string | null): Inbound {
+  private inbound(item: PutItem, hop: ChainHop | null): Inbound {
     this.ctx.queue.bytes += item.size;
-    return { write: this.ctx.store.beginWrite(storedRefOf(item), item.size), next: 0, ahead: new Map(), forward, chain };
+    return { write: this.ctx.store.beginWrite(storedRefOf(item), item.size), next: 0, ahead: new Map(), forward: hop?.forward ?? [], chain: hop?.chain ?? null };
   }
 
   private returnCredit(ws: WebSocket, bytes: number, now: boolean): void {

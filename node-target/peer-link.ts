@@ -22,7 +22,7 @@
 
 import { connect as tlsConnect, createServer, type Server, type TLSSocket } from "node:tls";
 import type { CertFingerprint } from "../common/ids.ts";
-import { FRAME_HEADER, type PeerEntry } from "../common/protocol.ts";
+import { FRAME_HEADER, frameItem, frameTxn, type PeerEntry } from "../common/protocol.ts";
 import { isPeerAddress } from "../common/wire-decode.ts";
 import { log } from "./log.ts";
 import { giveBlock, MESSAGE_BLOCK, takeBlock } from "./message-blocks.ts";
@@ -45,7 +45,13 @@ export interface Hop {
   chain: string;
   rest: string[];
 }
-export type BrokenHandler = (group: number, txn: number, item: number, to: string, reason: string) => void;
+/** An item whose frames went down a chain: what a broken link is reported for. */
+export interface PassedItem {
+  group: number;
+  txn: number;
+  item: number;
+}
+export type BrokenHandler = (passed: PassedItem, to: string, reason: string) => void;
 
 /** More peers than any chain has (a chain is R - 1 long past its head). */
 const MAX_HOPS = 16;
@@ -171,7 +177,7 @@ interface Outgoing {
   ready: Promise<boolean>;
   fail: (reason: string) => void;
   /** What went through it lately: reported as broken if the connection fails. */
-  recent: Map<string, { group: number; txn: number; item: number; at: number }>;
+  recent: Map<string, PassedItem & { at: number }>;
 }
 
 export interface PeerLinkOptions {
@@ -309,12 +315,17 @@ export class PeerLink {
     s.on("error", () => s.destroy());
   }
 
-  /** Pass a frame on to `to` (the chain's id and the addresses after `to` in `hop`). The frame's header names what it carries. */
-  forward(to: string, hop: Hop, group: number, frame: Uint8Array, txn: number, item: number): Promise<void> {
+  /**
+   * Pass a frame of `group` on to `to` (the chain's id and the addresses after `to` in `hop`).
+   * The frame's header names what it carries; its transaction and item are read from there.
+   */
+  forward(to: string, hop: Hop, group: number, frame: Uint8Array): Promise<void> {
+    const txn = frameTxn(frame);
+    const item = frameItem(frame);
     const o = this.connection(to);
     if (o === null) {
       // Not a member of any group here: never dialled. The group sends that copy directly.
-      this.onBroken(group, txn, item, to, "not a peer of any group of this target");
+      this.onBroken({ group, txn, item }, to, "not a peer of any group of this target");
       return Promise.resolve();
     }
     const now = Date.now();
@@ -368,7 +379,7 @@ export class PeerLink {
         settle(false);
         if (this.out.get(to) === o) this.out.delete(to);
         socket.destroy();
-        for (const r of o.recent.values()) this.onBroken(r.group, r.txn, r.item, to, reason);
+        for (const r of o.recent.values()) this.onBroken(r, to, reason);
         o.recent.clear();
       },
     };

@@ -48,7 +48,7 @@ export async function serve(o: ServeOptions): Promise<{ stop(reason: string): Pr
         ...(o.peerAddress ? { advertise: o.peerAddress } : {}),
         identity: await loadPeerIdentity(dataDir, identity.id),
         onFrame: (group, frame, hop) => link?.groupLink(group)?.peerFrame(frame, hop) ?? Promise.resolve(),
-        onBroken: (group, txn, item, to, reason) => link?.groupLink(group)?.chainBroken(txn, item, to, reason),
+        onBroken: ({ group, txn, item }, to, reason) => link?.groupLink(group)?.chainBroken(txn, item, to, reason),
       })
     : null;
   // Bytes accepted in bids but not yet written, shared by every group link (and read by metrics).

@@ -10,7 +10,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
-import { FRAME_HEADER, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
+import { FRAME_GET_DATA, FRAME_HEADER, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { CommitQueue, openIndexDb, walPath } from "./index-db.ts";
 import { importChunkFiles, importManifestFiles } from "./legacy-import.ts";
@@ -33,6 +33,15 @@ export interface StoreStats {
 }
 
 /** A stored item, laid out as ready-to-send frames in pool blocks. */
+/** Which page of a group's items inventory returns. */
+export interface InventoryPage {
+  /** The key of the last item of the page before ("c:<chid>" or "v:<nhid>/<uvid>/<chid>"); null for the first. */
+  after: string | null;
+  limit: number;
+  /** Only what was written or stamped since then (ms); then one page, `after` unused. */
+  since?: number | null;
+}
+
 export interface FramedRead {
   size: number;
   frames: Uint8Array[];
@@ -151,7 +160,7 @@ export class ChunkStore {
     this.#commits = new CommitQueue(this.#db, walPath(this.dir));
     this.#vms = new VmLog(this.#db, this.#commits);
     this.#index = new PackIndex(this.#db);
-    const opened = await PackFiles.open(join(this.dir, "packs"), this.#io, this.#index, this.#commits, this.opts.packMaxBytes ?? PACK_MAX_BYTES);
+    const opened = await PackFiles.open(join(this.dir, "packs"), { io: this.#io, index: this.#index, commits: this.#commits, maxBytes: this.opts.packMaxBytes ?? PACK_MAX_BYTES });
     this.#packs = opened.packs;
     this.lostAtOpen = opened.lost;
     await importChunkFiles(this.dir, this.packs);
@@ -167,7 +176,7 @@ export class ChunkStore {
           packs: this.packs,
           index: this.index,
           read: async (chid) => {
-            const r = await this.readFrames({ kind: "chunk", chid }, 0, 0, 0, true);
+            const r = await this.readFrames({ kind: "chunk", chid }, 0, 0, true);
             return r && { parts: r.frames.map((f) => f.subarray(FRAME_HEADER)), release: r.release };
           },
         },
@@ -316,14 +325,15 @@ export class ChunkStore {
   }
 
   /**
-   * Read a stored item into frames of `kind` for `txn`. A chunk frame's payload is read from
+   * Read a stored item into GET_DATA frames of item `item` of `txn`: what serving sends; other
+   * readers (proofs, checks) look only past the headers. A chunk frame's payload is read from
    * its pack straight behind its header, so nothing is copied before the socket. Serving does
    * not verify (`verify` false): the group hashes what it receives and reports a bad copy
    * (bad-copy), so a second hash here would only double the CPU per byte served. With `verify`,
    * a copy that fails the check is quarantined (never served, never bid as "have") and reported
    * as missing (null). A missing item is null either way.
    */
-  async readFrames(ref: StoredRef, kind: number, txn: number, item: number, verify = false): Promise<FramedRead | null> {
+  async readFrames(ref: StoredRef, txn: number, item: number, verify = false): Promise<FramedRead | null> {
     if (ref.kind === "chunk" && this.removing.has(ref.chid)) return null;
     if (!verify) this.lastTraffic = Date.now();
     const blocks: Buffer[] = [];
@@ -343,7 +353,7 @@ export class ChunkStore {
         const payload = block.subarray(at, at + len);
         hash?.update(payload);
         const frame = block.subarray(at - FRAME_HEADER, at + len);
-        writeFrameHeader(frame, { kind, last: offset + len >= size, item, txn, offset, total: size });
+        writeFrameHeader(frame, { kind: FRAME_GET_DATA, last: offset + len >= size, item, txn, offset, total: size });
         frames.push(frame);
       }
     };
@@ -363,13 +373,13 @@ export class ChunkStore {
         if (!loc) return null;
         row = { chid: ref.chid, ...loc };
         size = loc.length;
-        await build(size, (block, offset, len) => this.packs.readPayload(loc, offset, len, block, ALIGN));
+        await build(size, (block, offset, len) => this.packs.readPayload(loc, offset, len, block));
       }
     } catch (e) {
       release();
       // A pack compacted away between the lookup and the read: the record is in its new place.
       // If the index still names the missing file, the bytes are gone, and that is the answer.
-      if ((e as NodeJS.ErrnoException).code === "ENOENT" && row && movedSince(row, this.index.find(row.chid))) return this.readFrames(ref, kind, txn, item, verify);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT" && row && movedSince(row, this.index.find(row.chid))) return this.readFrames(ref, txn, item, verify);
       throw e;
     }
     const actual = hash?.digest("hex") ?? ref.chid;
@@ -389,7 +399,8 @@ export class ChunkStore {
    * when it restores replica counts. With `since`: only chunks written since then and manifests
    * stamped since then (a group recovering what it knew only in memory).
    */
-  async inventory(group: number, groupCount: number, after: string | null, limit: number, since: number | null = null): Promise<{ refs: StoredRef[]; next: string | null }> {
+  async inventory(group: number, groupCount: number, page: InventoryPage): Promise<{ refs: StoredRef[]; next: string | null }> {
+    const { after, limit, since = null } = page;
     const refs: StoredRef[] = [];
     if (since !== null) {
       // Chunks written and manifests stamped since then, one page (the window of a crash is short).
@@ -433,7 +444,7 @@ export class ChunkStore {
    * is not here.
    */
   async proveHolding(ref: StoredRef, nonce: string): Promise<string | null> {
-    const r = await this.readFrames(ref, 0, 0, 0);
+    const r = await this.readFrames(ref, 0, 0);
     if (!r) return null;
     try {
       const mac = createHmac("sha256", Buffer.from(nonce, "hex"));
@@ -450,7 +461,7 @@ export class ChunkStore {
    */
   async readVerified(ref: StoredRef, by: "scrub" | "read" | "check" | "start" = "scrub"): Promise<Uint8Array | null> {
     const had = this.has(ref);
-    const r = await this.readFrames(ref, 0, 0, 0, true);
+    const r = await this.readFrames(ref, 0, 0, true);
     if (!r) {
       if (had) metrics.verifyFailures.inc({ by });
       return null;

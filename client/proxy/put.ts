@@ -115,12 +115,23 @@ function metadataEdit(headers: Record<string, string>, baseMeta: string[]): { se
   return { set, del };
 }
 
+/** What the proxy hands a PUT besides the request itself: its sessions and upstream, and what it learned of the request. */
 interface Ctx {
   pool: SessionPool;
   up: Upstream;
   verified: AuthContext | null;
   window: number | undefined;
   requestId: string;
+  /** The request's headers, lower-cased (headerMap). */
+  headers: Record<string, string>;
+}
+
+/** A PUT begun in a session: what it is to do, and the session, channel and pending version it holds. */
+interface OpenPut {
+  plan: PutPlan;
+  s: EditingSession;
+  ch: CountingChannel;
+  e: PendingEdit;
 }
 
 /**
@@ -128,7 +139,7 @@ interface Ctx {
  * session (an editing client, another proxy), and the PUT should go to the cluster as it is;
  * nothing of the body has been read then.
  */
-export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan: PutPlan, headers: Record<string, string>, ctx: Ctx): Promise<PutOutcome | "fallback"> {
+export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan: PutPlan, ctx: Ctx): Promise<PutOutcome | "fallback"> {
   return ctx.pool.inTurn(`${plan.bucket}/${plan.key}`, async () => {
     let { s, fresh } = await ctx.pool.acquire().catch((e) => {
       throw asAnswerable(e);
@@ -152,11 +163,12 @@ export async function sessionPut(req: IncomingMessage, res: ServerResponse, plan
       if (leased) return "fallback";
       throw asAnswerable(err);
     }
-    return run(req, res, plan, headers, ctx, s, ch, e);
+    return run(req, res, ctx, { plan, s, ch, e });
   });
 }
 
-async function run(req: IncomingMessage, res: ServerResponse, plan: PutPlan, headers: Record<string, string>, ctx: Ctx, s: EditingSession, ch: CountingChannel, e: PendingEdit): Promise<PutOutcome> {
+async function run(req: IncomingMessage, res: ServerResponse, ctx: Ctx, { plan, s, ch, e }: OpenPut): Promise<PutOutcome> {
+  const { headers } = ctx;
   const rawUrl = req.url ?? "/";
   const rawPath = rawUrl.split("?")[0]!;
   let clientIn = 0;

@@ -105,7 +105,7 @@ export class S3Proxy {
       const verified: AuthContext | null = this.local ? await verifyLocal(req, this.local) : null;
       const headers = headerMap(req);
       const plan = planPut(req, headers, verified, this.minSessionBytes);
-      const r = plan ? await sessionPut(req, res, plan, headers, { pool: this.pool, up: this.up, verified, window: this.window, requestId }) : null;
+      const r = plan ? await sessionPut(req, res, plan, { pool: this.pool, up: this.up, verified, window: this.window, requestId, headers }) : null;
       if (r === null || r === "fallback") moved = { ...(await forward(req, res, this.up, verified)), route: r === "fallback" ? "forwarded (key leased)" : "forwarded" };
       else moved = { ...r };
       status = moved.status ?? res.statusCode;

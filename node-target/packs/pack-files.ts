@@ -26,7 +26,7 @@ import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
 import { constants } from "node:fs";
 import { join } from "node:path";
 import type { Chid } from "../../common/ids.ts";
-import { ALIGN, BLOCK, roundUp, type BlockIo } from "../block-io.ts";
+import { ALIGN, BLOCK, roundUp, type BlockIo, type BlockReader } from "../block-io.ts";
 import type { CommitQueue } from "../index-db.ts";
 import { log } from "../log.ts";
 import type { ChunkLocation, ChunkRow, PackIndex, Placed } from "./pack-index.ts";
@@ -66,12 +66,22 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/** What a directory of packs is read and written through and indexed in. */
+export interface PackStore {
+  io: BlockIo;
+  index: PackIndex;
+  commits: CommitQueue;
+  /** A new pack is started once the active one would pass this size: PACK_MAX_BYTES but in tests. */
+  maxBytes?: number;
+}
+
 /**
- * Read a pack past its committed size `from` to its end `size`: index every record whose header
- * and bytes check out, stop at the first that does not, and cut the file there (aligned, as a
- * batch ends). Returns the pack's size now.
+ * Read pack `tail.pack` past its committed size `tail.from` to its end `tail.size`: index every
+ * record whose header and bytes check out, stop at the first that does not, and cut the file
+ * there (aligned, as a batch ends). Returns the pack's size now.
  */
-async function recoverTail(path: string, pack: number, from: number, size: number, index: PackIndex, commits: CommitQueue): Promise<number> {
+async function recoverTail(path: string, tail: { pack: number; from: number; size: number }, { index, commits }: PackStore): Promise<number> {
+  const { pack, from, size } = tail;
   const fh = await open(path, "r+");
   try {
     const found: ChunkRow[] = [];
@@ -132,7 +142,7 @@ export class PackFiles {
   private readonly maxBytes: number;
   private active: ActivePack | null = null;
   private nextId: number;
-  private readonly readers = new Map<number, Promise<FileHandle>>();
+  private readonly readers = new Map<number, Promise<BlockReader>>();
   /** Compacted packs whose files are deleted when their timer fires (or at the next open). */
   private readonly retiring = new Map<number, NodeJS.Timeout>();
   private queue: Queued[] = [];
@@ -142,12 +152,12 @@ export class PackFiles {
   /** Batches written, for metrics and tests. */
   batches = 0;
 
-  private constructor(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes: number, nextId: number) {
+  private constructor(dir: string, store: Required<PackStore>, nextId: number) {
     this.dir = dir;
-    this.io = io;
-    this.index = index;
-    this.commits = commits;
-    this.maxBytes = maxBytes;
+    this.io = store.io;
+    this.index = store.index;
+    this.commits = store.commits;
+    this.maxBytes = store.maxBytes;
     this.nextId = nextId;
   }
 
@@ -157,7 +167,8 @@ export class PackFiles {
    * bytes are not there (a disk that did not keep what it promised). Returns the chunks dropped
    * so, which the caller reports as lost.
    */
-  static async open(dir: string, io: BlockIo, index: PackIndex, commits: CommitQueue, maxBytes = PACK_MAX_BYTES): Promise<{ packs: PackFiles; lost: number }> {
+  static async open(dir: string, store: PackStore): Promise<{ packs: PackFiles; lost: number }> {
+    const { index, commits, maxBytes = PACK_MAX_BYTES } = store;
     await mkdir(dir, { recursive: true });
     const retired = index.retired();
     for (const id of retired) await rm(join(dir, packName(id)), { force: true });
@@ -175,7 +186,7 @@ export class PackFiles {
     for (const [id, size] of files) {
       const row = known.get(id) ?? { id, size: 0, dead: 0 };
       if (size > row.size) {
-        const end = await recoverTail(join(dir, packName(id)), id, row.size, size, index, commits);
+        const end = await recoverTail(join(dir, packName(id)), { pack: id, from: row.size, size }, store);
         if (end === 0 && !known.has(id)) {
           await rm(join(dir, packName(id)), { force: true });
           files.delete(id);
@@ -203,7 +214,7 @@ export class PackFiles {
       log("error", "pack shorter than committed: its missing chunks are dropped", { pack: row.id, committed: row.size, found: size, chunks: gone.length });
     }
     const ids = [...known.keys(), ...files.keys()];
-    const packs = new PackFiles(dir, io, index, commits, maxBytes, ids.length > 0 ? Math.max(...ids) + 1 : 1);
+    const packs = new PackFiles(dir, { ...store, maxBytes }, ids.length > 0 ? Math.max(...ids) + 1 : 1);
     // Go on appending to the newest pack while it has room.
     const newest = index.packs().at(-1);
     if (newest && files.has(newest.id) && newest.size < maxBytes) {
@@ -326,8 +337,8 @@ export class PackFiles {
     return open(join(this.dir, packName(id)), flags, 0o600);
   }
 
-  /** A handle to read `pack` with (shared, kept open). */
-  reader(pack: number): Promise<FileHandle> {
+  /** A reader of `pack` (shared, kept open). */
+  reader(pack: number): Promise<BlockReader> {
     let h = this.readers.get(pack);
     if (!h) {
       h = this.io.openForRead(join(this.dir, packName(pack)));
@@ -338,18 +349,19 @@ export class PackFiles {
   }
 
   /**
-   * Read `length` payload bytes from `offset` into the record at `loc`, into `block` so that
-   * they begin at `at` or up to ALIGN - 1 bytes after it (direct reads start on an aligned
-   * position); returns where they begin. `block` must have room for ALIGN more bytes.
+   * Read `length` payload bytes from `offset` into the record at `loc`, into `block` as a frame
+   * is laid out there (block-io.ts BLOCK): from ALIGN, or up to ALIGN - 1 bytes after it (direct
+   * reads start on an aligned position); returns where they begin. `block` must have room for
+   * ALIGN more bytes past the payload.
    */
-  async readPayload(loc: ChunkLocation, offset: number, length: number, block: Buffer, at: number): Promise<number> {
-    const fh = await this.reader(loc.pack);
+  async readPayload(loc: ChunkLocation, offset: number, length: number, block: Buffer): Promise<number> {
+    const reader = await this.reader(loc.pack);
     const start = loc.pos + RECORD_HEADER + offset;
     const from = this.io.direct ? start - (start % ALIGN) : start;
     const skip = start - from;
-    const got = await this.io.readInto(fh, block, at, skip + length, from);
+    const got = await reader.readInto(block, ALIGN, skip + length, from);
     if (got < skip + length) throw new Error(`pack ${loc.pack} ends ${skip + length - got} bytes short of the record at ${loc.pos}`);
-    return at + skip;
+    return ALIGN + skip;
   }
 
   /**
@@ -373,7 +385,7 @@ export class PackFiles {
     const h = this.readers.get(pack);
     this.readers.delete(pack);
     // A read handle that fails to close holds nothing to lose.
-    await h?.then((fh) => fh.close()).catch(() => {});
+    await h?.then((r) => r.close()).catch(() => {});
     await rm(join(this.dir, packName(pack)), { force: true });
     // The file must stay gone before its note goes: a file back without one is indexed again.
     await fsyncDir(this.dir);
@@ -389,7 +401,7 @@ export class PackFiles {
     // Closing at shutdown: every batch written is synced already; a failing close loses nothing.
     await this.active?.fh.close().catch(() => {});
     this.active = null;
-    for (const h of this.readers.values()) await h.then((fh) => fh.close()).catch(() => {});
+    for (const h of this.readers.values()) await h.then((r) => r.close()).catch(() => {});
     this.readers.clear();
   }
 }

@@ -29,7 +29,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "edgestore-chain-frames-"));
   store = new ChunkStore(dir, { directIo: false });
   await store.open();
-  link = new GroupLink(0, "ws://127.0.0.1:9/nothing", {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-test0001" as never, location: "/x" });
+  link = new GroupLink(0, "ws://127.0.0.1:9/nothing", { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { headers: {}, hello: { t: "hello", id: "t-test0001" as never, location: "/x" } });
 });
 
 afterAll(() => {
@@ -111,8 +111,8 @@ describe("frames a peer passes on", () => {
     const silent = createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const broken: string[] = [];
-    const peer = await PeerLink.start({ listen: "127.0.0.1:0", identity: makePeerIdentity("t-relaying"), onFrame: async () => {}, onBroken: (_g, _t, _i, to) => void broken.push(to) });
-    const relaying = new GroupLink(1, `ws://127.0.0.1:${(silent.address() as { port: number }).port}/g`, {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-test0002" as never, location: "/x" }, () => {}, peer);
+    const peer = await PeerLink.start({ listen: "127.0.0.1:0", identity: makePeerIdentity("t-relaying"), onFrame: async () => {}, onBroken: (_passed, to) => void broken.push(to) });
+    const relaying = new GroupLink(1, `ws://127.0.0.1:${(silent.address() as { port: number }).port}/g`, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { headers: {}, hello: { t: "hello", id: "t-test0002" as never, location: "/x" }, peer });
     const wait = (until: () => boolean) => eventually(until, { ms: 2_000, every: 20 });
     try {
       const { bytes, chid } = await item(150_000, 6);

@@ -26,7 +26,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "edgestore-bids-"));
   store = new ChunkStore(dir, { directIo: false });
   await store.open();
-  link = new GroupLink(0, "ws://127.0.0.1:9/nothing", {}, { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { t: "hello", id: "t-bids0001" as never, location: "/x" });
+  link = new GroupLink(0, "ws://127.0.0.1:9/nothing", { store, capacity: 2 ** 30, queue: { bytes: 0 } }, { headers: {}, hello: { t: "hello", id: "t-bids0001" as never, location: "/x" } });
 });
 
 afterAll(() => {

@@ -26,7 +26,7 @@ beforeAll(async () => {
     listen: "127.0.0.1:0",
     identity: makePeerIdentity("t-under-test"),
     onFrame: async (group, frame, hop) => void got.push({ group, hop, frame: Buffer.from(frame) }),
-    onBroken: (_g, _t, _i, to, reason) => void broken.push({ to, reason }),
+    onBroken: (_passed, to, reason) => void broken.push({ to, reason }),
   });
   link.setRoster(1, [{ address: "127.0.0.1:7001", cert: member.fingerprint }]);
 });
@@ -115,8 +115,8 @@ describe("a target's peer link", () => {
     link.setRoster(3, [{ address: impostor.address, cert: member.fingerprint }]);
     try {
       const before = broken.length;
-      await link.forward(strangerAt, { chain: "c-out", rest: [] }, 3, frame, 1, 0);
-      await link.forward(impostor.address, { chain: "c-out", rest: [] }, 3, frame, 2, 0);
+      await link.forward(strangerAt, { chain: "c-out", rest: [] }, 3, frame);
+      await link.forward(impostor.address, { chain: "c-out", rest: [] }, 3, frame);
       for (let i = 0; i < 50 && broken.length < before + 2; i++) await new Promise((r) => setTimeout(r, 20));
       expect(broken.slice(before).map((b) => b.to)).toEqual([strangerAt, impostor.address]);
       expect(dialled).toBe(0);

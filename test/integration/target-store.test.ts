@@ -280,7 +280,7 @@ describe("node-target store: chunks", () => {
     const bytes = pseudoRandom(20_000, 13);
     await writeChunk(bytes);
     rmSync(chunkOnDisk(dir, chidOf(bytes))!.path);
-    await expect(store.readFrames(chunk(chidOf(bytes)), FRAME_GET_DATA, 1, 0)).rejects.toThrow(/ENOENT/);
+    await expect(store.readFrames(chunk(chidOf(bytes)), 1, 0)).rejects.toThrow(/ENOENT/);
     expect(store.io.pool.outstanding).toBe(0);
   });
 
@@ -312,7 +312,7 @@ describe("node-target store: chunks", () => {
       for (let off = 0; off < size; off += FRAME_PAYLOAD_MAX) await w.write(off, bytes.subarray(off, off + FRAME_PAYLOAD_MAX));
       await w.commit();
       expect(s.index.find(ref.chid)?.length).toBe(size);
-      const read = (await s.readFrames(ref, FRAME_GET_DATA, 42, 0))!;
+      const read = (await s.readFrames(ref, 42, 0))!;
       expect(read.size).toBe(size);
       let offset = 0;
       const joined = Buffer.concat(
@@ -360,7 +360,7 @@ describe("node-target store: version manifests", () => {
     expect(store.findVm(NHID, uvidOf(2))?.size).toBe(manifest(2).bytes.length);
     expect(store.findVm("cd".repeat(32) as Nhid, null)).toBeNull();
     expect(store.heldGroups(8)).toEqual([parseInt(NHID.slice(0, 8), 16) % 8]);
-    const read = (await store.readFrames(manifest(2).ref, FRAME_GET_DATA, 7, 0))!;
+    const read = (await store.readFrames(manifest(2).ref, 7, 0))!;
     expect(Buffer.from(decodeFrame(read.frames[0]!).payload).toString()).toBe('{"v":2}');
     read.release();
   });
