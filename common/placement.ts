@@ -109,8 +109,8 @@ function sameMembers(a: readonly Placeable[], b: readonly Placeable[]): boolean 
  * (`load`: groups each target is a member of). Null when there is no candidate. One member
  * changes; the rest of the map stays, so only that group's data has a new home.
  */
-export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], load: ReadonlyMap<string, number>, model: Correlation = depthCorrelation): Placeable | null {
-  return leastCorrelated(staying, candidates, { g, load, model });
+export function replacementFor(g: number, staying: readonly Placeable[], candidates: readonly Placeable[], by: { load: ReadonlyMap<string, number>; model?: Correlation }): Placeable | null {
+  return leastCorrelated(staying, candidates, { g, load: by.load, model: by.model ?? depthCorrelation });
 }
 
 /** How candidates for one group are ranked past their correlation: the same for every pick the group makes. */

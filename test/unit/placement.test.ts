@@ -105,17 +105,17 @@ describe("replacementFor", () => {
 
   it("takes the candidate least correlated with the members that stay", () => {
     const candidates = [at("e", "/r/z1/k1/h2/d0"), at("f", "/r/z4/k1/h1/d0")];
-    expect(replacementFor(0, staying, candidates, new Map())?.id).toBe("f");
+    expect(replacementFor(0, staying, candidates, { load: new Map() })?.id).toBe("f");
   });
 
   it("breaks a tie in correlation by load", () => {
     const candidates = [at("e", "/r/z4/k1/h1/d0"), at("f", "/r/z5/k1/h1/d0")];
-    expect(replacementFor(0, staying, candidates, new Map([["e", 5], ["f", 1]]))?.id).toBe("f");
-    expect(replacementFor(0, staying, candidates, new Map([["e", 1], ["f", 5]]))?.id).toBe("e");
+    expect(replacementFor(0, staying, candidates, { load: new Map([["e", 5], ["f", 1]]) })?.id).toBe("f");
+    expect(replacementFor(0, staying, candidates, { load: new Map([["e", 1], ["f", 5]]) })?.id).toBe("e");
   });
 
   it("answers null when no target is left to take the place", () => {
-    expect(replacementFor(0, staying, [], new Map())).toBeNull();
+    expect(replacementFor(0, staying, [], { load: new Map() })).toBeNull();
   });
 });
 

@@ -162,7 +162,7 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
         if (at < 0) continue;
         const staying = members.filter((m) => m !== d).map((id) => ({ id, location: loc.get(id) ?? "" }));
         const setKey = staying.map((m) => m.id).sort().join(",");
-        const by = sameSet.get(setKey) ?? replacementFor(g, staying, live.filter((t) => !members.includes(t.id)), load, model);
+        const by = sameSet.get(setKey) ?? replacementFor(g, staying, live.filter((t) => !members.includes(t.id)), { load, model });
         sameSet.set(setKey, by);
         if (!by) {
           console.log(JSON.stringify({ msg: "no target can replace a dead member", group: g, dead: d, members: members.length, live: live.length }));
