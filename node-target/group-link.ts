@@ -3,7 +3,6 @@
 // and serves the chunks and version manifests it holds.
 
 import type { WsClient as WebSocket } from "./ws-client.ts";
-import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import {
   FRAME_HEADER,
   FRAME_PUT_DATA,
@@ -11,10 +10,8 @@ import {
   GROUP_PROTOCOL_HEADER,
   decodeFrame,
   storedRefOf,
-  type Bid,
   type ChainHop,
   type CopyState,
-  type FrameHeader,
   type PutItem,
   type StoredRef,
   type ToGroup,
@@ -25,13 +22,13 @@ import { log } from "./log.ts";
 import type { Hop, PeerLink } from "./peer-link.ts";
 import { metrics } from "./metrics.ts";
 import { AckBatch } from "./ack-batch.ts";
+import { ChainRelay } from "./chain-relay.ts";
+import { bidPut, provenBid, type TargetContext } from "./put-bids.ts";
+import type { Inbound, Pending, PutTxn } from "./put-txn.ts";
 import { ReconnectingSocket } from "./socket.ts";
-import type { ChunkStore, PendingWrite } from "./store.ts";
 
-/** Assumed sustained write rate for the acceptance windows we bid; refined by measurement later. */
-const WRITE_RATE_BYTES_PER_MS = 200_000;
-/** Space kept free beyond what a bid would use. */
-const FREE_RESERVE = 64 * 1024 * 1024;
+export type { TargetContext } from "./put-bids.ts";
+
 /**
  * Credit goes back in batches of this much (or at the end of an item), not per frame: each
  * credit message is an event on the group's thread. Far below PUT_WINDOW, so the group always
@@ -39,58 +36,8 @@ const FREE_RESERVE = 64 * 1024 * 1024;
  */
 const CREDIT_BATCH = 4 * 1024 * 1024;
 
-/** One item being received: its write, and which of its frames are in. */
-interface Inbound {
-  write: PendingWrite;
-  /**
-   * Offset of the next frame to write. A frame below it is one kept already (the group resends
-   * a whole item to a target whose chain broke); one above it came early and waits in `ahead`.
-   */
-  next: number;
-  ahead: Map<number, Pending>;
-  /** Chain replication: peers to pass each frame on to (set by select-put), and the chain's id. */
-  forward: string[];
-  chain: string | null;
-}
-
-/** A frame waiting its turn, with what it owes: credit to its socket, the pass down the chain. */
-interface Pending {
-  header: FrameHeader;
-  payload: Uint8Array;
-  credit: { ws: WebSocket; bytes: number } | null;
-  passed: Promise<void>;
-}
-
-interface PutTxn {
-  /** The connection it was proposed on: its acks go there, never to a later connection (whose txn ids are new). */
-  ws: WebSocket;
-  /** An eager put ends when its last write does: the group sends no release for it. */
-  eager: boolean;
-  items: PutItem[];
-  writes: Map<number, Inbound>;
-  /** Per-item promise chain: frames of one item are written in offset order. */
-  order: Map<number, Promise<void>>;
-  /** Bids accepted and items selected (metrics: the difference is bids lost). */
-  accepted: number;
-  selected: number;
-  /** A repair's copy (the group said so), counted apart from client writes. */
-  repair: boolean;
-}
-
-/** Frames a peer passed on before this target's select-put arrived, kept up to this much in all. */
-const EARLY_MAX = 32 * 1024 * 1024;
-/** A relay whose frames have not all come this long after it was set up is forgotten. */
-const RELAY_TTL_MS = 60_000;
-
 interface GetTxn {
   ref: StoredRef;
-}
-
-export interface TargetContext {
-  store: ChunkStore;
-  capacity: number;
-  /** Bytes accepted but not yet written, across all groups: what a new bid must queue behind. */
-  queue: { bytes: number };
 }
 
 /** How a group link dials its group and introduces itself, and who hears of what it learns. */
@@ -124,11 +71,8 @@ export class GroupLink {
   /** Acks of saved items, sent together at the end of a turn. */
   private readonly acks = new AckBatch((ws, msg) => this.send(ws, msg));
   private readonly peer: PeerLink | null;
-  /** Frames peers passed on for chains this target has not been told of yet, and whether each went on already. */
-  private readonly early = new Map<string, { frames: { data: Buffer; passedOn: boolean }[] }>();
-  /** Chained items this target passes on without writing them, by "txn/item". */
-  private readonly relays = new Map<string, ChainHop & { at: number }>();
-  private earlyBytes = 0;
+  /** Frames of chains this target has not been told of yet, and items it only relays. */
+  private readonly chains = new ChainRelay((hop, data) => this.passOn(hop, data));
 
   private readonly onDrained: (group: number) => void;
 
@@ -188,7 +132,7 @@ export class GroupLink {
       case "propose-put": {
         const txn: PutTxn = { ws, eager: false, items: msg.items, writes: new Map(), order: new Map(), accepted: 0, selected: 0, repair: msg.repair === true };
         this.puts.set(msg.txn, txn);
-        const bids = await Promise.all(msg.items.map((item, i) => this.provenBid(this.bidPut(item, i), item, msg.nonce)));
+        const bids = await Promise.all(msg.items.map((item, i) => provenBid(this.ctx, bidPut(this.ctx, item, i), { item, nonce: msg.nonce, group: this.group })));
         for (const b of bids) metrics.bids.inc({ bid: b.bid });
         txn.accepted = bids.filter((b) => b.bid === "accept").length;
         this.send(ws, { t: "bid-put", txn: msg.txn, bids });
@@ -203,7 +147,7 @@ export class GroupLink {
         this.puts.set(msg.txn, txn);
         msg.items.forEach((item, k) => {
           const i = msg.at?.[k] ?? k;
-          const bid = this.bidPut(item, i);
+          const bid = bidPut(this.ctx, item, i);
           metrics.bids.inc({ bid: bid.bid });
           if (bid.bid === "accept") {
             // Placed without bids: the group chose this target, as a selection would.
@@ -212,7 +156,7 @@ export class GroupLink {
             this.select(msg.txn, txn, i, msg.chains?.[k] ?? null);
           } else {
             const hop = msg.chains?.[k];
-            if (hop) this.relayOnly(msg.txn, i, hop);
+            if (hop) this.chains.relayOnly(msg.txn, i, hop);
             if (bid.bid === "have") this.acks.saved(ws, msg.txn, i);
             else this.send(ws, { t: "save-failed", txn: msg.txn, item: i, reason: `refused: ${bid.reason}` });
           }
@@ -283,7 +227,7 @@ export class GroupLink {
         return;
       }
       case "inventory": {
-        const page = await this.ctx.store.inventory(msg.group, msg.groupCount, { after: msg.after, limit: Math.min(msg.limit, 4096), since: msg.since ?? null });
+        const page = this.ctx.store.inventory(msg.group, msg.groupCount, { after: msg.after, limit: Math.min(msg.limit, 4096), since: msg.since ?? null });
         this.send(ws, { t: "inventory-page", txn: msg.txn, refs: page.refs, next: page.next });
         return;
       }
@@ -320,22 +264,10 @@ export class GroupLink {
     txn.writes.set(i, inb);
     if (hop === null) return;
     // Frames a peer passed on before this message arrived: on down the chain now, and written here.
-    for (const frame of this.takeEarly(hop, txnId, i)) {
+    for (const frame of this.chains.takeEarly(hop, txnId, i)) {
       const { header, payload } = decodeFrame(frame.data);
       void this.accept(txn, inb, { header, payload, credit: null, passed: frame.passed });
     }
-  }
-
-  /** The frames kept for (chain, txn, item), each not yet passed on now passed on down the chain as the group told it. */
-  private takeEarly(told: ChainHop, txn: number, item: number): { data: Buffer; passed: Promise<void> }[] {
-    const key = `${told.chain}/${txn}/${item}`;
-    const kept = this.early.get(key);
-    if (!kept) return [];
-    this.early.delete(key);
-    return kept.frames.map(({ data, passedOn }) => {
-      this.earlyBytes -= data.length;
-      return { data, passed: passedOn ? Promise.resolve() : this.passOn({ chain: told.chain, rest: told.forward }, data) };
-    });
   }
 
   /** Pass a frame on to the next of `hop` (nothing to do at a chain's end). */
@@ -372,32 +304,6 @@ export class GroupLink {
     }
   }
 
-  /**
-   * An honest bid from what this target holds, its free space and its queue. Synchronous (stat,
-   * cached statfs): a put-eager's frames follow its message at once and must find the decision
-   * made, and a bid is cheaper without a round through the thread pool.
-   */
-  private bidPut(item: PutItem, i: number): Bid {
-    if (this.ctx.store.has(storedRefOf(item))) return { item: i, bid: "have" };
-    const free = this.ctx.store.freeBytes(this.ctx.capacity);
-    if (free < item.size + FREE_RESERVE) return { item: i, bid: "refuse", reason: `only ${free} bytes free` };
-    const t0 = Date.now() + Math.ceil(this.ctx.queue.bytes / WRITE_RATE_BYTES_PER_MS);
-    return { item: i, bid: "accept", window: [t0, t0 + Math.ceil(item.size / WRITE_RATE_BYTES_PER_MS)] };
-  }
-
-  /**
-   * A "have" bid with its proof of possession over the group's nonce (common/possession.ts),
-   * which means reading the copy: one that does not read back is no copy to offer.
-   */
-  private async provenBid(bid: Bid, item: PutItem, nonce: string | undefined): Promise<Bid> {
-    if (bid.bid !== "have" || nonce === undefined) return bid;
-    const proof = await this.ctx.store.proveHolding(storedRefOf(item), nonce).catch((e: unknown) => {
-      log("warn", "could not read a copy to prove holding it", { group: this.group, chid: item.chid, error: String(e) });
-      return null;
-    });
-    return proof === null ? { item: bid.item, bid: "refuse", reason: "its copy here could not be read" } : { ...bid, proof };
-  }
-
   /** A frame from the group, in a reused block: given back once the frame is written (or passed on). */
   private onBinary(ws: WebSocket, data: Buffer, done: () => void): void {
     void this.takeFrame(data, ws, null).finally(done);
@@ -431,9 +337,7 @@ export class GroupLink {
     let inb = txn?.writes.get(header.item);
     // A peer's frame belongs only to the chain it was sent down (not to a same-numbered txn of a later life of the group).
     if (hop && inb && inb.chain !== hop.chain) inb = undefined;
-    const relayKey = `${header.txn}/${header.item}`;
-    let relay = inb ? undefined : this.relays.get(relayKey);
-    if (relay && hop && relay.chain !== hop.chain) relay = undefined;
+    const relay = inb ? null : this.chains.relayOf(header.txn, header.item, hop?.chain ?? null);
     // A frame goes on down the chain this target's group told it of (a write or a relay here),
     // as the group told it, whatever list a peer's record carries. A peer's frame ahead of that
     // word goes on at once only to a member of one of this target's groups (peer-roster.ts);
@@ -444,37 +348,14 @@ export class GroupLink {
     const known = told !== null || early;
     const passed = onward ? this.passOn(onward, data) : Promise.resolve();
     if (!txn || !inb) {
-      if (relay && header.last) this.relays.delete(relayKey);
+      if (relay && header.last) this.chains.relayed(header.txn, header.item);
       // Not selected, already released, or held here already: still return the credit, or the group's window shrinks forever.
       if (ws) this.returnCredit(ws, data.length, true);
       // From a peer, ahead of this target's select-put or put-eager: kept for it.
-      else if (hop && !relay) this.keepEarly(hop, { txn: header.txn, item: header.item, passedOn: known }, data);
+      else if (hop && !relay) this.chains.keepEarly(hop, { txn: header.txn, item: header.item, passedOn: known }, data);
       return passed;
     }
     return this.accept(txn, inb, { header, payload, credit: ws ? { ws, bytes: data.length } : null, passed });
-  }
-
-  /**
-   * An item of a chain placed without bids that this target will not write (it holds it, or
-   * refused it): its frames still come here, and must still go on down the chain.
-   */
-  private relayOnly(txn: number, item: number, hop: ChainHop): void {
-    const now = Date.now();
-    // Relays whose frames never came (the group gave up on them) are forgotten in time.
-    for (const [k, r] of this.relays) if (now - r.at > RELAY_TTL_MS) this.relays.delete(k);
-    this.relays.set(`${txn}/${item}`, { ...hop, at: now });
-    // Frames that came before this word go on now (and are not written here).
-    for (const frame of this.takeEarly(hop, txn, item)) if (decodeFrame(frame.data).header.last) this.relays.delete(`${txn}/${item}`);
-  }
-
-  private keepEarly(hop: Hop, at: { txn: number; item: number; passedOn: boolean }, frame: Buffer): void {
-    if (this.earlyBytes + frame.length > EARLY_MAX) return; // the group resends it when no save comes
-    const key = `${hop.chain}/${at.txn}/${at.item}`;
-    const kept = this.early.get(key) ?? { frames: [] };
-    // Kept past this call, so copied: a received frame lives in a block that is reused.
-    kept.frames.push({ data: Buffer.from(frame), passedOn: at.passedOn });
-    this.early.set(key, kept);
-    this.earlyBytes += frame.length;
   }
 
   /**
@@ -596,11 +477,7 @@ export class GroupLink {
     if (!txn) return;
     this.puts.delete(txnId);
     if (!txn.eager) metrics.bidsLost.inc(Math.max(0, txn.accepted - txn.selected));
-    for (const key of [...this.early.keys()]) {
-      if (key.split("/")[1] !== String(txnId)) continue;
-      for (const f of this.early.get(key)!.frames) this.earlyBytes -= f.data.length;
-      this.early.delete(key);
-    }
+    this.chains.dropTxn(txnId);
     await Promise.all(txn.order.values());
     for (const w of txn.writes.values()) {
       this.ctx.queue.bytes -= w.write.size;
@@ -611,9 +488,7 @@ export class GroupLink {
   /** A dropped link ends every transaction on it: the group retries elsewhere. */
   private dropAll(): void {
     for (const id of [...this.puts.keys()]) void this.releasePut(id);
-    this.early.clear();
-    this.earlyBytes = 0;
-    this.relays.clear();
+    this.chains.clear();
     this.gets.clear();
   }
 }

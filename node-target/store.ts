@@ -9,7 +9,7 @@ import { statfsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { groupOf, type Chid, type Nhid, type Uvid } from "../common/ids.ts";
+import type { Chid, Nhid, Uvid } from "../common/ids.ts";
 import { FRAME_GET_DATA, FRAME_HEADER, storedRefKey, writeFrameHeader, type StoredRef } from "../common/protocol.ts";
 import { ALIGN, BLOCK, BlockIo } from "./block-io.ts";
 import { CommitQueue, openIndexDb, walPath } from "./index-db.ts";
@@ -21,9 +21,11 @@ import { PackFiles, PACK_MAX_BYTES } from "./packs/pack-files.ts";
 import { PackIndex, type ChunkLocation, type ChunkRow } from "./packs/pack-index.ts";
 import { PendingWrite, type WriteHost } from "./pending-write.ts";
 import { VmLog, type VmEntry } from "./vm-log.ts";
+import { inventoryPage, type InventoryPage } from "./inventory.ts";
 
 export type { VmEntry } from "./vm-log.ts";
 export type { PendingWrite } from "./pending-write.ts";
+export type { InventoryPage } from "./inventory.ts";
 
 export interface StoreStats {
   /** Chunks held. */
@@ -33,15 +35,6 @@ export interface StoreStats {
 }
 
 /** A stored item, laid out as ready-to-send frames in pool blocks. */
-/** Which page of a group's items inventory returns. */
-export interface InventoryPage {
-  /** The key of the last item of the page before ("c:<chid>" or "v:<nhid>/<uvid>/<chid>"); null for the first. */
-  after: string | null;
-  limit: number;
-  /** Only what was written or stamped since then (ms); then one page, `after` unused. */
-  since?: number | null;
-}
-
 export interface FramedRead {
   size: number;
   frames: Uint8Array[];
@@ -393,49 +386,9 @@ export class ChunkStore {
     return { size, frames, release };
   }
 
-  /**
-   * A page of the items held for one group, in key order after `after` (chunks first, as
-   * "c:<chid>", then manifests, as "v:<nhid>/<uvid>/<chid>"): what a group asks its members for
-   * when it restores replica counts. With `since`: only chunks written since then and manifests
-   * stamped since then (a group recovering what it knew only in memory).
-   */
-  async inventory(group: number, groupCount: number, page: InventoryPage): Promise<{ refs: StoredRef[]; next: string | null }> {
-    const { after, limit, since = null } = page;
-    const refs: StoredRef[] = [];
-    if (since !== null) {
-      // Chunks written and manifests stamped since then, one page (the window of a crash is short).
-      for (const r of this.index.writtenSince(since, limit)) if (groupOf(r.chid, groupCount) === group) refs.push({ kind: "chunk", chid: r.chid });
-      for (const v of this.vms.stampedSince(since, limit)) if (groupOf(v.nhid, groupCount) === group) refs.push({ kind: "vm", ...v });
-      return { refs, next: null };
-    }
-    if (after === null || after.startsWith("c:")) {
-      let cursor: string | null = after?.slice(2) ?? null;
-      for (;;) {
-        const page = this.index.page(cursor, 1024);
-        for (const r of page) {
-          if (groupOf(r.chid, groupCount) !== group) continue;
-          refs.push({ kind: "chunk", chid: r.chid });
-          if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
-        }
-        if (page.length < 1024) break;
-        cursor = page[page.length - 1]!.chid;
-      }
-    }
-    let cursor: { nhid: Nhid; uvid: Uvid; chid: Chid } | null = null;
-    if (after?.startsWith("v:")) {
-      const [nhid, uvid, chid] = after.slice(2).split("/") as [Nhid, Uvid, Chid];
-      cursor = { nhid, uvid, chid };
-    }
-    for (;;) {
-      const page = this.vms.page(cursor, 1024);
-      for (const v of page) {
-        if (groupOf(v.nhid, groupCount) !== group) continue;
-        refs.push({ kind: "vm", ...v });
-        if (refs.length === limit) return { refs, next: storedRefKey(refs[refs.length - 1]!) };
-      }
-      if (page.length < 1024) return { refs, next: null };
-      cursor = page[page.length - 1]!;
-    }
+  /** A page of the items held for one group (inventory.ts). */
+  inventory(group: number, groupCount: number, page: InventoryPage): { refs: StoredRef[]; next: string | null } {
+    return inventoryPage({ index: this.index, vms: this.vms }, { group, groupCount }, page);
   }
 
   /**

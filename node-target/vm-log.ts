@@ -137,8 +137,8 @@ export class VmLog {
     return Number(row.n);
   }
 
-  /** Manifests held, in key order after `after` (null: from the start), `limit` at a time: for the scrub. */
-  page(after: { nhid: Nhid; uvid: Uvid; chid: Chid } | null, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
+  /** Manifests held, in key order after `after` (a position in that order, not necessarily one held; null: from the start), `limit` at a time. */
+  page(after: { nhid: string; uvid: string; chid: string } | null, limit: number): { nhid: Nhid; uvid: Uvid; chid: Chid }[] {
     const rows = after
       ? this.db.prepare("SELECT nhid, uvid, chid FROM vm WHERE (nhid, uvid, chid) > (?, ?, ?) ORDER BY nhid, uvid, chid LIMIT ?").all(after.nhid, after.uvid, after.chid, limit)
       : this.db.prepare("SELECT nhid, uvid, chid FROM vm ORDER BY nhid, uvid, chid LIMIT ?").all(limit);
