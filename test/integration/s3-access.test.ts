@@ -4,6 +4,7 @@
 // @aws-sdk/s3-request-presigner, and raw signed requests where an SDK would not send the input.
 
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
@@ -24,6 +25,8 @@ import {
   PutBucketTaggingCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
+  PutBucketVersioningCommand,
+  UploadPartCommand,
   DeleteObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
@@ -209,23 +212,71 @@ describe("?acl and ?location", () => {
   });
 });
 
-describe("options a write cannot keep", () => {
-  it("every object has an empty tag set: it can be read and cleared, and setting tags is refused", async () => {
+describe("tags", () => {
+  const tagsOf = async (Key: string, VersionId?: string) => (await s3.send(new GetObjectTaggingCommand({ Bucket: B, Key, VersionId }))).TagSet;
+
+  it("keeps an object's tags with its version: set on PUT, replaced, removed, counted on GET", async () => {
     await s3.send(new PutObjectCommand({ Bucket: B, Key: "tags/k", Body: "x" }));
-    expect((await s3.send(new GetObjectTaggingCommand({ Bucket: B, Key: "tags/k" }))).TagSet).toEqual([]);
-    await s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/k", Tagging: { TagSet: [] } }));
-    await s3.send(new DeleteObjectTaggingCommand({ Bucket: B, Key: "tags/k" }));
-    const refused = { name: "NotImplemented", status: 501 };
-    expect(await s3Error(s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/k", Tagging: { TagSet: [{ Key: "team", Value: "a" }] } })))).toEqual(refused);
+    expect(await tagsOf("tags/k")).toEqual([]);
+    expect((await s3.send(new GetObjectCommand({ Bucket: B, Key: "tags/k" }))).TagCount).toBeUndefined();
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "tags/tagged", Body: "x", Tagging: "team=a&cost%20centre=r%26d" }));
+    expect(await tagsOf("tags/tagged")).toEqual([{ Key: "team", Value: "a" }, { Key: "cost centre", Value: "r&d" }]);
+    expect((await s3.send(new GetObjectCommand({ Bucket: B, Key: "tags/tagged" }))).TagCount).toBe(2);
+    await s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/tagged", Tagging: { TagSet: [{ Key: "team", Value: "b" }] } }));
+    expect(await tagsOf("tags/tagged")).toEqual([{ Key: "team", Value: "b" }]);
+    await s3.send(new DeleteObjectTaggingCommand({ Bucket: B, Key: "tags/tagged" }));
+    expect(await tagsOf("tags/tagged")).toEqual([]);
     expect(await s3Error(s3.send(new GetObjectTaggingCommand({ Bucket: B, Key: "tags/missing" })))).toEqual({ name: "NoSuchKey", status: 404 });
-    expect(await s3Error(s3.send(new PutObjectCommand({ Bucket: B, Key: "tags/tagged", Body: "x", Tagging: "team=a" })))).toEqual(refused);
-    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "tags/tagged" })))).toMatchObject({ status: 404 });
-    // A bucket without tags answers NoSuchTagSet, as S3 does.
-    expect(await s3Error(s3.send(new GetBucketTaggingCommand({ Bucket: B })))).toEqual({ name: "NoSuchTagSet", status: 404 });
-    await s3.send(new DeleteBucketTaggingCommand({ Bucket: B }));
-    expect(await s3Error(s3.send(new PutBucketTaggingCommand({ Bucket: B, Tagging: { TagSet: [{ Key: "team", Value: "a" }] } })))).toEqual(refused);
+    expect(await s3Error(s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/missing", Tagging: { TagSet: [] } })))).toEqual({ name: "NoSuchKey", status: 404 });
   });
 
+  it("keeps tags per version, carries them through a copy unless replaced, and onto a completed multipart upload", async () => {
+    const V = "tags-versioned";
+    await s3.send(new CreateBucketCommand({ Bucket: V }));
+    await s3.send(new PutBucketVersioningCommand({ Bucket: V, VersioningConfiguration: { Status: "Enabled" } }));
+    const v1 = await s3.send(new PutObjectCommand({ Bucket: V, Key: "k", Body: "one", Tagging: "v=1" }));
+    await s3.send(new PutObjectCommand({ Bucket: V, Key: "k", Body: "two", Tagging: "v=2" }));
+    const inV = async (Key: string, VersionId?: string) => (await s3.send(new GetObjectTaggingCommand({ Bucket: V, Key, VersionId }))).TagSet;
+    expect(await inV("k")).toEqual([{ Key: "v", Value: "2" }]);
+    expect(await inV("k", v1.VersionId)).toEqual([{ Key: "v", Value: "1" }]);
+    const set = await s3.send(new PutObjectTaggingCommand({ Bucket: V, Key: "k", VersionId: v1.VersionId, Tagging: { TagSet: [{ Key: "v", Value: "one" }] } }));
+    expect(set.VersionId).toBe(v1.VersionId);
+    expect(await inV("k", v1.VersionId)).toEqual([{ Key: "v", Value: "one" }]);
+    expect(await inV("k")).toEqual([{ Key: "v", Value: "2" }]);
+    await s3.send(new CopyObjectCommand({ Bucket: V, Key: "copied", CopySource: `${V}/k` }));
+    expect(await inV("copied")).toEqual([{ Key: "v", Value: "2" }]);
+    await s3.send(new CopyObjectCommand({ Bucket: V, Key: "replaced", CopySource: `${V}/k`, TaggingDirective: "REPLACE", Tagging: "new=yes" }));
+    expect(await inV("replaced")).toEqual([{ Key: "new", Value: "yes" }]);
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: V, Key: "mp", Tagging: "from=create" }));
+    const part = await s3.send(new UploadPartCommand({ Bucket: V, Key: "mp", UploadId, PartNumber: 1, Body: "p" }));
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: V, Key: "mp", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    expect(await inV("mp")).toEqual([{ Key: "from", Value: "create" }]);
+  });
+
+  it("refuses tag sets S3 refuses, storing nothing", async () => {
+    const many = Array.from({ length: 11 }, (_, i) => ({ Key: `k${i}`, Value: "v" }));
+    const put = (TagSet: { Key: string; Value: string }[]) => s3Error(s3.send(new PutObjectTaggingCommand({ Bucket: B, Key: "tags/k", Tagging: { TagSet } })));
+    expect(await put(many)).toEqual({ name: "BadRequest", status: 400 });
+    expect(await put([{ Key: "k".repeat(129), Value: "v" }])).toEqual({ name: "InvalidTag", status: 400 });
+    expect(await put([{ Key: "k", Value: "v".repeat(257) }])).toEqual({ name: "InvalidTag", status: 400 });
+    expect(await put([{ Key: "k", Value: "1" }, { Key: "k", Value: "2" }])).toEqual({ name: "InvalidTag", status: 400 });
+    expect(await put([{ Key: "aws:reserved", Value: "v" }])).toEqual({ name: "InvalidTag", status: 400 });
+    expect(await s3Error(s3.send(new PutObjectCommand({ Bucket: B, Key: "tags/refused", Body: "x", Tagging: many.map((t) => `${t.Key}=${t.Value}`).join("&") })))).toEqual({ name: "BadRequest", status: 400 });
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "tags/refused" })))).toMatchObject({ status: 404 });
+  });
+
+  it("keeps a bucket's tags: none is NoSuchTagSet, up to 50 are kept, deleting removes them", async () => {
+    expect(await s3Error(s3.send(new GetBucketTaggingCommand({ Bucket: B })))).toEqual({ name: "NoSuchTagSet", status: 404 });
+    await s3.send(new PutBucketTaggingCommand({ Bucket: B, Tagging: { TagSet: [{ Key: "team", Value: "a" }, { Key: "env", Value: "test" }] } }));
+    expect((await s3.send(new GetBucketTaggingCommand({ Bucket: B }))).TagSet).toEqual([{ Key: "team", Value: "a" }, { Key: "env", Value: "test" }]);
+    const fifty = Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: "v" }));
+    expect(await s3Error(s3.send(new PutBucketTaggingCommand({ Bucket: B, Tagging: { TagSet: fifty } })))).toEqual({ name: "BadRequest", status: 400 });
+    await s3.send(new DeleteBucketTaggingCommand({ Bucket: B }));
+    expect(await s3Error(s3.send(new GetBucketTaggingCommand({ Bucket: B })))).toEqual({ name: "NoSuchTagSet", status: 404 });
+  });
+});
+
+describe("options a write cannot keep", () => {
   it("refuses server-side encryption, object lock and other storage classes, storing nothing", async () => {
     const put = (extra: Record<string, unknown>) => s3Error(s3.send(new PutObjectCommand({ Bucket: B, Key: "opt/k", Body: "x", ...extra })));
     expect(await put({ ServerSideEncryption: "AES256" })).toEqual({ name: "NotImplemented", status: 501 });
@@ -358,17 +409,25 @@ describe("request validation", () => {
     return fetch(url, { method, headers: { ...headers, ...auth }, body, duplex: "half" } as RequestInit);
   }
 
-  it("refuses a PUT without Content-Length with 411 MissingContentLength, storing nothing", async () => {
-    const stream = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new Uint8Array(1000));
-        c.close();
-      },
-    });
-    const res = await signed("PUT", `/${B}/val/no-length`, {}, stream);
-    expect(res.status).toBe(411);
-    expect(await errorCode(res)).toBe("MissingContentLength");
-    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "val/no-length" })))).toMatchObject({ status: 404 });
+  it("stores a PUT streamed without Content-Length; refuses an aws-chunked one without its decoded length (411), storing nothing", async () => {
+    const streamOf = (n: number) =>
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new Uint8Array(n).fill(7));
+          c.close();
+        },
+      });
+    // fetch sends a stream with Transfer-Encoding: chunked and no length, as curl -T - does.
+    const res = await signed("PUT", `/${B}/val/no-length`, {}, streamOf(1000));
+    expect(res.status).toBe(200);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: B, Key: "val/no-length" }))).ContentLength).toBe(1000);
+    const url = `${cluster.endpoint}/${B}/val/no-decoded-length`;
+    const headers = { "content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32" };
+    const auth = await signRequest({ method: "PUT", url, headers, payloadHash: "STREAMING-UNSIGNED-PAYLOAD-TRAILER", accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region });
+    const refused = await fetch(url, { method: "PUT", headers: { ...headers, ...auth }, body: streamOf(10), duplex: "half" } as RequestInit);
+    expect(refused.status).toBe(411);
+    expect(await errorCode(refused)).toBe("MissingContentLength");
+    expect(await s3Error(s3.send(new HeadObjectCommand({ Bucket: B, Key: "val/no-decoded-length" })))).toMatchObject({ status: 404 });
   });
 
   it("refuses a malformed Content-MD5 (InvalidDigest) and a wrong one (BadDigest), storing nothing", async () => {

@@ -35,6 +35,7 @@ import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptio
 import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadInfo } from "./uploads.ts";
 import { CompletedUploads } from "./completed-uploads.ts";
 import { VersionBook } from "./versions.ts";
+import type { Tag } from "../shared/tags.ts";
 
 export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   private readonly group: number;
@@ -150,6 +151,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null> {
     return this.names.setReplicas(nhid, versionId, replicas);
+  }
+
+  async setVersionTags(nhid: Nhid, versionId: Uvid | "null" | null, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null> {
+    return this.names.setTags(nhid, versionId, tags);
   }
 
   /** A shard asks an idle group to move its cutoff; resolves once the shard has applied it. */

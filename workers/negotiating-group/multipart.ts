@@ -105,6 +105,7 @@ export class Multipart {
         versioning: o.versioning,
         condition: o.condition,
         replicas: upload.replicas ?? null,
+        tags: upload.tags ?? [],
         beforeCommit: (v) => {
           // In the version's own transaction: the upload ends exactly when the object appears.
           this.dropPartRefs(uploadId);

@@ -25,6 +25,7 @@ import { ShardFeed } from "./shard-feed.ts";
 import { putTransaction } from "./transfer.ts";
 import type { VersionBook, VersionRow } from "./versions.ts";
 import { Unavailable } from "../shared/unavailable.ts";
+import type { Tag } from "../shared/tags.ts";
 
 /** Largest version manifest we accept back from a target. */
 const VM_MAX_BYTES = 32 * 1024 * 1024;
@@ -109,7 +110,7 @@ export class Names {
       // then reaches each chunk group after them, so no chunk the version uses is ever without one.
       this.c.refOutbox.queue("+", versionRef(nhid, uvid), body.chunks.map((c) => c.chid), replicas);
       w.beforeCommit?.({ uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) });
-      removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas }, { shard, record, removalOf: this.removalOf(body) });
+      removed = this.c.book.commit(nhid, { uvid, vmChid, deleteMarker: vm.deleteMarker, etag: vm.etag, isNull, replicas, tags: w.tags ?? [] }, { shard, record, removalOf: this.removalOf(body) });
       committed = true;
       this.c.refs.written(uvid);
     } finally {
@@ -119,7 +120,7 @@ export class Names {
     }
     this.c.refsSoon();
     const cur = this.c.book.current(nhid);
-    if (cur?.uvid === uvid) this.cache(nhid, { vm, vmChid, isNull, replicas: replicas ?? cfg.replicas });
+    if (cur?.uvid === uvid) this.cache(nhid, { vm, vmChid, isNull, replicas: replicas ?? cfg.replicas, tags: w.tags ?? [] });
     await Promise.all([this.deliver(shard, record), ...removed.map((r) => this.deliver(shard, r))]);
     return { uvid, vmChid, created: vm.created, versionId: versionIdOf(uvid, isNull) };
   }
@@ -183,7 +184,7 @@ export class Names {
       row = this.c.book.find(nhid, versionId);
     }
     if (!row) return null;
-    const stored: StoredVersion = { vm: await this.manifest(nhid, row.uvid, row.vmChid), vmChid: row.vmChid, isNull: row.isNull, replicas: row.replicas ?? configOf(this.c.env).replicas };
+    const stored: StoredVersion = { vm: await this.manifest(nhid, row.uvid, row.vmChid), vmChid: row.vmChid, isNull: row.isNull, replicas: row.replicas ?? configOf(this.c.env).replicas, tags: row.tags ?? [] };
     if (this.c.book.isCurrent(nhid, row.uvid)) this.cache(nhid, stored);
     return stored;
   }
@@ -203,6 +204,16 @@ export class Names {
     this.c.refsSoon();
     this.vmCache.delete(nhid);
     return { uvid: row.uvid };
+  }
+
+  /** Replace a live version's tags (a delete marker has none to set): null if there is no such version. */
+  setTags(nhid: Nhid, versionId: Uvid | "null" | null, tags: Tag[]): { uvid: Uvid; isNull: boolean } | null {
+    const cur = versionId === null ? this.c.book.current(nhid) : null;
+    const row = versionId === null ? (cur ? this.c.book.find(nhid, cur.uvid) : null) : this.c.book.find(nhid, versionId);
+    if (!row || row.deleteMarker) return null;
+    this.c.book.setTags(nhid, row.uvid, tags);
+    this.vmCache.delete(nhid);
+    return { uvid: row.uvid, isNull: row.isNull };
   }
 
   /** A version's manifest from the members, checked against the CHID this group recorded. */

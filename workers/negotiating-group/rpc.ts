@@ -14,6 +14,7 @@ import type { RemovedVersion } from "./expunge.ts";
 import type { GroupHealth } from "./health.ts";
 import type { MergedVersion, MergeItem } from "./merges.ts";
 import type { PartRow, PartSummary, UploadAt, UploadInfo } from "./uploads.ts";
+import type { Tag } from "../shared/tags.ts";
 
 export interface PutVersionResult {
   uvid: Uvid;
@@ -32,6 +33,8 @@ export interface StoredVersion {
   isNull: boolean;
   /** The version's replication count (kept outside its manifest); absent where the version was found by record (as of a time, through a snapshot). */
   replicas?: number;
+  /** Its tags (kept outside its manifest); absent where the version was found by record. */
+  tags?: Tag[];
 }
 
 /** How a version is written, beyond its name and body. */
@@ -51,6 +54,8 @@ export interface WriteOptions {
   condition?: WriteCondition | null;
   /** The version's own replication count (null: the cluster's R). */
   replicas?: number | null;
+  /** The version's tags (x-amz-tagging), kept beside it. */
+  tags?: Tag[];
 }
 
 /** What validating one item found: good and bad copies on live targets, and copies made to restore R. */
@@ -76,6 +81,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal>;
   deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null>;
   setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null>;
+  setVersionTags(nhid: Nhid, versionId: Uvid | "null" | null, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null>;
   advanceCutoff(shard: number): Promise<void>;
 
   // editing sessions

@@ -4,6 +4,7 @@
 
 import { asNhid, type Chid, type Nhid } from "../../common/ids.ts";
 import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkRef, type ChunkWire } from "../../common/manifest.ts";
+import type { Tag } from "../shared/tags.ts";
 
 export interface UploadInfo {
   uploadId: string;
@@ -19,6 +20,8 @@ export interface UploadInfo {
   checksum: { algorithm: ChecksumAlgorithm; type: "FULL_OBJECT" | "COMPOSITE" } | null;
   /** x-edgestore-replicas at creation: copies of every part's chunks and of the object's manifest. */
   replicas?: number | null;
+  /** x-amz-tagging at creation: the completed object's tags. */
+  tags?: Tag[];
 }
 
 export interface PartRow {

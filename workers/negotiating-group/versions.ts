@@ -16,6 +16,7 @@
 import { asChid, asUvid, type Chid, formatUvid, type Nhid, parseUvid, type Uvid } from "../../common/ids.ts";
 import type { RemovalRecord, ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
 import { CutoffTracker } from "./cutoff.ts";
+import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
 
 export interface NameRow {
   uvid: Uvid;
@@ -30,6 +31,8 @@ export interface VersionRow extends NameRow {
   isNull: boolean;
   /** Replicas asked for this version, kept outside its manifest (its token does not change with it); null: the cluster's R. */
   replicas?: number | null;
+  /** The version's tags, kept outside its manifest: S3 lets them change after the write. */
+  tags?: Tag[];
 }
 
 /** Makes the record that tells the shard a version is gone. */
@@ -75,7 +78,9 @@ export class VersionBook {
     sql.exec(`CREATE TABLE IF NOT EXISTS versions (
       nhid TEXT NOT NULL, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL,
       etag TEXT, is_null INTEGER NOT NULL, PRIMARY KEY (nhid, uvid))`);
-    if (!sql.exec("PRAGMA table_info(versions)").toArray().some((c) => c.name === "replicas")) sql.exec("ALTER TABLE versions ADD COLUMN replicas INTEGER");
+    const columns = sql.exec("PRAGMA table_info(versions)").toArray().map((c) => String(c.name));
+    if (!columns.includes("replicas")) sql.exec("ALTER TABLE versions ADD COLUMN replicas INTEGER");
+    if (!columns.includes("tags")) sql.exec("ALTER TABLE versions ADD COLUMN tags TEXT");
     // `ms` bounds every stamp issued before (older data: it is the last stamp itself).
     const row = sql.exec("SELECT ms FROM clock WHERE k = 0").toArray()[0];
     this.leaseUntil = row ? Number(row.ms) : 0;
@@ -203,6 +208,7 @@ export class VersionBook {
       etag: r.etag === null ? null : String(r.etag),
       isNull: Number(r.is_null) === 1,
       replicas: r.replicas === null || r.replicas === undefined ? null : Number(r.replicas),
+      tags: tagsOfJson(r.tags),
     };
   }
 
@@ -221,6 +227,11 @@ export class VersionBook {
     return this.sql.exec("UPDATE versions SET replicas = ? WHERE nhid = ? AND uvid = ?", replicas, nhid, uvid).rowsWritten > 0;
   }
 
+  /** Replace a live version's tags; false if there is no such version. */
+  setTags(nhid: Nhid, uvid: Uvid, tags: readonly Tag[]): boolean {
+    return this.sql.exec("UPDATE versions SET tags = ? WHERE nhid = ? AND uvid = ?", tagsToJson(tags), nhid, uvid).rowsWritten > 0;
+  }
+
   /** Whether this version is the name's current one. */
   isCurrent(nhid: Nhid, uvid: Uvid): boolean {
     return this.current(nhid)?.uvid === uvid;
@@ -236,8 +247,8 @@ export class VersionBook {
     this.migrate(nhid);
     const before = this.current(nhid);
     this.sql.exec(
-      "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null, replicas) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0, row.replicas ?? null,
+      "INSERT OR IGNORE INTO versions (nhid, uvid, vm_chid, delete_marker, etag, is_null, replicas, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      nhid, row.uvid, row.vmChid, row.deleteMarker ? 1 : 0, row.etag, row.isNull ? 1 : 0, row.replicas ?? null, tagsToJson(row.tags ?? []),
     );
     this.enqueue(shard, record);
     const removed: RemovalRecord[] = [];

@@ -5,6 +5,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { BucketInfo, TenantRpc } from "./rpc.ts";
+import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
 
 export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   private readonly sql: SqlStorage;
@@ -13,9 +14,9 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec("CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created INTEGER NOT NULL)");
-    if (!this.sql.exec("PRAGMA table_info(buckets)").toArray().some((c) => c.name === "versioning")) {
-      this.sql.exec("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT 'Unversioned'");
-    }
+    const columns = this.sql.exec("PRAGMA table_info(buckets)").toArray().map((c) => String(c.name));
+    if (!columns.includes("versioning")) this.sql.exec("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT 'Unversioned'");
+    if (!columns.includes("tags")) this.sql.exec("ALTER TABLE buckets ADD COLUMN tags TEXT");
   }
 
   private infoOf(r: Record<string, SqlStorageValue>): BucketInfo {
@@ -42,6 +43,17 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   /** Enabled or Suspended; a bucket never returns to Unversioned. False if there is no such bucket. */
   async setVersioning(name: string, status: "Enabled" | "Suspended"): Promise<boolean> {
     return this.sql.exec("UPDATE buckets SET versioning = ? WHERE name = ?", status, name).rowsWritten > 0;
+  }
+
+  /** The bucket's tag set (empty: none set); null if there is no such bucket. */
+  async getBucketTags(name: string): Promise<Tag[] | null> {
+    const row = this.sql.exec("SELECT tags FROM buckets WHERE name = ?", name).toArray()[0];
+    return row ? tagsOfJson(row.tags) : null;
+  }
+
+  /** Replace the bucket's tag set (empty: remove it); false if there is no such bucket. */
+  async setBucketTags(name: string, tags: Tag[]): Promise<boolean> {
+    return this.sql.exec("UPDATE buckets SET tags = ? WHERE name = ?", tagsToJson(tags), name).rowsWritten > 0;
   }
 
   async deleteBucket(name: string): Promise<boolean> {

@@ -2,6 +2,7 @@
 // this interface rather than by the TenantDirectory class (directory.ts `implements` it), so
 // shared/env.ts can name the binding without importing the object, which itself needs env.ts.
 
+import type { Tag } from "../shared/tags.ts";
 import type { Versioning } from "../shared/versioning.ts";
 
 export interface BucketInfo {
@@ -16,5 +17,7 @@ export interface TenantRpc extends Rpc.DurableObjectBranded {
   getBucket(name: string): Promise<BucketInfo | null>;
   listBuckets(): Promise<BucketInfo[]>;
   setVersioning(name: string, status: "Enabled" | "Suspended"): Promise<boolean>;
+  getBucketTags(name: string): Promise<Tag[] | null>;
+  setBucketTags(name: string, tags: Tag[]): Promise<boolean>;
   deleteBucket(name: string): Promise<boolean>;
 }

@@ -26,6 +26,7 @@ import { ensureReplicas } from "../ext/validate.ts";
 import { isoTime, xmlResponse } from "./xml.ts";
 import type { XmlNode } from "../../../common/s3/xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
+import { tagsOfHeader, type Tag } from "../../shared/tags.ts";
 
 export interface CopySource {
   bucket: string;
@@ -53,6 +54,8 @@ export function parseCopySource(raw: string): CopySource {
 
 interface Source {
   vm: VersionManifest;
+  /** Its tags, which a copy takes unless x-amz-tagging-directive says REPLACE. */
+  tags: Tag[];
   /** The source's version id as the response names it (none in a bucket that never versioned). */
   versionHeader: Record<string, string>;
 }
@@ -60,7 +63,7 @@ interface Source {
 /** The source version, checked against the x-amz-copy-source-if-* conditions. */
 async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<Source> {
   // A delete marker cannot be copied: S3 answers as if the key (or version) were absent.
-  const { info, vm, isNull } = await existingVersion(ctx, src.bucket, src.key, versionIdParam(src.versionId));
+  const { info, vm, isNull, tags } = await existingVersion(ctx, src.bucket, src.key, versionIdParam(src.versionId));
   const vh = versionHeader(info, vm.uvid, isNull);
   const versionHeaderOut: Record<string, string> = {};
   if (vh["x-amz-version-id"]) versionHeaderOut["x-amz-copy-source-version-id"] = vh["x-amz-version-id"];
@@ -79,7 +82,7 @@ async function sourceVersion(ctx: RequestContext, src: CopySource): Promise<Sour
   if (evaluateConditions(cond, `"${vm.etag}"`, vm.created) !== null) {
     throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", { Condition: "x-amz-copy-source-if-*" });
   }
-  return { vm, versionHeader: versionHeaderOut };
+  return { vm, tags, versionHeader: versionHeaderOut };
 }
 
 /**
@@ -115,10 +118,13 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   const src = parseCopySource(h.get("x-amz-copy-source")!);
   const directive = (h.get("x-amz-metadata-directive") ?? "COPY").toUpperCase();
   if (directive !== "COPY" && directive !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown metadata directive.", { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive });
+  const tagDirective = (h.get("x-amz-tagging-directive") ?? "COPY").toUpperCase();
+  if (tagDirective !== "COPY" && tagDirective !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown tagging directive.", { ArgumentName: "x-amz-tagging-directive", ArgumentValue: tagDirective });
+  const newTags = tagsOfHeader(h.get("x-amz-tagging"));
   const condition = writeConditionOf(h);
   refuseUnkeptWriteOptions(h);
   const info = await requireBucket(ctx, bucket);
-  const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
+  const { vm, tags: sourceTags, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   if (vm.size > PUT_MAX) {
     throw new S3Error("InvalidRequest", `The specified copy source is larger than the maximum allowable size for a copy source: ${PUT_MAX}`);
   }
@@ -139,7 +145,8 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   // The copy is a version of its own with references of its own (seed 002): deleting the source
   // later never touches it. Until its references are in, a hold keeps the shared chunks.
   await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
-  const put = await groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, body, info.versioning, { condition, replicas });
+  const tags = tagDirective === "REPLACE" ? newTags : sourceTags;
+  const put = await groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, body, info.versioning, { condition, replicas, tags });
   if (isRefusal(put)) refused(put);
   const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };
   if (vm.checksum) {

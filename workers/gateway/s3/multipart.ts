@@ -22,6 +22,7 @@ import type { XmlNode } from "../../../common/s3/xml.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 import { MAX_PARTS_LISTED, type ListPartsParams, type ListUploadsParams } from "../params.ts";
 import { awaitedLater } from "../../../common/deferred.ts";
+import { tagsOfHeader } from "../../shared/tags.ts";
 
 /** A CompleteMultipartUpload body for 10,000 parts with checksums stays well under this. */
 const COMPLETE_BODY_MAX = 4 * 1024 * 1024;
@@ -65,6 +66,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
     httpMeta,
     checksum,
     replicas: replicasOf(h.get("x-edgestore-replicas"), ctx.cfg),
+    tags: tagsOfHeader(h.get("x-amz-tagging")),
   });
   const headers: Record<string, string> = {};
   if (checksum) {

@@ -18,6 +18,7 @@ import type { Chid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/rpc.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { awaitedLater } from "../../../common/deferred.ts";
+import type { Tag } from "../../shared/tags.ts";
 
 export interface ByteRange {
   start: number;
@@ -124,7 +125,7 @@ export function versionHeader(info: Pick<BucketInfo, "versioning">, uvid: string
  * marker, is NoSuchKey (NoSuchVersion when asked for by id), as S3 answers for sub-resources
  * and copy sources.
  */
-export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: VersionId): Promise<{ info: BucketInfo; vm: VersionManifest; vmChid: Chid; isNull: boolean; replicas: number }> {
+export async function existingVersion(ctx: RequestContext, bucket: string, key: string, versionId: VersionId): Promise<{ info: BucketInfo; vm: VersionManifest; vmChid: Chid; isNull: boolean; replicas: number; tags: Tag[] }> {
   validateKey(key);
   const info = await requireBucket(ctx, bucket);
   const place = await placeOf(ctx, bucket, key);
@@ -133,7 +134,7 @@ export async function existingVersion(ctx: RequestContext, bucket: string, key: 
     if (versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key, VersionId: versionId });
     throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
   }
-  return { info, vm: stored.vm, vmChid: stored.vmChid, isNull: stored.isNull, replicas: stored.replicas ?? ctx.cfg.replicas };
+  return { info, vm: stored.vm, vmChid: stored.vmChid, isNull: stored.isNull, replicas: stored.replicas ?? ctx.cfg.replicas, tags: stored.tags ?? [] };
 }
 
 /** For a sub-resource of an object (?acl, ?tagging): the version named by ?versionId must exist; its version header, as S3 echoes it. */
@@ -201,6 +202,7 @@ export async function getObject(ctx: RequestContext, at: { bucket: string; key: 
     ...(asOf ? asOfHeaders(asOf) : {}),
     ...(snapshot !== null ? { "x-edgestore-snapshot": snapshot } : {}),
     ...(stored.replicas !== undefined ? { "x-edgestore-replicas": String(stored.replicas) } : {}),
+    ...(stored.tags && stored.tags.length > 0 ? { "x-amz-tagging-count": String(stored.tags.length) } : {}),
   };
   for (const [k, v] of Object.entries({ ...versionHeader(info, vm.uvid, isNull), ...extra })) headers.set(k, v);
   if (ctx.req.headers.get("x-edgestore-tokens") === "true") {

@@ -20,6 +20,7 @@ import { requireRoom } from "./quota.ts";
 import { versionHeader } from "./object-get.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 import { awaitedLater } from "../../../common/deferred.ts";
+import { tagsOfHeader } from "../../shared/tags.ts";
 
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
 export const USER_META_MAX = 2048;
@@ -192,6 +193,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   refuseUnkeptWriteOptions(h);
   const { userMeta, httpMeta } = metadataOf(h);
   const replicas = replicasOf(h.get("x-edgestore-replicas"), ctx.cfg);
+  const tags = tagsOfHeader(h.get("x-amz-tagging"));
   const { result, checksum } = await receiveBody(ctx, false, bucketCheck, replicas);
 
   const place = await placeOf(ctx, bucket, key);
@@ -216,7 +218,7 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   const info = await bucketCheck;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: result.chunks.length > 0 ? chunksStored : null, condition, replicas }),
+    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: result.chunks.length > 0 ? chunksStored : null, condition, replicas, tags }),
   ]);
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };

@@ -1,4 +1,4 @@
-// Options a write may ask for that this gateway does not keep: ACL grants, tags, server-side
+// Options a write may ask for that this gateway does not keep: ACL grants, server-side
 // encryption, object lock, storage classes other than STANDARD. Each is refused the way S3
 // refuses it where it has an answer (a bucket with ACLs disabled, a bucket without object lock),
 // NotImplemented otherwise: a client must never believe an object is encrypted, locked or
@@ -6,7 +6,6 @@
 
 import { refuseAclGrants } from "./acl.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
-import { refuseTags } from "./tagging.ts";
 
 const SSE_HEADERS = [
   "x-amz-server-side-encryption",
@@ -20,7 +19,6 @@ const STORAGE_CLASSES = new Set(["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA"
 /** PutObject, CopyObject and CreateMultipartUpload. */
 export function refuseUnkeptWriteOptions(h: Headers): void {
   refuseAclGrants(h);
-  refuseTags(h);
   const sse = SSE_HEADERS.find((name) => h.has(name));
   if (sse) throw new S3Error("NotImplemented", `Server-side encryption (${sse}) is not supported by this gateway`);
   if (LOCK_HEADERS.some((name) => h.has(name))) throw new S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration");
