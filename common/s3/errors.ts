@@ -4,6 +4,7 @@
 const STATUS = {
   AccessControlListNotSupported: 400,
   AccessDenied: 403,
+  AccessForbidden: 403,
   BadDigest: 400,
   BadRequest: 400,
   BucketAlreadyExists: 409,
@@ -41,6 +42,7 @@ const STATUS = {
   NoSuchSession: 404,
   NoSuchSnapshot: 404,
   NoSuchTagSet: 404,
+  NoSuchCORSConfiguration: 404,
   NoSuchUpload: 404,
   NoSuchVersion: 404,
   NotImplemented: 501,

@@ -46,8 +46,15 @@ describe("route: service and bucket operations", () => {
     expect(await routeOf("/b/?list-type=2")).toMatchObject({ op: "ListObjectsV2", bucket: "b" });
   });
 
+  it("routes ?cors for GET, PUT and DELETE only", async () => {
+    expect(await routeOf("/b?cors")).toMatchObject({ op: "GetBucketCors", bucket: "b" });
+    expect(await routeOf("/b?cors", "PUT")).toMatchObject({ op: "PutBucketCors" });
+    expect(await routeOf("/b?cors", "DELETE")).toMatchObject({ op: "DeleteBucketCors" });
+    expect((await routeError("/b?cors", "POST")).code).toBe("NotImplemented");
+  });
+
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["policy", "lifecycle", "cors", "website"]) {
+    for (const sub of ["policy", "lifecycle", "website"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");

@@ -4,7 +4,9 @@
 import { configOf, type Env } from "../shared/env.ts";
 import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
-import { route, type Endpoint } from "./router.ts";
+import { bucketNamed, route, type Endpoint } from "./router.ts";
+import { corsFor, deleteBucketCors, getBucketCors, preflight, putBucketCors } from "./s3/cors.ts";
+import { bucketInfo } from "./s3/bucket-cache.ts";
 import { getObjectAttributes } from "./s3/object-attributes.ts";
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from "./s3/acl.ts";
 import { deleteBucketTagging, deleteObjectTagging, getBucketTagging, getObjectTagging, putBucketTagging, putObjectTagging } from "./s3/tagging.ts";
@@ -78,6 +80,12 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return getObjectAcl(ctx, ep);
     case "PutObjectAcl":
       return putObjectAcl(ctx, ep);
+    case "GetBucketCors":
+      return getBucketCors(ctx, ep.bucket);
+    case "PutBucketCors":
+      return putBucketCors(ctx, ep.bucket);
+    case "DeleteBucketCors":
+      return deleteBucketCors(ctx, ep.bucket);
     case "GetBucketTagging":
       return getBucketTagging(ctx, ep.bucket);
     case "PutBucketTagging":
@@ -179,11 +187,29 @@ function asSent(res: Response): Response {
   return res;
 }
 
+/**
+ * A page's request gets its bucket's Access-Control-* headers, on success and error alike, so
+ * the page can read what happened. Without the rules at hand (the lookup failed) it gets none:
+ * the browser then withholds the answer, which is what no rule would have done either.
+ */
+async function corsHeadersOf(req: Request, of: { env: Env; tenant: string; bucket: string } | null): Promise<Record<string, string>> {
+  if (of === null || !req.headers.has("origin")) return {};
+  return corsFor(req, await bucketInfo(of, of.bucket).catch(() => null));
+}
+
 export async function handleS3(req: Request, env: Env, exec: ExecutionContext): Promise<Response> {
   const url = new URL(req.url);
   const requestId = newRequestId();
   const reservations: Reservation[] = [];
+  /** Whose bucket the request names, once known: its CORS rules go on the answer, an error's too. */
+  let corsOf: { env: Env; tenant: string; bucket: string } | null = null;
   try {
+    // A browser's preflight carries no signature: answered from the bucket's CORS rules alone.
+    if (req.method === "OPTIONS") {
+      const res = await preflight(req, url, { env, bucket: bucketNamed(req, url, env.S3_BASE_DOMAIN ?? "") });
+      res.headers.set("x-amz-request-id", requestId);
+      return res;
+    }
     const cfg = configOf(env);
     let tenant = "";
     const auth = await verifyRequest(req, url, {
@@ -196,12 +222,14 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     });
     const ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
     const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p), reservations };
+    if ("bucket" in ep) corsOf = { env, tenant, bucket: ep.bucket };
     const res = await dispatch(ctx, ep);
     settleRoom(ctx, res.status < 300);
     // A WebSocket answer goes out as it is: it has no body to mark, and copying it would lose the socket.
     if (res.status === 101) return res;
     const out = new Response(res.body, res);
     out.headers.set("x-amz-request-id", requestId);
+    for (const [k, v] of Object.entries(await corsHeadersOf(req, corsOf))) out.headers.set(k, v);
     confine(out, env);
     countRequest(env, req, out, (p) => exec.waitUntil(p));
     return asSent(out);
@@ -212,6 +240,7 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     // Drain an unread request body so the client is not left writing into a closed socket.
     if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
     const res = errorResponse(err, resourceOf(url), requestId, req.method === "HEAD");
+    for (const [k, v] of Object.entries(await corsHeadersOf(req, corsOf))) res.headers.set(k, v);
     countRequest(env, req, res, (p) => exec.waitUntil(p));
     return asSent(res);
   }

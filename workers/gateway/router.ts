@@ -56,6 +56,9 @@ export type Endpoint =
   | { op: "GetBucketTagging"; bucket: string }
   | { op: "PutBucketTagging"; bucket: string }
   | { op: "DeleteBucketTagging"; bucket: string }
+  | { op: "GetBucketCors"; bucket: string }
+  | { op: "PutBucketCors"; bucket: string }
+  | { op: "DeleteBucketCors"; bucket: string }
   | { op: "GetObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "PutObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "DeleteObjectTagging"; bucket: string; key: string; versionId: VersionId }
@@ -82,7 +85,7 @@ export type Endpoint =
   | { op: "EndHttpSession"; id: string };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["cors", "lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_BUCKET = ["lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
 const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select"];
 
 function notImplemented(what: string): never {
@@ -109,6 +112,12 @@ function bucketEndpoint(req: Asked, bucket: string, q: URLSearchParams): Endpoin
     if (method === "PUT") return { op: "PutBucketTagging", bucket };
     if (method === "DELETE") return { op: "DeleteBucketTagging", bucket };
     notImplemented(`${method} ?tagging on a bucket`);
+  }
+  if (q.has("cors")) {
+    if (method === "GET") return { op: "GetBucketCors", bucket };
+    if (method === "PUT") return { op: "PutBucketCors", bucket };
+    if (method === "DELETE") return { op: "DeleteBucketCors", bucket };
+    notImplemented(`${method} ?cors on a bucket`);
   }
   if (q.has("versioning")) {
     if (method === "GET") return { op: "GetBucketVersioning", bucket };
@@ -274,6 +283,15 @@ export function bucketOfHost(host: string, baseDomain: string): string | null {
   if (!d || !h.endsWith(`.${d}`)) return null;
   const bucket = h.slice(0, h.length - d.length - 1);
   return bucket === "" ? null : bucket;
+}
+
+/** The bucket a request names (by host or first path segment), or null for the service or a path no bucket can have. */
+export function bucketNamed(req: Request, url: URL, baseDomain = ""): string | null {
+  const vhost = bucketOfHost(req.headers.get("host") ?? url.host, baseDomain);
+  if (vhost !== null) return vhost;
+  const first = url.pathname.split("/")[1] ?? "";
+  if (first === "" || first.startsWith("_")) return null;
+  return decode(first, "bucket");
 }
 
 export async function route(req: Request, url: URL, baseDomain = ""): Promise<Endpoint> {

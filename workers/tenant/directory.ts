@@ -6,6 +6,7 @@ import type { Env } from "../shared/env.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { BucketInfo, TenantRpc } from "./rpc.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
+import { corsOfJson, corsToJson, type CorsRule } from "../shared/cors-rules.ts";
 
 export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   private readonly sql: SqlStorage;
@@ -17,10 +18,12 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
     const columns = this.sql.exec("PRAGMA table_info(buckets)").toArray().map((c) => String(c.name));
     if (!columns.includes("versioning")) this.sql.exec("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT 'Unversioned'");
     if (!columns.includes("tags")) this.sql.exec("ALTER TABLE buckets ADD COLUMN tags TEXT");
+    if (!columns.includes("cors")) this.sql.exec("ALTER TABLE buckets ADD COLUMN cors TEXT");
   }
 
   private infoOf(r: Record<string, SqlStorageValue>): BucketInfo {
-    return { name: String(r.name), created: Number(r.created), versioning: String(r.versioning) as Versioning };
+    const cors = corsOfJson(r.cors);
+    return { name: String(r.name), created: Number(r.created), versioning: String(r.versioning) as Versioning, ...(cors ? { cors } : {}) };
   }
 
   /** Create a bucket; false if it already exists. */
@@ -32,12 +35,12 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   }
 
   async getBucket(name: string): Promise<BucketInfo | null> {
-    const row = this.sql.exec("SELECT name, created, versioning FROM buckets WHERE name = ?", name).toArray()[0];
+    const row = this.sql.exec("SELECT name, created, versioning, cors FROM buckets WHERE name = ?", name).toArray()[0];
     return row ? this.infoOf(row) : null;
   }
 
   async listBuckets(): Promise<BucketInfo[]> {
-    return this.sql.exec("SELECT name, created, versioning FROM buckets ORDER BY name").toArray().map((r) => this.infoOf(r));
+    return this.sql.exec("SELECT name, created, versioning, cors FROM buckets ORDER BY name").toArray().map((r) => this.infoOf(r));
   }
 
   /** Enabled or Suspended; a bucket never returns to Unversioned. False if there is no such bucket. */
@@ -54,6 +57,11 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   /** Replace the bucket's tag set (empty: remove it); false if there is no such bucket. */
   async setBucketTags(name: string, tags: Tag[]): Promise<boolean> {
     return this.sql.exec("UPDATE buckets SET tags = ? WHERE name = ?", tagsToJson(tags), name).rowsWritten > 0;
+  }
+
+  /** Replace the bucket's CORS rules (null: remove them); false if there is no such bucket. */
+  async setBucketCors(name: string, rules: CorsRule[] | null): Promise<boolean> {
+    return this.sql.exec("UPDATE buckets SET cors = ? WHERE name = ?", corsToJson(rules), name).rowsWritten > 0;
   }
 
   async deleteBucket(name: string): Promise<boolean> {

@@ -2,6 +2,7 @@
 // this interface rather than by the TenantDirectory class (directory.ts `implements` it), so
 // shared/env.ts can name the binding without importing the object, which itself needs env.ts.
 
+import type { CorsRule } from "../shared/cors-rules.ts";
 import type { Tag } from "../shared/tags.ts";
 import type { Versioning } from "../shared/versioning.ts";
 
@@ -9,6 +10,8 @@ export interface BucketInfo {
   name: string;
   created: number;
   versioning: Versioning;
+  /** Its CORS rules (PutBucketCors); absent: none. */
+  cors?: CorsRule[];
 }
 
 /** directory.ts says what each call does. */
@@ -19,5 +22,6 @@ export interface TenantRpc extends Rpc.DurableObjectBranded {
   setVersioning(name: string, status: "Enabled" | "Suspended"): Promise<boolean>;
   getBucketTags(name: string): Promise<Tag[] | null>;
   setBucketTags(name: string, tags: Tag[]): Promise<boolean>;
+  setBucketCors(name: string, rules: CorsRule[] | null): Promise<boolean>;
   deleteBucket(name: string): Promise<boolean>;
 }
