@@ -33,6 +33,10 @@ export interface CliClient {
   remove(bucket: string, key: string): Promise<void>;
   removeAll(bucket: string, prefix: string): Promise<void>;
   removeBucket(bucket: string): Promise<void>;
+  /** Set a bucket's CORS rules, given as S3's JSON form (`CORSRules`), where the client has a command for it. */
+  putBucketCors?(bucket: string, rules: object): Promise<void>;
+  /** Replace an object's tags, where the client has a command for it. */
+  putObjectTagging?(bucket: string, key: string, tags: { Key: string; Value: string }[]): Promise<void>;
 }
 
 /** A client that cannot run here, and why (the scenario reports it instead of running). */
@@ -122,6 +126,8 @@ export function awsCli(ep: Endpoint): CliClient | Unavailable {
     remove: async (b, key) => void (await aws("s3", "rm", `s3://${b}/${key}`)),
     removeAll: async (b, prefix) => void (await aws("s3", "rm", "--recursive", `s3://${b}/${prefix}`)),
     removeBucket: async (b) => void (await aws("s3", "rb", `s3://${b}`)),
+    putBucketCors: async (b, rules) => void (await aws("s3api", "put-bucket-cors", "--bucket", b, "--cors-configuration", JSON.stringify(rules))),
+    putObjectTagging: async (b, key, tags) => void (await aws("s3api", "put-object-tagging", "--bucket", b, "--key", key, "--tagging", JSON.stringify({ TagSet: tags }))),
   };
 }
 

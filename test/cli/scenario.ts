@@ -1,10 +1,11 @@
 // What every command-line client must be able to do against the gateway (issue 3): make a
 // bucket, put a small and a 50 MiB (multipart) object, list, get and compare, ranged get,
-// server-side copy, sync a tree of a few hundred files both ways, delete, remove the bucket.
+// server-side copy, sync a tree of a few hundred files both ways, delete, remove the bucket;
+// where a client has the commands (the aws CLI's s3api), tag an object and set CORS rules.
 // The client under test does each step through its own commands; each result is checked
 // independently through @aws-sdk/client-s3 and the local files.
 
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetBucketCorsCommand, GetObjectCommand, GetObjectTaggingCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -150,6 +151,30 @@ export function cliScenario(client: CliClient, ep: Endpoint, bucket: string): { 
         assert.equal(sha256(got.bytes), sha256(big.subarray(start, start + got.bytes.length)));
       },
     },
+    ...(client.putObjectTagging
+      ? [
+          {
+            name: "tag an object (s3api put-object-tagging)",
+            run: async () => {
+              const tags = [{ Key: "team", Value: "storage" }, { Key: "stage", Value: "cli test" }];
+              await client.putObjectTagging!(bucket, SMALL_KEY, tags);
+              assert.deepEqual((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: SMALL_KEY }))).TagSet, tags);
+            },
+          },
+        ]
+      : []),
+    ...(client.putBucketCors
+      ? [
+          {
+            name: "set the bucket's CORS rules (s3api put-bucket-cors)",
+            run: async () => {
+              const rules = { CORSRules: [{ AllowedOrigins: ["https://app.example"], AllowedMethods: ["GET", "PUT"], AllowedHeaders: ["*"], ExposeHeaders: ["ETag"], MaxAgeSeconds: 300 }] };
+              await client.putBucketCors!(bucket, rules);
+              assert.deepEqual((await s3.send(new GetBucketCorsCommand({ Bucket: bucket }))).CORSRules, rules.CORSRules);
+            },
+          },
+        ]
+      : []),
     {
       name: "server-side copy",
       run: async () => {

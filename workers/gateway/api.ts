@@ -4,7 +4,10 @@
 import { configOf, type Env } from "../shared/env.ts";
 import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
-import { bucketNamed, route, type Endpoint } from "./router.ts";
+import { bucketAlone, bucketNamed, route, type Endpoint } from "./router.ts";
+import { postObject, readForm, verifiedForm } from "./s3/post-object.ts";
+import type { AuthContext } from "../../common/s3/verify-request.ts";
+import { boundaryOf, type FormUpload } from "./data/form-data.ts";
 import { corsFor, deleteBucketCors, getBucketCors, preflight, putBucketCors } from "./s3/cors.ts";
 import { bucketInfo } from "./s3/bucket-cache.ts";
 import { getObjectAttributes } from "./s3/object-attributes.ts";
@@ -80,6 +83,8 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return getObjectAcl(ctx, ep);
     case "PutObjectAcl":
       return putObjectAcl(ctx, ep);
+    case "PostObject":
+      return postObject(ctx, ep.bucket, ep.form);
     case "GetBucketCors":
       return getBucketCors(ctx, ep.bucket);
     case "PutBucketCors":
@@ -203,6 +208,8 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
   const reservations: Reservation[] = [];
   /** Whose bucket the request names, once known: its CORS rules go on the answer, an error's too. */
   let corsOf: { env: Env; tenant: string; bucket: string } | null = null;
+  /** A form upload's body, once its fields are read: a refusal still reads the rest. */
+  let formUpload: FormUpload | null = null;
   try {
     // A browser's preflight carries no signature: answered from the bucket's CORS rules alone.
     if (req.method === "OPTIONS") {
@@ -212,15 +219,27 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     }
     const cfg = configOf(env);
     let tenant = "";
-    const auth = await verifyRequest(req, url, {
-      region: env.S3_REGION,
-      lookupSecret: async (ak) => {
-        const c = await lookupCredential(env, ak);
-        if (c) tenant = c.tenant;
-        return c?.secret ?? null;
-      },
-    });
-    const ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
+    let auth: AuthContext;
+    let ep: Endpoint;
+    // A form upload carries its credential in its fields, not in a signature over the request.
+    const boundary = req.method === "POST" && !url.searchParams.has("delete") ? boundaryOf(req.headers.get("content-type")) : null;
+    const formBucket = boundary !== null ? bucketAlone(req, url, env.S3_BASE_DOMAIN ?? "") : null;
+    if (boundary !== null && formBucket !== null) {
+      formUpload = await readForm(req, boundary);
+      const form = await verifiedForm(formUpload, { env, bucket: formBucket });
+      ({ tenant, auth } = form);
+      ep = { op: "PostObject", bucket: formBucket, form };
+    } else {
+      auth = await verifyRequest(req, url, {
+        region: env.S3_REGION,
+        lookupSecret: async (ak) => {
+          const c = await lookupCredential(env, ak);
+          if (c) tenant = c.tenant;
+          return c?.secret ?? null;
+        },
+      });
+      ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
+    }
     const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p), reservations };
     if ("bucket" in ep) corsOf = { env, tenant, bucket: ep.bucket };
     const res = await dispatch(ctx, ep);
@@ -238,7 +257,8 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     const err = asS3Error(e);
     if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message, cause: err.cause }));
     // Drain an unread request body so the client is not left writing into a closed socket.
-    if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
+    if (formUpload) exec.waitUntil(formUpload.discard());
+    else if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
     const res = errorResponse(err, resourceOf(url), requestId, req.method === "HEAD");
     for (const [k, v] of Object.entries(await corsHeadersOf(req, corsOf))) res.headers.set(k, v);
     countRequest(env, req, res, (p) => exec.waitUntil(p));

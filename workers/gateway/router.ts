@@ -5,6 +5,7 @@
 
 import { Router } from "itty-router";
 import { S3Error } from "../../common/s3/errors.ts";
+import type { PostForm } from "./s3/post-object.ts";
 import { chunkIndexOf, commitWaitOf, queryParams, type QueryParams } from "./ext/params.ts";
 import {
   attributesParams,
@@ -64,6 +65,8 @@ export type Endpoint =
   | { op: "DeleteObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "UploadPartCopy"; bucket: string; key: string; uploadId: string; partNumber: number }
   | { op: "GetObjectAttributes"; bucket: string; key: string; attributes: AttributesParams }
+  /** A browser form upload: routed apart, since the form carries its own credential (s3/post-object.ts). */
+  | { op: "PostObject"; bucket: string; form: PostForm }
   // Extensions beyond S3 (docs/snapshots.md), on paths no bucket can have: bucket names start
   // with a letter or digit.
   | { op: "CreateSnapshot" }
@@ -283,6 +286,14 @@ export function bucketOfHost(host: string, baseDomain: string): string | null {
   if (!d || !h.endsWith(`.${d}`)) return null;
   const bucket = h.slice(0, h.length - d.length - 1);
   return bucket === "" ? null : bucket;
+}
+
+/** The bucket a request names when it names nothing below it (where a form upload is sent), else null. */
+export function bucketAlone(req: Request, url: URL, baseDomain = ""): string | null {
+  const vhost = bucketOfHost(req.headers.get("host") ?? url.host, baseDomain);
+  if (vhost !== null) return url.pathname === "/" ? vhost : null;
+  const m = /^\/([^/]+)\/?$/.exec(url.pathname);
+  return m && !m[1]!.startsWith("_") ? decode(m[1]!, "bucket") : null;
 }
 
 /** The bucket a request names (by host or first path segment), or null for the service or a path no bucket can have. */

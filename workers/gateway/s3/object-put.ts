@@ -20,7 +20,8 @@ import { requireRoom } from "./quota.ts";
 import { versionHeader } from "./object-get.ts";
 import { refuseUnkeptWriteOptions } from "./write-options.ts";
 import { awaitedLater } from "../../../common/deferred.ts";
-import { tagsOfHeader } from "../../shared/tags.ts";
+import { tagsOfHeader, type Tag } from "../../shared/tags.ts";
+import type { BucketInfo } from "../../tenant/rpc.ts";
 
 /** S3 limits user metadata to 2 KB (names and values, UTF-8). */
 export const USER_META_MAX = 2048;
@@ -185,17 +186,28 @@ export async function receiveBody(ctx: RequestContext, noInline: boolean, before
   return { result, checksum: value && requested ? { algorithm: requested.algorithm, value } : null };
 }
 
-export async function putObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
-  validateKey(key);
-  const bucketCheck = awaitedLater(requireBucket(ctx, bucket));
-  const h = ctx.req.headers;
+/** How a whole object is to be written, from a PUT's headers or a form upload's fields: read before its body. */
+export interface ObjectOptions {
+  condition: WriteCondition | null;
+  contentType: string;
+  userMeta: Record<string, string>;
+  httpMeta: Record<string, string>;
+  replicas: number | null;
+  tags: Tag[];
+}
+
+export function objectOptionsOf(h: Headers, cfg: RequestContext["cfg"]): ObjectOptions {
   const condition = writeConditionOf(h);
   refuseUnkeptWriteOptions(h);
   const { userMeta, httpMeta } = metadataOf(h);
-  const replicas = replicasOf(h.get("x-edgestore-replicas"), ctx.cfg);
-  const tags = tagsOfHeader(h.get("x-amz-tagging"));
-  const { result, checksum } = await receiveBody(ctx, false, bucketCheck, replicas);
+  return { condition, contentType: h.get("content-type") ?? "binary/octet-stream", userMeta, httpMeta, replicas: replicasOf(h.get("x-edgestore-replicas"), cfg), tags: tagsOfHeader(h.get("x-amz-tagging")) };
+}
 
+/** Commit a received body as the newest version of `key`; the answer's headers (ETag, version id, checksum). */
+export async function commitObject(ctx: RequestContext, at: { bucket: string; key: string }, w: { opts: ObjectOptions; received: ReceivedBody; info: Promise<BucketInfo> }): Promise<Record<string, string>> {
+  const { bucket, key } = at;
+  const { opts, received } = w;
+  const { result, checksum } = received;
   const place = await placeOf(ctx, bucket, key);
   const vbody: VersionBody = {
     tenant: ctx.tenant,
@@ -203,9 +215,9 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
     key,
     size: result.size,
     etag: result.md5,
-    contentType: h.get("content-type") ?? "binary/octet-stream",
-    userMeta,
-    httpMeta,
+    contentType: opts.contentType,
+    userMeta: opts.userMeta,
+    httpMeta: opts.httpMeta,
     chunks: result.chunks,
     inline: result.inline ? base64Encode(result.inline) : null,
     deleteMarker: false,
@@ -215,10 +227,10 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
   // The manifest goes to its targets while the last chunks are still being saved; the group
   // commits the version only once `chunksStored` resolves (a callback over RPC into this request).
   const chunksStored = () => result.stored;
-  const info = await bucketCheck;
+  const info = await w.info;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: result.chunks.length > 0 ? chunksStored : null, condition, replicas, tags }),
+    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: result.chunks.length > 0 ? chunksStored : null, condition: opts.condition, replicas: opts.replicas, tags: opts.tags }),
   ]);
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };
@@ -226,5 +238,13 @@ export async function putObject(ctx: RequestContext, bucket: string, key: string
     out[headerOf(checksum.algorithm)] = checksum.value;
     out["x-amz-checksum-type"] = "FULL_OBJECT";
   }
-  return new Response(null, { status: 200, headers: out });
+  return out;
+}
+
+export async function putObject(ctx: RequestContext, bucket: string, key: string): Promise<Response> {
+  validateKey(key);
+  const info = awaitedLater(requireBucket(ctx, bucket));
+  const opts = objectOptionsOf(ctx.req.headers, ctx.cfg);
+  const received = await receiveBody(ctx, false, info, opts.replicas);
+  return new Response(null, { status: 200, headers: await commitObject(ctx, { bucket, key }, { opts, received, info }) });
 }
