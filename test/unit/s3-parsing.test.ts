@@ -46,6 +46,12 @@ describe("route: service and bucket operations", () => {
     expect(await routeOf("/b/?list-type=2")).toMatchObject({ op: "ListObjectsV2", bucket: "b" });
   });
 
+  it("routes ?policy and ?publicAccessBlock for GET, PUT and DELETE only", async () => {
+    expect(await routeOf("/b?policy", "PUT")).toMatchObject({ op: "PutBucketPolicy", bucket: "b" });
+    expect(await routeOf("/b?publicAccessBlock")).toMatchObject({ op: "GetPublicAccessBlock", bucket: "b" });
+    expect((await routeError("/b?policy", "POST")).code).toBe("NotImplemented");
+  });
+
   it("routes ?cors for GET, PUT and DELETE only", async () => {
     expect(await routeOf("/b?cors")).toMatchObject({ op: "GetBucketCors", bucket: "b" });
     expect(await routeOf("/b?cors", "PUT")).toMatchObject({ op: "PutBucketCors" });
@@ -54,7 +60,7 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["policy", "lifecycle", "website"]) {
+    for (const sub of ["lifecycle", "website"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");

@@ -27,6 +27,9 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
       id TEXT PRIMARY KEY, tenant TEXT NOT NULL REFERENCES tenants (name), sealed TEXT NOT NULL,
       created INTEGER NOT NULL, expires INTEGER, revoked INTEGER)`);
     this.sql.exec("CREATE INDEX IF NOT EXISTS access_keys_tenant ON access_keys (tenant)");
+    // Bucket names are per tenant, but an anonymous request names no tenant: a bucket made
+    // public claims its name here, across tenants, so such a request finds its owner.
+    this.sql.exec("CREATE TABLE IF NOT EXISTS public_buckets (bucket TEXT PRIMARY KEY, tenant TEXT NOT NULL)");
     // The tenant of the bootstrap key (S3_ACCESS_KEY): always there, so it can have a quota and keys of its own.
     this.sql.exec("INSERT OR IGNORE INTO tenants (name, created) VALUES (?, ?)", DEFAULT_TENANT, Date.now());
   }
@@ -65,8 +68,26 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
   async deleteTenant(name: string): Promise<boolean> {
     return this.ctx.storage.transactionSync(() => {
       this.sql.exec("DELETE FROM access_keys WHERE tenant = ?", name);
+      this.sql.exec("DELETE FROM public_buckets WHERE tenant = ?", name);
       return this.sql.exec("DELETE FROM tenants WHERE name = ?", name).rowsWritten > 0;
     });
+  }
+
+  /** Claim a public bucket name for a tenant; false if another tenant's public bucket holds it. */
+  async claimPublicBucket(bucket: string, tenant: string): Promise<boolean> {
+    this.sql.exec("INSERT INTO public_buckets (bucket, tenant) VALUES (?, ?) ON CONFLICT(bucket) DO NOTHING", bucket, tenant);
+    return this.sql.exec("SELECT tenant FROM public_buckets WHERE bucket = ?", bucket).one().tenant === tenant;
+  }
+
+  /** Give the name up (the bucket is no longer public, or gone); only its claimant can. */
+  async releasePublicBucket(bucket: string, tenant: string): Promise<void> {
+    this.sql.exec("DELETE FROM public_buckets WHERE bucket = ? AND tenant = ?", bucket, tenant);
+  }
+
+  /** Whose public bucket has this name, if any. */
+  async publicBucketTenant(bucket: string): Promise<string | null> {
+    const row = this.sql.exec("SELECT tenant FROM public_buckets WHERE bucket = ?", bucket).toArray()[0];
+    return row ? String(row.tenant) : null;
   }
 
   /** Add a key to a tenant; null if the tenant does not exist. */

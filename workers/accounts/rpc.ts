@@ -44,4 +44,7 @@ export interface AccountRpc extends Rpc.DurableObjectBranded {
   sealedPage(after: string, limit: number): Promise<{ id: string; sealed: string }[]>;
   reseal(id: string, was: string, sealed: string): Promise<boolean>;
   lookupKey(accessKeyId: string): Promise<KeyLookup | null>;
+  claimPublicBucket(bucket: string, tenant: string): Promise<boolean>;
+  releasePublicBucket(bucket: string, tenant: string): Promise<void>;
+  publicBucketTenant(bucket: string): Promise<string | null>;
 }

@@ -6,6 +6,7 @@ import { lookupCredential } from "./auth/credentials.ts";
 import { verifyRequest } from "./auth/sigv4.ts";
 import { bucketAlone, bucketNamed, route, type Endpoint } from "./router.ts";
 import { postObject, readForm, verifiedForm } from "./s3/post-object.ts";
+import { anonymousReader, deleteBucketPolicy, deletePublicAccessBlock, getBucketPolicy, getPublicAccessBlock, isAnonymous, putBucketPolicy, putPublicAccessBlock } from "./s3/public-access.ts";
 import type { AuthContext } from "../../common/s3/verify-request.ts";
 import { boundaryOf, type FormUpload } from "./data/form-data.ts";
 import { corsFor, deleteBucketCors, getBucketCors, preflight, putBucketCors } from "./s3/cors.ts";
@@ -85,6 +86,18 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return putObjectAcl(ctx, ep);
     case "PostObject":
       return postObject(ctx, ep.bucket, ep.form);
+    case "GetBucketPolicy":
+      return getBucketPolicy(ctx, ep.bucket);
+    case "PutBucketPolicy":
+      return putBucketPolicy(ctx, ep.bucket);
+    case "DeleteBucketPolicy":
+      return deleteBucketPolicy(ctx, ep.bucket);
+    case "GetPublicAccessBlock":
+      return getPublicAccessBlock(ctx, ep.bucket);
+    case "PutPublicAccessBlock":
+      return putPublicAccessBlock(ctx, ep.bucket);
+    case "DeletePublicAccessBlock":
+      return deletePublicAccessBlock(ctx, ep.bucket);
     case "GetBucketCors":
       return getBucketCors(ctx, ep.bucket);
     case "PutBucketCors":
@@ -229,6 +242,13 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
       const form = await verifiedForm(formUpload, { env, bucket: formBucket });
       ({ tenant, auth } = form);
       ep = { op: "PostObject", bucket: formBucket, form };
+    } else if (isAnonymous(req, url)) {
+      // No credential at all: only a read a public bucket's policy opens (public-access.ts). A
+      // path that does not even route is refused as any anonymous request is.
+      ep = await route(req, url, env.S3_BASE_DOMAIN ?? "").catch(() => {
+        throw new S3Error("AccessDenied", "Anonymous access is not allowed");
+      });
+      ({ tenant, auth } = await anonymousReader(env, ep));
     } else {
       auth = await verifyRequest(req, url, {
         region: env.S3_REGION,

@@ -57,6 +57,12 @@ export type Endpoint =
   | { op: "GetBucketTagging"; bucket: string }
   | { op: "PutBucketTagging"; bucket: string }
   | { op: "DeleteBucketTagging"; bucket: string }
+  | { op: "GetBucketPolicy"; bucket: string }
+  | { op: "PutBucketPolicy"; bucket: string }
+  | { op: "DeleteBucketPolicy"; bucket: string }
+  | { op: "GetPublicAccessBlock"; bucket: string }
+  | { op: "PutPublicAccessBlock"; bucket: string }
+  | { op: "DeletePublicAccessBlock"; bucket: string }
   | { op: "GetBucketCors"; bucket: string }
   | { op: "PutBucketCors"; bucket: string }
   | { op: "DeleteBucketCors"; bucket: string }
@@ -88,7 +94,7 @@ export type Endpoint =
   | { op: "EndHttpSession"; id: string };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["lifecycle", "policy", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_BUCKET = ["lifecycle", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
 const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select"];
 
 function notImplemented(what: string): never {
@@ -98,6 +104,19 @@ function notImplemented(what: string): never {
 /** What the router reads of a request besides its path. */
 type Asked = Pick<Request, "method" | "headers">;
 
+/** Operations on a bucket that take nothing but its name. */
+type BucketOp = Extract<Endpoint, { bucket: string }> extends infer E ? (E extends { op: infer O; bucket: string } ? (keyof E extends "op" | "bucket" ? O : never) : never) : never;
+
+/** Bucket subresources by the methods that serve them: any other method is NotImplemented, never another operation. */
+const BUCKET_SUBRESOURCES: Record<string, Partial<Record<"GET" | "PUT" | "DELETE", BucketOp>>> = {
+  acl: { GET: "GetBucketAcl", PUT: "PutBucketAcl" },
+  tagging: { GET: "GetBucketTagging", PUT: "PutBucketTagging", DELETE: "DeleteBucketTagging" },
+  policy: { GET: "GetBucketPolicy", PUT: "PutBucketPolicy", DELETE: "DeleteBucketPolicy" },
+  publicAccessBlock: { GET: "GetPublicAccessBlock", PUT: "PutPublicAccessBlock", DELETE: "DeletePublicAccessBlock" },
+  cors: { GET: "GetBucketCors", PUT: "PutBucketCors", DELETE: "DeleteBucketCors" },
+  versioning: { GET: "GetBucketVersioning", PUT: "PutBucketVersioning" },
+};
+
 function bucketEndpoint(req: Asked, bucket: string, q: URLSearchParams): Endpoint {
   const { method, headers } = req;
   for (const sub of UNIMPLEMENTED_BUCKET) if (q.has(sub)) notImplemented(`?${sub}`);
@@ -105,27 +124,11 @@ function bucketEndpoint(req: Asked, bucket: string, q: URLSearchParams): Endpoin
   if (q.has("uploads") && method !== "GET") notImplemented(`${method} ?uploads on a bucket`);
   if (q.has("delete") && method !== "POST") notImplemented(`${method} ?delete on a bucket`);
   if (q.has("versions") && method !== "GET") notImplemented(`${method} ?versions on a bucket`);
-  if (q.has("acl")) {
-    if (method === "GET") return { op: "GetBucketAcl", bucket };
-    if (method === "PUT") return { op: "PutBucketAcl", bucket };
-    notImplemented(`${method} ?acl on a bucket`);
-  }
-  if (q.has("tagging")) {
-    if (method === "GET") return { op: "GetBucketTagging", bucket };
-    if (method === "PUT") return { op: "PutBucketTagging", bucket };
-    if (method === "DELETE") return { op: "DeleteBucketTagging", bucket };
-    notImplemented(`${method} ?tagging on a bucket`);
-  }
-  if (q.has("cors")) {
-    if (method === "GET") return { op: "GetBucketCors", bucket };
-    if (method === "PUT") return { op: "PutBucketCors", bucket };
-    if (method === "DELETE") return { op: "DeleteBucketCors", bucket };
-    notImplemented(`${method} ?cors on a bucket`);
-  }
-  if (q.has("versioning")) {
-    if (method === "GET") return { op: "GetBucketVersioning", bucket };
-    if (method === "PUT") return { op: "PutBucketVersioning", bucket };
-    notImplemented(`${method} ?versioning on a bucket`);
+  for (const [sub, ops] of Object.entries(BUCKET_SUBRESOURCES)) {
+    if (!q.has(sub)) continue;
+    const op = ops[method as keyof typeof ops];
+    if (op) return { op, bucket };
+    notImplemented(`${method} ?${sub} on a bucket`);
   }
   switch (method) {
     case "GET":

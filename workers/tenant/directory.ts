@@ -7,6 +7,14 @@ import type { Versioning } from "../shared/versioning.ts";
 import type { BucketInfo, TenantRpc } from "./rpc.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
 import { corsOfJson, corsToJson, type CorsRule } from "../shared/cors-rules.ts";
+import type { PublicRead } from "../shared/bucket-policy.ts";
+import type { PublicBlock } from "./rpc.ts";
+
+/** A column this object wrote as JSON, read back; null when empty. */
+function jsonOf<T>(v: unknown): T | null {
+  // Written by this object from checked values: the cast only names what it wrote.
+  return typeof v === "string" ? (JSON.parse(v) as T) : null;
+}
 
 export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   private readonly sql: SqlStorage;
@@ -19,11 +27,14 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
     if (!columns.includes("versioning")) this.sql.exec("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT 'Unversioned'");
     if (!columns.includes("tags")) this.sql.exec("ALTER TABLE buckets ADD COLUMN tags TEXT");
     if (!columns.includes("cors")) this.sql.exec("ALTER TABLE buckets ADD COLUMN cors TEXT");
+    for (const c of ["policy", "public_read", "public_block"]) if (!columns.includes(c)) this.sql.exec(`ALTER TABLE buckets ADD COLUMN ${c} TEXT`);
   }
 
   private infoOf(r: Record<string, SqlStorageValue>): BucketInfo {
     const cors = corsOfJson(r.cors);
-    return { name: String(r.name), created: Number(r.created), versioning: String(r.versioning) as Versioning, ...(cors ? { cors } : {}) };
+    const publicRead = jsonOf<PublicRead>(r.public_read);
+    const publicBlock = jsonOf<PublicBlock>(r.public_block);
+    return { name: String(r.name), created: Number(r.created), versioning: String(r.versioning) as Versioning, ...(cors ? { cors } : {}), ...(publicRead ? { publicRead } : {}), ...(publicBlock ? { publicBlock } : {}) };
   }
 
   /** Create a bucket; false if it already exists. */
@@ -35,12 +46,12 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   }
 
   async getBucket(name: string): Promise<BucketInfo | null> {
-    const row = this.sql.exec("SELECT name, created, versioning, cors FROM buckets WHERE name = ?", name).toArray()[0];
+    const row = this.sql.exec("SELECT name, created, versioning, cors, public_read, public_block FROM buckets WHERE name = ?", name).toArray()[0];
     return row ? this.infoOf(row) : null;
   }
 
   async listBuckets(): Promise<BucketInfo[]> {
-    return this.sql.exec("SELECT name, created, versioning, cors FROM buckets ORDER BY name").toArray().map((r) => this.infoOf(r));
+    return this.sql.exec("SELECT name, created, versioning, cors, public_read, public_block FROM buckets ORDER BY name").toArray().map((r) => this.infoOf(r));
   }
 
   /** Enabled or Suspended; a bucket never returns to Unversioned. False if there is no such bucket. */
@@ -62,6 +73,22 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   /** Replace the bucket's CORS rules (null: remove them); false if there is no such bucket. */
   async setBucketCors(name: string, rules: CorsRule[] | null): Promise<boolean> {
     return this.sql.exec("UPDATE buckets SET cors = ? WHERE name = ?", corsToJson(rules), name).rowsWritten > 0;
+  }
+
+  /** The bucket's policy as it was put; null if it has none (or there is no such bucket). */
+  async getBucketPolicy(name: string): Promise<string | null> {
+    const row = this.sql.exec("SELECT policy FROM buckets WHERE name = ?", name).toArray()[0];
+    return row && typeof row.policy === "string" ? row.policy : null;
+  }
+
+  /** Replace the bucket's policy and what it grants (null: remove it); false if there is no such bucket. */
+  async setBucketPolicy(name: string, policy: { text: string; read: PublicRead } | null): Promise<boolean> {
+    return this.sql.exec("UPDATE buckets SET policy = ?, public_read = ? WHERE name = ?", policy?.text ?? null, policy ? JSON.stringify(policy.read) : null, name).rowsWritten > 0;
+  }
+
+  /** Replace the bucket's public access block (null: remove it); false if there is no such bucket. */
+  async setPublicAccessBlock(name: string, block: PublicBlock | null): Promise<boolean> {
+    return this.sql.exec("UPDATE buckets SET public_block = ? WHERE name = ?", block ? JSON.stringify(block) : null, name).rowsWritten > 0;
   }
 
   async deleteBucket(name: string): Promise<boolean> {

@@ -3,6 +3,7 @@
 // shared/env.ts can name the binding without importing the object, which itself needs env.ts.
 
 import type { CorsRule } from "../shared/cors-rules.ts";
+import type { PublicRead } from "../shared/bucket-policy.ts";
 import type { Tag } from "../shared/tags.ts";
 import type { Versioning } from "../shared/versioning.ts";
 
@@ -12,6 +13,18 @@ export interface BucketInfo {
   versioning: Versioning;
   /** Its CORS rules (PutBucketCors); absent: none. */
   cors?: CorsRule[];
+  /** What its policy lets anyone read; absent: nothing. */
+  publicRead?: PublicRead;
+  /** Its public access block; absent: none. */
+  publicBlock?: PublicBlock;
+}
+
+/** PutPublicAccessBlock's four settings. */
+export interface PublicBlock {
+  blockPublicAcls: boolean;
+  ignorePublicAcls: boolean;
+  blockPublicPolicy: boolean;
+  restrictPublicBuckets: boolean;
 }
 
 /** directory.ts says what each call does. */
@@ -23,5 +36,8 @@ export interface TenantRpc extends Rpc.DurableObjectBranded {
   getBucketTags(name: string): Promise<Tag[] | null>;
   setBucketTags(name: string, tags: Tag[]): Promise<boolean>;
   setBucketCors(name: string, rules: CorsRule[] | null): Promise<boolean>;
+  getBucketPolicy(name: string): Promise<string | null>;
+  setBucketPolicy(name: string, policy: { text: string; read: PublicRead } | null): Promise<boolean>;
+  setPublicAccessBlock(name: string, block: PublicBlock | null): Promise<boolean>;
   deleteBucket(name: string): Promise<boolean>;
 }

@@ -1,7 +1,7 @@
 // Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
 // GetBucketVersioning and PutBucketVersioning.
 
-import { shardStub, tenantStub } from "../../shared/env.ts";
+import { registryStub, shardStub, tenantStub } from "../../shared/env.ts";
 import { forgetBucket } from "./bucket-cache.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
@@ -76,6 +76,8 @@ export async function deleteBucket(ctx: RequestContext, bucket: string): Promise
   );
   if (nonEmpty.some(Boolean)) throw new S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty", { BucketName: bucket });
   await tenantStub(ctx.env, ctx.tenant).deleteBucket(bucket);
+  // A public bucket's name goes back to the shared pool with it.
+  await registryStub(ctx.env).releasePublicBucket(bucket, ctx.tenant);
   forgetBucket(ctx.tenant, bucket);
   return new Response(null, { status: 204 });
 }
