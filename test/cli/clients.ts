@@ -35,6 +35,8 @@ export interface CliClient {
   removeBucket(bucket: string): Promise<void>;
   /** Set a bucket's CORS rules, given as S3's JSON form (`CORSRules`), where the client has a command for it. */
   putBucketCors?(bucket: string, rules: object): Promise<void>;
+  /** Set a bucket's policy (JSON text), where the client has a command for it. */
+  putBucketPolicy?(bucket: string, policy: string): Promise<void>;
   /** Replace an object's tags, where the client has a command for it. */
   putObjectTagging?(bucket: string, key: string, tags: { Key: string; Value: string }[]): Promise<void>;
 }
@@ -127,6 +129,7 @@ export function awsCli(ep: Endpoint): CliClient | Unavailable {
     removeAll: async (b, prefix) => void (await aws("s3", "rm", "--recursive", `s3://${b}/${prefix}`)),
     removeBucket: async (b) => void (await aws("s3", "rb", `s3://${b}`)),
     putBucketCors: async (b, rules) => void (await aws("s3api", "put-bucket-cors", "--bucket", b, "--cors-configuration", JSON.stringify(rules))),
+    putBucketPolicy: async (b, policy) => void (await aws("s3api", "put-bucket-policy", "--bucket", b, "--policy", policy)),
     putObjectTagging: async (b, key, tags) => void (await aws("s3api", "put-object-tagging", "--bucket", b, "--key", key, "--tagging", JSON.stringify({ TagSet: tags }))),
   };
 }

@@ -1,7 +1,8 @@
 // What every command-line client must be able to do against the gateway (issue 3): make a
 // bucket, put a small and a 50 MiB (multipart) object, list, get and compare, ranged get,
 // server-side copy, sync a tree of a few hundred files both ways, delete, remove the bucket;
-// where a client has the commands (the aws CLI's s3api), tag an object and set CORS rules.
+// where a client has the commands (the aws CLI's s3api), tag an object, set CORS rules and open
+// a prefix to anonymous reads with a bucket policy.
 // The client under test does each step through its own commands; each result is checked
 // independently through @aws-sdk/client-s3 and the local files.
 
@@ -159,6 +160,22 @@ export function cliScenario(client: CliClient, ep: Endpoint, bucket: string): { 
               const tags = [{ Key: "team", Value: "storage" }, { Key: "stage", Value: "cli test" }];
               await client.putObjectTagging!(bucket, SMALL_KEY, tags);
               assert.deepEqual((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: SMALL_KEY }))).TagSet, tags);
+            },
+          },
+        ]
+      : []),
+    ...(client.putBucketPolicy
+      ? [
+          {
+            name: "open a prefix to anyone (s3api put-bucket-policy)",
+            run: async () => {
+              const policy = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: `arn:aws:s3:::${bucket}/dir/*` }] });
+              await client.putBucketPolicy!(bucket, policy);
+              // No credential at all: the small object under dir/ reads, the big one elsewhere does not.
+              const open = await fetch(`${ep.url}/${bucket}/${SMALL_KEY.split("/").map(encodeURIComponent).join("/")}`);
+              assert.equal(open.status, 200);
+              assert.equal(sha256(new Uint8Array(await open.arrayBuffer())), sha256(small));
+              assert.equal((await fetch(`${ep.url}/${bucket}/${BIG_KEY}`)).status, 403);
             },
           },
         ]

@@ -277,7 +277,9 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     const err = asS3Error(e);
     if (err.status >= 500) console.error(JSON.stringify({ requestId, method: req.method, path: url.pathname, code: err.code, message: err.message, cause: err.cause }));
     // Drain an unread request body so the client is not left writing into a closed socket.
-    if (formUpload) exec.waitUntil(formUpload.discard());
+    // A refused form upload's body is read to its end before the answer goes: a connection
+    // answered mid-body is closed by the runtime, and the client's next request on it fails.
+    if (formUpload) await formUpload.discard();
     else if (req.body && !req.bodyUsed) exec.waitUntil(req.body.pipeTo(new WritableStream()).catch(() => {}));
     const res = errorResponse(err, resourceOf(url), requestId, req.method === "HEAD");
     for (const [k, v] of Object.entries(await corsHeadersOf(req, corsOf))) res.headers.set(k, v);
