@@ -7,7 +7,7 @@ import type { ListEntry, ListPage, ListQuery } from "../../manifest-shard/listin
 import type { VersionEntry, VersionPage } from "../../manifest-shard/versions.ts";
 import { versionIdOf } from "../../shared/versioning.ts";
 import { shardStub } from "../../shared/env.ts";
-import { listSnapshotBucket, openSnapshot, type OpenSnapshot } from "../ext/snapshot-read.ts";
+import { listSnapshotBucket, openSnapshot } from "../ext/snapshot-read.ts";
 import { asOfHeaders, settleAll } from "./as-of.ts";
 import { continuationTokenOf, type AsOf, type ListObjectsParams, type ListObjectsV2Params, type ListVersionsParams } from "../params.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
