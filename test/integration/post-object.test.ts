@@ -3,7 +3,7 @@
 // fetch for every refusal S3 gives, and by a real HTML form in headless Chromium on a page from
 // another origin. What is stored is checked with the real SDK.
 
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { existsSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -69,11 +69,13 @@ describe("POST Object", () => {
     expect(await text("uploads/note.txt")).toBe("hello from a form");
     const head = await s3.send(new HeadObjectCommand({ Bucket: B, Key: "uploads/note.txt" }));
     expect([head.ContentType, head.Metadata?.origin]).toEqual(["text/plain", "form"]);
-    const created = await post({ key: "uploads/201.txt", success_action_status: "201", ...(await signedFields([["starts-with", "$key", "uploads/"], { success_action_status: "201" }])) }, "created");
+    const tagging = "<Tagging><TagSet><Tag><Key>source</Key><Value>form</Value></Tag></TagSet></Tagging>";
+    const created = await post({ key: "uploads/201.txt", success_action_status: "201", tagging, ...(await signedFields([["starts-with", "$key", "uploads/"], { success_action_status: "201" }, ["starts-with", "$tagging", ""]])) }, "created");
     expect(created.status).toBe(201);
     const xml = await created.text();
     expect(xml).toContain("<Key>uploads/201.txt</Key>");
     expect(xml).toContain("<Bucket>forms</Bucket>");
+    expect((await s3.send(new GetObjectTaggingCommand({ Bucket: B, Key: "uploads/201.txt" }))).TagSet).toEqual([{ Key: "source", Value: "form" }]);
   });
 
   it("refuses what the policy does not allow, a wrong signature and an expired policy, storing nothing", async () => {

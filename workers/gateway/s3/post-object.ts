@@ -18,6 +18,8 @@ import { commitObject, objectOptionsOf } from "./object-put.ts";
 import { parsePolicy, type PostPolicy } from "./post-policy.ts";
 import { requireRoom } from "./quota.ts";
 import { xmlResponse } from "./xml.ts";
+import { tagsOfXml } from "./tagging.ts";
+import { OBJECT_TAGS_MAX } from "../../shared/tags.ts";
 
 /** S3's cap on the fields before the file. */
 const FIELDS_MAX = 20 * 1024;
@@ -85,8 +87,8 @@ export async function postObject(ctx: RequestContext, bucket: string, form: Post
   for (const [name, value] of f) if (AS_HEADERS.test(name)) h.set(name, value);
   const acl = f.get("acl");
   if (acl !== undefined) h.set("x-amz-acl", acl);
-  if (f.has("tagging")) throw new S3Error("NotImplemented", "The tagging field of a form upload is not supported: tag the object after it is stored");
-  const opts = objectOptionsOf(h, ctx.cfg);
+  const tagging = f.get("tagging");
+  const opts = { ...objectOptionsOf(h, ctx.cfg), ...(tagging !== undefined ? { tags: tagsOfXml(tagging, OBJECT_TAGS_MAX) } : {}) };
   const max = Math.min(form.policy.length?.max ?? PUT_MAX, PUT_MAX);
   await info;
   const result = await ingest(ctx.env, ctx.cfg, form.upload.file, { sha256: false, sizeHint: PUT_MAX, checksum: null, replicas: opts.replicas, maxSize: max });

@@ -20,7 +20,13 @@ type ObjectAt = { bucket: string; key: string; versionId: VersionId };
 /** The tag set of a PUT ?tagging body, checked against `max`. */
 async function tagSetOf(ctx: RequestContext, max: number): Promise<Tag[]> {
   const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
-  const root = parseXml(await readXmlBody(ctx.req, TAGGING_BODY_MAX, malformed), malformed);
+  return tagsOfXml(await readXmlBody(ctx.req, TAGGING_BODY_MAX, malformed), max);
+}
+
+/** A Tagging document (a PUT ?tagging body, a form upload's tagging field), checked against `max`. */
+export function tagsOfXml(xml: string, max: number): Tag[] {
+  const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
+  const root = parseXml(xml, malformed);
   if (root.name !== "Tagging") throw malformed();
   const sets = childrenNamed(root, "TagSet");
   if (sets.length !== 1) throw malformed();
