@@ -1,7 +1,8 @@
 // Property-based fuzzing (fast-check) of every decoder at a trust boundary the Worker has:
 // S3 request documents (XML), paths, query strings and methods, SigV4 headers and presigned
-// queries, aws-chunked bodies, JSON bodies of the extension and admin APIs, masks, and the
-// wire messages targets send the cluster and groups (and the cluster and groups send targets).
+// queries, aws-chunked bodies, JSON bodies of the extension and admin APIs, masks, editing-
+// session commands, form uploads and their policies, bucket policies, tag sets, CORS rules, and
+// the wire messages targets send the cluster and groups (and the cluster and groups send targets).
 // Each decoder either gives a value or refuses with its boundary's own error type (an S3Error,
 // an AdminError, a Malformed reason): never another exception, which would surface as a 5xx or
 // crash a Durable Object. Runs are bounded and seeded, so CI time is fixed and a failure
@@ -21,6 +22,14 @@ import { parseMask } from "../../workers/gateway/ext/selection.ts";
 import { route } from "../../workers/gateway/router.ts";
 import { S3Error } from "../../common/s3/errors.ts";
 import { parseXml } from "../../workers/gateway/s3/xml-read.ts";
+import { decodeClientCommand, isCommandError } from "../../common/session-decode.ts";
+import { readFormUpload } from "../../workers/gateway/data/form-data.ts";
+import { parsePolicy } from "../../workers/gateway/s3/post-policy.ts";
+import { publicReadOf } from "../../workers/shared/bucket-policy.ts";
+import { tagsOfHeader } from "../../workers/shared/tags.ts";
+import { tagsOfXml } from "../../workers/gateway/s3/tagging.ts";
+import { corsRulesOf } from "../../workers/gateway/s3/cors.ts";
+import { attributesParams } from "../../workers/gateway/params.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 
 const RUNS = { numRuns: 400, seed: 0x5eed };
@@ -54,7 +63,7 @@ describe("decoders at trust boundaries, fuzzed", () => {
 
   it("paths, query strings and methods: an endpoint or S3's 4xx", async () => {
     const segment = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("%ff", "%", "%2", "..", "_admin", "_query", "a%00b", "x?y", "uploads"));
-    const query = fc.array(fc.tuple(fc.constantFrom("uploads", "uploadId", "partNumber", "versionId", "versioning", "delete", "tagging", "acl", "list-type", "max-keys", "x"), fc.string({ maxLength: 6 })), { maxLength: 4 });
+    const query = fc.array(fc.tuple(fc.constantFrom("uploads", "uploadId", "partNumber", "versionId", "versioning", "delete", "tagging", "acl", "list-type", "max-keys", "x", "encoding-type", "continuation-token", "start-after", "key-marker", "version-id-marker", "max-uploads", "max-parts", "part-number-marker", "as-of", "as-of-wait", "snapshot", "chunk", "chunks", "attributes", "cors", "policy", "publicAccessBlock", "response-content-type"), fc.string({ maxLength: 6 })), { maxLength: 4 });
     await fc.assert(
       fc.asyncProperty(fc.constantFrom("GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"), fc.array(segment, { maxLength: 4 }), query, async (method, segs, q) => {
         const qs = q.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
@@ -161,6 +170,65 @@ describe("decoders at trust boundaries, fuzzed", () => {
         for (const decode of decoders) expect(typeof decode(text)).toBe("object");
       }),
       { ...RUNS, numRuns: 3000 },
+    );
+  });
+
+  it("editing-session commands: a command or the error the client is told, never a throw", async () => {
+    const field = fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 4 }), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 4 }), fc.oneof(fc.string({ maxLength: 4 }), fc.integer())));
+    const cmd = fc.record(
+      { op: fc.constantFrom("new", "fork", "merge", "abandon", "write", "probe", "truncate", "meta", "commit", "abort", "x"), txn: field, bucket: field, key: field, mode: field, offset: field, length: field, enc: field, stored: field, sha256: field, size: field, set: field, delete: field, keys: field, fork: field, replicas: field },
+      { requiredKeys: ["op"] },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(cmd.map((c) => JSON.stringify(c)), fc.string({ maxLength: 60 })), async (text) => {
+        const r = decodeClientCommand(text);
+        if (isCommandError(r)) expect(["MalformedJSON", "InvalidArgument"]).toContain(r.code);
+      }),
+      RUNS,
+    );
+  });
+
+  it("form uploads: fields and a file that reads to its boundary, or S3's 4xx, whatever the body", async () => {
+    const part = fc.oneof(
+      fc.constantFrom("--B\r\n", "\r\n--B\r\n", "\r\n--B--\r\n", 'Content-Disposition: form-data; name="key"\r\n\r\n', 'Content-Disposition: form-data; name="file"; filename="f"\r\n\r\n', "\r\n\r\n", "\r\n--B"),
+      fc.string({ maxLength: 10 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(part, { maxLength: 12 }), fc.integer({ min: 1, max: 16 }), async (parts, piece) => {
+        const bytes = new TextEncoder().encode(parts.join(""));
+        let at = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (at >= bytes.length) return c.close();
+            c.enqueue(bytes.slice(at, (at += piece)));
+          },
+        });
+        await onlyRefuses(async () => {
+          const up = await readFormUpload(body, "B", 64);
+          await new Response(up.file).arrayBuffer();
+        }, isS3Error);
+      }),
+      RUNS,
+    );
+  });
+
+  it("form upload policies, bucket policies, tag sets, CORS rules and GetObjectAttributes headers: a value or S3's 4xx", async () => {
+    const jsonish = fc.jsonValue({ maxDepth: 4 });
+    const policyDoc = fc.record({
+      expiration: fc.oneof(fc.string({ maxLength: 10 }), fc.constant("2030-01-01T00:00:00Z"), fc.integer()),
+      conditions: fc.array(fc.oneof(jsonish, fc.tuple(fc.constantFrom("eq", "starts-with", "content-length-range", "x"), fc.oneof(fc.string({ maxLength: 6 }), fc.integer()), fc.oneof(fc.string({ maxLength: 6 }), fc.integer()))), { maxLength: 5 }),
+    });
+    const statement = fc.record({ Effect: fc.oneof(fc.constantFrom("Allow", "Deny"), jsonish), Principal: fc.oneof(fc.constant("*"), jsonish), Action: fc.oneof(fc.constant("s3:GetObject"), jsonish), Resource: fc.oneof(fc.constantFrom("arn:aws:s3:::b/*", "arn:aws:s3:::b/p*", "arn:aws:s3:::b/a*b*"), jsonish) }, { requiredKeys: [] });
+    await fc.assert(
+      fc.asyncProperty(policyDoc, fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 })), fc.oneof(fc.record({ Statement: fc.oneof(statement, fc.array(statement, { maxLength: 3 })) }), jsonish), fc.string({ maxLength: 40 }), xmlish, async (doc, fields, bucketPolicy, header, xml) => {
+        await onlyRefuses(() => parsePolicy(btoa(JSON.stringify(doc))).check(new Map(Object.entries(fields)), "b"), isS3Error);
+        await onlyRefuses(() => publicReadOf(JSON.stringify(bucketPolicy), "b"), isS3Error);
+        await onlyRefuses(() => tagsOfHeader(header), isS3Error);
+        await onlyRefuses(() => tagsOfXml(xml, 10), isS3Error);
+        await onlyRefuses(() => corsRulesOf(xml), isS3Error);
+        await onlyRefuses(() => attributesParams(new URLSearchParams(header), new Headers({ "x-amz-object-attributes": header.replace(/[^\x20-\x7e]/g, ""), "x-amz-max-parts": header.slice(0, 4).replace(/[^\x20-\x7e]/g, "") })), isS3Error);
+      }),
+      RUNS,
     );
   });
 });

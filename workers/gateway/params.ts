@@ -128,9 +128,8 @@ export function asOfParam(q: URLSearchParams, headers: Headers): AsOf | null {
   return asOfAt(parseTime(raw, "as-of"), waitMsOf(q.get("as-of-wait") ?? headers.get("x-edgestore-as-of-wait"), "as-of-wait", AS_OF_WAIT_DEFAULT_MS));
 }
 
-/** A whole number no larger than `max` (a larger one is taken as `max`, as S3 does). */
-function limitOf(q: URLSearchParams, name: string, dflt: number, max: number): number {
-  const raw = q.get(name);
+/** A whole number (from a query parameter or a header) no larger than `max`: a larger one is taken as `max`, as S3 does. */
+function limitOf(raw: string | null, name: string, dflt: number, max: number): number {
   if (raw === null) return dflt;
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw invalid(name, raw, `Provided ${name} not an integer or within integer range`);
@@ -150,7 +149,7 @@ function snapshotWith(q: URLSearchParams, asOf: AsOf | null): string | null {
 }
 
 function listCommon(q: URLSearchParams, headers: Headers): ListCommon {
-  return { prefix: q.get("prefix") ?? "", delimiter: q.get("delimiter") ?? "", maxKeys: limitOf(q, "max-keys", MAX_KEYS, MAX_KEYS), encodingType: encodingTypeOf(q), asOf: asOfParam(q, headers) };
+  return { prefix: q.get("prefix") ?? "", delimiter: q.get("delimiter") ?? "", maxKeys: limitOf(q.get("max-keys"), "max-keys", MAX_KEYS, MAX_KEYS), encodingType: encodingTypeOf(q), asOf: asOfParam(q, headers) };
 }
 
 export function listObjectsParams(q: URLSearchParams, headers: Headers): ListObjectsParams {
@@ -201,12 +200,12 @@ export function listUploadsParams(q: URLSearchParams): ListUploadsParams {
     delimiter: q.get("delimiter") ?? "",
     keyMarker,
     uploadIdMarker: keyMarker ? (q.get("upload-id-marker") ?? "") : "",
-    maxUploads: limitOf(q, "max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED),
+    maxUploads: limitOf(q.get("max-uploads"), "max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED),
   };
 }
 
 export function listPartsParams(q: URLSearchParams): ListPartsParams {
-  return { maxParts: limitOf(q, "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED), partNumberMarker: limitOf(q, "part-number-marker", 0, 10_000) };
+  return { maxParts: limitOf(q.get("max-parts"), "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED), partNumberMarker: limitOf(q.get("part-number-marker"), "part-number-marker", 0, 10_000) };
 }
 
 /**
@@ -243,15 +242,6 @@ export interface AttributesParams {
   partNumberMarker: number;
 }
 
-/** The page of parts from headers (x-amz-max-parts, x-amz-part-number-marker), as S3 takes them for this call. */
-function headerLimit(headers: Headers, name: string, dflt: number, max: number): number {
-  const raw = headers.get(name);
-  if (raw === null) return dflt;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw invalid(name, raw, `${name} must be a whole number`);
-  return Math.min(n, max);
-}
-
 export function attributesParams(q: URLSearchParams, headers: Headers): AttributesParams {
   const raw = headers.get("x-amz-object-attributes");
   if (raw === null || raw.trim() === "") throw invalid("x-amz-object-attributes", "", "x-amz-object-attributes names at least one attribute");
@@ -260,5 +250,5 @@ export function attributesParams(q: URLSearchParams, headers: Headers): Attribut
     if (!OBJECT_ATTRIBUTES.includes(a as ObjectAttribute)) throw invalid("x-amz-object-attributes", a, `Invalid attribute name specified: ${a}`);
     attributes.add(a as ObjectAttribute);
   }
-  return { versionId: versionIdParam(q.get("versionId")), attributes, maxParts: headerLimit(headers, "x-amz-max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED), partNumberMarker: headerLimit(headers, "x-amz-part-number-marker", 0, 10_000) };
+  return { versionId: versionIdParam(q.get("versionId")), attributes, maxParts: limitOf(headers.get("x-amz-max-parts"), "x-amz-max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED), partNumberMarker: limitOf(headers.get("x-amz-part-number-marker"), "x-amz-part-number-marker", 0, 10_000) };
 }

@@ -6,6 +6,7 @@
 import { S3Error } from "../../../common/s3/errors.ts";
 
 const CRLF = new Uint8Array([13, 10]);
+const HEADERS_END = new TextEncoder().encode("\r\n\r\n");
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -64,7 +65,7 @@ export async function readFormUpload(body: ReadableStream<Uint8Array>, boundary:
   const delimiter = enc.encode(`\r\n--${boundary}`);
   const reader = body.getReader();
   // The body starts with "--boundary": reading as if a CRLF came before it makes every delimiter alike.
-  let buf: Uint8Array = concat(CRLF, new Uint8Array(0));
+  let buf: Uint8Array = CRLF;
   const tooLarge = () => new S3Error("MaxPostPreDataLengthExceededError", "Your POST request fields preceeding the upload file was too large.");
   /** Bytes the fields took so far: what S3 caps (a read may also bring file bytes, which do not count). */
   let fieldBytes = 0;
@@ -79,9 +80,12 @@ export async function readFormUpload(body: ReadableStream<Uint8Array>, boundary:
   const fields = new Map<string, string>();
   // Each round: buf starts at a delimiter; find the part's headers, then its end.
   for (;;) {
-    while (indexOf(buf, enc.encode("\r\n\r\n"), delimiter.length) < 0) if (!(await more())) throw malformed();
+    let headersEnd = indexOf(buf, HEADERS_END, delimiter.length);
+    while (headersEnd < 0) {
+      if (!(await more())) throw malformed();
+      headersEnd = indexOf(buf, HEADERS_END, delimiter.length);
+    }
     if (indexOf(buf, delimiter) !== 0) throw malformed();
-    const headersEnd = indexOf(buf, enc.encode("\r\n\r\n"), delimiter.length);
     const head = dec.decode(buf.subarray(delimiter.length + 2, headersEnd));
     const { name, filename } = partHeaders(head);
     fieldBytes += headersEnd + 4;

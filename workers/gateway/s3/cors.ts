@@ -19,7 +19,8 @@ import { xmlResponse } from "./xml.ts";
 
 const CORS_BODY_MAX = 64 * 1024;
 
-function rulesOf(xml: string): CorsRule[] {
+/** A CORSConfiguration document as S3 takes it: the rules, or the S3 error S3 gives. */
+export function corsRulesOf(xml: string): CorsRule[] {
   const malformed = () => new S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
   const root = parseXml(xml, malformed);
   if (root.name !== "CORSConfiguration") throw malformed();
@@ -44,7 +45,7 @@ function rulesOf(xml: string): CorsRule[] {
 export async function putBucketCors(ctx: RequestContext, bucket: string): Promise<Response> {
   await requireBucket(ctx, bucket);
   const tooLarge = () => new S3Error("MaxMessageLengthExceeded", "Your request was too big.");
-  const rules = rulesOf(await readXmlBody(ctx.req, CORS_BODY_MAX, tooLarge));
+  const rules = corsRulesOf(await readXmlBody(ctx.req, CORS_BODY_MAX, tooLarge));
   await tenantStub(ctx.env, ctx.tenant).setBucketCors(bucket, rules);
   forgetBucket(ctx.tenant, bucket);
   return new Response(null, { status: 200 });

@@ -18,6 +18,7 @@ import { commitObject, objectOptionsOf } from "./object-put.ts";
 import { parsePolicy, type PostPolicy } from "./post-policy.ts";
 import { requireRoom } from "./quota.ts";
 import { xmlResponse } from "./xml.ts";
+import { awaitedLater } from "../../../common/deferred.ts";
 import { tagsOfXml } from "./tagging.ts";
 import { OBJECT_TAGS_MAX } from "../../shared/tags.ts";
 
@@ -81,7 +82,7 @@ export async function postObject(ctx: RequestContext, bucket: string, form: Post
   if (rawKey === undefined) throw new S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", { ArgumentName: "key" });
   const key = rawKey.replaceAll("${filename}", form.upload.filename ?? "");
   validateKey(key);
-  const info = requireBucket(ctx, bucket);
+  const info = awaitedLater(requireBucket(ctx, bucket));
   // The form's fields stand for a PUT's headers: the same options, refusals and metadata.
   const h = new Headers();
   for (const [name, value] of f) if (AS_HEADERS.test(name)) h.set(name, value);
