@@ -4,7 +4,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { formatUvid, type Chid, type Uvid } from "../../common/ids.ts";
-import type { RemovalRecord, VersionRecord } from "../../workers/manifest-shard/records.ts";
+import type { RemovalRecord, TagsRecord, VersionRecord } from "../../workers/manifest-shard/records.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 import type { Selection } from "../../workers/manifest-shard/select.ts";
 
@@ -64,6 +64,24 @@ describe("selecting versions", () => {
     expect(names(await shard.select(sel({ keyPrefix: "dir/" }), null, 100))).toEqual(["a/dir/y.mp3@2"]);
     expect(names(await shard.select(sel({ qualifiers: [{ name: "content-type", value: "audio/mpeg" }] }), null, 100))).toEqual(["a/dir/y.mp3@2"]);
     expect(names(await shard.select(sel({ qualifiers: [{ name: "x-amz-meta-genre", value: "rock" }] }), null, 100))).toEqual(["a/x.mp3@3"]);
+  });
+
+  it("filters by the tags a version has now: set at the write, changed later, the later-stamped change winning in any order of arrival", async () => {
+    const shard = freshShard();
+    const tags = (target: Uvid, stamp: Uvid, value: string): TagsRecord => ({ kind: "tags", tenant: "t", bucket: "a", key: "k", uvid: stamp, target, tags: [{ key: "Class", value }] });
+    const byTag = (value: string) => sel({ qualifiers: [{ name: "tag:Class", value }] });
+    // A change arriving before its version (a batch sent again after later ones) waits for it.
+    await shard.applyRecords([tags(uvid(1), uvid(5), "cold")], { group: 0, cutoff: uvid(1) });
+    await shard.applyRecords([rec("a", "k", uvid(1), { tags: [{ key: "Class", value: "hot" }] }), rec("a", "j", uvid(2), { tags: [{ key: "Class", value: "hot" }] })], { group: 0, cutoff: uvid(6) });
+    expect(names(await shard.select(byTag("cold"), null, 100))).toEqual(["a/k@1"]);
+    expect(names(await shard.select(byTag("hot"), null, 100))).toEqual(["a/j@2"]);
+    // An older change applied after a newer one leaves the newer.
+    await shard.applyRecords([tags(uvid(1), uvid(4), "warm")], { group: 0, cutoff: uvid(7) });
+    expect(names(await shard.select(byTag("cold"), null, 100))).toEqual(["a/k@1"]);
+    await shard.applyRecords([tags(uvid(1), uvid(8), "warm")], { group: 0, cutoff: uvid(9) });
+    expect(names(await shard.select(byTag("warm"), null, 100))).toEqual(["a/k@1"]);
+    // Tag keys compare with their case, as S3's do.
+    expect(names(await shard.select(sel({ qualifiers: [{ name: "tag:class", value: "warm" }] }), null, 100))).toEqual([]);
   });
 
   it("pages from a cursor without repeating or skipping", async () => {

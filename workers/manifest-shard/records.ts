@@ -5,6 +5,7 @@
 
 import type { Chid, Uvid } from "../../common/ids.ts";
 import type { VersionManifest } from "../../common/manifest.ts";
+import type { Tag } from "../shared/tags.ts";
 
 export interface VersionRecord {
   /** Absent in records written before upload records existed. */
@@ -24,6 +25,8 @@ export interface VersionRecord {
   isNull?: boolean;
   /** x-amz-meta-* pairs (names without the prefix), for metadata qualifiers. Absent: none, or a record from before they were kept. */
   meta?: Record<string, string>;
+  /** The version's tags when it was written (tags records change them later). Absent: none. */
+  tags?: Tag[];
 }
 
 /**
@@ -57,7 +60,22 @@ export interface UploadRecord {
   creator: string;
 }
 
-export type ShardRecord = VersionRecord | UploadRecord | RemovalRecord;
+/**
+ * A version's tags were replaced (S3 lets them change after the write): `uvid` stamps the change,
+ * so of two changes to one version the later-stamped one wins whatever order they arrive in;
+ * `target` is the version.
+ */
+export interface TagsRecord {
+  kind: "tags";
+  tenant: string;
+  bucket: string;
+  key: string;
+  uvid: Uvid;
+  target: Uvid;
+  tags: Tag[];
+}
+
+export type ShardRecord = VersionRecord | UploadRecord | RemovalRecord | TagsRecord;
 
 export function isUploadRecord(r: ShardRecord): r is UploadRecord {
   return r.kind === "upload";
@@ -67,7 +85,12 @@ export function isRemovalRecord(r: ShardRecord): r is RemovalRecord {
   return r.kind === "removal";
 }
 
-export function recordOf(vm: VersionManifest, vmChid: Chid, isNull: boolean): VersionRecord {
+export function isTagsRecord(r: ShardRecord): r is TagsRecord {
+  return r.kind === "tags";
+}
+
+export function recordOf(vm: VersionManifest, vmChid: Chid, o: { isNull: boolean; tags?: readonly Tag[] }): VersionRecord {
+  const { isNull, tags = [] } = o;
   return {
     tenant: vm.tenant,
     bucket: vm.bucket,
@@ -82,6 +105,7 @@ export function recordOf(vm: VersionManifest, vmChid: Chid, isNull: boolean): Ve
     creator: vm.creator,
     ...(isNull ? { isNull: true } : {}),
     ...(Object.keys(vm.userMeta).length > 0 ? { meta: vm.userMeta } : {}),
+    ...(tags.length > 0 ? { tags: [...tags] } : {}),
   };
 }
 

@@ -12,13 +12,17 @@ import { asChid, asUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import { prefixSuccessor } from "../../common/keys.ts";
 import { existsAt } from "./as-of.ts";
 import { compileGlob, GlobError, globMatches, type Glob } from "./glob.ts";
+import { tagsOfJson } from "../shared/tags.ts";
+
+/** A qualifier on a tag names it `tag:<key>`, the key as it was set (tag keys are case-sensitive). */
+export const TAG_QUALIFIER = "tag:";
 
 export interface Mask {
   bucket: string;
   key: string;
 }
 
-/** `content-type`, or `x-amz-meta-<name>`: equals `value`. */
+/** `content-type`, `x-amz-meta-<name>`, or `tag:<key>` (the version's tags now): equals `value`. */
 export interface Qualifier {
   name: string;
   value: string;
@@ -123,9 +127,12 @@ function narrowing(masks: CompiledMask[]): { conds: string[]; args: string[] } {
 
 function qualifies(row: Record<string, SqlStorageValue>, qs: Qualifier[]): boolean {
   if (qs.length === 0) return true;
+  // Written by the shard from records its groups checked: the cast only names that.
   const meta = row.meta === null ? {} : (JSON.parse(String(row.meta)) as Record<string, string>);
+  const tags = qs.some((q) => q.name.startsWith(TAG_QUALIFIER)) ? tagsOfJson(row.tags) : [];
   return qs.every((q) => {
     if (q.name === "content-type") return String(row.content_type) === q.value;
+    if (q.name.startsWith(TAG_QUALIFIER)) return tags.some((t) => t.key === q.name.slice(TAG_QUALIFIER.length) && t.value === q.value);
     return meta[q.name.slice("x-amz-meta-".length)] === q.value;
   });
 }
@@ -186,7 +193,7 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
     if (s.sizeMax !== undefined) conds.push("v.size <= ?"), args.push(s.sizeMax);
     const rows = sql
       .exec(
-        `SELECT v.bucket, v.key, v.uvid, v.vm_chid, v.is_null, v.size, v.etag, v.last_modified, v.content_type, v.creator, v.meta, v.delete_marker
+        `SELECT v.bucket, v.key, v.uvid, v.vm_chid, v.is_null, v.size, v.etag, v.last_modified, v.content_type, v.creator, v.meta, v.tags, v.delete_marker
          FROM versions v WHERE ${conds.join(" AND ")} ORDER BY v.bucket, v.key, v.uvid DESC LIMIT ?`,
         ...args,
         BATCH,

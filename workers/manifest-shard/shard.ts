@@ -8,7 +8,8 @@ import type { Uvid } from "../../common/ids.ts";
 import { configOf, groupStub, type Env } from "../shared/env.ts";
 import { AS_OF_WAIT_MAX_MS, versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
-import { isRemovalRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type SourceCutoff, type UploadRecord, type VersionRecord } from "./records.ts";
+import { RecordTables } from "./apply.ts";
+import { isRemovalRecord, isTagsRecord, isUploadRecord, type ShardRecord, type SourceCutoff } from "./records.ts";
 import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
 import { UsageBook, type Usage } from "./usage.ts";
 import type { ShardRpc } from "./rpc.ts";
@@ -23,43 +24,15 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
   private readonly sql: SqlStorage;
   private readonly sources: SourceBook;
   private readonly usage: UsageBook;
-  /** Rows of early_removals, as in the table: every version record would otherwise look there. */
-  private earlyRemovals = 0;
+  private readonly records: RecordTables;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS versions (
-      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
-      delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
-      content_type TEXT NOT NULL, vm_chid TEXT NOT NULL, creator TEXT NOT NULL,
-      PRIMARY KEY (tenant, bucket, key, uvid))`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS current (
-      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
-      delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
-      PRIMARY KEY (tenant, bucket, key))`);
-    // Added with versioning; older rows are null versions that were never removed.
-    const cols = new Set(this.sql.exec("PRAGMA table_info(versions)").toArray().map((c) => String(c.name)));
-    if (!cols.has("is_null")) this.sql.exec("ALTER TABLE versions ADD COLUMN is_null INTEGER NOT NULL DEFAULT 1");
-    if (!cols.has("removed")) this.sql.exec("ALTER TABLE versions ADD COLUMN removed INTEGER NOT NULL DEFAULT 0");
-    // The removal's stamp, for reads as of a time; null in rows removed before it was kept.
-    if (!cols.has("removed_at")) this.sql.exec("ALTER TABLE versions ADD COLUMN removed_at TEXT");
-    // User metadata as JSON, for metadata qualifiers; null: none, or a row from before it was kept.
-    if (!cols.has("meta")) this.sql.exec("ALTER TABLE versions ADD COLUMN meta TEXT");
-    // A removal that arrived before the version it removes (their batches can be applied out of
-    // order when one is retried): applied when the version comes.
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS early_removals (
-      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, target TEXT NOT NULL, uvid TEXT NOT NULL,
-      PRIMARY KEY (tenant, bucket, key, target))`);
-    this.earlyRemovals = Number(this.sql.exec("SELECT count(*) AS n FROM early_removals").one().n);
-    // Multipart uploads by key; a closed one stays as a tombstone so that a late, repeated
-    // "open" cannot bring it back.
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS uploads (
-      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL,
-      initiated INTEGER NOT NULL, creator TEXT NOT NULL, open INTEGER NOT NULL,
-      PRIMARY KEY (tenant, bucket, key, upload_id))`);
-    this.sources = new SourceBook(this.sql);
+    RecordTables.createTables(this.sql);
     this.usage = new UsageBook(this.sql);
+    this.records = new RecordTables(this.sql, this.usage);
+    this.sources = new SourceBook(this.sql);
     const groups = configOf(env).groupCount;
     const changed = this.sources.expect(groups);
     // A new shard adds every group at once: only a change to an existing set is news.
@@ -81,9 +54,10 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
     try {
       this.ctx.storage.transactionSync(() => {
         for (const r of records) {
-          if (isUploadRecord(r)) this.applyUpload(r);
-          else if (isRemovalRecord(r)) this.applyRemoval(r);
-          else this.applyVersion(r);
+          if (isUploadRecord(r)) this.records.applyUpload(r);
+          else if (isRemovalRecord(r)) this.records.applyRemoval(r);
+          else if (isTagsRecord(r)) this.records.applyTags(r);
+          else this.records.applyVersion(r);
         }
         this.usage.settle();
         this.sources.promise(source.group, source.cutoff);
@@ -92,97 +66,10 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
       // Rolled back: what is kept in memory of the tables goes back with them.
       this.usage.discard();
       this.sources.reload();
-      this.earlyRemovals = Number(this.sql.exec("SELECT count(*) AS n FROM early_removals").one().n);
+      this.records.recount();
       throw e;
     }
     return null;
-  }
-
-  private applyUpload(r: UploadRecord): void {
-    if (r.open) {
-      this.sql.exec(
-        `INSERT OR IGNORE INTO uploads (tenant, bucket, key, upload_id, initiated, creator, open) VALUES (?, ?, ?, ?, ?, ?, 1)`,
-        r.tenant, r.bucket, r.key, r.uploadId, r.initiated, r.creator,
-      );
-    } else {
-      this.sql.exec(
-        `INSERT INTO uploads (tenant, bucket, key, upload_id, initiated, creator, open) VALUES (?, ?, ?, ?, ?, ?, 0)
-         ON CONFLICT(tenant, bucket, key, upload_id) DO UPDATE SET open = 0`,
-        r.tenant, r.bucket, r.key, r.uploadId, r.initiated, r.creator,
-      );
-    }
-  }
-
-  private applyVersion(r: VersionRecord): void {
-    const inserted = this.sql.exec(
-      `INSERT OR IGNORE INTO versions (tenant, bucket, key, uvid, delete_marker, size, etag, last_modified, content_type, vm_chid, creator, is_null, removed, meta)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
-      r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified, r.contentType, r.vmChid, r.creator, r.isNull ? 1 : 0, r.meta ? JSON.stringify(r.meta) : null,
-    ).rowsWritten > 0;
-    if (inserted && !r.deleteMarker) this.usage.change(r.tenant, r.size, 1);
-    // Nearly always there are none: then no statement.
-    const early =
-      this.earlyRemovals > 0
-        ? this.sql.exec("DELETE FROM early_removals WHERE tenant = ? AND bucket = ? AND key = ? AND target = ? RETURNING uvid", r.tenant, r.bucket, r.key, r.uvid).toArray()[0]
-        : undefined;
-    if (early) {
-      this.earlyRemovals--;
-      this.markRemoved(r, r.uvid, String(early.uvid));
-    }
-    // A record applied again (its row may have been removed since) or removed on arrival: the
-    // current entry is recomputed from the versions.
-    if (!inserted || early) {
-      this.refreshCurrent(r.tenant, r.bucket, r.key);
-      return;
-    }
-    // A new version, not removed, is the key's current one exactly when it is newer than the
-    // current one: one statement instead of looking the newest up (stamps rise, so nearly always).
-    this.sql.exec(
-      `INSERT INTO current (tenant, bucket, key, uvid, delete_marker, size, etag, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(tenant, bucket, key) DO UPDATE SET uvid = excluded.uvid, delete_marker = excluded.delete_marker,
-         size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified
-       WHERE excluded.uvid > current.uvid`,
-      r.tenant, r.bucket, r.key, r.uvid, r.deleteMarker ? 1 : 0, r.size, r.etag, r.lastModified,
-    );
-  }
-
-  private applyRemoval(r: RemovalRecord): void {
-    if (!this.markRemoved(r, r.target, r.uvid)) {
-      const known = this.sql.exec("SELECT 1 FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ?", r.tenant, r.bucket, r.key, r.target).toArray().length > 0;
-      if (!known) this.earlyRemovals += this.sql.exec("INSERT OR IGNORE INTO early_removals (tenant, bucket, key, target, uvid) VALUES (?, ?, ?, ?, ?)", r.tenant, r.bucket, r.key, r.target, r.uvid).rowsWritten;
-    }
-    this.refreshCurrent(r.tenant, r.bucket, r.key);
-  }
-
-  /** Whether a version row changed (false if it was already removed, or is not here yet). */
-  private markRemoved(name: { tenant: string; bucket: string; key: string }, target: string, at: string): boolean {
-    const { tenant, bucket, key } = name;
-    const row = this.sql
-      .exec("UPDATE versions SET removed = 1, removed_at = ? WHERE tenant = ? AND bucket = ? AND key = ? AND uvid = ? AND removed = 0 RETURNING size, delete_marker", at, tenant, bucket, key, target)
-      .toArray()[0];
-    if (row && Number(row.delete_marker) === 0) this.usage.change(tenant, Number(row.size), -1);
-    return row !== undefined;
-  }
-
-  /**
-   * A key's current entry is its newest version not removed. Recomputed from the versions rather
-   * than moved forward blindly, so a record applied twice, or after the removal of the version
-   * it names, still leaves the right version current.
-   */
-  private refreshCurrent(tenant: string, bucket: string, key: string): void {
-    const top = this.sql
-      .exec("SELECT uvid, delete_marker, size, etag, last_modified FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND removed = 0 ORDER BY uvid DESC LIMIT 1", tenant, bucket, key)
-      .toArray()[0];
-    if (!top) {
-      this.sql.exec("DELETE FROM current WHERE tenant = ? AND bucket = ? AND key = ?", tenant, bucket, key);
-      return;
-    }
-    this.sql.exec(
-      `INSERT INTO current (tenant, bucket, key, uvid, delete_marker, size, etag, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(tenant, bucket, key) DO UPDATE SET uvid = excluded.uvid, delete_marker = excluded.delete_marker,
-         size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified`,
-      tenant, bucket, key, String(top.uvid), Number(top.delete_marker), Number(top.size), String(top.etag), Number(top.last_modified),
-    );
   }
 
   /** `bound`: as of the time just before it (call `settle` first); absent: now. */

@@ -31,7 +31,7 @@ import { Names, OUTBOX_RETRY_MS } from "./names.ts";
 import { RepairPacer } from "./pacing.ts";
 import { Reclaim } from "./reclaim.ts";
 import { Repair } from "./repair.ts";
-import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptions } from "./rpc.ts";
+import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptions, TagsAt } from "./rpc.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadInfo } from "./uploads.ts";
 import { CompletedUploads } from "./completed-uploads.ts";
 import { VersionBook } from "./versions.ts";
@@ -153,8 +153,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     return this.names.setReplicas(nhid, versionId, replicas);
   }
 
-  async setVersionTags(nhid: Nhid, versionId: Uvid | "null" | null, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null> {
-    return this.names.setTags(nhid, versionId, tags);
+  async setVersionTags(at: TagsAt, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null> {
+    return this.names.setTags(at, tags);
   }
 
   /** A shard asks an idle group to move its cutoff; resolves once the shard has applied it. */

@@ -122,7 +122,7 @@ export class MergeCommits {
       const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
       const bytes = encodeManifest(vm);
       const vmChid = await chidOf(bytes);
-      const record = recordOf(vm, vmChid, isNull);
+      const record = recordOf(vm, vmChid, { isNull });
       const writers = await this.c.members.live("writers");
       await putTransaction(this.c.members, writers, [{ item: { kind: "vm", chid: vmChid, size: bytes.length, nhid, uvid }, bytes }], replicas ?? cfg.replicas, { correlation: cfg.correlation });
       this.c.book.witness(uvid);

@@ -8,7 +8,7 @@
 import { chidOf, parseUvid, type Chid, type Nhid, type Uvid } from "../../common/ids.ts";
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type VersionBody, type VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
-import { recordOf, type RemovalRecord, type ShardRecord } from "../manifest-shard/records.ts";
+import { recordOf, type RemovalRecord, type ShardRecord, type TagsRecord } from "../manifest-shard/records.ts";
 import { configOf, shardStub, type Env } from "../shared/env.ts";
 import { refusal, type Refusal } from "../shared/refusal.ts";
 import { versionIdOf, type Versioning } from "../shared/versioning.ts";
@@ -20,7 +20,7 @@ import type { LeaseBook } from "./leases.ts";
 import type { MergeBook } from "./merges.ts";
 import type { Membership } from "./membership.ts";
 import type { RefOutbox } from "./ref-outbox.ts";
-import type { PutVersionResult, StoredVersion, WriteOptions } from "./rpc.ts";
+import type { PutVersionResult, StoredVersion, TagsAt, WriteOptions } from "./rpc.ts";
 import { ShardFeed } from "./shard-feed.ts";
 import { putTransaction } from "./transfer.ts";
 import type { VersionBook, VersionRow } from "./versions.ts";
@@ -93,7 +93,7 @@ export class Names {
     const vm: VersionManifest = { ...body, format: MANIFEST_FORMAT, uvid, created: parseUvid(uvid).ms };
     const bytes = encodeManifest(vm);
     const vmChid = await chidOf(bytes);
-    const record = recordOf(vm, vmChid, isNull);
+    const record = recordOf(vm, vmChid, { isNull, tags: w.tags });
     let removed: RemovalRecord[] = [];
     let stored: Promise<unknown> | null = null;
     let committed = false;
@@ -206,13 +206,20 @@ export class Names {
     return { uvid: row.uvid };
   }
 
-  /** Replace a live version's tags (a delete marker has none to set): null if there is no such version. */
-  setTags(nhid: Nhid, versionId: Uvid | "null" | null, tags: Tag[]): { uvid: Uvid; isNull: boolean } | null {
+  /**
+   * Replace a live version's tags (a delete marker has none to set): null if there is no such
+   * version. The shard learns the new set from a record of its own, so tag qualifiers and
+   * lifecycle filters see it; like a write, the change is acknowledged once the shard has it.
+   */
+  async setTags(at: TagsAt, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null> {
+    const { nhid, shard, name, versionId } = at;
     const cur = versionId === null ? this.c.book.current(nhid) : null;
     const row = versionId === null ? (cur ? this.c.book.find(nhid, cur.uvid) : null) : this.c.book.find(nhid, versionId);
     if (!row || row.deleteMarker) return null;
-    this.c.book.setTags(nhid, row.uvid, tags);
+    const record: TagsRecord = { kind: "tags", ...name, uvid: this.c.book.stamp(this.c.group), target: row.uvid, tags };
+    this.c.book.setTags(nhid, row.uvid, tags, { shard, record });
     this.vmCache.delete(nhid);
+    await this.deliver(shard, record);
     return { uvid: row.uvid, isNull: row.isNull };
   }
 

@@ -16,6 +16,14 @@ import type { MergedVersion, MergeItem } from "./merges.ts";
 import type { PartRow, PartSummary, UploadAt, UploadInfo } from "./uploads.ts";
 import type { Tag } from "../shared/tags.ts";
 
+/** Which version's tags to set: the name, where its records go, and the version (null: the current one). */
+export interface TagsAt {
+  nhid: Nhid;
+  shard: number;
+  name: { tenant: string; bucket: string; key: string };
+  versionId: Uvid | "null" | null;
+}
+
 export interface PutVersionResult {
   uvid: Uvid;
   /** The version manifest's CHID (internal: tokens are made from it, clients never see it). */
@@ -81,7 +89,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal>;
   deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null>;
   setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null>;
-  setVersionTags(nhid: Nhid, versionId: Uvid | "null" | null, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null>;
+  setVersionTags(at: TagsAt, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null>;
   advanceCutoff(shard: number): Promise<void>;
 
   // editing sessions

@@ -14,7 +14,7 @@
 // Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
 import { asChid, asUvid, type Chid, formatUvid, type Nhid, parseUvid, type Uvid } from "../../common/ids.ts";
-import type { RemovalRecord, ShardRecord, VersionRecord } from "../manifest-shard/records.ts";
+import type { RemovalRecord, ShardRecord, TagsRecord, VersionRecord } from "../manifest-shard/records.ts";
 import { CutoffTracker } from "./cutoff.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
 
@@ -227,9 +227,15 @@ export class VersionBook {
     return this.sql.exec("UPDATE versions SET replicas = ? WHERE nhid = ? AND uvid = ?", replicas, nhid, uvid).rowsWritten > 0;
   }
 
-  /** Replace a live version's tags; false if there is no such version. */
-  setTags(nhid: Nhid, uvid: Uvid, tags: readonly Tag[]): boolean {
-    return this.sql.exec("UPDATE versions SET tags = ? WHERE nhid = ? AND uvid = ?", tagsToJson(tags), nhid, uvid).rowsWritten > 0;
+  /** Replace a live version's tags and queue the record that tells its shard; false if there is no such version. */
+  setTags(nhid: Nhid, uvid: Uvid, tags: readonly Tag[], feed: { shard: number; record: TagsRecord }): boolean {
+    this.forgetDelivered();
+    if (this.sql.exec("UPDATE versions SET tags = ? WHERE nhid = ? AND uvid = ?", tagsToJson(tags), nhid, uvid).rowsWritten === 0) {
+      this.release(feed.record.uvid);
+      return false;
+    }
+    this.enqueue(feed.shard, feed.record);
+    return true;
   }
 
   /** Whether this version is the name's current one. */

@@ -52,6 +52,7 @@ export function queryParams(q: URLSearchParams, headers: Headers): QueryParams {
   for (const [k, v] of q) {
     if (k === "content-type") qualifiers.push(parseQualifier({ name: k, value: v }));
     else if (k.startsWith("meta-")) qualifiers.push(parseQualifier({ name: `x-amz-meta-${k.slice(5)}`, value: v }));
+    else if (k.startsWith("tag-")) qualifiers.push(parseQualifier({ name: `tag:${k.slice(4)}`, value: v }));
   }
   const which = q.get("versions") ?? "all";
   if (which !== "all" && which !== "current") throw bad("versions", "all (every version) or current (each key's current version)");

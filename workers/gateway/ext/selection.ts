@@ -3,7 +3,7 @@
 // `[...]` a class (manifest-shard/glob.ts, SQLite GLOB's semantics, case-sensitive).
 
 import { compileGlob, GlobError } from "../../manifest-shard/glob.ts";
-import type { Mask, Qualifier } from "../../manifest-shard/select.ts";
+import { TAG_QUALIFIER, type Mask, type Qualifier } from "../../manifest-shard/select.ts";
 import { bad } from "./json.ts";
 
 const BUCKET_PATTERN = /^[a-z0-9.\-*?[\]^!]+$/;
@@ -33,14 +33,22 @@ export function maskText(m: Mask): string {
   return `${m.bucket}/${m.key}`;
 }
 
-/** {"name": "content-type" | "x-amz-meta-<name>", "value": "..."}; the name is case-insensitive, as HTTP headers are. */
+/**
+ * {"name": "content-type" | "x-amz-meta-<name>" | "tag:<key>", "value": "..."}: header names are
+ * case-insensitive, as HTTP's are; a tag's key is kept as given, as S3 compares tag keys.
+ */
 export function parseQualifier(raw: unknown, field = "qualifiers"): Qualifier {
   if (typeof raw !== "object" || raw === null) throw bad(field, 'a qualifier is {"name": ..., "value": ...}');
   const { name, value } = raw as { name?: unknown; value?: unknown };
   if (typeof name !== "string" || typeof value !== "string") throw bad(field, "a qualifier's name and value are strings");
+  if (name.toLowerCase().startsWith(TAG_QUALIFIER)) {
+    const key = name.slice(TAG_QUALIFIER.length);
+    if (key.length === 0) throw bad(field, `"${name}": a tag qualifier names the tag's key after "tag:"`);
+    return { name: TAG_QUALIFIER + key, value };
+  }
   const n = name.toLowerCase();
   if (n !== "content-type" && !(n.startsWith("x-amz-meta-") && n.length > "x-amz-meta-".length)) {
-    throw bad(field, `"${name}": a qualifier names content-type or an x-amz-meta-* header`);
+    throw bad(field, `"${name}": a qualifier names content-type, an x-amz-meta-* header or a tag ("tag:<key>")`);
   }
   return { name: n, value };
 }

@@ -52,7 +52,7 @@ async function setObjectTags(ctx: RequestContext, at: ObjectAt, tags: Tag[]): Pr
   validateKey(at.key);
   const info = await requireBucket(ctx, at.bucket);
   const place = await placeOf(ctx, at.bucket, at.key);
-  const r = await groupStub(ctx.env, place.group).setVersionTags(place.nhid, at.versionId, tags);
+  const r = await groupStub(ctx.env, place.group).setVersionTags({ nhid: place.nhid, shard: place.shard, name: { tenant: ctx.tenant, bucket: at.bucket, key: at.key }, versionId: at.versionId }, tags);
   if (!r) {
     if (at.versionId !== null) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: at.key, VersionId: at.versionId });
     throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: at.key });
