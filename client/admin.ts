@@ -80,6 +80,18 @@ interface KeyView {
 
 const when = (t: number | null) => (t === null ? "-" : new Date(t).toISOString());
 const quotaText = (q: number | null) => (q === null ? "no quota" : `quota ${formatBytes(q)}`);
+interface LifecycleShard {
+  shard: number;
+  running: boolean;
+  bucketsLeft: number;
+  keysWalked: number;
+  actionsDone: number;
+  nextPass: string;
+}
+
+const lifecycleLine = (s: LifecycleShard) =>
+  `shard ${s.shard}\t${s.running ? `running, ${s.bucketsLeft} bucket(s) left` : "idle"}\t${s.keysWalked} key(s) walked, ${s.actionsDone} action(s)\tnext pass ${s.nextPass}`;
+
 const tenantLine = (t: TenantView) => `${t.name}\t${formatBytes(t.usage.bytes)} in ${t.usage.objects} object version(s)\t${quotaText(t.quotaBytes)}`;
 const keyLine = (k: KeyView) => `${k.accessKeyId}\t${k.tenant}\t${k.state}${k.expires !== null ? ` (until ${when(k.expires)})` : ""}\tcreated ${when(k.created)}`;
 const newKeyText = (k: KeyView) => `access key id:      ${k.accessKeyId}\nsecret access key:  ${k.secretAccessKey}\ntenant:             ${k.tenant}\n(the secret is shown only now: keep it)`;
@@ -242,6 +254,24 @@ const COMMANDS: Record<string, Command> = {
     async run(c, [id]) {
       await c.call("DELETE", `/_admin/targets/${encodeURIComponent(id!)}`);
       c.print({ revoked: id }, () => `revoked target ${id}`);
+    },
+  },
+  "lifecycle status": {
+    usage: "lifecycle status",
+    about: "each manifest shard's lifecycle pass: running or not, keys walked, versions expired, next pass",
+    args: 0,
+    async run(c) {
+      const r = (await c.call("GET", "/_admin/lifecycle")) as { shards: LifecycleShard[] };
+      c.print(r, () => r.shards.map(lifecycleLine).join("\n"));
+    },
+  },
+  "lifecycle run": {
+    usage: "lifecycle run",
+    about: "start a lifecycle pass on every shard now rather than at the next midnight UTC",
+    args: 0,
+    async run(c) {
+      const r = (await c.call("POST", "/_admin/lifecycle/run")) as { shards: LifecycleShard[] };
+      c.print(r, () => r.shards.map(lifecycleLine).join("\n"));
     },
   },
 };

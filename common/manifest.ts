@@ -80,6 +80,11 @@ export interface VersionBody {
   parts?: number[];
 }
 
+/** A delete marker's body: nothing but the name and who made it. */
+export function deleteMarkerOf(name: { tenant: string; bucket: string; key: string }, creator: string): VersionBody {
+  return { tenant: name.tenant, bucket: name.bucket, key: name.key, size: 0, etag: "", contentType: "", userMeta: {}, httpMeta: {}, chunks: [], inline: null, deleteMarker: true, creator };
+}
+
 export interface VersionManifest extends VersionBody {
   format: number;
   uvid: Uvid;

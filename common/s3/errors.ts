@@ -50,6 +50,7 @@ const STATUS = {
   NoSuchBucketPolicy: 404,
   NoSuchPublicAccessBlockConfiguration: 404,
   NoSuchCORSConfiguration: 404,
+  NoSuchLifecycleConfiguration: 404,
   NoSuchUpload: 404,
   NoSuchVersion: 404,
   NotImplemented: 501,

@@ -28,6 +28,7 @@ import {
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   ListPartsCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutBucketTaggingCommand,
   PutBucketVersioningCommand,
   PutObjectCommand,
@@ -116,7 +117,7 @@ describe("the admin API and CLI", () => {
     const top = admin("--help");
     expect(top.status).toBe(0);
     const commands = [...top.out.matchAll(/^ {2}([a-z]+ [a-z]+)/gm)].map((m) => m[1]!);
-    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys list", "keys rotate", "keys revoke", "keys reseal", "targets enrol", "targets list", "targets revoke"]);
+    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys list", "keys rotate", "keys revoke", "keys reseal", "targets enrol", "targets list", "targets revoke", "lifecycle status", "lifecycle run"]);
     for (const c of commands) {
       const h = admin(...c.split(" "), "--help");
       expect([h.status, h.out.startsWith(`usage: edgestore-admin ${c}`)]).toEqual([0, true]);
@@ -169,6 +170,27 @@ describe("the admin API and CLI", () => {
     await s3Of(k).send(new DeleteBucketCommand({ Bucket: "brief-b" }));
     expect(admin("tenants", "delete", "brief").status).toBe(0);
     expect(await within(() => s3Of(k).send(new ListBucketsCommand({})).then(() => false, (e: { name?: string }) => e.name === "InvalidAccessKeyId"))).toBe(true);
+  });
+});
+
+describe("lifecycle passes from the admin CLI", () => {
+  it("start on every shard at once when asked, instead of at the next midnight UTC, and report what they did", async () => {
+    const s3 = clientFor(cluster);
+    await s3.send(new CreateBucketCommand({ Bucket: "lc-run" }));
+    await s3.send(new PutObjectCommand({ Bucket: "lc-run", Key: "old/a", Body: "a" }));
+    await s3.send(new PutObjectCommand({ Bucket: "lc-run", Key: "new/b", Body: "b" }));
+    const midnight = new Date(Math.floor(Date.now() / 86_400_000) * 86_400_000);
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: "lc-run", LifecycleConfiguration: { Rules: [{ ID: "old", Status: "Enabled", Filter: { Prefix: "old/" }, Expiration: { Date: midnight } }] } }));
+    type Status = { shards: { shard: number; running: boolean; keysWalked: number; actionsDone: number; nextPass: string }[] };
+    const before = adminJson<Status>("lifecycle", "status");
+    expect(before.shards.length).toBeGreaterThan(0);
+    for (const sh of before.shards) expect(Date.parse(sh.nextPass)).toBe(midnight.getTime() + 86_400_000);
+    expect(admin("lifecycle", "run").status).toBe(0);
+    const keys = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: "lc-run" }))).Contents ?? []).map((o) => o.Key);
+    expect(await eventually(async () => JSON.stringify(await keys()) === JSON.stringify(["new/b"]), { ms: 15_000 })).toBe(true);
+    const after = adminJson<Status>("lifecycle", "status");
+    expect(after.shards.reduce((n, sh) => n + sh.actionsDone, 0)).toBe(1);
+    expect(after.shards.reduce((n, sh) => n + sh.keysWalked, 0)).toBe(2);
   });
 });
 

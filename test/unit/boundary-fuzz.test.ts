@@ -29,6 +29,7 @@ import { publicReadOf } from "../../workers/shared/bucket-policy.ts";
 import { tagsOfHeader } from "../../workers/shared/tags.ts";
 import { tagsOfXml } from "../../workers/gateway/s3/tagging.ts";
 import { corsRulesOf } from "../../workers/gateway/s3/cors.ts";
+import { lifecycleRulesOf } from "../../workers/gateway/s3/lifecycle.ts";
 import { attributesParams } from "../../workers/gateway/params.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 
@@ -226,9 +227,33 @@ describe("decoders at trust boundaries, fuzzed", () => {
         await onlyRefuses(() => tagsOfHeader(header), isS3Error);
         await onlyRefuses(() => tagsOfXml(xml, 10), isS3Error);
         await onlyRefuses(() => corsRulesOf(xml), isS3Error);
+        await onlyRefuses(() => lifecycleRulesOf(xml), isS3Error);
         await onlyRefuses(() => attributesParams(new URLSearchParams(header), new Headers({ "x-amz-object-attributes": header.replace(/[^\x20-\x7e]/g, ""), "x-amz-max-parts": header.slice(0, 4).replace(/[^\x20-\x7e]/g, "") })), isS3Error);
       }),
       RUNS,
+    );
+  });
+});
+
+describe("lifecycle configurations", () => {
+  it("any arrangement of S3's lifecycle elements: rules or S3's 4xx/501, never another error", async () => {
+    const value = fc.oneof(fc.constantFrom("", "1", "0", "-3", "30", "101", "true", "false", "Enabled", "Disabled", "2030-01-01T00:00:00Z", "2030-01-01T05:00:00Z", "x&amp;y", "99999999999999999"), fc.string({ maxLength: 8 }));
+    const leaf = (names: string[]) => fc.tuple(fc.constantFrom(...names), value).map(([n, v]) => `<${n}>${v.replace(/[<&]/g, "")}</${n}>`);
+    const tag = fc.tuple(value, value).map(([k, v]) => `<Tag><Key>${k.replace(/[<&]/g, "")}</Key><Value>${v.replace(/[<&]/g, "")}</Value></Tag>`);
+    const conditions = fc.array(fc.oneof(leaf(["Prefix", "ObjectSizeGreaterThan", "ObjectSizeLessThan"]), tag), { maxLength: 4 }).map((c) => c.join(""));
+    const filter = fc.oneof(conditions.map((c) => `<Filter>${c}</Filter>`), conditions.map((c) => `<Filter><And>${c}</And></Filter>`), leaf(["Prefix"]), fc.constant(""));
+    const action = fc.oneof(
+      fc.array(leaf(["Days", "Date", "ExpiredObjectDeleteMarker"]), { maxLength: 2 }).map((l) => `<Expiration>${l.join("")}</Expiration>`),
+      fc.array(leaf(["NoncurrentDays", "NewerNoncurrentVersions"]), { maxLength: 2 }).map((l) => `<NoncurrentVersionExpiration>${l.join("")}</NoncurrentVersionExpiration>`),
+      leaf(["DaysAfterInitiation"]).map((l) => `<AbortIncompleteMultipartUpload>${l}</AbortIncompleteMultipartUpload>`),
+      fc.constant("<Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"),
+    );
+    const rule = fc.tuple(fc.option(leaf(["ID"])), fc.option(leaf(["Status"])), filter, fc.array(action, { maxLength: 3 })).map(([id, st, f, a]) => `<Rule>${id ?? ""}${st ?? ""}${f}${a.join("")}</Rule>`);
+    await fc.assert(
+      fc.asyncProperty(fc.array(rule, { maxLength: 4 }), async (rules) => {
+        await onlyRefuses(() => lifecycleRulesOf(`<LifecycleConfiguration>${rules.join("")}</LifecycleConfiguration>`), isS3Error);
+      }),
+      { ...RUNS, numRuns: 2000 },
     );
   });
 });

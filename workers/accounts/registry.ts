@@ -30,6 +30,8 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
     // Bucket names are per tenant, but an anonymous request names no tenant: a bucket made
     // public claims its name here, across tenants, so such a request finds its owner.
     this.sql.exec("CREATE TABLE IF NOT EXISTS public_buckets (bucket TEXT PRIMARY KEY, tenant TEXT NOT NULL)");
+    // Tenants that have put lifecycle rules: where each manifest shard's daily pass looks for them.
+    this.sql.exec("CREATE TABLE IF NOT EXISTS lifecycle_tenants (tenant TEXT PRIMARY KEY)");
     // The tenant of the bootstrap key (S3_ACCESS_KEY): always there, so it can have a quota and keys of its own.
     this.sql.exec("INSERT OR IGNORE INTO tenants (name, created) VALUES (?, ?)", DEFAULT_TENANT, Date.now());
   }
@@ -69,6 +71,7 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
     return this.ctx.storage.transactionSync(() => {
       this.sql.exec("DELETE FROM access_keys WHERE tenant = ?", name);
       this.sql.exec("DELETE FROM public_buckets WHERE tenant = ?", name);
+      this.sql.exec("DELETE FROM lifecycle_tenants WHERE tenant = ?", name);
       return this.sql.exec("DELETE FROM tenants WHERE name = ?", name).rowsWritten > 0;
     });
   }
@@ -88,6 +91,15 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
   async publicBucketTenant(bucket: string): Promise<string | null> {
     const row = this.sql.exec("SELECT tenant FROM public_buckets WHERE bucket = ?", bucket).toArray()[0];
     return row ? String(row.tenant) : null;
+  }
+
+  /** The tenant has lifecycle rules (or had: a tenant whose directory has none left costs a pass one call). */
+  async noteLifecycleTenant(tenant: string): Promise<void> {
+    this.sql.exec("INSERT OR IGNORE INTO lifecycle_tenants (tenant) VALUES (?)", tenant);
+  }
+
+  async lifecycleTenants(): Promise<string[]> {
+    return this.sql.exec("SELECT tenant FROM lifecycle_tenants ORDER BY tenant").toArray().map((r) => String(r.tenant));
   }
 
   /** Add a key to a tenant; null if the tenant does not exist. */

@@ -47,4 +47,6 @@ export interface AccountRpc extends Rpc.DurableObjectBranded {
   claimPublicBucket(bucket: string, tenant: string): Promise<boolean>;
   releasePublicBucket(bucket: string, tenant: string): Promise<void>;
   publicBucketTenant(bucket: string): Promise<string | null>;
+  noteLifecycleTenant(tenant: string): Promise<void>;
+  lifecycleTenants(): Promise<string[]>;
 }

@@ -3,6 +3,7 @@
 // credential, the ADMIN_TOKEN Worker secret sent as a bearer token, and never accepts an S3
 // key; S3 requests never accept the admin token. Without ADMIN_TOKEN the API is off.
 
+import { lifecycleStatus, runLifecycle } from "./lifecycle.ts";
 import { Router } from "itty-router";
 import { sha256Hex } from "../../common/s3/sigv4.ts";
 import type { Env } from "../shared/env.ts";
@@ -73,6 +74,8 @@ on("delete", "/keys/:id", (req, env) => revokeKey(env, p(req, "id")));
 on("post", "/targets/enrolments", (req, env) => createEnrolment(req, env));
 on("get", "/targets", (_req, env) => listTargets(env));
 on("delete", "/targets/:id", (req, env) => revokeTarget(env, p(req, "id")));
+on("get", "/lifecycle", (_req, env) => lifecycleStatus(env));
+on("post", "/lifecycle/run", (_req, env) => runLifecycle(env));
 on("get", "/status.json", async (_req, env) => json(await clusterStatus(env)));
 on("get", "/metrics", async (_req, env) => new Response(clusterMetrics(await clusterStatus(env)), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }));
 

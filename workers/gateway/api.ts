@@ -12,6 +12,7 @@ import { boundaryOf, type FormUpload } from "./data/form-data.ts";
 import { corsFor, deleteBucketCors, getBucketCors, preflight, putBucketCors } from "./s3/cors.ts";
 import { bucketInfo } from "./s3/bucket-cache.ts";
 import { getObjectAttributes } from "./s3/object-attributes.ts";
+import { deleteBucketLifecycle, getBucketLifecycle, putBucketLifecycle } from "./s3/lifecycle.ts";
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from "./s3/acl.ts";
 import { deleteBucketTagging, deleteObjectTagging, getBucketTagging, getObjectTagging, putBucketTagging, putObjectTagging } from "./s3/tagging.ts";
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets, putBucketVersioning } from "./s3/bucket.ts";
@@ -104,6 +105,12 @@ function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
       return putBucketCors(ctx, ep.bucket);
     case "DeleteBucketCors":
       return deleteBucketCors(ctx, ep.bucket);
+    case "GetBucketLifecycle":
+      return getBucketLifecycle(ctx, ep.bucket);
+    case "PutBucketLifecycle":
+      return putBucketLifecycle(ctx, ep.bucket);
+    case "DeleteBucketLifecycle":
+      return deleteBucketLifecycle(ctx, ep.bucket);
     case "GetBucketTagging":
       return getBucketTagging(ctx, ep.bucket);
     case "PutBucketTagging":

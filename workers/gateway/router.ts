@@ -66,6 +66,9 @@ export type Endpoint =
   | { op: "GetBucketCors"; bucket: string }
   | { op: "PutBucketCors"; bucket: string }
   | { op: "DeleteBucketCors"; bucket: string }
+  | { op: "GetBucketLifecycle"; bucket: string }
+  | { op: "PutBucketLifecycle"; bucket: string }
+  | { op: "DeleteBucketLifecycle"; bucket: string }
   | { op: "GetObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "PutObjectTagging"; bucket: string; key: string; versionId: VersionId }
   | { op: "DeleteObjectTagging"; bucket: string; key: string; versionId: VersionId }
@@ -94,7 +97,7 @@ export type Endpoint =
   | { op: "EndHttpSession"; id: string };
 
 /** Subresources that select an operation we do not implement yet: answer 501, never misroute. */
-const UNIMPLEMENTED_BUCKET = ["lifecycle", "website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
+const UNIMPLEMENTED_BUCKET = ["website", "encryption", "logging", "notification", "replication", "object-lock", "ownershipControls", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering"];
 const UNIMPLEMENTED_OBJECT = ["retention", "legal-hold", "torrent", "restore", "select"];
 
 function notImplemented(what: string): never {
@@ -114,6 +117,7 @@ const BUCKET_SUBRESOURCES: Record<string, Partial<Record<"GET" | "PUT" | "DELETE
   policy: { GET: "GetBucketPolicy", PUT: "PutBucketPolicy", DELETE: "DeleteBucketPolicy" },
   publicAccessBlock: { GET: "GetPublicAccessBlock", PUT: "PutPublicAccessBlock", DELETE: "DeletePublicAccessBlock" },
   cors: { GET: "GetBucketCors", PUT: "PutBucketCors", DELETE: "DeleteBucketCors" },
+  lifecycle: { GET: "GetBucketLifecycle", PUT: "PutBucketLifecycle", DELETE: "DeleteBucketLifecycle" },
   versioning: { GET: "GetBucketVersioning", PUT: "PutBucketVersioning" },
 };
 

@@ -12,6 +12,15 @@ import type { UploadPage, UploadQuery } from "./uploads.ts";
 import type { Usage } from "./usage.ts";
 import type { VersionPage, VersionQuery } from "./versions.ts";
 
+/** What a pass did, for logs and the benchmark. */
+export interface LifecycleProgress {
+  passStarted: number | null;
+  bucketsLeft: number;
+  keysWalked: number;
+  actionsDone: number;
+  nextPassAt: number;
+}
+
 /** shard.ts says what each call does. */
 export interface ShardRpc extends Rpc.DurableObjectBranded {
   applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string } | null>;
@@ -25,4 +34,6 @@ export interface ShardRpc extends Rpc.DurableObjectBranded {
   stats(): Promise<{ versions: number; bytes: number; sources: number }>;
   tenantUsage(tenant: string): Promise<Usage>;
   hasObjects(tenant: string, bucket: string): Promise<boolean>;
+  runLifecycle(): Promise<void>;
+  lifecycleProgress(): Promise<LifecycleProgress>;
 }

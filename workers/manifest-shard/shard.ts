@@ -9,22 +9,26 @@ import { configOf, groupStub, type Env } from "../shared/env.ts";
 import { AS_OF_WAIT_MAX_MS, versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { RecordTables } from "./apply.ts";
+import { LifecyclePass } from "./lifecycle.ts";
 import { isRemovalRecord, isTagsRecord, isUploadRecord, type ShardRecord, type SourceCutoff } from "./records.ts";
 import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
 import { UsageBook, type Usage } from "./usage.ts";
-import type { ShardRpc } from "./rpc.ts";
+import type { LifecycleProgress, ShardRpc } from "./rpc.ts";
 import { SourceBook, type SourceState } from "./sources.ts";
 import { listVersions, type VersionPage, type VersionQuery } from "./versions.ts";
 import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
 
 /** How long a shard waits between asking lagging groups to advance. */
 const ADVANCE_RETRY_MS = 50;
+/** A lifecycle step that threw is tried again this much later. */
+const LIFECYCLE_RETRY_MS = 10_000;
 
 export class ManifestShard extends DurableObject<Env> implements ShardRpc {
   private readonly sql: SqlStorage;
   private readonly sources: SourceBook;
   private readonly usage: UsageBook;
   private readonly records: RecordTables;
+  private readonly lifecycle: LifecyclePass;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -33,6 +37,11 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
     this.usage = new UsageBook(this.sql);
     this.records = new RecordTables(this.sql, this.usage);
     this.sources = new SourceBook(this.sql);
+    this.lifecycle = new LifecyclePass({ sql: this.sql, env });
+    // The lifecycle pass is this object's only timed work: its alarm is set before any request.
+    void ctx.blockConcurrencyWhile(async () => {
+      if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(this.lifecycle.resumeAt());
+    });
     const groups = configOf(env).groupCount;
     const changed = this.sources.expect(groups);
     // A new shard adds every group at once: only a change to an existing set is news.
@@ -70,6 +79,28 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
       throw e;
     }
     return null;
+  }
+
+  override async alarm(): Promise<void> {
+    let next: number;
+    try {
+      next = await this.lifecycle.step();
+    } catch (e) {
+      // The pass keeps its place in storage: the step is tried again by the next alarm.
+      console.log(JSON.stringify({ event: "lifecycle-step-error", error: String(e) }));
+      next = Date.now() + LIFECYCLE_RETRY_MS;
+    }
+    await this.ctx.storage.setAlarm(next);
+  }
+
+  /** Start a lifecycle pass now instead of at the next day boundary. */
+  async runLifecycle(): Promise<void> {
+    await this.lifecycle.startNow();
+    await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  async lifecycleProgress(): Promise<LifecycleProgress> {
+    return this.lifecycle.progress();
   }
 
   /** `bound`: as of the time just before it (call `settle` first); absent: now. */

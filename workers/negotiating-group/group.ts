@@ -28,10 +28,11 @@ import { MergeBook, type MergedVersion, type MergeItem } from "./merges.ts";
 import { Membership } from "./membership.ts";
 import { Multipart } from "./multipart.ts";
 import { Names, OUTBOX_RETRY_MS } from "./names.ts";
+import { LifecycleActions } from "./lifecycle-actions.ts";
 import { RepairPacer } from "./pacing.ts";
 import { Reclaim } from "./reclaim.ts";
 import { Repair } from "./repair.ts";
-import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptions, TagsAt } from "./rpc.ts";
+import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptions, TagsAt, LifecycleBatch } from "./rpc.ts";
 import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadInfo } from "./uploads.ts";
 import { CompletedUploads } from "./completed-uploads.ts";
 import { VersionBook } from "./versions.ts";
@@ -48,6 +49,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   private readonly merges: MergeCommits;
   private readonly repair: Repair;
   private readonly reclaim: Reclaim;
+  private readonly lifecycle: LifecycleActions;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -84,6 +86,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     this.chunks = new Chunks({ group, env, members, refs, pacer, refsSoon, repairSoon: (ref, why) => this.repair.soon(ref, why) });
     this.repair = new Repair({ group, env, sql, members, refs, book, chunks: this.chunks, names: this.names, pacer, alarms });
     this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, refsSoon });
+    this.lifecycle = new LifecycleActions({ env, names: this.names, book, uploads: this.uploads });
     this.merges = new MergeCommits({ group, env, members, book, merges: mergeBook, leases, names: this.names, refOutbox, alarms, refsSoon });
     // Work an earlier life left (records no shard confirmed, prepared merges, repairs, sweeps,
     // unpushed references) brings the alarm back; set before any request is served.
@@ -219,6 +222,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   abortUpload(at: UploadAt): Promise<Refusal | null> {
     return this.uploads.abort(at);
+  }
+
+  // ---- RPC: lifecycle rules (lifecycle-actions.ts) ----
+
+  /** A shard's lifecycle pass found these due: returns how many still held and were done. */
+  expireByLifecycle(batch: LifecycleBatch): Promise<number> {
+    return this.lifecycle.run(batch);
   }
 
   // ---- RPC: validation and health (repair.ts) ----

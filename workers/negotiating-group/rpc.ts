@@ -111,6 +111,9 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   completeUpload(at: UploadAt, o: { listed: ListedPart[]; condition: WriteCondition | null; versioning: Versioning }): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal>;
   abortUpload(at: UploadAt): Promise<Refusal | null>;
 
+  // lifecycle rules
+  expireByLifecycle(batch: LifecycleBatch): Promise<number>;
+
   // validation and health
   verifyItems(refs: StoredRef[], replicas?: number | null): Promise<ItemVerdict[]>;
   health(): Promise<GroupHealth>;
@@ -122,4 +125,26 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   holdVersions(holder: string, versions: RemovedVersion[]): Promise<RemovedVersion[]>;
   releaseVersions(holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void>;
   reclaimStatus(): Promise<{ backrefs: number; holds: number; reclaims: number; outbox: number; expunging: number }>;
+}
+
+/**
+ * What a manifest shard's lifecycle pass asks of the group that owns the names: each action is
+ * checked again here, where the names are written, since a client may have changed the name
+ * after the shard looked (a newer version, new tags), and is then left undone.
+ */
+export type LifecycleAction =
+  /** The current version expired: a delete marker (versioned buckets) or its removal (unversioned). Only while it is still current and has every tag the rule filters by. */
+  | { kind: "expire-current"; nhid: Nhid; key: string; uvid: Uvid; tags: Tag[] }
+  /** A noncurrent version expired: removed for good, unless it has become current again. */
+  | { kind: "remove-noncurrent"; nhid: Nhid; key: string; uvid: Uvid }
+  /** A delete marker with no version behind it: removed, if it still has none. */
+  | { kind: "remove-marker"; nhid: Nhid; key: string; uvid: Uvid }
+  /** An upload left open too long: aborted. */
+  | { kind: "abort-upload"; nhid: Nhid; key: string; uploadId: string };
+
+export interface LifecycleBatch {
+  tenant: string;
+  bucket: string;
+  versioning: Versioning;
+  actions: LifecycleAction[];
 }

@@ -238,6 +238,12 @@ export class VersionBook {
     return true;
   }
 
+  /** How many live versions (delete markers included) the name has. */
+  liveCount(nhid: Nhid): number {
+    this.migrate(nhid);
+    return Number(this.sql.exec("SELECT count(*) AS n FROM versions WHERE nhid = ?", nhid).one().n);
+  }
+
   /** Whether this version is the name's current one. */
   isCurrent(nhid: Nhid, uvid: Uvid): boolean {
     return this.current(nhid)?.uvid === uvid;

@@ -40,6 +40,8 @@ export interface Env {
   REMOVED_RETAIN_SECONDS?: string;
   RECLAIM_GRACE_SECONDS?: string;
   UPLOAD_EXPIRE_SECONDS?: string;
+  /** How long a lifecycle rule's "day" is (default 86400): shorter only in tests, as Ceph's rgw_lc_debug_interval. */
+  LIFECYCLE_DAY_SECONDS?: string;
   /** The bootstrap key of tenant "default"; empty: none (production issues every key with the admin API). */
   S3_ACCESS_KEY?: string;
   S3_SECRET_KEY?: string;
@@ -106,6 +108,8 @@ export interface ClusterConfig {
   reclaimGraceMs: number;
   /** A multipart upload neither completed nor aborted this long after it began is aborted (UPLOAD_EXPIRE_SECONDS). */
   uploadExpireMs: number;
+  /** A lifecycle rule's day (LIFECYCLE_DAY_SECONDS); each shard's pass starts at every day boundary. */
+  lifecycleDayMs: number;
   /** How likely two targets are to fail together (CORRELATION): placement and replica counting follow it. */
   correlation: Correlation;
   /** Chain replication where the selected targets advertise peer addresses (CHAIN_REPLICATION). */
@@ -147,6 +151,7 @@ export function configOf(env: Env): ClusterConfig {
     removedRetainMs: seconds(env, "REMOVED_RETAIN_SECONDS", 3_600),
     reclaimGraceMs: seconds(env, "RECLAIM_GRACE_SECONDS", 600),
     uploadExpireMs: seconds(env, "UPLOAD_EXPIRE_SECONDS", 7 * 86_400),
+    lifecycleDayMs: Math.max(seconds(env, "LIFECYCLE_DAY_SECONDS", 86_400), 100),
     correlation: correlationOf(env.CORRELATION),
     chain: (env.CHAIN_REPLICATION ?? "auto") !== "off",
   };

@@ -8,7 +8,8 @@ import type { BucketInfo, TenantRpc } from "./rpc.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
 import { corsOfJson, corsToJson, type CorsRule } from "../shared/cors-rules.ts";
 import type { PublicRead } from "../shared/bucket-policy.ts";
-import type { PublicBlock } from "./rpc.ts";
+import type { BucketLifecycle, PublicBlock } from "./rpc.ts";
+import { lifecycleOfJson, lifecycleToJson, type LifecycleRule } from "../shared/lifecycle-rules.ts";
 
 /** A column this object wrote as JSON, read back; null when empty. */
 function jsonOf<T>(v: unknown): T | null {
@@ -27,7 +28,7 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
     if (!columns.includes("versioning")) this.sql.exec("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT 'Unversioned'");
     if (!columns.includes("tags")) this.sql.exec("ALTER TABLE buckets ADD COLUMN tags TEXT");
     if (!columns.includes("cors")) this.sql.exec("ALTER TABLE buckets ADD COLUMN cors TEXT");
-    for (const c of ["policy", "public_read", "public_block"]) if (!columns.includes(c)) this.sql.exec(`ALTER TABLE buckets ADD COLUMN ${c} TEXT`);
+    for (const c of ["policy", "public_read", "public_block", "lifecycle"]) if (!columns.includes(c)) this.sql.exec(`ALTER TABLE buckets ADD COLUMN ${c} TEXT`);
   }
 
   private infoOf(r: Record<string, SqlStorageValue>): BucketInfo {
@@ -89,6 +90,28 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   /** Replace the bucket's public access block (null: remove it); false if there is no such bucket. */
   async setPublicAccessBlock(name: string, block: PublicBlock | null): Promise<boolean> {
     return this.sql.exec("UPDATE buckets SET public_block = ? WHERE name = ?", block ? JSON.stringify(block) : null, name).rowsWritten > 0;
+  }
+
+  /** The bucket's lifecycle rules; null if it has none (or there is no such bucket). */
+  async getBucketLifecycle(name: string): Promise<LifecycleRule[] | null> {
+    const row = this.sql.exec("SELECT lifecycle FROM buckets WHERE name = ?", name).toArray()[0];
+    return row ? lifecycleOfJson(row.lifecycle) : null;
+  }
+
+  /** Replace the bucket's lifecycle rules (null: remove them); false if there is no such bucket. */
+  async setBucketLifecycle(name: string, rules: LifecycleRule[] | null): Promise<boolean> {
+    return this.sql.exec("UPDATE buckets SET lifecycle = ? WHERE name = ?", lifecycleToJson(rules), name).rowsWritten > 0;
+  }
+
+  /** Every bucket with lifecycle rules, with its versioning (what a shard's pass needs). */
+  async lifecycleBuckets(): Promise<BucketLifecycle[]> {
+    return this.sql
+      .exec("SELECT name, versioning, lifecycle FROM buckets WHERE lifecycle IS NOT NULL ORDER BY name")
+      .toArray()
+      .flatMap((r) => {
+        const rules = lifecycleOfJson(r.lifecycle);
+        return rules ? [{ bucket: String(r.name), versioning: String(r.versioning) as Versioning, rules }] : [];
+      });
   }
 
   async deleteBucket(name: string): Promise<boolean> {

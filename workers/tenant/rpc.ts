@@ -6,6 +6,7 @@ import type { CorsRule } from "../shared/cors-rules.ts";
 import type { PublicRead } from "../shared/bucket-policy.ts";
 import type { Tag } from "../shared/tags.ts";
 import type { Versioning } from "../shared/versioning.ts";
+import type { LifecycleRule } from "../shared/lifecycle-rules.ts";
 
 export interface BucketInfo {
   name: string;
@@ -17,6 +18,13 @@ export interface BucketInfo {
   publicRead?: PublicRead;
   /** Its public access block; absent: none. */
   publicBlock?: PublicBlock;
+}
+
+/** A bucket's lifecycle rules, and what a shard needs beside them to act on its names. */
+export interface BucketLifecycle {
+  bucket: string;
+  versioning: Versioning;
+  rules: LifecycleRule[];
 }
 
 /** PutPublicAccessBlock's four settings. */
@@ -39,5 +47,8 @@ export interface TenantRpc extends Rpc.DurableObjectBranded {
   getBucketPolicy(name: string): Promise<string | null>;
   setBucketPolicy(name: string, policy: { text: string; read: PublicRead } | null): Promise<boolean>;
   setPublicAccessBlock(name: string, block: PublicBlock | null): Promise<boolean>;
+  getBucketLifecycle(name: string): Promise<LifecycleRule[] | null>;
+  setBucketLifecycle(name: string, rules: LifecycleRule[] | null): Promise<boolean>;
+  lifecycleBuckets(): Promise<BucketLifecycle[]>;
   deleteBucket(name: string): Promise<boolean>;
 }

@@ -3,7 +3,7 @@
 // marker as the null version (suspended), or removal of the null version (unversioned). With a
 // version id, that version is removed for good. Deleting what is not there succeeds, as in S3.
 
-import type { VersionBody } from "../../../common/manifest.ts";
+import { deleteMarkerOf } from "../../../common/manifest.ts";
 import { groupStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { checksumOf, requestedChecksum, badDigest } from "../../../common/s3/checksums.ts";
@@ -50,20 +50,7 @@ async function deleteKey(ctx: RequestContext, info: BucketInfo, at: { bucket: st
     if (isRefusal(r)) refused(r);
     return r ?? { versionId, deleteMarker: false };
   }
-  const marker: VersionBody = {
-    tenant: ctx.tenant,
-    bucket,
-    key,
-    size: 0,
-    etag: "",
-    contentType: "",
-    userMeta: {},
-    httpMeta: {},
-    chunks: [],
-    inline: null,
-    deleteMarker: true,
-    creator: ctx.auth.accessKey,
-  };
+  const marker = deleteMarkerOf({ tenant: ctx.tenant, bucket, key }, ctx.auth.accessKey);
   const r = await groupStub(ctx.env, place.group).deleteName(place.nhid, place.shard, marker, info.versioning);
   if (isRefusal(r)) refused(r);
   return r;
