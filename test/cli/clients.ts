@@ -39,6 +39,8 @@ export interface CliClient {
   putBucketPolicy?(bucket: string, policy: string): Promise<void>;
   /** Replace an object's tags, where the client has a command for it. */
   putObjectTagging?(bucket: string, key: string, tags: { Key: string; Value: string }[]): Promise<void>;
+  /** Set a bucket's lifecycle rules (the JSON form of LifecycleConfiguration), where the client has a command for it. */
+  putBucketLifecycle?(bucket: string, config: object): Promise<void>;
 }
 
 /** A client that cannot run here, and why (the scenario reports it instead of running). */
@@ -131,6 +133,7 @@ export function awsCli(ep: Endpoint): CliClient | Unavailable {
     putBucketCors: async (b, rules) => void (await aws("s3api", "put-bucket-cors", "--bucket", b, "--cors-configuration", JSON.stringify(rules))),
     putBucketPolicy: async (b, policy) => void (await aws("s3api", "put-bucket-policy", "--bucket", b, "--policy", policy)),
     putObjectTagging: async (b, key, tags) => void (await aws("s3api", "put-object-tagging", "--bucket", b, "--key", key, "--tagging", JSON.stringify({ TagSet: tags }))),
+    putBucketLifecycle: async (b, config) => void (await aws("s3api", "put-bucket-lifecycle-configuration", "--bucket", b, "--lifecycle-configuration", JSON.stringify(config))),
   };
 }
 

@@ -6,7 +6,7 @@
 // The client under test does each step through its own commands; each result is checked
 // independently through @aws-sdk/client-s3 and the local files.
 
-import { DeleteObjectCommand, GetBucketCorsCommand, GetObjectCommand, GetObjectTaggingCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetBucketCorsCommand, GetBucketLifecycleConfigurationCommand, GetObjectCommand, GetObjectTaggingCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -188,6 +188,21 @@ export function cliScenario(client: CliClient, ep: Endpoint, bucket: string): { 
               const rules = { CORSRules: [{ AllowedOrigins: ["https://app.example"], AllowedMethods: ["GET", "PUT"], AllowedHeaders: ["*"], ExposeHeaders: ["ETag"], MaxAgeSeconds: 300 }] };
               await client.putBucketCors!(bucket, rules);
               assert.deepEqual((await s3.send(new GetBucketCorsCommand({ Bucket: bucket }))).CORSRules, rules.CORSRules);
+            },
+          },
+        ]
+      : []),
+    ...(client.putBucketLifecycle
+      ? [
+          {
+            name: "set lifecycle rules (s3api put-bucket-lifecycle-configuration)",
+            run: async () => {
+              const rules = [
+                { ID: "tmp", Status: "Enabled", Filter: { Prefix: "tmp/" }, Expiration: { Days: 7 }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
+                { ID: "old-versions", Status: "Enabled", Filter: { Prefix: "" }, NoncurrentVersionExpiration: { NoncurrentDays: 30, NewerNoncurrentVersions: 2 } },
+              ];
+              await client.putBucketLifecycle!(bucket, { Rules: rules });
+              assert.deepEqual((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules, rules);
             },
           },
         ]
