@@ -15,9 +15,15 @@ import type { Versioning } from "../shared/versioning.ts";
 import type { LifecycleAction } from "../negotiating-group/rpc.ts";
 import type { LifecycleProgress } from "./rpc.ts";
 
-/** Keys (with all their versions) one step reads. */
+/** Keys (with all their versions) one step reads at most... */
 const STEP_KEYS = 500;
-/** Between steps the object serves requests; the next step comes by alarm this much later. */
+/** ...and actions it hands to the groups: deletions cost the groups far more than reading costs the shard. */
+const STEP_ACTIONS = 64;
+/**
+ * Between steps the object serves requests, and the groups its actions went to serve theirs:
+ * the next step comes by alarm after a pause as long as the step took (at least this), so a
+ * pass takes at most about half of the time of the objects it touches.
+ */
 const STEP_PAUSE_MS = 5;
 /** A step whose actions failed (a group unreachable) is tried again this much later, up to STEP_TRIES times; then the pass moves on, and the next pass finds what is still due. */
 const RETRY_MS = 5_000;
@@ -102,7 +108,8 @@ export class LifecyclePass {
     }
     const done = todo.phase === "names" ? await this.walkNames(todo, now) : await this.walkUploads(todo, now);
     if (done === "retry") return now + RETRY_MS;
-    return this.next() ? now + STEP_PAUSE_MS : this.state().nextAt;
+    const took = Date.now() - now;
+    return this.next() ? Date.now() + Math.max(STEP_PAUSE_MS, took) : this.state().nextAt;
   }
 
   private async start(now: number): Promise<void> {
@@ -147,10 +154,19 @@ export class LifecyclePass {
       byKey.set(key, list);
     }
     const due: Due[] = [];
-    for (const [key, versions] of byKey) due.push(...dueOf(todo.rules, key, versions, { now, dayMs: this.dayMs }));
+    let last = keys[keys.length - 1]!;
+    let walked = 0;
+    for (const key of keys) {
+      due.push(...dueOf(todo.rules, key, byKey.get(key) ?? [], { now, dayMs: this.dayMs }));
+      walked++;
+      if (due.length >= STEP_ACTIONS) {
+        last = key;
+        break;
+      }
+    }
     if (!(await this.act(todo, due))) return "retry";
-    this.count(keys.length);
-    return this.advance(todo, { phase: "names", cursor: keys[keys.length - 1]! });
+    this.count(walked);
+    return this.advance(todo, { phase: "names", cursor: last });
   }
 
   private async walkUploads(todo: Todo, now: number): Promise<"stepped" | "retry"> {
@@ -165,16 +181,18 @@ export class LifecyclePass {
       .toArray();
     if (rows.length === 0) return this.advance(todo, null);
     const due: Due[] = [];
+    let last = rows[rows.length - 1]!;
     for (const r of rows) {
+      last = r;
       const key = String(r.key);
       const initiated = Number(r.initiated);
       // S3 applies only a rule's prefix to uploads: an upload has no tags or size yet.
       if (rules.some((rule) => key.startsWith(rule.filter.prefix) && now >= dueAt(initiated, rule.abortUploadDays!, this.dayMs))) {
         due.push({ kind: "abort-upload", key, uploadId: String(r.upload_id) });
       }
+      if (due.length >= STEP_ACTIONS) break;
     }
     if (!(await this.act(todo, due))) return "retry";
-    const last = rows[rows.length - 1]!;
     return this.advance(todo, { phase: "uploads", cursor: `${String(last.key)}\u0000${String(last.upload_id)}` });
   }
 
