@@ -60,13 +60,16 @@ describe("route: service and bucket operations", () => {
   });
 
   it("answers NotImplemented for subresources it does not support, never misroutes them", async () => {
-    for (const sub of ["lifecycle", "website"]) {
+    for (const sub of ["website", "replication"]) {
       for (const method of ["GET", "PUT", "POST", "DELETE"]) {
         const err = await routeError(`/b?${sub}`, method);
         expect(err.code).toBe("NotImplemented");
         expect(err.status).toBe(501);
       }
     }
+    // ?lifecycle is served for GET, PUT and DELETE; POST must not fall through to another operation.
+    expect(await routeOf("/b?lifecycle", "PUT")).toMatchObject({ op: "PutBucketLifecycle", bucket: "b" });
+    expect((await routeError("/b?lifecycle", "POST")).code).toBe("NotImplemented");
     // ?uploads is served for GET only; no other method may fall through to another operation.
     expect(await routeOf("/b?uploads")).toMatchObject({ op: "ListMultipartUploads", bucket: "b" });
     for (const method of ["PUT", "POST", "DELETE"]) expect((await routeError("/b?uploads", method)).code).toBe("NotImplemented");
