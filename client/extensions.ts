@@ -54,6 +54,8 @@ export interface QueryFilter {
   contentType?: string;
   /** x-amz-meta-* values, by name without the prefix. */
   meta?: Record<string, string>;
+  /** Tags the version has now, by key. */
+  tags?: Record<string, string>;
   /** "all" (default): every version; "current": each key's current version. */
   versions?: "all" | "current";
   asOf?: string | number;
@@ -197,6 +199,7 @@ export class EdgestoreExtensions {
     set("max-size", f.maxSize);
     set("content-type", f.contentType);
     for (const [k, v] of Object.entries(f.meta ?? {})) q[`meta-${k}`] = v;
+    for (const [k, v] of Object.entries(f.tags ?? {})) q[`tag-${k}`] = v;
     set("versions", f.versions);
     set("as-of", f.asOf);
     set("max-keys", f.maxKeys);

@@ -23,6 +23,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import type { LocalCluster } from "../../scripts/cluster.ts";
+import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { chunkCopies, clusterForSuite, eventually, pseudoRandom, s3Error } from "./helpers.ts";
 
 let cluster: LocalCluster;
@@ -56,6 +57,23 @@ async function versions(Bucket: string, Prefix: string): Promise<string[]> {
 }
 
 const sameSet = (want: string[]) => (got: string[]) => JSON.stringify(got) === JSON.stringify(want);
+
+describe("tags in queries", () => {
+  it("select versions by the tags they have now, set at the write or changed since", async () => {
+    const q = await bucket("tag-query");
+    await put(q, "a", "1", "class=hot&team=db");
+    await put(q, "b", "2", "class=hot");
+    await put(q, "c", "3");
+    await s3.send(new PutObjectTaggingCommand({ Bucket: q, Key: "b", Tagging: { TagSet: [{ Key: "class", Value: "cold" }] } }));
+    await s3.send(new PutObjectTaggingCommand({ Bucket: q, Key: "c", Tagging: { TagSet: [{ Key: "class", Value: "hot" }] } }));
+    const ext = new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+    const found = async (tags: Record<string, string>) => (await ext.queryAll({ bucket: q, tags })).map((v) => v.key).sort();
+    expect(await found({ class: "hot" })).toEqual(["a", "c"]);
+    expect(await found({ class: "cold" })).toEqual(["b"]);
+    expect(await found({ class: "hot", team: "db" })).toEqual(["a"]);
+    expect(await found({ Class: "hot" })).toEqual([]);
+  });
+});
 
 describe("lifecycle configuration", () => {
   it("is put, read back and deleted as S3 does, and refuses what S3 refuses", async () => {
