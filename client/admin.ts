@@ -37,6 +37,8 @@ const OPTIONS = {
   grace: { type: "string" },
   watch: { type: "boolean" },
   ttl: { type: "string" },
+  buckets: { type: "string" },
+  access: { type: "string" },
 } satisfies ParseArgsConfig["options"];
 
 type Flags = FlagsOf<typeof OPTIONS>;
@@ -76,6 +78,18 @@ interface KeyView {
   created: number;
   expires: number | null;
   secretAccessKey?: string;
+  scope: { access: string; buckets: string[] } | null;
+}
+
+/** `--buckets b1,b2/prefix [--access A]` as the admin API's scope; undefined when no --buckets. */
+function scopeOf(flags: Flags, buckets = flags.buckets): { access: string; buckets: string[] } | undefined {
+  if (buckets === undefined) {
+    if (flags.access !== undefined) throw new UsageError("--access narrows a scope: give --buckets too");
+    return undefined;
+  }
+  const list = buckets.split(",").map((b) => b.trim()).filter((b) => b !== "");
+  if (list.length === 0) throw new UsageError('--buckets names at least one "bucket" or "bucket/prefix"');
+  return { access: flags.access ?? "read-write", buckets: list };
 }
 
 const when = (t: number | null) => (t === null ? "-" : new Date(t).toISOString());
@@ -93,7 +107,8 @@ const lifecycleLine = (s: LifecycleShard) =>
   `shard ${s.shard}\t${s.running ? `running, ${s.bucketsLeft} bucket(s) left` : "idle"}\t${s.keysWalked} key(s) walked, ${s.actionsDone} action(s)\tnext pass ${s.nextPass}`;
 
 const tenantLine = (t: TenantView) => `${t.name}\t${formatBytes(t.usage.bytes)} in ${t.usage.objects} object version(s)\t${quotaText(t.quotaBytes)}`;
-const keyLine = (k: KeyView) => `${k.accessKeyId}\t${k.tenant}\t${k.state}${k.expires !== null ? ` (until ${when(k.expires)})` : ""}\tcreated ${when(k.created)}`;
+const scopeText = (k: KeyView) => (k.scope === null ? "all buckets" : `${k.scope.access} ${k.scope.buckets.join(",")}`);
+const keyLine = (k: KeyView) => `${k.accessKeyId}\t${k.tenant}\t${k.state}${k.expires !== null ? ` (until ${when(k.expires)})` : ""}\t${scopeText(k)}\tcreated ${when(k.created)}`;
 const newKeyText = (k: KeyView) => `access key id:      ${k.accessKeyId}\nsecret access key:  ${k.secretAccessKey}\ntenant:             ${k.tenant}\n(the secret is shown only now: keep it)`;
 
 interface StatusView {
@@ -180,12 +195,23 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   "keys create": {
-    usage: "keys create <tenant>",
-    about: "issue an access key for the tenant; its secret is shown once",
+    usage: "keys create <tenant> [--buckets B[/PREFIX],... [--access read-only|write-only]]",
+    about: "issue an access key for the tenant, limited to some buckets or prefixes if asked; its secret is shown once",
     args: 1,
     async run(c, [tenant]) {
-      const r = (await c.call("POST", `/_admin/tenants/${encodeURIComponent(tenant!)}/keys`)) as KeyView;
-      c.print(r, () => newKeyText(r));
+      const scope = scopeOf(c.flags);
+      const r = (await c.call("POST", `/_admin/tenants/${encodeURIComponent(tenant!)}/keys`, scope ? { scope } : {})) as KeyView;
+      c.print(r, () => `${newKeyText(r)}\nscope:              ${scopeText(r)}`);
+    },
+  },
+  "keys scope": {
+    usage: "keys scope <access-key-id> <B[/PREFIX],...|all> [--access read-only|write-only]",
+    about: "limit what a key may do from now on (all: lift the limit); takes effect within KEY_CACHE_SECONDS",
+    args: 2,
+    async run(c, [id, buckets]) {
+      const scope = buckets === "all" ? null : scopeOf(c.flags, buckets);
+      const r = (await c.call("PATCH", `/_admin/keys/${encodeURIComponent(id!)}`, { scope })) as KeyView;
+      c.print(r, () => keyLine(r));
     },
   },
   "keys list": {

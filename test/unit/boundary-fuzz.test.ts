@@ -30,6 +30,7 @@ import { tagsOfHeader } from "../../workers/shared/tags.ts";
 import { tagsOfXml } from "../../workers/gateway/s3/tagging.ts";
 import { corsRulesOf } from "../../workers/gateway/s3/cors.ts";
 import { lifecycleRulesOf } from "../../workers/gateway/s3/lifecycle.ts";
+import { parseScope, scopeAllows, scopeOfJson, scopeToJson } from "../../workers/shared/key-scope.ts";
 import { attributesParams } from "../../workers/gateway/params.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 
@@ -229,6 +230,23 @@ describe("decoders at trust boundaries, fuzzed", () => {
         await onlyRefuses(() => corsRulesOf(xml), isS3Error);
         await onlyRefuses(() => lifecycleRulesOf(xml), isS3Error);
         await onlyRefuses(() => attributesParams(new URLSearchParams(header), new Headers({ "x-amz-object-attributes": header.replace(/[^\x20-\x7e]/g, ""), "x-amz-max-parts": header.slice(0, 4).replace(/[^\x20-\x7e]/g, "") })), isS3Error);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe("key scopes", () => {
+  it("any JSON as a scope: a scope that survives storage unchanged, or a reason, never a throw", () => {
+    const entry = fc.oneof(fc.constantFrom("backups", "photos/public/", "a", "UPPER", "b/", "ok-bucket/x/y"), fc.string({ maxLength: 12 }), fc.integer());
+    const scope = fc.oneof(fc.record({ access: fc.oneof(fc.constantFrom("read-only", "write-only", "read-write", "admin"), fc.integer()), buckets: fc.oneof(fc.array(entry, { maxLength: 4 }), fc.jsonValue()) }, { requiredKeys: [] }), fc.jsonValue());
+    fc.assert(
+      fc.property(scope, fc.string({ maxLength: 12 }), (raw, key) => {
+        const s = parseScope(raw);
+        if ("error" in s) return;
+        expect(scopeOfJson(scopeToJson(s))).toEqual(s);
+        for (const g of s.grants) expect(scopeAllows(s, s.access === "write-only" ? "write" : "read", g.bucket, g.prefix + key)).toBe(true);
+        expect(scopeAllows(s, "read", "not-granted-bucket-name", key)).toBe(s.grants.some((g) => g.bucket === "not-granted-bucket-name") && s.access !== "write-only");
       }),
       RUNS,
     );

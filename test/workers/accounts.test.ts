@@ -53,8 +53,8 @@ describe("AccountRegistry", () => {
   it("looks up a working key, and not a revoked one", async () => {
     const r = registry();
     await r.createTenant("acme", null);
-    expect(await r.addKey("nobody", "ESNOTENANT", "v1:x:y")).toBeNull();
-    const info = await r.addKey("acme", "ESKEY1", "v1:iv:ct");
+    expect(await r.addKey("nobody", { id: "ESNOTENANT", sealed: "v1:x:y", scope: null })).toBeNull();
+    const info = await r.addKey("acme", { id: "ESKEY1", sealed: "v1:iv:ct", scope: null });
     expect(info).toMatchObject({ accessKeyId: "ESKEY1", tenant: "acme", state: "active" });
     expect(await r.lookupKey("ESKEY1")).toEqual({ tenant: "acme", sealed: "v1:iv:ct", expires: null });
     expect((await r.revokeKey("ESKEY1"))?.state).toBe("revoked");
@@ -65,7 +65,7 @@ describe("AccountRegistry", () => {
   it("rotates: the new key works at once, the old one until its grace ends", async () => {
     const r = registry();
     await r.createTenant("acme", null);
-    await r.addKey("acme", "ESOLD", "v1:a:b");
+    await r.addKey("acme", { id: "ESOLD", sealed: "v1:a:b", scope: null });
     const rot = await r.rotateKey("ESOLD", "ESNEW", "v1:c:d", 60_000);
     expect(rot?.key).toMatchObject({ accessKeyId: "ESNEW", tenant: "acme", state: "active" });
     expect(rot?.old.state).toBe("expiring");
@@ -85,7 +85,7 @@ describe("AccountRegistry", () => {
   it("deletes a tenant with its keys", async () => {
     const r = registry();
     await r.createTenant("gone", null);
-    await r.addKey("gone", "ESGONE", "v1:a:b");
+    await r.addKey("gone", { id: "ESGONE", sealed: "v1:a:b", scope: null });
     expect(await r.deleteTenant("gone")).toBe(true);
     expect(await r.lookupKey("ESGONE")).toBeNull();
     expect(await r.getTenant("gone")).toBeNull();
@@ -95,7 +95,7 @@ describe("AccountRegistry", () => {
     const r = registry();
     await r.createTenant("acme", null);
     const { accessKeyId, secretAccessKey } = newKeyPair();
-    await r.addKey("acme", accessKeyId, await sealSecret(SECRET, accessKeyId, secretAccessKey));
+    await r.addKey("acme", { id: accessKeyId, sealed: await sealSecret(SECRET, accessKeyId, secretAccessKey), scope: null });
     const rows = await runInDurableObject(r, (_o: AccountRegistry, state) => state.storage.sql.exec("SELECT * FROM access_keys").toArray());
     expect(JSON.stringify(rows)).not.toContain(secretAccessKey);
     expect(rows).toHaveLength(1);

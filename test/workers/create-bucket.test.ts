@@ -20,6 +20,7 @@ function contextIn(region: string, tenant: string): RequestContext {
     requestId: "test",
     auth: { accessKey: "AKTEST", payloadHash: "UNSIGNED-PAYLOAD" } as RequestContext["auth"],
     tenant,
+    scope: null,
     near: null,
     waitUntil: () => {},
     reservations: [],

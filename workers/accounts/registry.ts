@@ -3,6 +3,7 @@
 // a key here once per KEY_CACHE_SECONDS per isolate (auth/credentials.ts), so it is not on the
 // path of every request. A tenant's buckets live in its own TenantDirectory, not here.
 
+import { scopeOfJson, scopeToJson, scopeView, type KeyScope } from "../shared/key-scope.ts";
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../shared/env.ts";
 import type { AccountRpc, KeyInfo, KeyLookup, KeyState, TenantInfo } from "./rpc.ts";
@@ -27,6 +28,8 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
       id TEXT PRIMARY KEY, tenant TEXT NOT NULL REFERENCES tenants (name), sealed TEXT NOT NULL,
       created INTEGER NOT NULL, expires INTEGER, revoked INTEGER)`);
     this.sql.exec("CREATE INDEX IF NOT EXISTS access_keys_tenant ON access_keys (tenant)");
+    // What the key may do (shared/key-scope.ts), as JSON; null: all its tenant may.
+    if (!this.sql.exec("PRAGMA table_info(access_keys)").toArray().some((c) => c.name === "scope")) this.sql.exec("ALTER TABLE access_keys ADD COLUMN scope TEXT");
     // Bucket names are per tenant, but an anonymous request names no tenant: a bucket made
     // public claims its name here, across tenants, so such a request finds its owner.
     this.sql.exec("CREATE TABLE IF NOT EXISTS public_buckets (bucket TEXT PRIMARY KEY, tenant TEXT NOT NULL)");
@@ -44,7 +47,8 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
     const expires = r.expires === null ? null : Number(r.expires);
     const revoked = r.revoked === null ? null : Number(r.revoked);
     const state: KeyState = revoked !== null ? "revoked" : expires === null ? "active" : expires <= now ? "expired" : "expiring";
-    return { accessKeyId: String(r.id), tenant: String(r.tenant), created: Number(r.created), expires, revoked, state };
+    const scope = scopeOfJson(r.scope);
+    return { accessKeyId: String(r.id), tenant: String(r.tenant), created: Number(r.created), expires, revoked, state, scope: scope ? scopeView(scope) : null };
   }
 
   /** False if a tenant of that name exists. */
@@ -103,22 +107,28 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
   }
 
   /** Add a key to a tenant; null if the tenant does not exist. */
-  async addKey(tenant: string, accessKeyId: string, sealed: string): Promise<KeyInfo | null> {
+  async addKey(tenant: string, key: { id: string; sealed: string; scope: KeyScope | null }): Promise<KeyInfo | null> {
     if (!(await this.getTenant(tenant))) return null;
     const now = Date.now();
-    this.sql.exec("INSERT INTO access_keys (id, tenant, sealed, created) VALUES (?, ?, ?, ?)", accessKeyId, tenant, sealed, now);
+    this.sql.exec("INSERT INTO access_keys (id, tenant, sealed, created, scope) VALUES (?, ?, ?, ?, ?)", key.id, tenant, key.sealed, now, scopeToJson(key.scope));
+    return this.keyInfo(key.id);
+  }
+
+  /** Replace a key's scope (null: none); null if there is no such key. */
+  async setKeyScope(accessKeyId: string, scope: KeyScope | null): Promise<KeyInfo | null> {
+    this.sql.exec("UPDATE access_keys SET scope = ? WHERE id = ?", scopeToJson(scope), accessKeyId);
     return this.keyInfo(accessKeyId);
   }
 
   async keyInfo(accessKeyId: string): Promise<KeyInfo | null> {
-    const r = this.sql.exec("SELECT id, tenant, created, expires, revoked FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];
+    const r = this.sql.exec("SELECT id, tenant, created, expires, revoked, scope FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];
     return r ? this.keyOf(r, Date.now()) : null;
   }
 
   /** In the order they were issued (rowid breaks ties within a millisecond). */
   async listKeys(tenant: string): Promise<KeyInfo[]> {
     const now = Date.now();
-    return this.sql.exec("SELECT id, tenant, created, expires, revoked FROM access_keys WHERE tenant = ? ORDER BY created, rowid", tenant).toArray().map((r) => this.keyOf(r, now));
+    return this.sql.exec("SELECT id, tenant, created, expires, revoked, scope FROM access_keys WHERE tenant = ? ORDER BY created, rowid", tenant).toArray().map((r) => this.keyOf(r, now));
   }
 
   /**
@@ -131,7 +141,8 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
     const old = await this.keyInfo(oldId);
     if (!old || old.state === "revoked" || old.state === "expired") return null;
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec("INSERT INTO access_keys (id, tenant, sealed, created) VALUES (?, ?, ?, ?)", newId, old.tenant, sealed, now);
+      // The new key may do what the old one could, no more.
+      this.sql.exec("INSERT INTO access_keys (id, tenant, sealed, created, scope) SELECT ?, tenant, ?, ?, scope FROM access_keys WHERE id = ?", newId, sealed, now, oldId);
       this.sql.exec("UPDATE access_keys SET expires = min(coalesce(expires, ?1), ?1) WHERE id = ?2", now + graceMs, oldId);
     });
     return { old: (await this.keyInfo(oldId))!, key: (await this.keyInfo(newId))! };
@@ -155,8 +166,8 @@ export class AccountRegistry extends DurableObject<Env> implements AccountRpc {
 
   /** A key that works now, for signature checks; null if unknown, revoked or expired. */
   async lookupKey(accessKeyId: string): Promise<KeyLookup | null> {
-    const r = this.sql.exec("SELECT tenant, sealed, expires, revoked FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];
+    const r = this.sql.exec("SELECT tenant, sealed, expires, revoked, scope FROM access_keys WHERE id = ?", accessKeyId).toArray()[0];
     if (!r || r.revoked !== null || (r.expires !== null && Number(r.expires) <= Date.now())) return null;
-    return { tenant: String(r.tenant), sealed: String(r.sealed), expires: r.expires === null ? null : Number(r.expires) };
+    return { tenant: String(r.tenant), sealed: String(r.sealed), expires: r.expires === null ? null : Number(r.expires), scope: scopeOfJson(r.scope) };
   }
 }

@@ -2,6 +2,8 @@
 // this interface rather than by the AccountRegistry class (registry.ts `implements` it), so
 // shared/env.ts can name the binding without importing the object, which itself needs env.ts.
 
+import type { KeyScope, ScopeAccess } from "../shared/key-scope.ts";
+
 export interface TenantInfo {
   name: string;
   created: number;
@@ -19,6 +21,8 @@ export interface KeyInfo {
   expires: number | null;
   revoked: number | null;
   state: KeyState;
+  /** What it may do, as the admin API shows it; null: all its tenant may. */
+  scope: { access: ScopeAccess; buckets: string[] } | null;
 }
 
 /** What the gateway needs to verify a signature: whose key, and its sealed secret. */
@@ -27,6 +31,7 @@ export interface KeyLookup {
   sealed: string;
   /** Until when the answer may be cached: a rotated key's expiry caps it. */
   expires: number | null;
+  scope: KeyScope | null;
 }
 
 /** registry.ts says what each call does. */
@@ -36,7 +41,8 @@ export interface AccountRpc extends Rpc.DurableObjectBranded {
   listTenants(): Promise<TenantInfo[]>;
   setQuota(name: string, quotaBytes: number | null): Promise<boolean>;
   deleteTenant(name: string): Promise<boolean>;
-  addKey(tenant: string, accessKeyId: string, sealed: string): Promise<KeyInfo | null>;
+  addKey(tenant: string, key: { id: string; sealed: string; scope: KeyScope | null }): Promise<KeyInfo | null>;
+  setKeyScope(accessKeyId: string, scope: KeyScope | null): Promise<KeyInfo | null>;
   keyInfo(accessKeyId: string): Promise<KeyInfo | null>;
   listKeys(tenant: string): Promise<KeyInfo[]>;
   rotateKey(oldId: string, newId: string, sealed: string, graceMs: number): Promise<{ old: KeyInfo; key: KeyInfo } | null>;

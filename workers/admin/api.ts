@@ -12,7 +12,7 @@ import { AdminError, errorJson, json } from "./errors.ts";
 import { clusterStatus } from "./status.ts";
 import { createEnrolment, listTargets, revokeTarget } from "./targets.ts";
 import { STATUS_ASSETS } from "./status-page.ts";
-import { createKey, createTenant, deleteTenant, getTenant, listKeys, listTenants, resealKeys, revokeKey, rotateKey, updateTenant } from "./tenants.ts";
+import { createKey, createTenant, deleteTenant, getTenant, listKeys, listTenants, resealKeys, revokeKey, rotateKey, setKeyScope, updateTenant } from "./tenants.ts";
 
 export const ADMIN_PREFIX = "/_admin/";
 
@@ -67,7 +67,8 @@ on("get", "/tenants/:tenant", (req, env) => getTenant(env, p(req, "tenant")));
 on("patch", "/tenants/:tenant", (req, env) => updateTenant(req, env, p(req, "tenant")));
 on("delete", "/tenants/:tenant", (req, env) => deleteTenant(env, p(req, "tenant")));
 on("get", "/tenants/:tenant/keys", (req, env) => listKeys(env, p(req, "tenant")));
-on("post", "/tenants/:tenant/keys", (req, env) => createKey(env, p(req, "tenant")));
+on("post", "/tenants/:tenant/keys", (req, env) => createKey(req, env, p(req, "tenant")));
+on("patch", "/keys/:id", (req, env) => setKeyScope(req, env, p(req, "id")));
 on("post", "/keys/reseal", (_req, env) => resealKeys(env));
 on("post", "/keys/:id/rotate", (req, env) => rotateKey(req, env, p(req, "id")));
 on("delete", "/keys/:id", (req, env) => revokeKey(env, p(req, "id")));

@@ -1,6 +1,7 @@
 // Tenants and their access keys, as the admin API serves them. Secrets are generated here,
 // returned once in the answer that creates them, and stored only sealed (accounts/sealing.ts).
 
+import { parseScope, type KeyScope } from "../shared/key-scope.ts";
 import { newKeyPair, openSecret, sealSecret } from "../accounts/sealing.ts";
 import { tenantNameProblem } from "../accounts/registry.ts";
 import type { KeyInfo, TenantInfo } from "../accounts/rpc.ts";
@@ -83,10 +84,20 @@ function shown(info: KeyInfo, secretAccessKey: string) {
   return { ...info, secretAccessKey };
 }
 
-export async function createKey(env: Env, tenant: string): Promise<Response> {
+/** A request body's `scope`: absent or null for none, else a scope (shared/key-scope.ts). */
+function scopeIn(body: Record<string, unknown>): KeyScope | null {
+  if (body.scope === undefined || body.scope === null) return null;
+  const scope = parseScope(body.scope);
+  if ("error" in scope) throw new AdminError(400, "InvalidArgument", `scope: ${scope.error}`);
+  return scope;
+}
+
+/** POST /_admin/tenants/{tenant}/keys {"scope"?}: a new key, its secret shown this once. */
+export async function createKey(req: Request, env: Env, tenant: string): Promise<Response> {
+  const scope = scopeIn(await bodyOf(req));
   await requireTenant(env, tenant);
   const k = await issue(env);
-  const info = await registryStub(env).addKey(tenant, k.accessKeyId, k.sealed);
+  const info = await registryStub(env).addKey(tenant, { id: k.accessKeyId, sealed: k.sealed, scope });
   if (!info) throw new AdminError(404, "NoSuchTenant", `there is no tenant "${tenant}"`);
   return json(shown(info, k.secretAccessKey), 201);
 }
@@ -104,6 +115,15 @@ export async function rotateKey(req: Request, env: Env, id: string): Promise<Res
   const r = await registryStub(env).rotateKey(id, k.accessKeyId, k.sealed, Math.round(grace * 1000));
   if (!r) throw new AdminError(404, "NoSuchKey", `there is no working key "${id}" (unknown, revoked or expired)`);
   return json({ key: shown(r.key, k.secretAccessKey), previous: r.old }, 201);
+}
+
+/** PATCH /_admin/keys/{id} {"scope": ... | null}: what the key may do from now on (within KEY_CACHE_SECONDS). */
+export async function setKeyScope(req: Request, env: Env, id: string): Promise<Response> {
+  const body = await bodyOf(req);
+  if (!("scope" in body)) throw new AdminError(400, "InvalidArgument", 'send {"scope": {...}} or {"scope": null}');
+  const info = await registryStub(env).setKeyScope(id, scopeIn(body));
+  if (!info) throw new AdminError(404, "NoSuchKey", `there is no key "${id}"`);
+  return json(info);
 }
 
 export async function revokeKey(env: Env, id: string): Promise<Response> {

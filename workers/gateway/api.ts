@@ -33,6 +33,8 @@ import { putObject } from "./s3/object-put.ts";
 import { errorResponse } from "./s3/xml.ts";
 import { readerLocation } from "./s3/reader-location.ts";
 import { countRequest } from "./traffic.ts";
+import { checkScope } from "./scope.ts";
+import type { KeyScope } from "../shared/key-scope.ts";
 import { unavailableReason } from "../shared/unavailable.ts";
 
 function dispatch(ctx: RequestContext, ep: Endpoint): Promise<Response> {
@@ -241,13 +243,15 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
     let tenant = "";
     let auth: AuthContext;
     let ep: Endpoint;
+    /** The signing key's scope; an anonymous reader has none to narrow what its bucket's policy opens. */
+    let scope: KeyScope | null = null;
     // A form upload carries its credential in its fields, not in a signature over the request.
     const boundary = req.method === "POST" && !url.searchParams.has("delete") ? boundaryOf(req.headers.get("content-type")) : null;
     const formBucket = boundary !== null ? bucketAlone(req, url, env.S3_BASE_DOMAIN ?? "") : null;
     if (boundary !== null && formBucket !== null) {
       formUpload = await readForm(req, boundary);
       const form = await verifiedForm(formUpload, { env, bucket: formBucket });
-      ({ tenant, auth } = form);
+      ({ tenant, auth, scope } = form);
       ep = { op: "PostObject", bucket: formBucket, form };
     } else if (isAnonymous(req, url)) {
       // No credential at all: only a read a public bucket's policy opens (public-access.ts). A
@@ -261,14 +265,15 @@ export async function handleS3(req: Request, env: Env, exec: ExecutionContext): 
         region: env.S3_REGION,
         lookupSecret: async (ak) => {
           const c = await lookupCredential(env, ak);
-          if (c) tenant = c.tenant;
+          if (c) ({ tenant, scope } = c);
           return c?.secret ?? null;
         },
       });
       ep = await route(req, url, env.S3_BASE_DOMAIN ?? "");
     }
-    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p), reservations };
+    const ctx: RequestContext = { env, cfg, req, url, requestId, auth, tenant, scope, near: readerLocation(req, env), waitUntil: (p) => exec.waitUntil(p), reservations };
     if ("bucket" in ep) corsOf = { env, tenant, bucket: ep.bucket };
+    checkScope(scope, ep);
     const res = await dispatch(ctx, ep);
     settleRoom(ctx, res.status < 300);
     // A WebSocket answer goes out as it is: it has no body to mark, and copying it would lose the socket.

@@ -1,6 +1,7 @@
 // Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
 // GetBucketVersioning and PutBucketVersioning.
 
+import { scopeTouches } from "../../shared/key-scope.ts";
 import { registryStub, shardStub, tenantStub } from "../../shared/env.ts";
 import { forgetBucket } from "./bucket-cache.ts";
 import { requireBucket, type RequestContext } from "./context.ts";
@@ -23,7 +24,8 @@ export function validateBucketName(name: string): void {
 }
 
 export async function listBuckets(ctx: RequestContext): Promise<Response> {
-  const buckets = await tenantStub(ctx.env, ctx.tenant).listBuckets();
+  // A scoped key is shown the buckets its scope names, no others.
+  const buckets = (await tenantStub(ctx.env, ctx.tenant).listBuckets()).filter((b) => scopeTouches(ctx.scope, b.name));
   return xmlResponse("ListAllMyBucketsResult", {
     Owner: { ID: ctx.tenant, DisplayName: ctx.tenant },
     Buckets: { Bucket: buckets.map((b) => ({ Name: b.name, CreationDate: isoTime(b.created) })) },

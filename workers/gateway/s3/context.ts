@@ -8,6 +8,7 @@ import { bucketInfo } from "./bucket-cache.ts";
 import type { BucketInfo } from "../../tenant/rpc.ts";
 import type { AuthContext } from "../../../common/s3/verify-request.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
+import { scopeAllows, type KeyScope, type Wanted } from "../../shared/key-scope.ts";
 
 export interface RequestContext {
   env: Env;
@@ -17,6 +18,8 @@ export interface RequestContext {
   requestId: string;
   auth: AuthContext;
   tenant: string;
+  /** What the request's key may do (shared/key-scope.ts); null: all its tenant may. */
+  scope: KeyScope | null;
   /** The caller's location (s3/reader-location.ts): reads are served by the copies nearest to it. */
   near: string | null;
   waitUntil(p: Promise<unknown>): void;
@@ -47,4 +50,9 @@ export async function requireBucket(ctx: NameScope, bucket: string): Promise<Buc
 
 export function validateKey(key: string): void {
   if (new TextEncoder().encode(key).length > 1024) throw new S3Error("KeyTooLongError", "Your key is too long (1024 bytes at most)");
+}
+
+/** The request's key may read or write this name (for a listing, this prefix), or the request is denied as S3 denies it. */
+export function requireScope(ctx: Pick<RequestContext, "scope">, want: Wanted, bucket: string, key: string): void {
+  if (!scopeAllows(ctx.scope, want, bucket, key)) throw new S3Error("AccessDenied", "Access Denied: the key's scope does not reach this");
 }

@@ -13,7 +13,7 @@ import { holdNamedChunks } from "../data/references.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { ingest } from "../data/ingest.ts";
 import { objectBody } from "../data/read.ts";
-import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { placeOf, requireBucket, validateKey, type RequestContext, requireScope } from "./context.ts";
 import { refused } from "./refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
 import { requireRoom } from "./quota.ts";
@@ -116,6 +116,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   validateKey(key);
   const h = ctx.req.headers;
   const src = parseCopySource(h.get("x-amz-copy-source")!);
+  requireScope(ctx, "read", src.bucket, src.key);
   const directive = (h.get("x-amz-metadata-directive") ?? "COPY").toUpperCase();
   if (directive !== "COPY" && directive !== "REPLACE") throw new S3Error("InvalidArgument", "Unknown metadata directive.", { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive });
   const tagDirective = (h.get("x-amz-tagging-directive") ?? "COPY").toUpperCase();
@@ -172,6 +173,7 @@ export async function uploadPartCopy(ctx: RequestContext, at: PartAt): Promise<R
   validateKey(key);
   const h = ctx.req.headers;
   const src = parseCopySource(h.get("x-amz-copy-source")!);
+  requireScope(ctx, "read", src.bucket, src.key);
   await requireBucket(ctx, bucket);
   const { vm, versionHeader: sourceHeader } = await sourceVersion(ctx, src);
   const { start, end } = copyRange(h.get("x-amz-copy-source-range"), vm.size);

@@ -9,7 +9,7 @@ import { isRefusal } from "../../shared/refusal.ts";
 import { checksumOf, requestedChecksum, badDigest } from "../../../common/s3/checksums.ts";
 import type { Uvid } from "../../../common/ids.ts";
 import type { BucketInfo } from "../../tenant/rpc.ts";
-import { placeOf, requireBucket, validateKey, type RequestContext } from "./context.ts";
+import { placeOf, requireBucket, requireScope, validateKey, type RequestContext } from "./context.ts";
 import { versionIdParam, type VersionId } from "../params.ts";
 import { refused } from "./refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
@@ -101,6 +101,7 @@ export async function deleteObjects(ctx: RequestContext, bucket: string): Promis
         const { key, versionId } = objects[i]!;
         try {
           validateKey(key);
+          requireScope(ctx, "write", bucket, key);
           const r = await deleteKey(ctx, info, { bucket, key, versionId: versionIdParam(versionId) });
           outcome[i] = {
             ok: true,

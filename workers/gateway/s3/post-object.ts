@@ -13,7 +13,8 @@ import { lookupCredential } from "../auth/credentials.ts";
 import { readFormUpload, type FormUpload } from "../data/form-data.ts";
 import { ingest } from "../data/ingest.ts";
 import type { RequestContext } from "./context.ts";
-import { requireBucket, validateKey } from "./context.ts";
+import { requireBucket, requireScope, validateKey } from "./context.ts";
+import type { KeyScope } from "../../shared/key-scope.ts";
 import { commitObject, objectOptionsOf } from "./object-put.ts";
 import { parsePolicy, type PostPolicy } from "./post-policy.ts";
 import { requireRoom } from "./quota.ts";
@@ -31,6 +32,7 @@ const AS_HEADERS = /^(content-type|cache-control|content-disposition|content-enc
 export interface PostForm {
   auth: AuthContext;
   tenant: string;
+  scope: KeyScope | null;
   upload: FormUpload;
   policy: PostPolicy;
 }
@@ -72,7 +74,7 @@ export async function verifiedForm(upload: FormUpload, at: { env: Env; bucket: s
     presigned: false,
     signedHeaders: [],
   };
-  return { auth, tenant: cred.tenant, upload, policy };
+  return { auth, tenant: cred.tenant, scope: cred.scope, upload, policy };
 }
 
 /** Store the form's file under its key, and answer as success_action_status (or _redirect) asks. */
@@ -82,6 +84,7 @@ export async function postObject(ctx: RequestContext, bucket: string, form: Post
   if (rawKey === undefined) throw new S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", { ArgumentName: "key" });
   const key = rawKey.replaceAll("${filename}", form.upload.filename ?? "");
   validateKey(key);
+  requireScope(ctx, "write", bucket, key);
   const info = awaitedLater(requireBucket(ctx, bucket));
   // The form's fields stand for a PUT's headers: the same options, refusals and metadata.
   const h = new Headers();
