@@ -12,6 +12,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetBucketPolicyCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -139,8 +140,24 @@ describe("scoped keys", () => {
     await denied(s3.send(new PutObjectCommand({ Bucket: "photos", Key: "public/new.jpg", Body: "x" })));
     await denied(s3.send(new PutObjectTaggingCommand({ Bucket: "photos", Key: "public/a.jpg", Tagging: { TagSet: [] } })));
     await denied(s3.send(new CopyObjectCommand({ Bucket: "photos", Key: "public/copy.jpg", CopySource: "photos/public/a.jpg" })));
-    const found = await new EdgestoreExtensions(creds(k)).queryAll({ bucket: "photos" });
-    expect(found.map((v) => v.key)).toEqual(["public/a.jpg"]);
+    const ext = new EdgestoreExtensions(creds(k));
+    expect((await ext.queryAll({ bucket: "photos" })).map((v) => v.key)).toEqual(["public/a.jpg"]);
+    // Page by page, no answer and no continuation token names anything outside the grant.
+    await owner.send(new PutObjectCommand({ Bucket: "photos", Key: "public/c.jpg", Body: "C" }));
+    await owner.send(new PutObjectCommand({ Bucket: "photos", Key: "zzz/secret.jpg", Body: "Z" }));
+    const told: string[] = [];
+    let token: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await ext.query({ bucket: "*", maxKeys: 1, continuationToken: token });
+      told.push(...page.versions.map((v) => `${v.bucket}/${v.key}`));
+      if (!page.nextContinuationToken) break;
+      token = page.nextContinuationToken;
+      told.push(new TextDecoder().decode(Uint8Array.from(atob(token.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0))));
+    }
+    for (const t of told) expect(t).toContain("public/");
+    expect(told.filter((t) => !t.startsWith("[")).sort()).toEqual(["photos/public/a.jpg", "photos/public/c.jpg"]);
+    // A bucket's settings name its other prefixes: a prefix-scoped key cannot read them.
+    await denied(s3.send(new GetBucketPolicyCommand({ Bucket: "photos" })));
     // A browser form upload signed with the key is refused at its key, its policy being good.
     const post = await formUpload(k, "photos", "public/form.jpg");
     const answer = await post.text();

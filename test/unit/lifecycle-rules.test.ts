@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { formatUvid } from "../../common/ids.ts";
-import { dueOf } from "../../workers/manifest-shard/lifecycle.ts";
+import { dueOf } from "../../workers/manifest-shard/lifecycle-due.ts";
 import { dueAt, type LifecycleRule } from "../../workers/shared/lifecycle-rules.ts";
 
 const DAY = 86_400_000;
@@ -43,6 +43,9 @@ describe("lifecycle due dates", () => {
     const v = [version(d(10)), version(d(8)), version(d(6)), version(d(1))];
     const r = rule({ noncurrentExpiration: { days: 3, newer: 1 } });
     const due = (now: number) => dueOf([r], "k", v, { now, dayMs: DAY }).map((x) => ("uvid" in x ? v.findIndex((y) => y.uvid === x.uvid) : -1));
+    // The same key judged a window at a time gives the same answer.
+    const windowed = (now: number) => [...dueOf([r], "k", v.slice(0, 2), { now, dayMs: DAY }), ...dueOf([r], "k", v.slice(2), { now, dayMs: DAY }, { rank: 2, since: v[1]!.created })].map((x) => ("uvid" in x ? v.findIndex((y) => y.uvid === x.uvid) : -1));
+    expect(windowed(d(11))).toEqual(due(d(11)));
     expect(due(d(9))).toEqual([3]);
     expect(due(d(11))).toEqual([2, 3]);
     // Rank 1 (the newest noncurrent) is kept however old.

@@ -56,7 +56,7 @@ describe("AccountRegistry", () => {
     expect(await r.addKey("nobody", { id: "ESNOTENANT", sealed: "v1:x:y", scope: null })).toBeNull();
     const info = await r.addKey("acme", { id: "ESKEY1", sealed: "v1:iv:ct", scope: null });
     expect(info).toMatchObject({ accessKeyId: "ESKEY1", tenant: "acme", state: "active" });
-    expect(await r.lookupKey("ESKEY1")).toEqual({ tenant: "acme", sealed: "v1:iv:ct", expires: null });
+    expect(await r.lookupKey("ESKEY1")).toEqual({ tenant: "acme", sealed: "v1:iv:ct", expires: null, scope: null });
     expect((await r.revokeKey("ESKEY1"))?.state).toBe("revoked");
     expect(await r.lookupKey("ESKEY1")).toBeNull();
     expect(await r.revokeKey("ESNONE")).toBeNull();
@@ -70,6 +70,13 @@ describe("AccountRegistry", () => {
     expect(rot?.key).toMatchObject({ accessKeyId: "ESNEW", tenant: "acme", state: "active" });
     expect(rot?.old.state).toBe("expiring");
     expect((await r.lookupKey("ESOLD"))?.expires).toBe(rot?.old.expires);
+    // The new key may do what the old one could, no more.
+    await r.createTenant("scoped-co", null);
+    const scoped = await r.addKey("scoped-co", { id: "ESSCOPED", sealed: "v1:s:t", scope: { access: "read-only", grants: [{ bucket: "photos", prefix: "p/" }] } });
+    expect(scoped?.scope).toEqual({ access: "read-only", buckets: ["photos/p/"] });
+    const moved = await r.rotateKey("ESSCOPED", "ESSCOPED2", "v1:u:v", 1000);
+    expect(moved?.key.scope).toEqual({ access: "read-only", buckets: ["photos/p/"] });
+    expect((await r.lookupKey("ESSCOPED2"))?.scope).toEqual({ access: "read-only", grants: [{ bucket: "photos", prefix: "p/" }] });
     // A rotation with no grace ends the old key at once.
     const now = await r.rotateKey("ESNEW", "ESNEWER", "v1:e:f", 0);
     expect(now?.old.state).toBe("expired");

@@ -84,6 +84,23 @@ describe("selecting versions", () => {
     expect(names(await shard.select(sel({ qualifiers: [{ name: "tag:class", value: "warm" }] }), null, 100))).toEqual([]);
   });
 
+  it("read only the ranges a scoped key was granted: no entry and no cursor outside them, page after page", async () => {
+    const shard = await seeded();
+    const within = [{ bucket: "a", prefix: "x" }, { bucket: "b", prefix: "" }, { bucket: "b", prefix: "w" }, { bucket: "a", prefix: "z.t" }];
+    const seen: string[] = [];
+    const cursors: string[] = [];
+    let after = null;
+    for (let i = 0; i < 20; i++) {
+      const page = await shard.select(sel({ within }), after, 1);
+      seen.push(...names(page));
+      if (!page.next) break;
+      cursors.push(`${page.next.bucket}/${page.next.key}`);
+      after = page.next;
+    }
+    expect(seen).toEqual(["a/x.mp3@3", "a/z.txt@2", "b/w.mp3@4"]);
+    for (const c of cursors) expect(["a/x.mp3", "a/z.txt", "b/w.mp3"]).toContain(c);
+  });
+
   it("pages from a cursor without repeating or skipping", async () => {
     const shard = await seeded();
     const all: string[] = [];

@@ -1,6 +1,6 @@
 // Every operation checked against the scope of the key that signed it (shared/key-scope.ts),
 // once, after routing and before anything runs. The switch names every endpoint, so a new
-// operation does not compile until it says what it needs. Where the names an operation touches
+// operation does not compile until it says what it needs (the `never` in the default). Where the names an operation touches
 // are not in its endpoint, its handler checks each as it learns it: DeleteObjects' keys, a copy's
 // source, a form upload's key, query results (filtered), ListBuckets (filtered).
 
@@ -25,13 +25,15 @@ export function checkScope(scope: KeyScope | null, ep: Endpoint): void {
     case "HeadBucket":
     case "GetBucketLocation":
     case "GetBucketVersioning":
+      return touch(ep.bucket);
+    // A bucket's settings name its other prefixes and tags: read on the whole bucket.
     case "GetBucketAcl":
     case "GetBucketTagging":
     case "GetBucketPolicy":
     case "GetPublicAccessBlock":
     case "GetBucketCors":
     case "GetBucketLifecycle":
-      return touch(ep.bucket);
+      return need("read", ep.bucket, "");
     case "ListObjects":
     case "ListObjectsV2":
     case "ListObjectVersions":
@@ -98,5 +100,10 @@ export function checkScope(scope: KeyScope | null, ep: Endpoint): void {
     case "Validate":
     case "SetReplicas":
       throw denied("snapshots, editing sessions, validation and replica settings span a tenant's buckets: they need a key without a scope");
+    default: {
+      // Every endpoint is named above: one added without a case fails to compile here, and is denied if it ever runs.
+      const unclassified: never = ep;
+      throw denied(`an operation the scope check does not know: ${(unclassified as Endpoint).op}`);
+    }
   }
 }

@@ -7,16 +7,18 @@
 // it again and deletes through the same paths as a client (negotiating-group/lifecycle-actions.ts).
 // No shard ever scans another's slice, and a shard with no rules to apply reads nothing.
 
-import { groupOf, nhidOf, type Nhid, type Uvid, asUvid } from "../../common/ids.ts";
+import { asUvid, groupOf, nhidOf, type Nhid, type Uvid } from "../../common/ids.ts";
 import { configOf, groupStub, registryStub, tenantStub, type Env } from "../shared/env.ts";
-import { currentExpired, dueAt, filterTakes, lifecycleOfJson, lifecycleToJson, noncurrentExpired, type LifecycleRule } from "../shared/lifecycle-rules.ts";
-import { tagsOfJson } from "../shared/tags.ts";
+import { dueAt, lifecycleOfJson, lifecycleToJson, type LifecycleRule } from "../shared/lifecycle-rules.ts";
+import { dueOf, type Due, type VersionRow, type WindowStart } from "./lifecycle-due.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { LifecycleAction } from "../negotiating-group/rpc.ts";
 import type { LifecycleProgress } from "./rpc.ts";
 
 /** Keys (with all their versions) one step reads at most... */
 const STEP_KEYS = 500;
+/** ...and versions: a key with more is walked in windows of its own, newest first... */
+const STEP_ROWS = 5_000;
 /** ...and actions it hands to the groups: deletions cost the groups far more than reading costs the shard. */
 const STEP_ACTIONS = 64;
 /**
@@ -25,7 +27,7 @@ const STEP_ACTIONS = 64;
  * pass takes at most about half of the time of the objects it touches.
  */
 const STEP_PAUSE_MS = 5;
-/** A step whose actions failed (a group unreachable) is tried again this much later, up to STEP_TRIES times; then the pass moves on, and the next pass finds what is still due. */
+/** A step that failed (a group unreachable, an error) is tried again this much later, up to STEP_TRIES times; then the pass moves on, and the next pass finds what is still due. */
 const RETRY_MS = 5_000;
 const STEP_TRIES = 3;
 
@@ -39,7 +41,15 @@ interface Todo {
   phase: Phase;
   /** The last key (names) or `key\u0000uploadId` (uploads) done; "" before the first. */
   cursor: string;
+  /** A key too large for one step, being walked in windows: the next key after `cursor`. */
+  inKey: KeyWindow | null;
   tries: number;
+}
+
+interface KeyWindow extends WindowStart {
+  key: string;
+  /** The last version judged (the next window is older); null: none yet. */
+  after: Uvid | null;
 }
 
 export interface LifecycleContext {
@@ -57,7 +67,7 @@ export class LifecyclePass {
       keys_walked INTEGER NOT NULL DEFAULT 0, actions_done INTEGER NOT NULL DEFAULT 0)`);
     c.sql.exec(`CREATE TABLE IF NOT EXISTS lifecycle_todo (
       tenant TEXT NOT NULL, bucket TEXT NOT NULL, versioning TEXT NOT NULL, rules TEXT NOT NULL,
-      phase TEXT NOT NULL, cursor TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,
+      phase TEXT NOT NULL, cursor TEXT NOT NULL, in_key TEXT, tries INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (tenant, bucket))`);
     c.sql.exec("INSERT OR IGNORE INTO lifecycle_pass (k, next_at) VALUES (0, ?)", this.boundaryAfter(Date.now()));
   }
@@ -78,7 +88,9 @@ export class LifecyclePass {
   private next(): Todo | null {
     const r = this.c.sql.exec("SELECT * FROM lifecycle_todo ORDER BY tenant, bucket LIMIT 1").toArray()[0];
     if (!r) return null;
-    return { tenant: String(r.tenant), bucket: String(r.bucket), versioning: String(r.versioning) as Versioning, rules: lifecycleOfJson(r.rules) ?? [], phase: String(r.phase) as Phase, cursor: String(r.cursor), tries: Number(r.tries) };
+    // Written by this part from checked values: the casts only name what it wrote.
+    const inKey = typeof r.in_key === "string" ? (JSON.parse(r.in_key) as KeyWindow) : null;
+    return { tenant: String(r.tenant), bucket: String(r.bucket), versioning: String(r.versioning) as Versioning, rules: lifecycleOfJson(r.rules) ?? [], phase: String(r.phase) as Phase, cursor: String(r.cursor), inKey, tries: Number(r.tries) };
   }
 
   /** When the alarm must come for this part. */
@@ -106,46 +118,80 @@ export class LifecyclePass {
       todo = this.next();
       if (!todo) return this.state().nextAt;
     }
-    const done = todo.phase === "names" ? await this.walkNames(todo, now) : await this.walkUploads(todo, now);
-    if (done === "retry") return now + RETRY_MS;
+    let done: "stepped" | "retry";
+    try {
+      // The bucket as it is now: its rules may have changed or gone, its versioning changed,
+      // since the pass began (a pass can take hours); what is done follows what is now.
+      const fresh = await this.refreshed(todo);
+      done = fresh === null ? this.advance(todo, null) : fresh.phase === "names" ? await this.walkNames(fresh, now) : await this.walkUploads(fresh, now);
+    } catch (e) {
+      done = this.failed(todo, e);
+    }
+    if (done === "retry") return Date.now() + RETRY_MS;
     const took = Date.now() - now;
     return this.next() ? Date.now() + Math.max(STEP_PAUSE_MS, took) : this.state().nextAt;
+  }
+
+  /** A failed step is tried again, up to STEP_TRIES times; then its bucket waits for the next pass, and the others go on. */
+  private failed(todo: Todo, e: unknown): "stepped" | "retry" {
+    console.log(JSON.stringify({ event: "lifecycle-step-failed", tenant: todo.tenant, bucket: todo.bucket, tries: todo.tries + 1, error: String(e) }));
+    if (todo.tries + 1 >= STEP_TRIES) return this.advance(todo, null);
+    this.c.sql.exec("UPDATE lifecycle_todo SET tries = tries + 1 WHERE tenant = ? AND bucket = ?", todo.tenant, todo.bucket);
+    return "retry";
+  }
+
+  /** The todo with the bucket's rules and versioning as its directory has them now; null if it has none left (or no bucket). */
+  private async refreshed(todo: Todo): Promise<Todo | null> {
+    const b = await tenantStub(this.c.env, todo.tenant).bucketLifecycle(todo.bucket);
+    if (b === null) return null;
+    return { ...todo, versioning: b.versioning, rules: b.rules.filter((r) => r.enabled) };
   }
 
   private async start(now: number): Promise<void> {
     const todos: Todo[] = [];
     for (const tenant of await registryStub(this.c.env).lifecycleTenants()) {
-      for (const b of await tenantStub(this.c.env, tenant).lifecycleBuckets()) {
+      let buckets;
+      try {
+        buckets = await tenantStub(this.c.env, tenant).lifecycleBuckets();
+      } catch (e) {
+        // One tenant's directory failing must not stop every tenant's pass: its rules wait for the next.
+        console.log(JSON.stringify({ event: "lifecycle-tenant-skipped", tenant, error: String(e) }));
+        continue;
+      }
+      for (const b of buckets) {
         const rules = b.rules.filter((r) => r.enabled);
         const names = rules.some((r) => r.expiration !== null || r.expiredObjectDeleteMarker || r.noncurrentExpiration !== null);
         const uploads = rules.some((r) => r.abortUploadDays !== null);
         if (!names && !uploads) continue;
-        todos.push({ tenant, bucket: b.bucket, versioning: b.versioning, rules, phase: names ? "names" : "uploads", cursor: "", tries: 0 });
+        todos.push({ tenant, bucket: b.bucket, versioning: b.versioning, rules, phase: names ? "names" : "uploads", cursor: "", inKey: null, tries: 0 });
       }
     }
     for (const t of todos) {
       this.c.sql.exec(
-        "INSERT OR REPLACE INTO lifecycle_todo (tenant, bucket, versioning, rules, phase, cursor, tries) VALUES (?, ?, ?, ?, ?, ?, 0)",
+        "INSERT OR REPLACE INTO lifecycle_todo (tenant, bucket, versioning, rules, phase, cursor, in_key, tries) VALUES (?, ?, ?, ?, ?, ?, NULL, 0)",
         t.tenant, t.bucket, t.versioning, lifecycleToJson(t.rules) ?? "[]", t.phase, t.cursor,
       );
     }
     this.c.sql.exec("UPDATE lifecycle_pass SET next_at = ?, started = ?, keys_walked = 0, actions_done = 0 WHERE k = 0", this.boundaryAfter(now), now);
   }
 
-  private async walkNames(todo: Todo, now: number): Promise<"stepped" | "retry"> {
+  private async walkNames(todo: Todo, now: number): Promise<"stepped"> {
+    if (todo.inKey) return this.walkWindow(todo, todo.inKey, now);
     const { sql } = this.c;
     const keys = sql
       .exec("SELECT key FROM current WHERE tenant = ? AND bucket = ? AND key > ? ORDER BY key LIMIT ?", todo.tenant, todo.bucket, todo.cursor, STEP_KEYS)
       .toArray()
       .map((r) => String(r.key));
     if (keys.length === 0) return this.advance(todo, { phase: "uploads", cursor: "" });
-    // In index order (uvid ascending); each key's versions are then taken newest first.
+    // In index order (uvid ascending); each key's versions are then taken newest first. Past
+    // STEP_ROWS the last key read may be cut short: it is left for the next step.
     const rows = sql
       .exec(
-        "SELECT key, uvid, delete_marker, size, last_modified, tags FROM versions WHERE tenant = ? AND bucket = ? AND key >= ? AND key <= ? AND removed = 0 ORDER BY key, uvid",
-        todo.tenant, todo.bucket, keys[0]!, keys[keys.length - 1]!,
+        "SELECT key, uvid, delete_marker, size, last_modified, tags FROM versions WHERE tenant = ? AND bucket = ? AND key >= ? AND key <= ? AND removed = 0 ORDER BY key, uvid LIMIT ?",
+        todo.tenant, todo.bucket, keys[0]!, keys[keys.length - 1]!, STEP_ROWS + 1,
       )
       .toArray();
+    const cutShort = rows.length > STEP_ROWS ? String(rows[rows.length - 1]!.key) : null;
     const byKey = new Map<string, VersionRow[]>();
     for (const r of rows) {
       const key = String(r.key);
@@ -153,23 +199,54 @@ export class LifecyclePass {
       list.unshift({ uvid: asUvid(r.uvid), deleteMarker: Number(r.delete_marker) === 1, size: Number(r.size), created: Number(r.last_modified), tags: r.tags ?? null });
       byKey.set(key, list);
     }
+    const at = { now, dayMs: this.dayMs };
     const due: Due[] = [];
-    let last = keys[keys.length - 1]!;
+    let last = todo.cursor;
     let walked = 0;
+    let inKey: KeyWindow | null = null;
     for (const key of keys) {
-      due.push(...dueOf(todo.rules, key, byKey.get(key) ?? [], { now, dayMs: this.dayMs }));
-      walked++;
-      if (due.length >= STEP_ACTIONS) {
-        last = key;
+      const keyDue = key === cutShort ? null : dueOf(todo.rules, key, byKey.get(key) ?? [], at);
+      // A key not read whole, or with more due than a step may do: walked in windows, alone.
+      if (keyDue === null || keyDue.length > STEP_ACTIONS) {
+        if (walked === 0) inKey = { key, after: null, rank: 0, since: null };
         break;
       }
+      if (due.length + keyDue.length > STEP_ACTIONS) break;
+      due.push(...keyDue);
+      walked++;
+      last = key;
     }
-    if (!(await this.act(todo, due))) return "retry";
+    await this.act(todo, due);
     this.count(walked);
-    return this.advance(todo, { phase: "names", cursor: last });
+    return this.advance(todo, { phase: "names", cursor: last, inKey });
   }
 
-  private async walkUploads(todo: Todo, now: number): Promise<"stepped" | "retry"> {
+  /** One window of a key too large for a step: up to STEP_ROWS versions, newest first, at most STEP_ACTIONS of them acted on. */
+  private async walkWindow(todo: Todo, w: KeyWindow, now: number): Promise<"stepped"> {
+    const rows = this.c.sql
+      .exec(
+        `SELECT uvid, delete_marker, size, last_modified, tags FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND removed = 0 ${w.after === null ? "" : "AND uvid < ?"} ORDER BY uvid DESC LIMIT ?`,
+        ...[todo.tenant, todo.bucket, w.key, ...(w.after === null ? [] : [w.after]), STEP_ROWS],
+      )
+      .toArray()
+      .map((r): VersionRow => ({ uvid: asUvid(r.uvid), deleteMarker: Number(r.delete_marker) === 1, size: Number(r.size), created: Number(r.last_modified), tags: r.tags ?? null }));
+    let due = dueOf(todo.rules, w.key, rows, { now, dayMs: this.dayMs }, w);
+    let judged = rows.length;
+    if (due.length > STEP_ACTIONS) {
+      due = due.slice(0, STEP_ACTIONS);
+      const lastDue = due[due.length - 1]!;
+      judged = rows.findIndex((r) => "uvid" in lastDue && r.uvid === lastDue.uvid) + 1;
+    }
+    await this.act(todo, due);
+    if (judged === rows.length && rows.length < STEP_ROWS) {
+      this.count(1);
+      return this.advance(todo, { phase: "names", cursor: w.key, inKey: null });
+    }
+    const end = rows[judged - 1]!;
+    return this.advance(todo, { phase: "names", cursor: todo.cursor, inKey: { key: w.key, after: end.uvid, rank: w.rank + judged, since: end.created } });
+  }
+
+  private async walkUploads(todo: Todo, now: number): Promise<"stepped"> {
     const rules = todo.rules.filter((r) => r.abortUploadDays !== null);
     if (rules.length === 0) return this.advance(todo, null);
     const [afterKey, afterId] = todo.cursor === "" ? ["", ""] : splitCursor(todo.cursor);
@@ -192,14 +269,14 @@ export class LifecyclePass {
       }
       if (due.length >= STEP_ACTIONS) break;
     }
-    if (!(await this.act(todo, due))) return "retry";
+    await this.act(todo, due);
     return this.advance(todo, { phase: "uploads", cursor: `${String(last.key)}\u0000${String(last.upload_id)}` });
   }
 
   /** Move the bucket's walk on (null: this bucket is done for this pass). */
-  private advance(todo: Todo, to: { phase: Phase; cursor: string } | null): "stepped" {
+  private advance(todo: Todo, to: { phase: Phase; cursor: string; inKey?: KeyWindow | null } | null): "stepped" {
     if (to === null) this.c.sql.exec("DELETE FROM lifecycle_todo WHERE tenant = ? AND bucket = ?", todo.tenant, todo.bucket);
-    else this.c.sql.exec("UPDATE lifecycle_todo SET phase = ?, cursor = ?, tries = 0 WHERE tenant = ? AND bucket = ?", to.phase, to.cursor, todo.tenant, todo.bucket);
+    else this.c.sql.exec("UPDATE lifecycle_todo SET phase = ?, cursor = ?, in_key = ?, tries = 0 WHERE tenant = ? AND bucket = ?", to.phase, to.cursor, to.inKey ? JSON.stringify(to.inKey) : null, todo.tenant, todo.bucket);
     return "stepped";
   }
 
@@ -207,9 +284,9 @@ export class LifecyclePass {
     this.c.sql.exec("UPDATE lifecycle_pass SET keys_walked = keys_walked + ?, actions_done = actions_done + ? WHERE k = 0", keys, actions);
   }
 
-  /** Hand what is due to the groups that own the names; false if a group could not be reached and the step should be tried again. */
-  private async act(todo: Todo, due: Due[]): Promise<boolean> {
-    if (due.length === 0) return true;
+  /** Hand what is due to the groups that own the names; throws if one could not take them (the step is tried again). */
+  private async act(todo: Todo, due: Due[]): Promise<void> {
+    if (due.length === 0) return;
     const cfg = configOf(this.c.env);
     const byGroup = new Map<number, LifecycleAction[]>();
     for (const d of due) {
@@ -222,55 +299,14 @@ export class LifecyclePass {
     const results = await Promise.allSettled(
       [...byGroup].map(([g, actions]) => groupStub(this.c.env, g).expireByLifecycle({ tenant: todo.tenant, bucket: todo.bucket, versioning: todo.versioning, actions })),
     );
-    const done = results.reduce((n, r) => n + (r.status === "fulfilled" ? r.value : 0), 0);
-    this.count(0, done);
-    const failed = results.filter((r) => r.status === "rejected");
-    if (failed.length === 0) return true;
-    console.log(JSON.stringify({ event: "lifecycle-step-failed", tenant: todo.tenant, bucket: todo.bucket, tries: todo.tries + 1, error: String((failed[0] as PromiseRejectedResult).reason) }));
-    if (todo.tries + 1 >= STEP_TRIES) return true;
-    this.c.sql.exec("UPDATE lifecycle_todo SET tries = tries + 1 WHERE tenant = ? AND bucket = ?", todo.tenant, todo.bucket);
-    return false;
+    this.count(0, results.reduce((n, r) => n + (r.status === "fulfilled" ? r.value : 0), 0));
+    const failed = results.find((r) => r.status === "rejected");
+    // The whole step is tried again: what was done is checked again by the groups and found done.
+    if (failed) throw new Error(`a group did not take the step's actions: ${String(failed.reason)}`);
   }
 }
-
-interface VersionRow {
-  uvid: Uvid;
-  deleteMarker: boolean;
-  size: number;
-  created: number;
-  /** As stored (tagsToJson), parsed only when a rule filters by tags. */
-  tags: SqlStorageValue;
-}
-
-type Due = DistributiveOmit<LifecycleAction, "nhid">;
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function splitCursor(c: string): [string, string] {
   const i = c.lastIndexOf("\u0000");
   return [c.slice(0, i), c.slice(i + 1)];
-}
-
-/** What the rules make due for one key, its live versions newest first (the first is current). */
-export function dueOf(rules: readonly LifecycleRule[], key: string, versions: readonly VersionRow[], at: { now: number; dayMs: number }): Due[] {
-  const applicable = rules.filter((r) => key.startsWith(r.filter.prefix));
-  if (applicable.length === 0 || versions.length === 0) return [];
-  const out: Due[] = [];
-  const candidate = (v: VersionRow) => ({ key, size: v.deleteMarker ? 0 : v.size, tags: v.deleteMarker ? [] : tagsOfJson(v.tags) });
-  const current = versions[0]!;
-  if (current.deleteMarker) {
-    if (versions.length === 1 && applicable.some((r) => r.expiredObjectDeleteMarker && filterTakes(r.filter, candidate(current)))) {
-      out.push({ kind: "remove-marker", key, uvid: current.uvid });
-    }
-  } else {
-    const rule = applicable.find((r) => filterTakes(r.filter, candidate(current)) && currentExpired(r, current.created, at));
-    if (rule) out.push({ kind: "expire-current", key, uvid: current.uvid, tags: rule.filter.tags });
-  }
-  for (let i = 1; i < versions.length; i++) {
-    const v = versions[i]!;
-    const since = versions[i - 1]!.created;
-    if (applicable.some((r) => filterTakes(r.filter, candidate(v)) && noncurrentExpired(r, { since, rank: i }, at))) {
-      out.push({ kind: "remove-noncurrent", key, uvid: v.uvid });
-    }
-  }
-  return out;
 }

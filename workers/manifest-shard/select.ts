@@ -9,7 +9,7 @@
 // class), matched here rather than by SQL; SQL narrows the scan by their literal prefixes.
 
 import { asChid, asUvid, type Chid, type Uvid } from "../../common/ids.ts";
-import { prefixSuccessor } from "../../common/keys.ts";
+import { compareKeys, prefixSuccessor } from "../../common/keys.ts";
 import { existsAt } from "./as-of.ts";
 import { compileGlob, GlobError, globMatches, type Glob } from "./glob.ts";
 import { tagsOfJson } from "../shared/tags.ts";
@@ -45,6 +45,11 @@ export interface Selection {
   creator?: string;
   sizeMin?: number;
   sizeMax?: number;
+  /**
+   * Only names under these (a scoped key's grants): rows outside are never read, so neither an
+   * answer nor a cursor can tell anything about them.
+   */
+  within?: { bucket: string; prefix: string }[];
 }
 
 export interface Selected {
@@ -137,10 +142,35 @@ function qualifies(row: Record<string, SqlStorageValue>, qs: Qualifier[]): boole
   });
 }
 
+type Range = { bucket: string; prefix: string; upper: string | null };
+
+/** Grants as disjoint ranges in (bucket, key) order: one under another's prefix is dropped. */
+function rangesOf(within: { bucket: string; prefix: string }[]): Range[] {
+  // In SQLite's order (UTF-8 bytes), the order rows come in: a range finished is behind the cursor for good.
+  const sorted = [...within].sort((a, b) => compareKeys(a.bucket, b.bucket) || compareKeys(a.prefix, b.prefix));
+  const kept: Range[] = [];
+  for (const g of sorted) {
+    const last = kept.at(-1);
+    if (last && last.bucket === g.bucket && g.prefix.startsWith(last.prefix)) continue;
+    kept.push({ ...g, upper: prefixSuccessor(g.prefix) });
+  }
+  return kept;
+}
+
+/** Whether a range still holds names after the cursor. */
+function endsAfter(r: Range, c: SelectCursor | null): boolean {
+  if (c === null || compareKeys(r.bucket, c.bucket) > 0) return true;
+  return r.bucket === c.bucket && (r.upper === null || compareKeys(c.key, r.upper) < 0);
+}
+
 export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCursor | null, limit: number): SelectPage {
   const entries: Selected[] = [];
   const masks = compileMasks(s.masks);
   if (masks.length === 0) return { entries, next: null };
+  // Without `within`, one range: everything.
+  const ranges: (Range | null)[] = s.within ? rangesOf(s.within) : [null];
+  let ri = s.within ? ranges.findIndex((r) => endsAfter(r!, after)) : 0;
+  if (ri < 0) return { entries, next: null };
   const narrow = narrowing(masks);
   const work = { steps: 0 };
   let lastName: { bucket: string; key: string; matched: boolean } | null = null;
@@ -191,6 +221,12 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
     if (s.creator !== undefined) conds.push("v.creator = ?"), args.push(s.creator);
     if (s.sizeMin !== undefined) conds.push("v.size >= ?"), args.push(s.sizeMin);
     if (s.sizeMax !== undefined) conds.push("v.size <= ?"), args.push(s.sizeMax);
+    const range = ranges[ri];
+    if (range) {
+      conds.push("v.bucket = ?", "v.key >= ?");
+      args.push(range.bucket, range.prefix);
+      if (range.upper !== null) conds.push("v.key < ?"), args.push(range.upper);
+    }
     const rows = sql
       .exec(
         `SELECT v.bucket, v.key, v.uvid, v.vm_chid, v.is_null, v.size, v.etag, v.last_modified, v.content_type, v.creator, v.meta, v.tags, v.delete_marker
@@ -225,7 +261,10 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
       });
       if (entries.length === limit) return { entries, next: cursor };
     }
-    if (rows.length < BATCH) return { entries, next: null };
+    if (rows.length < BATCH) {
+      if (++ri >= ranges.length) return { entries, next: null };
+      continue;
+    }
     if (scanned >= SCAN_BUDGET) return { entries, next: cursor };
   }
 }

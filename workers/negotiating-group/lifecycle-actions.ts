@@ -5,10 +5,12 @@
 // shard judged from what it had seen; each action is checked again here against the name as it
 // is now, and left undone if the name changed.
 
-import { shardOf } from "../../common/ids.ts";
+import { parseUvid, shardOf, type Uvid } from "../../common/ids.ts";
 import { deleteMarkerOf } from "../../common/manifest.ts";
 import { configOf, type Env } from "../shared/env.ts";
 import { refusal } from "../shared/refusal.ts";
+import { dueAt } from "../shared/lifecycle-rules.ts";
+import type { Tag } from "../shared/tags.ts";
 import type { Multipart } from "./multipart.ts";
 import type { Names } from "./names.ts";
 import type { LifecycleAction, LifecycleBatch } from "./rpc.ts";
@@ -49,18 +51,24 @@ export class LifecycleActions {
 
   private async one(batch: LifecycleBatch, a: LifecycleAction): Promise<boolean> {
     const { book, names } = this.c;
-    const shard = shardOf(a.nhid, configOf(this.c.env).shardCount);
+    const cfg = configOf(this.c.env);
+    const shard = shardOf(a.nhid, cfg.shardCount);
     const name = { tenant: batch.tenant, bucket: batch.bucket, key: a.key };
+    const hasTags = (uvid: Uvid, want: readonly Tag[]) => {
+      const tags = book.find(a.nhid, uvid)?.tags ?? [];
+      return want.every((w) => tags.some((t) => t.key === w.key && t.value === w.value));
+    };
     switch (a.kind) {
       case "expire-current": {
         const stillCurrent = () => {
           const cur = book.current(a.nhid);
           return cur !== null && cur.uvid === a.uvid && !cur.deleteMarker;
         };
-        if (!stillCurrent()) return false;
-        const tags = book.find(a.nhid, a.uvid)?.tags ?? [];
-        if (!a.tags.every((want) => tags.some((t) => t.key === want.key && t.value === want.value))) return false;
+        if (!stillCurrent() || !hasTags(a.uvid, a.tags)) return false;
         if (batch.versioning === "Unversioned") {
+          // Removal destroys the version: only while it is the name's one null version, so a
+          // bucket that began versioning since the shard looked never loses a real version here.
+          if (!(book.find(a.nhid, a.uvid)?.isNull ?? false) || book.liveCount(a.nhid) !== 1) return false;
           const r = await names.deleteName(a.nhid, shard, deleteMarkerOf(name, LIFECYCLE_CREATOR), "Unversioned");
           return !("refused" in r);
         }
@@ -70,7 +78,12 @@ export class LifecycleActions {
         return !("refused" in r);
       }
       case "remove-noncurrent": {
-        if (book.find(a.nhid, a.uvid) === null || book.isCurrent(a.nhid, a.uvid)) return false;
+        if (book.find(a.nhid, a.uvid) === null || book.isCurrent(a.nhid, a.uvid) || !hasTags(a.uvid, a.tags)) return false;
+        // Judged again from this group's own versions: a newer version deleted since may have
+        // made this one among the newest kept, or made it noncurrent later than the shard saw.
+        if (book.newerCount(a.nhid, a.uvid, a.newer + 1) <= a.newer) return false;
+        const successor = book.successor(a.nhid, a.uvid);
+        if (successor === null || Date.now() < dueAt(parseUvid(successor).ms, a.days, cfg.lifecycleDayMs)) return false;
         const r = await names.deleteVersion(a.nhid, shard, name, a.uvid);
         return r !== null && !("refused" in r);
       }

@@ -135,8 +135,8 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
 export type LifecycleAction =
   /** The current version expired: a delete marker (versioned buckets) or its removal (unversioned). Only while it is still current and has every tag the rule filters by. */
   | { kind: "expire-current"; nhid: Nhid; key: string; uvid: Uvid; tags: Tag[] }
-  /** A noncurrent version expired: removed for good, unless it has become current again. */
-  | { kind: "remove-noncurrent"; nhid: Nhid; key: string; uvid: Uvid }
+  /** A noncurrent version expired under a rule of these days, newer versions kept and tags: removed for good if that still holds. */
+  | { kind: "remove-noncurrent"; nhid: Nhid; key: string; uvid: Uvid; tags: Tag[]; days: number; newer: number }
   /** A delete marker with no version behind it: removed, if it still has none. */
   | { kind: "remove-marker"; nhid: Nhid; key: string; uvid: Uvid }
   /** An upload left open too long: aborted. */

@@ -244,6 +244,17 @@ export class VersionBook {
     return Number(this.sql.exec("SELECT count(*) AS n FROM versions WHERE nhid = ?", nhid).one().n);
   }
 
+  /** How many live versions of the name are newer than `uvid`, counting no further than `max`. */
+  newerCount(nhid: Nhid, uvid: Uvid, max: number): number {
+    return Number(this.sql.exec("SELECT count(*) AS n FROM (SELECT 1 FROM versions WHERE nhid = ? AND uvid > ? LIMIT ?)", nhid, uvid, max).one().n);
+  }
+
+  /** The live version of the name just newer than `uvid` (the one that made it noncurrent); null if none. */
+  successor(nhid: Nhid, uvid: Uvid): Uvid | null {
+    const r = this.sql.exec("SELECT uvid FROM versions WHERE nhid = ? AND uvid > ? ORDER BY uvid LIMIT 1", nhid, uvid).toArray()[0];
+    return r ? asUvid(r.uvid) : null;
+  }
+
   /** Whether this version is the name's current one. */
   isCurrent(nhid: Nhid, uvid: Uvid): boolean {
     return this.current(nhid)?.uvid === uvid;

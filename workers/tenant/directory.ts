@@ -103,6 +103,13 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
     return this.sql.exec("UPDATE buckets SET lifecycle = ? WHERE name = ?", lifecycleToJson(rules), name).rowsWritten > 0;
   }
 
+  /** One bucket's lifecycle rules with its versioning; null if it has no rules (or there is no such bucket). */
+  async bucketLifecycle(name: string): Promise<BucketLifecycle | null> {
+    const r = this.sql.exec("SELECT versioning, lifecycle FROM buckets WHERE name = ?", name).toArray()[0];
+    const rules = r ? lifecycleOfJson(r.lifecycle) : null;
+    return r && rules ? { bucket: name, versioning: String(r.versioning) as Versioning, rules } : null;
+  }
+
   /** Every bucket with lifecycle rules, with its versioning (what a shard's pass needs). */
   async lifecycleBuckets(): Promise<BucketLifecycle[]> {
     return this.sql

@@ -49,6 +49,7 @@ export interface TenantRpc extends Rpc.DurableObjectBranded {
   setPublicAccessBlock(name: string, block: PublicBlock | null): Promise<boolean>;
   getBucketLifecycle(name: string): Promise<LifecycleRule[] | null>;
   setBucketLifecycle(name: string, rules: LifecycleRule[] | null): Promise<boolean>;
+  bucketLifecycle(name: string): Promise<BucketLifecycle | null>;
   lifecycleBuckets(): Promise<BucketLifecycle[]>;
   deleteBucket(name: string): Promise<boolean>;
 }

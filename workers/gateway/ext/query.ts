@@ -4,7 +4,6 @@
 // are merged. Example (the seed's): every version named *.mp3 created in 2025 by one user:
 //   GET /_query?name=*.mp3&created-after=2025-01-01T00:00:00Z&created-before=2026-01-01T00:00:00Z&creator=AKID
 
-import { scopeAllows } from "../../shared/key-scope.ts";
 import { compareKeys } from "../../../common/keys.ts";
 import type { Selected, Selection, SelectCursor, SelectPage } from "../../manifest-shard/select.ts";
 import { shardStub } from "../../shared/env.ts";
@@ -30,7 +29,8 @@ const cursorOf = (e: Selected): SelectCursor => ({ bucket: e.bucket, key: e.key,
 
 export async function queryVersions(ctx: RequestContext, query: QueryParams): Promise<Response> {
   const { limit, after, asOf } = query;
-  const sel: Selection = { ...query.selection, tenant: ctx.tenant };
+  // A scoped key's query reads nothing outside its grants: no answer, count or token tells of them.
+  const sel: Selection = { ...query.selection, tenant: ctx.tenant, ...(ctx.scope ? { within: ctx.scope.grants } : {}) };
   if (asOf) {
     await settleAll(ctx, asOf);
     sel.bound = asOf.bound;
@@ -49,8 +49,7 @@ export async function queryVersions(ctx: RequestContext, query: QueryParams): Pr
   const next = !truncated ? null : entries.length > 0 ? cursorOf(entries.at(-1)!) : frontier;
   if (truncated && next === null) throw new S3Error("InternalError", "query made no progress");
   const res = jsonResponse({
-    // A scoped key sees only what it may read; the cursor still moves past the rest.
-    versions: entries.filter((e) => scopeAllows(ctx.scope, "read", e.bucket, e.key)).map((e) => ({
+    versions: entries.map((e) => ({
       bucket: e.bucket,
       key: e.key,
       versionId: versionIdOf(e.uvid, e.isNull),

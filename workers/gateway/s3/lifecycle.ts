@@ -123,6 +123,10 @@ function ruleOf(rule: XmlElement): LifecycleRule {
   }
   if (filter.tags.length > 0 && r.expiredObjectDeleteMarker) throw new S3Error("InvalidRequest", "ExpiredObjectDeleteMarker cannot be specified with object tags");
   if (filter.tags.length > 0 && r.abortUploadDays !== null) throw new S3Error("InvalidRequest", "AbortIncompleteMultipartUpload cannot be specified with object tags");
+  // An upload has no size until it completes: a size filter cannot take or leave it.
+  if ((filter.sizeGreaterThan !== null || filter.sizeLessThan !== null) && r.abortUploadDays !== null) {
+    throw new S3Error("InvalidRequest", "AbortIncompleteMultipartUpload cannot be specified with an object size filter");
+  }
   return r;
 }
 
