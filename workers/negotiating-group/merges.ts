@@ -14,6 +14,7 @@ import { asNhid, asUvid, type Chid, type Nhid, type Uvid } from "../../common/id
 import type { VersionBody } from "../../common/manifest.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { WriteCondition } from "./complete.ts";
+import { PagedText } from "../shared/paged-text.ts";
 
 /** One pending version of a fork, as the coordinator hands it to the name's group. */
 export interface MergeItem {
@@ -44,9 +45,12 @@ export class MergeBook {
    * in a merge, and a statement per write cost more than all the rest of this book.
    */
   private readonly names = new Map<Nhid, string>();
+  /** Each prepared item, by NHID: it carries its version's chunk list, past what one row may hold. */
+  private readonly items: PagedText;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
+    this.items = new PagedText(sql, "prepared_item_pages");
     sql.exec(`CREATE TABLE IF NOT EXISTS prepared (
       nhid TEXT PRIMARY KEY, merge TEXT NOT NULL, hold TEXT NOT NULL, item TEXT NOT NULL, decided TEXT, at INTEGER NOT NULL)`);
     for (const r of sql.exec("SELECT nhid, merge FROM prepared")) this.names.set(asNhid(r.nhid), String(r.merge));
@@ -59,7 +63,8 @@ export class MergeBook {
 
   prepare(merge: string, hold: Uvid, items: readonly MergeItem[], now = Date.now()): void {
     for (const it of items) {
-      this.sql.exec("INSERT INTO prepared (nhid, merge, hold, item, decided, at) VALUES (?, ?, ?, ?, NULL, ?)", it.nhid, merge, hold, JSON.stringify(it), now);
+      this.items.put(it.nhid, JSON.stringify(it));
+      this.sql.exec("INSERT INTO prepared (nhid, merge, hold, item, decided, at) VALUES (?, ?, ?, '', NULL, ?)", it.nhid, merge, hold, now);
       this.names.set(it.nhid, merge);
     }
   }
@@ -70,14 +75,15 @@ export class MergeBook {
   }
 
   rows(merge: string): PreparedRow[] {
-    return this.sql.exec("SELECT merge, hold, item, decided, at FROM prepared WHERE merge = ?", merge).toArray().map(rowOf);
+    return this.sql.exec("SELECT nhid, merge, hold, item, decided, at FROM prepared WHERE merge = ?", merge).toArray().map((r) => this.rowOf(r));
   }
 
   all(): PreparedRow[] {
-    return this.sql.exec("SELECT merge, hold, item, decided, at FROM prepared").toArray().map(rowOf);
+    return this.sql.exec("SELECT nhid, merge, hold, item, decided, at FROM prepared").toArray().map((r) => this.rowOf(r));
   }
 
   done(nhid: Nhid): void {
+    this.items.delete(nhid);
     this.sql.exec("DELETE FROM prepared WHERE nhid = ?", nhid);
     this.names.delete(nhid);
   }
@@ -85,12 +91,16 @@ export class MergeBook {
   /** Drop an undecided merge; false if it was decided (it must then be finished instead). */
   abort(merge: string): boolean {
     if (this.sql.exec("SELECT 1 FROM prepared WHERE merge = ? AND decided IS NOT NULL LIMIT 1", merge).toArray().length > 0) return false;
+    for (const r of this.sql.exec("SELECT nhid FROM prepared WHERE merge = ?", merge).toArray()) this.items.delete(String(r.nhid));
     this.sql.exec("DELETE FROM prepared WHERE merge = ?", merge);
     for (const [nhid, m] of this.names) if (m === merge) this.names.delete(nhid);
     return true;
   }
-}
 
-function rowOf(r: Record<string, SqlStorageValue>): PreparedRow {
-  return { merge: String(r.merge), hold: asUvid(r.hold), item: JSON.parse(String(r.item)) as MergeItem, decided: r.decided === null ? null : asUvid(r.decided), at: Number(r.at) };
+  private rowOf(r: Record<string, SqlStorageValue>): PreparedRow {
+    // The item in its pages, or (prepared before they existed) in its row. Written by prepare from
+    // the coordinator's checked items: the cast only names what it wrote.
+    const text = r.item !== "" ? String(r.item) : (this.items.get(String(r.nhid)) ?? "null");
+    return { merge: String(r.merge), hold: asUvid(r.hold), item: JSON.parse(text) as MergeItem, decided: r.decided === null ? null : asUvid(r.decided), at: Number(r.at) };
+  }
 }

@@ -5,6 +5,7 @@
 import { asNhid, type Chid, type Nhid } from "../../common/ids.ts";
 import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkRef, type ChunkWire } from "../../common/manifest.ts";
 import type { Tag } from "../shared/tags.ts";
+import { PagedText } from "../shared/paged-text.ts";
 
 export interface UploadInfo {
   uploadId: string;
@@ -47,9 +48,12 @@ export interface UploadAt {
 
 export class UploadBook {
   private readonly sql: SqlStorage;
+  /** Each part's chunk list, by `<uploadId>/<partNumber>`: it grows with the part, past what one row may hold. */
+  private readonly chunkLists: PagedText;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
+    this.chunkLists = new PagedText(sql, "part_chunk_pages");
     sql.exec(`CREATE TABLE IF NOT EXISTS uploads (upload_id TEXT PRIMARY KEY, nhid TEXT NOT NULL, info TEXT NOT NULL)`);
     // The alarm asks for the oldest upload every round: an index on when each began, not a decode of them all.
     sql.exec(`CREATE INDEX IF NOT EXISTS uploads_initiated ON uploads (json_extract(info, '$.initiated'))`);
@@ -68,14 +72,22 @@ export class UploadBook {
     return row ? (JSON.parse(String(row.info)) as UploadInfo) : null;
   }
 
-  /** Store a part, replacing one of the same number. */
+  /** Store a part, replacing one of the same number. Its chunk list goes to pages of its own; `chunks` is left empty. */
   putPart(uploadId: string, p: PartRow): void {
+    this.chunkLists.put(`${uploadId}/${p.partNumber}`, JSON.stringify(p.chunks.map(chunkToWire)));
     this.sql.exec(
-      `INSERT INTO parts (upload_id, part_number, etag, size, chunks, checksum, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(upload_id, part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size, chunks = excluded.chunks,
+      `INSERT INTO parts (upload_id, part_number, etag, size, chunks, checksum, uploaded) VALUES (?, ?, ?, ?, '', ?, ?)
+       ON CONFLICT(upload_id, part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size, chunks = '',
          checksum = excluded.checksum, uploaded = excluded.uploaded`,
-      uploadId, p.partNumber, p.etag, p.size, JSON.stringify(p.chunks.map(chunkToWire)), p.checksum, p.uploaded,
+      uploadId, p.partNumber, p.etag, p.size, p.checksum, p.uploaded,
     );
+  }
+
+  /** A part's chunk list: from its pages, or (a part stored before they existed) from its row. */
+  private chunksOf(uploadId: string, partNumber: number, inRow: SqlStorageValue): ChunkRef[] {
+    const text = inRow !== "" && inRow !== null ? String(inRow) : this.chunkLists.get(`${uploadId}/${partNumber}`) ?? "[]";
+    // Written by putPart from a part's checked chunk list: the cast only names what it wrote.
+    return (JSON.parse(text) as ChunkWire[]).map(chunkFromWire);
   }
 
   /** Parts after `afterPartNumber`, in order, without their chunk lists. */
@@ -92,7 +104,7 @@ export class UploadBook {
     for (const n of numbers) {
       const r = this.sql.exec("SELECT etag, size, chunks, checksum, uploaded FROM parts WHERE upload_id = ? AND part_number = ?", uploadId, n).toArray()[0];
       if (!r) continue;
-      const chunks = (JSON.parse(String(r.chunks)) as ChunkWire[]).map(chunkFromWire);
+      const chunks = this.chunksOf(uploadId, n, r.chunks ?? null);
       out.set(n, { partNumber: n, etag: String(r.etag), size: Number(r.size), chunks, checksum: r.checksum === null ? null : String(r.checksum), uploaded: Number(r.uploaded) });
     }
     return out;
@@ -102,7 +114,7 @@ export class UploadBook {
   partChunks(uploadId: string): Map<number, Chid[]> {
     const out = new Map<number, Chid[]>();
     for (const r of this.sql.exec("SELECT part_number, chunks FROM parts WHERE upload_id = ?", uploadId).toArray()) {
-      out.set(Number(r.part_number), (JSON.parse(String(r.chunks)) as ChunkWire[]).map((w) => chunkFromWire(w).chid));
+      out.set(Number(r.part_number), this.chunksOf(uploadId, Number(r.part_number), r.chunks ?? null).map((c) => c.chid));
     }
     return out;
   }
@@ -126,6 +138,7 @@ export class UploadBook {
   }
 
   drop(uploadId: string): void {
+    this.chunkLists.deleteUnder(`${uploadId}/`);
     this.sql.exec("DELETE FROM parts WHERE upload_id = ?", uploadId);
     this.sql.exec("DELETE FROM uploads WHERE upload_id = ?", uploadId);
   }

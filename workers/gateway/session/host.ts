@@ -15,6 +15,7 @@ import type { RequestContext } from "../s3/context.ts";
 import { S3Error, statusOf, type S3ErrorCode } from "../../../common/s3/errors.ts";
 import { SessionCommands } from "./commands.ts";
 import { LEASE_TTL_MS, PendingVersion, type PendingState, type SessionScope } from "./pending.ts";
+import { PagedText } from "../../shared/paged-text.ts";
 import { EditSession } from "./socket.ts";
 
 /** Set by the gateway after it authenticated the request; the object is reachable only through it. */
@@ -32,6 +33,7 @@ function sessionTtlMs(env: Env): number {
 
 export class EditSessionHost extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly pending: PagedText;
   private commands: SessionCommands | null = null;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -39,7 +41,13 @@ export class EditSessionHost extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec("CREATE TABLE IF NOT EXISTS session (k INTEGER PRIMARY KEY CHECK (k = 0), tenant TEXT NOT NULL, access_key TEXT NOT NULL, holder TEXT NOT NULL, expires INTEGER NOT NULL)");
-    this.sql.exec("CREATE TABLE IF NOT EXISTS pending (txn TEXT PRIMARY KEY, state TEXT NOT NULL)");
+    // Each pending version's state, by transaction: it carries a chunk list, past what one row may hold.
+    this.pending = new PagedText(this.sql, "pending_pages");
+    // A session open across the change from one row per pending version keeps its versions.
+    if (this.sql.exec("PRAGMA table_info(pending)").toArray().length > 0) {
+      for (const r of this.sql.exec("SELECT txn, state FROM pending").toArray()) this.pending.put(String(r.txn), String(r.state));
+      this.sql.exec("DROP TABLE pending");
+    }
   }
 
   override async fetch(req: Request): Promise<Response> {
@@ -109,20 +117,21 @@ export class EditSessionHost extends DurableObject<Env> {
   private restore(scope: SessionScope, holder: string): SessionCommands {
     if (!this.commands) {
       this.commands = new SessionCommands(scope, holder);
-      for (const r of this.sql.exec("SELECT txn, state FROM pending").toArray()) {
-        this.commands.pending.set(String(r.txn), PendingVersion.fromState(scope, JSON.parse(String(r.state)) as PendingState));
+      for (const txn of this.pending.owners()) {
+        // Written by save from the session's own pending versions: the cast only names what it wrote.
+        this.commands.pending.set(txn, PendingVersion.fromState(scope, JSON.parse(this.pending.get(txn)!) as PendingState));
       }
     }
     return this.commands;
   }
 
   private save(commands: SessionCommands): void {
-    this.sql.exec("DELETE FROM pending");
-    for (const [txn, p] of commands.pending) this.sql.exec("INSERT INTO pending (txn, state) VALUES (?, ?)", txn, JSON.stringify(p.toState()));
+    this.pending.deleteUnder("");
+    for (const [txn, p] of commands.pending) this.pending.put(txn, JSON.stringify(p.toState()));
   }
 
   private clear(): void {
-    this.sql.exec("DELETE FROM pending");
+    this.pending.deleteUnder("");
     this.sql.exec("DELETE FROM session");
     this.commands = null;
   }
