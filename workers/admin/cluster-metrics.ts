@@ -39,10 +39,14 @@ export function clusterMetrics(s: ClusterStatus): string {
   e.family("edgestore_group_state", "gauge", "1 for each group's current state", s.groups.map((g): [Labels, number] => [{ group: g.group, state: g.state }, 1]));
   e.family("edgestore_group_live_members", "gauge", "Live members of each group", known.map((g): [Labels, number] => [{ group: g.group }, "members" in g ? g.members.filter((m) => m.live).length : 0]));
   e.family("edgestore_group_repair_items_pending", "gauge", "Items a running re-replication sweep has still to go through", known.map((g): [Labels, number] => [{ group: g.group }, "repair" in g && g.repair ? g.repair.short - g.repair.done : 0]));
+  const stored = known.flatMap((g) => ("storage" in g && g.storage ? [[g.group, g.storage] as const] : []));
+  e.family("edgestore_group_storage_bytes", "gauge", "SQLite storage each group holds (its budget: edgestore_object_storage_budget_bytes)", stored.map(([g, u]): [Labels, number] => [{ group: g }, u.bytes]));
   e.family("edgestore_groups_under_replicated", "gauge", "Groups with a down member not yet re-replicated, or repairing", [[{}, s.groups.filter((g) => g.state === "under-replicated" || g.state === "repairing").length]]);
   const shards = s.shards.filter((x): x is Extract<typeof x, { versions: number }> => "versions" in x);
   e.family("edgestore_shard_versions", "gauge", "Object versions (not removed) each manifest shard lists", shards.map((x): [Labels, number] => [{ shard: x.shard }, x.versions]));
   e.family("edgestore_shard_bytes", "gauge", "Bytes of the versions each shard lists", shards.map((x): [Labels, number] => [{ shard: x.shard }, x.bytes]));
+  e.family("edgestore_shard_storage_bytes", "gauge", "SQLite storage each manifest shard holds", shards.map((x): [Labels, number] => [{ shard: x.shard }, x.storage.bytes]));
+  e.family("edgestore_object_storage_budget_bytes", "gauge", "What each group and shard keeps its storage to (DO_STORAGE_BUDGET_BYTES)", shards.length > 0 ? [[{}, shards[0]!.storage.budget]] : []);
   e.family("edgestore_shard_develop_seconds", "gauge", "How long settling 'now' took: a snapshot taken now develops in about this long", shards.filter((x) => x.developMs !== null).map((x): [Labels, number] => [{ shard: x.shard }, x.developMs! / 1000]));
   const tot = s.traffic.totals;
   e.family("edgestore_s3_requests_total", "counter", "S3 requests answered, by class", [[{ class: "ok" }, tot.requests - tot.errors4xx - tot.errors5xx], [{ class: "4xx" }, tot.errors4xx], [{ class: "5xx" }, tot.errors5xx]]);

@@ -31,7 +31,7 @@ const PAGE = `<!doctype html>
   </section>
   <section><h2>Groups</h2><div class="groups" data-testid="groups"></div></section>
   <section><h2>Manifest shards</h2>
-    <table data-testid="shards"><thead><tr><th>shard</th><th>versions</th><th>bytes</th><th>snapshot develops in</th><th>lagging groups</th></tr></thead><tbody></tbody></table>
+    <table data-testid="shards"><thead><tr><th>shard</th><th>versions</th><th>bytes</th><th>storage (of budget)</th><th>snapshot develops in</th><th>lagging groups</th></tr></thead><tbody></tbody></table>
   </section>
 </main>
 <script src="status.js"></script>
@@ -64,6 +64,7 @@ const STYLE = `  :root { --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --fg: #
   .dot.up { background: var(--ok); } .dot.off { background: var(--bad); }
   .member { font-size: 12px; color: var(--muted); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .note { font-size: 12px; color: var(--muted); margin-top: 4px; }
+  .warn { color: #cf222e; font-weight: 600; }
   .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }
   .chart { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
   .chart .label { display: flex; justify-content: space-between; color: var(--muted); font-size: 12px; }
@@ -121,12 +122,13 @@ function render(s) {
     const members = g.members.map((m) => '<div class="member"><span class="dot ' + (m.live ? "up" : "off") + '"></span>' + esc(loc.get(m.id) || m.location) + "</div>").join("");
     const repair = g.repair ? '<div class="note">repairing: ' + g.repair.done + " of " + g.repair.short + ' items <span class="bar"><span style="width:' + (g.repair.short ? (100 * g.repair.done) / g.repair.short : 0).toFixed(0) + '%"></span></span></div>' : "";
     const pending = g.pending.length ? '<div class="note">' + g.pending.length + " member(s) down: copies below R until re-replication (down " + ago(s.at - Math.min(...g.pending.map((p) => p.since))) + ")</div>" : "";
+    const storage = g.storage ? '<div class="note' + (g.storage.bytes >= 0.8 * g.storage.budget ? ' warn" data-testid="storage-warning' : "") + '">metadata ' + bytes(g.storage.bytes) + " of " + bytes(g.storage.budget) + "</div>" : "";
     const last = g.lastSweep ? '<div class="note">last sweep ' + ago(s.at - g.lastSweep.at) + ": " + g.lastSweep.short + " short, " + g.lastSweep.repaired + " copies made" + (g.lastSweep.lost ? ", " + g.lastSweep.lost + " lost" : "") + "</div>" : "";
-    return '<div class="group" data-testid="group" data-group="' + g.group + '" data-state="' + g.state + '"><div class="title">group ' + g.group + '<span class="badge ' + g.state + '">' + g.state + "</span></div>" + members + (g.readers ? '<div class="note">+ ' + g.readers + " former member(s) serving</div>" : "") + pending + repair + last + "</div>";
+    return '<div class="group" data-testid="group" data-group="' + g.group + '" data-state="' + g.state + '"><div class="title">group ' + g.group + '<span class="badge ' + g.state + '">' + g.state + "</span></div>" + members + (g.readers ? '<div class="note">+ ' + g.readers + " former member(s) serving</div>" : "") + pending + repair + last + storage + "</div>";
   }).join("");
   $("[data-testid=shards] tbody").innerHTML = s.shards.map((x) =>
-    "error" in x ? "<tr><td>" + x.shard + '</td><td colspan="4">' + esc(x.error) + "</td></tr>" :
-    '<tr data-testid="shard"><td>' + x.shard + '</td><td class="num">' + x.versions + '</td><td class="num">' + bytes(x.bytes) + '</td><td class="num">' + (x.developMs === null ? "still developing" : x.developMs + " ms") + "</td><td>" + (x.lagging.join(", ") || "none") + "</td></tr>").join("");
+    "error" in x ? "<tr><td>" + x.shard + '</td><td colspan="5">' + esc(x.error) + "</td></tr>" :
+    '<tr data-testid="shard"><td>' + x.shard + '</td><td class="num">' + x.versions + '</td><td class="num">' + bytes(x.bytes) + '</td><td class="num' + (x.storage.bytes >= 0.8 * x.storage.budget ? ' warn" data-testid="storage-warning' : "") + '">' + bytes(x.storage.bytes) + " (" + ((100 * x.storage.bytes) / x.storage.budget).toFixed(0) + ' %)</td><td class="num">' + (x.developMs === null ? "still developing" : x.developMs + " ms") + "</td><td>" + (x.lagging.join(", ") || "none") + "</td></tr>").join("");
 }
 // The token lives in this tab's session storage and goes out only as a bearer header the page
 // adds itself: nothing a browser would send on its own to another page's requests.

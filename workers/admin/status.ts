@@ -9,6 +9,7 @@ import type { TargetStatus } from "../cluster/rpc.ts";
 import type { GroupHealth } from "../negotiating-group/health.ts";
 import { clusterStub, configOf, groupStub, shardStub, trafficStub, type Env } from "../shared/env.ts";
 import type { TrafficBucket, TrafficCounts } from "../stats/rpc.ts";
+import type { StorageUse } from "../shared/storage-budget.ts";
 
 const PART_TIMEOUT_MS = 3_000;
 /** How long a shard may take to settle "now" before the status says it is still developing. */
@@ -22,6 +23,8 @@ export interface ShardStatus {
   developMs: number | null;
   /** Groups that had not promised past "now" when the wait ended. */
   lagging: number[];
+  /** Its SQLite storage against its budget. */
+  storage: StorageUse;
 }
 
 export interface ClusterStatus {
@@ -44,7 +47,7 @@ async function shardStatus(env: Env, s: number): Promise<ShardStatus> {
   const stub = shardStub(env, s);
   const t0 = Date.now();
   const [stats, settled] = await Promise.all([stub.stats(), stub.settle(s, formatUvid({ ms: t0, seq: 0, group: 0 }), DEVELOP_WAIT_MS)]);
-  return { shard: s, versions: stats.versions, bytes: stats.bytes, developMs: settled.lagging.length === 0 ? Date.now() - t0 : null, lagging: settled.lagging };
+  return { shard: s, versions: stats.versions, bytes: stats.bytes, storage: stats.storage, developMs: settled.lagging.length === 0 ? Date.now() - t0 : null, lagging: settled.lagging };
 }
 
 export async function clusterStatus(env: Env): Promise<ClusterStatus> {

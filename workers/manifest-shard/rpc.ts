@@ -3,6 +3,7 @@
 // importing the object, which itself needs env.ts.
 
 import type { Uvid } from "../../common/ids.ts";
+import type { StorageUse } from "../shared/storage-budget.ts";
 import type { VersionAt } from "./as-of.ts";
 import type { ListPage, ListQuery } from "./listing.ts";
 import type { ShardRecord, SourceCutoff } from "./records.ts";
@@ -31,7 +32,7 @@ export interface ShardRpc extends Rpc.DurableObjectBranded {
   settle(shard: number, bound: Uvid, waitMs: number, only?: number): Promise<{ lagging: number[] }>;
   select(sel: Selection, after: SelectCursor | null, limit: number): Promise<SelectPage>;
   sourceStates(): Promise<SourceState[]>;
-  stats(): Promise<{ versions: number; bytes: number; sources: number }>;
+  stats(): Promise<{ versions: number; bytes: number; sources: number; storage: StorageUse }>;
   tenantUsage(tenant: string): Promise<Usage>;
   hasObjects(tenant: string, bucket: string): Promise<boolean>;
   runLifecycle(): Promise<void>;

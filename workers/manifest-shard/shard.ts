@@ -10,6 +10,7 @@ import { AS_OF_WAIT_MAX_MS, versionAt, type VersionAt } from "./as-of.ts";
 import { listCurrent, type ListQuery, type ListPage } from "./listing.ts";
 import { RecordTables } from "./apply.ts";
 import { LifecyclePass } from "./lifecycle.ts";
+import type { StorageUse } from "../shared/storage-budget.ts";
 import { isRemovalRecord, isTagsRecord, isUploadRecord, type ShardRecord, type SourceCutoff } from "./records.ts";
 import { selectVersions, type SelectCursor, type Selection, type SelectPage } from "./select.ts";
 import { UsageBook, type Usage } from "./usage.ts";
@@ -154,9 +155,9 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
   }
 
   /** For the status page: versions and bytes held (every tenant's) and how many groups feed it. */
-  async stats(): Promise<{ versions: number; bytes: number; sources: number }> {
+  async stats(): Promise<{ versions: number; bytes: number; sources: number; storage: StorageUse }> {
     const total = this.usage.total();
-    return { versions: total.objects, bytes: total.bytes, sources: this.sources.all().length };
+    return { versions: total.objects, bytes: total.bytes, sources: this.sources.all().length, storage: { bytes: this.sql.databaseSize, budget: configOf(this.env).storageBudgetBytes } };
   }
 
   /** What a tenant keeps in this shard (usage.ts). */

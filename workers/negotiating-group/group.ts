@@ -13,7 +13,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Chid, Nhid, TargetId, Uvid } from "../../common/ids.ts";
 import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
-import { groupIndexOf, type Env } from "../shared/env.ts";
+import { configOf, groupIndexOf, type Env } from "../shared/env.ts";
 import type { Refusal } from "../shared/refusal.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import { AlarmClock } from "./alarm-clock.ts";
@@ -29,6 +29,7 @@ import { Membership } from "./membership.ts";
 import { Multipart } from "./multipart.ts";
 import { Names, OUTBOX_RETRY_MS } from "./names.ts";
 import { LifecycleActions } from "./lifecycle-actions.ts";
+import { StorageBudget } from "../shared/storage-budget.ts";
 import { RepairPacer } from "./pacing.ts";
 import { Reclaim } from "./reclaim.ts";
 import { Repair } from "./repair.ts";
@@ -50,6 +51,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   private readonly repair: Repair;
   private readonly reclaim: Reclaim;
   private readonly lifecycle: LifecycleActions;
+  private readonly budget: StorageBudget;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -62,6 +64,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     const mergeBook = new MergeBook(sql);
     const leases = (this.leases = new LeaseBook(sql));
     const pacer = new RepairPacer();
+    const budget = (this.budget = new StorageBudget(sql, configOf(env).storageBudgetBytes, `group ${group}`));
     this.members = new Membership({
       ctx,
       env,
@@ -82,10 +85,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     this.reclaim = new Reclaim({ group, env, sql, members, refs, expunges, book, merges: mergeBook, alarms, names: () => this.names, chunks: () => this.chunks, repair: () => this.repair });
     const refOutbox = this.reclaim.outbox;
     const refsSoon = () => this.reclaim.soon();
-    this.names = new Names({ group, env, members, book, refs, refOutbox, leases, merges: mergeBook, alarms, refsSoon, sendOwedToAll: () => this.reclaim.sendOwedToAll() });
+    this.names = new Names({ group, env, members, book, refs, refOutbox, leases, merges: mergeBook, alarms, budget, refsSoon, sendOwedToAll: () => this.reclaim.sendOwedToAll() });
     this.chunks = new Chunks({ group, env, members, refs, pacer, refsSoon, repairSoon: (ref, why) => this.repair.soon(ref, why) });
     this.repair = new Repair({ group, env, sql, members, refs, book, chunks: this.chunks, names: this.names, pacer, alarms });
-    this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, refsSoon });
+    this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, budget, refsSoon });
     this.lifecycle = new LifecycleActions({ env, names: this.names, book, uploads: this.uploads });
     this.merges = new MergeCommits({ group, env, members, book, merges: mergeBook, leases, names: this.names, refOutbox, alarms, refsSoon });
     // Work an earlier life left (records no shard confirmed, prepared merges, repairs, sweeps,
@@ -237,8 +240,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     return this.repair.check(refs, replicas);
   }
 
-  health(): Promise<GroupHealth> {
-    return this.repair.health();
+  async health(): Promise<GroupHealth> {
+    return { ...(await this.repair.health()), storage: this.budget.use() };
   }
 
   // ---- RPC: space reclamation (reclaim.ts) ----

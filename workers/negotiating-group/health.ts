@@ -5,6 +5,7 @@
 // than guess; during it, how far it got; after it, what it found and restored.
 
 import type { TargetId } from "../../common/ids.ts";
+import type { StorageUse } from "../shared/storage-budget.ts";
 
 export type GroupState = "healthy" | "under-replicated" | "repairing";
 
@@ -27,6 +28,8 @@ export interface GroupHealth {
   /** The sweep running now: items found short and how many of them it has been through. */
   repair: { short: number; done: number; repaired: number } | null;
   lastSweep: SweepReport | null;
+  /** Its SQLite storage against its budget (shared/storage-budget.ts); absent from the repair part, added by the group. */
+  storage?: StorageUse;
 }
 
 export function stateOf(h: Pick<GroupHealth, "pending" | "repair">): GroupState {

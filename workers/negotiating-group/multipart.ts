@@ -19,6 +19,7 @@ import type { PutVersionResult } from "./rpc.ts";
 import type { PartRow, PartSummary, UploadAt, UploadBook, UploadInfo } from "./uploads.ts";
 import type { VersionBook } from "./versions.ts";
 import type { CompletedUploads } from "./completed-uploads.ts";
+import type { StorageBudget } from "../shared/storage-budget.ts";
 
 export interface MultipartContext {
   readonly group: number;
@@ -29,6 +30,7 @@ export interface MultipartContext {
   readonly names: Names;
   readonly refOutbox: RefOutbox;
   readonly alarms: AlarmClock;
+  readonly budget: StorageBudget;
   refsSoon(): void;
 }
 
@@ -64,6 +66,8 @@ export class Multipart {
   /** Record a part whose chunks are stored (replacing one of the same number). */
   putPart(nhid: Nhid, uploadId: string, part: Omit<PartRow, "uploaded">): { uploaded: number } | Refusal {
     if (!this.c.uploads.get(nhid, uploadId)) return noSuchUpload(uploadId);
+    const full = this.c.budget.full();
+    if (full) return full;
     const uploaded = Date.now();
     // The part's chunks are referenced by the upload until it completes or is aborted; a part
     // uploaded again drops the old part's chunks it does not use.

@@ -26,6 +26,7 @@ import { putTransaction } from "./transfer.ts";
 import type { VersionBook, VersionRow } from "./versions.ts";
 import { Unavailable } from "../shared/unavailable.ts";
 import type { Tag } from "../shared/tags.ts";
+import type { StorageBudget } from "../shared/storage-budget.ts";
 
 /** Largest version manifest we accept back from a target. */
 const VM_MAX_BYTES = 32 * 1024 * 1024;
@@ -55,6 +56,7 @@ export interface NameContext {
   readonly leases: LeaseBook;
   readonly merges: MergeBook;
   readonly alarms: AlarmClock;
+  readonly budget: StorageBudget;
   /** Reference changes queued: have an alarm push them soon. */
   refsSoon(): void;
   /** New deletions were recorded: tell every member what it owes. */
@@ -85,7 +87,9 @@ export class Names {
     const guard = w.guard ?? (() => null);
     const isNull = w.versioning !== "Enabled";
     const inMerge = () => this.inMerge(nhid, body.key);
-    const early = inMerge() ?? conditionFails(condition, this.c.book.current(nhid)) ?? guard();
+    // A delete marker is what frees room: only new data waits for it.
+    const full = body.deleteMarker ? null : this.c.budget.full();
+    const early = full ?? inMerge() ?? conditionFails(condition, this.c.book.current(nhid)) ?? guard();
     if (early) return early;
     const cfg = configOf(this.c.env);
     const replicas = w.replicas ?? null;

@@ -42,6 +42,8 @@ export interface Env {
   UPLOAD_EXPIRE_SECONDS?: string;
   /** How long a lifecycle rule's "day" is (default 86400): shorter only in tests, as Ceph's rgw_lc_debug_interval. */
   LIFECYCLE_DAY_SECONDS?: string;
+  /** Bytes of SQLite storage each group and shard keeps to, below Cloudflare's 10 GB per object (default 9 GiB). */
+  DO_STORAGE_BUDGET_BYTES?: string;
   /** The bootstrap key of tenant "default"; empty: none (production issues every key with the admin API). */
   S3_ACCESS_KEY?: string;
   S3_SECRET_KEY?: string;
@@ -110,6 +112,8 @@ export interface ClusterConfig {
   uploadExpireMs: number;
   /** A lifecycle rule's day (LIFECYCLE_DAY_SECONDS); each shard's pass starts at every day boundary. */
   lifecycleDayMs: number;
+  /** What each group and shard keeps its storage to (DO_STORAGE_BUDGET_BYTES; shared/storage-budget.ts). */
+  storageBudgetBytes: number;
   /** How likely two targets are to fail together (CORRELATION): placement and replica counting follow it. */
   correlation: Correlation;
   /** Chain replication where the selected targets advertise peer addresses (CHAIN_REPLICATION). */
@@ -152,6 +156,7 @@ export function configOf(env: Env): ClusterConfig {
     reclaimGraceMs: seconds(env, "RECLAIM_GRACE_SECONDS", 600),
     uploadExpireMs: seconds(env, "UPLOAD_EXPIRE_SECONDS", 7 * 86_400),
     lifecycleDayMs: Math.max(seconds(env, "LIFECYCLE_DAY_SECONDS", 86_400), 100),
+    storageBudgetBytes: env.DO_STORAGE_BUDGET_BYTES ? int(env, "DO_STORAGE_BUDGET_BYTES", 1) : 9 * 2 ** 30,
     correlation: correlationOf(env.CORRELATION),
     chain: (env.CHAIN_REPLICATION ?? "auto") !== "off",
   };

@@ -2,7 +2,7 @@
 // value rather than a thrown Error: an Error crossing a Durable Object RPC keeps only its
 // message. The gateway turns a Refusal into the S3 error of the same code.
 
-export type RefusalCode = "NoSuchUpload" | "InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "PreconditionFailed" | "MalformedXML" | "InvalidRequest" | "KeyLeased" | "OperationAborted";
+export type RefusalCode = "NoSuchUpload" | "InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "PreconditionFailed" | "MalformedXML" | "InvalidRequest" | "KeyLeased" | "OperationAborted" | "ServiceUnavailable";
 
 export interface Refusal {
   refused: RefusalCode;
