@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench:dedup [-- --scenario a,b,c] [--way put,sync,random] [--avg 65536] [--scale 1]
+// npm run bench:dedup [-- --scenario a,b,c] [--way put,sync,random] [--avg 65536] [--scale 1] [--restic]
 //
 // Issue 5's storage benchmark: bytes sent over the wire and bytes stored for
 //   (a) a 64 MiB text document edited 20 times, 8 small inserts/deletes/overwrites each;
@@ -13,13 +13,17 @@
 // Stored = the chunks and version manifests the targets hold after the run, at one replica (REPLICAS=1), so the ratio is logical / physical for one
 // copy, like restic's. Each scenario and way gets its own fresh cluster: nothing deduplicates
 // against another run's data. --avg sets the chunker (min = avg/4, max = avg*4), so the
-// parameters can be chosen by these figures. Never run by CI.
+// parameters can be chosen by these figures. Each run also reports what the versions cost in
+// Durable Object storage (every group's and shard's SQLite, from the admin status), per version
+// and with the targets' bytes; --restic stores the same versions with restic (zstd) in the same
+// run, the anchor. Never run by CI.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { chunksOnDisk } from "../node-target/packs/on-disk.ts";
 import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type WebSocket from "ws";
 import { EditingSession } from "../client/session.ts";
@@ -38,6 +42,8 @@ const { values } = parseArgs({
     "inline-max": { type: "string", default: "" },
     // Shrinks every size (document, image, file count) for a quick look; 1 is the issue's.
     scale: { type: "string", default: "1" },
+    // Also store every version as a restic snapshot (zstd, repository v2), the anchor, in the same run.
+    restic: { type: "boolean", default: false },
   },
 });
 const MiB = 1024 * 1024;
@@ -125,6 +131,14 @@ class Bench {
     return ws._socket.bytesWritten;
   }
 
+  /** Bytes of SQLite storage every group and manifest shard holds (Durable Object storage, the costly tier on Cloudflare). */
+  async durableBytes(): Promise<number> {
+    const c = this.cluster;
+    const r = await fetch(`${c.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${c.adminToken}` } });
+    const s = (await r.json()) as { groups: { storage?: { bytes: number } }[]; shards: { storage?: { bytes: number } }[] };
+    return [...s.groups, ...s.shards].reduce((n, x) => n + (x.storage?.bytes ?? 0), 0);
+  }
+
   stored(): { chunks: number; manifests: number } {
     const ts = this.cluster.targets;
     return { chunks: ts.reduce((n, t) => n + chunkBytes(t.dataDir), 0), manifests: ts.reduce((n, t) => n + manifestBytes(t.dataDir), 0) };
@@ -185,9 +199,12 @@ async function measure(name: string, versions: Versions, way: string): Promise<v
   const t0 = performance.now();
   const tally: Tally = { logical: 0, wire: 0 };
   let first = true;
+  let written = 0;
+  const durableBefore = await b.durableBytes();
   try {
     await versions(async (objects) => {
       tally.logical += objects.reduce((n, o) => n + o.bytes.length, 0);
+      written += objects.length;
       if (way === "put") {
         await run(16, objects.length, async (i) => (await b.send("PUT", `/bench/${objects[i]!.key}`, objects[i]!.bytes), 0));
         tally.wire += objects.reduce((n, o) => n + o.bytes.length, 0);
@@ -212,12 +229,43 @@ async function measure(name: string, versions: Versions, way: string): Promise<v
     if (way !== "put") tally.wire = b.wireOfSession();
     const { chunks, manifests } = b.stored();
     const stored = chunks + manifests;
+    const durable = (await b.durableBytes()) - durableBefore;
     const secs = (performance.now() - t0) / 1000;
     log(
       `${name.padEnd(9)} ${way.padEnd(6)} logical ${(tally.logical / MiB).toFixed(1).padStart(7)} MiB  wire ${(tally.wire / MiB).toFixed(2).padStart(8)} MiB (${(tally.logical / tally.wire).toFixed(1).padStart(6)}×)  stored ${(stored / MiB).toFixed(2).padStart(7)} MiB (${(tally.logical / stored).toFixed(1).padStart(6)}×; manifests ${(manifests / MiB).toFixed(2)})  ${secs.toFixed(0)} s`,
     );
+    log(
+      `${"".padEnd(16)} ${written} versions: targets ${(stored / written).toFixed(0)} B/version (manifests ${(manifests / written).toFixed(0)}); Durable Object storage +${(durable / MiB).toFixed(2)} MiB, ${(durable / written).toFixed(0)} B/version; with it ${(tally.logical / (stored + durable)).toFixed(1)}×`,
+    );
   } finally {
     await b.stop();
+  }
+}
+
+/** The anchor: the same versions as restic snapshots (repository v2, zstd), what its repository holds after. */
+async function measureRestic(name: string, versions: Versions): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), "edgestore-bench-restic-"));
+  const repo = join(work, "repo");
+  const tree = join(work, "tree");
+  const env = { ...process.env, RESTIC_PASSWORD: "bench" };
+  const restic = (...args: string[]) => execFileSync("restic", args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    restic("init", "--repo", repo, "--repository-version", "2");
+    let logical = 0;
+    await versions(async (objects) => {
+      rmSync(tree, { recursive: true, force: true });
+      for (const o of objects) {
+        const path = join(tree, o.key);
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, o.bytes);
+        logical += o.bytes.length;
+      }
+      restic("backup", "--repo", repo, "--compression", "auto", "--quiet", tree);
+    });
+    const stored = Number(execFileSync("du", ["-sb", repo], { encoding: "utf8" }).split("\t")[0]);
+    log(`${name.padEnd(9)} restic logical ${(logical / MiB).toFixed(1).padStart(7)} MiB  stored ${(stored / MiB).toFixed(2).padStart(7)} MiB (${(logical / stored).toFixed(1).padStart(6)}×)  repository v2, zstd, same run`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 }
 
@@ -235,4 +283,5 @@ for (const s of scenarios) {
     if (way === "random" && s !== "c") continue;
     await measure(name, versions, way);
   }
+  if (values.restic) await measureRestic(name, versions);
 }
