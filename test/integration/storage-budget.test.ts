@@ -54,8 +54,11 @@ describe("storage budgets", () => {
     const refusedKey = `k/${written.length}-${"m".repeat(200)}`;
     const up = await s3.send(new CreateMultipartUploadCommand({ Bucket: B, Key: refusedKey }));
     expect(await s3Error(s3.send(new UploadPartCommand({ Bucket: B, Key: refusedKey, UploadId: up.UploadId, PartNumber: 1, Body: "p" })))).toEqual({ name: "ServiceUnavailable", status: 503 });
-    // Deletes go through, in the full group too.
+    // Deletes go through, in the full group too, and the room they free is taken again.
     for (const key of written.slice(-20)) await s3.send(new DeleteObjectCommand({ Bucket: B, Key: key }));
+    const freed = (await status()).groups.find((g) => g.group === full)!.storage!.bytes;
+    expect(freed).toBeLessThan(BUDGET);
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: refusedKey, Body: "after deletes" }));
     // The metrics and the page say so.
     const metrics = await (await fetch(`${cluster.endpoint}/_admin/metrics`, { headers: { authorization: `Bearer ${cluster.adminToken}` } })).text();
     expect(metrics).toMatch(new RegExp(`edgestore_group_storage_bytes\\{group="${full}"\\} \\d+`));

@@ -19,6 +19,8 @@ import type { LifecycleProgress } from "./rpc.ts";
 const STEP_KEYS = 500;
 /** ...and versions: a key with more is walked in windows of its own, newest first... */
 const STEP_ROWS = 5_000;
+/** Versions one window of such a key reads: a few times what it may act on, not a whole step's worth. */
+const WINDOW_ROWS = 500;
 /** ...and actions it hands to the groups: deletions cost the groups far more than reading costs the shard. */
 const STEP_ACTIONS = 64;
 /**
@@ -221,12 +223,12 @@ export class LifecyclePass {
     return this.advance(todo, { phase: "names", cursor: last, inKey });
   }
 
-  /** One window of a key too large for a step: up to STEP_ROWS versions, newest first, at most STEP_ACTIONS of them acted on. */
+  /** One window of a key too large for a step: up to WINDOW_ROWS versions, newest first, at most STEP_ACTIONS of them acted on. */
   private async walkWindow(todo: Todo, w: KeyWindow, now: number): Promise<"stepped"> {
     const rows = this.c.sql
       .exec(
         `SELECT uvid, delete_marker, size, last_modified, tags FROM versions WHERE tenant = ? AND bucket = ? AND key = ? AND removed = 0 ${w.after === null ? "" : "AND uvid < ?"} ORDER BY uvid DESC LIMIT ?`,
-        ...[todo.tenant, todo.bucket, w.key, ...(w.after === null ? [] : [w.after]), STEP_ROWS],
+        ...[todo.tenant, todo.bucket, w.key, ...(w.after === null ? [] : [w.after]), WINDOW_ROWS],
       )
       .toArray()
       .map((r): VersionRow => ({ uvid: asUvid(r.uvid), deleteMarker: Number(r.delete_marker) === 1, size: Number(r.size), created: Number(r.last_modified), tags: r.tags ?? null }));
@@ -238,7 +240,7 @@ export class LifecyclePass {
       judged = rows.findIndex((r) => "uvid" in lastDue && r.uvid === lastDue.uvid) + 1;
     }
     await this.act(todo, due);
-    if (judged === rows.length && rows.length < STEP_ROWS) {
+    if (judged === rows.length && rows.length < WINDOW_ROWS) {
       this.count(1);
       return this.advance(todo, { phase: "names", cursor: w.key, inKey: null });
     }

@@ -63,8 +63,9 @@ export class MergeBook {
 
   prepare(merge: string, hold: Uvid, items: readonly MergeItem[], now = Date.now()): void {
     for (const it of items) {
-      this.items.put(it.nhid, JSON.stringify(it));
+      // The row first: a name listed twice fails here, before its first item's pages are replaced.
       this.sql.exec("INSERT INTO prepared (nhid, merge, hold, item, decided, at) VALUES (?, ?, ?, '', NULL, ?)", it.nhid, merge, hold, now);
+      this.items.put(it.nhid, JSON.stringify(it));
       this.names.set(it.nhid, merge);
     }
   }

@@ -58,9 +58,11 @@ export class Multipart {
   }
 
   /** The replication count an upload asked for (null: the cluster's R), or a refusal if there is no such upload. */
+  /** Asked before a part's body is read: a full group refuses here, before the client sends it. */
   replicas(nhid: Nhid, uploadId: string): { replicas: number | null } | Refusal {
     const upload = this.c.uploads.get(nhid, uploadId);
-    return upload ? { replicas: upload.replicas ?? null } : noSuchUpload(uploadId);
+    if (!upload) return noSuchUpload(uploadId);
+    return this.c.budget.full() ?? { replicas: upload.replicas ?? null };
   }
 
   /** Record a part whose chunks are stored (replacing one of the same number). */
@@ -73,7 +75,7 @@ export class Multipart {
     // uploaded again drops the old part's chunks it does not use.
     const ref = partRef(uploadId, part.partNumber);
     const now = new Set(part.chunks.map((c) => c.chid));
-    const before = this.c.uploads.partChunks(uploadId).get(part.partNumber) ?? [];
+    const before = this.c.uploads.parts(uploadId, [part.partNumber]).get(part.partNumber)?.chunks.map((c) => c.chid) ?? [];
     this.c.uploads.putPart(uploadId, { ...part, uploaded });
     this.c.refOutbox.queue("+", ref, now, this.c.uploads.get(nhid, uploadId)?.replicas ?? null);
     this.c.refOutbox.queue("-", ref, before.filter((c) => !now.has(c)));
@@ -105,6 +107,8 @@ export class Multipart {
       result = await this.c.names.write({
         nhid,
         shard,
+        // A completion frees more than it adds (its parts' chunk lists go): a full group still takes it.
+        freesRoom: true,
         body: assembled.body,
         versioning: o.versioning,
         condition: o.condition,

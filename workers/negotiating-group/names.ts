@@ -44,6 +44,8 @@ export interface VersionWrite extends WriteOptions {
   beforeCommit?: (v: PutVersionResult) => void;
   /** A refusal that must still not hold at the commit (a session's lease lost). */
   guard?: () => Refusal | null;
+  /** The write frees more storage than it takes (a multipart completion): a full group still takes it. */
+  freesRoom?: boolean;
 }
 
 export interface NameContext {
@@ -88,7 +90,7 @@ export class Names {
     const isNull = w.versioning !== "Enabled";
     const inMerge = () => this.inMerge(nhid, body.key);
     // A delete marker is what frees room: only new data waits for it.
-    const full = body.deleteMarker ? null : this.c.budget.full();
+    const full = body.deleteMarker || w.freesRoom ? null : this.c.budget.full();
     const early = full ?? inMerge() ?? conditionFails(condition, this.c.book.current(nhid)) ?? guard();
     if (early) return early;
     const cfg = configOf(this.c.env);

@@ -4,6 +4,8 @@
 // chunks, some 8 MB as JSON) is kept as text cut into pages of its own table, each far below the
 // limit, and read back whole. Small values take one page: one row, as before.
 
+import { prefixSuccessor } from "../../common/keys.ts";
+
 /** Cloudflare's limit on a Durable Object SQLite row (strings and BLOBs included). */
 export const ROW_MAX_BYTES = 2_000_000;
 /** UTF-16 units per page: at most 3 UTF-8 bytes each, so a page stays under 1.5 MB. */
@@ -49,8 +51,21 @@ export class PagedText {
     return this.sql.exec(`SELECT DISTINCT owner FROM ${this.table} ORDER BY owner`).toArray().map((r) => String(r.owner));
   }
 
-  /** Every owner whose name starts with `prefix` (an upload's parts: `<uploadId>/`; "" for all). */
+  /** Every owner whose name starts with `prefix` (an upload's parts: `<uploadId>/`; "" for all), as a range of the key. */
   deleteUnder(prefix: string): void {
-    this.sql.exec(`DELETE FROM ${this.table} WHERE substr(owner, 1, ?) = ?`, prefix.length, prefix);
+    const upper = prefixSuccessor(prefix);
+    if (upper === null) this.sql.exec(`DELETE FROM ${this.table} WHERE owner >= ?`, prefix);
+    else this.sql.exec(`DELETE FROM ${this.table} WHERE owner >= ? AND owner < ?`, prefix, upper);
+  }
+
+  /** The values of every owner whose name starts with `prefix`, in one range read. */
+  under(prefix: string): Map<string, string> {
+    const upper = prefixSuccessor(prefix);
+    const rows = upper === null
+      ? this.sql.exec(`SELECT owner, text FROM ${this.table} WHERE owner >= ? ORDER BY owner, page`, prefix).toArray()
+      : this.sql.exec(`SELECT owner, text FROM ${this.table} WHERE owner >= ? AND owner < ? ORDER BY owner, page`, prefix, upper).toArray();
+    const out = new Map<string, string>();
+    for (const r of rows) out.set(String(r.owner), (out.get(String(r.owner)) ?? "") + String(r.text));
+    return out;
   }
 }
