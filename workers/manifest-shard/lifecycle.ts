@@ -9,7 +9,8 @@
 
 import { asUvid, groupOf, nhidOf, type Nhid, type Uvid } from "../../common/ids.ts";
 import { configOf, groupStub, registryStub, tenantStub, type Env } from "../shared/env.ts";
-import { dueAt, lifecycleOfJson, lifecycleToJson, type LifecycleRule } from "../shared/lifecycle-rules.ts";
+import { dueAt, type LifecycleRule } from "../shared/lifecycle-rules.ts";
+import { listOfJson, listToJson } from "../shared/stored-list.ts";
 import { dueOf, type Due, type VersionRow, type WindowStart } from "./lifecycle-due.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { LifecycleAction } from "../negotiating-group/rpc.ts";
@@ -92,7 +93,7 @@ export class LifecyclePass {
     if (!r) return null;
     // Written by this part from checked values: the casts only name what it wrote.
     const inKey = typeof r.in_key === "string" ? (JSON.parse(r.in_key) as KeyWindow) : null;
-    return { tenant: String(r.tenant), bucket: String(r.bucket), versioning: String(r.versioning) as Versioning, rules: lifecycleOfJson(r.rules) ?? [], phase: String(r.phase) as Phase, cursor: String(r.cursor), inKey, tries: Number(r.tries) };
+    return { tenant: String(r.tenant), bucket: String(r.bucket), versioning: String(r.versioning) as Versioning, rules: listOfJson<LifecycleRule>(r.rules) ?? [], phase: String(r.phase) as Phase, cursor: String(r.cursor), inKey, tries: Number(r.tries) };
   }
 
   /** When the alarm must come for this part. */
@@ -171,7 +172,7 @@ export class LifecyclePass {
     for (const t of todos) {
       this.c.sql.exec(
         "INSERT OR REPLACE INTO lifecycle_todo (tenant, bucket, versioning, rules, phase, cursor, in_key, tries) VALUES (?, ?, ?, ?, ?, ?, NULL, 0)",
-        t.tenant, t.bucket, t.versioning, lifecycleToJson(t.rules) ?? "[]", t.phase, t.cursor,
+        t.tenant, t.bucket, t.versioning, listToJson(t.rules) ?? "[]", t.phase, t.cursor,
       );
     }
     this.c.sql.exec("UPDATE lifecycle_pass SET next_at = ?, started = ?, keys_walked = 0, actions_done = 0 WHERE k = 0", this.boundaryAfter(now), now);

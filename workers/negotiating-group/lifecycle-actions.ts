@@ -10,7 +10,7 @@ import { deleteMarkerOf } from "../../common/manifest.ts";
 import { configOf, type Env } from "../shared/env.ts";
 import { refusal } from "../shared/refusal.ts";
 import { dueAt } from "../shared/lifecycle-rules.ts";
-import type { Tag } from "../shared/tags.ts";
+import { hasTags, type Tag } from "../shared/tags.ts";
 import type { Multipart } from "./multipart.ts";
 import type { Names } from "./names.ts";
 import type { LifecycleAction, LifecycleBatch } from "./rpc.ts";
@@ -54,17 +54,14 @@ export class LifecycleActions {
     const cfg = configOf(this.c.env);
     const shard = shardOf(a.nhid, cfg.shardCount);
     const name = { tenant: batch.tenant, bucket: batch.bucket, key: a.key };
-    const hasTags = (uvid: Uvid, want: readonly Tag[]) => {
-      const tags = book.find(a.nhid, uvid)?.tags ?? [];
-      return want.every((w) => tags.some((t) => t.key === w.key && t.value === w.value));
-    };
+    const tagged = (uvid: Uvid, want: readonly Tag[]) => hasTags(book.find(a.nhid, uvid)?.tags ?? [], want);
     switch (a.kind) {
       case "expire-current": {
         const stillCurrent = () => {
           const cur = book.current(a.nhid);
           return cur !== null && cur.uvid === a.uvid && !cur.deleteMarker;
         };
-        if (!stillCurrent() || !hasTags(a.uvid, a.tags)) return false;
+        if (!stillCurrent() || !tagged(a.uvid, a.tags)) return false;
         if (batch.versioning === "Unversioned") {
           // Removal destroys the version: only while it is the name's one null version, so a
           // bucket that began versioning since the shard looked never loses a real version here.
@@ -78,7 +75,7 @@ export class LifecycleActions {
         return !("refused" in r);
       }
       case "remove-noncurrent": {
-        if (book.find(a.nhid, a.uvid) === null || book.isCurrent(a.nhid, a.uvid) || !hasTags(a.uvid, a.tags)) return false;
+        if (book.find(a.nhid, a.uvid) === null || book.isCurrent(a.nhid, a.uvid) || !tagged(a.uvid, a.tags)) return false;
         // Judged again from this group's own versions: a newer version deleted since may have
         // made this one among the newest kept, or made it noncurrent later than the shard saw.
         if (book.newerCount(a.nhid, a.uvid, a.newer + 1) <= a.newer) return false;

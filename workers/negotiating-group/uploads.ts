@@ -83,9 +83,9 @@ export class UploadBook {
     );
   }
 
-  /** A part's chunk list: from its pages, or (a part stored before they existed) from its row. */
-  private chunksOf(uploadId: string, partNumber: number, inRow: SqlStorageValue): ChunkRef[] {
-    const text = inRow !== "" && inRow !== null ? String(inRow) : this.chunkLists.get(`${uploadId}/${partNumber}`) ?? "[]";
+  /** A part's chunk list: from its row (a part stored before pages existed), else from its pages, read by `paged`. */
+  private chunksOf(inRow: SqlStorageValue | undefined, paged: () => string | null): ChunkRef[] {
+    const text = inRow !== "" && inRow !== null && inRow !== undefined ? String(inRow) : (paged() ?? "[]");
     // Written by putPart from a part's checked chunk list: the cast only names what it wrote.
     return (JSON.parse(text) as ChunkWire[]).map(chunkFromWire);
   }
@@ -104,7 +104,7 @@ export class UploadBook {
     for (const n of numbers) {
       const r = this.sql.exec("SELECT etag, size, chunks, checksum, uploaded FROM parts WHERE upload_id = ? AND part_number = ?", uploadId, n).toArray()[0];
       if (!r) continue;
-      const chunks = this.chunksOf(uploadId, n, r.chunks ?? null);
+      const chunks = this.chunksOf(r.chunks, () => this.chunkLists.get(`${uploadId}/${n}`));
       out.set(n, { partNumber: n, etag: String(r.etag), size: Number(r.size), chunks, checksum: r.checksum === null ? null : String(r.checksum), uploaded: Number(r.uploaded) });
     }
     return out;
@@ -116,9 +116,7 @@ export class UploadBook {
     const out = new Map<number, Chid[]>();
     for (const r of this.sql.exec("SELECT part_number, chunks FROM parts WHERE upload_id = ?", uploadId).toArray()) {
       const n = Number(r.part_number);
-      const text = r.chunks !== "" && r.chunks !== null ? String(r.chunks) : (paged.get(`${uploadId}/${n}`) ?? "[]");
-      // Written by putPart from a part's checked chunk list: the cast only names what it wrote.
-      out.set(n, (JSON.parse(text) as ChunkWire[]).map((w) => chunkFromWire(w).chid));
+      out.set(n, this.chunksOf(r.chunks, () => paged.get(`${uploadId}/${n}`) ?? null).map((c) => c.chid));
     }
     return out;
   }

@@ -58,19 +58,3 @@ export function corsHeaders(rule: CorsRule, ask: CorsAsk, preflight: boolean): R
   if (rule.maxAgeSeconds !== null) h["access-control-max-age"] = String(rule.maxAgeSeconds);
   return h;
 }
-
-/** Stored rules read back (our own JSON): anything not a rule list counts as none. */
-export function corsOfJson(text: unknown): CorsRule[] | null {
-  if (typeof text !== "string") return null;
-  try {
-    const v: unknown = JSON.parse(text);
-    // Written by corsToJson from rules checked when they were put: the cast only names that.
-    return Array.isArray(v) ? (v as CorsRule[]) : null;
-  } catch {
-    return null;
-  }
-}
-
-export function corsToJson(rules: readonly CorsRule[] | null): string | null {
-  return rules === null || rules.length === 0 ? null : JSON.stringify(rules);
-}

@@ -6,7 +6,7 @@
 // and the rounding is to the next multiple of it since the epoch, which for a real day is
 // midnight UTC.
 
-import type { Tag } from "./tags.ts";
+import { hasTags, type Tag } from "./tags.ts";
 
 export const LIFECYCLE_RULES_MAX = 1000;
 export const NEWER_NONCURRENT_MAX = 100;
@@ -45,7 +45,7 @@ export function filterTakes(f: LifecycleFilter, c: Candidate): boolean {
   if (!c.key.startsWith(f.prefix)) return false;
   if (f.sizeGreaterThan !== null && !(c.size > f.sizeGreaterThan)) return false;
   if (f.sizeLessThan !== null && !(c.size < f.sizeLessThan)) return false;
-  return f.tags.every((want) => c.tags.some((t) => t.key === want.key && t.value === want.value));
+  return hasTags(c.tags, f.tags);
 }
 
 /** `days` after `from`, rounded up to the next day boundary (S3's midnight UTC). */
@@ -68,20 +68,4 @@ export function noncurrentExpired(rule: LifecycleRule, v: { since: number; rank:
   const n = rule.noncurrentExpiration;
   if (n === null || v.rank <= n.newer) return false;
   return at.now >= dueAt(v.since, n.days, at.dayMs);
-}
-
-/** Stored rules read back (our own JSON): anything not a rule list counts as none. */
-export function lifecycleOfJson(text: unknown): LifecycleRule[] | null {
-  if (typeof text !== "string") return null;
-  try {
-    const v: unknown = JSON.parse(text);
-    // Written by lifecycleToJson from rules checked when they were put: the cast only names that.
-    return Array.isArray(v) ? (v as LifecycleRule[]) : null;
-  } catch {
-    return null;
-  }
-}
-
-export function lifecycleToJson(rules: readonly LifecycleRule[] | null): string | null {
-  return rules === null || rules.length === 0 ? null : JSON.stringify(rules);
 }

@@ -66,3 +66,8 @@ export function tagsOfJson(text: unknown): Tag[] {
 export function tagsToJson(tags: readonly Tag[]): string | null {
   return tags.length === 0 ? null : JSON.stringify(tags.map((t) => [t.key, t.value]));
 }
+
+/** Whether `tags` holds every one of `want` (a lifecycle rule's tag filter). */
+export function hasTags(tags: readonly Tag[], want: readonly Tag[]): boolean {
+  return want.every((w) => tags.some((t) => t.key === w.key && t.value === w.value));
+}

@@ -6,10 +6,11 @@ import type { Env } from "../shared/env.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import type { BucketInfo, TenantRpc } from "./rpc.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
-import { corsOfJson, corsToJson, type CorsRule } from "../shared/cors-rules.ts";
+import type { CorsRule } from "../shared/cors-rules.ts";
+import { listOfJson, listToJson } from "../shared/stored-list.ts";
 import type { PublicRead } from "../shared/bucket-policy.ts";
 import type { BucketLifecycle, PublicBlock } from "./rpc.ts";
-import { lifecycleOfJson, lifecycleToJson, type LifecycleRule } from "../shared/lifecycle-rules.ts";
+import type { LifecycleRule } from "../shared/lifecycle-rules.ts";
 
 /** A column this object wrote as JSON, read back; null when empty. */
 function jsonOf<T>(v: unknown): T | null {
@@ -32,7 +33,7 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   }
 
   private infoOf(r: Record<string, SqlStorageValue>): BucketInfo {
-    const cors = corsOfJson(r.cors);
+    const cors = listOfJson<CorsRule>(r.cors);
     const publicRead = jsonOf<PublicRead>(r.public_read);
     const publicBlock = jsonOf<PublicBlock>(r.public_block);
     return { name: String(r.name), created: Number(r.created), versioning: String(r.versioning) as Versioning, ...(cors ? { cors } : {}), ...(publicRead ? { publicRead } : {}), ...(publicBlock ? { publicBlock } : {}) };
@@ -73,7 +74,7 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
 
   /** Replace the bucket's CORS rules (null: remove them); false if there is no such bucket. */
   async setBucketCors(name: string, rules: CorsRule[] | null): Promise<boolean> {
-    return this.sql.exec("UPDATE buckets SET cors = ? WHERE name = ?", corsToJson(rules), name).rowsWritten > 0;
+    return this.sql.exec("UPDATE buckets SET cors = ? WHERE name = ?", listToJson(rules), name).rowsWritten > 0;
   }
 
   /** The bucket's policy as it was put; null if it has none (or there is no such bucket). */
@@ -95,18 +96,18 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
   /** The bucket's lifecycle rules; null if it has none (or there is no such bucket). */
   async getBucketLifecycle(name: string): Promise<LifecycleRule[] | null> {
     const row = this.sql.exec("SELECT lifecycle FROM buckets WHERE name = ?", name).toArray()[0];
-    return row ? lifecycleOfJson(row.lifecycle) : null;
+    return row ? listOfJson<LifecycleRule>(row.lifecycle) : null;
   }
 
   /** Replace the bucket's lifecycle rules (null: remove them); false if there is no such bucket. */
   async setBucketLifecycle(name: string, rules: LifecycleRule[] | null): Promise<boolean> {
-    return this.sql.exec("UPDATE buckets SET lifecycle = ? WHERE name = ?", lifecycleToJson(rules), name).rowsWritten > 0;
+    return this.sql.exec("UPDATE buckets SET lifecycle = ? WHERE name = ?", listToJson(rules), name).rowsWritten > 0;
   }
 
   /** One bucket's lifecycle rules with its versioning; null if it has no rules (or there is no such bucket). */
   async bucketLifecycle(name: string): Promise<BucketLifecycle | null> {
     const r = this.sql.exec("SELECT versioning, lifecycle FROM buckets WHERE name = ?", name).toArray()[0];
-    const rules = r ? lifecycleOfJson(r.lifecycle) : null;
+    const rules = r ? listOfJson<LifecycleRule>(r.lifecycle) : null;
     return r && rules ? { bucket: name, versioning: String(r.versioning) as Versioning, rules } : null;
   }
 
@@ -116,7 +117,7 @@ export class TenantDirectory extends DurableObject<Env> implements TenantRpc {
       .exec("SELECT name, versioning, lifecycle FROM buckets WHERE lifecycle IS NOT NULL ORDER BY name")
       .toArray()
       .flatMap((r) => {
-        const rules = lifecycleOfJson(r.lifecycle);
+        const rules = listOfJson<LifecycleRule>(r.lifecycle);
         return rules ? [{ bucket: String(r.name), versioning: String(r.versioning) as Versioning, rules }] : [];
       });
   }
