@@ -31,6 +31,8 @@ import { tagsOfXml } from "../../workers/gateway/s3/tagging.ts";
 import { corsRulesOf } from "../../workers/gateway/s3/cors.ts";
 import { lifecycleRulesOf } from "../../workers/gateway/s3/lifecycle.ts";
 import { parseScope, scopeAllows, scopeOfJson, scopeToJson } from "../../workers/shared/key-scope.ts";
+import { parseQualifier } from "../../workers/gateway/ext/selection.ts";
+import { queryParams } from "../../workers/gateway/ext/params.ts";
 import { attributesParams } from "../../workers/gateway/params.ts";
 import { compileGlob, GlobError, globMatches } from "../../workers/manifest-shard/glob.ts";
 
@@ -230,6 +232,21 @@ describe("decoders at trust boundaries, fuzzed", () => {
         await onlyRefuses(() => corsRulesOf(xml), isS3Error);
         await onlyRefuses(() => lifecycleRulesOf(xml), isS3Error);
         await onlyRefuses(() => attributesParams(new URLSearchParams(header), new Headers({ "x-amz-object-attributes": header.replace(/[^\x20-\x7e]/g, ""), "x-amz-max-parts": header.slice(0, 4).replace(/[^\x20-\x7e]/g, "") })), isS3Error);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe("qualifiers", () => {
+  it("any JSON as a qualifier, any query string of /_query: a value or the API's 400, never another error", async () => {
+    const name = fc.oneof(fc.constantFrom("tag:", "tag:k", "TAG:K", "x-amz-meta-", "x-amz-meta-a", "content-type"), fc.string({ maxLength: 8 }));
+    const raw = fc.oneof(fc.record({ name: fc.oneof(name, fc.jsonValue()), value: fc.oneof(fc.string({ maxLength: 8 }), fc.jsonValue()) }, { requiredKeys: [] }), fc.jsonValue());
+    const query = fc.array(fc.tuple(fc.oneof(fc.constantFrom("tag-", "tag-k", "meta-a", "content-type", "versions", "max-keys", "min-size"), fc.string({ maxLength: 6 })), fc.string({ maxLength: 8 })), { maxLength: 5 });
+    await fc.assert(
+      fc.asyncProperty(raw, query, async (q, pairs) => {
+        await onlyRefuses(() => parseQualifier(q), isS3Error);
+        await onlyRefuses(() => queryParams(new URLSearchParams(pairs), new Headers()), isS3Error);
       }),
       RUNS,
     );

@@ -52,6 +52,9 @@ describe("masks, qualifiers and times", () => {
     expect(caught(() => parseQualifier({ name: "x-amz-meta-", value: "X" })).code).toBe("InvalidArgument");
     expect(caught(() => parseQualifier({ name: "etag", value: "X" })).code).toBe("InvalidArgument");
     expect(caught(() => parseQualifier({ name: "content-type", value: 3 })).code).toBe("InvalidArgument");
+    // A tag's key keeps its case, as S3 compares tag keys; the prefix does not care.
+    expect(parseQualifier({ name: "Tag:Class", value: "hot" })).toEqual({ name: "tag:Class", value: "hot" });
+    expect(caught(() => parseQualifier({ name: "tag:", value: "X" })).code).toBe("InvalidArgument");
   });
 
   it("reads ISO 8601 times and epoch milliseconds", () => {
