@@ -7,6 +7,8 @@
 // redirects, no TLS.
 
 import { connect, type Socket } from "node:net";
+import { signRequest } from "../common/s3/sign-request.ts";
+import { UNSIGNED_PAYLOAD } from "../common/s3/sigv4.ts";
 
 export interface Reply {
   status: number;
@@ -161,4 +163,26 @@ export class MinimalHttp {
     for (const c of this.idle) c.close();
     this.idle.length = 0;
   }
+}
+
+/** Where a signed request goes, and whose key signs it. */
+export interface SigningTarget {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+}
+
+/**
+ * Requests over `http` signed with the target's key (payload unsigned, as a benchmark's
+ * client would not hash every body twice); anything but 200 or 204 is thrown with its body.
+ * Each resolves to the length of the body received.
+ */
+export function signedSend(http: MinimalHttp, t: SigningTarget): (method: string, path: string, body?: Uint8Array | null) => Promise<number> {
+  return async (method, path, body = null) => {
+    const headers = (await signRequest({ method, url: `${t.endpoint}${path}`, payloadHash: UNSIGNED_PAYLOAD, accessKey: t.accessKey, secretKey: t.secretKey, region: t.region })) as unknown as Record<string, string>;
+    const r = await http.send(method, path, headers, body);
+    if (r.status !== 200 && r.status !== 204) throw new Error(`${method} ${path}: ${r.status} ${r.body?.toString() ?? ""}`);
+    return r.length;
+  };
 }

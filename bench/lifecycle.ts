@@ -14,11 +14,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { signRequest } from "../common/s3/sign-request.ts";
-import { UNSIGNED_PAYLOAD } from "../common/s3/sigv4.ts";
 import { LocalCluster } from "../scripts/cluster.ts";
 import { freePort } from "../test/integration/helpers.ts";
-import { MinimalHttp } from "./http-client.ts";
+import { MinimalHttp, signedSend } from "./http-client.ts";
 import { pct, run } from "./measure.ts";
 
 const { values } = parseArgs({
@@ -50,12 +48,7 @@ async function main(): Promise<void> {
   cluster.stopOnSignal();
   await cluster.start();
   const http = new MinimalHttp(cluster.endpoint);
-  const send = async (method: string, path: string, body: Uint8Array | null = null): Promise<number> => {
-    const headers = (await signRequest({ method, url: `${cluster.endpoint}${path}`, payloadHash: UNSIGNED_PAYLOAD, accessKey: cluster.accessKey, secretKey: cluster.secretKey, region: cluster.region })) as unknown as Record<string, string>;
-    const r = await http.send(method, path, headers, body);
-    if (r.status !== 200 && r.status !== 204) throw new Error(`${method} ${path}: ${r.status} ${r.body?.toString() ?? ""}`);
-    return r.length;
-  };
+  const send = signedSend(http, cluster);
   const admin = async (method: string, path: string): Promise<{ shards: ShardPass[] }> => {
     const r = await fetch(`${cluster.endpoint}/_admin${path}`, { method, headers: { authorization: `Bearer ${cluster.adminToken}` } });
     if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);

@@ -10,13 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { signRequest } from "../common/s3/sign-request.ts";
-import { UNSIGNED_PAYLOAD } from "../common/s3/sigv4.ts";
 import type { Chid } from "../common/ids.ts";
 import { chunkOnDisk, chunksOnDisk, type ChunkOnDisk } from "../node-target/packs/on-disk.ts";
 import { LocalCluster, sleep } from "../scripts/cluster.ts";
 import { freePort, pseudoRandom } from "../test/integration/helpers.ts";
-import { MinimalHttp } from "./http-client.ts";
+import { MinimalHttp, signedSend } from "./http-client.ts";
 import { pct } from "./measure.ts";
 
 const { values } = parseArgs({ options: { mib: { type: "string", default: "1024" }, grace: { type: "string", default: "1" } } });
@@ -37,11 +35,7 @@ async function main(): Promise<void> {
   log(`starting a local cluster (R=3, 6 targets, grace ${values.grace} s) in ${dir}...`);
   await c.start();
   const http = new MinimalHttp(c.endpoint);
-  const send = async (method: string, path: string, body: Uint8Array | null = null) => {
-    const headers = (await signRequest({ method, url: `${c.endpoint}${path}`, payloadHash: UNSIGNED_PAYLOAD, accessKey: c.accessKey, secretKey: c.secretKey, region: c.region })) as unknown as Record<string, string>;
-    const r = await http.send(method, path, headers, body);
-    if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${r.body?.toString() ?? ""}`);
-  };
+  const send = signedSend(http, c);
   try {
     await send("PUT", "/rerep");
     const size = Number(values.mib) * MiB;

@@ -134,20 +134,47 @@ function statusText(s: StatusView): string {
   return lines.join("\n");
 }
 
+interface RebalanceView {
+  balanced: boolean;
+  targets: { location: string; live: boolean; bytes: number; capacity: number; places: number; share: number }[];
+  moving: { group: number; from: string[]; left: number | null; unreferenced: number; sweep: { short: number; done: number; repaired: number } | null; lastSweep: { short: number; repaired: number } | null }[];
+  unknown: number[];
+}
+
+function rebalanceText(r: RebalanceView): string {
+  const lines = [r.balanced ? "balanced: no group holds data its members need outside them" : `moving: ${r.moving.length} group(s) still copying data to their members${r.unknown.length > 0 ? `, ${r.unknown.length} not answering (${r.unknown.join(", ")})` : ""}`];
+  lines.push("targets (places in groups / share by capacity):");
+  for (const t of r.targets) lines.push(`  ${(t.live ? "live" : "down").padEnd(5)} ${t.location}  ${t.places} / ${t.share}  ${formatBytes(t.bytes)} stored of ${formatBytes(t.capacity)}`);
+  for (const g of r.moving) {
+    const sweep = g.sweep ? `copying: ${g.sweep.done} of ${g.sweep.short} looked at, ${g.sweep.repaired} copied` : g.left === null ? "waiting for its sweep" : `${g.left - g.unreferenced} item(s) left to move or trim`;
+    lines.push(`  group ${String(g.group).padStart(3)}  from ${g.from.join(", ")}  ${sweep}`);
+  }
+  return lines.join("\n");
+}
+
+/** Print what `path` answers; with --watch, again every 2 s (over the last, on a terminal) until `done` says so or Ctrl-C. */
+async function watch<T>(c: Context, path: string, text: (r: T) => string, done: (r: T) => boolean = () => false): Promise<void> {
+  for (;;) {
+    const r = (await c.call("GET", path)) as T;
+    if (c.flags.watch && process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
+    c.print(r, () => text(r));
+    if (!c.flags.watch || done(r)) return;
+    await new Promise((wake) => setTimeout(wake, 2000));
+  }
+}
+
 const COMMANDS: Record<string, Command> = {
   "cluster status": {
     usage: "cluster status [--watch]",
     about: "targets, groups and shards at a glance; --watch redraws every 2 s and shows repair progress until Ctrl-C",
     args: 0,
-    async run(c) {
-      for (;;) {
-        const r = (await c.call("GET", "/_admin/status.json")) as StatusView;
-        if (c.flags.watch && process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[H");
-        c.print(r, () => statusText(r));
-        if (!c.flags.watch) return;
-        await new Promise((done) => setTimeout(done, 2000));
-      }
-    },
+    run: (c) => watch<StatusView>(c, "/_admin/status.json", statusText),
+  },
+  "cluster rebalance": {
+    usage: "cluster rebalance [--watch]",
+    about: "how far data is from balanced after targets joined or left: each target's places against its share, and the groups still moving data; --watch redraws every 2 s until balanced",
+    args: 0,
+    run: (c) => watch<RebalanceView>(c, "/_admin/rebalance", rebalanceText, (r) => r.balanced),
   },
   "tenants list": {
     usage: "tenants list",

@@ -113,6 +113,81 @@ export function replacementFor(g: number, staying: readonly Placeable[], candida
   return leastCorrelated(staying, candidates, { g, load: by.load, model: by.model ?? depthCorrelation });
 }
 
+/** A target as a join plans it: its capacity sets its share of the groups' places. */
+export interface Sized extends Placeable {
+  capacity: number;
+}
+
+/** One change a join makes: `into` takes a place in `group`, in place of `out` (null: a free place). */
+export interface JoinMove {
+  group: number;
+  out: string | null;
+  into: string;
+}
+
+/**
+ * Where a target new to a cluster that holds data takes its places: only the groups it enters
+ * change, and data moves only for them. It fills groups short of `perGroup` members first (no
+ * one leaves those), then takes places from the members furthest above their share until it
+ * has its own; a target's share of all places is its share of the cluster's capacity, so
+ * groups fill by free space rather than by count. It takes no place that would leave a group's
+ * members more correlated than they were (safety before balance), and of the rest the most
+ * loaded giver's, then one whose resulting set the map already has (copysets stay few).
+ * Deterministic in its inputs.
+ */
+export function joinPlan(o: { groups: ReadonlyMap<number, readonly string[]>; targets: readonly Sized[]; newcomer: string; perGroup: number; model?: Correlation }): JoinMove[] {
+  const model = o.model ?? depthCorrelation;
+  const loc = new Map(o.targets.map((t) => [t.id, t.location]));
+  const members = new Map([...o.groups].map(([g, m]) => [g, [...m]]));
+  const load = new Map(o.targets.map((t) => [t.id, 0]));
+  for (const m of members.values()) for (const id of m) load.set(id, (load.get(id) ?? 0) + 1);
+  const moves: JoinMove[] = [];
+  const want = Math.min(o.perGroup, o.targets.length);
+  for (const [g, m] of [...members].sort(([a], [b]) => a - b)) {
+    if (m.length >= want || m.includes(o.newcomer)) continue;
+    m.push(o.newcomer);
+    load.set(o.newcomer, (load.get(o.newcomer) ?? 0) + 1);
+    moves.push({ group: g, out: null, into: o.newcomer });
+  }
+  const places = [...members.values()].reduce((a, m) => a + m.length, 0);
+  // A target that does not say its capacity counts as the average one.
+  const said = o.targets.filter((t) => t.capacity > 0);
+  const average = said.length > 0 ? said.reduce((a, t) => a + t.capacity, 0) / said.length : 1;
+  const weight = (t: Sized) => (t.capacity > 0 ? t.capacity : average);
+  const total = o.targets.reduce((a, t) => a + weight(t), 0);
+  const share = new Map(o.targets.map((t) => [t.id, (places * weight(t)) / total]));
+  const excess = (id: string) => (load.get(id) ?? 0) - (share.get(id) ?? 0);
+  const risk = (ids: readonly string[]) => setRisk(ids.map((id) => loc.get(id) ?? ""), model);
+  const sets = () => new Set([...members.values()].map((m) => [...m].sort().join(",")));
+  // Each round takes one place: at most one per group.
+  for (let round = 0; round < members.size && excess(o.newcomer) < -0.5; round++) {
+    const known = sets();
+    let best: { g: number; at: number; key: number[] } | null = null;
+    for (const [g, m] of members) {
+      if (m.includes(o.newcomer)) continue;
+      const before = risk(m);
+      for (let at = 0; at < m.length; at++) {
+        const id = m[at]!;
+        // Only a place whose move evens the load: the giver ends no further below its share than the taker was.
+        if (excess(id) - excess(o.newcomer) <= 1 + 1e-9) continue;
+        const after = m.map((x, i) => (i === at ? o.newcomer : x));
+        // Never a place that leaves the group's members more correlated: safety before balance.
+        if (less(before, risk(after))) continue;
+        const key = [-excess(id), known.has([...after].sort().join(",")) ? 0 : 1, mix(g, id)];
+        if (best === null || less(key, best.key)) best = { g, at, key };
+      }
+    }
+    if (best === null) break;
+    const m = members.get(best.g)!;
+    const out = m[best.at]!;
+    m[best.at] = o.newcomer;
+    load.set(out, load.get(out)! - 1);
+    load.set(o.newcomer, (load.get(o.newcomer) ?? 0) + 1);
+    moves.push({ group: best.g, out, into: o.newcomer });
+  }
+  return moves;
+}
+
 /** How candidates for one group are ranked past their correlation: the same for every pick the group makes. */
 interface Ranking {
   /** The group: its number breaks ties (`mix`), so equal candidates spread over groups. */

@@ -193,6 +193,12 @@ export class ChunkStore {
     this.prefixes.add(parseInt(id.slice(0, 8), 16));
   }
 
+  /** After a deletion: a prefix nothing held has any more no longer names a group held (heartbeats report the drop). */
+  private forgetPrefix(id: string): void {
+    const p = id.slice(0, 8);
+    if (!this.index.hasPrefix(p) && !this.vms.hasNamePrefix(p)) this.prefixes.delete(parseInt(p, 16));
+  }
+
   /**
    * Every item stored here, chunks then version manifests, read lazily in pages (what a scrub
    * or `node-target verify` goes through). Items deleted meanwhile may still be named.
@@ -276,6 +282,7 @@ export class ChunkStore {
       const drop = () => {
         const n = this.vms.drop(ref.nhid, ref.uvid, ref.chid);
         this.stats.bytes -= n;
+        this.forgetPrefix(ref.nhid);
         return n;
       };
       const n = drop();
@@ -299,6 +306,7 @@ export class ChunkStore {
         if (freed === 0) return;
         this.stats.chunks--;
         this.stats.bytes -= freed;
+        this.forgetPrefix(ref.chid);
       })
       .finally(() => {
         if (this.removing.get(ref.chid) === done) this.removing.delete(ref.chid);

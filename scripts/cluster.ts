@@ -51,6 +51,8 @@ export interface ClusterOptions {
   gatewayFor?: (index: number) => string | undefined;
   /** Targets listen for peers on loopback, so puts go down chains (default true; false: fan-out only). */
   peers?: boolean;
+  /** How many of the targets `start()` starts (default all); the rest join later with `startTarget`. */
+  initialTargets?: number;
 }
 
 export type GatewayRuntime = "miniflare" | "wrangler-dev";
@@ -87,7 +89,8 @@ export class LocalCluster {
   }
   readonly targets: RunningTarget[];
   private gateway: ChildProcess | null = null;
-  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort" | "gatewayFor">> & {
+  private readonly opts: Required<Omit<ClusterOptions, "vars" | "echo" | "runtime" | "inspectorPort" | "gatewayFor" | "initialTargets">> & {
+    initialTargets: number | null;
     gatewayFor: (index: number) => string | undefined;
     vars: Record<string, string>;
     echo: boolean;
@@ -113,6 +116,7 @@ export class LocalCluster {
       targetArgs: opts.targetArgs ?? [],
       gatewayFor: opts.gatewayFor ?? (() => undefined),
       peers: opts.peers ?? true,
+      initialTargets: opts.initialTargets ?? null,
     };
     this.endpoint = `http://127.0.0.1:${this.opts.port}`;
     this.accessKey = this.opts.accessKey;
@@ -143,7 +147,7 @@ export class LocalCluster {
 
   async start(): Promise<void> {
     await this.startGateway();
-    for (const t of this.targets) this.startTarget(t.index);
+    for (const t of this.targets.slice(0, this.opts.initialTargets ?? this.targets.length)) this.startTarget(t.index);
     await this.waitForTargets();
   }
 

@@ -177,6 +177,11 @@ export class PackIndex {
     return { chunks: Number(r.n), bytes: Number(r.b) };
   }
 
+  /** Whether any CHID held starts with these 8 hex digits (a range of the primary key: one seek). */
+  hasPrefix(prefix: string): boolean {
+    return this.db.prepare("SELECT 1 FROM chunks WHERE chid >= ? AND chid < ? LIMIT 1").get(prefix, `${prefix}g`) !== undefined;
+  }
+
   /** First 4 bytes of every CHID held, as numbers: which groups this target holds chunks for. */
   prefixes(): number[] {
     return this.db

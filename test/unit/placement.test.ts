@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { correlationFrom, DEFAULT_BY_DEPTH, depthCorrelation, distinctDomains } from "../../common/correlation.ts";
 import { underReplicated } from "../../workers/negotiating-group/rereplicate.ts";
-import { assignGroups, copysetCount, correlation, nearestFirst, placementWarnings, replacementFor, selectReplicas, setRisk, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
+import { assignGroups, copysetCount, correlation, joinPlan, nearestFirst, placementWarnings, replacementFor, selectReplicas, setRisk, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
 
 const loc = (zone: string, host: number, disk = 0) => `/local/zone-${zone}/rack-1/host-${host}/disk-${disk}`;
 
@@ -245,5 +245,64 @@ describe("failure domains", () => {
     expect(w).toHaveLength(1);
     expect(w[0]!.group).toBe(1);
     expect(w[0]!.p).toBe(DEFAULT_BY_DEPTH[4]);
+  });
+});
+
+describe("joinPlan", () => {
+  const sized = (id: string, location: string, capacity = 100) => ({ id, location, capacity });
+  const three = [sized("a", "/z/r1/h1/d0"), sized("b", "/z/r2/h1/d0"), sized("c", "/z/r3/h1/d0")];
+  const full = new Map(Array.from({ length: 8 }, (_, g) => [g, ["a", "b", "c"]] as const));
+  const apply = (groups: ReadonlyMap<number, readonly string[]>, moves: ReturnType<typeof joinPlan>) => {
+    const out = new Map([...groups].map(([g, m]) => [g, [...m]]));
+    for (const mv of moves) {
+      const m = out.get(mv.group)!;
+      if (mv.out === null) m.push(mv.into);
+      else m[m.indexOf(mv.out)] = mv.into;
+    }
+    return out;
+  };
+  const loads = (groups: ReadonlyMap<number, readonly string[]>) => {
+    const l = new Map<string, number>();
+    for (const m of groups.values()) for (const id of m) l.set(id, (l.get(id) ?? 0) + 1);
+    return l;
+  };
+
+  it("takes its share of places from the members above theirs, one place per group, and changes no other group", () => {
+    const targets = [...three, sized("d", "/z/r4/h1/d0")];
+    const moves = joinPlan({ groups: full, targets, newcomer: "d", perGroup: 3 });
+    expect(moves).toHaveLength(6);
+    expect(new Set(moves.map((m) => m.group)).size).toBe(6);
+    const after = apply(full, moves);
+    expect([...loads(after).values()]).toEqual([6, 6, 6, 6]);
+    for (const [g, m] of after) if (!moves.some((mv) => mv.group === g)) expect(m).toEqual(["a", "b", "c"]);
+    for (const m of after.values()) expect(new Set(m).size).toBe(3);
+  });
+
+  it("fills groups short of members before taking anyone's place", () => {
+    const two = new Map(Array.from({ length: 4 }, (_, g) => [g, ["a", "b"]] as const));
+    const moves = joinPlan({ groups: two, targets: three, newcomer: "c", perGroup: 3 });
+    expect(moves).toEqual([0, 1, 2, 3].map((g) => ({ group: g, out: null, into: "c" })));
+  });
+
+  it("weighs shares by capacity: a target twice as large takes twice the places", () => {
+    const targets = [...three, sized("d", "/z/r4/h1/d0", 200)];
+    const after = apply(full, joinPlan({ groups: full, targets, newcomer: "d", perGroup: 3 }));
+    // 24 places, d's share 24 × 200/500 = 9.6: at most one per group, so all 8.
+    expect(loads(after).get("d")).toBe(8);
+    const small = [...three, sized("d", "/z/r4/h1/d0", 20)];
+    expect(loads(apply(full, joinPlan({ groups: full, targets: small, newcomer: "d", perGroup: 3 }))).get("d")).toBe(1);
+  });
+
+  it("takes no place that leaves a group more correlated, even below its share", () => {
+    // d shares a host with a: it may take only a's places (a group with both would have two copies on one host).
+    const targets = [...three, sized("d", "/z/r1/h1/d1")];
+    const moves = joinPlan({ groups: full, targets, newcomer: "d", perGroup: 3 });
+    expect(moves).toHaveLength(4);
+    for (const mv of moves) expect(mv.out).toBe("a");
+  });
+
+  it("takes nothing from a cluster already at its share", () => {
+    const targets = [...three, sized("d", "/z/r4/h1/d0", 1)];
+    expect(joinPlan({ groups: full, targets, newcomer: "d", perGroup: 3 })).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import { sha256Hex } from "../../common/s3/sigv4.ts";
 import type { Env } from "../shared/env.ts";
 import { clusterMetrics } from "./cluster-metrics.ts";
 import { AdminError, errorJson, json } from "./errors.ts";
+import { rebalanceOf } from "./rebalance.ts";
 import { clusterStatus } from "./status.ts";
 import { createEnrolment, listTargets, revokeTarget } from "./targets.ts";
 import { STATUS_ASSETS } from "./status-page.ts";
@@ -78,6 +79,7 @@ on("delete", "/targets/:id", (req, env) => revokeTarget(env, p(req, "id")));
 on("get", "/lifecycle", (_req, env) => lifecycleStatus(env));
 on("post", "/lifecycle/run", (_req, env) => runLifecycle(env));
 on("get", "/status.json", async (_req, env) => json(await clusterStatus(env)));
+on("get", "/rebalance", async (_req, env) => json(rebalanceOf(await clusterStatus(env))));
 on("get", "/metrics", async (_req, env) => new Response(clusterMetrics(await clusterStatus(env)), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }));
 
 /** `ownHost`: the request came to ADMIN_HOST, where nothing but the admin API answers. */

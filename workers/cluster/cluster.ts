@@ -1,20 +1,23 @@
 // The Cluster object: the registry of targets, their liveness, and group membership. Targets
-// hold a WebSocket to it (hibernatable, so an idle cluster costs nothing); membership is
-// recomputed only when a target it has never seen registers, so restarts move nothing. A target
-// gone for REPLACE_AFTER_SECONDS is replaced, one group at a time, by a live target outside
-// the group (placement.ts: replacementFor), and is "retired": left out of later recomputes
-// until it registers again. Nothing else in the map moves.
+// hold a WebSocket to it (hibernatable, so an idle cluster costs nothing). The map changes only
+// when a target it has never seen registers, so restarts move nothing: while no target holds
+// data the map is recomputed from scratch (the best spread, and nothing to move), afterwards the
+// newcomer joins incrementally (placement.ts: joinPlan), taking places only in the groups it
+// enters. A target gone for REPLACE_AFTER_SECONDS is replaced, one group at a time, by a live
+// target outside the group (placement.ts: replacementFor), and is "retired": left out of later
+// recomputes until it registers again. Nothing else in the map moves.
 //
 // A group's writers are its assigned members. Its readers are the writers plus any target that
 // reports holding data for the group from an earlier membership: data stays reachable when
-// membership changes, until re-replication (issue 6) moves it.
+// membership changes, while the group copies it to its members and trims the old copies
+// (negotiating-group/repair.ts). Every group whose members change is told at once.
 
 import { DurableObject } from "cloudflare:workers";
 import { asTargetId, isTargetId, type TargetId } from "../../common/ids.ts";
-import { assignGroups, copysetCount, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
+import { assignGroups, copysetCount, joinPlan, placementWarnings, replacementFor, type PlacementWarning } from "../../common/placement.ts";
 import type { MembershipMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
-import { configOf, type Env } from "../shared/env.ts";
+import { configOf, groupStub, type Env } from "../shared/env.ts";
 import type { ClusterRpc, GroupView, TargetStatus } from "./rpc.ts";
 import { TargetKeys, type Admission, type TargetKeyInfo } from "./target-keys.ts";
 
@@ -87,11 +90,17 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
            last_seen = excluded.last_seen, retired = 0`,
         att.id, msg.location, msg.capacity, msg.free, msg.chunks, msg.bytes, JSON.stringify(msg.held), now, now,
       );
-      if (!known || this.epoch() === 0) this.recomputeMembership();
+      // While no target says it holds data a fresh map costs nothing. (Its reports lag a write
+      // by up to a heartbeat: a map recomputed in that window moves more than a join would, and
+      // the groups told move it, so nothing is lost.)
+      let remapped: number[] = [];
+      if (this.epoch() === 0 || (!known && !this.holdsData())) remapped = this.recomputeMembership();
+      else if (!known && !msg.draining) remapped = this.join(att.id);
       // Decommission: out of every group's membership now (replaced as a dead one would be),
       // a reader of what it holds until the groups have copied it to their members.
-      if (msg.draining) this.replace([att.id], this.liveRows().filter((r) => r.id !== att.id), true);
+      const changed = msg.draining ? this.replace([att.id], this.liveRows().filter((r) => r.id !== att.id), true) : [];
       ws.send(JSON.stringify(this.membershipFor(att.id)));
+      await this.tellGroups([...remapped, ...changed]);
     } else if (msg.t === "heartbeat") {
       // Increments on the report the target registered with on this connection.
       const held = msg.held ? JSON.stringify(applyHeld(this.heldBy(att.id), msg.held)) : null;
@@ -99,6 +108,9 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
         "UPDATE targets SET free = ?, chunks = ?, bytes = ?, held = coalesce(?, held), last_seen = ? WHERE id = ?",
         msg.free, msg.chunks, msg.bytes, held, now, att.id,
       );
+      // What it holds decides which groups it links to beside its own: a group it left with
+      // data written after its last report, or one whose copies it no longer has, is named again.
+      if (held !== null) ws.send(JSON.stringify(this.membershipFor(att.id)));
     }
   }
 
@@ -134,7 +146,7 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     const members = new Set([...this.membersByGroup().values()].flat());
     const away = rows.filter((r) => members.has(r.id) && !live.has(r.id));
     const dead = away.filter((r) => now - Number(r.last_seen) >= cfg.replaceAfterMs);
-    if (dead.length > 0) this.replace(dead.map((d) => d.id), rows.filter((r) => live.has(r.id)));
+    if (dead.length > 0) await this.tellGroups(this.replace(dead.map((d) => d.id), rows.filter((r) => live.has(r.id))));
     // Those away but not yet for long enough, and those no live target could replace: look again.
     const waiting = away.filter((r) => !dead.includes(r)).map((r) => Number(r.last_seen) + cfg.replaceAfterMs);
     const stillMember = dead.some((d) => [...this.membersByGroup().values()].some((m) => m.includes(d.id)));
@@ -145,9 +157,9 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
   /**
    * Put a live target in each place the dead ones hold in a group's membership. A dead target
    * with no place left is retired; one that could not be replaced everywhere (no live target
-   * outside that group) stays where it is, and is tried again.
+   * outside that group) stays where it is, and is tried again. The groups that changed.
    */
-  private replace(dead: readonly TargetId[], live: readonly { id: TargetId; location: string }[], retire = false): void {
+  private replace(dead: readonly TargetId[], live: readonly { id: TargetId; location: string }[], retire = false): number[] {
     const groups = this.membersByGroup();
     const loc = this.locations();
     const load = new Map<string, number>();
@@ -155,7 +167,7 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     const model = configOf(this.env).correlation;
     // Groups that shared their members (copysets) get the same replacement, so they still share them.
     const sameSet = new Map<string, { id: string; location: string } | null>();
-    let changed = false;
+    const changed: number[] = [];
     for (const [g, members] of groups) {
       for (const d of dead) {
         const at = members.indexOf(d);
@@ -172,12 +184,53 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
         load.set(by.id, (load.get(by.id) ?? 0) + 1);
         this.sql.exec("UPDATE membership SET members = ? WHERE grp = ?", JSON.stringify(members), g);
         console.log(JSON.stringify({ msg: "member replaced", group: g, dead: d, by: by.id }));
-        changed = true;
+        changed.push(g);
       }
     }
     // A draining target is retired even where it could not be replaced: it asked to leave.
     for (const d of dead) if (retire || ![...groups.values()].some((m) => m.includes(d))) this.sql.exec("UPDATE targets SET retired = 1 WHERE id = ?", d);
-    if (changed) this.publish();
+    if (changed.length > 0) this.publish();
+    return changed;
+  }
+
+  /** Whether any target, live or not, says it holds data: a map recomputed then would move it. */
+  private holdsData(): boolean {
+    return this.sql.exec("SELECT 1 FROM targets WHERE chunks > 0 OR held != '[]' LIMIT 1").toArray().length > 0;
+  }
+
+  /**
+   * A new target takes its share of places, one per group it enters, from the members furthest
+   * above theirs (placement.ts: joinPlan). Those members stay readers of what they hold; each
+   * changed group (returned, to be told) copies their data to its members and trims it, paced.
+   */
+  private join(id: TargetId): number[] {
+    const live = this.liveIds();
+    live.add(id);
+    const targets = (this.sql.exec("SELECT id, location, capacity FROM targets WHERE retired = 0").toArray() as { id: string; location: string; capacity: number }[])
+      .filter((t) => live.has(asTargetId(t.id)))
+      .map((t) => ({ id: t.id, location: t.location, capacity: Number(t.capacity) }));
+    const cfg = configOf(this.env);
+    const groups = this.membersByGroup();
+    const moves = joinPlan({ groups, targets, newcomer: id, perGroup: cfg.groupMembers, model: cfg.correlation });
+    if (moves.length === 0) return [];
+    for (const mv of moves) {
+      const members = groups.get(mv.group)!;
+      if (mv.out === null) members.push(id);
+      else members[members.indexOf(asTargetId(mv.out))] = id;
+      this.sql.exec("UPDATE membership SET members = ? WHERE grp = ?", JSON.stringify(members), mv.group);
+    }
+    console.log(JSON.stringify({ msg: "target joined", target: id, groups: moves.length, moves }));
+    this.publish();
+    return moves.map((m) => m.group);
+  }
+
+  /** Groups whose members changed look at their view again now rather than when it expires. */
+  private async tellGroups(groups: readonly number[]): Promise<void> {
+    const told = await Promise.allSettled(groups.map((g) => groupStub(this.env, g).membershipChanged()));
+    // A group not told now learns within its view's lifetime, and from the newcomer's hello.
+    told.forEach((r, i) => {
+      if (r.status === "rejected") console.log(JSON.stringify({ msg: "could not tell a group its members changed", group: groups[i], error: String(r.reason) }));
+    });
   }
 
   private locations(): Map<string, string> {
@@ -212,13 +265,16 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     return row ? Number(row.v) : 0;
   }
 
-  private recomputeMembership(): void {
+  /** The map from scratch; the groups whose members changed. */
+  private recomputeMembership(): number[] {
     const cfg = configOf(this.env);
     const targets = this.sql.exec("SELECT id, location FROM targets WHERE retired = 0 ORDER BY id").toArray() as { id: string; location: string }[];
+    const before = this.membersByGroup();
     const groups = assignGroups(targets, cfg.groupCount, cfg.groupMembers, cfg.correlation);
     this.sql.exec("DELETE FROM membership");
     groups.forEach((members, g) => this.sql.exec("INSERT INTO membership (grp, members) VALUES (?, ?)", g, JSON.stringify(members)));
     this.publish();
+    return groups.flatMap((m, g) => (JSON.stringify(m) === JSON.stringify(before.get(g) ?? []) ? [] : [g]));
   }
 
   /** A new epoch of the map, sent to every connected target. */
@@ -285,8 +341,9 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     if (!this.keys.revoke(id, Date.now())) return "already";
     // Out of the groups first: the new membership goes to every connected target, which must
     // not include a socket closed already.
-    this.replace([id], this.liveRows().filter((r) => r.id !== id), true);
+    const changed = this.replace([id], this.liveRows().filter((r) => r.id !== id), true);
     for (const ws of this.ctx.getWebSockets(id)) ws.close(4003, "revoked");
+    await this.tellGroups(changed);
     return "revoked";
   }
 

@@ -87,7 +87,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     const refsSoon = () => this.reclaim.soon();
     this.names = new Names({ group, env, members, book, refs, refOutbox, leases, merges: mergeBook, alarms, budget, refsSoon, sendOwedToAll: () => this.reclaim.sendOwedToAll() });
     this.chunks = new Chunks({ group, env, members, refs, pacer, refsSoon, repairSoon: (ref, why) => this.repair.soon(ref, why) });
-    this.repair = new Repair({ group, env, sql, members, refs, book, chunks: this.chunks, names: this.names, pacer, alarms });
+    this.repair = new Repair({ group, env, sql, members, refs, book, expunges, chunks: this.chunks, names: this.names, pacer, alarms });
     this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, budget, refsSoon });
     this.lifecycle = new LifecycleActions({ env, names: this.names, book, uploads: this.uploads });
     this.merges = new MergeCommits({ group, env, members, book, merges: mergeBook, leases, names: this.names, refOutbox, alarms, refsSoon });
@@ -242,6 +242,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async health(): Promise<GroupHealth> {
     return { ...(await this.repair.health()), storage: this.budget.use() };
+  }
+
+  /** The cluster changed who is in this group: copies on those who left move to those who came. */
+  membershipChanged(): Promise<void> {
+    return this.repair.membershipChanged();
   }
 
   // ---- RPC: space reclamation (reclaim.ts) ----

@@ -6,6 +6,7 @@
 
 import type { TargetId } from "../../common/ids.ts";
 import type { StorageUse } from "../shared/storage-budget.ts";
+import type { OutsideCopies } from "./rereplicate.ts";
 
 export type GroupState = "healthy" | "under-replicated" | "repairing";
 
@@ -21,8 +22,13 @@ export interface GroupHealth {
   group: number;
   state: GroupState;
   members: { id: TargetId; location: string; live: boolean }[];
-  /** Targets outside the membership still serving data they hold for the group (replaced, draining). */
+  /** Targets outside the membership still serving data they hold for the group (replaced, draining, moved out for a newcomer). */
   readers: number;
+  /**
+   * ...which they are, while the group copies what they hold to its members and trims it, and
+   * what the last sweep left on each (null: not swept since it left the membership).
+   */
+  outside: { id: TargetId; left: OutsideCopies | null }[];
   /** Down members not yet swept, with since when. */
   pending: { id: TargetId; since: number }[];
   /** The sweep running now: items found short and how many of them it has been through. */

@@ -19,17 +19,18 @@ import type { Membership } from "./membership.ts";
 import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import type { RepairPacer } from "./pacing.ts";
 import { RepairQueue, type QueuedRepair } from "./repair-queue.ts";
-import { copiesByItem, GoneBook, inventoryOf, SweepRequests, underReplicated, type Holding } from "./rereplicate.ts";
+import { copiesByItem, GoneBook, inventoryOf, OutsideBook, SweepRequests, underReplicated, type Holding } from "./rereplicate.ts";
 import type { ItemVerdict } from "./rpc.ts";
 import { putTransaction } from "./transfer.ts";
 import { verifyTransaction } from "./verify.ts";
+import type { ExpungeBook } from "./expunge.ts";
 import type { VersionBook } from "./versions.ts";
 
 /** Queued repairs run this many at a time. */
 const REPAIR_BATCH = 8;
 /** A queued repair of an item another check is copying now is looked at again this much later. */
 const RECHECK_MS = 1_000;
-/** A returned non-member's copies are counted (and its surplus trimmed) this long after it says hello. */
+/** A non-member's copies are counted (and its surplus trimmed) this long after it says hello or the members change. */
 const TRIM_DELAY_MS = 5_000;
 /** A drain sweep that left items short is tried again this much later. */
 const DRAIN_RETRY_MS = 60_000;
@@ -43,6 +44,7 @@ export interface RepairContext {
   readonly members: Membership;
   readonly refs: RefBook;
   readonly book: VersionBook;
+  readonly expunges: ExpungeBook;
   readonly chunks: Chunks;
   readonly names: Names;
   readonly pacer: RepairPacer;
@@ -59,6 +61,8 @@ export class Repair {
   private readonly sweeps: SweepRequests;
   /** Items waiting for a repair, in storage, with their retries. */
   private readonly queue: RepairQueue;
+  /** What the last sweep left on each non-member reader (the rebalance status). */
+  private readonly outside: OutsideBook;
   /** Members that said they are draining (hello): told `drained` once a sweep left none of their items short. */
   private readonly draining = new Set<TargetId>();
   /** Items whose repair runs in this instance now: a reclaim of them waits (reclaim.ts). */
@@ -75,6 +79,7 @@ export class Repair {
     this.goneSince = new GoneBook(c.sql);
     this.sweeps = new SweepRequests(c.sql);
     this.queue = new RepairQueue(c.sql);
+    this.outside = new OutsideBook(c.sql);
   }
 
   /** When the alarm must come for work an earlier life of the object left (null: none). */
@@ -108,22 +113,35 @@ export class Repair {
   hello(m: Member, msg: HelloMsg): void {
     if (msg.draining) this.draining.add(m.id);
     if (!msg.lost && !msg.draining) {
-      // A reader that is not a member (replaced while away, now back): once its copies are
-      // counted, the ones the members hold enough of are surplus and are trimmed.
-      void this.c.members
-        .live("writers")
-        .then((writers) => {
-          if (writers.includes(m) || m.gone) return;
-          this.sweeps.request(m.id, Date.now() + TRIM_DELAY_MS, "returned non-member");
-          return this.c.alarms.by(Date.now() + TRIM_DELAY_MS);
-        })
-        // Without the view nothing is trimmed now; the next sweep counts its copies anyway.
-        .catch((e: unknown) => console.log(JSON.stringify({ msg: "could not check a returned target's membership", group: this.c.group, member: m.id, error: String(e) })));
+      // A newcomer may be what a non-member's copies wait for; a non-member itself (replaced
+      // while away, or moved out for a newcomer) has copies to count and trim.
+      // Without the view nothing moves now; the next sweep counts its copies anyway.
+      void this.rebalanceSoon().catch((e: unknown) => console.log(JSON.stringify({ msg: "could not check the group's membership", group: this.c.group, member: m.id, error: String(e) })));
       return;
     }
     console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.c.group, member: m.id }));
     this.sweeps.request(m.id, Date.now(), msg.lost ? "lost data" : "draining");
     this.c.alarms.soon(Date.now());
+  }
+
+  /** The cluster changed this group's members: a fresh view, and a sweep if copies must move. */
+  async membershipChanged(): Promise<void> {
+    await this.c.members.groupView(true);
+    await this.rebalanceSoon();
+  }
+
+  /**
+   * Connected readers that are not members (a newcomer took their place, or they were replaced
+   * while away) hold copies the members should have: a sweep a little later (so a newcomer's
+   * link is up) copies what the members lack, and a later one trims what they have enough of.
+   */
+  private async rebalanceSoon(): Promise<void> {
+    const writers = new Set((await this.c.members.live("writers")).map((w) => w.id));
+    const outside = (await this.c.members.live("readers")).filter((r) => !writers.has(r.id) && !this.draining.has(r.id));
+    if (outside.length === 0) return;
+    const at = Date.now() + TRIM_DELAY_MS;
+    for (const r of outside) this.sweeps.request(r.id, at, "non-member holds copies");
+    await this.c.alarms.by(at);
   }
 
   /**
@@ -280,7 +298,12 @@ export class Repair {
       console.log(JSON.stringify({ msg: "re-replicated", group: this.c.group, gone: due, asked: asked.map((a) => `${a.id}: ${a.why}`), members: readers.length, short: short.length, repaired, lost, ms: Date.now() - t0 }));
       this.reportDrained(readers.flatMap((m, i) => (inventories[i] && this.draining.has(m.id) ? [{ m, refs: inventories[i]!, member: writers.has(m.id) }] : [])), stillShort);
       const returned = readers.flatMap((m, i) => (inventories[i] && !writers.has(m.id) && !this.draining.has(m.id) ? [{ m, refs: inventories[i]! }] : []));
-      if (returned.length > 0) await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref))));
+      const trimmed = returned.length > 0 ? await this.trimSurplus(returned, answered, new Set(short.map((x) => storedRefKey(x.ref)))) : 0;
+      // What this sweep copied was short when it counted, so it is not trimmed yet: the next one
+      // does. Only after progress, so a group that cannot reach R does not sweep in a loop.
+      if (repaired > 0 || trimmed > 0) {
+        for (const { m } of returned) if ((this.outside.get(m.id)?.left ?? 1) > (this.outside.get(m.id)?.unreferenced ?? 0)) this.sweeps.request(m.id, Date.now() + TRIM_DELAY_MS, "trim what was copied off a non-member");
+      }
     } finally {
       this.sweeping = false;
       this.sweepProgress = null;
@@ -306,7 +329,10 @@ export class Repair {
     const pending = members.filter((m) => !m.live && gone.has(m.id)).map((m) => ({ id: m.id, since: gone.get(m.id)! }));
     const repair = this.sweepProgress;
     const writers = new Set(view.writers.map((m) => m.id));
-    return { group: this.c.group, state: stateOf({ pending, repair }), members, readers: view.readers.filter((m) => !writers.has(m.id)).length, pending, repair, lastSweep: this.lastSweep };
+    const ids = view.readers.filter((m) => !writers.has(m.id)).map((m) => m.id);
+    this.outside.keepOnly(ids);
+    const outside = ids.map((id) => ({ id, left: this.outside.get(id) }));
+    return { group: this.c.group, state: stateOf({ pending, repair }), members, readers: outside.length, outside, pending, repair, lastSweep: this.lastSweep };
   }
 
   /** How many failure domains `want` copies can span on these members: R, or fewer on a group with too few hosts. */
@@ -328,7 +354,7 @@ export class Repair {
    * `trims` until confirmed), in paced batches. Anything short at the sweep's start, being
    * deleted, or referenced by nothing (reclamation's) is left alone.
    */
-  private async trimSurplus(returned: { m: Member; refs: readonly StoredRef[] }[], holdings: readonly Holding[], wasShort: ReadonlySet<string>): Promise<void> {
+  private async trimSurplus(returned: { m: Member; refs: readonly StoredRef[] }[], holdings: readonly Holding[], wasShort: ReadonlySet<string>): Promise<number> {
     const cfg = configOf(this.c.env);
     const writers = await this.c.members.live("writers");
     // Copies on members still live now: one that went since the inventories counts for nothing.
@@ -337,16 +363,23 @@ export class Repair {
     const wanted = (ref: StoredRef): number | null => {
       if (ref.kind === "chunk") return this.c.refs.wanted(ref.chid, cfg.replicas);
       const row = this.c.book.find(ref.nhid, ref.uvid);
-      return row ? (row.replicas ?? cfg.replicas) : null;
+      if (row) return row.replicas ?? cfg.replicas;
+      // Removed but kept for reads as of a time, or for a snapshot, until it is expunged.
+      return this.c.expunges.retained(ref.nhid, ref.uvid) ? cfg.replicas : null;
     };
+    let total = 0;
     for (const { m, refs } of returned) {
+      // Why copies stay, for the log: an operator watching a rebalance asks.
+      const kept = { short: 0, unreferenced: 0, fewer: 0 };
       const surplus = refs.filter((ref) => {
         const k = storedRefKey(ref);
-        if (wasShort.has(k) || this.c.refs.reclaiming(ref)) return false;
+        if (wasShort.has(k) || this.c.refs.reclaiming(ref)) return void kept.short++, false;
         const want = wanted(ref);
-        if (want === null) return false;
+        if (want === null) return void kept.unreferenced++, false;
         const at = onMembers.get(k)?.at ?? [];
-        return at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
+        const enough = at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
+        if (!enough) kept.fewer++;
+        return enough;
       });
       for (let i = 0; i < surplus.length && !m.gone; ) {
         const batch = surplus.slice(i, i + this.c.pacer.batch);
@@ -355,8 +388,11 @@ export class Repair {
         m.send({ t: "reclaim", refs: batch });
         await this.paced();
       }
-      console.log(JSON.stringify({ msg: "trimmed surplus copies", group: this.c.group, member: m.id, held: refs.length, trimmed: surplus.length }));
+      console.log(JSON.stringify({ msg: "trimmed surplus copies", group: this.c.group, member: m.id, held: refs.length, trimmed: surplus.length, kept }));
+      this.outside.set(m.id, { left: refs.length - surplus.length, unreferenced: kept.unreferenced });
+      total += surplus.length;
     }
+    return total;
   }
 
   /**

@@ -159,3 +159,40 @@ export class SweepRequests {
     return r.due === null ? null : Number(r.due);
   }
 }
+
+/** What a non-member still held of this group after the last sweep trimmed it, and how much of that only waits for deletion. */
+export interface OutsideCopies {
+  left: number;
+  /** Items nothing references any more (reclamation deletes them everywhere in its time): not to move. */
+  unreferenced: number;
+}
+
+/**
+ * Per non-member reader, what the last sweep left on it: the rebalance status reads it to say
+ * whether a group still has data to move or only garbage waiting for reclamation. In storage,
+ * so an evicted group still knows; a target that becomes a member again is forgotten.
+ */
+export class OutsideBook {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS outside_copies (id TEXT PRIMARY KEY, left INTEGER NOT NULL, unreferenced INTEGER NOT NULL)");
+  }
+
+  set(id: TargetId, c: OutsideCopies): void {
+    this.sql.exec("INSERT INTO outside_copies (id, left, unreferenced) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET left = excluded.left, unreferenced = excluded.unreferenced", id, c.left, c.unreferenced);
+  }
+
+  get(id: TargetId): OutsideCopies | null {
+    const r = this.sql.exec("SELECT left, unreferenced FROM outside_copies WHERE id = ?", id).toArray()[0];
+    return r ? { left: Number(r.left), unreferenced: Number(r.unreferenced) } : null;
+  }
+
+  /** Keep only these (the readers outside the membership now). */
+  keepOnly(ids: readonly TargetId[]): void {
+    for (const r of this.sql.exec("SELECT id FROM outside_copies").toArray()) {
+      if (!ids.includes(asTargetId(r.id))) this.sql.exec("DELETE FROM outside_copies WHERE id = ?", r.id);
+    }
+  }
+}

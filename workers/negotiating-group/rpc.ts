@@ -117,6 +117,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   // validation and health
   verifyItems(refs: StoredRef[], replicas?: number | null): Promise<ItemVerdict[]>;
   health(): Promise<GroupHealth>;
+  membershipChanged(): Promise<void>;
   liveMembers(): Promise<{ id: TargetId; location: string }[]>;
 
   // space reclamation
