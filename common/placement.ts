@@ -132,10 +132,11 @@ export interface JoinMove {
  * has its own; a target's share of all places is its share of the cluster's capacity, so
  * groups fill by free space rather than by count. It takes no place that would leave a group's
  * members more correlated than they were (safety before balance), and of the rest the most
- * loaded giver's, then one whose resulting set the map already has (copysets stay few).
- * Deterministic in its inputs.
+ * loaded giver's, then one whose resulting set the map already has (copysets stay few). Only
+ * `givers` (the live targets) give up places, so a member down for a restart keeps its own;
+ * every target in `targets` counts towards the shares. Deterministic in its inputs.
  */
-export function joinPlan(o: { groups: ReadonlyMap<number, readonly string[]>; targets: readonly Sized[]; newcomer: string; perGroup: number; model?: Correlation }): JoinMove[] {
+export function joinPlan(o: { groups: ReadonlyMap<number, readonly string[]>; targets: readonly Sized[]; newcomer: string; perGroup: number; givers?: ReadonlySet<string>; model?: Correlation }): JoinMove[] {
   const model = o.model ?? depthCorrelation;
   const loc = new Map(o.targets.map((t) => [t.id, t.location]));
   const members = new Map([...o.groups].map(([g, m]) => [g, [...m]]));
@@ -168,6 +169,8 @@ export function joinPlan(o: { groups: ReadonlyMap<number, readonly string[]>; ta
       const before = risk(m);
       for (let at = 0; at < m.length; at++) {
         const id = m[at]!;
+        // A member that is down keeps its places: a restart moves nothing.
+        if (o.givers && !o.givers.has(id)) continue;
         // Only a place whose move evens the load: the giver ends no further below its share than the taker was.
         if (excess(id) - excess(o.newcomer) <= 1 + 1e-9) continue;
         const after = m.map((x, i) => (i === at ? o.newcomer : x));

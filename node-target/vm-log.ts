@@ -161,16 +161,16 @@ export class VmLog {
   }
 
   /** First 4 bytes of every name held, as numbers: which groups this target holds manifests for. */
-  /** Whether any manifest held is of a name whose NHID starts with these 8 hex digits. */
-  hasNamePrefix(prefix: string): boolean {
-    return this.db.prepare("SELECT 1 FROM vm WHERE nhid >= ? AND nhid < ? LIMIT 1").get(prefix, `${prefix}g`) !== undefined;
-  }
-
   namePrefixes(): number[] {
     return this.db
       .prepare("SELECT DISTINCT substr(nhid, 1, 8) AS p FROM vm")
       .all()
       .map((r) => parseInt(String(r.p), 16));
+  }
+
+  /** Whether any manifest held is of a name whose NHID starts with these 8 hex digits. */
+  hasNamePrefix(prefix: string): boolean {
+    return this.db.prepare("SELECT 1 FROM vm WHERE nhid >= ? AND nhid < ? LIMIT 1").get(prefix, `${prefix}g`) !== undefined;
   }
 
   bytes(): number {

@@ -210,7 +210,11 @@ export class LocalCluster {
    * proxy); `args`: extra node-target options for this start only (a small --capacity);
    * `command`: "drain" to decommission it (it exits once drained), "run" by default.
    */
-  startTarget(index: number, opts: { gateway?: string; args?: string[]; command?: "run" | "drain" } = {}): void {
+  /**
+   * Start target `index`. `site`: run it in that network namespace (scripts/netns.ts), its peer
+   * and metrics listeners on the site's address, dialling `gateway` (a relay the host runs).
+   */
+  startTarget(index: number, opts: { gateway?: string; args?: string[]; command?: "run" | "drain"; site?: { exec: string[]; address: string } } = {}): void {
     const t = this.targets[index]!;
     if (t.proc && t.proc.exitCode === null) return;
     t.assigned.clear();
@@ -220,16 +224,19 @@ export class LocalCluster {
     t.metrics = null;
     t.peer = null;
     t.stderr = [];
+    const listen = opts.site?.address ?? "127.0.0.1";
+    const [command, ...prefix] = [...(opts.site?.exec ?? []), process.execPath];
     const proc = spawn(
-      process.execPath,
+      command!,
       [
+        ...prefix,
         join(ROOT, "node-target", "main.ts"),
         opts.command ?? "run",
         "--data-dir", t.dataDir,
         "--location", t.location,
         "--gateway", opts.gateway ?? this.opts.gatewayFor(index) ?? this.endpoint,
-        ...(this.opts.peers ? ["--peer-listen", "127.0.0.1:0"] : []),
-        "--metrics-listen", "127.0.0.1:0",
+        ...(this.opts.peers ? ["--peer-listen", `${listen}:0`] : []),
+        "--metrics-listen", `${listen}:0`,
         ...this.opts.targetArgs,
         ...(opts.args ?? []),
       ],

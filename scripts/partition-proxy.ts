@@ -6,6 +6,7 @@
 // Test-only: production targets dial the gateway directly.
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { joinSockets } from "./socket-pair.ts";
 
 export class PartitionProxy {
   private readonly server: Server;
@@ -30,18 +31,7 @@ export class PartitionProxy {
       upstream.on("data", (d: Buffer) => {
         this.sentToTarget += d.length;
       });
-      for (const [a, b] of [
-        [client, upstream],
-        [upstream, client],
-      ] as const) {
-        this.open.add(a);
-        a.on("error", () => b.destroy());
-        a.on("close", () => {
-          this.open.delete(a);
-          b.destroy();
-        });
-        a.pipe(b);
-      }
+      joinSockets(this.open, client, upstream, (a, b) => a.pipe(b));
     });
   }
 

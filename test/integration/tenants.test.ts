@@ -117,7 +117,7 @@ describe("the admin API and CLI", () => {
     const top = admin("--help");
     expect(top.status).toBe(0);
     const commands = [...top.out.matchAll(/^ {2}([a-z]+ [a-z]+)/gm)].map((m) => m[1]!);
-    expect(commands).toEqual(["cluster status", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys scope", "keys list", "keys rotate", "keys revoke", "keys reseal", "targets enrol", "targets list", "targets revoke", "lifecycle status", "lifecycle run"]);
+    expect(commands).toEqual(["cluster status", "cluster rebalance", "tenants list", "tenants create", "tenants show", "tenants quota", "tenants delete", "keys create", "keys scope", "keys list", "keys rotate", "keys revoke", "keys reseal", "targets enrol", "targets list", "targets revoke", "lifecycle status", "lifecycle run"]);
     for (const c of commands) {
       const h = admin(...c.split(" "), "--help");
       expect([h.status, h.out.startsWith(`usage: edgestore-admin ${c}`)]).toEqual([0, true]);

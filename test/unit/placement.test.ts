@@ -306,3 +306,18 @@ describe("joinPlan", () => {
     expect(joinPlan({ groups: full, targets, newcomer: "d", perGroup: 3 })).toEqual([]);
   });
 });
+
+describe("joinPlan with members down", () => {
+  it("takes no place from a member that is down: a restart moves nothing", () => {
+    const targets = [
+      { id: "a", location: "/z/r1/h1/d0", capacity: 100 },
+      { id: "b", location: "/z/r2/h1/d0", capacity: 100 },
+      { id: "c", location: "/z/r3/h1/d0", capacity: 100 },
+      { id: "d", location: "/z/r4/h1/d0", capacity: 100 },
+    ];
+    const groups = new Map(Array.from({ length: 8 }, (_, g) => [g, ["a", "b", "c"]] as const));
+    const moves = joinPlan({ groups, targets, newcomer: "d", perGroup: 3, givers: new Set(["b", "c", "d"]) });
+    expect(moves.length).toBeGreaterThan(0);
+    for (const mv of moves) expect(mv.out).not.toBe("a");
+  });
+});

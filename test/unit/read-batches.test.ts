@@ -25,7 +25,7 @@ function calls(sizes: number[]): Chid[][] {
     return ref;
   });
   const vm = { inline: null, chunks } as unknown as VersionManifest;
-  objectBody({ env, cfg: { groupCount: 1 } as ClusterConfig, near: null }, vm, { start: 0, end: offset });
+  objectBody({ env, cfg: { groupCount: 1, readAheadBytes: 8 << 20 } as ClusterConfig, near: null }, vm, { start: 0, end: offset });
   return asked;
 }
 
@@ -46,7 +46,7 @@ describe("reads batched per group", () => {
     const stub = { getChunks: async (chids: Chid[]) => chids.slice(1).map(() => new Uint8Array(4)) };
     const env = { GROUP: { idFromName: (n: string) => n, get: () => stub } } as unknown as Env;
     const chunks = [0, 1].map((i) => ({ offset: 4 * i, length: 4, chid: `00000000${String(i).padStart(56, "0")}` as Chid }));
-    const body = objectBody({ env, cfg: { groupCount: 1 } as ClusterConfig, near: null }, { inline: null, chunks } as unknown as VersionManifest, { start: 0, end: 8 });
+    const body = objectBody({ env, cfg: { groupCount: 1, readAheadBytes: 8 << 20 } as ClusterConfig, near: null }, { inline: null, chunks } as unknown as VersionManifest, { start: 0, end: 8 });
     await expect(body.ready).rejects.toBeInstanceOf(ReplyCountMismatch);
   });
 });

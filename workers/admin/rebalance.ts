@@ -43,9 +43,12 @@ export interface RebalanceView {
 }
 
 export function rebalanceOf(s: ClusterStatus): RebalanceView {
-  const places = s.targets.filter((t) => t.state === "live").reduce((a, t) => a + t.groups.length, 0);
-  const live = s.targets.filter((t) => t.state === "live");
-  const capacity = live.reduce((a, t) => a + t.capacity, 0);
+  // Shares as joins weigh them (placement.ts: joinPlan): a target without a capacity counts as the average one.
+  const places = s.targets.reduce((a, t) => a + t.groups.length, 0);
+  const said = s.targets.filter((t) => t.capacity > 0);
+  const average = said.length > 0 ? said.reduce((a, t) => a + t.capacity, 0) / said.length : 1;
+  const weight = (c: number) => (c > 0 ? c : average);
+  const capacity = s.targets.reduce((a, t) => a + weight(t.capacity), 0);
   const targets = s.targets.map((t) => ({
     id: t.id,
     location: t.location,
@@ -53,7 +56,7 @@ export function rebalanceOf(s: ClusterStatus): RebalanceView {
     capacity: t.capacity,
     bytes: t.bytes,
     places: t.groups.length,
-    share: t.state === "live" && capacity > 0 ? Math.round((places * t.capacity * 10) / capacity) / 10 : 0,
+    share: Math.round((places * weight(t.capacity) * 10) / capacity) / 10,
   }));
   const moving: MovingGroup[] = [];
   const unknown: number[] = [];

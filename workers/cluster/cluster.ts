@@ -204,14 +204,15 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
    * changed group (returned, to be told) copies their data to its members and trims it, paced.
    */
   private join(id: TargetId): number[] {
-    const live = this.liveIds();
-    live.add(id);
-    const targets = (this.sql.exec("SELECT id, location, capacity FROM targets WHERE retired = 0").toArray() as { id: string; location: string; capacity: number }[])
-      .filter((t) => live.has(asTargetId(t.id)))
-      .map((t) => ({ id: t.id, location: t.location, capacity: Number(t.capacity) }));
+    const givers = new Set<string>(this.liveIds());
+    const targets = (this.sql.exec("SELECT id, location, capacity FROM targets WHERE retired = 0").toArray() as { id: string; location: string; capacity: number }[]).map((t) => ({
+      id: t.id,
+      location: t.location,
+      capacity: Number(t.capacity),
+    }));
     const cfg = configOf(this.env);
     const groups = this.membersByGroup();
-    const moves = joinPlan({ groups, targets, newcomer: id, perGroup: cfg.groupMembers, model: cfg.correlation });
+    const moves = joinPlan({ groups, targets, newcomer: id, perGroup: cfg.groupMembers, givers, model: cfg.correlation });
     if (moves.length === 0) return [];
     for (const mv of moves) {
       const members = groups.get(mv.group)!;

@@ -314,9 +314,11 @@ export class RefBook {
     return Number(row.n) === 0 ? null : Math.max(r, Number(row.w));
   }
 
-  /** Record that `member` must delete its surplus copies of these items; the caller sends `reclaim`. */
-  trim(refs: readonly StoredRef[], member: TargetId): void {
-    for (const ref of refs) this.sql.exec("INSERT OR IGNORE INTO trims (member, key, ref) VALUES (?, ?, ?)", member, storedRefKey(ref), JSON.stringify(ref));
+  /** Record that `member` must delete its surplus copies of these items (the caller sends `reclaim`); how many it did not owe yet. */
+  trim(refs: readonly StoredRef[], member: TargetId): number {
+    let added = 0;
+    for (const ref of refs) added += this.sql.exec("INSERT OR IGNORE INTO trims (member, key, ref) VALUES (?, ?, ?)", member, storedRefKey(ref), JSON.stringify(ref)).rowsWritten;
+    return added;
   }
 
   /** Deletions `member` has not confirmed yet (sent again when it connects): reclaims, then trims. */

@@ -116,7 +116,7 @@ export class Repair {
       // A newcomer may be what a non-member's copies wait for; a non-member itself (replaced
       // while away, or moved out for a newcomer) has copies to count and trim.
       // Without the view nothing moves now; the next sweep counts its copies anyway.
-      void this.rebalanceSoon().catch((e: unknown) => console.log(JSON.stringify({ msg: "could not check the group's membership", group: this.c.group, member: m.id, error: String(e) })));
+      void this.rebalanceSoon(false).catch((e: unknown) => console.log(JSON.stringify({ msg: "could not check the group's membership", group: this.c.group, member: m.id, error: String(e) })));
       return;
     }
     console.log(JSON.stringify({ msg: msg.lost ? "member lost data: recounting copies" : "member draining: copying its items to the members", group: this.c.group, member: m.id }));
@@ -127,17 +127,24 @@ export class Repair {
   /** The cluster changed this group's members: a fresh view, and a sweep if copies must move. */
   async membershipChanged(): Promise<void> {
     await this.c.members.groupView(true);
-    await this.rebalanceSoon();
+    await this.rebalanceSoon(true);
   }
 
   /**
    * Connected readers that are not members (a newcomer took their place, or they were replaced
    * while away) hold copies the members should have: a sweep a little later (so a newcomer's
    * link is up) copies what the members lack, and a later one trims what they have enough of.
+   * Unless the members changed, a reader whose last sweep left only copies nothing references
+   * (reclamation deletes those) is not swept again.
    */
-  private async rebalanceSoon(): Promise<void> {
+  private async rebalanceSoon(changed: boolean): Promise<void> {
     const writers = new Set((await this.c.members.live("writers")).map((w) => w.id));
-    const outside = (await this.c.members.live("readers")).filter((r) => !writers.has(r.id) && !this.draining.has(r.id));
+    const outside = (await this.c.members.live("readers")).filter((r) => {
+      if (writers.has(r.id) || this.draining.has(r.id)) return false;
+      if (changed) this.outside.clear(r.id);
+      const last = this.outside.get(r.id);
+      return last === null || last.left > last.unreferenced;
+    });
     if (outside.length === 0) return;
     const at = Date.now() + TRIM_DELAY_MS;
     for (const r of outside) this.sweeps.request(r.id, at, "non-member holds copies");
@@ -272,8 +279,11 @@ export class Repair {
       const answered = readers.flatMap((m, i) => (inventories[i] ? [{ id: m.id, refs: inventories[i]!, location: m.location, counts: writers.has(m.id) }] : []));
       // Copies count on writers only: a reader that is no longer a member (draining, replaced) is a source to copy from.
       // Items being deleted (reclaimed, some member has yet to confirm) are not restored.
-      const reach = this.domainReach(readers.filter((m) => writers.has(m.id)), cfg.replicas);
-      const short = underReplicated(answered, cfg.replicas, reach, cfg.correlation).filter((s) => !this.c.refs.reclaiming(s.ref));
+      // Each item to the most copies any user of it asked for, so an object kept at more than R
+      // keeps its extra copies when the copies move (and its non-member copy is then trimmed).
+      const members = readers.filter((m) => writers.has(m.id));
+      const wantOf = (ref: StoredRef) => this.wanted(ref) ?? cfg.replicas;
+      const short = underReplicated(answered, wantOf, (w) => this.domainReach(members, w), cfg.correlation).filter((s) => !this.c.refs.reclaiming(s.ref));
       let repaired = 0;
       let lost = 0;
       const stillShort = new Set<string>();
@@ -284,7 +294,7 @@ export class Repair {
       for (let i = 0; i < short.length; ) {
         const batch = short.slice(i, i + this.c.pacer.batch).map((s) => s.ref);
         i += batch.length;
-        const verdicts = await this.check(batch);
+        const verdicts = await this.checkEach(batch, wantOf);
         verdicts.forEach((v, j) => {
           repaired += v.repaired;
           lost += v.good === 0 ? 1 : 0;
@@ -352,7 +362,7 @@ export class Repair {
    * (`RefBook.wanted`, the version's own count for a manifest), over as many failure domains as
    * the members allow, has its copy there deleted (a `reclaim` to that target alone, kept in
    * `trims` until confirmed), in paced batches. Anything short at the sweep's start, being
-   * deleted, or referenced by nothing (reclamation's) is left alone.
+   * deleted, or referenced by nothing (reclamation's) is left alone. How many trims are newly owed.
    */
   private async trimSurplus(returned: { m: Member; refs: readonly StoredRef[] }[], holdings: readonly Holding[], wasShort: ReadonlySet<string>): Promise<number> {
     const cfg = configOf(this.c.env);
@@ -360,21 +370,15 @@ export class Repair {
     // Copies on members still live now: one that went since the inventories counts for nothing.
     const live = new Set(writers.map((w) => w.id));
     const onMembers = copiesByItem(holdings, (h) => h.counts && live.has(h.id));
-    const wanted = (ref: StoredRef): number | null => {
-      if (ref.kind === "chunk") return this.c.refs.wanted(ref.chid, cfg.replicas);
-      const row = this.c.book.find(ref.nhid, ref.uvid);
-      if (row) return row.replicas ?? cfg.replicas;
-      // Removed but kept for reads as of a time, or for a snapshot, until it is expunged.
-      return this.c.expunges.retained(ref.nhid, ref.uvid) ? cfg.replicas : null;
-    };
-    let total = 0;
+    // Trims newly owed, not those sent again: a member that never confirms must not look like progress.
+    let newly = 0;
     for (const { m, refs } of returned) {
       // Why copies stay, for the log: an operator watching a rebalance asks.
       const kept = { short: 0, unreferenced: 0, fewer: 0 };
       const surplus = refs.filter((ref) => {
         const k = storedRefKey(ref);
         if (wasShort.has(k) || this.c.refs.reclaiming(ref)) return void kept.short++, false;
-        const want = wanted(ref);
+        const want = this.wanted(ref);
         if (want === null) return void kept.unreferenced++, false;
         const at = onMembers.get(k)?.at ?? [];
         const enough = at.length >= want && distinctDomains(at, cfg.correlation) >= this.domainReach(writers, want);
@@ -384,15 +388,39 @@ export class Repair {
       for (let i = 0; i < surplus.length && !m.gone; ) {
         const batch = surplus.slice(i, i + this.c.pacer.batch);
         i += batch.length;
-        this.c.refs.trim(batch, m.id);
+        newly += this.c.refs.trim(batch, m.id);
         m.send({ t: "reclaim", refs: batch });
         await this.paced();
       }
       console.log(JSON.stringify({ msg: "trimmed surplus copies", group: this.c.group, member: m.id, held: refs.length, trimmed: surplus.length, kept }));
       this.outside.set(m.id, { left: refs.length - surplus.length, unreferenced: kept.unreferenced });
-      total += surplus.length;
     }
-    return total;
+    return newly;
+  }
+
+  /**
+   * The most copies any user of an item asked for: a chunk's back-references (RefBook.wanted), a
+   * manifest's version; null for one nothing references (reclamation's business).
+   */
+  private wanted(ref: StoredRef): number | null {
+    const r = configOf(this.c.env).replicas;
+    if (ref.kind === "chunk") return this.c.refs.wanted(ref.chid, r);
+    const row = this.c.book.find(ref.nhid, ref.uvid);
+    if (row) return row.replicas ?? r;
+    // Removed but kept for reads as of a time, or for a snapshot, until it is expunged.
+    return this.c.expunges.retained(ref.nhid, ref.uvid) ? r : null;
+  }
+
+  /** check() of items that may want different counts: one call per count, verdicts in the items' order. */
+  private async checkEach(refs: readonly StoredRef[], wantOf: (ref: StoredRef) => number): Promise<ItemVerdict[]> {
+    const out: ItemVerdict[] = new Array(refs.length);
+    const byWant = new Map<number, number[]>();
+    refs.forEach((ref, i) => byWant.set(wantOf(ref), [...(byWant.get(wantOf(ref)) ?? []), i]));
+    for (const [want, at] of byWant) {
+      const verdicts = await this.check(at.map((i) => refs[i]!), want);
+      at.forEach((i, j) => (out[i] = verdicts[j]!));
+    }
+    return out;
   }
 
   /**

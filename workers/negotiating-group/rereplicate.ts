@@ -90,8 +90,15 @@ export function copiesByItem(holdings: readonly Holding[], count: (h: Holding) =
  * spanning fewer than `reach` failure domains (copies on one host's devices are one replica;
  * `reach` is R, or fewer where the group's members span fewer domains).
  */
-export function underReplicated(holdings: readonly Holding[], want: number, reach: number = want, model: Correlation = depthCorrelation): { ref: StoredRef; holders: number }[] {
-  return [...copiesByItem(holdings).values()].filter((e) => e.at.length < want || distinctDomains(e.at, model) < reach).map((e) => ({ ref: e.ref, holders: e.at.length }));
+export function underReplicated(holdings: readonly Holding[], want: number | ((ref: StoredRef) => number), reach?: number | ((want: number) => number), model: Correlation = depthCorrelation): { ref: StoredRef; holders: number }[] {
+  const wantOf = typeof want === "number" ? () => want : want;
+  const reachOf = reach === undefined ? (w: number) => w : typeof reach === "number" ? () => reach : reach;
+  return [...copiesByItem(holdings).values()]
+    .filter((e) => {
+      const w = wantOf(e.ref);
+      return e.at.length < w || distinctDomains(e.at, model) < reachOf(w);
+    })
+    .map((e) => ({ ref: e.ref, holders: e.at.length }));
 }
 
 /** When each member that went away left, in the group's storage: a Map's surface over a table. */
@@ -187,6 +194,11 @@ export class OutsideBook {
   get(id: TargetId): OutsideCopies | null {
     const r = this.sql.exec("SELECT left, unreferenced FROM outside_copies WHERE id = ?", id).toArray()[0];
     return r ? { left: Number(r.left), unreferenced: Number(r.unreferenced) } : null;
+  }
+
+  /** Not swept since: a target that just left the membership. */
+  clear(id: TargetId): void {
+    this.sql.exec("DELETE FROM outside_copies WHERE id = ?", id);
   }
 
   /** Keep only these (the readers outside the membership now). */

@@ -44,6 +44,7 @@ export interface Env {
   LIFECYCLE_DAY_SECONDS?: string;
   /** Bytes of SQLite storage each group and shard keeps to, below Cloudflare's 10 GB per object (default 9 GiB). */
   DO_STORAGE_BUDGET_BYTES?: string;
+  READ_AHEAD_BYTES?: string;
   /** The bootstrap key of tenant "default"; empty: none (production issues every key with the admin API). */
   S3_ACCESS_KEY?: string;
   S3_SECRET_KEY?: string;
@@ -114,6 +115,11 @@ export interface ClusterConfig {
   lifecycleDayMs: number;
   /** What each group and shard keeps its storage to (DO_STORAGE_BUDGET_BYTES; shared/storage-budget.ts). */
   storageBudgetBytes: number;
+  /**
+   * Bytes of chunks a GET asks for ahead of what it sends (READ_AHEAD_BYTES): a read streams at
+   * most this much per round trip to the targets, so set it to their bandwidth × round trip.
+   */
+  readAheadBytes: number;
   /** How likely two targets are to fail together (CORRELATION): placement and replica counting follow it. */
   correlation: Correlation;
   /** Chain replication where the selected targets advertise peer addresses (CHAIN_REPLICATION). */
@@ -157,6 +163,7 @@ export function configOf(env: Env): ClusterConfig {
     uploadExpireMs: seconds(env, "UPLOAD_EXPIRE_SECONDS", 7 * 86_400),
     lifecycleDayMs: Math.max(seconds(env, "LIFECYCLE_DAY_SECONDS", 86_400), 100),
     storageBudgetBytes: env.DO_STORAGE_BUDGET_BYTES ? int(env, "DO_STORAGE_BUDGET_BYTES", 1) : 9 * 2 ** 30,
+    readAheadBytes: env.READ_AHEAD_BYTES ? int(env, "READ_AHEAD_BYTES", 1 << 20) : 8 << 20,
     correlation: correlationOf(env.CORRELATION),
     chain: (env.CHAIN_REPLICATION ?? "auto") !== "off",
   };

@@ -11,13 +11,13 @@ import { Unavailable } from "../../shared/unavailable.ts";
 
 /**
  * Chunks fetched ahead of the one being sent, to overlap group round trips with sending: at
- * least PREFETCH_MIN chunks, and more while they add up to less than PREFETCH_BYTES, so small
- * chunks keep as many bytes in flight as large ones (a round trip costs the same for 64 KiB
- * as for 1 MiB). At most what one getChunks call may ask for.
+ * least PREFETCH_MIN chunks, and more while they add up to less than the read-ahead
+ * (READ_AHEAD_BYTES: the targets' bandwidth × round trip), so small chunks keep as many bytes
+ * in flight as large ones (a round trip costs the same for 64 KiB as for 1 MiB). At most what
+ * one getChunks call may ask for per 8 MiB of read-ahead.
  */
 const PREFETCH_MIN = 6;
-const PREFETCH_MAX = MAX_GET_BATCH;
-const PREFETCH_BYTES = 8 * 1024 * 1024;
+const PREFETCH_UNIT = 8 * 1024 * 1024;
 
 /** The bytes a group sends back for a ref: the whole stored chunk, even for a slice of it. */
 function storedSize(ref: ChunkRef): number {
@@ -70,17 +70,19 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
     };
   }
   const refs = chunksInRange(vm.chunks, start, end);
+  const prefetchBytes = cfg.readAheadBytes;
+  const prefetchMax = MAX_GET_BATCH * Math.max(1, Math.ceil(prefetchBytes / PREFETCH_UNIT));
   const queue: Promise<Uint8Array>[] = [];
   let next = 0;
   let ahead = 0;
   // The window is topped up once it has half emptied, so that each top-up asks each group for
   // several chunks in one call (getChunks) rather than for one chunk per call.
   const fill = () => {
-    if (queue.length >= PREFETCH_MIN / 2 && ahead >= PREFETCH_BYTES / 2) return;
+    if (queue.length >= PREFETCH_MIN / 2 && ahead >= prefetchBytes / 2) return;
     // A group's share goes in one call while it fits one reply (MAX_BATCH_BYTES, MAX_GET_BATCH), else in several.
     const current = new Map<number, Batch>();
     const batches: Batch[] = [];
-    while (next < refs.length && queue.length < PREFETCH_MAX && (queue.length < PREFETCH_MIN || ahead + refs[next]!.length <= PREFETCH_BYTES)) {
+    while (next < refs.length && queue.length < prefetchMax && (queue.length < PREFETCH_MIN || ahead + refs[next]!.length <= prefetchBytes)) {
       const ref = refs[next++]!;
       ahead += ref.length;
       const g = groupOf(ref.chid, cfg.groupCount);
