@@ -36,6 +36,14 @@ const MAX_RECORD = 2 * 1024 * 1024;
 const FORWARD_WAIT_MS = 5_000;
 /** Frames from one upstream in progress before its socket is paused: backpressure down the chain. */
 const MAX_PENDING = 32;
+/**
+ * A peer that has not completed its TLS handshake this long after the dial is unreachable: a
+ * firewall that drops SYNs answers nothing, and the frames waiting on the link would hold this
+ * target's own writes past its group's deadline. Several round trips of a slow WAN fit in it.
+ */
+const CONNECT_WAIT_MS = 1_500;
+/** A peer that could not be reached is not dialled again for this long: its chains break at once, and the group sends directly. */
+const UNREACHABLE_MS = 30_000;
 
 /** Resolves once the frame is written here and passed on: until then the sender is slowed down. */
 export type PeerFrameHandler = (group: number, frame: Buffer, hop: Hop) => Promise<void>;
@@ -206,6 +214,8 @@ function shownBy(s: TLSSocket): CertFingerprint | null {
 export class PeerLink {
   private readonly server: Server;
   private readonly out = new Map<string, Outgoing>();
+  /** Peers a dial failed to reach, and until when they are not dialled again. */
+  private readonly unreachable = new Map<string, { until: number; why: string }>();
   /** Links peers opened to this one, by the certificate they showed: closed when it leaves the roster. */
   private readonly incoming = new Map<CertFingerprint, Set<TLSSocket>>();
   private readonly roster = new PeerRoster();
@@ -322,6 +332,11 @@ export class PeerLink {
   forward(to: string, hop: Hop, group: number, frame: Uint8Array): Promise<void> {
     const txn = frameTxn(frame);
     const item = frameItem(frame);
+    const down = this.unreachable.get(to);
+    if (down && down.until > Date.now()) {
+      this.onBroken({ group, txn, item }, to, `unreachable lately (${down.why})`);
+      return Promise.resolve();
+    }
     const o = this.connection(to);
     if (o === null) {
       // Not a member of any group here: never dialled. The group sends that copy directly.
@@ -371,11 +386,15 @@ export class PeerLink {
     const socket = tlsConnect({ ...TLS, host: to.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(to.slice(at + 1)), key: this.identity.key, cert: this.identity.cert, rejectUnauthorized: false });
     socket.setNoDelay(true);
     let settle: (ok: boolean) => void = () => {};
+    let shook = false;
     const o: Outgoing = {
       socket,
       ready: new Promise((r) => (settle = r)),
       recent: new Map(),
       fail: (reason) => {
+        clearTimeout(handshake);
+        // Never reached: left alone for a while. A link that worked and broke is dialled again at once.
+        if (!shook && this.out.get(to) === o) this.unreachable.set(to, { until: Date.now() + UNREACHABLE_MS, why: reason });
         settle(false);
         if (this.out.get(to) === o) this.out.delete(to);
         socket.destroy();
@@ -383,9 +402,15 @@ export class PeerLink {
         o.recent.clear();
       },
     };
+    const handshake = setTimeout(() => o.fail(`no handshake within ${CONNECT_WAIT_MS} ms`), CONNECT_WAIT_MS);
     socket.once("secureConnect", () => {
+      clearTimeout(handshake);
       const shown = shownBy(socket);
-      if (shown === pin) return settle(true);
+      shook = shown === pin;
+      if (shown === pin) {
+        this.unreachable.delete(to);
+        return settle(true);
+      }
       log("warn", "a peer showed another certificate than the one its group gave: not sending", { peer: to, cert: shown, expected: pin });
       o.fail("the peer showed another certificate than its group gave");
     });

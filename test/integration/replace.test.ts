@@ -49,17 +49,16 @@ describe("a target gone for good", () => {
     await cluster.waitForTargets();
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
     expect(await putOutcome(s3, B, "returned", pseudoRandom(1_000_000, 9230))).toBe("ok");
-    // Its copies are surplus now where the members hold all a chunk's users asked for (R was
-    // restored on them): those are trimmed, nothing drops below R on the members meanwhile. The
-    // four-copy version's chunks have three on members (re-replication restores R): its copy
-    // there is still wanted, and stays.
-    const stillWanted = (c: string) => fourChunks.includes(c) && (chunkCopies(cluster, live).get(c)?.length ?? 0) < 4;
+    // Its copies are surplus now where the members hold all a chunk's users asked for: the
+    // sweeps restored each chunk to that count on the members (four for the four-copy version),
+    // so every copy it holds is trimmed, and nothing drops below it on the members meanwhile.
+    const wanted = (c: string) => (fourChunks.includes(c) ? 4 : 3);
+    const stillWanted = (c: string) => (chunkCopies(cluster, live).get(c)?.length ?? 0) < wanted(c);
     const surplus = () => [...chunkCopies(cluster, [0]).keys()].filter((c) => !stillWanted(c));
     expect(surplus().length).toBeGreaterThan(0);
     expect(await eventually(() => surplus().length === 0)).toBe(true);
-    const kept = fourChunks.filter((c) => chunkCopies(cluster, [0]).has(c));
-    expect(kept.length).toBeGreaterThan(0);
-    expect(kept.every((c) => stillWanted(c))).toBe(true);
+    expect(fourChunks.every((c) => chunkCopies(cluster, live).get(c)!.length === 4)).toBe(true);
+    expect([...chunkCopies(cluster, [0]).keys()].every((c) => stillWanted(c))).toBe(true);
     expect(await readsBack("four", fourBody)).toBe(true);
     expect([...chunkCopies(cluster, live).values()].every((sizes) => sizes.length >= 3)).toBe(true);
     for (let i = 0; i < before.length; i++) expect(await readsBack(`before-${i}`, before[i]!)).toBe(true);
