@@ -211,7 +211,7 @@ export class Repair {
    * than R good copies but at least one is copied back up to R from a good one (check, then copy
    * only what is missing). Nothing is sent to the caller but the counts.
    */
-  async check(refs: StoredRef[], replicas: number | null = null): Promise<ItemVerdict[]> {
+  async check(refs: StoredRef[], replicas: number | null = null, fill: Map<TargetId, number> | null = null): Promise<ItemVerdict[]> {
     const cfg = configOf(this.c.env);
     const want = replicas ?? cfg.replicas;
     const readers = await this.c.members.live("readers");
@@ -243,7 +243,11 @@ export class Repair {
           const bytes = ref.kind === "chunk" ? await this.c.chunks.read(ref.chid) : encodeManifest(await this.c.names.manifest(ref.nhid, ref.uvid, ref.chid));
           const item: PutItem = ref.kind === "chunk" ? { kind: "chunk", chid: ref.chid, size: bytes.length } : { kind: "vm", chid: ref.chid, size: bytes.length, nhid: ref.nhid, uvid: ref.uvid };
           // No reclaim of it goes out while it is `running` (reclaim.ts: copying).
-          const holders = await putTransaction(this.c.members, writers, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
+          const put = (to: readonly Member[]) => putTransaction(this.c.members, to, [{ item, bytes }], place, { correlation: cfg.correlation, skipSlow: false, chain: cfg.chain, repair: true });
+          const emptiest = fill ? this.emptiest(writers, counted, place - onWriters, fill, want) : null;
+          // The emptiest members first (a sweep that moves copies fills a newcomer), else any.
+          const holders = emptiest ? await put(emptiest).catch(() => put(writers)) : await put(writers);
+          if (fill) for (const h of holders[0]!) if (!counted.some((c) => c.id === h.id)) fill.set(h.id, (fill.get(h.id) ?? 0) + 1);
           verdict.repaired = Math.max(0, holders[0]!.length - onWriters);
           verdict.short = false;
           if (ref.kind === "chunk") this.c.chunks.seenOn(ref.chid, holders[0]!);
@@ -284,6 +288,8 @@ export class Repair {
       const members = readers.filter((m) => writers.has(m.id));
       const wantOf = (ref: StoredRef) => this.wanted(ref) ?? cfg.replicas;
       const short = underReplicated(answered, wantOf, (w) => this.domainReach(members, w), cfg.correlation).filter((s) => !this.c.refs.reclaiming(s.ref));
+      // Copies of this group's items each member holds: the sweep's copies go to the emptiest.
+      const fill = new Map(answered.filter((h) => h.counts).map((h) => [h.id, h.refs.length]));
       let repaired = 0;
       let lost = 0;
       const stillShort = new Set<string>();
@@ -294,7 +300,7 @@ export class Repair {
       for (let i = 0; i < short.length; ) {
         const batch = short.slice(i, i + this.c.pacer.batch).map((s) => s.ref);
         i += batch.length;
-        const verdicts = await this.checkEach(batch, wantOf);
+        const verdicts = await this.checkEach(batch, wantOf, fill);
         verdicts.forEach((v, j) => {
           repaired += v.repaired;
           lost += v.good === 0 ? 1 : 0;
@@ -411,13 +417,27 @@ export class Repair {
     return this.c.expunges.retained(ref.nhid, ref.uvid) ? r : null;
   }
 
+  /**
+   * The holders and the `need` non-holders holding the fewest of this group's copies (`fill`):
+   * where a sweep's copies go, so copies moved off a member that left fill the emptiest members
+   * (a newcomer) first. Null where those would span fewer failure domains than all the writers
+   * would: safety before balance.
+   */
+  private emptiest(writers: readonly Member[], holders: readonly Member[], need: number, fill: ReadonlyMap<TargetId, number>, want: number): Member[] | null {
+    const cfg = configOf(this.c.env);
+    const others = writers.filter((w) => !holders.some((h) => h.id === w.id)).sort((a, b) => (fill.get(a.id) ?? 0) - (fill.get(b.id) ?? 0));
+    const chosen = [...writers.filter((w) => holders.some((h) => h.id === w.id)), ...others.slice(0, need)];
+    const reach = this.domainReach(writers, want);
+    return distinctDomains(chosen.map((m) => m.location), cfg.correlation) >= reach ? chosen : null;
+  }
+
   /** check() of items that may want different counts: one call per count, verdicts in the items' order. */
-  private async checkEach(refs: readonly StoredRef[], wantOf: (ref: StoredRef) => number): Promise<ItemVerdict[]> {
+  private async checkEach(refs: readonly StoredRef[], wantOf: (ref: StoredRef) => number, fill: Map<TargetId, number>): Promise<ItemVerdict[]> {
     const out: ItemVerdict[] = new Array(refs.length);
     const byWant = new Map<number, number[]>();
     refs.forEach((ref, i) => byWant.set(wantOf(ref), [...(byWant.get(wantOf(ref)) ?? []), i]));
     for (const [want, at] of byWant) {
-      const verdicts = await this.check(at.map((i) => refs[i]!), want);
+      const verdicts = await this.check(at.map((i) => refs[i]!), want, fill);
       at.forEach((i, j) => (out[i] = verdicts[j]!));
     }
     return out;
