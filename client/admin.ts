@@ -137,7 +137,7 @@ function statusText(s: StatusView): string {
 interface RebalanceView {
   balanced: boolean;
   targets: { location: string; live: boolean; bytes: number; capacity: number; places: number; share: number }[];
-  moving: { group: number; from: string[]; evening: boolean; left: number | null; unreferenced: number; sweep: { short: number; done: number; repaired: number } | null; lastSweep: { short: number; repaired: number } | null }[];
+  moving: { group: number; from: string[]; left: number | null; unreferenced: number; sweep: { short: number; done: number; repaired: number } | null; lastSweep: { short: number; repaired: number } | null }[];
   unknown: number[];
 }
 
@@ -146,14 +146,8 @@ function rebalanceText(r: RebalanceView): string {
   lines.push("targets (places in groups / share by capacity):");
   for (const t of r.targets) lines.push(`  ${(t.live ? "live" : "down").padEnd(5)} ${t.location}  ${t.places} / ${t.share}  ${formatBytes(t.bytes)} stored of ${formatBytes(t.capacity)}`);
   for (const g of r.moving) {
-    const sweep = g.sweep
-      ? `copying: ${g.sweep.done} of ${g.sweep.short} looked at, ${g.sweep.repaired} copied`
-      : g.from.length === 0
-        ? "evening out its members' copies"
-        : g.left === null
-          ? "waiting for its sweep"
-          : `${g.left - g.unreferenced} item(s) left to move or trim`;
-    lines.push(`  group ${String(g.group).padStart(3)}  ${g.from.length > 0 ? `from ${g.from.join(", ")}  ` : ""}${sweep}`);
+    const sweep = g.sweep ? `copying: ${g.sweep.done} of ${g.sweep.short} looked at, ${g.sweep.repaired} copied` : g.left === null ? "waiting for its sweep" : `${g.left - g.unreferenced} item(s) left to move or trim`;
+    lines.push(`  group ${String(g.group).padStart(3)}  from ${g.from.join(", ")}  ${sweep}`);
   }
   return lines.join("\n");
 }

@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { correlationFrom, DEFAULT_BY_DEPTH, depthCorrelation, distinctDomains } from "../../common/correlation.ts";
 import { underReplicated } from "../../workers/negotiating-group/rereplicate.ts";
-import { balanced } from "../../workers/negotiating-group/balance.ts";
-import { asTargetId } from "../../common/ids.ts";
 import { assignGroups, copysetCount, correlation, joinPlan, nearestFirst, placementWarnings, replacementFor, selectReplicas, setRisk, sharedDepth, type Offer, type Placeable } from "../../common/placement.ts";
 
 const loc = (zone: string, host: number, disk = 0) => `/local/zone-${zone}/rack-1/host-${host}/disk-${disk}`;
@@ -321,16 +319,5 @@ describe("joinPlan with members down", () => {
     const moves = joinPlan({ groups, targets, newcomer: "d", perGroup: 3, givers: new Set(["b", "c", "d"]) });
     expect(moves.length).toBeGreaterThan(0);
     for (const mv of moves) expect(mv.out).not.toBe("a");
-  });
-});
-
-describe("balanced (members' copies within a group)", () => {
-  const fill = (...n: number[]) => new Map(n.map((x, i) => [asTargetId(`00000000-0000-4000-8000-00000000000${i}`), x]));
-  it("allows a spread of a few copies or a tenth of the mean, and no more", () => {
-    expect(balanced(fill(10, 17))).toBe(true);
-    expect(balanced(fill(10, 19))).toBe(false);
-    expect(balanced(fill(1000, 1090))).toBe(true);
-    expect(balanced(fill(1000, 1200))).toBe(false);
-    expect(balanced(fill(5))).toBe(true);
   });
 });

@@ -1,8 +1,7 @@
 // How far the cluster is from balanced, for `edgestore-admin cluster rebalance`: each target's
 // places in groups against its share (its part of the cluster's capacity), what it stores, and
 // every group still moving data off targets that are no longer its members (a newcomer took
-// their place, a target drains or was replaced) or evening out its members' copies, with the
-// group's sweep progress. Copies that
+// their place, a target drains or was replaced), with the group's sweep progress. Copies that
 // nothing references any more do not count: reclamation deletes those everywhere in its time
 // (REMOVED_RETAIN_SECONDS), and nothing moves them. Read from the cluster's status (status.ts),
 // so it costs what the status page costs.
@@ -25,8 +24,6 @@ export interface MovingGroup {
   group: number;
   /** Non-members still holding the group's data. */
   from: TargetId[];
-  /** The members' copies are still being evened out (a newcomer holds few). */
-  evening: boolean;
   /** Items they held after the last sweep (null: not swept yet), and of those, garbage reclamation will delete. */
   left: number | null;
   unreferenced: number;
@@ -37,7 +34,7 @@ export interface MovingGroup {
 
 export interface RebalanceView {
   at: number;
-  /** No group holds data on non-members that its members still need or is evening out its members' copies, and every group answered. */
+  /** No group holds data on non-members that its members still need, and every group answered. */
   balanced: boolean;
   targets: RebalanceTarget[];
   moving: MovingGroup[];
@@ -70,12 +67,11 @@ export function rebalanceOf(s: ClusterStatus): RebalanceView {
     }
     // Copies nothing references are not moved: reclamation deletes them everywhere, in its time.
     const holding = g.outside.filter((o) => o.left === null || o.left.left > o.left.unreferenced);
-    if (holding.length === 0 && !g.evening) continue;
+    if (holding.length === 0) continue;
     const swept = g.outside.every((o) => o.left !== null);
     moving.push({
       group: g.group,
       from: holding.map((o) => o.id),
-      evening: g.evening,
       left: swept ? g.outside.reduce((a, o) => a + o.left!.left, 0) : null,
       unreferenced: g.outside.reduce((a, o) => a + (o.left?.unreferenced ?? 0), 0),
       sweep: g.repair,

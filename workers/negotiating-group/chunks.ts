@@ -4,7 +4,7 @@
 // straight to a known holder (locations.ts) and fall back to a bid round. Every client call is
 // timed, so repairs give way when clients slow down (pacing.ts).
 
-import type { Chid, TargetId } from "../../common/ids.ts";
+import type { Chid } from "../../common/ids.ts";
 import { nearestFirst } from "../../common/placement.ts";
 import type { StoredRef } from "../../common/protocol.ts";
 import { configOf, MAX_BATCH_BYTES, MAX_GET_BATCH, type Env } from "../shared/env.ts";
@@ -78,11 +78,6 @@ export class Chunks {
   /** These members were seen to hold the chunk (a repair placed copies on them). */
   seenOn(chid: Chid, holders: readonly Member[]): void {
     this.locations.add(chid, holders.map((m) => m.id));
-  }
-
-  /** This member's copy was deleted (a trim): reads go to the others. */
-  notOn(chid: Chid, id: TargetId): void {
-    this.locations.remove(chid, id);
   }
 
   /** The chunk is being deleted everywhere. */

@@ -29,8 +29,6 @@ export interface GroupHealth {
    * what the last sweep left on each (null: not swept since it left the membership).
    */
   outside: { id: TargetId; left: OutsideCopies | null }[];
-  /** The members' copies are still being evened out (balance.ts): another sweep is asked for. */
-  evening: boolean;
   /** Down members not yet swept, with since when. */
   pending: { id: TargetId; since: number }[];
   /** The sweep running now: items found short and how many of them it has been through. */

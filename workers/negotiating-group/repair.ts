@@ -18,7 +18,6 @@ import type { Member } from "./member.ts";
 import type { Membership } from "./membership.ts";
 import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import type { RepairPacer } from "./pacing.ts";
-import { balanceCopies, balanced, type BalanceContext } from "./balance.ts";
 import { RepairQueue, type QueuedRepair } from "./repair-queue.ts";
 import { copiesByItem, GoneBook, inventoryOf, OutsideBook, SweepRequests, underReplicated, type Holding } from "./rereplicate.ts";
 import type { ItemVerdict } from "./rpc.ts";
@@ -33,8 +32,6 @@ const REPAIR_BATCH = 8;
 const RECHECK_MS = 1_000;
 /** A non-member's copies are counted (and its surplus trimmed) this long after it says hello or the members change. */
 const TRIM_DELAY_MS = 5_000;
-/** Why a sweep is asked for while the members' copies are still uneven (rebalance status reads it). */
-const EVEN_OUT = "even out the members' copies";
 /** A drain sweep that left items short is tried again this much later. */
 const DRAIN_RETRY_MS = 60_000;
 /** ...and one whose draining target is still its member (not replaced yet), this much later. */
@@ -323,13 +320,6 @@ export class Repair {
       if (repaired > 0 || trimmed > 0) {
         for (const { m } of returned) if ((this.outside.get(m.id)?.left ?? 1) > (this.outside.get(m.id)?.unreferenced ?? 0)) this.sweeps.request(m.id, Date.now() + TRIM_DELAY_MS, "trim what was copied off a non-member");
       }
-      // Nothing short: even out the members' copies (a newcomer holds few), and go on next sweep if still uneven.
-      if (short.length === 0) {
-        const members = await this.c.members.live("writers");
-        const moved = await balanceCopies(this.balancing(), { holdings: answered, writers: members, fill });
-        if (moved > 0) console.log(JSON.stringify({ msg: "moved copies between members", group: this.c.group, moved, fill: Object.fromEntries(fill) }));
-        if (moved > 0 && !balanced(fill) && members.length > 0) this.sweeps.request(members[0]!.id, Date.now() + TRIM_DELAY_MS, EVEN_OUT);
-      }
     } finally {
       this.sweeping = false;
       this.sweepProgress = null;
@@ -358,7 +348,7 @@ export class Repair {
     const ids = view.readers.filter((m) => !writers.has(m.id)).map((m) => m.id);
     this.outside.keepOnly(ids);
     const outside = ids.map((id) => ({ id, left: this.outside.get(id) }));
-    return { group: this.c.group, state: stateOf({ pending, repair }), members, readers: outside.length, outside, evening: this.sweeps.waiting(EVEN_OUT), pending, repair, lastSweep: this.lastSweep };
+    return { group: this.c.group, state: stateOf({ pending, repair }), members, readers: outside.length, outside, pending, repair, lastSweep: this.lastSweep };
   }
 
   /** How many failure domains `want` copies can span on these members: R, or fewer on a group with too few hosts. */
@@ -439,23 +429,6 @@ export class Repair {
     const chosen = [...writers.filter((w) => holders.some((h) => h.id === w.id)), ...others.slice(0, need)];
     const reach = this.domainReach(writers, want);
     return distinctDomains(chosen.map((m) => m.location), cfg.correlation) >= reach ? chosen : null;
-  }
-
-  /** What moving copies between members needs of the rest of the group (balance.ts). */
-  private balancing(): BalanceContext {
-    return {
-      refs: this.c.refs,
-      correlation: configOf(this.c.env).correlation,
-      wanted: (ref) => this.wanted(ref),
-      domainReach: (members, want) => this.domainReach(members, want),
-      check: (refs, want, fill) => this.check(refs, want, fill),
-      notOn: (ref, id) => {
-        if (ref.kind === "chunk") this.c.chunks.notOn(ref.chid, id);
-      },
-      busy: (ref) => this.isRepairing(ref) || (ref.kind === "chunk" && this.c.chunks.isStoring(ref.chid)),
-      paced: () => this.paced(),
-      batch: this.c.pacer.batch,
-    };
   }
 
   /** check() of items that may want different counts: one call per count, verdicts in the items' order. */

@@ -161,11 +161,6 @@ export class SweepRequests {
       .map((r) => ({ id: asTargetId(r.id), why: String(r.why) }));
   }
 
-  /** Whether a sweep asked for with this reason is waiting. */
-  waiting(why: string): boolean {
-    return this.sql.exec("SELECT 1 FROM sweep_requests WHERE why = ? LIMIT 1", why).toArray().length > 0;
-  }
-
   nextDue(): number | null {
     const r = this.sql.exec("SELECT min(due) AS due FROM sweep_requests").one();
     return r.due === null ? null : Number(r.due);
