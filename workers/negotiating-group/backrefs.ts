@@ -314,6 +314,12 @@ export class RefBook {
     return Number(row.n) === 0 ? null : Math.max(r, Number(row.w));
   }
 
+  /** Chunks some user asked more than `r` copies of, with the most asked: one query for a whole sweep. */
+  raised(r: number): Map<Chid, number> {
+    const rows = this.sql.exec("SELECT chid, max(replicas) AS w FROM backrefs WHERE replicas > ? GROUP BY chid", r).toArray();
+    return new Map(rows.map((row) => [asChid(row.chid), Number(row.w)]));
+  }
+
   /** Record that `member` must delete its surplus copies of these items (the caller sends `reclaim`); how many it did not owe yet. */
   trim(refs: readonly StoredRef[], member: TargetId): number {
     let added = 0;

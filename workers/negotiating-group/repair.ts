@@ -286,7 +286,10 @@ export class Repair {
       // Each item to the most copies any user of it asked for, so an object kept at more than R
       // keeps its extra copies when the copies move (and its non-member copy is then trimmed).
       const members = readers.filter((m) => writers.has(m.id));
-      const wantOf = (ref: StoredRef) => this.wanted(ref) ?? cfg.replicas;
+      // Read once for the sweep: a query per item would hold the group's thread for every item it has.
+      const raised = this.c.refs.raised(cfg.replicas);
+      const ownCounts = this.c.book.ownCounts();
+      const wantOf = (ref: StoredRef) => (ref.kind === "chunk" ? raised.get(ref.chid) : ownCounts.get(`${ref.nhid}/${ref.uvid}`)) ?? cfg.replicas;
       const short = underReplicated(answered, wantOf, (w) => this.domainReach(members, w), cfg.correlation).filter((s) => !this.c.refs.reclaiming(s.ref));
       // Copies of this group's items each member holds: the sweep's copies go to the emptiest.
       const fill = new Map(answered.filter((h) => h.counts).map((h) => [h.id, h.refs.length]));
@@ -435,7 +438,12 @@ export class Repair {
   private async checkEach(refs: readonly StoredRef[], wantOf: (ref: StoredRef) => number, fill: Map<TargetId, number>): Promise<ItemVerdict[]> {
     const out: ItemVerdict[] = new Array(refs.length);
     const byWant = new Map<number, number[]>();
-    refs.forEach((ref, i) => byWant.set(wantOf(ref), [...(byWant.get(wantOf(ref)) ?? []), i]));
+    refs.forEach((ref, i) => {
+      const want = wantOf(ref);
+      const at = byWant.get(want);
+      if (at) at.push(i);
+      else byWant.set(want, [i]);
+    });
     for (const [want, at] of byWant) {
       const verdicts = await this.check(at.map((i) => refs[i]!), want, fill);
       at.forEach((i, j) => (out[i] = verdicts[j]!));

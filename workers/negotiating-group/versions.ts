@@ -222,6 +222,12 @@ export class VersionBook {
     return r ? this.rowOf(r) : null;
   }
 
+  /** Live versions with a replication count of their own, by NHID and UVID (`nhid/uvid`): one query for a whole sweep. */
+  ownCounts(): Map<string, number> {
+    const rows = this.sql.exec("SELECT nhid, uvid, replicas FROM versions WHERE replicas IS NOT NULL").toArray();
+    return new Map(rows.map((row) => [`${String(row.nhid)}/${String(row.uvid)}`, Number(row.replicas)]));
+  }
+
   /** Change a live version's replication count (null: back to the cluster's R); false if there is no such version. */
   setReplicas(nhid: Nhid, uvid: Uvid, replicas: number | null): boolean {
     return this.sql.exec("UPDATE versions SET replicas = ? WHERE nhid = ? AND uvid = ?", replicas, nhid, uvid).rowsWritten > 0;
