@@ -125,6 +125,15 @@ export interface JoinMove {
   into: string;
 }
 
+/** Each target's share of `places` by capacity; a target that does not say its capacity counts as the average one. */
+export function sharesOf(targets: readonly { id: string; capacity: number }[], places: number): Map<string, number> {
+  const said = targets.filter((t) => t.capacity > 0);
+  const average = said.length > 0 ? said.reduce((a, t) => a + t.capacity, 0) / said.length : 1;
+  const weight = (c: number) => (c > 0 ? c : average);
+  const total = targets.reduce((a, t) => a + weight(t.capacity), 0);
+  return new Map(targets.map((t) => [t.id, total > 0 ? (places * weight(t.capacity)) / total : 0]));
+}
+
 /**
  * Where a target new to a cluster that holds data takes its places: only the groups it enters
  * change, and data moves only for them. It fills groups short of `perGroup` members first (no
@@ -151,12 +160,7 @@ export function joinPlan(o: { groups: ReadonlyMap<number, readonly string[]>; ta
     moves.push({ group: g, out: null, into: o.newcomer });
   }
   const places = [...members.values()].reduce((a, m) => a + m.length, 0);
-  // A target that does not say its capacity counts as the average one.
-  const said = o.targets.filter((t) => t.capacity > 0);
-  const average = said.length > 0 ? said.reduce((a, t) => a + t.capacity, 0) / said.length : 1;
-  const weight = (t: Sized) => (t.capacity > 0 ? t.capacity : average);
-  const total = o.targets.reduce((a, t) => a + weight(t), 0);
-  const share = new Map(o.targets.map((t) => [t.id, (places * weight(t)) / total]));
+  const share = sharesOf(o.targets, places);
   const excess = (id: string) => (load.get(id) ?? 0) - (share.get(id) ?? 0);
   const risk = (ids: readonly string[]) => setRisk(ids.map((id) => loc.get(id) ?? ""), model);
   const sets = () => new Set([...members.values()].map((m) => [...m].sort().join(",")));

@@ -7,6 +7,7 @@
 // so it costs what the status page costs.
 
 import type { TargetId } from "../../common/ids.ts";
+import { sharesOf } from "../../common/placement.ts";
 import type { ClusterStatus } from "./status.ts";
 
 export interface RebalanceTarget {
@@ -43,12 +44,8 @@ export interface RebalanceView {
 }
 
 export function rebalanceOf(s: ClusterStatus): RebalanceView {
-  // Shares as joins weigh them (placement.ts: joinPlan): a target without a capacity counts as the average one.
-  const places = s.targets.reduce((a, t) => a + t.groups.length, 0);
-  const said = s.targets.filter((t) => t.capacity > 0);
-  const average = said.length > 0 ? said.reduce((a, t) => a + t.capacity, 0) / said.length : 1;
-  const weight = (c: number) => (c > 0 ? c : average);
-  const capacity = s.targets.reduce((a, t) => a + weight(t.capacity), 0);
+  // Shares as joins weigh them (placement.ts: joinPlan).
+  const shares = sharesOf(s.targets, s.targets.reduce((a, t) => a + t.groups.length, 0));
   const targets = s.targets.map((t) => ({
     id: t.id,
     location: t.location,
@@ -56,7 +53,7 @@ export function rebalanceOf(s: ClusterStatus): RebalanceView {
     capacity: t.capacity,
     bytes: t.bytes,
     places: t.groups.length,
-    share: Math.round((places * weight(t.capacity) * 10) / capacity) / 10,
+    share: Math.round((shares.get(t.id) ?? 0) * 10) / 10,
   }));
   const moving: MovingGroup[] = [];
   const unknown: number[] = [];
