@@ -8,7 +8,6 @@ import { asChid, chidOf, isUvid, type Chid, type Uvid } from "./ids.ts";
 
 export const MANIFEST_FORMAT = 1;
 
-/** A chunk reference: logical offset and length in the object, and the chunk's content id. */
 /** How a chunk's bytes are stored, when compressed (the runtime's native CompressionStream formats). */
 export type ChunkEncoding = "gzip" | "deflate-raw";
 
@@ -31,6 +30,29 @@ export interface ChunkRef {
    */
   skip?: number;
   whole?: number;
+  /** Never set on a chunk: what tells a NodeRef apart, so that one is never taken for the other. */
+  leaves?: never;
+}
+
+/**
+ * A node of a manifest tree: the bytes [offset, offset+length) of the object are those of the
+ * chunk list stored as the node `chid` (common/manifest-tree.ts), whose refs count from 0. It
+ * stands for `leaves` chunk refs in all, so that the n-th chunk is found without reading every
+ * node. A chunk list longer than a node's fan-out is stored as such a tree, so that no manifest
+ * and no multipart part row grows with the object.
+ */
+export interface NodeRef {
+  offset: number;
+  length: number;
+  chid: Chid;
+  leaves: number;
+}
+
+/** An entry of a chunk list: a chunk (or a slice of one), or a node standing for a run of them. */
+export type Extent = ChunkRef | NodeRef;
+
+export function isNode(e: Extent): e is NodeRef {
+  return "leaves" in e;
 }
 
 /** The part of `c` that covers the object's bytes [from, to), which must lie within it. */
@@ -68,7 +90,8 @@ export interface VersionBody {
   userMeta: Record<string, string>;
   /** Standard headers stored with the object and returned on GET: cache-control, content-disposition, ... */
   httpMeta: Record<string, string>;
-  chunks: ChunkRef[];
+  /** Chunks and tree nodes, in order, end to end. */
+  chunks: Extent[];
   /** The whole body, base64, when it is small enough to live in the manifest. */
   inline: string | null;
   deleteMarker: boolean;
@@ -115,6 +138,7 @@ function canonical(value: unknown): string {
 
 export type ChunkWire =
   | [number, number, string]
+  | [number, number, string, "node", number]
   | [number, number, string, ChunkEncoding, number, string]
   | [number, number, string, ChunkEncoding | null, number | null, string | null, number, number];
 
@@ -122,12 +146,18 @@ export type ChunkWire =
  * Chunk refs are stored as [offset, length, chid] triples (plus enc, stored length and raw hash
  * when compressed, plus skip and whole for a slice): a 1 GiB object has ~1,000 of them.
  */
-export function chunkToWire(c: ChunkRef): ChunkWire {
+export function chunkToWire(c: Extent): ChunkWire {
+  if (isNode(c)) return [c.offset, c.length, c.chid, "node", c.leaves];
   if (c.whole !== undefined) return [c.offset, c.length, c.chid, c.enc ?? null, c.enc ? c.stored! : null, c.enc ? c.raw! : null, c.skip!, c.whole];
   return c.enc ? [c.offset, c.length, c.chid, c.enc, c.stored!, c.raw!] : [c.offset, c.length, c.chid];
 }
 
-export function chunkFromWire([offset, length, chid, enc, stored, raw, skip, whole]: ChunkWire | [number, number, string, (ChunkEncoding | null)?, (number | null)?, (string | null)?, number?, number?]): ChunkRef {
+export function chunkFromWire(w: ChunkWire): Extent {
+  if (w[3] === "node") return { offset: w[0], length: w[1], chid: asChid(w[2]), leaves: w[4] };
+  return leafFromWire(w);
+}
+
+function leafFromWire([offset, length, chid, enc, stored, raw, skip, whole]: Exclude<ChunkWire, [number, number, string, "node", number]> | [number, number, string, (ChunkEncoding | null)?, (number | null)?, (string | null)?, number?, number?]): ChunkRef {
   return { offset, length, chid: asChid(chid), ...(enc ? { enc, stored: stored!, raw: raw! } : {}), ...(whole !== undefined ? { skip: skip!, whole } : {}) };
 }
 
@@ -160,6 +190,11 @@ export function validateManifest(vm: VersionManifest): void {
   for (const c of vm.chunks) {
     if (c.offset !== expected) throw new Error(`chunk refs must be contiguous: expected offset ${expected}, got ${c.offset}`);
     if (c.length <= 0) throw new Error("chunk refs must be non-empty");
+    if (isNode(c)) {
+      if (!Number.isSafeInteger(c.leaves) || c.leaves < 1) throw new Error(`a tree node stands for at least one chunk, not ${c.leaves}`);
+      expected += c.length;
+      continue;
+    }
     if (c.whole !== undefined && !(Number.isSafeInteger(c.skip) && c.skip! >= 0 && c.skip! + c.length <= c.whole)) {
       throw new Error(`a slice must lie within its chunk: skip ${String(c.skip)} + length ${c.length} > ${c.whole}`);
     }
@@ -173,8 +208,8 @@ export function validateManifest(vm: VersionManifest): void {
   }
 }
 
-/** The chunk refs that overlap the byte range [start, end). */
-export function chunksInRange(chunks: ChunkRef[], start: number, end: number): ChunkRef[] {
+/** The entries that overlap the byte range [start, end). */
+export function chunksInRange<T extends Extent>(chunks: readonly T[], start: number, end: number): T[] {
   // An empty range overlaps nothing, even strictly inside a chunk.
   if (start >= end) return [];
   // Refs are contiguous and sorted: binary-search the first one that ends after `start`.
@@ -186,7 +221,7 @@ export function chunksInRange(chunks: ChunkRef[], start: number, end: number): C
     if (c.offset + c.length <= start) lo = mid + 1;
     else hi = mid;
   }
-  const out: ChunkRef[] = [];
+  const out: T[] = [];
   for (let i = lo; i < chunks.length && chunks[i]!.offset < end; i++) out.push(chunks[i]!);
   return out;
 }

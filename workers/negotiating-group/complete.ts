@@ -4,7 +4,7 @@
 
 import { base64ToBytes, bytesToBase64, crc32, crc32c, crc32Combine, crc32cCombine, crc64nvme, crc64nvmeCombine, u32ToBase64, u64ToBase64 } from "../../common/checksums.ts";
 import { toHex } from "../../common/ids.ts";
-import type { ChunkRef, ObjectChecksum, VersionBody } from "../../common/manifest.ts";
+import type { Extent, ObjectChecksum, VersionBody } from "../../common/manifest.ts";
 import { refusal, type Refusal } from "../shared/refusal.ts";
 import type { PartRow, UploadInfo } from "./uploads.ts";
 import type { NameRow } from "./versions.ts";
@@ -125,7 +125,7 @@ export async function assemble(upload: UploadInfo, listed: ListedPart[], uploade
       });
     }
   }
-  const chunks: ChunkRef[] = [];
+  const chunks: Extent[] = [];
   const md5s = new Uint8Array(16 * parts.length);
   let offset = 0;
   parts.forEach((p, i) => {

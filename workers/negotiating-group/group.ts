@@ -37,6 +37,7 @@ import type { GroupRpc, ItemVerdict, PutVersionResult, StoredVersion, WriteOptio
 import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadInfo } from "./uploads.ts";
 import { CompletedUploads } from "./completed-uploads.ts";
 import { VersionBook } from "./versions.ts";
+import { TreeNodes } from "./tree-nodes.ts";
 import type { Tag } from "../shared/tags.ts";
 
 export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
@@ -52,6 +53,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   private readonly reclaim: Reclaim;
   private readonly lifecycle: LifecycleActions;
   private readonly budget: StorageBudget;
+  private readonly nodes: TreeNodes;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -82,11 +84,21 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
       },
     });
     const members = this.members;
-    this.reclaim = new Reclaim({ group, env, sql, members, refs, expunges, book, merges: mergeBook, alarms, names: () => this.names, chunks: () => this.chunks, repair: () => this.repair });
+    this.reclaim = new Reclaim({ group, env, sql, members, refs, expunges, book, merges: mergeBook, alarms, names: () => this.names, chunks: () => this.chunks, repair: () => this.repair, nodes: () => this.nodes });
     const refOutbox = this.reclaim.outbox;
     const refsSoon = () => this.reclaim.soon();
     this.names = new Names({ group, env, members, book, refs, refOutbox, leases, merges: mergeBook, alarms, budget, refsSoon, sendOwedToAll: () => this.reclaim.sendOwedToAll() });
     this.chunks = new Chunks({ group, env, members, refs, pacer, refsSoon, repairSoon: (ref, why) => this.repair.soon(ref, why) });
+    this.nodes = new TreeNodes({
+      group,
+      sql,
+      refs,
+      outbox: refOutbox,
+      replicas: () => configOf(env).replicas,
+      store: (chid, bytes, replicas) => this.chunks.put([{ chid, bytes }], replicas),
+      read: (chid) => this.chunks.get(chid, null),
+      refsSoon,
+    });
     this.repair = new Repair({ group, env, sql, members, refs, book, expunges, chunks: this.chunks, names: this.names, pacer, alarms });
     this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, budget, refsSoon });
     this.lifecycle = new LifecycleActions({ env, names: this.names, book, uploads: this.uploads });
@@ -94,7 +106,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     // Work an earlier life left (records no shard confirmed, prepared merges, repairs, sweeps,
     // unpushed references) brings the alarm back; set before any request is served.
     void ctx.blockConcurrencyWhile(async () => {
-      const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt()].filter((t): t is number => t !== null);
+      const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt(), this.nodes.recountWaiting() ? Date.now() + OUTBOX_RETRY_MS : null].filter((t): t is number => t !== null);
       if (due.length > 0) await this.alarms.by(Math.min(...due));
     });
   }
@@ -130,6 +142,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   getChunks(chids: Chid[], near: string | null = null): Promise<Uint8Array[]> {
     return this.chunks.getMany(chids, near);
+  }
+
+  /** Store a manifest-tree node (tree-nodes.ts): its entries are referenced by it from now on. */
+  async putNode(bytes: Uint8Array, replicas: number | null = null): Promise<void> {
+    await this.nodes.put(bytes, replicas);
   }
 
   // ---- RPC: names and versions (names.ts) ----
@@ -292,6 +309,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     await this.names.flushOutbox().catch(failed("record delivery"));
     await this.uploads.expireDue().catch(failed("upload expiry"));
     await this.reclaim.expungeDue().catch(failed("expunge"));
+    await this.nodes.recount().catch(async (e: unknown) => {
+      failed("tree node recount")(e);
+      await this.alarms.by(Date.now() + OUTBOX_RETRY_MS);
+    });
     await this.reclaim.push().catch(async (e: unknown) => {
       failed("reference push")(e);
       await this.alarms.by(Date.now() + OUTBOX_RETRY_MS);

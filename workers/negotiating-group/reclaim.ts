@@ -18,6 +18,7 @@ import type { MergeBook } from "./merges.ts";
 import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
 import { RefOutbox } from "./ref-outbox.ts";
 import type { Repair } from "./repair.ts";
+import type { TreeNodes } from "./tree-nodes.ts";
 import { inventoryOf } from "./rereplicate.ts";
 import type { VersionBook } from "./versions.ts";
 
@@ -34,6 +35,8 @@ const REF_PUSH_DELAY_MS = 5_000;
 const EXPUNGE_RETRY_MS = 60_000;
 /** A reclaim or expunge of an item being copied looks again this much later. */
 const COPY_WAIT_MS = 1_000;
+/** A tree node whose entries were not read yet (one batch a round) is reclaimed this much later, at the soonest. */
+const NODE_WAIT_MS = 1_000;
 
 export interface ReclaimContext {
   readonly group: number;
@@ -49,6 +52,7 @@ export interface ReclaimContext {
   names(): Names;
   chunks(): Chunks;
   repair(): Repair;
+  nodes(): TreeNodes;
 }
 
 export class Reclaim {
@@ -88,6 +92,7 @@ export class Reclaim {
   apply(changes: readonly RefChange[]): void {
     const cfg = configOf(this.c.env);
     const late = this.c.refs.apply(changes, Date.now(), cfg.reclaimGraceMs);
+    this.c.nodes().changed(changes.flatMap((c) => c.chids));
     if (late.length > 0) console.log(JSON.stringify({ msg: "reference to a reclaimed chunk", group: this.c.group, chids: late.slice(0, 16), count: late.length }));
     const next = this.c.refs.nextDue();
     if (next !== null) this.c.alarms.soon(next);
@@ -202,6 +207,9 @@ export class Reclaim {
       if (first !== null) await this.c.alarms.by(first);
       return;
     }
+    // Tree nodes among them let go of their entries as they go: those are read first, since
+    // from `due` on nothing may await.
+    await this.c.nodes().prepare(this.c.refs.due(Date.now(), RECLAIM_BATCH));
     // The view first: from `due` to `reclaim` nothing may await, or a put could hold a chunk in between.
     const view = await this.c.members.groupView(true);
     const readers = view.readers.map((m) => m.id);
@@ -213,7 +221,8 @@ export class Reclaim {
     // reclaimed from every member, new copies too, unless a reference came meanwhile.
     const copying = new Set(found.filter((chid) => this.copying({ kind: "chunk", chid })));
     if (copying.size > 0) this.c.refs.postpone([...copying], now + COPY_WAIT_MS);
-    const due = found.filter((chid) => !copying.has(chid));
+    const { go: due, wait } = this.c.nodes().release(found.filter((chid) => !copying.has(chid)));
+    if (wait.length > 0) this.c.refs.postpone(wait, now + NODE_WAIT_MS);
     if (due.length > 0) {
       this.c.refs.reclaim(due.map((chid) => ({ kind: "chunk", chid })), readers, now);
       for (const chid of due) this.c.chunks().forget(chid);

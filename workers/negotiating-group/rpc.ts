@@ -81,6 +81,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   putChunks(items: { chid: Chid; bytes: Uint8Array }[], replicas?: number | null): Promise<void>;
   getChunk(chid: Chid, near?: string | null): Promise<Uint8Array>;
   getChunks(chids: Chid[], near?: string | null): Promise<Uint8Array[]>;
+  putNode(bytes: Uint8Array, replicas?: number | null): Promise<void>;
 
   // names and versions
   putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o?: WriteOptions): Promise<PutVersionResult | Refusal>;

@@ -3,7 +3,7 @@
 // Parts point at chunks already stored; completing an upload only concatenates references.
 
 import { asNhid, type Chid, type Nhid } from "../../common/ids.ts";
-import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkRef, type ChunkWire } from "../../common/manifest.ts";
+import { chunkFromWire, chunkToWire, type ChecksumAlgorithm, type ChunkWire, type Extent } from "../../common/manifest.ts";
 import type { Tag } from "../shared/tags.ts";
 import { PagedText } from "../shared/paged-text.ts";
 
@@ -31,7 +31,7 @@ export interface PartRow {
   etag: string;
   size: number;
   /** Offsets relative to the start of the part. */
-  chunks: ChunkRef[];
+  chunks: Extent[];
   /** Base64 checksum of the part, in the upload's algorithm. */
   checksum: string | null;
   uploaded: number;
@@ -84,7 +84,7 @@ export class UploadBook {
   }
 
   /** A part's chunk list: from its row (a part stored before pages existed), else from its pages, read by `paged`. */
-  private chunksOf(inRow: SqlStorageValue | undefined, paged: () => string | null): ChunkRef[] {
+  private chunksOf(inRow: SqlStorageValue | undefined, paged: () => string | null): Extent[] {
     const text = inRow !== "" && inRow !== null && inRow !== undefined ? String(inRow) : (paged() ?? "[]");
     // Written by putPart from a part's checked chunk list: the cast only names what it wrote.
     return (JSON.parse(text) as ChunkWire[]).map(chunkFromWire);

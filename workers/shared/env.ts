@@ -45,6 +45,7 @@ export interface Env {
   /** Bytes of SQLite storage each group and shard keeps to, below Cloudflare's 10 GB per object (default 9 GiB). */
   DO_STORAGE_BUDGET_BYTES?: string;
   READ_AHEAD_BYTES?: string;
+  MANIFEST_NODE_ENTRIES?: string;
   /** The bootstrap key of tenant "default"; empty: none (production issues every key with the admin API). */
   S3_ACCESS_KEY?: string;
   S3_SECRET_KEY?: string;
@@ -120,6 +121,11 @@ export interface ClusterConfig {
    * most this much per round trip to the targets, so set it to their bandwidth × round trip.
    */
   readAheadBytes: number;
+  /**
+   * Entries per node of a manifest tree (MANIFEST_NODE_ENTRIES): a chunk list longer than this
+   * is stored as a tree of nodes of this many entries (common/manifest-tree.ts).
+   */
+  manifestNodeEntries: number;
   /** How likely two targets are to fail together (CORRELATION): placement and replica counting follow it. */
   correlation: Correlation;
   /** Chain replication where the selected targets advertise peer addresses (CHAIN_REPLICATION). */
@@ -164,6 +170,7 @@ export function configOf(env: Env): ClusterConfig {
     lifecycleDayMs: Math.max(seconds(env, "LIFECYCLE_DAY_SECONDS", 86_400), 100),
     storageBudgetBytes: env.DO_STORAGE_BUDGET_BYTES ? int(env, "DO_STORAGE_BUDGET_BYTES", 1) : 9 * 2 ** 30,
     readAheadBytes: env.READ_AHEAD_BYTES ? int(env, "READ_AHEAD_BYTES", 1 << 20) : 8 << 20,
+    manifestNodeEntries: env.MANIFEST_NODE_ENTRIES ? Math.min(int(env, "MANIFEST_NODE_ENTRIES", 2), MAX_NODE_ENTRIES) : 4096,
     correlation: correlationOf(env.CORRELATION),
     chain: (env.CHAIN_REPLICATION ?? "auto") !== "off",
   };
@@ -215,5 +222,7 @@ export function snapshotCatalogStub(env: Env, tenant: string): DurableObjectStub
  * such a batch whole in memory.
  */
 export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+/** A node of this many entries stays far below a chunk's size limits (about 200 bytes an entry at most). */
+const MAX_NODE_ENTRIES = 16384;
 /** Chunks one getChunks call may ask for: a reader's prefetch window is at most this. */
 export const MAX_GET_BATCH = 64;

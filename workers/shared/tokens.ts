@@ -1,7 +1,7 @@
 // Opaque tokens (seed 003): keyed hashes that name a manifest exactly without exposing any
 // chunk id. A client keeps one and later asks whether what is stored still matches it.
 
-import type { ChunkRef } from "../../common/manifest.ts";
+import { isNode, type Extent } from "../../common/manifest.ts";
 
 async function mac(key: string, message: string): Promise<string> {
   const k = await crypto.subtle.importKey("raw", new TextEncoder().encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
@@ -20,14 +20,15 @@ export async function manifestToken(key: string, vmChid: string): Promise<string
 }
 
 /** A chunk list as text, one form for everything that hashes a list (tokens, edited ETags). */
-export function chunkListText(chunks: readonly ChunkRef[]): string {
+export function chunkListText(chunks: readonly Extent[]): string {
   // A slice adds where it lies in its chunk; whole-chunk refs read as they always did, so tokens
-  // given before slices existed stay valid.
-  return chunks.map((c) => `${c.offset}+${c.length}=${c.chid}${c.whole !== undefined ? `@${c.skip}/${c.whole}` : ""}`).join(",");
+  // given before slices existed stay valid. A tree node reads as a chunk does: its CHID names
+  // everything under it.
+  return chunks.map((c) => `${c.offset}+${c.length}=${c.chid}${!isNode(c) && c.whole !== undefined ? `@${c.skip}/${c.whole}` : ""}`).join(",");
 }
 
 /** A version's payload alone: its size and chunk list (or inline body), whatever its metadata. */
-export async function payloadToken(key: string, size: number, chunks: readonly ChunkRef[], inline: string | null): Promise<string> {
+export async function payloadToken(key: string, size: number, chunks: readonly Extent[], inline: string | null): Promise<string> {
   const body = inline !== null ? `inline:${inline}` : chunkListText(chunks);
   return `pt1_${await mac(key, `payload:${size}:${body}`)}`;
 }

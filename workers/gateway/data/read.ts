@@ -4,7 +4,9 @@
 
 import { awaitedLater, deferred, type Deferred } from "../../../common/deferred.ts";
 import { groupOf, type Chid } from "../../../common/ids.ts";
-import { base64Decode, chunksInRange, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
+import { base64Decode, chunksInRange, isNode, type ChunkRef, type VersionManifest } from "../../../common/manifest.ts";
+import { leafRuns } from "../../../common/manifest-tree.ts";
+import { nodeLoader } from "./tree.ts";
 import { logicalBytes } from "../../../common/chunk-encoding.ts";
 import { groupStub, MAX_BATCH_BYTES, MAX_GET_BATCH, type ClusterConfig, type Env } from "../../shared/env.ts";
 import { Unavailable } from "../../shared/unavailable.ts";
@@ -18,6 +20,8 @@ import { Unavailable } from "../../shared/unavailable.ts";
  */
 const PREFETCH_MIN = 6;
 const PREFETCH_UNIT = 8 * 1024 * 1024;
+/** Chunks already sent kept in a tree's list before they are let go of in one splice. */
+const RUN_KEEP = 4096;
 
 /** The bytes a group sends back for a ref: the whole stored chunk, even for a slice of it. */
 function storedSize(ref: ChunkRef): number {
@@ -69,12 +73,36 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
       }),
     };
   }
-  const refs = chunksInRange(vm.chunks, start, end);
+  // A list with no node in the range is read as it is; a tree hands its chunks over a node's
+  // run at a time, the next run found while the read-ahead reaches it.
+  const top = chunksInRange(vm.chunks, start, end);
+  const flat = top.every((e): e is ChunkRef => !isNode(e));
+  const runs = flat ? null : leafRuns(vm.chunks, range, nodeLoader(reader));
+  const refs: ChunkRef[] = flat ? (top as ChunkRef[]) : [];
+  let more: Promise<void> | null = null;
+  let ended = flat;
+  let failed: unknown = null;
   const prefetchBytes = cfg.readAheadBytes;
   const prefetchMax = MAX_GET_BATCH * Math.max(1, Math.ceil(prefetchBytes / PREFETCH_UNIT));
   const queue: Promise<Uint8Array>[] = [];
   let next = 0;
   let ahead = 0;
+  const findMore = () => {
+    if (ended || more || !runs) return;
+    more = runs.next().then(
+      (r) => {
+        if (r.done) ended = true;
+        else refs.push(...r.value);
+        more = null;
+        fill();
+      },
+      (e: unknown) => {
+        failed = e;
+        ended = true;
+        more = null;
+      },
+    );
+  };
   // The window is topped up once it has half emptied, so that each top-up asks each group for
   // several chunks in one call (getChunks) rather than for one chunk per call.
   const fill = () => {
@@ -99,6 +127,7 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
       batch.bytes += size;
       queue.push(awaitedLater(s.promise));
     }
+    if (next === refs.length) findMore();
     for (const b of batches) {
       const g = b.group;
       const stub = groupStub(env, g);
@@ -114,24 +143,42 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
       );
     }
   };
+  /** The next chunk's place in `refs` once it is there (false: the object's range is all sent). */
+  const arrived = async (): Promise<boolean> => {
+    while (sent === refs.length && !ended) {
+      findMore();
+      await more;
+    }
+    if (failed !== null) throw failed;
+    return sent < refs.length;
+  };
   fill();
   let sent = 0;
-  const ready = queue.length > 0 ? queue[0]!.then(() => {}) : Promise.resolve();
+  const ready = flat ? (queue.length > 0 ? queue[0]!.then(() => {}) : Promise.resolve()) : arrived().then(async (any) => (any ? void (await queue[0]) : undefined));
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        if (sent === refs.length) {
+        if (!(await arrived())) {
           controller.close();
           return;
         }
         const stored = await queue.shift()!;
         const ref = refs[sent++]!;
         ahead -= ref.length;
+        // What was sent is let go of, so a tree of any size holds only its read-ahead.
+        if (sent >= RUN_KEEP) {
+          refs.splice(0, sent);
+          next -= sent;
+          sent = 0;
+        }
         fill();
         const bytes = await logicalBytes(ref, stored);
         const s = Math.max(start, ref.offset) - ref.offset;
         const e = Math.min(end, ref.offset + ref.length) - ref.offset;
         controller.enqueue(bytes.subarray(s, e));
+      },
+      async cancel() {
+        await runs?.return(undefined);
       },
     },
     { highWaterMark: 0 },

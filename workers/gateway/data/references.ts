@@ -6,7 +6,7 @@
 // deleted meanwhile; a snapshot references its own pages and holds the versions it names.
 
 import { groupOf, type Chid, type Nhid, type Uvid } from "../../../common/ids.ts";
-import type { ChunkRef } from "../../../common/manifest.ts";
+import type { Extent } from "../../../common/manifest.ts";
 import type { RefOp } from "../../negotiating-group/backrefs.ts";
 import type { RemovedVersion } from "../../negotiating-group/expunge.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
@@ -24,7 +24,7 @@ function byGroup<T>(items: Iterable<T>, idOf: (t: T) => Chid | Nhid, groupCount:
 }
 
 /** Hold these chunks for another CHUNK_HOLD_SECONDS from now; returns those already reclaimed. */
-export async function holdChunksAgain(env: Env, cfg: ClusterConfig, chunks: readonly ChunkRef[]): Promise<Chid[]> {
+export async function holdChunksAgain(env: Env, cfg: ClusterConfig, chunks: readonly Extent[]): Promise<Chid[]> {
   const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
   return (await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).holdChunks(chids)))).flat();
 }
@@ -33,7 +33,7 @@ export async function holdChunksAgain(env: Env, cfg: ClusterConfig, chunks: read
  * Hold the chunks a new version will name until its own references arrive. Throws if any was
  * reclaimed already (its data is gone: the version must not be made).
  */
-export async function holdNamedChunks(env: Env, cfg: ClusterConfig, chunks: readonly ChunkRef[]): Promise<void> {
+export async function holdNamedChunks(env: Env, cfg: ClusterConfig, chunks: readonly Extent[]): Promise<void> {
   const gone = await holdChunksAgain(env, cfg, chunks);
   if (gone.length > 0) {
     throw new S3Error("InvalidObjectState", `${gone.length} chunk(s) of this object's data were reclaimed (nothing referenced them for longer than CHUNK_HOLD_SECONDS): write it again`);
@@ -41,7 +41,7 @@ export async function holdNamedChunks(env: Env, cfg: ClusterConfig, chunks: read
 }
 
 /** `ref` (a snapshot) starts (+) or stops (-) using these chunks, pushed to each chunk's group now. */
-export async function changeReferences(cluster: { env: Env; cfg: ClusterConfig }, op: RefOp, ref: string, chunks: readonly ChunkRef[]): Promise<void> {
+export async function changeReferences(cluster: { env: Env; cfg: ClusterConfig }, op: RefOp, ref: string, chunks: readonly Extent[]): Promise<void> {
   const { env, cfg } = cluster;
   const groups = byGroup(new Set(chunks.map((c) => c.chid)), (c) => c, cfg.groupCount);
   await Promise.all([...groups].map(([g, chids]) => groupStub(env, g).applyRefs([{ op, ref, chids }])));

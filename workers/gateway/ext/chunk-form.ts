@@ -9,6 +9,8 @@
 
 import { groupOf } from "../../../common/ids.ts";
 import { base64Decode } from "../../../common/manifest.ts";
+import { allLeaves, leafAt, leafCount } from "../../../common/manifest-tree.ts";
+import { nodeLoader } from "../data/tree.ts";
 import { groupStub } from "../../shared/env.ts";
 import type { RequestContext } from "../s3/context.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
@@ -16,12 +18,20 @@ import { existingVersion, versionHeader } from "../s3/object-get.ts";
 import type { VersionId } from "../params.ts";
 import { jsonResponse } from "./json.ts";
 
+/** Chunks one layout answer lists: about 32 GiB of object at 128 KiB chunks. */
+const LAYOUT_MAX = 262_144;
+
 export async function getChunkLayout(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
   const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
+  // A tree's chunks are its leaves: a client sees one list, however the manifest keeps it.
+  const count = vm.chunks.reduce((n, e) => n + leafCount(e), 0);
+  if (count > LAYOUT_MAX) {
+    throw new S3Error("InvalidRequest", `This version has ${count} chunks; a layout lists at most ${LAYOUT_MAX} (one answer held in memory): ask for chunks by number with ?chunk=N`);
+  }
   const chunks =
     vm.inline !== null
       ? [{ index: 0, offset: 0, length: vm.size, encoding: null, storedLength: vm.size }]
-      : vm.chunks.map((c, index) => ({
+      : (await allLeaves(vm.chunks, nodeLoader(ctx))).map((c, index) => ({
           index,
           offset: c.offset,
           length: c.length,
@@ -38,14 +48,14 @@ export async function getChunkLayout(ctx: RequestContext, at: { bucket: string; 
 export async function getStoredChunk(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId; chunk: number }): Promise<Response> {
   const n = at.chunk;
   const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
-  const count = vm.inline !== null ? 1 : vm.chunks.length;
+  const count = vm.inline !== null ? 1 : vm.chunks.reduce((n, e) => n + leafCount(e), 0);
   if (n >= count) throw new S3Error("InvalidArgument", `chunk is a whole number below ${count} (the version's chunk count)`, { ArgumentName: "chunk", ArgumentValue: String(n) });
   const headers: Record<string, string> = { "content-type": "application/octet-stream", ...versionHeader(info, vm.uvid, isNull) };
   if (vm.inline !== null) {
     const bytes = base64Decode(vm.inline);
     return new Response(bytes, { headers: { ...headers, "x-edgestore-chunk-encoding": "identity", "x-edgestore-chunk-offset": "0", "x-edgestore-chunk-length": String(bytes.length) } });
   }
-  const ref = vm.chunks[n]!;
+  const ref = (await leafAt(vm.chunks, n, nodeLoader(ctx)))!;
   const g = groupOf(ref.chid, ctx.cfg.groupCount);
   // The group returns only bytes that hash to the CHID: what is sent is verified.
   const stored = await groupStub(ctx.env, g).getChunk(ref.chid, ctx.near);

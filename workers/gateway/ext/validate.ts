@@ -6,7 +6,8 @@
 //   POST /_validate {"bucket", "key", "versionId"?, "token"?}   or   {"snapshot", "token"?}
 
 import { groupOf, nhidOf, type Chid } from "../../../common/ids.ts";
-import type { ChunkRef, VersionManifest } from "../../../common/manifest.ts";
+import type { Extent, VersionManifest } from "../../../common/manifest.ts";
+import { itemsOf } from "../data/tree.ts";
 import type { StoredRef } from "../../../common/protocol.ts";
 import type { ItemVerdict } from "../../negotiating-group/rpc.ts";
 import { groupStub } from "../../shared/env.ts";
@@ -59,13 +60,20 @@ async function verify(ctx: RequestContext, items: { group: number; ref: StoredRe
   );
 }
 
-function chunkItems(ctx: RequestContext, chunks: readonly ChunkRef[], seen: Set<string>): { group: number; ref: StoredRef }[] {
+function chunkItems(ctx: RequestContext, chids: readonly Chid[], seen: Set<string>): { group: number; ref: StoredRef }[] {
   const out: { group: number; ref: StoredRef }[] = [];
-  for (const c of chunks) {
-    if (seen.has(c.chid)) continue;
-    seen.add(c.chid);
-    out.push({ group: groupOf(c.chid, ctx.cfg.groupCount), ref: { kind: "chunk", chid: c.chid } });
+  for (const chid of chids) {
+    if (seen.has(chid)) continue;
+    seen.add(chid);
+    out.push({ group: groupOf(chid, ctx.cfg.groupCount), ref: { kind: "chunk", chid } });
   }
+  return out;
+}
+
+/** The items a chunk list names: its chunks, and for a tree its nodes and every chunk under them. */
+async function listItems(ctx: RequestContext, chunks: readonly Extent[], seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
+  const out: { group: number; ref: StoredRef }[] = [];
+  for await (const chids of itemsOf(ctx, chunks)) out.push(...chunkItems(ctx, chids, seen));
   return out;
 }
 
@@ -73,15 +81,15 @@ function chunkItems(ctx: RequestContext, chunks: readonly ChunkRef[], seen: Set<
 async function versionItems(ctx: RequestContext, v: { bucket: string; key: string; vm: VersionManifest; vmChid: Chid }, seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
   const { vm, vmChid } = v;
   const nhid = await nhidOf(ctx.tenant, v.bucket, v.key);
-  return [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }, ...chunkItems(ctx, vm.chunks, seen)];
+  return [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }, ...(await listItems(ctx, vm.chunks, seen))];
 }
 
 /**
  * Bring chunks up to `replicas` good copies (a copy that asks for more than its source had):
  * each group re-checks its copies and adds what is missing from a good one.
  */
-export async function ensureReplicas(ctx: RequestContext, chunks: readonly ChunkRef[], replicas: number): Promise<void> {
-  await verify(ctx, chunkItems(ctx, chunks, new Set()), emptyTally(), replicas);
+export async function ensureReplicas(ctx: RequestContext, chunks: readonly Extent[], replicas: number): Promise<void> {
+  await verify(ctx, await listItems(ctx, chunks, new Set()), emptyTally(), replicas);
 }
 
 function stateOf(t: Tally): string {
@@ -112,7 +120,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
   if (snapshot !== undefined) {
     const snap = await openSnapshot(ctx, snapshot);
     const blobs = [snap.layout.root, ...snap.layout.pages.map((p) => p.blob)];
-    await verify(ctx, blobs.flatMap((b) => chunkItems(ctx, b.chunks, seen)), tally);
+    await verify(ctx, blobs.flatMap((b) => chunkItems(ctx, b.chunks.map((c) => c.chid), seen)), tally);
     let batch: { group: number; ref: StoredRef }[] = [];
     for await (const e of allEntries(ctx, snap, null, "")) {
       const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);

@@ -181,7 +181,8 @@ export async function uploadPartCopy(ctx: RequestContext, at: PartAt): Promise<R
   await requireRoom(ctx, end - start);
   const source = objectBody(ctx, vm, { start, end });
   await source.ready;
-  const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true, replicas: await uploadReplicas(ctx, bucket, key, uploadId) });
-  const res = await recordPart(ctx, at, { result, checksum: null });
+  const replicas = await uploadReplicas(ctx, bucket, key, uploadId);
+  const result = await ingest(ctx.env, ctx.cfg, source.stream, { sha256: false, sizeHint: end - start, checksum: null, noInline: true, replicas });
+  const res = await recordPart(ctx, at, { result, checksum: null, replicas });
   return xmlResponse("CopyPartResult", { ETag: res.headers.get("etag"), LastModified: isoTime(Date.now()) }, 200, sourceHeader);
 }

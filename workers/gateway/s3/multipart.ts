@@ -9,6 +9,7 @@ import type { ListedPart } from "../../negotiating-group/complete.ts";
 import { groupStub, shardStub } from "../../shared/env.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import type { IngestResult } from "../data/ingest.ts";
+import { asTree } from "../data/tree.ts";
 import { CHECKSUM_ALGORITHMS, headerOf, parseAlgorithm } from "../../../common/s3/checksums.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type RequestContext } from "./context.ts";
 import { refused } from "./refused.ts";
@@ -92,7 +93,7 @@ export async function uploadPart(ctx: RequestContext, at: PartAt): Promise<Respo
   const replicas = await uploadReplicas(ctx, bucket, key, uploadId);
   // Parts are never inline: completing joins chunk lists, so every part must have one.
   const { result, checksum } = await receiveBody(ctx, true, bucketCheck, replicas);
-  return recordPart(ctx, at, { result, checksum });
+  return recordPart(ctx, at, { result, checksum, replicas });
 }
 
 /** The replication count the upload was created with (NoSuchUpload if there is none). */
@@ -103,8 +104,12 @@ export async function uploadReplicas(ctx: RequestContext, bucket: string, key: s
   return r.replicas;
 }
 
-/** A part whose chunks are being stored becomes part `partNumber` of the upload once they are. */
-export async function recordPart(ctx: RequestContext, at: PartAt, body: { result: IngestResult; checksum: ReceivedBody["checksum"] }): Promise<Response> {
+/**
+ * A part whose chunks are being stored becomes part `partNumber` of the upload once they are.
+ * A part of more than one chunk is kept as one tree node: its row stays small, and the upload's
+ * manifest has one entry per part, whatever the parts' sizes.
+ */
+export async function recordPart(ctx: RequestContext, at: PartAt, body: { result: IngestResult; checksum: ReceivedBody["checksum"]; replicas: number | null }): Promise<Response> {
   const { uploadId, partNumber } = at;
   const { result, checksum } = body;
   const place = await placeOf(ctx, at.bucket, at.key);
@@ -113,7 +118,7 @@ export async function recordPart(ctx: RequestContext, at: PartAt, body: { result
     partNumber,
     etag: result.md5,
     size: result.size,
-    chunks: result.chunks,
+    chunks: await asTree(ctx, result.chunks, { maxTop: 1, replicas: body.replicas }),
     checksum: checksum?.value ?? null,
   });
   if (isRefusal(r)) refused(r);

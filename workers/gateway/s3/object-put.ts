@@ -10,6 +10,7 @@ import { PUT_MAX, STORED_HEADERS, storedContentEncoding } from "../../../common/
 import { isStreamingMode } from "../../../common/s3/sigv4.ts";
 import { digestStreams } from "../data/digest-stream.ts";
 import { ingest, type IngestResult } from "../data/ingest.ts";
+import { asTree } from "../data/tree.ts";
 import type { WriteCondition } from "../../negotiating-group/complete.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { badDigest, headerOf, requestedChecksum, type RequestedChecksum } from "../../../common/s3/checksums.ts";
@@ -209,6 +210,8 @@ export async function commitObject(ctx: RequestContext, at: { bucket: string; ke
   const { opts, received } = w;
   const { result, checksum } = received;
   const place = await placeOf(ctx, bucket, key);
+  // A chunk list past a node's worth is kept as a tree, so no manifest grows with its object.
+  const chunks = await asTree(ctx, result.chunks, { maxTop: ctx.cfg.manifestNodeEntries, replicas: opts.replicas });
   const vbody: VersionBody = {
     tenant: ctx.tenant,
     bucket,
@@ -218,7 +221,7 @@ export async function commitObject(ctx: RequestContext, at: { bucket: string; ke
     contentType: opts.contentType,
     userMeta: opts.userMeta,
     httpMeta: opts.httpMeta,
-    chunks: result.chunks,
+    chunks,
     inline: result.inline ? base64Encode(result.inline) : null,
     deleteMarker: false,
     creator: ctx.auth.accessKey,
@@ -230,7 +233,7 @@ export async function commitObject(ctx: RequestContext, at: { bucket: string; ke
   const info = await w.info;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: result.chunks.length > 0 ? chunksStored : null, condition: opts.condition, replicas: opts.replicas, tags: opts.tags }),
+    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: chunks.length > 0 ? chunksStored : null, condition: opts.condition, replicas: opts.replicas, tags: opts.tags }),
   ]);
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };

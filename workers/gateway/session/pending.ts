@@ -17,6 +17,8 @@ import { chunkListText, manifestToken, payloadToken } from "../../shared/tokens.
 import type { Versioning } from "../../shared/versioning.ts";
 import { ingest } from "../data/ingest.ts";
 import { holdNamedChunks } from "../data/references.ts";
+import { asTree, nodeLoader } from "../data/tree.ts";
+import { allLeaves, leafCount } from "../../../common/manifest-tree.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused } from "../s3/refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
@@ -32,6 +34,8 @@ export type SessionScope = NameScope & { accessKey: string };
 
 /** A lease outlives a gateway that died with the session open by at most this. */
 export const LEASE_TTL_MS = 60_000;
+/** Chunks a session's version may have (it holds the list whole): about 32 GiB at 128 KiB chunks. */
+const SESSION_CHUNKS_MAX = 262_144;
 
 export interface Committed {
   versionId: string | null;
@@ -188,15 +192,23 @@ export class PendingVersion {
     this.contentType = vm.contentType;
     this.userMeta = { ...vm.userMeta };
     this.httpMeta = { ...vm.httpMeta };
+    // A session holds its version's chunk list whole: a base past what it may hold is edited
+    // by no session (replace mode still works; it then finds nothing to write by reference).
+    const count = vm.chunks.reduce((n, e) => n + leafCount(e), 0);
+    if (count > SESSION_CHUNKS_MAX) {
+      if (content) throw new S3Error("InvalidRequest", `The base version has ${count} chunks; a session edits versions of at most ${SESSION_CHUNKS_MAX}`);
+      return;
+    }
+    const leaves = await allLeaves(vm.chunks, nodeLoader(this.ctx));
     // The base's chunks can be written by reference even when its content is not kept (replace
     // mode): a client re-sending a changed object then sends only what the base lacks.
-    for (const c of vm.chunks) this.remember(c);
+    for (const c of leaves) this.remember(c);
     if (!content) return;
     if (vm.inline !== null) {
       // A small base lives inside its manifest: give it a chunk so edits can cut it like any other.
       this.chunks = await this.store(bytesStream(base64Decode(vm.inline)), vm.size, 0);
     } else {
-      this.chunks = vm.chunks.map((c) => ({ ...c }));
+      this.chunks = leaves;
     }
     this.size = vm.size;
   }
@@ -408,7 +420,8 @@ export class PendingVersion {
       contentType: this.contentType,
       userMeta: this.userMeta,
       httpMeta: this.httpMeta,
-      chunks: this.size === 0 ? [] : this.chunks,
+      // Kept as a tree past a node's worth of chunks, like any PUT.
+      chunks: this.size === 0 ? [] : await asTree(this.ctx, this.chunks, { maxTop: this.ctx.cfg.manifestNodeEntries, replicas: this.replicas }),
       inline: null,
       deleteMarker: false,
       creator: this.ctx.accessKey,

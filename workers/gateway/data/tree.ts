@@ -1,0 +1,65 @@
+// Manifest trees from the gateway's side (common/manifest-tree.ts): nodes are stored in the
+// group their CHID selects, which references their entries from then on, and read back from
+// there, verified against the CHID and checked against the ref that names them. Nodes never
+// change, so a few recently read ones are kept for the ranged reads that come back for more.
+
+import { groupOf, type Chid } from "../../../common/ids.ts";
+import { buildTree, decodeNode, leafRuns, type LoadNode, type StoreNode } from "../../../common/manifest-tree.ts";
+import { isNode, type Extent } from "../../../common/manifest.ts";
+import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
+
+/** Nodes kept decoded (each up to a fan-out of entries, a few hundred KiB at the default). */
+const CACHED_NODES = 8;
+const cache = new Map<Chid, Uint8Array>();
+
+/** Who reads or writes: the cluster, and where the reader is. */
+export interface TreeCluster {
+  env: Env;
+  cfg: ClusterConfig;
+  near?: string | null;
+}
+
+export function nodeLoader(c: TreeCluster): LoadNode {
+  return async (ref) => {
+    let bytes = cache.get(ref.chid);
+    if (bytes) cache.delete(ref.chid);
+    else bytes = await groupStub(c.env, groupOf(ref.chid, c.cfg.groupCount)).getChunk(ref.chid, c.near ?? null);
+    const entries = decodeNode(ref, bytes);
+    cache.set(ref.chid, bytes);
+    if (cache.size > CACHED_NODES) cache.delete(cache.keys().next().value!);
+    return entries;
+  };
+}
+
+function nodeStore(c: TreeCluster, replicas: number | null): StoreNode {
+  return ({ chid, bytes }) => groupStub(c.env, groupOf(chid, c.cfg.groupCount)).putNode(bytes, replicas);
+}
+
+/**
+ * A chunk list as it is kept in a manifest or a part's row: as it is while it has at most
+ * `maxTop` entries (and no more than a node holds), else as a tree with at most that many at
+ * the top. A multipart part asks for one entry, so that completing 10,000 parts makes a
+ * manifest of at most 10,000 entries whatever their size.
+ */
+export function asTree(c: TreeCluster, entries: readonly Extent[], o: { maxTop: number; replicas: number | null }): Promise<Extent[]> {
+  const fanout = c.cfg.manifestNodeEntries;
+  return buildTree(entries, { fanout, maxTop: Math.min(o.maxTop, fanout) }, nodeStore(c, o.replicas));
+}
+
+/**
+ * Every chunk id the list names, nodes and the chunks under them, a node's run at a time: for
+ * what must see each item (validation, raising a copy's replicas). Bounded by the caller's
+ * object, which the S3 limits keep to what a copy or an upload may be.
+ */
+export async function* itemsOf(c: TreeCluster, entries: readonly Extent[]): AsyncGenerator<Chid[]> {
+  const nodes: Chid[] = [];
+  const load = nodeLoader(c);
+  const loadNoting: LoadNode = (ref) => {
+    nodes.push(ref.chid);
+    return load(ref);
+  };
+  const end = entries.length === 0 ? 0 : entries.at(-1)!.offset + entries.at(-1)!.length;
+  for (const e of entries) if (isNode(e)) nodes.push(e.chid);
+  for await (const run of leafRuns(entries, { start: entries[0]?.offset ?? 0, end }, loadNoting)) yield run.map((r) => r.chid);
+  yield [...new Set(nodes)];
+}
