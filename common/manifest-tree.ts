@@ -22,11 +22,23 @@ export type StoreNode = (node: { chid: Chid; bytes: Uint8Array }) => Promise<voi
 /** A node's entries (offsets from 0), read and checked against the ref that names it. */
 export type LoadNode = (ref: NodeRef) => Promise<Extent[]>;
 
-/** What a tree is built to: nodes of at most `fanout` entries, until at most `maxTop` remain. */
+/**
+ * What a tree is built to: nodes of at most `fanout` entries and `maxBytes` encoded (a node is
+ * read and stored as a chunk, within a chunk's limit), until at most `maxTop` entries remain.
+ */
 export interface TreeShape {
   fanout: number;
+  maxBytes: number;
   maxTop: number;
 }
+
+/** Bytes an entry adds to its node's encoding (its wire form and a separator). */
+function encodedSize(e: Extent, base: number): number {
+  return JSON.stringify(chunkToWire({ ...e, offset: e.offset - base })).length + 1;
+}
+
+/** The framing of a node's encoding around its entries. */
+const NODE_FRAME_BYTES = encodeNode([]).length;
 
 export class BadNode extends Error {
   constructor(chid: Chid, why: string) {
@@ -93,16 +105,27 @@ export async function buildTree(entries: readonly Extent[], shape: TreeShape, st
   while (level.length > shape.maxTop) {
     const next: Extent[] = [];
     const nodes: { chid: Chid; bytes: Uint8Array }[] = [];
-    for (let i = 0; i < level.length; i += shape.fanout) {
-      const run = level.slice(i, i + shape.fanout);
+    for (let i = 0; i < level.length; ) {
+      // A run ends at `fanout` entries or where one more would pass `maxBytes`; it has at
+      // least two entries (any two fit a chunk's limit), so every level is shorter than the last.
+      const base = level[i]!.offset;
+      let bytes = NODE_FRAME_BYTES + encodedSize(level[i]!, base);
+      let j = i + 1;
+      while (j < level.length && j - i < shape.fanout) {
+        const more = encodedSize(level[j]!, base);
+        if (j - i >= 2 && bytes + more > shape.maxBytes) break;
+        bytes += more;
+        j++;
+      }
+      const run = level.slice(i, j);
+      i = j;
       if (run.length === 1) {
         next.push(run[0]!);
         continue;
       }
-      const base = run[0]!.offset;
-      const bytes = encodeNode(run.map((e) => ({ ...e, offset: e.offset - base })));
-      const chid = await chidOf(bytes);
-      nodes.push({ chid, bytes });
+      const node = encodeNode(run.map((e) => ({ ...e, offset: e.offset - base })));
+      const chid = await chidOf(node);
+      nodes.push({ chid, bytes: node });
       next.push({ offset: base, length: run.reduce((n, e) => n + e.length, 0), chid, leaves: run.reduce((n, e) => n + leafCount(e), 0) });
     }
     await inBatches(nodes, store);

@@ -109,6 +109,15 @@ export function copyOn(cluster: LocalCluster, index: number, chid: string): Chun
 
 export { chunkOnDisk, chunksOnDisk, readOnDisk, type ChunkOnDisk };
 
+/** Whether a stored item is a manifest-tree node (common/manifest-tree.ts), by its bytes on the first target holding it. */
+export function isTreeNode(cluster: LocalCluster, chid: string): boolean {
+  for (const t of cluster.targets) {
+    const c = copyOn(cluster, t.index, chid);
+    if (c) return readOnDisk(c).subarray(0, 20).toString() === '{"format":1,"node":[';
+  }
+  return false;
+}
+
 /** When target `index` wrote its copy of a chunk (ISO time), for diagnostics; null if it holds none. */
 export function writtenAt(cluster: LocalCluster, index: number, chid: string): string | null {
   const db = new DatabaseSync(join(cluster.targets[index]!.dataDir, "index.sqlite"), { readOnly: true });

@@ -19,7 +19,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { EdgestoreExtensions } from "../../client/extensions.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, eventually, manifestRows, pseudoRandom, sameBytes, withQuery } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, eventually, isTreeNode, manifestRows, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -68,6 +68,10 @@ describe("manifest trees", () => {
     expect(leaves).toBeGreaterThan(16);
     expect(layout.chunks.at(-1)!.offset + layout.chunks.at(-1)!.length).toBe(body.length);
     expect(chids.length).toBeGreaterThan(leaves + leaves / 4);
+    // 4 entries a node: a level of nodes over the chunks, and more above until at most 4 are left.
+    const nodes = chids.filter((c) => isTreeNode(cluster, c)).length;
+    expect(nodes).toBe(chids.length - leaves);
+    expect(nodes).toBeGreaterThan(Math.ceil(leaves / 4));
     expect(sameBytes(await get("big.bin"), body)).toBe(true);
     for (const [a, b] of rangesOf(body.length)) {
       expect(sameBytes(await get("big.bin", `bytes=${a}-${b}`), body.subarray(a, b + 1)), `bytes ${a}-${b}`).toBe(true);

@@ -10,9 +10,9 @@ import { describe, expect, it } from "vitest";
 import { chidOf, type Chid } from "../../common/ids.ts";
 import { encodeNode } from "../../common/manifest-tree.ts";
 import type { ChunkRef } from "../../common/manifest.ts";
-import { RefBook, type RefChange } from "../../workers/negotiating-group/backrefs.ts";
+import { nodeRef, RefBook, type RefChange } from "../../workers/negotiating-group/backrefs.ts";
 import { RefOutbox } from "../../workers/negotiating-group/ref-outbox.ts";
-import { nodeRef, TreeNodes } from "../../workers/negotiating-group/tree-nodes.ts";
+import { TreeNodes } from "../../workers/negotiating-group/tree-nodes.ts";
 
 let n = 0;
 const R = 3;
@@ -56,9 +56,12 @@ describe("a group's tree nodes", () => {
       const t = await setUp(sql);
       const chid = await t.nodes.put(t.bytes, 2);
       expect(await t.pushed()).toEqual([{ op: "+", ref: nodeRef(chid), chids: t.entries, replicas: 2 }]);
-      // Stored again by another writer: the entries are told again, never with fewer copies.
+      // Stored again with no more copies asked: the entries hold the reference already.
       await t.nodes.put(t.bytes, null);
-      expect(await t.pushed()).toEqual([{ op: "+", ref: nodeRef(chid), chids: t.entries, replicas: 2 }]);
+      expect(await t.pushed()).toEqual([]);
+      // With more: they are told the larger count.
+      await t.nodes.put(t.bytes, 4);
+      expect(await t.pushed()).toEqual([{ op: "+", ref: nodeRef(chid), chids: t.entries, replicas: 4 }]);
     });
   });
 
@@ -90,13 +93,29 @@ describe("a group's tree nodes", () => {
       const chid = await t.nodes.put(t.bytes, null);
       const other = await chidOf(new Uint8Array([9]));
       await t.pushed();
-      // Not read yet: the node waits, a plain chunk goes.
-      expect(t.nodes.release([chid, other])).toEqual({ go: [other], wait: [chid] });
+      // Not read yet: the node waits a round, a plain chunk goes.
+      expect(t.nodes.release([chid, other], 1000)).toEqual({ go: [other], wait: [{ chid, until: 2000 }] });
       await t.nodes.prepare([chid, other]);
-      expect(t.nodes.release([chid, other])).toEqual({ go: [chid, other], wait: [] });
+      expect(t.nodes.release([chid, other], 1000)).toEqual({ go: [chid, other], wait: [] });
       expect(await t.pushed()).toEqual([{ op: "-", ref: nodeRef(chid), chids: t.entries, replicas: null }]);
-      // Gone from the book: a later round treats the id as a plain chunk.
-      expect(t.nodes.release([chid])).toEqual({ go: [chid], wait: [] });
+      // Released: a later round treats the id as a plain chunk.
+      expect(t.nodes.release([chid], 1000)).toEqual({ go: [chid], wait: [] });
+    });
+  });
+
+  it("reference their entries again when a user comes back after the release, before the members deleted the node", async () => {
+    await withSql(async (sql) => {
+      const t = await setUp(sql);
+      const chid = await t.nodes.put(t.bytes, null);
+      await t.pushed();
+      await t.nodes.prepare([chid]);
+      t.nodes.release([chid], Date.now());
+      expect((await t.pushed())[0]!.op).toBe("-");
+      // A copy's late reference revives the node (RefBook keeps its bytes): it takes its entries back.
+      t.refs.apply([{ op: "+", ref: "v:late/1", chids: [chid] }], Date.now(), 100);
+      t.nodes.changed([chid]);
+      await t.nodes.recount();
+      expect(await t.pushed()).toEqual([{ op: "+", ref: nodeRef(chid), chids: t.entries, replicas: null }]);
     });
   });
 
@@ -106,7 +125,11 @@ describe("a group's tree nodes", () => {
       const chid = await t.nodes.put(t.bytes, null);
       await t.pushed();
       await t.nodes.prepare([chid]);
-      expect(t.nodes.release([chid])).toEqual({ go: [], wait: [chid] });
+      const now = Date.now();
+      const { go, wait } = t.nodes.release([chid], now);
+      expect(go).toEqual([]);
+      // Tried again later, backing off, not every round.
+      expect(wait[0]!.until).toBeGreaterThanOrEqual(now + 4000);
       expect(await t.pushed()).toEqual([]);
     });
   });

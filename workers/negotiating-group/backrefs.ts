@@ -36,6 +36,11 @@ export function partRef(uploadId: string, partNumber: number): string {
   return `u:${uploadId}/${partNumber}`;
 }
 
+/** The back-reference a manifest-tree node holds on each of its entries while it lives (tree-nodes.ts). */
+export function nodeRef(chid: string): string {
+  return `n:${chid}`;
+}
+
 /** The back-reference a committed snapshot puts on the chunks of its own pages and root. */
 export function snapshotRef(tenant: string, id: string): string {
   return `s:${tenant}/${id}`;

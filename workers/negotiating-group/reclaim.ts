@@ -35,8 +35,6 @@ const REF_PUSH_DELAY_MS = 5_000;
 const EXPUNGE_RETRY_MS = 60_000;
 /** A reclaim or expunge of an item being copied looks again this much later. */
 const COPY_WAIT_MS = 1_000;
-/** A tree node whose entries were not read yet (one batch a round) is reclaimed this much later, at the soonest. */
-const NODE_WAIT_MS = 1_000;
 
 export interface ReclaimContext {
   readonly group: number;
@@ -221,8 +219,8 @@ export class Reclaim {
     // reclaimed from every member, new copies too, unless a reference came meanwhile.
     const copying = new Set(found.filter((chid) => this.copying({ kind: "chunk", chid })));
     if (copying.size > 0) this.c.refs.postpone([...copying], now + COPY_WAIT_MS);
-    const { go: due, wait } = this.c.nodes().release(found.filter((chid) => !copying.has(chid)));
-    if (wait.length > 0) this.c.refs.postpone(wait, now + NODE_WAIT_MS);
+    const { go: due, wait } = this.c.nodes().release(found.filter((chid) => !copying.has(chid)), now);
+    for (const w of wait) this.c.refs.postpone([w.chid], w.until);
     if (due.length > 0) {
       this.c.refs.reclaim(due.map((chid) => ({ kind: "chunk", chid })), readers, now);
       for (const chid of due) this.c.chunks().forget(chid);

@@ -82,13 +82,15 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
   let more: Promise<void> | null = null;
   let ended = flat;
   let failed: unknown = null;
+  // A reader that went away stops the read-ahead, and finding the next run, where they are.
+  let cancelled = false;
   const prefetchBytes = cfg.readAheadBytes;
   const prefetchMax = MAX_GET_BATCH * Math.max(1, Math.ceil(prefetchBytes / PREFETCH_UNIT));
   const queue: Promise<Uint8Array>[] = [];
   let next = 0;
   let ahead = 0;
   const findMore = () => {
-    if (ended || more || !runs) return;
+    if (ended || more || !runs || cancelled) return;
     more = runs.next().then(
       (r) => {
         if (r.done) ended = true;
@@ -106,6 +108,7 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
   // The window is topped up once it has half emptied, so that each top-up asks each group for
   // several chunks in one call (getChunks) rather than for one chunk per call.
   const fill = () => {
+    if (cancelled) return;
     if (queue.length >= PREFETCH_MIN / 2 && ahead >= prefetchBytes / 2) return;
     // A group's share goes in one call while it fits one reply (MAX_BATCH_BYTES, MAX_GET_BATCH), else in several.
     const current = new Map<number, Batch>();
@@ -178,6 +181,7 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
         controller.enqueue(bytes.subarray(s, e));
       },
       async cancel() {
+        cancelled = true;
         await runs?.return(undefined);
       },
     },

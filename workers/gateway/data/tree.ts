@@ -43,23 +43,24 @@ function nodeStore(c: TreeCluster, replicas: number | null): StoreNode {
  */
 export function asTree(c: TreeCluster, entries: readonly Extent[], o: { maxTop: number; replicas: number | null }): Promise<Extent[]> {
   const fanout = c.cfg.manifestNodeEntries;
-  return buildTree(entries, { fanout, maxTop: Math.min(o.maxTop, fanout) }, nodeStore(c, o.replicas));
+  // A node is stored and read as a chunk: it keeps within a chunk's size.
+  return buildTree(entries, { fanout, maxBytes: c.cfg.chunk.max, maxTop: Math.min(o.maxTop, fanout) }, nodeStore(c, o.replicas));
 }
 
 /**
  * Every chunk id the list names, nodes and the chunks under them, a node's run at a time: for
- * what must see each item (validation, raising a copy's replicas). Bounded by the caller's
- * object, which the S3 limits keep to what a copy or an upload may be.
+ * what must see each item (validation, raising a copy's replicas), holding no more than a run.
  */
 export async function* itemsOf(c: TreeCluster, entries: readonly Extent[]): AsyncGenerator<Chid[]> {
-  const nodes: Chid[] = [];
   const load = nodeLoader(c);
-  const loadNoting: LoadNode = (ref) => {
-    nodes.push(ref.chid);
-    return load(ref);
+  // Nodes met so far and not yet handed on: those at the top, then those inside each node read.
+  const nodes: Chid[] = entries.filter(isNode).map((e) => e.chid);
+  const noting: LoadNode = async (ref) => {
+    const inner = await load(ref);
+    for (const e of inner) if (isNode(e)) nodes.push(e.chid);
+    return inner;
   };
   const end = entries.length === 0 ? 0 : entries.at(-1)!.offset + entries.at(-1)!.length;
-  for (const e of entries) if (isNode(e)) nodes.push(e.chid);
-  for await (const run of leafRuns(entries, { start: entries[0]?.offset ?? 0, end }, loadNoting)) yield run.map((r) => r.chid);
-  yield [...new Set(nodes)];
+  for await (const run of leafRuns(entries, { start: entries[0]?.offset ?? 0, end }, noting)) yield [...run.map((r) => r.chid), ...nodes.splice(0)];
+  if (nodes.length > 0) yield nodes.splice(0);
 }

@@ -60,28 +60,44 @@ async function verify(ctx: RequestContext, items: { group: number; ref: StoredRe
   );
 }
 
-function chunkItems(ctx: RequestContext, chids: readonly Chid[], seen: Set<string>): { group: number; ref: StoredRef }[] {
-  const out: { group: number; ref: StoredRef }[] = [];
+/**
+ * Chunks verified once however often they are named: up to this many ids are remembered (a
+ * version of the largest size S3 allows has more chunks than memory holds ids; past it a chunk
+ * named twice is verified, and counted, twice).
+ */
+const SEEN_MAX = 1_000_000;
+
+type Item = { group: number; ref: StoredRef };
+
+function chunkItems(ctx: RequestContext, chids: readonly Chid[], seen: Set<string>): Item[] {
+  const out: Item[] = [];
   for (const chid of chids) {
     if (seen.has(chid)) continue;
-    seen.add(chid);
+    if (seen.size < SEEN_MAX) seen.add(chid);
     out.push({ group: groupOf(chid, ctx.cfg.groupCount), ref: { kind: "chunk", chid } });
   }
   return out;
 }
 
-/** The items a chunk list names: its chunks, and for a tree its nodes and every chunk under them. */
-async function listItems(ctx: RequestContext, chunks: readonly Extent[], seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
-  const out: { group: number; ref: StoredRef }[] = [];
-  for await (const chids of itemsOf(ctx, chunks)) out.push(...chunkItems(ctx, chids, seen));
-  return out;
-}
-
-/** A version's manifest and chunks, as items to verify. */
-async function versionItems(ctx: RequestContext, v: { bucket: string; key: string; vm: VersionManifest; vmChid: Chid }, seen: Set<string>): Promise<{ group: number; ref: StoredRef }[]> {
+/** A version's manifest and chunks, as items to verify: for a tree its nodes and every chunk under them, a node's run at a time. */
+async function* versionItems(ctx: RequestContext, v: { bucket: string; key: string; vm: VersionManifest; vmChid: Chid }, seen: Set<string>): AsyncGenerator<Item[]> {
   const { vm, vmChid } = v;
   const nhid = await nhidOf(ctx.tenant, v.bucket, v.key);
-  return [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }, ...(await listItems(ctx, vm.chunks, seen))];
+  yield [{ group: groupOf(nhid, ctx.cfg.groupCount), ref: { kind: "vm", chid: vmChid, nhid, uvid: vm.uvid } }];
+  for await (const chids of itemsOf(ctx, vm.chunks)) yield chunkItems(ctx, chids, seen);
+}
+
+/** Verifies what `items` yields in calls of a few hundred refs per group, never holding more. */
+async function verifyAll(ctx: RequestContext, items: AsyncIterable<Item[]>, tally: Tally, replicas?: number): Promise<void> {
+  let batch: Item[] = [];
+  for await (const some of items) {
+    batch.push(...some);
+    if (batch.length >= REFS_PER_CALL * 4) {
+      await verify(ctx, batch, tally, replicas);
+      batch = [];
+    }
+  }
+  await verify(ctx, batch, tally, replicas);
 }
 
 /**
@@ -89,7 +105,11 @@ async function versionItems(ctx: RequestContext, v: { bucket: string; key: strin
  * each group re-checks its copies and adds what is missing from a good one.
  */
 export async function ensureReplicas(ctx: RequestContext, chunks: readonly Extent[], replicas: number): Promise<void> {
-  await verify(ctx, await listItems(ctx, chunks, new Set()), emptyTally(), replicas);
+  const seen = new Set<string>();
+  async function* items(): AsyncGenerator<Item[]> {
+    for await (const chids of itemsOf(ctx, chunks)) yield chunkItems(ctx, chids, seen);
+  }
+  await verifyAll(ctx, items(), emptyTally(), replicas);
 }
 
 function stateOf(t: Tally): string {
@@ -121,18 +141,14 @@ export async function validate(ctx: RequestContext): Promise<Response> {
     const snap = await openSnapshot(ctx, snapshot);
     const blobs = [snap.layout.root, ...snap.layout.pages.map((p) => p.blob)];
     await verify(ctx, blobs.flatMap((b) => chunkItems(ctx, b.chunks.map((c) => c.chid), seen)), tally);
-    let batch: { group: number; ref: StoredRef }[] = [];
-    for await (const e of allEntries(ctx, snap, null, "")) {
-      const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);
-      const g = groupOf(nhid, ctx.cfg.groupCount);
-      const vm = await groupStub(ctx.env, g).readVersion(nhid, e.uvid, e.vmChid);
-      batch.push(...(await versionItems(ctx, { bucket: e.bucket, key: e.key, vm, vmChid: e.vmChid }, seen)));
-      if (batch.length >= REFS_PER_CALL * 4) {
-        await verify(ctx, batch, tally);
-        batch = [];
+    async function* items(): AsyncGenerator<Item[]> {
+      for await (const e of allEntries(ctx, snap, null, "")) {
+        const nhid = await nhidOf(ctx.tenant, e.bucket, e.key);
+        const vm = await groupStub(ctx.env, groupOf(nhid, ctx.cfg.groupCount)).readVersion(nhid, e.uvid, e.vmChid);
+        yield* versionItems(ctx, { bucket: e.bucket, key: e.key, vm, vmChid: e.vmChid }, seen);
       }
     }
-    await verify(ctx, batch, tally);
+    await verifyAll(ctx, items(), tally);
     return answer(tally, token, token !== null && token === snap.info.token ? "snapshot" : null, { snapshot });
   }
   const bucket = optionalString(body, "bucket");
@@ -145,7 +161,7 @@ export async function validate(ctx: RequestContext): Promise<Response> {
     if (token === (await manifestToken(ctx.env.TOKEN_KEY, vmChid))) matches = "manifest";
     else if (token === (await payloadToken(ctx.env.TOKEN_KEY, vm.size, vm.chunks, vm.inline))) matches = "payload";
   }
-  await verify(ctx, await versionItems(ctx, { bucket, key, vm, vmChid }, seen), tally, replicas);
+  await verifyAll(ctx, versionItems(ctx, { bucket, key, vm, vmChid }, seen), tally, replicas);
   if (tally.items === 0) throw new S3Error("InternalError", "validation checked nothing");
   return answer(tally, token, matches, { bucket, key, versionId: isNull ? "null" : vm.uvid, replicas });
 }
@@ -171,6 +187,6 @@ export async function setReplicas(ctx: RequestContext): Promise<Response> {
   if (!set) throw new S3Error("NoSuchVersion", "The specified version does not exist.", { Key: key });
   const tally = emptyTally();
   const want = replicas ?? ctx.cfg.replicas;
-  await verify(ctx, await versionItems(ctx, { bucket, key, vm, vmChid }, new Set()), tally, want);
+  await verifyAll(ctx, versionItems(ctx, { bucket, key, vm, vmChid }, new Set()), tally, want);
   return jsonResponse({ bucket, key, versionId: isNull ? "null" : vm.uvid, replicas: want, state: stateOf(tally), items: tally.items, copies: { good: tally.good, bad: tally.bad }, added: tally.repaired });
 }

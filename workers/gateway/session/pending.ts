@@ -18,7 +18,7 @@ import type { Versioning } from "../../shared/versioning.ts";
 import { ingest } from "../data/ingest.ts";
 import { holdNamedChunks } from "../data/references.ts";
 import { asTree, nodeLoader } from "../data/tree.ts";
-import { allLeaves, leafCount } from "../../../common/manifest-tree.ts";
+import { allLeaves, hasNodes, leafCount } from "../../../common/manifest-tree.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused } from "../s3/refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
@@ -390,8 +390,7 @@ export class PendingVersion {
 
   /** What the name's group needs to write this version in a merge. */
   async mergeItem(): Promise<{ group: number; item: MergeItem }> {
-    const body = await this.body();
-    await holdNamedChunks(this.ctx.env, this.ctx.cfg, body.chunks);
+    const body = await this.heldBody();
     return {
       group: this.place.group,
       item: { nhid: this.place.nhid, shard: this.place.shard, body, versioning: this.versioning, condition: this.condition, holder: this.holder, replicas: this.replicas },
@@ -428,11 +427,20 @@ export class PendingVersion {
     };
   }
 
-  async commit(): Promise<Committed> {
+  /**
+   * The version to write, its chunks held: a session names its base's chunks, and chunks it
+   * stored long ago, so every chunk (not only the tree nodes made of them just now) is held
+   * until the commit's references arrive, and the commit is refused if any was reclaimed.
+   */
+  private async heldBody(): Promise<VersionBody> {
+    await holdNamedChunks(this.ctx.env, this.ctx.cfg, this.size === 0 ? [] : this.chunks);
     const body = await this.body();
-    // A session names its base's chunks, and chunks it stored long ago: hold them all until the
-    // commit's references arrive, and refuse if any was reclaimed meanwhile.
-    await holdNamedChunks(this.ctx.env, this.ctx.cfg, body.chunks);
+    if (hasNodes(body.chunks)) await holdNamedChunks(this.ctx.env, this.ctx.cfg, body.chunks);
+    return body;
+  }
+
+  async commit(): Promise<Committed> {
+    const body = await this.heldBody();
     const room = { ...this.ctx, reservations: [] };
     await requireRoom(room, body.size);
     let committed = false;
