@@ -62,14 +62,16 @@ function chunkBytes(dataDir: string): number {
 
 /**
  * Bytes of the version manifests a target keeps (node-target/vm-log.ts): each row's manifest
- * and its three ids. Counted by content, not file size: SQLite's write-ahead log and free pages
- * come and go with checkpoints and say nothing about what is stored.
+ * and its three ids, and each name's dictionaries with theirs. Counted by content, not file
+ * size: SQLite's write-ahead log and free pages come and go with checkpoints and say nothing
+ * about what is stored.
  */
 function manifestBytes(dataDir: string): number {
   const db = new DatabaseSync(join(dataDir, "index.sqlite"), { readOnly: true });
   try {
-    const row = db.prepare("SELECT coalesce(sum(length(bytes) + length(nhid) + length(uvid) + length(chid)), 0) AS n FROM vm").get() as { n: number };
-    return Number(row.n);
+    const rows = db.prepare("SELECT coalesce(sum(length(bytes) + length(nhid) + length(uvid) + length(chid)), 0) AS n FROM vm").get() as { n: number };
+    const dicts = db.prepare("SELECT coalesce(sum(length(bytes) + length(nhid) + 8), 0) AS n FROM vm_dicts").get() as { n: number };
+    return Number(rows.n) + Number(dicts.n);
   } finally {
     db.close();
   }

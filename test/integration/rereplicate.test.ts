@@ -30,7 +30,7 @@ function goodChunk(t: number, chid: string): boolean {
 function manifestsOf(t: number): string[] {
   const db = new DatabaseSync(join(cluster.targets[t]!.dataDir, "index.sqlite"), { readOnly: true });
   try {
-    return db.prepare("SELECT nhid, uvid, chid FROM vm").all().map((r) => `${String(r.nhid)}/${String(r.uvid)}/${String(r.chid)}`);
+    return db.prepare("SELECT lower(hex(nhid)) AS nhid, lower(hex(uvid)) AS uvid, lower(hex(chid)) AS chid FROM vm").all().map((r) => `${String(r.nhid)}/${String(r.uvid)}/${String(r.chid)}`);
   } finally {
     db.close();
   }

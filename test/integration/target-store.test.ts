@@ -411,30 +411,84 @@ describe("node-target store: version manifests", () => {
     expect(store.has(m.ref)).toBe(true);
   });
 
-  it("keeps a real version manifest compressed, half its size or less, and serves its exact bytes", async () => {
+  /** A small file's manifest as the gateway writes it, version `n`, of content number `c` (its hashes). */
+  function realManifest(n: number, c = 1): { ref: StoredRef; bytes: Uint8Array } {
+    const hash = (what: string) => createHash("sha256").update(`${what} ${c}`).digest("hex");
     const vm = {
-      bucket: "photos", chunks: [[0, 6144, "c".repeat(64), "deflate-raw", 2300, "d".repeat(64)]], contentType: "binary/octet-stream", created: 1764633600000,
-      creator: "LOCALACCESSKEY000001", deleteMarker: false, etag: "0123456789abcdef0123456789abcdef", format: 1, httpMeta: {}, inline: null,
-      key: "src/d12/f1234.txt", size: 6144, tenant: "default", userMeta: {}, uvid: uvidOf(7),
+      bucket: "photos", chunks: [[0, 6144, hash("stored"), "deflate-raw", 2300, hash("raw")]], contentType: "binary/octet-stream", created: 1764633600000 + n,
+      creator: "LOCALACCESSKEY000001", deleteMarker: false, etag: hash("md5").slice(0, 32), format: 1, httpMeta: {}, inline: null,
+      key: "src/d12/f1234.txt", size: 6144, tenant: "default", userMeta: {}, uvid: uvidOf(n),
     };
     const bytes = new TextEncoder().encode(JSON.stringify(vm));
-    const ref: StoredRef = { kind: "vm", nhid: NHID, uvid: uvidOf(7), chid: chidOf(bytes) };
-    await writeItem(store, ref, bytes);
+    return { ref: { kind: "vm", nhid: NHID, uvid: uvidOf(n), chid: chidOf(bytes) }, bytes };
+  }
+
+  const rowOf = (n: number) => {
     const db = new DatabaseSync(join(dir, "index.sqlite"));
-    const row = db.prepare("SELECT length(bytes) AS stored, size, enc FROM vm WHERE uvid = ?").get(uvidOf(7))!;
+    try {
+      return db.prepare("SELECT length(bytes) AS stored, size, enc, dict FROM vm WHERE uvid = unhex(?)").get(uvidOf(n))!;
+    } finally {
+      db.close();
+    }
+  };
+  const dictsOf = () => {
+    const db = new DatabaseSync(join(dir, "index.sqlite"));
+    try {
+      return db.prepare("SELECT n, length(bytes) AS stored FROM vm_dicts ORDER BY n").all().map((r) => ({ n: Number(r.n), stored: Number(r.stored) }));
+    } finally {
+      db.close();
+    }
+  };
+
+  it("keeps a name's manifests as their difference from an earlier one, and serves their exact bytes", async () => {
+    const first = realManifest(7);
+    await writeItem(store, first.ref, first.bytes);
+    // The first of a name becomes its dictionary, kept deflated: half its size or less.
+    expect(dictsOf()).toHaveLength(1);
+    expect(dictsOf()[0]!.stored).toBeLessThanOrEqual(first.bytes.length / 2);
+    expect(Number(rowOf(7).size)).toBe(first.bytes.length);
+    // The same content again (a tree re-uploaded whole): only its version id and time differ.
+    const again = realManifest(8);
+    await writeItem(store, again.ref, again.bytes);
+    expect([Number(rowOf(8).enc), Number(rowOf(8).dict)]).toEqual([2, 1]);
+    expect(Number(rowOf(8).stored)).toBeLessThanOrEqual(48);
+    // Changed content: its hashes differ, so it becomes the name's next dictionary.
+    const changed = realManifest(9, 2);
+    await writeItem(store, changed.ref, changed.bytes);
+    expect(Number(rowOf(9).dict)).toBe(2);
+    for (const m of [first, again, changed]) expect(Buffer.from((await store.readVerified(m.ref))!).equals(Buffer.from(m.bytes))).toBe(true);
+    expect(store.findVm(NHID, uvidOf(8))?.size).toBe(again.bytes.length);
+    // A dictionary goes with the last manifest deflated against it, and not before.
+    await store.remove(first.ref);
+    expect(dictsOf().map((d) => d.n)).toEqual([1, 2]);
+    expect(Buffer.from((await store.readVerified(again.ref))!).equals(Buffer.from(again.bytes))).toBe(true);
+    await store.remove(again.ref);
+    expect(dictsOf().map((d) => d.n)).toEqual([2]);
+    await store.remove(changed.ref);
+    expect(dictsOf()).toEqual([]);
+  });
+
+  it("rewrites a log whose ids are hex text at open, and serves what it held", async () => {
+    const m = realManifest(11);
+    await store.close();
+    const db = new DatabaseSync(join(dir, "index.sqlite"));
+    db.exec("DROP TABLE vm; DROP TABLE IF EXISTS vm_dicts");
+    db.exec("CREATE TABLE vm (nhid TEXT NOT NULL, uvid TEXT NOT NULL, chid TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (nhid, uvid, chid)) WITHOUT ROWID");
+    const ref = m.ref as StoredRef & { kind: "vm" };
+    db.prepare("INSERT INTO vm (nhid, uvid, chid, bytes) VALUES (?, ?, ?, ?)").run(ref.nhid, ref.uvid, ref.chid, m.bytes);
     db.close();
-    expect(Number(row.enc)).toBe(1);
-    expect(Number(row.size)).toBe(bytes.length);
-    expect(Number(row.stored)).toBeLessThanOrEqual(bytes.length / 2);
-    expect(store.findVm(NHID, uvidOf(7))?.size).toBe(bytes.length);
-    expect(Buffer.from((await store.readVerified(ref))!).equals(Buffer.from(bytes))).toBe(true);
+    store = new ChunkStore(dir);
+    await store.open();
+    expect(store.has(m.ref)).toBe(true);
+    expect(Buffer.from((await store.readVerified(m.ref))!).equals(Buffer.from(m.bytes))).toBe(true);
+    expect(store.findVm(NHID, null)?.uvid).toBe(uvidOf(11));
   });
 
   it("quarantines a manifest that fails its check and no longer serves or bids it", async () => {
     const m = manifest(5);
     await writeItem(store, m.ref, m.bytes);
     const db = new DatabaseSync(join(dir, "index.sqlite"));
-    db.prepare("UPDATE vm SET bytes = ? WHERE uvid = ?").run(new TextEncoder().encode('{"v":6}'), uvidOf(5));
+    db.prepare("UPDATE vm SET bytes = ? WHERE uvid = unhex(?)").run(new TextEncoder().encode('{"v":6}'), uvidOf(5));
     db.close();
     expect(await store.readVerified(m.ref)).toBeNull();
     expect(store.has(m.ref)).toBe(false);

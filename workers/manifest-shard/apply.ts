@@ -5,6 +5,7 @@
 // its own and is applied when the version comes.
 
 import { tagsToJson } from "../shared/tags.ts";
+import { ensureWithoutRowid } from "../shared/without-rowid.ts";
 import type { RemovalRecord, TagsRecord, UploadRecord, VersionRecord } from "./records.ts";
 import type { UsageBook } from "./usage.ts";
 
@@ -17,26 +18,30 @@ export class RecordTables {
 
   /** The tables records go to: made before anything reads them (the usage book counts versions when it starts). */
   static createTables(sql: SqlStorage): void {
-    sql.exec(`CREATE TABLE IF NOT EXISTS versions (
-      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
-      delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
-      content_type TEXT NOT NULL, vm_chid TEXT NOT NULL, creator TEXT NOT NULL,
-      PRIMARY KEY (tenant, bucket, key, uvid))`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS current (
-      tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
-      delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
-      PRIMARY KEY (tenant, bucket, key))`);
-    // Added with versioning; older rows are null versions that were never removed.
-    const cols = new Set(sql.exec("PRAGMA table_info(versions)").toArray().map((c) => String(c.name)));
-    if (!cols.has("is_null")) sql.exec("ALTER TABLE versions ADD COLUMN is_null INTEGER NOT NULL DEFAULT 1");
-    if (!cols.has("removed")) sql.exec("ALTER TABLE versions ADD COLUMN removed INTEGER NOT NULL DEFAULT 0");
-    // The removal's stamp, for reads as of a time; null in rows removed before it was kept.
-    if (!cols.has("removed_at")) sql.exec("ALTER TABLE versions ADD COLUMN removed_at TEXT");
-    // User metadata as JSON, for metadata qualifiers; null: none, or a row from before it was kept.
-    if (!cols.has("meta")) sql.exec("ALTER TABLE versions ADD COLUMN meta TEXT");
-    // Tags as stored by the group (tagsToJson), and the stamp of the change that set them (null: the write's own).
-    if (!cols.has("tags")) sql.exec("ALTER TABLE versions ADD COLUMN tags TEXT");
-    if (!cols.has("tags_at")) sql.exec("ALTER TABLE versions ADD COLUMN tags_at TEXT");
+    // A row per version and per name, keyed by text: WITHOUT ROWID keeps each key once (a rowid
+    // table also keeps it in the index that makes it unique). A table of an older form, rowid and
+    // without the later columns, is rebuilt into this one with them. Columns: is_null (older rows
+    // are null versions never removed), removed and the removal's stamp (reads as of a time; null
+    // in rows removed before it was kept), user metadata as JSON (metadata qualifiers), tags as
+    // the group stores them and the stamp of the change that set them (null: the write's own).
+    ensureWithoutRowid(
+      sql,
+      "versions",
+      (t) => `CREATE TABLE ${t} (
+        tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
+        delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
+        content_type TEXT NOT NULL, vm_chid TEXT NOT NULL, creator TEXT NOT NULL,
+        is_null INTEGER NOT NULL DEFAULT 1, removed INTEGER NOT NULL DEFAULT 0, removed_at TEXT, meta TEXT, tags TEXT, tags_at TEXT,
+        PRIMARY KEY (tenant, bucket, key, uvid)) WITHOUT ROWID`,
+    );
+    ensureWithoutRowid(
+      sql,
+      "current",
+      (t) => `CREATE TABLE ${t} (
+        tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL, uvid TEXT NOT NULL,
+        delete_marker INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
+        PRIMARY KEY (tenant, bucket, key)) WITHOUT ROWID`,
+    );
     // A removal that arrived before the version it removes (their batches can be applied out of
     // order when one is retried): applied when the version comes.
     sql.exec(`CREATE TABLE IF NOT EXISTS early_removals (

@@ -17,6 +17,7 @@ import { asChid, asUvid, type Chid, formatUvid, type Nhid, parseUvid, type Uvid 
 import type { RemovalRecord, ShardRecord, TagsRecord, VersionRecord } from "../manifest-shard/records.ts";
 import { CutoffTracker } from "./cutoff.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
+import { ensureWithoutRowid } from "../shared/without-rowid.ts";
 
 export interface NameRow {
   uvid: Uvid;
@@ -69,18 +70,18 @@ export class VersionBook {
     this.sql = sql;
     this.dropped = dropped;
     sql.exec(`CREATE TABLE IF NOT EXISTS clock (k INTEGER PRIMARY KEY CHECK (k = 0), ms INTEGER NOT NULL, seq INTEGER NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS names (nhid TEXT PRIMARY KEY, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL)`);
-    // Added later; older rows read as null.
-    if (!sql.exec("PRAGMA table_info(names)").toArray().some((c) => c.name === "etag")) sql.exec("ALTER TABLE names ADD COLUMN etag TEXT");
+    // Keyed by text, one row per name and per version: WITHOUT ROWID keeps each key once.
+    ensureWithoutRowid(sql, "names", (t) => `CREATE TABLE ${t} (nhid TEXT PRIMARY KEY, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL, etag TEXT) WITHOUT ROWID`);
     sql.exec(`CREATE TABLE IF NOT EXISTS outbox (uvid TEXT NOT NULL, shard INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (shard, uvid))`);
     // Every live version of every name. Names written before this table existed have their
     // current version here as the null version once first touched (see versionsOf).
-    sql.exec(`CREATE TABLE IF NOT EXISTS versions (
-      nhid TEXT NOT NULL, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL,
-      etag TEXT, is_null INTEGER NOT NULL, PRIMARY KEY (nhid, uvid))`);
-    const columns = sql.exec("PRAGMA table_info(versions)").toArray().map((c) => String(c.name));
-    if (!columns.includes("replicas")) sql.exec("ALTER TABLE versions ADD COLUMN replicas INTEGER");
-    if (!columns.includes("tags")) sql.exec("ALTER TABLE versions ADD COLUMN tags TEXT");
+    ensureWithoutRowid(
+      sql,
+      "versions",
+      (t) => `CREATE TABLE ${t} (
+        nhid TEXT NOT NULL, uvid TEXT NOT NULL, vm_chid TEXT NOT NULL, delete_marker INTEGER NOT NULL,
+        etag TEXT, is_null INTEGER NOT NULL, replicas INTEGER, tags TEXT, PRIMARY KEY (nhid, uvid)) WITHOUT ROWID`,
+    );
     // `ms` bounds every stamp issued before (older data: it is the last stamp itself).
     const row = sql.exec("SELECT ms FROM clock WHERE k = 0").toArray()[0];
     this.leaseUntil = row ? Number(row.ms) : 0;
