@@ -75,13 +75,16 @@ export class VmLog {
   private readonly newestDict: StatementSync;
   private readonly dictUsed: StatementSync;
   private readonly removeDict: StatementSync;
+  private readonly highestDict: StatementSync;
   private readonly moveOut: StatementSync;
   private readonly remove: StatementSync;
   private readonly stored: StatementSync;
   /** Each name's newest dictionary (its manifest's own bytes), as puts use it. */
   private readonly dicts = new Map<string, { n: number; bytes: Uint8Array }>();
-  /** Puts of each name not yet committed: their dictionaries may not be deleted meanwhile. */
+  /** Puts not yet committed, by the dictionary they are deflated against ("nhid/n"): it may not be deleted meanwhile. */
   private readonly pending = new Map<string, number>();
+  /** The highest dictionary number each name has in a put not yet committed: the next one is above it. */
+  private readonly numbering = new Map<string, number>();
 
   constructor(db: DatabaseSync, commits: CommitQueue) {
     this.db = db;
@@ -104,7 +107,8 @@ export class VmLog {
     const qColumns = this.db.prepare("PRAGMA table_info(quarantine)").all().map((c) => String(c.name));
     if (!qColumns.includes("enc")) this.db.exec("ALTER TABLE quarantine ADD COLUMN enc INTEGER NOT NULL DEFAULT 0");
     this.insert = this.db.prepare("INSERT OR IGNORE INTO vm (nhid, uvid, chid, bytes, enc, size, dict) VALUES (?, ?, ?, ?, ?, ?, ?)");
-    this.insertDict = this.db.prepare("INSERT OR IGNORE INTO vm_dicts (nhid, n, bytes) VALUES (?, ?, ?)");
+    // Never OR IGNORE: a number taken twice fails the put rather than leave a row deflated against other bytes.
+    this.insertDict = this.db.prepare("INSERT INTO vm_dicts (nhid, n, bytes) VALUES (?, ?, ?)");
     this.exists = this.db.prepare("SELECT 1 FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
     this.newest = this.db.prepare("SELECT uvid, chid, coalesce(size, length(bytes)) AS size FROM vm WHERE nhid = ? ORDER BY uvid DESC LIMIT 1");
     this.exact = this.db.prepare("SELECT uvid, chid, coalesce(size, length(bytes)) AS size FROM vm WHERE nhid = ? AND uvid = ? LIMIT 1");
@@ -113,12 +117,10 @@ export class VmLog {
     this.newestDict = this.db.prepare("SELECT n, bytes FROM vm_dicts WHERE nhid = ? ORDER BY n DESC LIMIT 1");
     this.dictUsed = this.db.prepare("SELECT 1 FROM vm WHERE nhid = ? AND dict = ? LIMIT 1");
     this.removeDict = this.db.prepare("DELETE FROM vm_dicts WHERE nhid = ? AND n = ?");
-    // A quarantined row keeps its stored form: it is evidence, read by people, if ever.
-    this.moveOut = this.db.prepare(
-      "INSERT INTO quarantine (nhid, uvid, chid, bytes, enc, at, reason) SELECT lower(hex(nhid)), lower(hex(uvid)), lower(hex(chid)), bytes, enc, ?, ? FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?",
-    );
+    this.highestDict = this.db.prepare("SELECT max(n) AS n FROM vm_dicts WHERE nhid = ?");
+    this.moveOut = this.db.prepare("INSERT INTO quarantine (nhid, uvid, chid, bytes, enc, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?)");
     this.remove = this.db.prepare("DELETE FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
-    this.stored = this.db.prepare("SELECT length(bytes) AS n, dict FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
+    this.stored = this.db.prepare("SELECT coalesce(size, length(bytes)) AS n, enc, dict FROM vm WHERE nhid = ? AND uvid = ? AND chid = ?");
   }
 
   /** A log written before ids were kept as bytes is rewritten once, at open (ids as hex text, no dictionaries). */
@@ -127,6 +129,17 @@ export class VmLog {
     if (columns.length === 0 || columns.find((c) => c.name === "nhid")!.type === "BLOB") return;
     const has = (c: string) => columns.some((x) => x.name === c);
     this.db.exec("BEGIN");
+    try {
+      this.rewrite(has);
+      this.db.exec("COMMIT");
+    } catch (e) {
+      // Left as it was (a full disk cannot hold the copy): the target does not start until it can.
+      this.db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  private rewrite(has: (c: string) => boolean): void {
     this.db.exec("DROP INDEX IF EXISTS vm_uvid; ALTER TABLE vm RENAME TO vm_text");
     this.db.exec(`CREATE TABLE vm (
         nhid BLOB NOT NULL, uvid BLOB NOT NULL, chid BLOB NOT NULL, bytes BLOB NOT NULL,
@@ -135,7 +148,6 @@ export class VmLog {
       ) WITHOUT ROWID`);
     this.db.exec(`INSERT INTO vm (nhid, uvid, chid, bytes, enc, size) SELECT unhex(nhid), unhex(uvid), unhex(chid), bytes, ${has("enc") ? "enc" : "0"}, ${has("size") ? "size" : "NULL"} FROM vm_text`);
     this.db.exec("DROP TABLE vm_text");
-    this.db.exec("COMMIT");
   }
 
   /** Transactions committed, and syncs of the log (shared with the chunk index): for tests of group commit. */
@@ -159,7 +171,9 @@ export class VmLog {
     }
     if (!row && bytes.length >= NAME_DICT_MIN && bytes.length <= NAME_DICT_MAX) {
       // The name's next dictionary: the versions after it that are like it cost their difference.
-      fresh = { n: (dict?.n ?? 0) + 1, bytes };
+      const disk = Number(this.highestDict.get(bin(nhid))?.n ?? 0);
+      fresh = { n: Math.max(disk, dict?.n ?? 0, this.numbering.get(nhid) ?? 0) + 1, bytes };
+      this.numbering.set(nhid, fresh.n);
       row = { bytes: deflateRawSync(bytes, { dictionary: nameDictionary(bytes) }), enc: ENC_DEFLATE_NAME, dict: fresh.n };
       this.remember(nhid, fresh);
     }
@@ -169,21 +183,27 @@ export class VmLog {
     }
     const stored = row;
     const dictRow = fresh ? deflateRawSync(fresh.bytes, { dictionary: VM_DICTIONARY_V1 }) : null;
-    this.pending.set(nhid, (this.pending.get(nhid) ?? 0) + 1);
-    const done = () => {
-      const left = (this.pending.get(nhid) ?? 1) - 1;
-      if (left > 0) this.pending.set(nhid, left);
-      else this.pending.delete(nhid);
+    const key = stored.dict === null ? null : `${nhid}/${stored.dict}`;
+    if (key) this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    const settled = () => {
+      if (fresh && this.numbering.get(nhid) === fresh.n) this.numbering.delete(nhid);
+      if (!key) return;
+      const left = (this.pending.get(key) ?? 1) - 1;
+      if (left > 0) this.pending.set(key, left);
+      else this.pending.delete(key);
+      // A row that did not land (the same manifest was here already, or the commit failed), or
+      // a drop that had to leave the dictionary to this put: it goes now if nothing uses it.
+      this.dropDictIfUnused(nhid, stored.dict!);
     };
     return this.commitQueue
       .run(() => {
         if (fresh && dictRow) this.insertDict.run(bin(nhid), fresh.n, dictRow);
         this.insert.run(bin(nhid), bin(uvid), bin(chid), stored.bytes, stored.enc, bytes.length, stored.dict);
       })
-      .then(done, (e: unknown) => {
-        done();
+      .then(settled, (e: unknown) => {
         // What is in memory may name a dictionary that never reached the disk: read it again.
         this.dicts.delete(nhid);
+        settled();
         throw e;
       });
   }
@@ -221,32 +241,36 @@ export class VmLog {
   }
 
   /**
-   * Move a damaged manifest aside. Not synced: if a crash undoes it, the damaged row is back,
-   * and every read checks its bytes against the CHID again and finds it out again.
+   * Move a damaged manifest aside, as read (its dictionary may go with it). Not synced: if a
+   * crash undoes it, the damaged row is back, and every read checks its bytes against the CHID
+   * again and finds it out again.
    */
   quarantine(nhid: Nhid, uvid: Uvid, chid: Chid, reason: string): void {
-    this.db.exec("BEGIN");
-    this.moveOut.run(Date.now(), reason, bin(nhid), bin(uvid), bin(chid));
+    const row = this.stored.get(bin(nhid), bin(uvid), bin(chid));
+    if (!row) return;
+    const bytes = this.read(nhid, uvid, chid)!;
+    this.db.exec("SAVEPOINT quarantine");
+    this.moveOut.run(nhid, uvid, chid, bytes, Number(row.enc) === ENC_RAW || bytes.length === Number(row.n) ? ENC_RAW : Number(row.enc), Date.now(), reason);
     this.drop(nhid, uvid, chid);
-    this.db.exec("COMMIT");
+    this.db.exec("RELEASE quarantine");
   }
 
-  /** Delete a manifest its group reclaimed (its version was deleted); the bytes it took, 0 if it was not here. */
+  /** Delete a manifest its group reclaimed (its version was deleted); the bytes it held, 0 if it was not here. */
   drop(nhid: Nhid, uvid: Uvid, chid: Chid): number {
     const row = this.stored.get(bin(nhid), bin(uvid), bin(chid));
     if (!row) return 0;
+    this.db.exec("SAVEPOINT drop_vm");
     this.remove.run(bin(nhid), bin(uvid), bin(chid));
-    let freed = Number(row.n);
-    const n = row.dict === null ? null : Number(row.dict);
-    // Its dictionary goes with the last manifest deflated against it, unless a put still to be
-    // committed may use it.
-    if (n !== null && !this.pending.has(nhid) && this.dictUsed.get(bin(nhid), n) === undefined) {
-      const d = this.dictBody.get(bin(nhid), n);
-      this.removeDict.run(bin(nhid), n);
-      if (this.dicts.get(nhid)?.n === n) this.dicts.delete(nhid);
-      freed += d ? (d.bytes as Uint8Array).length : 0;
-    }
-    return freed;
+    if (row.dict !== null) this.dropDictIfUnused(nhid, Number(row.dict));
+    this.db.exec("RELEASE drop_vm");
+    return Number(row.n);
+  }
+
+  /** A name's dictionary goes with the last manifest deflated against it, once no put of one is pending. */
+  private dropDictIfUnused(nhid: Nhid, n: number): void {
+    if (this.pending.has(`${nhid}/${n}`) || this.dictUsed.get(bin(nhid), n) !== undefined) return;
+    this.removeDict.run(bin(nhid), n);
+    if (this.dicts.get(nhid)?.n === n) this.dicts.delete(nhid);
   }
 
   /** Manifests held, in key order after `after` (a position in that order, not necessarily one held; null: from the start), `limit` at a time. */
@@ -292,10 +316,9 @@ export class VmLog {
     return this.db.prepare("SELECT 1 FROM vm WHERE nhid >= ? AND nhid < ? LIMIT 1").get(from, upper) !== undefined;
   }
 
-  /** Bytes the manifests take as stored: rows and the names' dictionaries. */
+  /** Bytes of the manifests held, as written (what a write adds and a drop takes off the target's count). */
   bytes(): number {
-    const rows = Number(this.db.prepare("SELECT coalesce(sum(length(bytes)), 0) AS n FROM vm").get()!.n);
-    return rows + Number(this.db.prepare("SELECT coalesce(sum(length(bytes)), 0) AS n FROM vm_dicts").get()!.n);
+    return Number(this.db.prepare("SELECT coalesce(sum(coalesce(size, length(bytes))), 0) AS n FROM vm").get()!.n);
   }
 
   /** A name's newest dictionary, from memory or the log. */
@@ -307,7 +330,14 @@ export class VmLog {
     }
     const row = this.newestDict.get(bin(nhid));
     if (!row) return null;
-    const d = { n: Number(row.n), bytes: new Uint8Array(inflateRawSync(row.bytes as Uint8Array, { dictionary: VM_DICTIONARY_V1 })) };
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(inflateRawSync(row.bytes as Uint8Array, { dictionary: VM_DICTIONARY_V1 }));
+    } catch {
+      // A damaged dictionary is used by no new row: the next becomes a dictionary of its own.
+      return null;
+    }
+    const d = { n: Number(row.n), bytes };
     this.remember(nhid, d);
     return d;
   }
@@ -323,6 +353,7 @@ export class VmLog {
     const cached = this.dicts.get(nhid);
     if (cached?.n === n) return cached.bytes;
     const row = this.dictBody.get(bin(nhid), n);
+    // A damaged one throws: the read returns the stored bytes, which fail the CHID check.
     return row ? new Uint8Array(inflateRawSync(row.bytes as Uint8Array, { dictionary: VM_DICTIONARY_V1 })) : null;
   }
 }

@@ -468,6 +468,21 @@ describe("node-target store: version manifests", () => {
     expect(dictsOf()).toEqual([]);
   });
 
+  it("numbers dictionaries of writes that land together apart, and keeps each while a write needs it", async () => {
+    const ms = [realManifest(20, 5), realManifest(21, 6), realManifest(22, 7), realManifest(23, 7)];
+    await Promise.all(ms.map((m) => writeItem(store, m.ref, m.bytes, 1)));
+    expect(dictsOf().map((d) => d.n)).toEqual([1, 2, 3]);
+    // Dropped while a write deflated against the same dictionary is still on its way.
+    const late = realManifest(24, 7);
+    const landing = writeItem(store, late.ref, late.bytes, 1);
+    await store.remove(ms[2]!.ref);
+    await store.remove(ms[3]!.ref);
+    await landing;
+    expect(Buffer.from((await store.readVerified(late.ref))!).equals(Buffer.from(late.bytes))).toBe(true);
+    for (const m of [...ms.slice(0, 2), late]) await store.remove(m.ref);
+    expect(dictsOf()).toEqual([]);
+  });
+
   it("rewrites a log whose ids are hex text at open, and serves what it held", async () => {
     const m = realManifest(11);
     await store.close();

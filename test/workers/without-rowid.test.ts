@@ -36,6 +36,16 @@ describe("tables kept WITHOUT ROWID", () => {
     });
   });
 
+  it("finishes a rebuild that was cut short after the old table went", async () => {
+    await withSql((sql) => {
+      sql.exec(create("things_rebuilt"));
+      sql.exec("INSERT INTO things_rebuilt (a, b, c) VALUES ('x', 'y', 3)");
+      ensureWithoutRowid(sql, "things", create);
+      expect(sql.exec("SELECT c FROM things").one().c).toBe(3);
+      expect(sql.exec("SELECT count(*) AS n FROM sqlite_schema WHERE name LIKE 'things%'").one().n).toBe(1);
+    });
+  });
+
   it("refuses a rebuild that would drop a column", async () => {
     await withSql((sql) => {
       sql.exec("CREATE TABLE things (a TEXT NOT NULL, b TEXT NOT NULL, extra TEXT, PRIMARY KEY (a, b))");
