@@ -14,6 +14,7 @@
 
 import { asChid, type Chid, type TargetId } from "../../common/ids.ts";
 import { storedRefKey, type StoredRef } from "../../common/protocol.ts";
+import { ensureWithoutRowid } from "../shared/without-rowid.ts";
 
 export type RefOp = "+" | "-";
 
@@ -68,11 +69,12 @@ export class RefBook {
   constructor(sql: SqlStorage) {
     this.sql = sql;
     sql.exec("CREATE TABLE IF NOT EXISTS backrefs (chid TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (chid, ref)) WITHOUT ROWID");
-    sql.exec("CREATE TABLE IF NOT EXISTS holds (chid TEXT PRIMARY KEY, until INTEGER NOT NULL)");
+    // A row per chunk put or deleted, keyed by its id as text: kept once (shared/without-rowid.ts).
+    ensureWithoutRowid(sql, "holds", (t) => `CREATE TABLE ${t} (chid TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID`);
     sql.exec("CREATE INDEX IF NOT EXISTS holds_until ON holds (until)");
     sql.exec("CREATE TABLE IF NOT EXISTS reclaims (member TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (member, key))");
     sql.exec("CREATE INDEX IF NOT EXISTS reclaims_key ON reclaims (key)");
-    sql.exec("CREATE TABLE IF NOT EXISTS tombstones (chid TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+    ensureWithoutRowid(sql, "tombstones", (t) => `CREATE TABLE ${t} (chid TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID`);
     // Added later: a referrer's own replica count (null: the cluster's R), so that trimming a
     // surplus copy never goes below what any version using the chunk asked for.
     const columns = sql.exec("PRAGMA table_info(backrefs)").toArray().map((c) => String(c.name));

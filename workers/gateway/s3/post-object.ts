@@ -78,7 +78,38 @@ export async function verifiedForm(upload: FormUpload, at: { env: Env; bucket: s
 }
 
 /** Store the form's file under its key, and answer as success_action_status (or _redirect) asks. */
+/**
+ * A refused form upload still reads what is left of a small form before answering: a client
+ * that is still sending the file would otherwise find the connection closed under it (EPIPE)
+ * and never see the error. Past this much it is cut off; an attacker gets nothing held open.
+ */
+const REFUSED_FORM_DRAIN = 1024 * 1024;
+
 export async function postObject(ctx: RequestContext, bucket: string, form: PostForm): Promise<Response> {
+  try {
+    return await storeForm(ctx, bucket, form);
+  } catch (e) {
+    await drain(form.upload.file, REFUSED_FORM_DRAIN);
+    throw e;
+  }
+}
+
+/** Read and discard up to `max` bytes of what the stream has left; whatever fails here, the refusal stands. */
+async function drain(stream: ReadableStream<Uint8Array>, max: number): Promise<void> {
+  try {
+    const reader = stream.getReader();
+    for (let read = 0; read <= max; ) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.length;
+    }
+    await reader.cancel();
+  } catch {
+    // Already read by ingest (locked), or the client went away: the refusal is still the answer.
+  }
+}
+
+async function storeForm(ctx: RequestContext, bucket: string, form: PostForm): Promise<Response> {
   const f = form.upload.fields;
   const rawKey = f.get("key");
   if (rawKey === undefined) throw new S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.", { ArgumentName: "key" });
