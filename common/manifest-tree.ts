@@ -58,7 +58,7 @@ export function encodeNode(entries: readonly Extent[]): Uint8Array {
 export function decodeNode(ref: NodeRef, bytes: Uint8Array): Extent[] {
   const entries = nodeEntries(ref.chid, bytes);
   const at = entries.reduce((n, e) => n + e.length, 0);
-  const leaves = entries.reduce((n, e) => n + leafCount(e), 0);
+  const leaves = leafTotal(entries);
   if (at !== ref.length || leaves !== ref.leaves) throw new BadNode(ref.chid, `covers ${at} bytes in ${leaves} chunks, not the ${ref.length} in ${ref.leaves} its ref names`);
   return entries;
 }
@@ -73,17 +73,53 @@ export function nodeEntries(chid: Chid, bytes: Uint8Array): Extent[] {
     throw new BadNode(ref.chid, "not JSON");
   }
   const r = raw as { format?: unknown; node?: unknown };
-  if (typeof raw !== "object" || raw === null || r.format !== NODE_FORMAT || !Array.isArray(r.node) || r.node.length === 0) throw new BadNode(ref.chid, "not a node");
-  const entries = (r.node as ChunkWire[]).map((w) => {
-    if (!Array.isArray(w) || !Number.isSafeInteger(w[0]) || !Number.isSafeInteger(w[1]) || typeof w[2] !== "string") throw new BadNode(ref.chid, "an entry is malformed");
+  if (typeof raw !== "object" || raw === null || Object.keys(raw).length !== 2 || r.format !== NODE_FORMAT || !Array.isArray(r.node) || r.node.length === 0) {
+    throw new BadNode(ref.chid, "not a node");
+  }
+  const entries = (r.node as unknown[]).map((w) => {
+    if (!isEntryWire(w)) throw new BadNode(ref.chid, "an entry is malformed");
     return chunkFromWire(w);
   });
   let at = 0;
   for (const e of entries) {
-    if (e.offset !== at || e.length <= 0 || leafCount(e) < 1) throw new BadNode(ref.chid, `entries must follow each other from 0 (expected ${at}, got ${e.offset})`);
+    if (e.offset !== at) throw new BadNode(ref.chid, `entries must follow each other from 0 (expected ${at}, got ${e.offset})`);
     at += e.length;
   }
   return entries;
+}
+
+const count = (v: unknown, min: number): boolean => Number.isSafeInteger(v) && (v as number) >= min;
+const hash = (v: unknown): boolean => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
+const encoding = (v: unknown): boolean => v === "gzip" || v === "deflate-raw";
+
+/** Whether `w` is one of the wire forms `chunkToWire` writes, every field in range. */
+function isEntryWire(w: unknown): w is ChunkWire {
+  if (!Array.isArray(w) || !count(w[0], 0) || !count(w[1], 1) || !hash(w[2])) return false;
+  switch (w.length) {
+    case 3:
+      return true;
+    case 5:
+      return w[3] === "node" && count(w[4], 1);
+    case 6:
+      return encoding(w[3]) && count(w[4], 1) && hash(w[5]);
+    case 8: {
+      const stored = w[3] === null ? w[4] === null && w[5] === null : encoding(w[3]) && count(w[4], 1) && hash(w[5]);
+      return stored && count(w[6], 0) && count(w[7], 1) && (w[6] as number) + (w[1] as number) <= (w[7] as number);
+    }
+    default:
+      return false;
+  }
+}
+
+/** The chunks a list stands for, nodes counted by what they hold. */
+export function leafTotal(entries: readonly Extent[]): number {
+  return entries.reduce((n, e) => n + leafCount(e), 0);
+}
+
+/** The bytes a list covers, from its first entry's offset to its last one's end. */
+export function spanOf(entries: readonly Extent[]): { start: number; end: number } {
+  const last = entries.at(-1);
+  return { start: entries[0]?.offset ?? 0, end: last ? last.offset + last.length : 0 };
 }
 
 export function leafCount(e: Extent): number {
@@ -126,7 +162,7 @@ export async function buildTree(entries: readonly Extent[], shape: TreeShape, st
       const node = encodeNode(run.map((e) => ({ ...e, offset: e.offset - base })));
       const chid = await chidOf(node);
       nodes.push({ chid, bytes: node });
-      next.push({ offset: base, length: run.reduce((n, e) => n + e.length, 0), chid, leaves: run.reduce((n, e) => n + leafCount(e), 0) });
+      next.push({ offset: base, length: run.reduce((n, e) => n + e.length, 0), chid, leaves: leafTotal(run) });
     }
     await inBatches(nodes, store);
     level = next;
@@ -171,8 +207,7 @@ export async function* leafRuns(entries: readonly Extent[], range: { start: numb
 /** Every chunk of the list, in order (for lists known to be bounded: a part, a session's base). */
 export async function allLeaves(entries: readonly Extent[], load: LoadNode): Promise<ChunkRef[]> {
   const out: ChunkRef[] = [];
-  const end = entries.length === 0 ? 0 : entries.at(-1)!.offset + entries.at(-1)!.length;
-  for await (const run of leafRuns(entries, { start: entries[0]?.offset ?? 0, end }, load)) out.push(...run);
+  for await (const run of leafRuns(entries, spanOf(entries), load)) out.push(...run);
   return out;
 }
 

@@ -76,9 +76,10 @@ export function objectBody(reader: Reader, vm: VersionManifest, range: { start: 
   // A list with no node in the range is read as it is; a tree hands its chunks over a node's
   // run at a time, the next run found while the read-ahead reaches it.
   const top = chunksInRange(vm.chunks, start, end);
-  const flat = top.every((e): e is ChunkRef => !isNode(e));
+  const leaves = top.every((e): e is ChunkRef => !isNode(e)) ? top : null;
+  const flat = leaves !== null;
   const runs = flat ? null : leafRuns(vm.chunks, range, nodeLoader(reader));
-  const refs: ChunkRef[] = flat ? (top as ChunkRef[]) : [];
+  const refs: ChunkRef[] = leaves ?? [];
   let more: Promise<void> | null = null;
   let ended = flat;
   let failed: unknown = null;

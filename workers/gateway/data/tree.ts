@@ -4,7 +4,7 @@
 // change, so a few recently read ones are kept for the ranged reads that come back for more.
 
 import { groupOf, type Chid } from "../../../common/ids.ts";
-import { buildTree, decodeNode, leafRuns, type LoadNode, type StoreNode } from "../../../common/manifest-tree.ts";
+import { buildTree, decodeNode, leafRuns, spanOf, type LoadNode, type StoreNode } from "../../../common/manifest-tree.ts";
 import { isNode, type Extent } from "../../../common/manifest.ts";
 import { groupStub, type ClusterConfig, type Env } from "../../shared/env.ts";
 
@@ -60,7 +60,6 @@ export async function* itemsOf(c: TreeCluster, entries: readonly Extent[]): Asyn
     for (const e of inner) if (isNode(e)) nodes.push(e.chid);
     return inner;
   };
-  const end = entries.length === 0 ? 0 : entries.at(-1)!.offset + entries.at(-1)!.length;
-  for await (const run of leafRuns(entries, { start: entries[0]?.offset ?? 0, end }, noting)) yield [...run.map((r) => r.chid), ...nodes.splice(0)];
+  for await (const run of leafRuns(entries, spanOf(entries), noting)) yield [...run.map((r) => r.chid), ...nodes.splice(0)];
   if (nodes.length > 0) yield nodes.splice(0);
 }

@@ -9,7 +9,7 @@
 
 import { groupOf } from "../../../common/ids.ts";
 import { base64Decode } from "../../../common/manifest.ts";
-import { allLeaves, leafAt, leafCount } from "../../../common/manifest-tree.ts";
+import { allLeaves, leafAt, leafTotal } from "../../../common/manifest-tree.ts";
 import { nodeLoader } from "../data/tree.ts";
 import { groupStub } from "../../shared/env.ts";
 import type { RequestContext } from "../s3/context.ts";
@@ -24,7 +24,7 @@ const LAYOUT_MAX = 262_144;
 export async function getChunkLayout(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId }): Promise<Response> {
   const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
   // A tree's chunks are its leaves: a client sees one list, however the manifest keeps it.
-  const count = vm.chunks.reduce((n, e) => n + leafCount(e), 0);
+  const count = leafTotal(vm.chunks);
   if (count > LAYOUT_MAX) {
     throw new S3Error("InvalidRequest", `This version has ${count} chunks; a layout lists at most ${LAYOUT_MAX} (one answer held in memory): ask for chunks by number with ?chunk=N`);
   }
@@ -48,7 +48,7 @@ export async function getChunkLayout(ctx: RequestContext, at: { bucket: string; 
 export async function getStoredChunk(ctx: RequestContext, at: { bucket: string; key: string; versionId: VersionId; chunk: number }): Promise<Response> {
   const n = at.chunk;
   const { info, vm, isNull } = await existingVersion(ctx, at.bucket, at.key, at.versionId);
-  const count = vm.inline !== null ? 1 : vm.chunks.reduce((n, e) => n + leafCount(e), 0);
+  const count = vm.inline !== null ? 1 : leafTotal(vm.chunks);
   if (n >= count) throw new S3Error("InvalidArgument", `chunk is a whole number below ${count} (the version's chunk count)`, { ArgumentName: "chunk", ArgumentValue: String(n) });
   const headers: Record<string, string> = { "content-type": "application/octet-stream", ...versionHeader(info, vm.uvid, isNull) };
   if (vm.inline !== null) {

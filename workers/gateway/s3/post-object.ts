@@ -22,6 +22,7 @@ import { xmlResponse } from "./xml.ts";
 import { awaitedLater } from "../../../common/deferred.ts";
 import { tagsOfXml } from "./tagging.ts";
 import { OBJECT_TAGS_MAX } from "../../shared/tags.ts";
+import { readStreamBounded } from "../../shared/read-bounded.ts";
 
 /** S3's cap on the fields before the file. */
 const FIELDS_MAX = 20 * 1024;
@@ -89,23 +90,10 @@ export async function postObject(ctx: RequestContext, bucket: string, form: Post
   try {
     return await storeForm(ctx, bucket, form);
   } catch (e) {
-    await drain(form.upload.file, REFUSED_FORM_DRAIN);
+    // Past the limit the read stops (the stream is cancelled); a stream ingest already took
+    // (locked) or a client gone away fails here: either way the refusal is still the answer.
+    await readStreamBounded(form.upload.file, REFUSED_FORM_DRAIN, () => new Error("refused form left unread")).catch(() => {});
     throw e;
-  }
-}
-
-/** Read and discard up to `max` bytes of what the stream has left; whatever fails here, the refusal stands. */
-async function drain(stream: ReadableStream<Uint8Array>, max: number): Promise<void> {
-  try {
-    const reader = stream.getReader();
-    for (let read = 0; read <= max; ) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      read += value.length;
-    }
-    await reader.cancel();
-  } catch {
-    // Already read by ingest (locked), or the client went away: the refusal is still the answer.
   }
 }
 

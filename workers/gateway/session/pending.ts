@@ -18,7 +18,7 @@ import type { Versioning } from "../../shared/versioning.ts";
 import { ingest } from "../data/ingest.ts";
 import { holdNamedChunks } from "../data/references.ts";
 import { asTree, nodeLoader } from "../data/tree.ts";
-import { allLeaves, hasNodes, leafCount } from "../../../common/manifest-tree.ts";
+import { allLeaves, hasNodes, leafTotal } from "../../../common/manifest-tree.ts";
 import { placeOf, requireBucket, validateKey, type NamePlace, type NameScope } from "../s3/context.ts";
 import { refused } from "../s3/refused.ts";
 import { S3Error } from "../../../common/s3/errors.ts";
@@ -194,7 +194,7 @@ export class PendingVersion {
     this.httpMeta = { ...vm.httpMeta };
     // A session holds its version's chunk list whole: a base past what it may hold is edited
     // by no session (replace mode still works; it then finds nothing to write by reference).
-    const count = vm.chunks.reduce((n, e) => n + leafCount(e), 0);
+    const count = leafTotal(vm.chunks);
     if (count > SESSION_CHUNKS_MAX) {
       if (content) throw new S3Error("InvalidRequest", `The base version has ${count} chunks; a session edits versions of at most ${SESSION_CHUNKS_MAX}`);
       return;
