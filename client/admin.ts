@@ -139,16 +139,24 @@ interface RebalanceView {
   targets: { location: string; live: boolean; bytes: number; capacity: number; places: number; share: number }[];
   moving: { group: number; from: string[]; left: number | null; unreferenced: number; sweep: { short: number; done: number; repaired: number } | null; lastSweep: { short: number; repaired: number } | null }[];
   unknown: number[];
+  /** Absent from gateways older than group splits. */
+  splitting?: { group: number; stepsDone: number; steps: number }[];
 }
 
 function rebalanceText(r: RebalanceView): string {
-  const lines = [r.balanced ? "balanced: no group holds data its members need outside them" : `moving: ${r.moving.length} group(s) still copying data to their members${r.unknown.length > 0 ? `, ${r.unknown.length} not answering (${r.unknown.join(", ")})` : ""}`];
+  const splitting = r.splitting?.length ?? 0;
+  const lines = [
+    r.balanced
+      ? "balanced: no group holds data its members need outside them"
+      : `moving: ${r.moving.length} group(s) still copying data to their members${splitting > 0 ? `, ${splitting} still taking in their ids after a split` : ""}${r.unknown.length > 0 ? `, ${r.unknown.length} not answering (${r.unknown.join(", ")})` : ""}`,
+  ];
   lines.push("targets (places in groups / share by capacity):");
   for (const t of r.targets) lines.push(`  ${(t.live ? "live" : "down").padEnd(5)} ${t.location}  ${t.places} / ${t.share}  ${formatBytes(t.bytes)} stored of ${formatBytes(t.capacity)}`);
   for (const g of r.moving) {
     const sweep = g.sweep ? `copying: ${g.sweep.done} of ${g.sweep.short} looked at, ${g.sweep.repaired} copied` : g.left === null ? "waiting for its sweep" : `${g.left - g.unreferenced} item(s) left to move or trim`;
     lines.push(`  group ${String(g.group).padStart(3)}  from ${g.from.join(", ")}  ${sweep}`);
   }
+  for (const g of r.splitting ?? []) lines.push(`  group ${String(g.group).padStart(3)}  splitting: ${g.stepsDone} of ${g.steps} tables of its old groups walked`);
   return lines.join("\n");
 }
 

@@ -17,7 +17,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { sleep, type LocalCluster } from "../../scripts/cluster.ts";
 import { PartitionProxy } from "../../scripts/partition-proxy.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, eventually, manifestRows, pseudoRandom, sameBytes, writtenAt } from "./helpers.ts";
+import { bodyBytes, chunkCopies, clusterForSuite, copyOn, eventually, manifestRows, pseudoRandom, sameBytes, writtenAt } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -63,6 +63,20 @@ function liveCopies(live: readonly number[]): Map<string, number> {
 
 const all = [0, 1, 2, 3, 4, 5];
 
+/**
+ * Waits (bounded) until every chunk on the `live` targets has at least R = 3 copies there, and
+ * otherwise fails naming each short chunk, where its copies are and since when, and what the
+ * Durable Objects say of it: under CI's load a repair can take a while, and a failure should say
+ * where to look.
+ */
+async function expectAtR(live: readonly number[]): Promise<void> {
+  const short = () => [...liveCopies(live)].filter(([, n]) => n < 3).map(([chid]) => chid);
+  if (await eventually(() => short().length === 0, { ms: 60_000 })) return;
+  const chids = short();
+  const where = chids.map((chid) => ({ chid, on: live.filter((i) => copyOn(cluster, i, chid)).map((i) => `target-${i} written ${writtenAt(cluster, i, chid)}`) }));
+  expect({ short: where, rows: rowsAbout(cluster, chids) }).toEqual({ short: [], rows: [] });
+}
+
 /** Rows naming these chunks in any Durable Object's SQLite file under the gateway's state (diagnostics only). */
 function rowsAbout(c: LocalCluster, chids: string[]): unknown[] {
   const out: unknown[] = [];
@@ -106,7 +120,7 @@ describe("fault injection", () => {
     if (seen && !ok) acked.set("big.bin", big);
     // R again on the five live targets, past the 1 s grace period.
     const live = all.filter((i) => i !== 2);
-    expect(await eventually(() => [...liveCopies(live).values()].every((n) => n >= 3))).toBe(true);
+    await expectAtR(live);
     await allAckedReadBack();
     cluster.startTarget(2);
     await cluster.waitForTargets();
@@ -121,7 +135,7 @@ describe("fault injection", () => {
     cluster.startTarget(0);
     cluster.startTarget(4);
     await cluster.waitForTargets();
-    expect(await eventually(() => [...liveCopies(all).values()].every((n) => n >= 3))).toBe(true);
+    await expectAtR(all);
     await allAckedReadBack();
   });
 
@@ -161,7 +175,7 @@ describe("fault injection", () => {
       proxy.cut();
       // Both ends see the connections go; past the 1 s grace the groups restore R on the five left.
       const others = all.filter((i) => i !== 5);
-      expect(await eventually(() => [...liveCopies(others).values()].every((n) => n >= 3))).toBe(true);
+      await expectAtR(others);
       // Writes and deletes go on meanwhile.
       expect(await put("cut-new", pseudoRandom(500_000, 8310))).toBe(true);
       await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "cut-doomed" }));
@@ -194,7 +208,7 @@ describe("fault injection", () => {
       // It filled up (taking at most its quota and what was already accepted), and the rest went
       // elsewhere at R (items of the earlier faults still being copied back get there too).
       expect(bytesOn(3) - used).toBeLessThan(3 * 2 ** 20);
-      expect(await eventually(() => [...liveCopies(all).values()].every((n) => n >= 3))).toBe(true);
+      await expectAtR(all);
       await allAckedReadBack();
       // Half the targets full: groups left with fewer than R members that accept refuse the
       // write as a whole, with a 503 that says why; nothing of it is visible.

@@ -36,8 +36,8 @@ function register(stub: DurableObjectStub<Cluster>, held: Record<string, number[
 describe("Cluster.groupView", () => {
   it("has no writers or readers on an empty cluster", async () => {
     const cluster = freshCluster();
-    expect(await cluster.groupView(0)).toEqual({ epoch: 0, writers: [], readers: [], revoked: [] });
-    expect(await cluster.groupView(7)).toEqual({ epoch: 0, writers: [], readers: [], revoked: [] });
+    expect(await cluster.groupView(0)).toEqual({ epoch: 0, writers: [], readers: [], revoked: [], layout: [Number(env.GROUP_COUNT)] });
+    expect(await cluster.groupView(7)).toEqual({ epoch: 0, writers: [], readers: [], revoked: [], layout: [Number(env.GROUP_COUNT)] });
   });
 
   it("returns the assigned members as writers, with their locations", async () => {

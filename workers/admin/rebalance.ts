@@ -3,7 +3,8 @@
 // every group still moving data off targets that are no longer its members (a newcomer took
 // their place, a target drains or was replaced), with the group's sweep progress. Copies that
 // nothing references any more do not count: reclamation deletes those everywhere in its time
-// (REMOVED_RETAIN_SECONDS), and nothing moves them. Read from the cluster's status (status.ts),
+// (REMOVED_RETAIN_SECONDS), and nothing moves them. Groups still taking in their ids after the
+// group count grew are listed too. Read from the cluster's status (status.ts),
 // so it costs what the status page costs.
 
 import type { TargetId } from "../../common/ids.ts";
@@ -41,6 +42,8 @@ export interface RebalanceView {
   moving: MovingGroup[];
   /** Groups that did not answer: their state is not known. */
   unknown: number[];
+  /** Groups still taking in their ids after a group-count split (negotiating-group/split.ts). */
+  splitting: { group: number; stepsDone: number; steps: number }[];
 }
 
 export function rebalanceOf(s: ClusterStatus): RebalanceView {
@@ -57,11 +60,13 @@ export function rebalanceOf(s: ClusterStatus): RebalanceView {
   }));
   const moving: MovingGroup[] = [];
   const unknown: number[] = [];
+  const splitting: RebalanceView["splitting"] = [];
   for (const g of s.groups) {
     if (!("outside" in g)) {
       unknown.push(g.group);
       continue;
     }
+    if (g.split && !g.split.done) splitting.push({ group: g.group, stepsDone: g.split.stepsDone, steps: g.split.steps });
     // Copies nothing references are not moved: reclamation deletes them everywhere, in its time.
     const holding = g.outside.filter((o) => o.left === null || o.left.left > o.left.unreferenced);
     if (holding.length === 0) continue;
@@ -75,5 +80,5 @@ export function rebalanceOf(s: ClusterStatus): RebalanceView {
       lastSweep: g.lastSweep ? { at: g.lastSweep.at, short: g.lastSweep.short, repaired: g.lastSweep.repaired } : null,
     });
   }
-  return { at: s.at, balanced: moving.length === 0 && unknown.length === 0, targets, moving, unknown };
+  return { at: s.at, balanced: moving.length === 0 && unknown.length === 0 && splitting.length === 0, targets, moving, unknown, splitting };
 }

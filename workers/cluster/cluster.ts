@@ -19,6 +19,7 @@ import type { MembershipMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
 import { configOf, groupStub, type Env } from "../shared/env.ts";
 import type { ClusterRpc, GroupView, TargetStatus } from "./rpc.ts";
+import { GroupLayout, parentOf } from "../shared/group-layout.ts";
 import { TargetKeys, type Admission, type TargetKeyInfo } from "./target-keys.ts";
 
 /** A held-groups list after a heartbeat's increments. */
@@ -37,6 +38,7 @@ interface Attachment {
 export class Cluster extends DurableObject<Env> implements ClusterRpc {
   private readonly sql: SqlStorage;
   private readonly keys: TargetKeys;
+  private readonly layout: GroupLayout;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -51,6 +53,10 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     const columns = this.sql.exec("PRAGMA table_info(targets)").toArray().map((c) => String(c.name));
     if (!columns.includes("retired")) this.sql.exec("ALTER TABLE targets ADD COLUMN retired INTEGER NOT NULL DEFAULT 0");
     this.keys = new TargetKeys(this.sql);
+    this.layout = new GroupLayout(this.sql);
+    // A larger GROUP_COUNT: each new group begins with its parent's members, who hold its data.
+    const change = this.layout.observe(configOf(env).groupCount, Date.now());
+    if (change.added.length > 0) this.splitMembership(change.added);
     // Answer pings without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -266,6 +272,24 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     return row ? Number(row.v) : 0;
   }
 
+  /**
+   * New groups of a split take their parent's members: the targets that hold the ids moving to
+   * them, so nothing is copied until a group is rebalanced as any other. Before any map there
+   * is nothing to split.
+   */
+  private splitMembership(added: readonly number[]): void {
+    const before = this.membersByGroup();
+    if (before.size === 0) return;
+    const history = this.layout.history();
+    for (const g of added) {
+      const parent = parentOf(g, history);
+      const members = parent === null ? undefined : before.get(parent);
+      if (members) this.sql.exec("INSERT OR REPLACE INTO membership (grp, members) VALUES (?, ?)", g, JSON.stringify(members));
+    }
+    console.log(JSON.stringify({ msg: "groups split", count: history[history.length - 1], history, added: added.length }));
+    this.publish();
+  }
+
   /** The map from scratch; the groups whose members changed. */
   private recomputeMembership(): number[] {
     const cfg = configOf(this.env);
@@ -319,7 +343,7 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     const readers = new Set<TargetId>(writers);
     for (const r of rows) if (!revoked.has(r.id) && (JSON.parse(r.held) as number[]).includes(g)) readers.add(r.id);
     const view = (ids: Iterable<TargetId>) => [...ids].map((id) => ({ id, location: loc.get(id) ?? "" }));
-    return { epoch: this.epoch(), writers: view(writers), readers: view(readers), revoked: [...revoked] };
+    return { epoch: this.epoch(), writers: view(writers), readers: view(readers), revoked: [...revoked], layout: this.layout.history() };
   }
 
   // ---- target credentials (target-keys.ts) ----

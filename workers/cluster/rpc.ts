@@ -20,6 +20,8 @@ export interface GroupView {
   readers: { id: TargetId; location: string }[];
   /** Targets whose credential was revoked: a group closes any socket it still has from them. */
   revoked: TargetId[];
+  /** The group counts the cluster has had, oldest first (layout.ts): where a split group's ids were. */
+  layout: number[];
 }
 
 /** cluster.ts says what each call does. */

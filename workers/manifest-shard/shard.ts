@@ -16,6 +16,7 @@ import { selectVersions, type SelectCursor, type Selection, type SelectPage } fr
 import { UsageBook, type Usage } from "./usage.ts";
 import type { LifecycleProgress, ShardRpc } from "./rpc.ts";
 import { SourceBook, type SourceState } from "./sources.ts";
+import { ancestorsOf, GroupLayout } from "../shared/group-layout.ts";
 import { listVersions, type VersionPage, type VersionQuery } from "./versions.ts";
 import { listUploads, type UploadPage, type UploadQuery } from "./uploads.ts";
 
@@ -27,6 +28,7 @@ const LIFECYCLE_RETRY_MS = 10_000;
 export class ManifestShard extends DurableObject<Env> implements ShardRpc {
   private readonly sql: SqlStorage;
   private readonly sources: SourceBook;
+  private readonly layout: GroupLayout;
   private readonly usage: UsageBook;
   private readonly records: RecordTables;
   private readonly lifecycle: LifecyclePass;
@@ -44,6 +46,14 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
       if ((await ctx.storage.getAlarm()) === null) await ctx.storage.setAlarm(this.lifecycle.resumeAt());
     });
     const groups = configOf(env).groupCount;
+    this.layout = new GroupLayout(this.sql);
+    try {
+      this.layout.observe(groups, Date.now());
+    } catch (e) {
+      // The Cluster object refuses such a count and with it every target; the shard still
+      // answers for what it holds, waiting on the groups it is told of.
+      console.error(JSON.stringify({ msg: "group count refused", error: String(e) }));
+    }
     const changed = this.sources.expect(groups);
     // A new shard adds every group at once: only a change to an existing set is news.
     if (changed.removed.length > 0 || (changed.added.length > 0 && changed.added.length !== groups)) {
@@ -131,14 +141,17 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
    */
   async settle(shard: number, bound: Uvid, waitMs: number, only?: number): Promise<{ lagging: number[] }> {
     const deadline = Date.now() + Math.min(Math.max(waitMs, 0), AS_OF_WAIT_MAX_MS);
+    // A name's records before a split came from the groups it was in then: those groups may
+    // still deliver them (their outboxes stay theirs), so their promises count too.
+    const among = only === undefined ? undefined : [only, ...ancestorsOf(only, this.layout.history())];
     for (;;) {
-      const lagging = this.sources.lagging(bound, only);
+      const lagging = this.sources.lagging(bound, among);
       if (lagging.length === 0 || Date.now() >= deadline) return { lagging };
       // An idle group answers in one round trip; one that cannot (unreachable, or a write of
       // its stamped before the bound still in flight) is asked again until the deadline.
       const asked = Promise.allSettled(lagging.map((g) => groupStub(this.env, g).advanceCutoff(shard)));
       await Promise.race([asked, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
-      if (this.sources.lagging(bound, only).length > 0 && Date.now() < deadline) {
+      if (this.sources.lagging(bound, among).length > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, Math.min(ADVANCE_RETRY_MS, Math.max(0, deadline - Date.now()))));
       }
     }

@@ -84,12 +84,10 @@ export class SourceBook {
       .map((r) => ({ group: Number(r.grp), cutoff: String(r.cutoff), since: Number(r.since) }));
   }
 
-  /** The sources whose promise does not yet pass `bound` (a UVID: complete through every stamp below it). */
-  lagging(bound: Uvid, only?: number): number[] {
-    const rows =
-      only === undefined
-        ? this.sql.exec("SELECT grp FROM sources WHERE cutoff < ? ORDER BY grp", bound).toArray()
-        : this.sql.exec("SELECT grp FROM sources WHERE cutoff < ? AND grp = ?", bound, only).toArray();
-    return rows.map((r) => Number(r.grp));
+  /** The sources (of `only`, if given) whose promise does not yet pass `bound` (a UVID: complete through every stamp below it). */
+  lagging(bound: Uvid, only?: readonly number[]): number[] {
+    const out: number[] = [];
+    for (const [g, cutoff] of this.cutoffs) if (cutoff < bound && (only === undefined || only.includes(g))) out.push(g);
+    return out.sort((a, b) => a - b);
   }
 }

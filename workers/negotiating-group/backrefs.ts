@@ -409,6 +409,11 @@ export class RefBook {
     return this.sql.exec("SELECT 1 FROM tombstones WHERE chid = ?", chid).toArray().length > 0;
   }
 
+  /** Rows of chunks arrived by a split's hand-over (tombstones, owed deletions among them): look again. */
+  rowsArrived(): void {
+    this.deletedKnown = null;
+  }
+
   private anyDeleted(): boolean {
     // Manifests owed are not revived by a put: only chunks count.
     this.deletedKnown ??=

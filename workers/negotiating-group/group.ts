@@ -10,10 +10,10 @@
 // (reclaim.ts). Which group it is comes from its own name; one alarm serves every part.
 
 import { DurableObject } from "cloudflare:workers";
-import type { Chid, Nhid, TargetId, Uvid } from "../../common/ids.ts";
+import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
-import { configOf, groupIndexOf, type Env } from "../shared/env.ts";
+import { configOf, groupIndexOf, groupStub, type Env } from "../shared/env.ts";
 import type { Refusal } from "../shared/refusal.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import { AlarmClock } from "./alarm-clock.ts";
@@ -38,6 +38,8 @@ import { UploadBook, type PartRow, type PartSummary, type UploadAt, type UploadI
 import { CompletedUploads } from "./completed-uploads.ts";
 import { VersionBook } from "./versions.ts";
 import { TreeNodes } from "./tree-nodes.ts";
+import { GroupSplit } from "./split.ts";
+import type { HandOverAnswer, IdKind } from "./handover.ts";
 import type { Tag } from "../shared/tags.ts";
 
 export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
@@ -54,6 +56,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   private readonly lifecycle: LifecycleActions;
   private readonly budget: StorageBudget;
   private readonly nodes: TreeNodes;
+  private readonly split: GroupSplit;
+  private readonly mergeBook: MergeBook;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -63,7 +67,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     const refs = new RefBook(sql);
     const expunges = new ExpungeBook(sql);
     const book = new VersionBook(sql, (v) => this.reclaim.removed(v));
-    const mergeBook = new MergeBook(sql);
+    const mergeBook = (this.mergeBook = new MergeBook(sql));
     const leases = (this.leases = new LeaseBook(sql));
     const pacer = new RepairPacer();
     const budget = (this.budget = new StorageBudget(sql, configOf(env).storageBudgetBytes, `group ${group}`));
@@ -84,7 +88,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
       },
     });
     const members = this.members;
-    this.reclaim = new Reclaim({ group, env, sql, members, refs, expunges, book, merges: mergeBook, alarms, names: () => this.names, chunks: () => this.chunks, repair: () => this.repair, nodes: () => this.nodes });
+    this.reclaim = new Reclaim({ group, env, sql, members, refs, expunges, book, merges: mergeBook, alarms, names: () => this.names, chunks: () => this.chunks, repair: () => this.repair, nodes: () => this.nodes, owns: (id) => this.split.owns(id), settled: () => this.split.settled(), claimChunks: (chids) => this.split.claim("chunk", chids) });
     const refOutbox = this.reclaim.outbox;
     const refsSoon = () => this.reclaim.soon();
     this.names = new Names({ group, env, members, book, refs, refOutbox, leases, merges: mergeBook, alarms, budget, refsSoon, sendOwedToAll: () => this.reclaim.sendOwedToAll() });
@@ -99,14 +103,38 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
       read: (chid) => this.chunks.get(chid, null),
       refsSoon,
     });
-    this.repair = new Repair({ group, env, sql, members, refs, book, expunges, chunks: this.chunks, names: this.names, pacer, alarms });
+    this.repair = new Repair({ group, env, sql, members, refs, book, expunges, chunks: this.chunks, names: this.names, pacer, alarms, owns: (id) => this.split.owns(id) });
     this.uploads = new Multipart({ group, env, uploads: new UploadBook(sql), completed: new CompletedUploads(sql), book, names: this.names, refOutbox, alarms, budget, refsSoon });
     this.lifecycle = new LifecycleActions({ env, names: this.names, book, uploads: this.uploads });
+    this.split = new GroupSplit({
+      group,
+      env,
+      sql,
+      hooks: {
+        layout: async () => (await this.members.groupView(true)).layout,
+        busy: (kind, id) => (kind === "name" ? mergeBook.preparedIn(id as Nhid) !== null : this.chunks.isStoring(id as Chid) || this.repair.isRepairing({ kind: "chunk", chid: id as Chid })),
+        flush: () => refs.flushHolds(),
+        changed: (kind, id, uvids) => {
+          if (kind === "chunk") {
+            refs.rowsArrived();
+            return this.chunks.forget(id as Chid);
+          }
+          book.uncache(id as Nhid);
+          this.names.forget(id as Nhid);
+          for (const u of uvids) book.witness(u as Uvid);
+        },
+        // Every id is here: copy its chunks from the members it inherited onto its own, and trim.
+        complete: () => this.repair.membershipChanged(),
+        wake: (at) => this.alarms.by(at),
+        transaction: (fn) => ctx.storage.transactionSync(fn),
+      },
+    });
     this.merges = new MergeCommits({ group, env, members, book, merges: mergeBook, leases, names: this.names, refOutbox, alarms, refsSoon });
     // Work an earlier life left (records no shard confirmed, prepared merges, repairs, sweeps,
-    // unpushed references) brings the alarm back; set before any request is served.
+    // unpushed references), or a split whose ids are still to come in (or not yet known to be
+    // none), brings the alarm back; set before any request is served.
     void ctx.blockConcurrencyWhile(async () => {
-      const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt(), this.nodes.recountWaiting() ? Date.now() + OUTBOX_RETRY_MS : null].filter((t): t is number => t !== null);
+      const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt(), this.nodes.recountWaiting() ? Date.now() + OUTBOX_RETRY_MS : null, this.split.settled() ? null : Date.now()].filter((t): t is number => t !== null);
       if (due.length > 0) await this.alarms.by(Math.min(...due));
     });
   }
@@ -132,7 +160,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   // ---- RPC: chunks (chunks.ts) ----
 
-  putChunks(items: { chid: Chid; bytes: Uint8Array }[], replicas: number | null = null): Promise<void> {
+  async putChunks(items: { chid: Chid; bytes: Uint8Array }[], replicas: number | null = null): Promise<void> {
+    await this.split.claim("chunk", items.map((i) => i.chid));
     return this.chunks.put(items, replicas);
   }
 
@@ -146,37 +175,45 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   /** Store a manifest-tree node (tree-nodes.ts): its entries are referenced by it from now on. */
   async putNode(bytes: Uint8Array, replicas: number | null = null): Promise<void> {
+    await this.split.claim("chunk", [await chidOf(bytes)]);
     await this.nodes.put(bytes, replicas);
   }
 
   // ---- RPC: names and versions (names.ts) ----
 
-  putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: WriteOptions = {}): Promise<PutVersionResult | Refusal> {
+  async putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: WriteOptions = {}): Promise<PutVersionResult | Refusal> {
+    await this.split.claim("name", [nhid]);
     return this.names.write({ ...o, nhid, shard, body, versioning });
   }
 
-  getVersion(nhid: Nhid, versionId: Uvid | "null" | null = null): Promise<StoredVersion | null> {
+  async getVersion(nhid: Nhid, versionId: Uvid | "null" | null = null): Promise<StoredVersion | null> {
+    await this.split.claim("name", [nhid]);
     return this.names.get(nhid, versionId);
   }
 
   /** A version the caller already located (a shard's record): it may be removed since, but its manifest is still on the targets. */
-  readVersion(nhid: Nhid, uvid: Uvid, vmChid: Chid): Promise<VersionManifest> {
+  async readVersion(nhid: Nhid, uvid: Uvid, vmChid: Chid): Promise<VersionManifest> {
+    await this.split.claim("name", [nhid]);
     return this.names.manifest(nhid, uvid, vmChid);
   }
 
-  deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal> {
+  async deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal> {
+    await this.split.claim("name", [nhid]);
     return this.names.deleteName(nhid, shard, marker, versioning);
   }
 
-  deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null> {
+  async deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null> {
+    await this.split.claim("name", [nhid]);
     return this.names.deleteVersion(nhid, shard, name, versionId);
   }
 
-  setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null> {
+  async setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null> {
+    await this.split.claim("name", [nhid]);
     return this.names.setReplicas(nhid, versionId, replicas);
   }
 
   async setVersionTags(at: TagsAt, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null> {
+    await this.split.claim("name", [at.nhid]);
     return this.names.setTags(at, tags);
   }
 
@@ -189,20 +226,24 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   /** Take (or renew) the lease on a name for an editing session; false while another session holds it. */
   async leaseName(nhid: Nhid, holder: string, ttlMs: number): Promise<boolean> {
+    await this.split.claim("name", [nhid]);
     return this.leases.acquire(nhid, holder, ttlMs);
   }
 
   async releaseName(nhid: Nhid, holder: string): Promise<void> {
+    await this.split.claim("name", [nhid]);
     this.leases.release(nhid, holder);
   }
 
-  commitEdit(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal> {
+  async commitEdit(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal> {
+    await this.split.claim("name", [nhid]);
     return this.names.commitEdit({ ...o, nhid, shard, body, versioning });
   }
 
   // ---- RPC: a fork's merge (merge-commits.ts) ----
 
-  prepareMerge(merge: string, items: MergeItem[]): Promise<{ hold: Uvid } | Refusal> {
+  async prepareMerge(merge: string, items: MergeItem[]): Promise<{ hold: Uvid } | Refusal> {
+    await this.split.claim("name", items.map((i) => i.nhid));
     return this.merges.prepare(merge, items);
   }
 
@@ -210,7 +251,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     return this.merges.stamp(atLeast);
   }
 
-  commitMerge(merge: string, stamp: Uvid, nhids: Nhid[]): Promise<MergedVersion[]> {
+  async commitMerge(merge: string, stamp: Uvid, nhids: Nhid[]): Promise<MergedVersion[]> {
+    // Names prepared here before a split gave them away are this group's to finish.
+    await this.split.claim("name", nhids.filter((n) => this.mergeBook.preparedIn(n) !== merge));
     return this.merges.commit(merge, stamp, nhids);
   }
 
@@ -220,45 +263,54 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   // ---- RPC: multipart uploads (multipart.ts) ----
 
-  createUpload(nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
+  async createUpload(nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
+    await this.split.claim("name", [nhid]);
     return this.uploads.create(nhid, shard, info);
   }
 
   async uploadReplicas(nhid: Nhid, uploadId: string): Promise<{ replicas: number | null } | Refusal> {
+    await this.split.claim("name", [nhid]);
     return this.uploads.replicas(nhid, uploadId);
   }
 
   async putPart(nhid: Nhid, uploadId: string, part: Omit<PartRow, "uploaded">): Promise<{ uploaded: number } | Refusal> {
+    await this.split.claim("name", [nhid]);
     return this.uploads.putPart(nhid, uploadId, part);
   }
 
   async listParts(nhid: Nhid, uploadId: string, after: number, limit: number): Promise<{ upload: UploadInfo; parts: PartSummary[]; truncated: boolean } | Refusal> {
+    await this.split.claim("name", [nhid]);
     return this.uploads.listParts(nhid, uploadId, after, limit);
   }
 
-  completeUpload(at: UploadAt, o: { listed: ListedPart[]; condition: WriteCondition | null; versioning: Versioning }): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal> {
+  async completeUpload(at: UploadAt, o: { listed: ListedPart[]; condition: WriteCondition | null; versioning: Versioning }): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal> {
+    await this.split.claim("name", [at.nhid]);
     return this.uploads.complete(at, o);
   }
 
-  abortUpload(at: UploadAt): Promise<Refusal | null> {
+  async abortUpload(at: UploadAt): Promise<Refusal | null> {
+    await this.split.claim("name", [at.nhid]);
     return this.uploads.abort(at);
   }
 
   // ---- RPC: lifecycle rules (lifecycle-actions.ts) ----
 
   /** A shard's lifecycle pass found these due: returns how many still held and were done. */
-  expireByLifecycle(batch: LifecycleBatch): Promise<number> {
+  async expireByLifecycle(batch: LifecycleBatch): Promise<number> {
+    await this.split.claim("name", batch.actions.map((a) => a.nhid));
     return this.lifecycle.run(batch);
   }
 
   // ---- RPC: validation and health (repair.ts) ----
 
-  verifyItems(refs: StoredRef[], replicas: number | null = null): Promise<ItemVerdict[]> {
+  async verifyItems(refs: StoredRef[], replicas: number | null = null): Promise<ItemVerdict[]> {
+    await this.split.claim("chunk", refs.flatMap((r) => (r.kind === "chunk" ? [r.chid] : [])));
+    await this.split.claim("name", refs.flatMap((r) => (r.kind === "vm" ? [r.nhid] : [])));
     return this.repair.check(refs, replicas);
   }
 
   async health(): Promise<GroupHealth> {
-    return { ...(await this.repair.health()), storage: this.budget.use() };
+    return { ...(await this.repair.health()), storage: this.budget.use(), split: await this.split.progress() };
   }
 
   /** The cluster changed who is in this group: copies on those who left move to those who came. */
@@ -269,23 +321,44 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   // ---- RPC: space reclamation (reclaim.ts) ----
 
   async applyRefs(changes: RefChange[]): Promise<void> {
-    this.reclaim.apply(changes);
+    // Changes queued before a split may name chunks it gave to other groups: passed on to them.
+    const { own, passOn } = this.split.sortByOwner(changes);
+    await Promise.all([...passOn].map(([g, sub]) => groupStub(this.env, g).applyRefs(sub)));
+    await this.split.claim("chunk", own.flatMap((c) => c.chids));
+    this.reclaim.apply(own);
   }
 
   async holdChunks(chids: Chid[]): Promise<Chid[]> {
+    await this.split.claim("chunk", chids);
     return this.reclaim.holdChunks(chids);
   }
 
   async holdVersions(holder: string, versions: RemovedVersion[]): Promise<RemovedVersion[]> {
+    await this.split.claim("name", versions.map((v) => v.nhid));
     return this.reclaim.holdVersions(holder, versions);
   }
 
-  releaseVersions(holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void> {
+  async releaseVersions(holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void> {
+    await this.split.claim("name", versions.map((v) => v.nhid));
     return this.reclaim.releaseVersions(holder, versions);
   }
 
   async reclaimStatus(): Promise<{ backrefs: number; holds: number; reclaims: number; outbox: number; expunging: number }> {
     return this.reclaim.status();
+  }
+
+  // ---- RPC: a split's hand-over (split.ts), between groups ----
+
+  handOver(to: number, kind: IdKind, ids: string[]): Promise<HandOverAnswer> {
+    return this.split.handOver(to, kind, ids);
+  }
+
+  handOverNext(to: number, step: number, after: string): Promise<HandOverAnswer & { next: string | null }> {
+    return this.split.handOverNext(to, step, after);
+  }
+
+  async handedOver(to: number, ids: { kind: IdKind; id: string }[]): Promise<void> {
+    this.split.handedOver(to, ids);
   }
 
   // ---- the alarm: every part's due work, each asking for the next alarm it needs ----
@@ -296,6 +369,11 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     // Each step's failure is logged and the rest still run; a step that must run again asks
     // for an alarm itself (or its due list in storage brings it back on the next one).
     this.reclaim.flushHolds();
+    // Ids a split gave this group come in first: until they are all here, sweeps wait.
+    await this.split.walk().catch(async (e: unknown) => {
+      failed("split walk")(e);
+      await this.alarms.by(Date.now() + OUTBOX_RETRY_MS);
+    });
     await this.reclaim.recoverHolds().catch(failed("hold recovery"));
     await this.merges.settle().catch(async (e: unknown) => {
       failed("merge settling")(e);
@@ -305,7 +383,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     // and sweeps, deliveries and reclamation must not queue behind it. It sets the alarm for
     // its own retries, and one run at a time is its own rule.
     void this.repair.runQueue().catch(failed("queued repairs"));
-    await this.repair.sweepIfDue().catch(failed("re-replication"));
+    if (this.split.settled()) await this.repair.sweepIfDue().catch(failed("re-replication"));
     await this.names.flushOutbox().catch(failed("record delivery"));
     await this.uploads.expireDue().catch(failed("upload expiry"));
     await this.reclaim.expungeDue().catch(failed("expunge"));

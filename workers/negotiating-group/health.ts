@@ -6,6 +6,7 @@
 
 import type { TargetId } from "../../common/ids.ts";
 import type { StorageUse } from "../shared/storage-budget.ts";
+import type { SplitProgress } from "./split.ts";
 import type { OutsideCopies } from "./rereplicate.ts";
 
 export type GroupState = "healthy" | "under-replicated" | "repairing";
@@ -29,6 +30,11 @@ export interface GroupHealth {
    * what the last sweep left on each (null: not swept since it left the membership).
    */
   outside: { id: TargetId; left: OutsideCopies | null }[];
+  /**
+   * A split's progress here: which of the walk's steps over its old groups' tables are done
+   * (split.ts), null when no split gives this group anything. Set by the object, not the repair part.
+   */
+  split?: SplitProgress | null;
   /** Down members not yet swept, with since when. */
   pending: { id: TargetId; since: number }[];
   /** The sweep running now: items found short and how many of them it has been through. */

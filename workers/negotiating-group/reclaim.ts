@@ -16,6 +16,7 @@ import type { Member } from "./member.ts";
 import type { Membership } from "./membership.ts";
 import type { MergeBook } from "./merges.ts";
 import { OUTBOX_RETRY_MS, type Names } from "./names.ts";
+import { FOREIGN_WAIT_MS } from "./split.ts";
 import { RefOutbox } from "./ref-outbox.ts";
 import type { Repair } from "./repair.ts";
 import type { TreeNodes } from "./tree-nodes.ts";
@@ -37,6 +38,12 @@ const EXPUNGE_RETRY_MS = 60_000;
 const COPY_WAIT_MS = 1_000;
 
 export interface ReclaimContext {
+  /** Whether this group acts on the id: not once a split gave it to another group (split.ts). */
+  readonly owns: (id: Nhid | Chid) => boolean;
+  /** Every id this group owns is here (split.ts): until then a manifest it has no row for may be one still to come. */
+  readonly settled: () => boolean;
+  /** Take in from older groups the rows of these chunks of this group's (split.ts), before changing them. */
+  readonly claimChunks: (chids: Chid[]) => Promise<void>;
   readonly group: number;
   readonly env: Env;
   readonly sql: SqlStorage;
@@ -63,8 +70,10 @@ export class Reclaim {
   constructor(c: ReclaimContext) {
     this.c = c;
     this.outbox = new RefOutbox(c.sql, configOf(c.env).groupCount, async (g, changes) => {
-      if (g === c.group) this.apply(changes);
-      else await groupStub(c.env, g).applyRefs(changes);
+      if (g !== c.group) return groupStub(c.env, g).applyRefs(changes);
+      // Its own chunks may still have their rows in an older group (split.ts): in first.
+      await c.claimChunks(changes.flatMap((ch) => ch.chids));
+      this.apply(changes);
     });
   }
 
@@ -182,7 +191,7 @@ export class Reclaim {
       return;
     }
     const chids = inventories.flatMap((inv) => inv!.flatMap((r) => (r.kind === "chunk" ? [r.chid] : [])));
-    const orphans = this.uncommittedManifests(inventories.flatMap((inv) => inv!));
+    const orphans = this.c.settled() ? this.uncommittedManifests(inventories.flatMap((inv) => inv!)) : [];
     if (orphans.length > 0) {
       this.c.refs.reclaim(orphans, readers.map((m) => m.id), Date.now());
       this.sendOwedToAll();
@@ -200,6 +209,9 @@ export class Reclaim {
 
   /** Delete, on every member that may hold them, chunks whose holds ran out with nothing referencing them. */
   async reclaimDue(): Promise<void> {
+    // Until a split's ids are all in, a hold (a recovered one above all) may be on a chunk whose
+    // references are still to come: nothing is reclaimed before the walk is over.
+    if (!this.c.settled()) return;
     const first = this.c.refs.nextDue();
     if ((first === null || first > Date.now()) && !this.c.refs.owesAny()) {
       if (first !== null) await this.c.alarms.by(first);
@@ -213,7 +225,11 @@ export class Reclaim {
     const readers = view.readers.map((m) => m.id);
     this.c.refs.forgetMembersExcept(readers);
     const now = Date.now();
-    const found = this.c.refs.due(now, RECLAIM_BATCH);
+    const all = this.c.refs.due(now, RECLAIM_BATCH);
+    // A chunk a split gave to another group is reclaimed there, once its rows are handed over.
+    const foreign = all.filter((chid) => !this.c.owns(chid));
+    if (foreign.length > 0) this.c.refs.postpone(foreign, now + FOREIGN_WAIT_MS);
+    const found = all.filter((chid) => this.c.owns(chid));
     // A chunk being copied (repaired, or stored by a put that outlived its hold) waits: copies
     // landing after the reclaim went out would belong to nothing. Once the copy is over it is
     // reclaimed from every member, new copies too, unless a reference came meanwhile.
@@ -227,7 +243,7 @@ export class Reclaim {
       console.log(JSON.stringify({ msg: "reclaiming chunks", group: this.c.group, count: due.length }));
     }
     this.sendOwedToAll();
-    const next = found.length === RECLAIM_BATCH ? now : this.c.refs.nextDue();
+    const next = all.length === RECLAIM_BATCH ? now : this.c.refs.nextDue();
     if (next !== null) await this.c.alarms.by(Math.max(next, now + 10));
   }
 
@@ -237,6 +253,10 @@ export class Reclaim {
     const due = this.c.expunges.due(Date.now(), EXPUNGE_BATCH);
     let done = 0;
     for (const v of due) {
+      if (!this.c.owns(v.nhid)) {
+        this.c.expunges.postpone(v, Date.now() + FOREIGN_WAIT_MS);
+        continue;
+      }
       let chids: Chid[];
       try {
         chids = (await this.c.names().manifest(v.nhid, v.uvid, v.vmChid)).chunks.map((c) => c.chid);

@@ -34,6 +34,7 @@ export class RefOutbox {
     // Added later: the replica count a version asked for, carried to its chunks' groups.
     const columns = sql.exec("PRAGMA table_info(ref_outbox)").toArray().map((c) => String(c.name));
     if (!columns.includes("replicas")) sql.exec("ALTER TABLE ref_outbox ADD COLUMN replicas INTEGER");
+    this.regroup();
   }
 
   /**
@@ -62,6 +63,24 @@ export class RefOutbox {
       );
     }
     return [...byGroup.keys()];
+  }
+
+  /**
+   * Rows queued under another group count (a split since, split.ts) are addressed by it: queued
+   * again, in their order, by the chunks' groups now, so each chunk's new group gets this
+   * group's changes in the order they were made, none by way of its old group.
+   */
+  private regroup(): void {
+    this.sql.exec("CREATE TABLE IF NOT EXISTS ref_outbox_count (k INTEGER PRIMARY KEY CHECK (k = 0), count INTEGER NOT NULL)");
+    const stored = this.sql.exec("SELECT count FROM ref_outbox_count WHERE k = 0").toArray()[0];
+    if (stored && Number(stored.count) === this.groupCount) return;
+    const rows = this.sql.exec("SELECT seq, op, ref, chids, replicas FROM ref_outbox ORDER BY seq").toArray();
+    // Queued again before the old rows go: cut short, a change is sent twice, which changes nothing.
+    for (const r of rows) {
+      this.queue(r.op as RefOp, String(r.ref), (JSON.parse(String(r.chids)) as unknown[]).map(asChid), r.replicas === null ? null : Number(r.replicas));
+    }
+    if (rows.length > 0) this.sql.exec("DELETE FROM ref_outbox WHERE seq <= ?", Number(rows.at(-1)!.seq));
+    this.sql.exec("INSERT INTO ref_outbox_count (k, count) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET count = excluded.count", this.groupCount);
   }
 
   /** Groups with changes waiting. */

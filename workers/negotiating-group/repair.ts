@@ -6,10 +6,10 @@
 // non-members that are surplus are trimmed. Also what the group reports of its health.
 
 import { distinctDomains } from "../../common/correlation.ts";
-import type { TargetId } from "../../common/ids.ts";
+import { groupOf, type Chid, type Nhid, type TargetId } from "../../common/ids.ts";
 import { encodeManifest } from "../../common/manifest.ts";
 import { storedRefKey, type HelloMsg, type PutItem, type StoredRef } from "../../common/protocol.ts";
-import { configOf, type Env } from "../shared/env.ts";
+import { configOf, groupStub, type Env } from "../shared/env.ts";
 import type { AlarmClock } from "./alarm-clock.ts";
 import type { RefBook } from "./backrefs.ts";
 import type { Chunks } from "./chunks.ts";
@@ -25,6 +25,7 @@ import { putTransaction } from "./transfer.ts";
 import { verifyTransaction } from "./verify.ts";
 import type { ExpungeBook } from "./expunge.ts";
 import type { VersionBook } from "./versions.ts";
+import { FOREIGN_WAIT_MS } from "./split.ts";
 
 /** Queued repairs run this many at a time. */
 const REPAIR_BATCH = 8;
@@ -38,6 +39,8 @@ const DRAIN_RETRY_MS = 60_000;
 const DRAIN_MEMBER_RETRY_MS = 300_000;
 
 export interface RepairContext {
+  /** Whether this group acts on the id: not once a split gave it to another group (split.ts). */
+  readonly owns: (id: Nhid | Chid) => boolean;
   readonly group: number;
   readonly env: Env;
   readonly sql: SqlStorage;
@@ -187,6 +190,18 @@ export class Repair {
     const log = (fields: Record<string, unknown>) => console.log(JSON.stringify({ msg: "repair", group: this.c.group, kind: ref.kind, chid: ref.chid, why, ...fields }));
     // Being deleted meanwhile: nothing to restore.
     if (this.c.refs.reclaiming(ref)) return this.queue.done(ref);
+    // A split gave it to another group: that group checks and repairs it (taking its rows in first).
+    const id = ref.kind === "chunk" ? ref.chid : ref.nhid;
+    if (!this.c.owns(id)) {
+      const owner = groupOf(id, configOf(this.c.env).groupCount);
+      try {
+        await groupStub(this.c.env, owner).verifyItems([ref]);
+        return this.queue.done(ref);
+      } catch (e) {
+        log({ passedOnTo: owner, error: String(e) });
+        return this.queue.postpone(ref, Date.now() + FOREIGN_WAIT_MS);
+      }
+    }
     // Another check (validation, a sweep) is copying it now: two placements at once would each
     // add the missing copies. Counted again once that one is done.
     if (this.running.has(key)) return this.queue.postpone(ref, Date.now() + RECHECK_MS);

@@ -4,6 +4,7 @@
 // from: that import would tie every part that reaches env.ts into one cycle.
 
 import type { Chid, Nhid, TargetId, Uvid } from "../../common/ids.ts";
+import type { HandOverAnswer, IdKind } from "./handover.ts";
 import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
 import type { Refusal } from "../shared/refusal.ts";
@@ -123,6 +124,11 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
 
   // space reclamation
   applyRefs(changes: RefChange[]): Promise<void>;
+
+  // a split's hand-over between groups (split.ts)
+  handOver(to: number, kind: IdKind, ids: string[]): Promise<HandOverAnswer>;
+  handOverNext(to: number, step: number, after: string): Promise<HandOverAnswer & { next: string | null }>;
+  handedOver(to: number, ids: { kind: IdKind; id: string }[]): Promise<void>;
   holdChunks(chids: Chid[]): Promise<Chid[]>;
   holdVersions(holder: string, versions: RemovedVersion[]): Promise<RemovedVersion[]>;
   releaseVersions(holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void>;

@@ -131,6 +131,12 @@ export class VersionBook {
     }
   }
 
+  /** The name's rows came or went by a split's hand-over: what is remembered of it is stale. */
+  uncache(nhid: Nhid): void {
+    this.currentOf.delete(nhid);
+    this.migrated.delete(nhid);
+  }
+
   /** The stamp will make no record (its write failed or was refused). */
   release(uvid: Uvid): void {
     this.cutoffs.release(uvid);
