@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { groupOf, type Nhid } from "../../common/ids.ts";
+import { EdgestoreExtensions } from "../../client/extensions.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
 import { bodyBytes, chunkCopies, clusterForSuite, eventually, manifestRows, pseudoRandom, sameBytes, withQuery } from "./helpers.ts";
 
@@ -82,6 +83,8 @@ describe("growing the group count while serving", () => {
   let upload: { id: string; parts: { ETag: string; PartNumber: number }[]; body: Uint8Array };
   let asOf: string;
   let before: string[];
+  let snapshot: string;
+  const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
 
   it("holds objects of every kind under 4 groups", { timeout: 120_000 }, async () => {
     for (let i = 0; i < 40; i++) {
@@ -108,6 +111,8 @@ describe("growing the group count while serving", () => {
     await new Promise((r) => setTimeout(r, 20));
     before = await listing(asOf);
     expect(before.length).toBe(42);
+    // A snapshot of the bucket: it holds the versions it names, wherever their names go.
+    snapshot = (await ext().commitSnapshot((await ext().createSnapshot({ masks: [`${B}/*`] })).id)).id;
   });
 
   it("splits 4 -> 8 -> 16 while clients read and write, losing and doubling nothing", { timeout: 240_000 }, async () => {
@@ -146,6 +151,16 @@ describe("growing the group count while serving", () => {
     expect(await listing(asOf)).toEqual(before);
     const then = await s3.send(withQuery(new GetObjectCommand({ Bucket: B, Key: "versioned" }), { "as-of": asOf }));
     expect(sameBytes(await bodyBytes(then.Body), versions[2]!.body)).toBe(true);
+    // The snapshot still shows what it named, though its versions were overwritten and deleted since.
+    await s3.send(new PutObjectCommand({ Bucket: B, Key: "obj-1", Body: pseudoRandom(100, 9600) }));
+    const gone = await s3.send(new ListObjectVersionsCommand({ Bucket: B, Prefix: "obj-2" }));
+    await s3.send(new DeleteObjectCommand({ Bucket: B, Key: "obj-2", VersionId: gone.Versions!.find((v) => v.Key === "obj-2")!.VersionId! }));
+    for (const key of ["obj-1", "obj-2"]) {
+      const through = await s3.send(withQuery(new GetObjectCommand({ Bucket: B, Key: key }), { snapshot }));
+      expect(sameBytes(await bodyBytes(through.Body), bodies.get(key)!), key).toBe(true);
+    }
+    bodies.set("obj-1", pseudoRandom(100, 9600));
+    bodies.delete("obj-2");
     // Every new group takes in all its ids from its old groups.
     const done = await eventually(async () => (await groups()).every((g) => g.split === null || g.split === undefined || g.split.done), { ms: 90_000 });
     const status = await groups();
@@ -165,6 +180,7 @@ describe("growing the group count while serving", () => {
   });
 
   it("gives every byte back once everything is deleted", { timeout: 120_000 }, async () => {
+    await ext().deleteSnapshot(snapshot);
     for (;;) {
       const page = await s3.send(new ListObjectVersionsCommand({ Bucket: B }));
       const all = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])];
