@@ -37,29 +37,41 @@ interface Rebalance {
 }
 
 type Send = ReturnType<typeof signedSend>;
-type Latencies = { get: number[]; put: number[] };
+type Latencies = { get: number[]; put: number[]; failed?: number };
 
-/** Small reads (of `small-0..reads-1`) and writes, one at a time, until `stop()` says so; their latencies. */
-function smallClient(send: Send, bucket: string, reads: number): (stop: () => boolean) => Promise<Latencies> {
+/**
+ * Small reads (of `small-0..reads-1`) and writes, one at a time, until `stop()` says so; their
+ * latencies, and how many failed (`tolerate`: counted and retried after 50 ms, not thrown).
+ */
+function smallClient(send: Send, bucket: string, reads: number, tolerate = false): (stop: () => boolean) => Promise<Latencies> {
   let written = 0;
+  const timed = async (out: number[], fails: { n: number }, op: () => Promise<unknown>) => {
+    const s = performance.now();
+    try {
+      await op();
+      out.push(performance.now() - s);
+    } catch (e) {
+      if (!tolerate) throw e;
+      fails.n++;
+      await sleep(50);
+    }
+  };
   return async (stop) => {
     const get: number[] = [];
     const put: number[] = [];
+    const failed = { n: 0 };
     for (let i = 0; !stop(); i++) {
-      let s = performance.now();
-      await send("GET", `/${bucket}/small-${i % reads}`);
-      get.push(performance.now() - s);
-      s = performance.now();
+      await timed(get, failed, () => send("GET", `/${bucket}/small-${i % reads}`));
       const w = written++;
-      await send("PUT", `/${bucket}/during-${w}`, pseudoRandom(4096, 20_000 + w));
-      put.push(performance.now() - s);
+      await timed(put, failed, () => send("PUT", `/${bucket}/during-${w}`, pseudoRandom(4096, 20_000 + w)));
     }
-    return { get, put };
+    return { get, put, failed: failed.n };
   };
 }
 
 function latencyLine(label: string, l: Latencies): void {
-  log(`${label}: GET 4 KiB p50 ${pct(l.get, 50).toFixed(1)} ms, p99 ${pct(l.get, 99).toFixed(1)} ms; PUT 4 KiB p50 ${pct(l.put, 50).toFixed(1)} ms, p99 ${pct(l.put, 99).toFixed(1)} ms (${l.get.length} of each)`);
+  if (l.get.length === 0 || l.put.length === 0) return log(`${label}: no request completed${l.failed ? ` (${l.failed} failed and retried)` : ""}`);
+  log(`${label}: GET 4 KiB p50 ${pct(l.get, 50).toFixed(1)} ms, p99 ${pct(l.get, 99).toFixed(1)} ms; PUT 4 KiB p50 ${pct(l.put, 50).toFixed(1)} ms, p99 ${pct(l.put, 99).toFixed(1)} ms (${l.get.length} of each${l.failed ? `, ${l.failed} failed and retried` : ""})`);
 }
 
 async function rebalance(): Promise<void> {
@@ -152,16 +164,18 @@ async function split(): Promise<void> {
     latencyLine("before", await smallClient(send, "split", objects)(() => performance.now() > quietEnd));
 
     // A redeploy: the local gateway restarts with the new count (a real deploy does not stop).
+    // The client starts as soon as the gateway answers, while the targets link again and the
+    // new groups walk; what fails while targets are not yet back is counted and retried.
     http.close();
     t = performance.now();
     await c.restartGateway({ GROUP_COUNT: "16" });
-    await c.waitForTargets();
     http = new MinimalHttp(c.endpoint);
     send = signedSend(http, c);
     const ready = performance.now();
     log(`gateway redeployed with 16 groups in ${((ready - t) / 1000).toFixed(1)} s (local restart)`);
     let done = false;
-    const during = smallClient(send, "split", objects)(() => done);
+    const during = smallClient(send, "split", objects, true)(() => done);
+    await c.waitForTargets();
     let last: GroupSplitStatus[] = [];
     while (!done) {
       await sleep(250);
