@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { groupOf, type Nhid } from "../../common/ids.ts";
 import { clusterStub, groupStub } from "../../workers/shared/env.ts";
+import { GroupLayout } from "../../workers/shared/group-layout.ts";
 
 const COUNT = Number(env.GROUP_COUNT);
 const OLD = COUNT / 2;
@@ -89,6 +90,29 @@ describe("a group split's hand-over", () => {
     expect(await count(PARENT, "backrefs", "chid = ?", chunk)).toBe(0);
     expect(await count(PARENT, "versions", "nhid = ?", own)).toBe(1);
     expect(await count(PARENT, "handoff", "1 = 1")).toBe(0);
+    expect(await count(PARENT, "handoff_pages", "1 = 1")).toBe(0);
+    // The old group hands nothing more to the new one for this count: a stale touch is refused.
+    const late = await groupStub(env, PARENT)
+      .handOver(CHILD, "name", [walked])
+      .then(() => "served", (e: unknown) => String(e));
+    expect(late).toMatch(/taken in everything/);
     expect(await count(CHILD, "adopted", "1 = 1")).toBe(0);
+    // The cluster as other tests expect it: one count.
+    await runInDurableObject(clusterStub(env), (_o, state) => {
+      state.storage.sql.exec("DELETE FROM group_counts WHERE count = ?", OLD);
+    });
+  });
+
+  it("starts the history from the count an object ran with, when the code and a new count come in one deploy", async () => {
+    await runInDurableObject(env.GROUP.get(env.GROUP.idFromName("group-0-layout")), (_o, state) => {
+      const sql = state.storage.sql;
+      sql.exec("DROP TABLE IF EXISTS group_counts");
+      expect(new GroupLayout(sql).observe(16, 5, 8)).toEqual({ count: 16, added: [8, 9, 10, 11, 12, 13, 14, 15] });
+      expect(new GroupLayout(sql).history()).toEqual([8, 16]);
+      expect(() => new GroupLayout(sql).observe(24, 6)).toThrow(/not a multiple of 16/);
+      sql.exec("DROP TABLE group_counts");
+      expect(new GroupLayout(sql).observe(8, 7, 8)).toEqual({ count: 8, added: [] });
+      expect(new GroupLayout(sql).history()).toEqual([8]);
+    });
   });
 });

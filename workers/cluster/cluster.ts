@@ -55,7 +55,8 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     this.keys = new TargetKeys(this.sql);
     this.layout = new GroupLayout(this.sql);
     // A larger GROUP_COUNT: each new group begins with its parent's members, who hold its data.
-    const change = this.layout.observe(configOf(env).groupCount, Date.now());
+    const mapped = this.sql.exec("SELECT max(grp) + 1 AS n FROM membership").one().n;
+    const change = this.layout.observe(configOf(env).groupCount, Date.now(), mapped === null ? null : Number(mapped));
     if (change.added.length > 0) this.splitMembership(change.added);
     // Answer pings without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));

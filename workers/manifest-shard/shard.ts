@@ -48,7 +48,8 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
     const groups = configOf(env).groupCount;
     this.layout = new GroupLayout(this.sql);
     try {
-      this.layout.observe(groups, Date.now());
+      const expected = this.sql.exec("SELECT max(grp) + 1 AS n FROM sources").one().n;
+      this.layout.observe(groups, Date.now(), expected === null ? null : Number(expected));
     } catch (e) {
       // The Cluster object refuses such a count and with it every target; the shard still
       // answers for what it holds, waiting on the groups it is told of.

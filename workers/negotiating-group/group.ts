@@ -175,7 +175,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   /** Store a manifest-tree node (tree-nodes.ts): its entries are referenced by it from now on. */
   async putNode(bytes: Uint8Array, replicas: number | null = null): Promise<void> {
-    await this.split.claim("chunk", [await chidOf(bytes)]);
+    if (this.split.mayClaim()) await this.split.claim("chunk", [await chidOf(bytes)]);
     await this.nodes.put(bytes, replicas);
   }
 
@@ -252,8 +252,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   }
 
   async commitMerge(merge: string, stamp: Uvid, nhids: Nhid[]): Promise<MergedVersion[]> {
-    // Names prepared here before a split gave them away are this group's to finish.
-    await this.split.claim("name", nhids.filter((n) => this.mergeBook.preparedIn(n) !== merge));
+    // Names prepared here before a split gave them away are this group's to finish (and to
+    // answer for again, should the commit be retried after it finished).
+    await this.split.claim("name", nhids.filter((n) => this.split.owns(n) && this.mergeBook.preparedIn(n) !== merge));
     return this.merges.commit(merge, stamp, nhids);
   }
 
@@ -359,6 +360,10 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async handedOver(to: number, ids: { kind: IdKind; id: string }[]): Promise<void> {
     this.split.handedOver(to, ids);
+  }
+
+  closeHandover(to: number): Promise<void> {
+    return this.split.closeHandover(to);
   }
 
   // ---- the alarm: every part's due work, each asking for the next alarm it needs ----

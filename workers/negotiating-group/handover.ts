@@ -41,37 +41,42 @@ interface Place {
   where: string;
   /** Per upload of the name rather than per name (its parts and their chunk lists). */
   perUpload?: true;
-  scan: { id: string; about: string | null } | null;
+  scan: { id: string; after: string } | null;
 }
 
 // A name's key in the reclaim, trim and repair tables is `v:<nhid>/<uvid>/<chid>`: the range
 // from `v:<nhid>/` to `v:<nhid>0` ('/' sorts just below '0').
 const NAME_KEY = "key >= 'v:' || ?1 || '/' AND key < 'v:' || ?1 || '0'";
 
+// The walk's ranges over those keys, by index: names after one (`v:<after>0` passes all of its
+// keys), chunks after one; ';' sorts just above ':'.
+const NAME_KEYS_AFTER = "key > 'v:' || ? || '0' AND key < 'v;'";
+const CHUNK_KEYS_AFTER = "key > 'c:' || ? AND key < 'c;'";
+
 // Uploads' parts and their chunk lists go before their uploads, by which they are found.
 const NAME_PLACES: readonly Place[] = [
   { table: "part_chunk_pages", where: "owner >= ?2 || '/' AND owner < ?2 || '0'", perUpload: true, scan: null },
   { table: "parts", where: "upload_id = ?2", perUpload: true, scan: null },
-  { table: "uploads", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "completed_uploads", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "versions", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "names", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "version_holds", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "expunge", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "leases", where: "nhid = ?1", scan: { id: "nhid", about: null } },
-  { table: "reclaims", where: NAME_KEY, scan: { id: "substr(key, 3, 64)", about: "key LIKE 'v:%'" } },
-  { table: "trims", where: NAME_KEY, scan: { id: "substr(key, 3, 64)", about: "key LIKE 'v:%'" } },
-  { table: "repair_queue", where: NAME_KEY, scan: { id: "substr(key, 3, 64)", about: "key LIKE 'v:%'" } },
+  { table: "uploads", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "completed_uploads", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "versions", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "names", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "version_holds", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "expunge", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "leases", where: "nhid = ?1", scan: { id: "nhid", after: "nhid > ?" } },
+  { table: "reclaims", where: NAME_KEY, scan: { id: "substr(key, 3, 64)", after: NAME_KEYS_AFTER } },
+  { table: "trims", where: NAME_KEY, scan: { id: "substr(key, 3, 64)", after: NAME_KEYS_AFTER } },
+  { table: "repair_queue", where: NAME_KEY, scan: { id: "substr(key, 3, 64)", after: NAME_KEYS_AFTER } },
 ];
 
 const CHUNK_PLACES: readonly Place[] = [
-  { table: "backrefs", where: "chid = ?1", scan: { id: "chid", about: null } },
-  { table: "holds", where: "chid = ?1", scan: { id: "chid", about: null } },
-  { table: "tombstones", where: "chid = ?1", scan: { id: "chid", about: null } },
-  { table: "tree_nodes", where: "chid = ?1", scan: { id: "chid", about: null } },
-  { table: "reclaims", where: "key = 'c:' || ?1", scan: { id: "substr(key, 3)", about: "key LIKE 'c:%'" } },
-  { table: "trims", where: "key = 'c:' || ?1", scan: { id: "substr(key, 3)", about: "key LIKE 'c:%'" } },
-  { table: "repair_queue", where: "key = 'c:' || ?1", scan: { id: "substr(key, 3)", about: "key LIKE 'c:%'" } },
+  { table: "backrefs", where: "chid = ?1", scan: { id: "chid", after: "chid > ?" } },
+  { table: "holds", where: "chid = ?1", scan: { id: "chid", after: "chid > ?" } },
+  { table: "tombstones", where: "chid = ?1", scan: { id: "chid", after: "chid > ?" } },
+  { table: "tree_nodes", where: "chid = ?1", scan: { id: "chid", after: "chid > ?" } },
+  { table: "reclaims", where: "key = 'c:' || ?1", scan: { id: "substr(key, 3)", after: CHUNK_KEYS_AFTER } },
+  { table: "trims", where: "key = 'c:' || ?1", scan: { id: "substr(key, 3)", after: CHUNK_KEYS_AFTER } },
+  { table: "repair_queue", where: "key = 'c:' || ?1", scan: { id: "substr(key, 3)", after: CHUNK_KEYS_AFTER } },
 ];
 
 function placesOf(kind: IdKind): readonly Place[] {
@@ -118,7 +123,9 @@ export class HandoverRows {
       for (const row of t.rows) {
         const names = Object.keys(row).filter((c) => cols.has(c));
         if (names.length === 0) continue;
-        this.sql.exec(`INSERT OR IGNORE INTO ${t.table} (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`, ...names.map((c) => row[c]!));
+        // A hold already here keeps the later end of the two; any other row here stays as it is.
+        const onConflict = t.table === "holds" ? " ON CONFLICT(chid) DO UPDATE SET until = max(until, excluded.until)" : "";
+        this.sql.exec(`INSERT${onConflict ? "" : " OR IGNORE"} INTO ${t.table} (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})${onConflict}`, ...names.map((c) => row[c]!));
       }
     }
   }
@@ -128,7 +135,7 @@ export class HandoverRows {
     const s = SCAN_STEPS[step];
     if (!s) throw new Error(`no scan step ${step}`);
     const { table, scan } = s.place;
-    const rows = this.sql.exec(`SELECT DISTINCT ${scan.id} AS id FROM ${table} WHERE ${scan.id} > ?${scan.about ? ` AND ${scan.about}` : ""} ORDER BY 1 LIMIT ?`, after, limit).toArray();
+    const rows = this.sql.exec(`SELECT DISTINCT ${scan.id} AS id FROM ${table} WHERE ${scan.after} ORDER BY 1 LIMIT ?`, after, limit).toArray();
     return rows.map((r) => String(r.id));
   }
 

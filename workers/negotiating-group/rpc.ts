@@ -129,6 +129,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   handOver(to: number, kind: IdKind, ids: string[]): Promise<HandOverAnswer>;
   handOverNext(to: number, step: number, after: string): Promise<HandOverAnswer & { next: string | null }>;
   handedOver(to: number, ids: { kind: IdKind; id: string }[]): Promise<void>;
+  closeHandover(to: number): Promise<void>;
   holdChunks(chids: Chid[]): Promise<Chid[]>;
   holdVersions(holder: string, versions: RemovedVersion[]): Promise<RemovedVersion[]>;
   releaseVersions(holder: string, versions: { nhid: Nhid; uvid: Uvid }[]): Promise<void>;

@@ -47,7 +47,7 @@ export const FOREIGN_WAIT_MS = 5_000;
 
 export interface SplitHooks {
   /** The cluster's group counts, oldest first (the group's view of the cluster). */
-  layout(): Promise<number[]>;
+  layout(): Promise<number[] | undefined>;
   /** Writes of this id are under way here: it is handed over later. */
   busy(kind: IdKind, id: string): boolean;
   /** Before rows are read for a hand-over: what is kept in memory goes to storage. */
@@ -123,7 +123,8 @@ export class GroupSplit {
   /** The group counts; asked of the cluster once per count. */
   async layout(): Promise<number[]> {
     if (this.history !== null) return this.history;
-    const h = await this.hooks.layout();
+    // A Cluster object older than splits sends no history: one count, the one in force.
+    const h = (await this.hooks.layout()) ?? [this.count()];
     // A view from before the cluster saw the count in force says nothing yet.
     if (h[h.length - 1] !== this.count()) throw new Unavailable(`the cluster has not taken GROUP_COUNT ${this.count()} in yet (it has ${h.join(" -> ") || "none"})`);
     this.history = h;
@@ -142,20 +143,32 @@ export class GroupSplit {
 
   /** Reference changes split into those of chunks this group owns and, by owner, the rest. */
   sortByOwner<C extends { chids: Chid[] }>(changes: readonly C[]): { own: C[]; passOn: Map<number, C[]> } {
-    const own: C[] = [];
     const passOn = new Map<number, C[]>();
+    if (!this.splitKnown) return { own: [...changes], passOn };
+    const own: C[] = [];
     for (const c of changes) {
       const byGroup = new Map<number, Chid[]>();
       for (const chid of c.chids) {
         const g = this.owns(chid) ? this.group : groupOf(chid, this.count());
-        byGroup.set(g, [...(byGroup.get(g) ?? []), chid]);
+        const list = byGroup.get(g);
+        if (list) list.push(chid);
+        else byGroup.set(g, [chid]);
       }
       for (const [g, chids] of byGroup) {
         if (g === this.group) own.push({ ...c, chids });
-        else passOn.set(g, [...(passOn.get(g) ?? []), { ...c, chids }]);
+        else {
+          const list = passOn.get(g);
+          if (list) list.push({ ...c, chids });
+          else passOn.set(g, [{ ...c, chids }]);
+        }
       }
     }
     return { own, passOn };
+  }
+
+  /** Whether a claim could still have anything to do here (a split known, or not yet whether one happened). */
+  mayClaim(): boolean {
+    return this.history === null || this.history.length > 1;
   }
 
   /** Every id this group owns is here (no split, or the walk is over), as learned from the cluster: the sweeps that need them all may run. */
@@ -231,13 +244,23 @@ export class GroupSplit {
     // A taker on another count would take in ids that are not its own: refused, not ignored.
     const wrong = ids.find((id) => groupOf(id as Nhid, count) !== to || to === this.group);
     if (wrong !== undefined) throw new Unavailable(`group ${to} asked for ${kind} ${wrong}, which belongs to group ${groupOf(wrong as Nhid, count)} of ${count}`);
+    this.refuseClosed(to);
     this.hooks.flush();
     const moved: MovedId[] = [];
     const busy: string[] = [];
+    let chars = 0;
     for (const id of ids) {
+      // A reply has a size: the rest is asked for again.
+      if (chars >= REPLY_CHARS) {
+        busy.push(id);
+        continue;
+      }
       const m = this.give(to, kind, id);
       if (m === "busy") busy.push(id);
-      else if (m !== null) moved.push(m);
+      else if (m !== null) {
+        moved.push(m);
+        chars += this.keptChars(m);
+      }
     }
     return { moved, busy };
   }
@@ -249,6 +272,8 @@ export class GroupSplit {
   async handOverNext(to: number, step: number, after: string): Promise<HandOverAnswer & { next: string | null }> {
     await this.layout();
     const count = this.count();
+    // The kept step drains after the close; every other step stops at it.
+    if (step !== KEPT_STEP) this.refuseClosed(to);
     if (step === KEPT_STEP) {
       // What was handed over and not yet confirmed (a reply lost on the way), to whichever group
       // owns it now (a later split may have given it on), taken again.
@@ -314,6 +339,20 @@ export class GroupSplit {
     return m.tables.reduce((n, t) => n + t.rows.reduce((k, r) => k + Object.values(r).reduce<number>((c, v) => c + (typeof v === "string" ? v.length : 8), 0), 0), 0);
   }
 
+  /**
+   * Group `to` has walked every table here: from now on (for the count in force) nothing more
+   * is handed to it but what is kept, which its walk then drains. A touch of its served after
+   * this would make the giver keep rows nobody comes back for, so it is refused instead.
+   */
+  async closeHandover(to: number): Promise<void> {
+    await this.layout();
+    this.setState(`closed:${to}:${this.count()}`, "1");
+  }
+
+  private refuseClosed(to: number): void {
+    if (this.state(`closed:${to}:${this.count()}`) !== null) throw new Unavailable(`group ${to} has taken in everything of its own from group ${this.group} already`);
+  }
+
   /** Group `to` holds these now. */
   handedOver(to: number, ids: readonly { kind: IdKind; id: string }[]): void {
     for (const { kind, id } of ids) {
@@ -344,8 +383,10 @@ export class GroupSplit {
           if (r.busy.length > 0) return this.hooks.wake(Date.now() + RETRY_MS);
         }
       }
-      // Every table is walked; what the ancestor still keeps for this group (a touch whose
-      // reply never arrived) comes last, and the split is over only once it keeps nothing.
+      // Every table is walked: the ancestor hands nothing more over, and what it still keeps
+      // for this group (a touch whose reply never arrived) comes last; the split is over only
+      // once it keeps nothing.
+      await groupStub(this.env, a).closeHandover(this.group);
       for (;;) {
         if (pages++ >= PAGES_PER_RUN) return this.hooks.wake(Date.now() + 10);
         const r = await groupStub(this.env, a).handOverNext(this.group, KEPT_STEP, "");
@@ -355,7 +396,7 @@ export class GroupSplit {
       }
     }
     // A touch still waiting for its reply may yet make the giver keep something: not over yet.
-    if (this.claimsInFlight > 0) return this.hooks.wake(Date.now() + 10);
+    if (this.claimsInFlight > 0) return this.hooks.wake(Date.now() + RETRY_MS);
     this.incomingDone = true;
     this.setState("done", String(this.count()));
     this.setState("done_at", String(Date.now()));

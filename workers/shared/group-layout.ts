@@ -48,10 +48,13 @@ export class GroupLayout {
   }
 
   /**
-   * Record `count` if it is new. A count that cannot follow (fewer groups, or not a multiple)
+   * Record `count` if it is new (`before`: the count this object last ran with, if it kept none). A count that cannot follow (fewer groups, or not a multiple)
    * throws: the object refuses to start rather than send ids to groups that never held them.
    */
-  observe(count: number, now: number): LayoutChange {
+  observe(count: number, now: number, before: number | null = null): LayoutChange {
+    // The first run of this code: the count the object ran with until now (`before`, from what
+    // it stores) starts the history, so a count changed in the same deploy is still a split.
+    if (this.history().length === 0 && before !== null && before !== count) this.sql.exec("INSERT INTO group_counts (since, count) VALUES (0, ?)", before);
     const history = this.history();
     const refused = refuseCount(history, count);
     if (refused !== null) throw new Error(`${refused} (history: ${history.join(" -> ")})`);
