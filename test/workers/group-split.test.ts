@@ -91,11 +91,15 @@ describe("a group split's hand-over", () => {
     expect(await count(PARENT, "versions", "nhid = ?", own)).toBe(1);
     expect(await count(PARENT, "handoff", "1 = 1")).toBe(0);
     expect(await count(PARENT, "handoff_pages", "1 = 1")).toBe(0);
-    // The old group hands nothing more to the new one for this count: a stale touch is refused.
-    const late = await groupStub(env, PARENT)
-      .handOver(CHILD, "name", [walked])
+    // The old group takes nothing more out for the new one for this count: a late touch gets
+    // only what it keeps (nothing now), and a table walk is refused.
+    await sql(PARENT, (s) => seedName(s, idIn(CHILD, "9"), uvid));
+    expect(await groupStub(env, PARENT).handOver(CHILD, "name", [idIn(CHILD, "9")])).toEqual({ moved: [], busy: [] });
+    expect(await count(PARENT, "versions", "nhid = ?", idIn(CHILD, "9"))).toBe(1);
+    const walk = await groupStub(env, PARENT)
+      .handOverNext(CHILD, 0, "")
       .then(() => "served", (e: unknown) => String(e));
-    expect(late).toMatch(/taken in everything/);
+    expect(walk).toMatch(/has walked every table/);
     expect(await count(CHILD, "adopted", "1 = 1")).toBe(0);
     // The cluster as other tests expect it: one count.
     await runInDurableObject(clusterStub(env), (_o, state) => {

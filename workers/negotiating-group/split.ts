@@ -244,7 +244,8 @@ export class GroupSplit {
     // A taker on another count would take in ids that are not its own: refused, not ignored.
     const wrong = ids.find((id) => groupOf(id as Nhid, count) !== to || to === this.group);
     if (wrong !== undefined) throw new Unavailable(`group ${to} asked for ${kind} ${wrong}, which belongs to group ${groupOf(wrong as Nhid, count)} of ${count}`);
-    this.refuseClosed(to);
+    // Closed for `to`: only what is kept is answered, nothing more is taken out of the tables.
+    const closed = this.isClosed(to);
     this.hooks.flush();
     const moved: MovedId[] = [];
     const busy: string[] = [];
@@ -255,7 +256,7 @@ export class GroupSplit {
         busy.push(id);
         continue;
       }
-      const m = this.give(to, kind, id);
+      const m = this.give(to, kind, id, !closed);
       if (m === "busy") busy.push(id);
       else if (m !== null) {
         moved.push(m);
@@ -273,7 +274,7 @@ export class GroupSplit {
     await this.layout();
     const count = this.count();
     // The kept step drains after the close; every other step stops at it.
-    if (step !== KEPT_STEP) this.refuseClosed(to);
+    if (step !== KEPT_STEP && this.isClosed(to)) throw new Unavailable(`group ${to} has walked every table of group ${this.group} already`);
     if (step === KEPT_STEP) {
       // What was handed over and not yet confirmed (a reply lost on the way), to whichever group
       // owns it now (a later split may have given it on), taken again.
@@ -314,7 +315,7 @@ export class GroupSplit {
   }
 
   /** The id's rows, taken out (or as taken out before, should the taker ask again); null if there are none. */
-  private give(to: number, kind: IdKind, id: string): MovedId | "busy" | null {
+  private give(to: number, kind: IdKind, id: string, fromTables = true): MovedId | "busy" | null {
     const owner = `${kind}:${id}`;
     const kept = this.kept.get(owner);
     if (kept !== null) {
@@ -322,6 +323,7 @@ export class GroupSplit {
       this.sql.exec("UPDATE handoff SET to_group = ? WHERE kind = ? AND id = ?", to, kind, id);
       return JSON.parse(kept) as MovedId;
     }
+    if (!fromTables) return null;
     if (this.hooks.busy(kind, id)) return "busy";
     // Rows out and the hand-over kept, or neither: a failure in between loses nothing.
     return this.hooks.transaction(() => {
@@ -341,16 +343,16 @@ export class GroupSplit {
 
   /**
    * Group `to` has walked every table here: from now on (for the count in force) nothing more
-   * is handed to it but what is kept, which its walk then drains. A touch of its served after
-   * this would make the giver keep rows nobody comes back for, so it is refused instead.
+   * is taken out for it, and a touch is answered with what is kept only, which its walk then
+   * drains: a touch served after the drain can leave nothing kept that nobody comes back for.
    */
   async closeHandover(to: number): Promise<void> {
     await this.layout();
     this.setState(`closed:${to}:${this.count()}`, "1");
   }
 
-  private refuseClosed(to: number): void {
-    if (this.state(`closed:${to}:${this.count()}`) !== null) throw new Unavailable(`group ${to} has taken in everything of its own from group ${this.group} already`);
+  private isClosed(to: number): boolean {
+    return this.state(`closed:${to}:${this.count()}`) !== null;
   }
 
   /** Group `to` holds these now. */
@@ -383,9 +385,11 @@ export class GroupSplit {
           if (r.busy.length > 0) return this.hooks.wake(Date.now() + RETRY_MS);
         }
       }
-      // Every table is walked: the ancestor hands nothing more over, and what it still keeps
-      // for this group (a touch whose reply never arrived) comes last; the split is over only
-      // once it keeps nothing.
+    }
+    // Every table of every ancestor is walked: each takes nothing more out for this group, and
+    // what it still keeps (a touch whose reply never arrived) comes last; the split is over only
+    // once none keeps anything.
+    for (const a of ancestors) {
       await groupStub(this.env, a).closeHandover(this.group);
       for (;;) {
         if (pages++ >= PAGES_PER_RUN) return this.hooks.wake(Date.now() + 10);
