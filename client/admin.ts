@@ -141,10 +141,11 @@ interface RebalanceView {
   unknown: number[];
   /** Absent from gateways older than group splits. */
   splitting?: { group: number; stepsDone: number; steps: number }[];
+  shardsSplitting?: { shard: number; from: number | null; tablesLeft: number; rowsTaken: number; dropping: number }[];
 }
 
 function rebalanceText(r: RebalanceView): string {
-  const splitting = r.splitting?.length ?? 0;
+  const splitting = (r.splitting?.length ?? 0) + (r.shardsSplitting?.length ?? 0);
   const lines = [
     r.balanced
       ? "balanced: no group holds data its members need outside them"
@@ -157,6 +158,10 @@ function rebalanceText(r: RebalanceView): string {
     lines.push(`  group ${String(g.group).padStart(3)}  from ${g.from.join(", ")}  ${sweep}`);
   }
   for (const g of r.splitting ?? []) lines.push(`  group ${String(g.group).padStart(3)}  splitting: ${g.stepsDone} of ${g.steps} tables of its old groups walked`);
+  for (const s of r.shardsSplitting ?? []) {
+    const what = s.from !== null ? `taking its names from shard ${s.from}: ${s.rowsTaken} rows in, ${s.tablesLeft} table(s) left` : `dropping the rows of ${s.dropping} part(s) handed on`;
+    lines.push(`  shard ${String(s.shard).padStart(3)}  ${what}`);
+  }
   return lines.join("\n");
 }
 

@@ -18,14 +18,10 @@ import {
   UploadPartCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { groupOf, type Nhid } from "../../common/ids.ts";
-import { EdgestoreExtensions } from "../../client/extensions.ts";
 import type { LocalCluster } from "../../scripts/cluster.ts";
-import { bodyBytes, chunkCopies, clusterForSuite, eventually, manifestRows, pseudoRandom, sameBytes, withQuery } from "./helpers.ts";
+import { adminJson, bodyBytes, chunkCopies, clusterForSuite, eachObjectDb, eventually, extensionsFor, manifestRows, pseudoRandom, sameBytes, withQuery } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -39,9 +35,7 @@ interface GroupStatus {
 }
 
 async function groups(): Promise<GroupStatus[]> {
-  const r = await fetch(`${cluster.endpoint}/_admin/status.json`, { headers: { authorization: `Bearer ${cluster.adminToken}` } });
-  expect(r.status).toBe(200);
-  return ((await r.json()) as { groups: GroupStatus[] }).groups;
+  return (await adminJson<{ groups: GroupStatus[] }>(cluster, "status.json")).groups;
 }
 
 const get = async (key: string, versionId?: string) => bodyBytes((await s3.send(new GetObjectCommand({ Bucket: B, Key: key, VersionId: versionId }))).Body);
@@ -57,24 +51,14 @@ async function listing(asOf?: string): Promise<string[]> {
  * rows for, and the hand-overs it still keeps. Once a split is over each file holds one group's ids.
  */
 function groupFiles(count: number): { groups: number[]; handoff: number }[] {
-  const dir = join(cluster.dataDir, "wrangler");
-  const out: { groups: number[]; handoff: number }[] = [];
-  for (const f of (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".sqlite"))) {
-    const db = new DatabaseSync(join(dir, f), { readOnly: true });
-    try {
-      const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => String(r.name)));
-      if (!tables.has("split_state")) continue;
-      const ids = [
-        ...db.prepare("SELECT nhid AS id FROM versions UNION SELECT nhid FROM names UNION SELECT nhid FROM uploads").all(),
-        ...db.prepare("SELECT chid AS id FROM backrefs UNION SELECT chid FROM holds").all(),
-      ].map((r) => String(r.id));
-      const groups = [...new Set(ids.map((id) => groupOf(id as Nhid, count)))].sort((a, b) => a - b);
-      out.push({ groups, handoff: Number(db.prepare("SELECT count(*) AS n FROM handoff").get()!.n) });
-    } finally {
-      db.close();
-    }
-  }
-  return out;
+  return eachObjectDb(cluster, "split_state", (db) => {
+    const ids = [
+      ...db.prepare("SELECT nhid AS id FROM versions UNION SELECT nhid FROM names UNION SELECT nhid FROM uploads").all(),
+      ...db.prepare("SELECT chid AS id FROM backrefs UNION SELECT chid FROM holds").all(),
+    ].map((r) => String(r.id));
+    const groups = [...new Set(ids.map((id) => groupOf(id as Nhid, count)))].sort((a, b) => a - b);
+    return { groups, handoff: Number(db.prepare("SELECT count(*) AS n FROM handoff").get()!.n) };
+  });
 }
 
 describe("growing the group count while serving", () => {
@@ -84,7 +68,7 @@ describe("growing the group count while serving", () => {
   let asOf: string;
   let before: string[];
   let snapshot: string;
-  const ext = () => new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+  const ext = () => extensionsFor(cluster);
 
   it("holds objects of every kind under 4 groups", { timeout: 120_000 }, async () => {
     for (let i = 0; i < 40; i++) {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll } from "vitest";
+import { EdgestoreExtensions } from "../../client/extensions.ts";
 import { EditingSession, SessionError } from "../../client/session.ts";
 import { LocalCluster, type ClusterOptions } from "../../scripts/cluster.ts";
 import type { Chid } from "../../common/ids.ts";
@@ -65,6 +66,33 @@ export function clusterForSuite(
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The cluster's extensions client (snapshots, sessions, layouts) with its S3 credentials. */
+export function extensionsFor(cluster: LocalCluster): EdgestoreExtensions {
+  return new EdgestoreExtensions({ endpoint: cluster.endpoint, region: cluster.region, accessKeyId: cluster.accessKey, secretAccessKey: cluster.secretKey });
+}
+
+/** What the admin API answers at `path` (under /_admin/), as JSON; throws on a status other than 200. */
+export async function adminJson<T>(cluster: LocalCluster, path: string): Promise<T> {
+  const r = await fetch(`${cluster.endpoint}/_admin/${path}`, { headers: { authorization: `Bearer ${cluster.adminToken}` } });
+  if (r.status !== 200) throw new Error(`/_admin/${path} answered ${r.status}: ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+/** `fn` over each of the local gateway's Durable Object SQLite files that has `table`, opened read-only. */
+export function eachObjectDb<T>(cluster: LocalCluster, table: string, fn: (db: DatabaseSync) => T): T[] {
+  const dir = join(cluster.dataDir, "wrangler");
+  const out: T[] = [];
+  for (const f of (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".sqlite"))) {
+    const db = new DatabaseSync(join(dir, f), { readOnly: true });
+    try {
+      if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined) out.push(fn(db));
+    } finally {
+      db.close();
+    }
+  }
+  return out;
 }
 
 export function clientFor(cluster: LocalCluster, secret = cluster.secretKey, accessKey = cluster.accessKey): S3Client {

@@ -10,7 +10,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/clie
 import { describe, expect, it } from "vitest";
 import type { LocalCluster } from "../../scripts/cluster.ts";
 import { LOCAL_LOCATIONS } from "../../scripts/cluster.ts";
-import { adminCli, bodyBytes, chunkCopies, clusterForSuite, eventually, pseudoRandom, sameBytes } from "./helpers.ts";
+import { adminCli, adminJson, bodyBytes, chunkCopies, clusterForSuite, eventually, pseudoRandom, sameBytes } from "./helpers.ts";
 
 let cluster: LocalCluster;
 let s3: S3Client;
@@ -28,11 +28,7 @@ interface Rebalance {
   moving: { group: number; from: string[] }[];
 }
 
-const admin = async <T,>(path: string): Promise<T> => {
-  const r = await fetch(`${cluster.endpoint}/_admin/${path}`, { headers: { authorization: `Bearer ${cluster.adminToken}` } });
-  expect(r.status).toBe(200);
-  return (await r.json()) as T;
-};
+const admin = <T,>(path: string): Promise<T> => adminJson<T>(cluster, path);
 
 /** Members of every group, by target location, from the admin status. */
 async function membership(): Promise<Map<number, string[]>> {

@@ -44,6 +44,8 @@ export interface RebalanceView {
   unknown: number[];
   /** Groups still taking in their ids after a group-count split (negotiating-group/split.ts). */
   splitting: { group: number; stepsDone: number; steps: number }[];
+  /** Shards still taking in their names after a SHARD_COUNT split, or dropping rows they handed on (manifest-shard/split.ts). */
+  shardsSplitting: { shard: number; from: number | null; tablesLeft: number; rowsTaken: number; dropping: number }[];
 }
 
 export function rebalanceOf(s: ClusterStatus): RebalanceView {
@@ -80,5 +82,12 @@ export function rebalanceOf(s: ClusterStatus): RebalanceView {
       lastSweep: g.lastSweep ? { at: g.lastSweep.at, short: g.lastSweep.short, repaired: g.lastSweep.repaired } : null,
     });
   }
-  return { at: s.at, balanced: moving.length === 0 && unknown.length === 0 && splitting.length === 0, targets, moving, unknown, splitting };
+  const shardsSplitting: RebalanceView["shardsSplitting"] = [];
+  for (const sh of s.shards) {
+    if (!("split" in sh)) continue;
+    const p = sh.split;
+    if (p.takingFrom !== null || p.dropping > 0) shardsSplitting.push({ shard: sh.shard, from: p.takingFrom, tablesLeft: p.tablesLeft, rowsTaken: p.rowsTaken, dropping: p.dropping });
+  }
+  const balanced = moving.length === 0 && unknown.length === 0 && splitting.length === 0 && shardsSplitting.length === 0;
+  return { at: s.at, balanced, targets, moving, unknown, splitting, shardsSplitting };
 }

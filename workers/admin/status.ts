@@ -4,6 +4,7 @@
 // once, in parallel, each with a time limit: a part that does not answer shows as unknown
 // instead of holding the page.
 
+import type { ShardSplitProgress } from "../manifest-shard/split.ts";
 import { formatUvid } from "../../common/ids.ts";
 import type { TargetStatus } from "../cluster/rpc.ts";
 import type { GroupHealth } from "../negotiating-group/health.ts";
@@ -25,6 +26,8 @@ export interface ShardStatus {
   lagging: number[];
   /** Its SQLite storage against its budget. */
   storage: StorageUse;
+  /** Names still being taken in from the shard it split from, or rows handed on still being dropped (manifest-shard/split.ts). */
+  split: ShardSplitProgress;
 }
 
 export interface ClusterStatus {
@@ -47,7 +50,7 @@ async function shardStatus(env: Env, s: number): Promise<ShardStatus> {
   const stub = shardStub(env, s);
   const t0 = Date.now();
   const [stats, settled] = await Promise.all([stub.stats(), stub.settle(s, formatUvid({ ms: t0, seq: 0, group: 0 }), DEVELOP_WAIT_MS)]);
-  return { shard: s, versions: stats.versions, bytes: stats.bytes, storage: stats.storage, developMs: settled.lagging.length === 0 ? Date.now() - t0 : null, lagging: settled.lagging };
+  return { shard: s, versions: stats.versions, bytes: stats.bytes, storage: stats.storage, split: stats.split, developMs: settled.lagging.length === 0 ? Date.now() - t0 : null, lagging: settled.lagging };
 }
 
 export async function clusterStatus(env: Env): Promise<ClusterStatus> {

@@ -19,7 +19,7 @@ import type { MembershipMsg } from "../../common/protocol.ts";
 import { decodeToCluster } from "../../common/wire-decode.ts";
 import { configOf, groupStub, type Env } from "../shared/env.ts";
 import type { ClusterRpc, GroupView, TargetStatus } from "./rpc.ts";
-import { GroupLayout, parentOf } from "../shared/group-layout.ts";
+import { GroupLayout, parentOf, SHARD_LAYOUT } from "../shared/group-layout.ts";
 import { TargetKeys, type Admission, type TargetKeyInfo } from "./target-keys.ts";
 
 /** A held-groups list after a heartbeat's increments. */
@@ -39,6 +39,7 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
   private readonly sql: SqlStorage;
   private readonly keys: TargetKeys;
   private readonly layout: GroupLayout;
+  private readonly shardLayoutBook: GroupLayout;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -58,6 +59,10 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     const mapped = this.sql.exec("SELECT max(grp) + 1 AS n FROM membership").one().n;
     const change = this.layout.observe(configOf(env).groupCount, Date.now(), mapped === null ? null : Number(mapped));
     if (change.added.length > 0) this.splitMembership(change.added);
+    // Shards split by the same rule; each new one asks for this history to find the shard it came from.
+    this.shardLayoutBook = new GroupLayout(this.sql, SHARD_LAYOUT);
+    const shards = this.shardLayoutBook.observe(configOf(env).shardCount, Date.now());
+    if (shards.added.length > 0) console.log(JSON.stringify({ msg: "shards split", history: this.shardLayoutBook.history() }));
     // Answer pings without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -336,6 +341,11 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
   }
 
   /** Who may be asked to store (writers) and to serve (readers) for one group; never a revoked target. */
+  /** The shard counts the cluster has had, oldest first. */
+  shardLayout(): number[] {
+    return this.shardLayoutBook.history();
+  }
+
   async groupView(g: number): Promise<GroupView> {
     const revoked = this.keys.revokedIds();
     const writers = (this.membersByGroup().get(g) ?? []).filter((id) => !revoked.has(id));

@@ -15,6 +15,7 @@ import { dueOf, type Due, type VersionRow, type WindowStart } from "./lifecycle-
 import type { Versioning } from "../shared/versioning.ts";
 import type { LifecycleAction } from "../negotiating-group/rpc.ts";
 import type { LifecycleProgress } from "./rpc.ts";
+import { partCond, type NamePart } from "./name-part.ts";
 
 /** Keys (with all their versions) one step reads at most... */
 const STEP_KEYS = 500;
@@ -58,6 +59,8 @@ interface KeyWindow extends WindowStart {
 export interface LifecycleContext {
   readonly sql: SqlStorage;
   readonly env: Env;
+  /** The names this shard answers for (its tables may still hold another's after a split); null: all. */
+  part(): NamePart | null;
 }
 
 export class LifecyclePass {
@@ -181,8 +184,9 @@ export class LifecyclePass {
   private async walkNames(todo: Todo, now: number): Promise<"stepped"> {
     if (todo.inKey) return this.walkWindow(todo, todo.inKey, now);
     const { sql } = this.c;
+    const own = partCond("", this.c.part());
     const keys = sql
-      .exec("SELECT key FROM current WHERE tenant = ? AND bucket = ? AND key > ? ORDER BY key LIMIT ?", todo.tenant, todo.bucket, todo.cursor, STEP_KEYS)
+      .exec(`SELECT key FROM current WHERE tenant = ? AND bucket = ? AND key > ? ${own === null ? "" : `AND ${own.sql}`} ORDER BY key LIMIT ?`, todo.tenant, todo.bucket, todo.cursor, ...(own?.args ?? []), STEP_KEYS)
       .toArray()
       .map((r) => String(r.key));
     if (keys.length === 0) return this.advance(todo, { phase: "uploads", cursor: "" });
@@ -253,10 +257,11 @@ export class LifecyclePass {
     const rules = todo.rules.filter((r) => r.abortUploadDays !== null);
     if (rules.length === 0) return this.advance(todo, null);
     const [afterKey, afterId] = todo.cursor === "" ? ["", ""] : splitCursor(todo.cursor);
+    const own = partCond("", this.c.part());
     const rows = this.c.sql
       .exec(
-        "SELECT key, upload_id, initiated FROM uploads WHERE tenant = ? AND bucket = ? AND open = 1 AND (key > ? OR (key = ? AND upload_id > ?)) ORDER BY key, upload_id LIMIT ?",
-        todo.tenant, todo.bucket, afterKey, afterKey, afterId, STEP_KEYS,
+        `SELECT key, upload_id, initiated FROM uploads WHERE tenant = ? AND bucket = ? AND open = 1 AND (key > ? OR (key = ? AND upload_id > ?)) ${own === null ? "" : `AND ${own.sql}`} ORDER BY key, upload_id LIMIT ?`,
+        todo.tenant, todo.bucket, afterKey, afterKey, afterId, ...(own?.args ?? []), STEP_KEYS,
       )
       .toArray();
     if (rows.length === 0) return this.advance(todo, null);

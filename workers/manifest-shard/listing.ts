@@ -4,6 +4,7 @@
 
 import type { Uvid } from "../../common/ids.ts";
 import { newestAt } from "./as-of.ts";
+import { narrowToPart, type NamePart } from "./name-part.ts";
 import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface ListQuery {
@@ -26,8 +27,8 @@ export interface ListPage {
   truncated: boolean;
 }
 
-/** `bound`: list as of the time just before it (see as-of.ts); absent: now. */
-export function listCurrent(sql: SqlStorage, q: ListQuery, bound?: Uvid): ListPage {
+/** `bound`: list as of the time just before it (see as-of.ts); absent: now. `part`: only its names (null: all). */
+export function listCurrent(sql: SqlStorage, q: ListQuery, bound: Uvid | undefined, part: NamePart | null): ListPage {
   return walkRolledUp<Record<string, SqlStorageValue>, null, Extract<ListEntry, { kind: "object" }>>(
     {
       prefix: q.prefix,
@@ -37,6 +38,7 @@ export function listCurrent(sql: SqlStorage, q: ListQuery, bound?: Uvid): ListPa
         const conds = ["tenant = ?", "bucket = ?"];
         const args: (string | number)[] = [q.tenant, q.bucket];
         keyBounds("key", { pos, upper, afterWithin: null }, { conds, args });
+        narrowToPart("", part, { conds, args });
         if (bound === undefined) {
           conds.push("delete_marker = 0");
           return sql.exec(`SELECT key, size, etag, last_modified FROM current WHERE ${conds.join(" AND ")} ORDER BY key LIMIT ?`, ...args, n).toArray();

@@ -12,6 +12,10 @@ import type { SourceState } from "./sources.ts";
 import type { UploadPage, UploadQuery } from "./uploads.ts";
 import type { Usage } from "./usage.ts";
 import type { VersionPage, VersionQuery } from "./versions.ts";
+import type { NamePart } from "./name-part.ts";
+import type { HandOverPage, ShardSplitProgress } from "./split.ts";
+import type { SplitTable } from "./apply.ts";
+import type { RowKey } from "./table-pages.ts";
 
 /** What a pass did, for logs and the benchmark. */
 export interface LifecycleProgress {
@@ -25,16 +29,19 @@ export interface LifecycleProgress {
 /** shard.ts says what each call does. */
 export interface ShardRpc extends Rpc.DurableObjectBranded {
   applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string } | null>;
-  listVersions(q: VersionQuery, bound?: Uvid): Promise<VersionPage>;
-  listUploads(q: UploadQuery): Promise<UploadPage>;
-  list(q: ListQuery, bound?: Uvid): Promise<ListPage>;
+  applyForwarded(records: ShardRecord[], part: NamePart): Promise<void>;
+  listVersions(q: VersionQuery, bound?: Uvid, part?: NamePart): Promise<VersionPage>;
+  listUploads(q: UploadQuery, part?: NamePart): Promise<UploadPage>;
+  list(q: ListQuery, bound?: Uvid, part?: NamePart): Promise<ListPage>;
   versionAt(tenant: string, bucket: string, key: string, bound: Uvid): Promise<VersionAt | null>;
   settle(shard: number, bound: Uvid, waitMs: number, only?: number): Promise<{ lagging: number[] }>;
-  select(sel: Selection, after: SelectCursor | null, limit: number): Promise<SelectPage>;
+  select(sel: Selection, after: SelectCursor | null, limit: number, part?: NamePart): Promise<SelectPage>;
   sourceStates(): Promise<SourceState[]>;
-  stats(): Promise<{ versions: number; bytes: number; sources: number; storage: StorageUse }>;
+  stats(): Promise<{ versions: number; bytes: number; sources: number; storage: StorageUse; split: ShardSplitProgress }>;
   tenantUsage(tenant: string): Promise<Usage>;
-  hasObjects(tenant: string, bucket: string): Promise<boolean>;
+  hasObjects(tenant: string, bucket: string, part?: NamePart): Promise<boolean>;
+  handOverPage(part: NamePart, table: SplitTable, after: RowKey | null): Promise<HandOverPage>;
+  handedOver(part: NamePart): Promise<void>;
   runLifecycle(): Promise<void>;
   lifecycleProgress(): Promise<LifecycleProgress>;
 }

@@ -8,6 +8,7 @@
 // characters including `/`, as the aws CLI's --include does, `?` one character, `[...]` a
 // class), matched here rather than by SQL; SQL narrows the scan by their literal prefixes.
 
+import { narrowToPart, type NamePart } from "./name-part.ts";
 import { asChid, asUvid, type Chid, type Uvid } from "../../common/ids.ts";
 import { compareKeys, prefixSuccessor } from "../../common/keys.ts";
 import { existsAt } from "./as-of.ts";
@@ -163,7 +164,15 @@ function endsAfter(r: Range, c: SelectCursor | null): boolean {
   return r.bucket === c.bucket && (r.upper === null || compareKeys(c.key, r.upper) < 0);
 }
 
-export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCursor | null, limit: number): SelectPage {
+/** A page of the selection: after the cursor, at most `limit` entries, of `part`'s names only (null: all). */
+export interface SelectWindow {
+  after: SelectCursor | null;
+  limit: number;
+  part: NamePart | null;
+}
+
+export function selectVersions(sql: SqlStorage, s: Selection, w: SelectWindow): SelectPage {
+  const { after, limit, part } = w;
   const entries: Selected[] = [];
   const masks = compileMasks(s.masks);
   if (masks.length === 0) return { entries, next: null };
@@ -193,6 +202,7 @@ export function selectVersions(sql: SqlStorage, s: Selection, after: SelectCurso
     const args: (string | number)[] = [s.tenant];
     conds.push(...narrow.conds);
     args.push(...narrow.args);
+    narrowToPart("v", part, { conds, args });
     if (cursor) {
       if (cursor.uvid === null || s.which === "current") {
         conds.push("(v.bucket > ? OR (v.bucket = ? AND v.key > ?))");

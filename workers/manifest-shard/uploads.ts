@@ -2,6 +2,7 @@
 // one key by initiation time (then id), rolled up into common prefixes under a delimiter. The
 // gateway merges the shards' pages the same way listings are merged.
 
+import { narrowToPart, type NamePart } from "./name-part.ts";
 import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface UploadQuery {
@@ -24,7 +25,8 @@ export interface UploadPage {
   truncated: boolean;
 }
 
-export function listUploads(sql: SqlStorage, q: UploadQuery): UploadPage {
+/** `part`: only its names (null: all). */
+export function listUploads(sql: SqlStorage, q: UploadQuery, part: NamePart | null): UploadPage {
   type At = { initiated: number; id: string };
   // An upload-id marker positions within the marker key's uploads; one that names no upload of
   // it is ignored, and the walk starts after the whole key.
@@ -45,6 +47,7 @@ export function listUploads(sql: SqlStorage, q: UploadQuery): UploadPage {
         const args: (string | number)[] = [q.tenant, q.bucket];
         const w = pos.within;
         keyBounds("key", { pos, upper, afterWithin: w && { sql: "(initiated > ? OR (initiated = ? AND upload_id > ?))", args: [w.initiated, w.initiated, w.id] } }, { conds, args });
+        narrowToPart("", part, { conds, args });
         return sql
           .exec(`SELECT key, upload_id, initiated, creator FROM uploads WHERE ${conds.join(" AND ")} ORDER BY key, initiated, upload_id LIMIT ?`, ...args, n)
           .toArray();

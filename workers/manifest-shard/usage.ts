@@ -17,11 +17,27 @@ export class UsageBook {
     if (!exists) {
       sql.exec("CREATE TABLE tenant_usage (tenant TEXT PRIMARY KEY, bytes INTEGER NOT NULL, objects INTEGER NOT NULL)");
       // A shard from before usage was kept counts its rows once, on its first start with this code.
-      sql.exec(
-        `INSERT INTO tenant_usage (tenant, bytes, objects)
-         SELECT tenant, sum(size), count(*) FROM versions WHERE removed = 0 AND delete_marker = 0 GROUP BY tenant`,
-      );
+      this.recount();
     }
+  }
+
+  /** Counted again from the versions table (a shard that has just taken in its names from another). */
+  recount(): void {
+    this.sql.exec("DELETE FROM tenant_usage");
+    this.sql.exec(
+      `INSERT INTO tenant_usage (tenant, bytes, objects)
+       SELECT tenant, sum(size), count(*) FROM versions WHERE removed = 0 AND delete_marker = 0 GROUP BY tenant`,
+    );
+  }
+
+  /** The versions of these names are no longer counted here (handed to another shard); `where` narrows the versions table. */
+  drop(where: { sql: string; args: number[] }): void {
+    this.sql.exec(
+      `UPDATE tenant_usage SET bytes = tenant_usage.bytes - d.bytes, objects = tenant_usage.objects - d.objects
+       FROM (SELECT tenant, sum(size) AS bytes, count(*) AS objects FROM versions WHERE removed = 0 AND delete_marker = 0 AND ${where.sql} GROUP BY tenant) AS d
+       WHERE tenant_usage.tenant = d.tenant`,
+      ...where.args,
+    );
   }
 
   /** Changes of this batch of records, written by `settle` (one statement per tenant, not per record). */

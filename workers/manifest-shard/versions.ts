@@ -4,6 +4,7 @@
 
 import type { Uvid } from "../../common/ids.ts";
 import { existsAt } from "./as-of.ts";
+import { narrowToPart, type NamePart } from "./name-part.ts";
 import { keyBounds, walkRolledUp } from "./rolled-walk.ts";
 
 export interface VersionQuery {
@@ -42,7 +43,7 @@ export interface VersionPage {
  * `bound`: the versions that existed just before it, IsLatest as it was then (see as-of.ts);
  * absent: the versions not removed, IsLatest now.
  */
-export function listVersions(sql: SqlStorage, q: VersionQuery, bound?: Uvid): VersionPage {
+export function listVersions(sql: SqlStorage, q: VersionQuery, bound: Uvid | undefined, part: NamePart | null): VersionPage {
   const live = bound === undefined;
   const exists = live ? { sql: "v.removed = 0", args: [] } : { sql: existsAt("v"), args: [bound, bound] };
   // A version-id marker positions within the marker key's versions (newest first); "null" is
@@ -67,6 +68,7 @@ export function listVersions(sql: SqlStorage, q: VersionQuery, bound?: Uvid): Ve
         const conds = ["v.tenant = ?", "v.bucket = ?", exists.sql];
         const args: (string | number)[] = [q.tenant, q.bucket, ...exists.args];
         keyBounds("v.key", { pos, upper, afterWithin: pos.within === null ? null : { sql: "v.uvid < ?", args: [pos.within] } }, { conds, args });
+        narrowToPart("v", part, { conds, args });
         const cols = "v.key, v.uvid, v.is_null, v.delete_marker, v.size, v.etag, v.last_modified, v.creator";
         const order = `WHERE ${conds.join(" AND ")} ORDER BY v.key, v.uvid DESC LIMIT ?`;
         if (live) {

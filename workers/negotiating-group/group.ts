@@ -10,7 +10,7 @@
 // (reclaim.ts). Which group it is comes from its own name; one alarm serves every part.
 
 import { DurableObject } from "cloudflare:workers";
-import { chidOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
+import { chidOf, nhidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
 import { configOf, groupIndexOf, groupStub, type Env } from "../shared/env.ts";
@@ -134,6 +134,8 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     // unpushed references), or a split whose ids are still to come in (or not yet known to be
     // none), brings the alarm back; set before any request is served.
     void ctx.blockConcurrencyWhile(async () => {
+      const shards = configOf(env).shardCount;
+      await book.readdress(shards, async (r) => shardOf(await nhidOf(r.tenant, r.bucket, r.key), shards));
       const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt(), this.nodes.recountWaiting() ? Date.now() + OUTBOX_RETRY_MS : null, this.split.settled() ? null : Date.now()].filter((t): t is number => t !== null);
       if (due.length > 0) await this.alarms.by(Math.min(...due));
     });

@@ -20,6 +20,7 @@
 
 import { groupOf, type Chid, type Nhid } from "../../common/ids.ts";
 import { ancestorsOf } from "../shared/group-layout.ts";
+import { StateCells } from "../shared/state-cells.ts";
 import { configOf, groupStub, type Env } from "../shared/env.ts";
 import { Unavailable } from "../shared/unavailable.ts";
 import { PagedText } from "../shared/paged-text.ts";
@@ -88,6 +89,7 @@ export class GroupSplit {
   private claimsInFlight = 0;
   /** What was handed over, kept until the taker confirms it (rows can pass a row's 2 MB). */
   private readonly kept: PagedText;
+  private readonly cells: StateCells;
 
   constructor(o: { group: number; env: Env; sql: SqlStorage; hooks: SplitHooks }) {
     this.group = o.group;
@@ -95,7 +97,7 @@ export class GroupSplit {
     this.sql = o.sql;
     this.hooks = o.hooks;
     this.rows = new HandoverRows(o.sql);
-    o.sql.exec("CREATE TABLE IF NOT EXISTS split_state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
+    this.cells = new StateCells(o.sql, "split_state");
     o.sql.exec("CREATE TABLE IF NOT EXISTS adopted (kind TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID");
     o.sql.exec("CREATE TABLE IF NOT EXISTS handoff (kind TEXT NOT NULL, id TEXT NOT NULL, to_group INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID");
     this.kept = new PagedText(o.sql, "handoff_pages");
@@ -112,12 +114,11 @@ export class GroupSplit {
   }
 
   private state(k: string): string | null {
-    const r = this.sql.exec("SELECT v FROM split_state WHERE k = ?", k).toArray()[0];
-    return r ? String(r.v) : null;
+    return this.cells.get(k);
   }
 
   private setState(k: string, v: string): void {
-    this.sql.exec("INSERT INTO split_state (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", k, v);
+    this.cells.set(k, v);
   }
 
   /** The group counts; asked of the cluster once per count. */

@@ -92,6 +92,33 @@ export class VersionBook {
   }
 
   /**
+   * Records queued under another shard count (shards split since: manifest-shard/split.ts) go to
+   * their names' shards of this one (`shardOf`), so that no record is sent to a shard that now
+   * refuses it. Run before any record is sent.
+   */
+  async readdress(count: number, shardOf: (r: ShardRecord) => Promise<number>): Promise<void> {
+    this.sql.exec("CREATE TABLE IF NOT EXISTS outbox_count (k INTEGER PRIMARY KEY CHECK (k = 0), count INTEGER NOT NULL)");
+    const stored = this.sql.exec("SELECT count FROM outbox_count WHERE k = 0").toArray()[0];
+    if (stored && Number(stored.count) === count) return;
+    let after = 0;
+    for (;;) {
+      const rows = this.sql.exec("SELECT rowid, shard, uvid, record FROM outbox WHERE rowid > ? ORDER BY rowid LIMIT 500", after).toArray();
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        const from = Number(r.shard);
+        const uvid = asUvid(r.uvid);
+        const to = await shardOf(JSON.parse(String(r.record)) as ShardRecord);
+        if (to === from) continue;
+        this.sql.exec("UPDATE outbox SET shard = ? WHERE rowid = ?", to, Number(r.rowid));
+        this.cutoffs.applied(from, [uvid]);
+        this.cutoffs.queued(to, uvid);
+      }
+      after = Number(rows.at(-1)!.rowid);
+    }
+    this.sql.exec("INSERT INTO outbox_count (k, count) VALUES (0, ?) ON CONFLICT(k) DO UPDATE SET count = excluded.count", count);
+  }
+
+  /**
    * Next version id: wall-clock milliseconds, or the last stamp's plus a sequence step if the
    * clock lags. The stamp holds every shard's cutoff below it until its record is queued or
    * the stamp is released.

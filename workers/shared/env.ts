@@ -189,6 +189,14 @@ export function groupIndexOf(name: string | undefined): number {
   return Number(m[1]);
 }
 
+const SHARD_NAME = /^shard-(\d+)$/;
+
+/** A shard's number from its name; null for one reached by another name (tests' own shards). */
+export function shardIndexOf(name: string | undefined): number | null {
+  const m = name === undefined ? null : SHARD_NAME.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
 export function shardStub(env: Env, s: number): DurableObjectStub<ShardRpc> {
   return env.SHARD.get(env.SHARD.idFromName(`shard-${s}`));
 }

@@ -2,7 +2,8 @@
 // the last (8 -> 16 -> 64): then every id's new group `id mod new` has one group of each older
 // count it came from (`id mod old`), so a group split is a tree and each new group knows where
 // its names and chunks were (negotiating-group/split.ts). The Cluster object and each shard keep the history,
-// recorded the first time each runs with a new GROUP_COUNT.
+// recorded the first time each runs with a new GROUP_COUNT. Manifest shards split by the same
+// rule (SHARD_COUNT, manifest-shard/split.ts): the Cluster keeps that history too.
 
 export interface LayoutChange {
   /** The count now in force. */
@@ -27,24 +28,34 @@ export function parentOf(group: number, history: readonly number[]): number | nu
 }
 
 /** Why a new count cannot follow the history, or null if it can. */
-export function refuseCount(history: readonly number[], count: number): string | null {
+export function refuseCount(history: readonly number[], count: number, setting = "GROUP_COUNT"): string | null {
   const last = history[history.length - 1];
   if (last === undefined || last === count) return null;
-  if (count < last) return `GROUP_COUNT ${count} is below ${last}: groups can be split, not merged`;
-  if (count % last !== 0) return `GROUP_COUNT ${count} is not a multiple of ${last}: each new group must come from one group of the old count`;
+  if (count < last) return `${setting} ${count} is below ${last}: it can be split, not merged`;
+  if (count % last !== 0) return `${setting} ${count} is not a multiple of ${last}: each new one must come from one of the old count`;
   return null;
 }
 
+/** What a layout counts: groups (the default) or manifest shards. */
+export interface LayoutKind {
+  readonly table: "group_counts" | "shard_counts";
+  readonly setting: "GROUP_COUNT" | "SHARD_COUNT";
+}
+
+export const SHARD_LAYOUT: LayoutKind = { table: "shard_counts", setting: "SHARD_COUNT" };
+
 export class GroupLayout {
   private readonly sql: SqlStorage;
+  private readonly kind: LayoutKind;
 
-  constructor(sql: SqlStorage) {
+  constructor(sql: SqlStorage, kind: LayoutKind = { table: "group_counts", setting: "GROUP_COUNT" }) {
     this.sql = sql;
-    sql.exec("CREATE TABLE IF NOT EXISTS group_counts (since INTEGER NOT NULL, count INTEGER PRIMARY KEY)");
+    this.kind = kind;
+    sql.exec(`CREATE TABLE IF NOT EXISTS ${kind.table} (since INTEGER NOT NULL, count INTEGER PRIMARY KEY)`);
   }
 
   history(): number[] {
-    return this.sql.exec("SELECT count FROM group_counts ORDER BY count").toArray().map((r) => Number(r.count));
+    return this.sql.exec(`SELECT count FROM ${this.kind.table} ORDER BY count`).toArray().map((r) => Number(r.count));
   }
 
   /**
@@ -54,13 +65,13 @@ export class GroupLayout {
   observe(count: number, now: number, before: number | null = null): LayoutChange {
     // The first run of this code: the count the object ran with until now (`before`, from what
     // it stores) starts the history, so a count changed in the same deploy is still a split.
-    if (this.history().length === 0 && before !== null && before !== count) this.sql.exec("INSERT INTO group_counts (since, count) VALUES (0, ?)", before);
+    if (this.history().length === 0 && before !== null && before !== count) this.sql.exec(`INSERT INTO ${this.kind.table} (since, count) VALUES (0, ?)`, before);
     const history = this.history();
-    const refused = refuseCount(history, count);
+    const refused = refuseCount(history, count, this.kind.setting);
     if (refused !== null) throw new Error(`${refused} (history: ${history.join(" -> ")})`);
     const last = history[history.length - 1];
     if (last === count) return { count, added: [] };
-    this.sql.exec("INSERT INTO group_counts (since, count) VALUES (?, ?)", now, count);
+    this.sql.exec(`INSERT INTO ${this.kind.table} (since, count) VALUES (?, ?)`, now, count);
     if (last === undefined) return { count, added: [] };
     return { count, added: Array.from({ length: count - last }, (_, i) => last + i) };
   }
