@@ -9,11 +9,11 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { formatUvid, type Chid, type Uvid } from "../../common/ids.ts";
+import { formatUvid, groupOf, nhidOf, type Chid, type Uvid } from "../../common/ids.ts";
 import { nameHashOf } from "../../workers/manifest-shard/name-part.ts";
 import type { RemovalRecord, VersionRecord } from "../../workers/manifest-shard/records.ts";
 import { HANDOVER_ROWS } from "../../workers/manifest-shard/split.ts";
-import { clusterStub, shardStub } from "../../workers/shared/env.ts";
+import { clusterStub, groupStub, shardStub } from "../../workers/shared/env.ts";
 
 const COUNT = Number(env.SHARD_COUNT);
 const OLD = COUNT / 2;
@@ -48,7 +48,7 @@ describe("a shard split's hand-over", () => {
     await runInDurableObject(clusterStub(env), (_o, state) => {
       state.storage.sql.exec("INSERT OR IGNORE INTO shard_counts (since, count) VALUES (0, ?)", OLD);
     });
-    expect(await clusterStub(env).shardLayout()).toEqual([OLD, COUNT]);
+    expect((await clusterStub(env).layouts()).shards).toEqual([OLD, COUNT]);
     const mine = await keysOf(PARENT, 20, "p/");
     const theirs = await keysOf(CHILD, 300, "c/");
     const parent = shardStub(env, PARENT);
@@ -65,6 +65,16 @@ describe("a shard split's hand-over", () => {
       s.exec("DELETE FROM shard_split WHERE k LIKE 'hashed%'");
     });
     expect(await sql(PARENT, (s) => Number(s.exec("SELECT count(*) AS n FROM versions WHERE h IS NULL").one().n))).toBeGreaterThan(0);
+
+    // A part that is not of a shard split from it is refused, whatever asks.
+    const stray = await parent.handedOver({ count: COUNT, index: PARENT, unhashed: false }).then(() => "dropped", (e: unknown) => String(e));
+    expect(stray).toMatch(/not of a shard split from shard 1/);
+    // A group refuses a caller that routes a name by another shard count.
+    const nhid = await nhidOf(T, B, theirs[0]!);
+    const routed = await groupStub(env, groupOf(nhid, Number(env.GROUP_COUNT)))
+      .createUpload(nhid, PARENT, { tenant: T, bucket: B, key: theirs[0]!, creator: "AK", contentType: "", userMeta: {}, httpMeta: {}, checksum: null })
+      .then(() => "created", (e: unknown) => String(e));
+    expect(routed).toMatch(/belongs to shard 3 of 4, not 1: SHARD_COUNT differs/);
 
     // Before any row moves, each name is answered by one shard: the child's through the parent.
     expect(await list(CHILD)).toEqual([...theirs].sort());
@@ -117,5 +127,12 @@ describe("a shard split's hand-over", () => {
     expect(await sql(PARENT, (s) => Number(s.exec("SELECT count(*) AS n FROM versions WHERE key LIKE 'c/%'").one().n))).toBe(0);
     expect(await list(PARENT)).toEqual([...mine].sort());
     expect(await list(CHILD)).toEqual(theirs.filter((k) => k !== theirs[4]).sort());
+  });
+
+  it("refuses to answer on a cluster history that lacks the count the shard last ran with", async () => {
+    const other = (PARENT + 1) % OLD;
+    await sql(other, (s) => s.exec("INSERT INTO shard_split (k, v) VALUES ('count', '16')"));
+    const asked = await list(other).then(() => "answered", (e: unknown) => String(e));
+    expect(asked).toMatch(/last ran with SHARD_COUNT 16, which the cluster's shard counts 2 -> 4 do not hold/);
   });
 });

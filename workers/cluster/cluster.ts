@@ -340,12 +340,12 @@ export class Cluster extends DurableObject<Env> implements ClusterRpc {
     return { t: "membership", epoch: this.epoch(), groupCount: configOf(this.env).groupCount, groups: [...groups].sort((a, b) => a - b) };
   }
 
-  /** Who may be asked to store (writers) and to serve (readers) for one group; never a revoked target. */
-  /** The shard counts the cluster has had, oldest first. */
-  shardLayout(): number[] {
-    return this.shardLayoutBook.history();
+  /** The group and shard counts the cluster has had, oldest first. */
+  async layouts(): Promise<{ groups: number[]; shards: number[] }> {
+    return { groups: this.layout.history(), shards: this.shardLayoutBook.history() };
   }
 
+  /** Who may be asked to store (writers) and to serve (readers) for one group; never a revoked target. */
   async groupView(g: number): Promise<GroupView> {
     const revoked = this.keys.revokedIds();
     const writers = (this.membersByGroup().get(g) ?? []).filter((id) => !revoked.has(id));

@@ -27,8 +27,8 @@ export interface GroupView {
 /** cluster.ts says what each call does. */
 export interface ClusterRpc extends Rpc.DurableObjectBranded {
   groupView(g: number): Promise<GroupView>;
-  /** The shard counts the cluster has had, oldest first (manifest-shard/split.ts). */
-  shardLayout(): number[];
+  /** The group and shard counts the cluster has had, oldest first (manifest-shard/split.ts). */
+  layouts(): Promise<{ groups: number[]; shards: number[] }>;
   createEnrolment(ttlSeconds: number): Promise<{ token: string; expires: number }>;
   enrolTarget(token: string, id: TargetId | null): Promise<{ id: TargetId; key: string } | { refused: string }>;
   admitTarget(id: TargetId, key: string | null): Promise<Admission>;

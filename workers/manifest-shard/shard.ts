@@ -56,6 +56,7 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
       env,
       index: this.index,
       hooks: {
+        adoptGroups: (history) => this.layout.adopt(history),
         recount: () => this.records.recount(),
         recountUsage: () => this.usage.recount(),
         dropUsage: (part) => this.usage.drop(partCond("", part)!),
@@ -109,23 +110,35 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
     }
     // While taking its names in, the shard it came from gets every record first.
     await this.split.exclusive(async () => {
-      const up = this.split.upstream();
-      if (up !== null) await up.applyForwarded(records, own!);
+      await this.forwardUp(records, own!);
       this.applyHere(records, hashes, source);
     });
     return null;
   }
 
+  /** A batch to the shard this one came from, if it still takes its names in; done taking if that shard says so. */
+  private async forwardUp(records: ShardRecord[], part: NamePart): Promise<void> {
+    const up = this.split.upstream();
+    if (up === null) return;
+    try {
+      await up.applyForwarded(records, part);
+    } catch (e) {
+      // Handed over: the walk has ended and every row is here; the batch is applied here alone.
+      if (!isHandedOver(e)) throw e;
+      this.split.finishTaking();
+    }
+  }
+
   /** Records a new shard of this one's was sent: kept here too while it takes its names in (split.ts). */
   async applyForwarded(records: ShardRecord[], part: NamePart): Promise<void> {
     await this.split.load();
+    this.split.checkDescends(part, false);
     const hashes = await hashesOf(records);
     this.split.checkInPart(hashes, part);
     this.split.checkNotGiven(part);
     if (!this.split.taking()) return this.applyHere(records, hashes, null);
     await this.split.exclusive(async () => {
-      const up = this.split.upstream();
-      if (up !== null) await up.applyForwarded(records, part);
+      await this.forwardUp(records, part);
       this.applyHere(records, hashes, null);
     });
   }
@@ -185,15 +198,20 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
    */
   private async answer<T>(part: NamePart | undefined, there: (up: DurableObjectStub<ShardRpc>, p: NamePart) => Promise<T>, here: (p: NamePart | null) => T): Promise<T> {
     await this.split.load();
-    if (part !== undefined) this.split.checkNotGiven(part);
-    const p = part ?? this.split.ownPart();
+    if (part !== undefined) {
+      this.split.checkDescends(part, false);
+      this.split.checkNotGiven(part);
+    }
+    // Rows whose hash is not known yet are this shard's own answer alone, never a new shard's.
+    const p = part !== undefined ? { ...part, unhashed: false } : this.split.ownPart();
     const up = this.split.upstream();
     if (up !== null && p !== null) {
       try {
-        return await there(up, p);
+        return await there(up, { ...p, unhashed: false });
       } catch (e) {
-        // Handed over since: every row is here now.
+        // Handed over since: the walk has ended and every row is here now.
         if (!isHandedOver(e)) throw e;
+        this.split.finishTaking();
       }
     }
     return here(p);
@@ -221,8 +239,9 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
       try {
         return await up.versionAt(tenant, bucket, key, bound);
       } catch (e) {
-        // Handed over since: every row is here now.
+        // Handed over since: the walk has ended and every row is here now.
         if (!isHandedOver(e)) throw e;
+        this.split.finishTaking();
       }
     } else if (this.split.gaveAway()) {
       this.split.checkNameNotGiven(await nameHashOf(tenant, bucket, key));

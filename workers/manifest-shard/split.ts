@@ -48,6 +48,8 @@ export function isHandedOver(e: unknown): boolean {
 export type HandOverPage = { wait: string } | { rows: Row[]; next: RowKey | null };
 
 export interface ShardSplitHooks {
+  /** The cluster's group counts, oldest first, which this shard may not have seen. */
+  adoptGroups(history: readonly number[]): void;
   /** Rows came in or went out: counts kept in memory are read again. */
   recount(): void;
   /** What the shard counts as its own (usage.ts) is counted again from its tables. */
@@ -89,11 +91,25 @@ export class ShardSplit {
     this.hashes = new NameHashes(o.sql, this.cells);
   }
 
-  /** The shard counts the cluster has had; asked of the cluster once per life (a count changes only with a restart). */
+  /**
+   * The shard counts the cluster has had; asked of the cluster once per life (a count changes
+   * only with a restart), with its group counts, which a new shard needs to know where its
+   * names' records came from (`adoptGroups`). A shard refuses to answer on a history that lacks
+   * the count it last ran with: it would answer for names it does not hold, or miss its own.
+   */
   async load(): Promise<void> {
     if (this.history !== null) return;
-    const history = await clusterStub(this.env).shardLayout();
-    if (history[history.length - 1] !== configOf(this.env).shardCount) throw new Unavailable(`the cluster's shard counts ${history.join(" -> ")} do not end at SHARD_COUNT ${configOf(this.env).shardCount}`);
+    const layouts = await clusterStub(this.env).layouts();
+    const history = layouts.shards;
+    const count = configOf(this.env).shardCount;
+    const wrong = history.findIndex((c, i) => !Number.isSafeInteger(c) || c < 1 || (i > 0 && c % history[i - 1]! !== 0) || (i > 0 && c <= history[i - 1]!));
+    if (wrong >= 0 || history[history.length - 1] !== count) throw new Unavailable(`the cluster's shard counts ${history.join(" -> ")} do not end at SHARD_COUNT ${count}, each a multiple of the last`);
+    const ranWith = this.cells.get("count");
+    if (ranWith !== null && !history.includes(Number(ranWith))) {
+      throw new Unavailable(`shard ${this.index} last ran with SHARD_COUNT ${ranWith}, which the cluster's shard counts ${history.join(" -> ")} do not hold: run the old count once with this version before raising it`);
+    }
+    this.cells.set("count", String(count));
+    this.hooks.adoptGroups(layouts.groups);
     this.history = history;
   }
 
@@ -176,6 +192,26 @@ export class ShardSplit {
     for (const given of this.givenParts()) if (inPart(h, given)) throw new HandedOver(given);
   }
 
+  /**
+   * Refuses a part that is not of a shard split from this one (`exact`: the part that shard was
+   * made with): handing over or dropping any other would lose names this shard must answer for.
+   */
+  checkDescends(part: NamePart, exact: boolean): void {
+    const h = this.known();
+    const at = h.indexOf(part.count);
+    const own = this.index === null ? null : (this.birth()?.part ?? { count: h[0]!, index: this.index, unhashed: false });
+    const ok =
+      own !== null &&
+      at > 0 &&
+      Number.isSafeInteger(part.index) &&
+      part.index >= 0 &&
+      part.index < part.count &&
+      part.index !== this.index &&
+      partWithin(part, own) &&
+      (!exact || part.index >= h[at - 1]!);
+    if (!ok) throw new Unavailable(`names ${part.index} of ${part.count} are not of a shard split from shard ${this.index}`);
+  }
+
   /** Refuses a forwarded batch with a name outside the part it claims. */
   checkInPart(hashes: readonly number[], part: NamePart): void {
     const stray = hashes.find((h) => !inPart(h, part));
@@ -186,8 +222,9 @@ export class ShardSplit {
 
   /** A page of this shard's rows of `part`'s names, after `after`, for the new shard that holds them now. */
   handOverPage(part: NamePart, table: SplitTable, after: RowKey | null): HandOverPage {
-    this.known();
+    this.checkDescends(part, true);
     if (!SPLIT_TABLES.includes(table)) throw new Unavailable(`no table ${table} to hand over`);
+    if (after !== null && (!Array.isArray(after) || after.length !== PRIMARY_KEYS[table].length || after.some((k) => typeof k !== "string"))) throw new Unavailable(`a cursor of ${table} is ${PRIMARY_KEYS[table].length} texts`);
     if (this.upstream() !== null) return { wait: `shard ${this.index} is still taking in its own names` };
     if (!this.hashes.done()) return { wait: `shard ${this.index} is still filling in name hashes` };
     this.checkNotGiven(part);
@@ -197,6 +234,7 @@ export class ShardSplit {
 
   /** The new shard holding `part` has every row of it: stop counting them here, and drop them. */
   handedOver(part: NamePart): void {
+    this.checkDescends(part, true);
     if (this.givenHolding(part) !== null) return;
     this.hooks.transaction(() => {
       this.hooks.dropUsage(part);
@@ -238,14 +276,30 @@ export class ShardSplit {
     // Every table walked: the parent stops counting these names and drops them, then they are ours.
     await this.exclusive(async () => {
       await parent.handedOver(b.part);
-      this.hooks.transaction(() => {
-        this.cells.set("taken", END);
-        for (const t of SPLIT_TABLES) this.cells.delete(`take:${t}`);
-        this.hooks.recountUsage();
-      });
+      this.finishTaking();
     });
-    console.log(JSON.stringify({ event: "shard-split-complete", shard: this.index, from: b.parent, rows: Number(this.cells.get("taken-rows") ?? "0") }));
     return Date.now();
+  }
+
+  /**
+   * The parent has handed this shard's names over (it says so, or answers HandedOver, which it
+   * does only once this shard's walk has ended): from now on this shard answers alone.
+   */
+  finishTaking(): void {
+    const b = this.birth();
+    if (b === null || this.cells.get("taken") === END) return;
+    if (SPLIT_TABLES.some((t) => this.cells.get(`take:${t}`) !== END)) throw new Error(`shard ${this.index} was told its names are handed over before its walk ended`);
+    this.hooks.transaction(() => {
+      this.cells.set("taken", END);
+      for (const t of SPLIT_TABLES) this.cells.delete(`take:${t}`);
+      // A removal or tag change forwarded before the walk brought its version waits here for it,
+      // but the parent applied it to the version the walk then copied: nothing waits any more.
+      this.sql.exec("DELETE FROM early_removals WHERE EXISTS (SELECT 1 FROM versions v WHERE v.tenant = early_removals.tenant AND v.bucket = early_removals.bucket AND v.key = early_removals.key AND v.uvid = early_removals.target)");
+      this.sql.exec("DELETE FROM early_tags WHERE EXISTS (SELECT 1 FROM versions v WHERE v.tenant = early_tags.tenant AND v.bucket = early_tags.bucket AND v.key = early_tags.key AND v.uvid = early_tags.target)");
+      this.hooks.recountUsage();
+    });
+    this.hooks.recount();
+    console.log(JSON.stringify({ event: "shard-split-complete", shard: this.index, from: b.parent, rows: Number(this.cells.get("taken-rows") ?? "0") }));
   }
 
   /** A row as the parent keeps it: the columns both tables have (the parent may be of an older form). */

@@ -15,6 +15,7 @@ import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/
 import type { StoredRef } from "../../common/protocol.ts";
 import { configOf, groupIndexOf, groupStub, type Env } from "../shared/env.ts";
 import type { Refusal } from "../shared/refusal.ts";
+import { Unavailable } from "../shared/unavailable.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import { AlarmClock } from "./alarm-clock.ts";
 import { RefBook, type RefChange } from "./backrefs.ts";
@@ -185,6 +186,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: WriteOptions = {}): Promise<PutVersionResult | Refusal> {
     await this.split.claim("name", [nhid]);
+    this.checkShard(nhid, shard);
     return this.names.write({ ...o, nhid, shard, body, versioning });
   }
 
@@ -201,11 +203,13 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal> {
     await this.split.claim("name", [nhid]);
+    this.checkShard(nhid, shard);
     return this.names.deleteName(nhid, shard, marker, versioning);
   }
 
   async deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null> {
     await this.split.claim("name", [nhid]);
+    this.checkShard(nhid, shard);
     return this.names.deleteVersion(nhid, shard, name, versionId);
   }
 
@@ -220,6 +224,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
   }
 
   /** A shard asks an idle group to move its cutoff; resolves once the shard has applied it. */
+  /** A caller on another SHARD_COUNT (during a deploy) would queue the record for a shard that refuses it: refused here instead, to be retried. */
+  private checkShard(nhid: Nhid, shard: number): void {
+    const count = configOf(this.env).shardCount;
+    if (shard !== shardOf(nhid, count)) throw new Unavailable(`the name belongs to shard ${shardOf(nhid, count)} of ${count}, not ${shard}: SHARD_COUNT differs between the caller and group ${this.group}`);
+  }
+
   advanceCutoff(shard: number): Promise<void> {
     return this.names.advanceCutoff(shard);
   }
@@ -239,6 +249,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async commitEdit(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal> {
     await this.split.claim("name", [nhid]);
+    this.checkShard(nhid, shard);
     return this.names.commitEdit({ ...o, nhid, shard, body, versioning });
   }
 
@@ -268,6 +279,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async createUpload(nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
     await this.split.claim("name", [nhid]);
+    this.checkShard(nhid, shard);
     return this.uploads.create(nhid, shard, info);
   }
 

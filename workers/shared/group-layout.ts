@@ -58,6 +58,11 @@ export class GroupLayout {
     return this.sql.exec(`SELECT count FROM ${this.kind.table} ORDER BY count`).toArray().map((r) => Number(r.count));
   }
 
+  /** Counts of a history learnt from elsewhere (the Cluster's) that this one lacks. */
+  adopt(history: readonly number[]): void {
+    for (const c of history) this.sql.exec(`INSERT OR IGNORE INTO ${this.kind.table} (since, count) VALUES (0, ?)`, c);
+  }
+
   /**
    * Record `count` if it is new (`before`: the count this object last ran with, if it kept none). A count that cannot follow (fewer groups, or not a multiple)
    * throws: the object refuses to start rather than send ids to groups that never held them.
