@@ -43,11 +43,12 @@ type Send = ReturnType<typeof signedSend>;
 type Latencies = { get: number[]; put: number[]; list: number[]; failed?: number };
 
 /**
- * Small reads (of `small-0..reads-1`), writes and listings of 100 keys, one at a time, until
- * `stop()` says so; their latencies, and how many failed (`tolerate`: counted and retried after
- * 50 ms, not thrown).
+ * Small reads (of `small-0..reads-1`) and writes, and with `lists` a listing of 100 keys every
+ * fourth round, one at a time, until `stop()` says so; their latencies, and how many failed
+ * (`tolerate`: counted and retried after 50 ms, not thrown).
  */
-function smallClient(send: Send, bucket: string, reads: number, tolerate = false): (stop: () => boolean) => Promise<Latencies> {
+function smallClient(send: Send, bucket: string, reads: number, o: { tolerate?: boolean; lists?: boolean } = {}): (stop: () => boolean) => Promise<Latencies> {
+  const { tolerate = false, lists = false } = o;
   let written = 0;
   const timed = async (out: number[], fails: { n: number }, op: () => Promise<unknown>) => {
     const s = performance.now();
@@ -69,7 +70,7 @@ function smallClient(send: Send, bucket: string, reads: number, tolerate = false
       await timed(get, failed, () => send("GET", `/${bucket}/small-${i % reads}`));
       const w = written++;
       await timed(put, failed, () => send("PUT", `/${bucket}/during-${w}`, pseudoRandom(4096, 20_000 + w)));
-      if (i % 4 === 0) await timed(list, failed, () => send("GET", `/${bucket}?list-type=2&max-keys=100&start-after=small-${i % reads}`));
+      if (lists && i % 4 === 0) await timed(list, failed, () => send("GET", `/${bucket}?list-type=2&max-keys=100&start-after=small-${i % reads}`));
     }
     return { get, put, list, failed: failed.n };
   };
@@ -152,6 +153,10 @@ interface ShardSplitStatus {
 /** What differs between splitting groups and splitting shards. */
 interface SplitKind<S> {
   name: string;
+  bucket: string;
+  /** Clients list too (what shards serve). */
+  lists: boolean;
+  pollMs: number;
   /** The count setting, its value before and after. */
   setting: "GROUP_COUNT" | "SHARD_COUNT";
   from: number;
@@ -170,6 +175,9 @@ interface SplitKind<S> {
 
 const GROUPS: SplitKind<GroupSplitStatus> = {
   name: "groups",
+  bucket: "split",
+  lists: false,
+  pollMs: 250,
   setting: "GROUP_COUNT",
   from: 8,
   to: 16,
@@ -190,6 +198,9 @@ const GROUPS: SplitKind<GroupSplitStatus> = {
 
 const SHARDS: SplitKind<ShardSplitStatus> = {
   name: "shards",
+  bucket: "shards",
+  lists: true,
+  pollMs: 100,
   setting: "SHARD_COUNT",
   from: 4,
   to: 8,
@@ -210,7 +221,8 @@ async function split<S>(kind: SplitKind<S>): Promise<void> {
   const c = new LocalCluster({ port: await freePort(), dataDir: dir, vars: { REPLICAS: "3", [kind.setting]: String(kind.from) } });
   c.stopOnSignal();
   const objects = Number(values.objects);
-  const bucket = `split-${kind.name}`;
+  const bucket = kind.bucket;
+  const client = { lists: kind.lists };
   log(`starting a local cluster (R=3, ${c.targetCount} targets, ${kind.from} ${kind.name}) in ${dir}...`);
   await c.start();
   let http = new MinimalHttp(c.endpoint);
@@ -231,7 +243,7 @@ async function split<S>(kind: SplitKind<S>): Promise<void> {
     log(`loaded ${objects} objects of ${kind.objectBytes} B in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const before = await status();
     const quietEnd = performance.now() + 5000;
-    latencyLine("before", await smallClient(send, bucket, objects)(() => performance.now() > quietEnd));
+    latencyLine("before", await smallClient(send, bucket, objects, client)(() => performance.now() > quietEnd));
 
     // A redeploy: the local gateway restarts with the new count (a real deploy does not stop).
     // The client starts as soon as the gateway answers, while the targets link again and the
@@ -244,11 +256,11 @@ async function split<S>(kind: SplitKind<S>): Promise<void> {
     const readyAt = performance.now();
     log(`gateway redeployed with ${kind.to} ${kind.name} in ${((readyAt - t) / 1000).toFixed(1)} s (local restart)`);
     let movedAt = 0;
-    const during = smallClient(send, bucket, objects, true)(() => movedAt > 0);
+    const during = smallClient(send, bucket, objects, { ...client, tolerate: true })(() => movedAt > 0);
     await c.waitForTargets();
     let last: S[] = [];
     for (;;) {
-      await sleep(100);
+      await sleep(kind.pollMs);
       last = await status();
       if (movedAt === 0 && kind.moved(last)) movedAt = performance.now();
       if (movedAt > 0 && kind.over(last)) break;
@@ -260,7 +272,7 @@ async function split<S>(kind: SplitKind<S>): Promise<void> {
     log(`${kind.name} storage (MiB) before: ${storage(before)}`);
     log(`${kind.name} storage (MiB) after:  ${storage(last)}`);
     const quietAfter = performance.now() + 5000;
-    latencyLine("after", await smallClient(send, bucket, objects)(() => performance.now() > quietAfter));
+    latencyLine("after", await smallClient(send, bucket, objects, client)(() => performance.now() > quietAfter));
   } finally {
     http.close();
     await c.stop();

@@ -27,9 +27,9 @@ describe("a prepared merge in a group", () => {
     expect(await g.leaseName(nhid, "s1", 60_000)).toBe(true);
     const prepared = await g.prepareMerge("m1", [item(nhid, "k", "s1")]);
     expect("hold" in prepared).toBe(true);
-    const put = await g.putVersion(nhid, 0, body("k"), "Enabled");
+    const put = await g.putVersion(nhid, body("k"), "Enabled");
     expect(put).toMatchObject({ refused: "OperationAborted", details: { Key: "k" } });
-    expect(await g.deleteName(nhid, 0, { ...body("k"), deleteMarker: true }, "Enabled")).toMatchObject({ refused: "OperationAborted" });
+    expect(await g.deleteName(nhid, { ...body("k"), deleteMarker: true }, "Enabled")).toMatchObject({ refused: "OperationAborted" });
     expect(await g.prepareMerge("m2", [item(nhid, "k", "s1")])).toMatchObject({ refused: "OperationAborted" });
     await g.abortMerge("m1");
     expect(await g.prepareMerge("m3", [item(nhid, "k", "s1")])).toHaveProperty("hold");

@@ -9,8 +9,12 @@ import { ensureWithoutRowid } from "../shared/without-rowid.ts";
 import { isRemovalRecord, isTagsRecord, isUploadRecord, type RemovalRecord, type ShardRecord, type TagsRecord, type UploadRecord, type VersionRecord } from "./records.ts";
 import type { UsageBook } from "./usage.ts";
 
-/** Every table with a row per name (or per version of one): what a shard split hands over. */
-export const SPLIT_TABLES = ["versions", "current", "early_removals", "early_tags", "uploads"] as const;
+/**
+ * Every table with a row per name (or per version of one): what a shard split hands over, in
+ * this order. Waiting removals and tag changes go before versions: one the parent still keeps
+ * when the walk passes it is then here for its version, however late that version comes.
+ */
+export const SPLIT_TABLES = ["early_removals", "early_tags", "versions", "current", "uploads"] as const;
 export type SplitTable = (typeof SPLIT_TABLES)[number];
 
 export class RecordTables {

@@ -28,7 +28,8 @@ export interface LifecycleProgress {
 
 /** shard.ts says what each call does. */
 export interface ShardRpc extends Rpc.DurableObjectBranded {
-  applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string } | null>;
+  /** `stray`: a record's name is another shard's (the group sends it by an older count). */
+  applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string; stray?: true } | null>;
   applyForwarded(records: ShardRecord[], part: NamePart): Promise<void>;
   listVersions(q: VersionQuery, bound?: Uvid, part?: NamePart): Promise<VersionPage>;
   listUploads(q: UploadQuery, part?: NamePart): Promise<UploadPage>;

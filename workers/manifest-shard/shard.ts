@@ -93,7 +93,7 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
    * shard's, is refused whole (answered, not thrown, so that the group can say why): applying it
    * would let its records arrive after a point-in-time answer that did not wait for them.
    */
-  async applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string } | null> {
+  async applyRecords(records: ShardRecord[], source: SourceCutoff): Promise<{ refused: string; stray?: true } | null> {
     if (!this.sources.expects(source.group)) {
       return { refused: `this shard expects records from groups 0..${this.sources.all().length - 1}, not from group ${source.group}: GROUP_COUNT differs between the group and the shard` };
     }
@@ -102,7 +102,7 @@ export class ManifestShard extends DurableObject<Env> implements ShardRpc {
     const own = this.split.ownPart();
     const stray = own === null ? -1 : hashes.findIndex((h) => !inPart(h, own));
     if (own !== null && stray >= 0) {
-      return { refused: `a record for ${records[stray]!.bucket}/${records[stray]!.key} belongs to shard ${hashes[stray]! % own.count} of ${own.count}, not ${own.index}: SHARD_COUNT differs between the group and the shard` };
+      return { refused: `a record for ${records[stray]!.bucket}/${records[stray]!.key} belongs to shard ${hashes[stray]! % own.count} of ${own.count}, not ${own.index}: SHARD_COUNT differs between the group and the shard`, stray: true };
     }
     if (!this.split.taking()) {
       this.applyHere(records, hashes, source);

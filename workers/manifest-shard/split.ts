@@ -20,7 +20,7 @@ import { StateCells } from "../shared/state-cells.ts";
 import { Unavailable } from "../shared/unavailable.ts";
 import { SPLIT_TABLES, type SplitTable } from "./apply.ts";
 import { NameHashes } from "./name-hashes.ts";
-import { inPart, partCond, partWithin, type NamePart } from "./name-part.ts";
+import { inPart, nameHashOf, partCond, partWithin, type NamePart } from "./name-part.ts";
 import type { ShardRpc } from "./rpc.ts";
 import { keyMatch, keyOf, pageAfter, PRIMARY_KEYS, type Row, type RowKey } from "./table-pages.ts";
 
@@ -108,9 +108,26 @@ export class ShardSplit {
     if (ranWith !== null && !history.includes(Number(ranWith))) {
       throw new Unavailable(`shard ${this.index} last ran with SHARD_COUNT ${ranWith}, which the cluster's shard counts ${history.join(" -> ")} do not hold: run the old count once with this version before raising it`);
     }
+    // A shard from before counts were kept: its names must be its own at this count, or the count
+    // changed in the same deploy as this version, with no record of the old one. Sixteen names
+    // of another count's shard pass by chance once in 65,536.
+    if (ranWith === null && this.index !== null) {
+      const names = this.sql.exec("SELECT tenant, bucket, key FROM current LIMIT 16").toArray();
+      for (const n of names) {
+        const h = await nameHashOf(String(n.tenant), String(n.bucket), String(n.key));
+        if (!inPart(h, { count, index: this.index, unhashed: false }) && !this.descendsFromHistory(h, history)) {
+          throw new Unavailable(`shard ${this.index} holds names of another SHARD_COUNT than ${count} and kept no record of it: set SHARD_COUNT back, run it once with this version, then raise it`);
+        }
+      }
+    }
     this.cells.set("count", String(count));
     this.hooks.adoptGroups(layouts.groups);
     this.history = history;
+  }
+
+  /** Whether a name with hash `h` may be in this shard's tables under `history` (its own, or a new shard's not yet taken). */
+  private descendsFromHistory(h: number, history: readonly number[]): boolean {
+    return history.some((c) => inPart(h, { count: c, index: this.index! % c, unhashed: false }) && this.index! < c);
   }
 
   loaded(): boolean {
@@ -208,7 +225,7 @@ export class ShardSplit {
       part.index < part.count &&
       part.index !== this.index &&
       partWithin(part, own) &&
-      (!exact || part.index >= h[at - 1]!);
+      (!exact || (part.index >= h[at - 1]! && part.index % h[at - 1]! === this.index));
     if (!ok) throw new Unavailable(`names ${part.index} of ${part.count} are not of a shard split from shard ${this.index}`);
   }
 

@@ -10,12 +10,11 @@
 // (reclaim.ts). Which group it is comes from its own name; one alarm serves every part.
 
 import { DurableObject } from "cloudflare:workers";
-import { chidOf, nhidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
+import { chidOf, shardOf, type Chid, type Nhid, type TargetId, type Uvid } from "../../common/ids.ts";
 import type { ObjectChecksum, VersionBody, VersionManifest } from "../../common/manifest.ts";
 import type { StoredRef } from "../../common/protocol.ts";
 import { configOf, groupIndexOf, groupStub, type Env } from "../shared/env.ts";
 import type { Refusal } from "../shared/refusal.ts";
-import { Unavailable } from "../shared/unavailable.ts";
 import type { Versioning } from "../shared/versioning.ts";
 import { AlarmClock } from "./alarm-clock.ts";
 import { RefBook, type RefChange } from "./backrefs.ts";
@@ -135,8 +134,7 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     // unpushed references), or a split whose ids are still to come in (or not yet known to be
     // none), brings the alarm back; set before any request is served.
     void ctx.blockConcurrencyWhile(async () => {
-      const shards = configOf(env).shardCount;
-      await book.readdress(shards, async (r) => shardOf(await nhidOf(r.tenant, r.bucket, r.key), shards));
+      await book.readdress(configOf(env).shardCount);
       const due = [this.names.resumeAt(), this.merges.resumeAt(), this.repair.resumeAt(), this.reclaim.resumeAt(), this.nodes.recountWaiting() ? Date.now() + OUTBOX_RETRY_MS : null, this.split.settled() ? null : Date.now()].filter((t): t is number => t !== null);
       if (due.length > 0) await this.alarms.by(Math.min(...due));
     });
@@ -184,10 +182,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   // ---- RPC: names and versions (names.ts) ----
 
-  async putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: WriteOptions = {}): Promise<PutVersionResult | Refusal> {
+  async putVersion(nhid: Nhid, body: VersionBody, versioning: Versioning, o: WriteOptions = {}): Promise<PutVersionResult | Refusal> {
     await this.split.claim("name", [nhid]);
-    this.checkShard(nhid, shard);
-    return this.names.write({ ...o, nhid, shard, body, versioning });
+    return this.names.write({ ...o, nhid, shard: this.shardOf(nhid), body, versioning });
   }
 
   async getVersion(nhid: Nhid, versionId: Uvid | "null" | null = null): Promise<StoredVersion | null> {
@@ -201,16 +198,14 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     return this.names.manifest(nhid, uvid, vmChid);
   }
 
-  async deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal> {
+  async deleteName(nhid: Nhid, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal> {
     await this.split.claim("name", [nhid]);
-    this.checkShard(nhid, shard);
-    return this.names.deleteName(nhid, shard, marker, versioning);
+    return this.names.deleteName(nhid, this.shardOf(nhid), marker, versioning);
   }
 
-  async deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null> {
+  async deleteVersion(nhid: Nhid, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null> {
     await this.split.claim("name", [nhid]);
-    this.checkShard(nhid, shard);
-    return this.names.deleteVersion(nhid, shard, name, versionId);
+    return this.names.deleteVersion(nhid, this.shardOf(nhid), name, versionId);
   }
 
   async setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null> {
@@ -220,16 +215,19 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async setVersionTags(at: TagsAt, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null> {
     await this.split.claim("name", [at.nhid]);
-    return this.names.setTags(at, tags);
+    return this.names.setTags({ ...at, shard: this.shardOf(at.nhid) }, tags);
+  }
+
+  /**
+   * A name's shard by this group's own SHARD_COUNT, whatever a caller says (one on another count
+   * during a deploy, a session or merge begun before a split): a record queued for a shard
+   * that no longer holds its name would be refused there for ever.
+   */
+  private shardOf(nhid: Nhid): number {
+    return shardOf(nhid, configOf(this.env).shardCount);
   }
 
   /** A shard asks an idle group to move its cutoff; resolves once the shard has applied it. */
-  /** A caller on another SHARD_COUNT (during a deploy) would queue the record for a shard that refuses it: refused here instead, to be retried. */
-  private checkShard(nhid: Nhid, shard: number): void {
-    const count = configOf(this.env).shardCount;
-    if (shard !== shardOf(nhid, count)) throw new Unavailable(`the name belongs to shard ${shardOf(nhid, count)} of ${count}, not ${shard}: SHARD_COUNT differs between the caller and group ${this.group}`);
-  }
-
   advanceCutoff(shard: number): Promise<void> {
     return this.names.advanceCutoff(shard);
   }
@@ -247,17 +245,16 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
     this.leases.release(nhid, holder);
   }
 
-  async commitEdit(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal> {
+  async commitEdit(nhid: Nhid, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal> {
     await this.split.claim("name", [nhid]);
-    this.checkShard(nhid, shard);
-    return this.names.commitEdit({ ...o, nhid, shard, body, versioning });
+    return this.names.commitEdit({ ...o, nhid, shard: this.shardOf(nhid), body, versioning });
   }
 
   // ---- RPC: a fork's merge (merge-commits.ts) ----
 
   async prepareMerge(merge: string, items: MergeItem[]): Promise<{ hold: Uvid } | Refusal> {
     await this.split.claim("name", items.map((i) => i.nhid));
-    return this.merges.prepare(merge, items);
+    return this.merges.prepare(merge, items.map((i) => ({ ...i, shard: this.shardOf(i.nhid) })));
   }
 
   async mergeStamp(atLeast: number): Promise<Uvid> {
@@ -277,10 +274,9 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   // ---- RPC: multipart uploads (multipart.ts) ----
 
-  async createUpload(nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
+  async createUpload(nhid: Nhid, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }> {
     await this.split.claim("name", [nhid]);
-    this.checkShard(nhid, shard);
-    return this.uploads.create(nhid, shard, info);
+    return this.uploads.create(nhid, this.shardOf(nhid), info);
   }
 
   async uploadReplicas(nhid: Nhid, uploadId: string): Promise<{ replicas: number | null } | Refusal> {
@@ -300,12 +296,12 @@ export class NegotiatingGroup extends DurableObject<Env> implements GroupRpc {
 
   async completeUpload(at: UploadAt, o: { listed: ListedPart[]; condition: WriteCondition | null; versioning: Versioning }): Promise<(PutVersionResult & { etag: string; checksum: ObjectChecksum | null }) | Refusal> {
     await this.split.claim("name", [at.nhid]);
-    return this.uploads.complete(at, o);
+    return this.uploads.complete({ ...at, shard: this.shardOf(at.nhid) }, o);
   }
 
   async abortUpload(at: UploadAt): Promise<Refusal | null> {
     await this.split.claim("name", [at.nhid]);
-    return this.uploads.abort(at);
+    return this.uploads.abort({ ...at, shard: this.shardOf(at.nhid) });
   }
 
   // ---- RPC: lifecycle rules (lifecycle-actions.ts) ----

@@ -75,6 +75,9 @@ export class Names {
     this.c = c;
     this.feed = new ShardFeed(async (s, records) => {
       const refused = await shardStub(c.env, s).applyRecords(records, { group: c.group, cutoff: c.book.cutoffFor(s, records) });
+      // Queued for a shard that no longer holds the name (a merge prepared before a split): the
+      // outbox is addressed again by this count, and the alarm sends the records there.
+      if (refused?.stray) await c.book.readdress(configOf(c.env).shardCount, { force: true });
       if (refused) throw new Error(refused.refused);
       c.book.delivered(s, records.map((r) => r.uvid));
     });

@@ -85,11 +85,11 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   putNode(bytes: Uint8Array, replicas?: number | null): Promise<void>;
 
   // names and versions
-  putVersion(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o?: WriteOptions): Promise<PutVersionResult | Refusal>;
+  putVersion(nhid: Nhid, body: VersionBody, versioning: Versioning, o?: WriteOptions): Promise<PutVersionResult | Refusal>;
   getVersion(nhid: Nhid, versionId?: Uvid | "null" | null): Promise<StoredVersion | null>;
   readVersion(nhid: Nhid, uvid: Uvid, vmChid: Chid): Promise<VersionManifest>;
-  deleteName(nhid: Nhid, shard: number, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal>;
-  deleteVersion(nhid: Nhid, shard: number, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null>;
+  deleteName(nhid: Nhid, marker: VersionBody, versioning: Versioning): Promise<{ versionId: string | null; deleteMarker: boolean } | Refusal>;
+  deleteVersion(nhid: Nhid, name: { tenant: string; bucket: string; key: string }, versionId: Uvid | "null"): Promise<{ versionId: string; deleteMarker: boolean } | Refusal | null>;
   setVersionReplicas(nhid: Nhid, versionId: Uvid | "null" | null, replicas: number | null): Promise<{ uvid: Uvid } | null>;
   setVersionTags(at: TagsAt, tags: Tag[]): Promise<{ uvid: Uvid; isNull: boolean } | null>;
   advanceCutoff(shard: number): Promise<void>;
@@ -97,7 +97,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   // editing sessions
   leaseName(nhid: Nhid, holder: string, ttlMs: number): Promise<boolean>;
   releaseName(nhid: Nhid, holder: string): Promise<void>;
-  commitEdit(nhid: Nhid, shard: number, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal>;
+  commitEdit(nhid: Nhid, body: VersionBody, versioning: Versioning, o: { condition: WriteCondition | null; holder: string; replicas?: number | null }): Promise<PutVersionResult | Refusal>;
 
   // a fork's merge
   prepareMerge(merge: string, items: MergeItem[]): Promise<{ hold: Uvid } | Refusal>;
@@ -106,7 +106,7 @@ export interface GroupRpc extends Rpc.DurableObjectBranded {
   abortMerge(merge: string): Promise<void>;
 
   // multipart uploads
-  createUpload(nhid: Nhid, shard: number, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }>;
+  createUpload(nhid: Nhid, info: Omit<UploadInfo, "uploadId" | "initiated">): Promise<{ uploadId: string; initiated: number }>;
   uploadReplicas(nhid: Nhid, uploadId: string): Promise<{ replicas: number | null } | Refusal>;
   putPart(nhid: Nhid, uploadId: string, part: Omit<PartRow, "uploaded">): Promise<{ uploaded: number } | Refusal>;
   listParts(nhid: Nhid, uploadId: string, after: number, limit: number): Promise<{ upload: UploadInfo; parts: PartSummary[]; truncated: boolean } | Refusal>;

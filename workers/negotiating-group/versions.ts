@@ -13,7 +13,7 @@
 // start just past the lease, so they may run up to CLOCK_LEASE_MS ahead of the wall clock.
 // Likewise the outbox forgets delivered records lazily, in the next commit's transaction.
 
-import { asChid, asUvid, type Chid, formatUvid, type Nhid, parseUvid, type Uvid } from "../../common/ids.ts";
+import { asChid, asUvid, type Chid, formatUvid, type Nhid, nhidOf, parseUvid, shardOf as shardOfNhid, type Uvid } from "../../common/ids.ts";
 import type { RemovalRecord, ShardRecord, TagsRecord, VersionRecord } from "../manifest-shard/records.ts";
 import { CutoffTracker } from "./cutoff.ts";
 import { tagsOfJson, tagsToJson, type Tag } from "../shared/tags.ts";
@@ -93,13 +93,14 @@ export class VersionBook {
 
   /**
    * Records queued under another shard count (shards split since: manifest-shard/split.ts) go to
-   * their names' shards of this one (`shardOf`), so that no record is sent to a shard that now
-   * refuses it. Run before any record is sent.
+   * their names' shards of this one, so that no record is sent to a shard that now refuses it.
+   * Run before any record is sent, and again (`force`) when a shard refuses one as not its own.
    */
-  async readdress(count: number, shardOf: (r: ShardRecord) => Promise<number>): Promise<void> {
+  async readdress(count: number, o: { force?: boolean } = {}): Promise<void> {
     this.sql.exec("CREATE TABLE IF NOT EXISTS outbox_count (k INTEGER PRIMARY KEY CHECK (k = 0), count INTEGER NOT NULL)");
     const stored = this.sql.exec("SELECT count FROM outbox_count WHERE k = 0").toArray()[0];
-    if (stored && Number(stored.count) === count) return;
+    if (stored && Number(stored.count) === count && !o.force) return;
+    const shardOf = async (r: ShardRecord) => shardOfNhid(await nhidOf(r.tenant, r.bucket, r.key), count);
     let after = 0;
     for (;;) {
       const rows = this.sql.exec("SELECT rowid, shard, uvid, record FROM outbox WHERE rowid > ? ORDER BY rowid LIMIT 500", after).toArray();

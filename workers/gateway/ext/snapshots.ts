@@ -4,7 +4,7 @@
 // listings and GETs), restored into a bucket by new versions naming the same chunks, and
 // deleted. JSON in and out; signed like any S3 request, and confined to the caller's tenant.
 
-import { groupOf, nhidOf, shardOf } from "../../../common/ids.ts";
+import { groupOf, nhidOf } from "../../../common/ids.ts";
 import { isRefusal } from "../../shared/refusal.ts";
 import { groupStub, snapshotCatalogStub } from "../../shared/env.ts";
 import type { CatalogRefusal, Edit, SnapshotInfo } from "../../snapshots/rpc.ts";
@@ -145,7 +145,7 @@ export async function restoreSnapshot(ctx: RequestContext, id: string): Promise<
       const tg = groupOf(nhid, ctx.cfg.groupCount);
       const body = sameContent(vm, { tenant: ctx.tenant, bucket: toBucket, key }, ctx.auth.accessKey);
       await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
-      const put = await groupStub(ctx.env, tg).putVersion(nhid, shardOf(nhid, ctx.cfg.shardCount), body, target.versioning);
+      const put = await groupStub(ctx.env, tg).putVersion(nhid, body, target.versioning);
       if (isRefusal(put)) refused(put);
       restored++;
       bytes += e.size;

@@ -147,7 +147,7 @@ export async function copyObject(ctx: RequestContext, bucket: string, key: strin
   // later never touches it. Until its references are in, a hold keeps the shared chunks.
   await holdNamedChunks(ctx.env, ctx.cfg, body.chunks);
   const tags = tagDirective === "REPLACE" ? newTags : sourceTags;
-  const put = await groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, body, info.versioning, { condition, replicas, tags });
+  const put = await groupStub(ctx.env, place.group).putVersion(place.nhid, body, info.versioning, { condition, replicas, tags });
   if (isRefusal(put)) refused(put);
   const result: XmlNode = { ETag: `"${vm.etag}"`, LastModified: isoTime(put.created) };
   if (vm.checksum) {

@@ -46,12 +46,12 @@ async function deleteKey(ctx: RequestContext, info: BucketInfo, at: { bucket: st
   const place = await placeOf(ctx, bucket, key);
   if (versionId !== null) {
     // A version that is not there is already deleted: S3 answers success.
-    const r = await groupStub(ctx.env, place.group).deleteVersion(place.nhid, place.shard, { tenant: ctx.tenant, bucket, key }, versionId);
+    const r = await groupStub(ctx.env, place.group).deleteVersion(place.nhid, { tenant: ctx.tenant, bucket, key }, versionId);
     if (isRefusal(r)) refused(r);
     return r ?? { versionId, deleteMarker: false };
   }
   const marker = deleteMarkerOf({ tenant: ctx.tenant, bucket, key }, ctx.auth.accessKey);
-  const r = await groupStub(ctx.env, place.group).deleteName(place.nhid, place.shard, marker, info.versioning);
+  const r = await groupStub(ctx.env, place.group).deleteName(place.nhid, marker, info.versioning);
   if (isRefusal(r)) refused(r);
   return r;
 }

@@ -57,7 +57,7 @@ export async function createMultipartUpload(ctx: RequestContext, bucket: string,
     throw new S3Error("InvalidRequest", "x-amz-checksum-type requires x-amz-checksum-algorithm");
   }
   const place = await placeOf(ctx, bucket, key);
-  const { uploadId } = await groupStub(ctx.env, place.group).createUpload(place.nhid, place.shard, {
+  const { uploadId } = await groupStub(ctx.env, place.group).createUpload(place.nhid, {
     tenant: ctx.tenant,
     bucket,
     key,

@@ -233,7 +233,7 @@ export async function commitObject(ctx: RequestContext, at: { bucket: string; ke
   const info = await w.info;
   const [, put] = await Promise.all([
     result.stored,
-    groupStub(ctx.env, place.group).putVersion(place.nhid, place.shard, vbody, info.versioning, { chunksStored: chunks.length > 0 ? chunksStored : null, condition: opts.condition, replicas: opts.replicas, tags: opts.tags }),
+    groupStub(ctx.env, place.group).putVersion(place.nhid, vbody, info.versioning, { chunksStored: chunks.length > 0 ? chunksStored : null, condition: opts.condition, replicas: opts.replicas, tags: opts.tags }),
   ]);
   if (isRefusal(put)) refused(put);
   const out: Record<string, string> = { etag: `"${result.md5}"`, ...versionHeader(info, put.uvid, put.versionId === "null") };

@@ -445,7 +445,7 @@ export class PendingVersion {
     await requireRoom(room, body.size);
     let committed = false;
     const r = await groupStub(this.ctx.env, this.place.group)
-      .commitEdit(this.place.nhid, this.place.shard, body, this.versioning, { condition: this.condition, holder: this.holder, replicas: this.replicas })
+      .commitEdit(this.place.nhid, body, this.versioning, { condition: this.condition, holder: this.holder, replicas: this.replicas })
       .then((answer) => ((committed = !isRefusal(answer)), answer))
       .finally(() => settleRoom(room, committed));
     if (isRefusal(r)) refused(r);
